@@ -1,0 +1,78 @@
+"""Plain records of the library, as the rest of modelyard sees it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass
+class ModelFile:
+    path: str
+    size: int
+    sha256: str | None = None
+
+
+@dataclass
+class Component:
+    role: str
+    path: str
+    size: int
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Adapter:
+    name: str
+    format: str
+    path: str
+    size: int
+    description: str = ""
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelSettings:
+    backend: str
+    options: dict[str, Any]
+
+
+@dataclass
+class Model:
+    """A library entry."""
+
+    name: str
+    category: str
+    format: str
+    path: str
+    description: str = ""
+    quantization: str | None = None
+    architecture: str | None = None
+    parameters: int | None = None
+    context_length: int | None = None
+    template: str | None = None
+    capabilities: list[str] = field(default_factory=list)
+    loaders: list[str] = field(default_factory=list)
+    unsafe: bool = False
+    facts: dict[str, Any] = field(default_factory=dict)
+    source: str = "local"
+    source_repo: str | None = None
+    source_revision: str | None = None
+    files: list[ModelFile] = field(default_factory=list)
+    components: list[Component] = field(default_factory=list)
+    adapters: list[Adapter] = field(default_factory=list)
+    settings: ModelSettings | None = None
+    id: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def component(self, role: str) -> Component | None:
+        return next((c for c in self.components if c.role == role), None)
+
+    def adapter(self, name: str) -> Adapter | None:
+        return next((a for a in self.adapters if a.name == name), None)

@@ -1,0 +1,255 @@
+"""The store: the only place that opens sessions and turns rows into records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from modelyard.catalog.records import Adapter, Component, Model, ModelFile, ModelSettings
+from modelyard.catalog.tables import AdapterRow, ComponentRow, ModelFileRow, ModelRow, SettingsRow
+from modelyard.errors import (
+    AdapterExists,
+    AdapterNotFound,
+    ComponentNotFound,
+    ModelExists,
+    ModelNotFound,
+)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_FIELDS = (
+    "name", "description", "category", "format", "path", "quantization", "architecture", "parameters",
+    "context_length", "template", "capabilities", "loaders", "unsafe", "facts", "source", "source_repo",
+    "source_revision",
+)  # fmt: skip
+
+
+def make_engine(url: str) -> Engine:
+    """An engine; for SQLite: WAL journal, foreign keys on, and a busy timeout."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def _model(row: ModelRow) -> Model:
+    return Model(
+        **{f: getattr(row, f) for f in _FIELDS},
+        files=[ModelFile(f.path, f.size, f.sha256) for f in row.files],
+        components=[Component(c.role, c.path, c.size, dict(c.facts or {})) for c in row.components],
+        adapters=[
+            Adapter(a.name, a.format, a.path, a.size, a.description, dict(a.facts or {}))
+            for a in row.adapters
+        ],
+        settings=ModelSettings(row.settings.backend, dict(row.settings.options)) if row.settings else None,
+        id=row.id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        migrate(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as s:
+            yield s
+
+    def _row(self, s: Session, name: str) -> ModelRow:
+        row = s.scalar(
+            select(ModelRow)
+            .where(ModelRow.name == name)
+            .options(
+                selectinload(ModelRow.files),
+                selectinload(ModelRow.components),
+                selectinload(ModelRow.adapters),
+                selectinload(ModelRow.settings),
+            )
+        )
+        if row is None:
+            raise ModelNotFound(name)
+        return row
+
+    # -- models --------------------------------------------------------------------------
+
+    def add_model(self, model: Model) -> Model:
+        try:
+            with self.session() as s:
+                row = ModelRow(**{f: getattr(model, f) for f in _FIELDS})
+                row.files = [ModelFileRow(path=f.path, size=f.size, sha256=f.sha256) for f in model.files]
+                row.components = [
+                    ComponentRow(role=c.role, path=c.path, size=c.size, facts=c.facts)
+                    for c in model.components
+                ]
+                if model.settings:
+                    row.settings = SettingsRow(backend=model.settings.backend, options=model.settings.options)
+                s.add(row)
+                s.flush()
+                return _model(row)
+        except IntegrityError:
+            raise ModelExists(
+                f"the library already has a model named {model.name!r} or with these files",
+                hint="pick another name with --name, or `modelyard show` the existing one",
+            ) from None
+
+    def get_model(self, name: str) -> Model:
+        with self.session() as s:
+            return _model(self._row(s, name))
+
+    def find_by_path(self, path: str) -> Model | None:
+        with self.session() as s:
+            name = s.scalar(select(ModelRow.name).where(ModelRow.path == path))
+        return None if name is None else self.get_model(name)
+
+    def has_name(self, name: str) -> bool:
+        with self.session() as s:
+            return s.scalar(select(ModelRow.id).where(ModelRow.name == name)) is not None
+
+    def list_models(self, category: str | None = None) -> list[Model]:
+        with self.session() as s:
+            q = (
+                select(ModelRow)
+                .order_by(ModelRow.category, ModelRow.name)
+                .options(
+                    selectinload(ModelRow.files),
+                    selectinload(ModelRow.components),
+                    selectinload(ModelRow.adapters),
+                    selectinload(ModelRow.settings),
+                )
+            )
+            if category:
+                q = q.where(ModelRow.category == category)
+            return [_model(r) for r in s.scalars(q)]
+
+    def update_model(self, name: str, **changes: Any) -> Model:
+        try:
+            with self.session() as s:
+                row = self._row(s, name)
+                for key, value in changes.items():
+                    if key not in _FIELDS:
+                        raise AttributeError(key)
+                    setattr(row, key, value)
+                s.flush()
+                return _model(row)
+        except IntegrityError:
+            raise ModelExists(f"the library already has a model named {changes.get('name')!r}") from None
+
+    def delete_model(self, name: str) -> None:
+        with self.session() as s:
+            s.delete(self._row(s, name))
+
+    def known_paths(self) -> set[str]:
+        """Every path the library refers to: models, their files, components and adapters."""
+        with self.session() as s:
+            paths = set(s.scalars(select(ModelRow.path)))
+            paths.update(s.scalars(select(ModelFileRow.path)))
+            paths.update(s.scalars(select(ComponentRow.path)))
+            paths.update(s.scalars(select(AdapterRow.path)))
+        return paths
+
+    # -- components, adapters, settings ------------------------------------------------------
+
+    def set_component(self, name: str, component: Component) -> Model:
+        with self.session() as s:
+            row = self._row(s, name)
+            existing = next((c for c in row.components if c.role == component.role), None)
+            if existing is None:
+                row.components.append(
+                    ComponentRow(
+                        role=component.role,
+                        path=component.path,
+                        size=component.size,
+                        facts=component.facts,
+                    )
+                )
+            else:
+                existing.path, existing.size, existing.facts = (
+                    component.path,
+                    component.size,
+                    component.facts,
+                )
+            s.flush()
+            return _model(row)
+
+    def remove_component(self, name: str, role: str) -> Model:
+        with self.session() as s:
+            row = self._row(s, name)
+            existing = next((c for c in row.components if c.role == role), None)
+            if existing is None:
+                raise ComponentNotFound(name, role)
+            row.components.remove(existing)
+            s.flush()
+            return _model(row)
+
+    def add_adapter(self, name: str, adapter: Adapter) -> Model:
+        with self.session() as s:
+            row = self._row(s, name)
+            if any(a.name == adapter.name for a in row.adapters):
+                raise AdapterExists(
+                    f"model {name!r} already has an adapter named {adapter.name!r}",
+                    hint="pick another name",
+                )
+            row.adapters.append(
+                AdapterRow(
+                    name=adapter.name,
+                    description=adapter.description,
+                    format=adapter.format,
+                    path=adapter.path,
+                    size=adapter.size,
+                    facts=adapter.facts,
+                )
+            )
+            s.flush()
+            return _model(row)
+
+    def remove_adapter(self, name: str, adapter: str) -> Model:
+        with self.session() as s:
+            row = self._row(s, name)
+            existing = next((a for a in row.adapters if a.name == adapter), None)
+            if existing is None:
+                raise AdapterNotFound(name, adapter)
+            row.adapters.remove(existing)
+            s.flush()
+            return _model(row)
+
+    def put_settings(self, name: str, settings: ModelSettings) -> Model:
+        with self.session() as s:
+            row = self._row(s, name)
+            if row.settings is None:
+                row.settings = SettingsRow(backend=settings.backend, options=settings.options)
+            else:
+                row.settings.backend, row.settings.options = settings.backend, settings.options
+            s.flush()
+            return _model(row)

@@ -1,0 +1,128 @@
+"""ORM tables. Only the store touches them; everyone else gets records (records.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    category: Mapped[str] = mapped_column(String(32), index=True)
+    format: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    quantization: Mapped[str | None] = mapped_column(String(64))
+    architecture: Mapped[str | None] = mapped_column(String(128))
+    parameters: Mapped[int | None] = mapped_column(BigInteger)
+    context_length: Mapped[int | None] = mapped_column(Integer)
+    template: Mapped[str | None] = mapped_column(String(32))
+    capabilities: Mapped[list[str]] = mapped_column(JSON, default=list)
+    loaders: Mapped[list[str]] = mapped_column(JSON, default=list)
+    unsafe: Mapped[bool] = mapped_column(Boolean, default=False)
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    source: Mapped[str] = mapped_column(String(32), default="local")
+    source_repo: Mapped[str | None] = mapped_column(String(256))
+    source_revision: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    files: Mapped[list[ModelFileRow]] = relationship(
+        back_populates="model",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="ModelFileRow.id",
+    )
+    components: Mapped[list[ComponentRow]] = relationship(
+        back_populates="model",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="ComponentRow.role",
+    )
+    adapters: Mapped[list[AdapterRow]] = relationship(
+        back_populates="model",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="AdapterRow.name",
+    )
+    settings: Mapped[SettingsRow | None] = relationship(
+        back_populates="model", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class ModelFileRow(Base):
+    __tablename__ = "model_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    path: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+
+    model: Mapped[ModelRow] = relationship(back_populates="files")
+
+
+class ComponentRow(Base):
+    __tablename__ = "components"
+    __table_args__ = (UniqueConstraint("model_id", "role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    model: Mapped[ModelRow] = relationship(back_populates="components")
+
+
+class AdapterRow(Base):
+    __tablename__ = "adapters"
+    __table_args__ = (UniqueConstraint("model_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    format: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    model: Mapped[ModelRow] = relationship(back_populates="adapters")
+
+
+class SettingsRow(Base):
+    __tablename__ = "model_settings"
+
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
+    backend: Mapped[str] = mapped_column(String(32))
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    model: Mapped[ModelRow] = relationship(back_populates="settings")

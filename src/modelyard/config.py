@@ -1,0 +1,45 @@
+"""The settings object: built once at start-up and passed down. Nothing reads the environment
+at import time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PORT = 11480
+
+
+def _default_home() -> Path:
+    return Path.home() / ".modelyard"
+
+
+class Settings(BaseSettings):
+    """modelyard's configuration, from MODELYARD_* environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELYARD_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home, description="where modelyard keeps its data")
+    host: str = Field(default="127.0.0.1", description="address the server listens on")
+    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the catalog; SQLite under home by default"
+    )
+    url: str | None = Field(
+        default=None, description="where the CLI finds the server; http://host:port by default"
+    )
+
+    @property
+    def catalog_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'catalog.db'}"
+
+    @property
+    def server_url(self) -> str:
+        if self.url:
+            return self.url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    def ensure_home(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,140 @@
+"""Every error modelyard raises on purpose, in one tree. No HTTP here: the API maps these.
+
+ModelyardError
+ ├── NotFound
+ │    ├── PathNotFound          a path given by the user does not exist
+ │    ├── ModelNotFound
+ │    ├── AdapterNotFound
+ │    └── ComponentNotFound
+ ├── Conflict
+ │    ├── ModelExists           the name or the files are already in the library
+ │    ├── AdapterExists
+ │    └── ModelLoaded           the model is loaded: unload it first
+ ├── InvalidInput
+ │    ├── InvalidName
+ │    ├── InvalidSettings
+ │    ├── InvalidImport         the import request does not make sense (template, components, ...)
+ │    └── IncompatibleLoader    a loader that cannot take this format or quantization
+ ├── ModelFileError            the files themselves are the problem
+ │    ├── MalformedFile        bad magic, truncation, absurd counts, wrong value types
+ │    ├── IncompleteModel      shards or index entries missing or inconsistent
+ │    └── UnsupportedFormat
+ ├── IncompatibleAdapter       a LoRA that does not fit its base model
+ └── ServerUnavailable         the CLI cannot reach the modelyard server
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ModelyardError(Exception):
+    """Base of every deliberate modelyard error.
+
+    ``message`` says what is wrong; ``hint`` says what to do about it.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class NotFound(ModelyardError):
+    pass
+
+
+class PathNotFound(NotFound):
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(f"no such file or folder: {path}", hint="check the path")
+        self.path = str(path)
+
+
+class ModelNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no model named {name!r} in the library", hint="`modelyard ls` lists the models")
+        self.name = name
+
+
+class AdapterNotFound(NotFound):
+    def __init__(self, model: str, adapter: str) -> None:
+        super().__init__(f"model {model!r} has no adapter named {adapter!r}")
+
+
+class ComponentNotFound(NotFound):
+    def __init__(self, model: str, role: str) -> None:
+        super().__init__(f"model {model!r} has no {role} component")
+
+
+class Conflict(ModelyardError):
+    pass
+
+
+class ModelExists(Conflict):
+    pass
+
+
+class AdapterExists(Conflict):
+    pass
+
+
+class ModelLoaded(Conflict):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"model {name!r} is loaded", hint=f"unload it first: `modelyard unload {name}`")
+
+
+class InvalidInput(ModelyardError):
+    pass
+
+
+class InvalidName(InvalidInput):
+    pass
+
+
+class InvalidSettings(InvalidInput):
+    pass
+
+
+class InvalidImport(InvalidInput):
+    pass
+
+
+class IncompatibleLoader(InvalidInput):
+    pass
+
+
+class ModelFileError(ModelyardError):
+    """The model files themselves are the problem."""
+
+    def __init__(self, path: Path | str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{path}: {message}", hint=hint)
+        self.path = str(path)
+
+
+class MalformedFile(ModelFileError):
+    def __init__(self, path: Path | str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(path, message, hint=hint or "the file is damaged or incomplete: download it again")
+
+
+class IncompleteModel(ModelFileError):
+    pass
+
+
+class UnsupportedFormat(ModelFileError):
+    pass
+
+
+class IncompatibleAdapter(ModelyardError):
+    pass
+
+
+class ServerUnavailable(ModelyardError):
+    def __init__(self, url: str) -> None:
+        super().__init__(
+            f"the modelyard server is not running at {url}",
+            hint="start it with `modelyard serve`, or set MODELYARD_URL",
+        )
+        self.url = url

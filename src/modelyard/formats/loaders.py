@@ -1,0 +1,54 @@
+"""Which loaders take which format and quantization (the beginner's guide): GGUF -> llama.cpp;
+EXL2 -> ExLlamaV2; GPTQ / AWQ -> vLLM, transformers; full precision -> transformers, vLLM."""
+
+from __future__ import annotations
+
+from modelyard.categories import Category
+from modelyard.errors import IncompatibleLoader
+from modelyard.formats.inspection import ADAPTER, Inspection
+
+LLAMA_CPP = "llama.cpp"
+EXLLAMAV2 = "exllamav2"
+TRANSFORMERS = "transformers"
+VLLM = "vllm"
+SENTENCE_TRANSFORMERS = "sentence-transformers"
+DIFFUSERS = "diffusers"
+
+
+def compatible_loaders(
+    fmt: str, category: Category | None, quant_method: str | None, *, kind: str = "model"
+) -> list[str]:
+    """The loaders that can run this model, best first."""
+    if fmt == "gguf":
+        return [DIFFUSERS] if category is Category.IMAGE else [LLAMA_CPP]
+    if fmt == "ggml":
+        return []  # llama.cpp dropped GGML; the file must be converted
+    if kind == ADAPTER:
+        return [DIFFUSERS] if category is Category.IMAGE else [TRANSFORMERS, VLLM]
+    if quant_method == "exl2":
+        return [EXLLAMAV2]
+    if quant_method in ("gptq", "awq"):
+        return [VLLM, TRANSFORMERS]
+    if quant_method == "bitsandbytes":
+        return [TRANSFORMERS, VLLM]
+    if quant_method is not None:
+        return [VLLM]
+    if category in (Category.EMBEDDING, Category.RERANK):
+        return [SENTENCE_TRANSFORMERS, TRANSFORMERS]
+    if category is Category.IMAGE or fmt == "diffusers":
+        return [DIFFUSERS]
+    return [TRANSFORMERS, VLLM]
+
+
+def loaders_of(insp: Inspection) -> list[str]:
+    return compatible_loaders(insp.format, insp.category, insp.facts.get("quant_method"), kind=insp.kind)
+
+
+def require_loader(name: str, fmt: str, quantization: str | None, loaders: list[str], loader: str) -> None:
+    """Refuse a loader that cannot take this model's format or quantization."""
+    if loader not in loaders:
+        what = f"{fmt} {quantization}" if quantization else fmt
+        raise IncompatibleLoader(
+            f"{loader} cannot load {name!r} ({what})",
+            hint=f"use {' or '.join(loaders)}" if loaders else "convert the model to GGUF or safetensors",
+        )
