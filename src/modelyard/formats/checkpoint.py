@@ -111,5 +111,5 @@ def _clip_width(names: list[str], shapes: Mapping[str, tuple[int, ...]]) -> int 
             "text_model" in n or n.startswith(("token_embedding", "transformer", "model."))
         ):
             shape = shapes[n]
-            return min(shape) if shape else None
+            return shape[-1] if shape else None
     return None

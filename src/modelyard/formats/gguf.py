@@ -305,7 +305,7 @@ class _Cursor:
                 for done in range(left):  # noqa: B007 - done counts the strings stepped over
                     off += 8 + unpack(buf, off)[0]
                 done = left
-            except struct.error:
+            except (struct.error, OverflowError):
                 # Past the bytes read so far: read more, unless the file ends here.
                 if off + 8 > self.end or len(buf) >= self.end:
                     raise MalformedFile(

@@ -1,0 +1,53 @@
+"""Domain errors -> HTTP responses. The first class in an error's MRO with a status wins."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from modelyard import errors
+
+log = logging.getLogger(__name__)
+
+STATUS: dict[type[errors.ModelyardError], int] = {
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.InvalidInput: 400,
+    errors.ModelFileError: 422,
+    errors.IncompatibleAdapter: 422,
+}
+
+
+def status_of(exc: errors.ModelyardError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def body(kind: str, message: str, hint: str | None = None) -> dict[str, object]:
+    return {"error": {"type": kind, "message": message, "hint": hint}}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(errors.ModelyardError)
+    async def _domain(_request: Request, exc: errors.ModelyardError) -> JSONResponse:
+        return JSONResponse(body(type(exc).__name__, exc.message, exc.hint), status_code=status_of(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors()
+        )
+        return JSONResponse(body("InvalidRequest", problems), status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _internal(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error", exc_info=exc)
+        return JSONResponse(
+            body("InternalError", "modelyard hit an internal error; the server log has the details"),
+            status_code=500,
+        )

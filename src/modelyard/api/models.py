@@ -1,0 +1,121 @@
+"""Routes of the model library: /api/models, /api/inspect, /api/scan."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from modelyard.api.schemas import (
+    AdapterIn,
+    ErrorOut,
+    ImportIn,
+    InspectionOut,
+    ModelOut,
+    ModelPatch,
+    PathIn,
+    ScanOut,
+    SettingsIn,
+    SettingsOut,
+    Skipped,
+)
+from modelyard.catalog.records import Model
+from modelyard.formats.detect import inspect_path
+from modelyard.library import ImportRequest, Library
+
+ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorOut} for code in (400, 404, 409, 422)}
+router = APIRouter(prefix="/api", responses=ERRORS)
+
+
+def library(request: Request) -> Library:
+    lib: Library = request.app.state.library
+    return lib
+
+
+Lib = Annotated[Library, Depends(library)]
+
+
+def out(lib: Library, model: Model) -> ModelOut:
+    return ModelOut.of(model, loaded=lib.is_loaded(model.name))
+
+
+@router.get("/models", tags=["models"])
+def list_models(
+    lib: Lib, category: str | None = Query(None, description="only this category")
+) -> list[ModelOut]:
+    return [out(lib, m) for m in lib.models(category)]
+
+
+@router.post("/models", status_code=201, tags=["models"])
+def import_model(lib: Lib, body: ImportIn) -> ModelOut:
+    """Import a model file or folder from the server's disk. The files stay where they are."""
+    request = ImportRequest(**body.model_dump())
+    return out(lib, lib.import_model(request))
+
+
+@router.get("/models/{name}", tags=["models"])
+def show_model(lib: Lib, name: str) -> ModelOut:
+    return out(lib, lib.get(name))
+
+
+@router.patch("/models/{name}", tags=["models"])
+def edit_model(lib: Lib, name: str, body: ModelPatch) -> ModelOut:
+    return out(lib, lib.update(name, **body.model_dump(exclude_unset=True)))
+
+
+@router.delete("/models/{name}", status_code=204, tags=["models"])
+def delete_model(lib: Lib, name: str) -> Response:
+    """Delete the record with its adapters and components. Files are never deleted."""
+    lib.delete(name)
+    return Response(status_code=204)
+
+
+@router.get("/models/{name}/settings", tags=["settings"])
+def get_settings(lib: Lib, name: str) -> SettingsOut:
+    backend, saved, effective = lib.settings(name)
+    return SettingsOut(backend=backend, saved=saved, effective=effective)
+
+
+@router.put("/models/{name}/settings", tags=["settings"])
+def put_settings(lib: Lib, name: str, body: SettingsIn) -> SettingsOut:
+    """Save options (merged into the saved ones unless replace); null removes an option."""
+    lib.put_settings(name, body.options, merge=not body.replace)
+    return get_settings(lib, name)
+
+
+@router.post("/models/{name}/adapters", status_code=201, tags=["adapters"])
+def add_adapter(lib: Lib, name: str, body: AdapterIn) -> ModelOut:
+    return out(lib, lib.add_adapter(name, body.path, body.name, body.description))
+
+
+@router.delete("/models/{name}/adapters/{adapter}", tags=["adapters"])
+def remove_adapter(lib: Lib, name: str, adapter: str) -> ModelOut:
+    return out(lib, lib.remove_adapter(name, adapter))
+
+
+@router.put("/models/{name}/components/{role}", tags=["components"])
+def set_component(lib: Lib, name: str, role: str, body: PathIn) -> ModelOut:
+    return out(lib, lib.set_component(name, role, body.path))
+
+
+@router.delete("/models/{name}/components/{role}", tags=["components"])
+def remove_component(lib: Lib, name: str, role: str) -> ModelOut:
+    return out(lib, lib.remove_component(name, role))
+
+
+@router.post("/inspect", tags=["library"])
+def inspect(body: PathIn) -> InspectionOut:
+    """What a file or folder is, without importing it."""
+    return InspectionOut.of(inspect_path(body.path))
+
+
+@router.post("/scan", tags=["library"])
+def scan(lib: Lib, body: PathIn) -> ScanOut:
+    """Import every recognisable model under a folder; running it again changes nothing."""
+    report = lib.scan(body.path)
+    return ScanOut(
+        imported=report.imported,
+        unchanged=report.unchanged,
+        skipped=[Skipped(path=p, reason=r) for p, r in report.skipped],
+        failed=[Skipped(path=p, reason=r) for p, r in report.failed],
+    )

@@ -1,0 +1,206 @@
+"""Request and response bodies of the management API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from modelyard.catalog.records import Model
+from modelyard.formats.inspection import Inspection
+from modelyard.formats.loaders import loaders_of
+
+
+class FileOut(BaseModel):
+    path: str
+    size: int
+    sha256: str | None = None
+
+
+class ComponentOut(BaseModel):
+    role: str
+    path: str
+    size: int
+    facts: dict[str, Any] = {}
+
+
+class AdapterOut(BaseModel):
+    name: str
+    format: str
+    path: str
+    size: int
+    description: str = ""
+    facts: dict[str, Any] = {}
+
+
+class ModelOut(BaseModel):
+    name: str
+    description: str
+    category: str
+    format: str
+    path: str
+    size: int
+    quantization: str | None
+    architecture: str | None
+    parameters: int | None
+    context_length: int | None
+    template: str | None
+    capabilities: list[str]
+    loaders: list[str]
+    unsafe: bool
+    loaded: bool
+    source: str
+    source_repo: str | None
+    source_revision: str | None
+    files: list[FileOut]
+    components: list[ComponentOut]
+    adapters: list[AdapterOut]
+    facts: dict[str, Any]
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    @classmethod
+    def of(cls, m: Model, *, loaded: bool) -> ModelOut:
+        return cls(
+            name=m.name,
+            description=m.description,
+            category=m.category,
+            format=m.format,
+            path=m.path,
+            size=m.size,
+            quantization=m.quantization,
+            architecture=m.architecture,
+            parameters=m.parameters,
+            context_length=m.context_length,
+            template=m.template,
+            capabilities=m.capabilities,
+            loaders=m.loaders,
+            unsafe=m.unsafe,
+            loaded=loaded,
+            source=m.source,
+            source_repo=m.source_repo,
+            source_revision=m.source_revision,
+            files=[FileOut(path=f.path, size=f.size, sha256=f.sha256) for f in m.files],
+            components=[
+                ComponentOut(role=c.role, path=c.path, size=c.size, facts=c.facts) for c in m.components
+            ],
+            adapters=[
+                AdapterOut(
+                    name=a.name,
+                    format=a.format,
+                    path=a.path,
+                    size=a.size,
+                    description=a.description,
+                    facts=a.facts,
+                )
+                for a in m.adapters
+            ],
+            facts=m.facts,
+            created_at=m.created_at,
+            updated_at=m.updated_at,
+        )
+
+
+class ImportIn(BaseModel):
+    path: str = Field(description="a model file or folder on the server's machine")
+    name: str | None = None
+    description: str = ""
+    category: str | None = Field(None, description="inferred from the files when left out")
+    template: str | None = Field(None, description="image models: sd_official, flux or video")
+    components: dict[str, str] = Field(default_factory=dict, description="role -> path (vae, clip_l, ...)")
+    capabilities: list[str] | None = None
+
+
+class ModelPatch(BaseModel):
+    name: str | None = None
+    description: str | None = None
+    category: str | None = None
+    capabilities: list[str] | None = None
+
+
+class PathIn(BaseModel):
+    path: str
+
+
+class AdapterIn(BaseModel):
+    path: str
+    name: str | None = None
+    description: str = ""
+
+
+class SettingsIn(BaseModel):
+    options: dict[str, Any]
+    replace: bool = Field(False, description="replace the saved options instead of merging into them")
+
+
+class SettingsOut(BaseModel):
+    backend: str
+    saved: dict[str, Any]
+    effective: dict[str, Any]
+
+
+class Skipped(BaseModel):
+    path: str
+    reason: str
+
+
+class ScanOut(BaseModel):
+    imported: list[str]
+    unchanged: list[str]
+    skipped: list[Skipped]
+    failed: list[Skipped]
+
+
+class InspectionOut(BaseModel):
+    path: str
+    format: str
+    kind: str
+    category: str | None
+    category_from: str
+    architecture: str | None
+    quantization: str | None
+    parameters: int | None
+    context_length: int | None
+    role: str | None
+    template: str | None
+    unsafe: bool
+    size: int
+    files: list[FileOut]
+    loaders: list[str]
+    facts: dict[str, Any]
+    warnings: list[str]
+    companions: list[str]
+
+    @classmethod
+    def of(cls, i: Inspection) -> InspectionOut:
+        return cls(
+            path=str(i.path),
+            format=i.format,
+            kind=i.kind,
+            category=i.category.value if i.category else None,
+            category_from=i.category_from,
+            architecture=i.architecture,
+            quantization=i.quantization,
+            parameters=i.parameters,
+            context_length=i.context_length,
+            role=i.role.value if i.role else None,
+            template=i.template.value if i.template else None,
+            unsafe=i.unsafe,
+            size=i.size,
+            files=[FileOut(path=str(f.path), size=f.size) for f in i.files],
+            loaders=loaders_of(i),
+            facts={k: v for k, v in i.facts.items() if k != "shapes"},
+            warnings=i.warnings,
+            companions=[str(c.path) for c in i.companions],
+        )
+
+
+class ErrorBody(BaseModel):
+    type: str
+    message: str
+    hint: str | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody

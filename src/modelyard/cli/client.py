@@ -1,0 +1,56 @@
+"""A small HTTP client of the modelyard server for the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from modelyard.errors import ModelyardError, ServerUnavailable
+
+
+class ApiError(ModelyardError):
+    """An error the server answered with."""
+
+    def __init__(self, status: int, kind: str, message: str, hint: str | None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.kind = kind
+
+
+class Client:
+    def __init__(self, base_url: str, *, timeout: float = 600.0) -> None:
+        self.base_url = base_url
+        self._http = httpx.Client(base_url=base_url, timeout=timeout)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.ConnectError:
+            raise ServerUnavailable(self.base_url) from None
+        if response.status_code >= 400:
+            try:
+                err = response.json()["error"]
+                raise ApiError(response.status_code, err["type"], err["message"], err.get("hint"))
+            except (ValueError, KeyError, TypeError):
+                raise ApiError(
+                    response.status_code, "HTTPError", response.text or response.reason_phrase, None
+                ) from None
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self.request("POST", path, json=body)
+
+    def put(self, path: str, body: Any) -> Any:
+        return self.request("PUT", path, json=body)
+
+    def patch(self, path: str, body: Any) -> Any:
+        return self.request("PATCH", path, json=body)
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)

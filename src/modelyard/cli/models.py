@@ -1,0 +1,222 @@
+"""Library commands: import, scan, inspect, ls, show, rm, edit, settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from modelyard.api.schemas import InspectionOut
+from modelyard.cli.common import client, friendly, parse_assignments
+from modelyard.cli.render import console, human_count, human_size, model_detail, models_table, print_json
+from modelyard.formats.detect import inspect_path
+
+
+def _abs(path: str) -> str:
+    """Paths go to the server as absolute paths: it may run in another folder."""
+    return str(Path(path).expanduser().absolute())
+
+
+@friendly
+def import_(
+    path: str = typer.Argument(..., help="a model file or folder"),
+    name: str | None = typer.Option(
+        None, "--name", "-n", help="name in the library (default: from the file)"
+    ),
+    description: str = typer.Option("", "--description", "-d"),
+    category: str | None = typer.Option(
+        None, "--category", "-c", help="chat, embedding, rerank, multimodal, image (default: detected)"
+    ),
+    template: str | None = typer.Option(
+        None, "--template", "-t", help="image models: sd_official, flux, video"
+    ),
+    mmproj: str | None = typer.Option(None, help="multimodal projector (default: the one beside the model)"),
+    vae: str | None = typer.Option(None, help="image models: VAE file"),
+    clip_l: str | None = typer.Option(None, "--clip-l", help="image models: CLIP-L text encoder"),
+    clip_g: str | None = typer.Option(None, "--clip-g", help="image models: CLIP-G text encoder"),
+    t5xxl: str | None = typer.Option(None, help="image models: T5-XXL text encoder"),
+    capability: list[str] | None = typer.Option(
+        None, "--capability", help="image models: text-to-image, image-to-image, video (repeatable)"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print the record as JSON"),
+) -> None:
+    """Import a model file or folder into the library (the files stay where they are)."""
+    roles = {"mmproj": mmproj, "vae": vae, "clip_l": clip_l, "clip_g": clip_g, "t5xxl": t5xxl}
+    body = {
+        "path": _abs(path),
+        "name": name,
+        "description": description,
+        "category": category,
+        "template": template,
+        "components": {role: _abs(p) for role, p in roles.items() if p},
+        "capabilities": capability or None,
+    }
+    with console.status("inspecting and importing..."):
+        model = client().post("/api/models", body)
+    if as_json:
+        print_json(model)
+        return
+    console.print(
+        f"imported [bold]{model['name']}[/]: {model['category']}, {model['format']}"
+        f"{' ' + model['quantization'] if model['quantization'] else ''}"
+        f"{', ' + model['architecture'] if model['architecture'] else ''}"
+        f"{', ' + human_count(model['parameters']) + ' parameters' if model['parameters'] else ''}"
+        f", {human_size(model['size'])}",
+        highlight=False,
+    )
+    for c in model["components"]:
+        console.print(f"  with {c['role']}: {c['path']}", highlight=False)
+    for w in model["facts"].get("warnings", []):
+        console.print(f"  [yellow]warning:[/] {w}", highlight=False)
+
+
+@friendly
+def scan(
+    folder: str = typer.Argument(..., help="a folder to search for models"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Import every recognisable model under a folder; scanning again changes nothing."""
+    with console.status(f"scanning {folder}..."):
+        report = client().post("/api/scan", {"path": _abs(folder)})
+    if as_json:
+        print_json(report)
+        return
+    for name in report["imported"]:
+        console.print(f"[green]imported[/] {name}", highlight=False)
+    for item in report["skipped"]:
+        console.print(f"[yellow]skipped[/]  {item['path']}: {item['reason']}", highlight=False)
+    for item in report["failed"]:
+        console.print(f"[red]failed[/]   {item['path']}: {item['reason']}", highlight=False)
+    console.print(
+        f"{len(report['imported'])} imported, {len(report['unchanged'])} already in the library, "
+        f"{len(report['skipped'])} skipped, {len(report['failed'])} failed"
+    )
+
+
+@friendly
+def inspect(
+    path: str = typer.Argument(..., help="a model file or folder"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Show what a file or folder is, without importing it (works without the server)."""
+    insp = InspectionOut.of(inspect_path(path))
+    if as_json:
+        print_json(insp.model_dump(mode="json"))
+        return
+    data = insp.model_dump()
+    for key in ("kind", "format", "category", "role", "template", "architecture", "quantization"):
+        if data[key]:
+            suffix = " (from the name)" if key == "category" and insp.category_from == "name" else ""
+            console.print(f"[bold]{key:<13}[/] {data[key]}{suffix}", highlight=False)
+    if insp.parameters:
+        console.print(f"[bold]{'parameters':<13}[/] {human_count(insp.parameters)} ({insp.parameters:,})")
+    if insp.context_length:
+        console.print(f"[bold]{'context':<13}[/] {insp.context_length}")
+    console.print(f"[bold]{'size':<13}[/] {human_size(insp.size)} in {len(insp.files)} file(s)")
+    console.print(f"[bold]{'loaders':<13}[/] {', '.join(insp.loaders) or 'none'}")
+    for c in insp.companions:
+        console.print(f"[bold]{'mmproj':<13}[/] {c}", highlight=False)
+    for w in insp.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+
+
+@friendly
+def ls(
+    category: str | None = typer.Option(None, "--category", "-c", help="only this category"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List the models in the library."""
+    models = client().get("/api/models", params={"category": category} if category else None)
+    if as_json:
+        print_json(models)
+    elif not models:
+        console.print("the library is empty: `modelyard import PATH` or `modelyard scan FOLDER`")
+    else:
+        console.print(models_table(models))
+
+
+@friendly
+def show(name: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show every detected fact of a model."""
+    model = client().get(f"/api/models/{name}")
+    if as_json:
+        print_json(model)
+    else:
+        console.print(model_detail(model))
+
+
+@friendly
+def rm(
+    name: str = typer.Argument(...),
+    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask"),
+) -> None:
+    """Delete a model's record with its adapters and components. Files are never deleted."""
+    api = client()
+    model = api.get(f"/api/models/{name}")
+    if not yes:
+        extra = f" and its {len(model['adapters'])} adapter(s)" if model["adapters"] else ""
+        typer.confirm(f"delete {name}{extra} from the library (files stay on disk)?", abort=True)
+    api.delete(f"/api/models/{name}")
+    console.print(f"deleted {name} (files kept at {model['path']})", highlight=False)
+
+
+@friendly
+def edit(
+    name: str = typer.Argument(...),
+    new_name: str | None = typer.Option(None, "--name", "-n", help="rename"),
+    description: str | None = typer.Option(None, "--description", "-d"),
+    category: str | None = typer.Option(None, "--category", "-c"),
+    capability: list[str] | None = typer.Option(None, "--capability", help="image models (repeatable)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Rename a model, or change its description, category or capabilities."""
+    body = {
+        k: v
+        for k, v in {
+            "name": new_name,
+            "description": description,
+            "category": category,
+            "capabilities": capability or None,
+        }.items()
+        if v is not None
+    }
+    if not body:
+        raise typer.BadParameter("nothing to change: pass --name, --description, --category or --capability")
+    model = client().patch(f"/api/models/{name}", body)
+    if as_json:
+        print_json(model)
+    else:
+        console.print(f"updated {model['name']}", highlight=False)
+
+
+@friendly
+def settings(
+    name: str = typer.Argument(...),
+    set_: list[str] | None = typer.Option(
+        None, "--set", "-s", help="KEY=VALUE, e.g. n_ctx=8192 (repeatable)"
+    ),
+    unset: list[str] | None = typer.Option(None, "--unset", help="KEY back to its default (repeatable)"),
+    reset: bool = typer.Option(False, "--reset", help="forget every saved option"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Show or change a model's saved settings (validated by its backend; n_ctx 0 = the model's own)."""
+    api = client()
+    options = parse_assignments(set_ or [])
+    options.update({key: None for key in unset or []})
+    if reset or options:
+        current = api.get(f"/api/models/{name}/settings")
+        if reset:
+            body = {"options": {k: v for k, v in options.items() if v is not None}, "replace": True}
+        else:
+            body = {"options": {**current["saved"], **options}, "replace": True}
+        result = api.put(f"/api/models/{name}/settings", body)
+    else:
+        result = api.get(f"/api/models/{name}/settings")
+    if as_json:
+        print_json(result)
+        return
+    console.print(f"[bold]{name}[/] ({result['backend']})", highlight=False)
+    for key, value in result["effective"].items():
+        mark = "*" if key in result["saved"] else " "
+        console.print(f" {mark} {key:<16} {value}", highlight=False)
+    console.print("[dim]* saved for this model; the rest are defaults[/]")

