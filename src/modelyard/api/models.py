@@ -60,7 +60,16 @@ def show_model(lib: Lib, name: str) -> ModelOut:
 
 @router.patch("/models/{name}", tags=["models"])
 def edit_model(lib: Lib, name: str, body: ModelPatch) -> ModelOut:
-    return out(lib, lib.update(name, **body.model_dump(exclude_unset=True)))
+    return out(
+        lib,
+        lib.update(
+            name,
+            new_name=body.name,
+            description=body.description,
+            category=body.category,
+            capabilities=body.capabilities,
+        ),
+    )
 
 
 @router.delete("/models/{name}", status_code=204, tags=["models"])

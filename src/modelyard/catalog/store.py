@@ -153,10 +153,10 @@ class Store:
                 q = q.where(ModelRow.category == category)
             return [_model(r) for r in s.scalars(q)]
 
-    def update_model(self, name: str, **changes: Any) -> Model:
+    def update_model(self, current: str, /, **changes: Any) -> Model:
         try:
             with self.session() as s:
-                row = self._row(s, name)
+                row = self._row(s, current)
                 for key, value in changes.items():
                     if key not in _FIELDS:
                         raise AttributeError(key)

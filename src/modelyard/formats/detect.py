@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from modelyard.categories import Category, ComponentRole
@@ -46,7 +47,9 @@ def inspect_path(path: Path | str) -> Inspection:
     path = Path(path).expanduser()
     if not path.exists():
         raise PathNotFound(path)
-    path = path.resolve()
+    # Absolute and normalised, but symlinks kept: in a Hugging Face cache the link carries the
+    # file's name and the target is a content hash.
+    path = Path(os.path.abspath(path))
     if path.is_dir():
         return inspect_folder(path)
     return inspect_file(path)

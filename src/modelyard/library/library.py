@@ -241,28 +241,36 @@ class Library:
 
     # -- managing ----------------------------------------------------------------------------
 
-    def update(self, name: str, **changes: Any) -> Model:
+    def update(
+        self,
+        name: str,
+        *,
+        new_name: str | None = None,
+        description: str | None = None,
+        category: str | None = None,
+        capabilities: list[str] | None = None,
+    ) -> Model:
         """Rename, describe, recategorise or retag a model."""
         model = self.get(name)
         fields: dict[str, Any] = {}
-        if changes.get("name") is not None and changes["name"] != name:
-            fields["name"] = check_name(changes["name"])
+        if new_name is not None and new_name != name:
+            fields["name"] = check_name(new_name)
             if self.is_loaded(name):
                 raise ModelLoaded(name)
-        if changes.get("description") is not None:
-            fields["description"] = changes["description"]
-        if changes.get("category") is not None:
-            category = _enum(Category, changes["category"], "category")
-            if (category is Category.IMAGE) != (model.category == Category.IMAGE):
+        if description is not None:
+            fields["description"] = description
+        if category is not None:
+            chosen = _enum(Category, category, "category")
+            if (chosen is Category.IMAGE) != (model.category == Category.IMAGE):
                 raise InvalidImport(
                     f"{name!r} cannot move between image and text categories",
                     hint="delete it and import it again with --category",
                 )
-            fields["category"] = category.value
-        if changes.get("capabilities") is not None:
+            fields["category"] = chosen.value
+        if capabilities is not None:
             if model.category != Category.IMAGE or model.template is None:
                 raise InvalidImport("capabilities are for image models")
-            fields["capabilities"] = self._capabilities(Template(model.template), changes["capabilities"])
+            fields["capabilities"] = self._capabilities(Template(model.template), capabilities)
         return self.store.update_model(name, **fields) if fields else model
 
     def delete(self, name: str) -> None:
@@ -345,22 +353,24 @@ def _component_of(role: ComponentRole, insp: Inspection) -> Component:
 
 def inspect_root(root: str) -> Path:
     path = Path(root).expanduser()
+    if not path.exists():
+        raise PathNotFound(path)
     if not path.is_dir():
-        raise (
-            PathNotFound(path)
-            if not path.exists()
-            else InvalidImport(
-                f"{path} is a file", hint="scan takes a folder; `modelyard import` takes a file"
-            )
-        )
-    return path.resolve()
+        raise InvalidImport(f"{path} is a file", hint="scan takes a folder; `modelyard import` takes a file")
+    return Path(os.path.abspath(path))
 
 
 def _candidates(root: Path) -> list[Path]:
     """Model folders (not descended into) and model files, in a stable order."""
     found: list[Path] = []
-    for folder, dirs, files in os.walk(root):
+    seen: set[Path] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
         here = Path(folder)
+        real = here.resolve()
+        if real in seen:  # a symlink loop, or a folder reached twice
+            dirs.clear()
+            continue
+        seen.add(real)
         dirs.sort()
         if any(m in files for m in FOLDER_MARKERS):
             found.append(here)

@@ -39,7 +39,7 @@ def validate(model: Model, options: dict[str, Any]) -> BaseModel:
     )
     if trained and n_ctx > trained and not scaled:
         raise InvalidSettings(
-            f"n_ctx {n_ctx} is beyond {model.name!r}'s trained context of {trained}",
+            f"n_ctx {n_ctx} is beyond the trained context of {model.name!r} ({trained})",
             hint="use 0 for the model's own context, or set rope_scaling to stretch it",
         )
     return parsed
