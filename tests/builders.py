@@ -30,14 +30,33 @@ def _spm_vocab() -> tuple[list[str], list[float], list[int]]:
     types = [2, 3, 3]  # unknown, control, control
     tokens += [f"<0x{b:02X}>" for b in range(256)]
     types += [6] * 256  # byte
-    pieces = ["▁", "▁the", "▁a", "e", "t", "o", "n", "s", "▁hello", "▁world", "▁model", "a", "i", "r", "h", "l"]
+    pieces = [
+        "▁",
+        "▁the",
+        "▁a",
+        "e",
+        "t",
+        "o",
+        "n",
+        "s",
+        "▁hello",
+        "▁world",
+        "▁model",
+        "a",
+        "i",
+        "r",
+        "h",
+        "l",
+    ]
     tokens += pieces
     types += [1] * len(pieces)
     scores = [0.0] * 3 + [0.0] * 256 + [-float(i) for i in range(len(pieces))]
     return tokens, scores, types
 
 
-def _llama_tensors(n_embd: int, n_head: int, n_head_kv: int, n_layer: int, n_ff: int, vocab: int) -> dict[str, np.ndarray]:
+def _llama_tensors(
+    n_embd: int, n_head: int, n_head_kv: int, n_layer: int, n_ff: int, vocab: int
+) -> dict[str, np.ndarray]:
     head_dim = n_embd // n_head
     t: dict[str, np.ndarray] = {
         "token_embd.weight": _rand(vocab, n_embd),
@@ -171,8 +190,15 @@ def _json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=1))
 
 
-def write_hf_llama(folder: Path, *, hidden: int = 64, layers: int = 2, extra: dict[str, Any] | None = None,
-                   dtype: Any = np.float16, shards: int = 1) -> Path:
+def write_hf_llama(
+    folder: Path,
+    *,
+    hidden: int = 64,
+    layers: int = 2,
+    extra: dict[str, Any] | None = None,
+    dtype: Any = np.float16,
+    shards: int = 1,
+) -> Path:
     """A transformers LlamaForCausalLM folder with random weights."""
     vocab, inter = 128, 128
     config = {
@@ -190,7 +216,10 @@ def write_hf_llama(folder: Path, *, hidden: int = 64, layers: int = 2, extra: di
     config.update(extra or {})
     _json(folder / "config.json", config)
     kv = 2 * (hidden // 4)
-    t = {"model.embed_tokens.weight": _rand(vocab, hidden, dtype=dtype), "lm_head.weight": _rand(vocab, hidden, dtype=dtype)}
+    t = {
+        "model.embed_tokens.weight": _rand(vocab, hidden, dtype=dtype),
+        "lm_head.weight": _rand(vocab, hidden, dtype=dtype),
+    }
     for i in range(layers):
         p = f"model.layers.{i}"
         t[f"{p}.self_attn.q_proj.weight"] = _rand(hidden, hidden, dtype=dtype)
@@ -212,8 +241,13 @@ def write_hf_llama(folder: Path, *, hidden: int = 64, layers: int = 2, extra: di
     return folder
 
 
-def write_bert(folder: Path, *, architectures: list[str], num_labels: int | None = None,
-               sentence_transformers: bool = False) -> Path:
+def write_bert(
+    folder: Path,
+    *,
+    architectures: list[str],
+    num_labels: int | None = None,
+    sentence_transformers: bool = False,
+) -> Path:
     config: dict[str, Any] = {
         "architectures": architectures,
         "model_type": "bert",
@@ -236,23 +270,37 @@ def write_bert(folder: Path, *, architectures: list[str], num_labels: int | None
     save_file(t, str(folder / "model.safetensors"))
     if sentence_transformers:
         _json(folder / "sentence_bert_config.json", {"max_seq_length": 256, "do_lower_case": False})
-        (folder / "modules.json").write_text(json.dumps([
-            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        ]))
+        (folder / "modules.json").write_text(
+            json.dumps(
+                [
+                    {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                    {
+                        "idx": 1,
+                        "name": "1",
+                        "path": "1_Pooling",
+                        "type": "sentence_transformers.models.Pooling",
+                    },
+                ]
+            )
+        )
     return folder
 
 
-def write_peft(folder: Path, *, hidden: int = 64, rank: int = 4, targets: tuple[str, ...] = ("q_proj", "v_proj")) -> Path:
+def write_peft(
+    folder: Path, *, hidden: int = 64, rank: int = 4, targets: tuple[str, ...] = ("q_proj", "v_proj")
+) -> Path:
     """A PEFT LoRA folder for the tiny HF llama (hidden size must match to fit)."""
-    _json(folder / "adapter_config.json", {
-        "peft_type": "LORA",
-        "base_model_name_or_path": "tiny/llama",
-        "task_type": "CAUSAL_LM",
-        "r": rank,
-        "lora_alpha": 16,
-        "target_modules": list(targets),
-    })
+    _json(
+        folder / "adapter_config.json",
+        {
+            "peft_type": "LORA",
+            "base_model_name_or_path": "tiny/llama",
+            "task_type": "CAUSAL_LM",
+            "r": rank,
+            "lora_alpha": 16,
+            "target_modules": list(targets),
+        },
+    )
     kv = 2 * (hidden // 4)
     t = {}
     for i in range(2):
@@ -266,17 +314,26 @@ def write_peft(folder: Path, *, hidden: int = 64, rank: int = 4, targets: tuple[
 
 
 def write_diffusers(folder: Path, pipeline: str = "FluxPipeline") -> Path:
-    _json(folder / "model_index.json", {
-        "_class_name": pipeline,
-        "_diffusers_version": "0.30.0",
-        "transformer": ["diffusers", "FluxTransformer2DModel"],
-        "vae": ["diffusers", "AutoencoderKL"],
-        "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
-    })
+    _json(
+        folder / "model_index.json",
+        {
+            "_class_name": pipeline,
+            "_diffusers_version": "0.30.0",
+            "transformer": ["diffusers", "FluxTransformer2DModel"],
+            "vae": ["diffusers", "AutoencoderKL"],
+            "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
+        },
+    )
     _json(folder / "transformer" / "config.json", {"_class_name": "FluxTransformer2DModel"})
-    save_file({"x_embedder.weight": _rand(32, 16, dtype=np.float16)}, str(folder / "transformer" / "diffusion_pytorch_model.safetensors"))
+    save_file(
+        {"x_embedder.weight": _rand(32, 16, dtype=np.float16)},
+        str(folder / "transformer" / "diffusion_pytorch_model.safetensors"),
+    )
     _json(folder / "vae" / "config.json", {"_class_name": "AutoencoderKL"})
-    save_file({"decoder.conv_out.weight": _rand(3, 8, 3, 3, dtype=np.float16)}, str(folder / "vae" / "diffusion_pytorch_model.safetensors"))
+    save_file(
+        {"decoder.conv_out.weight": _rand(3, 8, 3, 3, dtype=np.float16)},
+        str(folder / "vae" / "diffusion_pytorch_model.safetensors"),
+    )
     return folder
 
 
@@ -297,8 +354,14 @@ SDXL_KEYS = {
 FLUX_KEYS = {"double_blocks.0.img_attn.qkv.weight": (96, 32), "single_blocks.0.linear1.weight": (64, 32)}
 WAN_KEYS = {"patch_embedding.weight": (32, 16, 1, 2, 2), "blocks.0.cross_attn.k.weight": (32, 32)}
 VAE_KEYS = {"encoder.conv_in.weight": (8, 3, 3, 3), "decoder.conv_out.weight": (3, 8, 3, 3)}
-CLIP_L_KEYS = {"text_model.embeddings.token_embedding.weight": (100, 768), "text_model.final_layer_norm.weight": (768,)}
-CLIP_G_KEYS = {"text_model.embeddings.token_embedding.weight": (100, 1280), "text_model.final_layer_norm.weight": (1280,)}
+CLIP_L_KEYS = {
+    "text_model.embeddings.token_embedding.weight": (100, 768),
+    "text_model.final_layer_norm.weight": (768,),
+}
+CLIP_G_KEYS = {
+    "text_model.embeddings.token_embedding.weight": (100, 1280),
+    "text_model.final_layer_norm.weight": (1280,),
+}
 T5_KEYS = {"shared.weight": (100, 64), "encoder.block.0.layer.0.SelfAttention.q.weight": (64, 64)}
 SD_LORA_KEYS = {
     "lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": (4, 32),

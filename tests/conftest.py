@@ -44,13 +44,31 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     b.write_llama_gguf(root / "rerank-gguf" / "tiny-reranker.gguf", arch="bert", pooling=4)
     b.write_hf_llama(root / "hf" / "tiny-llama-hf")
     b.write_bert(root / "hf" / "tiny-minilm", architectures=["BertModel"], sentence_transformers=True)
-    b.write_bert(root / "hf" / "tiny-cross-encoder", architectures=["BertForSequenceClassification"], num_labels=1)
-    b.write_hf_llama(root / "hf" / "tiny-llava", extra={"architectures": ["LlavaForConditionalGeneration"],
-                                                       "vision_config": {"model_type": "clip_vision_model"}})
-    b.write_hf_llama(root / "hf" / "tiny-gptq", extra={"quantization_config": {"quant_method": "gptq", "bits": 4, "group_size": 128}})
-    b.write_hf_llama(root / "hf" / "tiny-awq", extra={"quantization_config": {"quant_method": "awq", "bits": 4, "group_size": 64}})
-    b.write_hf_llama(root / "hf" / "tiny-bnb", extra={"quantization_config": {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}})
-    b.write_hf_llama(root / "hf" / "tiny-6.5bpw-exl2", extra={"quantization_config": {"quant_method": "exl2", "bits": 6.5}})
+    b.write_bert(
+        root / "hf" / "tiny-cross-encoder", architectures=["BertForSequenceClassification"], num_labels=1
+    )
+    b.write_hf_llama(
+        root / "hf" / "tiny-llava",
+        extra={
+            "architectures": ["LlavaForConditionalGeneration"],
+            "vision_config": {"model_type": "clip_vision_model"},
+        },
+    )
+    b.write_hf_llama(
+        root / "hf" / "tiny-gptq",
+        extra={"quantization_config": {"quant_method": "gptq", "bits": 4, "group_size": 128}},
+    )
+    b.write_hf_llama(
+        root / "hf" / "tiny-awq",
+        extra={"quantization_config": {"quant_method": "awq", "bits": 4, "group_size": 64}},
+    )
+    b.write_hf_llama(
+        root / "hf" / "tiny-bnb",
+        extra={"quantization_config": {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}},
+    )
+    b.write_hf_llama(
+        root / "hf" / "tiny-6.5bpw-exl2", extra={"quantization_config": {"quant_method": "exl2", "bits": 6.5}}
+    )
     b.write_hf_llama(root / "hf" / "tiny-sharded", shards=2)
     b.write_diffusers(root / "image" / "tiny-flux-diffusers")
     b.write_safetensors(root / "image" / "tiny-sdxl.safetensors", b.SDXL_KEYS)

@@ -36,9 +36,17 @@ CASES = [
 
 
 @pytest.mark.parametrize(("rel", "kind", "category", "fmt", "quant", "arch", "ctx"), CASES)
-def test_zoo(zoo: Path, rel: str, kind: str, category: str | None, fmt: str, quant: str, arch: str, ctx: int | None) -> None:
+def test_zoo(
+    zoo: Path, rel: str, kind: str, category: str | None, fmt: str, quant: str, arch: str, ctx: int | None
+) -> None:
     insp = inspect_path(zoo / rel)
-    assert (insp.kind, insp.format, insp.quantization, insp.architecture, insp.context_length) == (kind, fmt, quant, arch, ctx)
+    assert (insp.kind, insp.format, insp.quantization, insp.architecture, insp.context_length) == (
+        kind,
+        fmt,
+        quant,
+        arch,
+        ctx,
+    )
     assert (insp.category.value if insp.category else None) == category
     assert insp.category_from == "metadata"
 
@@ -74,7 +82,12 @@ def test_mmproj_beside_makes_multimodal(zoo: Path) -> None:
 
 
 def test_single_file_components(tmp_path: Path) -> None:
-    for keys, role in ((b.VAE_KEYS, "vae"), (b.CLIP_L_KEYS, "clip_l"), (b.CLIP_G_KEYS, "clip_g"), (b.T5_KEYS, "t5xxl")):
+    for keys, role in (
+        (b.VAE_KEYS, "vae"),
+        (b.CLIP_L_KEYS, "clip_l"),
+        (b.CLIP_G_KEYS, "clip_g"),
+        (b.T5_KEYS, "t5xxl"),
+    ):
         insp = inspect_path(b.write_safetensors(tmp_path / f"{role}.safetensors", keys))
         assert (insp.kind, insp.role) == ("component", role)
     flux = inspect_path(b.write_safetensors(tmp_path / "f.safetensors", b.FLUX_KEYS))
@@ -140,7 +153,9 @@ def test_refusals(tmp_path: Path) -> None:
     junk.write_bytes(b"hello world")
     with pytest.raises(UnsupportedFormat, match="neither GGUF"):
         inspect_path(junk)
-    llm = b.write_safetensors(tmp_path / "z" / "model.safetensors", {"model.layers.0.self_attn.q_proj.weight": (4, 4)})
+    llm = b.write_safetensors(
+        tmp_path / "z" / "model.safetensors", {"model.layers.0.self_attn.q_proj.weight": (4, 4)}
+    )
     with pytest.raises(UnsupportedFormat, match="without their folder"):
         inspect_path(llm)
     empty = tmp_path / "empty"
@@ -152,6 +167,10 @@ def test_refusals(tmp_path: Path) -> None:
 def test_gemma(gemma: Path) -> None:
     insp = inspect_path(gemma)
     assert (insp.category, insp.format, insp.quantization, insp.architecture, insp.context_length) == (
-        "chat", "gguf", "Q4_K_M", "gemma3", 32768
+        "chat",
+        "gguf",
+        "Q4_K_M",
+        "gemma3",
+        32768,
     )
     assert insp.facts["chat_template"] is False

@@ -68,7 +68,9 @@ def test_gguf_reader_survives_damage(tmp_path: Path, edits: list[tuple[int, int]
 
 @FUZZ
 @given(edits=edits, cut=cuts)
-def test_safetensors_reader_survives_damage(tmp_path: Path, edits: list[tuple[int, int]], cut: int | None) -> None:
+def test_safetensors_reader_survives_damage(
+    tmp_path: Path, edits: list[tuple[int, int]], cut: int | None
+) -> None:
     path = tmp_path / "f.safetensors"
     path.write_bytes(mutate(sample("safetensors"), edits, cut))
     check(read_safetensors, path)

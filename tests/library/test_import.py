@@ -18,7 +18,12 @@ def imp(library: Library, path: Path, **kw: object) -> object:
 def test_import_gguf(library: Library, zoo: Path) -> None:
     m = library.import_model(ImportRequest(path=str(zoo / "chat/tiny-llama-q8.gguf"), description="tiny"))
     assert (m.name, m.category, m.format, m.quantization, m.architecture, m.context_length) == (
-        "tiny-llama-q8", "chat", "gguf", "Q8_0", "llama", 512
+        "tiny-llama-q8",
+        "chat",
+        "gguf",
+        "Q8_0",
+        "llama",
+        512,
     )
     assert m.description == "tiny"
     assert m.loaders == ["llama.cpp"]
@@ -33,7 +38,9 @@ def test_multimodal_picks_up_mmproj(library: Library, zoo: Path) -> None:
 
 
 def test_category_override_and_name(library: Library, zoo: Path) -> None:
-    m = library.import_model(ImportRequest(path=str(zoo / "chat/tiny-llama-f32.gguf"), name="mine", category="embedding"))
+    m = library.import_model(
+        ImportRequest(path=str(zoo / "chat/tiny-llama-f32.gguf"), name="mine", category="embedding")
+    )
     assert (m.name, m.category, m.facts["category_from"]) == ("mine", "embedding", "user")
     with pytest.raises(InvalidImport, match="unknown category 'talk'"):
         library.import_model(ImportRequest(path=str(zoo / "chat/tiny-llama-q8.gguf"), category="talk"))
@@ -68,26 +75,38 @@ def test_sd_import_with_template_components_capabilities(library: Library, zoo: 
     clip_g = b.write_safetensors(tmp_path / "clip_g.safetensors", b.CLIP_G_KEYS)
     t5 = b.write_safetensors(tmp_path / "t5xxl.safetensors", b.T5_KEYS)
     flux = b.write_safetensors(tmp_path / "flux1-tiny.safetensors", b.FLUX_KEYS)
-    m = library.import_model(ImportRequest(
-        path=str(flux), components={"vae": str(vae), "clip_l": str(clip_l), "t5xxl": str(t5)},
-    ))
+    m = library.import_model(
+        ImportRequest(
+            path=str(flux),
+            components={"vae": str(vae), "clip_l": str(clip_l), "t5xxl": str(t5)},
+        )
+    )
     assert (m.category, m.template) == ("image", "flux")
     assert sorted(c.role for c in m.components) == ["clip_l", "t5xxl", "vae"]
     assert m.capabilities == ["text-to-image", "image-to-image"]
     # flux takes no CLIP-G
     sdxl = zoo / "image/tiny-sdxl.safetensors"
     with pytest.raises(InvalidImport, match="flux template takes vae, clip_l, t5xxl; not clip_g"):
-        library.import_model(ImportRequest(path=str(sdxl), template="flux", components={"clip_g": str(clip_g)}))
+        library.import_model(
+            ImportRequest(path=str(sdxl), template="flux", components={"clip_g": str(clip_g)})
+        )
     # a file given in the wrong role is refused
     with pytest.raises(InvalidImport, match="is a t5xxl component, not vae"):
         library.import_model(ImportRequest(path=str(sdxl), components={"vae": str(t5)}))
-    m = library.import_model(ImportRequest(
-        path=str(sdxl), template="sd_official", components={"clip_g": str(clip_g)}, capabilities=["text-to-image"],
-    ))
+    m = library.import_model(
+        ImportRequest(
+            path=str(sdxl),
+            template="sd_official",
+            components={"clip_g": str(clip_g)},
+            capabilities=["text-to-image"],
+        )
+    )
     assert (m.template, m.capabilities) == ("sd_official", ["text-to-image"])
     with pytest.raises(InvalidImport, match="cannot have the video capability"):
         library.update(m.name, capabilities=["video"])
-    video = library.import_model(ImportRequest(path=str(b.write_safetensors(tmp_path / "wan.safetensors", b.WAN_KEYS))))
+    video = library.import_model(
+        ImportRequest(path=str(b.write_safetensors(tmp_path / "wan.safetensors", b.WAN_KEYS)))
+    )
     assert (video.template, video.capabilities) == ("video", ["video"])
 
 

@@ -19,13 +19,16 @@ class ApiError(ModelyardError):
 
 
 class Client:
+    """One connection per call: a CLI command makes a handful of requests, then exits."""
+
     def __init__(self, base_url: str, *, timeout: float = 600.0) -> None:
         self.base_url = base_url
-        self._http = httpx.Client(base_url=base_url, timeout=timeout)
+        self.timeout = timeout
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            response = self._http.request(method, path, **kwargs)
+            with httpx.Client(base_url=self.base_url, timeout=self.timeout) as http:
+                response = http.request(method, path, **kwargs)
         except httpx.ConnectError:
             raise ServerUnavailable(self.base_url) from None
         if response.status_code >= 400:

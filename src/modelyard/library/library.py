@@ -183,8 +183,11 @@ class Library:
         top = inspect_root(root)
         report = ScanReport()
         known = self.store.known_paths()
+        claimed: set[str] = set()  # files that a model imported by this scan took along
         adapters: list[Inspection] = []
         for candidate in _candidates(top):
+            if str(candidate) in claimed:
+                continue
             if str(candidate) in known:
                 report.unchanged.append(str(candidate))
                 continue
@@ -197,9 +200,8 @@ class Library:
                 adapters.append(insp)
                 continue
             if insp.kind == COMPONENT:
-                if str(candidate) not in known:
-                    role = insp.role.value if insp.role else "component"
-                    report.skipped.append((str(candidate), f"a {role} component: attach it to its model"))
+                role = insp.role.value if insp.role else "component"
+                report.skipped.append((str(candidate), f"a {role} component: attach it to its model"))
                 continue
             try:
                 model = self._import(insp, ImportRequest(path=str(candidate)), explicit_name=False)
@@ -207,13 +209,10 @@ class Library:
                 report.failed.append((str(candidate), str(e)))
                 continue
             report.imported.append(model.name)
-            known.update(f.path for f in model.files)
-            known.update(c.path for c in model.components)
+            claimed.update(f.path for f in model.files)
+            claimed.update(c.path for c in model.components)
         for insp in adapters:
             self._scan_adapter(insp, report)
-        # A component counts as skipped only if no model beside it took it.
-        known = self.store.known_paths()
-        report.skipped = [(p, why) for p, why in report.skipped if p not in known]
         return report
 
     def _scan_adapter(self, insp: Inspection, report: ScanReport) -> None:

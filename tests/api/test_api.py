@@ -1,0 +1,110 @@
+"""The REST API on a real server: every call a user or the web UI makes, and the error shapes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import builders as b
+from conftest import RunningServer
+
+
+def test_health_and_docs(server: RunningServer) -> None:
+    assert server.http.get("/api/health").json()["status"] == "ok"
+    assert server.http.get("/docs").status_code == 200
+    paths = server.http.get("/openapi.json").json()["paths"]
+    assert {"/api/models", "/api/models/{name}", "/api/scan", "/api/inspect"} <= set(paths)
+
+
+def test_import_list_show_edit_delete(server: RunningServer, zoo: Path) -> None:
+    http = server.http
+    r = http.post(
+        "/api/models", json={"path": str(zoo / "vision/tiny-vl.gguf"), "description": "tiny vision"}
+    )
+    assert r.status_code == 201, r.text
+    model = r.json()
+    assert (model["name"], model["category"], model["quantization"], model["loaded"]) == (
+        "tiny-vl",
+        "multimodal",
+        "F32",
+        False,
+    )
+    assert model["components"][0]["role"] == "mmproj"
+    http.post("/api/models", json={"path": str(zoo / "hf/tiny-minilm")}).raise_for_status()
+    assert [m["name"] for m in http.get("/api/models").json()] == ["tiny-minilm", "tiny-vl"]
+    assert [m["name"] for m in http.get("/api/models", params={"category": "embedding"}).json()] == [
+        "tiny-minilm"
+    ]
+    r = http.patch("/api/models/tiny-vl", json={"name": "vl", "description": "renamed"})
+    assert (r.json()["name"], r.json()["description"]) == ("vl", "renamed")
+    assert http.get("/api/models/vl").json()["facts"]["block_count"] == 2
+    r = http.put("/api/models/vl/settings", json={"options": {"n_ctx": 256}})
+    assert r.json()["saved"] == {"n_ctx": 256} and r.json()["effective"]["n_ctx"] == 256
+    assert http.delete("/api/models/vl").status_code == 204
+    assert http.get("/api/models/vl").status_code == 404
+    assert (zoo / "vision/tiny-vl.gguf").is_file()
+
+
+def test_adapters_and_components(server: RunningServer, zoo: Path, tmp_path: Path) -> None:
+    http = server.http
+    http.post("/api/models", json={"path": str(zoo / "chat-lora/tiny-base.gguf")}).raise_for_status()
+    r = http.post(
+        "/api/models/tiny-base/adapters",
+        json={"path": str(zoo / "chat-lora/tiny-lora.gguf"), "name": "style"},
+    )
+    assert r.status_code == 201 and r.json()["adapters"][0]["name"] == "style"
+    bad = b.write_lora_gguf(tmp_path / "other.gguf", arch="qwen2")
+    r = http.post("/api/models/tiny-base/adapters", json={"path": str(bad)})
+    assert r.status_code == 422
+    assert r.json()["error"]["type"] == "IncompatibleAdapter"
+    assert http.delete("/api/models/tiny-base/adapters/style").json()["adapters"] == []
+    r = http.put(
+        "/api/models/tiny-base/components/mmproj", json={"path": str(zoo / "vision/mmproj-tiny-vl-f16.gguf")}
+    )
+    assert r.json()["category"] == "multimodal"
+    assert http.delete("/api/models/tiny-base/components/mmproj").json()["components"] == []
+
+
+def test_bad_input_gets_clear_errors_and_server_stays_up(
+    server: RunningServer, zoo: Path, tmp_path: Path
+) -> None:
+    http = server.http
+    (good,) = b.write_llama_gguf(tmp_path / "good.gguf")
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes(b"\x08\x07onnx")
+    cases = [
+        ({"path": str(truncated)}, 422, "MalformedFile", "truncated"),
+        ({"path": str(tmp_path / "missing.gguf")}, 404, "PathNotFound", "no such file"),
+        ({"path": str(onnx)}, 422, "UnsupportedFormat", ".onnx is not a model format"),
+        ({"path": str(zoo / "chat-lora/tiny-lora.gguf")}, 400, "InvalidImport", "LoRA adapter"),
+        ({"path": str(good), "category": "poetry"}, 400, "InvalidImport", "unknown category"),
+        ({"nothing": 1}, 422, "InvalidRequest", "path: Field required"),
+    ]
+    for body, status, kind, text in cases:
+        r = http.post("/api/models", json=body)
+        assert r.status_code == status, (body, r.text)
+        error = r.json()["error"]
+        assert error["type"] == kind and text in error["message"], error
+    assert http.post("/api/models", json={"path": str(truncated)}).json()["error"]["hint"]
+    # nothing half-written: the library is empty, and the server still answers
+    assert http.get("/api/models").json() == []
+    assert http.get("/api/health").status_code == 200
+    http.post("/api/models", json={"path": str(good)}).raise_for_status()
+    r = http.post("/api/models", json={"path": str(good)})
+    assert r.status_code == 409 and r.json()["error"]["type"] == "ModelExists"
+    r = http.put("/api/models/good/settings", json={"options": {"n_ctx": "lots"}})
+    assert r.status_code == 400 and "n_ctx" in r.json()["error"]["message"]
+
+
+def test_inspect_and_scan(server: RunningServer, zoo: Path) -> None:
+    http = server.http
+    r = http.post("/api/inspect", json={"path": str(zoo / "hf/tiny-gptq")})
+    assert (r.json()["quantization"], r.json()["loaders"]) == ("GPTQ 4-bit g128", ["vllm", "transformers"])
+    assert http.get("/api/models").json() == []  # inspecting imports nothing
+    report = http.post("/api/scan", json={"path": str(zoo)}).json()
+    assert len(report["imported"]) == 19 and report["failed"] == []  # 18 models + 1 LoRA
+    again = http.post("/api/scan", json={"path": str(zoo)}).json()
+    assert again["imported"] == [] and len(again["unchanged"]) >= 18
+    r = http.post("/api/scan", json={"path": str(zoo / "nowhere")})
+    assert r.status_code == 404
