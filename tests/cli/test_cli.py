@@ -30,11 +30,15 @@ def test_import_ls_show_edit_rm(cli: CliRunner, zoo: Path) -> None:
     assert "imported tiny-llama-q8: chat, gguf Q8_0, llama" in out
     run(cli, "import", str(zoo / "hf/tiny-minilm"))
     table = run(cli, "ls")
-    assert "tiny-llama-q8" in table and "Q8_0" in table and "tiny-minilm" in table
+    assert "tiny-llama-q8" in table
+    assert "Q8_0" in table
+    assert "tiny-minilm" in table
     listed = json.loads(run(cli, "ls", "--json", "-c", "embedding"))
     assert [m["name"] for m in listed] == ["tiny-minilm"]
     detail = run(cli, "show", "tiny-llama-q8")
-    assert "a tiny llama" in detail and "llama.cpp" in detail and "512" in detail
+    assert "a tiny llama" in detail
+    assert "llama.cpp" in detail
+    assert "512" in detail
     shown = json.loads(run(cli, "show", "tiny-llama-q8", "--json"))
     assert shown["facts"]["head_count_kv"] == 2
     run(cli, "edit", "tiny-llama-q8", "--name", "tl", "-d", "renamed")
@@ -43,7 +47,8 @@ def test_import_ls_show_edit_rm(cli: CliRunner, zoo: Path) -> None:
     run(cli, "show", "tl")
     assert "files kept" in run(cli, "rm", "tl", "-y")
     err = run(cli, "show", "tl", code=1)
-    assert "no model named 'tl'" in err and "modelyard ls" in err
+    assert "no model named 'tl'" in err
+    assert "modelyard ls" in err
 
 
 def test_settings_lora_component(cli: CliRunner, zoo: Path) -> None:
@@ -67,14 +72,16 @@ def test_scan_and_inspect(cli: CliRunner, zoo: Path) -> None:
     assert "19 imported, 0 already in the library, 0 skipped, 0 failed" in out
     assert "0 imported" in run(cli, "scan", str(zoo))
     out = run(cli, "inspect", str(zoo / "hf/tiny-6.5bpw-exl2"))
-    assert "EXL2 6.5bpw" in out and "exllamav2" in out
+    assert "EXL2 6.5bpw" in out
+    assert "exllamav2" in out
 
 
 def test_bad_input_messages(cli: CliRunner, tmp_path: Path) -> None:
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 40)
     err = run(cli, "import", str(bad), code=1)
-    assert "error:" in err and "broken.gguf" in err
+    assert "error:" in err
+    assert "broken.gguf" in err
     assert "no such file" in run(cli, "import", str(tmp_path / "nope.gguf"), code=1)
 
 

@@ -30,7 +30,7 @@ def check_adapter(base: Model, insp: Inspection) -> None:
     if fmt == "sd-lora":
         if base.category != Category.IMAGE:
             raise IncompatibleAdapter(
-                f"{insp.path.name} is a Stable Diffusion LoRA and {base.name!r} is a {base.category} model",
+                f"{insp.path.name} is a Stable Diffusion LoRA and {base.name!r} is not an image model",
                 hint="bind it to an image model",
             )
         if insp.facts.get("lora_target") == "language":
@@ -38,7 +38,7 @@ def check_adapter(base: Model, insp: Inspection) -> None:
         return
     if base.category not in TEXT_CATEGORIES:
         raise IncompatibleAdapter(
-            f"{base.name!r} is a {base.category} model; LoRA adapters bind to chat and multimodal models",
+            f"LoRA adapters bind to chat and multimodal models; {base.name!r} is {base.category}",
         )
     if fmt == "gguf-lora":
         _check_gguf(base, insp.path)
