@@ -174,3 +174,16 @@ def test_gemma(gemma: Path) -> None:
         32768,
     )
     assert insp.facts["chat_template"] is False
+
+
+def test_wrong_loader_is_refused(zoo: Path) -> None:
+    from modelyard.errors import IncompatibleLoader
+    from modelyard.formats.loaders import require_loader
+
+    insp = inspect_path(zoo / "hf/tiny-6.5bpw-exl2")
+    require_loader("tiny", insp.format, insp.quantization, loaders_of(insp), "exllamav2")
+    with pytest.raises(
+        IncompatibleLoader, match=r"llama.cpp cannot load 'tiny' \(safetensors EXL2 6.5bpw\)"
+    ) as e:
+        require_loader("tiny", insp.format, insp.quantization, loaders_of(insp), "llama.cpp")
+    assert e.value.hint == "use exllamav2"

@@ -108,7 +108,9 @@ def test_gguf_lora_compatibility(library: Library, zoo: Path, tmp_path: Path) ->
     with pytest.raises(IncompatibleAdapter, match="do not fit it"):
         library.add_adapter("tiny-base", str(wrong_size))
     library.import_model(ImportRequest(path=str(zoo / "hf/tiny-minilm")))
-    with pytest.raises(IncompatibleAdapter, match="bind to chat and multimodal models; 'tiny-minilm' is embedding"):
+    with pytest.raises(
+        IncompatibleAdapter, match="bind to chat and multimodal models; 'tiny-minilm' is embedding"
+    ):
         library.add_adapter("tiny-minilm", str(zoo / "chat-lora/tiny-lora.gguf"))
     with pytest.raises(IncompatibleAdapter, match="not a LoRA adapter"):
         library.add_adapter("tiny-base", str(zoo / "chat/tiny-llama-f32.gguf"))
