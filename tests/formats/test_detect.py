@@ -187,3 +187,9 @@ def test_wrong_loader_is_refused(zoo: Path) -> None:
     ) as e:
         require_loader("tiny", insp.format, insp.quantization, loaders_of(insp), "llama.cpp")
     assert e.value.hint == "use exllamav2"
+
+
+def test_gguf_without_its_suffix(tmp_path: Path) -> None:
+    (path,) = b.write_llama_gguf(tmp_path / "model.gguf")
+    renamed = path.rename(tmp_path / "model-download")
+    assert inspect_path(renamed).format == "gguf"

@@ -37,11 +37,15 @@ def print_json(data: Any) -> None:
 
 
 def models_table(models: list[dict[str, Any]]) -> Table:
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("NAME", "CATEGORY", "FORMAT", "QUANT", "PARAMS", "SIZE", "CONTEXT", "STATUS"):
-        table.add_column(col, no_wrap=col != "NAME")
+    table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 2, 0, 0))
+    widest = max((len(m["name"]) for m in models), default=4)
+    table.add_column("NAME", min_width=min(widest, 48), overflow="fold")
+    columns = ["CATEGORY", "FORMAT", "QUANT", "PARAMS", "SIZE", "CTX"]
+    any_loaded = any(m["loaded"] for m in models)
+    for col in [*columns, "STATUS"] if any_loaded else columns:
+        table.add_column(col, no_wrap=col != "QUANT")
     for m in models:
-        table.add_row(
+        row = [
             m["name"],
             m["category"],
             m["format"],
@@ -49,8 +53,8 @@ def models_table(models: list[dict[str, Any]]) -> Table:
             human_count(m["parameters"]),
             human_size(m["size"]),
             str(m["context_length"] or "-"),
-            "loaded" if m["loaded"] else "",
-        )
+        ]
+        table.add_row(*row, *(["loaded" if m["loaded"] else ""] if any_loaded else []))
     return table
 
 
@@ -65,7 +69,8 @@ def model_detail(m: dict[str, Any]) -> Table:
 
     row("name", m["name"])
     row("description", m["description"])
-    row("category", m["category"])
+    from_name = m["facts"].get("category_from") == "name"
+    row("category", m["category"] + ("  (from the file name: metadata says nothing)" if from_name else ""))
     row("format", m["format"] + ("  (pickle: unsafe to load from untrusted sources)" if m["unsafe"] else ""))
     row("quantization", m["quantization"])
     row("architecture", m["architecture"])
@@ -83,7 +88,10 @@ def model_detail(m: dict[str, Any]) -> Table:
         row(c["role"], c["path"])
     for a in m["adapters"]:
         row("adapter", f"{a['name']}  ({a['format']})  {a['path']}")
-    facts = {k: v for k, v in m["facts"].items() if k not in ("warnings",)}
+    hidden = ("warnings", "category_from", "context_length")
+    facts = {k: v for k, v in m["facts"].items() if k not in hidden}
+    if "name" in facts:
+        facts["name in file"] = facts.pop("name")
     for key, value in facts.items():
         if isinstance(value, list | tuple) and len(value) > 8:
             value = f"[{len(value)} items]"

@@ -107,7 +107,7 @@ def inspect_file(path: Path) -> Inspection:
     suffix = path.suffix.lower()
     if path.name.lower().endswith(".safetensors.index.json"):
         return inspect_folder(path.parent)
-    if suffix == ".gguf":
+    if suffix == ".gguf" or _magic(path) == b"GGUF":
         return inspect_gguf(path)
     if suffix == ".safetensors":
         return _inspect_safetensors(path)
@@ -118,6 +118,11 @@ def inspect_file(path: Path) -> Inspection:
         f"{suffix or 'this file'} is not a model format modelyard reads",
         hint=f"supported: {SUPPORTED}",
     )
+
+
+def _magic(path: Path) -> bytes:
+    with path.open("rb") as f:
+        return f.read(4)
 
 
 # -- GGUF ----------------------------------------------------------------------------------
@@ -279,10 +284,7 @@ def _inspect_safetensors(path: Path) -> Inspection:
 
 
 def _inspect_binary(path: Path) -> Inspection:
-    with path.open("rb") as f:
-        head = f.read(4)
-    if head == b"GGUF":
-        return inspect_gguf(path)
+    head = _magic(path)
     if head in GGML_MAGICS:
         return Inspection(
             path=path,
