@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -94,29 +97,49 @@ def free_port() -> int:
 
 
 class RunningServer:
-    def __init__(self, url: str, app: object) -> None:
+    def __init__(self, url: str, app: Any) -> None:
         self.url = url
         self.app = app
-        self.http = httpx.Client(base_url=url, timeout=30)
+        self.http = httpx.Client(base_url=url, timeout=120)
+
+    @property
+    def runtime(self) -> Any:
+        return self.app.state.runtime
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RunningServer]:
+def llama_server() -> Path | None:
+    """The llama-server binary the tests use: MODELYARD_LLAMA_SERVER, set by scripts/test after
+    `modelyard backends install llama.cpp`. Without it the engine is llama-cpp-python's server."""
+    configured = os.environ.get("MODELYARD_LLAMA_SERVER")
+    return Path(configured) if configured else None
+
+
+@contextmanager
+def serve(home: Path, **overrides: Any) -> Iterator[RunningServer]:
     """A real modelyard server (uvicorn on 127.0.0.1) with its own home folder."""
     port = free_port()
-    settings = Settings(home=tmp_path / "home", port=port)
+    overrides.setdefault("llama_server", llama_server())
+    settings = Settings(home=home, port=port, **overrides)
     app = create_app(settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     userver = uvicorn.Server(config)
     thread = threading.Thread(target=userver.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 15
     while not userver.started:
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("server did not start")
         time.sleep(0.02)
     running = RunningServer(f"http://127.0.0.1:{port}", app)
-    yield running
-    running.http.close()
-    userver.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield running
+    finally:
+        running.http.close()
+        userver.should_exit = True
+        thread.join(timeout=60)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    with serve(tmp_path / "home") as running:
+        yield running

@@ -30,6 +30,20 @@ class Settings(BaseSettings):
         default=None, description="where the CLI finds the server; http://host:port by default"
     )
 
+    # serving
+    llama_server: Path | None = Field(
+        default=None, description="llama-server binary; else MODELYARD_HOME/bin, PATH, then llama_cpp.server"
+    )
+    queue_size: int = Field(default=50, ge=0, description="requests that may wait per deployment")
+    health_timeout: float = Field(default=120.0, gt=0, description="seconds an engine has to become ready")
+    stop_grace: float = Field(default=10.0, ge=0, description="seconds between SIGTERM and SIGKILL")
+    switch_timeout: float = Field(
+        default=60.0, ge=0, description="seconds a switch waits for a model's requests to finish"
+    )
+    restart_backoff: float = Field(default=10.0, gt=0, description="first restart delay; doubles")
+    restart_backoff_max: float = Field(default=300.0, gt=0, description="cap of the restart delay")
+    idle_unload: float = Field(default=0.0, ge=0, description="unload a model idle this long (s); 0 = never")
+
     @property
     def catalog_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'catalog.db'}"
@@ -41,5 +55,14 @@ class Settings(BaseSettings):
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port}"
 
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs" / "instances"
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.home / "bin"
+
     def ensure_home(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)

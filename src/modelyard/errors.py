@@ -9,7 +9,10 @@ ModelyardError
  ├── Conflict
  │    ├── ModelExists           the name or the files are already in the library
  │    ├── AdapterExists
- │    └── ModelLoaded           the model is loaded: unload it first
+ │    ├── ModelLoaded           the model is loaded: unload it first
+ │    ├── ModelNotLoaded        a request for a model that is not loaded (and autoload is off)
+ │    ├── LoadRefused           the load rules or busy models stop a load
+ │    └── QueueFull             too many requests wait for this model
  ├── InvalidInput
  │    ├── InvalidName
  │    ├── InvalidSettings
@@ -20,6 +23,10 @@ ModelyardError
  │    ├── IncompleteModel      shards or index entries missing or inconsistent
  │    └── UnsupportedFormat
  ├── IncompatibleAdapter       a LoRA that does not fit its base model
+ ├── EngineError               an engine process failed: would not start, crashed, is missing
+ │    └── EngineUnavailable    no engine for this backend is installed
+ ├── Unsupported               the backend cannot do what was asked (an option, an endpoint)
+ ├── ChatTemplateMissing       chat on a model without a chat template
  └── ServerUnavailable         the CLI cannot reach the modelyard server
 """
 
@@ -86,6 +93,24 @@ class ModelLoaded(Conflict):
         super().__init__(f"model {name!r} is loaded", hint=f"unload it first: `modelyard unload {name}`")
 
 
+class ModelNotLoaded(Conflict):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"model {name!r} is not loaded",
+            hint=f"load it with `modelyard load {name}`, or turn autoload on: `modelyard edit {name} --autoload`",
+        )
+
+
+class LoadRefused(Conflict):
+    pass
+
+
+class QueueFull(Conflict):
+    def __init__(self, name: str, limit: int) -> None:
+        super().__init__(f"{limit} requests are already waiting for {name!r}", hint="retry in a few seconds")
+        self.retry_after = 5
+
+
 class InvalidInput(ModelyardError):
     pass
 
@@ -129,6 +154,29 @@ class UnsupportedFormat(ModelFileError):
 
 class IncompatibleAdapter(ModelyardError):
     pass
+
+
+class EngineError(ModelyardError):
+    pass
+
+
+class EngineUnavailable(EngineError):
+    pass
+
+
+class Unsupported(ModelyardError):
+    pass
+
+
+class ChatTemplateMissing(ModelyardError):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"model {name!r} has no chat template, so chat messages cannot be formatted for it",
+            hint=(
+                f"set one: `modelyard settings {name} --set chat_template=chatml` (a llama.cpp template "
+                "name or a Jinja template), or send raw text to /v1/completions"
+            ),
+        )
 
 
 class ServerUnavailable(ModelyardError):

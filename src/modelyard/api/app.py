@@ -5,29 +5,45 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from modelyard import __version__
-from modelyard.api import errors, models
+from modelyard.api import errors, models, runtime
 from modelyard.catalog.store import Store
 from modelyard.config import Settings
+from modelyard.gateway import routes as gateway
 from modelyard.library import Library
+from modelyard.runtime.controller import Runtime
 
 
 def create_app(settings: Settings) -> FastAPI:
     settings.ensure_home()
     store = Store(settings.catalog_url)
+    library = Library(store)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        store.close()
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Engines answer slowly (long generations): no read timeout; the pool fits many streams.
+        app.state.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, read=None), limits=httpx.Limits(max_connections=1000)
+        )
+        app.state.runtime = Runtime(settings, library)
+        await app.state.runtime.start()
+        try:
+            yield
+        finally:
+            await app.state.runtime.close()
+            await app.state.http.aclose()
+            store.close()
 
     app = FastAPI(title="modelyard", version=__version__, lifespan=lifespan)
     app.state.settings = settings
-    app.state.library = Library(store)
+    app.state.library = library
     errors.install(app)
     app.include_router(models.router)
+    app.include_router(runtime.router)
+    app.include_router(gateway.router)
 
     @app.get("/api/health", tags=["server"])
     def health() -> dict[str, str]:

@@ -9,15 +9,21 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from modelyard import errors
+from modelyard.gateway import errors as gateway_errors
 
 log = logging.getLogger(__name__)
 
 STATUS: dict[type[errors.ModelyardError], int] = {
     errors.NotFound: 404,
+    errors.QueueFull: 503,
     errors.Conflict: 409,
     errors.InvalidInput: 400,
     errors.ModelFileError: 422,
     errors.IncompatibleAdapter: 422,
+    errors.Unsupported: 400,
+    errors.ChatTemplateMissing: 400,
+    errors.EngineUnavailable: 503,
+    errors.EngineError: 502,
 }
 
 
@@ -34,14 +40,18 @@ def body(kind: str, message: str, hint: str | None = None) -> dict[str, object]:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.ModelyardError)
-    async def _domain(_request: Request, exc: errors.ModelyardError) -> JSONResponse:
+    async def _domain(request: Request, exc: errors.ModelyardError) -> JSONResponse:
+        if request.url.path.startswith("/v1/"):
+            return gateway_errors.from_exception(exc)
         return JSONResponse(body(type(exc).__name__, exc.message, exc.hint), status_code=status_of(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors()
         )
+        if request.url.path.startswith("/v1/"):
+            return gateway_errors.openai_error(problems, status=400)
         return JSONResponse(body("InvalidRequest", problems), status_code=422)
 
     @app.exception_handler(Exception)

@@ -68,6 +68,8 @@ def edit_model(lib: Lib, name: str, body: ModelPatch) -> ModelOut:
             description=body.description,
             category=body.category,
             capabilities=body.capabilities,
+            autoload=body.autoload,
+            aliases=body.aliases,
         ),
     )
 

@@ -50,6 +50,8 @@ class ModelOut(BaseModel):
     loaders: list[str]
     unsafe: bool
     loaded: bool
+    autoload: bool
+    aliases: list[str]
     source: str
     source_repo: str | None
     source_revision: str | None
@@ -78,6 +80,8 @@ class ModelOut(BaseModel):
             loaders=m.loaders,
             unsafe=m.unsafe,
             loaded=loaded,
+            autoload=m.autoload,
+            aliases=m.aliases,
             source=m.source,
             source_repo=m.source_repo,
             source_revision=m.source_revision,
@@ -117,6 +121,8 @@ class ModelPatch(BaseModel):
     description: str | None = None
     category: str | None = None
     capabilities: list[str] | None = None
+    autoload: bool | None = Field(None, description="load on the first request (JIT)")
+    aliases: list[str] | None = Field(None, description="other names the gateway accepts")
 
 
 class PathIn(BaseModel):

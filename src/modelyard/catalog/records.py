@@ -59,6 +59,8 @@ class Model:
     source: str = "local"
     source_repo: str | None = None
     source_revision: str | None = None
+    aliases: list[str] = field(default_factory=list)
+    autoload: bool = False
     files: list[ModelFile] = field(default_factory=list)
     components: list[Component] = field(default_factory=list)
     adapters: list[Adapter] = field(default_factory=list)
@@ -76,3 +78,31 @@ class Model:
 
     def adapter(self, name: str) -> Adapter | None:
         return next((a for a in self.adapters if a.name == name), None)
+
+
+@dataclass
+class Deployment:
+    """The wish that a model runs, with which adapter, how many replicas, which options."""
+
+    model: str
+    backend: str
+    replicas: int
+    options: dict[str, Any]
+    adapter: str | None = None
+    jit: bool = False
+    id: int | None = None
+
+
+@dataclass
+class Instance:
+    id: int
+    model: str
+    state: str
+    url: str | None
+    pid: int | None
+    starts: int
+    restarts: int
+    error: str | None
+    history: list[dict[str, Any]]
+    created_at: datetime | None = None
+    updated_at: datetime | None = None

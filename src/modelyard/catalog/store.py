@@ -13,8 +13,25 @@ from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from modelyard.catalog.records import Adapter, Component, Model, ModelFile, ModelSettings
-from modelyard.catalog.tables import AdapterRow, ComponentRow, ModelFileRow, ModelRow, SettingsRow
+from modelyard.catalog.records import (
+    Adapter,
+    Component,
+    Deployment,
+    Instance,
+    Model,
+    ModelFile,
+    ModelSettings,
+)
+from modelyard.catalog.tables import (
+    AdapterRow,
+    ComponentRow,
+    DeploymentRow,
+    InstanceRow,
+    ModelFileRow,
+    ModelRow,
+    SettingsRow,
+    utcnow,
+)
 from modelyard.errors import (
     AdapterExists,
     AdapterNotFound,
@@ -27,7 +44,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _FIELDS = (
     "name", "description", "category", "format", "path", "quantization", "architecture", "parameters",
     "context_length", "template", "capabilities", "loaders", "unsafe", "facts", "source", "source_repo",
-    "source_revision",
+    "source_revision", "aliases", "autoload",
 )  # fmt: skip
 
 
@@ -132,6 +149,13 @@ class Store:
         with self.session() as s:
             name = s.scalar(select(ModelRow.name).where(ModelRow.path == path))
         return None if name is None else self.get_model(name)
+
+    def find_by_alias(self, alias: str) -> Model | None:
+        with self.session() as s:
+            for name, aliases in s.execute(select(ModelRow.name, ModelRow.aliases)):
+                if alias in (aliases or []):
+                    return self.get_model(name)
+        return None
 
     def has_name(self, name: str) -> bool:
         with self.session() as s:
@@ -253,3 +277,102 @@ class Store:
                 row.settings.backend, row.settings.options = settings.backend, settings.options
             s.flush()
             return _model(row)
+
+    # -- deployments and instances -------------------------------------------------------------
+
+    def put_deployment(self, d: Deployment) -> Deployment:
+        with self.session() as s:
+            model = self._row(s, d.model)
+            row = s.scalar(select(DeploymentRow).where(DeploymentRow.model_id == model.id))
+            if row is None:
+                row = DeploymentRow(model_id=model.id)
+                s.add(row)
+            row.adapter, row.backend, row.replicas = d.adapter, d.backend, d.replicas
+            row.options, row.jit = d.options, d.jit
+            s.flush()
+            return Deployment(
+                d.model, row.backend, row.replicas, dict(row.options), row.adapter, row.jit, row.id
+            )
+
+    def deployments(self) -> list[Deployment]:
+        with self.session() as s:
+            rows = s.execute(
+                select(DeploymentRow, ModelRow.name).join(ModelRow, DeploymentRow.model_id == ModelRow.id)
+            )
+            return [
+                Deployment(name, r.backend, r.replicas, dict(r.options), r.adapter, r.jit, r.id)
+                for r, name in rows
+            ]
+
+    def delete_deployment(self, model: str) -> None:
+        with self.session() as s:
+            row = s.scalar(
+                select(DeploymentRow)
+                .join(ModelRow, DeploymentRow.model_id == ModelRow.id)
+                .where(ModelRow.name == model)
+            )
+            if row is not None:
+                s.delete(row)  # its instances go with it; their logs stay on disk
+
+    def add_instance(self, model: str) -> Instance:
+        with self.session() as s:
+            dep = s.scalar(
+                select(DeploymentRow)
+                .join(ModelRow, DeploymentRow.model_id == ModelRow.id)
+                .where(ModelRow.name == model)
+            )
+            if dep is None:
+                raise ModelNotFound(model)
+            row = InstanceRow(deployment_id=dep.id, state="pending", history=[_event("pending")])
+            s.add(row)
+            s.flush()
+            return _instance(row, model)
+
+    def update_instance(self, instance_id: int, *, note: str | None = None, **fields: Any) -> None:
+        with self.session() as s:
+            row = s.get(InstanceRow, instance_id)
+            if row is None:
+                return
+            for key, value in fields.items():
+                setattr(row, key, value)
+            if "state" in fields:
+                row.history = [*row.history, _event(fields["state"], note)][-50:]
+
+    def instances(self) -> list[Instance]:
+        with self.session() as s:
+            rows = s.execute(
+                select(InstanceRow, ModelRow.name)
+                .join(DeploymentRow, InstanceRow.deployment_id == DeploymentRow.id)
+                .join(ModelRow, DeploymentRow.model_id == ModelRow.id)
+                .order_by(InstanceRow.id)
+            )
+            return [_instance(r, name) for r, name in rows]
+
+    def delete_instance(self, instance_id: int) -> None:
+        with self.session() as s:
+            row = s.get(InstanceRow, instance_id)
+            if row is not None:
+                s.delete(row)
+
+
+def _event(state: str, note: str | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = {"state": state, "at": utcnow().isoformat()}
+    if note:
+        event["note"] = note
+    return event
+
+
+def _instance(row: InstanceRow, model: str) -> Instance:
+    return Instance(
+        id=row.id,
+        model=model,
+        state=row.state,
+        url=row.url,
+        pid=row.pid,
+        starts=row.starts,
+        restarts=row.restarts,
+        error=row.error,
+        history=list(row.history),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )

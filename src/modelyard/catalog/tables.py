@@ -48,6 +48,8 @@ class ModelRow(Base):
     source: Mapped[str] = mapped_column(String(32), default="local")
     source_repo: Mapped[str | None] = mapped_column(String(256))
     source_revision: Mapped[str | None] = mapped_column(String(128))
+    aliases: Mapped[list[str]] = mapped_column(JSON, default=list)
+    autoload: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -126,3 +128,46 @@ class SettingsRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
     model: Mapped[ModelRow] = relationship(back_populates="settings")
+
+
+class DeploymentRow(Base):
+    """The wish that a model runs: 'load' is one replica, 'unload' is zero."""
+
+    __tablename__ = "deployments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), unique=True)
+    adapter: Mapped[str | None] = mapped_column(String(128))
+    backend: Mapped[str] = mapped_column(String(32))
+    replicas: Mapped[int] = mapped_column(Integer, default=1)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    jit: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    instances: Mapped[list[InstanceRow]] = relationship(
+        back_populates="deployment",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="InstanceRow.id",
+    )
+
+
+class InstanceRow(Base):
+    """One replica: a process serving the model on its own port."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    url: Mapped[str | None] = mapped_column(String(256))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    starts: Mapped[int] = mapped_column(Integer, default=0)
+    restarts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    deployment: Mapped[DeploymentRow] = relationship(back_populates="instances")

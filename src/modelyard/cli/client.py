@@ -32,16 +32,20 @@ class Client:
         except httpx.ConnectError:
             raise ServerUnavailable(self.base_url) from None
         if response.status_code >= 400:
-            try:
-                err = response.json()["error"]
-                raise ApiError(response.status_code, err["type"], err["message"], err.get("hint"))
-            except (ValueError, KeyError, TypeError):
-                raise ApiError(
-                    response.status_code, "HTTPError", response.text or response.reason_phrase, None
-                ) from None
+            self.raise_for(response)
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
+
+    @staticmethod
+    def raise_for(response: httpx.Response) -> None:
+        """Turn an error answer (/api or OpenAI shape) into an ApiError."""
+        try:
+            err = response.json()["error"]
+            kind, message, hint = err.get("type") or "Error", err["message"], err.get("hint")
+        except (ValueError, KeyError, TypeError):
+            kind, message, hint = "HTTPError", response.text or response.reason_phrase, None
+        raise ApiError(response.status_code, kind, message, hint)
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)

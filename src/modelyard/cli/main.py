@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from modelyard import __version__
-from modelyard.cli import adapters, components, models
+from modelyard.cli import adapters, backends, components, models, runtime
 from modelyard.cli.render import console
 
 app = typer.Typer(
@@ -22,7 +22,13 @@ app.command()(models.show)
 app.command()(models.rm)
 app.command()(models.edit)
 app.command()(models.settings)
+app.command()(runtime.load)
+app.command()(runtime.unload)
+app.command()(runtime.ps)
+app.command()(runtime.logs)
+app.command()(runtime.run)
 app.add_typer(adapters.app, name="lora")
+app.add_typer(backends.app, name="backends")
 app.add_typer(components.app, name="component")
 
 

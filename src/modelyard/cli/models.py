@@ -167,9 +167,11 @@ def edit(
     description: str | None = typer.Option(None, "--description", "-d"),
     category: str | None = typer.Option(None, "--category", "-c"),
     capability: list[str] | None = typer.Option(None, "--capability", help="image models (repeatable)"),
+    autoload: bool | None = typer.Option(None, "--autoload/--no-autoload", help="load on the first request"),
+    alias: list[str] | None = typer.Option(None, "--alias", help="another name for the gateway (repeatable)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Rename a model, or change its description, category or capabilities."""
+    """Rename a model; change its description, category, capabilities, autoload or aliases."""
     body = {
         k: v
         for k, v in {
@@ -177,11 +179,13 @@ def edit(
             "description": description,
             "category": category,
             "capabilities": capability or None,
+            "autoload": autoload,
+            "aliases": alias or None,
         }.items()
         if v is not None
     }
     if not body:
-        raise typer.BadParameter("nothing to change: pass --name, --description, --category or --capability")
+        raise typer.BadParameter("nothing to change: see `modelyard edit --help`")
     model = client().patch(f"/api/models/{name}", body)
     if as_json:
         print_json(model)

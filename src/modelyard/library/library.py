@@ -17,7 +17,14 @@ from modelyard.categories import (
     ComponentRole,
     Template,
 )
-from modelyard.errors import InvalidImport, ModelExists, ModelLoaded, ModelyardError, PathNotFound
+from modelyard.errors import (
+    InvalidImport,
+    ModelExists,
+    ModelLoaded,
+    ModelNotFound,
+    ModelyardError,
+    PathNotFound,
+)
 from modelyard.formats.detect import inspect_path
 from modelyard.formats.gguf import shard_paths
 from modelyard.formats.inspection import ADAPTER, COMPONENT, Inspection
@@ -59,6 +66,18 @@ class Library:
 
     def get(self, name: str) -> Model:
         return self.store.get_model(name)
+
+    def resolve(self, requested: str) -> tuple[Model, str | None]:
+        """The model (and adapter) an OpenAI ``model`` field names: ``name``, an alias, or
+        ``base:adapter``."""
+        base, _, adapter = requested.partition(":")
+        try:
+            return self.store.get_model(base), adapter or None
+        except ModelNotFound:
+            found = self.store.find_by_alias(base)
+            if found is None:
+                raise
+            return found, adapter or None
 
     # -- importing ---------------------------------------------------------------------------
 
@@ -248,8 +267,10 @@ class Library:
         description: str | None = None,
         category: str | None = None,
         capabilities: list[str] | None = None,
+        autoload: bool | None = None,
+        aliases: list[str] | None = None,
     ) -> Model:
-        """Rename, describe, recategorise or retag a model."""
+        """Rename, describe, recategorise or retag a model; set autoload and aliases."""
         model = self.get(name)
         fields: dict[str, Any] = {}
         if new_name is not None and new_name != name:
@@ -270,7 +291,19 @@ class Library:
             if model.category != Category.IMAGE or model.template is None:
                 raise InvalidImport("capabilities are for image models")
             fields["capabilities"] = self._capabilities(Template(model.template), capabilities)
+        if autoload is not None:
+            fields["autoload"] = autoload
+        if aliases is not None:
+            fields["aliases"] = self._aliases(name, aliases)
         return self.store.update_model(name, **fields) if fields else model
+
+    def _aliases(self, name: str, aliases: list[str]) -> list[str]:
+        for alias in aliases:
+            check_name(alias, "alias")
+            owner = self.store.find_by_alias(alias)
+            if self.store.has_name(alias) or (owner is not None and owner.name != name):
+                raise ModelExists(f"{alias!r} already names another model", hint="pick another alias")
+        return sorted(set(aliases))
 
     def delete(self, name: str) -> None:
         """Remove the record with its adapters and components; never a file."""

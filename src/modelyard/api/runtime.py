@@ -1,0 +1,151 @@
+"""Routes of the runtime: load, unload, instances, logs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from modelyard.api.schemas import ErrorOut
+from modelyard.errors import NotFound
+from modelyard.runtime.controller import Runtime, State
+
+router = APIRouter(
+    prefix="/api", tags=["runtime"], responses={c: {"model": ErrorOut} for c in (400, 404, 409, 502)}
+)
+
+
+class LoadIn(BaseModel):
+    adapter: str | None = Field(None, description="a LoRA adapter of the model")
+    replicas: int = Field(1, ge=1, le=64)
+
+
+class UnloadIn(BaseModel):
+    force: bool = Field(False, description="stop at once, even with requests in flight")
+
+
+class InstanceOut(BaseModel):
+    id: int
+    model: str
+    adapter: str | None
+    state: str
+    url: str | None
+    pid: int | None
+    starts: int
+    restarts: int
+    memory: int
+    error: str | None
+    history: list[dict[str, object]]
+
+
+class DeploymentOut(BaseModel):
+    model: str
+    adapter: str | None
+    replicas: int
+    backend: str
+    options: dict[str, object]
+    instances: list[InstanceOut]
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _instances(runtime: Runtime) -> list[InstanceOut]:
+    adapters = {name: r.deployment.adapter for name, r in runtime.running.items()}
+    return [
+        InstanceOut(
+            id=i.id,
+            model=i.model,
+            adapter=adapters.get(i.model),
+            state=i.state,
+            url=i.url,
+            pid=i.pid,
+            starts=i.starts,
+            restarts=i.restarts,
+            memory=runtime.memory(i.id),
+            error=i.error,
+            history=i.history,
+        )
+        for i in runtime.instances()
+    ]
+
+
+@router.post("/models/{name}/load")
+async def load(request: Request, name: str, body: LoadIn) -> DeploymentOut:
+    """Load a model (a deployment of `replicas` instances); waits until it serves."""
+    runtime = runtime_of(request)
+    dep = await runtime.load(name, adapter=body.adapter, replicas=body.replicas)
+    return DeploymentOut(
+        model=dep.model,
+        adapter=dep.adapter,
+        replicas=dep.replicas,
+        backend=dep.backend,
+        options=dep.options,
+        instances=[i for i in _instances(runtime) if i.model == name],
+    )
+
+
+@router.post("/models/{name}/unload", status_code=204)
+async def unload(request: Request, name: str, body: UnloadIn | None = None) -> None:
+    """Unload a model: its requests finish first (up to the switch timeout) unless forced."""
+    await runtime_of(request).unload(name, force=bool(body and body.force))
+
+
+@router.get("/instances")
+def instances(request: Request) -> list[InstanceOut]:
+    return _instances(runtime_of(request))
+
+
+@router.get("/instances/{instance_id}/logs")
+async def logs(
+    request: Request,
+    instance_id: int,
+    lines: int = Query(200, ge=0, le=100_000, description="how many lines from the end"),
+    follow: bool = Query(False, description="keep streaming new lines, across restarts"),
+    start: int | None = Query(None, ge=1, description="which start's log (default: the latest)"),
+) -> StreamingResponse:
+    """An instance's log: the last lines, and with follow=true everything written after."""
+    runtime = runtime_of(request)
+    found = runtime.log_path(instance_id, start)
+    if found is None:
+        raise NotFound(f"no instance {instance_id}", hint="`modelyard ps` lists the instances")
+    path, number = found
+    return StreamingResponse(
+        _stream(runtime, request, instance_id, Path(path), number, lines, follow), media_type="text/plain"
+    )
+
+
+async def _stream(
+    runtime: Runtime, request: Request, instance_id: int, path: Path, number: int, lines: int, follow: bool
+) -> AsyncIterator[bytes]:
+    text = path.read_bytes() if path.is_file() else b""
+    kept = b"\n".join(text.splitlines()[-lines:]) + b"\n" if lines and text else b""
+    yield kept
+    if not follow:
+        return
+    position = len(text)
+    while not await request.is_disconnected():
+        if path.is_file():
+            with path.open("rb") as f:
+                f.seek(position)
+                chunk = f.read()
+            if chunk:
+                position += len(chunk)
+                yield chunk
+                continue
+        latest = runtime.log_path(instance_id)
+        if latest is None:
+            return  # the instance is gone (unloaded)
+        if latest[1] != number:  # restarted: go on with the new start's log
+            path, number, position = Path(latest[0]), latest[1], 0
+            yield f"--- start {number} ---\n".encode()
+            continue
+        if any(i.id == instance_id and i.state == State.STOPPED for i in runtime.instances()):
+            return
+        await asyncio.sleep(0.2)

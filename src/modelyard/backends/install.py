@@ -1,0 +1,102 @@
+"""Install engines: llama-server built from the llama.cpp sources that llama-cpp-python's sdist
+carries (PyPI is reachable where hubs and GitHub may not be)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from modelyard.errors import EngineError
+
+LLAMA_CPP_PYTHON_VERSION = "0.3.36"
+PROGRESS = re.compile(r"^\[\s*(\d+)%\]")
+
+# (stage, percent 0-100) -> None
+Progress = Callable[[str, float], None]
+
+
+def _run(argv: list[str], log: Path, progress: Progress, stage: str, cwd: Path | None = None) -> None:
+    with log.open("a") as out:
+        out.write(f"$ {' '.join(argv)}\n")
+        out.flush()
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.write(line)
+            m = PROGRESS.match(line)
+            if m:
+                progress(stage, float(m.group(1)))
+        code = proc.wait()
+    if code != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        raise EngineError(f"{stage} failed (exit status {code})", hint=f"the log {log} ends with:\n{tail}")
+
+
+def install_llama_server(
+    bin_dir: Path,
+    *,
+    variant: str = "cpu",
+    version: str = LLAMA_CPP_PYTHON_VERSION,
+    progress: Progress = lambda stage, pct: None,
+    jobs: int | None = None,
+) -> Path:
+    """Download the sdist, build llama-server (cpu, or cuda with GGML_CUDA), install it into
+    ``bin_dir``. Returns the binary's path. The old binary stays until the new one is built."""
+    for tool in ("cmake", "c++"):
+        if shutil.which(tool) is None:
+            raise EngineError(
+                f"building llama-server needs {tool}",
+                hint="install cmake and a C++ compiler (build-essential)",
+            )
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    log = bin_dir / "llama-server-build.log"
+    log.write_text("")
+    with tempfile.TemporaryDirectory(prefix="modelyard-llama-") as tmp:
+        work = Path(tmp)
+        progress("download", 0)
+        _run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+             f"llama-cpp-python=={version}", "-d", str(work)],
+            log, progress, "download",
+        )  # fmt: skip
+        archives = list(work.glob("llama_cpp_python-*.tar.gz"))
+        if not archives:
+            raise EngineError("pip downloaded no llama-cpp-python source archive", hint=f"see {log}")
+        progress("extract", 0)
+        with tarfile.open(archives[0]) as tar:
+            tar.extractall(work / "src", filter="data")
+        (source,) = (work / "src").glob("llama_cpp_python-*/vendor/llama.cpp")
+        build = work / "build"
+        flags = [
+            "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", "-DLLAMA_BUILD_TESTS=OFF",
+            "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_TOOLS=ON", "-DLLAMA_BUILD_SERVER=ON",
+            "-DLLAMA_BUILD_UI=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_CURL=OFF",
+        ]  # fmt: skip
+        if variant == "cuda":
+            flags.append("-DGGML_CUDA=ON")
+        progress("configure", 0)
+        _run(["cmake", "-S", str(source), "-B", str(build), *flags], log, progress, "configure")
+        threads = str(jobs or os.cpu_count() or 2)
+        _run(
+            ["cmake", "--build", str(build), "--target", "llama-server", "-j", threads],
+            log,
+            progress,
+            "build",
+        )
+        built = build / "bin" / "llama-server"
+        if not built.is_file():
+            raise EngineError("the build finished without a llama-server binary", hint=f"see {log}")
+        target = bin_dir / "llama-server"
+        staged = bin_dir / ".llama-server.new"
+        shutil.copy2(built, staged)
+        staged.chmod(0o755)
+        staged.replace(target)
+    progress("done", 100)
+    return target

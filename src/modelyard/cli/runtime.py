@@ -1,0 +1,182 @@
+"""Runtime commands: load, unload, ps, logs, run."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import httpx
+import typer
+
+from modelyard.cli.common import client, friendly
+from modelyard.cli.render import console, err_console, human_size, print_json
+from modelyard.config import Settings
+from modelyard.errors import ServerUnavailable
+
+
+@friendly
+def load(
+    name: str = typer.Argument(..., help="a model in the library"),
+    lora: str | None = typer.Option(None, "--lora", help="one of the model's LoRA adapters"),
+    replicas: int = typer.Option(1, "--replicas", "-r", min=1, help="engine processes serving it"),
+) -> None:
+    """Load a model (unloading what the load rules say it replaces) and wait until it serves."""
+    with console.status(f"loading {name}..."):
+        dep = client().post(f"/api/models/{name}/load", {"adapter": lora, "replicas": replicas})
+    for inst in dep["instances"]:
+        console.print(
+            f"{name}{':' + lora if lora else ''} serving (instance {inst['id']}, pid {inst['pid']}, "
+            f"{human_size(inst['memory'])})",
+            highlight=False,
+        )
+
+
+@friendly
+def unload(
+    name: str = typer.Argument(...),
+    force: bool = typer.Option(False, "--force", help="stop at once, even with requests in flight"),
+) -> None:
+    """Unload a model; its requests in flight finish first unless --force."""
+    with console.status(f"unloading {name}..."):
+        client().post(f"/api/models/{name}/unload", {"force": force})
+    console.print(f"unloaded {name}", highlight=False)
+
+
+@friendly
+def ps(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List running instances."""
+    instances = client().get("/api/instances")
+    if as_json:
+        print_json(instances)
+        return
+    if not instances:
+        console.print("no model is loaded: `modelyard load NAME`")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 2, 0, 0))
+    for col in ("ID", "MODEL", "STATE", "URL", "PID", "MEMORY", "RESTARTS"):
+        table.add_column(col, no_wrap=True)
+    for i in instances:
+        model = i["model"] + (f":{i['adapter']}" if i["adapter"] else "")
+        table.add_row(
+            str(i["id"]), model, i["state"], i["url"] or "-", str(i["pid"] or "-"),
+            human_size(i["memory"]) if i["memory"] else "-", str(i["restarts"]),
+        )  # fmt: skip
+    console.print(table)
+    for i in instances:
+        if i["error"] and i["state"] != "running":
+            console.print(f"[red]{i['id']}:[/] {i['error']}", highlight=False)
+
+
+@friendly
+def logs(
+    target: str = typer.Argument(..., help="an instance id, or a model name (its first instance)"),
+    follow: bool = typer.Option(False, "--follow", "-f", help="keep printing new lines"),
+    lines: int = typer.Option(100, "--lines", "-n", help="lines from the end"),
+) -> None:
+    """Print an instance's log (one file per start; -f follows across restarts)."""
+    api = client()
+    instance_id = target if target.isdigit() else _first_instance(api.get("/api/instances"), target)
+    url = f"{api.base_url}/api/instances/{instance_id}/logs"
+    try:
+        with (
+            httpx.Client(timeout=httpx.Timeout(10.0, read=None)) as http,
+            http.stream("GET", url, params={"lines": lines, "follow": follow}) as response,
+        ):
+            if response.status_code != 200:
+                response.read()
+                api.raise_for(response)
+            for chunk in response.iter_bytes():
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+    except httpx.ConnectError:
+        raise ServerUnavailable(api.base_url) from None
+    except KeyboardInterrupt:
+        pass
+
+
+def _first_instance(instances: list[dict[str, object]], model: str) -> str:
+    for i in instances:
+        if i["model"] == model:
+            return str(i["id"])
+    from modelyard.errors import ModelNotLoaded
+
+    raise ModelNotLoaded(model)
+
+
+@friendly
+def run(
+    name: str = typer.Argument(..., help="a model (name, alias or base:adapter)"),
+    prompt: str | None = typer.Argument(None, help="one prompt; without it, an interactive chat"),
+    raw: bool = typer.Option(False, "--raw", help="plain text completion instead of chat"),
+    system: str | None = typer.Option(None, "--system", help="a system prompt"),
+    max_tokens: int = typer.Option(512, "--max-tokens"),
+    temperature: float = typer.Option(0.7, "--temperature"),
+) -> None:
+    """Chat with a model in the terminal, streaming (loads it first if it is not loaded)."""
+    api = client()
+    model = api.get(f"/api/models/{name.split(':')[0]}")
+    if not model["loaded"]:
+        adapter = name.split(":", 1)[1] if ":" in name else None
+        with console.status(f"loading {name}..."):
+            api.post(f"/api/models/{model['name']}/load", {"adapter": adapter, "replicas": 1})
+    base = Settings().server_url
+    messages: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
+    interactive = prompt is None
+    if interactive:
+        err_console.print(f"[dim]{name}: type a message, Ctrl-D to quit[/]")
+    while True:
+        if interactive:
+            try:
+                text = console.input("[bold]> [/]")
+            except EOFError:
+                console.print()
+                return
+            if not text.strip():
+                continue
+        else:
+            text = prompt or ""
+        if raw:
+            body: dict[str, object] = {"model": name, "prompt": text, "stream": True}
+            path = "/v1/completions"
+        else:
+            messages.append({"role": "user", "content": text})
+            body = {"model": name, "messages": messages, "stream": True}
+            path = "/v1/chat/completions"
+        body.update(max_tokens=max_tokens, temperature=temperature)
+        answer = _stream(api, base + path, body, chat=not raw)
+        if not raw:
+            messages.append({"role": "assistant", "content": answer})
+        if not interactive:
+            return
+
+
+def _stream(api: object, url: str, body: dict[str, object], *, chat: bool) -> str:
+    from modelyard.cli.client import Client
+
+    assert isinstance(api, Client)
+    parts: list[str] = []
+    with (
+        httpx.Client(timeout=httpx.Timeout(10.0, read=None)) as http,
+        http.stream("POST", url, json=body) as response,
+    ):
+        if response.status_code != 200:
+            response.read()
+            api.raise_for(response)
+        for line in response.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            event = json.loads(line[6:])
+            if "error" in event:
+                console.print()
+                err_console.print(f"[red]error:[/] {event['error']['message']}", highlight=False)
+                break
+            choice = event["choices"][0] if event.get("choices") else {}
+            piece = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+            if piece:
+                parts.append(piece)
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+    sys.stdout.write("\n")
+    return "".join(parts)

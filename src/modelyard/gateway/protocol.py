@@ -1,0 +1,41 @@
+"""Request bodies of the OpenAI endpoints: what the gateway needs checked; the rest passes
+through to the engine as sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class OpenAIRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+    stream: bool = False
+
+
+class ChatRequest(OpenAIRequest):
+    messages: list[dict[str, Any]] = Field(min_length=1)
+
+
+class CompletionRequest(OpenAIRequest):
+    prompt: str | list[str] | list[int] | list[list[int]]
+
+
+class EmbeddingRequest(OpenAIRequest):
+    input: str | list[str] | list[int] | list[list[int]]
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: str = "model"
+    created: int
+    owned_by: str = "modelyard"
+    category: str
+    loaded: bool
+
+
+class ModelList(BaseModel):
+    object: str = "list"
+    data: list[ModelCard]

@@ -1,0 +1,1 @@
+"""Running models: deployments -> instances (engine processes), queues, load rules, restarts."""
