@@ -29,7 +29,8 @@ def test_tiny_chat_and_completions(
     )
     assert chat.model == "tiny-chat"
     assert chat.choices[0].finish_reason in ("length", "stop")
-    assert chat.usage is not None and chat.usage.completion_tokens > 0
+    assert chat.usage is not None
+    assert chat.usage.completion_tokens > 0
     pieces = [
         c.choices[0].delta.content or ""
         for c in client.chat.completions.create(

@@ -1,0 +1,118 @@
+"""Instances: crash mid-stream and restart with backoff, one log per start, unload gives the
+memory back, autoload (JIT) and idle unload."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+import builders as b
+from conftest import RunningServer, serve
+from runtime.conftest import add, load
+from runtime.test_queue import wait_for
+
+
+def test_crash_mid_stream_then_restart(tmp_path: Path, gemma: Path) -> None:
+    with serve(tmp_path / "home", restart_backoff=0.5, restart_backoff_max=2) as server:
+        add(server, gemma, name="gemma3")
+        server.http.put("/api/models/gemma3/settings", json={"options": {"n_ctx": 1024, "threads": 2}})
+        (first,) = load(server, "gemma3")["instances"]  # type: ignore[misc]
+        body = {"model": "gemma3", "prompt": "One, two, three,", "max_tokens": 400, "stream": True}
+        events: list[str] = []
+        with (
+            httpx.Client(base_url=server.url, timeout=60) as http,
+            http.stream("POST", "/v1/completions", json=body) as r,
+        ):
+            lines = r.iter_lines()
+            events.append(next(lines))
+            os.kill(first["pid"], signal.SIGKILL)  # the engine dies mid-stream
+            events += [line for line in lines if line]
+        assert events[0].startswith("data: {")
+        assert '"error"' in events[-1]  # the stream ends with an error event, not silently
+        assert "stopped while answering" in events[-1]
+
+        def restarted() -> bool:
+            (inst,) = server.http.get("/api/instances").json()
+            return bool(inst["state"] == "running" and inst["restarts"] == 1)
+
+        wait_for(restarted, timeout=60)
+        (inst,) = server.http.get("/api/instances").json()
+        assert inst["starts"] == 2
+        assert inst["pid"] != first["pid"]
+        states = [h["state"] for h in inst["history"]]
+        assert states[-4:] == ["error", "restarting", "starting", "running"]
+        logs = sorted(p.name for p in (tmp_path / "home" / "logs" / "instances").iterdir())
+        assert logs == [f"{inst['id']}.1.log", f"{inst['id']}.2.log"]
+        # it serves again
+        r2 = server.http.post("/v1/completions", json={**body, "stream": False, "max_tokens": 3})
+        assert r2.status_code == 200
+        # the API reads each start's log, and the latest by default
+        first_log = server.http.get(
+            f"/api/instances/{inst['id']}/logs", params={"start": 1, "lines": 100000}
+        ).text
+        assert "--model" in first_log
+
+
+def anon_rss(pid: int) -> int:
+    """Memory the process owns outright (heap: KV cache, compute buffers), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def test_unload_gives_the_memory_back(server: RunningServer, gemma: Path) -> None:
+    add(server, gemma, name="gemma3")
+    server.http.put("/api/models/gemma3/settings", json={"options": {"n_ctx": 8192, "threads": 2}})
+    (inst,) = load(server, "gemma3")["instances"]  # type: ignore[misc]
+    server.http.post(
+        "/v1/completions", json={"model": "gemma3", "prompt": "Hello", "max_tokens": 4}
+    ).raise_for_status()
+    rss = server.http.get("/api/instances").json()[0]["memory"]
+    assert rss > 250 * 2**20  # weights (mapped from the file) + what the engine allocated
+    assert anon_rss(inst["pid"]) > 50 * 2**20
+    assert server.http.post("/api/models/gemma3/unload", json={}).status_code == 204
+    # the engine's whole process group is gone, and with it every byte it held
+    with pytest.raises(ProcessLookupError):
+        os.killpg(inst["pid"], 0)
+    assert server.http.get("/api/instances").json() == []
+
+
+def test_autoload_and_idle_unload(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    with serve(tmp_path / "home", idle_unload=1.0) as server:
+        add(server, tiny_models["tiny-chat"])
+        r = server.http.post("/v1/completions", json={"model": "tiny-chat", "prompt": "x", "max_tokens": 2})
+        assert r.status_code == 409  # autoload is off: a clear "not loaded"
+        assert "modelyard load tiny-chat" in r.json()["error"]["message"]
+        server.http.patch(
+            "/api/models/tiny-chat", json={"autoload": True, "aliases": ["tc"]}
+        ).raise_for_status()
+        start = time.monotonic()
+        r = server.http.post("/v1/completions", json={"model": "tc", "prompt": "x", "max_tokens": 2})
+        assert r.status_code == 200, r.text  # loaded on demand, through an alias
+        assert r.json()["model"] == "tiny-chat"
+        assert server.runtime.is_loaded("tiny-chat")
+        wait_for(lambda: not server.runtime.is_loaded("tiny-chat"), timeout=15)  # idle for 1 s: unloaded
+        assert time.monotonic() - start > 1.0
+
+
+def test_engine_that_fails_to_start(server: RunningServer, tmp_path: Path) -> None:
+    (path,) = b.write_llama_gguf(tmp_path / "broken.gguf")
+    add(server, path)
+    # damage the tensor data after import: the header is fine, llama.cpp will refuse the weights
+    data = bytearray(path.read_bytes())
+    data[-64:] = b"\xff" * 64
+    path.write_bytes(bytes(data[:-32]))
+    r = server.http.post("/api/models/broken/load", json={})
+    assert r.status_code == 502
+    error = r.json()["error"]
+    assert error["type"] == "EngineError"
+    assert "exited" in error["message"] or "not ready" in error["message"]
+    assert error["hint"]  # the log's tail
+    assert server.http.get("/api/instances").json() == []  # nothing half-started stays
+    assert server.http.get("/api/health").status_code == 200

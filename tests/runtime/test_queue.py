@@ -1,0 +1,122 @@
+"""The bounded queue: overflow gets 503 + Retry-After at once, a client that leaves the queue is
+gone from it, and requests spread over replicas by fewest in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import RunningServer, serve
+from runtime.conftest import add, load
+
+LONG = {"prompt": "One, two, three,", "max_tokens": 400, "stream": True, "temperature": 0}
+
+
+def wait_for(predicate: object, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def small_queue(tmp_path: Path, gemma: Path) -> RunningServer:
+    with serve(tmp_path / "home", queue_size=1) as server:
+        add(server, gemma, name="gemma3")
+        server.http.put("/api/models/gemma3/settings", json={"options": {"n_ctx": 1024, "threads": 2}})
+        load(server, "gemma3")
+        yield server  # type: ignore[misc]
+
+
+def test_overflow_gets_503_with_retry_after(small_queue: RunningServer) -> None:
+    server = small_queue
+    gate = server.runtime.gates["gemma3"]
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
+            body = {"model": "gemma3", **LONG}
+            async with http.stream("POST", "/v1/completions", json=body) as first:
+                assert first.status_code == 200
+                lines = first.aiter_lines()  # keep a reference: a collected iterator closes the stream
+                await lines.__anext__()  # it is generating: the only slot is taken
+                second = asyncio.create_task(
+                    http.post("/v1/completions", json={**body, "stream": False, "max_tokens": 4})
+                )
+                while gate.waiting < 1:
+                    await asyncio.sleep(0.02)
+                start = time.monotonic()
+                third = await http.post("/v1/completions", json=body)
+                assert time.monotonic() - start < 1.0  # refused at once, not after waiting
+                assert third.status_code == 503
+                assert third.headers["Retry-After"] == "5"
+                error = third.json()["error"]
+                assert error["code"] == "queue_full"
+                assert "1 requests are already waiting for 'gemma3'" in error["message"]
+            # the first stream is closed: the waiting request gets its turn
+            assert (await second).status_code == 200
+
+    asyncio.run(scenario())
+    assert gate.waiting == 0
+    assert gate.in_flight == 0
+
+
+def test_disconnecting_client_leaves_the_queue(small_queue: RunningServer) -> None:
+    server = small_queue
+    gate = server.runtime.gates["gemma3"]
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
+            body = {"model": "gemma3", **LONG}
+            async with http.stream("POST", "/v1/completions", json=body) as first:
+                lines = first.aiter_lines()
+                await lines.__anext__()
+                waiter = asyncio.create_task(http.post("/v1/completions", json=body))
+                while gate.waiting < 1:
+                    await asyncio.sleep(0.02)
+                waiter.cancel()  # the client gives up and closes its connection
+                with pytest.raises(asyncio.CancelledError):
+                    await waiter
+                deadline = time.monotonic() + 5
+                while gate.waiting and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                assert gate.waiting == 0
+                # the queue has room again: a new request may wait instead of being refused
+                again = asyncio.create_task(
+                    http.post("/v1/completions", json={**body, "stream": False, "max_tokens": 2})
+                )
+                while gate.waiting < 1:
+                    await asyncio.sleep(0.02)
+            assert (await again).status_code == 200
+
+    asyncio.run(scenario())
+
+
+def test_replicas_share_the_load(server: RunningServer, gemma: Path) -> None:
+    add(server, gemma, name="gemma3")
+    server.http.put("/api/models/gemma3/settings", json={"options": {"n_ctx": 1024, "threads": 1}})
+    dep = load(server, "gemma3", replicas=2)
+    instances = dep["instances"]
+    assert len(instances) == 2  # type: ignore[arg-type]
+    assert len({i["url"] for i in instances}) == 2  # type: ignore[attr-defined]
+    assert len({i["pid"] for i in instances}) == 2  # type: ignore[attr-defined]
+    gate = server.runtime.gates["gemma3"]
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
+            body = {"model": "gemma3", **LONG}
+            async with http.stream("POST", "/v1/completions", json=body) as a:
+                lines_a = a.aiter_lines()
+                await lines_a.__anext__()
+                async with http.stream("POST", "/v1/completions", json=body) as b:
+                    lines_b = b.aiter_lines()
+                    await lines_b.__anext__()
+                    # one on each instance: the second went to the one with fewer in flight
+                    assert sorted(s.in_flight for s in gate.slots.values()) == [1, 1]
+
+    asyncio.run(scenario())
+    wait_for(lambda: gate.in_flight == 0)
