@@ -88,13 +88,15 @@ def engine(
     adapter: Adapter | None,
     host: str,
     port: int,
+    scratch: Path | None = None,
 ) -> EngineSpec:
-    """The command line that serves ``model`` with ``options`` (already validated, n_ctx resolved)."""
+    """The command line that serves ``model`` with ``options`` (already validated, n_ctx
+    resolved). ``scratch`` is a folder for files the engine reads (a Jinja chat template)."""
     o = LlamaCppOptions.model_validate(options)
     endpoints = endpoints_for(model)
     if runtime == LLAMA_SERVER:
         return EngineSpec(
-            argv=[program, *_llama_server_args(model, o, adapter, host, port)],
+            argv=[program, *_llama_server_args(model, o, adapter, host, port, scratch)],
             health_path="/health",
             slots=o.parallel,
             endpoints=endpoints,
@@ -116,16 +118,17 @@ def endpoints_for(model: Model) -> frozenset[str]:
     return frozenset({"chat", "completions"})
 
 
-def _template_file(template: str) -> str:
+def _template_file(model: Model, template: str, scratch: Path | None) -> str:
     """A Jinja template goes to llama-server as a file; a built-in name goes as is."""
-    fd, path = tempfile.mkstemp(prefix="modelyard-template-", suffix=".jinja")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(template)
-    return path
+    folder = scratch or Path(tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{model.name}.chat-template.jinja"
+    path.write_text(template, encoding="utf-8")
+    return str(path)
 
 
 def _llama_server_args(
-    model: Model, o: LlamaCppOptions, adapter: Adapter | None, host: str, port: int
+    model: Model, o: LlamaCppOptions, adapter: Adapter | None, host: str, port: int, scratch: Path | None
 ) -> list[str]:
     args = ["--model", model.path, "--host", host, "--port", str(port), "--alias", model.name]
     args += ["--ctx-size", str(o.n_ctx), "--batch-size", str(o.n_batch), "--parallel", str(o.parallel)]
@@ -150,7 +153,7 @@ def _llama_server_args(
         args += ["--rope-scaling", o.rope_scaling]
     if o.chat_template:
         if "{" in o.chat_template:
-            args += ["--chat-template-file", _template_file(o.chat_template)]
+            args += ["--chat-template-file", _template_file(model, o.chat_template, scratch)]
         else:
             args += ["--chat-template", o.chat_template]
     if adapter is not None:

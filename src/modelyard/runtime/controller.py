@@ -325,7 +325,8 @@ class Runtime:
         runtime, program = llama_cpp.find_runtime(self.settings.llama_server, self.settings.bin_dir)
         host = "127.0.0.1"
         port = self.executor.free_port(host)
-        spec = llama_cpp.engine(runtime, program, model, dep.options, adapter, host, port)
+        scratch = self.settings.home / "run"
+        spec = llama_cpp.engine(runtime, program, model, dep.options, adapter, host, port, scratch)
         live.starts += 1
         live.spec = spec
         log_path = self.settings.logs_dir / f"{live.id}.{live.starts}.log"
@@ -340,7 +341,9 @@ class Runtime:
         await self._wait_healthy(live, process, spec)
         live.state = State.RUNNING
         self.store.update_instance(live.id, state=State.RUNNING)
-        self.gate(live.model).set_slot(Slot(instance_id=live.id, url=process.url, capacity=spec.slots))
+        self.gate(live.model).set_slot(
+            Slot(instance_id=live.id, url=process.url, capacity=spec.slots, adapter=dep.adapter)
+        )
         if not live.ready.done():
             live.ready.set_result(None)
 
@@ -451,7 +454,7 @@ class Runtime:
         def failed() -> BaseException | None:
             return self.load_errors.get(name)
 
-        slot = await gate.acquire(disconnected=disconnected, failed=failed)
+        slot = await gate.acquire(adapter, disconnected=disconnected, failed=failed)
         return gate, slot
 
     def _jit_load(self, name: str, adapter: str | None) -> None:

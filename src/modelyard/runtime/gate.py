@@ -27,6 +27,7 @@ class Slot:
     instance_id: int
     url: str
     capacity: int
+    adapter: str | None = None  # the LoRA the instance was started with
     in_flight: int = 0
 
 
@@ -59,22 +60,23 @@ class Gate:
     def in_flight(self) -> int:
         return sum(s.in_flight for s in self.slots.values())
 
-    def _pick(self) -> Slot | None:
+    def _pick(self, adapter: str | None) -> Slot | None:
         if self.draining:
             return None
-        free = [s for s in self.slots.values() if s.in_flight < s.capacity]
+        free = [s for s in self.slots.values() if s.in_flight < s.capacity and s.adapter == adapter]
         return min(free, key=lambda s: s.in_flight) if free else None
 
     async def acquire(
         self,
+        adapter: str | None = None,
         *,
         disconnected: Callable[[], Awaitable[bool]] | None = None,
         failed: Callable[[], BaseException | None] | None = None,
         timeout: float | None = None,
     ) -> Slot:
-        """Wait for a free slot. ``disconnected`` is polled so that a client who left stops
+        """Wait for a free slot on an instance serving ``adapter``. ``disconnected`` is polled so that a client who left stops
         waiting; ``failed`` reports a load that will not come (its error is raised)."""
-        slot = self._pick()
+        slot = self._pick(adapter)
         if slot is not None and self.waiting == 0:
             slot.in_flight += 1
             self.last_used = time.monotonic()
@@ -85,7 +87,7 @@ class Gate:
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while True:
-                slot = self._pick()
+                slot = self._pick(adapter)
                 if slot is not None:
                     slot.in_flight += 1
                     self.last_used = time.monotonic()

