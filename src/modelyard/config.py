@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     restart_backoff: float = Field(default=10.0, gt=0, description="first restart delay; doubles")
     restart_backoff_max: float = Field(default=300.0, gt=0, description="cap of the restart delay")
     idle_unload: float = Field(default=0.0, ge=0, description="unload a model idle this long (s); 0 = never")
+    # load rules (the model library manual's by default)
+    one_per_category: bool = Field(default=True, description="loading a model unloads its category's other")
+    exclusive: list[str] = Field(
+        default_factory=lambda: ["chat+multimodal"], description="categories never loaded together"
+    )
+    max_loras: int = Field(default=1, ge=0, description="LoRAs at once for chat and multimodal models")
 
     @property
     def catalog_url(self) -> str:

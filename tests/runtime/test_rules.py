@@ -31,6 +31,8 @@ def test_policy_unit() -> None:
         policy.displaced("b", "chat", ["x", "y"], current)
     relaxed = LoadPolicy(one_per_category=False, exclusive=())
     assert relaxed.displaced("b", "chat", [], current) == []
+    configured = LoadPolicy.from_settings(False, ["chat+embedding"], 2)
+    assert configured.displaced("b", "chat", ["x", "y"], current) == ["a", "e"]  # one of the group at a time
 
 
 def test_switching_models(server: RunningServer, tiny_models: dict[str, Path], tmp_path: Path) -> None:

@@ -88,7 +88,9 @@ class Runtime:
         self.library = library
         self.store = library.store
         self.executor: Executor = executor or LocalExecutor()
-        self.policy = policy or LoadPolicy()
+        self.policy = policy or LoadPolicy.from_settings(
+            settings.one_per_category, settings.exclusive, settings.max_loras
+        )
         self.running: dict[str, Running] = {}
         self.gates: dict[str, Gate] = {}
         self.load_errors: dict[str, BaseException] = {}

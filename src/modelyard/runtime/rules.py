@@ -23,6 +23,11 @@ class LoadPolicy:
     exclusive: tuple[frozenset[str], ...] = (frozenset({"chat", "multimodal"}),)
     max_loras: dict[str, int] = field(default_factory=lambda: {"chat": 1, "multimodal": 1})
 
+    @classmethod
+    def from_settings(cls, one_per_category: bool, exclusive: list[str], max_loras: int) -> LoadPolicy:
+        groups = tuple(frozenset(g.split("+")) for g in exclusive if g)
+        return cls(one_per_category, groups, {"chat": max_loras, "multimodal": max_loras})
+
     def displaced(self, name: str, category: str, adapters: list[str], loaded: list[Loaded]) -> list[str]:
         """The loaded models that must be unloaded before ``name`` loads (never ``name`` itself)."""
         limit = self.max_loras.get(category)
