@@ -56,6 +56,15 @@ def test_crash_mid_stream_then_restart(tmp_path: Path, gemma: Path) -> None:
             f"/api/instances/{inst['id']}/logs", params={"start": 1, "lines": 100000}
         ).text
         assert "--model" in first_log
+        # following from the first start goes on into the second start's log
+        seen = ""
+        params = {"start": 1, "lines": 5, "follow": True}
+        with server.http.stream("GET", f"/api/instances/{inst['id']}/logs", params=params) as r:
+            for chunk in r.iter_text():
+                seen += chunk
+                if "--- start 2 ---" in seen:
+                    break
+        assert "--- start 2 ---" in seen
 
 
 def anon_rss(pid: int) -> int:
