@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 
 from modelyard import __version__
@@ -13,6 +12,7 @@ from modelyard.api import errors, models, runtime
 from modelyard.catalog.store import Store
 from modelyard.config import Settings
 from modelyard.gateway import routes as gateway
+from modelyard.gateway.proxy import upstream_session
 from modelyard.library import Library
 from modelyard.runtime.controller import Runtime
 
@@ -24,17 +24,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Engines answer slowly (long generations): no read timeout; the pool fits many streams.
-        app.state.http = httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0, read=None), limits=httpx.Limits(max_connections=1000)
-        )
+        app.state.upstream = upstream_session()
         app.state.runtime = Runtime(settings, library)
         await app.state.runtime.start()
         try:
             yield
         finally:
             await app.state.runtime.close()
-            await app.state.http.aclose()
+            await app.state.upstream.close()
             store.close()
 
     app = FastAPI(title="modelyard", version=__version__, lifespan=lifespan)

@@ -95,6 +95,12 @@ class Store:
         self.engine = make_engine(url)
         migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Bumped by every flush that writes: readers may cache records while it stays the same.
+        self.generation = 0
+        event.listen(self._sessions, "after_flush", self._bump)
+
+    def _bump(self, *_args: Any) -> None:
+        self.generation += 1
 
     def close(self) -> None:
         self.engine.dispose()

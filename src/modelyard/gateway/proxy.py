@@ -1,16 +1,33 @@
-"""Forward an OpenAI request to an engine instance and its answer back, streamed or not."""
+"""Forward an OpenAI request to an engine instance and its answer back, streamed or not.
+
+aiohttp, with its C HTTP parser, is the upstream client: on the hot path of every request it
+costs a fraction of what a pure-Python client does, which shows in the time to first token.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
-import httpx
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+import aiohttp
+from fastapi.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 log = logging.getLogger(__name__)
+JSON = {"Content-Type": "application/json"}
+
+
+def upstream_session() -> aiohttp.ClientSession:
+    """The gateway's client to the engines: no total timeout (generations are long), no pool
+    limit, no decompression (bytes are relayed as they come)."""
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=None, connect=10),
+        connector=aiohttp.TCPConnector(limit=0),
+        auto_decompress=False,
+    )
 
 
 def _sse_error(message: str) -> bytes:
@@ -19,50 +36,93 @@ def _sse_error(message: str) -> bytes:
 
 
 async def forward(
-    http: httpx.AsyncClient,
+    session: aiohttp.ClientSession,
     url: str,
-    body: dict[str, Any],
+    body: bytes,
     *,
     stream: bool,
     done: Callable[[], None],
 ) -> Response:
-    """POST ``body`` to ``url``. ``done`` is called exactly once, when the answer is finished (or
-    failed, or the client went away): it frees the queue slot."""
+    """POST the JSON ``body`` to ``url``. ``done`` is called exactly once, when the answer is
+    finished (or failed, or the client went away): it frees the queue slot."""
     try:
-        request = http.build_request("POST", url, json=body)
-        upstream = await http.send(request, stream=True)
-    except httpx.HTTPError as e:
+        upstream = await session.post(url, data=body, headers=JSON)
+    except (aiohttp.ClientError, OSError) as e:
         done()
         log.warning("engine at %s unreachable: %s", url, e)
         return _engine_down(f"the engine did not answer: {e.__class__.__name__}")
-    if not stream or upstream.status_code != 200:
+    if not stream or upstream.status != 200:
         try:
-            raw = await upstream.aread()
-        except httpx.HTTPError as e:
+            raw = await upstream.read()
+        except (aiohttp.ClientError, OSError) as e:
             return _engine_down(f"the engine failed while answering: {e.__class__.__name__}")
         finally:
-            await upstream.aclose()
+            upstream.release()
             done()
-        return Response(raw, status_code=upstream.status_code, media_type="application/json")
+        return Response(raw, status_code=upstream.status, media_type="application/json")
 
     async def relay() -> AsyncIterator[bytes]:
         try:
-            async for chunk in upstream.aiter_raw():
+            async for chunk in upstream.content.iter_any():
                 yield chunk
-        except httpx.HTTPError as e:
+        except (aiohttp.ClientError, OSError) as e:
             # The engine died mid-stream: end the client's stream with an error event.
             log.warning("engine stream from %s broke: %s", url, e)
             yield _sse_error(f"the engine stopped while answering ({e.__class__.__name__}); it is restarting")
         finally:
-            await upstream.aclose()
+            # A stream cut short (the client left) closes the connection, which stops the
+            # engine's generation; a finished one goes back to the pool.
+            if upstream.content.at_eof():
+                upstream.release()
+            else:
+                upstream.close()
             done()
 
-    return StreamingResponse(
-        relay(),
-        status_code=200,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return EventStream(relay())
+
+
+class EventStream(Response):
+    """Server-sent events relayed chunk by chunk. Leaner than Starlette's StreamingResponse on
+    the first chunk (no task group per response); a client that disconnects stops the relay,
+    which closes the engine's stream."""
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = [
+            (b"content-type", b"text/event-stream"),
+            (b"cache-control", b"no-cache"),
+            (b"x-accel-buffering", b"no"),
+        ]
+        self.chunks = chunks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def gone() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        watcher = asyncio.ensure_future(gone())
+        relay = asyncio.ensure_future(self._relay(send))
+        try:
+            await asyncio.wait({watcher, relay}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (watcher, relay):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await relay
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        if relay.done() and not relay.cancelled() and relay.exception() is not None:
+            raise relay.exception()  # type: ignore[misc]
+
+    async def _relay(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        try:
+            async for chunk in self.chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await self.chunks.aclose()  # type: ignore[attr-defined]
 
 
 def _engine_down(message: str) -> JSONResponse:

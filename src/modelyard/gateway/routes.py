@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
 
 from modelyard.backends.llama_cpp import endpoints_for
 from modelyard.catalog.records import Model
@@ -46,19 +48,29 @@ def list_models(request: Request) -> ModelList:
     return ModelList(data=cards)
 
 
-@router.post("/chat/completions")
-async def chat_completions(request: Request, body: ChatRequest) -> Response:
-    return await _serve(request, body, "chat", "/v1/chat/completions")
+def _documented(schema: type[OpenAIRequest]) -> dict[str, Any]:
+    """The request body for the OpenAPI docs: the routes parse it themselves (see _serve)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schema.model_json_schema()}},
+        }
+    }
 
 
-@router.post("/completions")
-async def completions(request: Request, body: CompletionRequest) -> Response:
-    return await _serve(request, body, "completions", "/v1/completions")
+@router.post("/chat/completions", openapi_extra=_documented(ChatRequest))
+async def chat_completions(request: Request) -> Response:
+    return await _serve(request, ChatRequest, "chat", "/v1/chat/completions")
 
 
-@router.post("/embeddings")
-async def embeddings(request: Request, body: EmbeddingRequest) -> Response:
-    return await _serve(request, body, "embeddings", "/v1/embeddings")
+@router.post("/completions", openapi_extra=_documented(CompletionRequest))
+async def completions(request: Request) -> Response:
+    return await _serve(request, CompletionRequest, "completions", "/v1/completions")
+
+
+@router.post("/embeddings", openapi_extra=_documented(EmbeddingRequest))
+async def embeddings(request: Request) -> Response:
+    return await _serve(request, EmbeddingRequest, "embeddings", "/v1/embeddings")
 
 
 def _check(model: Model, endpoint: str) -> None:
@@ -70,7 +82,17 @@ def _check(model: Model, endpoint: str) -> None:
             raise ChatTemplateMissing(model.name)
 
 
-async def _serve(request: Request, body: OpenAIRequest, endpoint: str, path: str) -> Response:
+async def _serve(request: Request, schema: type[OpenAIRequest], endpoint: str, path: str) -> Response:
+    """The hot path of every request: parse and check the body (pydantic-core straight from the
+    bytes), resolve the model, wait for a slot, forward the bytes as they came."""
+    raw = await request.body()
+    try:
+        body = schema.model_validate_json(raw)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in e.errors()
+        )
+        return openai_error(problems, status=400)
     runtime = runtime_of(request)
     try:
         model, adapter = runtime.library.resolve(body.model)
@@ -80,15 +102,15 @@ async def _serve(request: Request, body: OpenAIRequest, endpoint: str, path: str
         return Response(status_code=499)
     except ModelyardError as e:
         return from_exception(e)
-    payload: dict[str, Any] = body.model_dump(exclude_unset=True)
-    payload["model"] = model.name
+    if body.model == model.name:
+        content = raw
+    else:  # an alias or base:adapter: the engine knows the model by its name
+        payload: dict[str, Any] = body.model_dump(exclude_unset=True)
+        content = json.dumps({**payload, "model": model.name}).encode()
     return await forward(
-        request.app.state.http,
+        request.app.state.upstream,
         slot.url + path,
-        payload,
+        content,
         stream=body.stream,
         done=lambda: gate.release(slot),
     )
-
-
-__all__ = ["openai_error", "router"]

@@ -56,6 +56,7 @@ class Library:
     def __init__(self, store: Store, *, is_loaded: Callable[[str], bool] = _nobody_loaded) -> None:
         self.store = store
         self.is_loaded = is_loaded
+        self._resolved: dict[str, tuple[int, Model, str | None]] = {}
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -69,7 +70,18 @@ class Library:
 
     def resolve(self, requested: str) -> tuple[Model, str | None]:
         """The model (and adapter) an OpenAI ``model`` field names: ``name``, an alias, or
-        ``base:adapter``."""
+        ``base:adapter``. On the gateway's hot path: cached until the catalog changes."""
+        cached = self._resolved.get(requested)
+        if cached is not None and cached[0] == self.store.generation:
+            return cached[1], cached[2]
+        generation = self.store.generation
+        model, adapter = self._resolve(requested)
+        if len(self._resolved) > 1024:
+            self._resolved.clear()
+        self._resolved[requested] = (generation, model, adapter)
+        return model, adapter
+
+    def _resolve(self, requested: str) -> tuple[Model, str | None]:
         base, _, adapter = requested.partition(":")
         try:
             return self.store.get_model(base), adapter or None
