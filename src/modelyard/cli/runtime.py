@@ -8,10 +8,11 @@ import sys
 import httpx
 import typer
 
+from modelyard.cli.client import Client
 from modelyard.cli.common import client, friendly
 from modelyard.cli.render import console, err_console, human_size, print_json
 from modelyard.config import Settings
-from modelyard.errors import ServerUnavailable
+from modelyard.errors import ModelNotLoaded, ServerUnavailable
 
 
 @friendly
@@ -100,8 +101,6 @@ def _first_instance(instances: list[dict[str, object]], model: str) -> str:
     for i in instances:
         if i["model"] == model:
             return str(i["id"])
-    from modelyard.errors import ModelNotLoaded
-
     raise ModelNotLoaded(model)
 
 
@@ -152,10 +151,7 @@ def run(
             return
 
 
-def _stream(api: object, url: str, body: dict[str, object], *, chat: bool) -> str:
-    from modelyard.cli.client import Client
-
-    assert isinstance(api, Client)
+def _stream(api: Client, url: str, body: dict[str, object], *, chat: bool) -> str:
     parts: list[str] = []
     with (
         httpx.Client(timeout=httpx.Timeout(10.0, read=None)) as http,

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -175,14 +176,14 @@ class Runtime:
         adapter: str | None = None,
         replicas: int = 1,
         jit: bool = False,
-        wait: bool = True,
     ) -> Deployment:
-        """Load ``name`` (with ``adapter``) as ``replicas`` instances, after the load rules."""
+        """Load ``name`` (with ``adapter``) as ``replicas`` instances, after the load rules, and
+        wait until they serve (an error if none does)."""
         async with self._lock:
             dep, to_start = await self._plan(name, adapter, replicas, jit)
         for live in to_start:
             live.task = asyncio.create_task(self._run(live))
-        if wait and to_start:
+        if to_start:
             results = await asyncio.gather(*(live.ready for live in to_start), return_exceptions=True)
             failures = [r for r in results if isinstance(r, BaseException)]
             if failures and len(failures) == len(to_start):
@@ -488,7 +489,5 @@ def _kill_orphan(pid: int) -> None:
     except psutil.Error:
         return
     if "llama" in cmd and os.getpgid(pid) == pid:
-        import signal
-
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
