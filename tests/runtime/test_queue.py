@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from conftest import RunningServer, serve
-from runtime.conftest import add, load
+from runtime.conftest import add, generating, load
 
 LONG = {"prompt": "One, two, three,", "max_tokens": 400, "stream": True, "temperature": 0}
 
@@ -40,10 +40,7 @@ def test_overflow_gets_503_with_retry_after(small_queue: RunningServer) -> None:
     async def scenario() -> None:
         async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
             body = {"model": "gemma3", **LONG}
-            async with http.stream("POST", "/v1/completions", json=body) as first:
-                assert first.status_code == 200
-                lines = first.aiter_lines()  # keep a reference: a collected iterator closes the stream
-                await lines.__anext__()  # it is generating: the only slot is taken
+            async with generating(http, body):  # the only slot is taken
                 second = asyncio.create_task(
                     http.post("/v1/completions", json={**body, "stream": False, "max_tokens": 4})
                 )
@@ -72,9 +69,7 @@ def test_disconnecting_client_leaves_the_queue(small_queue: RunningServer) -> No
     async def scenario() -> None:
         async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
             body = {"model": "gemma3", **LONG}
-            async with http.stream("POST", "/v1/completions", json=body) as first:
-                lines = first.aiter_lines()
-                await lines.__anext__()
+            async with generating(http, body):
                 waiter = asyncio.create_task(http.post("/v1/completions", json=body))
                 while gate.waiting < 1:
                     await asyncio.sleep(0.02)
@@ -109,14 +104,9 @@ def test_replicas_share_the_load(server: RunningServer, gemma: Path) -> None:
     async def scenario() -> None:
         async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
             body = {"model": "gemma3", **LONG}
-            async with http.stream("POST", "/v1/completions", json=body) as a:
-                lines_a = a.aiter_lines()
-                await lines_a.__anext__()
-                async with http.stream("POST", "/v1/completions", json=body) as b:
-                    lines_b = b.aiter_lines()
-                    await lines_b.__anext__()
-                    # one on each instance: the second went to the one with fewer in flight
-                    assert sorted(s.in_flight for s in gate.slots.values()) == [1, 1]
+            async with generating(http, body), generating(http, body):
+                # one on each instance: the second went to the one with fewer in flight
+                assert sorted(s.in_flight for s in gate.slots.values()) == [1, 1]
 
     asyncio.run(scenario())
     wait_for(lambda: gate.in_flight == 0)

@@ -14,7 +14,7 @@ import builders as b
 from conftest import RunningServer, serve
 from modelyard.errors import LoadRefused
 from modelyard.runtime.rules import Loaded, LoadPolicy
-from runtime.conftest import TEMPLATE, add, load
+from runtime.conftest import TEMPLATE, add, generating, load
 
 
 def loaded(server: RunningServer) -> dict[str, str | None]:
@@ -83,9 +83,7 @@ def test_busy_model_is_not_cut_off(tmp_path: Path, gemma: Path, tiny_models: dic
         async def scenario() -> None:
             async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
                 body = {"model": "gemma3", "prompt": "One, two, three,", "max_tokens": 400, "stream": True}
-                async with http.stream("POST", "/v1/completions", json=body) as stream:
-                    lines = stream.aiter_lines()
-                    await lines.__anext__()
+                async with generating(http, body) as lines:
                     start = time.monotonic()
                     r = await http.post("/api/models/tiny-chat/load", json={})
                     assert r.status_code == 409

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from modelyard import errors
 from modelyard.gateway import errors as gateway_errors
+from modelyard.problems import describe
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = describe(exc.errors(), skip=1)
         if request.url.path.startswith("/v1/"):
             return gateway_errors.openai_error(problems, status=400)
         return JSONResponse(body("InvalidRequest", problems), status_code=422)

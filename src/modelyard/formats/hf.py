@@ -10,7 +10,7 @@ from typing import Any
 
 from modelyard.categories import Category, Template
 from modelyard.errors import IncompleteModel, MalformedFile
-from modelyard.formats.inspection import ADAPTER, MODEL, Inspection, file_info
+from modelyard.formats.inspection import ADAPTER, MODEL, Inspection, category_from_name, file_info
 from modelyard.formats.safetensors import (
     SafetensorsFile,
     TensorHeader,
@@ -228,8 +228,6 @@ def _hf_category(
         return Category.CHAT, False
     if model_type in ENCODER_TYPES or any(a.endswith(("Model", "ForMaskedLM")) for a in archs):
         return Category.EMBEDDING, False
-    from modelyard.formats.inspection import category_from_name
-
     return category_from_name(folder, folder=True), True
 
 

@@ -22,6 +22,7 @@ from modelyard.gateway.protocol import (
     OpenAIRequest,
 )
 from modelyard.gateway.proxy import forward
+from modelyard.problems import describe
 from modelyard.runtime.controller import Runtime
 from modelyard.runtime.gate import ClientGone
 
@@ -89,10 +90,7 @@ async def _serve(request: Request, schema: type[OpenAIRequest], endpoint: str, p
     try:
         body = schema.model_validate_json(raw)
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in e.errors()
-        )
-        return openai_error(problems, status=400)
+        return openai_error(describe(e.errors()), status=400)
     runtime = runtime_of(request)
     try:
         model, adapter = runtime.library.resolve(body.model)

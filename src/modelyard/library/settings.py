@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 from modelyard.backends import OPTIONS, backend_for
 from modelyard.catalog.records import Model
 from modelyard.errors import InvalidSettings
+from modelyard.problems import describe
 
 
 def backend_of(model: Model) -> str:
@@ -28,9 +29,7 @@ def validate(model: Model, options: dict[str, Any]) -> BaseModel:
     try:
         parsed = OPTIONS[backend].model_validate(options)
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'options'}: {err['msg']}" for err in e.errors()
-        )
+        problems = describe(e.errors(), whole="options")
         raise InvalidSettings(f"invalid {backend} settings for {model.name!r}: {problems}") from None
     n_ctx = getattr(parsed, "n_ctx", 0)
     trained = model.context_length
