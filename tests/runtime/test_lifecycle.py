@@ -125,3 +125,22 @@ def test_engine_that_fails_to_start(server: RunningServer, tmp_path: Path) -> No
     assert error["hint"]  # the log's tail
     assert server.http.get("/api/instances").json() == []  # nothing half-started stays
     assert server.http.get("/api/health").status_code == 200
+
+
+def test_deployments_survive_a_server_restart(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    home = tmp_path / "home"
+    with serve(home) as server:
+        add(server, tiny_models["tiny-chat"])
+        (before,) = load(server, "tiny-chat")["instances"]  # type: ignore[misc]
+    # the server stopped: so did its engine
+    with pytest.raises(ProcessLookupError):
+        os.killpg(before["pid"], 0)
+    with serve(home) as server:
+
+        def serving() -> bool:
+            instances = server.http.get("/api/instances").json()
+            return bool(instances and instances[0]["state"] == "running")
+
+        wait_for(serving, timeout=60)
+        r = server.http.post("/v1/completions", json={"model": "tiny-chat", "prompt": "x", "max_tokens": 2})
+        assert r.status_code == 200
