@@ -13,6 +13,8 @@ import numpy as np
 from safetensors.numpy import save_file
 
 RNG = np.random.default_rng(0)
+# A chat template for the tiny chat models: llama-server's Jinja engine formats messages with it.
+CHAT_TEMPLATE = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}<|assistant|>"
 
 
 def _rand(*shape: int, dtype: Any = np.float32) -> np.ndarray:

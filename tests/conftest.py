@@ -78,6 +78,18 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("serving")
+    paths = {
+        "tiny-chat": b.write_llama_gguf(root / "a" / "tiny-chat.gguf", chat_template=b.CHAT_TEMPLATE)[0],
+        "tiny-chat-b": b.write_llama_gguf(root / "b" / "tiny-chat-b.gguf", chat_template=b.CHAT_TEMPLATE)[0],
+        "tiny-embed": b.write_llama_gguf(root / "e" / "tiny-embed.gguf", pooling=1)[0],
+        "tiny-lora": b.write_lora_gguf(root / "a" / "tiny-lora.gguf"),
+    }
+    return paths
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     s = Store(f"sqlite:///{tmp_path / 'catalog.db'}")

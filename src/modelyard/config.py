@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     restart_backoff: float = Field(default=10.0, gt=0, description="first restart delay; doubles")
     restart_backoff_max: float = Field(default=300.0, gt=0, description="cap of the restart delay")
     idle_unload: float = Field(default=0.0, ge=0, description="unload a model idle this long (s); 0 = never")
+    # resource monitor
+    monitor_interval: float = Field(default=1.0, gt=0, description="seconds between samples")
+    memory_pressure: float = Field(default=0.9, gt=0, le=1, description="share of RAM that is pressure")
+    pressure_unload: bool = Field(
+        default=True, description="on pressure, unload the least recently used idle model"
+    )
     # load rules (the model library manual's by default)
     one_per_category: bool = Field(default=True, description="loading a model unloads its category's other")
     exclusive: list[str] = Field(

@@ -1,5 +1,4 @@
-"""Fixtures for serving tests: tiny GGUF chat and embedding models, and a helper to import and
-load through the API."""
+"""Helpers for serving tests: import, load, and a request that holds a slot."""
 
 from __future__ import annotations
 
@@ -8,24 +7,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-import pytest
 
-import builders as b
 from conftest import RunningServer
-
-TEMPLATE = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}<|assistant|>"
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("serving")
-    paths = {
-        "tiny-chat": b.write_llama_gguf(root / "a" / "tiny-chat.gguf", chat_template=TEMPLATE)[0],
-        "tiny-chat-b": b.write_llama_gguf(root / "b" / "tiny-chat-b.gguf", chat_template=TEMPLATE)[0],
-        "tiny-embed": b.write_llama_gguf(root / "e" / "tiny-embed.gguf", pooling=1)[0],
-        "tiny-lora": b.write_lora_gguf(root / "a" / "tiny-lora.gguf"),
-    }
-    return paths
 
 
 def add(server: RunningServer, path: Path, **body: object) -> dict[str, object]:

@@ -14,7 +14,7 @@ import builders as b
 from conftest import RunningServer, serve
 from modelyard.errors import LoadRefused
 from modelyard.runtime.rules import Loaded, LoadPolicy
-from runtime.conftest import TEMPLATE, add, generating, load
+from runtime.conftest import add, generating, load
 
 
 def loaded(server: RunningServer) -> dict[str, str | None]:
@@ -39,7 +39,7 @@ def test_switching_models(server: RunningServer, tiny_models: dict[str, Path], t
     add(server, tiny_models["tiny-chat"])
     add(server, tiny_models["tiny-chat-b"])
     add(server, tiny_models["tiny-embed"])
-    (vl,) = b.write_llama_gguf(tmp_path / "vl" / "tiny-vl.gguf", chat_template=TEMPLATE)
+    (vl,) = b.write_llama_gguf(tmp_path / "vl" / "tiny-vl.gguf", chat_template=b.CHAT_TEMPLATE)
     b.write_mmproj_gguf(tmp_path / "vl" / "mmproj-tiny-vl.gguf")
     assert add(server, vl)["category"] == "multimodal"
     load(server, "tiny-chat")

@@ -8,12 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from modelyard import __version__
-from modelyard.api import errors, models, runtime
+from modelyard.api import errors, models, monitor, runtime
 from modelyard.catalog.store import Store
 from modelyard.config import Settings
 from modelyard.gateway import routes as gateway
 from modelyard.gateway.proxy import upstream_session
 from modelyard.library import Library
+from modelyard.monitor.sampler import Monitor
 from modelyard.runtime.controller import Runtime
 
 
@@ -25,12 +26,19 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.upstream = upstream_session()
-        app.state.runtime = Runtime(settings, library)
-        await app.state.runtime.start()
+        app.state.runtime = runtime = Runtime(settings, library)
+        await runtime.start()
+        app.state.monitor = Monitor(
+            interval=settings.monitor_interval,
+            pressure=settings.memory_pressure,
+            on_pressure=runtime.relieve_pressure if settings.pressure_unload else None,
+        )
+        app.state.monitor.start()
         try:
             yield
         finally:
-            await app.state.runtime.close()
+            await app.state.monitor.stop()
+            await runtime.close()
             await app.state.upstream.close()
             store.close()
 
@@ -40,6 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     app.include_router(models.router)
     app.include_router(runtime.router)
+    app.include_router(monitor.router)
     app.include_router(gateway.router)
 
     @app.get("/api/health", tags=["server"])

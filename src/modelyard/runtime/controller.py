@@ -424,6 +424,25 @@ class Runtime:
 
         live.task = asyncio.create_task(restart())
 
+    async def relieve_pressure(self, _sample: object = None) -> str | None:
+        """Unload the least recently used model that is serving (not loading) and has no request
+        in flight or waiting. Returns what it did, or None when there is none."""
+        idle = []
+        for name, running in self.running.items():
+            gate = self.gates.get(name)
+            serving = all(live.state == State.RUNNING for live in running.instances.values())
+            if serving and gate is not None and not gate.in_flight and not gate.waiting:
+                idle.append((gate.last_used, name))
+        if not idle or self._lock.locked():
+            return None
+        _, name = min(idle)
+        try:
+            await self.unload(name)
+        except ModelyardError as e:
+            log.warning("could not unload %s under memory pressure: %s", name, e)
+            return None
+        return f"unloaded {name!r}, the least recently used idle model, to relieve memory pressure"
+
     async def _idle_unload(self, name: str) -> None:
         with contextlib.suppress(ModelyardError):
             log.info("unloading %s: idle for %g s", name, self.settings.idle_unload)

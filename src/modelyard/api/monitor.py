@@ -1,0 +1,50 @@
+"""Routes of the resource monitor: current values, a short history, events, and a live stream."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from modelyard.monitor.sampler import Monitor
+
+router = APIRouter(prefix="/api/monitor", tags=["monitor"])
+
+
+def monitor_of(request: Request) -> Monitor:
+    monitor: Monitor = request.app.state.monitor
+    return monitor
+
+
+@router.get("")
+def current(request: Request) -> dict[str, Any]:
+    """CPU %, memory used/total and, when there are GPUs, each GPU's memory, temperature, vendor."""
+    return monitor_of(request).current.as_dict()
+
+
+@router.get("/history")
+def history(request: Request, seconds: float = Query(60, gt=0, le=3600)) -> list[dict[str, Any]]:
+    since = time.time() - seconds
+    return [s.as_dict() for s in monitor_of(request).history if s.at >= since]
+
+
+@router.get("/events")
+def events(request: Request) -> list[dict[str, Any]]:
+    """Memory pressure warnings and what was unloaded to relieve it."""
+    return [asdict(e) for e in monitor_of(request).events]
+
+
+@router.get("/stream")
+async def stream(request: Request) -> StreamingResponse:
+    """Server-sent events: one sample per interval."""
+
+    async def events() -> AsyncIterator[bytes]:
+        async for sample in monitor_of(request).subscribe():
+            yield f"data: {json.dumps(sample.as_dict())}\n\n".encode()
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

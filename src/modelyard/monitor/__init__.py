@@ -1,0 +1,1 @@
+"""The resource monitor: CPU, memory and GPUs, sampled in the background."""
