@@ -12,6 +12,7 @@ ModelyardError
  │    ├── ModelLoaded           the model is loaded: unload it first
  │    ├── ModelNotLoaded        a request for a model that is not loaded (and autoload is off)
  │    ├── LoadRefused           the load rules or busy models stop a load
+ │    ├── WontFit               the model needs more memory than is free
  │    └── QueueFull             too many requests wait for this model
  ├── InvalidInput
  │    ├── InvalidName
@@ -102,6 +103,10 @@ class ModelNotLoaded(Conflict):
 
 
 class LoadRefused(Conflict):
+    pass
+
+
+class WontFit(Conflict):
     pass
 
 

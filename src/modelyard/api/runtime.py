@@ -6,12 +6,17 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import psutil
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from modelyard.api.schemas import ErrorOut
+from modelyard.backends import llama_cpp
 from modelyard.errors import NotFound
+from modelyard.estimate import config_of, fit
+from modelyard.estimate.llama import Breakdown
+from modelyard.library.settings import validate
 from modelyard.runtime.controller import Runtime, State
 
 router = APIRouter(
@@ -22,6 +27,7 @@ router = APIRouter(
 class LoadIn(BaseModel):
     adapter: str | None = Field(None, description="a LoRA adapter of the model")
     replicas: int = Field(1, ge=1, le=64)
+    force: bool = Field(False, description="load even when the estimate says it will not fit")
 
 
 class UnloadIn(BaseModel):
@@ -80,7 +86,7 @@ def _instances(runtime: Runtime) -> list[InstanceOut]:
 async def load(request: Request, name: str, body: LoadIn) -> DeploymentOut:
     """Load a model (a deployment of `replicas` instances); waits until it serves."""
     runtime = runtime_of(request)
-    dep = await runtime.load(name, adapter=body.adapter, replicas=body.replicas)
+    dep = await runtime.load(name, adapter=body.adapter, replicas=body.replicas, force=body.force)
     return DeploymentOut(
         model=dep.model,
         adapter=dep.adapter,
@@ -149,3 +155,70 @@ async def _stream(
         if any(i.id == instance_id and i.state == State.STOPPED for i in runtime.instances()):
             return
         await asyncio.sleep(0.2)
+
+
+class BreakdownOut(BaseModel):
+    weights: int
+    kv_cache: int
+    compute: int
+    overhead: int
+    total: int
+
+
+class EstimateOut(BaseModel):
+    model: str
+    runtime: str
+    n_ctx: int
+    n_gpu_layers: int
+    ram: BreakdownOut
+    vram: list[BreakdownOut]
+    free_ram: int
+    fits: bool
+    max_ctx: int | None = Field(description="the largest context that fits the free RAM")
+    rule_of_thumb: int = Field(description="the beginner's guide: file size + 2 GB")
+
+
+def _breakdown(b: Breakdown) -> BreakdownOut:
+    return BreakdownOut(
+        weights=b.weights, kv_cache=b.kv_cache, compute=b.compute, overhead=b.overhead, total=b.total
+    )
+
+
+@router.get("/models/{name}/estimate")
+def estimate(
+    request: Request,
+    name: str,
+    n_ctx: int | None = Query(None, ge=0, description="default: the saved setting; 0 = the model's own"),
+    n_gpu_layers: int | None = Query(None, ge=-1),
+    parallel: int | None = Query(None, ge=1, le=256),
+    cache_type_k: str | None = None,
+    cache_type_v: str | None = None,
+) -> EstimateOut:
+    """The RAM (and VRAM) the model needs with its saved settings and these overrides, without
+    loading it; whether that fits what is free now, and the largest context that does."""
+    runtime = runtime_of(request)
+    model = runtime.library.get(name)
+    overrides = {
+        "n_ctx": n_ctx, "n_gpu_layers": n_gpu_layers, "parallel": parallel,
+        "cache_type_k": cache_type_k, "cache_type_v": cache_type_v,
+    }  # fmt: skip
+    saved = model.settings.options if model.settings else {}
+    options = {**saved, **{k: v for k, v in overrides.items() if v is not None}}
+    options = validate(model, options).model_dump()
+    if not options.get("n_ctx"):
+        options["n_ctx"] = model.context_length
+    engine, _ = llama_cpp.find_runtime(runtime.settings.llama_server, runtime.settings.bin_dir)
+    report = fit(model, config_of(model, options, engine), psutil.virtual_memory().available)
+    e = report.estimate
+    return EstimateOut(
+        model=name,
+        runtime=engine,
+        n_ctx=e.n_ctx,
+        n_gpu_layers=e.n_gpu_layers,
+        ram=_breakdown(e.ram),
+        vram=[_breakdown(v) for v in e.vram],
+        free_ram=report.free_ram,
+        fits=report.fits,
+        max_ctx=report.max_ctx,
+        rule_of_thumb=report.rule_of_thumb,
+    )

@@ -20,10 +20,13 @@ def load(
     name: str = typer.Argument(..., help="a model in the library"),
     lora: str | None = typer.Option(None, "--lora", help="one of the model's LoRA adapters"),
     replicas: int = typer.Option(1, "--replicas", "-r", min=1, help="engine processes serving it"),
+    force: bool = typer.Option(False, "--force", help="load even if the estimate says it will not fit"),
 ) -> None:
     """Load a model (unloading what the load rules say it replaces) and wait until it serves."""
     with console.status(f"loading {name}..."):
-        dep = client().post(f"/api/models/{name}/load", {"adapter": lora, "replicas": replicas})
+        dep = client().post(
+            f"/api/models/{name}/load", {"adapter": lora, "replicas": replicas, "force": force}
+        )
     for inst in dep["instances"]:
         console.print(
             f"{name}{':' + lora if lora else ''} serving (instance {inst['id']}, pid {inst['pid']}, "
@@ -176,3 +179,38 @@ def _stream(api: Client, url: str, body: dict[str, object], *, chat: bool) -> st
                 sys.stdout.flush()
     sys.stdout.write("\n")
     return "".join(parts)
+
+
+@friendly
+def estimate(
+    name: str = typer.Argument(...),
+    n_ctx: int | None = typer.Option(None, "--n-ctx", help="context size (0 = the model's own)"),
+    n_gpu_layers: int | None = typer.Option(None, "--n-gpu-layers"),
+    parallel: int | None = typer.Option(None, "--parallel"),
+    cache_type_k: str | None = typer.Option(None, "--cache-type-k"),
+    cache_type_v: str | None = typer.Option(None, "--cache-type-v"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """How much memory a model needs with its settings (and these overrides), without loading it."""
+    params = {
+        "n_ctx": n_ctx, "n_gpu_layers": n_gpu_layers, "parallel": parallel,
+        "cache_type_k": cache_type_k, "cache_type_v": cache_type_v,
+    }  # fmt: skip
+    e = client().get(
+        f"/api/models/{name}/estimate", params={k: v for k, v in params.items() if v is not None}
+    )
+    if as_json:
+        print_json(e)
+        return
+    ram = e["ram"]
+    console.print(f"[bold]{name}[/] at n_ctx {e['n_ctx']} on {e['runtime']}", highlight=False)
+    for part in ("weights", "kv_cache", "compute", "overhead"):
+        console.print(f"  {part.replace('_', ' '):<10} {human_size(ram[part]):>10}", highlight=False)
+    console.print(
+        f"  [bold]{'RAM':<10} {human_size(ram['total']):>10}[/]   free now {human_size(e['free_ram'])}"
+    )
+    for i, v in enumerate(e["vram"]):
+        console.print(f"  GPU {i:<6} {human_size(v['total']):>10}", highlight=False)
+    verdict = "[green]fits[/]" if e["fits"] else "[red]does not fit[/]"
+    largest = f"; the largest context that fits: {e['max_ctx']}" if e["max_ctx"] else ""
+    console.print(f"{verdict}{largest}", highlight=False)

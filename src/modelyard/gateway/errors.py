@@ -12,6 +12,7 @@ SHAPES: dict[type[errors.ModelyardError], tuple[int, str, str]] = {
     errors.AdapterNotFound: (404, "invalid_request_error", "adapter_not_found"),
     errors.ModelNotLoaded: (409, "invalid_request_error", "model_not_loaded"),
     errors.LoadRefused: (409, "invalid_request_error", "load_refused"),
+    errors.WontFit: (409, "invalid_request_error", "insufficient_memory"),
     errors.QueueFull: (503, "server_error", "queue_full"),
     errors.ChatTemplateMissing: (400, "invalid_request_error", "chat_template_missing"),
     errors.Unsupported: (400, "invalid_request_error", "unsupported"),

@@ -33,7 +33,9 @@ from modelyard.errors import (
     ModelNotLoaded,
     ModelyardError,
     Unsupported,
+    WontFit,
 )
+from modelyard.estimate import GiB, config_of, fit
 from modelyard.library import Library
 from modelyard.library.settings import backend_of, effective
 from modelyard.runtime.executor import EngineProcess, Executor, LaunchSpec, LocalExecutor, tail
@@ -176,11 +178,12 @@ class Runtime:
         adapter: str | None = None,
         replicas: int = 1,
         jit: bool = False,
+        force: bool = False,
     ) -> Deployment:
         """Load ``name`` (with ``adapter``) as ``replicas`` instances, after the load rules, and
         wait until they serve (an error if none does)."""
         async with self._lock:
-            dep, to_start = await self._plan(name, adapter, replicas, jit)
+            dep, to_start = await self._plan(name, adapter, replicas, jit, force)
         for live in to_start:
             live.task = asyncio.create_task(self._run(live))
         if to_start:
@@ -193,7 +196,7 @@ class Runtime:
         return dep
 
     async def _plan(
-        self, name: str, adapter: str | None, replicas: int, jit: bool
+        self, name: str, adapter: str | None, replicas: int, jit: bool, force: bool = False
     ) -> tuple[Deployment, list[Live]]:
         model = self.library.get(name)
         if adapter is not None and model.adapter(adapter) is None:
@@ -207,7 +210,12 @@ class Runtime:
         if current and current.deployment.adapter == adapter and len(current.instances) == replicas:
             return current.deployment, []  # the same base + LoRA: reuse, no reload
         loaded = [Loaded(n, r.category, r.deployment.adapter) for n, r in self.running.items()]
-        for other in self.policy.displaced(name, model.category, [adapter] if adapter else [], loaded):
+        displaced = self.policy.displaced(name, model.category, [adapter] if adapter else [], loaded)
+        if not force:
+            await asyncio.to_thread(
+                self._check_fit, model, replicas - (len(current.instances) if current else 0), displaced
+            )
+        for other in displaced:
             await self._drain(other)
             await self._stop_instances(other)
         if current and current.deployment.adapter != adapter:
@@ -235,6 +243,34 @@ class Runtime:
             to_start.append(live)
         self.gate(name)
         return dep, to_start
+
+    def _check_fit(self, model: Model, new_replicas: int, displaced: list[str]) -> None:
+        """Refuse a load that will not fit in the memory free now (plus what it displaces)."""
+        if new_replicas <= 0:
+            return
+        runtime, _ = llama_cpp.find_runtime(self.settings.llama_server, self.settings.bin_dir)
+        freed = sum(
+            live.process.memory()
+            for n in displaced
+            for live in self.running[n].instances.values()
+            if live.process
+        )
+        free = psutil.virtual_memory().available + freed
+        report = fit(model, config_of(model, effective(model), runtime), free // new_replicas)
+        if report.fits:
+            return
+        need = report.estimate.ram.total * new_replicas
+        options = []
+        if report.max_ctx:
+            options.append(f"a smaller context (n_ctx {report.max_ctx} fits)")
+        options += ["a smaller quantization", "`modelyard load --force` to try anyway"]
+        raise WontFit(
+            f"{model.name!r} needs {need / GiB:.2f} GiB of RAM "
+            f"(weights {report.estimate.ram.weights / GiB:.2f}, KV cache {report.estimate.ram.kv_cache / GiB:.2f}, "
+            f"compute and overhead {(report.estimate.ram.compute + report.estimate.ram.overhead) / GiB:.2f}); "
+            f"{free / GiB:.2f} GiB is free",
+            hint="try " + ", or ".join(options),
+        )
 
     async def unload(self, name: str, *, force: bool = False) -> None:
         """Unload a model: wait for its requests (unless ``force``), stop its processes."""
