@@ -57,3 +57,16 @@ def test_load_ps_logs_run_unload(cli: CliRunner, server: RunningServer, gemma: P
     assert "unloaded gemma3" in run(cli, "unload", "gemma3")
     assert "no model is loaded" in run(cli, "ps")
     assert "is not loaded" in run(cli, "unload", "gemma3", code=1)
+
+
+def test_estimate(cli: CliRunner, server: RunningServer, gemma: Path) -> None:
+    add(server, gemma, name="gemma3")
+    out = run(cli, "estimate", "gemma3", "--n-ctx", "8192")
+    assert "gemma3 at n_ctx 8192" in out
+    assert "kv cache" in out
+    assert "fits" in out
+    e = json.loads(run(cli, "estimate", "gemma3", "--n-ctx", "2048", "--cache-type-k", "q8_0", "--json"))
+    assert e["n_ctx"] == 2048
+    assert e["fits"] is True
+    assert e["max_ctx"] == 32768  # the model's own context fits this machine
+    assert "cache_type_k" in run(cli, "estimate", "gemma3", "--cache-type-k", "q3", code=1)

@@ -107,3 +107,17 @@ def test_a_load_that_will_not_fit_is_refused(
     assert "--force" in error["hint"]
     assert server.http.get("/api/instances").json() == []
     assert server.http.post("/api/models/gemma3/load", json={"force": True}).status_code == 200
+
+
+def test_largest_gpu_offload_that_fits(gemma: Path) -> None:
+    from modelyard.estimate.llama import max_gpu_layers
+
+    g = read_gguf(gemma)
+    cfg = Config(n_ctx=4096)
+    everything = estimate([g], Config(n_ctx=4096, n_gpu_layers=-1, n_gpus=1)).vram[0].total
+    assert max_gpu_layers([g], cfg, [everything]) == 19  # all 18 blocks and the output layer
+    assert max_gpu_layers([g], cfg, [10 * MiB]) == 0
+    some = max_gpu_layers([g], cfg, [everything // 2])
+    assert 0 < some < 19
+    assert estimate([g], Config(n_ctx=4096, n_gpu_layers=some, n_gpus=1)).vram[0].total <= everything // 2
+    assert estimate([g], Config(n_ctx=4096, n_gpu_layers=some + 1, n_gpus=1)).vram[0].total > everything // 2

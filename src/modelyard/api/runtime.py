@@ -17,6 +17,7 @@ from modelyard.errors import NotFound
 from modelyard.estimate import config_of, fit
 from modelyard.estimate.llama import Breakdown
 from modelyard.library.settings import validate
+from modelyard.monitor.gpus import nvidia
 from modelyard.runtime.controller import Runtime, State
 
 router = APIRouter(
@@ -175,6 +176,8 @@ class EstimateOut(BaseModel):
     free_ram: int
     fits: bool
     max_ctx: int | None = Field(description="the largest context that fits the free RAM")
+    free_vram: list[int] = Field(description="free memory of each NVIDIA GPU now")
+    max_gpu_layers: int | None = Field(description="the most layers the GPUs take (none without a GPU)")
     rule_of_thumb: int = Field(description="the beginner's guide: file size + 2 GB")
 
 
@@ -208,7 +211,9 @@ def estimate(
     if not options.get("n_ctx"):
         options["n_ctx"] = model.context_length
     engine, _ = llama_cpp.find_runtime(runtime.settings.llama_server, runtime.settings.bin_dir)
-    report = fit(model, config_of(model, options, engine), psutil.virtual_memory().available)
+    free_vram = [g.memory_total - (g.memory_used or 0) for g in nvidia() if g.memory_total]
+    cfg = config_of(model, options, engine, n_gpus=len(free_vram))
+    report = fit(model, cfg, psutil.virtual_memory().available, free_vram)
     e = report.estimate
     return EstimateOut(
         model=name,
@@ -220,5 +225,7 @@ def estimate(
         free_ram=report.free_ram,
         fits=report.fits,
         max_ctx=report.max_ctx,
+        free_vram=free_vram,
+        max_gpu_layers=report.max_gpu_layers,
         rule_of_thumb=report.rule_of_thumb,
     )

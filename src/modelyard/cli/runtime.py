@@ -213,4 +213,6 @@ def estimate(
         console.print(f"  GPU {i:<6} {human_size(v['total']):>10}", highlight=False)
     verdict = "[green]fits[/]" if e["fits"] else "[red]does not fit[/]"
     largest = f"; the largest context that fits: {e['max_ctx']}" if e["max_ctx"] else ""
+    if e["max_gpu_layers"] is not None:
+        largest += f"; GPU layers that fit: {e['max_gpu_layers']}"
     console.print(f"{verdict}{largest}", highlight=False)

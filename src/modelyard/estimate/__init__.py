@@ -8,7 +8,7 @@ from typing import Any
 
 from modelyard.catalog.records import Model
 from modelyard.errors import Unsupported
-from modelyard.estimate.llama import Config, Estimate, estimate
+from modelyard.estimate.llama import Config, Estimate, estimate, max_gpu_layers
 from modelyard.formats.gguf import GGUFFile, read_gguf
 
 GiB = 1 << 30
@@ -21,6 +21,7 @@ class Fit:
     fits: bool
     max_ctx: int | None  # the largest context that fits the free RAM (None: not even the smallest)
     rule_of_thumb: int  # the beginner's guide: file size + 2 GB
+    max_gpu_layers: int | None = None  # the most layers the GPUs' free VRAM takes (None: no GPU)
 
 
 def _shards(model: Model) -> list[GGUFFile]:
@@ -47,29 +48,34 @@ def config_of(model: Model, options: dict[str, Any], runtime: str, n_gpus: int =
     )
 
 
-def fit(model: Model, cfg: Config, free_ram: int) -> Fit:
-    """The estimate for ``cfg``, whether it fits ``free_ram``, and the largest context that does."""
+def fit(model: Model, cfg: Config, free_ram: int, free_vram: list[int] | None = None) -> Fit:
+    """The estimate for ``cfg``, whether it fits ``free_ram`` (and each GPU's ``free_vram``),
+    the largest context that fits, and the most GPU layers that do."""
     shards = _shards(model)
     result = estimate(shards, cfg)
+    vram_ok = all(v.total <= free for v, free in zip(result.vram, free_vram or [], strict=False))
     trained = model.context_length or cfg.n_ctx
     max_ctx: int | None = None
-    lo, hi = 256, max(trained, cfg.n_ctx)
-    if estimate(shards, _with_ctx(cfg, lo)).ram.total <= free_ram:
-        while lo < hi:  # the largest n_ctx (a multiple of 256) whose estimate fits
-            mid = (lo + hi + 1) // 2 // 256 * 256 or 256
-            if mid <= lo:
-                break
-            if estimate(shards, _with_ctx(cfg, mid)).ram.total <= free_ram:
+
+    def fits(steps: int) -> bool:
+        return estimate(shards, _with_ctx(cfg, steps * 256)).ram.total <= free_ram
+
+    lo, hi = 1, max(1, max(trained, cfg.n_ctx) // 256)
+    if fits(lo):
+        while lo < hi:  # the largest n_ctx, in steps of 256, whose estimate fits
+            mid = (lo + hi + 1) // 2
+            if fits(mid):
                 lo = mid
             else:
                 hi = mid - 1
-        max_ctx = lo
+        max_ctx = lo * 256
     return Fit(
         estimate=result,
         free_ram=free_ram,
-        fits=result.ram.total <= free_ram,
+        fits=result.ram.total <= free_ram and vram_ok,
         max_ctx=max_ctx,
         rule_of_thumb=model.size + 2 * 10**9,
+        max_gpu_layers=max_gpu_layers(shards, cfg, free_vram) if free_vram else None,
     )
 
 

@@ -171,3 +171,17 @@ def estimate(shards: list[GGUFFile], cfg: Config) -> Estimate:
     ram.overhead = ENGINE_BASE.get(cfg.runtime, ENGINE_BASE["llama-server"]) + VOCAB_BYTES_PER_TOKEN * n_vocab
     ram.weights += cfg.extra_bytes
     return Estimate(n_ctx=cfg.n_ctx, n_gpu_layers=offload, ram=ram, vram=gpus)
+
+
+def max_gpu_layers(shards: list[GGUFFile], cfg: Config, free_vram: list[int]) -> int:
+    """The most layers (0 .. block_count + 1, the last meaning the output layer too) that fit the
+    free VRAM of every GPU, with ``cfg``'s split."""
+    n_layer = int(shards[0].facts().get("block_count") or 0)
+    gpus = len(free_vram)
+    best = 0
+    for layers in range(n_layer + 1, 0, -1):
+        trial = Config(**{**cfg.__dict__, "n_gpu_layers": layers, "n_gpus": gpus})
+        if all(v.total <= free for v, free in zip(estimate(shards, trial).vram, free_vram, strict=True)):
+            best = layers
+            break
+    return best
