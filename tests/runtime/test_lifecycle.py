@@ -111,12 +111,9 @@ def test_autoload_and_idle_unload(tmp_path: Path, tiny_models: dict[str, Path]) 
 
 
 def test_engine_that_fails_to_start(server: RunningServer, tmp_path: Path) -> None:
-    (path,) = b.write_llama_gguf(tmp_path / "broken.gguf")
+    # a sound GGUF of an architecture llama.cpp does not know: the engine exits while starting
+    (path,) = b.write_llama_gguf(tmp_path / "broken.gguf", arch="nonexistent")
     add(server, path)
-    # damage the tensor data after import: the header is fine, llama.cpp will refuse the weights
-    data = bytearray(path.read_bytes())
-    data[-64:] = b"\xff" * 64
-    path.write_bytes(bytes(data[:-32]))
     r = server.http.post("/api/models/broken/load", json={})
     assert r.status_code == 502
     error = r.json()["error"]
@@ -144,3 +141,14 @@ def test_deployments_survive_a_server_restart(tmp_path: Path, tiny_models: dict[
         wait_for(serving, timeout=60)
         r = server.http.post("/v1/completions", json={"model": "tiny-chat", "prompt": "x", "max_tokens": 2})
         assert r.status_code == 200
+
+
+def test_file_damaged_after_import_is_caught_before_launch(server: RunningServer, tmp_path: Path) -> None:
+    (path,) = b.write_llama_gguf(tmp_path / "cut.gguf")
+    add(server, path)
+    path.write_bytes(path.read_bytes()[:-32])  # truncated after it was imported
+    r = server.http.post("/api/models/cut/load", json={})
+    assert r.status_code == 422
+    assert r.json()["error"]["type"] == "MalformedFile"
+    assert "truncated" in r.json()["error"]["message"]
+    assert server.http.get("/api/instances").json() == []
