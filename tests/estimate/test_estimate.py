@@ -102,7 +102,7 @@ def test_a_load_that_will_not_fit_is_refused(
     error = r.json()["error"]
     assert error["type"] == "WontFit"
     assert re.search(r"'gemma3' needs [0-9.]+ GiB of RAM \(weights 0.23, KV cache", error["message"])
-    assert "0.20 GiB is free" in error["message"]
+    assert "with 0.20 GiB free" in error["message"]
     assert "smaller quantization" in error["hint"]
     assert "--force" in error["hint"]
     assert server.http.get("/api/instances").json() == []

@@ -38,6 +38,7 @@ from modelyard.errors import (
 from modelyard.estimate import GiB, config_of, fit
 from modelyard.library import Library
 from modelyard.library.settings import backend_of, effective
+from modelyard.monitor.gpus import nvidia
 from modelyard.runtime.executor import EngineProcess, Executor, LaunchSpec, LocalExecutor, tail
 from modelyard.runtime.gate import Gate, Slot
 from modelyard.runtime.rules import Loaded, LoadPolicy
@@ -256,21 +257,28 @@ class Runtime:
             if live.process
         )
         free = psutil.virtual_memory().available + freed
-        report = fit(model, config_of(model, effective(model), runtime), free // new_replicas)
+        free_vram = [g.memory_total - (g.memory_used or 0) for g in nvidia() if g.memory_total]
+        cfg = config_of(model, effective(model), runtime, n_gpus=len(free_vram))
+        report = fit(model, cfg, free // new_replicas, [v // new_replicas for v in free_vram])
         if report.fits:
             return
-        need = report.estimate.ram.total * new_replicas
+        e = report.estimate
         options = []
-        if report.max_ctx:
+        if report.max_ctx and report.max_ctx < e.n_ctx:
             options.append(f"a smaller context (n_ctx {report.max_ctx} fits)")
+        if report.max_gpu_layers is not None and report.max_gpu_layers < e.n_gpu_layers:
+            options.append(f"fewer GPU layers (n_gpu_layers {report.max_gpu_layers} fits)")
         options += ["a smaller quantization", "`modelyard load --force` to try anyway"]
-        raise WontFit(
-            f"{model.name!r} needs {need / GiB:.2f} GiB of RAM "
-            f"(weights {report.estimate.ram.weights / GiB:.2f}, KV cache {report.estimate.ram.kv_cache / GiB:.2f}, "
-            f"compute and overhead {(report.estimate.ram.compute + report.estimate.ram.overhead) / GiB:.2f}); "
-            f"{free / GiB:.2f} GiB is free",
-            hint="try " + ", or ".join(options),
-        )
+        needs = [
+            f"{e.ram.total * new_replicas / GiB:.2f} GiB of RAM (weights {e.ram.weights / GiB:.2f}, "
+            f"KV cache {e.ram.kv_cache / GiB:.2f}, compute and overhead "
+            f"{(e.ram.compute + e.ram.overhead) / GiB:.2f}) with {free / GiB:.2f} GiB free"
+        ]
+        needs += [
+            f"GPU {i}: {v.total * new_replicas / GiB:.2f} GiB with {f / GiB:.2f} GiB free"
+            for i, (v, f) in enumerate(zip(e.vram, free_vram, strict=False))
+        ]
+        raise WontFit(f"{model.name!r} needs " + "; ".join(needs), hint="try " + ", or ".join(options))
 
     async def unload(self, name: str, *, force: bool = False) -> None:
         """Unload a model: wait for its requests (unless ``force``), stop its processes."""
