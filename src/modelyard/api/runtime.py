@@ -14,9 +14,9 @@ from pydantic import BaseModel, Field
 from modelyard.api.schemas import ErrorOut
 from modelyard.backends import llama_cpp
 from modelyard.errors import NotFound
-from modelyard.estimate import config_of, fit
+from modelyard.estimate import config_of, fit, fit_folder
 from modelyard.estimate.llama import Breakdown
-from modelyard.library.settings import validate
+from modelyard.library.settings import backend_of, validate
 from modelyard.monitor.gpus import nvidia
 from modelyard.runtime.controller import Runtime, State
 
@@ -192,10 +192,13 @@ def estimate(
     request: Request,
     name: str,
     n_ctx: int | None = Query(None, ge=0, description="default: the saved setting; 0 = the model's own"),
-    n_gpu_layers: int | None = Query(None, ge=-1),
-    parallel: int | None = Query(None, ge=1, le=256),
-    cache_type_k: str | None = None,
-    cache_type_v: str | None = None,
+    n_gpu_layers: int | None = Query(None, ge=-1, description="GGUF"),
+    parallel: int | None = Query(None, ge=1, le=256, description="GGUF"),
+    cache_type_k: str | None = Query(None, description="GGUF"),
+    cache_type_v: str | None = Query(None, description="GGUF"),
+    precision: str | None = Query(None, description="safetensors: auto, float32, float16, bfloat16"),
+    device: str | None = Query(None, description="safetensors: auto, cpu, cuda"),
+    quantization: str | None = Query(None, description="safetensors: none, int8, int4, nf4"),
 ) -> EstimateOut:
     """The RAM (and VRAM) the model needs with its saved settings and these overrides, without
     loading it; whether that fits what is free now, and the largest context that does."""
@@ -203,17 +206,22 @@ def estimate(
     model = runtime.library.get(name)
     overrides = {
         "n_ctx": n_ctx, "n_gpu_layers": n_gpu_layers, "parallel": parallel,
-        "cache_type_k": cache_type_k, "cache_type_v": cache_type_v,
+        "cache_type_k": cache_type_k, "cache_type_v": cache_type_v, "precision": precision,
+        "device": device, "quantization": quantization,
     }  # fmt: skip
     saved = model.settings.options if model.settings else {}
     options = {**saved, **{k: v for k, v in overrides.items() if v is not None}}
     options = validate(model, options).model_dump()
     if not options.get("n_ctx"):
-        options["n_ctx"] = model.context_length
-    engine, _ = llama_cpp.find_runtime(runtime.settings.llama_server, runtime.settings.bin_dir)
+        options["n_ctx"] = model.context_length or options.get("n_ctx")
     free_vram = [g.memory_total - (g.memory_used or 0) for g in nvidia() if g.memory_total]
-    cfg = config_of(model, options, engine, n_gpus=len(free_vram))
-    report = fit(model, cfg, psutil.virtual_memory().available, free_vram)
+    free_ram = psutil.virtual_memory().available
+    if model.format == "gguf":
+        engine, _ = llama_cpp.find_runtime(runtime.settings.llama_server, runtime.settings.bin_dir)
+        report = fit(model, config_of(model, options, engine, n_gpus=len(free_vram)), free_ram, free_vram)
+    else:
+        engine = backend_of(model)
+        report = fit_folder(model, options, free_ram, free_vram)
     e = report.estimate
     return EstimateOut(
         model=name,

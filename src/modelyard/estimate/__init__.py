@@ -8,7 +8,9 @@ from typing import Any
 
 from modelyard.catalog.records import Model
 from modelyard.errors import Unsupported
+from modelyard.estimate import hf as hf_estimate
 from modelyard.estimate.llama import Config, Estimate, estimate, max_gpu_layers
+from modelyard.formats import hf
 from modelyard.formats.gguf import GGUFFile, read_gguf
 
 GiB = 1 << 30
@@ -33,8 +35,14 @@ def _shards(model: Model) -> list[GGUFFile]:
     return [read_gguf(Path(f.path)) for f in model.files]
 
 
-def config_of(model: Model, options: dict[str, Any], runtime: str, n_gpus: int = 0) -> Config:
+def config_of(
+    model: Model, options: dict[str, Any], runtime: str, n_gpus: int = 0, adapter: str | None = None
+) -> Config:
+    """The estimate's configuration from a model's (validated) llama.cpp options; the mmproj and
+    the chosen LoRA are loaded whole beside the weights."""
     extra = sum(c.size for c in model.components if c.role == "mmproj")
+    lora = model.adapter(adapter) if adapter else None
+    extra += lora.size if lora else 0
     return Config(
         n_ctx=int(options.get("n_ctx") or model.context_length or 4096),
         parallel=int(options.get("parallel") or 1),
@@ -81,3 +89,49 @@ def fit(model: Model, cfg: Config, free_ram: int, free_vram: list[int] | None = 
 
 def _with_ctx(cfg: Config, n_ctx: int) -> Config:
     return Config(**{**cfg.__dict__, "n_ctx": n_ctx})
+
+
+def fit_folder(model: Model, options: dict[str, Any], free_ram: int, free_vram: list[int]) -> Fit:
+    """The same for a safetensors / Hugging Face folder under a transformers-style engine."""
+    folder = Path(model.path)
+    if model.format != "safetensors" or not folder.is_dir():
+        raise Unsupported(f"no memory estimate for {model.name!r} ({model.format})")
+    shards, _ = hf.read_weights(folder)
+    device = str(options.get("device") or "auto")
+    if device == "auto":
+        device = "cuda" if free_vram else "cpu"
+
+    def cfg(n_ctx: int) -> hf_estimate.HFConfig:
+        return hf_estimate.HFConfig(
+            n_ctx=n_ctx,
+            precision=str(options.get("precision") or "auto"),
+            device=device,
+            batch_size=int(options.get("batch_size") or 1),
+            quantization=str(options.get("quantization") or "none"),
+        )
+
+    def fits(e: Estimate) -> bool:
+        vram_ok = all(v.total <= f for v, f in zip(e.vram, free_vram, strict=False)) and (
+            not e.vram or bool(free_vram)
+        )
+        return e.ram.total <= free_ram and vram_ok
+
+    n_ctx = int(options.get("n_ctx") or model.context_length or 2048)
+    result = hf_estimate.estimate_tensors(shards, model.facts, cfg(n_ctx))
+    lo, hi = 1, max(1, max(n_ctx, model.context_length or 0) // 256)
+    max_ctx = None
+    if fits(hf_estimate.estimate_tensors(shards, model.facts, cfg(256))):
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if fits(hf_estimate.estimate_tensors(shards, model.facts, cfg(mid * 256))):
+                lo = mid
+            else:
+                hi = mid - 1
+        max_ctx = lo * 256
+    return Fit(
+        estimate=result,
+        free_ram=free_ram,
+        fits=fits(result),
+        max_ctx=max_ctx,
+        rule_of_thumb=model.size + 2 * 10**9,
+    )

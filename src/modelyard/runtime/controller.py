@@ -213,9 +213,10 @@ class Runtime:
         loaded = [Loaded(n, r.category, r.deployment.adapter) for n, r in self.running.items()]
         displaced = self.policy.displaced(name, model.category, [adapter] if adapter else [], loaded)
         if not force:
-            await asyncio.to_thread(
-                self._check_fit, model, replicas - (len(current.instances) if current else 0), displaced
-            )
+            switching = current is not None and current.deployment.adapter != adapter
+            kept = len(current.instances) if current and not switching else 0
+            freed = [*displaced, name] if switching else displaced
+            await asyncio.to_thread(self._check_fit, model, adapter, replicas - kept, freed)
         for other in displaced:
             await self._drain(other)
             await self._stop_instances(other)
@@ -245,7 +246,7 @@ class Runtime:
         self.gate(name)
         return dep, to_start
 
-    def _check_fit(self, model: Model, new_replicas: int, displaced: list[str]) -> None:
+    def _check_fit(self, model: Model, adapter: str | None, new_replicas: int, displaced: list[str]) -> None:
         """Refuse a load that will not fit in the memory free now (plus what it displaces)."""
         if new_replicas <= 0:
             return
@@ -258,7 +259,7 @@ class Runtime:
         )
         free = psutil.virtual_memory().available + freed
         free_vram = [g.memory_total - (g.memory_used or 0) for g in nvidia() if g.memory_total]
-        cfg = config_of(model, effective(model), runtime, n_gpus=len(free_vram))
+        cfg = config_of(model, effective(model), runtime, n_gpus=len(free_vram), adapter=adapter)
         report = fit(model, cfg, free // new_replicas, [v // new_replicas for v in free_vram])
         if report.fits:
             return
