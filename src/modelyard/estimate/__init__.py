@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,7 @@ class Fit:
 
 def _shards(model: Model) -> list[GGUFFile]:
     if model.format != "gguf":
-        raise Unsupported(
-            f"memory estimates cover GGUF models so far; {model.name!r} is {model.format}",
-            hint="safetensors estimates arrive with the Python engines",
-        )
+        raise Unsupported(f"{model.name!r} is a {model.format} model, not GGUF: llama.cpp cannot run it")
     return [read_gguf(Path(f.path)) for f in model.files]
 
 
@@ -62,21 +60,10 @@ def fit(model: Model, cfg: Config, free_ram: int, free_vram: list[int] | None = 
     shards = _shards(model)
     result = estimate(shards, cfg)
     vram_ok = all(v.total <= free for v, free in zip(result.vram, free_vram or [], strict=False))
-    trained = model.context_length or cfg.n_ctx
-    max_ctx: int | None = None
-
-    def fits(steps: int) -> bool:
-        return estimate(shards, _with_ctx(cfg, steps * 256)).ram.total <= free_ram
-
-    lo, hi = 1, max(1, max(trained, cfg.n_ctx) // 256)
-    if fits(lo):
-        while lo < hi:  # the largest n_ctx, in steps of 256, whose estimate fits
-            mid = (lo + hi + 1) // 2
-            if fits(mid):
-                lo = mid
-            else:
-                hi = mid - 1
-        max_ctx = lo * 256
+    max_ctx = largest_context(
+        lambda n_ctx: estimate(shards, _with_ctx(cfg, n_ctx)).ram.total <= free_ram,
+        max(model.context_length or 0, cfg.n_ctx),
+    )
     return Fit(
         estimate=result,
         free_ram=free_ram,
@@ -85,6 +72,21 @@ def fit(model: Model, cfg: Config, free_ram: int, free_vram: list[int] | None = 
         rule_of_thumb=model.size + 2 * 10**9,
         max_gpu_layers=max_gpu_layers(shards, cfg, free_vram) if free_vram else None,
     )
+
+
+def largest_context(fits: Callable[[int], bool], upper: int) -> int | None:
+    """The largest n_ctx, in steps of 256 up to ``upper``, for which ``fits`` holds (it grows
+    with n_ctx); None when not even 256 fits."""
+    lo, hi = 1, max(1, upper // 256)
+    if not fits(256):
+        return None
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid * 256):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo * 256
 
 
 def _with_ctx(cfg: Config, n_ctx: int) -> Config:
@@ -118,16 +120,10 @@ def fit_folder(model: Model, options: dict[str, Any], free_ram: int, free_vram: 
 
     n_ctx = int(options.get("n_ctx") or model.context_length or 2048)
     result = hf_estimate.estimate_tensors(shards, model.facts, cfg(n_ctx))
-    lo, hi = 1, max(1, max(n_ctx, model.context_length or 0) // 256)
-    max_ctx = None
-    if fits(hf_estimate.estimate_tensors(shards, model.facts, cfg(256))):
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if fits(hf_estimate.estimate_tensors(shards, model.facts, cfg(mid * 256))):
-                lo = mid
-            else:
-                hi = mid - 1
-        max_ctx = lo * 256
+    max_ctx = largest_context(
+        lambda n: fits(hf_estimate.estimate_tensors(shards, model.facts, cfg(n))),
+        max(n_ctx, model.context_length or 0),
+    )
     return Fit(
         estimate=result,
         free_ram=free_ram,
