@@ -310,23 +310,23 @@ class Store:
                 for r, name in rows
             ]
 
+    @staticmethod
+    def _deployment_row(s: Session, model: str) -> DeploymentRow | None:
+        return s.scalar(
+            select(DeploymentRow)
+            .join(ModelRow, DeploymentRow.model_id == ModelRow.id)
+            .where(ModelRow.name == model)
+        )
+
     def delete_deployment(self, model: str) -> None:
         with self.session() as s:
-            row = s.scalar(
-                select(DeploymentRow)
-                .join(ModelRow, DeploymentRow.model_id == ModelRow.id)
-                .where(ModelRow.name == model)
-            )
+            row = self._deployment_row(s, model)
             if row is not None:
                 s.delete(row)  # its instances go with it; their logs stay on disk
 
     def add_instance(self, model: str) -> Instance:
         with self.session() as s:
-            dep = s.scalar(
-                select(DeploymentRow)
-                .join(ModelRow, DeploymentRow.model_id == ModelRow.id)
-                .where(ModelRow.name == model)
-            )
+            dep = self._deployment_row(s, model)
             if dep is None:
                 raise ModelNotFound(model)
             row = InstanceRow(deployment_id=dep.id, state="pending", history=[_event("pending")])
