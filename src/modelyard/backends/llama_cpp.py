@@ -181,8 +181,6 @@ def _llama_cpp_python_args(
         raise lacks("parallel", o.parallel)
     if o.chat_template:
         raise lacks("chat_template", "...")
-    if o.n_batch and o.n_batch < 1:
-        raise lacks("n_batch", o.n_batch)
     if model.component("mmproj") is not None:
         raise Unsupported(
             "llama-cpp-python's server cannot serve this multimodal model generically",

@@ -41,6 +41,13 @@ from modelyard.errors import (
 )
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# A model row with everything its record carries, loaded in one round of queries.
+_WHOLE = (
+    selectinload(ModelRow.files),
+    selectinload(ModelRow.components),
+    selectinload(ModelRow.adapters),
+    selectinload(ModelRow.settings),
+)
 _FIELDS = (
     "name", "description", "category", "format", "path", "quantization", "architecture", "parameters",
     "context_length", "template", "capabilities", "loaders", "unsafe", "facts", "source", "source_repo",
@@ -111,16 +118,7 @@ class Store:
             yield s
 
     def _row(self, s: Session, name: str) -> ModelRow:
-        row = s.scalar(
-            select(ModelRow)
-            .where(ModelRow.name == name)
-            .options(
-                selectinload(ModelRow.files),
-                selectinload(ModelRow.components),
-                selectinload(ModelRow.adapters),
-                selectinload(ModelRow.settings),
-            )
-        )
+        row = s.scalar(select(ModelRow).where(ModelRow.name == name).options(*_WHOLE))
         if row is None:
             raise ModelNotFound(name)
         return row
@@ -169,16 +167,7 @@ class Store:
 
     def list_models(self, category: str | None = None) -> list[Model]:
         with self.session() as s:
-            q = (
-                select(ModelRow)
-                .order_by(ModelRow.category, ModelRow.name)
-                .options(
-                    selectinload(ModelRow.files),
-                    selectinload(ModelRow.components),
-                    selectinload(ModelRow.adapters),
-                    selectinload(ModelRow.settings),
-                )
-            )
+            q = select(ModelRow).order_by(ModelRow.category, ModelRow.name).options(*_WHOLE)
             if category:
                 q = q.where(ModelRow.category == category)
             return [_model(r) for r in s.scalars(q)]

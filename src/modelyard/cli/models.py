@@ -208,11 +208,8 @@ def settings(
     options = parse_assignments(set_ or [])
     options.update({key: None for key in unset or []})
     if reset or options:
-        current = api.get(f"/api/models/{name}/settings")
-        if reset:
-            body = {"options": {k: v for k, v in options.items() if v is not None}, "replace": True}
-        else:
-            body = {"options": {**current["saved"], **options}, "replace": True}
+        # the server merges into the saved options (null removes one); --reset replaces them
+        body = {"options": options, "replace": reset}
         result = api.put(f"/api/models/{name}/settings", body)
     else:
         result = api.get(f"/api/models/{name}/settings")

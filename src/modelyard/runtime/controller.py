@@ -63,7 +63,6 @@ class Live:
     model: str
     state: State = State.PENDING
     process: EngineProcess | None = None
-    spec: EngineSpec | None = None
     starts: int = 0
     restarts: int = 0
     task: asyncio.Task[None] | None = None
@@ -376,7 +375,6 @@ class Runtime:
         scratch = self.settings.home / "run"
         spec = llama_cpp.engine(runtime, program, model, dep.options, adapter, host, port, scratch)
         live.starts += 1
-        live.spec = spec
         log_path = self.settings.logs_dir / f"{live.id}.{live.starts}.log"
         live.state = State.STARTING
         process = self.executor.launch(
