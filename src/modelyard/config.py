@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_PORT = 11480
@@ -18,7 +18,7 @@ def _default_home() -> Path:
 class Settings(BaseSettings):
     """modelyard's configuration, from MODELYARD_* environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="MODELYARD_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MODELYARD_", extra="ignore", populate_by_name=True)
 
     home: Path = Field(default_factory=_default_home, description="where modelyard keeps its data")
     host: str = Field(default="127.0.0.1", description="address the server listens on")
@@ -55,6 +55,28 @@ class Settings(BaseSettings):
         default_factory=lambda: ["chat+multimodal"], description="categories never loaded together"
     )
     max_loras: int = Field(default=1, ge=0, description="LoRAs at once for chat and multimodal models")
+    hf_endpoint: str = Field(
+        default="https://huggingface.co",
+        validation_alias=AliasChoices("MODELYARD_HF_ENDPOINT", "HF_ENDPOINT"),
+        description="Hugging Face or a mirror of it (hf-mirror.com)",
+    )
+    hf_token: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MODELYARD_HF_TOKEN", "HF_TOKEN"),
+        description="token for private and gated Hugging Face repos",
+    )
+    modelscope_endpoint: str = Field(
+        default="https://modelscope.cn",
+        validation_alias=AliasChoices("MODELYARD_MODELSCOPE_ENDPOINT", "MODELSCOPE_ENDPOINT"),
+    )
+    modelscope_token: str | None = Field(
+        default=None, validation_alias=AliasChoices("MODELYARD_MODELSCOPE_TOKEN", "MODELSCOPE_API_TOKEN")
+    )
+    ollama_registry: str = Field(default="https://registry.ollama.ai", description="the Ollama registry")
+    max_downloads: int = Field(default=2, ge=1, description="downloads that run at once; the rest wait")
+    download_connections: int = Field(default=4, ge=1, le=32, description="parallel connections per download")
+    download_retries: int = Field(default=6, ge=0, description="attempts in a row without progress")
+    stall_timeout: float = Field(default=30.0, gt=0, description="seconds without a byte before reconnecting")
 
     @property
     def catalog_url(self) -> str:
@@ -74,6 +96,14 @@ class Settings(BaseSettings):
     @property
     def bin_dir(self) -> Path:
         return self.home / "bin"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def downloads_dir(self) -> Path:
+        return self.home / "downloads"
 
     def ensure_home(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)

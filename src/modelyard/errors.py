@@ -5,7 +5,9 @@ ModelyardError
  │    ├── PathNotFound          a path given by the user does not exist
  │    ├── ModelNotFound
  │    ├── AdapterNotFound
- │    └── ComponentNotFound
+ │    ├── ComponentNotFound
+ │    ├── RepoNotFound          no such repo, revision, file or quantization on the hub
+ │    └── DownloadNotFound
  ├── Conflict
  │    ├── ModelExists           the name or the files are already in the library
  │    ├── AdapterExists
@@ -13,17 +15,25 @@ ModelyardError
  │    ├── ModelNotLoaded        a request for a model that is not loaded (and autoload is off)
  │    ├── LoadRefused           the load rules or busy models stop a load
  │    ├── WontFit               the model needs more memory than is free
- │    └── QueueFull             too many requests wait for this model
+ │    ├── QueueFull             too many requests wait for this model
+ │    ├── NoSpace               the disk cannot take the download
+ │    └── DownloadActive        the download still runs: pause or cancel it first
  ├── InvalidInput
  │    ├── InvalidName
  │    ├── InvalidSettings
  │    ├── InvalidImport         the import request does not make sense (template, components, ...)
+ │    ├── InvalidRef            a model reference that cannot be parsed
+ │    ├── UnsafePath            a remote file name that would escape the destination
  │    └── IncompatibleLoader    a loader that cannot take this format or quantization
  ├── ModelFileError            the files themselves are the problem
  │    ├── MalformedFile        bad magic, truncation, absurd counts, wrong value types
  │    ├── IncompleteModel      shards or index entries missing or inconsistent
  │    └── UnsupportedFormat
  ├── IncompatibleAdapter       a LoRA that does not fit its base model
+ ├── HubError                  a model hub (Hugging Face, ModelScope, Ollama) or the download failed
+ │    ├── HubAuthRequired      the repo is private or gated: a token is needed
+ │    ├── HubUnavailable       the hub cannot be reached or keeps failing
+ │    └── IntegrityError       a downloaded file's size or sha256 is wrong, again and again
  ├── EngineError               an engine process failed: would not start, crashed, is missing
  │    └── EngineUnavailable    no engine for this backend is installed
  ├── Unsupported               the backend cannot do what was asked (an option, an endpoint)
@@ -77,6 +87,15 @@ class ComponentNotFound(NotFound):
         super().__init__(f"model {model!r} has no {role} component")
 
 
+class RepoNotFound(NotFound):
+    pass
+
+
+class DownloadNotFound(NotFound):
+    def __init__(self, job: int) -> None:
+        super().__init__(f"no download with id {job}", hint="`modelyard downloads` lists them")
+
+
 class Conflict(ModelyardError):
     pass
 
@@ -116,7 +135,23 @@ class QueueFull(Conflict):
         self.retry_after = 5
 
 
+class NoSpace(Conflict):
+    pass
+
+
+class DownloadActive(Conflict):
+    pass
+
+
 class InvalidInput(ModelyardError):
+    pass
+
+
+class InvalidRef(InvalidInput):
+    pass
+
+
+class UnsafePath(InvalidInput):
     pass
 
 
@@ -158,6 +193,22 @@ class UnsupportedFormat(ModelFileError):
 
 
 class IncompatibleAdapter(ModelyardError):
+    pass
+
+
+class HubError(ModelyardError):
+    pass
+
+
+class HubAuthRequired(HubError):
+    pass
+
+
+class HubUnavailable(HubError):
+    pass
+
+
+class IntegrityError(HubError):
     pass
 
 

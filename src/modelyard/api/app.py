@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from modelyard import __version__
-from modelyard.api import errors, models, monitor, runtime
+from modelyard.api import downloads, errors, models, monitor, runtime
 from modelyard.catalog.store import Store
 from modelyard.config import Settings
 from modelyard.gateway import routes as gateway
 from modelyard.gateway.proxy import upstream_session
+from modelyard.hub.jobs import Downloads
 from modelyard.library import Library
 from modelyard.monitor.sampler import Monitor
 from modelyard.runtime.controller import Runtime
@@ -34,9 +35,12 @@ def create_app(settings: Settings) -> FastAPI:
             on_pressure=runtime.relieve_pressure if settings.pressure_unload else None,
         )
         app.state.monitor.start()
+        app.state.downloads = Downloads(settings, library)
+        await app.state.downloads.start()
         try:
             yield
         finally:
+            await app.state.downloads.close()
             await app.state.monitor.stop()
             await runtime.close()
             await app.state.upstream.close()
@@ -49,6 +53,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(models.router)
     app.include_router(runtime.router)
     app.include_router(monitor.router)
+    app.include_router(downloads.hub_router)
+    app.include_router(downloads.router)
     app.include_router(gateway.router)
 
     @app.get("/api/health", tags=["server"])

@@ -25,6 +25,8 @@ STATUS: dict[type[errors.ModelyardError], int] = {
     errors.ChatTemplateMissing: 400,
     errors.EngineUnavailable: 503,
     errors.EngineError: 502,
+    errors.HubAuthRequired: 403,
+    errors.HubError: 502,
 }
 
 

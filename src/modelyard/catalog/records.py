@@ -106,3 +106,26 @@ class Instance:
     history: list[dict[str, Any]]
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+@dataclass
+class Download:
+    id: int
+    source: str
+    repo: str
+    revision: str
+    ref: str
+    files: list[dict[str, Any]]
+    destination: str
+    base: str | None
+    name: str | None
+    state: str  # queued, running, paused, importing, completed, failed, cancelled
+    bytes_total: int
+    bytes_done: int
+    files_done: int
+    error: str | None = None
+    hint: str | None = None
+    models: list[str] = field(default_factory=list)
+    note: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None

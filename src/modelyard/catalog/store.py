@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from modelyard.catalog.records import (
     Adapter,
     Component,
     Deployment,
+    Download,
     Instance,
     Model,
     ModelFile,
@@ -26,6 +28,7 @@ from modelyard.catalog.tables import (
     AdapterRow,
     ComponentRow,
     DeploymentRow,
+    DownloadRow,
     InstanceRow,
     ModelFileRow,
     ModelRow,
@@ -36,6 +39,7 @@ from modelyard.errors import (
     AdapterExists,
     AdapterNotFound,
     ComponentNotFound,
+    DownloadNotFound,
     ModelExists,
     ModelNotFound,
 )
@@ -106,7 +110,11 @@ class Store:
         self.generation = 0
         event.listen(self._sessions, "after_flush", self._bump)
 
-    def _bump(self, *_args: Any) -> None:
+    def _bump(self, session: Session, *_args: Any) -> None:
+        # Download progress is written often and changes nothing a cached model record holds.
+        touched = (*session.new, *session.dirty, *session.deleted)
+        if touched and all(isinstance(o, DownloadRow) for o in touched):
+            return
         self.generation += 1
 
     def close(self) -> None:
@@ -349,12 +357,56 @@ class Store:
             if row is not None:
                 s.delete(row)
 
+    # -- downloads ---------------------------------------------------------------------------
+
+    def add_download(self, **fields: Any) -> Download:
+        with self.session() as s:
+            row = DownloadRow(**fields)
+            s.add(row)
+            s.flush()
+            return _download(row)
+
+    def get_download(self, job: int) -> Download:
+        with self.session() as s:
+            row = s.get(DownloadRow, job)
+            if row is None:
+                raise DownloadNotFound(job)
+            return _download(row)
+
+    def update_download(self, job: int, **fields: Any) -> Download:
+        with self.session() as s:
+            row = s.get(DownloadRow, job)
+            if row is None:
+                raise DownloadNotFound(job)
+            for key, value in fields.items():
+                setattr(row, key, value)
+            s.flush()
+            return _download(row)
+
+    def downloads(self, states: tuple[str, ...] | None = None) -> list[Download]:
+        with self.session() as s:
+            query = select(DownloadRow).order_by(DownloadRow.id)
+            if states:
+                query = query.where(DownloadRow.state.in_(states))
+            return [_download(r) for r in s.scalars(query)]
+
+    def delete_download(self, job: int) -> None:
+        with self.session() as s:
+            row = s.get(DownloadRow, job)
+            if row is None:
+                raise DownloadNotFound(job)
+            s.delete(row)
+
 
 def _event(state: str, note: str | None = None) -> dict[str, Any]:
     event: dict[str, Any] = {"state": state, "at": utcnow().isoformat()}
     if note:
         event["note"] = note
     return event
+
+
+def _download(row: DownloadRow) -> Download:
+    return Download(**{f.name: getattr(row, f.name) for f in dataclass_fields(Download)})
 
 
 def _instance(row: InstanceRow, model: str) -> Instance:

@@ -171,3 +171,29 @@ class InstanceRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
     deployment: Mapped[DeploymentRow] = relationship(back_populates="instances")
+
+
+class DownloadRow(Base):
+    """A download job: what to fetch from which hub, where to, and how far it got."""
+
+    __tablename__ = "downloads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    repo: Mapped[str] = mapped_column(String(256))
+    revision: Mapped[str] = mapped_column(String(128))
+    ref: Mapped[str] = mapped_column(Text)  # as the user wrote it
+    files: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # RemoteFile.to_json()
+    destination: Mapped[str] = mapped_column(Text)
+    base: Mapped[str | None] = mapped_column(String(128))  # the base model of a LoRA
+    name: Mapped[str | None] = mapped_column(String(128))  # the name the imported model gets
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    bytes_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    files_done: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    hint: Mapped[str | None] = mapped_column(Text)
+    models: Mapped[list[str]] = mapped_column(JSON, default=list)  # what the import added
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

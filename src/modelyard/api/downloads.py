@@ -1,0 +1,180 @@
+"""Routes of the hubs (search, a repo's files) and of download jobs (with an event stream)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from modelyard.hub.jobs import Downloads, PullRequest
+from modelyard.hub.refs import Source
+from modelyard.hub.selection import groups, is_gguf_repo
+
+hub_router = APIRouter(prefix="/api/hub", tags=["hub"])
+router = APIRouter(prefix="/api/downloads", tags=["downloads"])
+
+
+def downloads_of(request: Request) -> Downloads:
+    downloads: Downloads = request.app.state.downloads
+    return downloads
+
+
+class HitOut(BaseModel):
+    source: Source
+    repo: str
+    downloads: int
+    likes: int
+    task: str | None
+    gguf: bool
+    updated: str | None
+
+
+class RemoteFileOut(BaseModel):
+    path: str
+    size: int | None
+    sha256: str | None
+
+
+class GroupOut(BaseModel):
+    name: str = Field(description="a quantization (Q4_K_M), 'mmproj', or 'other'")
+    size: int
+    shards: int
+    files: list[RemoteFileOut]
+
+
+class RepoOut(BaseModel):
+    source: Source
+    repo: str
+    revision: str
+    gguf: bool
+    task: str | None
+    groups: list[GroupOut]
+
+
+class PullIn(BaseModel):
+    ref: str = Field(description="org/model[:quant|:branch], a URL, hf.co/org/model:Q4_K_M, ollama:name:tag")
+    source: Source | None = Field(default=None, description="when the ref does not say")
+    quantization: str | None = None
+    files: list[str] = Field(default_factory=list, description="file paths or glob patterns")
+    all: bool = Field(default=False, description="every file of the repo")
+    base: str | None = Field(default=None, description="the library model a LoRA repo binds to")
+    name: str | None = Field(default=None, description="the name the imported model gets")
+
+
+class JobOut(BaseModel):
+    id: int
+    ref: str
+    source: str
+    repo: str
+    revision: str
+    state: str
+    bytes_total: int
+    bytes_done: int
+    files_total: int
+    files_done: int
+    speed: float = Field(description="bytes per second")
+    eta: float | None = Field(description="seconds")
+    destination: str
+    files: list[str]
+    models: list[str]
+    error: str | None
+    hint: str | None
+    note: str | None
+
+
+@hub_router.get("/search")
+async def search(
+    request: Request,
+    q: str = "",
+    source: Source = Source.HF,
+    category: str | None = None,
+    gguf: bool = False,
+    limit: int = Query(20, ge=1, le=100),
+) -> list[HitOut]:
+    hits = await downloads_of(request).search(q, source=source, category=category, gguf_only=gguf, limit=limit)
+    return [HitOut.model_validate(h, from_attributes=True) for h in hits]
+
+
+@hub_router.get("/files")
+async def files(request: Request, ref: str, source: Source | None = None) -> RepoOut:
+    """A repo's files, GGUF files grouped by quantization (shards together), with sizes."""
+    snap = await downloads_of(request).snapshot(ref, source)
+    return RepoOut(
+        source=snap.source,
+        repo=snap.repo,
+        revision=snap.revision,
+        gguf=is_gguf_repo(snap),
+        task=snap.task,
+        groups=[
+            GroupOut(
+                name=g.name,
+                size=g.size,
+                shards=g.shards,
+                files=[RemoteFileOut(path=f.path, size=f.size, sha256=f.sha256) for f in g.files],
+            )
+            for g in groups(snap)
+        ],
+    )
+
+
+@router.post("", status_code=201)
+async def pull(request: Request, body: PullIn) -> JobOut:
+    """Start a download; it is imported into the library when it is done."""
+    view = await downloads_of(request).create(
+        PullRequest(
+            ref=body.ref,
+            source=body.source,
+            quantization=body.quantization,
+            files=body.files,
+            everything=body.all,
+            base=body.base,
+            name=body.name,
+        )
+    )
+    return JobOut(**view.to_json())
+
+
+@router.get("")
+def jobs(request: Request) -> list[JobOut]:
+    return [JobOut(**v.to_json()) for v in downloads_of(request).all()]
+
+
+@router.get("/events")
+async def events(request: Request) -> StreamingResponse:
+    """Server-sent events: every job at first, then each change (progress twice a second)."""
+
+    async def stream() -> AsyncIterator[bytes]:
+        async for job in downloads_of(request).events():
+            yield f"data: {json.dumps(job)}\n\n".encode()
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/{job}")
+def job(request: Request, job: int) -> JobOut:
+    return JobOut(**downloads_of(request).get(job).to_json())
+
+
+@router.post("/{job}/pause")
+async def pause(request: Request, job: int) -> JobOut:
+    return JobOut(**(await downloads_of(request).pause(job)).to_json())
+
+
+@router.post("/{job}/resume")
+async def resume(request: Request, job: int) -> JobOut:
+    return JobOut(**(await downloads_of(request).resume(job)).to_json())
+
+
+@router.post("/{job}/cancel")
+async def cancel(request: Request, job: int) -> JobOut:
+    """Stop the download and delete its partial files."""
+    return JobOut(**(await downloads_of(request).cancel(job)).to_json())
+
+
+@router.delete("/{job}", status_code=204)
+def forget(request: Request, job: int) -> None:
+    """Remove an ended download from the list (its imported files stay)."""
+    downloads_of(request).forget(job)
