@@ -97,6 +97,7 @@ class FakeHub:
         self.faults: dict[str, list[Fault]] = {}  # blob sha256 -> faults, first first
         self.served: Counter[str] = Counter()  # blob sha256 -> body bytes sent
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.rate: float | None = None  # bytes per second per connection; None = as fast as it goes
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -305,16 +306,37 @@ class FakeHub:
             if start >= blob.size:
                 return web.Response(status=416, headers={"Content-Range": f"bytes */{blob.size}"})
             status = 206
-        out = {**(headers or {}), "ETag": etag, "Accept-Ranges": "bytes", "Content-Length": str(end - start + 1)}
+        out = {
+            **(headers or {}),
+            "ETag": etag,
+            "Accept-Ranges": "bytes",
+            "Content-Length": str(end - start + 1),
+        }
         if status == 206:
             out["Content-Range"] = f"bytes {start}-{end}/{blob.size}"
         resp = web.StreamResponse(status=status, headers=out)
         await resp.prepare(request)
         if request.method == "HEAD":
             return resp
+        try:
+            await self._body(request, resp, blob, start, end, fault)
+        except ConnectionResetError:  # the client went away (a pause, a cancel, a kill)
+            pass
+        return resp
+
+    async def _body(
+        self,
+        request: web.Request,
+        resp: web.StreamResponse,
+        blob: Blob,
+        start: int,
+        end: int,
+        fault: Fault | None,
+    ) -> None:
         pos, sent = start, 0
+        step = BLOCK if self.rate is None else max(4096, min(BLOCK, int(self.rate / 20)))
         while pos <= end:
-            block = blob.read(pos, min(BLOCK, end + 1 - pos))
+            block = blob.read(pos, min(step, end + 1 - pos))
             if fault is not None and fault.corrupt and sent == 0:
                 block = bytes([block[0] ^ 0xFF]) + block[1:]
             if fault is not None and fault.drop_after is not None and sent + len(block) > fault.drop_after:
@@ -323,7 +345,7 @@ class FakeHub:
                 self.served[blob.sha256] += len(block)
                 assert request.transport is not None
                 request.transport.abort()
-                return resp
+                return
             await resp.write(block)
             self.served[blob.sha256] += len(block)
             pos += len(block)
@@ -331,8 +353,9 @@ class FakeHub:
             if fault is not None and fault.stall is not None:
                 await asyncio.sleep(fault.stall)
                 fault.stall = None
+            if self.rate is not None:
+                await asyncio.sleep(len(block) / self.rate)
         await resp.write_eof()
-        return resp
 
     def _next_fault(self, blob: Blob) -> Fault | None:
         queue = self.faults.get(blob.sha256)
@@ -386,7 +409,9 @@ class FakeHub:
             }
             for p, b in repo.files.items()
         ]
-        return web.json_response({"Code": 200, "Data": {"Files": files}, "Message": "success", "Success": True})
+        return web.json_response(
+            {"Code": 200, "Data": {"Files": files}, "Message": "success", "Success": True}
+        )
 
     async def ms_file(self, request: web.Request) -> web.StreamResponse:
         repo = self._ms_repo(request)
@@ -413,7 +438,11 @@ class FakeHub:
                 "size": config.size,
             },
             "layers": [
-                {"mediaType": f"application/vnd.ollama.image.{kind}", "digest": f"sha256:{b.sha256}", "size": b.size}
+                {
+                    "mediaType": f"application/vnd.ollama.image.{kind}",
+                    "digest": f"sha256:{b.sha256}",
+                    "size": b.size,
+                }
                 for kind, b in layers.items()
             ],
         }

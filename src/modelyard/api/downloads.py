@@ -94,7 +94,9 @@ async def search(
     gguf: bool = False,
     limit: int = Query(20, ge=1, le=100),
 ) -> list[HitOut]:
-    hits = await downloads_of(request).search(q, source=source, category=category, gguf_only=gguf, limit=limit)
+    hits = await downloads_of(request).search(
+        q, source=source, category=category, gguf_only=gguf, limit=limit
+    )
     return [HitOut.model_validate(h, from_attributes=True) for h in hits]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from modelyard import __version__
-from modelyard.cli import adapters, backends, components, models, runtime
+from modelyard.cli import adapters, backends, components, downloads, models, runtime
 from modelyard.cli.render import console
 
 app = typer.Typer(
@@ -28,9 +28,13 @@ app.command()(runtime.ps)
 app.command()(runtime.logs)
 app.command()(runtime.run)
 app.command()(runtime.estimate)
+app.command()(downloads.search)
+app.command()(downloads.files)
+app.command()(downloads.pull)
 app.add_typer(adapters.app, name="lora")
 app.add_typer(backends.app, name="backends")
 app.add_typer(components.app, name="component")
+app.add_typer(downloads.app, name="downloads")
 
 
 @app.command()

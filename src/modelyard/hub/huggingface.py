@@ -32,7 +32,9 @@ PIPELINES = {
     "image": "text-to-image",
     "classification": "text-classification",
 }
-TOKEN_HINT = "set HF_TOKEN (or MODELYARD_HF_TOKEN) to a token that may read it, and accept its terms on the Hub"
+TOKEN_HINT = (
+    "set HF_TOKEN (or MODELYARD_HF_TOKEN) to a token that may read it, and accept its terms on the Hub"
+)
 
 
 class HuggingFace:
@@ -99,7 +101,9 @@ class HuggingFace:
         except GatedRepoError as e:
             raise HubAuthRequired(f"{what} is gated on Hugging Face", hint=TOKEN_HINT) from e
         except RevisionNotFoundError as e:
-            raise RepoNotFound(f"{what}: no such revision on Hugging Face", hint="check the branch or commit") from e
+            raise RepoNotFound(
+                f"{what}: no such revision on Hugging Face", hint="check the branch or commit"
+            ) from e
         except EntryNotFoundError as e:
             raise RepoNotFound(f"{what}: no such file on Hugging Face") from e
         except RepositoryNotFoundError as e:

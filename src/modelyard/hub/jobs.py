@@ -28,7 +28,7 @@ from modelyard.hub.ollama import Ollama
 from modelyard.hub.refs import Source, parse_ref
 from modelyard.hub.remote import Hub, RemoteFile, SearchHit, Snapshot
 from modelyard.hub.selection import choose
-from modelyard.hub.transfer import Transfer
+from modelyard.hub.transfer import Transfer, client_session
 from modelyard.library import Library
 from modelyard.library.naming import unique_name
 
@@ -120,12 +120,7 @@ class Downloads:
 
     async def start(self) -> None:
         self.settings.downloads_dir.mkdir(parents=True, exist_ok=True)
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=self.settings.stall_timeout),
-            connector=aiohttp.TCPConnector(limit=0),
-            auto_decompress=False,
-            trust_env=True,
-        )
+        self._session = client_session(self.settings.stall_timeout)
         for job in self.store.downloads(("running", "importing")):  # the server stopped under them
             self.store.update_download(job.id, state="queued")
         self._ticker = asyncio.create_task(self._tick())
@@ -228,7 +223,8 @@ class Downloads:
         job = self.store.get_download(job_id)
         if job.state in ACTIVE:
             raise DownloadActive(
-                f"download {job_id} is {job.state}", hint=f"cancel it first: `modelyard downloads cancel {job_id}`"
+                f"download {job_id} is {job.state}",
+                hint=f"cancel it first: `modelyard downloads cancel {job_id}`",
             )
         shutil.rmtree(self._work(job_id), ignore_errors=True)
         self.store.delete_download(job_id)

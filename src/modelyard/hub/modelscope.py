@@ -76,7 +76,9 @@ class ModelScope:
             url = self.api.legacy.get_download_url(repo, "model", f.path, revision=rev)
             files.append(RemoteFile(path=f.path, size=f.size, url=url, sha256=f.sha256 or None))
         if not files:
-            raise RepoNotFound(f"ModelScope has no files in {repo} at {rev}", hint="check the name and revision")
+            raise RepoNotFound(
+                f"ModelScope has no files in {repo} at {rev}", hint="check the name and revision"
+            )
         return Snapshot(self.source, repo, rev, files)
 
     def _call(self, fn: Callable[[], T], what: str) -> T:

@@ -65,14 +65,17 @@ class Ollama:
         if r.status_code == 404:
             shown = repo.removeprefix("library/")
             raise RepoNotFound(
-                f"the Ollama library has no {shown}:{tag}", hint="check the name and tag on https://ollama.com/library"
+                f"the Ollama library has no {shown}:{tag}",
+                hint="check the name and tag on https://ollama.com/library",
             )
         if r.status_code != 200:
             raise HubUnavailable(f"the Ollama registry answered {r.status_code} for {repo}:{tag}")
         try:
             layers = r.json()["layers"]
         except (ValueError, KeyError, TypeError) as e:
-            raise HubUnavailable(f"the Ollama registry sent a manifest for {repo}:{tag} that is not one") from e
+            raise HubUnavailable(
+                f"the Ollama registry sent a manifest for {repo}:{tag} that is not one"
+            ) from e
         files = []
         for layer in layers:
             kind = str(layer.get("mediaType", "")).removeprefix(PREFIX)

@@ -113,7 +113,9 @@ def _gguf_choice(snapshot: Snapshot, quantization: str | None) -> list[RemoteFil
         want = quantization.upper()
         pick = next((g for g in quants if g.name == want), None)
         if pick is None:
-            pick_files = [f for f in snapshot.files if want in f.path.upper() and f.path.lower().endswith(".gguf")]
+            pick_files = [
+                f for f in snapshot.files if want in f.path.upper() and f.path.lower().endswith(".gguf")
+            ]
             if not pick_files:
                 raise RepoNotFound(
                     f"{snapshot.repo} has no {quantization} files", hint=f"it has: {names or 'no GGUF files'}"

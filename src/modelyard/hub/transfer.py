@@ -40,6 +40,17 @@ HASH_STEP = 8 << 20  # the hasher catches up once this much is ready
 RETRY_CAP = 30.0
 
 
+def client_session(stall_timeout: float) -> aiohttp.ClientSession:
+    """The HTTP session downloads use: no total timeout, a read timeout that detects stalls,
+    bytes as they are sent (no decompression), proxies from the environment."""
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=stall_timeout),
+        connector=aiohttp.TCPConnector(limit=0),
+        auto_decompress=False,
+        trust_env=True,
+    )
+
+
 @dataclass
 class Piece:
     start: int

@@ -1,0 +1,303 @@
+"""Commands for the hubs and downloads: search, files, pull, downloads."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from modelyard.cli.client import Client
+from modelyard.cli.common import client, friendly
+from modelyard.cli.render import console, err_console, human_count, human_size, print_json
+from modelyard.errors import HubError, ServerUnavailable
+
+app = typer.Typer(help="Download jobs: list, pause, resume, cancel.", invoke_without_command=True)
+
+ENDED = ("completed", "failed", "cancelled")
+SOURCE_HELP = "hf, modelscope or ollama (when the reference does not say)"
+
+
+@friendly
+def search(
+    query: str = typer.Argument("", help="words in the repo name"),
+    source: str = typer.Option("hf", "--source", "-s", help="hf or modelscope"),
+    category: str | None = typer.Option(None, "--category", "-c", help="chat, embedding, rerank, image, ..."),
+    gguf: bool = typer.Option(False, "--gguf", help="only repos with GGUF files"),
+    limit: int = typer.Option(20, "--limit", "-n"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Search a hub for models."""
+    params: dict[str, Any] = {"q": query, "source": source, "gguf": gguf, "limit": limit}
+    if category:
+        params["category"] = category
+    hits = client().get("/api/hub/search", params=params)
+    if as_json:
+        print_json(hits)
+        return
+    if not hits:
+        console.print("nothing found")
+        return
+    table = Table(box=None, pad_edge=False)
+    for col in ("REPO", "TASK", "GGUF", "DOWNLOADS", "LIKES"):
+        table.add_column(col, justify="right" if col in ("DOWNLOADS", "LIKES") else "left")
+    for h in hits:
+        table.add_row(
+            h["repo"],
+            h["task"] or "",
+            "yes" if h["gguf"] else "",
+            human_count(h["downloads"]),
+            str(h["likes"]),
+        )
+    console.print(table)
+
+
+@friendly
+def files(
+    ref: str = typer.Argument(..., help="org/model, a URL, or ollama:name:tag"),
+    source: str | None = typer.Option(None, "--source", "-s", help=SOURCE_HELP),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """A repo's files: GGUF files grouped by quantization (shards together), with sizes."""
+    params = {"ref": ref} | ({"source": source} if source else {})
+    repo = client().get("/api/hub/files", params=params)
+    if as_json:
+        print_json(repo)
+        return
+    console.print(f"{repo['source']}:{repo['repo']} at {repo['revision']}", highlight=False)
+    table = Table(box=None, pad_edge=False)
+    table.add_column("GROUP")
+    table.add_column("SIZE", justify="right")
+    table.add_column("FILES")
+    for g in repo["groups"]:
+        paths = [f["path"] for f in g["files"]]
+        shown = paths[0] if len(paths) == 1 else f"{paths[0]} (+{len(paths) - 1})"
+        if g["shards"]:
+            shown += f"  [{g['shards']} shards]"
+        table.add_row(g["name"], human_size(g["size"]), shown)
+    console.print(table)
+    if repo["gguf"]:
+        quants = [g["name"] for g in repo["groups"] if g["name"] not in ("mmproj", "other")]
+        if quants:
+            console.print(
+                f"pull one: modelyard pull {repo['source']}:{repo['repo']}:{quants[0]}", style="dim"
+            )
+
+
+@friendly
+def pull(
+    ref: str = typer.Argument(
+        ..., help="org/model[:quant|:branch], a URL, hf.co/org/model:Q4_K_M, ollama:name:tag"
+    ),
+    source: str | None = typer.Option(None, "--source", "-s", help=SOURCE_HELP),
+    quant: str | None = typer.Option(None, "--quant", "-q", help="a GGUF quantization, such as Q4_K_M"),
+    file: list[str] = typer.Option([], "--file", "-f", help="a file or a glob pattern (repeatable)"),
+    everything: bool = typer.Option(False, "--all", help="every file of the repo"),
+    base: str | None = typer.Option(None, "--base", help="a LoRA repo: the library model it binds to"),
+    name: str | None = typer.Option(None, "--name", help="the name the imported model gets"),
+    detach: bool = typer.Option(False, "--detach", "-d", help="start it and return; the server carries on"),
+) -> None:
+    """Download a model into the library (resumable, verified, imported when done)."""
+    api = client()
+    body = {
+        "ref": ref,
+        "source": source,
+        "quantization": quant,
+        "files": file,
+        "all": everything,
+        "base": base,
+        "name": name,
+    }
+    job = api.post("/api/downloads", body)
+    if detach:
+        console.print(
+            f"download {job['id']}: {_count(len(job['files']), 'file')}, {human_size(job['bytes_total'])}, "
+            f"into {job['destination']}",
+            highlight=False,
+        )
+        console.print(f"watch it: modelyard downloads watch {job['id']}", style="dim")
+        return
+    _watch(api, job)
+
+
+def _watch(api: Client, job: dict[str, Any]) -> None:
+    """Follow one job's events with a progress bar until it ends."""
+    job_id = job["id"]
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[files]}"),
+    )
+    last = job
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            task = progress.add_task(_label(job), total=job["bytes_total"] or None, files=_files(job))
+            for event in _events(api):
+                if event["id"] != job_id:
+                    continue
+                last = event
+                _update(progress, task, event)
+                if event["state"] in ENDED:
+                    break
+    except KeyboardInterrupt:
+        console.print(
+            f"\nthe download goes on in the server; stop it with `modelyard downloads pause {job_id}`",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
+    _report(last)
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
+
+
+def _label(job: dict[str, Any]) -> str:
+    return f"{job['repo']} [{job['state']}]"
+
+
+def _files(job: dict[str, Any]) -> str:
+    return f"{job['files_done']}/{job['files_total']} files"
+
+
+def _update(progress: Progress, task: TaskID, job: dict[str, Any]) -> None:
+    progress.update(task, completed=job["bytes_done"], description=_label(job), files=_files(job))
+
+
+def _events(api: Client) -> Any:
+    url = f"{api.base_url}/api/downloads/events"
+    try:
+        with (
+            httpx.Client(timeout=httpx.Timeout(10.0, read=None)) as http,
+            http.stream("GET", url) as response,
+        ):
+            if response.status_code != 200:
+                response.read()
+                api.raise_for(response)
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    yield json.loads(line[6:])
+    except httpx.ConnectError:
+        raise ServerUnavailable(api.base_url) from None
+
+
+def _report(job: dict[str, Any]) -> None:
+    if job["state"] == "completed":
+        models = ", ".join(job["models"]) or "nothing new"
+        console.print(f"done: {human_size(job['bytes_total'])} in {job['destination']}", highlight=False)
+        console.print(f"imported: {models}", highlight=False)
+        if job["note"]:
+            console.print(job["note"], style="dim", highlight=False)
+        return
+    if job["state"] == "failed":
+        raise HubError(f"download {job['id']} failed: {job['error']}", hint=job["hint"])
+    err_console.print(f"download {job['id']} is {job['state']}", highlight=False)
+    raise typer.Exit(1)
+
+
+# -- modelyard downloads ... ------------------------------------------------------------------
+
+
+@app.callback()
+def downloads(ctx: typer.Context) -> None:
+    """Download jobs: `modelyard downloads` lists them."""
+    if ctx.invoked_subcommand is None:
+        ls(as_json=False)
+
+
+@app.command()
+@friendly
+def ls(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List download jobs with their state, progress, speed and ETA."""
+    jobs = client().get("/api/downloads")
+    if as_json:
+        print_json(jobs)
+        return
+    if not jobs:
+        console.print("no downloads")
+        return
+    table = Table(box=None, pad_edge=False)
+    for col in ("ID", "REPO", "STATE", "DONE", "SIZE", "FILES", "SPEED", "ETA"):
+        table.add_column(col, justify="right" if col in ("ID", "DONE", "SIZE", "SPEED", "ETA") else "left")
+    for j in jobs:
+        share = f"{100 * j['bytes_done'] / j['bytes_total']:.0f}%" if j["bytes_total"] else ""
+        table.add_row(
+            str(j["id"]),
+            j["repo"],
+            j["state"],
+            share,
+            human_size(j["bytes_total"]),
+            f"{j['files_done']}/{j['files_total']}",
+            f"{human_size(int(j['speed']))}/s" if j["speed"] else "",
+            _eta(j["eta"]),
+        )
+    console.print(table)
+    for j in jobs:
+        if j["state"] == "failed":
+            err_console.print(f"{j['id']}: {j['error']}", style="red", highlight=False)
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+@app.command()
+@friendly
+def watch(job: int = typer.Argument(..., help="a download id")) -> None:
+    """Follow a download with a progress bar."""
+    api = client()
+    current = api.get(f"/api/downloads/{job}")
+    if current["state"] in ENDED:
+        _report(current)
+        return
+    _watch(api, current)
+
+
+@app.command()
+@friendly
+def pause(job: int = typer.Argument(..., help="a download id")) -> None:
+    """Pause a download; `resume` goes on from where it stopped."""
+    _show(client().post(f"/api/downloads/{job}/pause", {}))
+
+
+@app.command()
+@friendly
+def resume(job: int = typer.Argument(..., help="a download id")) -> None:
+    """Resume a paused or failed download."""
+    _show(client().post(f"/api/downloads/{job}/resume", {}))
+
+
+@app.command()
+@friendly
+def cancel(job: int = typer.Argument(..., help="a download id")) -> None:
+    """Stop a download and delete its partial files."""
+    _show(client().post(f"/api/downloads/{job}/cancel", {}))
+
+
+@app.command()
+@friendly
+def rm(job: int = typer.Argument(..., help="a download id")) -> None:
+    """Remove an ended download from the list (the files it imported stay)."""
+    client().request("DELETE", f"/api/downloads/{job}")
+    console.print(f"removed download {job}")
+
+
+def _show(job: dict[str, Any]) -> None:
+    console.print(f"download {job['id']} ({job['repo']}): {job['state']}", highlight=False)
