@@ -9,6 +9,7 @@ Hugging Face repo REPO and prints the hub's URL; it counts the bytes it sends at
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -318,10 +319,8 @@ class FakeHub:
         await resp.prepare(request)
         if request.method == "HEAD":
             return resp
-        try:
+        with contextlib.suppress(ConnectionResetError):  # the client went away (pause, cancel, kill)
             await self._body(request, resp, blob, start, end, fault)
-        except ConnectionResetError:  # the client went away (a pause, a cancel, a kill)
-            pass
         return resp
 
     async def _body(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import RunningServer, serve
+from conftest import serve
 from fakehub import FakeHub
 from modelyard.cli.main import app
 

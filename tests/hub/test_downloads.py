@@ -140,18 +140,20 @@ def test_progress_events_stream_until_done(server: RunningServer, hub: FakeHub) 
     hub.add_hf("org/slow", {"w.gguf": data})
     hub.rate = 2 * MiB
     seen: list[dict[str, Any]] = []
-    with httpx.Client(base_url=server.url, timeout=httpx.Timeout(10, read=30)) as http:
-        with http.stream("GET", "/api/downloads/events") as events:
-            lines = events.iter_lines()
-            job = pull(server.http, ref="org/slow", all=True)
-            for line in lines:
-                if not line.startswith("data: "):
-                    continue
-                event = json.loads(line[6:])
-                if event["id"] == job["id"]:
-                    seen.append(event)
-                    if event["state"] in ENDED:
-                        break
+    with (
+        httpx.Client(base_url=server.url, timeout=httpx.Timeout(10, read=30)) as http,
+        http.stream("GET", "/api/downloads/events") as events,
+    ):
+        lines = events.iter_lines()
+        job = pull(server.http, ref="org/slow", all=True)
+        for line in lines:
+            if not line.startswith("data: "):
+                continue
+            event = json.loads(line[6:])
+            if event["id"] == job["id"]:
+                seen.append(event)
+                if event["state"] in ENDED:
+                    break
     assert seen[-1]["state"] == "completed"
     running = [e for e in seen if e["state"] == "running"]
     assert len(running) >= 2
@@ -251,7 +253,8 @@ def test_a_download_survives_a_kill_9_of_the_server(tmp_path: Path, hub: FakeHub
                 httpx.get(f"{url}/api/health", timeout=1)
                 return proc
             except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline
+                assert proc.poll() is None
+                assert time.monotonic() < deadline
                 time.sleep(0.1)
 
     proc = start()

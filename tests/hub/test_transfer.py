@@ -4,6 +4,7 @@ modelscope-hub and Ollama registry calls, with faults on the way."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -16,8 +17,8 @@ from modelyard.errors import (
     HubUnavailable,
     IntegrityError,
     RepoNotFound,
-    Unsupported,
     UnsafePath,
+    Unsupported,
 )
 from modelyard.hub import transfer
 from modelyard.hub.huggingface import HuggingFace
@@ -62,10 +63,8 @@ def fetch(
                         task.cancel()
 
                 t.on_bytes = count
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
             return t
 
     return asyncio.run(go())
