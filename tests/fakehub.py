@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 import sys
 import threading
 from collections import Counter
@@ -100,6 +101,7 @@ class FakeHub:
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.rate: float | None = None  # bytes per second per connection; None = as fast as it goes
         self.url = ""
+        self.cdn_url = ""  # the same app on a second port: another origin, as a real CDN is
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -138,18 +140,26 @@ class FakeHub:
         app.router.add_get("/v2/{ns}/{name}/blobs/{digest}", self.ollama_blob)
         return app
 
-    def start(self, port: int = 0) -> str:
+    def start(self, port: int = 0, *, send_buffer: int | None = None) -> str:
+        """Serve in a thread. ``send_buffer`` fixes the sockets' SO_SNDBUF: what the hub counts as
+        sent then excludes at most that much that only waited in its own kernel queue."""
         ready = threading.Event()
 
         def run() -> None:
             self._loop = asyncio.new_event_loop()
             self._runner = web.AppRunner(self.app(), access_log=None)
             self._loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", port)
-            self._loop.run_until_complete(site.start())
-            server = site._server
-            assert server is not None
-            self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+            urls = []
+            for p in (port, 0):
+                site = web.TCPSite(self._runner, "127.0.0.1", p)
+                self._loop.run_until_complete(site.start())
+                server = site._server
+                assert server is not None
+                if send_buffer is not None:  # accepted sockets inherit it from the listener
+                    for sock in server.sockets:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+                urls.append(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+            self.url, self.cdn_url = urls
             ready.set()
             self._loop.run_forever()
 
@@ -266,7 +276,7 @@ class FakeHub:
         headers = {"X-Repo-Commit": repo.sha, "Accept-Ranges": "bytes"}
         if repo.lfs(path):  # LFS files live on the CDN: a redirect with the X-Linked-* headers
             headers |= {
-                "Location": f"{self.url}/cdn/{blob.sha256}",
+                "Location": f"{self.cdn_url}/cdn/{blob.sha256}",
                 "X-Linked-Etag": f'"{blob.sha256}"',
                 "X-Linked-Size": str(blob.size),
                 "ETag": f'"{blob.sha256}"',
@@ -319,7 +329,7 @@ class FakeHub:
         await resp.prepare(request)
         if request.method == "HEAD":
             return resp
-        with contextlib.suppress(ConnectionResetError):  # the client went away (pause, cancel, kill)
+        with contextlib.suppress(ConnectionError):  # the client went away (pause, cancel, kill)
             await self._body(request, resp, blob, start, end, fault)
         return resp
 
@@ -451,7 +461,7 @@ class FakeHub:
 
     async def ollama_blob(self, request: web.Request) -> web.Response:
         sha = request.match_info["digest"].removeprefix("sha256:")
-        return web.Response(status=307, headers={"Location": f"{self.url}/cdn/{sha}"})
+        return web.Response(status=307, headers={"Location": f"{self.cdn_url}/cdn/{sha}"})
 
 
 def _hf_error(status: int, code: str, message: str) -> web.HTTPException:
@@ -464,7 +474,7 @@ def main() -> None:  # pragma: no cover - the benchmark runs it
     path, repo = Path(sys.argv[1]), sys.argv[2]
     hub = FakeHub()
     hub.add_hf(repo, {path.name: Blob.on_disk(path)})
-    hub.start(int(os.environ.get("FAKEHUB_PORT", "0")))
+    hub.start(int(os.environ.get("FAKEHUB_PORT", "0")), send_buffer=256 << 10)
     print(hub.url, flush=True)
     threading.Event().wait()
 

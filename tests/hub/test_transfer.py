@@ -217,6 +217,9 @@ def test_private_and_missing_repos(hub: FakeHub, tmp_path: Path) -> None:
     resolve = [h for m, p, h in hub.requests if "/resolve/" in p]
     assert resolve
     assert all(h.get("Authorization") == f"Bearer {TOKEN}" for h in resolve)
+    cdn = [h for m, p, h in hub.requests if p.startswith("/cdn/")]
+    assert cdn
+    assert not any("Authorization" in h for h in cdn)  # the token never leaves the hub
 
 
 def test_the_hub_naming_a_file_outside_the_folder_is_refused(hub: FakeHub) -> None:

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -34,10 +35,20 @@ log = logging.getLogger(__name__)
 PIECE = 32 << 20  # bytes per ranged request of a big file
 BIG = 64 << 20  # files from this size up are fetched over several connections
 CHUNK = 1 << 20  # bytes read from the socket at a time
-SAVE_BYTES = 4 << 20  # the progress record is saved at least this often (bytes written)
+SAVE_BYTES = 2 << 20  # the progress record is saved at least this often (bytes written)
 SAVE_SECONDS = 0.5  # ... and this often (seconds)
 HASH_STEP = 8 << 20  # the hasher catches up once this much is ready
 RETRY_CAP = 30.0
+RECEIVE_BUFFER = 512 << 10  # per connection; the kernel doubles it
+
+
+def _socket(addr: tuple[Any, ...]) -> socket.socket:
+    """A socket whose receive buffer is bounded: the bytes a kill -9 loses in the kernel's buffers
+    have to be fetched again, and autotuning lets them grow to tens of MiB per connection."""
+    family, kind, proto = addr[0], addr[1], addr[2]
+    sock = socket.socket(family=family, type=kind, proto=proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+    return sock
 
 
 def client_session(stall_timeout: float) -> aiohttp.ClientSession:
@@ -45,7 +56,7 @@ def client_session(stall_timeout: float) -> aiohttp.ClientSession:
     bytes as they are sent (no decompression), proxies from the environment."""
     return aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=stall_timeout),
-        connector=aiohttp.TCPConnector(limit=0),
+        connector=aiohttp.TCPConnector(limit=0, socket_factory=_socket),
         auto_decompress=False,
         trust_env=True,
     )
