@@ -275,3 +275,18 @@ def test_a_download_survives_a_kill_9_of_the_server(tmp_path: Path, hub: FakeHub
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_a_download_goes_on_after_the_server_stops_and_starts(tmp_path: Path, hub: FakeHub) -> None:
+    data = os.urandom(4 * MiB)
+    hub.add_hf("org/slow", {"w.gguf": data})
+    hub.rate = 2 * MiB
+    with serve(tmp_path / "home", hf_endpoint=hub.url) as server:
+        job = pull(server.http, ref="org/slow", all=True)
+        wait_bytes(server.http, job["id"], MiB)
+    hub.rate = None
+    with serve(tmp_path / "home", hf_endpoint=hub.url) as server:
+        done = wait(server.http, job["id"])
+    assert done["state"] == "completed", done
+    assert (Path(done["destination"]) / "w.gguf").read_bytes() == data
+    assert hub.served[hashlib.sha256(data).hexdigest()] <= len(data) + MiB
