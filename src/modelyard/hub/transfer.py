@@ -213,6 +213,8 @@ class Transfer:
             self._progress[remote.path] = progress
         part = self.work / f"{rel}.part"
         part.parent.mkdir(parents=True, exist_ok=True)
+        if progress.written and not part.exists():  # the record outlived its partial file
+            progress.reset(self._pieces(remote.size))
         while True:
             fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
             f = _Open(remote, progress, fd, remote.url)
@@ -307,8 +309,8 @@ class Transfer:
         if offset > 0 or piece.end is not None:
             end = "" if piece.end is None else str(piece.end - 1)
             headers["Range"] = f"bytes={offset}-{end}"
-            if f.progress.etag and offset > 0:
-                headers["If-Range"] = f.progress.etag
+            if f.progress.etag and offset > 0 and not f.progress.etag.startswith("W/"):
+                headers["If-Range"] = f.progress.etag  # a changed file comes whole, not spliced
         async with self.session.get(f.url, headers=headers) as resp:
             self._check(f, resp)
             if probe:
