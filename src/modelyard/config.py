@@ -4,6 +4,7 @@ at import time."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -77,6 +78,14 @@ class Settings(BaseSettings):
     download_connections: int = Field(default=4, ge=1, le=32, description="parallel connections per download")
     download_retries: int = Field(default=6, ge=0, description="attempts in a row without progress")
     stall_timeout: float = Field(default=30.0, gt=0, description="seconds without a byte before reconnecting")
+    python_envs: Literal["auto", "managed"] = Field(
+        default="auto",
+        description="auto: Python backends run in the server's interpreter when it has their packages; "
+        "managed: always in the environments under HOME/envs",
+    )
+    torch_index: str = Field(
+        default="https://download.pytorch.org/whl/cpu", description="extra index for the cpu variant's torch"
+    )
 
     @property
     def catalog_url(self) -> str:
@@ -100,6 +109,10 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
+
+    @property
+    def envs_dir(self) -> Path:
+        return self.home / "envs"
 
     @property
     def downloads_dir(self) -> Path:

@@ -4,9 +4,25 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modelyard.backends.common import Device, Precision
+
+
+class PeftAdapter(BaseModel):
+    """One of model-compose's peft_adapters: a LoRA of this model in the library, or a folder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, description="an adapter of this model in the library")
+    path: str | None = Field(None, description="or a PEFT adapter folder")
+    weight: float = Field(1.0, ge=0, le=10, description="0 = off, 1 = full effect")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PeftAdapter:
+        if (self.name is None) == (self.path is None):
+            raise ValueError("give an adapter's name or a path, not both")
+        return self
 
 
 class TransformersOptions(BaseModel):
@@ -22,3 +38,6 @@ class TransformersOptions(BaseModel):
     low_cpu_mem_usage: bool = False
     trust_remote_code: bool = Field(False, description="run the model repository's own Python code")
     attn_implementation: Literal["auto", "eager", "sdpa", "flash_attention_2"] = "auto"
+    peft_adapters: list[PeftAdapter] = Field(
+        default_factory=list, description="PEFT adapters applied together, each with a weight"
+    )

@@ -27,6 +27,17 @@ class EmbeddingRequest(OpenAIRequest):
     input: str | list[str] | list[int] | list[list[int]]
 
 
+class RerankRequest(OpenAIRequest):
+    query: str = Field(min_length=1)
+    documents: list[str | dict[str, Any]] = Field(min_length=1)
+    top_n: int | None = Field(default=None, ge=1)
+    return_documents: bool = True
+
+
+class ClassifyRequest(OpenAIRequest):
+    input: str | list[str]
+
+
 class ModelCard(BaseModel):
     id: str
     object: str = "model"

@@ -9,17 +9,19 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from modelyard.backends.llama_cpp import endpoints_for
+from modelyard.backends import endpoints_for
 from modelyard.catalog.records import Model
 from modelyard.errors import ChatTemplateMissing, ModelyardError, Unsupported
 from modelyard.gateway.errors import from_exception, openai_error
 from modelyard.gateway.protocol import (
     ChatRequest,
+    ClassifyRequest,
     CompletionRequest,
     EmbeddingRequest,
     ModelCard,
     ModelList,
     OpenAIRequest,
+    RerankRequest,
 )
 from modelyard.gateway.proxy import forward
 from modelyard.problems import describe
@@ -72,6 +74,18 @@ async def completions(request: Request) -> Response:
 @router.post("/embeddings", openapi_extra=_documented(EmbeddingRequest))
 async def embeddings(request: Request) -> Response:
     return await _serve(request, EmbeddingRequest, "embeddings", "/v1/embeddings")
+
+
+@router.post("/rerank", openapi_extra=_documented(RerankRequest))
+async def rerank(request: Request) -> Response:
+    """Documents ordered by relevance to the query (the shape llama-server and GPUStack use)."""
+    return await _serve(request, RerankRequest, "rerank", "/v1/rerank")
+
+
+@router.post("/classify", openapi_extra=_documented(ClassifyRequest))
+async def classify(request: Request) -> Response:
+    """A label and a score for each input text."""
+    return await _serve(request, ClassifyRequest, "classify", "/v1/classify")
 
 
 def _check(model: Model, endpoint: str) -> None:

@@ -17,13 +17,15 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
 
-from modelyard.backends import llama_cpp
+from modelyard.backends import llama_cpp, python
 from modelyard.backends.base import EngineSpec
+from modelyard.backends.environments import Interpreter, interpreter_for
 from modelyard.catalog.records import Deployment, Instance, Model
 from modelyard.config import Settings
 from modelyard.errors import (
@@ -35,7 +37,7 @@ from modelyard.errors import (
     Unsupported,
     WontFit,
 )
-from modelyard.estimate import GiB, config_of, fit
+from modelyard.estimate import GiB, config_of, fit, fit_folder
 from modelyard.library import Library
 from modelyard.library.settings import backend_of, effective
 from modelyard.monitor.gpus import nvidia
@@ -202,10 +204,11 @@ class Runtime:
         if adapter is not None and model.adapter(adapter) is None:
             raise AdapterNotFound(name, adapter)
         backend = backend_of(model)
-        if backend != "llama.cpp":
-            raise Unsupported(
-                f"serving {backend} models is not available yet; this build serves GGUF models with llama.cpp"
-            )
+        if backend in python.PYTHON_BACKENDS:
+            python.task_of(model)  # a category the runner does not serve fails now
+            self._interpreter(backend)  # a missing environment fails now, with the command to run
+        elif backend != "llama.cpp":
+            raise Unsupported(f"serving {backend} models is not available yet")
         current = self.running.get(name)
         if current and current.deployment.adapter == adapter and len(current.instances) == replicas:
             return current.deployment, []  # the same base + LoRA: reuse, no reload
@@ -245,11 +248,15 @@ class Runtime:
         self.gate(name)
         return dep, to_start
 
+    def _interpreter(self, backend: str) -> Interpreter:
+        return interpreter_for(
+            backend, self.settings.envs_dir, managed_only=self.settings.python_envs == "managed"
+        )
+
     def _check_fit(self, model: Model, adapter: str | None, new_replicas: int, displaced: list[str]) -> None:
         """Refuse a load that will not fit in the memory free now (plus what it displaces)."""
         if new_replicas <= 0:
             return
-        runtime, _ = llama_cpp.find_runtime(self.settings.llama_server, self.settings.bin_dir)
         freed = sum(
             live.process.memory()
             for n in displaced
@@ -258,15 +265,23 @@ class Runtime:
         )
         free = psutil.virtual_memory().available + freed
         free_vram = [g.memory_total - (g.memory_used or 0) for g in nvidia() if g.memory_total]
-        cfg = config_of(model, effective(model), runtime, n_gpus=len(free_vram), adapter=adapter)
-        report = fit(model, cfg, free // new_replicas, [v // new_replicas for v in free_vram])
+        per_ram, per_vram = free // new_replicas, [v // new_replicas for v in free_vram]
+        if model.format == "gguf":
+            runtime, _ = llama_cpp.find_runtime(self.settings.llama_server, self.settings.bin_dir)
+            cfg = config_of(model, effective(model), runtime, n_gpus=len(free_vram), adapter=adapter)
+            report = fit(model, cfg, per_ram, per_vram)
+        elif model.format == "safetensors" and Path(model.path).is_dir():
+            report = fit_folder(model, effective(model), per_ram, per_vram)
+        else:
+            return  # no estimate for this format: the engine's own error will say
         if report.fits:
             return
         e = report.estimate
         options = []
         if report.max_ctx and report.max_ctx < e.n_ctx:
             options.append(f"a smaller context (n_ctx {report.max_ctx} fits)")
-        if report.max_gpu_layers is not None and report.max_gpu_layers < e.n_gpu_layers:
+        layers = getattr(e, "n_gpu_layers", None)
+        if report.max_gpu_layers is not None and layers is not None and report.max_gpu_layers < layers:
             options.append(f"fewer GPU layers (n_gpu_layers {report.max_gpu_layers} fits)")
         options += ["a smaller quantization", "`modelyard load --force` to try anyway"]
         needs = [
@@ -368,12 +383,16 @@ class Runtime:
         running = self.running[live.model]
         dep = running.deployment
         model = self.library.get(live.model)
-        adapter = model.adapter(dep.adapter) if dep.adapter else None
-        runtime, program = llama_cpp.find_runtime(self.settings.llama_server, self.settings.bin_dir)
         host = "127.0.0.1"
         port = self.executor.free_port(host)
-        scratch = self.settings.home / "run"
-        spec = llama_cpp.engine(runtime, program, model, dep.options, adapter, host, port, scratch)
+        if dep.backend in python.PYTHON_BACKENDS:
+            interpreter = self._interpreter(dep.backend)
+            spec = python.engine(interpreter, dep.backend, model, dep.options, dep.adapter, host, port)
+        else:
+            adapter = model.adapter(dep.adapter) if dep.adapter else None
+            runtime, program = llama_cpp.find_runtime(self.settings.llama_server, self.settings.bin_dir)
+            scratch = self.settings.home / "run"
+            spec = llama_cpp.engine(runtime, program, model, dep.options, adapter, host, port, scratch)
         live.starts += 1
         log_path = self.settings.logs_dir / f"{live.id}.{live.starts}.log"
         live.state = State.STARTING

@@ -1,0 +1,195 @@
+"""Where a Python backend's packages live: the server's own interpreter when it has them, else a
+managed virtualenv under MODELYARD_HOME/envs/<backend>-<variant>-<version>/ (pinned packages,
+cpu or cuda torch) that `modelyard backends install NAME` creates."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import modelyard
+from modelyard.errors import EngineError, EngineUnavailable, Unsupported
+
+ENV_VERSION = "1"  # bump when the pinned packages change
+TORCH = "torch==2.13.0"
+RUNNER = (
+    "fastapi>=0.110",
+    "uvicorn>=0.29",
+    "pydantic>=2.6",
+    "pydantic-settings>=2.2",
+    "numpy>=1.26",
+    "pillow>=10",
+)
+
+
+@dataclass(frozen=True)
+class Packages:
+    modules: tuple[str, ...]  # what must import for the backend to run in an interpreter
+    requirements: tuple[str, ...]  # what a managed environment installs (after torch)
+
+
+PACKAGES: dict[str, Packages] = {
+    "sentence-transformers": Packages(
+        ("torch", "sentence_transformers", "transformers"),
+        ("sentence-transformers==6.2.0", "transformers==5.23.0"),
+    ),
+    "transformers": Packages(
+        ("torch", "transformers", "peft", "accelerate"),
+        ("transformers==5.23.0", "peft==0.21.2", "accelerate==1.15.0"),
+    ),
+    "diffusers": Packages(
+        ("torch", "diffusers", "transformers", "peft"),
+        ("diffusers==0.42.1", "transformers==5.23.0", "peft==0.21.2", "accelerate==1.15.0"),
+    ),
+}
+VARIANTS = ("cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    python: str
+    env: dict[str, str]
+    where: str  # "server" or the managed environment's folder
+
+
+def env_dir(envs: Path, backend: str, variant: str) -> Path:
+    return envs / f"{backend}-{variant}-{ENV_VERSION}"
+
+
+def has_modules(modules: tuple[str, ...]) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def default_variant() -> str:
+    return "cuda" if shutil.which("nvidia-smi") or Path("/proc/driver/nvidia").exists() else "cpu"
+
+
+def installed(envs: Path, backend: str) -> list[tuple[str, Path]]:
+    """The managed environments of a backend that finished installing: (variant, folder)."""
+    found = []
+    for variant in VARIANTS:
+        folder = env_dir(envs, backend, variant)
+        if (folder / "modelyard-env.json").exists():
+            found.append((variant, folder))
+    return found
+
+
+def interpreter_for(backend: str, envs: Path, *, managed_only: bool = False) -> Interpreter:
+    """The Python that runs this backend's engines, or EngineUnavailable with the command to run."""
+    spec = _packages(backend)
+    if not managed_only and has_modules(spec.modules):
+        return Interpreter(sys.executable, {}, "server")
+    envs_found = installed(envs, backend)
+    preferred = default_variant()
+    envs_found.sort(key=lambda item: item[0] != preferred)
+    if envs_found:
+        folder = envs_found[0][1]
+        return Interpreter(
+            str(folder / "bin" / "python"), {"PYTHONPATH": str(_link_modelyard(folder))}, str(folder)
+        )
+    raise EngineUnavailable(
+        f"the {backend} environment is not installed",
+        hint=f"install it: `modelyard backends install {backend} --variant {preferred}`",
+    )
+
+
+def _link_modelyard(folder: Path) -> Path:
+    """The runner is modelyard's own code: the environment imports this installation's package
+    through a folder that holds only a link to it (not the server's other packages)."""
+    shim = folder / "modelyard-path"
+    link = shim / "modelyard"
+    target = Path(modelyard.__file__).resolve().parent
+    if not (link.is_symlink() and link.resolve() == target):
+        shim.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(target, target_is_directory=True)
+    return shim
+
+
+def _packages(backend: str) -> Packages:
+    if backend not in PACKAGES:
+        raise Unsupported(f"{backend!r} is not a Python backend", hint=f"one of {', '.join(PACKAGES)}")
+    return PACKAGES[backend]
+
+
+# (stage, step, steps) -> None
+Progress = Callable[[str, int, int], None]
+_COLLECTING = re.compile(r"^(?:Collecting|Downloading|Processing|Using cached)\s+(\S+)")
+
+
+def install_env(
+    envs: Path,
+    backend: str,
+    variant: str,
+    *,
+    torch_index: str | None,
+    progress: Progress = lambda stage, step, steps: None,
+) -> Path:
+    """Create (or complete) the managed environment; returns its folder. A failure leaves no
+    environment that looks installed: the marker is written last."""
+    spec = _packages(backend)
+    if variant not in VARIANTS:
+        raise Unsupported(f"unknown variant {variant!r}", hint="cpu or cuda")
+    folder = env_dir(envs, backend, variant)
+    marker = folder / "modelyard-env.json"
+    marker.unlink(missing_ok=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    log = folder.parent / f"{folder.name}.log"
+    log.write_text("")
+    steps = 3
+    progress("virtualenv", 0, steps)
+    if not (folder / "bin" / "python").exists():
+        _run([sys.executable, "-m", "venv", str(folder)], log, "creating the virtualenv")
+    python = str(folder / "bin" / "python")
+    progress("torch", 1, steps)
+    torch_args = [TORCH]
+    if variant == "cpu" and torch_index:
+        torch_args += ["--extra-index-url", torch_index]
+    _pip(python, torch_args, log, "installing torch", progress, 1, steps)
+    progress(backend, 2, steps)
+    _pip(python, [*spec.requirements, *RUNNER], log, f"installing {backend}", progress, 2, steps)
+    marker.write_text(
+        json.dumps(
+            {"backend": backend, "variant": variant, "version": ENV_VERSION, "installed_at": time.time()}
+        )
+    )
+    progress("done", steps, steps)
+    return folder
+
+
+def _pip(
+    python: str, args: list[str], log: Path, stage: str, progress: Progress, step: int, steps: int
+) -> None:
+    def seen(line: str) -> None:
+        m = _COLLECTING.match(line)
+        if m:
+            progress(f"{stage}: {m.group(1)[:40]}", step, steps)
+
+    _run([python, "-m", "pip", "install", "--disable-pip-version-check", *args], log, stage, seen)
+
+
+def _run(
+    argv: list[str], log: Path, stage: str, each_line: Callable[[str], None] = lambda line: None
+) -> None:
+    env = {**os.environ, "PIP_PROGRESS_BAR": "off"}
+    with log.open("a") as out:
+        out.write(f"$ {' '.join(argv)}\n")
+        out.flush()
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.write(line)
+            each_line(line)
+        code = proc.wait()
+    if code != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-12:])
+        raise EngineError(f"{stage} failed (exit status {code})", hint=f"the log {log} ends with:\n{tail}")

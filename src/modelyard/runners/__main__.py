@@ -1,0 +1,3 @@
+from modelyard.runners.serve import main
+
+main()

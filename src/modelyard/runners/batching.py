@@ -1,0 +1,68 @@
+"""Dynamic batching: concurrent requests are run through the model together.
+
+Nothing waits on a timer: while one batch runs, new requests queue up; the next batch takes all
+of them (up to the batch size). A lone request runs at once; a burst fills batches."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+X = TypeVar("X")
+Y = TypeVar("Y")
+
+
+@dataclass
+class _Job(Generic[X, Y]):
+    items: Sequence[X]
+    done: asyncio.Future[list[Y]]
+
+
+class Batcher(Generic[X, Y]):
+    """``await batcher.run(items)`` -> results, one per item, computed by ``fn`` (blocking, run in
+    a thread) on batches of at most ``max_items`` items gathered from all callers."""
+
+    def __init__(self, fn: Callable[[list[X]], list[Y]], max_items: int) -> None:
+        self.fn = fn
+        self.max_items = max_items
+        self._queue: asyncio.Queue[_Job[X, Y]] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self.batches = 0  # how many batches ran (for tests and logs)
+
+    async def run(self, items: Sequence[X]) -> list[Y]:
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._work())
+        done: asyncio.Future[list[Y]] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Job(items, done))
+        return await done
+
+    async def _work(self) -> None:
+        while True:
+            jobs = [await self._queue.get()]
+            size = len(jobs[0].items)
+            while not self._queue.empty() and size < self.max_items:
+                nxt = self._queue.get_nowait()
+                jobs.append(nxt)
+                size += len(nxt.items)
+            flat = [x for job in jobs for x in job.items]
+            try:
+                out = await asyncio.to_thread(self.fn, flat)
+            except Exception as e:
+                for job in jobs:
+                    if not job.done.done():
+                        job.done.set_exception(e)
+                continue
+            self.batches += 1
+            at = 0
+            for job in jobs:
+                n = len(job.items)
+                if not job.done.done():
+                    job.done.set_result(out[at : at + n])
+                at += n
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)

@@ -1,0 +1,216 @@
+"""Encoder models: sentence-transformers embeddings, cross-encoder rerank, text classification.
+Each request's texts join a dynamic batch with the other requests in flight."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from modelyard.backends.sentence_transformers import SentenceTransformersOptions
+from modelyard.backends.transformers import TransformersOptions
+from modelyard.runners.batching import Batcher
+from modelyard.runners.devices import device_of, dtype_of
+from modelyard.runners.errors import RunnerError
+
+log = logging.getLogger(__name__)
+
+
+def texts_of(value: Any, what: str = "input") -> list[str]:
+    """A string or a list of strings (token ids are not taken: these models tokenize themselves)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return value
+    raise RunnerError(f"'{what}' must be a string or a non-empty list of strings", param=what)
+
+
+class Embedder:
+    """A SentenceTransformer behind /v1/embeddings."""
+
+    def __init__(self, path: str, options: SentenceTransformersOptions) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        device = device_of(options.device)
+        if options.trust_remote_code:
+            log.warning("trust_remote_code is on: the model's own Python code runs in this process")
+        self.model = SentenceTransformer(
+            path,
+            device=device,
+            trust_remote_code=options.trust_remote_code,
+            local_files_only=True,
+            model_kwargs={"dtype": dtype_of(options.precision, device)},
+        )
+        if options.n_ctx:
+            self.model.max_seq_length = options.n_ctx
+        self.normalize = options.normalize
+        self.batch_size = options.batch_size
+        self.dimension = int(self.model.get_embedding_dimension() or 0)
+        self.batcher: Batcher[str, tuple[list[float], int]] = Batcher(self._encode, options.batch_size)
+
+    def _encode(self, texts: list[str]) -> list[tuple[list[float], int]]:
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=self.normalize,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        lengths = self.model.tokenize(texts)["attention_mask"].sum(dim=1).tolist()
+        return [(v.tolist(), int(n)) for v, n in zip(vectors, lengths, strict=True)]
+
+    async def embeddings(self, body: dict[str, Any], name: str) -> dict[str, Any]:
+        texts = texts_of(body.get("input"))
+        fmt = body.get("encoding_format", "float")
+        if fmt not in ("float", "base64"):
+            raise RunnerError("'encoding_format' must be float or base64", param="encoding_format")
+        dims = body.get("dimensions")
+        if dims is not None and (not isinstance(dims, int) or not 0 < dims <= self.dimension):
+            raise RunnerError(f"'dimensions' must be between 1 and {self.dimension}", param="dimensions")
+        results = await self.batcher.run(texts)
+        data = []
+        for i, (vector, _n) in enumerate(results):
+            if dims is not None and dims < self.dimension:
+                vector = _truncate(vector, dims, self.normalize)
+            data.append({"object": "embedding", "index": i, "embedding": _encoded(vector, fmt)})
+        tokens = sum(n for _v, n in results)
+        return {
+            "object": "list",
+            "data": data,
+            "model": name,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
+
+def _truncate(vector: list[float], dims: int, normalize: bool) -> list[float]:
+    cut = vector[:dims]
+    if not normalize:
+        return cut
+    norm = sum(x * x for x in cut) ** 0.5 or 1.0
+    return [x / norm for x in cut]
+
+
+def _encoded(vector: list[float], fmt: str) -> list[float] | str:
+    if fmt == "float":
+        return vector
+    import numpy as np
+
+    return base64.b64encode(np.asarray(vector, dtype=np.float32).tobytes()).decode()
+
+
+@dataclass
+class _Pair:
+    query: str
+    document: str
+
+
+class Reranker:
+    """A cross-encoder behind /v1/rerank, in the shape llama-server and GPUStack use."""
+
+    def __init__(self, path: str, options: SentenceTransformersOptions) -> None:
+        from sentence_transformers import CrossEncoder
+
+        device = device_of(options.device)
+        self.model = CrossEncoder(
+            path,
+            device=device,
+            trust_remote_code=options.trust_remote_code,
+            local_files_only=True,
+            max_length=options.n_ctx or None,
+            model_kwargs={"dtype": dtype_of(options.precision, device)},
+        )
+        self.batch_size = options.batch_size
+        self.batcher: Batcher[_Pair, float] = Batcher(self._score, options.batch_size)
+
+    def _score(self, pairs: list[_Pair]) -> list[float]:
+        scores = self.model.predict(
+            [(p.query, p.document) for p in pairs],
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return [float(s) for s in scores.reshape(len(pairs), -1)[:, -1]]
+
+    async def rerank(self, body: dict[str, Any], name: str) -> dict[str, Any]:
+        query = body.get("query")
+        if not isinstance(query, str) or not query:
+            raise RunnerError("'query' must be a non-empty string", param="query")
+        raw_docs = body.get("documents")
+        if not isinstance(raw_docs, list) or not raw_docs:
+            raise RunnerError("'documents' must be a non-empty list", param="documents")
+        docs = []
+        for d in raw_docs:
+            text = d.get("text") if isinstance(d, dict) else d
+            if not isinstance(text, str):
+                raise RunnerError("each document must be a string or {'text': ...}", param="documents")
+            docs.append(text)
+        top_n = body.get("top_n") or len(docs)
+        if not isinstance(top_n, int) or top_n < 1:
+            raise RunnerError("'top_n' must be a positive integer", param="top_n")
+        scores = await self.batcher.run([_Pair(query, d) for d in docs])
+        order = sorted(range(len(docs)), key=lambda i: scores[i], reverse=True)[:top_n]
+        results = []
+        for i in order:
+            item: dict[str, Any] = {"index": i, "relevance_score": scores[i]}
+            if body.get("return_documents", True):
+                item["document"] = {"text": docs[i]}
+            results.append(item)
+        tokens = sum(len(self.model.tokenizer(query, d)["input_ids"]) for d in docs)
+        return {
+            "object": "list",
+            "model": name,
+            "results": results,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
+
+class Classifier:
+    """A transformers sequence classifier behind /v1/classify: a label and a score per text."""
+
+    def __init__(self, path: str, options: TransformersOptions) -> None:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.device = device_of(options.device)
+        if options.trust_remote_code:
+            log.warning("trust_remote_code is on: the model's own Python code runs in this process")
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            path, local_files_only=True, trust_remote_code=options.trust_remote_code
+        )
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            path,
+            local_files_only=True,
+            trust_remote_code=options.trust_remote_code,
+            dtype=dtype_of(options.precision, self.device),
+        ).to(self.device)
+        self.model.eval()
+        self.max_length = options.n_ctx or None
+        self.batcher: Batcher[str, tuple[str, float, int]] = Batcher(self._classify, options.batch_size)
+
+    def _classify(self, texts: list[str]) -> list[tuple[str, float, int]]:
+        import torch
+
+        enc = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        ).to(self.device)
+        with torch.inference_mode():
+            logits = self.model(**enc).logits
+        probs = logits.softmax(-1) if logits.shape[-1] > 1 else logits.sigmoid()
+        labels = self.model.config.id2label
+        out = []
+        for row, n in zip(probs, enc["attention_mask"].sum(dim=1).tolist(), strict=True):
+            k = int(row.argmax())
+            out.append((str(labels.get(k, k)), float(row[k]), int(n)))
+        return out
+
+    async def classify(self, body: dict[str, Any], name: str) -> dict[str, Any]:
+        results = await self.batcher.run(texts_of(body.get("input")))
+        tokens = sum(n for *_x, n in results)
+        return {
+            "object": "list",
+            "model": name,
+            "data": [
+                {"index": i, "label": label, "score": score} for i, (label, score, _n) in enumerate(results)
+            ],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }

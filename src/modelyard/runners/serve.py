@@ -1,0 +1,95 @@
+"""``python -m modelyard.runners --task TASK --model PATH --name NAME --port PORT --options JSON``
+
+Loads the model first (a failure goes to stderr, which is the instance's log, and exits 1), then
+serves it. The controller polls /health until it answers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from functools import partial
+from typing import Any
+
+from modelyard.runners.errors import RunnerError
+
+TASKS = ("embed", "rerank", "classify", "generate", "image")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m modelyard.runners")
+    parser.add_argument("--task", choices=TASKS, required=True)
+    parser.add_argument("--model", required=True, help="the model's file or folder")
+    parser.add_argument("--name", required=True, help="the name clients use")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--options", default="{}", help="the backend's options, JSON")
+    parser.add_argument("--adapters", default="[]", help="[{name, path, weight}], JSON")
+    parser.add_argument("--components", default="{}", help="{role: path}, JSON (image models)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("modelyard.runner")
+    log.info("loading %s (%s) from %s", args.name, args.task, args.model)
+    _quiet()
+    try:
+        routes, info = _load(args)
+    except RunnerError as e:
+        print(f"error: {e.message}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    except Exception as e:
+        log.exception("the model could not be loaded")
+        print(f"error: the model could not be loaded: {e}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    log.info("ready: %s", json.dumps(info))
+
+    import uvicorn
+
+    from modelyard.runners.app import build_app
+
+    app = build_app(args.name, routes, info)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+
+
+def _quiet() -> None:
+    """No progress bars in the instance's log."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    hf_logging.disable_progress_bar()
+
+
+def _load(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    options = json.loads(args.options)
+    if args.task in ("embed", "rerank"):
+        from modelyard.backends.sentence_transformers import SentenceTransformersOptions
+        from modelyard.runners.encoders import Embedder, Reranker
+
+        st = SentenceTransformersOptions.model_validate(options)
+        if args.task == "embed":
+            embedder = Embedder(args.model, st)
+            return {"/v1/embeddings": embedder.embeddings}, {"dimension": embedder.dimension}
+        reranker = Reranker(args.model, st)
+        return {"/v1/rerank": reranker.rerank, "/rerank": reranker.rerank}, {}
+    if args.task in ("classify", "generate"):
+        from modelyard.backends.transformers import TransformersOptions
+
+        tf = TransformersOptions.model_validate(options)
+        if args.task == "classify":
+            from modelyard.runners.encoders import Classifier
+
+            classifier = Classifier(args.model, tf)
+            return {"/v1/classify": classifier.classify}, {"labels": sorted(classifier.model.config.label2id)}
+        from modelyard.runners import textgen
+
+        adapters = [textgen.AdapterSpec(**a) for a in json.loads(args.adapters)]
+        gen = textgen.Generator(args.model, tf, adapters)
+        routes = {
+            "/v1/chat/completions": partial(textgen.chat, gen),
+            "/v1/completions": partial(textgen.complete, gen),
+        }
+        return routes, {"n_ctx": gen.n_ctx, "adapters": [a.name for a in adapters]}
+    raise RunnerError(f"task {args.task} is not available yet")

@@ -1,0 +1,364 @@
+"""transformers text generation: chat (the tokenizer's chat template) and completions, streamed,
+with PEFT adapters (several at once, each with a weight: model-compose's peft_adapters)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from modelyard.backends.transformers import TransformersOptions
+from modelyard.runners.devices import device_of, dtype_of, quantization_config
+from modelyard.runners.errors import RunnerError
+
+log = logging.getLogger(__name__)
+
+COMBINED = "modelyard-combined"
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    name: str
+    path: str
+    weight: float = 1.0
+
+
+@dataclass
+class Sampling:
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    stop: list[str]
+    seed: int | None
+
+
+class Generator:
+    def __init__(self, path: str, options: TransformersOptions, adapters: list[AdapterSpec]) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.device = device_of(options.device)
+        dtype = dtype_of(options.precision, self.device)
+        if options.trust_remote_code:
+            log.warning("trust_remote_code is on: the model's own Python code runs in this process")
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            path, local_files_only=True, trust_remote_code=options.trust_remote_code
+        )
+        kwargs: dict[str, Any] = {
+            "dtype": dtype,
+            "local_files_only": True,
+            "trust_remote_code": options.trust_remote_code,
+            "low_cpu_mem_usage": options.low_cpu_mem_usage,
+        }
+        if options.attn_implementation != "auto":
+            kwargs["attn_implementation"] = options.attn_implementation
+        quant = quantization_config(options.quantization, self.device, dtype)
+        spread = options.device == "auto" and self.device == "cuda" and torch.cuda.device_count() > 1
+        if quant is not None or spread:
+            kwargs["device_map"] = "auto"  # across the GPUs (and required by bitsandbytes)
+        if quant is not None:
+            kwargs["quantization_config"] = quant
+        model: Any = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        if "device_map" not in kwargs:
+            model = model.to(self.device)
+        self.model = _with_adapters(model, adapters)
+        self.model.eval()
+        config = model.config
+        self.n_ctx = options.n_ctx or int(getattr(config, "max_position_embeddings", 0) or 2048)
+        self.adapters = adapters
+        self._lock = asyncio.Lock()  # one generation at a time; the gateway queues the rest
+
+    # -- prompts -----------------------------------------------------------------------------
+
+    def chat_prompt(self, messages: Any) -> list[int]:
+        if not isinstance(messages, list) or not messages:
+            raise RunnerError("'messages' must be a non-empty list", param="messages")
+        if not self.tokenizer.chat_template:
+            raise RunnerError(
+                "this model has no chat template, so chat messages cannot be formatted for it; "
+                "use /v1/completions with plain text",
+                param="messages",
+            )
+        for m in messages:
+            if isinstance(m, dict) and isinstance(m.get("content"), list):
+                if any(isinstance(p, dict) and p.get("type") != "text" for p in m["content"]):
+                    raise RunnerError("this model takes text only: no image or audio parts", param="messages")
+                m["content"] = "".join(p.get("text", "") for p in m["content"] if isinstance(p, dict))
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        ids: list[int] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return ids
+
+    def text_prompt(self, prompt: Any) -> list[int]:
+        if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+            prompt = prompt[0]
+        if isinstance(prompt, str):
+            ids: list[int] = self.tokenizer(prompt)["input_ids"]
+            return ids
+        if isinstance(prompt, list) and prompt and all(isinstance(t, int) for t in prompt):
+            return prompt
+        raise RunnerError("'prompt' must be a string or a list of token ids", param="prompt")
+
+    def sampling(self, body: dict[str, Any], prompt_len: int) -> Sampling:
+        room = self.n_ctx - prompt_len
+        if room <= 0:
+            raise RunnerError(
+                f"the prompt has {prompt_len} tokens; the context is {self.n_ctx}", param="messages"
+            )
+        wanted = body.get("max_completion_tokens") or body.get("max_tokens") or room
+        if not isinstance(wanted, int) or wanted < 1:
+            raise RunnerError("'max_tokens' must be a positive integer", param="max_tokens")
+        stop = body.get("stop") or []
+        stop = [stop] if isinstance(stop, str) else list(stop)
+        if body.get("n", 1) != 1:
+            raise RunnerError("only n=1 is supported", param="n")
+        temperature, top_p = body.get("temperature"), body.get("top_p")
+        for key, value in (("temperature", temperature), ("top_p", top_p)):
+            if value is not None and not isinstance(value, int | float):
+                raise RunnerError(f"'{key}' must be a number", param=key)
+        return Sampling(
+            max_new_tokens=min(wanted, room),
+            temperature=1.0 if temperature is None else float(temperature),
+            top_p=1.0 if top_p is None else float(top_p),
+            stop=[s for s in stop if isinstance(s, str) and s],
+            seed=body.get("seed"),
+        )
+
+    # -- generating --------------------------------------------------------------------------
+
+    async def stream(self, ids: list[int], s: Sampling) -> AsyncIterator[tuple[str, str | None, int]]:
+        """Yields (text, finish_reason, completion tokens so far); the last item has a reason."""
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            queue: asyncio.Queue[tuple[str, bool] | BaseException] = asyncio.Queue()
+            stop_now = threading.Event()
+            counted = [0]
+            thread = threading.Thread(
+                target=self._generate, args=(ids, s, loop, queue, stop_now, counted), daemon=True
+            )
+            thread.start()
+            text = ""
+            sent = 0
+            reason: str | None = None
+            try:
+                while True:
+                    item = await queue.get()
+                    if isinstance(item, BaseException):
+                        raise RunnerError(f"generation failed: {item}", status=500) from item
+                    piece, finished = item
+                    text += piece
+                    cut = _stop_at(text, s.stop)
+                    if cut is not None:
+                        text, reason = text[:cut], "stop"
+                        stop_now.set()
+                    hold = 0 if reason or finished else _partial_stop(text, s.stop)
+                    if len(text) - hold > sent:
+                        yield text[sent : len(text) - hold], None, counted[0]
+                        sent = len(text) - hold
+                    if reason or finished:
+                        break
+                if reason is None:
+                    reason = "length" if counted[0] >= s.max_new_tokens else "stop"
+                if len(text) > sent:
+                    yield text[sent:], None, counted[0]
+                yield "", reason, counted[0]
+            finally:
+                stop_now.set()
+                await asyncio.to_thread(thread.join)
+
+    def _generate(
+        self,
+        ids: list[int],
+        s: Sampling,
+        loop: asyncio.AbstractEventLoop,
+        queue: asyncio.Queue[tuple[str, bool] | BaseException],
+        stop_now: threading.Event,
+        counted: list[int],
+    ) -> None:
+        import torch
+        import transformers
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        base: Any = transformers.TextStreamer
+
+        class Streamer(base):  # type: ignore[misc]
+            def put(self, value: Any) -> None:
+                if not self.next_tokens_are_prompt:
+                    counted[0] += int(value.numel())
+                super().put(value)
+
+            def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+                loop.call_soon_threadsafe(queue.put_nowait, (text, stream_end))
+
+        class Stop(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.full((input_ids.shape[0],), stop_now.is_set(), dtype=torch.bool)
+
+        try:
+            if s.seed is not None:
+                torch.manual_seed(int(s.seed))
+            inputs = torch.tensor([ids], device=self.model.device)
+            sample = s.temperature > 0
+            extra: dict[str, Any] = {"temperature": s.temperature, "top_p": s.top_p} if sample else {}
+            pad = self.tokenizer.pad_token_id
+            with torch.inference_mode():
+                self.model.generate(
+                    input_ids=inputs,
+                    attention_mask=torch.ones_like(inputs),
+                    max_new_tokens=s.max_new_tokens,
+                    do_sample=sample,
+                    streamer=Streamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True),
+                    stopping_criteria=StoppingCriteriaList([Stop()]),
+                    pad_token_id=pad if pad is not None else self.tokenizer.eos_token_id,
+                    **extra,
+                )
+        except BaseException as e:
+            loop.call_soon_threadsafe(queue.put_nowait, e)
+
+
+def _with_adapters(model: Any, adapters: list[AdapterSpec]) -> Any:
+    """Load each PEFT adapter; one at weight 1 is used as it is, others are combined by weight."""
+    if not adapters:
+        return model
+    from peft import PeftModel
+
+    first = adapters[0]
+    peft_model = PeftModel.from_pretrained(model, first.path, adapter_name=first.name, is_trainable=False)
+    for a in adapters[1:]:
+        peft_model.load_adapter(a.path, adapter_name=a.name, is_trainable=False)
+    if len(adapters) == 1 and first.weight == 1.0:
+        peft_model.set_adapter(first.name)
+        return peft_model
+    peft_model.add_weighted_adapter(
+        [a.name for a in adapters],
+        [a.weight for a in adapters],
+        adapter_name=COMBINED,
+        combination_type="cat",
+    )
+    peft_model.set_adapter(COMBINED)
+    return peft_model
+
+
+def _stop_at(text: str, stops: list[str]) -> int | None:
+    found = [text.find(s) for s in stops if s in text]
+    return min(found) if found else None
+
+
+def _partial_stop(text: str, stops: list[str]) -> int:
+    """How many characters at the end might begin a stop string: held back until they are known."""
+    hold = 0
+    for s in stops:
+        for k in range(min(len(s) - 1, len(text)), 0, -1):
+            if text.endswith(s[:k]):
+                hold = max(hold, k)
+                break
+    return hold
+
+
+# -- OpenAI shapes ---------------------------------------------------------------------------
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+async def chat(gen: Generator, body: dict[str, Any], name: str) -> dict[str, Any] | AsyncIterator[bytes]:
+    ids = gen.chat_prompt(body.get("messages"))
+    return await _answer(gen, body, name, ids, chat=True)
+
+
+async def complete(gen: Generator, body: dict[str, Any], name: str) -> dict[str, Any] | AsyncIterator[bytes]:
+    ids = gen.text_prompt(body.get("prompt"))
+    return await _answer(gen, body, name, ids, chat=False)
+
+
+async def _answer(
+    gen: Generator, body: dict[str, Any], name: str, ids: list[int], *, chat: bool
+) -> dict[str, Any] | AsyncIterator[bytes]:
+    s = gen.sampling(body, len(ids))
+    created = int(time.time())
+    ident = _id("chatcmpl" if chat else "cmpl")
+    if body.get("stream"):
+        usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return _sse(gen, ids, s, name, ident, created, chat=chat, usage=usage)
+    text, reason, n = "", "stop", 0
+    async for piece, why, count in gen.stream(ids, s):
+        text, reason, n = text + piece, why or reason, count
+    usage_body = {"prompt_tokens": len(ids), "completion_tokens": n, "total_tokens": len(ids) + n}
+    if chat:
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "finish_reason": reason,
+        }
+        kind = "chat.completion"
+    else:
+        choice = {"index": 0, "text": text, "finish_reason": reason, "logprobs": None}
+        kind = "text_completion"
+    return {
+        "id": ident,
+        "object": kind,
+        "created": created,
+        "model": name,
+        "choices": [choice],
+        "usage": usage_body,
+    }
+
+
+def _sse(
+    gen: Generator,
+    ids: list[int],
+    s: Sampling,
+    name: str,
+    ident: str,
+    created: int,
+    *,
+    chat: bool,
+    usage: bool,
+) -> AsyncIterator[bytes]:
+    kind = "chat.completion.chunk" if chat else "text_completion"
+
+    def chunk(piece: str, reason: str | None, first: bool = False) -> bytes:
+        if chat:
+            delta: dict[str, Any] = {"role": "assistant", "content": piece} if first else {"content": piece}
+            if reason is not None:
+                delta = {}
+            choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": reason}
+        else:
+            choice = {"index": 0, "text": piece, "finish_reason": reason, "logprobs": None}
+        body = {"id": ident, "object": kind, "created": created, "model": name, "choices": [choice]}
+        return f"data: {json.dumps(body)}\n\n".encode()
+
+    async def events() -> AsyncIterator[bytes]:
+        n = 0
+        if chat:
+            yield chunk("", None, first=True)
+        try:
+            async for piece, reason, count in gen.stream(ids, s):
+                n = count
+                if piece:
+                    yield chunk(piece, None)
+                if reason is not None:
+                    yield chunk("", reason)
+        except RunnerError as e:
+            yield f"data: {json.dumps(e.body())}\n\n".encode()
+            return
+        if usage:
+            total = {"prompt_tokens": len(ids), "completion_tokens": n, "total_tokens": len(ids) + n}
+            body = {
+                "id": ident,
+                "object": kind,
+                "created": created,
+                "model": name,
+                "choices": [],
+                "usage": total,
+            }
+            yield f"data: {json.dumps(body)}\n\n".encode()
+        yield b"data: [DONE]\n\n"
+
+    return events()

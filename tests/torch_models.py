@@ -1,0 +1,116 @@
+"""Tiny models that transformers, sentence-transformers and peft really load: random weights from
+small configs, tokenizers trained on a few sentences. Seeded, so every run builds the same."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+CORPUS = [
+    "the quick brown fox jumps over the lazy dog",
+    "a cat sat on the mat and looked at the moon",
+    "paris is the capital of france and a city of light",
+    "machine learning models turn text into numbers",
+    "hello world, how are you today?",
+    "system user assistant: answer the question briefly.",
+]
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _bpe_tokenizer(chat_template: str | None) -> Any:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<unk>", "<s>", "</s>", "<pad>", "<|im_start|>", "<|im_end|>"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
+    )
+    if chat_template:
+        fast.chat_template = chat_template
+    return fast
+
+
+def write_chat_model(folder: Path, *, chat_template: str | None = CHATML, seed: int = 0) -> Path:
+    """A 2-layer LlamaForCausalLM (hidden 32) with a byte-level BPE tokenizer and a ChatML template."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = _bpe_tokenizer(chat_template)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def write_peft_lora(folder: Path, base: Path, *, seed: int = 1, targets: tuple[str, ...] = ("q_proj", "v_proj")) -> Path:
+    """A PEFT LoRA for ``base`` with random (not zero) B matrices, so that it changes the output."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(base)
+    config = LoraConfig(r=4, lora_alpha=16, target_modules=list(targets), init_lora_weights=False)
+    peft_model = get_peft_model(model, config)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 2.0)
+    peft_model.save_pretrained(folder)
+    return folder
+
+
+def _wordpiece(folder: Path) -> Any:
+    from transformers import BertTokenizerFast
+
+    words = sorted({w.strip(",.?:") for line in CORPUS for w in line.split()})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    return BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
+
+
+def write_bert_classifier(folder: Path, labels: list[str], *, seed: int = 0) -> Path:
+    """A 2-layer BertForSequenceClassification: one label is a cross-encoder (rerank)."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    tokenizer = _wordpiece(folder)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    torch.manual_seed(seed)
+    BertForSequenceClassification(config).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
