@@ -59,7 +59,8 @@ def _quiet() -> None:
         from transformers.utils import logging as hf_logging
     except ImportError:
         return
-    hf_logging.disable_progress_bar()
+    off: Any = hf_logging.disable_progress_bar
+    off()
 
 
 def _load(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
