@@ -65,7 +65,9 @@ def write_chat_model(folder: Path, *, chat_template: str | None = CHATML, seed: 
     return folder
 
 
-def write_peft_lora(folder: Path, base: Path, *, seed: int = 1, targets: tuple[str, ...] = ("q_proj", "v_proj")) -> Path:
+def write_peft_lora(
+    folder: Path, base: Path, *, seed: int = 1, targets: tuple[str, ...] = ("q_proj", "v_proj")
+) -> Path:
     """A PEFT LoRA for ``base`` with random (not zero) B matrices, so that it changes the output."""
     import torch
     from peft import LoraConfig, get_peft_model

@@ -14,14 +14,20 @@ from modelyard.runners.errors import RunnerError
 Handler = Callable[[dict[str, Any], str], Awaitable[dict[str, Any] | AsyncIterator[bytes]]]
 
 
-def build_app(name: str, routes: dict[str, Handler], info: dict[str, Any]) -> FastAPI:
+def build_app(
+    name: str,
+    routes: dict[str, Handler],
+    info: dict[str, Any],
+    stats: Callable[[], dict[str, Any]] = dict,
+) -> FastAPI:
     """``routes`` maps paths (/v1/embeddings, ...) to handlers taking the JSON body and the
-    served model name. Bodies are parsed by hand: the gateway has checked them already."""
+    served model name. Bodies are parsed by hand: the gateway has checked them already.
+    /health also reports ``stats()`` (how many batches ran, ...)."""
     app = FastAPI(title=f"modelyard runner: {name}", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "model": name, **info}
+        return {"status": "ok", "model": name, **info, "stats": stats()}
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:

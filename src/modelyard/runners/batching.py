@@ -29,7 +29,8 @@ class Batcher(Generic[X, Y]):
         self.max_items = max_items
         self._queue: asyncio.Queue[_Job[X, Y]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
-        self.batches = 0  # how many batches ran (for tests and logs)
+        self.batches = 0  # how many batches ran
+        self.items = 0  # how many items they held
 
     async def run(self, items: Sequence[X]) -> list[Y]:
         if self._worker is None:
@@ -55,12 +56,16 @@ class Batcher(Generic[X, Y]):
                         job.done.set_exception(e)
                 continue
             self.batches += 1
+            self.items += len(flat)
             at = 0
             for job in jobs:
                 n = len(job.items)
                 if not job.done.done():
                     job.done.set_result(out[at : at + n])
                 at += n
+
+    def stats(self) -> dict[str, int]:
+        return {"batches": self.batches, "items": self.items}
 
     async def close(self) -> None:
         if self._worker is not None:

