@@ -50,12 +50,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.library = library
     errors.install(app)
+    app.router.routes.extend(gateway.hot_routes())  # first: routes match in order; /v1 is the hot path
+    app.include_router(gateway.router)
     app.include_router(models.router)
     app.include_router(runtime.router)
     app.include_router(monitor.router)
     app.include_router(downloads.hub_router)
     app.include_router(downloads.router)
-    app.include_router(gateway.router)
 
     @app.get("/api/health", tags=["server"])
     def health() -> dict[str, str]:

@@ -1,17 +1,22 @@
-"""The runner's HTTP app: /health, and the OpenAI routes of the task it serves."""
+"""The runner's HTTP app: /health, and the OpenAI routes of the task it serves. A bare Starlette
+app: the gateway has checked the bodies, and every request saved counts when embeddings arrive
+by the hundred."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import Response, StreamingResponse
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 
 from modelyard.runners.errors import RunnerError
 
 Handler = Callable[[dict[str, Any], str], Awaitable[dict[str, Any] | AsyncIterator[bytes]]]
+DUMP = orjson.OPT_SERIALIZE_NUMPY
 
 
 def build_app(
@@ -19,38 +24,35 @@ def build_app(
     routes: dict[str, Handler],
     info: dict[str, Any],
     stats: Callable[[], dict[str, Any]] = dict,
-) -> FastAPI:
+) -> Starlette:
     """``routes`` maps paths (/v1/embeddings, ...) to handlers taking the JSON body and the
-    served model name. Bodies are parsed by hand: the gateway has checked them already.
-    /health also reports ``stats()`` (how many batches ran, ...)."""
-    app = FastAPI(title=f"modelyard runner: {name}", docs_url=None, redoc_url=None, openapi_url=None)
+    served model name. /health also reports ``stats()`` (how many batches ran, ...)."""
 
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {"status": "ok", "model": name, **info, "stats": stats()}
+    async def health(_request: Request) -> Response:
+        return _json({"status": "ok", "model": name, **info, "stats": stats()})
 
-    @app.get("/v1/models")
-    async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "modelyard", **info}]}
+    async def models(_request: Request) -> Response:
+        card = {"id": name, "object": "model", "owned_by": "modelyard", **info}
+        return _json({"object": "list", "data": [card]})
 
-    for path, handler in routes.items():
-        app.add_api_route(path, _endpoint(handler, name), methods=["POST"])
-    return app
+    table = [Route("/health", health), Route("/v1/models", models)]
+    table += [Route(path, _endpoint(handler, name), methods=["POST"]) for path, handler in routes.items()]
+    return Starlette(routes=table)
 
 
 def _endpoint(handler: Handler, name: str) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
-            body = json.loads(await request.body())
+            body = orjson.loads(await request.body())
             if not isinstance(body, dict):
                 raise RunnerError("the body must be a JSON object")
             result = await handler(body, name)
-        except json.JSONDecodeError:
+        except orjson.JSONDecodeError:
             return _error(RunnerError("the body is not valid JSON"))
         except RunnerError as e:
             return _error(e)
         if isinstance(result, dict):
-            return Response(json.dumps(result), media_type="application/json")
+            return _json(result)
         return StreamingResponse(
             result, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
@@ -58,5 +60,9 @@ def _endpoint(handler: Handler, name: str) -> Callable[[Request], Awaitable[Resp
     return endpoint
 
 
+def _json(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(orjson.dumps(body, option=DUMP), status_code=status, media_type="application/json")
+
+
 def _error(e: RunnerError) -> Response:
-    return Response(json.dumps(e.body()), status_code=e.status, media_type="application/json")
+    return _json(e.body(), e.status)

@@ -1,15 +1,20 @@
 """Dynamic batching: concurrent requests are run through the model together.
 
-Nothing waits on a timer: while one batch runs, new requests queue up; the next batch takes all
-of them (up to the batch size). A lone request runs at once; a burst fills batches."""
+While one batch runs, new requests queue up; the next batch takes all of them (up to the batch
+size). A lone request runs at once. Under load (requests queued, or a batch just finished), the
+batcher lingers while requests keep arriving (gaps under GAP, LINGER at most), so that a burst
+spread out by its way through the gateway still fills a batch."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+GAP = 0.005  # seconds between arrivals that still count as one burst
+LINGER = 0.03  # the longest a batch waits for more
 X = TypeVar("X")
 Y = TypeVar("Y")
 
@@ -29,6 +34,7 @@ class Batcher(Generic[X, Y]):
         self.max_items = max_items
         self._queue: asyncio.Queue[_Job[X, Y]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._last_done = 0.0
         self.batches = 0  # how many batches ran
         self.items = 0  # how many items they held
 
@@ -43,7 +49,17 @@ class Batcher(Generic[X, Y]):
         while True:
             jobs = [await self._queue.get()]
             size = len(jobs[0].items)
-            while not self._queue.empty() and size < self.max_items:
+            now = time.monotonic()
+            busy = not self._queue.empty() or now - self._last_done < LINGER
+            deadline = now + (LINGER if busy else 0.0)
+            while size < self.max_items:
+                if self._queue.empty():
+                    if time.monotonic() >= deadline:
+                        break
+                    await asyncio.sleep(GAP)
+                    if self._queue.empty():
+                        break  # the burst is over
+                    continue
                 nxt = self._queue.get_nowait()
                 jobs.append(nxt)
                 size += len(nxt.items)
@@ -55,6 +71,7 @@ class Batcher(Generic[X, Y]):
                     if not job.done.done():
                         job.done.set_exception(e)
                 continue
+            self._last_done = time.monotonic()
             self.batches += 1
             self.items += len(flat)
             at = 0

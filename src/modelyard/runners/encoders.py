@@ -47,9 +47,10 @@ class Embedder:
         self.normalize = options.normalize
         self.batch_size = options.batch_size
         self.dimension = int(self.model.get_embedding_dimension() or 0)
-        self.batcher: Batcher[str, tuple[list[float], int]] = Batcher(self._encode, options.batch_size)
+        self.batcher: Batcher[str, tuple[Any, int]] = Batcher(self._encode, options.batch_size)
 
-    def _encode(self, texts: list[str]) -> list[tuple[list[float], int]]:
+    def _encode(self, texts: list[str]) -> list[tuple[Any, int]]:
+        """Vectors (numpy float32, serialized as they are) and token counts."""
         vectors = self.model.encode(
             texts,
             batch_size=self.batch_size,
@@ -57,8 +58,8 @@ class Embedder:
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        lengths = self.model.tokenize(texts)["attention_mask"].sum(dim=1).tolist()
-        return [(v.tolist(), int(n)) for v, n in zip(vectors, lengths, strict=True)]
+        lengths = [len(ids) for ids in self.model.tokenizer(texts, truncation=True)["input_ids"]]
+        return list(zip(vectors, lengths, strict=True))
 
     async def embeddings(self, body: dict[str, Any], name: str) -> dict[str, Any]:
         texts = texts_of(body.get("input"))
@@ -83,19 +84,20 @@ class Embedder:
         }
 
 
-def _truncate(vector: list[float], dims: int, normalize: bool) -> list[float]:
+def _truncate(vector: Any, dims: int, normalize: bool) -> Any:
+    import numpy as np
+
     cut = vector[:dims]
     if not normalize:
         return cut
-    norm = sum(x * x for x in cut) ** 0.5 or 1.0
-    return [x / norm for x in cut]
+    return cut / (float(np.linalg.norm(cut)) or 1.0)
 
 
-def _encoded(vector: list[float], fmt: str) -> list[float] | str:
-    if fmt == "float":
-        return vector
+def _encoded(vector: Any, fmt: str) -> Any:
     import numpy as np
 
+    if fmt == "float":
+        return vector
     return base64.b64encode(np.asarray(vector, dtype=np.float32).tobytes()).decode()
 
 
