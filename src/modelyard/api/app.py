@@ -12,6 +12,7 @@ from modelyard.api import downloads, errors, models, monitor, runtime
 from modelyard.catalog.store import Store
 from modelyard.config import Settings
 from modelyard.gateway import routes as gateway
+from modelyard.gateway.coalesce import Coalescer
 from modelyard.gateway.proxy import upstream_session
 from modelyard.hub.jobs import Downloads
 from modelyard.library import Library
@@ -49,6 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="modelyard", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.library = library
+    app.state.coalescer = Coalescer()
     errors.install(app)
     app.router.routes.extend(gateway.hot_routes())  # first: routes match in order; /v1 is the hot path
     app.include_router(gateway.router)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import aiohttp
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.routing import Route
 
-from modelyard.backends import endpoints_for
+from modelyard.backends import backend_for, endpoints_for
 from modelyard.catalog.records import Model
-from modelyard.errors import ChatTemplateMissing, ModelyardError, Unsupported
+from modelyard.errors import ChatTemplateMissing, EngineError, ModelyardError, Unsupported
+from modelyard.gateway.coalesce import Coalescer
 from modelyard.gateway.errors import from_exception, openai_error
 from modelyard.gateway.protocol import (
     ChatRequest,
@@ -24,6 +27,7 @@ from modelyard.gateway.protocol import (
     OpenAIRequest,
     RerankRequest,
 )
+from modelyard.gateway.proxy import JSON as JSON_HEADERS
 from modelyard.gateway.proxy import forward
 from modelyard.problems import describe
 from modelyard.runtime.controller import Runtime
@@ -74,7 +78,7 @@ async def completions(request: Request) -> Response:
 
 @router.post("/embeddings", openapi_extra=_documented(EmbeddingRequest))
 async def embeddings(request: Request) -> Response:
-    return await _serve(request, EmbeddingRequest, "embeddings", "/v1/embeddings")
+    return await _serve(request, EmbeddingRequest, "embeddings", "/v1/embeddings", coalesce=True)
 
 
 @router.post("/rerank", openapi_extra=_documented(RerankRequest))
@@ -103,6 +107,43 @@ def hot_routes() -> list[Route]:
     return [Route(path, handler, methods=["POST"]) for path, handler in handlers.items()]
 
 
+COALESCED = ("sentence-transformers",)  # backends whose engine reports each input's tokens
+
+
+async def _coalesced(
+    request: Request,
+    runtime: Runtime,
+    model: Model,
+    adapter: str | None,
+    texts: list[str],
+    body: dict[str, Any],
+    path: str,
+) -> Response:
+    """One client's part of a merged embeddings request (see coalesce.py)."""
+    session: aiohttp.ClientSession = request.app.state.upstream
+    extras: dict[str, Any] = {k: body[k] for k in ("encoding_format", "dimensions") if k in body}
+
+    async def never_gone() -> bool:
+        return False
+
+    async def send(batch: list[str], extras: dict[str, Any]) -> tuple[int, Any]:
+        gate, slot = await runtime.acquire(model, adapter, never_gone)
+        try:
+            merged = orjson.dumps({"model": model.name, "input": batch, **extras, "modelyard_tokens": True})
+            async with session.post(slot.url + path, data=merged, headers=JSON_HEADERS) as r:
+                answer = await r.read()
+                return r.status, orjson.loads(answer) if r.status == 200 else answer
+        except (aiohttp.ClientError, OSError) as e:
+            raise EngineError(f"the engine of {model.name!r} did not answer: {e.__class__.__name__}") from e
+        finally:
+            gate.release(slot)
+
+    key = (model.name, adapter, tuple(sorted(extras.items())))
+    coalescer: Coalescer = request.app.state.coalescer
+    status, answer = await coalescer.embed(key, model.name, texts, extras, send)
+    return Response(answer, status_code=status, media_type="application/json")
+
+
 def _check(model: Model, endpoint: str) -> None:
     if endpoint not in endpoints_for(model):
         raise Unsupported(f"{model.name!r} is a {model.category} model: it does not serve /v1/{endpoint}")
@@ -112,7 +153,9 @@ def _check(model: Model, endpoint: str) -> None:
             raise ChatTemplateMissing(model.name)
 
 
-async def _serve(request: Request, schema: type[OpenAIRequest], endpoint: str, path: str) -> Response:
+async def _serve(
+    request: Request, schema: type[OpenAIRequest], endpoint: str, path: str, *, coalesce: bool = False
+) -> Response:
     """The hot path of every request: parse and check the body (pydantic-core straight from the
     bytes), resolve the model, wait for a slot, forward the bytes as they came."""
     raw = await request.body()
@@ -124,6 +167,11 @@ async def _serve(request: Request, schema: type[OpenAIRequest], endpoint: str, p
     try:
         model, adapter = runtime.library.resolve(body.model)
         _check(model, endpoint)
+        if coalesce and backend_for(model.loaders) in COALESCED:
+            parsed = orjson.loads(raw)
+            texts = Coalescer.texts_of(parsed)
+            if texts is not None:
+                return await _coalesced(request, runtime, model, adapter, texts, parsed, path)
         gate, slot = await runtime.acquire(model, adapter, request.is_disconnected)
     except ClientGone:
         return Response(status_code=499)

@@ -1,9 +1,10 @@
 """Dynamic batching: concurrent requests are run through the model together.
 
 While one batch runs, new requests queue up; the next batch takes all of them (up to the batch
-size). A lone request runs at once. Under load (requests queued, or a batch just finished), the
-batcher lingers while requests keep arriving (gaps under GAP, LINGER at most), so that a burst
-spread out by its way through the gateway still fills a batch."""
+size). A lone request runs at once. When a burst is visible (more than one request waiting), the
+batcher lingers while requests keep arriving (gaps under GAP, LINGER at most), so that the burst
+fills one batch. (Behind the gateway, bursts mostly arrive merged already: see
+gateway/coalesce.py.)"""
 
 from __future__ import annotations
 
@@ -34,7 +35,6 @@ class Batcher(Generic[X, Y]):
         self.max_items = max_items
         self._queue: asyncio.Queue[_Job[X, Y]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
-        self._last_done = 0.0
         self.batches = 0  # how many batches ran
         self.items = 0  # how many items they held
 
@@ -49,9 +49,7 @@ class Batcher(Generic[X, Y]):
         while True:
             jobs = [await self._queue.get()]
             size = len(jobs[0].items)
-            now = time.monotonic()
-            busy = not self._queue.empty() or now - self._last_done < LINGER
-            deadline = now + (LINGER if busy else 0.0)
+            deadline = time.monotonic() + (0.0 if self._queue.empty() else LINGER)
             while size < self.max_items:
                 if self._queue.empty():
                     if time.monotonic() >= deadline:
@@ -71,7 +69,6 @@ class Batcher(Generic[X, Y]):
                     if not job.done.done():
                         job.done.set_exception(e)
                 continue
-            self._last_done = time.monotonic()
             self.batches += 1
             self.items += len(flat)
             at = 0

@@ -76,12 +76,15 @@ class Embedder:
                 vector = _truncate(vector, dims, self.normalize)
             data.append({"object": "embedding", "index": i, "embedding": _encoded(vector, fmt)})
         tokens = sum(n for _v, n in results)
-        return {
+        answer: dict[str, Any] = {
             "object": "list",
             "data": data,
             "model": name,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
+        if body.get("modelyard_tokens"):  # the gateway merged several requests: each input's tokens
+            answer["tokens"] = [n for _v, n in results]
+        return answer
 
 
 def _truncate(vector: Any, dims: int, normalize: bool) -> Any:
