@@ -21,13 +21,14 @@ from modelyard.errors import EngineError, EngineUnavailable, Unsupported
 
 ENV_VERSION = "1"  # bump when the pinned packages change
 TORCH = "torch==2.13.0"
+# What the runner itself imports (modelyard.runners, the backends' option schemas).
 RUNNER = (
     "fastapi>=0.110",
-    "uvicorn>=0.29",
+    "uvicorn[standard]>=0.29",
     "pydantic>=2.6",
-    "pydantic-settings>=2.2",
     "numpy>=1.26",
     "pillow>=10",
+    "orjson>=3.9",
 )
 
 
