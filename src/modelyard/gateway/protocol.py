@@ -38,6 +38,17 @@ class ClassifyRequest(OpenAIRequest):
     input: str | list[str]
 
 
+class ImageRequest(OpenAIRequest):
+    prompt: str = Field(min_length=1)
+    n: int = Field(default=1, ge=1, le=10)
+    size: str | None = None
+    response_format: str | None = Field(default=None, description="b64_json (default) or url")
+
+
+class ImageEditRequest(ImageRequest):
+    image: str = Field(min_length=1, description="a data URL, base64, or a local file path")
+
+
 class ModelCard(BaseModel):
     id: str
     object: str = "model"

@@ -42,11 +42,14 @@ async def forward(
     *,
     stream: bool,
     done: Callable[[], None],
+    content_type: str | None = None,
 ) -> Response:
-    """POST the JSON ``body`` to ``url``. ``done`` is called exactly once, when the answer is
-    finished (or failed, or the client went away): it frees the queue slot."""
+    """POST ``body`` (JSON unless ``content_type`` says otherwise) to ``url``. ``done`` is called
+    exactly once, when the answer is finished (or failed, or the client went away): it frees the
+    queue slot."""
+    headers = JSON if content_type is None else {"Content-Type": content_type}
     try:
-        upstream = await session.post(url, data=body, headers=JSON)
+        upstream = await session.post(url, data=body, headers=headers)
     except (aiohttp.ClientError, OSError) as e:
         done()
         log.warning("engine at %s unreachable: %s", url, e)

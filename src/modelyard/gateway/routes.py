@@ -22,6 +22,8 @@ from modelyard.gateway.protocol import (
     ClassifyRequest,
     CompletionRequest,
     EmbeddingRequest,
+    ImageEditRequest,
+    ImageRequest,
     ModelCard,
     ModelList,
     OpenAIRequest,
@@ -93,6 +95,45 @@ async def classify(request: Request) -> Response:
     return await _serve(request, ClassifyRequest, "classify", "/v1/classify")
 
 
+@router.post("/images/generations", openapi_extra=_documented(ImageRequest))
+async def image_generations(request: Request) -> Response:
+    """Images from a prompt: b64_json, or url (a file under MODELYARD_HOME/outputs/images)."""
+    return await _serve(request, ImageRequest, "images", "/v1/images/generations", capability="text-to-image")
+
+
+@router.post("/images/edits", openapi_extra=_documented(ImageEditRequest))
+async def image_edits(request: Request) -> Response:
+    """Image-to-image: a multipart form as OpenAI's API sends it, or JSON with the image as a
+    data URL, base64 or a local path."""
+    path = "/v1/images/edits"
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return await _serve(request, ImageEditRequest, "images", path, capability="image-to-image")
+    raw = await request.body()
+    async with request.form() as form:
+        name, prompt = form.get("model"), form.get("prompt")
+        has_image = form.get("image") is not None or form.get("image[]") is not None
+    if not isinstance(name, str) or not name or not isinstance(prompt, str) or not has_image:
+        return openai_error("the form needs model, prompt and image", status=400)
+    runtime = runtime_of(request)
+    try:
+        model, adapter = runtime.library.resolve(name)
+        _check(model, "images", "image-to-image")
+        gate, slot = await runtime.acquire(model, adapter, request.is_disconnected)
+    except ClientGone:
+        return Response(status_code=499)
+    except ModelyardError as e:
+        return from_exception(e)
+    content_type = request.headers["content-type"]
+    return await forward(
+        request.app.state.upstream,
+        slot.url + path,
+        raw,
+        stream=False,
+        done=lambda: gate.release(slot),
+        content_type=content_type,
+    )
+
+
 def hot_routes() -> list[Route]:
     """The POST endpoints as bare Starlette routes, matched before anything else: FastAPI's route
     machinery costs more per request than the rest of the gateway. The FastAPI routes above stay
@@ -103,6 +144,8 @@ def hot_routes() -> list[Route]:
         "/v1/embeddings": embeddings,
         "/v1/rerank": rerank,
         "/v1/classify": classify,
+        "/v1/images/generations": image_generations,
+        "/v1/images/edits": image_edits,
     }
     return [Route(path, handler, methods=["POST"]) for path, handler in handlers.items()]
 
@@ -144,9 +187,14 @@ async def _coalesced(
     return Response(answer, status_code=status, media_type="application/json")
 
 
-def _check(model: Model, endpoint: str) -> None:
+def _check(model: Model, endpoint: str, capability: str | None = None) -> None:
     if endpoint not in endpoints_for(model):
         raise Unsupported(f"{model.name!r} is a {model.category} model: it does not serve /v1/{endpoint}")
+    if capability is not None and capability not in model.capabilities:
+        raise Unsupported(
+            f"{model.name!r} is not tagged {capability}",
+            hint=f"tag it if it can: `modelyard edit {model.name} --capability {capability}`",
+        )
     if endpoint == "chat" and model.format == "gguf" and not model.facts.get("chat_template"):
         saved = model.settings.options if model.settings else {}
         if not saved.get("chat_template"):
@@ -154,7 +202,13 @@ def _check(model: Model, endpoint: str) -> None:
 
 
 async def _serve(
-    request: Request, schema: type[OpenAIRequest], endpoint: str, path: str, *, coalesce: bool = False
+    request: Request,
+    schema: type[OpenAIRequest],
+    endpoint: str,
+    path: str,
+    *,
+    coalesce: bool = False,
+    capability: str | None = None,
 ) -> Response:
     """The hot path of every request: parse and check the body (pydantic-core straight from the
     bytes), resolve the model, wait for a slot, forward the bytes as they came."""
@@ -166,7 +220,7 @@ async def _serve(
     runtime = runtime_of(request)
     try:
         model, adapter = runtime.library.resolve(body.model)
-        _check(model, endpoint)
+        _check(model, endpoint, capability)
         if coalesce and backend_for(model.loaders) in COALESCED:
             parsed = orjson.loads(raw)
             texts = Coalescer.texts_of(parsed)

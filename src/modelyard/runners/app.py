@@ -4,6 +4,7 @@ by the hundred."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -43,7 +44,10 @@ def build_app(
 def _endpoint(handler: Handler, name: str) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
-            body = orjson.loads(await request.body())
+            if request.headers.get("content-type", "").startswith("multipart/form-data"):
+                body = await _form(request)
+            else:
+                body = orjson.loads(await request.body())
             if not isinstance(body, dict):
                 raise RunnerError("the body must be a JSON object")
             result = await handler(body, name)
@@ -58,6 +62,24 @@ def _endpoint(handler: Handler, name: str) -> Callable[[Request], Awaitable[Resp
         )
 
     return endpoint
+
+
+async def _form(request: Request) -> dict[str, Any]:
+    """A multipart form (OpenAI's /v1/images/edits) as a JSON-like body: files become data URLs,
+    numbers and booleans are parsed."""
+    body: dict[str, Any] = {}
+    async with request.form() as form:
+        for key, value in form.multi_items():
+            if isinstance(value, str):
+                try:
+                    body[key] = orjson.loads(value) if value[:1] in "-0123456789tfn[{" else value
+                except orjson.JSONDecodeError:
+                    body[key] = value
+            else:
+                raw = await value.read()
+                kind = value.content_type or "application/octet-stream"
+                body[key.removesuffix("[]")] = f"data:{kind};base64,{base64.b64encode(raw).decode()}"
+    return body
 
 
 def _json(body: dict[str, Any], status: int = 200) -> Response:

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from modelyard.runners.errors import RunnerError
@@ -29,6 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--options", default="{}", help="the backend's options, JSON")
     parser.add_argument("--adapters", default="[]", help="[{name, path, weight}], JSON")
     parser.add_argument("--components", default="{}", help="{role: path}, JSON (image models)")
+    parser.add_argument("--template", default="sd_official", help="image models: sd_official, flux, video")
+    parser.add_argument("--capabilities", default='["text-to-image"]', help="image models: JSON list")
+    parser.add_argument("--outputs", default="outputs", help="image models: where url answers write files")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("modelyard.runner")
@@ -100,4 +104,21 @@ def _load(args: argparse.Namespace) -> Loaded:
             "/v1/completions": partial(textgen.complete, gen),
         }
         return routes, {"n_ctx": gen.n_ctx, "adapters": [a.name for a in adapters]}, dict
-    raise RunnerError(f"task {args.task} is not available yet")
+    from modelyard.backends.diffusers import DiffusersOptions
+    from modelyard.runners.images import ImageGenerator, LoraSpec
+
+    images = ImageGenerator(
+        args.model,
+        DiffusersOptions.model_validate(options),
+        template=args.template,
+        capabilities=json.loads(args.capabilities),
+        components=json.loads(args.components),
+        loras=[LoraSpec(**a) for a in json.loads(args.adapters)],
+        outputs=Path(args.outputs),
+    )
+    image_routes: dict[str, Any] = {
+        "/v1/images/generations": images.generate,
+        "/v1/images/edits": images.edit,
+    }
+    image_info: dict[str, Any] = {"pipeline": type(images.pipe).__name__, "loras": images.lora_names}
+    return image_routes, image_info, dict

@@ -387,7 +387,10 @@ class Runtime:
         port = self.executor.free_port(host)
         if dep.backend in python.PYTHON_BACKENDS:
             interpreter = self._interpreter(dep.backend)
-            spec = python.engine(interpreter, dep.backend, model, dep.options, dep.adapter, host, port)
+            outputs = self.settings.home / "outputs" / "images"
+            spec = python.engine(
+                interpreter, dep.backend, model, dep.options, dep.adapter, host, port, outputs
+            )
         else:
             adapter = model.adapter(dep.adapter) if dep.adapter else None
             runtime, program = llama_cpp.find_runtime(self.settings.llama_server, self.settings.bin_dir)

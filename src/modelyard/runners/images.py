@@ -1,0 +1,259 @@
+"""diffusers image generation: text-to-image and image-to-image, with the library's components
+(a VAE, CLIP-L / CLIP-G / T5-XXL text encoders) swapped in and several LoRAs at once."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import importlib
+import io
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelyard.backends.diffusers import DiffusersOptions
+from modelyard.runners.devices import device_of, dtype_of
+from modelyard.runners.errors import RunnerError
+
+log = logging.getLogger(__name__)
+
+# pipeline attribute -> component role; the text encoders by the slot each pipeline family uses
+ROLE_SLOTS = {
+    "sd_official": {
+        "vae": "vae",
+        "clip_l": "text_encoder",
+        "clip_g": "text_encoder_2",
+        "t5xxl": "text_encoder_3",
+    },
+    "flux": {"vae": "vae", "clip_l": "text_encoder", "t5xxl": "text_encoder_2"},
+    "video": {"vae": "vae", "t5xxl": "text_encoder"},
+}
+MAX_SIDE = 4096
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    name: str
+    path: str  # a LoRA file, or a folder of them (each one is loaded)
+    weight: float = 1.0
+
+
+class ImageGenerator:
+    def __init__(
+        self,
+        path: str,
+        options: DiffusersOptions,
+        *,
+        template: str,
+        capabilities: list[str],
+        components: dict[str, str],
+        loras: list[LoraSpec],
+        outputs: Path,
+    ) -> None:
+        diffusers: Any = importlib.import_module("diffusers")  # untyped: its calls stay Any
+
+        self.device = device_of(options.device)
+        self.dtype = dtype_of(options.precision, self.device)
+        self.options = options
+        self.capabilities = set(capabilities)
+        self.outputs = outputs
+        source = Path(path)
+        if source.is_dir():
+            try:
+                pipe = diffusers.AutoPipelineForText2Image.from_pretrained(
+                    path, torch_dtype=self.dtype, local_files_only=True
+                )
+            except ValueError:  # no text-to-image class for it (video pipelines): the generic loader
+                pipe = diffusers.DiffusionPipeline.from_pretrained(
+                    path, torch_dtype=self.dtype, local_files_only=True
+                )
+        else:
+            pipe = self._single_file(diffusers, path, template)
+        self._swap_components(pipe, template, components, source)
+        self.lora_names = self._load_loras(pipe, loras)
+        if options.attention_slicing:
+            pipe.enable_attention_slicing()
+        if options.cpu_offload and self.device == "cuda":
+            pipe.enable_model_cpu_offload()
+        else:
+            pipe = pipe.to(self.device)
+        self.pipe = pipe
+        self.img2img: Any = None
+        if "image-to-image" in self.capabilities:
+            try:
+                self.img2img = diffusers.AutoPipelineForImage2Image.from_pipe(pipe)
+            except ValueError:
+                log.warning("%s has no image-to-image pipeline: /v1/images/edits is off", type(pipe).__name__)
+        self._lock = asyncio.Lock()  # one generation at a time; the gateway queues the rest
+
+    def _single_file(self, diffusers: Any, path: str, template: str) -> Any:
+        """A single-file checkpoint needs its pipeline's configuration: from a local diffusers
+        folder (the `config` option), since hubs are not asked."""
+        classes = {"sd_official": "StableDiffusionPipeline", "flux": "FluxPipeline", "video": "WanPipeline"}
+        cls = getattr(diffusers, classes.get(template, "StableDiffusionPipeline"))
+        try:
+            return cls.from_single_file(
+                path, config=self.options.config, torch_dtype=self.dtype, local_files_only=True
+            )
+        except Exception as e:
+            raise RunnerError(
+                f"cannot load the single-file checkpoint {Path(path).name}: {e}. A single file needs its "
+                "pipeline's configuration: set the model's `config` option to a local diffusers folder of "
+                "the same architecture",
+                status=500,
+            ) from e
+
+    def _swap_components(self, pipe: Any, template: str, components: dict[str, str], source: Path) -> None:
+        diffusers: Any = importlib.import_module("diffusers")
+        transformers: Any = importlib.import_module("transformers")
+
+        slots = ROLE_SLOTS.get(template, ROLE_SLOTS["sd_official"])
+        for role, path in components.items():
+            slot = slots.get(role)
+            if slot is None or not hasattr(pipe, slot):
+                raise RunnerError(
+                    f"this {type(pipe).__name__} has no place for a {role} component", status=500
+                )
+            current = getattr(pipe, slot)
+            folder = Path(path).is_dir()
+            if role == "vae":
+                loaded = self._vae(diffusers.AutoencoderKL, Path(path), source)
+            elif folder:
+                cls = type(current) if current is not None else transformers.AutoModel
+                loaded = cls.from_pretrained(path, torch_dtype=self.dtype, local_files_only=True)
+            else:
+                raise RunnerError(
+                    f"the {role} component {Path(path).name} is a single file; text encoders are taken as "
+                    "transformers folders (config.json + weights)",
+                    status=500,
+                )
+            setattr(pipe, slot, loaded)
+            pipe.register_modules(**{slot: loaded})
+            log.info("component %s (%s) from %s", role, slot, path)
+
+    def _vae(self, vae: Any, path: Path, source: Path) -> Any:
+        """A VAE folder; a diffusers-format file with its config.json beside it; else a
+        single-file VAE in the architecture of the model's own VAE."""
+        common = {"torch_dtype": self.dtype, "local_files_only": True}
+        if path.is_dir():
+            return vae.from_pretrained(str(path), **common)
+        if (path.parent / "config.json").exists():
+            return vae.from_pretrained(str(path.parent), **common)
+        if (source / "vae" / "config.json").exists():
+            return vae.from_single_file(str(path), config=str(source), subfolder="vae", **common)
+        return vae.from_single_file(str(path), **common)
+
+    @staticmethod
+    def _load_loras(pipe: Any, loras: list[LoraSpec]) -> list[str]:
+        """Each LoRA file (a folder gives all of its files), under its own adapter name."""
+        names, weights = [], []
+        for spec in loras:
+            source = Path(spec.path)
+            files = sorted(source.glob("*.safetensors")) if source.is_dir() else [source]
+            if not files:
+                raise RunnerError(f"no .safetensors LoRA files in {source}", status=500)
+            for i, f in enumerate(files):
+                name = spec.name if len(files) == 1 else f"{spec.name}-{i}"
+                pipe.load_lora_weights(str(f.parent), weight_name=f.name, adapter_name=name)
+                names.append(name)
+                weights.append(spec.weight)
+        if names:
+            pipe.set_adapters(names, adapter_weights=weights)
+        return names
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def _params(self, body: dict[str, Any]) -> dict[str, Any]:
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not prompt:
+            raise RunnerError("'prompt' must be a non-empty string", param="prompt")
+        n = body.get("n", 1)
+        if not isinstance(n, int) or not 1 <= n <= 10:
+            raise RunnerError("'n' must be between 1 and 10", param="n")
+        params: dict[str, Any] = {
+            "prompt": prompt,
+            "num_images_per_prompt": n,
+            "num_inference_steps": int(body.get("steps") or self.options.steps),
+            "guidance_scale": float(body.get("guidance_scale", self.options.guidance_scale)),
+        }
+        if body.get("negative_prompt"):
+            params["negative_prompt"] = str(body["negative_prompt"])
+        size = body.get("size")
+        if size and size != "auto":
+            try:
+                width, height = (int(x) for x in str(size).lower().split("x"))
+            except ValueError:
+                raise RunnerError("'size' must be WIDTHxHEIGHT, such as 512x512", param="size") from None
+            if not (8 <= width <= MAX_SIDE and 8 <= height <= MAX_SIDE) or width % 8 or height % 8:
+                raise RunnerError("'size' sides must be multiples of 8 up to 4096", param="size")
+            params["width"], params["height"] = width, height
+        return params
+
+    def _generator(self, body: dict[str, Any]) -> Any:
+        import torch
+
+        seed = body.get("seed")
+        return None if seed is None else torch.Generator(device="cpu").manual_seed(int(seed))
+
+    async def generate(self, body: dict[str, Any], name: str) -> dict[str, Any]:
+        if "text-to-image" not in self.capabilities:
+            raise RunnerError(f"{name} is not tagged text-to-image")
+        params = self._params(body)
+        params["generator"] = self._generator(body)
+        async with self._lock:
+            images = await asyncio.to_thread(lambda: self.pipe(**params).images)
+        return self._answer(images, body)
+
+    async def edit(self, body: dict[str, Any], name: str) -> dict[str, Any]:
+        if self.img2img is None:
+            raise RunnerError(f"{name} is not tagged image-to-image: it does not serve /v1/images/edits")
+        params = self._params(body)
+        image = _image(body.get("image"))
+        strength = body.get("strength", 0.75)
+        if not isinstance(strength, int | float) or not 0 < strength <= 1:
+            raise RunnerError("'strength' must be in (0, 1]", param="strength")
+        params.update(image=image, strength=float(strength), generator=self._generator(body))
+        if "width" not in params:
+            params["width"], params["height"] = image.size[0] // 8 * 8, image.size[1] // 8 * 8
+        image_pipe = self.img2img
+        async with self._lock:
+            images = await asyncio.to_thread(lambda: image_pipe(**params).images)
+        return self._answer(images, body)
+
+    def _answer(self, images: list[Any], body: dict[str, Any]) -> dict[str, Any]:
+        fmt = body.get("response_format") or "b64_json"
+        if fmt not in ("b64_json", "url"):
+            raise RunnerError("'response_format' must be b64_json or url", param="response_format")
+        data = []
+        for img in images:
+            buf = io.BytesIO()
+            img.save(buf, format="PNG")
+            if fmt == "b64_json":
+                data.append({"b64_json": base64.b64encode(buf.getvalue()).decode()})
+            else:  # a file under MODELYARD_HOME/outputs/images, named in the answer
+                self.outputs.mkdir(parents=True, exist_ok=True)
+                path = self.outputs / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}.png"
+                path.write_bytes(buf.getvalue())
+                data.append({"url": path.as_uri(), "path": str(path)})
+        return {"created": int(time.time()), "data": data}
+
+
+def _image(value: Any) -> Any:
+    """An image from a data URL, plain base64, or a local file path (or file:// URL)."""
+    from PIL import Image
+
+    if not isinstance(value, str) or not value:
+        raise RunnerError("'image' must be an image: a file, a data URL or base64", param="image")
+    try:
+        if value.startswith("data:"):
+            raw = base64.b64decode(value.split(",", 1)[1])
+        elif value.startswith("file://") or value.startswith("/"):
+            raw = Path(value.removeprefix("file://")).read_bytes()
+        else:
+            raw = base64.b64decode(value)
+        return Image.open(io.BytesIO(raw)).convert("RGB")
+    except (OSError, ValueError) as e:
+        raise RunnerError(f"'image' could not be read as an image: {e}", param="image") from None

@@ -1,0 +1,142 @@
+"""Image generation through the gateway with a tiny Stable Diffusion pipeline: text-to-image and
+image-to-image (OpenAI's multipart form and JSON), base64 and file output, several LoRAs from a
+folder, a VAE component from the library, capabilities. Checked against diffusers in-process."""
+
+from __future__ import annotations
+
+import base64
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conftest import RunningServer, serve
+
+PROMPT = {"prompt": "a cat on the moon", "size": "32x32", "steps": 3, "seed": 7}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Any:
+    with serve(tmp_path / "home") as running:
+        yield running
+
+
+def pixels(b64: str) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB"), dtype=np.int16)
+
+
+def local(sd: Path, *, loras: list[Path] = (), vae: Path | None = None) -> np.ndarray:  # type: ignore[assignment]
+    """What diffusers makes in-process from the same seed."""
+    import torch
+    from diffusers import AutoencoderKL, AutoPipelineForText2Image
+
+    pipe = AutoPipelineForText2Image.from_pretrained(sd, local_files_only=True)
+    if vae is not None:
+        pipe.vae = AutoencoderKL.from_pretrained(vae.parent, local_files_only=True)
+    names = []
+    for i, f in enumerate(loras):
+        with warnings.catch_warnings():  # peft warns that a second adapter joins the first: intended
+            warnings.simplefilter("ignore", UserWarning)
+            pipe.load_lora_weights(str(f.parent), weight_name=f.name, adapter_name=f"l{i}")
+        names.append(f"l{i}")
+    if names:
+        pipe.set_adapters(names, adapter_weights=[1.0] * len(names))
+    image = pipe(
+        "a cat on the moon",
+        width=32,
+        height=32,
+        num_inference_steps=3,
+        guidance_scale=7.0,
+        generator=torch.Generator(device="cpu").manual_seed(7),
+    ).images[0]
+    return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+def generate(server: RunningServer, **extra: Any) -> dict[str, Any]:
+    r = server.http.post("/v1/images/generations", json={"model": "tiny-sd", **PROMPT, **extra})
+    assert r.status_code == 200, r.text
+    answer: dict[str, Any] = r.json()
+    return answer
+
+
+def test_text_to_image_file_output_and_image_to_image(
+    server: RunningServer, sd_zoo: dict[str, Path], tmp_path: Path
+) -> None:
+    model = server.http.post("/api/models", json={"path": str(sd_zoo["sd"]), "name": "tiny-sd"}).json()
+    assert model["category"] == "image"
+    assert sorted(model["capabilities"]) == ["image-to-image", "text-to-image"]
+    assert server.http.post("/api/models/tiny-sd/load", json={}).status_code == 200
+    got = pixels(generate(server)["data"][0]["b64_json"])
+    assert got.shape == (32, 32, 3)
+    assert np.abs(got - local(sd_zoo["sd"])).max() <= 1  # the same image as diffusers in-process
+    two = generate(server, n=2)["data"]
+    assert len(two) == 2
+    url = generate(server, response_format="url")["data"][0]
+    path = Path(url["path"])
+    assert url["url"] == path.as_uri()
+    assert path.parent == tmp_path / "home" / "outputs" / "images"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    png = base64.b64decode(generate(server)["data"][0]["b64_json"])
+    form = server.http.post(
+        "/v1/images/edits",
+        data={"model": "tiny-sd", "prompt": "a dog", "steps": "4", "strength": "0.5", "seed": "1"},
+        files={"image": ("in.png", png, "image/png")},
+    )
+    assert form.status_code == 200, form.text
+    edited = pixels(form.json()["data"][0]["b64_json"])
+    assert edited.shape == (32, 32, 3)
+    as_json = server.http.post(
+        "/v1/images/edits",
+        json={
+            "model": "tiny-sd",
+            "prompt": "a dog",
+            "steps": 4,
+            "strength": 0.5,
+            "seed": 1,
+            "image": "data:image/png;base64," + base64.b64encode(png).decode(),
+        },
+    )
+    assert as_json.status_code == 200, as_json.text
+    assert np.array_equal(pixels(as_json.json()["data"][0]["b64_json"]), edited)
+
+    # capabilities as tagged: without image-to-image, edits are refused
+    patched = server.http.patch("/api/models/tiny-sd", json={"capabilities": ["text-to-image"]})
+    assert patched.status_code == 200, patched.text
+    refused = server.http.post("/v1/images/edits", json={"model": "tiny-sd", "prompt": "x", "image": "aGk="})
+    assert refused.status_code == 400
+    assert "not tagged image-to-image" in refused.json()["error"]["message"]
+    bad = server.http.post(
+        "/v1/images/generations", json={"model": "tiny-sd", "prompt": "x", "size": "33x33"}
+    )
+    assert bad.status_code == 400
+    assert "multiples of 8" in bad.json()["error"]["message"]
+    wrong = server.http.post(
+        "/v1/chat/completions", json={"model": "tiny-sd", "messages": [{"role": "user", "content": "hi"}]}
+    )
+    assert wrong.status_code == 400
+
+
+def test_loras_from_a_folder_and_a_vae_component(server: RunningServer, sd_zoo: dict[str, Path]) -> None:
+    server.http.post("/api/models", json={"path": str(sd_zoo["sd"]), "name": "tiny-sd"})
+    r = server.http.post(
+        "/api/models/tiny-sd/adapters", json={"path": str(sd_zoo["styles"]), "name": "styles"}
+    )
+    assert r.status_code in (200, 201), r.text
+    assert server.http.post("/api/models/tiny-sd/load", json={"adapter": "styles"}).status_code == 200
+    both = pixels(generate(server, model="tiny-sd:styles")["data"][0]["b64_json"])
+    want = local(sd_zoo["sd"], loras=[sd_zoo["styles"] / "ink.safetensors", sd_zoo["style"]])
+    assert np.abs(both - want).max() <= 1
+    assert np.abs(both - local(sd_zoo["sd"])).max() > 5  # the LoRAs change the picture
+    assert server.http.post("/api/models/tiny-sd/unload", json={}).status_code in (200, 204)
+
+    vae = server.http.put("/api/models/tiny-sd/components/vae", json={"path": str(sd_zoo["vae"])})
+    assert vae.status_code == 200, vae.text
+    assert server.http.post("/api/models/tiny-sd/load", json={}).status_code == 200
+    swapped = pixels(generate(server)["data"][0]["b64_json"])
+    assert np.abs(swapped - local(sd_zoo["sd"], vae=sd_zoo["vae"])).max() <= 1
