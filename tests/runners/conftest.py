@@ -45,3 +45,10 @@ def sd_zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "style": root / "styles" / "style.safetensors",
         "vae": other / "vae" / "diffusion_pytorch_model.safetensors",
     }
+
+
+@pytest.fixture(scope="session")
+def llava(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from torch_models import write_tiny_llava
+
+    return write_tiny_llava(tmp_path_factory.mktemp("llava") / "tiny-llava")

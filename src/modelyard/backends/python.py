@@ -20,6 +20,7 @@ TASKS: dict[str, tuple[str, frozenset[str]]] = {
     "rerank": ("rerank", frozenset({"rerank"})),
     "classification": ("classify", frozenset({"classify"})),
     "chat": ("generate", frozenset({"chat", "completions"})),
+    "multimodal": ("vision", frozenset({"chat", "completions"})),
     "image": ("image", frozenset({"images"})),
 }
 ENCODER_SLOTS = 256  # requests one encoder instance takes at once: its batcher groups them
@@ -29,7 +30,7 @@ def task_of(model: Model) -> tuple[str, frozenset[str]]:
     if model.category not in TASKS:
         raise Unsupported(
             f"{model.name!r} is a {model.category} model; the Python backends do not serve that yet",
-            hint="GGUF multimodal models run on llama.cpp",
+            hint="convert it to GGUF to run it on llama.cpp",
         )
     return TASKS[model.category]
 
@@ -96,7 +97,7 @@ def engine(
         "--options",
         json.dumps(runner_options),
     ]
-    if backend == "transformers" and task == "generate":
+    if backend == "transformers" and task in ("generate", "vision"):
         argv += ["--adapters", json.dumps(adapters_of(model, options, adapter))]
     if task == "image":
         argv += [

@@ -17,6 +17,7 @@ from typing import Any
 from modelyard.backends.diffusers import DiffusersOptions
 from modelyard.runners.devices import device_of, dtype_of
 from modelyard.runners.errors import RunnerError
+from modelyard.runners.media import load_image
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +212,7 @@ class ImageGenerator:
         if self.img2img is None:
             raise RunnerError(f"{name} is not tagged image-to-image: it does not serve /v1/images/edits")
         params = self._params(body)
-        image = _image(body.get("image"))
+        image = load_image(body.get("image"))
         strength = body.get("strength", 0.75)
         if not isinstance(strength, int | float) or not 0 < strength <= 1:
             raise RunnerError("'strength' must be in (0, 1]", param="strength")
@@ -239,21 +240,3 @@ class ImageGenerator:
                 path.write_bytes(buf.getvalue())
                 data.append({"url": path.as_uri(), "path": str(path)})
         return {"created": int(time.time()), "data": data}
-
-
-def _image(value: Any) -> Any:
-    """An image from a data URL, plain base64, or a local file path (or file:// URL)."""
-    from PIL import Image
-
-    if not isinstance(value, str) or not value:
-        raise RunnerError("'image' must be an image: a file, a data URL or base64", param="image")
-    try:
-        if value.startswith("data:"):
-            raw = base64.b64decode(value.split(",", 1)[1])
-        elif value.startswith("file://") or value.startswith("/"):
-            raw = Path(value.removeprefix("file://")).read_bytes()
-        else:
-            raw = base64.b64decode(value)
-        return Image.open(io.BytesIO(raw)).convert("RGB")
-    except (OSError, ValueError) as e:
-        raise RunnerError(f"'image' could not be read as an image: {e}", param="image") from None

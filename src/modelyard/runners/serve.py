@@ -17,7 +17,7 @@ from typing import Any
 
 from modelyard.runners.errors import RunnerError
 
-TASKS = ("embed", "rerank", "classify", "generate", "image")
+TASKS = ("embed", "rerank", "classify", "generate", "vision", "image")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -85,7 +85,7 @@ def _load(args: argparse.Namespace) -> Loaded:
             return {"/v1/embeddings": embedder.embeddings}, info, embedder.batcher.stats
         reranker = Reranker(args.model, st)
         return {"/v1/rerank": reranker.rerank, "/rerank": reranker.rerank}, {}, reranker.batcher.stats
-    if args.task in ("classify", "generate"):
+    if args.task in ("classify", "generate", "vision"):
         from modelyard.backends.transformers import TransformersOptions
 
         tf = TransformersOptions.model_validate(options)
@@ -98,7 +98,8 @@ def _load(args: argparse.Namespace) -> Loaded:
         from modelyard.runners import textgen
 
         adapters = [textgen.AdapterSpec(**a) for a in json.loads(args.adapters)]
-        gen = textgen.Generator(args.model, tf, adapters)
+        cls = textgen.VisionGenerator if args.task == "vision" else textgen.Generator
+        gen = cls(args.model, tf, adapters)
         routes = {
             "/v1/chat/completions": partial(textgen.chat, gen),
             "/v1/completions": partial(textgen.complete, gen),

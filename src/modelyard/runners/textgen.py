@@ -10,12 +10,13 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from modelyard.backends.transformers import TransformersOptions
 from modelyard.runners.devices import device_of, dtype_of, quantization_config
 from modelyard.runners.errors import RunnerError
+from modelyard.runners.media import load_image
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,12 @@ class AdapterSpec:
 
 
 @dataclass
+class Prompt:
+    ids: list[int]
+    extra: dict[str, Any] = field(default_factory=dict)  # more inputs to generate(): pixel_values, ...
+
+
+@dataclass
 class Sampling:
     max_new_tokens: int
     temperature: float
@@ -39,17 +46,23 @@ class Sampling:
 
 
 class Generator:
+    """A causal LM: chat through the tokenizer's chat template, and plain completions."""
+
     def __init__(self, path: str, options: TransformersOptions, adapters: list[AdapterSpec]) -> None:
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.device = device_of(options.device)
-        dtype = dtype_of(options.precision, self.device)
         if options.trust_remote_code:
             log.warning("trust_remote_code is on: the model's own Python code runs in this process")
         self.tokenizer = AutoTokenizer.from_pretrained(
             path, local_files_only=True, trust_remote_code=options.trust_remote_code
         )
+        self._setup(AutoModelForCausalLM, path, options, adapters)
+
+    def _setup(self, auto: Any, path: str, options: TransformersOptions, adapters: list[AdapterSpec]) -> None:
+        import torch
+
+        dtype = dtype_of(options.precision, self.device)
         kwargs: dict[str, Any] = {
             "dtype": dtype,
             "local_files_only": True,
@@ -64,19 +77,19 @@ class Generator:
             kwargs["device_map"] = "auto"  # across the GPUs (and required by bitsandbytes)
         if quant is not None:
             kwargs["quantization_config"] = quant
-        model: Any = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        model: Any = auto.from_pretrained(path, **kwargs)
         if "device_map" not in kwargs:
             model = model.to(self.device)
         self.model = _with_adapters(model, adapters)
         self.model.eval()
-        config = model.config
+        config = getattr(model.config, "text_config", None) or model.config
         self.n_ctx = options.n_ctx or int(getattr(config, "max_position_embeddings", 0) or 2048)
         self.adapters = adapters
         self._lock = asyncio.Lock()  # one generation at a time; the gateway queues the rest
 
     # -- prompts -----------------------------------------------------------------------------
 
-    def chat_prompt(self, messages: Any) -> list[int]:
+    def chat_prompt(self, messages: Any) -> Prompt:
         if not isinstance(messages, list) or not messages:
             raise RunnerError("'messages' must be a non-empty list", param="messages")
         if not self.tokenizer.chat_template:
@@ -91,17 +104,15 @@ class Generator:
                     raise RunnerError("this model takes text only: no image or audio parts", param="messages")
                 m["content"] = "".join(p.get("text", "") for p in m["content"] if isinstance(p, dict))
         text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        ids: list[int] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        return ids
+        return Prompt(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def text_prompt(self, prompt: Any) -> list[int]:
+    def text_prompt(self, prompt: Any) -> Prompt:
         if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
             prompt = prompt[0]
         if isinstance(prompt, str):
-            ids: list[int] = self.tokenizer(prompt)["input_ids"]
-            return ids
+            return Prompt(self.tokenizer(prompt)["input_ids"])
         if isinstance(prompt, list) and prompt and all(isinstance(t, int) for t in prompt):
-            return prompt
+            return Prompt(prompt)
         raise RunnerError("'prompt' must be a string or a list of token ids", param="prompt")
 
     def sampling(self, body: dict[str, Any], prompt_len: int) -> Sampling:
@@ -131,7 +142,7 @@ class Generator:
 
     # -- generating --------------------------------------------------------------------------
 
-    async def stream(self, ids: list[int], s: Sampling) -> AsyncIterator[tuple[str, str | None, int]]:
+    async def stream(self, prompt: Prompt, s: Sampling) -> AsyncIterator[tuple[str, str | None, int]]:
         """Yields (text, finish_reason, completion tokens so far); the last item has a reason."""
         async with self._lock:
             loop = asyncio.get_running_loop()
@@ -139,7 +150,7 @@ class Generator:
             stop_now = threading.Event()
             counted = [0]
             thread = threading.Thread(
-                target=self._generate, args=(ids, s, loop, queue, stop_now, counted), daemon=True
+                target=self._generate, args=(prompt, s, loop, queue, stop_now, counted), daemon=True
             )
             thread.start()
             text = ""
@@ -173,7 +184,7 @@ class Generator:
 
     def _generate(
         self,
-        ids: list[int],
+        prompt: Prompt,
         s: Sampling,
         loop: asyncio.AbstractEventLoop,
         queue: asyncio.Queue[tuple[str, bool] | BaseException],
@@ -202,9 +213,10 @@ class Generator:
         try:
             if s.seed is not None:
                 torch.manual_seed(int(s.seed))
-            inputs = torch.tensor([ids], device=self.model.device)
+            inputs = torch.tensor([prompt.ids], device=self.model.device)
+            extra = {k: v.to(self.model.device) if hasattr(v, "to") else v for k, v in prompt.extra.items()}
             sample = s.temperature > 0
-            extra: dict[str, Any] = {"temperature": s.temperature, "top_p": s.top_p} if sample else {}
+            sampling: dict[str, Any] = {"temperature": s.temperature, "top_p": s.top_p} if sample else {}
             pad = self.tokenizer.pad_token_id
             with torch.inference_mode():
                 self.model.generate(
@@ -216,9 +228,57 @@ class Generator:
                     stopping_criteria=StoppingCriteriaList([Stop()]),
                     pad_token_id=pad if pad is not None else self.tokenizer.eos_token_id,
                     **extra,
+                    **sampling,
                 )
         except BaseException as e:
             loop.call_soon_threadsafe(queue.put_nowait, e)
+
+
+class VisionGenerator(Generator):
+    """An image-text-to-text model (LLaVA-style and the like): chat messages with image parts
+    (``image_url`` with a data URL, or a local file path / file:// URL)."""
+
+    def __init__(self, path: str, options: TransformersOptions, adapters: list[AdapterSpec]) -> None:
+        import transformers
+
+        self.device = device_of(options.device)
+        if options.trust_remote_code:
+            log.warning("trust_remote_code is on: the model's own Python code runs in this process")
+        processors: Any = transformers.AutoProcessor
+        self.processor = processors.from_pretrained(
+            path, local_files_only=True, trust_remote_code=options.trust_remote_code
+        )
+        self.tokenizer = self.processor.tokenizer
+        self._setup(transformers.AutoModelForImageTextToText, path, options, adapters)
+
+    def chat_prompt(self, messages: Any) -> Prompt:
+        if not isinstance(messages, list) or not messages:
+            raise RunnerError("'messages' must be a non-empty list", param="messages")
+        if not (self.processor.chat_template or self.tokenizer.chat_template):
+            raise RunnerError("this model has no chat template", param="messages")
+        images, converted = [], []
+        for m in messages:
+            if not isinstance(m, dict):
+                raise RunnerError("each message must be an object", param="messages")
+            content = m.get("content")
+            parts = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
+            out = []
+            for part in parts:
+                kind = part.get("type") if isinstance(part, dict) else None
+                if kind == "text":
+                    out.append({"type": "text", "text": str(part.get("text", ""))})
+                elif kind == "image_url":
+                    url = part.get("image_url")
+                    url = url.get("url") if isinstance(url, dict) else url
+                    images.append(load_image(url, "messages"))
+                    out.append({"type": "image"})
+                else:
+                    raise RunnerError(f"a message part of type {kind!r} is not taken here", param="messages")
+            converted.append({"role": m.get("role", "user"), "content": out})
+        text = self.processor.apply_chat_template(converted, add_generation_prompt=True, tokenize=False)
+        inputs = self.processor(text=text, images=images or None, return_tensors="pt")
+        extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
+        return Prompt(inputs["input_ids"][0].tolist(), extra)
 
 
 def _with_adapters(model: Any, adapters: list[AdapterSpec]) -> Any:
@@ -268,26 +328,26 @@ def _id(prefix: str) -> str:
 
 
 async def chat(gen: Generator, body: dict[str, Any], name: str) -> dict[str, Any] | AsyncIterator[bytes]:
-    ids = gen.chat_prompt(body.get("messages"))
-    return await _answer(gen, body, name, ids, chat=True)
+    prompt = await asyncio.to_thread(gen.chat_prompt, body.get("messages"))  # images are decoded here
+    return await _answer(gen, body, name, prompt, chat=True)
 
 
 async def complete(gen: Generator, body: dict[str, Any], name: str) -> dict[str, Any] | AsyncIterator[bytes]:
-    ids = gen.text_prompt(body.get("prompt"))
-    return await _answer(gen, body, name, ids, chat=False)
+    return await _answer(gen, body, name, gen.text_prompt(body.get("prompt")), chat=False)
 
 
 async def _answer(
-    gen: Generator, body: dict[str, Any], name: str, ids: list[int], *, chat: bool
+    gen: Generator, body: dict[str, Any], name: str, prompt: Prompt, *, chat: bool
 ) -> dict[str, Any] | AsyncIterator[bytes]:
+    ids = prompt.ids
     s = gen.sampling(body, len(ids))
     created = int(time.time())
     ident = _id("chatcmpl" if chat else "cmpl")
     if body.get("stream"):
         usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return _sse(gen, ids, s, name, ident, created, chat=chat, usage=usage)
+        return _sse(gen, prompt, s, name, ident, created, chat=chat, usage=usage)
     text, reason, n = "", "stop", 0
-    async for piece, why, count in gen.stream(ids, s):
+    async for piece, why, count in gen.stream(prompt, s):
         text, reason, n = text + piece, why or reason, count
     usage_body = {"prompt_tokens": len(ids), "completion_tokens": n, "total_tokens": len(ids) + n}
     if chat:
@@ -312,7 +372,7 @@ async def _answer(
 
 def _sse(
     gen: Generator,
-    ids: list[int],
+    prompt: Prompt,
     s: Sampling,
     name: str,
     ident: str,
@@ -339,7 +399,7 @@ def _sse(
         if chat:
             yield chunk("", None, first=True)
         try:
-            async for piece, reason, count in gen.stream(ids, s):
+            async for piece, reason, count in gen.stream(prompt, s):
                 n = count
                 if piece:
                     yield chunk(piece, None)
@@ -349,6 +409,7 @@ def _sse(
             yield f"data: {json.dumps(e.body())}\n\n".encode()
             return
         if usage:
+            ids = prompt.ids
             total = {"prompt_tokens": len(ids), "completion_tokens": n, "total_tokens": len(ids) + n}
             body = {
                 "id": ident,
