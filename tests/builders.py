@@ -170,13 +170,47 @@ def write_lora_gguf(path: Path, *, arch: str = "llama", n_embd: int = TINY["n_em
     return path
 
 
-def write_mmproj_gguf(path: Path) -> Path:
+def write_mmproj_gguf(path: Path, n_embd_text: int = TINY["n_embd"]) -> Path:
+    """A LLaVA-style (projector "mlp") CLIP projector that llama.cpp really loads and runs: one
+    vision block on 32x32 images in 8x8 patches (16 image tokens), projected to the tiny llama."""
+    d, ff, image, patch = 16, 32, 32, 8
+    n = (image // patch) ** 2
     path.parent.mkdir(parents=True, exist_ok=True)
     w = gguf.GGUFWriter(str(path), "clip")
     w.add_string("general.type", "mmproj")
+    w.add_string("clip.projector_type", "mlp")
     w.add_bool("clip.has_vision_encoder", True)
-    w.add_tensor("mm.0.weight", _rand(64, 32))
-    w.add_tensor("v.patch_embd.weight", _rand(32, 48))
+    w.add_bool("clip.use_gelu", True)
+    w.add_uint32("clip.vision.image_size", image)
+    w.add_uint32("clip.vision.patch_size", patch)
+    w.add_uint32("clip.vision.embedding_length", d)
+    w.add_uint32("clip.vision.feed_forward_length", ff)
+    w.add_uint32("clip.vision.projection_dim", n_embd_text)
+    w.add_uint32("clip.vision.attention.head_count", 2)
+    w.add_float32("clip.vision.attention.layer_norm_epsilon", 1e-5)
+    w.add_uint32("clip.vision.block_count", 1)
+    w.add_array("clip.vision.image_mean", [0.5, 0.5, 0.5])
+    w.add_array("clip.vision.image_std", [0.5, 0.5, 0.5])
+    ones, zeros = np.ones(d, np.float32), np.zeros(d, np.float32)
+    w.add_tensor("v.patch_embd.weight", _rand(d, 3, patch, patch))
+    w.add_tensor("v.class_embd", _rand(d))
+    w.add_tensor("v.position_embd.weight", _rand(n + 1, d))
+    w.add_tensor("v.pre_ln.weight", ones)
+    w.add_tensor("v.pre_ln.bias", zeros)
+    for t in ("attn_q", "attn_k", "attn_v", "attn_out"):
+        w.add_tensor(f"v.blk.0.{t}.weight", _rand(d, d))
+        w.add_tensor(f"v.blk.0.{t}.bias", zeros)
+    for t in ("ln1", "ln2"):
+        w.add_tensor(f"v.blk.0.{t}.weight", ones)
+        w.add_tensor(f"v.blk.0.{t}.bias", zeros)
+    w.add_tensor("v.blk.0.ffn_up.weight", _rand(ff, d))
+    w.add_tensor("v.blk.0.ffn_up.bias", np.zeros(ff, np.float32))
+    w.add_tensor("v.blk.0.ffn_down.weight", _rand(d, ff))
+    w.add_tensor("v.blk.0.ffn_down.bias", zeros)
+    w.add_tensor("mm.0.weight", _rand(n_embd_text, d))
+    w.add_tensor("mm.0.bias", np.zeros(n_embd_text, np.float32))
+    w.add_tensor("mm.2.weight", _rand(n_embd_text, n_embd_text))
+    w.add_tensor("mm.2.bias", np.zeros(n_embd_text, np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -17,6 +17,7 @@ from modelyard.catalog.records import Model
 from modelyard.errors import ChatTemplateMissing, EngineError, ModelyardError, Unsupported
 from modelyard.gateway.coalesce import Coalescer
 from modelyard.gateway.errors import from_exception, openai_error
+from modelyard.gateway.images import inline, local_image_parts
 from modelyard.gateway.protocol import (
     ChatRequest,
     ClassifyRequest,
@@ -231,11 +232,19 @@ async def _serve(
         return Response(status_code=499)
     except ModelyardError as e:
         return from_exception(e)
-    if body.model == model.name:
+    files = local_image_parts(orjson.loads(raw)) if endpoint == "chat" and model.format == "gguf" else []
+    if body.model == model.name and not files:
         content = raw
-    else:  # an alias or base:adapter: the engine knows the model by its name
-        payload: dict[str, Any] = body.model_dump(exclude_unset=True)
-        content = json.dumps({**payload, "model": model.name}).encode()
+    else:  # an alias or base:adapter (the engine knows the model by its name), or local images
+        payload: dict[str, Any] = orjson.loads(raw)
+        payload["model"] = model.name
+        images = local_image_parts(payload)
+        try:
+            await asyncio.to_thread(inline, images)
+        except ModelyardError as e:
+            gate.release(slot)
+            return from_exception(e)
+        content = orjson.dumps(payload)
     return await forward(
         request.app.state.upstream,
         slot.url + path,
