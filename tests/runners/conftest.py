@@ -52,3 +52,16 @@ def llava(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from torch_models import write_tiny_llava
 
     return write_tiny_llava(tmp_path_factory.mktemp("llava") / "tiny-llava")
+
+
+@pytest.fixture(scope="session")
+def flux_zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from torch_models import write_tiny_flux
+
+    root = tmp_path_factory.mktemp("flux-zoo")
+    other = write_tiny_flux(root / "other-flux", seed=9)
+    return {
+        "flux": write_tiny_flux(root / "tiny-flux"),
+        "clip_l": other / "text_encoder",
+        "t5xxl": other / "text_encoder_2",
+    }

@@ -140,3 +140,41 @@ def test_loras_from_a_folder_and_a_vae_component(server: RunningServer, sd_zoo: 
     assert server.http.post("/api/models/tiny-sd/load", json={}).status_code == 200
     swapped = pixels(generate(server)["data"][0]["b64_json"])
     assert np.abs(swapped - local(sd_zoo["sd"], vae=sd_zoo["vae"])).max() <= 1
+
+
+def flux_local(folder: Path, *, clip_l: Path | None = None, t5xxl: Path | None = None) -> np.ndarray:
+    import torch
+    from diffusers import AutoPipelineForText2Image
+    from transformers import CLIPTextModel, T5EncoderModel
+
+    pipe = AutoPipelineForText2Image.from_pretrained(folder, local_files_only=True)
+    if clip_l is not None:
+        pipe.text_encoder = CLIPTextModel.from_pretrained(clip_l, local_files_only=True)
+    if t5xxl is not None:
+        pipe.text_encoder_2 = T5EncoderModel.from_pretrained(t5xxl, local_files_only=True)
+    image = pipe(
+        "a cat on the moon",
+        width=32,
+        height=32,
+        num_inference_steps=3,
+        guidance_scale=7.0,
+        generator=torch.Generator(device="cpu").manual_seed(7),
+    ).images[0]
+    return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+def test_flux_with_clip_l_and_t5xxl_components(server: RunningServer, flux_zoo: dict[str, Path]) -> None:
+    model = server.http.post("/api/models", json={"path": str(flux_zoo["flux"]), "name": "tiny-sd"}).json()
+    assert model["template"] == "flux"
+    assert server.http.post("/api/models/tiny-sd/load", json={}).status_code == 200
+    plain = pixels(generate(server)["data"][0]["b64_json"])
+    assert np.abs(plain - flux_local(flux_zoo["flux"])).max() <= 1
+    assert server.http.post("/api/models/tiny-sd/unload", json={}).status_code in (200, 204)
+    for role in ("clip_l", "t5xxl"):
+        r = server.http.put(f"/api/models/tiny-sd/components/{role}", json={"path": str(flux_zoo[role])})
+        assert r.status_code == 200, r.text
+    assert server.http.post("/api/models/tiny-sd/load", json={}).status_code == 200
+    swapped = pixels(generate(server)["data"][0]["b64_json"])
+    want = flux_local(flux_zoo["flux"], clip_l=flux_zoo["clip_l"], t5xxl=flux_zoo["t5xxl"])
+    assert np.abs(swapped - want).max() <= 1
+    assert np.abs(swapped - plain).max() > 5  # the other text encoders change the picture
