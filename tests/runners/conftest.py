@@ -65,3 +65,10 @@ def flux_zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "clip_l": other / "text_encoder",
         "t5xxl": other / "text_encoder_2",
     }
+
+
+@pytest.fixture(scope="session")
+def wan(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from torch_models import write_tiny_wan
+
+    return write_tiny_wan(tmp_path_factory.mktemp("wan") / "tiny-wan")

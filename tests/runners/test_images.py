@@ -178,3 +178,38 @@ def test_flux_with_clip_l_and_t5xxl_components(server: RunningServer, flux_zoo: 
     want = flux_local(flux_zoo["flux"], clip_l=flux_zoo["clip_l"], t5xxl=flux_zoo["t5xxl"])
     assert np.abs(swapped - want).max() <= 1
     assert np.abs(swapped - plain).max() > 5  # the other text encoders change the picture
+
+
+def test_text_to_video(server: RunningServer, wan: Path) -> None:
+    import torch
+    from diffusers import DiffusionPipeline
+    from PIL import Image
+
+    model = server.http.post("/api/models", json={"path": str(wan), "name": "tiny-wan"}).json()
+    assert model["template"] == "video"
+    assert model["capabilities"] == ["video"]
+    assert server.http.post("/api/models/tiny-wan/load", json={}).status_code == 200
+    body = {"model": "tiny-wan", "prompt": "a cat", "size": "16x16", "frames": 5, "steps": 2, "seed": 3}
+    r = server.http.post("/v1/videos/generations", json={**body, "guidance_scale": 6.0})
+    assert r.status_code == 200, r.text
+    item = r.json()["data"][0]
+    assert (item["mime_type"], item["frames"], item["fps"]) == ("image/webp", 5, 16)
+    clip = Image.open(io.BytesIO(base64.b64decode(item["b64_json"])))
+    assert clip.n_frames == 5
+    assert clip.size == (16, 16)
+    pipe = DiffusionPipeline.from_pretrained(wan, local_files_only=True)
+    frames = pipe(
+        "a cat",
+        height=16,
+        width=16,
+        num_frames=5,
+        num_inference_steps=2,
+        guidance_scale=6.0,
+        generator=torch.Generator(device="cpu").manual_seed(3),
+        output_type="pil",
+    ).frames[0]
+    first = np.asarray(clip.convert("RGB"), dtype=np.int16)
+    assert np.abs(first - np.asarray(frames[0], dtype=np.int16)).mean() < 12  # WebP is lossy
+    still = server.http.post("/v1/images/generations", json={"model": "tiny-wan", "prompt": "a cat"})
+    assert still.status_code == 400
+    assert "not tagged text-to-image" in still.json()["error"]["message"]

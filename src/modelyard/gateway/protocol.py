@@ -49,6 +49,11 @@ class ImageEditRequest(ImageRequest):
     image: str = Field(min_length=1, description="a data URL, base64, or a local file path")
 
 
+class VideoRequest(ImageRequest):
+    frames: int = Field(default=17, ge=1, le=257)
+    fps: int = Field(default=16, ge=1, le=60)
+
+
 class ModelCard(BaseModel):
     id: str
     object: str = "model"

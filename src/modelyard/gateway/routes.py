@@ -29,6 +29,7 @@ from modelyard.gateway.protocol import (
     ModelList,
     OpenAIRequest,
     RerankRequest,
+    VideoRequest,
 )
 from modelyard.gateway.proxy import JSON as JSON_HEADERS
 from modelyard.gateway.proxy import forward
@@ -135,6 +136,12 @@ async def image_edits(request: Request) -> Response:
     )
 
 
+@router.post("/videos/generations", openapi_extra=_documented(VideoRequest))
+async def video_generations(request: Request) -> Response:
+    """A clip from a prompt (a model tagged video): an animated WebP, b64_json or url."""
+    return await _serve(request, VideoRequest, "images", "/v1/videos/generations", capability="video")
+
+
 def hot_routes() -> list[Route]:
     """The POST endpoints as bare Starlette routes, matched before anything else: FastAPI's route
     machinery costs more per request than the rest of the gateway. The FastAPI routes above stay
@@ -147,6 +154,7 @@ def hot_routes() -> list[Route]:
         "/v1/classify": classify,
         "/v1/images/generations": image_generations,
         "/v1/images/edits": image_edits,
+        "/v1/videos/generations": video_generations,
     }
     return [Route(path, handler, methods=["POST"]) for path, handler in handlers.items()]
 

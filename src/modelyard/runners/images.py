@@ -62,7 +62,11 @@ class ImageGenerator:
         self.capabilities = set(capabilities)
         self.outputs = outputs
         source = Path(path)
-        if source.is_dir():
+        if source.is_dir() and template == "video":
+            pipe = diffusers.DiffusionPipeline.from_pretrained(
+                path, torch_dtype=self.dtype, local_files_only=True
+            )
+        elif source.is_dir():
             try:
                 pipe = diffusers.AutoPipelineForText2Image.from_pretrained(
                     path, torch_dtype=self.dtype, local_files_only=True
@@ -201,7 +205,8 @@ class ImageGenerator:
 
     async def generate(self, body: dict[str, Any], name: str) -> dict[str, Any]:
         if "text-to-image" not in self.capabilities:
-            raise RunnerError(f"{name} is not tagged text-to-image")
+            hint = "; it makes videos: /v1/videos/generations" if "video" in self.capabilities else ""
+            raise RunnerError(f"{name} is not tagged text-to-image{hint}")
         params = self._params(body)
         params["generator"] = self._generator(body)
         async with self._lock:
@@ -224,19 +229,52 @@ class ImageGenerator:
             images = await asyncio.to_thread(lambda: image_pipe(**params).images)
         return self._answer(images, body)
 
+    async def video(self, body: dict[str, Any], name: str) -> dict[str, Any]:
+        """A clip from a prompt, as an animated WebP (b64_json, or a file with url)."""
+        if "video" not in self.capabilities:
+            raise RunnerError(f"{name} is not tagged video")
+        params = self._params(body)
+        params.pop("num_images_per_prompt")
+        frames = body.get("frames", 17)
+        fps = body.get("fps", 16)
+        if not isinstance(frames, int) or not 1 <= frames <= 257:
+            raise RunnerError("'frames' must be between 1 and 257", param="frames")
+        if not isinstance(fps, int) or not 1 <= fps <= 60:
+            raise RunnerError("'fps' must be between 1 and 60", param="fps")
+        params.update(num_frames=frames, generator=self._generator(body), output_type="pil")
+        pipe = self.pipe
+        async with self._lock:
+            clip = await asyncio.to_thread(lambda: pipe(**params).frames[0])
+        buf = io.BytesIO()
+        clip[0].save(
+            buf,
+            format="WEBP",
+            save_all=True,
+            append_images=clip[1:],
+            duration=1000 // fps,
+            loop=0,
+            quality=90,
+        )
+        item = self._encoded(buf.getvalue(), body, "webp")
+        item.update(mime_type="image/webp", frames=len(clip), fps=fps)
+        return {"created": int(time.time()), "data": [item]}
+
     def _answer(self, images: list[Any], body: dict[str, Any]) -> dict[str, Any]:
-        fmt = body.get("response_format") or "b64_json"
-        if fmt not in ("b64_json", "url"):
-            raise RunnerError("'response_format' must be b64_json or url", param="response_format")
         data = []
         for img in images:
             buf = io.BytesIO()
             img.save(buf, format="PNG")
-            if fmt == "b64_json":
-                data.append({"b64_json": base64.b64encode(buf.getvalue()).decode()})
-            else:  # a file under MODELYARD_HOME/outputs/images, named in the answer
-                self.outputs.mkdir(parents=True, exist_ok=True)
-                path = self.outputs / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}.png"
-                path.write_bytes(buf.getvalue())
-                data.append({"url": path.as_uri(), "path": str(path)})
+            data.append(self._encoded(buf.getvalue(), body, "png"))
         return {"created": int(time.time()), "data": data}
+
+    def _encoded(self, raw: bytes, body: dict[str, Any], suffix: str) -> dict[str, Any]:
+        """b64_json, or a file under MODELYARD_HOME/outputs/images named in the answer (url)."""
+        fmt = body.get("response_format") or "b64_json"
+        if fmt not in ("b64_json", "url"):
+            raise RunnerError("'response_format' must be b64_json or url", param="response_format")
+        if fmt == "b64_json":
+            return {"b64_json": base64.b64encode(raw).decode()}
+        self.outputs.mkdir(parents=True, exist_ok=True)
+        path = self.outputs / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}.{suffix}"
+        path.write_bytes(raw)
+        return {"url": path.as_uri(), "path": str(path)}

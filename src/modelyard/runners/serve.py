@@ -120,6 +120,7 @@ def _load(args: argparse.Namespace) -> Loaded:
     image_routes: dict[str, Any] = {
         "/v1/images/generations": images.generate,
         "/v1/images/edits": images.edit,
+        "/v1/videos/generations": images.video,
     }
     image_info: dict[str, Any] = {"pipeline": type(images.pipe).__name__, "loras": images.lora_names}
     return image_routes, image_info, dict
