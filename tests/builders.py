@@ -218,6 +218,17 @@ def write_mmproj_gguf(path: Path, n_embd_text: int = TINY["n_embd"]) -> Path:
     return path
 
 
+def png_bytes(color: tuple[int, int, int], size: tuple[int, int] = (48, 48)) -> bytes:
+    """A plain-coloured PNG image."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "PNG")
+    return buf.getvalue()
+
+
 # -- Hugging Face folders --------------------------------------------------------------------
 
 

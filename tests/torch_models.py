@@ -118,12 +118,46 @@ def write_bert_classifier(folder: Path, labels: list[str], *, seed: int = 0) -> 
     return folder
 
 
+def _tiny_clip(tokenizer: Any, *, layers: int) -> Any:
+    """A CLIP text encoder (hidden 16) for the BPE tokenizer."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    return CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=layers,
+            num_attention_heads=2,
+            max_position_embeddings=16,
+            projection_dim=16,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+
+
+def _tiny_vae(**extra: Any) -> Any:
+    """A two-block AutoencoderKL with 4 latent channels."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        block_out_channels=(8, 16),
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=16,
+        **extra,
+    )
+
+
 def write_tiny_sd(folder: Path, *, seed: int = 0) -> Path:
     """A diffusers StableDiffusionPipeline folder small enough to run in a test: 8x8 latents,
     a 2-layer CLIP text encoder with the byte-level BPE tokenizer."""
     import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -136,30 +170,10 @@ def write_tiny_sd(folder: Path, *, seed: int = 0) -> Path:
         norm_num_groups=4,
         attention_head_dim=2,
     )
-    vae = AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        block_out_channels=(8, 16),
-        latent_channels=4,
-        norm_num_groups=4,
-        sample_size=16,
-    )
+    vae = _tiny_vae()
     tokenizer = _bpe_tokenizer(None)
     tokenizer.model_max_length = 16
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            max_position_embeddings=16,
-            projection_dim=16,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
+    text_encoder = _tiny_clip(tokenizer, layers=2)
     scheduler = DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
@@ -277,26 +291,13 @@ def write_tiny_flux(folder: Path, *, seed: int = 0) -> Path:
     """A diffusers FluxPipeline folder: a one-block FLUX transformer, CLIP-L and T5 text encoders
     (text_encoder, text_encoder_2) with the BPE tokenizer, a small VAE."""
     import torch
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
-    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import T5Config, T5EncoderModel
 
     torch.manual_seed(seed)
     tokenizer, tokenizer_2 = _bpe_tokenizer(None), _bpe_tokenizer(None)
     tokenizer.model_max_length = tokenizer_2.model_max_length = 16
-    clip = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            max_position_embeddings=16,
-            projection_dim=16,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
+    clip = _tiny_clip(tokenizer, layers=1)
     t5 = T5EncoderModel(
         T5Config(vocab_size=len(tokenizer_2), d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=2)
     )
@@ -311,18 +312,7 @@ def write_tiny_flux(folder: Path, *, seed: int = 0) -> Path:
         pooled_projection_dim=16,
         axes_dims_rope=(2, 2, 4),
     )
-    vae = AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        block_out_channels=(8, 16),
-        latent_channels=4,
-        norm_num_groups=4,
-        sample_size=16,
-        use_quant_conv=False,
-        use_post_quant_conv=False,
-        shift_factor=0.0,
-        scaling_factor=1.0,
-    )
+    vae = _tiny_vae(use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.0, scaling_factor=1.0)
     FluxPipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(),
         vae=vae,

@@ -14,7 +14,7 @@ from fakehub import FakeHub
 @pytest.fixture
 def hub() -> Iterator[FakeHub]:
     fake = FakeHub()
-    fake.start()
+    fake.start(send_buffer=256 << 10)  # what the hub counts as sent then reached the client
     try:
         yield fake
     finally:

@@ -32,7 +32,6 @@ def pixels(b64: str) -> np.ndarray:
 
 def local(sd: Path, *, loras: list[Path] = (), vae: Path | None = None) -> np.ndarray:  # type: ignore[assignment]
     """What diffusers makes in-process from the same seed."""
-    import torch
     from diffusers import AutoencoderKL, AutoPipelineForText2Image
 
     pipe = AutoPipelineForText2Image.from_pretrained(sd, local_files_only=True)
@@ -46,6 +45,13 @@ def local(sd: Path, *, loras: list[Path] = (), vae: Path | None = None) -> np.nd
         names.append(f"l{i}")
     if names:
         pipe.set_adapters(names, adapter_weights=[1.0] * len(names))
+    return render(pipe)
+
+
+def render(pipe: Any) -> np.ndarray:
+    """The picture PROMPT asks for, made in-process."""
+    import torch
+
     image = pipe(
         "a cat on the moon",
         width=32,
@@ -143,7 +149,6 @@ def test_loras_from_a_folder_and_a_vae_component(server: RunningServer, sd_zoo: 
 
 
 def flux_local(folder: Path, *, clip_l: Path | None = None, t5xxl: Path | None = None) -> np.ndarray:
-    import torch
     from diffusers import AutoPipelineForText2Image
     from transformers import CLIPTextModel, T5EncoderModel
 
@@ -152,15 +157,7 @@ def flux_local(folder: Path, *, clip_l: Path | None = None, t5xxl: Path | None =
         pipe.text_encoder = CLIPTextModel.from_pretrained(clip_l, local_files_only=True)
     if t5xxl is not None:
         pipe.text_encoder_2 = T5EncoderModel.from_pretrained(t5xxl, local_files_only=True)
-    image = pipe(
-        "a cat on the moon",
-        width=32,
-        height=32,
-        num_inference_steps=3,
-        guidance_scale=7.0,
-        generator=torch.Generator(device="cpu").manual_seed(7),
-    ).images[0]
-    return np.asarray(image.convert("RGB"), dtype=np.int16)
+    return render(pipe)
 
 
 def test_flux_with_clip_l_and_t5xxl_components(server: RunningServer, flux_zoo: dict[str, Path]) -> None:

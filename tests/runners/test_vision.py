@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from builders import png_bytes
 from conftest import RunningServer, serve
 
 
@@ -17,14 +18,6 @@ from conftest import RunningServer, serve
 def server(tmp_path: Path) -> Any:
     with serve(tmp_path / "home") as running:
         yield running
-
-
-def png(color: tuple[int, int, int]) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (40, 30), color).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def local_answer(folder: Path, image: bytes, question: str, n: int) -> str:
@@ -60,7 +53,7 @@ def test_chat_with_images(server: RunningServer, llava: Path, tmp_path: Path) ->
     model = server.http.post("/api/models", json={"path": str(llava), "name": "llava"}).json()
     assert model["category"] == "multimodal"
     assert server.http.post("/api/models/llava/load", json={}).status_code == 200
-    red, blue = png((220, 20, 20)), png((20, 20, 220))
+    red, blue = png_bytes((220, 20, 20)), png_bytes((20, 20, 220))
     r = ask(server, "data:image/png;base64," + base64.b64encode(red).decode())
     assert r.status_code == 200, r.text
     answer = r.json()

@@ -4,20 +4,11 @@ local files (which the gateway inlines, since llama-server takes images only inl
 from __future__ import annotations
 
 import base64
-import io
 from pathlib import Path
 from typing import Any
 
-from builders import CHAT_TEMPLATE, write_llama_gguf, write_mmproj_gguf
+from builders import CHAT_TEMPLATE, png_bytes, write_llama_gguf, write_mmproj_gguf
 from conftest import RunningServer
-
-
-def png(color: tuple[int, int, int]) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (48, 48), color).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def chat(server: RunningServer, content: Any) -> Any:
@@ -47,7 +38,7 @@ def test_chat_with_images_on_llama_cpp(server: RunningServer, tmp_path: Path) ->
         assert "cannot serve this multimodal model" in loaded.json()["error"]["message"]
         return
     assert loaded.status_code == 200, loaded.text
-    image = png((200, 30, 30))
+    image = png_bytes((200, 30, 30))
     question = [{"type": "text", "text": "what is in the picture?"}]
     inline = chat(
         server,

@@ -116,24 +116,8 @@ async def image_edits(request: Request) -> Response:
         has_image = form.get("image") is not None or form.get("image[]") is not None
     if not isinstance(name, str) or not name or not isinstance(prompt, str) or not has_image:
         return openai_error("the form needs model, prompt and image", status=400)
-    runtime = runtime_of(request)
-    try:
-        model, adapter = runtime.library.resolve(name)
-        _check(model, "images", "image-to-image")
-        gate, slot = await runtime.acquire(model, adapter, request.is_disconnected)
-    except ClientGone:
-        return Response(status_code=499)
-    except ModelyardError as e:
-        return from_exception(e)
-    content_type = request.headers["content-type"]
-    return await forward(
-        request.app.state.upstream,
-        slot.url + path,
-        raw,
-        stream=False,
-        done=lambda: gate.release(slot),
-        content_type=content_type,
-    )
+    # the form goes to the engine as it came; the engine knows the model by its own name
+    return await _route(request, raw, name, "images", path, capability="image-to-image", form=True)
 
 
 @router.post("/videos/generations", openapi_extra=_documented(VideoRequest))
@@ -226,9 +210,28 @@ async def _serve(
         body = schema.model_validate_json(raw)
     except ValidationError as e:
         return openai_error(describe(e.errors()), status=400)
+    return await _route(
+        request, raw, body.model, endpoint, path, stream=body.stream, coalesce=coalesce, capability=capability
+    )
+
+
+async def _route(
+    request: Request,
+    raw: bytes,
+    name: str,
+    endpoint: str,
+    path: str,
+    *,
+    stream: bool = False,
+    coalesce: bool = False,
+    capability: str | None = None,
+    form: bool = False,
+) -> Response:
+    """Resolve the model, check it serves this, wait for a slot, forward: JSON bodies with the
+    model's own name and local images inlined where needed; a multipart form as it came."""
     runtime = runtime_of(request)
     try:
-        model, adapter = runtime.library.resolve(body.model)
+        model, adapter = runtime.library.resolve(name)
         _check(model, endpoint, capability)
         if coalesce and backend_for(model.loaders) in COALESCED:
             parsed = orjson.loads(raw)
@@ -241,7 +244,7 @@ async def _serve(
     except ModelyardError as e:
         return from_exception(e)
     files = local_image_parts(orjson.loads(raw)) if endpoint == "chat" and model.format == "gguf" else []
-    if body.model == model.name and not files:
+    if form or (name == model.name and not files):
         content = raw
     else:  # an alias or base:adapter (the engine knows the model by its name), or local images
         payload: dict[str, Any] = orjson.loads(raw)
@@ -257,6 +260,7 @@ async def _serve(
         request.app.state.upstream,
         slot.url + path,
         content,
-        stream=body.stream,
+        stream=stream,
         done=lambda: gate.release(slot),
+        content_type=request.headers["content-type"] if form else None,
     )

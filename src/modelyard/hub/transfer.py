@@ -20,7 +20,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,13 +193,9 @@ class Transfer:
 
     async def run(self) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
-        tasks = [asyncio.ensure_future(self._file(f)) for f in self.files]
         try:
-            await asyncio.gather(*tasks)
+            await _all_or_none([self._file(f) for f in self.files])
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             self.save()
 
     async def _file(self, remote: RemoteFile) -> None:
@@ -258,14 +254,9 @@ class Transfer:
             f.resolved.set()
             return
         first, rest = pieces[0], pieces[1:]
-        tasks = [asyncio.ensure_future(self._piece(f, first, probe=True))]
-        tasks += [asyncio.ensure_future(self._piece(f, p, probe=False)) for p in rest]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await _all_or_none(
+            [self._piece(f, first, probe=True), *(self._piece(f, p, probe=False) for p in rest)]
+        )
 
     async def _piece(self, f: _Open, piece: Piece, *, probe: bool) -> None:
         if not probe:
@@ -410,6 +401,18 @@ class Transfer:
         want = f.remote.sha256 or f.remote.git_oid
         if f.hasher.hexdigest() != want:
             raise _Refetch("the checksum is wrong")
+
+
+async def _all_or_none(coros: list[Coroutine[Any, Any, None]]) -> None:
+    """Run them together; when one fails (or this is cancelled), the others are cancelled and
+    waited for, so that no piece writes after its file is closed."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class _Retry(Exception):
