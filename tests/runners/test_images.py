@@ -210,3 +210,17 @@ def test_text_to_video(server: RunningServer, wan: Path) -> None:
     still = server.http.post("/v1/images/generations", json={"model": "tiny-wan", "prompt": "a cat"})
     assert still.status_code == 400
     assert "not tagged text-to-image" in still.json()["error"]["message"]
+
+
+def test_a_single_file_checkpoint_without_its_configuration_is_refused_clearly(
+    server: RunningServer, zoo: Path
+) -> None:
+    path = zoo / "image" / "tiny-sdxl.safetensors"
+    model = server.http.post("/api/models", json={"path": str(path), "name": "sdxl-file"}).json()
+    assert model["template"] == "sd_official"
+    r = server.http.post("/api/models/sdxl-file/load", json={})
+    assert r.status_code == 502
+    error = r.json()["error"]
+    assert "exited with status 1" in error["message"]
+    assert "set the model's `config` option to a local diffusers folder" in error["hint"]
+    assert server.http.get("/api/health").status_code == 200
