@@ -56,12 +56,20 @@ def llava(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def flux_zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from diffusers import FluxTransformer2DModel
+    from safetensors.torch import save_file
+
     from torch_models import write_tiny_flux
 
     root = tmp_path_factory.mktemp("flux-zoo")
     other = write_tiny_flux(root / "other-flux", seed=9)
+    flux = write_tiny_flux(root / "tiny-flux")
+    # A single file with the transformer only, as FLUX checkpoints are often shared
+    single = root / "tiny-flux-transformer.safetensors"
+    save_file(FluxTransformer2DModel.from_pretrained(flux, subfolder="transformer").state_dict(), str(single))
     return {
-        "flux": write_tiny_flux(root / "tiny-flux"),
+        "flux": flux,
+        "single": single,
         "clip_l": other / "text_encoder",
         "t5xxl": other / "text_encoder_2",
     }

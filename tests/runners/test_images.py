@@ -224,3 +224,25 @@ def test_a_single_file_checkpoint_without_its_configuration_is_refused_clearly(
     assert "exited with status 1" in error["message"]
     assert "set the model's `config` option to a local diffusers folder" in error["hint"]
     assert server.http.get("/api/health").status_code == 200
+
+
+def test_a_single_file_flux_with_its_components(server: RunningServer, flux_zoo: dict[str, Path]) -> None:
+    flux = flux_zoo["flux"]
+    model = server.http.post("/api/models", json={"path": str(flux_zoo["single"]), "name": "tiny-sd"}).json()
+    assert (model["category"], model["template"], model["format"]) == ("image", "flux", "safetensors")
+    config = {"options": {"config": str(flux)}}
+    assert server.http.put("/api/models/tiny-sd/settings", json=config).status_code == 200
+    lacking = server.http.post("/api/models/tiny-sd/load", json={})
+    assert lacking.status_code == 502  # the file holds the transformer only
+    assert "modelyard component set NAME vae|clip_l|clip_g|t5xxl PATH" in lacking.json()["error"]["hint"]
+    parts = {
+        "vae": flux / "vae" / "diffusion_pytorch_model.safetensors",
+        "clip_l": flux / "text_encoder",
+        "t5xxl": flux / "text_encoder_2",
+    }
+    for role, path in parts.items():
+        r = server.http.put(f"/api/models/tiny-sd/components/{role}", json={"path": str(path)})
+        assert r.status_code == 200, r.text
+    assert server.http.post("/api/models/tiny-sd/load", json={}).status_code == 200
+    got = pixels(generate(server)["data"][0]["b64_json"])
+    assert np.abs(got - flux_local(flux)).max() <= 1  # the same picture as the whole folder makes

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from modelyard.backends.diffusers import DiffusersOptions
 from modelyard.runners.devices import device_of, dtype_of
 from modelyard.runners.errors import RunnerError
@@ -76,8 +78,9 @@ class ImageGenerator:
                     path, torch_dtype=self.dtype, local_files_only=True
                 )
         else:
-            pipe = self._single_file(diffusers, path, template)
-        self._swap_components(pipe, template, components, source)
+            pipe = self._single_file(diffusers, path, template, components)
+        if source.is_dir():
+            self._swap_components(pipe, template, components, source)
         self.lora_names = self._load_loras(pipe, loras)
         if options.attention_slicing:
             pipe.enable_attention_slicing()
@@ -94,27 +97,42 @@ class ImageGenerator:
                 log.warning("%s has no image-to-image pipeline: /v1/images/edits is off", type(pipe).__name__)
         self._lock = asyncio.Lock()  # one generation at a time; the gateway queues the rest
 
-    def _single_file(self, diffusers: Any, path: str, template: str) -> Any:
-        """A single-file checkpoint needs its pipeline's configuration: from a local diffusers
-        folder (the `config` option), since hubs are not asked."""
+    def _single_file(self, diffusers: Any, path: str, template: str, components: dict[str, str]) -> Any:
+        """A single-file checkpoint takes its pipeline's configuration from a local diffusers
+        folder (the `config` option: hubs are not asked), and the parts it lacks (many FLUX files
+        hold the transformer only) from the model's components."""
         classes = {"sd_official": "StableDiffusionPipeline", "flux": "FluxPipeline", "video": "WanPipeline"}
         cls = getattr(diffusers, classes.get(template, "StableDiffusionPipeline"))
+        config = self.options.config
+        if config is None or not Path(config).is_dir():
+            raise RunnerError(
+                f"{Path(path).name} is a single-file checkpoint, which needs its pipeline's configuration: "
+                "set the model's `config` option to a local diffusers folder of the same architecture",
+                status=500,
+            )
+        slots = ROLE_SLOTS.get(template, ROLE_SLOTS["sd_official"])
+        parts = {
+            slots[role]: self._component(role, Path(p), Path(config))
+            for role, p in components.items()
+            if role in slots
+        }
         try:
             return cls.from_single_file(
-                path, config=self.options.config, torch_dtype=self.dtype, local_files_only=True
+                path, config=config, torch_dtype=self.dtype, local_files_only=True, **parts
             )
         except Exception as e:
+            missing = "appear to be missing in the checkpoint" in str(e)
             raise RunnerError(
-                f"cannot load the single-file checkpoint {Path(path).name}: {e}. A single file needs its "
-                "pipeline's configuration: set the model's `config` option to a local diffusers folder of "
-                "the same architecture",
+                f"cannot load the single-file checkpoint {Path(path).name}: {str(e).splitlines()[0]}"
+                + (
+                    ". Give the model the parts its file lacks: `modelyard component set NAME vae|clip_l|clip_g|t5xxl PATH`"
+                    if missing
+                    else ""
+                ),
                 status=500,
             ) from e
 
     def _swap_components(self, pipe: Any, template: str, components: dict[str, str], source: Path) -> None:
-        diffusers: Any = importlib.import_module("diffusers")
-        transformers: Any = importlib.import_module("transformers")
-
         slots = ROLE_SLOTS.get(template, ROLE_SLOTS["sd_official"])
         for role, path in components.items():
             slot = slots.get(role)
@@ -122,22 +140,27 @@ class ImageGenerator:
                 raise RunnerError(
                     f"this {type(pipe).__name__} has no place for a {role} component", status=500
                 )
-            current = getattr(pipe, slot)
-            folder = Path(path).is_dir()
-            if role == "vae":
-                loaded = self._vae(diffusers.AutoencoderKL, Path(path), source)
-            elif folder:
-                cls = type(current) if current is not None else transformers.AutoModel
-                loaded = cls.from_pretrained(path, torch_dtype=self.dtype, local_files_only=True)
-            else:
-                raise RunnerError(
-                    f"the {role} component {Path(path).name} is a single file; text encoders are taken as "
-                    "transformers folders (config.json + weights)",
-                    status=500,
-                )
+            loaded = self._component(role, Path(path), source)
             setattr(pipe, slot, loaded)
             pipe.register_modules(**{slot: loaded})
             log.info("component %s (%s) from %s", role, slot, path)
+
+    def _component(self, role: str, path: Path, source: Path) -> Any:
+        """A VAE (see _vae), or a text encoder as a transformers folder (its class from config.json)."""
+        if role == "vae":
+            diffusers: Any = importlib.import_module("diffusers")
+            return self._vae(diffusers.AutoencoderKL, path, source)
+        if not path.is_dir():
+            raise RunnerError(
+                f"the {role} component {path.name} is a single file; text encoders are taken as "
+                "transformers folders (config.json + weights)",
+                status=500,
+            )
+        transformers: Any = importlib.import_module("transformers")
+        config = orjson.loads((path / "config.json").read_bytes())
+        architecture = (config.get("architectures") or ["AutoModel"])[0]
+        cls = getattr(transformers, architecture, transformers.AutoModel)
+        return cls.from_pretrained(str(path), torch_dtype=self.dtype, local_files_only=True)
 
     def _vae(self, vae: Any, path: Path, source: Path) -> Any:
         """A VAE folder; a diffusers-format file with its config.json beside it; else a
