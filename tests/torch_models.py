@@ -368,3 +368,62 @@ def write_tiny_wan(folder: Path, *, seed: int = 0) -> Path:
         transformer=transformer,
     ).save_pretrained(folder)
     return folder
+
+
+def write_tiny_sdxl(folder: Path, *, seed: int = 0) -> Path:
+    """A StableDiffusionXLPipeline folder: CLIP-L (text_encoder) and CLIP-G with its projection
+    (text_encoder_2) feeding a UNet with SDXL's text-time embedding."""
+    import torch
+    from diffusers import DDIMScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    torch.manual_seed(seed)
+    tokenizer, tokenizer_2 = _bpe_tokenizer(None), _bpe_tokenizer(None)
+    tokenizer.model_max_length = tokenizer_2.model_max_length = 16
+    clip_g = CLIPTextModelWithProjection(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer_2),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=16,
+            projection_dim=16,
+            bos_token_id=tokenizer_2.bos_token_id,
+            eos_token_id=tokenizer_2.eos_token_id,
+            pad_token_id=tokenizer_2.pad_token_id,
+        )
+    )
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        layers_per_block=1,
+        block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 1),
+        projection_class_embeddings_input_dim=64,  # 6 time ids x 8 + CLIP-G's pooled 16
+        cross_attention_dim=32,  # CLIP-L's 16 + CLIP-G's 16
+        norm_num_groups=4,
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    StableDiffusionXLPipeline(
+        vae=_tiny_vae(),
+        text_encoder=_tiny_clip(tokenizer, layers=2),
+        text_encoder_2=clip_g,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer_2,
+        unet=unet,
+        scheduler=scheduler,
+    ).save_pretrained(folder)
+    return folder

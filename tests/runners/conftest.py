@@ -80,3 +80,12 @@ def wan(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from torch_models import write_tiny_wan
 
     return write_tiny_wan(tmp_path_factory.mktemp("wan") / "tiny-wan")
+
+
+@pytest.fixture(scope="session")
+def sdxl_zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from torch_models import write_tiny_sdxl
+
+    root = tmp_path_factory.mktemp("sdxl-zoo")
+    other = write_tiny_sdxl(root / "other-sdxl", seed=4)
+    return {"sdxl": write_tiny_sdxl(root / "tiny-sdxl"), "clip_g": other / "text_encoder_2"}

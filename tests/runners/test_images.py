@@ -246,3 +246,22 @@ def test_a_single_file_flux_with_its_components(server: RunningServer, flux_zoo:
     assert server.http.post("/api/models/tiny-sd/load", json={}).status_code == 200
     got = pixels(generate(server)["data"][0]["b64_json"])
     assert np.abs(got - flux_local(flux)).max() <= 1  # the same picture as the whole folder makes
+
+
+def test_sdxl_with_a_clip_g_component(server: RunningServer, sdxl_zoo: dict[str, Path]) -> None:
+    from diffusers import AutoPipelineForText2Image
+    from transformers import CLIPTextModelWithProjection
+
+    model = server.http.post("/api/models", json={"path": str(sdxl_zoo["sdxl"]), "name": "tiny-sd"}).json()
+    assert model["template"] == "sd_official"
+    r = server.http.put("/api/models/tiny-sd/components/clip_g", json={"path": str(sdxl_zoo["clip_g"])})
+    assert r.status_code == 200, r.text
+    assert server.http.post("/api/models/tiny-sd/load", json={}).status_code == 200
+    got = pixels(generate(server)["data"][0]["b64_json"])
+    pipe = AutoPipelineForText2Image.from_pretrained(sdxl_zoo["sdxl"], local_files_only=True)
+    plain = render(pipe)
+    pipe.text_encoder_2 = CLIPTextModelWithProjection.from_pretrained(
+        sdxl_zoo["clip_g"], local_files_only=True
+    )
+    assert np.abs(got - render(pipe)).max() <= 1
+    assert np.abs(got - plain).max() > 5  # the other CLIP-G changes the picture
