@@ -40,13 +40,11 @@ def _bpe_tokenizer(chat_template: str | None) -> Any:
     return fast
 
 
-def write_chat_model(folder: Path, *, chat_template: str | None = CHATML, seed: int = 0) -> Path:
-    """A 2-layer LlamaForCausalLM (hidden 32) with a byte-level BPE tokenizer and a ChatML template."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+def _llama_config(tokenizer: Any) -> Any:
+    """A 2-layer llama (hidden 32, 4 heads, 2 KV heads) for the BPE tokenizer."""
+    from transformers import LlamaConfig
 
-    tokenizer = _bpe_tokenizer(chat_template)
-    config = LlamaConfig(
+    return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=32,
         intermediate_size=64,
@@ -58,6 +56,15 @@ def write_chat_model(folder: Path, *, chat_template: str | None = CHATML, seed: 
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
+
+
+def write_chat_model(folder: Path, *, chat_template: str | None = CHATML, seed: int = 0) -> Path:
+    """A 2-layer LlamaForCausalLM (hidden 32) with a byte-level BPE tokenizer and a ChatML template."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    tokenizer = _bpe_tokenizer(chat_template)
+    config = _llama_config(tokenizer)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     model.save_pretrained(folder, safe_serialization=True)
@@ -118,24 +125,29 @@ def write_bert_classifier(folder: Path, labels: list[str], *, seed: int = 0) -> 
     return folder
 
 
-def _tiny_clip(tokenizer: Any, *, layers: int) -> Any:
-    """A CLIP text encoder (hidden 16) for the BPE tokenizer."""
-    from transformers import CLIPTextConfig, CLIPTextModel
+def _clip_config(tokenizer: Any, *, layers: int) -> Any:
+    """A CLIP text encoder's config (hidden 16, projection 16) for the BPE tokenizer."""
+    from transformers import CLIPTextConfig
 
-    return CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=layers,
-            num_attention_heads=2,
-            max_position_embeddings=16,
-            projection_dim=16,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
+    return CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        max_position_embeddings=16,
+        projection_dim=16,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
+
+
+def _tiny_clip(tokenizer: Any, *, layers: int) -> Any:
+    """A CLIP-L style text encoder for the BPE tokenizer."""
+    from transformers import CLIPTextModel
+
+    return CLIPTextModel(_clip_config(tokenizer, layers=layers))
 
 
 def _tiny_vae(**extra: Any) -> Any:
@@ -238,7 +250,6 @@ def write_tiny_llava(folder: Path, *, seed: int = 0) -> Path:
     from transformers import (
         CLIPImageProcessor,
         CLIPVisionConfig,
-        LlamaConfig,
         LlavaConfig,
         LlavaForConditionalGeneration,
         LlavaProcessor,
@@ -254,18 +265,7 @@ def write_tiny_llava(folder: Path, *, seed: int = 0) -> Path:
         image_size=32,
         patch_size=8,
     )
-    text = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    text = _llama_config(tokenizer)
     config = LlavaConfig(
         vision_config=vision,
         text_config=text,
@@ -375,25 +375,12 @@ def write_tiny_sdxl(folder: Path, *, seed: int = 0) -> Path:
     (text_encoder_2) feeding a UNet with SDXL's text-time embedding."""
     import torch
     from diffusers import DDIMScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+    from transformers import CLIPTextModelWithProjection
 
     torch.manual_seed(seed)
     tokenizer, tokenizer_2 = _bpe_tokenizer(None), _bpe_tokenizer(None)
     tokenizer.model_max_length = tokenizer_2.model_max_length = 16
-    clip_g = CLIPTextModelWithProjection(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer_2),
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            max_position_embeddings=16,
-            projection_dim=16,
-            bos_token_id=tokenizer_2.bos_token_id,
-            eos_token_id=tokenizer_2.eos_token_id,
-            pad_token_id=tokenizer_2.pad_token_id,
-        )
-    )
+    clip_g = CLIPTextModelWithProjection(_clip_config(tokenizer_2, layers=2))
     unet = UNet2DConditionModel(
         sample_size=8,
         layers_per_block=1,
