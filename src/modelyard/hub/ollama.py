@@ -6,8 +6,6 @@ layers by media type and digest; ``GET /v2/{ns}/{name}/blobs/{digest}`` redirect
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import httpx
 
 from modelyard.errors import HubUnavailable, RepoNotFound, Unsupported
@@ -102,7 +100,3 @@ def _retryable(e: Exception) -> float | None:
     if isinstance(e, httpx.TransportError):
         return 1.0
     return None
-
-
-def registry_host(url: str) -> str:
-    return urlsplit(url).netloc

@@ -80,8 +80,3 @@ class Batcher(Generic[X, Y]):
 
     def stats(self) -> dict[str, int]:
         return {"batches": self.batches, "items": self.items}
-
-    async def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
