@@ -157,6 +157,8 @@ def test_file_damaged_after_import_is_caught_before_launch(server: RunningServer
 def test_engine_not_ready_in_time(tmp_path: Path, gemma: Path) -> None:
     with serve(tmp_path / "home", health_timeout=0.05) as server:  # gemma takes longer to load
         add(server, gemma, name="gemma3")
+        # a context that fits under either engine (llama-cpp-python's keeps n_ctx x n_vocab logits)
+        server.http.put("/api/models/gemma3/settings", json={"options": {"n_ctx": 2048}})
         r = server.http.post("/api/models/gemma3/load", json={})
         assert r.status_code == 502
         assert "was not ready after 0.05 s" in r.json()["error"]["message"]
