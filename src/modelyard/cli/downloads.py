@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -167,7 +168,7 @@ def _count(n: int, what: str) -> str:
 
 
 def _label(job: dict[str, Any]) -> str:
-    return f"{job['repo']} [{job['state']}]"
+    return escape(f"{job['repo']} ({job['state']})")
 
 
 def _files(job: dict[str, Any]) -> str:
