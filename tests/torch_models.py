@@ -165,11 +165,25 @@ def _tiny_vae(**extra: Any) -> Any:
     )
 
 
+def _ddim() -> Any:
+    """Stable Diffusion's DDIM schedule."""
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+
+
 def write_tiny_sd(folder: Path, *, seed: int = 0) -> Path:
     """A diffusers StableDiffusionPipeline folder small enough to run in a test: 8x8 latents,
     a 2-layer CLIP text encoder with the byte-level BPE tokenizer."""
     import torch
-    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -186,14 +200,7 @@ def write_tiny_sd(folder: Path, *, seed: int = 0) -> Path:
     tokenizer = _bpe_tokenizer(None)
     tokenizer.model_max_length = 16
     text_encoder = _tiny_clip(tokenizer, layers=2)
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
+    scheduler = _ddim()
     pipe = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
@@ -374,7 +381,7 @@ def write_tiny_sdxl(folder: Path, *, seed: int = 0) -> Path:
     """A StableDiffusionXLPipeline folder: CLIP-L (text_encoder) and CLIP-G with its projection
     (text_encoder_2) feeding a UNet with SDXL's text-time embedding."""
     import torch
-    from diffusers import DDIMScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextModelWithProjection
 
     torch.manual_seed(seed)
@@ -396,14 +403,7 @@ def write_tiny_sdxl(folder: Path, *, seed: int = 0) -> Path:
         cross_attention_dim=32,  # CLIP-L's 16 + CLIP-G's 16
         norm_num_groups=4,
     )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
+    scheduler = _ddim()
     StableDiffusionXLPipeline(
         vae=_tiny_vae(),
         text_encoder=_tiny_clip(tokenizer, layers=2),

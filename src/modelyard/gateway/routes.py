@@ -243,19 +243,21 @@ async def _route(
         return Response(status_code=499)
     except ModelyardError as e:
         return from_exception(e)
-    files = local_image_parts(orjson.loads(raw)) if endpoint == "chat" and model.format == "gguf" else []
-    if form or (name == model.name and not files):
-        content = raw
-    else:  # an alias or base:adapter (the engine knows the model by its name), or local images
-        payload: dict[str, Any] = orjson.loads(raw)
+    # llama.cpp takes images only inline: local files in chat messages are read here. The body is
+    # parsed only when it may hold one, or when the engine must hear the model's own name.
+    images_here = endpoint == "chat" and model.format == "gguf" and b'"image_url"' in raw
+    payload: dict[str, Any] | None = None
+    if not form and (name != model.name or images_here):
+        payload = orjson.loads(raw)
         payload["model"] = model.name
-        images = local_image_parts(payload)
+        files = local_image_parts(payload) if images_here else []
         try:
-            await asyncio.to_thread(inline, images)
+            if files:
+                await asyncio.to_thread(inline, files)
         except ModelyardError as e:
             gate.release(slot)
             return from_exception(e)
-        content = orjson.dumps(payload)
+    content = raw if payload is None else orjson.dumps(payload)
     return await forward(
         request.app.state.upstream,
         slot.url + path,
