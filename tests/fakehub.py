@@ -175,6 +175,8 @@ class FakeHub:
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
+        if not self._loop.is_running():
+            self._loop.close()
 
     @web.middleware
     async def _log(self, request: web.Request, handler: Any) -> web.StreamResponse:

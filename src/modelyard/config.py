@@ -31,6 +31,10 @@ class Settings(BaseSettings):
         default=None, description="where the CLI finds the server; http://host:port by default"
     )
 
+    ui_dir: Path | None = Field(
+        default=None, description="the built web UI; the package's own (built by scripts/setup) by default"
+    )
+
     # serving
     llama_server: Path | None = Field(
         default=None, description="llama-server binary; else MODELYARD_HOME/bin, PATH, then llama_cpp.server"

@@ -220,6 +220,13 @@ def test_bad_requests_get_clear_errors_and_the_server_stays_up(
     assert "F32, Q8_0" in quant.json()["error"]["hint"] or "Q8_0, F32" in quant.json()["error"]["hint"]
     search = http.get("/api/hub/search", params={"source": "ollama", "q": "x"})
     assert search.status_code == 400
+    relative = http.post("/api/downloads", json={"ref": "org/tiny-GGUF:Q8_0", "directory": "models"})
+    assert relative.status_code == 400
+    assert "absolute" in relative.json()["error"]["message"]
+    a_file = server.app.state.settings.home / "catalog.db"
+    not_folder = http.post("/api/downloads", json={"ref": "org/tiny-GGUF:Q8_0", "directory": str(a_file)})
+    assert not_folder.status_code == 400
+    assert "not a folder" in not_folder.json()["error"]["message"]
 
     class Full:
         free = 1000

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from modelyard import __version__
-from modelyard.api import downloads, errors, models, monitor, runtime
+from modelyard.api import downloads, errors, models, monitor, runtime, ui
 from modelyard.catalog.store import Store
 from modelyard.config import Settings
 from modelyard.gateway import routes as gateway
@@ -64,4 +64,5 @@ def create_app(settings: Settings) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    ui.mount(app, settings.ui_dir)  # last: it answers every path the API does not
     return app

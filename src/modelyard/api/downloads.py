@@ -62,6 +62,9 @@ class PullIn(BaseModel):
     all: bool = Field(default=False, description="every file of the repo")
     base: str | None = Field(default=None, description="the library model a LoRA repo binds to")
     name: str | None = Field(default=None, description="the name the imported model gets")
+    directory: str | None = Field(
+        default=None, description="save into DIRECTORY/<repo name> on the server (default: under its home)"
+    )
 
 
 class JobOut(BaseModel):
@@ -134,6 +137,7 @@ async def pull(request: Request, body: PullIn) -> JobOut:
             everything=body.all,
             base=body.base,
             name=body.name,
+            directory=body.directory,
         )
     )
     return JobOut(**view.to_json())

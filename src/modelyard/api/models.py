@@ -13,6 +13,7 @@ from modelyard.api.schemas import (
     InspectionOut,
     ModelOut,
     ModelPatch,
+    PathEntryOut,
     PathIn,
     ScanOut,
     SettingsIn,
@@ -22,6 +23,7 @@ from modelyard.api.schemas import (
 from modelyard.catalog.records import Model
 from modelyard.formats.detect import inspect_path
 from modelyard.library import ImportRequest, Library
+from modelyard.library.paths import complete
 
 ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorOut} for code in (400, 404, 409, 422)}
 router = APIRouter(prefix="/api", responses=ERRORS)
@@ -118,6 +120,14 @@ def remove_component(lib: Lib, name: str, role: str) -> ModelOut:
 def inspect(body: PathIn) -> InspectionOut:
     """What a file or folder is, without importing it."""
     return InspectionOut.of(inspect_path(body.path))
+
+
+@router.get("/paths", tags=["library"])
+def paths(
+    prefix: str = Query("/", description="a path typed so far; a trailing / lists the folder"),
+) -> list[PathEntryOut]:
+    """How a path typed so far may go on, on the server's disk: folders first."""
+    return [PathEntryOut.model_validate(e, from_attributes=True) for e in complete(prefix)]
 
 
 @router.post("/scan", tags=["library"])

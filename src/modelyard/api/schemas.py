@@ -210,3 +210,11 @@ class ErrorBody(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorBody
+
+
+class PathEntryOut(BaseModel):
+    path: str
+    name: str
+    folder: bool
+    size: int | None
+    model: bool = Field(description="a model file, or a folder with a model's config")

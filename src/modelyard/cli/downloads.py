@@ -107,6 +107,9 @@ def pull(
     everything: bool = typer.Option(False, "--all", help="every file of the repo"),
     base: str | None = typer.Option(None, "--base", help="a LoRA repo: the library model it binds to"),
     name: str | None = typer.Option(None, "--name", help="the name the imported model gets"),
+    directory: str | None = typer.Option(
+        None, "--dir", help="save into DIR/<repo name> (an absolute path on the server)"
+    ),
     detach: bool = typer.Option(False, "--detach", "-d", help="start it and return; the server carries on"),
 ) -> None:
     """Download a model into the library (resumable, verified, imported when done)."""
@@ -119,6 +122,7 @@ def pull(
         "all": everything,
         "base": base,
         "name": name,
+        "directory": directory,
     }
     job = api.post("/api/downloads", body)
     if detach:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import shutil
 import time
@@ -19,7 +20,7 @@ import aiohttp
 
 from modelyard.catalog.records import Download
 from modelyard.config import Settings
-from modelyard.errors import DownloadActive, InvalidImport, ModelyardError, NoSpace
+from modelyard.errors import DownloadActive, InvalidImport, InvalidInput, ModelyardError, NoSpace
 from modelyard.formats.detect import inspect_path
 from modelyard.formats.inspection import ADAPTER
 from modelyard.hub.huggingface import HuggingFace
@@ -50,6 +51,7 @@ class PullRequest:
     everything: bool = False
     base: str | None = None  # the base model a LoRA binds to
     name: str | None = None
+    directory: str | None = None  # the files go into DIRECTORY/<repo name>; else under models_dir
 
 
 @dataclass
@@ -157,6 +159,7 @@ class Downloads:
 
     async def create(self, request: PullRequest) -> JobView:
         ref = parse_ref(request.ref, request.source)
+        folder = _chosen_folder(request.directory) if request.directory else None
         if request.base is not None:
             self.library.get(request.base)  # a missing base fails now, not after the download
         snap = await asyncio.to_thread(self.hub(ref.source).snapshot, ref.repo, ref.revision)
@@ -169,8 +172,11 @@ class Downloads:
             everything=request.everything,
         )
         total = sum(f.size or 0 for f in chosen)
-        self._check_space(total)
-        destination = self.settings.models_dir / snap.source.value / snap.repo / snap.revision
+        if folder is not None:
+            destination = folder / snap.repo.rsplit("/", 1)[-1]
+        else:
+            destination = self.settings.models_dir / snap.source.value / snap.repo / snap.revision
+        self._check_space(total, destination)
         job = self.store.add_download(
             source=snap.source.value,
             repo=snap.repo,
@@ -284,14 +290,22 @@ class Downloads:
     def _work(self, job_id: int) -> Path:
         return self.settings.downloads_dir / str(job_id)
 
-    def _check_space(self, needed: int) -> None:
+    def _check_space(self, needed: int, destination: Path | None = None) -> None:
+        """The files are fetched under downloads_dir, then moved to the destination: both disks
+        need the room when they differ."""
         self.settings.downloads_dir.mkdir(parents=True, exist_ok=True)
-        free = shutil.disk_usage(self.settings.downloads_dir).free
-        if needed + SPACE_MARGIN > free:
-            raise NoSpace(
-                f"the download needs {needed / 2**30:.2f} GiB and the disk has {free / 2**30:.2f} GiB free",
-                hint="free some space, or pick a smaller quantization or fewer files",
-            )
+        places = [self.settings.downloads_dir]
+        if destination is not None:
+            existing = next(p for p in (destination, *destination.parents) if p.exists())
+            if existing.stat().st_dev != self.settings.downloads_dir.stat().st_dev:
+                places.append(existing)
+        for place in places:
+            free = shutil.disk_usage(place).free
+            if needed + SPACE_MARGIN > free:
+                raise NoSpace(
+                    f"the download needs {needed / 2**30:.2f} GiB and {place} has {free / 2**30:.2f} GiB free",
+                    hint="free some space, or pick a smaller quantization or fewer files",
+                )
 
     async def _stop(self, job_id: int) -> None:
         live = self._live.get(job_id)
@@ -417,3 +431,16 @@ class Downloads:
 def _repo_name(repo: str) -> str:
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", repo.rsplit("/", 1)[-1]).strip("-._")
     return name[:128] or "model"
+
+
+def _chosen_folder(directory: str) -> Path:
+    """A save folder the user picked: absolute, and a folder (made when missing) we may write in."""
+    folder = Path(directory).expanduser()
+    if not folder.is_absolute():
+        raise InvalidInput(f"the save folder must be an absolute path: {directory}", hint="e.g. /data/models")
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInput(f"{folder} is a file, not a folder", hint="pick a folder to save into")
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not os.access(existing, os.W_OK):
+        raise InvalidInput(f"cannot write in {existing}", hint="pick a folder you may write in")
+    return folder

@@ -1,0 +1,258 @@
+"""The web UI in Chromium against a running server: the library from import to delete, a chat
+in the playground, the running models page, a download from the fake hub with pause and resume,
+and the resource monitor."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from playwright.sync_api import Locator, Page, expect
+
+import builders as b
+from browser import Shots
+from conftest import RunningServer
+from fakehub import FakeHub
+
+
+def row(page: Page, model: str) -> Locator:
+    return page.locator(f'tr[data-model="{model}"]')
+
+
+def dialog(page: Page) -> Locator:
+    return page.get_by_role("dialog")
+
+
+def test_import_rename_load_chat_unload_delete(
+    page: Page, shots: Shots, server: RunningServer, tmp_path: Path
+) -> None:
+    folder = tmp_path / "models" / "chat"
+    gguf = b.write_llama_gguf(folder / "tiny-chat.gguf", chat_template=b.CHAT_TEMPLATE)[0]
+    b.write_lora_gguf(folder / "tiny-lora.gguf")
+    broken = tmp_path / "models" / "broken.gguf"
+    broken.write_bytes(gguf.read_bytes()[:1000])
+    api = server.http
+
+    page.goto("/")
+    expect(page.get_by_text("No chat models yet")).to_be_visible()
+
+    # Import: a damaged file is refused inline, then the path is completed from the server's disk.
+    page.get_by_role("toolbar").get_by_role("button", name="Import", exact=True).click()
+    path = dialog(page).get_by_label("Model path")
+    path.fill(str(broken))
+    expect(dialog(page).get_by_role("alert")).to_contain_text("truncated")
+    expect(dialog(page).get_by_role("button", name="Import", exact=True)).to_be_disabled()
+    shots("import-refuses-a-truncated-gguf")
+    path.fill(f"{tmp_path / 'models'}/")
+    page.get_by_role("option").filter(has_text="chat/").click()
+    expect(path).to_have_value(f"{folder}/")
+    page.get_by_role("option").filter(has_text="tiny-chat.gguf").click()
+    expect(path).to_have_value(str(gguf))
+    facts = dialog(page).get_by_label("What was found")
+    expect(facts).to_contain_text("gguf")
+    expect(facts).to_contain_text("chat")
+    shots("import-dialog")
+    dialog(page).get_by_role("button", name="Import", exact=True).click()
+    expect(row(page, "tiny-chat")).to_contain_text("not loaded")
+    assert api.get("/api/models/tiny-chat").json()["category"] == "chat"
+
+    # Rename with Enter, describe by leaving the field.
+    row(page, "tiny-chat").get_by_role("button", name="Edit name").click()
+    row(page, "tiny-chat").get_by_label("name", exact=True).fill("my-chat")
+    page.keyboard.press("Enter")
+    expect(row(page, "my-chat")).to_be_visible()
+    row(page, "my-chat").get_by_role("button", name="Edit description").click()
+    row(page, "my-chat").get_by_label("description", exact=True).fill("a tiny test model")
+    page.keyboard.press("Tab")  # leaving the field saves it
+    expect(row(page, "my-chat")).to_contain_text("a tiny test model")
+    saved = api.get("/api/models/my-chat").json()
+    assert saved["description"] == "a tiny test model"
+    assert api.get("/api/models/tiny-chat").status_code == 404
+
+    # Context size, saved as the model's setting.
+    row(page, "my-chat").get_by_role("button", name="Context", exact=True).click()
+    dialog(page).get_by_label("Context size").fill("256")
+    dialog(page).get_by_role("button", name="Save", exact=True).click()
+    expect(dialog(page)).to_have_count(0)
+    assert api.get("/api/models/my-chat/settings").json()["saved"]["n_ctx"] == 256
+
+    # A LoRA: imported in the expanded row, then picked for the load.
+    row(page, "my-chat").get_by_role("button", name="Show adapters of my-chat").click()
+    page.get_by_role("button", name="Import LoRA", exact=True).click()
+    dialog(page).get_by_label("LoRA path").fill(str(folder / "tiny-lora.gguf"))
+    dialog(page).get_by_role("button", name="Import", exact=True).click()
+    page.get_by_role("radio", name="tiny-lora").check()
+    shots("library-with-adapter")
+
+    # Load: the estimate comes first, then the model serves.
+    page.get_by_role("radio", name="Select my-chat").check()
+    page.get_by_role("toolbar").get_by_role("button", name="Load", exact=True).click()
+    estimate = dialog(page).get_by_label("Memory estimate")
+    expect(estimate).to_contain_text("Needs")
+    expect(estimate).to_contain_text("free")
+    expect(estimate).to_contain_text("256 tokens")
+    shots("load-estimate")
+    dialog(page).get_by_role("button", name="Load", exact=True).click()
+    expect(row(page, "my-chat").locator(".status")).to_have_text("loaded", timeout=120_000)
+    [instance] = api.get("/api/instances").json()
+    assert (instance["model"], instance["adapter"], instance["state"]) == ("my-chat", "tiny-lora", "running")
+
+    # Running models: the instance, its memory and its live log.
+    page.get_by_role("link", name="Running models").click()
+    line = page.locator(f'tr[data-instance="{instance["id"]}"]')
+    expect(line).to_contain_text("running")
+    expect(line).to_contain_text("tiny-lora")
+    expect(page.get_by_label("Log")).to_contain_text("llama", timeout=30_000)
+    shots("running-models")
+
+    # Playground: a streamed greedy reply, the same as the API gives for the same request.
+    page.get_by_role("link", name="Playground").click()
+    expect(page.get_by_label("Model", exact=True)).to_have_value("my-chat")
+    page.get_by_label("System prompt").fill("Answer briefly.")
+    page.get_by_role("slider", name="Temperature").fill("0")
+    page.get_by_label("Max tokens").fill("12")
+    page.get_by_label("Seed", exact=True).fill("7")
+    page.get_by_label("Message").fill("hello there")
+    page.get_by_label("Message").press("Enter")
+    expect(page.get_by_text("chunks in")).to_be_visible(timeout=60_000)
+    reply = page.locator('.message[data-role="assistant"]').inner_text()
+    expected = api.post(
+        "/v1/chat/completions",
+        json={
+            "model": "my-chat:tiny-lora",
+            "messages": [
+                {"role": "system", "content": "Answer briefly."},
+                {"role": "user", "content": "hello there"},
+            ],
+            "temperature": 0,
+            "top_p": 0.95,
+            "max_tokens": 12,
+            "seed": 7,
+        },
+    ).json()["choices"][0]["message"]["content"]
+    assert reply.strip()
+    assert reply.strip() == expected.strip()
+    shots("playground-chat")
+
+    # Unload from the toolbar (with a confirmation), then delete (with one).
+    page.get_by_role("link", name="Library").click()
+    page.get_by_role("toolbar").get_by_role("button", name="Unload", exact=True).click()
+    expect(dialog(page)).to_contain_text("my-chat")
+    dialog(page).get_by_role("button", name="Unload", exact=True).click()
+    expect(row(page, "my-chat").locator(".status")).to_have_text("not loaded", timeout=60_000)
+    assert api.get("/api/instances").json() == []
+    row(page, "my-chat").get_by_role("button", name="Delete", exact=True).click()
+    expect(dialog(page)).to_contain_text("files stay")
+    shots("delete-confirmation")
+    dialog(page).get_by_role("button", name="Delete", exact=True).click()
+    expect(page.get_by_text("No chat models yet")).to_be_visible()
+    assert api.get("/api/models").json() == []
+    assert gguf.is_file()  # the record went, the file stays
+
+
+def test_download_from_the_hub_with_pause_and_resume(
+    page: Page, shots: Shots, server: RunningServer, hub: FakeHub, tmp_path: Path
+) -> None:
+    q8 = b.write_llama_gguf(
+        tmp_path / "src" / "tiny-chat-Q8_0.gguf", quant="Q8_0", chat_template=b.CHAT_TEMPLATE
+    )[0]
+    f32 = b.write_llama_gguf(tmp_path / "src" / "tiny-chat-F32.gguf", chat_template=b.CHAT_TEMPLATE)[0]
+    hub.add_hf(
+        "tiny-org/tiny-chat-GGUF",
+        {"README.md": b"# tiny chat\n", q8.name: q8.read_bytes(), f32.name: f32.read_bytes()},
+        tags=["gguf"],
+        pipeline_tag="text-generation",
+    )
+    hub.add_hf("tiny-org/unrelated", {"README.md": b"# other\n"})
+    hub.rate = 40_000  # bytes per second: slow enough to pause halfway
+    save = tmp_path / "saved"
+    api = server.http
+
+    page.goto("/")
+    page.get_by_role("toolbar").get_by_role("button", name="Download", exact=True).click()
+    dialog(page).get_by_label("Search").fill("tiny-chat")
+    dialog(page).get_by_role("button", name="Search", exact=True).click()
+    results = dialog(page).get_by_label("Search results")
+    expect(results).to_contain_text("tiny-org/tiny-chat-GGUF")
+    expect(results).not_to_contain_text("tiny-org/unrelated")
+    results.get_by_role("button").filter(has_text="tiny-org/tiny-chat-GGUF").click()
+    details = dialog(page).get_by_label("Model details")
+    expect(details).to_contain_text("Q8_0")
+    expect(details).to_contain_text("F32")
+    details.get_by_role("radio", name="Q8_0").check()
+    details.get_by_label("Save folder").fill(str(save))
+    shots("download-details")
+    details.get_by_role("button", name="Start download").click()
+
+    job = dialog(page).locator(".job").first
+    expect(job.locator(".state")).to_have_text("running")
+    expect(job).to_contain_text("files 0/1")
+    expect(job).to_contain_text("ETA")
+    deadline = time.monotonic() + 30
+    while float(job.get_by_test_id("percent").inner_text().rstrip("%")) < 10:
+        assert time.monotonic() < deadline, "the download did not move"
+        time.sleep(0.2)
+    shots("download-running")
+
+    # Minimise: the button keeps the progress while the dialog is away.
+    dialog(page).get_by_role("button", name="Minimise", exact=True).click()
+    expect(dialog(page)).to_have_count(0)
+    expect(page.get_by_role("button", name="Downloads", exact=True)).to_contain_text("1 download")
+    shots("download-minimised")
+    page.get_by_role("button", name="Downloads", exact=True).click()
+
+    job.get_by_role("button", name="Pause", exact=True).click()
+    expect(job.locator(".state")).to_have_text("paused")
+    [record] = api.get("/api/downloads").json()
+    paused_at = record["bytes_done"]
+    assert 0 < paused_at < record["bytes_total"]
+    time.sleep(1)
+    assert api.get(f"/api/downloads/{record['id']}").json()["bytes_done"] == paused_at  # it stopped
+    shots("download-paused")
+
+    hub.rate = None
+    job.get_by_role("button", name="Resume", exact=True).click()
+    expect(job.locator(".state")).to_have_text("completed", timeout=60_000)
+    expect(job).to_contain_text("files 1/1")
+    expect(job).to_contain_text("In the library as")
+    shots("download-completed")
+    assert (save / "tiny-chat-GGUF" / q8.name).read_bytes() == q8.read_bytes()
+    resumed = hub.requests  # the second run asked for the rest only
+    assert any(
+        "bytes=" in h.get("Range", "") and not h.get("Range", "").startswith("bytes=0-")
+        for _, _, h in resumed
+    )
+
+    dialog(page).get_by_role("button", name="Close", exact=True).click()
+    [model] = api.get("/api/models").json()
+    expect(row(page, model["name"])).to_contain_text("gguf")
+    assert model["quantization"] == "Q8_0"
+
+
+def test_resource_monitor_and_inline_errors(page: Page, shots: Shots, server: RunningServer) -> None:
+    page.goto("/")
+    monitor = page.get_by_label("Resource monitor")
+    expect(monitor.get_by_test_id("ring-cpu")).to_contain_text("CPU")
+    expect(monitor.get_by_test_id("ring-memory")).to_contain_text("Memory")
+    gpus = server.http.get("/api/monitor").json().get("gpus", [])
+    expect(monitor.get_by_test_id("gpu-card")).to_have_count(len(gpus))  # a card only per GPU there is
+    # the ring turns red above 90%: memory is what it is, so check the rule on a sample we send
+    page.route(
+        "**/api/monitor/stream",
+        lambda route: route.fulfill(
+            status=200,
+            headers={"Content-Type": "text/event-stream"},
+            body='data: {"at": 1, "cpu_percent": 95.0, "memory_used": 9, "memory_total": 10, '
+            '"memory_percent": 42.0}\n\n',
+        ),
+    )
+    page.reload()
+    expect(page.get_by_test_id("ring-cpu")).to_have_class("ring hot")
+    expect(page.get_by_test_id("ring-memory")).to_have_class("ring")
+    shots("monitor")
+
+    # A path that does not exist: said at once, under the field.
+    page.get_by_role("toolbar").get_by_role("button", name="Import", exact=True).click()
+    dialog(page).get_by_label("Model path").fill("/no/such/model.gguf")
+    expect(dialog(page).get_by_role("alert")).to_contain_text("no such file")
+    shots("import-missing-path")

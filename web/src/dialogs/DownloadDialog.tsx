@@ -1,0 +1,278 @@
+import { useState } from "preact/hooks";
+import { api, CATEGORIES, CATEGORY_LABELS, type Hit, type Job, type Repo } from "../api";
+import { Dialog } from "../components/Dialog";
+import { PathInput } from "../components/PathInput";
+import { count, duration, percent, size } from "../format";
+import { ACTIVE, jobs, message, useJobs } from "../store";
+
+const SOURCES = [
+  { id: "hf", label: "Hugging Face" },
+  { id: "modelscope", label: "ModelScope" },
+  { id: "ollama", label: "Ollama" },
+] as const;
+const ALL = "__all__";
+
+/** The downloader: search a hub, look at a repo, pick a quantization or files, follow the jobs. */
+export function DownloadDialog({ onClose, hidden }: { onClose: () => void; hidden: boolean }) {
+  const [source, setSource] = useState<string>("hf");
+  const [category, setCategory] = useState<string>("");
+  const [query, setQuery] = useState("");
+  const [hits, setHits] = useState<Hit[] | null>(null);
+  const [repo, setRepo] = useState<Repo | null>(null);
+  const [ref, setRef] = useState("");
+  const [pick, setPick] = useState<string>("");
+  const [name, setName] = useState("");
+  const [directory, setDirectory] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const list = useJobs();
+  if (hidden) return null;
+
+  const run = async (f: () => Promise<void>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await f();
+    } catch (e) {
+      setError(message(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+  const search = () =>
+    run(async () => {
+      setRepo(null);
+      if (source === "ollama") return open(query.trim()); // the Ollama registry has no search
+      setHits(await api.search(source, query.trim(), category));
+    });
+  const open = (ref: string) =>
+    run(async () => {
+      const r = await api.files(source, ref);
+      setRepo(r);
+      setRef(ref);
+      const quant = r.groups.find((g) => g.name === "Q4_K_M") ?? r.groups.find((g) => g.name !== "mmproj");
+      setPick(r.gguf && quant ? quant.name : ALL);
+    });
+  const start = () =>
+    run(async () => {
+      if (!repo) return;
+      const job = await api.pull({
+        ref,
+        source,
+        quantization: pick === ALL ? null : pick,
+        all: pick === ALL,
+        name: name.trim() || null,
+        directory: directory.trim() || null,
+      });
+      jobs.put(job);
+    });
+  const chosen = repo?.groups.filter((g) => (pick === ALL ? true : g.name === pick || g.name === "mmproj")) ?? [];
+
+  return (
+    <Dialog
+      title="Download a model"
+      wide
+      onClose={onClose}
+      extra={
+        <button class="icon" aria-label="Minimise" title="Minimise: the downloads go on" onClick={onClose}>
+          _
+        </button>
+      }
+    >
+      <div class="download">
+        <section class="finder">
+          <div class="row">
+            <label>
+              Source
+              <select value={source} onChange={(e) => (setSource(e.currentTarget.value), setHits(null), setRepo(null))}>
+                {SOURCES.map((s) => (
+                  <option key={s.id} value={s.id}>
+                    {s.label}
+                  </option>
+                ))}
+              </select>
+            </label>
+            <label>
+              Category
+              <select value={category} disabled={source === "ollama"} onChange={(e) => setCategory(e.currentTarget.value)}>
+                <option value="">Any</option>
+                {CATEGORIES.map((c) => (
+                  <option key={c} value={c}>
+                    {CATEGORY_LABELS[c]}
+                  </option>
+                ))}
+              </select>
+            </label>
+          </div>
+          <form
+            class="row"
+            onSubmit={(e) => {
+              e.preventDefault();
+              void search();
+            }}
+          >
+            <input
+              type="search"
+              aria-label="Search"
+              value={query}
+              placeholder={source === "ollama" ? "a name, e.g. llama3.2:1b" : "search, or org/model"}
+              onInput={(e) => setQuery(e.currentTarget.value)}
+            />
+            <button type="submit" disabled={busy}>
+              {source === "ollama" ? "Show files" : "Search"}
+            </button>
+            {source !== "ollama" && query.includes("/") && (
+              <button type="button" disabled={busy} onClick={() => void open(query.trim())}>
+                Open repo
+              </button>
+            )}
+          </form>
+          {error && <p class="error">{error}</p>}
+          {hits && (
+            <ul class="hits" aria-label="Search results">
+              {hits.length === 0 && <li class="muted">Nothing found.</li>}
+              {hits.map((h) => (
+                <li key={h.repo}>
+                  <button class={`hit${repo?.repo === h.repo ? " current" : ""}`} onClick={() => void open(h.repo)}>
+                    <strong>{h.repo}</strong>
+                    <small>
+                      {h.task ?? "model"}
+                      {h.gguf && " · GGUF"} · ↓ {count(h.downloads)} · ♥ {count(h.likes)}
+                    </small>
+                  </button>
+                </li>
+              ))}
+            </ul>
+          )}
+        </section>
+        <section class="details" aria-label="Model details">
+          {!repo && <p class="muted">Search, then pick a model to see its files.</p>}
+          {repo && (
+            <>
+              <h3>{repo.repo}</h3>
+              <p class="muted">
+                {repo.task ?? "model"} · revision {repo.revision.slice(0, 12)}
+                {repo.gguf && " · GGUF"}
+              </p>
+              <fieldset class="groups">
+                <legend>Files</legend>
+                {repo.groups
+                  .filter((g) => g.name !== "mmproj" || !repo.gguf)
+                  .map((g) => (
+                    <label key={g.name} class="group">
+                      <input type="radio" name="pick" checked={pick === g.name} onChange={() => setPick(g.name)} />
+                      <span>{g.name}</span>
+                      <small>
+                        {size(g.size)}
+                        {g.shards > 1 && ` · ${g.shards} shards`}
+                        {g.files.length > 1 && g.shards <= 1 && ` · ${g.files.length} files`}
+                      </small>
+                    </label>
+                  ))}
+                <label class="group">
+                  <input type="radio" name="pick" checked={pick === ALL} onChange={() => setPick(ALL)} />
+                  <span>All files</span>
+                  <small>{size(repo.groups.reduce((n, g) => n + g.size, 0))}</small>
+                </label>
+              </fieldset>
+              {repo.gguf && repo.groups.some((g) => g.name === "mmproj") && pick !== ALL && (
+                <p class="muted">The multimodal projector (mmproj) comes with it.</p>
+              )}
+              <label>
+                Name in the library
+                <input type="text" value={name} placeholder="from the repo" onInput={(e) => setName(e.currentTarget.value)} />
+              </label>
+              <label>
+                Save folder
+                <PathInput
+                  label="Save folder"
+                  folders
+                  value={directory}
+                  onInput={setDirectory}
+                  placeholder="default: the models folder under modelyard's home"
+                />
+              </label>
+              <button class="primary" disabled={busy} onClick={() => void start()}>
+                Start download · {size(chosen.reduce((n, g) => n + g.size, 0))}
+              </button>
+            </>
+          )}
+        </section>
+      </div>
+      <JobList jobs={list} />
+    </Dialog>
+  );
+}
+
+function JobList({ jobs: list }: { jobs: Job[] }) {
+  const [error, setError] = useState<string | null>(null);
+  const act = async (f: () => Promise<unknown>) => {
+    setError(null);
+    try {
+      await f();
+    } catch (e) {
+      setError(message(e));
+    }
+  };
+  if (!list.length) return null;
+  return (
+    <section class="jobs" aria-label="Downloads">
+      <h3>Downloads</h3>
+      {error && <p class="error">{error}</p>}
+      {list.map((j) => {
+        const pct = percent(j.bytes_done, j.bytes_total);
+        return (
+          <div class={`job ${j.state}`} key={j.id} data-testid={`job-${j.id}`}>
+            <div class="line">
+              <strong>{j.repo}</strong>
+              <span class={`state ${j.state}`}>{j.state}</span>
+              <span class="spacer" />
+              {(j.state === "running" || j.state === "queued") && (
+                <button onClick={() => void act(async () => jobs.put(await api.jobAction(j.id, "pause")))}>Pause</button>
+              )}
+              {(j.state === "paused" || j.state === "failed") && (
+                <button onClick={() => void act(async () => jobs.put(await api.jobAction(j.id, "resume")))}>Resume</button>
+              )}
+              {(ACTIVE.includes(j.state) || j.state === "paused") && (
+                <button class="danger" onClick={() => void act(async () => jobs.put(await api.jobAction(j.id, "cancel")))}>
+                  Cancel
+                </button>
+              )}
+              {!ACTIVE.includes(j.state) && j.state !== "paused" && (
+                <button onClick={() => void act(async () => (await api.forget(j.id), jobs.drop(j.id)))}>Remove</button>
+              )}
+            </div>
+            <progress max={100} value={pct} aria-label={`Progress of ${j.repo}`} />
+            <div class="numbers">
+              <span data-testid="percent">{pct.toFixed(1)}%</span>
+              <span>
+                {size(j.bytes_done)} / {size(j.bytes_total)}
+              </span>
+              <span>{j.state === "running" ? `${size(j.speed)}/s` : ""}</span>
+              <span>{j.state === "running" ? `ETA ${duration(j.eta)}` : ""}</span>
+              <span>
+                files {j.files_done}/{j.files_total}
+              </span>
+            </div>
+            {j.error && <p class="error">{j.hint ? `${j.error} (${j.hint})` : j.error}</p>}
+            {j.state === "completed" && j.models.length > 0 && <p class="ok">In the library as {j.models.join(", ")}.</p>}
+            <small class="muted">{j.destination}</small>
+          </div>
+        );
+      })}
+    </section>
+  );
+}
+
+/** The downloader minimised: a button with the running downloads' progress. */
+export function DownloadsButton({ onOpen }: { onOpen: () => void }) {
+  const list = useJobs().filter((j) => ACTIVE.includes(j.state) || j.state === "paused");
+  if (!list.length) return null;
+  const done = list.reduce((n, j) => n + j.bytes_done, 0);
+  const total = list.reduce((n, j) => n + j.bytes_total, 0);
+  return (
+    <button class="downloads-button" onClick={onOpen} aria-label="Downloads">
+      ↓ {list.length} download{list.length > 1 ? "s" : ""} · {percent(done, total).toFixed(0)}%
+    </button>
+  );
+}

@@ -1,0 +1,223 @@
+import { useEffect, useState } from "preact/hooks";
+import {
+  api,
+  CAPABILITIES,
+  CATEGORIES,
+  CATEGORY_LABELS,
+  type Inspection,
+  type Model,
+  TEMPLATE_COMPONENTS,
+  TEMPLATES,
+} from "../api";
+import { Dialog } from "../components/Dialog";
+import { PathInput } from "../components/PathInput";
+import { count, size } from "../format";
+import { message } from "../store";
+
+interface Props {
+  onClose: () => void;
+  onImported: (model: Model) => void;
+}
+
+/** Import a file or folder from the server's disk: what it is shows as you type the path. */
+export function ImportDialog({ onClose, onImported }: Props) {
+  const [path, setPath] = useState("");
+  const [found, setFound] = useState<Inspection | null>(null);
+  const [pathError, setPathError] = useState<string | null>(null);
+  const [category, setCategory] = useState("");
+  const [name, setName] = useState("");
+  const [description, setDescription] = useState("");
+  const [template, setTemplate] = useState("sd_official");
+  const [capabilities, setCapabilities] = useState<string[]>(CAPABILITIES.sd_official);
+  const [components, setComponents] = useState<Record<string, string>>({});
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  useEffect(() => {
+    setFound(null);
+    setPathError(null);
+    const trimmed = path.trim();
+    if (!trimmed || trimmed.endsWith("/")) return;
+    const abort = new AbortController();
+    const timer = window.setTimeout(() => {
+      api
+        .inspect(trimmed, abort.signal)
+        .then((i) => {
+          setFound(i);
+          setCategory(i.category ?? "");
+          if (i.template) {
+            setTemplate(i.template);
+            setCapabilities(CAPABILITIES[i.template] ?? []);
+          }
+        })
+        .catch((e: unknown) => {
+          if (!abort.signal.aborted) setPathError(message(e));
+        });
+    }, 300);
+    return () => {
+      window.clearTimeout(timer);
+      abort.abort();
+    };
+  }, [path]);
+
+  const image = category === "image";
+  const submit = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      const picked = Object.fromEntries(
+        Object.entries(components).filter(([role, p]) => p.trim() && TEMPLATE_COMPONENTS[template].includes(role)),
+      );
+      const model = await api.importModel({
+        path: path.trim(),
+        name: name.trim() || null,
+        description,
+        category: category || null,
+        ...(image ? { template, capabilities, components: picked } : {}),
+      });
+      onImported(model);
+    } catch (e) {
+      setError(message(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <Dialog
+      title="Import a model"
+      onClose={onClose}
+      footer={
+        <>
+          <button onClick={onClose}>Cancel</button>
+          <button class="primary" disabled={busy || !path.trim() || !!pathError} onClick={() => void submit()}>
+            {busy ? "Importing…" : "Import"}
+          </button>
+        </>
+      }
+    >
+      <form
+        class="form"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void submit();
+        }}
+      >
+        <label>
+          File or folder on the server
+          <PathInput label="Model path" value={path} onInput={setPath} placeholder="/home/me/models/model.gguf" />
+        </label>
+        {pathError && <p class="error" role="alert">{pathError}</p>}
+        {found && (
+          <dl class="facts" aria-label="What was found">
+            <dt>Format</dt>
+            <dd>
+              {found.format}
+              {found.quantization && ` · ${found.quantization}`}
+            </dd>
+            <dt>Architecture</dt>
+            <dd>{found.architecture ?? "unknown"}</dd>
+            <dt>Size</dt>
+            <dd>
+              {size(found.size)}
+              {found.parameters != null && ` · ${count(found.parameters)} parameters`}
+              {found.files.length > 1 && ` · ${found.files.length} files`}
+            </dd>
+            {found.context_length != null && (
+              <>
+                <dt>Context</dt>
+                <dd>{found.context_length.toLocaleString()} tokens</dd>
+              </>
+            )}
+            <dt>Detected</dt>
+            <dd>
+              {found.category ?? found.role ?? found.kind} <small>(from {found.category_from})</small>
+            </dd>
+            {found.companions.length > 0 && (
+              <>
+                <dt>With it</dt>
+                <dd>{found.companions.map((c) => c.split("/").pop()).join(", ")}</dd>
+              </>
+            )}
+          </dl>
+        )}
+        {found?.warnings.map((w) => (
+          <p class="warning" key={w}>
+            {w}
+          </p>
+        ))}
+        <label>
+          Category
+          <select aria-label="Category" value={category} onChange={(e) => setCategory(e.currentTarget.value)}>
+            <option value="">{found ? "as detected" : "detect from the files"}</option>
+            {CATEGORIES.map((c) => (
+              <option key={c} value={c}>
+                {CATEGORY_LABELS[c]}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Name
+          <input type="text" aria-label="Name" value={name} placeholder="from the file name" onInput={(e) => setName(e.currentTarget.value)} />
+        </label>
+        <label>
+          Description
+          <input type="text" aria-label="Description" value={description} onInput={(e) => setDescription(e.currentTarget.value)} />
+        </label>
+        {image && (
+          <fieldset>
+            <legend>Image model</legend>
+            <label>
+              Template
+              <select
+                aria-label="Template"
+                value={template}
+                onChange={(e) => {
+                  setTemplate(e.currentTarget.value);
+                  setCapabilities(CAPABILITIES[e.currentTarget.value]);
+                }}
+              >
+                {TEMPLATES.map((t) => (
+                  <option key={t} value={t}>
+                    {t}
+                  </option>
+                ))}
+              </select>
+            </label>
+            <div class="checks">
+              {CAPABILITIES[template].map((c) => (
+                <label key={c}>
+                  <input
+                    type="checkbox"
+                    checked={capabilities.includes(c)}
+                    onChange={(e) =>
+                      setCapabilities(e.currentTarget.checked ? [...capabilities, c] : capabilities.filter((x) => x !== c))
+                    }
+                  />
+                  {c}
+                </label>
+              ))}
+            </div>
+            {TEMPLATE_COMPONENTS[template].map((role) => (
+              <label key={role}>
+                {role.toUpperCase()} <small>(optional)</small>
+                <PathInput
+                  label={`${role} path`}
+                  value={components[role] ?? ""}
+                  onInput={(v) => setComponents({ ...components, [role]: v })}
+                  placeholder="a file or folder"
+                />
+              </label>
+            ))}
+          </fieldset>
+        )}
+        {error && (
+          <p class="error" role="alert">
+            {error}
+          </p>
+        )}
+      </form>
+    </Dialog>
+  );
+}

@@ -1,0 +1,55 @@
+import { render } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import { Monitor } from "./components/Monitor";
+import { DownloadDialog, DownloadsButton } from "./dialogs/DownloadDialog";
+import { Library } from "./pages/Library";
+import { Playground } from "./pages/Playground";
+import { Running } from "./pages/Running";
+import "./style.css";
+
+const PAGES = { library: "Library", running: "Running models", playground: "Playground" } as const;
+type Page = keyof typeof PAGES;
+
+function pageOf(hash: string): Page {
+  const name = hash.replace(/^#\/?/, "").split("/")[0];
+  return name in PAGES ? (name as Page) : "library";
+}
+
+function App() {
+  const [page, setPage] = useState<Page>(pageOf(location.hash));
+  // the downloader stays mounted once opened, so a minimised search is there when it comes back
+  const [downloader, setDownloader] = useState<"never" | "open" | "hidden">("never");
+  useEffect(() => {
+    const change = () => setPage(pageOf(location.hash));
+    window.addEventListener("hashchange", change);
+    return () => window.removeEventListener("hashchange", change);
+  }, []);
+  return (
+    <div class="app">
+      <nav class="top">
+        <span class="brand">modelyard</span>
+        {(Object.keys(PAGES) as Page[]).map((p) => (
+          <a key={p} href={`#/${p}`} class={p === page ? "current" : ""} aria-current={p === page ? "page" : undefined}>
+            {PAGES[p]}
+          </a>
+        ))}
+        <span class="spacer" />
+        <a href="/docs" target="_blank" rel="noreferrer">
+          API
+        </a>
+      </nav>
+      <main>
+        {page === "library" && <Library openDownloader={() => setDownloader("open")} />}
+        {page === "running" && <Running />}
+        {page === "playground" && <Playground />}
+      </main>
+      {downloader !== "never" && (
+        <DownloadDialog hidden={downloader === "hidden"} onClose={() => setDownloader("hidden")} />
+      )}
+      {downloader !== "open" && <DownloadsButton onOpen={() => setDownloader("open")} />}
+      <Monitor />
+    </div>
+  );
+}
+
+render(<App />, document.getElementById("app")!);

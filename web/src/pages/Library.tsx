@@ -1,0 +1,542 @@
+import { Fragment } from "preact";
+import { useCallback, useEffect, useState } from "preact/hooks";
+import { api, CAPABILITIES, CATEGORIES, CATEGORY_LABELS, type Category, type Estimate, type Model, TEMPLATE_COMPONENTS } from "../api";
+import { Confirm, Dialog } from "../components/Dialog";
+import { Editable } from "../components/Editable";
+import { PathInput } from "../components/PathInput";
+import { ImportDialog } from "../dialogs/ImportDialog";
+import { count, size } from "../format";
+import { libraryChanged, message, useLibraryVersion } from "../store";
+
+type Modal =
+  | { kind: "import" }
+  | { kind: "context"; model: Model }
+  | { kind: "components"; model: Model }
+  | { kind: "adapter"; model: Model }
+  | { kind: "delete"; model: Model }
+  | { kind: "delete-adapter"; model: Model; adapter: string }
+  | { kind: "load"; model: Model; adapter: string | null; estimate: Estimate | null; note: string | null }
+  | { kind: "unload"; models: Model[] };
+
+/** The model library: a tab per category, a table editable in place, the toolbar's actions. */
+export function Library({ openDownloader }: { openDownloader: () => void }) {
+  const [category, setCategory] = useState<Category>("chat");
+  const [models, setModels] = useState<Model[] | null>(null);
+  const [selected, setSelected] = useState<string | null>(null);
+  const [adapters, setAdapters] = useState<Record<string, string | null>>({});
+  const [expanded, setExpanded] = useState<Set<string>>(new Set());
+  const [modal, setModal] = useState<Modal | null>(null);
+  const [busy, setBusy] = useState<string | null>(null); // "Loading…", "Unloading…"
+  const [error, setError] = useState<string | null>(null);
+  const [modalError, setModalError] = useState<string | null>(null);
+  const version = useLibraryVersion();
+
+  const refresh = useCallback(async () => {
+    try {
+      setModels(await api.models(category));
+      setError(null);
+    } catch (e) {
+      setError(message(e));
+    }
+  }, [category]);
+  useEffect(() => void refresh(), [refresh, version]);
+
+  const close = () => {
+    setModal(null);
+    setModalError(null);
+  };
+  const changed = () => {
+    libraryChanged.emit();
+    close();
+  };
+  const inModal = async (f: () => Promise<void>) => {
+    setModalError(null);
+    try {
+      await f();
+    } catch (e) {
+      setModalError(message(e));
+    }
+  };
+  const current = models?.find((m) => m.name === selected) ?? null;
+
+  const askLoad = async () => {
+    if (!current) return setError("Select a model to load.");
+    setError(null);
+    let estimate: Estimate | null = null;
+    let note: string | null = null;
+    try {
+      estimate = await api.estimate(current.name);
+    } catch (e) {
+      note = `No memory estimate: ${message(e)}`;
+    }
+    setModal({ kind: "load", model: current, adapter: adapters[current.name] ?? null, estimate, note });
+  };
+  const load = async (m: Model, adapter: string | null, force: boolean) => {
+    close();
+    setBusy(`Loading ${m.name}…`);
+    try {
+      await api.load(m.name, adapter, force);
+      libraryChanged.emit();
+    } catch (e) {
+      setError(message(e));
+    } finally {
+      setBusy(null);
+    }
+  };
+  const askUnload = () => {
+    const loaded = (models ?? []).filter((m) => m.loaded);
+    if (!loaded.length) return setError(`No ${CATEGORY_LABELS[category].toLowerCase()} model is loaded.`);
+    setModal({ kind: "unload", models: loaded });
+  };
+  const unload = async (list: Model[]) => {
+    close();
+    setBusy(`Unloading ${list.map((m) => m.name).join(", ")}…`);
+    try {
+      for (const m of list) await api.unload(m.name);
+      libraryChanged.emit();
+    } catch (e) {
+      setError(message(e));
+    } finally {
+      setBusy(null);
+    }
+  };
+  const toggle = (name: string) => {
+    const next = new Set(expanded);
+    if (next.has(name)) next.delete(name);
+    else next.add(name);
+    setExpanded(next);
+  };
+
+  return (
+    <section class="library">
+      <div class="toolbar" role="toolbar" aria-label="Library actions">
+        <button onClick={() => setModal({ kind: "import" })}>Import</button>
+        <button onClick={openDownloader}>Download</button>
+        <button class="primary" disabled={!!busy} onClick={() => void askLoad()}>
+          {busy?.startsWith("Loading") ? "Loading…" : "Load"}
+        </button>
+        <button disabled={!!busy} onClick={askUnload}>
+          {busy?.startsWith("Unloading") ? "Unloading…" : "Unload"}
+        </button>
+        <button onClick={() => void refresh()}>Refresh</button>
+        <button disabled title="Custom model creation is not part of modelyard yet">
+          Create model
+        </button>
+        {busy && <span class="muted">{busy}</span>}
+      </div>
+      <div class="tabs" role="tablist">
+        {CATEGORIES.map((c) => (
+          <button
+            key={c}
+            role="tab"
+            aria-selected={c === category}
+            class={c === category ? "current" : ""}
+            onClick={() => (setCategory(c), setSelected(null))}
+          >
+            {CATEGORY_LABELS[c]}
+          </button>
+        ))}
+      </div>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      <table class="models">
+        <thead>
+          <tr>
+            <th aria-label="Select" />
+            <th aria-label="Adapters" />
+            <th>Name</th>
+            <th>Description</th>
+            <th>Format</th>
+            <th>Size</th>
+            <th>Status</th>
+            <th>Actions</th>
+          </tr>
+        </thead>
+        <tbody>
+          {models?.length === 0 && (
+            <tr>
+              <td colSpan={8} class="muted empty-row">
+                No {CATEGORY_LABELS[category].toLowerCase()} models yet: import or download one.
+              </td>
+            </tr>
+          )}
+          {models?.map((m) => (
+            <Fragment key={m.name}>
+              <tr class={m.name === selected ? "selected" : ""} data-model={m.name}>
+                <td>
+                  <input type="radio" name="model" aria-label={`Select ${m.name}`} checked={m.name === selected} onChange={() => setSelected(m.name)} />
+                </td>
+                <td>
+                  <button
+                    class="icon"
+                    aria-label={`${expanded.has(m.name) ? "Hide" : "Show"} adapters of ${m.name}`}
+                    aria-expanded={expanded.has(m.name)}
+                    onClick={() => toggle(m.name)}
+                  >
+                    {expanded.has(m.name) ? "▾" : "▸"}
+                    {m.adapters.length > 0 && <small>{m.adapters.length}</small>}
+                  </button>
+                </td>
+                <td>
+                  <Editable
+                    label="name"
+                    value={m.name}
+                    onSave={async (v) => {
+                      await api.edit(m.name, { name: v.trim() });
+                      if (selected === m.name) setSelected(v.trim());
+                      libraryChanged.emit();
+                    }}
+                  />
+                  <small class="muted block">
+                    {[m.architecture, m.quantization, m.parameters ? `${count(m.parameters)} params` : null].filter(Boolean).join(" · ")}
+                  </small>
+                </td>
+                <td>
+                  <Editable
+                    label="description"
+                    value={m.description}
+                    placeholder="add a description"
+                    onSave={async (v) => {
+                      await api.edit(m.name, { description: v });
+                      libraryChanged.emit();
+                    }}
+                  />
+                </td>
+                <td>{m.format}</td>
+                <td>{size(m.size)}</td>
+                <td>
+                  <span class={`status ${m.loaded ? "loaded" : ""}`}>{m.loaded ? "loaded" : "not loaded"}</span>
+                </td>
+                <td class="actions">
+                  {m.category !== "image" && <button onClick={() => setModal({ kind: "context", model: m })}>Context</button>}
+                  {(m.category === "image" || m.category === "multimodal") && (
+                    <button onClick={() => setModal({ kind: "components", model: m })}>Components</button>
+                  )}
+                  <button class="danger" onClick={() => setModal({ kind: "delete", model: m })}>
+                    Delete
+                  </button>
+                </td>
+              </tr>
+              {expanded.has(m.name) && (
+                <tr class="adapters">
+                  <td />
+                  <td colSpan={7}>
+                    <AdapterRows
+                      model={m}
+                      selected={adapters[m.name] ?? null}
+                      onSelect={(a) => setAdapters({ ...adapters, [m.name]: a })}
+                      onImport={() => setModal({ kind: "adapter", model: m })}
+                      onDelete={(a) => setModal({ kind: "delete-adapter", model: m, adapter: a })}
+                    />
+                  </td>
+                </tr>
+              )}
+            </Fragment>
+          ))}
+        </tbody>
+      </table>
+
+      {modal?.kind === "import" && (
+        <ImportDialog
+          onClose={close}
+          onImported={(m) => {
+            close();
+            if ((CATEGORIES as readonly string[]).includes(m.category)) setCategory(m.category as Category);
+            setSelected(m.name);
+            libraryChanged.emit();
+          }}
+        />
+      )}
+      {modal?.kind === "context" && <ContextDialog model={modal.model} onClose={close} onSaved={changed} />}
+      {modal?.kind === "components" && <ComponentsDialog model={modal.model} onClose={close} onSaved={changed} />}
+      {modal?.kind === "adapter" && <AdapterDialog model={modal.model} onClose={close} onSaved={changed} />}
+      {modal?.kind === "delete" && (
+        <Confirm
+          title="Delete model"
+          confirm="Delete"
+          danger
+          error={modalError}
+          onCancel={close}
+          onConfirm={() => void inModal(async () => (await api.remove(modal.model.name), changed()))}
+        >
+          <p>
+            Delete <strong>{modal.model.name}</strong>
+            {modal.model.adapters.length > 0 && ` and its ${modal.model.adapters.length} adapter(s)`} from the library? Its
+            files stay where they are.
+          </p>
+        </Confirm>
+      )}
+      {modal?.kind === "delete-adapter" && (
+        <Confirm
+          title="Delete adapter"
+          confirm="Delete"
+          danger
+          error={modalError}
+          onCancel={close}
+          onConfirm={() =>
+            void inModal(async () => {
+              await api.removeAdapter(modal.model.name, modal.adapter);
+              if (adapters[modal.model.name] === modal.adapter) setAdapters({ ...adapters, [modal.model.name]: null });
+              changed();
+            })
+          }
+        >
+          <p>
+            Delete the adapter <strong>{modal.adapter}</strong> of {modal.model.name}? Its file stays.
+          </p>
+        </Confirm>
+      )}
+      {modal?.kind === "load" && <LoadConfirm {...modal} onCancel={close} onLoad={(force) => void load(modal.model, modal.adapter, force)} />}
+      {modal?.kind === "unload" && (
+        <Confirm title="Unload" confirm="Unload" onCancel={close} onConfirm={() => void unload(modal.models)}>
+          <p>
+            Unload <strong>{modal.models.map((m) => m.name).join(", ")}</strong>? Requests in flight finish first.
+          </p>
+        </Confirm>
+      )}
+    </section>
+  );
+}
+
+function AdapterRows(props: {
+  model: Model;
+  selected: string | null;
+  onSelect: (adapter: string | null) => void;
+  onImport: () => void;
+  onDelete: (adapter: string) => void;
+}) {
+  const { model, selected } = props;
+  return (
+    <div class="adapter-list" aria-label={`Adapters of ${model.name}`}>
+      <div class="line">
+        <strong>LoRA adapters</strong>
+        <span class="spacer" />
+        <button onClick={props.onImport}>Import LoRA</button>
+      </div>
+      {model.adapters.length === 0 && <p class="muted">None. A LoRA made for this base can be imported.</p>}
+      {model.adapters.length > 0 && (
+        <label class="adapter">
+          <input type="radio" name={`adapter-${model.name}`} checked={selected === null} onChange={() => props.onSelect(null)} />
+          <span>none</span>
+        </label>
+      )}
+      {model.adapters.map((a) => (
+        <div class="adapter" key={a.name}>
+          <label>
+            <input type="radio" name={`adapter-${model.name}`} checked={selected === a.name} onChange={() => props.onSelect(a.name)} />
+            <span>{a.name}</span>
+          </label>
+          <small class="muted">
+            {a.format} · {size(a.size)}
+          </small>
+          <button class="danger small" onClick={() => props.onDelete(a.name)}>
+            Delete
+          </button>
+        </div>
+      ))}
+    </div>
+  );
+}
+
+function LoadConfirm(props: {
+  model: Model;
+  adapter: string | null;
+  estimate: Estimate | null;
+  note: string | null;
+  onCancel: () => void;
+  onLoad: (force: boolean) => void;
+}) {
+  const e = props.estimate;
+  const fits = !e || e.fits;
+  return (
+    <Confirm
+      title={`Load ${props.model.name}`}
+      confirm={fits ? "Load" : "Load anyway"}
+      danger={!fits}
+      onCancel={props.onCancel}
+      onConfirm={() => props.onLoad(!fits)}
+    >
+      {props.adapter && <p>With the adapter {props.adapter}.</p>}
+      {e && (
+        <div class="estimate" aria-label="Memory estimate">
+          <p>
+            Needs <strong>{size(e.ram.total)}</strong> of memory, <strong>{size(e.free_ram)}</strong> free
+            {e.vram.length > 0 && ` · GPU ${e.vram.map((v) => size(v.total)).join(" + ")} of ${e.free_vram.map(size).join(" + ")} free`}.
+          </p>
+          <meter min={0} max={Math.max(e.free_ram, e.ram.total)} value={e.ram.total} high={e.free_ram * 0.9} />
+          <p class="muted">
+            weights {size(e.ram.weights)} · KV cache {size(e.ram.kv_cache)} ({e.n_ctx.toLocaleString()} tokens) · compute{" "}
+            {size(e.ram.compute)} · {e.runtime}
+          </p>
+          {!fits && (
+            <p class="error">
+              It will not fit what is free now.
+              {e.max_ctx ? ` A context of ${e.max_ctx.toLocaleString()} tokens would.` : ""}
+            </p>
+          )}
+        </div>
+      )}
+      {props.note && <p class="muted">{props.note}</p>}
+    </Confirm>
+  );
+}
+
+const CONTEXT_PRESETS = [0, 2048, 4096, 8192, 16384, 32768, 131072];
+
+function ContextDialog({ model, onClose, onSaved }: { model: Model; onClose: () => void; onSaved: () => void }) {
+  const [value, setValue] = useState<string | null>(null); // null until the saved one arrives
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    api
+      .settings(model.name)
+      .then((s) => setValue(String(s.saved.n_ctx ?? 0)))
+      .catch((e: unknown) => (setValue("0"), setError(message(e))));
+  }, [model.name]);
+  const save = async () => {
+    setError(null);
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0) return setError("A whole number of tokens, or 0 for the model's own.");
+    try {
+      await api.saveSettings(model.name, { n_ctx: n });
+      onSaved();
+    } catch (e) {
+      setError(message(e));
+    }
+  };
+  return (
+    <Dialog
+      title={`Context size of ${model.name}`}
+      onClose={onClose}
+      footer={
+        <>
+          <button onClick={onClose}>Cancel</button>
+          <button class="primary" disabled={value === null} onClick={() => void save()}>
+            Save
+          </button>
+        </>
+      }
+    >
+      <label>
+        Context (tokens)
+        <input type="number" min={0} aria-label="Context size" value={value ?? ""} disabled={value === null} onInput={(e) => setValue(e.currentTarget.value)} list="ctx-presets" />
+        <datalist id="ctx-presets">
+          {CONTEXT_PRESETS.map((n) => (
+            <option key={n} value={n} />
+          ))}
+        </datalist>
+      </label>
+      <div class="presets">
+        {CONTEXT_PRESETS.map((n) => (
+          <button key={n} class="small" onClick={() => setValue(String(n))}>
+            {n === 0 ? "model's own" : n.toLocaleString()}
+          </button>
+        ))}
+      </div>
+      <p class="muted">
+        0 uses the model's own{model.context_length ? ` (${model.context_length.toLocaleString()} tokens)` : ""}. A larger context
+        takes more memory. {model.loaded && "Reload the model to apply it."}
+      </p>
+      {error && <p class="error">{error}</p>}
+    </Dialog>
+  );
+}
+
+function ComponentsDialog({ model, onClose, onSaved }: { model: Model; onClose: () => void; onSaved: () => void }) {
+  const roles = model.category === "image" ? TEMPLATE_COMPONENTS[model.template ?? "sd_official"] : ["mmproj"];
+  const have = Object.fromEntries(model.components.map((c) => [c.role, c.path]));
+  const [paths, setPaths] = useState<Record<string, string>>(have);
+  const [caps, setCaps] = useState<string[]>(model.capabilities);
+  const [error, setError] = useState<string | null>(null);
+  const save = async () => {
+    setError(null);
+    try {
+      for (const role of roles) {
+        const p = (paths[role] ?? "").trim();
+        if (p && p !== have[role]) await api.setComponent(model.name, role, p);
+        if (!p && have[role]) await api.removeComponent(model.name, role);
+      }
+      if (model.category === "image" && caps.join() !== model.capabilities.join()) {
+        await api.edit(model.name, { capabilities: caps });
+      }
+      onSaved();
+    } catch (e) {
+      setError(message(e));
+    }
+  };
+  return (
+    <Dialog
+      title={`Components of ${model.name}`}
+      onClose={onClose}
+      footer={
+        <>
+          <button onClick={onClose}>Cancel</button>
+          <button class="primary" onClick={() => void save()}>
+            Save
+          </button>
+        </>
+      }
+    >
+      {model.template && <p class="muted">Template: {model.template}</p>}
+      {model.category === "image" && (
+        <div class="checks">
+          {(CAPABILITIES[model.template ?? "sd_official"] ?? []).map((c) => (
+            <label key={c}>
+              <input
+                type="checkbox"
+                checked={caps.includes(c)}
+                onChange={(e) => setCaps(e.currentTarget.checked ? [...caps, c].sort() : caps.filter((x) => x !== c))}
+              />
+              {c}
+            </label>
+          ))}
+        </div>
+      )}
+      {roles.map((role) => (
+        <label key={role}>
+          {role.toUpperCase()}
+          <PathInput label={`${role} path`} value={paths[role] ?? ""} onInput={(v) => setPaths({ ...paths, [role]: v })} placeholder="none" />
+        </label>
+      ))}
+      <p class="muted">Clear a path to remove the component.</p>
+      {error && <p class="error">{error}</p>}
+    </Dialog>
+  );
+}
+
+function AdapterDialog({ model, onClose, onSaved }: { model: Model; onClose: () => void; onSaved: () => void }) {
+  const [path, setPath] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const save = async () => {
+    setError(null);
+    try {
+      await api.addAdapter(model.name, path.trim());
+      onSaved();
+    } catch (e) {
+      setError(message(e));
+    }
+  };
+  return (
+    <Dialog
+      title={`Import a LoRA for ${model.name}`}
+      onClose={onClose}
+      footer={
+        <>
+          <button onClick={onClose}>Cancel</button>
+          <button class="primary" disabled={!path.trim()} onClick={() => void save()}>
+            Import
+          </button>
+        </>
+      }
+    >
+      <label>
+        LoRA file or folder
+        <PathInput label="LoRA path" value={path} onInput={setPath} placeholder="/home/me/loras/adapter.gguf" />
+      </label>
+      <p class="muted">It is checked against {model.name}: a LoRA made for another base is refused.</p>
+      {error && <p class="error" role="alert">{error}</p>}
+    </Dialog>
+  );
+}

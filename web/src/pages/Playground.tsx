@@ -1,0 +1,396 @@
+import { useEffect, useRef, useState } from "preact/hooks";
+import { api, type Model, post, streamChat } from "../api";
+import { message, useLibraryVersion } from "../store";
+
+const MODES = { chat: "Chat", embeddings: "Embeddings", rerank: "Rerank", images: "Images" } as const;
+type Mode = keyof typeof MODES;
+const CATEGORIES_OF: Record<Mode, string[]> = {
+  chat: ["chat", "multimodal"],
+  embeddings: ["embedding"],
+  rerank: ["rerank"],
+  images: ["image"],
+};
+
+/** Try a model: streaming chat, embeddings, rerank, image generation, all through /v1. */
+export function Playground() {
+  const [mode, setMode] = useState<Mode>("chat");
+  const [models, setModels] = useState<Model[]>([]);
+  const [model, setModel] = useState("");
+  const [adapters, setAdapters] = useState<Record<string, string>>({}); // loaded with a LoRA
+  const version = useLibraryVersion();
+  useEffect(() => {
+    api
+      .models()
+      .then((all) => setModels(all))
+      .catch(() => setModels([]));
+    api
+      .instances()
+      .then((list) => setAdapters(Object.fromEntries(list.filter((i) => i.adapter).map((i) => [i.model, i.adapter!]))))
+      .catch(() => setAdapters({}));
+  }, [version]);
+  const fitting = models.filter((m) => CATEGORIES_OF[mode].includes(m.category));
+  useEffect(() => {
+    if (!fitting.some((m) => m.name === model)) setModel(fitting.find((m) => m.loaded)?.name ?? fitting[0]?.name ?? "");
+  }, [mode, models]);
+  const chosen = fitting.find((m) => m.name === model);
+  // the gateway's name for what is loaded: base:adapter when a LoRA is on
+  const target = model && adapters[model] ? `${model}:${adapters[model]}` : model;
+
+  return (
+    <section class="playground">
+      <div class="tabs" role="tablist">
+        {(Object.keys(MODES) as Mode[]).map((m) => (
+          <button key={m} role="tab" aria-selected={m === mode} class={m === mode ? "current" : ""} onClick={() => setMode(m)}>
+            {MODES[m]}
+          </button>
+        ))}
+        <span class="spacer" />
+        <label class="inline">
+          Model
+          <select aria-label="Model" value={model} onChange={(e) => setModel(e.currentTarget.value)}>
+            {fitting.length === 0 && <option value="">no {CATEGORIES_OF[mode][0]} model in the library</option>}
+            {fitting.map((m) => (
+              <option key={m.name} value={m.name}>
+                {m.name}
+                {m.loaded ? (adapters[m.name] ? ` + ${adapters[m.name]}` : "") : " (not loaded)"}
+              </option>
+            ))}
+          </select>
+        </label>
+      </div>
+      {chosen && !chosen.loaded && (
+        <p class="muted">{chosen.name} is not loaded: load it in the library (or the first request loads it when autoload is on).</p>
+      )}
+      {mode === "chat" && <Chat model={target} />}
+      {mode === "embeddings" && <Embeddings model={target} />}
+      {mode === "rerank" && <Rerank model={target} />}
+      {mode === "images" && <Images model={target} />}
+    </section>
+  );
+}
+
+interface Message {
+  role: "user" | "assistant";
+  content: string;
+}
+
+function Chat({ model }: { model: string }) {
+  const [system, setSystem] = useState("You are a helpful assistant.");
+  const [temperature, setTemperature] = useState(0.7);
+  const [topP, setTopP] = useState(0.95);
+  const [maxTokens, setMaxTokens] = useState(256);
+  const [seed, setSeed] = useState("");
+  const [messages, setMessages] = useState<Message[]>([]);
+  const [draft, setDraft] = useState("");
+  const [stats, setStats] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const running = useRef<AbortController | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const send = async () => {
+    const text = draft.trim();
+    if (!text || !model || busy) return;
+    const history: Message[] = [...messages, { role: "user", content: text }];
+    setMessages([...history, { role: "assistant", content: "" }]);
+    setDraft("");
+    setError(null);
+    setStats(null);
+    setBusy(true);
+    const abort = new AbortController();
+    running.current = abort;
+    const started = performance.now();
+    let reply = "";
+    let tokens = 0;
+    try {
+      await streamChat(
+        {
+          model,
+          messages: [...(system.trim() ? [{ role: "system", content: system }] : []), ...history],
+          temperature,
+          top_p: topP,
+          max_tokens: maxTokens,
+          ...(seed ? { seed: Number(seed) } : {}),
+        },
+        (chunk) => {
+          const choices = chunk.choices as { delta?: { content?: string } }[] | undefined;
+          const piece = choices?.[0]?.delta?.content ?? "";
+          if (!piece) return;
+          tokens += 1;
+          reply += piece;
+          setMessages([...history, { role: "assistant", content: reply }]);
+        },
+        abort.signal,
+      );
+      const seconds = (performance.now() - started) / 1000;
+      setStats(`${tokens} chunks in ${seconds.toFixed(1)} s`);
+    } catch (e) {
+      if (!abort.signal.aborted) setError(message(e));
+      if (!reply) setMessages(history);
+    } finally {
+      setBusy(false);
+      running.current = null;
+    }
+  };
+
+  return (
+    <div class="chat">
+      <aside class="params" aria-label="Chat settings">
+        <label>
+          System prompt
+          <textarea aria-label="System prompt" rows={4} value={system} onInput={(e) => setSystem(e.currentTarget.value)} />
+        </label>
+        <label>
+          Temperature <output>{temperature}</output>
+          <input type="range" aria-label="Temperature" min={0} max={2} step={0.05} value={temperature} onInput={(e) => setTemperature(Number(e.currentTarget.value))} />
+        </label>
+        <label>
+          Top P <output>{topP}</output>
+          <input type="range" aria-label="Top P" min={0} max={1} step={0.01} value={topP} onInput={(e) => setTopP(Number(e.currentTarget.value))} />
+        </label>
+        <label>
+          Max tokens
+          <input type="number" aria-label="Max tokens" min={1} value={maxTokens} onInput={(e) => setMaxTokens(Number(e.currentTarget.value))} />
+        </label>
+        <label>
+          Seed
+          <input type="number" aria-label="Seed" value={seed} placeholder="random" onInput={(e) => setSeed(e.currentTarget.value)} />
+        </label>
+        <button onClick={() => (setMessages([]), setStats(null))} disabled={busy}>
+          Clear the conversation
+        </button>
+      </aside>
+      <div class="conversation">
+        <div class="messages" aria-live="polite">
+          {messages.length === 0 && <p class="muted">Say something to {model || "a model"}.</p>}
+          {messages.map((m, i) => (
+            <div key={i} class={`message ${m.role}`} data-role={m.role}>
+              {m.content || (busy && i === messages.length - 1 ? "…" : "")}
+            </div>
+          ))}
+        </div>
+        {error && <p class="error">{error}</p>}
+        {stats && <p class="muted">{stats}</p>}
+        <form
+          class="composer"
+          onSubmit={(e) => {
+            e.preventDefault();
+            void send();
+          }}
+        >
+          <textarea
+            aria-label="Message"
+            rows={2}
+            value={draft}
+            placeholder="Enter sends, Shift+Enter starts a new line"
+            onInput={(e) => setDraft(e.currentTarget.value)}
+            onKeyDown={(e) => {
+              if (e.key === "Enter" && !e.shiftKey) {
+                e.preventDefault();
+                void send();
+              }
+            }}
+          />
+          {busy ? (
+            <button type="button" onClick={() => running.current?.abort()}>
+              Stop
+            </button>
+          ) : (
+            <button type="submit" class="primary" disabled={!model || !draft.trim()}>
+              Send
+            </button>
+          )}
+        </form>
+      </div>
+    </div>
+  );
+}
+
+function useCall<T>() {
+  const [result, setResult] = useState<T | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const call = async (f: () => Promise<T>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      setResult(await f());
+    } catch (e) {
+      setError(message(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { result, error, busy, call };
+}
+
+function cosine(a: number[], b: number[]): number {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  return dot / (Math.sqrt(na * nb) || 1);
+}
+
+function Embeddings({ model }: { model: string }) {
+  const [text, setText] = useState("The cat sits on the mat.\nA kitten rests on a rug.\nStock prices fell today.");
+  const { result, error, busy, call } = useCall<{ inputs: string[]; vectors: number[][]; tokens: number }>();
+  const run = () =>
+    call(async () => {
+      const inputs = text.split("\n").map((s) => s.trim()).filter(Boolean);
+      const res = await post<{ data: { embedding: number[] }[]; usage: { prompt_tokens: number } }>("/v1/embeddings", {
+        model,
+        input: inputs,
+      });
+      return { inputs, vectors: res.data.map((d) => d.embedding), tokens: res.usage?.prompt_tokens ?? 0 };
+    });
+  return (
+    <div class="tool">
+      <label>
+        Texts, one per line
+        <textarea aria-label="Texts" rows={5} value={text} onInput={(e) => setText(e.currentTarget.value)} />
+      </label>
+      <button class="primary" disabled={!model || busy} onClick={() => void run()}>
+        {busy ? "Embedding…" : "Embed"}
+      </button>
+      {error && <p class="error">{error}</p>}
+      {result && (
+        <div class="result" aria-label="Embeddings">
+          <p>
+            {result.vectors.length} vectors of <strong data-testid="dimensions">{result.vectors[0]?.length ?? 0}</strong> dimensions ·{" "}
+            {result.tokens} tokens
+          </p>
+          <table class="similarity">
+            <caption>Cosine similarity</caption>
+            <tbody>
+              {result.vectors.map((a, i) => (
+                <tr key={i}>
+                  <th title={result.inputs[i]}>{result.inputs[i].slice(0, 32)}</th>
+                  {result.vectors.map((b, j) => {
+                    const s = cosine(a, b);
+                    return (
+                      <td key={j} style={{ background: `rgba(37, 99, 235, ${Math.max(0, s) * 0.35})` }}>
+                        {s.toFixed(3)}
+                      </td>
+                    );
+                  })}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </div>
+  );
+}
+
+interface Ranked {
+  index: number;
+  relevance_score: number;
+  document?: { text: string } | string;
+}
+
+function Rerank({ model }: { model: string }) {
+  const [query, setQuery] = useState("Where do cats sleep?");
+  const [docs, setDocs] = useState("Cats often sleep on warm windowsills.\nThe stock market closed higher.\nKittens nap in cardboard boxes.");
+  const { result, error, busy, call } = useCall<{ docs: string[]; results: Ranked[] }>();
+  const run = () =>
+    call(async () => {
+      const documents = docs.split("\n").map((s) => s.trim()).filter(Boolean);
+      const res = await post<{ results: Ranked[] }>("/v1/rerank", { model, query, documents });
+      return { docs: documents, results: res.results };
+    });
+  return (
+    <div class="tool">
+      <label>
+        Query
+        <input type="text" aria-label="Query" value={query} onInput={(e) => setQuery(e.currentTarget.value)} />
+      </label>
+      <label>
+        Documents, one per line
+        <textarea aria-label="Documents" rows={5} value={docs} onInput={(e) => setDocs(e.currentTarget.value)} />
+      </label>
+      <button class="primary" disabled={!model || busy} onClick={() => void run()}>
+        {busy ? "Ranking…" : "Rerank"}
+      </button>
+      {error && <p class="error">{error}</p>}
+      {result && (
+        <ol class="ranked" aria-label="Ranked documents">
+          {result.results.map((r) => (
+            <li key={r.index}>
+              <span class="score">{r.relevance_score.toFixed(4)}</span>
+              <span>{result.docs[r.index]}</span>
+            </li>
+          ))}
+        </ol>
+      )}
+    </div>
+  );
+}
+
+function Images({ model }: { model: string }) {
+  const [prompt, setPrompt] = useState("a lighthouse at dusk, oil painting");
+  const [negative, setNegative] = useState("");
+  const [width, setWidth] = useState(512);
+  const [height, setHeight] = useState(512);
+  const [steps, setSteps] = useState(20);
+  const [seed, setSeed] = useState("");
+  const { result, error, busy, call } = useCall<{ src: string; seconds: number }>();
+  const run = () =>
+    call(async () => {
+      const started = performance.now();
+      const res = await post<{ data: { b64_json: string }[] }>("/v1/images/generations", {
+        model,
+        prompt,
+        ...(negative ? { negative_prompt: negative } : {}),
+        size: `${width}x${height}`,
+        steps,
+        ...(seed ? { seed: Number(seed) } : {}),
+        response_format: "b64_json",
+      });
+      return { src: `data:image/png;base64,${res.data[0].b64_json}`, seconds: (performance.now() - started) / 1000 };
+    });
+  return (
+    <div class="tool images">
+      <label>
+        Prompt
+        <textarea aria-label="Prompt" rows={3} value={prompt} onInput={(e) => setPrompt(e.currentTarget.value)} />
+      </label>
+      <label>
+        Negative prompt
+        <input type="text" aria-label="Negative prompt" value={negative} onInput={(e) => setNegative(e.currentTarget.value)} />
+      </label>
+      <div class="row">
+        <label>
+          Width
+          <input type="number" aria-label="Width" min={8} step={8} value={width} onInput={(e) => setWidth(Number(e.currentTarget.value))} />
+        </label>
+        <label>
+          Height
+          <input type="number" aria-label="Height" min={8} step={8} value={height} onInput={(e) => setHeight(Number(e.currentTarget.value))} />
+        </label>
+        <label>
+          Steps
+          <input type="number" aria-label="Steps" min={1} value={steps} onInput={(e) => setSteps(Number(e.currentTarget.value))} />
+        </label>
+        <label>
+          Seed
+          <input type="number" aria-label="Seed" value={seed} placeholder="random" onInput={(e) => setSeed(e.currentTarget.value)} />
+        </label>
+      </div>
+      <button class="primary" disabled={!model || busy || !prompt.trim()} onClick={() => void run()}>
+        {busy ? "Generating…" : "Generate"}
+      </button>
+      {error && <p class="error">{error}</p>}
+      {result && (
+        <figure>
+          <img src={result.src} alt={prompt} />
+          <figcaption class="muted">{result.seconds.toFixed(1)} s</figcaption>
+        </figure>
+      )}
+    </div>
+  );
+}
