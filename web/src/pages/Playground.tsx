@@ -322,7 +322,7 @@ function Rerank({ model }: { model: string }) {
           {result.results.map((r) => (
             <li key={r.index}>
               <span class="score">{r.relevance_score.toFixed(4)}</span>
-              <span>{result.docs[r.index]}</span>
+              <span class="document">{result.docs[r.index]}</span>
             </li>
           ))}
         </ol>
