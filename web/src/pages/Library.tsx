@@ -40,6 +40,11 @@ export function Library({ openDownloader }: { openDownloader: () => void }) {
     }
   }, [category]);
   useEffect(() => void refresh(), [refresh, version]);
+  useEffect(() => {
+    // a model may load on a request (autoload) or unload when idle: keep the status true
+    const timer = window.setInterval(() => document.hidden || void refresh(), 5000);
+    return () => window.clearInterval(timer);
+  }, [refresh]);
 
   const close = () => {
     setModal(null);
