@@ -85,6 +85,15 @@ def test_unload_gives_the_memory_back(server: RunningServer, gemma: Path) -> Non
     rss = server.http.get("/api/instances").json()[0]["memory"]
     assert rss > 250 * 2**20  # weights (mapped from the file) + what the engine allocated
     assert anon_rss(inst["pid"]) > 50 * 2**20
+    # CPU use is measured between two looks: busy while it generates, near nothing when idle
+    server.http.post(
+        "/v1/completions", json={"model": "gemma3", "prompt": "Once", "max_tokens": 96, "ignore_eos": True}
+    ).raise_for_status()
+    busy = server.http.get("/api/instances").json()[0]["cpu_percent"]
+    time.sleep(1.5)
+    idle = server.http.get("/api/instances").json()[0]["cpu_percent"]
+    assert busy > 30
+    assert idle < 10
     assert server.http.post("/api/models/gemma3/unload", json={}).status_code == 204
     # the engine's whole process group is gone, and with it every byte it held
     with pytest.raises(ProcessLookupError):

@@ -103,6 +103,8 @@ def test_import_rename_load_chat_unload_delete(
     line = page.locator(f'tr[data-instance="{instance["id"]}"]')
     expect(line).to_contain_text("running")
     expect(line).to_contain_text("tiny-lora")
+    expect(line).to_contain_text(" MB")  # its memory
+    expect(line).to_contain_text("%")  # its CPU use
     expect(page.get_by_label("Log")).to_contain_text("llama", timeout=30_000)
     shots("running-models")
 

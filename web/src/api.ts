@@ -117,6 +117,7 @@ export interface Instance {
   starts: number;
   restarts: number;
   memory: number;
+  cpu_percent: number;
   error: string | null;
 }
 export interface Hit {

@@ -44,7 +44,8 @@ class InstanceOut(BaseModel):
     pid: int | None
     starts: int
     restarts: int
-    memory: int
+    memory: int = Field(description="resident memory of the engine and its children, bytes")
+    cpu_percent: float = Field(description="CPU use since the last look, % of one core")
     error: str | None
     history: list[dict[str, object]]
 
@@ -76,6 +77,7 @@ def _instances(runtime: Runtime) -> list[InstanceOut]:
             starts=i.starts,
             restarts=i.restarts,
             memory=runtime.memory(i.id),
+            cpu_percent=runtime.cpu_percent(i.id),
             error=i.error,
             history=i.history,
         )

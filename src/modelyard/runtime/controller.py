@@ -154,11 +154,19 @@ class Runtime:
         return gate
 
     def memory(self, instance_id: int) -> int:
+        process = self._process(instance_id)
+        return process.memory() if process else 0
+
+    def cpu_percent(self, instance_id: int) -> float:
+        process = self._process(instance_id)
+        return process.cpu_percent() if process else 0.0
+
+    def _process(self, instance_id: int) -> EngineProcess | None:
         for r in self.running.values():
             live = r.instances.get(instance_id)
             if live and live.process:
-                return live.process.memory()
-        return 0
+                return live.process
+        return None
 
     def instances(self) -> list[Instance]:
         return self.store.instances()

@@ -43,6 +43,9 @@ class EngineProcess(Protocol):
     def memory(self) -> int:
         """Resident memory of the process and its children, in bytes."""
 
+    def cpu_percent(self) -> float:
+        """CPU use of the process and its children since the last call, in % of one core."""
+
 
 class Executor(Protocol):
     def launch(self, spec: LaunchSpec) -> EngineProcess: ...
@@ -56,6 +59,7 @@ class LocalProcess:
     url: str
     log_path: Path
     pid: int = field(init=False)
+    _watched: dict[int, psutil.Process] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.pid = self.popen.pid
@@ -85,6 +89,29 @@ class LocalProcess:
             return int(total)
         except psutil.Error:
             return 0
+
+    def cpu_percent(self) -> float:
+        """psutil measures from one call to the next, so the Process objects are kept; a process
+        seen for the first time counts from its start."""
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return 0.0
+        total = 0.0
+        watched: dict[int, psutil.Process] = {}
+        for proc in procs:
+            kept = self._watched.get(proc.pid, proc)
+            with contextlib.suppress(psutil.Error):
+                if kept is proc:  # new: its average since it started
+                    times = proc.cpu_times()
+                    total += 100 * (times.user + times.system) / max(time.time() - proc.create_time(), 1e-3)
+                    proc.cpu_percent(None)  # the next call measures from now
+                else:
+                    total += kept.cpu_percent(None)
+                watched[proc.pid] = kept
+        self._watched = watched
+        return round(total, 1)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

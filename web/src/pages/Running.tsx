@@ -61,6 +61,7 @@ export function Running() {
             <th>Model</th>
             <th>State</th>
             <th>Memory</th>
+            <th>CPU</th>
             <th>PID</th>
             <th>Restarts</th>
             <th>Endpoint</th>
@@ -70,7 +71,7 @@ export function Running() {
         <tbody>
           {instances?.length === 0 && (
             <tr>
-              <td colSpan={8} class="muted empty-row">
+              <td colSpan={9} class="muted empty-row">
                 No model is loaded. Load one from the library, or send a request to a model with autoload on.
               </td>
             </tr>
@@ -87,6 +88,7 @@ export function Running() {
                 {i.error && <small class="error block">{i.error}</small>}
               </td>
               <td>{size(i.memory)}</td>
+              <td>{i.cpu_percent.toFixed(0)}%</td>
               <td>{i.pid ?? ""}</td>
               <td>{i.restarts}</td>
               <td>
