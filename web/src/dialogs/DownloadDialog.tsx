@@ -1,9 +1,11 @@
 import { useState } from "preact/hooks";
-import { api, CATEGORIES, CATEGORY_LABELS, type Hit, type Job, type Repo } from "../api";
+import { api, type Hit, type Job, type Repo } from "../api";
+import { CategorySelect } from "../components/CategorySelect";
 import { Dialog } from "../components/Dialog";
 import { PathInput } from "../components/PathInput";
 import { count, duration, percent, size } from "../format";
-import { ACTIVE, jobs, message, useJobs } from "../store";
+import { useAttempt } from "../hooks";
+import { ACTIVE, jobs, useJobs } from "../store";
 
 const SOURCES = [
   { id: "hf", label: "Hugging Face" },
@@ -23,22 +25,10 @@ export function DownloadDialog({ onClose, hidden }: { onClose: () => void; hidde
   const [pick, setPick] = useState<string>("");
   const [name, setName] = useState("");
   const [directory, setDirectory] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { error, busy, attempt: run } = useAttempt();
   const list = useJobs();
   if (hidden) return null;
 
-  const run = async (f: () => Promise<void>) => {
-    setBusy(true);
-    setError(null);
-    try {
-      await f();
-    } catch (e) {
-      setError(message(e));
-    } finally {
-      setBusy(false);
-    }
-  };
   const search = () =>
     run(async () => {
       setRepo(null);
@@ -94,14 +84,7 @@ export function DownloadDialog({ onClose, hidden }: { onClose: () => void; hidde
             </label>
             <label>
               Category
-              <select value={category} disabled={source === "ollama"} onChange={(e) => setCategory(e.currentTarget.value)}>
-                <option value="">Any</option>
-                {CATEGORIES.map((c) => (
-                  <option key={c} value={c}>
-                    {CATEGORY_LABELS[c]}
-                  </option>
-                ))}
-              </select>
+              <CategorySelect value={category} onChange={setCategory} empty="Any" disabled={source === "ollama"} />
             </label>
           </div>
           <form
@@ -205,15 +188,7 @@ export function DownloadDialog({ onClose, hidden }: { onClose: () => void; hidde
 }
 
 function JobList({ jobs: list }: { jobs: Job[] }) {
-  const [error, setError] = useState<string | null>(null);
-  const act = async (f: () => Promise<unknown>) => {
-    setError(null);
-    try {
-      await f();
-    } catch (e) {
-      setError(message(e));
-    }
-  };
+  const { error, attempt: act } = useAttempt();
   if (!list.length) return null;
   return (
     <section class="jobs" aria-label="Downloads">

@@ -2,13 +2,12 @@ import { useEffect, useState } from "preact/hooks";
 import {
   api,
   CAPABILITIES,
-  CATEGORIES,
-  CATEGORY_LABELS,
   type Inspection,
   type Model,
   TEMPLATE_COMPONENTS,
   TEMPLATES,
 } from "../api";
+import { CategorySelect } from "../components/CategorySelect";
 import { Dialog } from "../components/Dialog";
 import { PathInput } from "../components/PathInput";
 import { count, size } from "../format";
@@ -148,14 +147,7 @@ export function ImportDialog({ onClose, onImported }: Props) {
         ))}
         <label>
           Category
-          <select aria-label="Category" value={category} onChange={(e) => setCategory(e.currentTarget.value)}>
-            <option value="">{found ? "as detected" : "detect from the files"}</option>
-            {CATEGORIES.map((c) => (
-              <option key={c} value={c}>
-                {CATEGORY_LABELS[c]}
-              </option>
-            ))}
-          </select>
+          <CategorySelect value={category} onChange={setCategory} empty={found ? "as detected" : "detect from the files"} />
         </label>
         <label>
           Name

@@ -5,6 +5,7 @@ import { Confirm, Dialog } from "../components/Dialog";
 import { Editable } from "../components/Editable";
 import { PathInput } from "../components/PathInput";
 import { ImportDialog } from "../dialogs/ImportDialog";
+import { useAttempt } from "../hooks";
 import { count, size } from "../format";
 import { libraryChanged, message, useLibraryVersion } from "../store";
 
@@ -28,7 +29,7 @@ export function Library({ openDownloader }: { openDownloader: () => void }) {
   const [modal, setModal] = useState<Modal | null>(null);
   const [busy, setBusy] = useState<string | null>(null); // "Loading…", "Unloading…"
   const [error, setError] = useState<string | null>(null);
-  const [modalError, setModalError] = useState<string | null>(null);
+  const { error: modalError, setError: setModalError, attempt: inModal } = useAttempt();
   const version = useLibraryVersion();
 
   const refresh = useCallback(async () => {
@@ -53,14 +54,6 @@ export function Library({ openDownloader }: { openDownloader: () => void }) {
   const changed = () => {
     libraryChanged.emit();
     close();
-  };
-  const inModal = async (f: () => Promise<void>) => {
-    setModalError(null);
-    try {
-      await f();
-    } catch (e) {
-      setModalError(message(e));
-    }
   };
   const current = models?.find((m) => m.name === selected) ?? null;
 

@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type Model, post, streamChat } from "../api";
+import { useAttempt } from "../hooks";
 import { message, useLibraryVersion } from "../store";
 
 const MODES = { chat: "Chat", embeddings: "Embeddings", rerank: "Rerank", images: "Images" } as const;
@@ -205,21 +206,11 @@ function Chat({ model }: { model: string }) {
   );
 }
 
+/** An attempt that keeps its result. */
 function useCall<T>() {
   const [result, setResult] = useState<T | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const call = async (f: () => Promise<T>) => {
-    setBusy(true);
-    setError(null);
-    try {
-      setResult(await f());
-    } catch (e) {
-      setError(message(e));
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { error, busy, attempt } = useAttempt();
+  const call = (f: () => Promise<T>) => attempt(async () => setResult(await f()));
   return { result, error, busy, call };
 }
 
