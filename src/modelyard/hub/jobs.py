@@ -173,7 +173,7 @@ class Downloads:
         )
         total = sum(f.size or 0 for f in chosen)
         if folder is not None:
-            destination = folder / snap.repo.rsplit("/", 1)[-1]
+            destination = folder / _repo_name(snap.repo)
         else:
             destination = self.settings.models_dir / snap.source.value / snap.repo / snap.revision
         self._check_space(total, destination)
@@ -349,7 +349,7 @@ class Downloads:
             )
             live.bytes_done = transfer.done_bytes()
             live.files_done = len(transfer.finished())
-            self._check_space(transfer.pending_bytes())
+            self._check_space(transfer.pending_bytes(), Path(job.destination))
             self._set(job_id, state="running", bytes_done=live.bytes_done)
             await transfer.run()
             self._set(job_id, state="importing", bytes_done=live.bytes_done, files_done=live.files_done)
