@@ -46,17 +46,22 @@ export function DownloadDialog({ onClose, hidden }: { onClose: () => void; hidde
   const start = () =>
     run(async () => {
       if (!repo) return;
+      // a quantization brings its shards and its mmproj; other groups are asked for by their files
+      const group = repo.groups.find((g) => g.name === pick);
+      const quantization = group && group.name !== "other" && group.name !== "mmproj" ? group.name : null;
       const job = await api.pull({
         ref,
         source,
-        quantization: pick === ALL ? null : pick,
+        quantization,
+        files: group && !quantization ? group.files.map((f) => f.path) : [],
         all: pick === ALL,
         name: name.trim() || null,
         directory: directory.trim() || null,
       });
       jobs.put(job);
     });
-  const chosen = repo?.groups.filter((g) => (pick === ALL ? true : g.name === pick || g.name === "mmproj")) ?? [];
+  const paired = (g: { name: string }) => repo?.gguf && pick !== "other" && g.name === "mmproj";
+  const chosen = repo?.groups.filter((g) => pick === ALL || g.name === pick || paired(g)) ?? [];
 
   return (
     <Dialog
