@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from modelyard.api.sse import event_stream
 from modelyard.hub.jobs import Downloads, PullRequest
 from modelyard.hub.refs import Source
 from modelyard.hub.selection import groups, is_gguf_repo
@@ -151,12 +149,7 @@ def jobs(request: Request) -> list[JobOut]:
 @router.get("/events")
 async def events(request: Request) -> StreamingResponse:
     """Server-sent events: every job at first, then each change (progress twice a second)."""
-
-    async def stream() -> AsyncIterator[bytes]:
-        async for job in downloads_of(request).events():
-            yield f"data: {json.dumps(job)}\n\n".encode()
-
-    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return event_stream(downloads_of(request).events())
 
 
 @router.get("/{job}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
@@ -11,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from modelyard.api.sse import event_stream
 from modelyard.monitor.sampler import Monitor
 
 router = APIRouter(prefix="/api/monitor", tags=["monitor"])
@@ -43,8 +43,8 @@ def events(request: Request) -> list[dict[str, Any]]:
 async def stream(request: Request) -> StreamingResponse:
     """Server-sent events: one sample per interval."""
 
-    async def events() -> AsyncIterator[bytes]:
+    async def samples() -> AsyncIterator[dict[str, Any]]:
         async for sample in monitor_of(request).subscribe():
-            yield f"data: {json.dumps(sample.as_dict())}\n\n".encode()
+            yield sample.as_dict()
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return event_stream(samples())

@@ -60,7 +60,11 @@ export function Confirm({ title, children, confirm, danger, busy, error, onConfi
       }
     >
       {children}
-      {error && <p class="error">{error}</p>}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
     </Dialog>
   );
 }

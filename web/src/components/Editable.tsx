@@ -1,4 +1,5 @@
 import { useState } from "preact/hooks";
+import { useAttempt } from "../hooks";
 
 interface Props {
   value: string;
@@ -11,22 +12,12 @@ interface Props {
 export function Editable({ value, label, placeholder, onSave }: Props) {
   const [editing, setEditing] = useState(false);
   const [draft, setDraft] = useState(value);
-  const [error, setError] = useState<string | null>(null);
-  const [saving, setSaving] = useState(false);
+  const { error, setError, busy: saving, attempt } = useAttempt();
 
   const save = async () => {
     if (saving) return;
     if (draft === value) return setEditing(false);
-    setSaving(true);
-    try {
-      await onSave(draft);
-      setEditing(false);
-      setError(null);
-    } catch (e) {
-      setError(e instanceof Error ? ((e as { text?: string }).text ?? e.message) : String(e));
-    } finally {
-      setSaving(false);
-    }
+    await attempt(async () => (await onSave(draft), setEditing(false)));
   };
 
   if (!editing)

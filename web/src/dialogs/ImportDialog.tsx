@@ -11,6 +11,7 @@ import { CategorySelect } from "../components/CategorySelect";
 import { Dialog } from "../components/Dialog";
 import { PathInput } from "../components/PathInput";
 import { count, size } from "../format";
+import { useAttempt } from "../hooks";
 import { message } from "../store";
 
 interface Props {
@@ -29,8 +30,7 @@ export function ImportDialog({ onClose, onImported }: Props) {
   const [template, setTemplate] = useState("sd_official");
   const [capabilities, setCapabilities] = useState<string[]>(CAPABILITIES.sd_official);
   const [components, setComponents] = useState<Record<string, string>>({});
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { error, busy, attempt } = useAttempt();
 
   useEffect(() => {
     setFound(null);
@@ -60,10 +60,8 @@ export function ImportDialog({ onClose, onImported }: Props) {
   }, [path]);
 
   const image = category === "image";
-  const submit = async () => {
-    setBusy(true);
-    setError(null);
-    try {
+  const submit = () =>
+    attempt(async () => {
       const picked = Object.fromEntries(
         Object.entries(components).filter(([role, p]) => p.trim() && TEMPLATE_COMPONENTS[template].includes(role)),
       );
@@ -75,12 +73,7 @@ export function ImportDialog({ onClose, onImported }: Props) {
         ...(image ? { template, capabilities, components: picked } : {}),
       });
       onImported(model);
-    } catch (e) {
-      setError(message(e));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
 
   return (
     <Dialog

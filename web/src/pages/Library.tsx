@@ -1,7 +1,7 @@
 import { Fragment } from "preact";
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { api, CAPABILITIES, CATEGORIES, CATEGORY_LABELS, type Category, type Estimate, type Model, TEMPLATE_COMPONENTS } from "../api";
-import { Confirm, Dialog } from "../components/Dialog";
+import { Confirm } from "../components/Dialog";
 import { Editable } from "../components/Editable";
 import { PathInput } from "../components/PathInput";
 import { ImportDialog } from "../dialogs/ImportDialog";
@@ -384,39 +384,24 @@ function LoadConfirm(props: {
 
 const CONTEXT_PRESETS = [0, 2048, 4096, 8192, 16384, 32768, 131072];
 
-function ContextDialog({ model, onClose, onSaved }: { model: Model; onClose: () => void; onSaved: () => void }) {
+type EditProps = { model: Model; onClose: () => void; onSaved: () => void };
+
+function ContextDialog({ model, onClose, onSaved }: EditProps) {
   const [value, setValue] = useState<string | null>(null); // null until the saved one arrives
-  const [error, setError] = useState<string | null>(null);
+  const { error, setError, busy, attempt } = useAttempt();
   useEffect(() => {
     api
       .settings(model.name)
       .then((s) => setValue(String(s.saved.n_ctx ?? 0)))
       .catch((e: unknown) => (setValue("0"), setError(message(e))));
   }, [model.name]);
-  const save = async () => {
-    setError(null);
+  const save = () => {
     const n = Number(value);
     if (!Number.isInteger(n) || n < 0) return setError("A whole number of tokens, or 0 for the model's own.");
-    try {
-      await api.saveSettings(model.name, { n_ctx: n });
-      onSaved();
-    } catch (e) {
-      setError(message(e));
-    }
+    void attempt(async () => (await api.saveSettings(model.name, { n_ctx: n }), onSaved()));
   };
   return (
-    <Dialog
-      title={`Context size of ${model.name}`}
-      onClose={onClose}
-      footer={
-        <>
-          <button onClick={onClose}>Cancel</button>
-          <button class="primary" disabled={value === null} onClick={() => void save()}>
-            Save
-          </button>
-        </>
-      }
-    >
+    <Confirm title={`Context size of ${model.name}`} confirm="Save" busy={busy || value === null} error={error} onCancel={onClose} onConfirm={save}>
       <label>
         Context (tokens)
         <input type="number" min={0} aria-label="Context size" value={value ?? ""} disabled={value === null} onInput={(e) => setValue(e.currentTarget.value)} list="ctx-presets" />
@@ -437,20 +422,18 @@ function ContextDialog({ model, onClose, onSaved }: { model: Model; onClose: () 
         0 uses the model's own{model.context_length ? ` (${model.context_length.toLocaleString()} tokens)` : ""}. A larger context
         takes more memory. {model.loaded && "Reload the model to apply it."}
       </p>
-      {error && <p class="error">{error}</p>}
-    </Dialog>
+    </Confirm>
   );
 }
 
-function ComponentsDialog({ model, onClose, onSaved }: { model: Model; onClose: () => void; onSaved: () => void }) {
+function ComponentsDialog({ model, onClose, onSaved }: EditProps) {
   const roles = model.category === "image" ? TEMPLATE_COMPONENTS[model.template ?? "sd_official"] : ["mmproj"];
   const have = Object.fromEntries(model.components.map((c) => [c.role, c.path]));
   const [paths, setPaths] = useState<Record<string, string>>(have);
   const [caps, setCaps] = useState<string[]>(model.capabilities);
-  const [error, setError] = useState<string | null>(null);
-  const save = async () => {
-    setError(null);
-    try {
+  const { error, busy, attempt } = useAttempt();
+  const save = () =>
+    void attempt(async () => {
       for (const role of roles) {
         const p = (paths[role] ?? "").trim();
         if (p && p !== have[role]) await api.setComponent(model.name, role, p);
@@ -460,23 +443,9 @@ function ComponentsDialog({ model, onClose, onSaved }: { model: Model; onClose: 
         await api.edit(model.name, { capabilities: caps });
       }
       onSaved();
-    } catch (e) {
-      setError(message(e));
-    }
-  };
+    });
   return (
-    <Dialog
-      title={`Components of ${model.name}`}
-      onClose={onClose}
-      footer={
-        <>
-          <button onClick={onClose}>Cancel</button>
-          <button class="primary" onClick={() => void save()}>
-            Save
-          </button>
-        </>
-      }
-    >
+    <Confirm title={`Components of ${model.name}`} confirm="Save" busy={busy} error={error} onCancel={onClose} onConfirm={save}>
       {model.template && <p class="muted">Template: {model.template}</p>}
       {model.category === "image" && (
         <div class="checks">
@@ -499,42 +468,21 @@ function ComponentsDialog({ model, onClose, onSaved }: { model: Model; onClose: 
         </label>
       ))}
       <p class="muted">Clear a path to remove the component.</p>
-      {error && <p class="error">{error}</p>}
-    </Dialog>
+    </Confirm>
   );
 }
 
-function AdapterDialog({ model, onClose, onSaved }: { model: Model; onClose: () => void; onSaved: () => void }) {
+function AdapterDialog({ model, onClose, onSaved }: EditProps) {
   const [path, setPath] = useState("");
-  const [error, setError] = useState<string | null>(null);
-  const save = async () => {
-    setError(null);
-    try {
-      await api.addAdapter(model.name, path.trim());
-      onSaved();
-    } catch (e) {
-      setError(message(e));
-    }
-  };
+  const { error, busy, attempt } = useAttempt();
+  const save = () => void attempt(async () => (await api.addAdapter(model.name, path.trim()), onSaved()));
   return (
-    <Dialog
-      title={`Import a LoRA for ${model.name}`}
-      onClose={onClose}
-      footer={
-        <>
-          <button onClick={onClose}>Cancel</button>
-          <button class="primary" disabled={!path.trim()} onClick={() => void save()}>
-            Import
-          </button>
-        </>
-      }
-    >
+    <Confirm title={`Import a LoRA for ${model.name}`} confirm="Import" busy={busy || !path.trim()} error={error} onCancel={onClose} onConfirm={save}>
       <label>
         LoRA file or folder
         <PathInput label="LoRA path" value={path} onInput={setPath} placeholder="/home/me/loras/adapter.gguf" />
       </label>
       <p class="muted">It is checked against {model.name}: a LoRA made for another base is refused.</p>
-      {error && <p class="error" role="alert">{error}</p>}
-    </Dialog>
+    </Confirm>
   );
 }
