@@ -40,6 +40,9 @@ class Settings(BaseSettings):
         default=None, description="llama-server binary; else MODELYARD_HOME/bin, PATH, then llama_cpp.server"
     )
     queue_size: int = Field(default=50, ge=0, description="requests that may wait per deployment")
+    queue_timeout: float = Field(
+        default=300.0, ge=0, description="seconds a request may wait for an instance; 0 = no limit"
+    )
     health_timeout: float = Field(default=120.0, gt=0, description="seconds an engine has to become ready")
     stop_grace: float = Field(default=10.0, ge=0, description="seconds between SIGTERM and SIGKILL")
     switch_timeout: float = Field(
@@ -47,6 +50,9 @@ class Settings(BaseSettings):
     )
     restart_backoff: float = Field(default=10.0, gt=0, description="first restart delay; doubles")
     restart_backoff_max: float = Field(default=300.0, gt=0, description="cap of the restart delay")
+    restart_reset: float = Field(
+        default=600.0, gt=0, description="seconds an instance serves before its restart delay starts over"
+    )
     idle_unload: float = Field(default=0.0, ge=0, description="unload a model idle this long (s); 0 = never")
     # resource monitor
     monitor_interval: float = Field(default=1.0, gt=0, description="seconds between samples")

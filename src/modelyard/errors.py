@@ -16,6 +16,7 @@ ModelyardError
  │    ├── LoadRefused           the load rules or busy models stop a load
  │    ├── WontFit               the model needs more memory than is free
  │    ├── QueueFull             too many requests wait for this model
+ │    ├── QueueTimeout          a request waited for an instance longer than the queue allows
  │    ├── NoSpace               the disk cannot take the download
  │    └── DownloadActive        the download still runs: pause or cancel it first
  ├── InvalidInput
@@ -23,6 +24,7 @@ ModelyardError
  │    ├── InvalidSettings
  │    ├── InvalidImport         the import request does not make sense (template, components, ...)
  │    ├── InvalidRef            a model reference that cannot be parsed
+ │    ├── InvalidRequest        a request body an endpoint or engine cannot take (names the field)
  │    ├── UnsafePath            a remote file name that would escape the destination
  │    └── IncompatibleLoader    a loader that cannot take this format or quantization
  ├── ModelFileError            the files themselves are the problem
@@ -135,6 +137,15 @@ class QueueFull(Conflict):
         self.retry_after = 5
 
 
+class QueueTimeout(Conflict):
+    def __init__(self, name: str, seconds: float) -> None:
+        super().__init__(
+            f"no instance of {name!r} was free within {seconds:g} s",
+            hint="retry later, add replicas, or raise MODELYARD_QUEUE_TIMEOUT",
+        )
+        self.retry_after = 5
+
+
 class NoSpace(Conflict):
     pass
 
@@ -153,6 +164,12 @@ class InvalidRef(InvalidInput):
 
 class UnsafePath(InvalidInput):
     pass
+
+
+class InvalidRequest(InvalidInput):
+    def __init__(self, message: str, *, param: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.param = param
 
 
 class InvalidName(InvalidInput):

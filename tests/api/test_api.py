@@ -57,7 +57,7 @@ def test_adapters_and_components(server: RunningServer, zoo: Path, tmp_path: Pat
     bad = b.write_lora_gguf(tmp_path / "other.gguf", arch="qwen2")
     r = http.post("/api/models/tiny-base/adapters", json={"path": str(bad)})
     assert r.status_code == 422
-    assert r.json()["error"]["type"] == "IncompatibleAdapter"
+    assert r.json()["error"]["code"] == "incompatible_adapter"
     assert http.delete("/api/models/tiny-base/adapters/style").json()["adapters"] == []
     r = http.put(
         "/api/models/tiny-base/components/mmproj", json={"path": str(zoo / "vision/mmproj-tiny-vl-f16.gguf")}
@@ -76,18 +76,18 @@ def test_bad_input_gets_clear_errors_and_server_stays_up(
     onnx = tmp_path / "model.onnx"
     onnx.write_bytes(b"\x08\x07onnx")
     cases = [
-        ({"path": str(truncated)}, 422, "MalformedFile", "truncated"),
-        ({"path": str(tmp_path / "missing.gguf")}, 404, "PathNotFound", "no such file"),
-        ({"path": str(onnx)}, 422, "UnsupportedFormat", ".onnx is not a model format"),
-        ({"path": str(zoo / "chat-lora/tiny-lora.gguf")}, 400, "InvalidImport", "LoRA adapter"),
-        ({"path": str(good), "category": "poetry"}, 400, "InvalidImport", "unknown category"),
-        ({"nothing": 1}, 422, "InvalidRequest", "path: Field required"),
+        ({"path": str(truncated)}, 422, "malformed_file", "truncated"),
+        ({"path": str(tmp_path / "missing.gguf")}, 404, "path_not_found", "no such file"),
+        ({"path": str(onnx)}, 422, "unsupported_format", ".onnx is not a model format"),
+        ({"path": str(zoo / "chat-lora/tiny-lora.gguf")}, 400, "invalid_import", "LoRA adapter"),
+        ({"path": str(good), "category": "poetry"}, 400, "invalid_import", "unknown category"),
+        ({"nothing": 1}, 400, "invalid_request", "path: Field required"),
     ]
-    for body, status, kind, text in cases:
+    for body, status, code, text in cases:
         r = http.post("/api/models", json=body)
         assert r.status_code == status, (body, r.text)
         error = r.json()["error"]
-        assert error["type"] == kind, error
+        assert error["code"] == code, error
         assert text in error["message"], error
     assert http.post("/api/models", json={"path": str(truncated)}).json()["error"]["hint"]
     # nothing half-written: the library is empty, and the server still answers
@@ -96,7 +96,7 @@ def test_bad_input_gets_clear_errors_and_server_stays_up(
     http.post("/api/models", json={"path": str(good)}).raise_for_status()
     r = http.post("/api/models", json={"path": str(good)})
     assert r.status_code == 409
-    assert r.json()["error"]["type"] == "ModelExists"
+    assert r.json()["error"]["code"] == "model_exists"
     r = http.put("/api/models/good/settings", json={"options": {"n_ctx": "lots"}})
     assert r.status_code == 400
     assert "n_ctx" in r.json()["error"]["message"]

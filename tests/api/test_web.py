@@ -56,4 +56,4 @@ def test_path_completion(server: RunningServer, tmp_path: Path) -> None:
 
     missing = server.http.get("/api/paths", params={"prefix": f"{root}/nope/x"})
     assert missing.status_code == 404
-    assert missing.json()["error"]["type"] == "PathNotFound"
+    assert missing.json()["error"]["code"] == "path_not_found"

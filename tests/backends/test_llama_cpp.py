@@ -1,4 +1,4 @@
-"""The llama.cpp options schema mapped onto each runtime's flags; an option a runtime lacks is a
+"""The llama.cpp options schema mapped onto each engine's flags; an option an engine lacks is a
 clear error, never silently dropped."""
 
 from __future__ import annotations
@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from modelyard.backends import llama_cpp
-from modelyard.catalog.records import Adapter, Component, Model
+from modelyard.backends.base import FOLDER, HOST, PORT, EngineSpec, Placement
+from modelyard.backends.llama_cpp import LlamaCppOptions, LlamaServer
+from modelyard.backends.llama_cpp_python import LlamaCppPython
+from modelyard.catalog.records import Adapter, Component, Model, ModelFile
 from modelyard.errors import EngineUnavailable, Unsupported
+from modelyard.estimate import GiB
 
 
 def model(**kw: object) -> Model:
@@ -19,31 +22,50 @@ def model(**kw: object) -> Model:
         "format": "gguf",
         "path": "/models/m.gguf",
         "context_length": 4096,
+        "loaders": ["llama.cpp"],
     }
     return Model(**{**base, **kw})  # type: ignore[arg-type]
 
 
-def args(
-    runtime: str, options: dict[str, object], m: Model | None = None, adapter: Adapter | None = None
-) -> list[str]:
-    full = llama_cpp.LlamaCppOptions.model_validate(options).model_dump()
-    return llama_cpp.engine(runtime, "prog", m or model(), full, adapter, "127.0.0.1", 9000).argv
+def executable(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> LlamaServer:
+    """llama-server's backend, with a binary to find (never run here)."""
+    return LlamaServer(executable(tmp_path / "bin" / "llama-server"), tmp_path / "bin")
+
+
+def spec(
+    backend: LlamaServer | LlamaCppPython,
+    options: dict[str, object],
+    m: Model | None = None,
+    adapter: Adapter | None = None,
+) -> EngineSpec:
+    return backend.engine(m or model(), LlamaCppOptions.model_validate(options), Placement(), adapter)
 
 
 def flag(argv: list[str], name: str) -> str:
     return argv[argv.index(name) + 1]
 
 
-def test_llama_server_flags() -> None:
-    argv = args(
-        llama_cpp.LLAMA_SERVER,
+def test_llama_server_flags(server: LlamaServer) -> None:
+    argv = spec(
+        server,
         {
             "n_ctx": 2048, "n_gpu_layers": 10, "tensor_split": [3, 1], "n_batch": 256, "threads": 4,
             "threads_batch": 8, "mlock": True, "numa": True, "flash_attn": "on", "rope_freq_base": 500000,
             "rope_freq_scale": 0.5, "rope_scaling": "yarn", "cache_type_k": "q8_0", "cache_type_v": "q4_0",
             "parallel": 4,
         },
-    )  # fmt: skip
+    ).argv  # fmt: skip
+    assert argv[0] == str(server.configured)
+    # host and port are placeholders: the executor fills them where the engine starts
+    assert (flag(argv, "--host"), flag(argv, "--port")) == (HOST, PORT)
     assert flag(argv, "--ctx-size") == "2048"
     assert flag(argv, "--n-gpu-layers") == "10"
     assert flag(argv, "--tensor-split") == "3,1"
@@ -60,31 +82,33 @@ def test_llama_server_flags() -> None:
     assert flag(argv, "--cache-type-v") == "q4_0"
     assert flag(argv, "--parallel") == "4"
     assert flag(argv, "--alias") == "m"
-    assert flag(args(llama_cpp.LLAMA_SERVER, {"no_mmap": True}), "--load-mode") == "none"
-    assert flag(args(llama_cpp.LLAMA_SERVER, {}), "--n-gpu-layers") == "all"
+    assert flag(spec(server, {"no_mmap": True}).argv, "--load-mode") == "none"
+    assert flag(spec(server, {}).argv, "--n-gpu-layers") == "all"
+    assert spec(server, {"parallel": 3}).slots == 3
 
 
-def test_lora_mmproj_templates_and_categories(tmp_path: Path) -> None:
+def test_lora_mmproj_templates_and_categories(server: LlamaServer) -> None:
     vl = model(category="multimodal", components=[Component("mmproj", "/models/mmproj.gguf", 1)])
-    argv = args(
-        llama_cpp.LLAMA_SERVER, {"chat_template": "chatml"}, vl, Adapter("s", "gguf-lora", "/l.gguf", 1)
-    )
+    argv = spec(server, {"chat_template": "chatml"}, vl, Adapter("s", "gguf-lora", "/l.gguf", 1)).argv
     assert flag(argv, "--lora") == "/l.gguf"
     assert flag(argv, "--mmproj") == "/models/mmproj.gguf"
     assert flag(argv, "--chat-template") == "chatml"
-    jinja = args(llama_cpp.LLAMA_SERVER, {"chat_template": "{{ messages }}"})
-    assert Path(flag(jinja, "--chat-template-file")).read_text() == "{{ messages }}"
-    assert "--embeddings" in args(llama_cpp.LLAMA_SERVER, {}, model(category="embedding"))
-    assert "--reranking" in args(llama_cpp.LLAMA_SERVER, {}, model(category="rerank"))
+    jinja = spec(server, {"chat_template": "{{ messages }}"})
+    # a Jinja template is a file the executor writes into the engine's own folder
+    assert flag(jinja.argv, "--chat-template-file") == f"{FOLDER}/chat-template.jinja"
+    assert jinja.files == {"chat-template.jinja": "{{ messages }}"}
+    assert "--embeddings" in spec(server, {}, model(category="embedding")).argv
+    assert "--reranking" in spec(server, {}, model(category="rerank")).argv
 
 
 def test_llama_cpp_python_flags_and_refusals() -> None:
-    argv = args(
-        llama_cpp.LLAMA_CPP_PYTHON,
+    backend = LlamaCppPython()
+    argv = spec(
+        backend,
         {"n_ctx": 2048, "threads": 2, "no_mmap": True, "mlock": True, "cache_type_k": "q8_0", "rope_scaling": "linear",
          "flash_attn": "off", "tensor_split": [1, 1]},
-    )  # fmt: skip
-    assert argv[:3] == ["prog", "-m", "llama_cpp.server"]
+    ).argv  # fmt: skip
+    assert argv[1:3] == ["-m", "llama_cpp.server"]
     assert flag(argv, "--n_ctx") == "2048"
     assert flag(argv, "--n_threads") == "2"
     assert flag(argv, "--use_mmap") == "false"
@@ -94,21 +118,43 @@ def test_llama_cpp_python_flags_and_refusals() -> None:
     assert flag(argv, "--flash_attn") == "false"
     assert argv[argv.index("--tensor_split") + 1 : argv.index("--tensor_split") + 3] == ["1", "1"]
     with pytest.raises(Unsupported, match="cannot take parallel=4"):
-        args(llama_cpp.LLAMA_CPP_PYTHON, {"parallel": 4})
+        spec(backend, {"parallel": 4})
     with pytest.raises(Unsupported, match="chat_template"):
-        args(llama_cpp.LLAMA_CPP_PYTHON, {"chat_template": "chatml"})
+        spec(backend, {"chat_template": "chatml"})
     with pytest.raises(Unsupported, match="multimodal"):
-        args(llama_cpp.LLAMA_CPP_PYTHON, {}, model(components=[Component("mmproj", "/p.gguf", 1)]))
+        spec(backend, {}, model(components=[Component("mmproj", "/p.gguf", 1)]))
 
 
-def test_find_runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_llama_cpp_python_keeps_no_logits_array(gemma: Path) -> None:
+    """Its server keeps an n_ctx x n_vocab logits array unless told not to: modelyard tells it,
+    and estimates without it, so gemma-3-270m at its own 32k context is not refused as 33 GiB."""
+    backend = LlamaCppPython()
+    gemma_model = model(
+        path=str(gemma), context_length=32768, files=[ModelFile(str(gemma), gemma.stat().st_size)]
+    )
+    assert flag(spec(backend, {"n_ctx": 32768}, gemma_model).argv, "--logits_all") == "false"
+    assert (
+        flag(spec(backend, {"n_ctx": 32768, "logits_all": True}, gemma_model).argv, "--logits_all") == "true"
+    )
+    report = backend.fit(gemma_model, LlamaCppOptions(n_ctx=32768), None, 4 * GiB, [])
+    assert report is not None
+    assert report.fits
+    assert report.estimate.ram.total < 2 * GiB  # ~1.1 GiB measured (ENVIRONMENT.md: +875 MiB RSS)
+    keeping = backend.fit(gemma_model, LlamaCppOptions(n_ctx=32768, logits_all=True), None, 4 * GiB, [])
+    assert keeping is not None
+    assert keeping.estimate.ram.total > 32 * GiB
+
+
+def test_finding_llama_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
     with pytest.raises(EngineUnavailable, match="not an executable"):
-        llama_cpp.find_runtime(tmp_path / "missing", tmp_path)
-    fake = tmp_path / "bin" / "llama-server"
-    fake.parent.mkdir()
-    fake.write_text("#!/bin/sh\n")
-    fake.chmod(0o755)
-    assert llama_cpp.find_runtime(None, tmp_path / "bin") == (llama_cpp.LLAMA_SERVER, str(fake))
-    runtime, _ = llama_cpp.find_runtime(None, tmp_path / "empty")
-    assert runtime == llama_cpp.LLAMA_CPP_PYTHON  # llama-cpp-python is installed with the dev extras
+        LlamaServer(tmp_path / "missing", tmp_path).preflight()
+    with pytest.raises(EngineUnavailable) as missing:
+        LlamaServer(None, tmp_path / "empty").preflight()
+    assert missing.value.hint == "build it with `modelyard backends install llama.cpp`"
+    found = executable(tmp_path / "bin" / "llama-server")
+    assert LlamaServer(None, tmp_path / "bin").preflight() == str(found)
+    on_path = executable(tmp_path / "path" / "llama-server")
+    monkeypatch.setenv("PATH", str(on_path.parent))
+    assert LlamaServer(None, tmp_path / "empty").preflight() == str(on_path)
+    assert "llama_cpp.server" in LlamaCppPython().preflight()  # installed with the dev extras

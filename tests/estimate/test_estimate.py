@@ -66,7 +66,9 @@ def test_kv_cache_follows_sliding_windows_and_gqa(gemma: Path) -> None:
     assert q8 == pytest.approx(big * 34 / 64, rel=0.01)
     python = estimate([g], Config(n_ctx=32768, runtime="llama_cpp.server")).ram
     assert python.kv_cache == 18 * 32768 * 1024  # llama-cpp-python keeps full-size caches on every layer
-    assert python.compute > 32768 * 262144 * 4  # and an n_ctx x n_vocab score array: 32 GiB here
+    assert python.compute < 64 << 20  # no logits for every position unless asked for
+    logits = estimate([g], Config(n_ctx=32768, runtime="llama_cpp.server", logits_all=True)).ram
+    assert logits.compute > 32768 * 262144 * 4  # then an n_ctx x n_vocab score array: 32 GiB here
 
 
 def test_gpu_offload_split(gemma: Path) -> None:
@@ -93,14 +95,14 @@ def test_a_load_that_will_not_fit_is_refused(
     add(server, gemma, name="gemma3")
     server.http.put("/api/models/gemma3/settings", json={"options": {"n_ctx": 2048}})
     # this machine has plenty of memory: make it look like one with 200 MiB free
-    import modelyard.runtime.controller as controller
+    import modelyard.runtime.local as local
 
     Memory = namedtuple("Memory", "available total used percent")
-    monkeypatch.setattr(controller.psutil, "virtual_memory", lambda: Memory(200 * MiB, 24 << 30, 0, 0))
+    monkeypatch.setattr(local.psutil, "virtual_memory", lambda: Memory(200 * MiB, 24 << 30, 0, 0))
     r = server.http.post("/api/models/gemma3/load", json={})
     assert r.status_code == 409
     error = r.json()["error"]
-    assert error["type"] == "WontFit"
+    assert error["code"] == "wont_fit"
     assert re.search(r"'gemma3' needs [0-9.]+ GiB of RAM \(weights 0.23, KV cache", error["message"])
     assert "with 0.20 GiB free" in error["message"]
     assert "smaller quantization" in error["hint"]

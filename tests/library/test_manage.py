@@ -66,13 +66,13 @@ def test_loaded_model_cannot_be_deleted(store: object, zoo: Path) -> None:
 def test_settings(library: Library, zoo: Path) -> None:
     library.import_model(ImportRequest(path=str(zoo / "chat/tiny-llama-f32.gguf")))
     backend, saved, effective = library.settings("tiny-llama-f32")
-    assert (backend, saved, effective["n_ctx"]) == ("llama.cpp", {}, 512)  # 0 = the model's own
+    assert (backend, saved, effective.n_ctx) == ("llama.cpp", {}, 512)  # 0 = the model's own
     library.put_settings("tiny-llama-f32", {"n_ctx": 256, "threads": 2})
     library.put_settings("tiny-llama-f32", {"cache_type_k": "q8_0"})
     _, saved, effective = library.settings("tiny-llama-f32")
     assert saved == {"n_ctx": 256, "threads": 2, "cache_type_k": "q8_0"}
-    assert effective["n_ctx"] == 256
-    assert effective["n_batch"] == 512
+    assert effective.n_ctx == 256
+    assert effective.n_batch == 512
     with pytest.raises(InvalidSettings, match="n_ctx: Input should be greater than or equal to 0"):
         library.put_settings("tiny-llama-f32", {"n_ctx": -1})
     with pytest.raises(InvalidSettings, match="gpu_layerz: Extra inputs are not permitted"):

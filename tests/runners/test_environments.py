@@ -29,8 +29,10 @@ def test_install_an_environment_and_serve_from_it(tmp_path: Path, minilm: Path) 
     listed = subprocess.run(
         [*cli, "ls"], env={**env, "MODELYARD_PYTHON_ENVS": "managed"}, capture_output=True, text=True
     ).stdout
-    assert f"sentence-transformers  managed env      {folder}/bin/python" in listed
-    assert "transformers           not installed" in listed  # no transformers environment yet
+    assert f"sentence-transformers  managed env {folder}/bin/python" in listed
+    assert (
+        "transformers           not installed  install it: `modelyard backends install transformers" in listed
+    )
 
     with serve(home, python_envs="managed") as server:
         assert (

@@ -87,9 +87,8 @@ def test_concurrent_requests_are_batched_together(server: RunningServer, minilm:
     local = SentenceTransformer(str(minilm), device="cpu").encode(sentences, normalize_embeddings=True)
     for v, w in zip(vectors, local, strict=True):
         assert max(abs(x - y) for x, y in zip(v, w.tolist(), strict=True)) < 1e-4  # each its own answer
-    url = server.runtime.running["minilm"].instances
-    instance = next(iter(url.values()))
-    stats = httpx.get(instance.process.url + "/health").json()["stats"]
+    (instance,) = server.http.get("/api/instances").json()
+    stats = httpx.get(instance["url"] + "/health").json()["stats"]
     assert stats["items"] == 64
     assert stats["batches"] <= 16  # 64 requests ran in a few batches, not one by one
 

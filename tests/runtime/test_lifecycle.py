@@ -126,7 +126,7 @@ def test_engine_that_fails_to_start(server: RunningServer, tmp_path: Path) -> No
     r = server.http.post("/api/models/broken/load", json={})
     assert r.status_code == 502
     error = r.json()["error"]
-    assert error["type"] == "EngineError"
+    assert error["code"] == "engine_error"
     assert "exited" in error["message"] or "not ready" in error["message"]
     assert error["hint"]  # the log's tail
     assert server.http.get("/api/instances").json() == []  # nothing half-started stays
@@ -158,7 +158,7 @@ def test_file_damaged_after_import_is_caught_before_launch(server: RunningServer
     path.write_bytes(path.read_bytes()[:-32])  # truncated after it was imported
     r = server.http.post("/api/models/cut/load", json={})
     assert r.status_code == 422
-    assert r.json()["error"]["type"] == "MalformedFile"
+    assert r.json()["error"]["code"] == "malformed_file"
     assert "truncated" in r.json()["error"]["message"]
     assert server.http.get("/api/instances").json() == []
 

@@ -35,7 +35,7 @@ def small_queue(tmp_path: Path, gemma: Path) -> RunningServer:
 
 def test_overflow_gets_503_with_retry_after(small_queue: RunningServer) -> None:
     server = small_queue
-    gate = server.runtime.gates["gemma3"]
+    queue = server.runtime.queues["gemma3"]
 
     async def scenario() -> None:
         async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
@@ -44,7 +44,7 @@ def test_overflow_gets_503_with_retry_after(small_queue: RunningServer) -> None:
                 second = asyncio.create_task(
                     http.post("/v1/completions", json={**body, "stream": False, "max_tokens": 4})
                 )
-                while gate.waiting < 1:
+                while queue.waiting < 1:
                     await asyncio.sleep(0.02)
                 start = time.monotonic()
                 third = await http.post("/v1/completions", json=body)
@@ -58,33 +58,33 @@ def test_overflow_gets_503_with_retry_after(small_queue: RunningServer) -> None:
             assert (await second).status_code == 200
 
     asyncio.run(scenario())
-    assert gate.waiting == 0
-    assert gate.in_flight == 0
+    assert queue.waiting == 0
+    assert queue.in_flight == 0
 
 
 def test_disconnecting_client_leaves_the_queue(small_queue: RunningServer) -> None:
     server = small_queue
-    gate = server.runtime.gates["gemma3"]
+    queue = server.runtime.queues["gemma3"]
 
     async def scenario() -> None:
         async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
             body = {"model": "gemma3", **LONG}
             async with generating(http, body):
                 waiter = asyncio.create_task(http.post("/v1/completions", json=body))
-                while gate.waiting < 1:
+                while queue.waiting < 1:
                     await asyncio.sleep(0.02)
                 waiter.cancel()  # the client gives up and closes its connection
                 with pytest.raises(asyncio.CancelledError):
                     await waiter
                 deadline = time.monotonic() + 5
-                while gate.waiting and time.monotonic() < deadline:
+                while queue.waiting and time.monotonic() < deadline:
                     await asyncio.sleep(0.05)
-                assert gate.waiting == 0
+                assert queue.waiting == 0
                 # the queue has room again: a new request may wait instead of being refused
                 again = asyncio.create_task(
                     http.post("/v1/completions", json={**body, "stream": False, "max_tokens": 2})
                 )
-                while gate.waiting < 1:
+                while queue.waiting < 1:
                     await asyncio.sleep(0.02)
             assert (await again).status_code == 200
 
@@ -99,14 +99,14 @@ def test_replicas_share_the_load(server: RunningServer, gemma: Path) -> None:
     assert len(instances) == 2  # type: ignore[arg-type]
     assert len({i["url"] for i in instances}) == 2  # type: ignore[attr-defined]
     assert len({i["pid"] for i in instances}) == 2  # type: ignore[attr-defined]
-    gate = server.runtime.gates["gemma3"]
+    queue = server.runtime.queues["gemma3"]
 
     async def scenario() -> None:
         async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
             body = {"model": "gemma3", **LONG}
             async with generating(http, body), generating(http, body):
                 # one on each instance: the second went to the one with fewer in flight
-                assert sorted(s.in_flight for s in gate.slots.values()) == [1, 1]
+                assert sorted(s.in_flight for s in queue.slots.values()) == [1, 1]
 
     asyncio.run(scenario())
-    wait_for(lambda: gate.in_flight == 0)
+    wait_for(lambda: queue.in_flight == 0)

@@ -17,7 +17,7 @@ from modelyard.gateway.proxy import upstream_session
 from modelyard.hub.jobs import Downloads
 from modelyard.library import Library
 from modelyard.monitor.sampler import Monitor
-from modelyard.runtime.controller import Runtime
+from modelyard.runtime.runtime import Runtime
 
 
 def create_app(settings: Settings) -> FastAPI:

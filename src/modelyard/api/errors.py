@@ -1,4 +1,5 @@
-"""Domain errors -> HTTP responses. The first class in an error's MRO with a status wins."""
+"""The app's exception handlers: domain errors, invalid bodies and bugs, all answered in the one
+error shape of http_errors.py."""
 
 from __future__ import annotations
 
@@ -6,59 +7,29 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from starlette.responses import Response
 
 from modelyard import errors
-from modelyard.gateway import errors as gateway_errors
-from modelyard.problems import describe
+from modelyard.http_errors import error_response, internal_body, invalid_body, response
+from modelyard.validation import describe
 
 log = logging.getLogger(__name__)
 
-STATUS: dict[type[errors.ModelyardError], int] = {
-    errors.NotFound: 404,
-    errors.QueueFull: 503,
-    errors.Conflict: 409,
-    errors.InvalidInput: 400,
-    errors.ModelFileError: 422,
-    errors.IncompatibleAdapter: 422,
-    errors.Unsupported: 400,
-    errors.ChatTemplateMissing: 400,
-    errors.EngineUnavailable: 503,
-    errors.EngineError: 502,
-    errors.HubAuthRequired: 403,
-    errors.HubError: 502,
-}
 
-
-def status_of(exc: errors.ModelyardError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 500
-
-
-def body(kind: str, message: str, hint: str | None = None) -> dict[str, object]:
-    return {"error": {"type": kind, "message": message, "hint": hint}}
+def _openai(request: Request) -> bool:
+    return request.url.path.startswith("/v1/")
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.ModelyardError)
-    async def _domain(request: Request, exc: errors.ModelyardError) -> JSONResponse:
-        if request.url.path.startswith("/v1/"):
-            return gateway_errors.from_exception(exc)
-        return JSONResponse(body(type(exc).__name__, exc.message, exc.hint), status_code=status_of(exc))
+    async def _domain(request: Request, exc: errors.ModelyardError) -> Response:
+        return error_response(exc, openai=_openai(request))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = describe(exc.errors(), skip=1)
-        if request.url.path.startswith("/v1/"):
-            return gateway_errors.openai_error(problems, status=400)
-        return JSONResponse(body("InvalidRequest", problems), status_code=422)
+    async def _validation(_request: Request, exc: RequestValidationError) -> Response:
+        return response(invalid_body(describe(exc.errors(), skip=1)), 400)
 
     @app.exception_handler(Exception)
-    async def _internal(_request: Request, exc: Exception) -> JSONResponse:
+    async def _internal(_request: Request, exc: Exception) -> Response:
         log.exception("internal error", exc_info=exc)
-        return JSONResponse(
-            body("InternalError", "modelyard hit an internal error; the server log has the details"),
-            status_code=500,
-        )
+        return response(internal_body("modelyard hit an internal error; the server log has the details"), 500)

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from modelyard.api.schemas import (
     AdapterIn,
-    ErrorOut,
     ImportIn,
     InspectionOut,
     ModelOut,
@@ -22,10 +21,11 @@ from modelyard.api.schemas import (
 )
 from modelyard.catalog.records import Model
 from modelyard.formats.detect import inspect_path
+from modelyard.http_errors import ErrorBody
 from modelyard.library import ImportRequest, Library
 from modelyard.library.paths import complete
 
-ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorOut} for code in (400, 404, 409, 422)}
+ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (400, 404, 409, 422)}
 router = APIRouter(prefix="/api", responses=ERRORS)
 
 
@@ -86,7 +86,7 @@ def delete_model(lib: Lib, name: str) -> Response:
 @router.get("/models/{name}/settings", tags=["settings"])
 def get_settings(lib: Lib, name: str) -> SettingsOut:
     backend, saved, effective = lib.settings(name)
-    return SettingsOut(backend=backend, saved=saved, effective=effective)
+    return SettingsOut(backend=backend, saved=saved, effective=effective.model_dump())
 
 
 @router.put("/models/{name}/settings", tags=["settings"])

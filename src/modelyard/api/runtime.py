@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
-import psutil
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from modelyard.api.schemas import ErrorOut
-from modelyard.backends import llama_cpp
 from modelyard.errors import NotFound
-from modelyard.estimate import config_of, fit, fit_folder
 from modelyard.estimate.llama import Breakdown
-from modelyard.library.settings import backend_of, validate
-from modelyard.monitor.gpus import nvidia
-from modelyard.runtime.controller import Runtime, State
+from modelyard.http_errors import ErrorBody
+from modelyard.library.settings import effective
+from modelyard.runtime import placement
+from modelyard.runtime.executor import LogRef
+from modelyard.runtime.runtime import Runtime
+from modelyard.runtime.supervisor import State
 
 router = APIRouter(
-    prefix="/api", tags=["runtime"], responses={c: {"model": ErrorOut} for c in (400, 404, 409, 502)}
+    prefix="/api", tags=["runtime"], responses={c: {"model": ErrorBody} for c in (400, 404, 409, 502)}
 )
 
 
@@ -29,6 +27,7 @@ class LoadIn(BaseModel):
     adapter: str | None = Field(None, description="a LoRA adapter of the model")
     replicas: int = Field(1, ge=1, le=64)
     force: bool = Field(False, description="load even when the estimate says it will not fit")
+    env: dict[str, str] = Field(default_factory=dict, description="environment variables of its engines")
 
 
 class UnloadIn(BaseModel):
@@ -40,8 +39,9 @@ class InstanceOut(BaseModel):
     model: str
     adapter: str | None
     state: str
+    node: str | None
     url: str | None
-    pid: int | None
+    pid: int | None = Field(description="the engine's process id on its node, while it runs")
     starts: int
     restarts: int
     memory: int = Field(description="resident memory of the engine and its children, bytes")
@@ -56,6 +56,7 @@ class DeploymentOut(BaseModel):
     replicas: int
     backend: str
     options: dict[str, object]
+    env: dict[str, str]
     instances: list[InstanceOut]
 
 
@@ -64,39 +65,48 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
-def _instances(runtime: Runtime) -> list[InstanceOut]:
-    adapters = {name: r.deployment.adapter for name, r in runtime.running.items()}
-    return [
-        InstanceOut(
-            id=i.id,
-            model=i.model,
-            adapter=adapters.get(i.model),
-            state=i.state,
-            url=i.url,
-            pid=i.pid,
-            starts=i.starts,
-            restarts=i.restarts,
-            memory=runtime.memory(i.id),
-            cpu_percent=runtime.cpu_percent(i.id),
-            error=i.error,
-            history=i.history,
+async def _instances(runtime: Runtime, model: str | None = None) -> list[InstanceOut]:
+    out = []
+    for i in runtime.instances():
+        if model is not None and i.model != model:
+            continue
+        engine = runtime.engine(i.id)
+        usage = await runtime.usage(i.id)
+        out.append(
+            InstanceOut(
+                id=i.id,
+                model=i.model,
+                adapter=runtime.adapter_of(i.id),
+                state=i.state,
+                node=i.node,
+                url=i.url,
+                pid=engine.pid if engine is not None and engine.returncode() is None else None,
+                starts=i.starts,
+                restarts=i.restarts,
+                memory=usage.memory,
+                cpu_percent=usage.cpu_percent,
+                error=i.error,
+                history=i.history,
+            )
         )
-        for i in runtime.instances()
-    ]
+    return out
 
 
 @router.post("/models/{name}/load")
 async def load(request: Request, name: str, body: LoadIn) -> DeploymentOut:
     """Load a model (a deployment of `replicas` instances); waits until it serves."""
     runtime = runtime_of(request)
-    dep = await runtime.load(name, adapter=body.adapter, replicas=body.replicas, force=body.force)
+    dep = await runtime.load(
+        name, adapter=body.adapter, replicas=body.replicas, force=body.force, env=body.env
+    )
     return DeploymentOut(
         model=dep.model,
         adapter=dep.adapter,
         replicas=dep.replicas,
         backend=dep.backend,
         options=dep.options,
-        instances=[i for i in _instances(runtime) if i.model == name],
+        env=dep.env,
+        instances=await _instances(runtime, name),
     )
 
 
@@ -107,8 +117,8 @@ async def unload(request: Request, name: str, body: UnloadIn | None = None) -> N
 
 
 @router.get("/instances")
-def instances(request: Request) -> list[InstanceOut]:
-    return _instances(runtime_of(request))
+async def instances(request: Request) -> list[InstanceOut]:
+    return await _instances(runtime_of(request))
 
 
 @router.get("/instances/{instance_id}/logs")
@@ -121,41 +131,37 @@ async def logs(
 ) -> StreamingResponse:
     """An instance's log: the last lines, and with follow=true everything written after."""
     runtime = runtime_of(request)
-    found = runtime.log_path(instance_id, start)
-    if found is None:
+    ref = runtime.log_ref(instance_id, start)
+    if ref is None:
         raise NotFound(f"no instance {instance_id}", hint="`modelyard ps` lists the instances")
-    path, number = found
-    return StreamingResponse(
-        _stream(runtime, request, instance_id, Path(path), number, lines, follow), media_type="text/plain"
-    )
+    return StreamingResponse(_stream(runtime, request, ref, lines, follow), media_type="text/plain")
 
 
 async def _stream(
-    runtime: Runtime, request: Request, instance_id: int, path: Path, number: int, lines: int, follow: bool
+    runtime: Runtime, request: Request, ref: LogRef, lines: int, follow: bool
 ) -> AsyncIterator[bytes]:
-    text = path.read_bytes() if path.is_file() else b""
+    text = b""
+    while chunk := await runtime.read_log(ref, len(text)):
+        text += chunk
     kept = b"\n".join(text.splitlines()[-lines:]) + b"\n" if lines and text else b""
     yield kept
     if not follow:
         return
     position = len(text)
     while not await request.is_disconnected():
-        if path.is_file():
-            with path.open("rb") as f:
-                f.seek(position)
-                chunk = f.read()
-            if chunk:
-                position += len(chunk)
-                yield chunk
-                continue
-        latest = runtime.log_path(instance_id)
+        chunk = await runtime.read_log(ref, position)
+        if chunk:
+            position += len(chunk)
+            yield chunk
+            continue
+        latest = runtime.log_ref(ref.instance)
         if latest is None:
             return  # the instance is gone (unloaded)
-        if latest[1] != number:  # restarted: go on with the new start's log
-            path, number, position = Path(latest[0]), latest[1], 0
-            yield f"--- start {number} ---\n".encode()
+        if latest.start != ref.start:  # restarted: go on with the new start's log
+            ref, position = latest, 0
+            yield f"--- start {ref.start} ---\n".encode()
             continue
-        if any(i.id == instance_id and i.state == State.STOPPED for i in runtime.instances()):
+        if any(i.id == ref.instance and i.state == State.STOPPED for i in runtime.instances()):
             return
         await asyncio.sleep(0.2)
 
@@ -190,7 +196,7 @@ def _breakdown(b: Breakdown) -> BreakdownOut:
 
 
 @router.get("/models/{name}/estimate")
-def estimate(
+async def estimate(
     request: Request,
     name: str,
     n_ctx: int | None = Query(None, ge=0, description="default: the saved setting; 0 = the model's own"),
@@ -206,28 +212,22 @@ def estimate(
     loading it; whether that fits what is free now, and the largest context that does."""
     runtime = runtime_of(request)
     model = runtime.library.get(name)
+    backend = runtime.backends.for_model(model)
     overrides = {
         "n_ctx": n_ctx, "n_gpu_layers": n_gpu_layers, "parallel": parallel,
         "cache_type_k": cache_type_k, "cache_type_v": cache_type_v, "precision": precision,
         "device": device, "quantization": quantization,
     }  # fmt: skip
-    saved = model.settings.options if model.settings else {}
-    options = {**saved, **{k: v for k, v in overrides.items() if v is not None}}
-    options = validate(model, options).model_dump()
-    if not options.get("n_ctx"):
-        options["n_ctx"] = model.context_length or options.get("n_ctx")
-    free_vram = [g.memory_total - (g.memory_used or 0) for g in nvidia() if g.memory_total]
-    free_ram = psutil.virtual_memory().available
-    if model.format == "gguf":
-        engine, _ = llama_cpp.find_runtime(runtime.settings.llama_server, runtime.settings.bin_dir)
-        report = fit(model, config_of(model, options, engine, n_gpus=len(free_vram)), free_ram, free_vram)
-    else:
-        engine = backend_of(model)
-        report = fit_folder(model, options, free_ram, free_vram)
+    known = backend.options.model_fields
+    options = effective(
+        model, backend.options, {k: v for k, v in overrides.items() if v is not None and k in known}
+    )
+    (node,) = (await runtime.executor.nodes())[:1]
+    report = await asyncio.to_thread(placement.estimate, backend, model, options, None, node)
     e = report.estimate
     return EstimateOut(
         model=name,
-        runtime=engine,
+        runtime=backend.name,
         n_ctx=e.n_ctx,
         n_gpu_layers=e.n_gpu_layers,
         ram=_breakdown(e.ram),
@@ -235,7 +235,7 @@ def estimate(
         free_ram=report.free_ram,
         fits=report.fits,
         max_ctx=report.max_ctx,
-        free_vram=free_vram,
+        free_vram=[g.vram_free for g in node.gpus],
         max_gpu_layers=report.max_gpu_layers,
         rule_of_thumb=report.rule_of_thumb,
     )

@@ -202,16 +202,6 @@ class InspectionOut(BaseModel):
         )
 
 
-class ErrorBody(BaseModel):
-    type: str
-    message: str
-    hint: str | None = None
-
-
-class ErrorOut(BaseModel):
-    error: ErrorBody
-
-
 class PathEntryOut(BaseModel):
     path: str
     name: str

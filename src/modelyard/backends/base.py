@@ -1,15 +1,85 @@
-"""What a backend gives the runtime: the command that starts an engine, and what it can do."""
+"""The Backend contract: what turns a Model and its typed options into an engine server.
+
+A backend names its options model, says which models it takes and which endpoints it serves for
+one, builds the engine's command line (``engine``), estimates the memory a load needs (``fit``)
+and checks that its program or environment is installed (``preflight``, whose error says how to
+install it). The registry (registry.py) holds the backends; nothing else looks at a backend's
+name.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from pydantic import BaseModel
+
+from modelyard.catalog.records import Adapter, Model
+
+if TYPE_CHECKING:
+    from modelyard.estimate import Fit
+
+# Placeholders in an EngineSpec's argv, filled by the executor where the engine starts: the host
+# and port it listens on, and a folder of its own (for the spec's files).
+HOST = "{host}"
+PORT = "{port}"
+FOLDER = "{dir}"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an instance runs: a node, and the GPUs it may use there (empty: none)."""
+
+    node: str = "local"
+    gpus: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
 class EngineSpec:
-    argv: list[str]
-    env: dict[str, str] = field(default_factory=dict)
+    """How to start one engine: plain data, so that it can travel to another node."""
+
+    argv: list[str]  # may hold HOST, PORT and FOLDER (alone, or FOLDER + "/name")
+    env: dict[str, str] = field(default_factory=dict)  # what the engine needs, nothing more
     health_path: str = "/health"
     slots: int = 1  # requests one engine takes at once (parallel slots)
-    endpoints: frozenset[str] = frozenset({"chat", "completions", "embeddings"})
-    runtime: str = ""  # which program runs it, for `ps` and logs
+    files: dict[str, str] = field(default_factory=dict)  # name -> text, written into FOLDER
+    runtime: str = ""  # which program runs it, for people
+
+
+# (stage, done, total) -> None
+Progress = Callable[[str, float, float], None]
+
+
+class Backend(Protocol):
+    name: ClassVar[str]
+    loader: ClassVar[str]  # the loader of the manuals it implements (a Model's ``loaders``)
+    options: ClassVar[type[BaseModel]]
+    merges_embeddings: ClassVar[bool]  # its engine reports each input's tokens (see gateway/coalesce)
+    inline_images: ClassVar[bool]  # its engine takes images in chat only as data URLs
+
+    @classmethod
+    def takes(cls, model: Model) -> bool:
+        """Whether it can serve this model (format, quantization, category, components)."""
+
+    def endpoints(self, model: Model) -> frozenset[str]:
+        """The OpenAI endpoints it serves for this model: chat, completions, embeddings, ..."""
+
+    def check(self, model: Model, endpoint: str) -> None:
+        """Refuse a request it cannot answer before it queues (a chat without a template)."""
+
+    def engine(self, model: Model, options: Any, placement: Placement, adapter: Adapter | None) -> EngineSpec:
+        """The engine for ``model`` with ``options`` (its options model, validated, n_ctx
+        resolved) at ``placement``, with ``adapter`` applied."""
+
+    def fit(
+        self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
+    ) -> Fit | None:
+        """Its memory estimate against what is free; None when it has none for this model."""
+
+    def preflight(self) -> str:
+        """What runs its engines (a program, an interpreter); EngineUnavailable with the command
+        that installs it when nothing does."""
+
+    def install(self, variant: str, progress: Progress) -> str:
+        """Install its engine (a build, a managed environment); where it went."""

@@ -1,21 +1,22 @@
-"""llama.cpp: GGUF chat, completion and embedding models, served by llama-server (from
-llama.cpp) or, where no llama-server binary is installed, by llama-cpp-python's server."""
+"""llama.cpp: GGUF chat, completion, embedding and rerank models, served by llama-server (built
+from llama.cpp). llama_cpp_python.py serves the same models with llama-cpp-python's server where
+no llama-server is installed; both share the options and the estimate here."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import sys
-import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelyard.backends.base import EngineSpec
+from modelyard.backends.base import FOLDER, HOST, PORT, EngineSpec, Placement, Progress
 from modelyard.catalog.records import Adapter, Model
-from modelyard.errors import EngineUnavailable, Unsupported
+from modelyard.errors import ChatTemplateMissing, EngineUnavailable
+from modelyard.estimate import Fit, fit_gguf
+from modelyard.estimate.llama import Config
+from modelyard.formats.loaders import LLAMA_CPP
 
 CacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
 
@@ -42,178 +43,158 @@ class LlamaCppOptions(BaseModel):
     cache_type_v: CacheType = "f16"
     parallel: int = Field(1, ge=1, le=256, description="parallel slots (concurrent sequences)")
     chat_template: str | None = Field(None, description="a Jinja chat template or a llama.cpp template name")
-
-
-LLAMA_SERVER = "llama-server"
-LLAMA_CPP_PYTHON = "llama_cpp.server"
-# ggml type ids of the KV cache types, for llama-cpp-python's --type_k / --type_v
-GGML_TYPE_IDS = {
-    "f32": 0,
-    "f16": 1,
-    "q4_0": 2,
-    "q4_1": 3,
-    "q5_0": 6,
-    "q5_1": 7,
-    "q8_0": 8,
-    "iq4_nl": 20,
-    "bf16": 30,
-}
-ROPE_SCALING_IDS = {"none": 0, "linear": 1, "yarn": 2}
-
-
-def find_runtime(configured: Path | None, bin_dir: Path) -> tuple[str, str]:
-    """(runtime, program): a llama-server binary (configured, MODELYARD_HOME/bin, PATH), else
-    this interpreter running llama_cpp.server."""
-    if configured is not None:
-        if not (configured.is_file() and os.access(configured, os.X_OK)):
-            raise EngineUnavailable(f"the configured llama-server {configured} is not an executable file")
-        return LLAMA_SERVER, str(configured)
-    for candidate in (bin_dir / "llama-server", shutil.which("llama-server")):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return LLAMA_SERVER, str(candidate)
-    if importlib.util.find_spec("llama_cpp") is not None:
-        return LLAMA_CPP_PYTHON, sys.executable
-    raise EngineUnavailable(
-        "no llama.cpp engine is installed",
-        hint="build llama-server with `modelyard backends install llama.cpp`, "
-        "or `pip install 'llama-cpp-python[server]'`",
+    logits_all: bool = Field(
+        False,
+        description="llama-cpp-python: keep every position's logits (prompt logprobs), an n_ctx x "
+        "n_vocab array; llama-server has logprobs without it",
     )
 
 
-def engine(
-    runtime: str,
-    program: str,
-    model: Model,
-    options: dict[str, Any],
-    adapter: Adapter | None,
-    host: str,
-    port: int,
-    scratch: Path | None = None,
-) -> EngineSpec:
-    """The command line that serves ``model`` with ``options`` (already validated, n_ctx
-    resolved). ``scratch`` is a folder for files the engine reads (a Jinja chat template)."""
-    o = LlamaCppOptions.model_validate(options)
-    endpoints = endpoints_for(model)
-    if runtime == LLAMA_SERVER:
-        return EngineSpec(
-            argv=[program, *_llama_server_args(model, o, adapter, host, port, scratch)],
-            health_path="/health",
-            slots=o.parallel,
-            endpoints=endpoints,
-            runtime=LLAMA_SERVER,
-        )
-    return EngineSpec(
-        argv=[program, "-m", "llama_cpp.server", *_llama_cpp_python_args(model, o, adapter, host, port)],
-        health_path="/v1/models",
-        slots=1,
-        endpoints=endpoints,
-        runtime=LLAMA_CPP_PYTHON,
-    )
+CHAT_TEMPLATE_FILE = "chat-template.jinja"
 
 
-def endpoints_for(model: Model) -> frozenset[str]:
-    """The OpenAI endpoints a model of this category serves."""
-    if model.category in ("embedding", "rerank"):
-        return frozenset({"embeddings", "rerank"} if model.category == "rerank" else {"embeddings"})
+def endpoints_of(model: Model) -> frozenset[str]:
+    """The OpenAI endpoints a GGUF model of this category serves."""
+    if model.category == "embedding":
+        return frozenset({"embeddings"})
+    if model.category == "rerank":
+        return frozenset({"embeddings", "rerank"})
     return frozenset({"chat", "completions"})
 
 
-def _template_file(model: Model, template: str, scratch: Path | None) -> str:
-    """A Jinja template goes to llama-server as a file; a built-in name goes as is."""
-    folder = scratch or Path(tempfile.gettempdir())
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{model.name}.chat-template.jinja"
-    path.write_text(template, encoding="utf-8")
-    return str(path)
+class LlamaCppFamily:
+    """What llama-server and llama-cpp-python's server share: the options, the endpoints, the
+    chat template check and the memory estimate."""
 
+    loader: ClassVar[str] = LLAMA_CPP
+    options: ClassVar[type[BaseModel]] = LlamaCppOptions
+    merges_embeddings: ClassVar[bool] = False
+    inline_images: ClassVar[bool] = True  # llama.cpp takes images only as data URLs
+    estimate_as: ClassVar[str] = "llama-server"  # the engine the estimate models
 
-def _llama_server_args(
-    model: Model, o: LlamaCppOptions, adapter: Adapter | None, host: str, port: int, scratch: Path | None
-) -> list[str]:
-    args = ["--model", model.path, "--host", host, "--port", str(port), "--alias", model.name]
-    args += ["--ctx-size", str(o.n_ctx), "--batch-size", str(o.n_batch), "--parallel", str(o.parallel)]
-    args += ["--n-gpu-layers", "all" if o.n_gpu_layers < 0 else str(o.n_gpu_layers)]
-    args += ["--no-webui", "--flash-attn", o.flash_attn]
-    args += ["--cache-type-k", o.cache_type_k, "--cache-type-v", o.cache_type_v]
-    if o.tensor_split:
-        args += ["--tensor-split", ",".join(f"{v:g}" for v in o.tensor_split)]
-    if o.threads:
-        args += ["--threads", str(o.threads)]
-    if o.threads_batch:
-        args += ["--threads-batch", str(o.threads_batch)]
-    if o.no_mmap or o.mlock:
-        args += ["--load-mode", "mlock" if o.mlock and o.no_mmap else "mmap+mlock" if o.mlock else "none"]
-    if o.numa:
-        args += ["--numa", "distribute"]
-    if o.rope_freq_base:
-        args += ["--rope-freq-base", f"{o.rope_freq_base:g}"]
-    if o.rope_freq_scale:
-        args += ["--rope-freq-scale", f"{o.rope_freq_scale:g}"]
-    if o.rope_scaling:
-        args += ["--rope-scaling", o.rope_scaling]
-    if o.chat_template:
-        if "{" in o.chat_template:
-            args += ["--chat-template-file", _template_file(model, o.chat_template, scratch)]
-        else:
-            args += ["--chat-template", o.chat_template]
-    if adapter is not None:
-        args += ["--lora", adapter.path]
-    mmproj = model.component("mmproj")
-    if mmproj is not None:
-        args += ["--mmproj", mmproj.path]
-    if model.category == "embedding":
-        args += ["--embeddings"]
-    elif model.category == "rerank":
-        args += ["--reranking"]
-    return args
+    def endpoints(self, model: Model) -> frozenset[str]:
+        return endpoints_of(model)
 
+    def check(self, model: Model, endpoint: str) -> None:
+        if endpoint != "chat" or model.facts.get("chat_template"):
+            return
+        saved = model.settings.options if model.settings else {}
+        if not saved.get("chat_template"):
+            raise ChatTemplateMissing(model.name)
 
-def _llama_cpp_python_args(
-    model: Model, o: LlamaCppOptions, adapter: Adapter | None, host: str, port: int
-) -> list[str]:
-    def lacks(option: str, value: object) -> Unsupported:
-        return Unsupported(
-            f"llama-cpp-python's server cannot take {option}={value!r}",
-            hint="install llama-server (`modelyard backends install llama.cpp`) or drop the option",
+    def config(self, model: Model, options: LlamaCppOptions, adapter: Adapter | None, n_gpus: int) -> Config:
+        """The estimate's configuration; the mmproj and the LoRA load whole beside the weights."""
+        extra = sum(c.size for c in model.components if c.role == "mmproj")
+        extra += adapter.size if adapter else 0
+        return Config(
+            n_ctx=options.n_ctx or model.context_length or 4096,
+            parallel=options.parallel,
+            cache_type_k=options.cache_type_k,
+            cache_type_v=options.cache_type_v,
+            n_gpu_layers=options.n_gpu_layers,
+            tensor_split=tuple(options.tensor_split or ()),
+            n_gpus=n_gpus,
+            runtime=self.estimate_as,
+            extra_bytes=extra,
+            logits_all=options.logits_all,
         )
 
-    if o.parallel > 1:
-        raise lacks("parallel", o.parallel)
-    if o.chat_template:
-        raise lacks("chat_template", "...")
-    if model.component("mmproj") is not None:
-        raise Unsupported(
-            "llama-cpp-python's server cannot serve this multimodal model generically",
-            hint="install llama-server: `modelyard backends install llama.cpp`",
+    def fit(
+        self,
+        model: Model,
+        options: LlamaCppOptions,
+        adapter: Adapter | None,
+        free_ram: int,
+        free_vram: list[int],
+    ) -> Fit | None:
+        return fit_gguf(model, self.config(model, options, adapter, len(free_vram)), free_ram, free_vram)
+
+
+class LlamaServer(LlamaCppFamily):
+    """llama-server: the configured binary, else MODELYARD_HOME/bin, else PATH."""
+
+    name: ClassVar[str] = "llama.cpp"
+
+    def __init__(self, configured: Path | None, bin_dir: Path) -> None:
+        self.configured = configured
+        self.bin_dir = bin_dir
+
+    @classmethod
+    def takes(cls, model: Model) -> bool:
+        return cls.loader in model.loaders
+
+    def program(self) -> str | None:
+        candidates = [self.configured] if self.configured else [self.bin_dir / "llama-server"]
+        if not self.configured and (found := shutil.which("llama-server")):
+            candidates.append(Path(found))
+        return next((str(c) for c in candidates if c.is_file() and os.access(c, os.X_OK)), None)
+
+    def preflight(self) -> str:
+        program = self.program()
+        if program is not None:
+            return program
+        if self.configured:
+            raise EngineUnavailable(
+                f"the configured llama-server {self.configured} is not an executable file"
+            )
+        raise EngineUnavailable(
+            "llama-server is not installed",
+            hint="build it with `modelyard backends install llama.cpp`",
         )
-    if model.category == "rerank":
-        raise lacks("reranking", True)
-    args = ["--model", model.path, "--host", host, "--port", str(port), "--model_alias", model.name]
-    args += ["--n_ctx", str(o.n_ctx), "--n_batch", str(o.n_batch)]
-    args += ["--n_gpu_layers", str(o.n_gpu_layers)]
-    args += ["--type_k", str(GGML_TYPE_IDS[o.cache_type_k]), "--type_v", str(GGML_TYPE_IDS[o.cache_type_v])]
-    if o.flash_attn != "auto":
-        args += ["--flash_attn", "true" if o.flash_attn == "on" else "false"]
-    if o.tensor_split:
-        args += ["--tensor_split", *(f"{v:g}" for v in o.tensor_split)]
-    if o.threads:
-        args += ["--n_threads", str(o.threads)]
-    if o.threads_batch:
-        args += ["--n_threads_batch", str(o.threads_batch)]
-    if o.no_mmap:
-        args += ["--use_mmap", "false"]
-    if o.mlock:
-        args += ["--use_mlock", "true"]
-    if o.numa:
-        args += ["--numa", "true"]
-    if o.rope_freq_base:
-        args += ["--rope_freq_base", f"{o.rope_freq_base:g}"]
-    if o.rope_freq_scale:
-        args += ["--rope_freq_scale", f"{o.rope_freq_scale:g}"]
-    if o.rope_scaling:
-        args += ["--rope_scaling_type", str(ROPE_SCALING_IDS[o.rope_scaling])]
-    if adapter is not None:
-        args += ["--lora_path", adapter.path]
-    if model.category == "embedding":
-        args += ["--embedding", "true"]
-    return args
+
+    def install(self, variant: str, progress: Progress) -> str:
+        from modelyard.backends.install import install_llama_server
+
+        path = install_llama_server(
+            self.bin_dir, variant=variant, progress=lambda s, pct: progress(s, pct, 100)
+        )
+        return str(path)
+
+    def engine(
+        self, model: Model, options: LlamaCppOptions, placement: Placement, adapter: Adapter | None
+    ) -> EngineSpec:
+        o = options
+        args = ["--model", model.path, "--host", HOST, "--port", PORT, "--alias", model.name]
+        args += ["--ctx-size", str(o.n_ctx), "--batch-size", str(o.n_batch), "--parallel", str(o.parallel)]
+        args += ["--n-gpu-layers", "all" if o.n_gpu_layers < 0 else str(o.n_gpu_layers)]
+        args += ["--no-webui", "--flash-attn", o.flash_attn]
+        args += ["--cache-type-k", o.cache_type_k, "--cache-type-v", o.cache_type_v]
+        files: dict[str, str] = {}
+        if o.tensor_split:
+            args += ["--tensor-split", ",".join(f"{v:g}" for v in o.tensor_split)]
+        if o.threads:
+            args += ["--threads", str(o.threads)]
+        if o.threads_batch:
+            args += ["--threads-batch", str(o.threads_batch)]
+        if o.no_mmap or o.mlock:
+            args += ["--load-mode", "mlock" if o.mlock and o.no_mmap else "mmap+mlock" if o.mlock else "none"]
+        if o.numa:
+            args += ["--numa", "distribute"]
+        if o.rope_freq_base:
+            args += ["--rope-freq-base", f"{o.rope_freq_base:g}"]
+        if o.rope_freq_scale:
+            args += ["--rope-freq-scale", f"{o.rope_freq_scale:g}"]
+        if o.rope_scaling:
+            args += ["--rope-scaling", o.rope_scaling]
+        if o.chat_template:
+            if "{" in o.chat_template:  # a Jinja template goes as a file; a built-in name as it is
+                files[CHAT_TEMPLATE_FILE] = o.chat_template
+                args += ["--chat-template-file", f"{FOLDER}/{CHAT_TEMPLATE_FILE}"]
+            else:
+                args += ["--chat-template", o.chat_template]
+        if adapter is not None:
+            args += ["--lora", adapter.path]
+        mmproj = model.component("mmproj")
+        if mmproj is not None:
+            args += ["--mmproj", mmproj.path]
+        if model.category == "embedding":
+            args += ["--embeddings"]
+        elif model.category == "rerank":
+            args += ["--reranking"]
+        return EngineSpec(
+            argv=[self.preflight(), *args],
+            health_path="/health",
+            slots=o.parallel,
+            files=files,
+            runtime="llama-server",
+        )

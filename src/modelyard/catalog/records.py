@@ -90,6 +90,7 @@ class Deployment:
     options: dict[str, Any]
     adapter: str | None = None
     jit: bool = False
+    env: dict[str, str] = field(default_factory=dict)
     id: int | None = None
 
 
@@ -98,8 +99,8 @@ class Instance:
     id: int
     model: str
     state: str
+    node: str | None
     url: str | None
-    pid: int | None
     starts: int
     restarts: int
     error: str | None

@@ -291,21 +291,16 @@ class Store:
                 row = DeploymentRow(model_id=model.id)
                 s.add(row)
             row.adapter, row.backend, row.replicas = d.adapter, d.backend, d.replicas
-            row.options, row.jit = d.options, d.jit
+            row.options, row.jit, row.env = d.options, d.jit, d.env
             s.flush()
-            return Deployment(
-                d.model, row.backend, row.replicas, dict(row.options), row.adapter, row.jit, row.id
-            )
+            return _deployment(row, d.model)
 
     def deployments(self) -> list[Deployment]:
         with self.session() as s:
             rows = s.execute(
                 select(DeploymentRow, ModelRow.name).join(ModelRow, DeploymentRow.model_id == ModelRow.id)
             )
-            return [
-                Deployment(name, r.backend, r.replicas, dict(r.options), r.adapter, r.jit, r.id)
-                for r, name in rows
-            ]
+            return [_deployment(r, name) for r, name in rows]
 
     @staticmethod
     def _deployment_row(s: Session, model: str) -> DeploymentRow | None:
@@ -409,13 +404,19 @@ def _download(row: DownloadRow) -> Download:
     return Download(**{f.name: getattr(row, f.name) for f in dataclass_fields(Download)})
 
 
+def _deployment(row: DeploymentRow, model: str) -> Deployment:
+    return Deployment(
+        model, row.backend, row.replicas, dict(row.options), row.adapter, row.jit, dict(row.env), row.id
+    )
+
+
 def _instance(row: InstanceRow, model: str) -> Instance:
     return Instance(
         id=row.id,
         model=model,
         state=row.state,
+        node=row.node,
         url=row.url,
-        pid=row.pid,
         starts=row.starts,
         restarts=row.restarts,
         error=row.error,

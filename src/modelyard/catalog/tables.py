@@ -142,6 +142,7 @@ class DeploymentRow(Base):
     replicas: Mapped[int] = mapped_column(Integer, default=1)
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     jit: Mapped[bool] = mapped_column(Boolean, default=False)
+    env: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # the engines' own variables
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -154,15 +155,17 @@ class DeploymentRow(Base):
 
 
 class InstanceRow(Base):
-    """One replica: a process serving the model on its own port."""
+    """One replica: a process serving the model on its own port. Ids are never reused: each
+    start of each instance has its own log, named by them."""
 
     __tablename__ = "instances"
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"), index=True)
     state: Mapped[str] = mapped_column(String(16), default="pending")
+    node: Mapped[str | None] = mapped_column(String(128))
     url: Mapped[str | None] = mapped_column(String(256))
-    pid: Mapped[int | None] = mapped_column(Integer)
     starts: Mapped[int] = mapped_column(Integer, default=0)
     restarts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)

@@ -12,10 +12,10 @@ from modelyard.errors import ModelyardError, ServerUnavailable
 class ApiError(ModelyardError):
     """An error the server answered with."""
 
-    def __init__(self, status: int, kind: str, message: str, hint: str | None) -> None:
+    def __init__(self, status: int, code: str, message: str, hint: str | None) -> None:
         super().__init__(message, hint=hint)
         self.status = status
-        self.kind = kind
+        self.code = code
 
 
 class Client:
@@ -39,13 +39,13 @@ class Client:
 
     @staticmethod
     def raise_for(response: httpx.Response) -> None:
-        """Turn an error answer (/api or OpenAI shape) into an ApiError."""
+        """Turn an error answer (modelyard's error shape) into an ApiError."""
         try:
             err = response.json()["error"]
-            kind, message, hint = err.get("type") or "Error", err["message"], err.get("hint")
+            code, message, hint = err.get("code") or "error", err["message"], err.get("hint")
         except (ValueError, KeyError, TypeError):
-            kind, message, hint = "HTTPError", response.text or response.reason_phrase, None
-        raise ApiError(response.status_code, kind, message, hint)
+            code, message, hint = "http_error", response.text or response.reason_phrase, None
+        raise ApiError(response.status_code, code, message, hint)
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from modelyard.catalog.records import Model
 from modelyard.errors import Unsupported
@@ -33,28 +32,7 @@ def _shards(model: Model) -> list[GGUFFile]:
     return [read_gguf(Path(f.path)) for f in model.files]
 
 
-def config_of(
-    model: Model, options: dict[str, Any], runtime: str, n_gpus: int = 0, adapter: str | None = None
-) -> Config:
-    """The estimate's configuration from a model's (validated) llama.cpp options; the mmproj and
-    the chosen LoRA are loaded whole beside the weights."""
-    extra = sum(c.size for c in model.components if c.role == "mmproj")
-    lora = model.adapter(adapter) if adapter else None
-    extra += lora.size if lora else 0
-    return Config(
-        n_ctx=int(options.get("n_ctx") or model.context_length or 4096),
-        parallel=int(options.get("parallel") or 1),
-        cache_type_k=str(options.get("cache_type_k") or "f16"),
-        cache_type_v=str(options.get("cache_type_v") or "f16"),
-        n_gpu_layers=int(options.get("n_gpu_layers", -1)),
-        tensor_split=tuple(options.get("tensor_split") or ()),
-        n_gpus=n_gpus,
-        runtime=runtime,
-        extra_bytes=extra,
-    )
-
-
-def fit(model: Model, cfg: Config, free_ram: int, free_vram: list[int] | None = None) -> Fit:
+def fit_gguf(model: Model, cfg: Config, free_ram: int, free_vram: list[int] | None = None) -> Fit:
     """The estimate for ``cfg``, whether it fits ``free_ram`` (and each GPU's ``free_vram``),
     the largest context that fits, and the most GPU layers that do."""
     shards = _shards(model)
@@ -93,23 +71,28 @@ def _with_ctx(cfg: Config, n_ctx: int) -> Config:
     return Config(**{**cfg.__dict__, "n_ctx": n_ctx})
 
 
-def fit_folder(model: Model, options: dict[str, Any], free_ram: int, free_vram: list[int]) -> Fit:
+def fit_folder(
+    model: Model,
+    free_ram: int,
+    free_vram: list[int],
+    *,
+    n_ctx: int = 0,
+    precision: str = "auto",
+    device: str = "auto",
+    batch_size: int = 1,
+    quantization: str = "none",
+) -> Fit:
     """The same for a safetensors / Hugging Face folder under a transformers-style engine."""
     folder = Path(model.path)
     if model.format != "safetensors" or not folder.is_dir():
         raise Unsupported(f"no memory estimate for {model.name!r} ({model.format})")
     shards, _ = hf.read_weights(folder)
-    device = str(options.get("device") or "auto")
     if device == "auto":
         device = "cuda" if free_vram else "cpu"
 
     def cfg(n_ctx: int) -> hf_estimate.HFConfig:
         return hf_estimate.HFConfig(
-            n_ctx=n_ctx,
-            precision=str(options.get("precision") or "auto"),
-            device=device,
-            batch_size=int(options.get("batch_size") or 1),
-            quantization=str(options.get("quantization") or "none"),
+            n_ctx=n_ctx, precision=precision, device=device, batch_size=batch_size, quantization=quantization
         )
 
     def fits(e: Estimate) -> bool:
@@ -118,7 +101,7 @@ def fit_folder(model: Model, options: dict[str, Any], free_ram: int, free_vram: 
         )
         return e.ram.total <= free_ram and vram_ok
 
-    n_ctx = int(options.get("n_ctx") or model.context_length or 2048)
+    n_ctx = n_ctx or model.context_length or 2048
     result = hf_estimate.estimate_tensors(shards, model.facts, cfg(n_ctx))
     max_ctx = largest_context(
         lambda n: fits(hf_estimate.estimate_tensors(shards, model.facts, cfg(n))),

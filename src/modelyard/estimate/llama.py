@@ -9,8 +9,8 @@ RAM and on each GPU, for a configuration. Built from what llama.cpp allocates:
 - compute: the graph's activations for one ubatch, n_ubatch x (4 n_embd + 3 n_ff) floats, plus
   the logits row per sequence;
 - overhead: the engine's own code and heap, and the vocabulary's tables (~120 B a token);
-- llama-cpp-python's server also computes logits for the whole batch and allocates an
-  n_ctx x n_vocab score array.
+- llama-cpp-python's server with ``logits_all`` (for prompt logprobs) also computes logits for
+  the whole batch and fills an n_ctx x n_vocab score array; without it, neither.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ class Config:
     n_gpus: int = 0
     runtime: str = "llama-server"
     extra_bytes: int = 0  # mmproj, LoRA: loaded whole beside the model
+    logits_all: bool = False  # llama-cpp-python keeps every position's logits
 
 
 def _layer_of(name: str) -> int | None:
@@ -157,8 +158,8 @@ def estimate(shards: list[GGUFFile], cfg: Config) -> Estimate:
 
     compute = N_UBATCH * 4 * (4 * n_embd + 3 * n_ff)
     logits = n_vocab * 4 * cfg.parallel
-    if cfg.runtime == "llama_cpp.server":
-        # llama-cpp-python computes logits for the whole batch and keeps an n_ctx x n_vocab
+    if cfg.runtime == "llama_cpp.server" and cfg.logits_all:
+        # llama-cpp-python then computes logits for the whole batch and fills an n_ctx x n_vocab
         # float32 score array besides: on big vocabularies that dwarfs the model.
         compute += N_UBATCH * n_vocab * 4
         logits += cfg.n_ctx * n_vocab * 4

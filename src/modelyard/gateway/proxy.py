@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
+
+from modelyard.errors import EngineError
+from modelyard.http_errors import error_response, sse_error
 
 log = logging.getLogger(__name__)
 JSON = {"Content-Type": "application/json"}
+
+
+class Unreachable(Exception):
+    """The engine did not take the connection, or dropped it before answering: it has most likely
+    just died. Nothing reached the client yet, so the request may go elsewhere."""
 
 
 def upstream_session() -> aiohttp.ClientSession:
@@ -28,11 +35,6 @@ def upstream_session() -> aiohttp.ClientSession:
         connector=aiohttp.TCPConnector(limit=0),
         auto_decompress=False,
     )
-
-
-def _sse_error(message: str) -> bytes:
-    body = {"error": {"message": message, "type": "server_error", "param": None, "code": "engine_error"}}
-    return f"data: {json.dumps(body)}\n\n".encode()
 
 
 async def forward(
@@ -46,13 +48,17 @@ async def forward(
 ) -> Response:
     """POST ``body`` (JSON unless ``content_type`` says otherwise) to ``url``. ``done`` is called
     exactly once, when the answer is finished (or failed, or the client went away): it frees the
-    queue slot."""
+    queue slot. Raises Unreachable when the engine did not take the request."""
     headers = JSON if content_type is None else {"Content-Type": content_type}
     try:
         upstream = await session.post(url, data=body, headers=headers)
-    except (aiohttp.ClientError, OSError) as e:
+    except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as e:
         done()
         log.warning("engine at %s unreachable: %s", url, e)
+        raise Unreachable(url) from e
+    except (aiohttp.ClientError, OSError) as e:
+        done()
+        log.warning("engine at %s failed: %s", url, e)
         return _engine_down(f"the engine did not answer: {e.__class__.__name__}")
     if not stream or upstream.status != 200:
         try:
@@ -71,7 +77,9 @@ async def forward(
         except (aiohttp.ClientError, OSError) as e:
             # The engine died mid-stream: end the client's stream with an error event.
             log.warning("engine stream from %s broke: %s", url, e)
-            yield _sse_error(f"the engine stopped while answering ({e.__class__.__name__}); it is restarting")
+            yield sse_error(
+                EngineError(f"the engine stopped while answering ({e.__class__.__name__}); it is restarting")
+            )
         finally:
             # A stream cut short (the client left) closes the connection, which stops the
             # engine's generation; a finished one goes back to the pool.
@@ -128,8 +136,5 @@ class EventStream(Response):
             await self.chunks.aclose()  # type: ignore[attr-defined]
 
 
-def _engine_down(message: str) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"message": message, "type": "server_error", "param": None, "code": "engine_error"}},
-        status_code=502,
-    )
+def _engine_down(message: str) -> Response:
+    return error_response(EngineError(message))

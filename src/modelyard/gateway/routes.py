@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import aiohttp
@@ -12,11 +13,10 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.routing import Route
 
-from modelyard.backends import backend_for, endpoints_for
+from modelyard.backends.base import Backend
 from modelyard.catalog.records import Model
-from modelyard.errors import ChatTemplateMissing, EngineError, ModelyardError, Unsupported
+from modelyard.errors import EngineError, ModelyardError, Unsupported
 from modelyard.gateway.coalesce import Coalescer
-from modelyard.gateway.errors import from_exception, openai_error
 from modelyard.gateway.images import inline, local_image_parts
 from modelyard.gateway.protocol import (
     ChatRequest,
@@ -32,10 +32,11 @@ from modelyard.gateway.protocol import (
     VideoRequest,
 )
 from modelyard.gateway.proxy import JSON as JSON_HEADERS
-from modelyard.gateway.proxy import forward
-from modelyard.problems import describe
-from modelyard.runtime.controller import Runtime
-from modelyard.runtime.gate import ClientGone
+from modelyard.gateway.proxy import Unreachable, forward
+from modelyard.http_errors import error_response, invalid_body, response
+from modelyard.runtime.queue import ClientGone
+from modelyard.runtime.runtime import Runtime
+from modelyard.validation import describe
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -115,7 +116,7 @@ async def image_edits(request: Request) -> Response:
         name, prompt = form.get("model"), form.get("prompt")
         has_image = form.get("image") is not None or form.get("image[]") is not None
     if not isinstance(name, str) or not name or not isinstance(prompt, str) or not has_image:
-        return openai_error("the form needs model, prompt and image", status=400)
+        return response(invalid_body("the form needs model, prompt and image"), 400)
     # the form goes to the engine as it came; the engine knows the model by its own name
     return await _route(request, raw, name, "images", path, capability="image-to-image", form=True)
 
@@ -143,9 +144,6 @@ def hot_routes() -> list[Route]:
     return [Route(path, handler, methods=["POST"]) for path, handler in handlers.items()]
 
 
-COALESCED = ("sentence-transformers",)  # backends whose engine reports each input's tokens
-
-
 async def _coalesced(
     request: Request,
     runtime: Runtime,
@@ -163,7 +161,7 @@ async def _coalesced(
         return False
 
     async def send(batch: list[str], extras: dict[str, Any]) -> tuple[int, Any]:
-        gate, slot = await runtime.acquire(model, adapter, never_gone)
+        queue, slot = await runtime.acquire(model, adapter, never_gone)
         try:
             merged = orjson.dumps({"model": model.name, "input": batch, **extras, "modelyard_tokens": True})
             async with session.post(slot.url + path, data=merged, headers=JSON_HEADERS) as r:
@@ -172,7 +170,7 @@ async def _coalesced(
         except (aiohttp.ClientError, OSError) as e:
             raise EngineError(f"the engine of {model.name!r} did not answer: {e.__class__.__name__}") from e
         finally:
-            gate.release(slot)
+            queue.release(slot)
 
     key = (model.name, adapter, tuple(sorted(extras.items())))
     coalescer: Coalescer = request.app.state.coalescer
@@ -180,18 +178,15 @@ async def _coalesced(
     return Response(answer, status_code=status, media_type="application/json")
 
 
-def _check(model: Model, endpoint: str, capability: str | None = None) -> None:
-    if endpoint not in endpoints_for(model):
+def _check(backend: Backend, model: Model, endpoint: str, capability: str | None = None) -> None:
+    if endpoint not in backend.endpoints(model):
         raise Unsupported(f"{model.name!r} is a {model.category} model: it does not serve /v1/{endpoint}")
     if capability is not None and capability not in model.capabilities:
         raise Unsupported(
             f"{model.name!r} is not tagged {capability}",
             hint=f"tag it if it can: `modelyard edit {model.name} --capability {capability}`",
         )
-    if endpoint == "chat" and model.format == "gguf" and not model.facts.get("chat_template"):
-        saved = model.settings.options if model.settings else {}
-        if not saved.get("chat_template"):
-            raise ChatTemplateMissing(model.name)
+    backend.check(model, endpoint)
 
 
 async def _serve(
@@ -209,10 +204,13 @@ async def _serve(
     try:
         body = schema.model_validate_json(raw)
     except ValidationError as e:
-        return openai_error(describe(e.errors()), status=400)
+        return response(invalid_body(describe(e.errors())), 400)
     return await _route(
         request, raw, body.model, endpoint, path, stream=body.stream, coalesce=coalesce, capability=capability
     )
+
+
+RETRIES = 2  # other tries when an instance does not take the connection (it just died)
 
 
 async def _route(
@@ -228,41 +226,51 @@ async def _route(
     form: bool = False,
 ) -> Response:
     """Resolve the model, check it serves this, wait for a slot, forward: JSON bodies with the
-    model's own name and local images inlined where needed; a multipart form as it came."""
+    model's own name and local images inlined where needed; a multipart form as it came. An
+    instance that does not take the connection leaves the rotation, and the request waits for
+    another (or for its restart)."""
     runtime = runtime_of(request)
     try:
         model, adapter = runtime.library.resolve(name)
-        _check(model, endpoint, capability)
-        if coalesce and backend_for(model.loaders) in COALESCED:
+        backend = runtime.backends.for_model(model)
+        _check(backend, model, endpoint, capability)
+        if coalesce and backend.merges_embeddings:
             parsed = orjson.loads(raw)
             texts = Coalescer.texts_of(parsed)
             if texts is not None:
                 return await _coalesced(request, runtime, model, adapter, texts, parsed, path)
-        gate, slot = await runtime.acquire(model, adapter, request.is_disconnected)
+        content = raw if form else await _payload(raw, model, name, endpoint, backend.inline_images)
+        for attempt in range(RETRIES + 1):
+            queue, slot = await runtime.acquire(model, adapter, request.is_disconnected)
+            try:
+                return await forward(
+                    request.app.state.upstream,
+                    slot.url + path,
+                    content,
+                    stream=stream,
+                    done=functools.partial(queue.release, slot),
+                    content_type=request.headers["content-type"] if form else None,
+                )
+            except Unreachable:
+                runtime.unreachable(model.name, slot)
+                if attempt == RETRIES:
+                    raise EngineError(f"no instance of {model.name!r} answered") from None
     except ClientGone:
         return Response(status_code=499)
     except ModelyardError as e:
-        return from_exception(e)
-    # llama.cpp takes images only inline: local files in chat messages are read here. The body is
-    # parsed only when it may hold one, or when the engine must hear the model's own name.
-    images_here = endpoint == "chat" and model.format == "gguf" and b'"image_url"' in raw
-    payload: dict[str, Any] | None = None
-    if not form and (name != model.name or images_here):
-        payload = orjson.loads(raw)
-        payload["model"] = model.name
-        files = local_image_parts(payload) if images_here else []
-        try:
-            if files:
-                await asyncio.to_thread(inline, files)
-        except ModelyardError as e:
-            gate.release(slot)
-            return from_exception(e)
-    content = raw if payload is None else orjson.dumps(payload)
-    return await forward(
-        request.app.state.upstream,
-        slot.url + path,
-        content,
-        stream=stream,
-        done=lambda: gate.release(slot),
-        content_type=request.headers["content-type"] if form else None,
-    )
+        return error_response(e)
+    raise AssertionError("unreachable")
+
+
+async def _payload(raw: bytes, model: Model, name: str, endpoint: str, inline_images: bool) -> bytes:
+    """The JSON body for the engine: parsed only when it may hold a local image the engine takes
+    only inline, or when the engine must hear the model's own name (an alias was used)."""
+    images_here = inline_images and endpoint == "chat" and b'"image_url"' in raw
+    if name == model.name and not images_here:
+        return raw
+    payload = orjson.loads(raw)
+    payload["model"] = model.name
+    files = local_image_parts(payload) if images_here else []
+    if files:
+        await asyncio.to_thread(inline, files)
+    return orjson.dumps(payload)

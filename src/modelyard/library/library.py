@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from modelyard.catalog.records import Adapter, Component, Model, ModelFile, ModelSettings
 from modelyard.catalog.store import Store
 from modelyard.categories import (
@@ -370,7 +372,7 @@ class Library:
 
     # -- settings ------------------------------------------------------------------------------
 
-    def settings(self, name: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    def settings(self, name: str) -> tuple[str, dict[str, Any], BaseModel]:
         """(backend, saved options, effective options)."""
         model = self.get(name)
         backend = settings.backend_of(model)

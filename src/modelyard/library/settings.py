@@ -1,4 +1,5 @@
-"""Per-model settings, validated by the options schema of the model's backend."""
+"""Per-model settings, validated by the options schema of the backend that serves the model.
+Options are typed (that schema's pydantic model) from here to the engine's command line."""
 
 from __future__ import annotations
 
@@ -6,31 +7,26 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from modelyard.backends import OPTIONS, backend_for
+from modelyard.backends.registry import options_model
 from modelyard.catalog.records import Model
 from modelyard.errors import InvalidSettings
-from modelyard.problems import describe
+from modelyard.validation import describe
 
 
 def backend_of(model: Model) -> str:
-    backend = backend_for(model.loaders)
-    if backend is None:
-        raise InvalidSettings(
-            f"no backend of modelyard runs {model.name!r} ({model.format}"
-            f"{', ' + model.quantization if model.quantization else ''}) yet",
-            hint=f"it needs {' or '.join(model.loaders)}" if model.loaders else "convert it to GGUF",
-        )
-    return backend
+    """The name of the backend whose options schema the model's settings follow."""
+    return options_model(model)[0]
 
 
-def validate(model: Model, options: dict[str, Any]) -> BaseModel:
-    """Check ``options`` against the backend's schema and the model's own limits."""
-    backend = backend_of(model)
+def validate(model: Model, options: dict[str, Any], schema: type[BaseModel] | None = None) -> BaseModel:
+    """Check ``options`` against the backend's schema (``schema``, else the one the model's
+    backends share) and the model's own limits."""
+    schema = schema or options_model(model)[1]
     try:
-        parsed = OPTIONS[backend].model_validate(options)
+        parsed = schema.model_validate(options)
     except ValidationError as e:
         problems = describe(e.errors(), whole="options")
-        raise InvalidSettings(f"invalid {backend} settings for {model.name!r}: {problems}") from None
+        raise InvalidSettings(f"invalid settings for {model.name!r}: {problems}") from None
     n_ctx = getattr(parsed, "n_ctx", 0)
     trained = model.context_length
     scaled = getattr(parsed, "rope_scaling", None) not in (None, "none") or getattr(
@@ -44,10 +40,17 @@ def validate(model: Model, options: dict[str, Any]) -> BaseModel:
     return parsed
 
 
-def effective(model: Model) -> dict[str, Any]:
-    """The options a load would use: saved ones over the defaults, n_ctx 0 resolved."""
-    stored = model.settings.options if model.settings else {}
-    options = validate(model, stored).model_dump()
-    if options.get("n_ctx") == 0 and model.context_length:
-        options["n_ctx"] = model.context_length
+def resolved(model: Model, options: BaseModel) -> BaseModel:
+    """``options`` with n_ctx 0 resolved to the model's own context."""
+    if getattr(options, "n_ctx", None) == 0 and model.context_length:
+        return options.model_copy(update={"n_ctx": model.context_length})
     return options
+
+
+def effective(
+    model: Model, schema: type[BaseModel] | None = None, overrides: dict[str, Any] | None = None
+) -> BaseModel:
+    """The options a load would use: the saved ones (and ``overrides``) over the defaults, by
+    ``schema`` (see validate), n_ctx 0 resolved."""
+    stored = model.settings.options if model.settings else {}
+    return resolved(model, validate(model, {**stored, **(overrides or {})}, schema))

@@ -1,4 +1,4 @@
-"""One line that says what is wrong with a request body or an options object."""
+"""pydantic's validation errors as one line a person can act on."""
 
 from __future__ import annotations
 

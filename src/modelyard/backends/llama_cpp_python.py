@@ -1,0 +1,120 @@
+"""llama-cpp-python's server: the llama.cpp engine where no llama-server is installed. It takes
+the llama.cpp options it has flags for and refuses the rest clearly, never silently."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from typing import ClassVar
+
+from modelyard.backends.base import HOST, PORT, EngineSpec, Placement, Progress
+from modelyard.backends.llama_cpp import LlamaCppFamily, LlamaCppOptions
+from modelyard.catalog.records import Adapter, Model
+from modelyard.errors import EngineUnavailable, Unsupported
+
+# ggml type ids of the KV cache types, for --type_k / --type_v
+GGML_TYPE_IDS = {
+    "f32": 0,
+    "f16": 1,
+    "q4_0": 2,
+    "q4_1": 3,
+    "q5_0": 6,
+    "q5_1": 7,
+    "q8_0": 8,
+    "iq4_nl": 20,
+    "bf16": 30,
+}
+ROPE_SCALING_IDS = {"none": 0, "linear": 1, "yarn": 2}
+INSTALL_HINT = "install llama-server (`modelyard backends install llama.cpp`) or drop the option"
+
+
+class LlamaCppPython(LlamaCppFamily):
+    name: ClassVar[str] = "llama-cpp-python"
+    estimate_as: ClassVar[str] = "llama_cpp.server"
+
+    @classmethod
+    def takes(cls, model: Model) -> bool:
+        # no reranking and no generic multimodal projector in its server
+        return (
+            cls.loader in model.loaders and model.category != "rerank" and model.component("mmproj") is None
+        )
+
+    def preflight(self) -> str:
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise EngineUnavailable(
+                "llama-cpp-python is not installed",
+                hint="build llama-server with `modelyard backends install llama.cpp`, "
+                "or `pip install 'llama-cpp-python[server]'`",
+            )
+        return f"{sys.executable} -m llama_cpp.server"
+
+    def install(self, variant: str, progress: Progress) -> str:
+        raise Unsupported(
+            "modelyard does not install llama-cpp-python",
+            hint="`pip install 'llama-cpp-python[server]'`, or build llama-server: "
+            "`modelyard backends install llama.cpp`",
+        )
+
+    def engine(
+        self, model: Model, options: LlamaCppOptions, placement: Placement, adapter: Adapter | None
+    ) -> EngineSpec:
+        o = options
+
+        def lacks(option: str, value: object) -> Unsupported:
+            return Unsupported(f"llama-cpp-python's server cannot take {option}={value!r}", hint=INSTALL_HINT)
+
+        if o.parallel > 1:
+            raise lacks("parallel", o.parallel)
+        if o.chat_template:
+            raise lacks("chat_template", "...")
+        if model.component("mmproj") is not None:
+            raise Unsupported(
+                "llama-cpp-python's server cannot serve this multimodal model generically",
+                hint="install llama-server: `modelyard backends install llama.cpp`",
+            )
+        if model.category == "rerank":
+            raise lacks("reranking", True)
+        self.preflight()
+        args = ["--model", model.path, "--host", HOST, "--port", PORT, "--model_alias", model.name]
+        args += ["--n_ctx", str(o.n_ctx), "--n_batch", str(o.n_batch)]
+        args += ["--n_gpu_layers", str(o.n_gpu_layers)]
+        args += [
+            "--type_k",
+            str(GGML_TYPE_IDS[o.cache_type_k]),
+            "--type_v",
+            str(GGML_TYPE_IDS[o.cache_type_v]),
+        ]
+        # Its default keeps an n_ctx x n_vocab logits array (GiBs on big vocabularies), needed only
+        # for prompt logprobs.
+        args += ["--logits_all", "true" if o.logits_all else "false"]
+        if o.flash_attn != "auto":
+            args += ["--flash_attn", "true" if o.flash_attn == "on" else "false"]
+        if o.tensor_split:
+            args += ["--tensor_split", *(f"{v:g}" for v in o.tensor_split)]
+        if o.threads:
+            args += ["--n_threads", str(o.threads)]
+        if o.threads_batch:
+            args += ["--n_threads_batch", str(o.threads_batch)]
+        if o.no_mmap:
+            args += ["--use_mmap", "false"]
+        if o.mlock:
+            args += ["--use_mlock", "true"]
+        if o.numa:
+            args += ["--numa", "true"]
+        if o.rope_freq_base:
+            args += ["--rope_freq_base", f"{o.rope_freq_base:g}"]
+        if o.rope_freq_scale:
+            args += ["--rope_freq_scale", f"{o.rope_freq_scale:g}"]
+        if o.rope_scaling:
+            args += ["--rope_scaling_type", str(ROPE_SCALING_IDS[o.rope_scaling])]
+        if adapter is not None:
+            args += ["--lora_path", adapter.path]
+        if model.category == "embedding":
+            args += ["--embedding", "true"]
+        return EngineSpec(
+            argv=[sys.executable, "-m", "llama_cpp.server", *args],
+            env={"PYTHONUNBUFFERED": "1"},
+            health_path="/v1/models",
+            slots=1,
+            runtime="llama_cpp.server",
+        )

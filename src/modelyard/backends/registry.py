@@ -1,0 +1,110 @@
+"""The registry of backends: the one place that knows them all.
+
+A model goes to the first backend that takes it, in the order of the model's loaders (best
+first) and then of KINDS, among those installed; when none is installed, to the first, whose
+preflight error then says how to install it. Adding a backend is one entry in KINDS.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+from pydantic import BaseModel
+
+from modelyard.backends.base import Backend
+from modelyard.backends.llama_cpp import LlamaServer
+from modelyard.backends.llama_cpp_python import LlamaCppPython
+from modelyard.backends.runner import Diffusers, RunnerBackend, SentenceTransformers, Transformers
+from modelyard.catalog.records import Model
+from modelyard.config import Settings
+from modelyard.errors import EngineUnavailable, InvalidSettings, Unsupported
+
+KINDS: tuple[type[Backend], ...] = (
+    LlamaServer,
+    LlamaCppPython,
+    SentenceTransformers,
+    Transformers,
+    Diffusers,
+)
+
+
+def kinds_for(model: Model) -> list[type[Backend]]:
+    """The backends that take ``model``, best first."""
+    rank = {loader: i for i, loader in enumerate(model.loaders)}
+    taking = [k for k in KINDS if k.takes(model)]
+    return sorted(taking, key=lambda k: rank.get(k.loader, len(rank)))  # stable: KINDS order within
+
+
+def _none_runs(model: Model) -> InvalidSettings:
+    return InvalidSettings(
+        f"no backend of modelyard runs {model.name!r} ({model.format}"
+        f"{', ' + model.quantization if model.quantization else ''}) yet",
+        hint=f"it needs {' or '.join(model.loaders)}" if model.loaders else "convert it to GGUF",
+    )
+
+
+def options_model(model: Model) -> tuple[str, type[BaseModel]]:
+    """The options schema a model's settings are checked against, and its backend's name.
+    Backends that take the same models share one schema (llama.cpp and llama-cpp-python)."""
+    kinds = kinds_for(model)
+    if not kinds:
+        raise _none_runs(model)
+    return kinds[0].name, kinds[0].options
+
+
+class Backends:
+    """The backends of one server, built from its settings. Whether each is installed is looked
+    up at most every ``ttl`` seconds (the gateway asks on every request)."""
+
+    def __init__(
+        self, backends: Sequence[Backend], *, ttl: float = 5.0, now: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._backends = {b.name: b for b in backends}
+        self._ttl = ttl
+        self._now = now
+        self._seen: dict[str, tuple[float, bool]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Backends:
+        def runner(kind: type[RunnerBackend]) -> RunnerBackend:
+            return kind(
+                settings.envs_dir,
+                managed_only=settings.python_envs == "managed",
+                torch_index=settings.torch_index or None,
+                outputs=settings.home / "outputs" / "images",
+            )
+
+        llama = LlamaServer(settings.llama_server, settings.bin_dir)
+        return cls(
+            [llama, LlamaCppPython(), *(runner(k) for k in (SentenceTransformers, Transformers, Diffusers))]
+        )
+
+    def __iter__(self) -> Iterator[Backend]:
+        return iter(self._backends.values())
+
+    def get(self, name: str) -> Backend:
+        backend = self._backends.get(name)
+        if backend is None:
+            raise Unsupported(f"no backend named {name!r}", hint=f"one of {', '.join(self._backends)}")
+        return backend
+
+    def installed(self, backend: Backend) -> bool:
+        now = self._now()
+        seen = self._seen.get(backend.name)
+        if seen is None or now - seen[0] > self._ttl:
+            try:
+                backend.preflight()
+                ok = True
+            except EngineUnavailable:
+                ok = False
+            seen = self._seen[backend.name] = (now, ok)
+        return seen[1]
+
+    def for_model(self, model: Model) -> Backend:
+        """The backend that serves ``model``: the first installed one that takes it, else the
+        first that takes it (its preflight says what to install)."""
+        candidates = [self._backends[k.name] for k in kinds_for(model) if k.name in self._backends]
+        if not candidates:
+            raise _none_runs(model)
+        return next((b for b in candidates if self.installed(b)), candidates[0])

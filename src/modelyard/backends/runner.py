@@ -1,0 +1,187 @@
+"""The Python backends (sentence-transformers, transformers, diffusers) run modelyard's own
+runner (modelyard.runners): which task a model gets, which endpoints it serves, and the command
+that starts it in the backend's interpreter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from modelyard.backends import environments
+from modelyard.backends.base import HOST, PORT, EngineSpec, Placement, Progress
+from modelyard.backends.diffusers import DiffusersOptions
+from modelyard.backends.sentence_transformers import SentenceTransformersOptions
+from modelyard.backends.transformers import TransformersOptions
+from modelyard.catalog.records import Adapter, Model
+from modelyard.errors import InvalidSettings, Unsupported
+from modelyard.estimate import Fit, fit_folder
+from modelyard.formats.loaders import DIFFUSERS, SENTENCE_TRANSFORMERS, TRANSFORMERS
+
+# category -> (runner task, OpenAI endpoints)
+TASKS: dict[str, tuple[str, frozenset[str]]] = {
+    "embedding": ("embed", frozenset({"embeddings"})),
+    "rerank": ("rerank", frozenset({"rerank"})),
+    "classification": ("classify", frozenset({"classify"})),
+    "chat": ("generate", frozenset({"chat", "completions"})),
+    "multimodal": ("vision", frozenset({"chat", "completions"})),
+    "image": ("image", frozenset({"images"})),
+}
+# Requests one instance takes at once: an encoder's batcher groups them; a generator, a vision
+# model and an image pipeline answer one at a time (the rest wait in the gateway's queue).
+ENCODER_SLOTS = 256
+SLOTS = {"embed": ENCODER_SLOTS, "rerank": ENCODER_SLOTS, "classify": ENCODER_SLOTS}
+
+
+def task_of(model: Model) -> tuple[str, frozenset[str]]:
+    if model.category not in TASKS:
+        raise Unsupported(
+            f"{model.name!r} is a {model.category} model; the Python backends do not serve that yet",
+            hint="convert it to GGUF to run it on llama.cpp",
+        )
+    return TASKS[model.category]
+
+
+def chosen_adapters(model: Model, listed: list[Any], adapter: Adapter | None) -> list[dict[str, Any]]:
+    """The adapters to apply: the one asked for (base:adapter), else the options' list (PEFT
+    adapters or SD LoRAs), each a library adapter of this model or a file / folder, with a weight."""
+    if adapter is not None:
+        return [{"name": adapter.name, "path": adapter.path, "weight": 1.0}]
+    chosen = []
+    for i, item in enumerate(listed):
+        if item.name:
+            found = model.adapter(item.name)
+            if found is None:
+                raise InvalidSettings(
+                    f"the settings name {item.name!r}, which is not an adapter of {model.name!r}",
+                    hint=f"`modelyard lora ls {model.name}` lists them",
+                )
+            name, path = found.name, found.path
+        else:
+            path = str(item.path)
+            if not Path(path).exists():
+                raise InvalidSettings(f"no such adapter file or folder {path}")
+            name = f"adapter-{i}"
+        chosen.append({"name": name, "path": path, "weight": item.weight})
+    return chosen
+
+
+class RunnerBackend:
+    """A backend whose engine is modelyard's runner, in the server's interpreter when it has the
+    backend's packages, else in a managed environment."""
+
+    name: ClassVar[str]
+    loader: ClassVar[str]
+    options: ClassVar[type[BaseModel]]
+    merges_embeddings: ClassVar[bool] = False
+    inline_images: ClassVar[bool] = False
+
+    def __init__(self, envs: Path, *, managed_only: bool, torch_index: str | None, outputs: Path) -> None:
+        self.envs = envs
+        self.managed_only = managed_only
+        self.torch_index = torch_index
+        self.outputs = outputs  # where image answers as url are written
+
+    @classmethod
+    def takes(cls, model: Model) -> bool:
+        return cls.loader in model.loaders and model.category in TASKS
+
+    def endpoints(self, model: Model) -> frozenset[str]:
+        return TASKS.get(model.category, ("", frozenset[str]()))[1]
+
+    def check(self, model: Model, endpoint: str) -> None:
+        return None  # the runner answers what it cannot do itself
+
+    def interpreter(self) -> environments.Interpreter:
+        return environments.interpreter_for(self.name, self.envs, managed_only=self.managed_only)
+
+    def preflight(self) -> str:
+        python = self.interpreter()
+        return f"{'server python' if python.where == 'server' else 'managed env'} {python.python}"
+
+    def install(self, variant: str, progress: Progress) -> str:
+        folder = environments.install_env(
+            self.envs, self.name, variant, torch_index=self.torch_index, progress=progress
+        )
+        return str(folder)
+
+    def fit(
+        self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
+    ) -> Fit | None:
+        if model.format != "safetensors" or not Path(model.path).is_dir():
+            return None
+        return fit_folder(
+            model,
+            free_ram,
+            free_vram,
+            n_ctx=getattr(options, "n_ctx", 0),
+            precision=options.precision,
+            device=options.device,
+            batch_size=getattr(options, "batch_size", 1),
+            quantization=getattr(options, "quantization", "none"),
+        )
+
+    def adapters(self, model: Model, options: Any, adapter: Adapter | None) -> list[dict[str, Any]] | None:
+        """What --adapters gets: None when this backend takes none."""
+        return None
+
+    def engine(self, model: Model, options: Any, placement: Placement, adapter: Adapter | None) -> EngineSpec:
+        python = self.interpreter()
+        task, _endpoints = task_of(model)
+        listed = {"peft_adapters", "loras"}
+        argv = [python.python, "-m", "modelyard.runners", "--task", task, "--model", model.path]
+        argv += ["--name", model.name, "--host", HOST, "--port", PORT]
+        argv += ["--options", options.model_dump_json(exclude=listed)]
+        chosen = self.adapters(model, options, adapter)
+        if chosen is not None:
+            argv += ["--adapters", json.dumps(chosen)]
+        if task == "image":
+            argv += ["--template", model.template or "sd_official"]
+            argv += ["--capabilities", json.dumps(model.capabilities or ["text-to-image"])]
+            argv += ["--outputs", str(self.outputs)]
+        if model.components:
+            argv += ["--components", json.dumps({c.role: c.path for c in model.components})]
+        env = {
+            **python.env,
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "PYTHONUNBUFFERED": "1",
+        }
+        where = "server python" if python.where == "server" else python.where
+        return EngineSpec(
+            argv=argv,
+            env=env,
+            health_path="/health",
+            slots=SLOTS.get(task, 1),
+            runtime=f"modelyard runner ({self.name}, {where})",
+        )
+
+
+class SentenceTransformers(RunnerBackend):
+    name: ClassVar[str] = SENTENCE_TRANSFORMERS
+    loader: ClassVar[str] = SENTENCE_TRANSFORMERS
+    options: ClassVar[type[BaseModel]] = SentenceTransformersOptions
+    merges_embeddings: ClassVar[bool] = True  # the runner reports each input's tokens
+
+
+class Transformers(RunnerBackend):
+    name: ClassVar[str] = TRANSFORMERS
+    loader: ClassVar[str] = TRANSFORMERS
+    options: ClassVar[type[BaseModel]] = TransformersOptions
+
+    def adapters(self, model: Model, options: Any, adapter: Adapter | None) -> list[dict[str, Any]] | None:
+        if model.category not in ("chat", "multimodal"):
+            return None
+        return chosen_adapters(model, options.peft_adapters, adapter)
+
+
+class Diffusers(RunnerBackend):
+    name: ClassVar[str] = DIFFUSERS
+    loader: ClassVar[str] = DIFFUSERS
+    options: ClassVar[type[BaseModel]] = DiffusersOptions
+
+    def adapters(self, model: Model, options: Any, adapter: Adapter | None) -> list[dict[str, Any]] | None:
+        return chosen_adapters(model, options.loras, adapter)

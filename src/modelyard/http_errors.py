@@ -1,0 +1,117 @@
+"""How an error looks over HTTP, everywhere: /api, /v1, the gateway's proxy and the runner.
+
+One table maps each domain error (the first class of its MRO that is listed) to an HTTP status
+and an OpenAI error type; the code is the error's class in snake_case (``ModelNotFound`` ->
+``model_not_found``). One body carries it:
+
+    {"error": {"message": ..., "type": ..., "code": ..., "param": ..., "hint": ...}}
+
+OpenAI's clients read ``message``, ``type`` and ``code``; modelyard's CLI and web UI show the
+``hint`` too. The domain never imports this module: only the HTTP layers do. It needs only
+pydantic, orjson and starlette, so the runner (in a managed environment) uses it too.
+"""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from modelyard import errors
+
+INVALID = "invalid_request_error"
+SERVER = "server_error"
+
+# class -> (HTTP status, OpenAI error type)
+TABLE: dict[type[errors.ModelyardError], tuple[int, str]] = {
+    errors.NotFound: (404, INVALID),
+    errors.QueueFull: (503, SERVER),
+    errors.QueueTimeout: (503, SERVER),
+    errors.Conflict: (409, INVALID),
+    errors.InvalidInput: (400, INVALID),
+    errors.ModelFileError: (422, INVALID),
+    errors.IncompatibleAdapter: (422, INVALID),
+    errors.Unsupported: (400, INVALID),
+    errors.ChatTemplateMissing: (400, INVALID),
+    errors.EngineUnavailable: (503, SERVER),
+    errors.EngineError: (502, SERVER),
+    errors.HubAuthRequired: (403, "permission_error"),
+    errors.HubError: (502, SERVER),
+    errors.ServerUnavailable: (503, SERVER),
+}
+INTERNAL = (500, SERVER)
+
+
+class ErrorDetail(BaseModel):
+    message: str = Field(description="what went wrong")
+    type: str = Field(description="OpenAI's error type: invalid_request_error, server_error, ...")
+    code: str = Field(description="the error's kind: model_not_found, queue_full, malformed_file, ...")
+    param: str | None = Field(None, description="the request field at fault, when there is one")
+    hint: str | None = Field(None, description="what to do about it")
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of modelyard's HTTP surfaces."""
+
+    error: ErrorDetail
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def status_of(exc: errors.ModelyardError) -> tuple[int, str]:
+    """(HTTP status, OpenAI type) of a domain error."""
+    return next((TABLE[c] for c in type(exc).__mro__ if c in TABLE), INTERNAL)
+
+
+def body_of(exc: errors.ModelyardError, *, hint_in_message: bool = False) -> tuple[int, ErrorBody]:
+    """The status and body of a domain error. ``hint_in_message`` puts the hint into the message
+    too, for OpenAI clients, which show the message alone."""
+    status, kind = status_of(exc)
+    message = str(exc) if hint_in_message else exc.message
+    detail = ErrorDetail(
+        message=message,
+        type=kind,
+        code=_snake(type(exc).__name__),
+        param=getattr(exc, "param", None),
+        hint=exc.hint,
+    )
+    return status, ErrorBody(error=detail)
+
+
+def invalid_body(message: str, *, param: str | None = None) -> ErrorBody:
+    """A request body that did not validate (400 everywhere)."""
+    return ErrorBody(error=ErrorDetail(message=message, type=INVALID, code="invalid_request", param=param))
+
+
+def internal_body(message: str) -> ErrorBody:
+    return ErrorBody(error=ErrorDetail(message=message, type=SERVER, code="internal_error"))
+
+
+def retry_after(exc: errors.ModelyardError) -> int | None:
+    """Seconds a client should wait before trying again, for errors that pass (a full queue)."""
+    value = getattr(exc, "retry_after", None)
+    return int(value) if value is not None else None
+
+
+def response(body: ErrorBody, status: int, *, retry: int | None = None) -> Response:
+    headers = {"Retry-After": str(retry)} if retry is not None else None
+    return Response(
+        orjson.dumps(body.model_dump()), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def error_response(exc: errors.ModelyardError, *, openai: bool = True) -> Response:
+    """The answer to a domain error: on the OpenAI surfaces (/v1, the runner) the hint is part of
+    the message as well."""
+    status, body = body_of(exc, hint_in_message=openai)
+    return response(body, status, retry=retry_after(exc))
+
+
+def sse_error(exc: errors.ModelyardError) -> bytes:
+    """A stream that fails after it began ends with this event, in the same shape."""
+    _status, body = body_of(exc, hint_in_message=True)
+    return b"data: " + orjson.dumps(body.model_dump()) + b"\n\n"

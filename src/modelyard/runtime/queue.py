@@ -1,0 +1,162 @@
+"""The bounded queue in front of each model's instances.
+
+Requests wait here (up to ``max_waiting`` of them, each up to ``timeout`` seconds) until an
+instance has a free slot; a request goes to the ready instance with the fewest requests in flight.
+Beyond ``max_waiting`` the caller gets QueueFull at once, past ``timeout`` QueueTimeout. A start
+that fails while requests wait hands them its error (``fail``); a waiter whose client disconnects
+leaves the queue. Slots of instances being drained (an unload, a switch) take nothing new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelyard.errors import ModelyardError, QueueFull, QueueTimeout
+from modelyard.runtime.clock import Clock, SystemClock
+
+POLL = 0.25  # seconds between looks at whether a waiting client is still there
+
+
+class ClientGone(Exception):
+    """The client disconnected while its request waited."""
+
+
+@dataclass
+class Slot:
+    """One ready instance as the queue sees it."""
+
+    instance_id: int
+    url: str
+    capacity: int
+    adapter: str | None = None  # the LoRA the instance was started with
+    in_flight: int = 0
+    draining: bool = False
+
+
+@dataclass
+class Queue:
+    name: str
+    max_waiting: int
+    timeout: float = 0.0  # seconds a request may wait; 0 = no limit
+    clock: Clock = field(default_factory=SystemClock)
+    slots: dict[int, Slot] = field(default_factory=dict)
+    waiting: int = 0
+    failure: ModelyardError | None = None  # why no instance is coming: waiters get it
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    last_used: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.last_used = self.clock.now()
+
+    def notify(self) -> None:
+        """Wake the waiters: an instance became ready, went away, failed, or freed a slot."""
+        self._changed.set()
+
+    def set_slot(self, slot: Slot) -> None:
+        old = self.slots.get(slot.instance_id)
+        if old is not None:
+            slot.in_flight = old.in_flight
+        self.slots[slot.instance_id] = slot
+        self.failure = None
+        self.notify()
+
+    def drop_slot(self, instance_id: int) -> None:
+        self.slots.pop(instance_id, None)
+        self.notify()
+
+    def fail(self, error: ModelyardError | None) -> None:
+        """No instance is coming for now: the waiters (and newcomers, until ``error`` is cleared
+        with None or an instance is ready) get ``error``."""
+        self.failure = error
+        self.notify()
+
+    def drain(self, ids: Iterable[int], on: bool = True) -> None:
+        for i in ids:
+            if i in self.slots:
+                self.slots[i].draining = on
+        self.notify()
+
+    @property
+    def in_flight(self) -> int:
+        return sum(s.in_flight for s in self.slots.values())
+
+    def in_flight_of(self, ids: Iterable[int]) -> int:
+        return sum(self.slots[i].in_flight for i in ids if i in self.slots)
+
+    def _pick(self, adapter: str | None) -> Slot | None:
+        best: Slot | None = None
+        for s in self.slots.values():
+            free = s.in_flight < s.capacity and s.adapter == adapter and not s.draining
+            if free and (best is None or s.in_flight < best.in_flight):
+                best = s
+        return best
+
+    def _take(self, slot: Slot) -> Slot:
+        slot.in_flight += 1
+        self.last_used = self.clock.now()
+        return slot
+
+    async def acquire(
+        self, adapter: str | None = None, *, disconnected: Callable[[], Awaitable[bool]] | None = None
+    ) -> Slot:
+        """Wait for a free slot on an instance serving ``adapter``. ``disconnected`` is polled so
+        that a client who left stops waiting."""
+        slot = self._pick(adapter)
+        if slot is not None and self.waiting == 0:
+            return self._take(slot)
+        if self.failure is not None:
+            raise self.failure
+        if self.waiting >= self.max_waiting:
+            raise QueueFull(self.name, self.max_waiting)
+        self.waiting += 1
+        deadline = self.clock.now() + self.timeout if self.timeout else None
+        try:
+            while True:
+                slot = self._pick(adapter)
+                if slot is not None:
+                    return self._take(slot)
+                if self.failure is not None:
+                    raise self.failure
+                if disconnected is not None and await disconnected():
+                    raise ClientGone(self.name)
+                remaining = None if deadline is None else deadline - self.clock.now()
+                if remaining is not None and remaining <= 0:
+                    raise QueueTimeout(self.name, self.timeout)
+                await self._changes(remaining)
+        finally:
+            self.waiting -= 1
+
+    async def _changes(self, remaining: float | None) -> None:
+        """Until something changes, the deadline passes, or it is time to look at the client."""
+        self._changed.clear()
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._changed.wait())]
+        if remaining is not None:
+            waits.append(asyncio.ensure_future(self.clock.sleep(remaining)))
+        try:
+            await asyncio.wait(waits, timeout=POLL, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*waits, return_exceptions=True)
+
+    def release(self, slot: Slot) -> None:
+        slot.in_flight = max(0, slot.in_flight - 1)
+        self.last_used = self.clock.now()
+        self.notify()
+
+    async def settled(self, ids: Iterable[int], seconds: float) -> bool:
+        """Wait until the requests in flight on these instances have finished, at most
+        ``seconds``; whether they did."""
+        ids = list(ids)
+        deadline = self.clock.now() + seconds
+        while self.in_flight_of(ids):
+            remaining = deadline - self.clock.now()
+            if remaining <= 0:
+                return False
+            await self._changes(remaining)
+        return True

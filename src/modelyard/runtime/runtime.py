@@ -1,0 +1,494 @@
+"""The Runtime: turns deployments into running instances and keeps them running.
+
+It lives in the server's event loop. Loads and unloads are serialised by one lock. A load asks
+the load rules what it displaces, the placement whether it fits, and then starts the new
+instances; what it displaces is drained first (its requests finish, up to the switch timeout) and
+stops only once the new instances serve, so a load that fails leaves the old model serving. When
+the new model fits only in the memory the old one holds, the old one stops first and is brought
+back if the new one fails.
+
+Each instance has a supervisor task (supervisor.py) that starts its engine through the executor,
+waits until it is healthy, hears of its exit at once, and restarts it with exponential backoff.
+Requests wait in each model's bounded queue (queue.py). Time comes from a Clock, so tests run the
+rules on a FakeClock with a FakeExecutor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from modelyard.backends.base import Backend, Placement
+from modelyard.backends.registry import Backends
+from modelyard.catalog.records import Deployment, Instance, Model
+from modelyard.config import Settings
+from modelyard.errors import (
+    AdapterNotFound,
+    EngineError,
+    LoadRefused,
+    ModelNotLoaded,
+    ModelyardError,
+    WontFit,
+)
+from modelyard.library import Library
+from modelyard.library.settings import effective
+from modelyard.runtime import placement
+from modelyard.runtime.clock import Clock, SystemClock
+from modelyard.runtime.executor import Engine, Executor, LogRef, Usage
+from modelyard.runtime.local import LocalExecutor
+from modelyard.runtime.queue import Queue, Slot
+from modelyard.runtime.rules import Loaded, LoadPolicy
+from modelyard.runtime.supervisor import Live, State, Supervisor
+
+log = logging.getLogger(__name__)
+WATCH_EVERY = 0.25  # seconds between looks for idle models
+
+
+@dataclass
+class Running:
+    """A deployment the runtime serves: its backend and typed options, and its instances."""
+
+    deployment: Deployment
+    backend: Backend
+    options: BaseModel
+    category: str
+    instances: dict[int, Live] = field(default_factory=dict)
+
+
+@dataclass
+class Change:
+    """What a load does: the instances it starts, and those that stop once they serve (or
+    before they start, when ``stop_first``: the memory is needed)."""
+
+    name: str
+    running: Running
+    starting: list[Live]
+    leaving: dict[str, list[Live]]  # model -> its instances that go
+    stop_first: bool
+    before: dict[str, Running]  # what ran before, to bring back if the load fails
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        library: Library,
+        *,
+        executor: Executor | None = None,
+        backends: Backends | None = None,
+        policy: LoadPolicy | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings
+        self.library = library
+        self.store = library.store
+        self.clock: Clock = clock or SystemClock()
+        self.executor: Executor = executor or LocalExecutor(
+            settings.logs_dir, settings.home / "run", owner=str(settings.home.resolve())
+        )
+        self.backends = backends or Backends.from_settings(settings)
+        self.policy = policy or LoadPolicy.from_settings(
+            settings.one_per_category, settings.exclusive, settings.max_loras
+        )
+        self.running: dict[str, Running] = {}
+        self.queues: dict[str, Queue] = {}
+        self.supervisor = Supervisor(self)
+        self._lock = asyncio.Lock()
+        self._jit: dict[str, asyncio.Task[None]] = {}
+        self._watcher: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        library.is_loaded = self.is_loaded
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Stop what an earlier server left running, bring back the deployments, start watching."""
+        stopped = await self.executor.stop_orphans()
+        if stopped:
+            log.warning("stopped %d engine process(es) an earlier server left running", len(stopped))
+        for inst in self.store.instances():
+            self.store.delete_instance(inst.id)
+        for dep in self.store.deployments():
+            if dep.jit or dep.replicas == 0:
+                self.store.delete_deployment(dep.model)
+            else:
+                self.spawn(self._restore(dep))
+        self._watcher = asyncio.create_task(self._watch())
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """A background task, referenced until it ends."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _restore(self, dep: Deployment) -> None:
+        try:
+            await self.load(dep.model, adapter=dep.adapter, replicas=dep.replicas, env=dep.env)
+        except ModelyardError as e:
+            log.warning("could not load %s again: %s", dep.model, e)
+
+    async def close(self) -> None:
+        """Stop every engine process (the deployments stay: they load again next start)."""
+        if self._watcher:
+            self._watcher.cancel()
+        for task in [*self._jit.values(), *self._tasks]:
+            task.cancel()
+        await asyncio.gather(*(self._stop_model(name, forget=False) for name in list(self.running)))
+        await self.executor.close()
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def is_loaded(self, name: str) -> bool:
+        return name in self.running
+
+    def queue(self, name: str) -> Queue:
+        queue = self.queues.get(name)
+        if queue is None:
+            queue = self.queues[name] = Queue(
+                name=name,
+                max_waiting=self.settings.queue_size,
+                timeout=self.settings.queue_timeout,
+                clock=self.clock,
+            )
+        return queue
+
+    def live(self, instance_id: int) -> Live | None:
+        for r in self.running.values():
+            if instance_id in r.instances:
+                return r.instances[instance_id]
+        return None
+
+    def engine(self, instance_id: int) -> Engine | None:
+        live = self.live(instance_id)
+        return live.engine if live else None
+
+    async def usage(self, instance_id: int) -> Usage:
+        engine = self.engine(instance_id)
+        if engine is None or engine.returncode() is not None:
+            return Usage(memory=0, cpu_percent=0.0)
+        return await engine.usage()
+
+    def instances(self) -> list[Instance]:
+        return self.store.instances()
+
+    def adapter_of(self, instance_id: int) -> str | None:
+        live = self.live(instance_id)
+        return live.adapter if live else None
+
+    def log_ref(self, instance_id: int, start: int | None = None) -> LogRef | None:
+        """The log of a start of an instance (the latest by default)."""
+        for inst in self.store.instances():
+            if inst.id == instance_id:
+                return LogRef(inst.node or "local", instance_id, start or max(inst.starts, 1))
+        return None
+
+    async def read_log(self, ref: LogRef, offset: int = 0) -> bytes | None:
+        return await self.executor.read_log(ref, offset)
+
+    # -- load and unload -----------------------------------------------------------------------
+
+    async def load(
+        self,
+        name: str,
+        *,
+        adapter: str | None = None,
+        replicas: int = 1,
+        jit: bool = False,
+        force: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> Deployment:
+        """Load ``name`` (with ``adapter``) as ``replicas`` instances, after the load rules, and
+        wait until they serve (an error if none does)."""
+        async with self._lock:
+            change = await self._plan(name, adapter, replicas, jit, force, env or {})
+            if change.stop_first:
+                await self._stop_leaving(change)
+            for live in change.starting:
+                live.task = self.spawn(self.supervisor.run(change.running, live))
+        results = await asyncio.gather(*(live.ready for live in change.starting), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        async with self._lock:
+            if change.starting and len(failures) == len(change.starting):
+                await self._undo(change)
+                raise failures[0]
+            if not change.stop_first:
+                await self._stop_leaving(change)
+        return change.running.deployment
+
+    async def _plan(
+        self, name: str, adapter: str | None, replicas: int, jit: bool, force: bool, env: dict[str, str]
+    ) -> Change:
+        model = self.library.get(name)
+        chosen = model.adapter(adapter) if adapter is not None else None
+        if adapter is not None and chosen is None:
+            raise AdapterNotFound(name, adapter)
+        backend = self.backends.for_model(model)
+        backend.preflight()  # a missing engine fails now, with the command that installs it
+        options = effective(model, backend.options)
+        backend.engine(model, options, Placement(), chosen)  # refuses what it cannot do, now
+        current = self.running.get(name)
+        same = current is not None and current.deployment.adapter == adapter
+        if current is not None and same and len(current.instances) == replicas:
+            return Change(name, current, [], {}, False, {})  # the same base + LoRA: reused
+        loaded = [Loaded(n, r.category, r.deployment.adapter) for n, r in self.running.items() if n != name]
+        displaced = self.policy.displaced(name, model.category, [adapter] if adapter else [], loaded)
+        leaving = {other: list(self.running[other].instances.values()) for other in displaced}
+        kept = list(current.instances.values()) if current is not None and same else []
+        if current is not None and not same:
+            leaving[name] = list(current.instances.values())  # a switch of LoRA: all go
+        elif len(kept) > replicas:  # scale down: the newest go
+            leaving[name], kept = (
+                sorted(kept, key=lambda i: i.id)[replicas:],
+                sorted(kept, key=lambda i: i.id)[:replicas],
+            )
+        placements, stop_first = await self._fit(
+            backend, model, options, chosen, replicas - len(kept), leaving, force
+        )
+        await self._drain_leaving(leaving, force)
+        before = {n: self.running[n] for n in leaving if n in self.running}
+        dep = self.store.put_deployment(
+            Deployment(
+                model=name,
+                backend=backend.name,
+                replicas=replicas,
+                options=options.model_dump(),
+                adapter=adapter,
+                jit=jit,
+                env=env,
+            )
+        )
+        running = Running(dep, backend, options, model.category)
+        running.instances = {live.id: live for live in kept}
+        starting = []
+        for where in placements:
+            inst = self.store.add_instance(name)
+            live = Live(id=inst.id, model=name, adapter=adapter, placement=where, ready=self._future())
+            running.instances[live.id] = live
+            starting.append(live)
+        self.running[name] = running
+        self.queue(name).fail(None)
+        return Change(name, running, starting, leaving, stop_first, before)
+
+    def _future(self) -> asyncio.Future[None]:
+        return asyncio.get_running_loop().create_future()
+
+    async def _fit(
+        self,
+        backend: Backend,
+        model: Model,
+        options: BaseModel,
+        adapter: Any,
+        new: int,
+        leaving: dict[str, list[Live]],
+        force: bool,
+    ) -> tuple[list[Placement], bool]:
+        """Where the new instances go, and whether what leaves must stop first to make room."""
+        nodes = await self.executor.nodes()
+        if force or new <= 0:
+            gpus = tuple(g.index for g in nodes[0].gpus)
+            return [Placement(nodes[0].id, gpus) for _ in range(max(new, 0))], bool(leaving)
+
+        def place(freed: int) -> list[Placement]:
+            return placement.place(backend, model, options, adapter, new, nodes, freed=freed)
+
+        try:
+            return await asyncio.to_thread(place, 0), False
+        except WontFit:
+            if not leaving:
+                raise
+        usages = [await self.usage(live.id) for lives in leaving.values() for live in lives]
+        return await asyncio.to_thread(place, sum(u.memory for u in usages)), True
+
+    async def _drain_leaving(self, leaving: dict[str, list[Live]], force: bool) -> None:
+        """Hand the leaving instances nothing new and wait for their requests, up to the switch
+        timeout; a model still busy then stops the load (its clients are not cut off)."""
+        timeout = 0 if force else self.settings.switch_timeout
+        for name, lives in leaving.items():
+            ids = [live.id for live in lives]
+            queue = self.queue(name)
+            queue.drain(ids)
+            if not await queue.settled(ids, timeout) and not force:
+                for other, others in leaving.items():
+                    self.queue(other).drain([live.id for live in others], on=False)
+                raise LoadRefused(
+                    f"{name!r} is still answering {queue.in_flight_of(ids)} request(s)",
+                    hint=f"try again when they finish, or `modelyard unload {name} --force`",
+                )
+
+    async def _stop_leaving(self, change: Change) -> None:
+        for name, lives in change.leaving.items():
+            if name == change.name:
+                await asyncio.gather(*(self._stop_instance(name, live, remove=True) for live in lives))
+                for live in lives:
+                    change.running.instances.pop(live.id, None)
+            else:
+                await self._stop_model(name)
+
+    async def _undo(self, change: Change) -> None:
+        """A load whose new instances all failed: stop them. What it was to replace serves on;
+        what stopped first to make room is loaded again."""
+        name = change.name
+        await asyncio.gather(*(self._stop_instance(name, live, remove=True) for live in change.starting))
+        for live in change.starting:
+            change.running.instances.pop(live.id, None)
+        previous = change.before.get(name)
+        if previous is not None and not change.stop_first:  # a switch of LoRA: the old one stays
+            self.running[name] = previous
+            self.store.put_deployment(previous.deployment)
+        elif change.running.instances:  # more replicas were asked for: the ones there stay
+            dep = change.running.deployment
+            dep.replicas = len(change.running.instances)
+            self.store.put_deployment(dep)
+        elif self.running.get(name) is change.running:
+            self.running.pop(name, None)
+            self.store.delete_deployment(name)
+        for other, lives in change.leaving.items():
+            if not change.stop_first:
+                self.queue(other).drain([live.id for live in lives], on=False)
+            elif other in change.before:
+                log.warning("%s did not load; loading %s again", name, other)
+                self.spawn(self._restore(change.before[other].deployment))
+
+    async def unload(self, name: str, *, force: bool = False) -> None:
+        """Unload a model: wait for its requests (unless ``force``), stop its processes."""
+        self.library.get(name)
+        async with self._lock:
+            running = self.running.get(name)
+            if running is None:
+                raise ModelNotLoaded(name)
+            await self._drain_leaving({name: list(running.instances.values())}, force)
+            await self._stop_model(name)
+
+    async def _stop_model(self, name: str, *, forget: bool = True) -> None:
+        """Stop all instances of ``name``; forget the deployment unless ``forget`` is False."""
+        running = self.running.get(name)
+        if running is not None:
+            await asyncio.gather(
+                *(self._stop_instance(name, live) for live in list(running.instances.values()))
+            )
+        if forget:
+            self.running.pop(name, None)
+            self.store.delete_deployment(name)
+            self.queue(name).fail(ModelNotLoaded(name))
+
+    async def _stop_instance(self, name: str, live: Live, *, remove: bool = False) -> None:
+        if live.task and not live.task.done():
+            live.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await live.task
+        queue = self.queues.get(name)
+        if queue is not None:
+            queue.drop_slot(live.id)
+        if live.engine is not None:
+            await live.engine.stop(self.settings.stop_grace)
+        live.state = State.STOPPED
+        if not live.ready.done():
+            live.ready.set_exception(EngineError(f"instance {live.id} of {name!r} was stopped"))
+            live.ready.exception()  # retrieved: no warning when nobody waits
+        self.store.update_instance(live.id, state=State.STOPPED)
+        if remove:
+            self.store.delete_instance(live.id)
+
+    # -- watching: idle unload, memory pressure, unreachable engines ----------------------------
+
+    async def _watch(self) -> None:
+        while True:
+            await self.clock.sleep(WATCH_EVERY)
+            try:
+                for name in list(self.running):
+                    if self._idle(name) and not self._lock.locked():
+                        self.spawn(self._idle_unload(name))
+            except Exception:
+                log.exception("runtime watch")
+
+    def _idle(self, name: str) -> bool:
+        ttl = self.settings.idle_unload
+        queue = self.queues.get(name)
+        if not ttl or queue is None or queue.in_flight or queue.waiting:
+            return False
+        return self.clock.now() - queue.last_used > ttl
+
+    async def _idle_unload(self, name: str) -> None:
+        with contextlib.suppress(ModelyardError):
+            log.info("unloading %s: idle for %g s", name, self.settings.idle_unload)
+            await self.unload(name)
+
+    async def relieve_pressure(self, _sample: object = None) -> str | None:
+        """Unload the least recently used model that is serving (not loading) and has no request
+        in flight or waiting. Returns what it did, or None when there is none."""
+        idle = []
+        for name, running in self.running.items():
+            queue = self.queues.get(name)
+            serving = all(live.state == State.RUNNING for live in running.instances.values())
+            if serving and queue is not None and not queue.in_flight and not queue.waiting:
+                idle.append((queue.last_used, name))
+        if not idle or self._lock.locked():
+            return None
+        _, name = min(idle)
+        try:
+            await self.unload(name)
+        except ModelyardError as e:
+            log.warning("could not unload %s under memory pressure: %s", name, e)
+            return None
+        return f"unloaded {name!r}, the least recently used idle model, to relieve memory pressure"
+
+    def unreachable(self, name: str, slot: Slot) -> None:
+        """The gateway could not connect to an instance: it leaves the rotation at once, and
+        comes back only if its health check answers; else it is stopped and restarts."""
+        queue = self.queues.get(name)
+        if queue is None or queue.slots.get(slot.instance_id) is not slot:
+            return
+        queue.drop_slot(slot.instance_id)
+        live = self.live(slot.instance_id)
+        if live is not None and live.engine is not None:
+            self.spawn(self.supervisor.recheck(self.running[name], live, slot))
+
+    # -- requests ------------------------------------------------------------------------------
+
+    async def acquire(
+        self, model: Model, adapter: str | None, disconnected: Callable[[], Awaitable[bool]]
+    ) -> tuple[Queue, Slot]:
+        """A slot on a ready instance of ``model`` (+ ``adapter``), loading it first when its
+        autoload is on; waits in the model's bounded queue."""
+        name = model.name
+        if adapter is not None and model.adapter(adapter) is None:
+            raise AdapterNotFound(name, adapter)
+        running = self.running.get(name)
+        if running is None or running.deployment.adapter != adapter:
+            if not model.autoload:
+                if running is not None:
+                    loaded = running.deployment.adapter
+                    raise LoadRefused(
+                        f"{name!r} is loaded {'with adapter ' + repr(loaded) if loaded else 'without an adapter'}",
+                        hint=f"load it with the one you want: `modelyard load {name}"
+                        + (f" --lora {adapter}`" if adapter else "`"),
+                    )
+                raise ModelNotLoaded(name)
+            self._jit_load(name, adapter)
+        queue = self.queue(name)
+        slot = await queue.acquire(adapter, disconnected=disconnected)
+        return queue, slot
+
+    def _jit_load(self, name: str, adapter: str | None) -> None:
+        task = self._jit.get(name)
+        if task is not None and not task.done():
+            return
+        self.queue(name).fail(None)
+
+        async def load() -> None:
+            try:
+                await self.load(name, adapter=adapter, jit=True)
+            except ModelyardError as e:
+                self.queue(name).fail(e)
+            except Exception as e:  # a bug: the waiters still get an answer
+                log.exception("loading %s on demand", name)
+                self.queue(name).fail(EngineError(f"{name!r} could not be loaded: {e}"))
+
+        self._jit[name] = asyncio.create_task(load())

@@ -1,0 +1,179 @@
+"""One instance's life: start its engine, wait until it is healthy, put it in the rotation, hear
+of its exit the moment it happens, and start it again after a backoff.
+
+The backoff doubles with each restart (capped), and starts over once an instance has served
+healthily for ``restart_reset`` seconds: a crash a day apart is not a crash loop. A start that
+fails while requests wait hands them its error, so nobody waits for an engine that cannot come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from modelyard.backends.base import Placement
+from modelyard.errors import EngineError, ModelyardError
+from modelyard.runtime.executor import Engine, Launch
+from modelyard.runtime.queue import Slot
+
+if TYPE_CHECKING:
+    from modelyard.runtime.runtime import Running, Runtime
+
+log = logging.getLogger(__name__)
+HEALTH_EVERY = 0.1  # seconds between health checks while an engine starts
+RECHECKS = 3  # health checks of an instance the gateway could not reach, HEALTH_EVERY x 3 apart
+
+
+class State(StrEnum):
+    PENDING = "pending"
+    STARTING = "starting"
+    RUNNING = "running"
+    ERROR = "error"
+    RESTARTING = "restarting"
+    STOPPED = "stopped"
+
+
+@dataclass
+class Live:
+    """An instance as the runtime holds it in memory."""
+
+    id: int
+    model: str
+    adapter: str | None
+    placement: Placement
+    ready: asyncio.Future[None]  # its first start: served, or failed
+    state: State = State.PENDING
+    engine: Engine | None = None
+    starts: int = 0
+    restarts: int = 0
+    backoff: int = 0  # restarts since it last served healthily for restart_reset seconds
+    ready_at: float | None = None  # when it last became ready (the runtime's clock)
+    task: asyncio.Task[None] | None = None
+
+
+class Supervisor:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    async def run(self, running: Running, live: Live) -> None:
+        """Start the instance and keep it running until the task is cancelled (a stop)."""
+        while True:
+            try:
+                await self._start(running, live)
+            except asyncio.CancelledError:
+                raise
+            except ModelyardError as e:
+                self._failed(running, live, e)
+            except Exception as e:  # a bug: keep the server up, record it
+                log.exception("instance %s failed to start", live.id)
+                self._failed(running, live, EngineError(f"instance {live.id} could not start: {e}"))
+            else:
+                assert live.engine is not None
+                self._exited(live, await live.engine.wait())
+            delay = self.backoff(live)
+            self._set(live, State.RESTARTING, note=f"restart in {delay:g} s")
+            await self.rt.clock.sleep(delay)
+            live.restarts += 1
+            self.rt.store.update_instance(live.id, restarts=live.restarts)
+
+    def backoff(self, live: Live) -> float:
+        """The delay before the next start: doubling per restart, from the first again once the
+        instance had served for ``restart_reset`` seconds."""
+        s = self.rt.settings
+        if live.ready_at is not None and self.rt.clock.now() - live.ready_at >= s.restart_reset:
+            live.backoff = 0
+        delay = min(s.restart_backoff * 2**live.backoff, s.restart_backoff_max)
+        live.backoff += 1
+        live.ready_at = None
+        return float(delay)
+
+    def _set(self, live: Live, state: State, *, note: str | None = None, **fields: object) -> None:
+        live.state = state
+        self.rt.store.update_instance(live.id, state=state, note=note, **fields)
+
+    async def _start(self, running: Running, live: Live) -> None:
+        rt = self.rt
+        model = rt.library.get(live.model)
+        adapter = model.adapter(live.adapter) if live.adapter else None
+        spec = running.backend.engine(model, running.options, live.placement, adapter)
+        queue = rt.queue(live.model)
+        if queue.failure is not None:
+            queue.fail(None)  # a new try: newcomers wait for it
+        live.starts += 1
+        self._set(live, State.STARTING, starts=live.starts, error=None, node=live.placement.node, url=None)
+        try:
+            engine = await rt.executor.launch(
+                Launch(live.id, live.starts, spec, live.placement, running.deployment.env)
+            )
+        except OSError as e:
+            raise EngineError(f"the engine of {live.model!r} could not be started: {e}") from e
+        live.engine = engine
+        rt.store.update_instance(live.id, url=engine.url)
+        await self._healthy(live, engine)
+        live.ready_at = rt.clock.now()
+        self._set(live, State.RUNNING)
+        queue.set_slot(Slot(instance_id=live.id, url=engine.url, capacity=spec.slots, adapter=live.adapter))
+        if not live.ready.done():
+            live.ready.set_result(None)
+
+    async def _healthy(self, live: Live, engine: Engine) -> None:
+        rt = self.rt
+        timeout = rt.settings.health_timeout
+        deadline = rt.clock.now() + timeout
+        exited = asyncio.ensure_future(engine.wait())
+        try:
+            while True:
+                code = engine.returncode()
+                if code is not None:
+                    raise EngineError(
+                        f"the engine of {live.model!r} exited with status {code} while starting",
+                        hint=f"its log says:\n{await rt.executor.tail_log(engine.log, 15)}",
+                    )
+                if await engine.healthy():
+                    return
+                if rt.clock.now() >= deadline:
+                    await engine.stop(rt.settings.stop_grace)
+                    raise EngineError(
+                        f"the engine of {live.model!r} was not ready after {timeout:g} s",
+                        hint=f"its log says:\n{await rt.executor.tail_log(engine.log, 15)}",
+                    )
+                pause = asyncio.ensure_future(rt.clock.sleep(HEALTH_EVERY))
+                await asyncio.wait({exited, pause}, return_when=asyncio.FIRST_COMPLETED)
+                pause.cancel()
+        finally:
+            exited.cancel()
+
+    def _failed(self, running: Running, live: Live, error: ModelyardError) -> None:
+        self._set(live, State.ERROR, error=str(error), note=error.message)
+        if not live.ready.done():
+            live.ready.set_exception(error)
+            live.ready.exception()  # retrieved: load() may be gone (a JIT load's waiters get it below)
+        queue = self.rt.queue(live.model)
+        if not queue.slots:  # nothing serves: the waiters would wait for nothing
+            queue.fail(error)
+
+    def _exited(self, live: Live, code: int) -> None:
+        self.rt.queue(live.model).drop_slot(live.id)  # out of the rotation the moment it exits
+        note = f"the engine exited with status {code}"
+        log.warning("%s: instance %s: %s", live.model, live.id, note)
+        self._set(live, State.ERROR, error=note, note=note)
+
+    async def recheck(self, running: Running, live: Live, slot: Slot) -> None:
+        """An instance the gateway could not reach: back in the rotation if it answers its
+        health check, else stopped (its supervisor then restarts it)."""
+        engine = live.engine
+        if engine is None:
+            return
+        for _ in range(RECHECKS):
+            if engine.returncode() is not None:
+                return  # its exit is being handled
+            if await engine.healthy():
+                if live.engine is engine and live.state == State.RUNNING:
+                    self.rt.queue(live.model).set_slot(slot)
+                return
+            await asyncio.sleep(HEALTH_EVERY * 3)
+        log.warning("%s: instance %s does not answer; stopping it", live.model, live.id)
+        await engine.stop(self.rt.settings.stop_grace)
