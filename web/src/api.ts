@@ -1,188 +1,46 @@
 // The server's HTTP API, typed: /api for the library, runtime, hubs, downloads and monitor; /v1
-// for the OpenAI-compatible endpoint the playground talks to.
+// for the OpenAI-compatible endpoint the playground talks to. Every type and vocabulary comes from
+// the server's OpenAPI schema (src/generated/api.ts, which scripts/build-web generates).
 
-export const CATEGORIES = ["chat", "embedding", "rerank", "multimodal", "image"] as const;
-export type Category = (typeof CATEGORIES)[number];
+import { categoryValues, templateValues } from "./generated/api";
+import type * as schema from "./generated/api";
+
+export type Category = schema.Category;
+export type Template = schema.Template;
+export type Model = schema.ModelOut;
+export type Inspection = schema.InspectionOut;
+export type PathEntry = schema.PathEntryOut;
+export type Settings = schema.SettingsOut;
+export type Breakdown = schema.BreakdownOut;
+export type Estimate = schema.EstimateOut;
+export type Instance = schema.InstanceOut;
+export type Hit = schema.HitOut;
+export type Group = schema.GroupOut;
+export type Repo = schema.RepoOut;
+export type Job = schema.JobOut;
+export type Gpu = schema.GpuOut;
+export type Sample = schema.SampleOut;
+export type TemplateInfo = schema.TemplateOut;
+export type ErrorDetail = schema.ErrorDetail;
+
+export const CATEGORIES = categoryValues;
+export const TEMPLATES = templateValues;
+// What people read for each category: the compiler asks for a label when the server gains one.
 export const CATEGORY_LABELS: Record<Category, string> = {
   chat: "Chat",
   embedding: "Embedding",
   rerank: "Rerank",
   multimodal: "Multimodal",
   image: "Image",
-};
-export const TEMPLATES = ["sd_official", "flux", "video"] as const;
-export const TEMPLATE_COMPONENTS: Record<string, string[]> = {
-  sd_official: ["vae", "clip_l", "clip_g", "t5xxl"],
-  flux: ["vae", "clip_l", "t5xxl"],
-  video: ["vae", "t5xxl"],
-};
-export const CAPABILITIES: Record<string, string[]> = {
-  sd_official: ["text-to-image", "image-to-image"],
-  flux: ["text-to-image", "image-to-image"],
-  video: ["video"],
+  audio: "Audio",
+  classification: "Classification",
 };
 
-export interface FileOut {
-  path: string;
-  size: number;
-}
-export interface ComponentOut {
-  role: string;
-  path: string;
-  size: number;
-}
-export interface AdapterOut {
-  name: string;
-  format: string;
-  path: string;
-  size: number;
-  description: string;
-}
-export interface Model {
-  name: string;
-  description: string;
-  category: string;
-  format: string;
-  path: string;
-  size: number;
-  quantization: string | null;
-  architecture: string | null;
-  parameters: number | null;
-  context_length: number | null;
-  template: string | null;
-  capabilities: string[];
-  loaders: string[];
-  loaded: boolean;
-  source: string;
-  source_repo: string | null;
-  files: FileOut[];
-  components: ComponentOut[];
-  adapters: AdapterOut[];
-}
-export interface Inspection {
-  path: string;
-  format: string;
-  kind: string;
-  category: string | null;
-  category_from: string;
-  architecture: string | null;
-  quantization: string | null;
-  parameters: number | null;
-  context_length: number | null;
-  role: string | null;
-  template: string | null;
-  size: number;
-  files: FileOut[];
-  warnings: string[];
-  companions: string[];
-}
-export interface PathEntry {
-  path: string;
-  name: string;
-  folder: boolean;
-  size: number | null;
-  model: boolean;
-}
-export interface Settings {
-  backend: string;
-  saved: Record<string, unknown>;
-  effective: Record<string, unknown>;
-}
-export interface Breakdown {
-  weights: number;
-  kv_cache: number;
-  compute: number;
-  overhead: number;
-  total: number;
-}
-export interface Estimate {
-  model: string;
-  runtime: string;
-  n_ctx: number;
-  n_gpu_layers: number;
-  ram: Breakdown;
-  vram: Breakdown[];
-  free_ram: number;
-  fits: boolean;
-  max_ctx: number | null;
-  free_vram: number[];
-}
-export interface Instance {
-  id: number;
-  model: string;
-  adapter: string | null;
-  state: string;
-  url: string | null;
-  pid: number | null;
-  starts: number;
-  restarts: number;
-  memory: number;
-  cpu_percent: number;
-  error: string | null;
-}
-export interface Hit {
-  source: string;
-  repo: string;
-  downloads: number;
-  likes: number;
-  task: string | null;
-  gguf: boolean;
-  updated: string | null;
-}
-export interface Group {
-  name: string;
-  size: number;
-  shards: number;
-  files: { path: string; size: number | null }[];
-}
-export interface Repo {
-  source: string;
-  repo: string;
-  revision: string;
-  gguf: boolean;
-  task: string | null;
-  groups: Group[];
-}
-export interface Job {
-  id: number;
-  ref: string;
-  source: string;
-  repo: string;
-  state: string;
-  bytes_total: number;
-  bytes_done: number;
-  files_total: number;
-  files_done: number;
-  speed: number;
-  eta: number | null;
-  destination: string;
-  files: string[];
-  models: string[];
-  error: string | null;
-  hint: string | null;
-}
-export interface Gpu {
-  index: number;
-  name: string;
-  vendor: string;
-  memory_total: number | null;
-  memory_used: number | null;
-  temperature: number | null;
-}
-export interface Sample {
-  at: number;
-  cpu_percent: number;
-  memory_used: number;
-  memory_total: number;
-  memory_percent: number;
-  gpus?: Gpu[];
-}
-
-/** An error the server answered: its type, what went wrong and what to do. */
+/** An error the server answered: its kind (code), what went wrong and what to do. */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
-    readonly type: string,
+    readonly code: string,
     message: string,
     readonly hint: string | null = null,
   ) {
@@ -198,15 +56,13 @@ async function failure(res: Response): Promise<ApiError> {
   try {
     body = await res.json();
   } catch {
-    return new ApiError(res.status, "HttpError", `${res.status} ${res.statusText}`);
+    return new ApiError(res.status, "http_error", `${res.status} ${res.statusText}`);
   }
-  const error = (body as { error?: unknown; detail?: unknown }).error;
+  const error = (body as { error?: Partial<ErrorDetail> }).error;
   if (error && typeof error === "object") {
-    const e = error as { type?: string; message?: string; hint?: string | null };
-    return new ApiError(res.status, e.type ?? "Error", e.message ?? res.statusText, e.hint ?? null);
+    return new ApiError(res.status, error.code ?? "error", error.message ?? res.statusText, error.hint ?? null);
   }
-  if (typeof error === "string") return new ApiError(res.status, "Error", error);
-  return new ApiError(res.status, "HttpError", JSON.stringify(body));
+  return new ApiError(res.status, "http_error", JSON.stringify(body));
 }
 
 export async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
@@ -243,6 +99,7 @@ export const api = {
   inspect: (path: string, signal?: AbortSignal) =>
     request<Inspection>("POST", "/api/inspect", { path }, signal),
   paths: (prefix: string, signal?: AbortSignal) => get<PathEntry[]>(`/api/paths?prefix=${q(prefix)}`, signal),
+  templates: () => get<TemplateInfo[]>("/api/templates"),
   estimate: (name: string) => get<Estimate>(`/api/models/${q(name)}/estimate`),
   load: (name: string, adapter: string | null, force: boolean) =>
     post<unknown>(`/api/models/${q(name)}/load`, { adapter, force }),
@@ -292,8 +149,8 @@ export async function streamChat(
         if (data === "[DONE]") return;
         const chunk = JSON.parse(data) as Record<string, unknown>;
         if (chunk.error) {
-          const e = chunk.error as { message?: string; type?: string };
-          throw new ApiError(500, e.type ?? "EngineError", e.message ?? "the engine failed");
+          const e = chunk.error as Partial<ErrorDetail>;
+          throw new ApiError(500, e.code ?? "engine_error", e.message ?? "the engine failed", e.hint ?? null);
         }
         onChunk(chunk);
       }

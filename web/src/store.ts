@@ -1,7 +1,7 @@
 // State shared across pages: download jobs (from the server's event stream) and a "library
 // changed" signal that pages listen to.
 import { useEffect, useState } from "preact/hooks";
-import { events, type Job } from "./api";
+import { api, events, type Job, type Template, type TemplateInfo } from "./api";
 
 type Listener = () => void;
 
@@ -69,4 +69,19 @@ export function useJobs(): Job[] {
 export function message(e: unknown): string {
   if (e && typeof e === "object" && "text" in e) return String((e as { text: string }).text);
   return e instanceof Error ? e.message : String(e);
+}
+
+let templatesOnce: Promise<Record<string, TemplateInfo>> | null = null;
+
+/** The image model templates (the components each takes, its default capabilities), asked of the
+ * server once; empty until they arrive. */
+export function useTemplates(): Partial<Record<Template, TemplateInfo>> {
+  const [templates, setTemplates] = useState<Partial<Record<Template, TemplateInfo>>>({});
+  useEffect(() => {
+    templatesOnce ??= api.templates().then((list) => Object.fromEntries(list.map((t) => [t.name, t])));
+    templatesOnce.then(setTemplates).catch(() => {
+      templatesOnce = null;
+    });
+  }, []);
+  return templates;
 }

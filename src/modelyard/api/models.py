@@ -18,8 +18,10 @@ from modelyard.api.schemas import (
     SettingsIn,
     SettingsOut,
     Skipped,
+    TemplateOut,
 )
 from modelyard.catalog.records import Model
+from modelyard.categories import DEFAULT_CAPABILITIES, TEMPLATE_COMPONENTS, Template
 from modelyard.formats.detect import inspect_path
 from modelyard.http_errors import ErrorBody
 from modelyard.library import ImportRequest, Library
@@ -114,6 +116,17 @@ def set_component(lib: Lib, name: str, role: str, body: PathIn) -> ModelOut:
 @router.delete("/models/{name}/components/{role}", tags=["components"])
 def remove_component(lib: Lib, name: str, role: str) -> ModelOut:
     return out(lib, lib.remove_component(name, role))
+
+
+@router.get("/templates", tags=["library"])
+def templates() -> list[TemplateOut]:
+    """The image model templates, with the components each takes and its default capabilities."""
+    return [
+        TemplateOut(
+            name=t, components=list(TEMPLATE_COMPONENTS[t]), capabilities=list(DEFAULT_CAPABILITIES[t])
+        )
+        for t in Template
+    ]
 
 
 @router.post("/inspect", tags=["library"])

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
 from modelyard.api.sse import event_stream
 from modelyard.monitor.sampler import Monitor
@@ -16,24 +17,51 @@ from modelyard.monitor.sampler import Monitor
 router = APIRouter(prefix="/api/monitor", tags=["monitor"])
 
 
+class GpuOut(BaseModel):
+    index: int
+    name: str
+    vendor: str
+    memory_total: int | None
+    memory_used: int | None
+    temperature: float | None
+    live: bool
+
+
+class SampleOut(BaseModel):
+    """One sample (also each event of /api/monitor/stream); ``gpus`` only when there are GPUs."""
+
+    at: float
+    cpu_percent: float
+    memory_used: int
+    memory_total: int
+    memory_percent: float
+    gpus: list[GpuOut] | None = None
+
+
+class EventOut(BaseModel):
+    at: float
+    kind: str
+    message: str
+
+
 def monitor_of(request: Request) -> Monitor:
     monitor: Monitor = request.app.state.monitor
     return monitor
 
 
-@router.get("")
+@router.get("", response_model=SampleOut, response_model_exclude_unset=True)
 def current(request: Request) -> dict[str, Any]:
     """CPU %, memory used/total and, when there are GPUs, each GPU's memory, temperature, vendor."""
     return monitor_of(request).current.as_dict()
 
 
-@router.get("/history")
+@router.get("/history", response_model=list[SampleOut], response_model_exclude_unset=True)
 def history(request: Request, seconds: float = Query(60, gt=0, le=3600)) -> list[dict[str, Any]]:
     since = time.time() - seconds
     return [s.as_dict() for s in monitor_of(request).history if s.at >= since]
 
 
-@router.get("/events")
+@router.get("/events", response_model=list[EventOut])
 def events(request: Request) -> list[dict[str, Any]]:
     """Memory pressure warnings and what was unloaded to relieve it."""
     return [asdict(e) for e in monitor_of(request).events]

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from modelyard.catalog.records import Model
+from modelyard.categories import Capability, Category, ComponentRole, Template
 from modelyard.formats.inspection import Inspection
 from modelyard.formats.loaders import loaders_of
 
@@ -19,7 +20,7 @@ class FileOut(BaseModel):
 
 
 class ComponentOut(BaseModel):
-    role: str
+    role: ComponentRole
     path: str
     size: int
     facts: dict[str, Any] = {}
@@ -37,7 +38,7 @@ class AdapterOut(BaseModel):
 class ModelOut(BaseModel):
     name: str
     description: str
-    category: str
+    category: Category
     format: str
     path: str
     size: int
@@ -45,8 +46,8 @@ class ModelOut(BaseModel):
     architecture: str | None
     parameters: int | None
     context_length: int | None
-    template: str | None
-    capabilities: list[str]
+    template: Template | None
+    capabilities: list[Capability]
     loaders: list[str]
     unsafe: bool
     loaded: bool
@@ -67,7 +68,7 @@ class ModelOut(BaseModel):
         return cls(
             name=m.name,
             description=m.description,
-            category=m.category,
+            category=Category(m.category),
             format=m.format,
             path=m.path,
             size=m.size,
@@ -75,8 +76,8 @@ class ModelOut(BaseModel):
             architecture=m.architecture,
             parameters=m.parameters,
             context_length=m.context_length,
-            template=m.template,
-            capabilities=m.capabilities,
+            template=Template(m.template) if m.template else None,
+            capabilities=[Capability(c) for c in m.capabilities],
             loaders=m.loaders,
             unsafe=m.unsafe,
             loaded=loaded,
@@ -87,7 +88,8 @@ class ModelOut(BaseModel):
             source_revision=m.source_revision,
             files=[FileOut(path=f.path, size=f.size, sha256=f.sha256) for f in m.files],
             components=[
-                ComponentOut(role=c.role, path=c.path, size=c.size, facts=c.facts) for c in m.components
+                ComponentOut(role=ComponentRole(c.role), path=c.path, size=c.size, facts=c.facts)
+                for c in m.components
             ],
             adapters=[
                 AdapterOut(
@@ -162,14 +164,14 @@ class InspectionOut(BaseModel):
     path: str
     format: str
     kind: str
-    category: str | None
+    category: Category | None
     category_from: str
     architecture: str | None
     quantization: str | None
     parameters: int | None
     context_length: int | None
-    role: str | None
-    template: str | None
+    role: ComponentRole | None
+    template: Template | None
     unsafe: bool
     size: int
     files: list[FileOut]
@@ -184,14 +186,14 @@ class InspectionOut(BaseModel):
             path=str(i.path),
             format=i.format,
             kind=i.kind,
-            category=i.category.value if i.category else None,
+            category=i.category,
             category_from=i.category_from,
             architecture=i.architecture,
             quantization=i.quantization,
             parameters=i.parameters,
             context_length=i.context_length,
-            role=i.role.value if i.role else None,
-            template=i.template.value if i.template else None,
+            role=i.role,
+            template=i.template,
             unsafe=i.unsafe,
             size=i.size,
             files=[FileOut(path=str(f.path), size=f.size) for f in i.files],
@@ -208,3 +210,12 @@ class PathEntryOut(BaseModel):
     folder: bool
     size: int | None
     model: bool = Field(description="a model file, or a folder with a model's config")
+
+
+class TemplateOut(BaseModel):
+    """An image model template of the model library manual: the components it takes, and the
+    capabilities a model of it has unless told otherwise."""
+
+    name: Template
+    components: list[ComponentRole]
+    capabilities: list[Capability]

@@ -70,7 +70,6 @@ class LlamaCppFamily:
     options: ClassVar[type[BaseModel]] = LlamaCppOptions
     merges_embeddings: ClassVar[bool] = False
     inline_images: ClassVar[bool] = True  # llama.cpp takes images only as data URLs
-    estimate_as: ClassVar[str] = "llama-server"  # the engine the estimate models
 
     def endpoints(self, model: Model) -> frozenset[str]:
         return endpoints_of(model)
@@ -83,7 +82,8 @@ class LlamaCppFamily:
             raise ChatTemplateMissing(model.name)
 
     def config(self, model: Model, options: LlamaCppOptions, adapter: Adapter | None, n_gpus: int) -> Config:
-        """The estimate's configuration; the mmproj and the LoRA load whole beside the weights."""
+        """The estimate's configuration (llama-server's ways); the mmproj and the LoRA load whole
+        beside the weights."""
         extra = sum(c.size for c in model.components if c.role == "mmproj")
         extra += adapter.size if adapter else 0
         return Config(
@@ -94,9 +94,7 @@ class LlamaCppFamily:
             n_gpu_layers=options.n_gpu_layers,
             tensor_split=tuple(options.tensor_split or ()),
             n_gpus=n_gpus,
-            runtime=self.estimate_as,
             extra_bytes=extra,
-            logits_all=options.logits_all,
         )
 
     def fit(

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from dataclasses import replace
 from typing import ClassVar
 
 from modelyard.backends.base import HOST, PORT, EngineSpec, Placement, Progress
 from modelyard.backends.llama_cpp import LlamaCppFamily, LlamaCppOptions
 from modelyard.catalog.records import Adapter, Model
 from modelyard.errors import EngineUnavailable, Unsupported
+from modelyard.estimate.llama import Config, MiB
 
 # ggml type ids of the KV cache types, for --type_k / --type_v
 GGML_TYPE_IDS = {
@@ -30,7 +32,6 @@ INSTALL_HINT = "install llama-server (`modelyard backends install llama.cpp`) or
 
 class LlamaCppPython(LlamaCppFamily):
     name: ClassVar[str] = "llama-cpp-python"
-    estimate_as: ClassVar[str] = "llama_cpp.server"
 
     @classmethod
     def takes(cls, model: Model) -> bool:
@@ -38,6 +39,12 @@ class LlamaCppPython(LlamaCppFamily):
         return (
             cls.loader in model.loaders and model.category != "rerank" and model.component("mmproj") is None
         )
+
+    def config(self, model: Model, options: LlamaCppOptions, adapter: Adapter | None, n_gpus: int) -> Config:
+        """Its engine keeps full-size caches on sliding-window layers, more of its own memory, and
+        (with logits_all) every position's logits."""
+        config = super().config(model, options, adapter, n_gpus)
+        return replace(config, swa_full=True, all_logits=options.logits_all, engine_overhead=80 * MiB)
 
     def preflight(self) -> str:
         if importlib.util.find_spec("llama_cpp") is None:

@@ -29,11 +29,16 @@ KINDS: tuple[type[Backend], ...] = (
 )
 
 
+def rank(model: Model) -> Callable[[str], int]:
+    """A sort key for loaders: the model's own order of them (best first), the others after."""
+    order = {loader: i for i, loader in enumerate(model.loaders)}
+    return lambda loader: order.get(loader, len(order))
+
+
 def kinds_for(model: Model) -> list[type[Backend]]:
-    """The backends that take ``model``, best first."""
-    rank = {loader: i for i, loader in enumerate(model.loaders)}
-    taking = [k for k in KINDS if k.takes(model)]
-    return sorted(taking, key=lambda k: rank.get(k.loader, len(rank)))  # stable: KINDS order within
+    """The kinds of backend that take ``model``, best first (KINDS' order for the same loader)."""
+    key = rank(model)
+    return sorted((k for k in KINDS if k.takes(model)), key=lambda k: key(k.loader))
 
 
 def _none_runs(model: Model) -> InvalidSettings:
@@ -104,7 +109,8 @@ class Backends:
     def for_model(self, model: Model) -> Backend:
         """The backend that serves ``model``: the first installed one that takes it, else the
         first that takes it (its preflight says what to install)."""
-        candidates = [self._backends[k.name] for k in kinds_for(model) if k.name in self._backends]
+        key = rank(model)
+        candidates = sorted((b for b in self if b.takes(model)), key=lambda b: key(b.loader))
         if not candidates:
             raise _none_runs(model)
         return next((b for b in candidates if self.installed(b)), candidates[0])

@@ -22,14 +22,11 @@ def ls() -> None:
     settings = Settings()
     for backend in Backends.from_settings(settings):
         try:
-            where = backend.preflight()
-            console.print(f"{backend.name:<22} {'installed':<16} {where}", highlight=False)
+            console.print(f"{backend.name:<22} {backend.preflight()}", highlight=False)
         except EngineUnavailable as e:
-            console.print(
-                f"{backend.name:<22} [red]{'not installed':<16}[/] {e.hint or e.message}", highlight=False
-            )
+            console.print(f"{backend.name:<22} [red]not installed[/]  {e.hint or e.message}", highlight=False)
         for variant, folder in environments.installed(settings.envs_dir, backend.name):
-            console.print(f"{'':<22} {'env ' + variant:<16} {folder}", highlight=False)
+            console.print(f"{'':<22} env {variant} {folder}", highlight=False)
 
 
 @app.command("install")

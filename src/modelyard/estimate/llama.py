@@ -9,8 +9,11 @@ RAM and on each GPU, for a configuration. Built from what llama.cpp allocates:
 - compute: the graph's activations for one ubatch, n_ubatch x (4 n_embd + 3 n_ff) floats, plus
   the logits row per sequence;
 - overhead: the engine's own code and heap, and the vocabulary's tables (~120 B a token);
-- llama-cpp-python's server with ``logits_all`` (for prompt logprobs) also computes logits for
-  the whole batch and fills an n_ctx x n_vocab score array; without it, neither.
+- an engine that keeps every position's logits (llama-cpp-python's ``logits_all``, for prompt
+  logprobs) also computes logits for the whole batch and fills an n_ctx x n_vocab score array.
+
+The engine's own ways come in as flags (``swa_full``, ``all_logits``, ``engine_overhead``): the
+backends set them.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ CACHE_BYTES = {
 }  # fmt: skip
 # Architectures whose sliding-window layers follow a fixed pattern: every Nth layer is global.
 SWA_PATTERN = {"gemma2": 2, "gemma3": 6, "gemma3n": 5, "cohere2": 4, "gpt-oss": 2}
-ENGINE_BASE = {"llama-server": 15 * MiB, "llama_cpp.server": 80 * MiB}
+ENGINE_OVERHEAD = 15 * MiB  # llama-server's code and heap
 VOCAB_BYTES_PER_TOKEN = 120
 N_UBATCH = 512
 
@@ -60,9 +63,10 @@ class Config:
     n_gpu_layers: int = 0  # -1: all
     tensor_split: tuple[float, ...] = ()
     n_gpus: int = 0
-    runtime: str = "llama-server"
     extra_bytes: int = 0  # mmproj, LoRA: loaded whole beside the model
-    logits_all: bool = False  # llama-cpp-python keeps every position's logits
+    swa_full: bool = False  # full-size caches on sliding-window layers too
+    all_logits: bool = False  # every position's logits are kept (an n_ctx x n_vocab array)
+    engine_overhead: int = ENGINE_OVERHEAD
 
 
 def _layer_of(name: str) -> int | None:
@@ -147,7 +151,7 @@ def estimate(shards: list[GGUFFile], cfg: Config) -> Estimate:
             else:
                 ram.weights += t.nbytes
 
-    cells = kv_cells(g, n_layer, cfg.n_ctx, cfg.parallel, swa_full=cfg.runtime == "llama_cpp.server")
+    cells = kv_cells(g, n_layer, cfg.n_ctx, cfg.parallel, swa_full=cfg.swa_full)
     per_cell = CACHE_BYTES[cfg.cache_type_k] * k_len + CACHE_BYTES[cfg.cache_type_v] * v_len
     for layer in range(n_layer):
         kv = int(cells[layer] * head_kv[layer] * per_cell)
@@ -158,9 +162,9 @@ def estimate(shards: list[GGUFFile], cfg: Config) -> Estimate:
 
     compute = N_UBATCH * 4 * (4 * n_embd + 3 * n_ff)
     logits = n_vocab * 4 * cfg.parallel
-    if cfg.runtime == "llama_cpp.server" and cfg.logits_all:
-        # llama-cpp-python then computes logits for the whole batch and fills an n_ctx x n_vocab
-        # float32 score array besides: on big vocabularies that dwarfs the model.
+    if cfg.all_logits:
+        # logits for the whole batch, and an n_ctx x n_vocab float32 score array besides: on big
+        # vocabularies that dwarfs the model.
         compute += N_UBATCH * n_vocab * 4
         logits += cfg.n_ctx * n_vocab * 4
     if cfg.n_gpus and offload > 0:
@@ -169,7 +173,7 @@ def estimate(shards: list[GGUFFile], cfg: Config) -> Estimate:
         ram.compute += logits
     else:
         ram.compute += compute + logits
-    ram.overhead = ENGINE_BASE.get(cfg.runtime, ENGINE_BASE["llama-server"]) + VOCAB_BYTES_PER_TOKEN * n_vocab
+    ram.overhead = cfg.engine_overhead + VOCAB_BYTES_PER_TOKEN * n_vocab
     ram.weights += cfg.extra_bytes
     return Estimate(n_ctx=cfg.n_ctx, n_gpu_layers=offload, ram=ram, vram=gpus)
 

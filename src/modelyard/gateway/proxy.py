@@ -52,7 +52,7 @@ async def forward(
     headers = JSON if content_type is None else {"Content-Type": content_type}
     try:
         upstream = await session.post(url, data=body, headers=headers)
-    except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as e:
+    except aiohttp.ClientConnectionError as e:  # refused, reset, dropped: no answer began
         done()
         log.warning("engine at %s unreachable: %s", url, e)
         raise Unreachable(url) from e

@@ -1,33 +1,46 @@
 """The runner's HTTP app: /health, and the OpenAI routes of the task it serves. A bare Starlette
-app: the gateway has checked the bodies, and every request saved counts when embeddings arrive
-by the hundred."""
+app, and every request saved counts when embeddings arrive by the hundred. Each route's body is
+checked by its pydantic model (requests.py); errors answer in modelyard's one error shape."""
 
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from modelyard.runners.errors import RunnerError
+from modelyard.errors import ModelyardError
+from modelyard.http_errors import error_response, internal_body, invalid_body, response
 
-Handler = Callable[[dict[str, Any], str], Awaitable[dict[str, Any] | AsyncIterator[bytes]]]
+log = logging.getLogger(__name__)
+Answer = dict[str, Any] | AsyncIterator[bytes]
 DUMP = orjson.OPT_SERIALIZE_NUMPY
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One route: its body model, and the handler that takes the parsed body and the served name."""
+
+    body: type[BaseModel]
+    handler: Callable[[Any, str], Awaitable[Answer]]
 
 
 def build_app(
     name: str,
-    routes: dict[str, Handler],
+    routes: dict[str, Endpoint],
     info: dict[str, Any],
     stats: Callable[[], dict[str, Any]] = dict,
 ) -> Starlette:
-    """``routes`` maps paths (/v1/embeddings, ...) to handlers taking the JSON body and the
-    served model name. /health also reports ``stats()`` (how many batches ran, ...)."""
+    """``routes`` maps paths (/v1/embeddings, ...) to endpoints. /health also reports
+    ``stats()`` (how many batches ran, ...)."""
 
     async def health(_request: Request) -> Response:
         return _json({"status": "ok", "model": name, **info, "stats": stats()})
@@ -37,31 +50,45 @@ def build_app(
         return _json({"object": "list", "data": [card]})
 
     table = [Route("/health", health), Route("/v1/models", models)]
-    table += [Route(path, _endpoint(handler, name), methods=["POST"]) for path, handler in routes.items()]
+    table += [Route(path, _route(endpoint, name), methods=["POST"]) for path, endpoint in routes.items()]
     return Starlette(routes=table)
 
 
-def _endpoint(handler: Handler, name: str) -> Callable[[Request], Awaitable[Response]]:
-    async def endpoint(request: Request) -> Response:
+def refusal(e: ValidationError) -> Response:
+    """A body that does not validate: the first problem names its field."""
+    problems = []
+    for err in e.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        if err["type"] == "extra_forbidden":
+            problems.append(f"{where}: not supported by this engine")
+        else:
+            problems.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
+    first = e.errors()[0]["loc"] if e.errors() else ()
+    return response(invalid_body("; ".join(problems), param=str(first[0]) if first else None), 400)
+
+
+def _route(endpoint: Endpoint, name: str) -> Callable[[Request], Awaitable[Response]]:
+    async def serve(request: Request) -> Response:
         try:
             if request.headers.get("content-type", "").startswith("multipart/form-data"):
-                body = await _form(request)
+                body = endpoint.body.model_validate(await _form(request))
             else:
-                body = orjson.loads(await request.body())
-            if not isinstance(body, dict):
-                raise RunnerError("the body must be a JSON object")
-            result = await handler(body, name)
-        except orjson.JSONDecodeError:
-            return _error(RunnerError("the body is not valid JSON"))
-        except RunnerError as e:
-            return _error(e)
+                body = endpoint.body.model_validate_json(await request.body())
+            result = await endpoint.handler(body, name)
+        except ValidationError as e:
+            return refusal(e)
+        except ModelyardError as e:
+            return error_response(e)
+        except Exception:  # a bug: the engine stays up, the client hears it
+            log.exception("request failed")
+            return response(internal_body("the engine hit an internal error; its log has the details"), 500)
         if isinstance(result, dict):
             return _json(result)
         return StreamingResponse(
             result, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
 
-    return endpoint
+    return serve
 
 
 async def _form(request: Request) -> dict[str, Any]:
@@ -84,7 +111,3 @@ async def _form(request: Request) -> dict[str, Any]:
 
 def _json(body: dict[str, Any], status: int = 200) -> Response:
     return Response(orjson.dumps(body, option=DUMP), status_code=status, media_type="application/json")
-
-
-def _error(e: RunnerError) -> Response:
-    return _json(e.body(), e.status)

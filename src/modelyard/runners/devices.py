@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from modelyard.runners.errors import RunnerError
+from modelyard.errors import EngineError
 
 log = logging.getLogger(__name__)
 
@@ -20,9 +20,9 @@ def device_of(wanted: str) -> str:
             return "mps"
         return "cpu"
     if wanted == "cuda" and not torch.cuda.is_available():
-        raise RunnerError("device 'cuda' was asked for, but torch sees no CUDA GPU", status=500)
+        raise EngineError("device 'cuda' was asked for, but torch sees no CUDA GPU")
     if wanted == "mps" and not torch.backends.mps.is_available():
-        raise RunnerError("device 'mps' was asked for, but this machine has no Apple GPU", status=500)
+        raise EngineError("device 'mps' was asked for, but this machine has no Apple GPU")
     return wanted
 
 
@@ -40,17 +40,16 @@ def quantization_config(kind: str, device: str, dtype: Any) -> Any:
     if kind == "none":
         return None
     if device != "cuda":
-        raise RunnerError(
+        raise EngineError(
             f"quantization {kind} needs bitsandbytes and a CUDA GPU; this instance runs on {device}. "
             "Set quantization to none, or run on a CUDA GPU",
-            status=500,
         )
     try:
         import bitsandbytes  # noqa: F401
         import transformers
     except ImportError as e:
-        raise RunnerError(
-            f"quantization {kind} needs bitsandbytes: install it into this backend's environment", status=500
+        raise EngineError(
+            f"quantization {kind} needs bitsandbytes: install it into this backend's environment"
         ) from e
     config: Any = transformers.BitsAndBytesConfig
     if kind == "int8":

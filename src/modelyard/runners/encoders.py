@@ -10,20 +10,17 @@ from typing import Any
 
 from modelyard.backends.sentence_transformers import SentenceTransformersOptions
 from modelyard.backends.transformers import TransformersOptions
+from modelyard.errors import InvalidRequest
 from modelyard.runners.batching import Batcher
 from modelyard.runners.devices import device_of, dtype_of
-from modelyard.runners.errors import RunnerError
+from modelyard.runners.requests import ClassifyBody, EmbeddingsBody, RerankBody
 
 log = logging.getLogger(__name__)
 
 
-def texts_of(value: Any, what: str = "input") -> list[str]:
-    """A string or a list of strings (token ids are not taken: these models tokenize themselves)."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return value
-    raise RunnerError(f"'{what}' must be a string or a non-empty list of strings", param=what)
+def texts_of(value: str | list[str]) -> list[str]:
+    """A string or a list of strings (these models tokenize themselves)."""
+    return [value] if isinstance(value, str) else value
 
 
 class Embedder:
@@ -61,14 +58,11 @@ class Embedder:
         lengths = [len(ids) for ids in self.model.tokenizer(texts, truncation=True)["input_ids"]]
         return list(zip(vectors, lengths, strict=True))
 
-    async def embeddings(self, body: dict[str, Any], name: str) -> dict[str, Any]:
-        texts = texts_of(body.get("input"))
-        fmt = body.get("encoding_format", "float")
-        if fmt not in ("float", "base64"):
-            raise RunnerError("'encoding_format' must be float or base64", param="encoding_format")
-        dims = body.get("dimensions")
-        if dims is not None and (not isinstance(dims, int) or not 0 < dims <= self.dimension):
-            raise RunnerError(f"'dimensions' must be between 1 and {self.dimension}", param="dimensions")
+    async def embeddings(self, body: EmbeddingsBody, name: str) -> dict[str, Any]:
+        texts = texts_of(body.input)
+        fmt, dims = body.encoding_format, body.dimensions
+        if dims is not None and dims > self.dimension:
+            raise InvalidRequest(f"'dimensions' must be between 1 and {self.dimension}", param="dimensions")
         results = await self.batcher.run(texts)
         data = []
         for i, (vector, _n) in enumerate(results):
@@ -82,7 +76,7 @@ class Embedder:
             "model": name,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
-        if body.get("modelyard_tokens"):  # the gateway merged several requests: each input's tokens
+        if body.modelyard_tokens:  # the gateway merged several requests: each input's tokens
             answer["tokens"] = [n for _v, n in results]
         return answer
 
@@ -137,28 +131,15 @@ class Reranker:
         )
         return [float(s) for s in scores.reshape(len(pairs), -1)[:, -1]]
 
-    async def rerank(self, body: dict[str, Any], name: str) -> dict[str, Any]:
-        query = body.get("query")
-        if not isinstance(query, str) or not query:
-            raise RunnerError("'query' must be a non-empty string", param="query")
-        raw_docs = body.get("documents")
-        if not isinstance(raw_docs, list) or not raw_docs:
-            raise RunnerError("'documents' must be a non-empty list", param="documents")
-        docs = []
-        for d in raw_docs:
-            text = d.get("text") if isinstance(d, dict) else d
-            if not isinstance(text, str):
-                raise RunnerError("each document must be a string or {'text': ...}", param="documents")
-            docs.append(text)
-        top_n = body.get("top_n") or len(docs)
-        if not isinstance(top_n, int) or top_n < 1:
-            raise RunnerError("'top_n' must be a positive integer", param="top_n")
+    async def rerank(self, body: RerankBody, name: str) -> dict[str, Any]:
+        query, docs = body.query, body.texts()
+        top_n = body.top_n or len(docs)
         scores = await self.batcher.run([_Pair(query, d) for d in docs])
         order = sorted(range(len(docs)), key=lambda i: scores[i], reverse=True)[:top_n]
         results = []
         for i in order:
             item: dict[str, Any] = {"index": i, "relevance_score": scores[i]}
-            if body.get("return_documents", True):
+            if body.return_documents:
                 item["document"] = {"text": docs[i]}
             results.append(item)
         tokens = sum(len(self.model.tokenizer(query, d)["input_ids"]) for d in docs)
@@ -208,8 +189,8 @@ class Classifier:
             out.append((str(labels.get(k, k)), float(row[k]), int(n)))
         return out
 
-    async def classify(self, body: dict[str, Any], name: str) -> dict[str, Any]:
-        results = await self.batcher.run(texts_of(body.get("input")))
+    async def classify(self, body: ClassifyBody, name: str) -> dict[str, Any]:
+        results = await self.batcher.run(texts_of(body.input))
         tokens = sum(n for *_x, n in results)
         return {
             "object": "list",

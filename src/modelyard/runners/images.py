@@ -17,9 +17,10 @@ from typing import Any
 import orjson
 
 from modelyard.backends.diffusers import DiffusersOptions
+from modelyard.errors import EngineError, InvalidRequest
 from modelyard.runners.devices import device_of, dtype_of
-from modelyard.runners.errors import RunnerError
 from modelyard.runners.media import load_image
+from modelyard.runners.requests import ImageBody, ImageEditBody, VideoBody
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +106,9 @@ class ImageGenerator:
         cls = getattr(diffusers, classes.get(template, "StableDiffusionPipeline"))
         config = self.options.config
         if config is None or not Path(config).is_dir():
-            raise RunnerError(
+            raise EngineError(
                 f"{Path(path).name} is a single-file checkpoint, which needs its pipeline's configuration: "
                 "set the model's `config` option to a local diffusers folder of the same architecture",
-                status=500,
             )
         slots = ROLE_SLOTS.get(template, ROLE_SLOTS["sd_official"])
         parts = {
@@ -122,14 +122,13 @@ class ImageGenerator:
             )
         except Exception as e:
             missing = "appear to be missing in the checkpoint" in str(e)
-            raise RunnerError(
+            raise EngineError(
                 f"cannot load the single-file checkpoint {Path(path).name}: {str(e).splitlines()[0]}"
                 + (
                     ". Give the model the parts its file lacks: `modelyard component set NAME vae|clip_l|clip_g|t5xxl PATH`"
                     if missing
                     else ""
                 ),
-                status=500,
             ) from e
 
     def _swap_components(self, pipe: Any, template: str, components: dict[str, str], source: Path) -> None:
@@ -137,9 +136,7 @@ class ImageGenerator:
         for role, path in components.items():
             slot = slots.get(role)
             if slot is None or not hasattr(pipe, slot):
-                raise RunnerError(
-                    f"this {type(pipe).__name__} has no place for a {role} component", status=500
-                )
+                raise EngineError(f"this {type(pipe).__name__} has no place for a {role} component")
             loaded = self._component(role, Path(path), source)
             setattr(pipe, slot, loaded)
             pipe.register_modules(**{slot: loaded})
@@ -151,10 +148,9 @@ class ImageGenerator:
             diffusers: Any = importlib.import_module("diffusers")
             return self._vae(diffusers.AutoencoderKL, path, source)
         if not path.is_dir():
-            raise RunnerError(
+            raise EngineError(
                 f"the {role} component {path.name} is a single file; text encoders are taken as "
                 "transformers folders (config.json + weights)",
-                status=500,
             )
         transformers: Any = importlib.import_module("transformers")
         config = orjson.loads((path / "config.json").read_bytes())
@@ -182,7 +178,7 @@ class ImageGenerator:
             source = Path(spec.path)
             files = sorted(source.glob("*.safetensors")) if source.is_dir() else [source]
             if not files:
-                raise RunnerError(f"no .safetensors LoRA files in {source}", status=500)
+                raise EngineError(f"no .safetensors LoRA files in {source}")
             for i, f in enumerate(files):
                 name = spec.name if len(files) == 1 else f"{spec.name}-{i}"
                 pipe.load_lora_weights(str(f.parent), weight_name=f.name, adapter_name=name)
@@ -194,57 +190,49 @@ class ImageGenerator:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def _params(self, body: dict[str, Any]) -> dict[str, Any]:
-        prompt = body.get("prompt")
-        if not isinstance(prompt, str) or not prompt:
-            raise RunnerError("'prompt' must be a non-empty string", param="prompt")
-        n = body.get("n", 1)
-        if not isinstance(n, int) or not 1 <= n <= 10:
-            raise RunnerError("'n' must be between 1 and 10", param="n")
+    def _params(self, body: ImageBody) -> dict[str, Any]:
         params: dict[str, Any] = {
-            "prompt": prompt,
-            "num_images_per_prompt": n,
-            "num_inference_steps": int(body.get("steps") or self.options.steps),
-            "guidance_scale": float(body.get("guidance_scale", self.options.guidance_scale)),
+            "prompt": body.prompt,
+            "num_images_per_prompt": body.n,
+            "num_inference_steps": body.steps or self.options.steps,
+            "guidance_scale": self.options.guidance_scale
+            if body.guidance_scale is None
+            else body.guidance_scale,
         }
-        if body.get("negative_prompt"):
-            params["negative_prompt"] = str(body["negative_prompt"])
-        size = body.get("size")
+        if body.negative_prompt:
+            params["negative_prompt"] = body.negative_prompt
+        size = body.size
         if size and size != "auto":
             try:
-                width, height = (int(x) for x in str(size).lower().split("x"))
+                width, height = (int(x) for x in size.lower().split("x"))
             except ValueError:
-                raise RunnerError("'size' must be WIDTHxHEIGHT, such as 512x512", param="size") from None
+                raise InvalidRequest("'size' must be WIDTHxHEIGHT, such as 512x512", param="size") from None
             if not (8 <= width <= MAX_SIDE and 8 <= height <= MAX_SIDE) or width % 8 or height % 8:
-                raise RunnerError("'size' sides must be multiples of 8 up to 4096", param="size")
+                raise InvalidRequest("'size' sides must be multiples of 8 up to 4096", param="size")
             params["width"], params["height"] = width, height
         return params
 
-    def _generator(self, body: dict[str, Any]) -> Any:
+    def _generator(self, body: ImageBody) -> Any:
         import torch
 
-        seed = body.get("seed")
-        return None if seed is None else torch.Generator(device="cpu").manual_seed(int(seed))
+        return None if body.seed is None else torch.Generator(device="cpu").manual_seed(body.seed)
 
-    async def generate(self, body: dict[str, Any], name: str) -> dict[str, Any]:
+    async def generate(self, body: ImageBody, name: str) -> dict[str, Any]:
         if "text-to-image" not in self.capabilities:
             hint = "; it makes videos: /v1/videos/generations" if "video" in self.capabilities else ""
-            raise RunnerError(f"{name} is not tagged text-to-image{hint}")
+            raise InvalidRequest(f"{name} is not tagged text-to-image{hint}")
         params = self._params(body)
         params["generator"] = self._generator(body)
         async with self._lock:
             images = await asyncio.to_thread(lambda: self.pipe(**params).images)
         return self._answer(images, body)
 
-    async def edit(self, body: dict[str, Any], name: str) -> dict[str, Any]:
+    async def edit(self, body: ImageEditBody, name: str) -> dict[str, Any]:
         if self.img2img is None:
-            raise RunnerError(f"{name} is not tagged image-to-image: it does not serve /v1/images/edits")
+            raise InvalidRequest(f"{name} is not tagged image-to-image: it does not serve /v1/images/edits")
         params = self._params(body)
-        image = load_image(body.get("image"))
-        strength = body.get("strength", 0.75)
-        if not isinstance(strength, int | float) or not 0 < strength <= 1:
-            raise RunnerError("'strength' must be in (0, 1]", param="strength")
-        params.update(image=image, strength=float(strength), generator=self._generator(body))
+        image = load_image(body.image)
+        params.update(image=image, strength=body.strength, generator=self._generator(body))
         if "width" not in params:
             params["width"], params["height"] = image.size[0] // 8 * 8, image.size[1] // 8 * 8
         image_pipe = self.img2img
@@ -252,18 +240,13 @@ class ImageGenerator:
             images = await asyncio.to_thread(lambda: image_pipe(**params).images)
         return self._answer(images, body)
 
-    async def video(self, body: dict[str, Any], name: str) -> dict[str, Any]:
+    async def video(self, body: VideoBody, name: str) -> dict[str, Any]:
         """A clip from a prompt, as an animated WebP (b64_json, or a file with url)."""
         if "video" not in self.capabilities:
-            raise RunnerError(f"{name} is not tagged video")
+            raise InvalidRequest(f"{name} is not tagged video")
         params = self._params(body)
         params.pop("num_images_per_prompt")
-        frames = body.get("frames", 17)
-        fps = body.get("fps", 16)
-        if not isinstance(frames, int) or not 1 <= frames <= 257:
-            raise RunnerError("'frames' must be between 1 and 257", param="frames")
-        if not isinstance(fps, int) or not 1 <= fps <= 60:
-            raise RunnerError("'fps' must be between 1 and 60", param="fps")
+        frames, fps = body.frames, body.fps
         params.update(num_frames=frames, generator=self._generator(body), output_type="pil")
         pipe = self.pipe
         async with self._lock:
@@ -282,7 +265,7 @@ class ImageGenerator:
         item.update(mime_type="image/webp", frames=len(clip), fps=fps)
         return {"created": int(time.time()), "data": [item]}
 
-    def _answer(self, images: list[Any], body: dict[str, Any]) -> dict[str, Any]:
+    def _answer(self, images: list[Any], body: ImageBody) -> dict[str, Any]:
         data = []
         for img in images:
             buf = io.BytesIO()
@@ -290,12 +273,9 @@ class ImageGenerator:
             data.append(self._encoded(buf.getvalue(), body, "png"))
         return {"created": int(time.time()), "data": data}
 
-    def _encoded(self, raw: bytes, body: dict[str, Any], suffix: str) -> dict[str, Any]:
+    def _encoded(self, raw: bytes, body: ImageBody, suffix: str) -> dict[str, Any]:
         """b64_json, or a file under MODELYARD_HOME/outputs/images named in the answer (url)."""
-        fmt = body.get("response_format") or "b64_json"
-        if fmt not in ("b64_json", "url"):
-            raise RunnerError("'response_format' must be b64_json or url", param="response_format")
-        if fmt == "b64_json":
+        if body.response_format == "b64_json":
             return {"b64_json": base64.b64encode(raw).decode()}
         self.outputs.mkdir(parents=True, exist_ok=True)
         path = self.outputs / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}.{suffix}"

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from modelyard.runners.errors import RunnerError
+from modelyard.errors import InvalidRequest
 
 
 def load_image(value: Any, param: str = "image") -> Any:
@@ -15,9 +15,9 @@ def load_image(value: Any, param: str = "image") -> Any:
     from PIL import Image
 
     if not isinstance(value, str) or not value:
-        raise RunnerError(f"'{param}' must be an image: a file, a data URL or base64", param=param)
+        raise InvalidRequest(f"'{param}' must be an image: a file, a data URL or base64", param=param)
     if value.startswith(("http://", "https://")):
-        raise RunnerError(
+        raise InvalidRequest(
             f"'{param}' is a web URL; send the image itself (a data URL or base64) or a local file path",
             param=param,
         )
@@ -30,4 +30,4 @@ def load_image(value: Any, param: str = "image") -> Any:
             raw = base64.b64decode(value, validate=True)
         return Image.open(io.BytesIO(raw)).convert("RGB")
     except (OSError, ValueError) as e:
-        raise RunnerError(f"'{param}' could not be read as an image: {e}", param=param) from None
+        raise InvalidRequest(f"'{param}' could not be read as an image: {e}", param=param) from None

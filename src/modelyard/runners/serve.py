@@ -15,7 +15,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from modelyard.runners.errors import RunnerError
+from modelyard.errors import ModelyardError
+from modelyard.runners import requests
+from modelyard.runners.app import Endpoint
 
 TASKS = ("embed", "rerank", "classify", "generate", "vision", "image")
 
@@ -40,8 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     _quiet()
     try:
         routes, info, stats = _load(args)
-    except RunnerError as e:
-        print(f"error: {e.message}", file=sys.stderr, flush=True)
+    except ModelyardError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(1)
     except Exception as e:
         log.exception("the model could not be loaded")
@@ -68,7 +70,7 @@ def _quiet() -> None:
     off()
 
 
-Loaded = tuple[dict[str, Any], dict[str, Any], Callable[[], dict[str, Any]]]
+Loaded = tuple[dict[str, Endpoint], dict[str, Any], Callable[[], dict[str, Any]]]
 
 
 def _load(args: argparse.Namespace) -> Loaded:
@@ -82,9 +84,14 @@ def _load(args: argparse.Namespace) -> Loaded:
         if args.task == "embed":
             embedder = Embedder(args.model, st)
             info = {"dimension": embedder.dimension}
-            return {"/v1/embeddings": embedder.embeddings}, info, embedder.batcher.stats
+            return (
+                {"/v1/embeddings": Endpoint(requests.EmbeddingsBody, embedder.embeddings)},
+                info,
+                embedder.batcher.stats,
+            )
         reranker = Reranker(args.model, st)
-        return {"/v1/rerank": reranker.rerank, "/rerank": reranker.rerank}, {}, reranker.batcher.stats
+        rerank = Endpoint(requests.RerankBody, reranker.rerank)
+        return {"/v1/rerank": rerank, "/rerank": rerank}, {}, reranker.batcher.stats
     if args.task in ("classify", "generate", "vision"):
         from modelyard.backends.transformers import TransformersOptions
 
@@ -94,15 +101,19 @@ def _load(args: argparse.Namespace) -> Loaded:
 
             classifier = Classifier(args.model, tf)
             labels = {"labels": sorted(classifier.model.config.label2id)}
-            return {"/v1/classify": classifier.classify}, labels, classifier.batcher.stats
+            return (
+                {"/v1/classify": Endpoint(requests.ClassifyBody, classifier.classify)},
+                labels,
+                classifier.batcher.stats,
+            )
         from modelyard.runners import textgen
 
         adapters = [textgen.AdapterSpec(**a) for a in json.loads(args.adapters)]
         cls = textgen.VisionGenerator if args.task == "vision" else textgen.Generator
         gen = cls(args.model, tf, adapters)
         routes = {
-            "/v1/chat/completions": partial(textgen.chat, gen),
-            "/v1/completions": partial(textgen.complete, gen),
+            "/v1/chat/completions": Endpoint(requests.ChatBody, partial(textgen.chat, gen)),
+            "/v1/completions": Endpoint(requests.CompletionBody, partial(textgen.complete, gen)),
         }
         return routes, {"n_ctx": gen.n_ctx, "adapters": [a.name for a in adapters]}, dict
     from modelyard.backends.diffusers import DiffusersOptions
@@ -117,10 +128,10 @@ def _load(args: argparse.Namespace) -> Loaded:
         loras=[LoraSpec(**a) for a in json.loads(args.adapters)],
         outputs=Path(args.outputs),
     )
-    image_routes: dict[str, Any] = {
-        "/v1/images/generations": images.generate,
-        "/v1/images/edits": images.edit,
-        "/v1/videos/generations": images.video,
+    image_routes = {
+        "/v1/images/generations": Endpoint(requests.ImageBody, images.generate),
+        "/v1/images/edits": Endpoint(requests.ImageEditBody, images.edit),
+        "/v1/videos/generations": Endpoint(requests.VideoBody, images.video),
     }
     image_info: dict[str, Any] = {"pipeline": type(images.pipe).__name__, "loras": images.lora_names}
     return image_routes, image_info, dict

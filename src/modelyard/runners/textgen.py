@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelyard.backends.transformers import TransformersOptions
+from modelyard.errors import EngineError, InvalidRequest, ModelyardError
+from modelyard.http_errors import sse_error
 from modelyard.runners.devices import device_of, dtype_of, quantization_config
-from modelyard.runners.errors import RunnerError
 from modelyard.runners.media import load_image
+from modelyard.runners.requests import ChatBody, CompletionBody, GenerationBody
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +41,28 @@ class Prompt:
 @dataclass
 class Sampling:
     max_new_tokens: int
-    temperature: float
+    temperature: float  # 0: greedy
     top_p: float
+    top_k: int | None  # None: the model's generation config
+    min_p: float | None
+    repetition_penalty: float | None
+    presence_penalty: float  # OpenAI's: on tokens generated so far, once each / per occurrence
+    frequency_penalty: float
     stop: list[str]
     seed: int | None
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        """The arguments transformers' generate() takes for these."""
+        kwargs: dict[str, Any] = {"do_sample": self.temperature > 0}
+        if self.temperature > 0:
+            kwargs.update(temperature=self.temperature, top_p=self.top_p)
+            if self.top_k is not None:
+                kwargs["top_k"] = self.top_k
+            if self.min_p:
+                kwargs["min_p"] = self.min_p
+        if self.repetition_penalty is not None:
+            kwargs["repetition_penalty"] = self.repetition_penalty
+        return kwargs
 
 
 class Generator:
@@ -89,11 +109,9 @@ class Generator:
 
     # -- prompts -----------------------------------------------------------------------------
 
-    def chat_prompt(self, messages: Any) -> Prompt:
-        if not isinstance(messages, list) or not messages:
-            raise RunnerError("'messages' must be a non-empty list", param="messages")
+    def chat_prompt(self, messages: list[dict[str, Any]]) -> Prompt:
         if not self.tokenizer.chat_template:
-            raise RunnerError(
+            raise InvalidRequest(
                 "this model has no chat template, so chat messages cannot be formatted for it; "
                 "use /v1/completions with plain text",
                 param="messages",
@@ -101,43 +119,40 @@ class Generator:
         for m in messages:
             if isinstance(m, dict) and isinstance(m.get("content"), list):
                 if any(isinstance(p, dict) and p.get("type") != "text" for p in m["content"]):
-                    raise RunnerError("this model takes text only: no image or audio parts", param="messages")
+                    raise InvalidRequest(
+                        "this model takes text only: no image or audio parts", param="messages"
+                    )
                 m["content"] = "".join(p.get("text", "") for p in m["content"] if isinstance(p, dict))
         text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return Prompt(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def text_prompt(self, prompt: Any) -> Prompt:
+    def text_prompt(self, prompt: str | list[str] | list[int]) -> Prompt:
         if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
             prompt = prompt[0]
         if isinstance(prompt, str):
             return Prompt(self.tokenizer(prompt)["input_ids"])
-        if isinstance(prompt, list) and prompt and all(isinstance(t, int) for t in prompt):
-            return Prompt(prompt)
-        raise RunnerError("'prompt' must be a string or a list of token ids", param="prompt")
+        if all(isinstance(t, int) for t in prompt):
+            return Prompt([int(t) for t in prompt])
+        raise InvalidRequest("'prompt' must be one string or a list of token ids", param="prompt")
 
-    def sampling(self, body: dict[str, Any], prompt_len: int) -> Sampling:
+    def sampling(self, body: GenerationBody, prompt_len: int) -> Sampling:
         room = self.n_ctx - prompt_len
         if room <= 0:
-            raise RunnerError(
+            raise InvalidRequest(
                 f"the prompt has {prompt_len} tokens; the context is {self.n_ctx}", param="messages"
             )
-        wanted = body.get("max_completion_tokens") or body.get("max_tokens") or room
-        if not isinstance(wanted, int) or wanted < 1:
-            raise RunnerError("'max_tokens' must be a positive integer", param="max_tokens")
-        stop = body.get("stop") or []
-        stop = [stop] if isinstance(stop, str) else list(stop)
-        if body.get("n", 1) != 1:
-            raise RunnerError("only n=1 is supported", param="n")
-        temperature, top_p = body.get("temperature"), body.get("top_p")
-        for key, value in (("temperature", temperature), ("top_p", top_p)):
-            if value is not None and not isinstance(value, int | float):
-                raise RunnerError(f"'{key}' must be a number", param=key)
+        wanted = body.max_completion_tokens or body.max_tokens or room
         return Sampling(
             max_new_tokens=min(wanted, room),
-            temperature=1.0 if temperature is None else float(temperature),
-            top_p=1.0 if top_p is None else float(top_p),
-            stop=[s for s in stop if isinstance(s, str) and s],
-            seed=body.get("seed"),
+            temperature=1.0 if body.temperature is None else body.temperature,
+            top_p=1.0 if body.top_p is None else body.top_p,
+            top_k=body.top_k,
+            min_p=body.min_p,
+            repetition_penalty=body.repetition_penalty,
+            presence_penalty=body.presence_penalty or 0.0,
+            frequency_penalty=body.frequency_penalty or 0.0,
+            stop=body.stops(),
+            seed=body.seed,
         )
 
     # -- generating --------------------------------------------------------------------------
@@ -160,7 +175,7 @@ class Generator:
                 while True:
                     item = await queue.get()
                     if isinstance(item, BaseException):
-                        raise RunnerError(f"generation failed: {item}", status=500) from item
+                        raise EngineError(f"generation failed: {item}") from item
                     piece, finished = item
                     text += piece
                     cut = _stop_at(text, s.stop)
@@ -193,7 +208,7 @@ class Generator:
     ) -> None:
         import torch
         import transformers
-        from transformers import StoppingCriteria, StoppingCriteriaList
+        from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
         base: Any = transformers.TextStreamer
 
@@ -210,25 +225,37 @@ class Generator:
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
                 return torch.full((input_ids.shape[0],), stop_now.is_set(), dtype=torch.bool)
 
+        class Penalties(LogitsProcessor):
+            """OpenAI's presence and frequency penalties, on the tokens generated so far."""
+
+            def __call__(self, input_ids: Any, scores: Any) -> Any:
+                generated = input_ids[:, len(prompt.ids) :]
+                if generated.shape[1] == 0:
+                    return scores
+                ones = torch.ones(generated.shape, dtype=scores.dtype, device=scores.device)
+                counts = torch.zeros_like(scores).scatter_add_(1, generated, ones)
+                return (
+                    scores - s.frequency_penalty * counts - s.presence_penalty * (counts > 0).to(scores.dtype)
+                )
+
         try:
             if s.seed is not None:
                 torch.manual_seed(int(s.seed))
             inputs = torch.tensor([prompt.ids], device=self.model.device)
             extra = {k: v.to(self.model.device) if hasattr(v, "to") else v for k, v in prompt.extra.items()}
-            sample = s.temperature > 0
-            sampling: dict[str, Any] = {"temperature": s.temperature, "top_p": s.top_p} if sample else {}
+            penalties = [Penalties()] if s.presence_penalty or s.frequency_penalty else []
             pad = self.tokenizer.pad_token_id
             with torch.inference_mode():
                 self.model.generate(
                     input_ids=inputs,
                     attention_mask=torch.ones_like(inputs),
                     max_new_tokens=s.max_new_tokens,
-                    do_sample=sample,
                     streamer=Streamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True),
                     stopping_criteria=StoppingCriteriaList([Stop()]),
+                    logits_processor=LogitsProcessorList(penalties),
                     pad_token_id=pad if pad is not None else self.tokenizer.eos_token_id,
                     **extra,
-                    **sampling,
+                    **s.generate_kwargs(),
                 )
         except BaseException as e:
             loop.call_soon_threadsafe(queue.put_nowait, e)
@@ -251,15 +278,11 @@ class VisionGenerator(Generator):
         self.tokenizer = self.processor.tokenizer
         self._setup(transformers.AutoModelForImageTextToText, path, options, adapters)
 
-    def chat_prompt(self, messages: Any) -> Prompt:
-        if not isinstance(messages, list) or not messages:
-            raise RunnerError("'messages' must be a non-empty list", param="messages")
+    def chat_prompt(self, messages: list[dict[str, Any]]) -> Prompt:
         if not (self.processor.chat_template or self.tokenizer.chat_template):
-            raise RunnerError("this model has no chat template", param="messages")
+            raise InvalidRequest("this model has no chat template", param="messages")
         images, converted = [], []
         for m in messages:
-            if not isinstance(m, dict):
-                raise RunnerError("each message must be an object", param="messages")
             content = m.get("content")
             parts = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
             out = []
@@ -273,7 +296,9 @@ class VisionGenerator(Generator):
                     images.append(load_image(url, "messages"))
                     out.append({"type": "image"})
                 else:
-                    raise RunnerError(f"a message part of type {kind!r} is not taken here", param="messages")
+                    raise InvalidRequest(
+                        f"a message part of type {kind!r} is not taken here", param="messages"
+                    )
             converted.append({"role": m.get("role", "user"), "content": out})
         text = self.processor.apply_chat_template(converted, add_generation_prompt=True, tokenize=False)
         inputs = self.processor(text=text, images=images or None, return_tensors="pt")
@@ -327,24 +352,24 @@ def _id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:24]}"
 
 
-async def chat(gen: Generator, body: dict[str, Any], name: str) -> dict[str, Any] | AsyncIterator[bytes]:
-    prompt = await asyncio.to_thread(gen.chat_prompt, body.get("messages"))  # images are decoded here
+async def chat(gen: Generator, body: ChatBody, name: str) -> dict[str, Any] | AsyncIterator[bytes]:
+    prompt = await asyncio.to_thread(gen.chat_prompt, body.messages)  # images are decoded here
     return await _answer(gen, body, name, prompt, chat=True)
 
 
-async def complete(gen: Generator, body: dict[str, Any], name: str) -> dict[str, Any] | AsyncIterator[bytes]:
-    return await _answer(gen, body, name, gen.text_prompt(body.get("prompt")), chat=False)
+async def complete(gen: Generator, body: CompletionBody, name: str) -> dict[str, Any] | AsyncIterator[bytes]:
+    return await _answer(gen, body, name, gen.text_prompt(body.prompt), chat=False)
 
 
 async def _answer(
-    gen: Generator, body: dict[str, Any], name: str, prompt: Prompt, *, chat: bool
+    gen: Generator, body: GenerationBody, name: str, prompt: Prompt, *, chat: bool
 ) -> dict[str, Any] | AsyncIterator[bytes]:
     ids = prompt.ids
     s = gen.sampling(body, len(ids))
     created = int(time.time())
     ident = _id("chatcmpl" if chat else "cmpl")
-    if body.get("stream"):
-        usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    if body.stream:
+        usage = body.stream_options is not None and body.stream_options.include_usage
         return _sse(gen, prompt, s, name, ident, created, chat=chat, usage=usage)
     text, reason, n = "", "stop", 0
     async for piece, why, count in gen.stream(prompt, s):
@@ -405,8 +430,8 @@ def _sse(
                     yield chunk(piece, None)
                 if reason is not None:
                     yield chunk("", reason)
-        except RunnerError as e:
-            yield f"data: {json.dumps(e.body())}\n\n".encode()
+        except ModelyardError as e:
+            yield sse_error(e)
             return
         if usage:
             ids = prompt.ids

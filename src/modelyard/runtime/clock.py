@@ -51,6 +51,7 @@ class FakeClock:
         return sum(1 for *_, f in self._sleepers if not f.done())
 
     async def advance(self, seconds: float) -> None:
+        await settle()  # what is ready reacts at the time it is now, before time moves
         target = self._now + seconds
         while self._sleepers and self._sleepers[0][0] <= target:
             at, _, future = heapq.heappop(self._sleepers)

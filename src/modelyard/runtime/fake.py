@@ -104,19 +104,25 @@ class FakeEngine:
             site, self._site = self._site, None
             await site.cleanup()
 
-    async def _run(self, clock: Clock) -> None:
+    def start(self) -> None:
         self.write(f"fake engine for {self.model} starting")
+        if self.script.ready_after == 0 and not self.script.fail_start:
+            self.ready = True
+            self.write("ready")
+
+    async def _run(self, clock: Clock) -> None:
         if self.script.fail_start:
             await asyncio.sleep(0)
             self.end(1, "error: the model could not be loaded")
             return
         if self.script.ready_after is None:
             return  # stalls: never ready
-        await clock.sleep(self.script.ready_after)
-        if self.exit.done():
-            return
-        self.ready = True
-        self.write("ready")
+        if not self.ready:
+            await clock.sleep(self.script.ready_after)
+            if self.exit.done():
+                return
+            self.ready = True
+            self.write("ready")
         if self.script.crash_after is not None:
             await clock.sleep(self.script.crash_after)
             await self.crash()
@@ -186,6 +192,7 @@ class FakeExecutor:
         else:
             engine.url = f"http://fake/{launch.instance}.{launch.start}"
         self.engines.append(engine)
+        engine.start()
         task = asyncio.create_task(engine._run(self.clock))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

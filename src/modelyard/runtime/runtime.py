@@ -128,9 +128,9 @@ class Runtime:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _restore(self, dep: Deployment) -> None:
+    async def _restore(self, dep: Deployment, *, force: bool = False) -> None:
         try:
-            await self.load(dep.model, adapter=dep.adapter, replicas=dep.replicas, env=dep.env)
+            await self.load(dep.model, adapter=dep.adapter, replicas=dep.replicas, env=dep.env, force=force)
         except ModelyardError as e:
             log.warning("could not load %s again: %s", dep.model, e)
 
@@ -354,7 +354,7 @@ class Runtime:
                 self.queue(other).drain([live.id for live in lives], on=False)
             elif other in change.before:
                 log.warning("%s did not load; loading %s again", name, other)
-                self.spawn(self._restore(change.before[other].deployment))
+                self.spawn(self._restore(change.before[other].deployment, force=True))  # it ran
 
     async def unload(self, name: str, *, force: bool = False) -> None:
         """Unload a model: wait for its requests (unless ``force``), stop its processes."""

@@ -66,15 +66,15 @@ class Supervisor:
             except asyncio.CancelledError:
                 raise
             except ModelyardError as e:
-                self._failed(running, live, e)
+                why = self._failed(live, e)
             except Exception as e:  # a bug: keep the server up, record it
                 log.exception("instance %s failed to start", live.id)
-                self._failed(running, live, EngineError(f"instance {live.id} could not start: {e}"))
+                why = self._failed(live, EngineError(f"instance {live.id} could not start: {e}"))
             else:
                 assert live.engine is not None
-                self._exited(live, await live.engine.wait())
+                why = self._exited(live, await live.engine.wait())
             delay = self.backoff(live)
-            self._set(live, State.RESTARTING, note=f"restart in {delay:g} s")
+            self._set(live, State.RESTARTING, note=f"{why}; restart in {delay:g} s")
             await self.rt.clock.sleep(delay)
             live.restarts += 1
             self.rt.store.update_instance(live.id, restarts=live.restarts)
@@ -146,7 +146,8 @@ class Supervisor:
         finally:
             exited.cancel()
 
-    def _failed(self, running: Running, live: Live, error: ModelyardError) -> None:
+    def _failed(self, live: Live, error: ModelyardError) -> str:
+        """Record a start that failed; what to say about it."""
         self._set(live, State.ERROR, error=str(error), note=error.message)
         if not live.ready.done():
             live.ready.set_exception(error)
@@ -154,12 +155,15 @@ class Supervisor:
         queue = self.rt.queue(live.model)
         if not queue.slots:  # nothing serves: the waiters would wait for nothing
             queue.fail(error)
+        return "failed to start"
 
-    def _exited(self, live: Live, code: int) -> None:
+    def _exited(self, live: Live, code: int) -> str:
+        """Record an engine that exited while it served; what to say about it."""
         self.rt.queue(live.model).drop_slot(live.id)  # out of the rotation the moment it exits
         note = f"the engine exited with status {code}"
         log.warning("%s: instance %s: %s", live.model, live.id, note)
         self._set(live, State.ERROR, error=note, note=note)
+        return note
 
     async def recheck(self, running: Running, live: Live, slot: Slot) -> None:
         """An instance the gateway could not reach: back in the rotation if it answers its
@@ -174,6 +178,6 @@ class Supervisor:
                 if live.engine is engine and live.state == State.RUNNING:
                     self.rt.queue(live.model).set_slot(slot)
                 return
-            await asyncio.sleep(HEALTH_EVERY * 3)
+            await self.rt.clock.sleep(HEALTH_EVERY * 3)
         log.warning("%s: instance %s does not answer; stopping it", live.model, live.id)
         await engine.stop(self.rt.settings.stop_grace)

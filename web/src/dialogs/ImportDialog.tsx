@@ -1,18 +1,11 @@
 import { useEffect, useState } from "preact/hooks";
-import {
-  api,
-  CAPABILITIES,
-  type Inspection,
-  type Model,
-  TEMPLATE_COMPONENTS,
-  TEMPLATES,
-} from "../api";
+import { api, type Inspection, type Model, type Template, TEMPLATES } from "../api";
 import { CategorySelect } from "../components/CategorySelect";
 import { Dialog } from "../components/Dialog";
 import { PathInput } from "../components/PathInput";
 import { count, size } from "../format";
 import { useAttempt } from "../hooks";
-import { message } from "../store";
+import { message, useTemplates } from "../store";
 
 interface Props {
   onClose: () => void;
@@ -27,8 +20,13 @@ export function ImportDialog({ onClose, onImported }: Props) {
   const [category, setCategory] = useState("");
   const [name, setName] = useState("");
   const [description, setDescription] = useState("");
-  const [template, setTemplate] = useState("sd_official");
-  const [capabilities, setCapabilities] = useState<string[]>(CAPABILITIES.sd_official);
+  const templates = useTemplates();
+  const [template, setTemplate] = useState<Template>("sd_official");
+  const [capabilities, setCapabilities] = useState<string[] | null>(null); // null: the template's
+  const taken = templates[template];
+  const roles: string[] = taken?.components ?? [];
+  const possible: string[] = taken?.capabilities ?? [];
+  const chosen = capabilities ?? possible;
   const [components, setComponents] = useState<Record<string, string>>({});
   const { error, busy, attempt } = useAttempt();
 
@@ -46,7 +44,7 @@ export function ImportDialog({ onClose, onImported }: Props) {
           setCategory(i.category ?? "");
           if (i.template) {
             setTemplate(i.template);
-            setCapabilities(CAPABILITIES[i.template] ?? []);
+            setCapabilities(null);
           }
         })
         .catch((e: unknown) => {
@@ -63,14 +61,14 @@ export function ImportDialog({ onClose, onImported }: Props) {
   const submit = () =>
     attempt(async () => {
       const picked = Object.fromEntries(
-        Object.entries(components).filter(([role, p]) => p.trim() && TEMPLATE_COMPONENTS[template].includes(role)),
+        Object.entries(components).filter(([role, p]) => p.trim() && roles.includes(role)),
       );
       const model = await api.importModel({
         path: path.trim(),
         name: name.trim() || null,
         description,
         category: category || null,
-        ...(image ? { template, capabilities, components: picked } : {}),
+        ...(image ? { template, capabilities: chosen, components: picked } : {}),
       });
       onImported(model);
     });
@@ -159,8 +157,8 @@ export function ImportDialog({ onClose, onImported }: Props) {
                 aria-label="Template"
                 value={template}
                 onChange={(e) => {
-                  setTemplate(e.currentTarget.value);
-                  setCapabilities(CAPABILITIES[e.currentTarget.value]);
+                  setTemplate(e.currentTarget.value as Template);
+                  setCapabilities(null);
                 }}
               >
                 {TEMPLATES.map((t) => (
@@ -171,20 +169,20 @@ export function ImportDialog({ onClose, onImported }: Props) {
               </select>
             </label>
             <div class="checks">
-              {CAPABILITIES[template].map((c) => (
+              {possible.map((c) => (
                 <label key={c}>
                   <input
                     type="checkbox"
-                    checked={capabilities.includes(c)}
+                    checked={chosen.includes(c)}
                     onChange={(e) =>
-                      setCapabilities(e.currentTarget.checked ? [...capabilities, c] : capabilities.filter((x) => x !== c))
+                      setCapabilities(e.currentTarget.checked ? [...chosen, c] : chosen.filter((x) => x !== c))
                     }
                   />
                   {c}
                 </label>
               ))}
             </div>
-            {TEMPLATE_COMPONENTS[template].map((role) => (
+            {roles.map((role) => (
               <label key={role}>
                 {role.toUpperCase()} <small>(optional)</small>
                 <PathInput

@@ -1,13 +1,13 @@
 import { Fragment } from "preact";
 import { useCallback, useEffect, useState } from "preact/hooks";
-import { api, CAPABILITIES, CATEGORIES, CATEGORY_LABELS, type Category, type Estimate, type Model, TEMPLATE_COMPONENTS } from "../api";
+import { api, CATEGORIES, CATEGORY_LABELS, type Category, type Estimate, type Model } from "../api";
 import { Confirm } from "../components/Dialog";
 import { Editable } from "../components/Editable";
 import { PathInput } from "../components/PathInput";
 import { ImportDialog } from "../dialogs/ImportDialog";
 import { useAttempt } from "../hooks";
 import { count, size } from "../format";
-import { libraryChanged, message, useLibraryVersion } from "../store";
+import { libraryChanged, message, useLibraryVersion, useTemplates } from "../store";
 
 type Modal =
   | { kind: "import" }
@@ -427,10 +427,12 @@ function ContextDialog({ model, onClose, onSaved }: EditProps) {
 }
 
 function ComponentsDialog({ model, onClose, onSaved }: EditProps) {
-  const roles = model.category === "image" ? TEMPLATE_COMPONENTS[model.template ?? "sd_official"] : ["mmproj"];
+  const template = useTemplates()[model.template ?? "sd_official"];
+  const roles: string[] = model.category === "image" ? (template?.components ?? []) : ["mmproj"];
   const have = Object.fromEntries(model.components.map((c) => [c.role, c.path]));
   const [paths, setPaths] = useState<Record<string, string>>(have);
   const [caps, setCaps] = useState<string[]>(model.capabilities);
+  const possible: string[] = template?.capabilities ?? [];
   const { error, busy, attempt } = useAttempt();
   const save = () =>
     void attempt(async () => {
@@ -449,7 +451,7 @@ function ComponentsDialog({ model, onClose, onSaved }: EditProps) {
       {model.template && <p class="muted">Template: {model.template}</p>}
       {model.category === "image" && (
         <div class="checks">
-          {(CAPABILITIES[model.template ?? "sd_official"] ?? []).map((c) => (
+          {possible.map((c) => (
             <label key={c}>
               <input
                 type="checkbox"

@@ -1,18 +1,20 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api, type Model, post, streamChat } from "../api";
+import { api, type Category, type Model, post, streamChat } from "../api";
 import { useAttempt } from "../hooks";
 import { message, useLibraryVersion } from "../store";
 
-const MODES = { chat: "Chat", embeddings: "Embeddings", rerank: "Rerank", images: "Images" } as const;
+const MODES = { chat: "Chat", embeddings: "Embeddings", rerank: "Rerank", classify: "Classify", images: "Images" } as const;
 type Mode = keyof typeof MODES;
-const CATEGORIES_OF: Record<Mode, string[]> = {
+const CATEGORIES_OF: Record<Mode, Category[]> = {
   chat: ["chat", "multimodal"],
   embeddings: ["embedding"],
   rerank: ["rerank"],
+  classify: ["classification"],
   images: ["image"],
 };
 
-/** Try a model: streaming chat, embeddings, rerank, image generation, all through /v1. */
+/** Try a model: streaming chat, embeddings, rerank, classification, image generation, all
+ * through /v1. */
 export function Playground() {
   const [mode, setMode] = useState<Mode>("chat");
   const [models, setModels] = useState<Model[]>([]);
@@ -65,6 +67,7 @@ export function Playground() {
       {mode === "chat" && <Chat model={target} />}
       {mode === "embeddings" && <Embeddings model={target} />}
       {mode === "rerank" && <Rerank model={target} />}
+      {mode === "classify" && <Classify model={target} />}
       {mode === "images" && <Images model={target} />}
     </section>
   );
@@ -317,6 +320,55 @@ function Rerank({ model }: { model: string }) {
             </li>
           ))}
         </ol>
+      )}
+    </div>
+  );
+}
+
+interface Labelled {
+  index: number;
+  label: string;
+  score: number;
+}
+
+function Classify({ model }: { model: string }) {
+  const [text, setText] = useState("What a wonderful day.\nThis is the worst film I have seen.");
+  const { result, error, busy, call } = useCall<{ inputs: string[]; data: Labelled[] }>();
+  const run = () =>
+    call(async () => {
+      const inputs = text.split("\n").map((s) => s.trim()).filter(Boolean);
+      const res = await post<{ data: Labelled[] }>("/v1/classify", { model, input: inputs });
+      return { inputs, data: res.data };
+    });
+  return (
+    <div class="tool">
+      <label>
+        Texts, one per line
+        <textarea aria-label="Texts" rows={5} value={text} onInput={(e) => setText(e.currentTarget.value)} />
+      </label>
+      <button class="primary" disabled={!model || busy} onClick={() => void run()}>
+        {busy ? "Classifying…" : "Classify"}
+      </button>
+      {error && <p class="error">{error}</p>}
+      {result && (
+        <table class="labels" aria-label="Labels">
+          <thead>
+            <tr>
+              <th>Text</th>
+              <th>Label</th>
+              <th>Score</th>
+            </tr>
+          </thead>
+          <tbody>
+            {result.data.map((d) => (
+              <tr key={d.index}>
+                <td>{result.inputs[d.index]}</td>
+                <td class="label">{d.label}</td>
+                <td class="score">{d.score.toFixed(4)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
       )}
     </div>
   );

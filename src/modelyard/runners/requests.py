@@ -1,0 +1,115 @@
+"""The request bodies the runner takes, one pydantic model per endpoint. A field the runner does
+not know is refused by name (never silently dropped); fields that only turn a feature off
+(``logprobs: false``) are accepted."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    user: str | None = None  # OpenAI's end-user id: accepted, not used
+
+
+class EmbeddingsBody(Body):
+    input: str | list[str] = Field(min_length=1)
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1)
+    modelyard_tokens: bool = False  # the gateway merged requests: report each input's tokens
+
+
+class Document(BaseModel):
+    text: str
+
+
+class RerankBody(Body):
+    query: str = Field(min_length=1)
+    documents: list[str | Document] = Field(min_length=1)
+    top_n: int | None = Field(None, ge=1)
+    return_documents: bool = True
+
+    def texts(self) -> list[str]:
+        return [d if isinstance(d, str) else d.text for d in self.documents]
+
+
+class ClassifyBody(Body):
+    input: str | list[str] = Field(min_length=1)
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class GenerationBody(Body):
+    """The sampling parameters transformers honours, in OpenAI's (and vLLM's) names."""
+
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0, description="0 = off")
+    min_p: float | None = Field(None, ge=0, le=1)
+    repetition_penalty: float | None = Field(None, gt=0, le=10)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    n: Literal[1] = 1
+    logprobs: bool | None = None
+    logit_bias: dict[str, float] | None = None
+
+    @field_validator("logprobs")
+    @classmethod
+    def _no_logprobs(cls, value: bool | None) -> bool | None:
+        if value:
+            raise ValueError("logprobs are not available from this engine")
+        return value
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _no_logit_bias(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value:
+            raise ValueError("logit_bias is not available from this engine")
+        return value
+
+    def stops(self) -> list[str]:
+        stop = [self.stop] if isinstance(self.stop, str) else self.stop or []
+        return [s for s in stop if s]
+
+
+class ChatBody(GenerationBody):
+    messages: list[dict[str, Any]] = Field(min_length=1)
+
+
+class CompletionBody(GenerationBody):
+    prompt: str | list[str] | list[int] = Field(min_length=1)
+
+
+class ImageBody(Body):
+    prompt: str = Field(min_length=1)
+    n: int = Field(1, ge=1, le=10)
+    size: str | None = Field(None, description="WIDTHxHEIGHT, multiples of 8 up to 4096, or auto")
+    response_format: Literal["b64_json", "url"] = "b64_json"
+    steps: int | None = Field(None, ge=1, le=1000)
+    guidance_scale: float | None = Field(None, ge=0, le=50)
+    negative_prompt: str | None = None
+    seed: int | None = None
+    quality: str | None = None  # OpenAI's: accepted, not used
+    style: str | None = None  # OpenAI's: accepted, not used
+
+
+class ImageEditBody(ImageBody):
+    image: str = Field(min_length=1, description="a data URL, base64, or a local file path")
+    strength: float = Field(0.75, gt=0, le=1)
+
+
+class VideoBody(ImageBody):
+    frames: int = Field(17, ge=1, le=257)
+    fps: int = Field(16, ge=1, le=60)
