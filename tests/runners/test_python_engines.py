@@ -355,6 +355,50 @@ def test_a_missing_environment_fails_at_once_with_the_command(tmp_path: Path, mi
         assert server.http.get("/api/instances").json() == []
 
 
+def test_no_engine_outlives_a_crashed_server(tmp_path: Path, minilm: Path) -> None:
+    """Engines die with the server that started them, the runner too (its command line has no
+    "llama" in it); what an earlier crash left behind is stopped when the server starts."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    from conftest import free_port
+    from modelyard.runtime.local import OWNER_VAR
+    from runtime.test_queue import wait_for
+
+    home = tmp_path / "home"
+    home.mkdir()
+    leftover = subprocess.Popen(
+        ["sleep", "300"], env={OWNER_VAR: str(home.resolve())}, start_new_session=True
+    )
+    port = free_port()
+    env = {**os.environ, "MODELYARD_HOME": str(home), "MODELYARD_PORT": str(port)}
+    url = f"http://127.0.0.1:{port}"
+    cli = [sys.executable, "-m", "modelyard.cli.main", "serve"]
+    with subprocess.Popen(cli, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as server:
+
+        def up() -> bool:
+            try:
+                return httpx.get(url + "/api/health").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, timeout=60)
+        assert leftover.wait(timeout=10) == -signal.SIGKILL  # stopped at start, whatever it runs
+        with httpx.Client(base_url=url, timeout=120) as http:
+            http.post("/api/models", json={"path": str(minilm), "name": "minilm"}).raise_for_status()
+            http.post("/api/models/minilm/load", json={}).raise_for_status()
+            (inst,) = http.get("/api/instances").json()
+        engine = psutil.Process(inst["pid"])
+        assert "modelyard.runners" in engine.cmdline()
+        server.kill()  # no chance to stop anything
+    engine.wait(timeout=30)
+    assert not engine.is_running()
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Any:
     from conftest import serve

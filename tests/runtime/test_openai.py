@@ -93,3 +93,19 @@ def test_unknown_and_unloaded_models(
     assert r.status_code == 400
     assert r.json()["error"]["type"] == "invalid_request_error"
     assert "messages" in r.json()["error"]["message"]
+
+
+def test_gemma_at_its_own_context(server: RunningServer, client: openai.OpenAI, gemma: Path) -> None:
+    """Its trained context is 32768 tokens. llama-cpp-python's server (scripts/test runs this file
+    on it too) would keep a 32768 x 262144 logits array, 32 GiB, unless told not to: modelyard
+    tells it, and its estimate says what loading really takes."""
+    add(server, gemma, name="gemma3")
+    server.http.put("/api/models/gemma3/settings", json={"options": {"threads": 2}}).raise_for_status()
+    estimate = server.http.get("/api/models/gemma3/estimate").json()
+    assert estimate["n_ctx"] == 32768
+    assert estimate["ram"]["total"] < 2 << 30
+    load(server, "gemma3")
+    text = client.completions.create(model="gemma3", prompt="One, two, three,", max_tokens=4, temperature=0)
+    assert "four" in (text.choices[0].text or "").lower()
+    used = server.http.get("/api/instances").json()[0]["memory"]
+    assert used < estimate["ram"]["total"] * 1.2  # the estimate was not far below what it took
