@@ -362,3 +362,18 @@ async def test_scaling_down_stops_the_newest_and_waiters_of_an_unloaded_model_he
         await h.runtime.unload("m", force=True)
         with pytest.raises(ModelNotLoaded):
             await waiting
+
+
+@run
+async def test_a_model_unloaded_under_its_waiters_loads_again_on_demand(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        h.add("m", autoload=True)
+        queue, held = await h.acquire("m")  # loaded on demand
+        waiting = h.request("m")
+        await until(lambda: queue.waiting == 1)
+        await h.runtime.unload("m", force=True)
+        with pytest.raises(ModelNotLoaded):
+            await waiting
+        queue, again = await h.acquire("m")  # the next request loads it again
+        assert again.instance_id != held.instance_id
+        queue.release(again)

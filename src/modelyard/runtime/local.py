@@ -148,7 +148,7 @@ class LocalEngine:
             return None
 
     async def usage(self) -> Usage:
-        return Usage(memory=self._memory(), cpu_percent=self._cpu_percent())
+        return await asyncio.to_thread(lambda: Usage(memory=self._memory(), cpu_percent=self._cpu_percent()))
 
     def _tree(self) -> list[psutil.Process]:
         try:

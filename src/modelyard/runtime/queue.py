@@ -19,6 +19,7 @@ from modelyard.errors import ModelyardError, QueueFull, QueueTimeout
 from modelyard.runtime.clock import Clock, SystemClock
 
 POLL = 0.25  # seconds between looks at whether a waiting client is still there
+EVERY: Any = object()  # as an adapter: the waiters of every adapter
 
 
 class ClientGone(Exception):
@@ -45,7 +46,7 @@ class Queue:
     clock: Clock = field(default_factory=SystemClock)
     slots: dict[int, Slot] = field(default_factory=dict)
     waiting: int = 0
-    failure: ModelyardError | None = None  # why no instance is coming: waiters get it
+    failures: dict[Any, ModelyardError] = field(default_factory=dict)  # adapter -> why none is coming
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     last_used: float = 0.0
 
@@ -61,18 +62,30 @@ class Queue:
         if old is not None:
             slot.in_flight = old.in_flight
         self.slots[slot.instance_id] = slot
-        self.failure = None
+        self.failures.pop(slot.adapter, None)
+        self.failures.pop(EVERY, None)
         self.notify()
 
     def drop_slot(self, instance_id: int) -> None:
         self.slots.pop(instance_id, None)
         self.notify()
 
-    def fail(self, error: ModelyardError | None) -> None:
-        """No instance is coming for now: the waiters (and newcomers, until ``error`` is cleared
-        with None or an instance is ready) get ``error``."""
-        self.failure = error
+    def fail(self, error: ModelyardError | None, adapter: Any = EVERY) -> None:
+        """No instance serving ``adapter`` (or any) is coming for now: its waiters, and newcomers
+        until ``error`` is cleared with None or such an instance is ready, get ``error``."""
+        if error is None:  # a new try: for this adapter, the model as a whole comes back too
+            self.failures.pop(adapter, None)
+            self.failures.pop(EVERY, None)
+        else:
+            self.failures[adapter] = error
         self.notify()
+
+    def failure(self, adapter: str | None) -> ModelyardError | None:
+        return self.failures.get(adapter) or self.failures.get(EVERY)
+
+    def serving(self, adapter: str | None) -> bool:
+        """Whether an instance serving ``adapter`` is in the rotation."""
+        return any(s.adapter == adapter for s in self.slots.values())
 
     def drain(self, ids: Iterable[int], on: bool = True) -> None:
         for i in ids:
@@ -108,8 +121,8 @@ class Queue:
         slot = self._pick(adapter)
         if slot is not None and self.waiting == 0:
             return self._take(slot)
-        if self.failure is not None:
-            raise self.failure
+        if (failed := self.failure(adapter)) is not None:
+            raise failed
         if self.waiting >= self.max_waiting:
             raise QueueFull(self.name, self.max_waiting)
         self.waiting += 1
@@ -119,8 +132,8 @@ class Queue:
                 slot = self._pick(adapter)
                 if slot is not None:
                     return self._take(slot)
-                if self.failure is not None:
-                    raise self.failure
+                if (failed := self.failure(adapter)) is not None:
+                    raise failed
                 if disconnected is not None and await disconnected():
                     raise ClientGone(self.name)
                 remaining = None if deadline is None else deadline - self.clock.now()

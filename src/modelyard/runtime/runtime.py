@@ -244,10 +244,8 @@ class Runtime:
         if current is not None and not same:
             leaving[name] = list(current.instances.values())  # a switch of LoRA: all go
         elif len(kept) > replicas:  # scale down: the newest go
-            leaving[name], kept = (
-                sorted(kept, key=lambda i: i.id)[replicas:],
-                sorted(kept, key=lambda i: i.id)[:replicas],
-            )
+            kept.sort(key=lambda live: live.id)
+            leaving[name], kept = kept[replicas:], kept[:replicas]
         placements, stop_first = await self._fit(
             backend, model, options, chosen, replicas - len(kept), leaving, force
         )
@@ -273,7 +271,7 @@ class Runtime:
             running.instances[live.id] = live
             starting.append(live)
         self.running[name] = running
-        self.queue(name).fail(None)
+        self.queue(name).fail(None, adapter)
         return Change(name, running, starting, leaving, stop_first, before)
 
     def _future(self) -> asyncio.Future[None]:
@@ -480,15 +478,16 @@ class Runtime:
         task = self._jit.get(name)
         if task is not None and not task.done():
             return
-        self.queue(name).fail(None)
+        queue = self.queue(name)
+        queue.fail(None, adapter)
 
         async def load() -> None:
             try:
                 await self.load(name, adapter=adapter, jit=True)
             except ModelyardError as e:
-                self.queue(name).fail(e)
+                queue.fail(e, adapter)
             except Exception as e:  # a bug: the waiters still get an answer
                 log.exception("loading %s on demand", name)
-                self.queue(name).fail(EngineError(f"{name!r} could not be loaded: {e}"))
+                queue.fail(EngineError(f"{name!r} could not be loaded: {e}"), adapter)
 
         self._jit[name] = asyncio.create_task(load())

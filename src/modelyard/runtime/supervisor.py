@@ -100,8 +100,7 @@ class Supervisor:
         adapter = model.adapter(live.adapter) if live.adapter else None
         spec = running.backend.engine(model, running.options, live.placement, adapter)
         queue = rt.queue(live.model)
-        if queue.failure is not None:
-            queue.fail(None)  # a new try: newcomers wait for it
+        queue.fail(None, live.adapter)  # a new try: newcomers wait for it
         live.starts += 1
         self._set(live, State.STARTING, starts=live.starts, error=None, node=live.placement.node, url=None)
         try:
@@ -153,8 +152,8 @@ class Supervisor:
             live.ready.set_exception(error)
             live.ready.exception()  # retrieved: load() may be gone (a JIT load's waiters get it below)
         queue = self.rt.queue(live.model)
-        if not queue.slots:  # nothing serves: the waiters would wait for nothing
-            queue.fail(error)
+        if not queue.serving(live.adapter):  # nothing serves them: the waiters would wait for nothing
+            queue.fail(error, live.adapter)
         return "failed to start"
 
     def _exited(self, live: Live, code: int) -> str:

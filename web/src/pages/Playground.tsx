@@ -217,6 +217,36 @@ function useCall<T>() {
   return { result, error, busy, call };
 }
 
+/** The non-empty lines of a text. */
+const lines = (text: string) => text.split("\n").map((s) => s.trim()).filter(Boolean);
+
+interface TextsFormProps {
+  text: string;
+  onText: (text: string) => void;
+  action: string;
+  doing: string;
+  ready: boolean;
+  busy: boolean;
+  error: string | null;
+  onRun: () => Promise<void>;
+}
+
+/** Texts, one per line, the button that sends them, and what went wrong. */
+function TextsForm({ text, onText, action, doing, ready, busy, error, onRun }: TextsFormProps) {
+  return (
+    <>
+      <label>
+        Texts, one per line
+        <textarea aria-label="Texts" rows={5} value={text} onInput={(e) => onText(e.currentTarget.value)} />
+      </label>
+      <button class="primary" disabled={!ready || busy} onClick={() => void onRun()}>
+        {busy ? doing : action}
+      </button>
+      {error && <p class="error">{error}</p>}
+    </>
+  );
+}
+
 function cosine(a: number[], b: number[]): number {
   let dot = 0;
   let na = 0;
@@ -234,7 +264,7 @@ function Embeddings({ model }: { model: string }) {
   const { result, error, busy, call } = useCall<{ inputs: string[]; vectors: number[][]; tokens: number }>();
   const run = () =>
     call(async () => {
-      const inputs = text.split("\n").map((s) => s.trim()).filter(Boolean);
+      const inputs = lines(text);
       const res = await post<{ data: { embedding: number[] }[]; usage: { prompt_tokens: number } }>("/v1/embeddings", {
         model,
         input: inputs,
@@ -243,14 +273,7 @@ function Embeddings({ model }: { model: string }) {
     });
   return (
     <div class="tool">
-      <label>
-        Texts, one per line
-        <textarea aria-label="Texts" rows={5} value={text} onInput={(e) => setText(e.currentTarget.value)} />
-      </label>
-      <button class="primary" disabled={!model || busy} onClick={() => void run()}>
-        {busy ? "Embedding…" : "Embed"}
-      </button>
-      {error && <p class="error">{error}</p>}
+      <TextsForm text={text} onText={setText} action="Embed" doing="Embedding…" ready={!!model} busy={busy} error={error} onRun={run} />
       {result && (
         <div class="result" aria-label="Embeddings">
           <p>
@@ -293,7 +316,7 @@ function Rerank({ model }: { model: string }) {
   const { result, error, busy, call } = useCall<{ docs: string[]; results: Ranked[] }>();
   const run = () =>
     call(async () => {
-      const documents = docs.split("\n").map((s) => s.trim()).filter(Boolean);
+      const documents = lines(docs);
       const res = await post<{ results: Ranked[] }>("/v1/rerank", { model, query, documents });
       return { docs: documents, results: res.results };
     });
@@ -336,20 +359,13 @@ function Classify({ model }: { model: string }) {
   const { result, error, busy, call } = useCall<{ inputs: string[]; data: Labelled[] }>();
   const run = () =>
     call(async () => {
-      const inputs = text.split("\n").map((s) => s.trim()).filter(Boolean);
+      const inputs = lines(text);
       const res = await post<{ data: Labelled[] }>("/v1/classify", { model, input: inputs });
       return { inputs, data: res.data };
     });
   return (
     <div class="tool">
-      <label>
-        Texts, one per line
-        <textarea aria-label="Texts" rows={5} value={text} onInput={(e) => setText(e.currentTarget.value)} />
-      </label>
-      <button class="primary" disabled={!model || busy} onClick={() => void run()}>
-        {busy ? "Classifying…" : "Classify"}
-      </button>
-      {error && <p class="error">{error}</p>}
+      <TextsForm text={text} onText={setText} action="Classify" doing="Classifying…" ready={!!model} busy={busy} error={error} onRun={run} />
       {result && (
         <table class="labels" aria-label="Labels">
           <thead>
