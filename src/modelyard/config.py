@@ -31,6 +31,19 @@ class Settings(BaseSettings):
         default=None, description="where the CLI finds the server; http://host:port by default"
     )
 
+    # access
+    api_key: str | None = Field(default=None, description="the key the CLI sends (Authorization: Bearer)")
+    insecure: bool = Field(
+        default=False, description="listen on a non-loopback address without an API key (a warning at start)"
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="web origins allowed to call the API from a browser (CORS)"
+    )
+    max_body: int = Field(default=32 << 20, ge=1024, description="largest request body in bytes")
+    allowed_dirs: list[Path] | None = Field(
+        default=None, description="folders the server may import from and download to (JSON list)"
+    )
+
     ui_dir: Path | None = Field(
         default=None, description="the built web UI; the package's own (built by scripts/setup) by default"
     )

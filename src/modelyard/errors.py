@@ -7,10 +7,12 @@ ModelyardError
  │    ├── AdapterNotFound
  │    ├── ComponentNotFound
  │    ├── RepoNotFound          no such repo, revision, file or quantization on the hub
- │    └── DownloadNotFound
+ │    ├── DownloadNotFound
+ │    └── KeyNotFound
  ├── Conflict
  │    ├── ModelExists           the name or the files are already in the library
  │    ├── AdapterExists
+ │    ├── KeyExists
  │    ├── ModelLoaded           the model is loaded: unload it first
  │    ├── ModelNotLoaded        a request for a model that is not loaded (and autoload is off)
  │    ├── LoadRefused           the load rules or busy models stop a load
@@ -25,6 +27,8 @@ ModelyardError
  │    ├── InvalidImport         the import request does not make sense (template, components, ...)
  │    ├── InvalidRef            a model reference that cannot be parsed
  │    ├── InvalidRequest        a request body an endpoint or engine cannot take (names the field)
+ │    │    ├── RequestTooLarge  a body over the size limit, or a prompt longer than the context
+ │    │    └── UnsupportedMediaType  a body that is not JSON (or, for image edits, multipart)
  │    ├── UnsafePath            a remote file name that would escape the destination
  │    └── IncompatibleLoader    a loader that cannot take this format or quantization
  ├── ModelFileError            the files themselves are the problem
@@ -40,6 +44,12 @@ ModelyardError
  │    └── EngineUnavailable    no engine for this backend is installed
  ├── Unsupported               the backend cannot do what was asked (an option, an endpoint)
  ├── ChatTemplateMissing       chat on a model without a chat template
+ ├── Unauthenticated           no API key, or one that is unknown, revoked or expired
+ ├── Forbidden                 the request is known, and not allowed
+ │    ├── ScopeDenied          the key's scope or models do not cover this
+ │    ├── PathNotAllowed       a path outside the folders the server may read and write
+ │    └── RequestRefused       a cross-site request, or a Host that is not this server
+ ├── InsecureListen            the server would listen on the network without an API key
  └── ServerUnavailable         the CLI cannot reach the modelyard server
 """
 
@@ -98,8 +108,18 @@ class DownloadNotFound(NotFound):
         super().__init__(f"no download with id {job}", hint="`modelyard downloads` lists them")
 
 
+class KeyNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no API key named {name!r}", hint="`modelyard keys ls` lists them")
+
+
 class Conflict(ModelyardError):
     pass
+
+
+class KeyExists(Conflict):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"an API key named {name!r} exists", hint="pick another name, or remove it first")
 
 
 class ModelExists(Conflict):
@@ -170,6 +190,14 @@ class InvalidRequest(InvalidInput):
     def __init__(self, message: str, *, param: str | None = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.param = param
+
+
+class RequestTooLarge(InvalidRequest):
+    pass
+
+
+class UnsupportedMediaType(InvalidRequest):
+    pass
 
 
 class InvalidName(InvalidInput):
@@ -250,6 +278,39 @@ class ChatTemplateMissing(ModelyardError):
                 "name or a Jinja template), or send raw text to /v1/completions"
             ),
         )
+
+
+class Unauthenticated(ModelyardError):
+    def __init__(self, message: str = "this server needs an API key") -> None:
+        super().__init__(
+            message,
+            hint="send `Authorization: Bearer KEY` (the CLI reads MODELYARD_API_KEY); "
+            "`modelyard keys create NAME` makes one on the server's machine",
+        )
+
+
+class Forbidden(ModelyardError):
+    pass
+
+
+class ScopeDenied(Forbidden):
+    pass
+
+
+class PathNotAllowed(Forbidden):
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"{path} is outside the folders this server may use",
+            hint="add its folder to MODELYARD_ALLOWED_DIRS on the server",
+        )
+
+
+class RequestRefused(Forbidden):
+    pass
+
+
+class InsecureListen(ModelyardError):
+    pass
 
 
 class ServerUnavailable(ModelyardError):

@@ -27,6 +27,10 @@ SERVER = "server_error"
 # class -> (HTTP status, OpenAI error type)
 TABLE: dict[type[errors.ModelyardError], tuple[int, str]] = {
     errors.NotFound: (404, INVALID),
+    errors.RequestTooLarge: (413, INVALID),
+    errors.UnsupportedMediaType: (415, INVALID),
+    errors.Unauthenticated: (401, "authentication_error"),
+    errors.Forbidden: (403, "permission_error"),
     errors.QueueFull: (503, SERVER),
     errors.QueueTimeout: (503, SERVER),
     errors.Conflict: (409, INVALID),

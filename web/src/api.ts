@@ -36,6 +36,41 @@ export const CATEGORY_LABELS: Record<Category, string> = {
   classification: "Classification",
 };
 
+// -- the API key ----------------------------------------------------------------------------
+// A server with API keys wants one on every call: the web UI keeps an admin key for the browser
+// session (sessionStorage: gone when the tab closes) and sends it as a Bearer token.
+
+const KEY = "modelyard-key";
+type Listener = () => void;
+const keyListeners = new Set<Listener>();
+let needed = false;
+
+export function apiKey(): string | null {
+  return sessionStorage.getItem(KEY);
+}
+
+export function setApiKey(key: string | null): void {
+  if (key) sessionStorage.setItem(KEY, key);
+  else sessionStorage.removeItem(KEY);
+  needed = !key && needed;
+  for (const f of keyListeners) f();
+}
+
+/** Whether the server asked for a key this one does not have (a 401). */
+export function keyNeeded(): boolean {
+  return needed;
+}
+
+export function onKeyChange(f: Listener): () => void {
+  keyListeners.add(f);
+  return () => keyListeners.delete(f);
+}
+
+function authorised(headers: Record<string, string> = {}): Record<string, string> {
+  const key = apiKey();
+  return key ? { ...headers, Authorization: `Bearer ${key}` } : headers;
+}
+
 /** An error the server answered: its kind (code), what went wrong and what to do. */
 export class ApiError extends Error {
   constructor(
@@ -52,6 +87,10 @@ export class ApiError extends Error {
 }
 
 async function failure(res: Response): Promise<ApiError> {
+  if (res.status === 401 && !needed) {
+    needed = true;
+    for (const f of keyListeners) f();
+  }
   let body: unknown = null;
   try {
     body = await res.json();
@@ -68,7 +107,7 @@ async function failure(res: Response): Promise<ApiError> {
 export async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
   const res = await fetch(path, {
     method,
-    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    headers: authorised(body === undefined ? {} : { "Content-Type": "application/json" }),
     body: body === undefined ? undefined : JSON.stringify(body),
     signal,
   });
@@ -113,11 +152,46 @@ export const api = {
   forget: (id: number) => request<void>("DELETE", `/api/downloads/${id}`),
 };
 
-/** Server-sent events as JSON objects; reconnects on its own (EventSource does). */
+/** Server-sent events as JSON objects, read with fetch (EventSource cannot send a key);
+ * reconnects after a pause when the stream ends or fails, until stopped. */
 export function events<T>(path: string, onData: (data: T) => void): () => void {
-  const source = new EventSource(path);
-  source.onmessage = (e: MessageEvent<string>) => onData(JSON.parse(e.data) as T);
-  return () => source.close();
+  const abort = new AbortController();
+  const run = async () => {
+    while (!abort.signal.aborted) {
+      try {
+        const res = await fetch(path, { headers: authorised(), signal: abort.signal });
+        if (!res.ok || !res.body) throw await failure(res);
+        await dataLines(res.body, (data) => onData(JSON.parse(data) as T));
+      } catch {
+        // the server went away, or wants a key: look again in a while
+      }
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  };
+  void run();
+  return () => abort.abort();
+}
+
+/** Calls ``onData`` with each event's data lines; resolves when the stream ends. */
+async function dataLines(body: NonNullable<Response["body"]>, onData: (data: string) => boolean | void): Promise<void> {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end: number;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const event = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      for (const line of event.split("\n")) {
+        if (line.startsWith("data:") && onData(line.slice(5).trim()) === false) {
+          await reader.cancel();
+          return;
+        }
+      }
+    }
+  }
 }
 
 /** POST to an OpenAI-style streaming endpoint and hand each `data:` chunk on. */
@@ -128,39 +202,25 @@ export async function streamChat(
 ): Promise<void> {
   const res = await fetch("/v1/chat/completions", {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    headers: authorised({ "Content-Type": "application/json" }),
     body: JSON.stringify({ ...body, stream: true }),
     signal,
   });
   if (!res.ok || !res.body) throw await failure(res);
-  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffer += value;
-    let end: number;
-    while ((end = buffer.indexOf("\n\n")) >= 0) {
-      const event = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      for (const line of event.split("\n")) {
-        if (!line.startsWith("data:")) continue;
-        const data = line.slice(5).trim();
-        if (data === "[DONE]") return;
-        const chunk = JSON.parse(data) as Record<string, unknown>;
-        if (chunk.error) {
-          const e = chunk.error as Partial<ErrorDetail>;
-          throw new ApiError(500, e.code ?? "engine_error", e.message ?? "the engine failed", e.hint ?? null);
-        }
-        onChunk(chunk);
-      }
+  await dataLines(res.body, (data) => {
+    if (data === "[DONE]") return false;
+    const chunk = JSON.parse(data) as Record<string, unknown>;
+    if (chunk.error) {
+      const e = chunk.error as Partial<ErrorDetail>;
+      throw new ApiError(500, e.code ?? "engine_error", e.message ?? "the engine failed", e.hint ?? null);
     }
-  }
+    onChunk(chunk);
+  });
 }
 
 /** Follow a text stream (an instance's log) line by line until aborted or it ends. */
 export async function follow(path: string, onText: (text: string) => void, signal: AbortSignal): Promise<void> {
-  const res = await fetch(path, { signal });
+  const res = await fetch(path, { headers: authorised(), signal });
   if (!res.ok || !res.body) throw await failure(res);
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   for (;;) {

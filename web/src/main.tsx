@@ -1,10 +1,12 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
+import { apiKey, keyNeeded, onKeyChange, setApiKey } from "./api";
 import { Monitor } from "./components/Monitor";
 import { DownloadDialog, DownloadsButton } from "./dialogs/DownloadDialog";
 import { Library } from "./pages/Library";
 import { Playground } from "./pages/Playground";
 import { Running } from "./pages/Running";
+import { SignIn } from "./pages/SignIn";
 import "./style.css";
 
 const PAGES = { library: "Library", running: "Running models", playground: "Playground" } as const;
@@ -19,11 +21,14 @@ function App() {
   const [page, setPage] = useState<Page>(pageOf(location.hash));
   // the downloader stays mounted once opened, so a minimised search is there when it comes back
   const [downloader, setDownloader] = useState<"never" | "open" | "hidden">("never");
+  const [signIn, setSignIn] = useState(keyNeeded());
   useEffect(() => {
     const change = () => setPage(pageOf(location.hash));
     window.addEventListener("hashchange", change);
     return () => window.removeEventListener("hashchange", change);
   }, []);
+  useEffect(() => onKeyChange(() => setSignIn(keyNeeded())), []);
+  if (signIn) return <SignIn />;
   return (
     <div class="app">
       <nav class="top">
@@ -37,6 +42,11 @@ function App() {
         <a href="/docs" target="_blank" rel="noreferrer">
           API
         </a>
+        {apiKey() && (
+          <button class="link" onClick={() => (setApiKey(null), location.reload())}>
+            Sign out
+          </button>
+        )}
       </nav>
       <main>
         {page === "library" && <Library openDownloader={() => setDownloader("open")} />}

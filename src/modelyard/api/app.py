@@ -6,9 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from modelyard import __version__
+from modelyard.access.folders import Folders
+from modelyard.access.keys import Keys
 from modelyard.api import downloads, errors, models, monitor, runtime, ui
+from modelyard.api import keys as keys_api
+from modelyard.api.guard import Guard
 from modelyard.catalog.store import Store
 from modelyard.config import Settings
 from modelyard.gateway import routes as gateway
@@ -24,6 +29,7 @@ def create_app(settings: Settings) -> FastAPI:
     settings.ensure_home()
     store = Store(settings.catalog_url)
     library = Library(store)
+    keys = Keys(store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,8 +56,18 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="modelyard", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.library = library
+    app.state.keys = keys
+    app.state.folders = Folders(settings, store, keys)
     app.state.coalescer = Coalescer()
     errors.install(app)
+    app.add_middleware(Guard, settings=settings, keys=keys)
+    if settings.cors_origins:  # outside the guard: it answers browsers' preflight requests
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "X-Api-Key"],
+        )
     app.router.routes.extend(gateway.hot_routes())  # first: routes match in order; /v1 is the hot path
     app.include_router(gateway.router)
     app.include_router(models.router)
@@ -59,6 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(monitor.router)
     app.include_router(downloads.hub_router)
     app.include_router(downloads.router)
+    app.include_router(keys_api.router)
 
     @app.get("/api/health", tags=["server"])
     def health() -> dict[str, str]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from modelyard.access.folders import Folders
 from modelyard.api.sse import event_stream
 from modelyard.hub.jobs import Downloads, PullRequest
 from modelyard.hub.refs import Source
@@ -50,6 +53,10 @@ class RepoOut(BaseModel):
     gguf: bool
     task: str | None
     groups: list[GroupOut]
+
+
+# ids are 64-bit integers in the catalog: a bigger number names nothing (and is a clear 400)
+JobId = Annotated[int, Path(ge=1, le=(1 << 63) - 1, description="a download's id")]
 
 
 class PullIn(BaseModel):
@@ -126,6 +133,9 @@ async def files(request: Request, ref: str, source: Source | None = None) -> Rep
 @router.post("", status_code=201)
 async def pull(request: Request, body: PullIn) -> JobOut:
     """Start a download; it is imported into the library when it is done."""
+    if body.directory is not None:
+        folders: Folders = request.app.state.folders
+        folders.check(body.directory)
     view = await downloads_of(request).create(
         PullRequest(
             ref=body.ref,
@@ -153,27 +163,27 @@ async def events(request: Request) -> StreamingResponse:
 
 
 @router.get("/{job}")
-def job(request: Request, job: int) -> JobOut:
+def job(request: Request, job: JobId) -> JobOut:
     return JobOut(**downloads_of(request).get(job).to_json())
 
 
 @router.post("/{job}/pause")
-async def pause(request: Request, job: int) -> JobOut:
+async def pause(request: Request, job: JobId) -> JobOut:
     return JobOut(**(await downloads_of(request).pause(job)).to_json())
 
 
 @router.post("/{job}/resume")
-async def resume(request: Request, job: int) -> JobOut:
+async def resume(request: Request, job: JobId) -> JobOut:
     return JobOut(**(await downloads_of(request).resume(job)).to_json())
 
 
 @router.post("/{job}/cancel")
-async def cancel(request: Request, job: int) -> JobOut:
+async def cancel(request: Request, job: JobId) -> JobOut:
     """Stop the download and delete its partial files."""
     return JobOut(**(await downloads_of(request).cancel(job)).to_json())
 
 
 @router.delete("/{job}", status_code=204)
-def forget(request: Request, job: int) -> None:
+def forget(request: Request, job: JobId) -> None:
     """Remove an ended download from the list (its imported files stay)."""
     downloads_of(request).forget(job)

@@ -7,13 +7,23 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from modelyard import errors
-from modelyard.http_errors import error_response, internal_body, invalid_body, response
+from modelyard.http_errors import (
+    INVALID,
+    ErrorBody,
+    ErrorDetail,
+    error_response,
+    internal_body,
+    invalid_body,
+    response,
+)
 from modelyard.validation import describe
 
 log = logging.getLogger(__name__)
+CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 
 
 def _openai(request: Request) -> bool:
@@ -24,6 +34,16 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(errors.ModelyardError)
     async def _domain(request: Request, exc: errors.ModelyardError) -> Response:
         return error_response(exc, openai=_openai(request))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        """What the framework itself refuses (no such route, a body it cannot parse), in the same
+        shape as everything else."""
+        detail = exc.detail if isinstance(exc.detail, str) else "the request was refused"
+        body = ErrorBody(
+            error=ErrorDetail(message=detail, type=INVALID, code=CODES.get(exc.status_code, "http_error"))
+        )
+        return response(body, exc.status_code)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> Response:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import logging
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from modelyard.access.folders import Folders
 from modelyard.api.schemas import (
     AdapterIn,
     ImportIn,
@@ -27,7 +29,10 @@ from modelyard.http_errors import ErrorBody
 from modelyard.library import ImportRequest, Library
 from modelyard.library.paths import complete
 
-ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (400, 404, 409, 422)}
+log = logging.getLogger(__name__)
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422)
+}
 router = APIRouter(prefix="/api", responses=ERRORS)
 
 
@@ -36,7 +41,25 @@ def library(request: Request) -> Library:
     return lib
 
 
+def folders(request: Request) -> Folders:
+    found: Folders = request.app.state.folders
+    return found
+
+
 Lib = Annotated[Library, Depends(library)]
+Dirs = Annotated[Folders, Depends(folders)]
+# Options that name files: a remote caller could point them anywhere.
+PATH_OPTIONS = ("path", "config")
+
+
+def paths_in(options: Any) -> list[str]:
+    """The file paths an options object names, at any depth (peft_adapters[].path, config, ...)."""
+    if isinstance(options, dict):
+        found = [v for k, v in options.items() if k in PATH_OPTIONS and isinstance(v, str)]
+        return found + [p for v in options.values() for p in paths_in(v)]
+    if isinstance(options, list):
+        return [p for v in options for p in paths_in(v)]
+    return []
 
 
 def out(lib: Library, model: Model) -> ModelOut:
@@ -51,8 +74,10 @@ def list_models(
 
 
 @router.post("/models", status_code=201, tags=["models"])
-def import_model(lib: Lib, body: ImportIn) -> ModelOut:
+def import_model(lib: Lib, dirs: Dirs, body: ImportIn) -> ModelOut:
     """Import a model file or folder from the server's disk. The files stay where they are."""
+    for path in (body.path, *body.components.values()):
+        dirs.check(path)
     request = ImportRequest(**body.model_dump())
     return out(lib, lib.import_model(request))
 
@@ -92,14 +117,22 @@ def get_settings(lib: Lib, name: str) -> SettingsOut:
 
 
 @router.put("/models/{name}/settings", tags=["settings"])
-def put_settings(lib: Lib, name: str, body: SettingsIn) -> SettingsOut:
+def put_settings(request: Request, lib: Lib, dirs: Dirs, name: str, body: SettingsIn) -> SettingsOut:
     """Save options (merged into the saved ones unless replace); null removes an option."""
+    named = paths_in(body.options)
+    for path in named:
+        dirs.check(path)
     lib.put_settings(name, body.options, merge=not body.replace)
+    privileged = ["trust_remote_code"] if body.options.get("trust_remote_code") else []
+    privileged += [f"the path {p}" for p in named]
+    if privileged:  # who lets a model run its own code, or read files: on the record
+        log.warning("%s set %s on %r", request.state.caller.name, ", ".join(privileged), name)
     return get_settings(lib, name)
 
 
 @router.post("/models/{name}/adapters", status_code=201, tags=["adapters"])
-def add_adapter(lib: Lib, name: str, body: AdapterIn) -> ModelOut:
+def add_adapter(lib: Lib, dirs: Dirs, name: str, body: AdapterIn) -> ModelOut:
+    dirs.check(body.path)
     return out(lib, lib.add_adapter(name, body.path, body.name, body.description))
 
 
@@ -109,7 +142,8 @@ def remove_adapter(lib: Lib, name: str, adapter: str) -> ModelOut:
 
 
 @router.put("/models/{name}/components/{role}", tags=["components"])
-def set_component(lib: Lib, name: str, role: str, body: PathIn) -> ModelOut:
+def set_component(lib: Lib, dirs: Dirs, name: str, role: str, body: PathIn) -> ModelOut:
+    dirs.check(body.path)
     return out(lib, lib.set_component(name, role, body.path))
 
 
@@ -130,22 +164,35 @@ def templates() -> list[TemplateOut]:
 
 
 @router.post("/inspect", tags=["library"])
-def inspect(body: PathIn) -> InspectionOut:
+def inspect(dirs: Dirs, body: PathIn) -> InspectionOut:
     """What a file or folder is, without importing it."""
+    dirs.check(body.path)
     return InspectionOut.of(inspect_path(body.path))
 
 
 @router.get("/paths", tags=["library"])
 def paths(
+    dirs: Dirs,
     prefix: str = Query("/", description="a path typed so far; a trailing / lists the folder"),
 ) -> list[PathEntryOut]:
-    """How a path typed so far may go on, on the server's disk: folders first."""
+    """How a path typed so far may go on, on the server's disk: folders first. A server limited
+    to some folders offers those, and what lies in them."""
+    if dirs.limited():
+        allowed = [str(root) for root in dirs.allowed()]
+        outside = not any((prefix + "/").startswith(root + "/") for root in allowed)
+        if outside:
+            return [
+                PathEntryOut(path=root, name=root, folder=True, size=None, model=False)
+                for root in sorted(set(allowed))
+                if root.startswith(prefix)
+            ]
     return [PathEntryOut.model_validate(e, from_attributes=True) for e in complete(prefix)]
 
 
 @router.post("/scan", tags=["library"])
-def scan(lib: Lib, body: PathIn) -> ScanOut:
+def scan(lib: Lib, dirs: Dirs, body: PathIn) -> ScanOut:
     """Import every recognisable model under a folder; running it again changes nothing."""
+    dirs.check(body.path)
     report = lib.scan(body.path)
     return ScanOut(
         imported=report.imported,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Query, Request
+from fastapi import Path as ApiPath
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -18,6 +20,7 @@ from modelyard.runtime.executor import LogRef
 from modelyard.runtime.runtime import Runtime
 from modelyard.runtime.supervisor import State
 
+log = logging.getLogger(__name__)
 router = APIRouter(
     prefix="/api", tags=["runtime"], responses={c: {"model": ErrorBody} for c in (400, 404, 409, 502)}
 )
@@ -96,6 +99,10 @@ async def _instances(runtime: Runtime, model: str | None = None) -> list[Instanc
 async def load(request: Request, name: str, body: LoadIn) -> DeploymentOut:
     """Load a model (a deployment of `replicas` instances); waits until it serves."""
     runtime = runtime_of(request)
+    if body.env:
+        log.warning(
+            "%s loads %r with engine variables %s", request.state.caller.name, name, ", ".join(body.env)
+        )
     dep = await runtime.load(
         name, adapter=body.adapter, replicas=body.replicas, force=body.force, env=body.env
     )
@@ -124,7 +131,7 @@ async def instances(request: Request) -> list[InstanceOut]:
 @router.get("/instances/{instance_id}/logs")
 async def logs(
     request: Request,
-    instance_id: int,
+    instance_id: int = ApiPath(ge=1, le=(1 << 63) - 1),
     lines: int = Query(200, ge=0, le=100_000, description="how many lines from the end"),
     follow: bool = Query(False, description="keep streaming new lines, across restarts"),
     start: int | None = Query(None, ge=1, description="which start's log (default: the latest)"),

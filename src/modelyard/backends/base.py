@@ -45,6 +45,9 @@ class EngineSpec:
     slots: int = 1  # requests one engine takes at once (parallel slots)
     files: dict[str, str] = field(default_factory=dict)  # name -> text, written into FOLDER
     runtime: str = ""  # which program runs it, for people
+    # The variable the engine reads its API key from: each start gets a key of its own, which
+    # only the gateway knows, so the engine's port is no way around the gateway.
+    key_env: str | None = None
 
 
 # (stage, done, total) -> None

@@ -195,4 +195,5 @@ class LlamaServer(LlamaCppFamily):
             slots=o.parallel,
             files=files,
             runtime="llama-server",
+            key_env="LLAMA_API_KEY",
         )

@@ -124,4 +124,5 @@ class LlamaCppPython(LlamaCppFamily):
             health_path="/v1/models",
             slots=1,
             runtime="llama_cpp.server",
+            key_env="API_KEY",
         )

@@ -19,6 +19,7 @@ from modelyard.catalog.records import Adapter, Model
 from modelyard.errors import InvalidSettings, Unsupported
 from modelyard.estimate import Fit, fit_folder
 from modelyard.formats.loaders import DIFFUSERS, SENTENCE_TRANSFORMERS, TRANSFORMERS
+from modelyard.runners import ENGINE_KEY
 
 # category -> (runner task, OpenAI endpoints)
 TASKS: dict[str, tuple[str, frozenset[str]]] = {
@@ -157,6 +158,7 @@ class RunnerBackend:
             health_path="/health",
             slots=SLOTS.get(task, 1),
             runtime=f"modelyard runner ({self.name}, {where})",
+            key_env=ENGINE_KEY,
         )
 
 

@@ -130,3 +130,18 @@ class Download:
     note: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+@dataclass
+class ApiKey:
+    """An API key as the catalog keeps it: its digest, never its secret."""
+
+    name: str
+    prefix: str
+    digest: str
+    scope: str  # admin or inference
+    models: list[str] = field(default_factory=list)  # globs of model names; empty: every model
+    expires_at: datetime | None = None
+    created_at: datetime | None = None
+    last_used_at: datetime | None = None
+    id: int | None = None

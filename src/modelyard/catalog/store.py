@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields as dataclass_fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from modelyard.catalog.records import (
     Adapter,
+    ApiKey,
     Component,
     Deployment,
     Download,
@@ -26,6 +29,7 @@ from modelyard.catalog.records import (
 )
 from modelyard.catalog.tables import (
     AdapterRow,
+    ApiKeyRow,
     ComponentRow,
     DeploymentRow,
     DownloadRow,
@@ -40,6 +44,8 @@ from modelyard.errors import (
     AdapterNotFound,
     ComponentNotFound,
     DownloadNotFound,
+    KeyExists,
+    KeyNotFound,
     ModelExists,
     ModelNotFound,
 )
@@ -106,14 +112,16 @@ class Store:
         self.engine = make_engine(url)
         migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._settings_lock = threading.Lock()
         # Bumped by every flush that writes: readers may cache records while it stays the same.
         self.generation = 0
         event.listen(self._sessions, "after_flush", self._bump)
 
     def _bump(self, session: Session, *_args: Any) -> None:
-        # Download progress is written often and changes nothing a cached model record holds.
+        # Download progress, instance states and key use are written often and change nothing a
+        # cached model record holds.
         touched = (*session.new, *session.dirty, *session.deleted)
-        if touched and all(isinstance(o, DownloadRow) for o in touched):
+        if touched and all(isinstance(o, DownloadRow | InstanceRow | ApiKeyRow) for o in touched):
             return
         self.generation += 1
 
@@ -125,8 +133,9 @@ class Store:
         with self._sessions.begin() as s:
             yield s
 
-    def _row(self, s: Session, name: str) -> ModelRow:
-        row = s.scalar(select(ModelRow).where(ModelRow.name == name).options(*_WHOLE))
+    def _row(self, s: Session, name: str, *, lock: bool = False) -> ModelRow:
+        query = select(ModelRow).where(ModelRow.name == name).options(*_WHOLE)
+        row = s.scalar(query.with_for_update() if lock else query)
         if row is None:
             raise ModelNotFound(name)
         return row
@@ -271,9 +280,12 @@ class Store:
             s.flush()
             return _model(row)
 
-    def put_settings(self, name: str, settings: ModelSettings) -> Model:
-        with self.session() as s:
-            row = self._row(s, name)
+    def change_settings(self, name: str, change: Callable[[Model], ModelSettings]) -> Model:
+        """Read a model's settings, ``change`` them and write them back, atomically: two changes
+        at once both land (a lock in this process, a row lock on databases that have them)."""
+        with self._settings_lock, self.session() as s:
+            row = self._row(s, name, lock=True)
+            settings = change(_model(row))
             if row.settings is None:
                 row.settings = SettingsRow(backend=settings.backend, options=settings.options)
             else:
@@ -391,6 +403,70 @@ class Store:
             if row is None:
                 raise DownloadNotFound(job)
             s.delete(row)
+
+    # -- API keys ------------------------------------------------------------------------------
+
+    def add_key(self, key: ApiKey) -> ApiKey:
+        try:
+            with self.session() as s:
+                row = ApiKeyRow(
+                    name=key.name,
+                    prefix=key.prefix,
+                    digest=key.digest,
+                    scope=key.scope,
+                    models=key.models,
+                    expires_at=key.expires_at,
+                )
+                s.add(row)
+                s.flush()
+                return _key(row)
+        except IntegrityError:
+            raise KeyExists(key.name) from None
+
+    def keys(self) -> list[ApiKey]:
+        with self.session() as s:
+            return [_key(r) for r in s.scalars(select(ApiKeyRow).order_by(ApiKeyRow.id))]
+
+    def key_by_digest(self, digest: str) -> ApiKey | None:
+        with self.session() as s:
+            row = s.scalar(select(ApiKeyRow).where(ApiKeyRow.digest == digest))
+            return _key(row) if row else None
+
+    def count_keys(self) -> int:
+        with self.session() as s:
+            return len(s.scalars(select(ApiKeyRow.id)).all())
+
+    def key_used(self, digest: str, at: datetime) -> None:
+        with self.session() as s:
+            row = s.scalar(select(ApiKeyRow).where(ApiKeyRow.digest == digest))
+            if row is not None:
+                row.last_used_at = at
+
+    def delete_key(self, name: str) -> None:
+        with self.session() as s:
+            row = s.scalar(select(ApiKeyRow).where(ApiKeyRow.name == name))
+            if row is None:
+                raise KeyNotFound(name)
+            s.delete(row)
+
+
+def _key(row: ApiKeyRow) -> ApiKey:
+    return ApiKey(
+        name=row.name,
+        prefix=row.prefix,
+        digest=row.digest,
+        scope=row.scope,
+        models=list(row.models),
+        expires_at=_aware(row.expires_at),
+        created_at=_aware(row.created_at),
+        last_used_at=_aware(row.last_used_at),
+        id=row.id,
+    )
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    """SQLite gives back naive datetimes: they were stored in UTC."""
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
 
 
 def _event(state: str, note: str | None = None) -> dict[str, Any]:

@@ -21,13 +21,18 @@ class ApiError(ModelyardError):
 class Client:
     """One connection per call: a CLI command makes a handful of requests, then exits."""
 
-    def __init__(self, base_url: str, *, timeout: float = 600.0) -> None:
+    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 600.0) -> None:
         self.base_url = base_url
         self.timeout = timeout
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+    def streaming(self) -> httpx.Client:
+        """A client for answers that stream (logs, chat, download progress): no read timeout."""
+        return httpx.Client(headers=self.headers, timeout=httpx.Timeout(10.0, read=None))
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            with httpx.Client(base_url=self.base_url, timeout=self.timeout) as http:
+            with httpx.Client(base_url=self.base_url, headers=self.headers, timeout=self.timeout) as http:
                 response = http.request(method, path, **kwargs)
         except httpx.ConnectError:
             raise ServerUnavailable(self.base_url) from None

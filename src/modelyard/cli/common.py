@@ -19,7 +19,8 @@ R = TypeVar("R")
 
 
 def client() -> Client:
-    return Client(Settings().server_url)
+    settings = Settings()
+    return Client(settings.server_url, api_key=settings.api_key)
 
 
 def friendly(fn: Callable[P, R]) -> Callable[P, R]:

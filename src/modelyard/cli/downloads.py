@@ -187,7 +187,7 @@ def _events(api: Client) -> Any:
     url = f"{api.base_url}/api/downloads/events"
     try:
         with (
-            httpx.Client(timeout=httpx.Timeout(10.0, read=None)) as http,
+            api.streaming() as http,
             http.stream("GET", url) as response,
         ):
             if response.status_code != 200:

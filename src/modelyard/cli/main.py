@@ -5,8 +5,9 @@ from __future__ import annotations
 import typer
 
 from modelyard import __version__
-from modelyard.cli import adapters, backends, components, downloads, models, runtime
-from modelyard.cli.render import console
+from modelyard.cli import adapters, backends, components, downloads, keys, models, runtime
+from modelyard.cli.common import friendly
+from modelyard.cli.render import console, err_console
 
 app = typer.Typer(
     help="modelyard: a library of local AI models that runs them and serves them.",
@@ -35,16 +36,22 @@ app.add_typer(adapters.app, name="lora")
 app.add_typer(backends.app, name="backends")
 app.add_typer(components.app, name="component")
 app.add_typer(downloads.app, name="downloads")
+app.add_typer(keys.app, name="keys")
 
 
 @app.command()
+@friendly
 def serve(
     host: str | None = typer.Option(None, help="address to listen on (default 127.0.0.1)"),
     port: int | None = typer.Option(None, help="port (default 11480)"),
+    insecure: bool = typer.Option(
+        False, "--insecure", help="listen on a network address without an API key (not recommended)"
+    ),
 ) -> None:
     """Run the modelyard server (API under /api, docs at /docs)."""
     import uvicorn
 
+    from modelyard.access.network import check_listen
     from modelyard.api.app import create_app
     from modelyard.config import Settings
 
@@ -53,7 +60,11 @@ def serve(
         settings.host = host
     if port is not None:
         settings.port = port
+    settings.insecure = settings.insecure or insecure
     app_ = create_app(settings)
+    warning = check_listen(settings.host, has_keys=app_.state.keys.required(), insecure=settings.insecure)
+    if warning:
+        err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
     console.print(
         f"modelyard {__version__} on http://{settings.host}:{settings.port}  (library in {settings.home})"
     )

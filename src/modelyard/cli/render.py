@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
@@ -36,14 +37,63 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+@dataclass(frozen=True)
+class Column:
+    """A column of a table that fits the terminal: ``fold`` wraps long values (a name); the others
+    are never cut, and those with a ``drop`` rank go first (1 first) when the table is too wide."""
+
+    header: str
+    fold: bool = False
+    drop: int | None = None
+
+
+GAP = 2  # spaces between columns
+
+
+def fitted(columns: list[Column], rows: list[list[str]], width: int | None = None) -> Table:
+    """A table that fits ``width`` (the terminal's): the least useful columns are left out, a
+    folding column wraps, and no value of another column is ever cut short."""
+    width = width or console.width
+    kept = list(range(len(columns)))
+
+    def needed(i: int) -> int:
+        return max([len(columns[i].header), *(len(r[i]) for r in rows)])
+
+    def total() -> int:
+        fixed = sum(needed(i) for i in kept if not columns[i].fold)
+        folding = sum(min(needed(i), 16) for i in kept if columns[i].fold)  # folds down to 16
+        return fixed + folding + GAP * (len(kept) - 1)
+
+    for i in sorted((i for i, c in enumerate(columns) if c.drop), key=lambda i: columns[i].drop or 0):
+        if total() <= width:
+            break
+        kept.remove(i)
+    table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, GAP, 0, 0), expand=False)
+    for i in kept:
+        c = columns[i]
+        if c.fold:
+            table.add_column(c.header, overflow="fold")
+        else:
+            table.add_column(c.header, no_wrap=True, min_width=needed(i))
+    for r in rows:
+        table.add_row(*(r[i] for i in kept))
+    return table
+
+
 def models_table(models: list[dict[str, Any]]) -> Table:
-    table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 2, 0, 0))
-    widest = max((len(m["name"]) for m in models), default=4)
-    table.add_column("NAME", min_width=min(widest, 48), overflow="fold")
-    columns = ["CATEGORY", "FORMAT", "QUANT", "PARAMS", "SIZE", "CTX"]
     any_loaded = any(m["loaded"] for m in models)
-    for col in [*columns, "STATUS"] if any_loaded else columns:
-        table.add_column(col, no_wrap=col != "QUANT")
+    columns = [
+        Column("NAME", fold=True),
+        Column("CATEGORY"),
+        Column("FORMAT", drop=3),
+        Column("QUANT"),
+        Column("PARAMS", drop=2),
+        Column("SIZE"),
+        Column("CTX", drop=1),
+    ]
+    if any_loaded:
+        columns.append(Column("STATUS"))
+    rows = []
     for m in models:
         row = [
             m["name"],
@@ -54,8 +104,8 @@ def models_table(models: list[dict[str, Any]]) -> Table:
             human_size(m["size"]),
             str(m["context_length"] or "-"),
         ]
-        table.add_row(*row, *(["loaded" if m["loaded"] else ""] if any_loaded else []))
-    return table
+        rows.append([*row, *(["loaded" if m["loaded"] else ""] if any_loaded else [])])
+    return fitted(columns, rows)
 
 
 def model_detail(m: dict[str, Any]) -> Table:

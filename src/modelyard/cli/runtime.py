@@ -8,9 +8,9 @@ import sys
 import httpx
 import typer
 
-from modelyard.cli.client import Client
+from modelyard.cli.client import ApiError, Client
 from modelyard.cli.common import client, friendly
-from modelyard.cli.render import console, err_console, human_size, print_json
+from modelyard.cli.render import Column, console, err_console, fitted, human_size, print_json
 from modelyard.config import Settings
 from modelyard.errors import ModelNotLoaded, ServerUnavailable
 
@@ -56,18 +56,25 @@ def ps(as_json: bool = typer.Option(False, "--json")) -> None:
     if not instances:
         console.print("no model is loaded: `modelyard load NAME`")
         return
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 2, 0, 0))
-    for col in ("ID", "MODEL", "STATE", "URL", "PID", "MEMORY", "RESTARTS"):
-        table.add_column(col, no_wrap=True)
-    for i in instances:
-        model = i["model"] + (f":{i['adapter']}" if i["adapter"] else "")
-        table.add_row(
-            str(i["id"]), model, i["state"], i["url"] or "-", str(i["pid"] or "-"),
-            human_size(i["memory"]) if i["memory"] else "-", str(i["restarts"]),
-        )  # fmt: skip
-    console.print(table)
+    columns = [
+        Column("ID"),
+        Column("MODEL", fold=True),
+        Column("STATE"),
+        Column("URL", drop=1),
+        Column("PID"),
+        Column("MEMORY", drop=2),
+        Column("CPU", drop=3),
+        Column("RESTARTS"),
+    ]
+    rows = [
+        [
+            str(i["id"]), i["model"] + (f":{i['adapter']}" if i["adapter"] else ""), i["state"],
+            i["url"] or "-", str(i["pid"] or "-"), human_size(i["memory"]) if i["memory"] else "-",
+            f"{i['cpu_percent']:.0f}%", str(i["restarts"]),
+        ]
+        for i in instances
+    ]  # fmt: skip
+    console.print(fitted(columns, rows))
     for i in instances:
         if i["error"] and i["state"] != "running":
             console.print(f"[red]{i['id']}:[/] {i['error']}", highlight=False)
@@ -85,7 +92,7 @@ def logs(
     url = f"{api.base_url}/api/instances/{instance_id}/logs"
     try:
         with (
-            httpx.Client(timeout=httpx.Timeout(10.0, read=None)) as http,
+            api.streaming() as http,
             http.stream("GET", url, params={"lines": lines, "follow": follow}) as response,
         ):
             if response.status_code != 200:
@@ -118,8 +125,13 @@ def run(
 ) -> None:
     """Chat with a model in the terminal, streaming (loads it first if it is not loaded)."""
     api = client()
-    model = api.get(f"/api/models/{name.split(':')[0]}")
-    if not model["loaded"]:
+    try:
+        model = api.get(f"/api/models/{name.split(':')[0]}")
+    except ApiError as e:
+        if e.status != 403:
+            raise
+        model = None  # an inference key: /v1 only; the model loads itself if its autoload is on
+    if model is not None and not model["loaded"]:
         adapter = name.split(":", 1)[1] if ":" in name else None
         with console.status(f"loading {name}..."):
             api.post(f"/api/models/{model['name']}/load", {"adapter": adapter, "replicas": 1})
@@ -157,7 +169,7 @@ def run(
 def _stream(api: Client, url: str, body: dict[str, object], *, chat: bool) -> str:
     parts: list[str] = []
     with (
-        httpx.Client(timeout=httpx.Timeout(10.0, read=None)) as http,
+        api.streaming() as http,
         http.stream("POST", url, json=body) as response,
     ):
         if response.status_code != 200:

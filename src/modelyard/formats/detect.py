@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from modelyard.categories import Category, ComponentRole
@@ -10,11 +11,11 @@ from modelyard.errors import (
     IncompleteModel,
     InvalidImport,
     MalformedFile,
-    PathNotFound,
     UnsupportedFormat,
 )
 from modelyard.formats import hf
 from modelyard.formats.checkpoint import IMAGE_GGUF_ARCHS, TEXT_ENCODER_GGUF_ARCHS, classify
+from modelyard.formats.files import kind_of, read_head, usable_path
 from modelyard.formats.gguf import GGUFFile, read_gguf, shard_paths
 from modelyard.formats.inspection import (
     ADAPTER,
@@ -43,16 +44,19 @@ SUPPORTED = ".gguf, .safetensors, .bin, .pt, .pth, .ckpt, or a Hugging Face / di
 
 
 def inspect_path(path: Path | str) -> Inspection:
-    """Inspect a model file or folder. Raises a ModelyardError subclass when it is not usable."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise PathNotFound(path)
+    """Inspect a model file or folder. Raises a ModelyardError subclass when it is not usable;
+    only folders and regular files are opened (never a pipe or a device)."""
+    path = usable_path(path)
+    info = kind_of(path)
     # Absolute and normalised, but symlinks kept: in a Hugging Face cache the link carries the
     # file's name and the target is a content hash.
     path = Path(os.path.abspath(path))
-    if path.is_dir():
-        return inspect_folder(path)
-    return inspect_file(path)
+    try:
+        if stat.S_ISDIR(info.st_mode):
+            return inspect_folder(path)
+        return inspect_file(path)
+    except OSError as e:  # unreadable (a /proc file, a failing disk): said so, never quoted
+        raise UnsupportedFormat(path, f"cannot be read ({e.strerror or e.__class__.__name__})") from None
 
 
 def inspect_folder(folder: Path) -> Inspection:
@@ -121,8 +125,7 @@ def inspect_file(path: Path) -> Inspection:
 
 
 def _magic(path: Path) -> bytes:
-    with path.open("rb") as f:
-        return f.read(4)
+    return read_head(path, 4)
 
 
 # -- GGUF ----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from modelyard.errors import MalformedFile, UnsupportedFormat
+from modelyard.formats.files import open_regular
 from modelyard.formats.ggml import FILE_TYPES, POOLING_TYPES, TENSOR_TYPES
 
 MAGIC = b"GGUF"
@@ -103,7 +104,7 @@ class GGUFFile:
         if value is None:
             return None
         if not isinstance(value, str):
-            raise MalformedFile(self.path, f"metadata {key} should be a string, not {value!r}")
+            raise MalformedFile(self.path, f"metadata {key} should be a string, not {_kind(value)}")
         return value
 
     def get_int(self, key: str) -> int | None:
@@ -111,7 +112,7 @@ class GGUFFile:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
-            raise MalformedFile(self.path, f"metadata {key} should be an integer, not {value!r}")
+            raise MalformedFile(self.path, f"metadata {key} should be an integer, not {_kind(value)}")
         return value
 
     def get_float(self, key: str) -> float | None:
@@ -119,7 +120,7 @@ class GGUFFile:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise MalformedFile(self.path, f"metadata {key} should be a number, not {value!r}")
+            raise MalformedFile(self.path, f"metadata {key} should be a number, not {_kind(value)}")
         return float(value)
 
     def get_int_or_layers(self, key: str) -> int | tuple[int, ...] | None:
@@ -349,11 +350,18 @@ def _read_value(cur: _Cursor, type_id: int, key: str, arrays: dict[str, ArrayInf
     return arrays[key]
 
 
+def _kind(value: object) -> str:
+    """What a value is, for an error message (never the value: it is the file's content)."""
+    return {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "an array"}.get(
+        type(value), type(value).__name__
+    )
+
+
 def read_gguf(path: Path | str) -> GGUFFile:
     """Read a GGUF file's header, metadata and tensor infos. Raises MalformedFile or
     UnsupportedFormat when the file is not a sound GGUF."""
     path = Path(path)
-    with path.open("rb") as f:
+    with open_regular(path) as f:
         size = f.seek(0, 2)
         if size < 24:
             raise MalformedFile(path, f"truncated: {size} bytes is too short for a GGUF header")
@@ -364,7 +372,7 @@ def read_gguf(path: Path | str) -> GGUFFile:
 def _parse(path: Path, cur: _Cursor, size: int) -> GGUFFile:
     magic = cur.buf[0:4]
     if magic != MAGIC:
-        raise MalformedFile(path, f"not a GGUF file (magic {magic!r}, expected b'GGUF')")
+        raise MalformedFile(path, "not a GGUF file (it does not begin with GGUF)")
     cur.pos = 4
     version = cur.u32("version")
     if version not in (2, 3):
@@ -395,7 +403,7 @@ def _parse(path: Path, cur: _Cursor, size: int) -> GGUFFile:
         or alignment <= 0
         or alignment & (alignment - 1)
     ):
-        raise MalformedFile(path, f"general.alignment must be a power of two, not {alignment!r}")
+        raise MalformedFile(path, "general.alignment must be a power of two")
 
     tensors: list[TensorInfo] = []
     for i in range(n_tensors):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.errors import IncompleteModel, MalformedFile
+from modelyard.formats.files import open_regular
 
 # Real headers are a few MB at most; refuse to read more than this.
 MAX_HEADER = 100 << 20
@@ -79,7 +80,7 @@ class SafetensorsFile:
 def read_safetensors(path: Path | str) -> SafetensorsFile:
     """Read and check a safetensors header. Raises MalformedFile when it does not hold up."""
     path = Path(path)
-    with path.open("rb") as f:
+    with open_regular(path) as f:
         size = f.seek(0, 2)
         if size < 8:
             raise MalformedFile(path, f"truncated: {size} bytes is too short for safetensors")
@@ -87,8 +88,7 @@ def read_safetensors(path: Path | str) -> SafetensorsFile:
         (n,) = struct.unpack("<Q", f.read(8))
         if n > MAX_HEADER or n + 8 > size:
             raise MalformedFile(
-                path,
-                f"header length {n} is impossible for a {size}-byte file (truncated or not safetensors)",
+                path, f"its header length is impossible for a {size}-byte file (truncated or not safetensors)"
             )
         raw = f.read(n)
     try:

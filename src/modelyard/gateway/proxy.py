@@ -19,7 +19,6 @@ from modelyard.errors import EngineError
 from modelyard.http_errors import error_response, sse_error
 
 log = logging.getLogger(__name__)
-JSON = {"Content-Type": "application/json"}
 
 
 class Unreachable(Exception):
@@ -44,14 +43,15 @@ async def forward(
     *,
     stream: bool,
     done: Callable[[], None],
-    content_type: str | None = None,
+    headers: dict[str, str],
+    content_type: str = "application/json",
 ) -> Response:
-    """POST ``body`` (JSON unless ``content_type`` says otherwise) to ``url``. ``done`` is called
+    """POST ``body`` (JSON unless ``content_type`` says otherwise) to ``url`` with ``headers``
+    (the engine's key). ``done`` is called
     exactly once, when the answer is finished (or failed, or the client went away): it frees the
     queue slot. Raises Unreachable when the engine did not take the request."""
-    headers = JSON if content_type is None else {"Content-Type": content_type}
     try:
-        upstream = await session.post(url, data=body, headers=headers)
+        upstream = await session.post(url, data=body, headers={**headers, "Content-Type": content_type})
     except aiohttp.ClientConnectionError as e:  # refused, reset, dropped: no answer began
         done()
         log.warning("engine at %s unreachable: %s", url, e)

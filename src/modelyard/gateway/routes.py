@@ -13,9 +13,10 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.routing import Route
 
+from modelyard.access.keys import OPEN, Caller
 from modelyard.backends.base import Backend
 from modelyard.catalog.records import Model
-from modelyard.errors import EngineError, ModelyardError, Unsupported
+from modelyard.errors import EngineError, ModelyardError, RequestTooLarge, Unsupported
 from modelyard.gateway.coalesce import Coalescer
 from modelyard.gateway.images import inline, local_image_parts
 from modelyard.gateway.protocol import (
@@ -31,7 +32,6 @@ from modelyard.gateway.protocol import (
     RerankRequest,
     VideoRequest,
 )
-from modelyard.gateway.proxy import JSON as JSON_HEADERS
 from modelyard.gateway.proxy import Unreachable, forward
 from modelyard.http_errors import error_response, invalid_body, response
 from modelyard.runtime.queue import ClientGone
@@ -46,11 +46,20 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
+def caller_of(request: Request) -> Caller:
+    caller: Caller = getattr(request.state, "caller", OPEN)
+    return caller
+
+
 @router.get("/models")
 def list_models(request: Request) -> ModelList:
+    """The models this caller may use."""
     runtime = runtime_of(request)
+    caller = caller_of(request)
     cards = []
     for m in runtime.library.models():
+        if not caller.may_use(m.name):
+            continue
         created = int(m.created_at.timestamp()) if m.created_at else 0
         loaded = runtime.is_loaded(m.name)
         cards.append(ModelCard(id=m.name, created=created, category=m.category, loaded=loaded))
@@ -164,7 +173,8 @@ async def _coalesced(
         queue, slot = await runtime.acquire(model, adapter, never_gone)
         try:
             merged = orjson.dumps({"model": model.name, "input": batch, **extras, "modelyard_tokens": True})
-            async with session.post(slot.url + path, data=merged, headers=JSON_HEADERS) as r:
+            headers = {**slot.headers, "Content-Type": "application/json"}
+            async with session.post(slot.url + path, data=merged, headers=headers) as r:
                 answer = await r.read()
                 return r.status, orjson.loads(answer) if r.status == 200 else answer
         except (aiohttp.ClientError, OSError) as e:
@@ -211,6 +221,38 @@ async def _serve(
 
 
 RETRIES = 2  # other tries when an instance does not take the connection (it just died)
+# No tokenizer puts more bytes than this in one token: a prompt of more bytes than this many
+# times the context cannot fit, and is refused before it waits for (and holds) an engine.
+TOKEN_BYTES = 256
+
+
+def _fits_context(raw: bytes, model: Model, n_ctx: int | None) -> None:
+    """Refuse, before it queues, a prompt far longer than the model's context. Cheap for the
+    usual request: the body is parsed only when it is that large."""
+    if not n_ctx or len(raw) <= n_ctx * TOKEN_BYTES:
+        return
+    text = _prompt_bytes(orjson.loads(raw))
+    if text > n_ctx * TOKEN_BYTES:
+        raise RequestTooLarge(
+            f"the prompt has at least {text // TOKEN_BYTES} tokens; {model.name!r} takes {n_ctx}",
+            hint="shorten it, or load the model with a larger n_ctx",
+        )
+
+
+def _prompt_bytes(body: Any) -> int:
+    """The bytes of a chat's or a completion's text (not its images)."""
+    if not isinstance(body, dict):
+        return 0
+    prompt = body.get("prompt")
+    pieces: list[Any] = [prompt] if isinstance(prompt, str) else prompt if isinstance(prompt, list) else []
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            pieces.append(content)
+        elif isinstance(content, list):
+            pieces += [part.get("text") for part in content if isinstance(part, dict)]
+    return sum(len(p.encode()) for p in pieces if isinstance(p, str))
 
 
 async def _route(
@@ -232,8 +274,11 @@ async def _route(
     runtime = runtime_of(request)
     try:
         model, adapter = runtime.library.resolve(name)
+        caller_of(request).check_model(model.name)
         backend = runtime.backends.for_model(model)
         _check(backend, model, endpoint, capability)
+        if endpoint in ("chat", "completions"):
+            _fits_context(raw, model, runtime.context_of(model))
         if coalesce and backend.merges_embeddings:
             parsed = orjson.loads(raw)
             texts = Coalescer.texts_of(parsed)
@@ -249,7 +294,8 @@ async def _route(
                     content,
                     stream=stream,
                     done=functools.partial(queue.release, slot),
-                    content_type=request.headers["content-type"] if form else None,
+                    headers=slot.headers,
+                    content_type=request.headers["content-type"] if form else "application/json",
                 )
             except Unreachable:
                 runtime.unreachable(model.name, slot)

@@ -22,9 +22,11 @@ from modelyard.catalog.records import Download
 from modelyard.config import Settings
 from modelyard.errors import DownloadActive, InvalidImport, InvalidInput, ModelyardError, NoSpace
 from modelyard.formats.detect import inspect_path
+from modelyard.formats.files import usable_path
 from modelyard.formats.inspection import ADAPTER
 from modelyard.hub.huggingface import HuggingFace
 from modelyard.hub.modelscope import ModelScope
+from modelyard.hub.network import reachable
 from modelyard.hub.ollama import Ollama
 from modelyard.hub.refs import Source, parse_ref
 from modelyard.hub.remote import Hub, RemoteFile, SearchHit, Snapshot
@@ -149,11 +151,14 @@ class Downloads:
         self, query: str, *, source: Source, category: str | None, gguf_only: bool, limit: int
     ) -> list[SearchHit]:
         hub = self.hub(source)
+        await asyncio.to_thread(reachable, hub.endpoint)
         return await asyncio.to_thread(hub.search, query, category=category, gguf_only=gguf_only, limit=limit)
 
     async def snapshot(self, ref_text: str, source: Source | None = None) -> Snapshot:
         ref = parse_ref(ref_text, source)
-        return await asyncio.to_thread(self.hub(ref.source).snapshot, ref.repo, ref.revision)
+        hub = self.hub(ref.source)
+        await asyncio.to_thread(reachable, hub.endpoint)
+        return await asyncio.to_thread(hub.snapshot, ref.repo, ref.revision)
 
     # -- jobs --------------------------------------------------------------------------------
 
@@ -162,7 +167,7 @@ class Downloads:
         folder = _chosen_folder(request.directory) if request.directory else None
         if request.base is not None:
             self.library.get(request.base)  # a missing base fails now, not after the download
-        snap = await asyncio.to_thread(self.hub(ref.source).snapshot, ref.repo, ref.revision)
+        snap = await self.snapshot(request.ref, request.source)
         exact = [p for p in request.files if not any(c in p for c in "*?[")]
         chosen = choose(
             snap,
@@ -435,7 +440,7 @@ def _repo_name(repo: str) -> str:
 
 def _chosen_folder(directory: str) -> Path:
     """A save folder the user picked: absolute, and a folder (made when missing) we may write in."""
-    folder = Path(directory).expanduser()
+    folder = usable_path(directory)
     if not folder.is_absolute():
         raise InvalidInput(f"the save folder must be an absolute path: {directory}", hint="e.g. /data/models")
     if folder.exists() and not folder.is_dir():

@@ -34,7 +34,7 @@ class Ollama:
     source = Source.OLLAMA
 
     def __init__(self, registry: str) -> None:
-        self.registry = registry.rstrip("/")
+        self.registry = self.endpoint = registry.rstrip("/")
 
     def headers(self, url: str) -> dict[str, str]:
         return {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Protocol
@@ -32,9 +33,15 @@ class RemoteFile:
         return cls(data["path"], data.get("size"), data["url"], data.get("sha256"), data.get("git_oid"))
 
 
+# What a hub may call a repo (org/name) and a revision (a commit, a branch, a tag): they become
+# folders under the models folder, so nothing else is taken from it.
+NAME_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
 @dataclass
 class Snapshot:
-    """One revision of a repo, pinned (a commit on Hugging Face)."""
+    """One revision of a repo, pinned (a commit on Hugging Face). The repo and revision are
+    checked as the hub gives them, before they touch a path."""
 
     source: Source
     repo: str
@@ -42,6 +49,16 @@ class Snapshot:
     files: list[RemoteFile]
     tags: list[str] = field(default_factory=list)
     task: str | None = None
+
+    def __post_init__(self) -> None:
+        parts = self.repo.split("/")
+        if len(parts) > 2 or not all(NAME_PART.match(p) and ".." not in p for p in parts):
+            raise UnsafePath(f"the hub named its repo {self.repo!r}: refused", hint="check the reference")
+        if not NAME_PART.match(self.revision) or ".." in self.revision:
+            raise UnsafePath(
+                f"the hub named a revision {self.revision!r}, which cannot be a folder: refused",
+                hint="ask for a commit or a plain branch name",
+            )
 
 
 @dataclass
@@ -60,6 +77,7 @@ class Hub(Protocol):
     """A source of models. The calls block: the caller runs them in a thread."""
 
     source: Source
+    endpoint: str  # where its API is
 
     def search(self, query: str, *, category: str | None, gguf_only: bool, limit: int) -> list[SearchHit]: ...
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,9 @@ from modelyard.errors import (
     ModelLoaded,
     ModelNotFound,
     ModelyardError,
-    PathNotFound,
 )
 from modelyard.formats.detect import inspect_path
+from modelyard.formats.files import kind_of, usable_path
 from modelyard.formats.gguf import shard_paths
 from modelyard.formats.inspection import ADAPTER, COMPONENT, Inspection
 from modelyard.formats.loaders import loaders_of
@@ -380,14 +381,18 @@ class Library:
         return backend, saved, settings.effective(model)
 
     def put_settings(self, name: str, options: dict[str, Any], *, merge: bool = True) -> Model:
-        model = self.get(name)
-        backend = settings.backend_of(model)
-        current = model.settings.options if model.settings and merge else {}
-        combined = {**current, **options}
-        combined = {k: v for k, v in combined.items() if v is not None}
-        parsed = settings.validate(model, combined)
-        saved = parsed.model_dump(include=set(combined))
-        return self.store.put_settings(name, ModelSettings(backend=backend, options=saved))
+        """Merge ``options`` into the saved ones (or replace them); None removes an option. Atomic:
+        settings saved at the same moment all stay."""
+
+        def change(model: Model) -> ModelSettings:
+            current = model.settings.options if model.settings and merge else {}
+            combined = {**current, **options}
+            combined = {k: v for k, v in combined.items() if v is not None}
+            parsed = settings.validate(model, combined)
+            saved = parsed.model_dump(include=set(combined))
+            return ModelSettings(backend=settings.backend_of(model), options=saved)
+
+        return self.store.change_settings(name, change)
 
 
 def _component_of(role: ComponentRole, insp: Inspection) -> Component:
@@ -398,10 +403,8 @@ def _component_of(role: ComponentRole, insp: Inspection) -> Component:
 
 
 def inspect_root(root: str) -> Path:
-    path = Path(root).expanduser()
-    if not path.exists():
-        raise PathNotFound(path)
-    if not path.is_dir():
+    path = usable_path(root)
+    if not stat.S_ISDIR(kind_of(path).st_mode):
         raise InvalidImport(f"{path} is a file", hint="scan takes a folder; `modelyard import` takes a file")
     return Path(os.path.abspath(path))
 

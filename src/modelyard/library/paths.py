@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelyard.errors import PathNotFound
+from modelyard.formats.files import usable_path
 
 MODEL_SUFFIXES = (".gguf", ".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".sft")
 LIMIT = 200
@@ -24,6 +25,7 @@ class Entry:
 def complete(prefix: str, *, limit: int = LIMIT) -> list[Entry]:
     """The entries of the folder `prefix` names (when it ends with /) or of its parent whose names
     start with its last part; folders first, hidden entries only when asked for by a leading dot."""
+    usable_path(prefix or "/")  # a NUL byte or an impossible length: a clear error
     text = os.path.expanduser(prefix or "/")
     if not os.path.isabs(text):
         text = os.path.join(Path.home(), text)

@@ -5,6 +5,7 @@ checked by its pydantic model (requests.py); errors answer in modelyard's one er
 from __future__ import annotations
 
 import base64
+import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from modelyard.errors import ModelyardError
+from modelyard.errors import ModelyardError, Unauthenticated
 from modelyard.http_errors import error_response, internal_body, invalid_body, response
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,11 @@ def build_app(
     routes: dict[str, Endpoint],
     info: dict[str, Any],
     stats: Callable[[], dict[str, Any]] = dict,
+    key: str | None = None,
 ) -> Starlette:
     """``routes`` maps paths (/v1/embeddings, ...) to endpoints. /health also reports
-    ``stats()`` (how many batches ran, ...)."""
+    ``stats()`` (how many batches ran, ...). With ``key``, every route but /health wants it
+    (``Authorization: Bearer KEY``): only the gateway has it."""
 
     async def health(_request: Request) -> Response:
         return _json({"status": "ok", "model": name, **info, "stats": stats()})
@@ -49,8 +52,22 @@ def build_app(
         card = {"id": name, "object": "model", "owned_by": "modelyard", **info}
         return _json({"object": "list", "data": [card]})
 
-    table = [Route("/health", health), Route("/v1/models", models)]
-    table += [Route(path, _route(endpoint, name), methods=["POST"]) for path, endpoint in routes.items()]
+    wanted = f"Bearer {key}" if key else None
+
+    def keyed(serve: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        if wanted is None:
+            return serve
+
+        async def checked(request: Request) -> Response:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), wanted.encode()):
+                return error_response(Unauthenticated("this engine answers the modelyard gateway only"))
+            return await serve(request)
+
+        return checked
+
+    table = [Route("/health", health), Route("/v1/models", keyed(models))]
+    table += [Route(path, keyed(_route(e, name)), methods=["POST"]) for path, e in routes.items()]
     return Starlette(routes=table)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.errors import ModelyardError
-from modelyard.runners import requests
+from modelyard.runners import ENGINE_KEY, requests
 from modelyard.runners.app import Endpoint
 
 TASKS = ("embed", "rerank", "classify", "generate", "vision", "image")
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from modelyard.runners.app import build_app
 
-    app = build_app(args.name, routes, info, stats)
+    app = build_app(args.name, routes, info, stats, key=os.environ.pop(ENGINE_KEY, None))
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
 
 

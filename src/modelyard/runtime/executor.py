@@ -48,6 +48,7 @@ class Launch:
     spec: EngineSpec
     placement: Placement
     env: dict[str, str] = field(default_factory=dict)  # the deployment's own variables
+    key: str | None = None  # the engine's API key, given through spec.key_env
 
 
 @dataclass(frozen=True)

@@ -39,17 +39,17 @@ PASSED_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "HIP_", "ROCR_", "HSA_", "GGML_", 
 PR_SET_PDEATHSIG = 1
 
 
-def engine_env(
-    backend: dict[str, str], deployment: dict[str, str], gpus: tuple[int, ...], owner: str, start: str
-) -> dict[str, str]:
+def engine_env(launch: Launch, owner: str) -> dict[str, str]:
     """The environment an engine starts with."""
     env = {k: v for k, v in os.environ.items() if k in PASSED or k.startswith(PASSED_PREFIXES)}
-    env.update(backend)
-    if gpus:
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
-    env.update(deployment)
+    env.update(launch.spec.env)
+    if launch.placement.gpus:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in launch.placement.gpus)
+    env.update(launch.env)
+    if launch.spec.key_env and launch.key:
+        env[launch.spec.key_env] = launch.key
     env[OWNER_VAR] = owner
-    env[START_VAR] = start
+    env[START_VAR] = f"{launch.instance}.{launch.start}"
     return env
 
 
@@ -90,13 +90,20 @@ def free_port(host: str) -> int:
 
 class LocalEngine:
     def __init__(
-        self, popen: subprocess.Popen[bytes], url: str, health: str, log: LogRef, http: httpx.AsyncClient
+        self,
+        popen: subprocess.Popen[bytes],
+        url: str,
+        health: str,
+        log: LogRef,
+        http: httpx.AsyncClient,
+        auth: dict[str, str],
     ) -> None:
         self._popen = popen
         self._url = url
         self._health = url + health
         self._log = log
         self._http = http
+        self._auth = auth  # some engines' health endpoints want the key too
         self._watched: dict[int, psutil.Process] = {}
         loop = asyncio.get_running_loop()
         self._exit: asyncio.Future[int] = loop.create_future()
@@ -132,7 +139,7 @@ class LocalEngine:
 
     async def healthy(self) -> bool:
         try:
-            return (await self._http.get(self._health)).status_code == 200
+            return (await self._http.get(self._health, headers=self._auth)).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -222,9 +229,7 @@ class LocalExecutor:
         folder = self.run / f"{launch.instance}.{launch.start}"
         ref = LogRef(self.node, launch.instance, launch.start)
         argv = fill(spec.argv, self.host, port, folder)
-        env = engine_env(
-            spec.env, launch.env, launch.placement.gpus, self.owner, f"{launch.instance}.{launch.start}"
-        )
+        env = engine_env(launch, self.owner)
 
         def prepare() -> None:
             folder.mkdir(parents=True, exist_ok=True)
@@ -249,7 +254,8 @@ class LocalExecutor:
                 start_new_session=True,  # its own process group: stop() reaches its children
                 preexec_fn=self._preexec,
             )
-        return LocalEngine(popen, f"http://{self.host}:{port}", spec.health_path, ref, self._http)
+        auth = {"Authorization": f"Bearer {launch.key}"} if launch.key else {}
+        return LocalEngine(popen, f"http://{self.host}:{port}", spec.health_path, ref, self._http, auth)
 
     async def read_log(self, ref: LogRef, offset: int = 0, limit: int = 1 << 20) -> bytes | None:
         path = self.log_path(ref)

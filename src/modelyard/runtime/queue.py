@@ -34,6 +34,7 @@ class Slot:
     url: str
     capacity: int
     adapter: str | None = None  # the LoRA the instance was started with
+    headers: dict[str, str] = field(default_factory=dict)  # what requests to it carry: its key
     in_flight: int = 0
     draining: bool = False
 

@@ -178,6 +178,15 @@ class Runtime:
     def instances(self) -> list[Instance]:
         return self.store.instances()
 
+    def context_of(self, model: Model) -> int | None:
+        """The context a request to ``model`` gets: the loaded deployment's, else its settings'
+        (n_ctx 0: the model's own)."""
+        running = self.running.get(model.name)
+        if running is not None:
+            return getattr(running.options, "n_ctx", None) or model.context_length
+        saved = model.settings.options.get("n_ctx") if model.settings else None
+        return saved or model.context_length
+
     def adapter_of(self, instance_id: int) -> str | None:
         live = self.live(instance_id)
         return live.adapter if live else None

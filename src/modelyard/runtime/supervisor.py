@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -103,9 +104,10 @@ class Supervisor:
         queue.fail(None, live.adapter)  # a new try: newcomers wait for it
         live.starts += 1
         self._set(live, State.STARTING, starts=live.starts, error=None, node=live.placement.node, url=None)
+        key = secrets.token_urlsafe(24) if spec.key_env else None
         try:
             engine = await rt.executor.launch(
-                Launch(live.id, live.starts, spec, live.placement, running.deployment.env)
+                Launch(live.id, live.starts, spec, live.placement, running.deployment.env, key)
             )
         except OSError as e:
             raise EngineError(f"the engine of {live.model!r} could not be started: {e}") from e
@@ -114,7 +116,8 @@ class Supervisor:
         await self._healthy(live, engine)
         live.ready_at = rt.clock.now()
         self._set(live, State.RUNNING)
-        queue.set_slot(Slot(instance_id=live.id, url=engine.url, capacity=spec.slots, adapter=live.adapter))
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        queue.set_slot(Slot(live.id, engine.url, spec.slots, live.adapter, headers))
         if not live.ready.done():
             live.ready.set_result(None)
 

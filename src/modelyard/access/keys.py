@@ -1,0 +1,172 @@
+"""API keys: made once (the secret is shown then and never again), kept as a sha256 digest,
+checked on every request.
+
+Two scopes: ``inference`` reaches the OpenAI-compatible gateway (/v1), optionally only for some
+models (globs of names); ``admin`` reaches everything, the management API and the web UI too.
+A server with no key at all is open (on loopback only: see network.py); once one key exists,
+every request needs one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from fnmatch import fnmatchcase
+
+from modelyard.catalog.records import ApiKey
+from modelyard.catalog.store import Store
+from modelyard.errors import InvalidInput, ScopeDenied, Unauthenticated
+from modelyard.library.naming import check_name
+
+PREFIX = "my-"  # every secret starts so: easy to spot in a leaked file
+SHOWN = 10  # characters of a secret kept to tell keys apart
+REMEMBER = 5.0  # seconds a checked key (or a refused secret) is trusted without the catalog
+USE_EVERY = 60.0  # seconds between two records of a key's last use
+
+
+class Scope(StrEnum):
+    ADMIN = "admin"
+    INFERENCE = "inference"
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_secret() -> str:
+    return PREFIX + secrets.token_urlsafe(32)
+
+
+DURATION = re.compile(r"^(\d+)([hdw])$")
+
+
+def expiry(text: str | None, now: datetime) -> datetime | None:
+    """When a key given ``--expires TEXT`` expires: ``30d``, ``12h``, ``2w``, a date
+    (``2027-01-31``) or a time in ISO 8601; None or ``never``: it does not."""
+    if text is None or text == "never":
+        return None
+    m = DURATION.match(text)
+    if m:
+        amount, unit = int(m.group(1)), m.group(2)
+        return now + timedelta(hours=amount * {"h": 1, "d": 24, "w": 24 * 7}[unit])
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(
+            f"{text!r} is not a time", hint="use a duration (12h, 30d, 2w), a date (2027-01-31) or never"
+        ) from None
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    if at <= now:
+        raise InvalidInput(f"{text} is already past", hint="give a time to come")
+    return at
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: a key, or nobody on an open server (which may do everything)."""
+
+    key: ApiKey | None = None
+
+    @property
+    def name(self) -> str:
+        return self.key.name if self.key else "the local user"
+
+    @property
+    def admin(self) -> bool:
+        return self.key is None or self.key.scope == Scope.ADMIN
+
+    def may_use(self, model: str) -> bool:
+        """Whether this caller may send requests to ``model`` (a model's own name)."""
+        if self.key is None or not self.key.models:
+            return True
+        return any(fnmatchcase(model, glob) for glob in self.key.models)
+
+    def check_model(self, model: str) -> None:
+        if not self.may_use(model):
+            assert self.key is not None
+            raise ScopeDenied(
+                f"the key {self.key.name!r} may not use {model!r}",
+                hint=f"it reaches the models {', '.join(self.key.models)}",
+            )
+
+
+OPEN = Caller()
+
+
+class Keys:
+    """The keys of one catalog, with what was checked remembered for a few seconds: a key made or
+    removed by `modelyard keys` (another process) counts within REMEMBER seconds."""
+
+    def __init__(self, store: Store, *, now: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self._now = now
+        self._checked: dict[str, tuple[float, ApiKey | None]] = {}
+        self._any: tuple[float, bool] | None = None
+        self._used: dict[str, float] = {}
+
+    def create(
+        self,
+        name: str,
+        scope: str = Scope.INFERENCE,
+        models: list[str] | None = None,
+        expires: str | None = None,
+    ) -> tuple[ApiKey, str]:
+        """A new key and its secret, which is not kept: the caller shows it once."""
+        check_name(name, "key")
+        if scope not in tuple(Scope):
+            raise InvalidInput(f"unknown scope {scope!r}", hint="admin or inference")
+        globs = [g for g in models or [] if g]
+        secret = new_secret()
+        key = ApiKey(
+            name=name,
+            prefix=secret[:SHOWN],
+            digest=digest(secret),
+            scope=scope,
+            models=globs,
+            expires_at=expiry(expires, datetime.now(UTC)),
+        )
+        key = self.store.add_key(key)
+        self._any = None
+        return key, secret
+
+    def list(self) -> list[ApiKey]:
+        return self.store.keys()
+
+    def remove(self, name: str) -> None:
+        self.store.delete_key(name)
+        self._checked.clear()
+        self._any = None
+
+    def required(self) -> bool:
+        """Whether requests need a key: once any key exists."""
+        now = self._now()
+        if self._any is None or now - self._any[0] > REMEMBER:
+            self._any = (now, self.store.count_keys() > 0)
+        return self._any[1]
+
+    def authenticate(self, secret: str | None) -> Caller:
+        """The caller a secret names; Unauthenticated when it names no live key."""
+        if not secret:
+            raise Unauthenticated()
+        hashed = digest(secret)
+        now = self._now()
+        seen = self._checked.get(hashed)
+        if seen is None or now - seen[0] > REMEMBER:
+            if len(self._checked) > 10_000:  # bounded, whatever a client sends
+                self._checked.clear()
+            seen = self._checked[hashed] = (now, self.store.key_by_digest(hashed))
+        key = seen[1]
+        if key is None:
+            raise Unauthenticated("this API key is not known here (removed, or mistyped)")
+        if key.expires_at is not None and key.expires_at <= datetime.now(UTC):
+            raise Unauthenticated(f"the API key {key.name!r} expired on {key.expires_at:%Y-%m-%d %H:%M} UTC")
+        if now - self._used.get(hashed, -USE_EVERY) >= USE_EVERY:
+            self._used[hashed] = now
+            self.store.key_used(hashed, datetime.now(UTC))
+        return Caller(key)

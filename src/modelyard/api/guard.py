@@ -1,0 +1,139 @@
+"""The guard every HTTP request passes before a route (a bare ASGI middleware: it is on the
+gateway's hot path).
+
+1. On a loopback address, only loopback Host names are answered (DNS rebinding).
+2. A state-changing request from a web page must come from the server's own origin, or one
+   listed in MODELYARD_CORS_ORIGINS (cross-site requests).
+3. Once any API key exists, /api and /v1 need one (``Authorization: Bearer KEY``, or
+   ``X-Api-Key``); /api takes admin keys only. /api/health, the web UI's files and the API docs
+   stay open. The caller goes to the route as ``request.state.caller``.
+4. A body must be JSON (multipart for image edits) and no larger than MODELYARD_MAX_BODY.
+
+Refusals answer in the one error shape (http_errors.py).
+"""
+
+from __future__ import annotations
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from modelyard.access.keys import OPEN, Caller, Keys
+from modelyard.access.network import host_name, is_loopback
+from modelyard.config import Settings
+from modelyard.errors import (
+    InvalidRequest,
+    ModelyardError,
+    RequestRefused,
+    RequestTooLarge,
+    ScopeDenied,
+    Unauthenticated,
+    UnsupportedMediaType,
+)
+from modelyard.http_errors import error_response
+
+PUBLIC = frozenset({"/api/health"})
+SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+MULTIPART = frozenset({"/v1/images/edits"})
+
+
+def _protected(path: str) -> bool:
+    return (path.startswith(("/api/", "/v1/")) or path in ("/api", "/v1")) and path not in PUBLIC
+
+
+def secret_of(headers: Headers) -> str | None:
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" else None
+    return headers.get("x-api-key")
+
+
+class Guard:
+    def __init__(self, app: ASGIApp, *, settings: Settings, keys: Keys) -> None:
+        self.app = app
+        self.keys = keys
+        self.loopback = is_loopback(settings.host)
+        self.origins = frozenset(o.rstrip("/") for o in settings.cors_origins)
+        self.max_body = settings.max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            receive = self._admit(scope, receive)
+        except ModelyardError as e:
+            response = error_response(e, openai=scope["path"].startswith("/v1/"))
+            if isinstance(e, Unauthenticated):
+                response.headers["WWW-Authenticate"] = "Bearer"
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _admit(self, scope: Scope, receive: Receive) -> Receive:
+        headers = Headers(scope=scope)
+        path, method = scope["path"], scope["method"]
+        host = headers.get("host")
+        if self.loopback and host and not is_loopback(host_name(host)):
+            raise RequestRefused(
+                f"the Host {host!r} is not this server",
+                hint="on a loopback address modelyard answers localhost, 127.0.0.1 and [::1] only; "
+                "to serve others, listen on their network (MODELYARD_HOST) with an API key",
+            )
+        origin = headers.get("origin")
+        if origin is not None and method not in SAFE:
+            own = {f"http://{host}", f"https://{host}"} if host else set()
+            if origin not in own and origin.rstrip("/") not in self.origins:
+                raise RequestRefused(
+                    f"a request from the web page at {origin} was refused",
+                    hint="modelyard takes changes from its own pages only; list other origins in "
+                    "MODELYARD_CORS_ORIGINS",
+                )
+        caller: Caller = OPEN
+        if _protected(path) and self.keys.required():
+            caller = self.keys.authenticate(secret_of(headers))
+            if path.startswith("/api") and not caller.admin:
+                raise ScopeDenied(
+                    f"the key {caller.name!r} is an inference key: it reaches /v1 only",
+                    hint="use an admin key for /api and the web UI",
+                )
+        scope.setdefault("state", {})["caller"] = caller
+        if method in SAFE:
+            return receive
+        return self._body(path, headers, receive)
+
+    def _body(self, path: str, headers: Headers, receive: Receive) -> Receive:
+        length = headers.get("content-length")
+        try:
+            size = int(length) if length is not None else None
+        except ValueError:
+            raise InvalidRequest("the Content-Length header is not a number") from None
+        if size is not None and size > self.max_body:
+            raise self._too_large(size)
+        if not size and "transfer-encoding" not in headers:
+            return receive  # no body
+        kind = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if kind != "application/json" and not (kind == "multipart/form-data" and path in MULTIPART):
+            raise UnsupportedMediaType(
+                f"the body is {kind or 'untyped'}: send JSON (Content-Type: application/json)"
+                + (", or a multipart form" if path in MULTIPART else "")
+            )
+        if size is not None:
+            return receive  # the server reads no more than Content-Length says
+        counted = 0
+
+        async def counting() -> Message:  # a chunked body: stop it at the limit as it comes
+            nonlocal counted
+            message = await receive()
+            counted += len(message.get("body", b""))
+            if counted > self.max_body:
+                raise self._too_large(counted)
+            return message
+
+        return counting
+
+    def _too_large(self, size: int) -> RequestTooLarge:
+        return RequestTooLarge(
+            f"the body has {size} bytes or more; this server takes {self.max_body} at most",
+            hint="MODELYARD_MAX_BODY sets the limit",
+        )

@@ -1,0 +1,75 @@
+"""Routes of the API keys (admin keys only, like all of /api): list, create (the secret is in
+this one answer and nowhere else), remove."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from modelyard.access.keys import Keys, Scope
+from modelyard.catalog.records import ApiKey
+from modelyard.http_errors import ErrorBody
+
+log = logging.getLogger(__name__)
+router = APIRouter(
+    prefix="/api/keys", tags=["keys"], responses={c: {"model": ErrorBody} for c in (400, 401, 403, 404, 409)}
+)
+
+
+class KeyIn(BaseModel):
+    name: str
+    scope: Scope = Scope.INFERENCE
+    models: list[str] = Field(default_factory=list, description="globs of model names; none: every model")
+    expires: str | None = Field(None, description="12h, 30d, 2w, a date, or never")
+
+
+class KeyOut(BaseModel):
+    name: str
+    prefix: str = Field(description="the secret's first characters")
+    scope: Scope
+    models: list[str]
+    expires_at: datetime | None
+    created_at: datetime | None
+    last_used_at: datetime | None
+
+    @classmethod
+    def of(cls, k: ApiKey) -> KeyOut:
+        return cls(
+            name=k.name,
+            prefix=k.prefix,
+            scope=Scope(k.scope),
+            models=k.models,
+            expires_at=k.expires_at,
+            created_at=k.created_at,
+            last_used_at=k.last_used_at,
+        )
+
+
+class NewKeyOut(KeyOut):
+    secret: str = Field(description="shown this once: it is not kept")
+
+
+def keys_of(request: Request) -> Keys:
+    keys: Keys = request.app.state.keys
+    return keys
+
+
+@router.get("")
+def list_keys(request: Request) -> list[KeyOut]:
+    return [KeyOut.of(k) for k in keys_of(request).list()]
+
+
+@router.post("", status_code=201)
+def create_key(request: Request, body: KeyIn) -> NewKeyOut:
+    key, secret = keys_of(request).create(body.name, body.scope, body.models, body.expires)
+    log.warning("%s created the %s key %r", request.state.caller.name, key.scope, key.name)
+    return NewKeyOut(**KeyOut.of(key).model_dump(), secret=secret)
+
+
+@router.delete("/{name}", status_code=204)
+def remove_key(request: Request, name: str) -> None:
+    keys_of(request).remove(name)
+    log.warning("%s removed the key %r", request.state.caller.name, name)

@@ -1,0 +1,96 @@
+"""`modelyard keys`: API keys. They are made in the catalog itself, on the server's machine (the
+first key cannot be asked of a server that needs one); a running server sees them within seconds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.table import Table
+
+from modelyard.access.keys import Keys, Scope
+from modelyard.catalog.store import Store
+from modelyard.cli.common import friendly
+from modelyard.cli.render import console, err_console, print_json
+from modelyard.config import Settings
+
+app = typer.Typer(help="API keys for /v1 and /api.", no_args_is_help=True)
+
+
+@contextmanager
+def catalog() -> Iterator[Keys]:
+    settings = Settings()
+    settings.ensure_home()
+    store = Store(settings.catalog_url)
+    try:
+        yield Keys(store)
+    finally:
+        store.close()
+
+
+@app.command("create")
+@friendly
+def create(
+    name: str = typer.Argument(..., help="what the key is for: a person, an app"),
+    scope: Scope = typer.Option(Scope.INFERENCE, "--scope", help="inference: /v1 only; admin: everything"),
+    models: list[str] = typer.Option([], "--models", "-m", help="model names or globs it may use (/v1)"),
+    expires: str | None = typer.Option(None, "--expires", help="12h, 30d, 2w, a date, or never"),
+) -> None:
+    """Make a key. Its secret is printed once, here: it is not kept anywhere."""
+    with catalog() as keys:
+        key, secret = keys.create(name, scope, models, expires)
+    err_console.print(
+        f"[bold]{key.name}[/] ({key.scope}) made; its secret, shown this once:", highlight=False
+    )
+    print(secret)
+    if key.scope == Scope.ADMIN:
+        err_console.print("clients send `Authorization: Bearer <secret>`; the CLI reads MODELYARD_API_KEY")
+
+
+@app.command("ls")
+@friendly
+def ls(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the keys (never their secrets)."""
+    with catalog() as keys:
+        listed = keys.list()
+    if as_json:
+        print_json(
+            [
+                {
+                    "name": k.name,
+                    "prefix": k.prefix,
+                    "scope": k.scope,
+                    "models": k.models,
+                    "expires_at": k.expires_at.isoformat() if k.expires_at else None,
+                    "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
+                }
+                for k in listed
+            ]
+        )
+        return
+    if not listed:
+        console.print("no API key: the server is open on loopback. `modelyard keys create NAME`")
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 2, 0, 0))
+    for col in ("NAME", "SECRET", "SCOPE", "MODELS", "EXPIRES", "LAST USED"):
+        table.add_column(col, overflow="fold")
+    for k in listed:
+        table.add_row(
+            k.name,
+            f"{k.prefix}…",
+            k.scope,
+            ", ".join(k.models) or "all",
+            f"{k.expires_at:%Y-%m-%d %H:%M}" if k.expires_at else "never",
+            f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never",
+        )
+    console.print(table)
+
+
+@app.command("rm")
+@friendly
+def rm(name: str = typer.Argument(...)) -> None:
+    """Remove a key: requests with it are refused within seconds."""
+    with catalog() as keys:
+        keys.remove(name)
+    console.print(f"removed the key {name}", highlight=False)
