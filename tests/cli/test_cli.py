@@ -98,3 +98,56 @@ def test_inspect_works_without_server(monkeypatch: pytest.MonkeyPatch, gemma: Pa
     monkeypatch.setenv("MODELYARD_URL", f"http://127.0.0.1:{free_port()}")
     out = json.loads(CliRunner().invoke(app, ["inspect", str(gemma), "--json"]).output)
     assert (out["architecture"], out["quantization"], out["context_length"]) == ("gemma3", "Q4_K_M", 32768)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "said"),
+    [
+        ("http://127.0.0.1:1", "cannot connect to 127.0.0.1:1"),
+        ("http://no-such-hub.invalid", "cannot resolve"),
+    ],
+)
+def test_an_unreachable_hub_is_said_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, endpoint: str, said: str
+) -> None:
+    """No network, or a wrong endpoint: the hub's own client would retry for minutes."""
+    import time
+
+    from conftest import serve
+
+    with serve(tmp_path / "home", hf_endpoint=endpoint) as server:
+        monkeypatch.setenv("MODELYARD_URL", server.url)
+        for args in (["search", "qwen3", "--gguf"], ["files", "org/model"], ["pull", "org/model", "-d"]):
+            start = time.monotonic()
+            out = run(CliRunner(), *args, code=1)
+            assert time.monotonic() - start < 5, args
+            assert said in out
+            assert "check the network" in out
+
+
+def test_ps_fits_the_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 80 columns the least useful columns go, a long name wraps, and no state, id or pid is
+    cut short; --json keeps everything."""
+    import builders as b
+    from conftest import serve
+
+    name = "a-rather-long-model-name-for-an-eighty-column-terminal"
+    (path,) = b.write_llama_gguf(tmp_path / f"{name}.gguf", chat_template=b.CHAT_TEMPLATE)
+    with serve(tmp_path / "home") as server:
+        server.http.post("/api/models", json={"path": str(path)}).raise_for_status()
+        server.http.post(f"/api/models/{name}/load", json={}).raise_for_status()
+        (inst,) = server.http.get("/api/instances").json()
+        monkeypatch.setenv("MODELYARD_URL", server.url)
+        for columns in ("80", "60"):
+            monkeypatch.setenv("COLUMNS", columns)
+            table = run(CliRunner(), "ps")
+            lines = table.splitlines()
+            assert all(len(line) <= int(columns) for line in lines), table
+            assert "…" not in table
+            cells = lines[1].split()
+            for value in (str(inst["id"]), "running", str(inst["pid"]), "0"):
+                assert value in cells, (value, table)
+        monkeypatch.setenv("COLUMNS", "80")
+        (listed,) = json.loads(run(CliRunner(), "ps", "--json"))
+        assert listed["url"] == inst["url"]
+        assert listed["model"] == name

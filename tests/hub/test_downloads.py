@@ -239,6 +239,31 @@ def test_bad_requests_get_clear_errors_and_the_server_stays_up(
     assert http.get("/api/health").status_code == 200
 
 
+def test_names_a_hub_gives_are_checked_before_they_touch_a_path(
+    server: RunningServer, hub: FakeHub, ggufs: dict[str, bytes], tmp_path: Path
+) -> None:
+    home = server.app.state.settings.home
+    hub.add_hf("org/bad-rev", {"m-F32.gguf": ggufs["f32"]}, sha="../../../../../tmp/escaped")
+    hub.add_hf("org/bad-id", {"m-F32.gguf": ggufs["f32"]}).id = "org/../../../escaped"
+    for ref, said in (("org/bad-rev", "revision"), ("org/bad-id", "repo")):
+        r = server.http.post("/api/downloads", json={"ref": ref})
+        assert r.status_code == 400, r.text
+        error = r.json()["error"]
+        assert error["code"] == "unsafe_path"
+        assert f"the hub named {'a' if said == 'revision' else 'its'} {said}" in error["message"]
+        files = server.http.get("/api/hub/files", params={"ref": ref})
+        assert files.json()["error"]["code"] == "unsafe_path"
+    assert server.http.get("/api/downloads").json() == []
+    assert not (home.parent / "escaped").exists()
+    assert not Path("/tmp/escaped").exists()
+    # a save folder that no file system could hold is refused before the hub is asked
+    asked = len(hub.requests)
+    nul = server.http.post("/api/downloads", json={"ref": "org/bad-rev", "directory": f"{tmp_path}/a\u0000b"})
+    assert nul.status_code == 400
+    assert "NUL" in nul.json()["error"]["message"]
+    assert len(hub.requests) == asked
+
+
 def test_a_download_survives_a_kill_9_of_the_server(tmp_path: Path, hub: FakeHub) -> None:
     data = os.urandom(12 * MiB)
     hub.add_hf("org/big", {"big.gguf": data})

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 import builders as b
 from browser import Shots
-from conftest import RunningServer
+from conftest import RunningServer, serve
 from fakehub import FakeHub
 
 
@@ -362,3 +362,36 @@ def test_playground_embeddings_rerank_classify_and_images(
     page.get_by_role("tab", name="Classification").click()
     expect(page.get_by_role("row").filter(has_text="tiny-sentiment")).to_have_count(1)
     shots("library-classification")
+
+
+def test_sign_in_with_an_admin_key(browser: Browser, tmp_path: Path) -> None:
+    """A server with API keys: the page asks for one, refuses an inference key, keeps an admin key
+    for the tab (the monitor's stream carries it too), and forgets it on sign-out."""
+    from api.test_security import make_keys
+
+    home = tmp_path / "home"
+    secrets = make_keys(home, ("admin", "admin", []), ("app", "inference", []))
+    with serve(home, host="0.0.0.0", monitor_interval=0.5) as keyed:
+        context = browser.new_context(base_url=keyed.url, viewport={"width": 1360, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        shots = Shots(page, "test_sign_in_with_an_admin_key")
+        try:
+            page.goto("/")
+            expect(page.get_by_role("heading", name="This modelyard server needs an API key")).to_be_visible()
+            shots("sign-in")
+            page.get_by_label("API key").fill(secrets["app"])
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_role("alert")).to_contain_text("the web UI needs an admin key")
+            page.get_by_label("API key").fill(secrets["admin"])
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_text("No chat models yet")).to_be_visible()
+            expect(page.get_by_test_id("ring-cpu")).to_contain_text("CPU")  # the stream, with the key
+            page.reload()
+            expect(page.get_by_text("No chat models yet")).to_be_visible()  # kept for this tab
+            shots("signed-in")
+            page.get_by_role("button", name="Sign out").click()
+            expect(page.get_by_role("heading", name="This modelyard server needs an API key")).to_be_visible()
+        finally:
+            shots("end")
+            context.close()

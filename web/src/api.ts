@@ -66,6 +66,19 @@ export function onKeyChange(f: Listener): () => void {
   return () => keyListeners.delete(f);
 }
 
+/** Whether ``key`` opens the management API (an admin key), without keeping it: ApiError if not. */
+export async function checkKey(key: string): Promise<void> {
+  const res = await fetch("/api/models", { headers: { Authorization: `Bearer ${key}` } });
+  if (res.ok) return;
+  let detail: Partial<ErrorDetail> = {};
+  try {
+    detail = ((await res.json()) as { error?: Partial<ErrorDetail> }).error ?? {};
+  } catch {
+    // not JSON: the status says enough
+  }
+  throw new ApiError(res.status, detail.code ?? "http_error", detail.message ?? res.statusText, detail.hint ?? null);
+}
+
 function authorised(headers: Record<string, string> = {}): Record<string, string> {
   const key = apiKey();
   return key ? { ...headers, Authorization: `Bearer ${key}` } : headers;

@@ -62,8 +62,8 @@ def ps(as_json: bool = typer.Option(False, "--json")) -> None:
         Column("STATE"),
         Column("URL", drop=1),
         Column("PID"),
-        Column("MEMORY", drop=2),
-        Column("CPU", drop=3),
+        Column("MEMORY", drop=3),
+        Column("CPU", drop=2),
         Column("RESTARTS"),
     ]
     rows = [

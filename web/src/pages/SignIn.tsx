@@ -1,5 +1,5 @@
 import { useState } from "preact/hooks";
-import { api, ApiError, setApiKey } from "../api";
+import { ApiError, checkKey, setApiKey } from "../api";
 
 /** The server needs an API key: ask for an admin key, check it, keep it for this browser session. */
 export function SignIn() {
@@ -9,12 +9,11 @@ export function SignIn() {
   const submit = async () => {
     setBusy(true);
     setError(null);
-    setApiKey(key.trim());
     try {
-      await api.models();
+      await checkKey(key.trim());
+      setApiKey(key.trim());
       location.reload(); // every page starts again with the key
     } catch (e) {
-      setApiKey(null);
       const refused = e instanceof ApiError && e.status === 403;
       setError(refused ? "This key reaches /v1 only: the web UI needs an admin key." : e instanceof ApiError ? e.message : String(e));
       setBusy(false);

@@ -1,0 +1,91 @@
+"""Fuzzing, the long run: the GGUF and safetensors readers on damaged files, and every route of
+/api and /v1 with arbitrary bodies through the whole app (the strategies of tests/fuzzing.py,
+which CI runs a few hundred times each).
+
+    .venv/bin/python bench/fuzz.py [--cases 100000]
+
+Goal: no 500, no hang (2 s per file), bounded memory (256 MiB per file read; the process's peak
+is printed). The last line counts the cases and the failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from fuzzing import answered_cleanly, cuts, edits, endpoints, mutate, requests, sample, sandbox, survives
+from modelyard.formats.gguf import read_gguf
+from modelyard.formats.safetensors import read_safetensors
+
+
+def run(name: str, cases: int, test: object) -> int:
+    """Run a hypothesis test for ``cases`` examples; the failures it found (0 or 1: it stops)."""
+    start = time.perf_counter()
+    configured = settings(
+        max_examples=cases,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+        derandomize=False,
+    )
+    failed = 0
+    try:
+        configured(test)()  # type: ignore[operator]
+    except Exception as e:
+        failed = 1
+        print(f"{name}: FAILED: {e}")
+    print(f"{name:<22} {cases:>8} cases in {time.perf_counter() - start:7.1f} s")
+    return failed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cases", type=int, default=100_000)
+    cases = parser.parse_args().cases
+    failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+
+        @given(edits=edits, cut=cuts)
+        def gguf(edits: list[tuple[int, int]], cut: int | None) -> None:
+            path = folder / "f.gguf"
+            path.write_bytes(mutate(sample("gguf"), [(p % 4096, v) for p, v in edits], cut))
+            survives(read_gguf, path)
+
+        @given(edits=edits, cut=cuts)
+        def safetensors(edits: list[tuple[int, int]], cut: int | None) -> None:
+            path = folder / "f.safetensors"
+            path.write_bytes(mutate(sample("safetensors"), edits, cut))
+            survives(read_safetensors, path)
+
+        failures += run("GGUF reader", cases, gguf)
+        failures += run("safetensors reader", cases, safetensors)
+        statuses: collections.Counter[int] = collections.Counter()
+        with sandbox(folder / "home") as client:
+            every = endpoints(client.app)
+            for surface in ("/api", "/v1"):
+                routes = [e for e in every if e.path.startswith(surface)]
+
+                @given(request=requests(routes), _=st.just(surface))
+                def http(request: tuple[object, str, bytes], _: str) -> None:
+                    route, path, body = request
+                    statuses[answered_cleanly(client, route.method, path, body).status_code] += 1  # type: ignore[attr-defined]
+
+                failures += run(f"{surface} routes ({len(routes)})", cases, http)
+    print(f"answers: {dict(sorted(statuses.items()))}")
+    print(f"peak memory of the process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(f"cases: {4 * cases} ({cases} per target, 4 targets); failures: {failures}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,299 @@
+"""Safe on a network: API keys and their scopes on every route, refusing to listen on the network
+without a key, Host and Origin checks, JSON bodies under a size limit."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from conftest import RunningServer, free_port, serve
+from modelyard.access.keys import Keys
+from modelyard.catalog.store import Store
+from runtime.conftest import add, load
+from runtime.test_queue import wait_for
+
+CLI = [sys.executable, "-m", "modelyard.cli.main"]
+
+
+def make_keys(home: Path, *specs: tuple[str, str, list[str]]) -> dict[str, str]:
+    """Keys made in the catalog, as `modelyard keys create` does: name -> secret."""
+    home.mkdir(parents=True, exist_ok=True)
+    store = Store(f"sqlite:///{home / 'catalog.db'}")
+    try:
+        keys = Keys(store)
+        return {name: keys.create(name, scope, models)[1] for name, scope, models in specs}
+    finally:
+        store.close()
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_a_network_address_needs_a_key(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    home = tmp_path / "home"
+    port = free_port()
+    models = tiny_models["tiny-chat"].parent
+    env = {
+        **os.environ,
+        "MODELYARD_HOME": str(home),
+        "MODELYARD_PORT": str(port),
+        "MODELYARD_ALLOWED_DIRS": f'["{models}"]',  # a server that needs keys reads only these
+        "COLUMNS": "200",
+    }
+    env.pop("MODELYARD_API_KEY", None)
+
+    def cli(*args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
+        with_key = {**env, "MODELYARD_API_KEY": key} if key else env
+        return subprocess.run([*CLI, *args], env=with_key, capture_output=True, text=True, timeout=120)
+
+    refused = cli("serve", "--host", "0.0.0.0")
+    assert refused.returncode == 1
+    assert "will not listen on 0.0.0.0 without an API key" in refused.stderr
+    assert "`modelyard keys create admin --scope admin`" in refused.stderr
+    made = cli("keys", "create", "admin", "--scope", "admin")
+    assert made.returncode == 0, made.stderr
+    admin = made.stdout.strip()
+    assert admin.startswith("my-")
+    assert "shown this once" in made.stderr
+    app = cli("keys", "create", "app", "--models", "tiny-*").stdout.strip()
+    listed = cli("keys", "ls").stdout
+    assert admin not in listed  # never shown again
+    assert admin[:10] in listed
+    llama = os.environ.get("MODELYARD_LLAMA_SERVER")
+    server_env = {**env, "MODELYARD_LLAMA_SERVER": llama} if llama else env
+    with subprocess.Popen(
+        [*CLI, "serve", "--host", "0.0.0.0"],
+        env=server_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as server:
+        url = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            try:
+                return httpx.get(url + "/api/health").status_code == 200  # open: for health checks
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, timeout=60)
+        try:
+            # the CLI: refused without a key, served with the admin key
+            elsewhere = cli("import", str(tiny_models["tiny-embed"]), key=admin)
+            assert "is outside the folders this server may use" in elsewhere.stderr
+            bare = cli("ls")
+            assert bare.returncode == 1
+            assert "this server needs an API key" in bare.stderr
+            assert "MODELYARD_API_KEY" in bare.stderr
+            imported = cli("import", str(tiny_models["tiny-chat"]), key=admin)
+            assert imported.returncode == 0, imported.stderr
+            assert cli("load", "tiny-chat", key=admin).returncode == 0
+            assert "tiny-chat" in cli("ls", key=admin).stdout
+            # the inference key: /v1 for its models, nothing of /api
+            assert cli("ls", key=app).returncode == 1
+            assert "reaches /v1 only" in cli("ls", key=app).stderr
+            with pytest.raises(openai.AuthenticationError):
+                openai.OpenAI(base_url=url + "/v1", api_key="my-wrong", max_retries=0).models.list()
+            client = openai.OpenAI(base_url=url + "/v1", api_key=app, max_retries=0)
+            assert [m.id for m in client.models.list().data] == ["tiny-chat"]
+            chat = client.chat.completions.create(
+                model="tiny-chat", messages=[{"role": "user", "content": "hi"}], max_tokens=4
+            )
+            assert chat.choices[0].message.content is not None
+            run = cli("run", "tiny-chat", "hi", "--max-tokens", "3", key=app)  # the CLI on /v1 only
+            assert run.returncode == 0, run.stderr
+        finally:
+            server.terminate()
+
+
+@pytest.fixture
+def keyed(tmp_path: Path) -> Iterator[tuple[RunningServer, dict[str, str]]]:
+    """A server on a network address (as the guard sees it) with an admin and an inference key."""
+    home = tmp_path / "home"
+    secrets = make_keys(home, ("admin", "admin", []), ("app", "inference", []))
+    with serve(home, host="0.0.0.0") as server:
+        yield server, secrets
+
+
+def test_every_route_wants_a_key_of_its_scope(keyed: tuple[RunningServer, dict[str, str]]) -> None:
+    server, secrets = keyed
+    routes = sorted(
+        (method.upper(), path)
+        for path, operations in server.app.openapi()["paths"].items()
+        if path.startswith(("/api", "/v1"))
+        for method in operations
+    )
+    assert len(routes) > 40
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+
+        def status(method: str, path: str, headers: dict[str, str]) -> int:
+            body = {} if method in ("POST", "PUT", "PATCH") else None
+            with http.stream(method, path, json=body, headers=headers) as r:  # streams stop here
+                return r.status_code
+
+        for method, template in routes:
+            path = re.sub(r"\{[^}]+\}", "1", template)
+            if path == "/api/health":
+                assert status(method, path, {}) == 200
+                continue
+            assert status(method, path, {}) == 401, (method, path)
+            assert status(method, path, bearer("my-not-a-key")) == 401, (method, path)
+            app = status(method, path, bearer(secrets["app"]))
+            if path.startswith("/api"):
+                assert app == 403, (method, path)
+            else:
+                assert app not in (401, 403), (method, path)
+            assert status(method, path, bearer(secrets["admin"])) not in (401, 403), (method, path)
+        r = http.get("/api/models")
+        assert r.headers["WWW-Authenticate"] == "Bearer"
+        assert r.json()["error"]["code"] == "unauthenticated"
+        assert "modelyard keys create" in r.json()["error"]["hint"]
+        scoped = http.get("/api/models", headers=bearer(secrets["app"])).json()["error"]
+        assert (scoped["code"], scoped["type"]) == ("scope_denied", "permission_error")
+        # the web UI's files and the API docs stay open: the page asks for a key itself
+        assert http.get("/").status_code in (200, 503)
+        assert http.get("/openapi.json").status_code == 200
+
+
+def test_keys_through_the_api(keyed: tuple[RunningServer, dict[str, str]]) -> None:
+    server, secrets = keyed
+    admin = bearer(secrets["admin"])
+    with httpx.Client(base_url=server.url, headers=admin, timeout=60) as http:
+        made = http.post("/api/keys", json={"name": "ci", "scope": "inference", "expires": "30d"})
+        assert made.status_code == 201, made.text
+        secret = made.json()["secret"]
+        assert "secret" not in http.get("/api/keys").json()[0]
+        assert http.get("/v1/models", headers=bearer(secret)).status_code == 200
+        assert http.delete("/api/keys/ci").status_code == 204
+        # a removed key stops working within seconds (other processes' changes too)
+        wait_for(lambda: http.get("/v1/models", headers=bearer(secret)).status_code == 401, timeout=10)
+        past = http.post("/api/keys", json={"name": "old", "expires": "2020-01-01"})
+        assert past.status_code == 400
+        assert "already past" in past.json()["error"]["message"]
+
+
+def test_an_inference_key_reaches_only_its_models(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    home = tmp_path / "home"
+    secrets = make_keys(home, ("admin", "admin", []), ("b-only", "inference", ["tiny-chat-b"]))
+    folders = [tiny_models["tiny-chat"].parent, tiny_models["tiny-chat-b"].parent]
+    with serve(home, allowed_dirs=folders) as server:
+        admin = bearer(secrets["admin"])
+        for name in ("tiny-chat", "tiny-chat-b"):
+            r = server.http.post("/api/models", json={"path": str(tiny_models[name])}, headers=admin)
+            assert r.status_code == 201
+        assert server.http.post("/api/models/tiny-chat/load", json={}, headers=admin).status_code == 200
+        limited = openai.OpenAI(base_url=server.url + "/v1", api_key=secrets["b-only"], max_retries=0)
+        assert [m.id for m in limited.models.list().data] == ["tiny-chat-b"]
+        with pytest.raises(openai.PermissionDeniedError, match="may not use 'tiny-chat'"):
+            limited.completions.create(model="tiny-chat", prompt="x", max_tokens=2)
+
+
+def test_host_and_origin_checks(server: RunningServer) -> None:
+    port = server.url.rsplit(":", 1)[1]
+    http = server.http
+    for host in ("evil.example", f"evil.example:{port}", "192.168.1.20"):
+        r = http.get("/api/models", headers={"Host": host})
+        assert r.status_code == 403, host
+        assert r.json()["error"]["code"] == "request_refused"
+        assert "is not this server" in r.json()["error"]["message"]
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "localhost"):
+        assert http.get("/api/models", headers={"Host": host}).status_code == 200, host
+    # a web page elsewhere cannot change anything here
+    evil = http.post("/api/scan", json={"path": "/"}, headers={"Origin": "http://evil.example"})
+    assert evil.status_code == 403
+    assert "web page at http://evil.example" in evil.json()["error"]["message"]
+    own = http.post("/api/scan", json={"path": "/nowhere"}, headers={"Origin": server.url})
+    assert own.status_code == 404  # it reached the route
+    # no CORS unless configured: a browser elsewhere cannot read answers either
+    assert (
+        "access-control-allow-origin" not in http.get("/api/models", headers={"Origin": "http://x"}).headers
+    )
+
+
+def test_cors_when_configured(tmp_path: Path) -> None:
+    with serve(tmp_path / "home", cors_origins=["http://app.example"]) as server:
+        preflight = server.http.options(
+            "/v1/chat/completions",
+            headers={
+                "Origin": "http://app.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "http://app.example"
+        r = server.http.post("/api/scan", json={"path": "/nowhere"}, headers={"Origin": "http://app.example"})
+        assert r.status_code == 404
+        assert r.headers["access-control-allow-origin"] == "http://app.example"
+        other = server.http.post(
+            "/api/scan", json={"path": "/nowhere"}, headers={"Origin": "http://evil.example"}
+        )
+        assert other.status_code == 403
+
+
+def test_bodies_are_json_and_bounded(tmp_path: Path) -> None:
+    with serve(tmp_path / "home", max_body=4096) as server:
+        http = server.http
+        for kind in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
+            r = http.post("/api/models", content=b'{"path": "/x"}', headers={"Content-Type": kind})
+            assert r.status_code == 415, kind
+            assert r.json()["error"]["code"] == "unsupported_media_type"
+        no_type = http.post("/api/models", content=b'{"path": "/x"}', headers={"Content-Type": ""})
+        assert no_type.status_code == 415
+        form = http.post("/v1/images/edits", files={"image": ("a.png", b"x")}, data={"prompt": "p"})
+        assert form.status_code == 400  # multipart is taken here: the form lacks its model
+        big = http.post("/v1/chat/completions", json={"model": "m", "messages": [{"content": "x" * 8000}]})
+        assert big.status_code == 413
+        assert big.json()["error"]["code"] == "request_too_large"
+        assert "MODELYARD_MAX_BODY" in big.json()["error"]["hint"]
+
+        def chunks() -> Iterator[bytes]:
+            yield b'{"model": "m", "prompt": "'
+            for _ in range(10):
+                yield b"y" * 1000
+            yield b'"}'
+
+        chunked = http.post("/v1/completions", content=chunks(), headers={"Content-Type": "application/json"})
+        assert chunked.status_code == 413
+        assert http.post("/api/models/nope/unload").status_code == 404  # no body: no type needed
+        assert http.get("/api/health").status_code == 200
+
+
+def test_a_prompt_far_past_the_context_is_refused_before_it_queues(
+    tmp_path: Path, tiny_models: dict[str, Path]
+) -> None:
+    import asyncio
+
+    from runtime.conftest import generating
+
+    with serve(tmp_path / "home", queue_size=1) as server:
+        add(server, tiny_models["tiny-chat"])
+        server.http.put("/api/models/tiny-chat/settings", json={"options": {"n_ctx": 256}})
+        load(server, "tiny-chat")
+        queue = server.runtime.queues["tiny-chat"]
+
+        async def scenario() -> None:
+            async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
+                body = {"model": "tiny-chat", "prompt": "x", "max_tokens": 200, "stream": True}
+                async with generating(http, body):  # the only slot is taken
+                    long = await http.post(
+                        "/v1/completions", json={"model": "tiny-chat", "prompt": "word " * 40_000}
+                    )
+                    assert (queue.in_flight, queue.waiting) == (1, 0)  # it never waited
+                    assert long.status_code == 413
+                    error = long.json()["error"]
+                    assert "the prompt has at least 781 tokens; 'tiny-chat' takes 256" in error["message"]
+
+        asyncio.run(scenario())
+        huge = server.http.post(
+            "/v1/completions", content=b"x" * (50 << 20), headers={"Content-Type": "application/json"}
+        )
+        assert huge.status_code == 413  # over the body limit (32 MiB): refused as it arrives
