@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     insecure: bool = Field(
         default=False, description="listen on a non-loopback address without an API key (a warning at start)"
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names a loopback server answers besides localhost (a reverse proxy's)",
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description="web origins allowed to call the API from a browser (CORS)"
     )

@@ -218,6 +218,12 @@ def test_host_and_origin_checks(server: RunningServer) -> None:
     )
 
 
+def test_a_reverse_proxys_name_can_be_allowed(tmp_path: Path) -> None:
+    with serve(tmp_path / "home", allowed_hosts=["models.example.com"]) as server:
+        assert server.http.get("/api/models", headers={"Host": "models.example.com"}).status_code == 200
+        assert server.http.get("/api/models", headers={"Host": "other.example.com"}).status_code == 403
+
+
 def test_cors_when_configured(tmp_path: Path) -> None:
     with serve(tmp_path / "home", cors_origins=["http://app.example"]) as server:
         preflight = server.http.options(
@@ -297,3 +303,21 @@ def test_a_prompt_far_past_the_context_is_refused_before_it_queues(
             "/v1/completions", content=b"x" * (50 << 20), headers={"Content-Type": "application/json"}
         )
         assert huge.status_code == 413  # over the body limit (32 MiB): refused as it arrives
+
+
+def test_an_engine_port_is_no_way_around_the_gateway(
+    server: RunningServer, tiny_models: dict[str, Path]
+) -> None:
+    add(server, tiny_models["tiny-chat"])
+    (inst,) = load(server, "tiny-chat")["instances"]  # type: ignore[misc]
+    assert inst["url"].startswith("http://127.0.0.1:")  # loopback only
+    body = {"model": "tiny-chat", "prompt": "x", "max_tokens": 2}
+    direct = httpx.post(inst["url"] + "/v1/completions", json=body)
+    assert direct.status_code == 401  # it has a key of its own, which only the gateway knows
+    guessed = httpx.post(inst["url"] + "/v1/completions", json=body, headers=bearer("my-guess"))
+    assert guessed.status_code == 401
+    assert server.http.post("/v1/completions", json=body).status_code == 200
+    (slot,) = server.runtime.queues["tiny-chat"].slots.values()
+    key = slot.headers["Authorization"].removeprefix("Bearer ")
+    log = server.http.get(f"/api/instances/{inst['id']}/logs", params={"lines": 100000}).text
+    assert key not in log  # in the engine's environment: not in its command line, not in `ps`

@@ -88,7 +88,10 @@ def test_concurrent_requests_are_batched_together(server: RunningServer, minilm:
     for v, w in zip(vectors, local, strict=True):
         assert max(abs(x - y) for x, y in zip(v, w.tolist(), strict=True)) < 1e-4  # each its own answer
     (instance,) = server.http.get("/api/instances").json()
-    stats = httpx.get(instance["url"] + "/health").json()["stats"]
+    stats = httpx.get(instance["url"] + "/health").json()["stats"]  # health is open
+    # the runner answers the gateway only: it holds a key of its own
+    direct = httpx.post(instance["url"] + "/v1/embeddings", json={"model": "minilm", "input": "x"})
+    assert direct.status_code == 401
     assert stats["items"] == 64
     assert stats["batches"] <= 16  # 64 requests ran in a few batches, not one by one
 

@@ -53,6 +53,7 @@ class Guard:
         self.app = app
         self.keys = keys
         self.loopback = is_loopback(settings.host)
+        self.hosts = frozenset(h.lower() for h in settings.allowed_hosts)
         self.origins = frozenset(o.rstrip("/") for o in settings.cors_origins)
         self.max_body = settings.max_body
 
@@ -74,11 +75,11 @@ class Guard:
         headers = Headers(scope=scope)
         path, method = scope["path"], scope["method"]
         host = headers.get("host")
-        if self.loopback and host and not is_loopback(host_name(host)):
+        if self.loopback and host and not self._ours(host_name(host)):
             raise RequestRefused(
                 f"the Host {host!r} is not this server",
-                hint="on a loopback address modelyard answers localhost, 127.0.0.1 and [::1] only; "
-                "to serve others, listen on their network (MODELYARD_HOST) with an API key",
+                hint="on a loopback address modelyard answers localhost, 127.0.0.1, [::1] and "
+                "MODELYARD_ALLOWED_HOSTS only (a reverse proxy's name goes there)",
             )
         origin = headers.get("origin")
         if origin is not None and method not in SAFE:
@@ -101,6 +102,9 @@ class Guard:
         if method in SAFE:
             return receive
         return self._body(path, headers, receive)
+
+    def _ours(self, name: str) -> bool:
+        return is_loopback(name) or name.lower() in self.hosts
 
     def _body(self, path: str, headers: Headers, receive: Receive) -> Receive:
         length = headers.get("content-length")
