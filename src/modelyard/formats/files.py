@@ -4,6 +4,7 @@ its size), so a bad path is a clear error, never a hang or a crash."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -35,8 +36,10 @@ def kind_of(path: Path) -> os.stat_result:
         return path.stat()
     except FileNotFoundError:
         raise PathNotFound(path) from None
-    except OSError as e:
-        raise PathNotFound(path) if e.errno in (20, 40) else _unreadable(path, e) from None
+    except OSError as e:  # a file where a folder should be, or a loop of links: nothing there
+        if e.errno in (errno.ENOTDIR, errno.ELOOP):
+            raise PathNotFound(path) from None
+        raise _unreadable(path, e) from None
 
 
 def _unreadable(path: Path, e: OSError) -> UnsupportedFormat:
