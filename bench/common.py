@@ -80,11 +80,27 @@ class StreamResult:
         return (self.tokens - 1) / self.decode_seconds if self.decode_seconds > 0 else 0.0
 
 
-def stream_completion(client: httpx.Client, url: str, body: dict[str, object]) -> StreamResult:
+ENGINE_KEYS = ("LLAMA_API_KEY", "API_KEY", "MODELYARD_ENGINE_KEY")
+
+
+def engine_headers(pid: int) -> dict[str, str]:
+    """What a request straight to an engine modelyard started must carry: its key. Each start
+    has its own, which only the gateway knows; a benchmark on the same machine, as the same
+    user, reads it from the engine's environment."""
+    for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+        name, _, value = item.decode(errors="replace").partition("=")
+        if name in ENGINE_KEYS:
+            return {"Authorization": f"Bearer {value}"}
+    return {}
+
+
+def stream_completion(
+    client: httpx.Client, url: str, body: dict[str, object], headers: dict[str, str] | None = None
+) -> StreamResult:
     start = time.perf_counter()
     first = last = 0.0
     tokens = 0
-    with client.stream("POST", url, json={**body, "stream": True}) as r:
+    with client.stream("POST", url, json={**body, "stream": True}, headers=headers) as r:
         r.raise_for_status()
         for line in r.iter_lines():
             if not line.startswith("data: {"):

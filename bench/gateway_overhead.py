@@ -14,7 +14,7 @@ import statistics
 
 import httpx
 
-from common import gemma_file, modelyard_server, stream_completion
+from common import engine_headers, gemma_file, modelyard_server, stream_completion
 
 
 def main() -> None:
@@ -30,12 +30,13 @@ def main() -> None:
         body = {"model": "gemma3", "prompt": "Once upon a time", "max_tokens": a.tokens, "temperature": 0,
                 "ignore_eos": True}  # fmt: skip
         targets = {"direct": inst["url"] + "/v1/completions", "gateway": url + "/v1/completions"}
-        for target in targets.values():  # warm both paths
-            stream_completion(http, target, {**body, "max_tokens": 8})
+        headers = {"direct": engine_headers(inst["pid"]), "gateway": {}}
+        for name, target in targets.items():  # warm both paths
+            stream_completion(http, target, {**body, "max_tokens": 8}, headers[name])
         results: dict[str, list] = {"direct": [], "gateway": []}
         for _ in range(a.runs):  # alternate, so drift hits both alike
             for name, target in targets.items():
-                results[name].append(stream_completion(http, target, body))
+                results[name].append(stream_completion(http, target, body, headers[name]))
     ttft = {k: statistics.median(r.ttft for r in v) * 1000 for k, v in results.items()}
     tps = {k: statistics.median(r.tokens_per_second for r in v) for k, v in results.items()}
     # Each gateway run is paired with the direct run just before it: the median of the pairs'

@@ -273,30 +273,28 @@ def test_bodies_are_json_and_bounded(tmp_path: Path) -> None:
         assert http.get("/api/health").status_code == 200
 
 
-def test_a_prompt_far_past_the_context_is_refused_before_it_queues(
-    tmp_path: Path, tiny_models: dict[str, Path]
-) -> None:
+def test_a_prompt_far_past_the_context_is_refused_before_it_queues(tmp_path: Path, gemma: Path) -> None:
     import asyncio
 
     from runtime.conftest import generating
 
     with serve(tmp_path / "home", queue_size=1) as server:
-        add(server, tiny_models["tiny-chat"])
-        server.http.put("/api/models/tiny-chat/settings", json={"options": {"n_ctx": 256}})
-        load(server, "tiny-chat")
-        queue = server.runtime.queues["tiny-chat"]
+        add(server, gemma, name="gemma3")
+        server.http.put("/api/models/gemma3/settings", json={"options": {"n_ctx": 1024, "threads": 2}})
+        load(server, "gemma3")
+        queue = server.runtime.queues["gemma3"]
 
         async def scenario() -> None:
             async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
-                body = {"model": "tiny-chat", "prompt": "x", "max_tokens": 200, "stream": True}
-                async with generating(http, body):  # the only slot is taken
+                body = {"model": "gemma3", "prompt": "One, two,", "max_tokens": 400, "stream": True}
+                async with generating(http, body):  # the only slot is taken for a while
                     long = await http.post(
-                        "/v1/completions", json={"model": "tiny-chat", "prompt": "word " * 40_000}
+                        "/v1/completions", json={"model": "gemma3", "prompt": "word " * 80_000}
                     )
                     assert (queue.in_flight, queue.waiting) == (1, 0)  # it never waited
                     assert long.status_code == 413
                     error = long.json()["error"]
-                    assert "the prompt has at least 781 tokens; 'tiny-chat' takes 256" in error["message"]
+                    assert "the prompt has at least 1562 tokens; 'gemma3' takes 1024" in error["message"]
 
         asyncio.run(scenario())
         huge = server.http.post(
