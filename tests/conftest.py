@@ -1,4 +1,5 @@
-"""Shared fixtures: the tiny models, the real gemma-3-270m GGUF, a library, a running server."""
+"""Shared fixtures: the tiny models, the real gemma-3-270m GGUF, a library, a running server, a
+fake hub on 127.0.0.1 and small model files to put on it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 import uvicorn
 
 import builders as b
+from fakehub import FakeHub
 from modelyard.api.app import create_app
 from modelyard.catalog.store import Store
 from modelyard.config import Settings
@@ -155,3 +157,26 @@ def serve(home: Path, **overrides: Any) -> Iterator[RunningServer]:
 def server(tmp_path: Path) -> Iterator[RunningServer]:
     with serve(tmp_path / "home") as running:
         yield running
+
+
+@pytest.fixture
+def hub() -> Iterator[FakeHub]:
+    fake = FakeHub()
+    fake.start(send_buffer=256 << 10)  # what the hub counts as sent then reached the client
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture(scope="session")
+def ggufs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """The bytes of a tiny llama GGUF in two quantizations, its mmproj, and a LoRA for it."""
+    root = tmp_path_factory.mktemp("hubfiles")
+    files = {
+        "f32": b.write_llama_gguf(root / "tiny-F32.gguf")[0],
+        "q8": b.write_llama_gguf(root / "tiny-Q8_0.gguf", quant="Q8_0")[0],
+        "mmproj": b.write_mmproj_gguf(root / "mmproj-tiny-f16.gguf"),
+        "lora": b.write_lora_gguf(root / "tiny-lora.gguf"),
+    }
+    return {k: Path(p).read_bytes() for k, p in files.items()}

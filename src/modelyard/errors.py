@@ -212,6 +212,10 @@ class InvalidImport(InvalidInput):
     pass
 
 
+class InvalidSpec(InvalidInput):
+    """A declarative spec that is not right: the message names the file, line and field."""
+
+
 class IncompatibleLoader(InvalidInput):
     pass
 

@@ -109,7 +109,7 @@ def test_pull_from_ollama_and_modelscope(
         "library/tiny:latest", {"model": ggufs["q8"], "template": b"{{ .Prompt }}", "params": b"{}"}
     )
     hub.add_ms("qwen/tiny-GGUF", {"tiny-F32.gguf": ggufs["f32"], "configuration.json": b"{}"})
-    ollama = wait(server.http, pull(server.http, ref="tiny")["id"])
+    ollama = wait(server.http, pull(server.http, ref="ollama:tiny")["id"])
     assert ollama["state"] == "completed", ollama
     assert ollama["models"] == ["tiny-latest"]
     ms = wait(server.http, pull(server.http, ref="ms:qwen/tiny-GGUF")["id"])

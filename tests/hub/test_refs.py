@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modelyard.errors import InvalidRef, UnsafePath
-from modelyard.hub.refs import Ref, Source, parse_ref, quantization_in
+from modelyard.hub.refs import Ref, Source, is_local, parse_ref, quantization_in
 from modelyard.hub.remote import safe_relative
 
 C = "0123456789abcdef0123456789abcdef01234567"
@@ -31,7 +31,11 @@ C = "0123456789abcdef0123456789abcdef01234567"
             "https://modelscope.cn/models/qwen/Q/file/view/master/q.gguf",
             Ref(Source.MODELSCOPE, "qwen/Q", "master", file="q.gguf"),
         ),
-        ("llama3.2", Ref(Source.OLLAMA, "library/llama3.2")),
+        # the path rule of the model-compose manual: a bare name is a repo of the default hub
+        ("gpt2", Ref(Source.HF, "gpt2")),
+        ("llama3.2", Ref(Source.HF, "llama3.2")),
+        ("ollama:llama3.2", Ref(Source.OLLAMA, "library/llama3.2")),
+        # the old spelling, where it cannot mean a hub repo: name:tag is Ollama's
         ("gemma3:270m", Ref(Source.OLLAMA, "library/gemma3", "270m")),
         ("ollama:someone/model:q4", Ref(Source.OLLAMA, "someone/model", "q4")),
         ("https://ollama.com/library/qwen3:0.6b", Ref(Source.OLLAMA, "library/qwen3", "0.6b")),
@@ -39,6 +43,13 @@ C = "0123456789abcdef0123456789abcdef01234567"
 )
 def test_references(text: str, ref: Ref) -> None:
     assert parse_ref(text) == ref
+
+
+def test_paths_are_told_from_hub_names() -> None:
+    for local in ("/models/a.gguf", "./a", "../a", "~/models/a", "."):
+        assert is_local(local)
+    for remote in ("gpt2", "org/model", "ollama:llama3", "hf.co/org/model", "models/a.gguf"):
+        assert not is_local(remote)
 
 
 def test_a_source_given_apart_applies_to_bare_names() -> None:

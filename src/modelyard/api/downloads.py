@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
@@ -91,6 +91,7 @@ class JobOut(BaseModel):
     error: str | None
     hint: str | None
     note: str | None
+    deploy: dict[str, Any] | None = Field(description="the deployment it starts once imported")
 
 
 @hub_router.get("/search")

@@ -11,6 +11,7 @@ from fastapi import Path as ApiPath
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from modelyard.catalog.records import Deployment
 from modelyard.errors import NotFound
 from modelyard.estimate.llama import Breakdown
 from modelyard.http_errors import ErrorBody
@@ -57,10 +58,35 @@ class DeploymentOut(BaseModel):
     model: str
     adapter: str | None
     replicas: int
-    backend: str
-    options: dict[str, object]
-    env: dict[str, str]
+    backend: str = Field(description="the backend asked for; empty: the one the registry chooses")
+    serving_backend: str | None = Field(description="the backend its instances run on, while they run")
+    backend_version: str | None = Field(description="the build of the backend; null: the default one")
+    args: list[str] = Field(description="more engine arguments")
+    env: dict[str, str] = Field(description="environment variables of its engines")
+    restart: bool = Field(description="an engine that exits is started again")
+    stopped: bool = Field(description="no instances; the rest is kept for a start")
+    jit: bool = Field(description="loaded on demand by a request (forgotten when the server stops)")
+    options: dict[str, object] = Field(description="the options its instances started with")
     instances: list[InstanceOut]
+
+
+async def deployment_out(runtime: Runtime, dep: Deployment) -> DeploymentOut:
+    running = runtime.running.get(dep.model)
+    return DeploymentOut(
+        model=dep.model,
+        adapter=dep.adapter,
+        replicas=dep.replicas,
+        backend=dep.backend,
+        serving_backend=running.setup.backend.name if running is not None else None,
+        backend_version=dep.backend_version,
+        args=dep.args,
+        env=dep.env,
+        restart=dep.restart,
+        stopped=dep.stopped,
+        jit=dep.jit,
+        options=dep.options,
+        instances=await instances_of(runtime, dep.model),
+    )
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -68,7 +94,7 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
-async def _instances(runtime: Runtime, model: str | None = None) -> list[InstanceOut]:
+async def instances_of(runtime: Runtime, model: str | None = None) -> list[InstanceOut]:
     out = []
     for i in runtime.instances():
         if model is not None and i.model != model:
@@ -104,17 +130,9 @@ async def load(request: Request, name: str, body: LoadIn) -> DeploymentOut:
             "%s loads %r with engine variables %s", request.state.caller.name, name, ", ".join(body.env)
         )
     dep = await runtime.load(
-        name, adapter=body.adapter, replicas=body.replicas, force=body.force, env=body.env
+        name, adapter=body.adapter, replicas=body.replicas, force=body.force, env=body.env or None
     )
-    return DeploymentOut(
-        model=dep.model,
-        adapter=dep.adapter,
-        replicas=dep.replicas,
-        backend=dep.backend,
-        options=dep.options,
-        env=dep.env,
-        instances=await _instances(runtime, name),
-    )
+    return await deployment_out(runtime, dep)
 
 
 @router.post("/models/{name}/unload", status_code=204)
@@ -125,7 +143,7 @@ async def unload(request: Request, name: str, body: UnloadIn | None = None) -> N
 
 @router.get("/instances")
 async def instances(request: Request) -> list[InstanceOut]:
-    return await _instances(runtime_of(request))
+    return await instances_of(runtime_of(request))
 
 
 @router.get("/instances/{instance_id}/logs")
@@ -219,7 +237,7 @@ async def estimate(
     loading it; whether that fits what is free now, and the largest context that does."""
     runtime = runtime_of(request)
     model = runtime.library.get(name)
-    backend = runtime.backends.for_model(model)
+    backend = runtime.backend_for(model)
     overrides = {
         "n_ctx": n_ctx, "n_gpu_layers": n_gpu_layers, "parallel": parallel,
         "cache_type_k": cache_type_k, "cache_type_v": cache_type_v, "precision": precision,

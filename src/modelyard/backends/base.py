@@ -3,8 +3,9 @@
 A backend names its options model, says which models it takes and which endpoints it serves for
 one, builds the engine's command line (``engine``), estimates the memory a load needs (``fit``)
 and checks that its program or environment is installed (``preflight``, whose error says how to
-install it). The registry (registry.py) holds the backends; nothing else looks at a backend's
-name.
+install it). Some have builds side by side (``versions``, chosen per deployment) and take free
+arguments, checked against the engine's own ``--help`` (``check_args``). The registry
+(registry.py) holds the backends; nothing else looks at a backend's name.
 """
 
 from __future__ import annotations
@@ -71,18 +72,34 @@ class Backend(Protocol):
     def check(self, model: Model, endpoint: str) -> None:
         """Refuse a request it cannot answer before it queues (a chat without a template)."""
 
-    def engine(self, model: Model, options: Any, placement: Placement, adapter: Adapter | None) -> EngineSpec:
+    def engine(
+        self,
+        model: Model,
+        options: Any,
+        placement: Placement,
+        adapter: Adapter | None,
+        version: str | None = None,
+    ) -> EngineSpec:
         """The engine for ``model`` with ``options`` (its options model, validated, n_ctx
-        resolved) at ``placement``, with ``adapter`` applied."""
+        resolved) at ``placement``, with ``adapter`` applied, on build ``version`` (None: the
+        default one)."""
 
     def fit(
         self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
     ) -> Fit | None:
         """Its memory estimate against what is free; None when it has none for this model."""
 
-    def preflight(self) -> str:
+    def preflight(self, version: str | None = None) -> str:
         """What runs its engines (a program, an interpreter); EngineUnavailable with the command
         that installs it when nothing does."""
 
-    def install(self, variant: str, progress: Progress) -> str:
-        """Install its engine (a build, a managed environment); where it went."""
+    def versions(self) -> list[str]:
+        """The builds installed besides the default one."""
+
+    def check_args(self, args: list[str], version: str | None = None) -> None:
+        """Refuse free engine arguments it does not take (InvalidSettings, or Unsupported when it
+        takes none)."""
+
+    def install(self, variant: str, progress: Progress, version: str | None = None) -> str:
+        """Install its engine (a build, a managed environment), or build ``version`` beside it;
+        where it went."""

@@ -44,11 +44,13 @@ def install_llama_server(
     *,
     variant: str = "cpu",
     version: str = LLAMA_CPP_PYTHON_VERSION,
+    name: str = "llama-server",
     progress: Progress = lambda stage, pct: None,
     jobs: int | None = None,
 ) -> Path:
-    """Download the sdist, build llama-server (cpu, or cuda with GGML_CUDA), install it into
-    ``bin_dir``. Returns the binary's path. The old binary stays until the new one is built."""
+    """Download the sdist of llama-cpp-python ``version``, build its llama-server (cpu, or cuda
+    with GGML_CUDA), install it into ``bin_dir`` as ``name``. Returns the binary's path. The old
+    binary stays until the new one is built."""
     for tool in ("cmake", "c++"):
         if shutil.which(tool) is None:
             raise EngineError(
@@ -56,7 +58,7 @@ def install_llama_server(
                 hint="install cmake and a C++ compiler (build-essential)",
             )
     bin_dir.mkdir(parents=True, exist_ok=True)
-    log = bin_dir / "llama-server-build.log"
+    log = bin_dir / f"{name}-build.log"
     log.write_text("")
     with tempfile.TemporaryDirectory(prefix="modelyard-llama-") as tmp:
         work = Path(tmp)
@@ -93,8 +95,8 @@ def install_llama_server(
         built = build / "bin" / "llama-server"
         if not built.is_file():
             raise EngineError("the build finished without a llama-server binary", hint=f"see {log}")
-        target = bin_dir / "llama-server"
-        staged = bin_dir / ".llama-server.new"
+        target = bin_dir / name
+        staged = bin_dir / f".{name}.new"
         shutil.copy2(built, staged)
         staged.chmod(0o755)
         staged.replace(target)

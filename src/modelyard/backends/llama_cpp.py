@@ -5,15 +5,17 @@ no llama-server is installed; both share the options and the estimate here."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelyard.backends import flags
 from modelyard.backends.base import FOLDER, HOST, PORT, EngineSpec, Placement, Progress
 from modelyard.catalog.records import Adapter, Model
-from modelyard.errors import ChatTemplateMissing, EngineUnavailable
+from modelyard.errors import ChatTemplateMissing, EngineUnavailable, InvalidSettings
 from modelyard.estimate import Fit, fit_gguf
 from modelyard.estimate.llama import Config
 from modelyard.formats.loaders import LLAMA_CPP
@@ -108,8 +110,13 @@ class LlamaCppFamily:
         return fit_gguf(model, self.config(model, options, adapter, len(free_vram)), free_ram, free_vram)
 
 
+VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+BUILD = "llama-server-"  # a version's binary in MODELYARD_HOME/bin: llama-server-<version>
+
+
 class LlamaServer(LlamaCppFamily):
-    """llama-server: the configured binary, else MODELYARD_HOME/bin, else PATH."""
+    """llama-server: the configured binary, else MODELYARD_HOME/bin, else PATH; other builds
+    side by side in MODELYARD_HOME/bin as llama-server-<version>."""
 
     name: ClassVar[str] = "llama.cpp"
 
@@ -121,16 +128,28 @@ class LlamaServer(LlamaCppFamily):
     def takes(cls, model: Model) -> bool:
         return cls.loader in model.loaders
 
-    def program(self) -> str | None:
-        candidates = [self.configured] if self.configured else [self.bin_dir / "llama-server"]
-        if not self.configured and (found := shutil.which("llama-server")):
-            candidates.append(Path(found))
+    def program(self, version: str | None = None) -> str | None:
+        if version is not None:
+            candidates = [self.bin_dir / f"{BUILD}{version}"]
+        elif self.configured:
+            candidates = [self.configured]
+        else:
+            candidates = [self.bin_dir / "llama-server"]
+            if found := shutil.which("llama-server"):
+                candidates.append(Path(found))
         return next((str(c) for c in candidates if c.is_file() and os.access(c, os.X_OK)), None)
 
-    def preflight(self) -> str:
-        program = self.program()
+    def preflight(self, version: str | None = None) -> str:
+        program = self.program(version)
         if program is not None:
             return program
+        if version is not None:
+            installed = self.versions()
+            raise EngineUnavailable(
+                f"llama-server {version} is not installed",
+                hint=f"build it with `modelyard backends install llama.cpp --version {version}`"
+                + (f" (installed: {', '.join(installed)})" if installed else ""),
+            )
         if self.configured:
             raise EngineUnavailable(
                 f"the configured llama-server {self.configured} is not an executable file"
@@ -140,16 +159,39 @@ class LlamaServer(LlamaCppFamily):
             hint="build it with `modelyard backends install llama.cpp`",
         )
 
-    def install(self, variant: str, progress: Progress) -> str:
-        from modelyard.backends.install import install_llama_server
+    def versions(self) -> list[str]:
+        if not self.bin_dir.is_dir():
+            return []
+        builds = (p for p in self.bin_dir.glob(f"{BUILD}*") if p.is_file() and os.access(p, os.X_OK))
+        return sorted(p.name.removeprefix(BUILD) for p in builds)
 
+    def check_args(self, args: list[str], version: str | None = None) -> None:
+        if args:
+            flags.check(args, flags.help_flags([self.preflight(version)]), "llama-server")
+
+    def install(self, variant: str, progress: Progress, version: str | None = None) -> str:
+        """The default build, from the llama.cpp sources in llama-cpp-python's sdist; with
+        ``version``, the sdist of that llama-cpp-python version, beside the default."""
+        from modelyard.backends.install import LLAMA_CPP_PYTHON_VERSION, install_llama_server
+
+        if version is not None and not VERSION.match(version):
+            raise InvalidSettings(f"{version!r} is not a version", hint="such as 0.3.36")
         path = install_llama_server(
-            self.bin_dir, variant=variant, progress=lambda s, pct: progress(s, pct, 100)
+            self.bin_dir,
+            variant=variant,
+            version=version or LLAMA_CPP_PYTHON_VERSION,
+            name=f"{BUILD}{version}" if version else "llama-server",
+            progress=lambda s, pct: progress(s, pct, 100),
         )
         return str(path)
 
     def engine(
-        self, model: Model, options: LlamaCppOptions, placement: Placement, adapter: Adapter | None
+        self,
+        model: Model,
+        options: LlamaCppOptions,
+        placement: Placement,
+        adapter: Adapter | None,
+        version: str | None = None,
     ) -> EngineSpec:
         o = options
         args = ["--model", model.path, "--host", HOST, "--port", PORT, "--alias", model.name]
@@ -190,7 +232,7 @@ class LlamaServer(LlamaCppFamily):
         elif model.category == "rerank":
             args += ["--reranking"]
         return EngineSpec(
-            argv=[self.preflight(), *args],
+            argv=[self.preflight(version), *args],
             health_path="/health",
             slots=o.parallel,
             files=files,

@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 from typing import ClassVar
 
+from modelyard.backends import flags
 from modelyard.backends.base import HOST, PORT, EngineSpec, Placement, Progress
 from modelyard.backends.llama_cpp import LlamaCppFamily, LlamaCppOptions
 from modelyard.catalog.records import Adapter, Model
@@ -46,7 +47,12 @@ class LlamaCppPython(LlamaCppFamily):
         config = super().config(model, options, adapter, n_gpus)
         return replace(config, swa_full=True, all_logits=options.logits_all, engine_overhead=80 * MiB)
 
-    def preflight(self) -> str:
+    def preflight(self, version: str | None = None) -> str:
+        if version is not None:
+            raise Unsupported(
+                "llama-cpp-python has no builds side by side: it is the one installed in modelyard's Python",
+                hint="pin a llama.cpp version instead (`modelyard backends install llama.cpp --version X`)",
+            )
         if importlib.util.find_spec("llama_cpp") is None:
             raise EngineUnavailable(
                 "llama-cpp-python is not installed",
@@ -55,7 +61,16 @@ class LlamaCppPython(LlamaCppFamily):
             )
         return f"{sys.executable} -m llama_cpp.server"
 
-    def install(self, variant: str, progress: Progress) -> str:
+    def versions(self) -> list[str]:
+        return []
+
+    def check_args(self, args: list[str], version: str | None = None) -> None:
+        if args:
+            self.preflight(version)
+            known = flags.help_flags([sys.executable, "-m", "llama_cpp.server"])
+            flags.check(args, known, "llama_cpp.server")
+
+    def install(self, variant: str, progress: Progress, version: str | None = None) -> str:
         raise Unsupported(
             "modelyard does not install llama-cpp-python",
             hint="`pip install 'llama-cpp-python[server]'`, or build llama-server: "
@@ -63,7 +78,12 @@ class LlamaCppPython(LlamaCppFamily):
         )
 
     def engine(
-        self, model: Model, options: LlamaCppOptions, placement: Placement, adapter: Adapter | None
+        self,
+        model: Model,
+        options: LlamaCppOptions,
+        placement: Placement,
+        adapter: Adapter | None,
+        version: str | None = None,
     ) -> EngineSpec:
         o = options
 
@@ -81,7 +101,7 @@ class LlamaCppPython(LlamaCppFamily):
             )
         if model.category == "rerank":
             raise lacks("reranking", True)
-        self.preflight()
+        self.preflight(version)
         args = ["--model", model.path, "--host", HOST, "--port", PORT, "--model_alias", model.name]
         args += ["--n_ctx", str(o.n_ctx), "--n_batch", str(o.n_batch)]
         args += ["--n_gpu_layers", str(o.n_gpu_layers)]

@@ -98,11 +98,28 @@ class RunnerBackend:
     def interpreter(self) -> environments.Interpreter:
         return environments.interpreter_for(self.name, self.envs, managed_only=self.managed_only)
 
-    def preflight(self) -> str:
+    def preflight(self, version: str | None = None) -> str:
+        if version is not None:
+            raise Unsupported(
+                f"{self.name} has no builds side by side",
+                hint="its version is the one in the server's Python or its managed environment",
+            )
         python = self.interpreter()
         return f"{'server python' if python.where == 'server' else 'managed env'} {python.python}"
 
-    def install(self, variant: str, progress: Progress) -> str:
+    def versions(self) -> list[str]:
+        return []
+
+    def check_args(self, args: list[str], version: str | None = None) -> None:
+        if args:
+            raise Unsupported(
+                f"{self.name} takes no engine arguments",
+                hint="its settings (`modelyard settings MODEL`) say how it runs",
+            )
+
+    def install(self, variant: str, progress: Progress, version: str | None = None) -> str:
+        if version is not None:
+            self.preflight(version)
         folder = environments.install_env(
             self.envs, self.name, variant, torch_index=self.torch_index, progress=progress
         )
@@ -128,7 +145,16 @@ class RunnerBackend:
         """What --adapters gets: None when this backend takes none."""
         return None
 
-    def engine(self, model: Model, options: Any, placement: Placement, adapter: Adapter | None) -> EngineSpec:
+    def engine(
+        self,
+        model: Model,
+        options: Any,
+        placement: Placement,
+        adapter: Adapter | None,
+        version: str | None = None,
+    ) -> EngineSpec:
+        if version is not None:
+            self.preflight(version)
         python = self.interpreter()
         task, _endpoints = task_of(model)
         listed = {"peft_adapters", "loras"}

@@ -82,15 +82,21 @@ class Model:
 
 @dataclass
 class Deployment:
-    """The wish that a model runs, with which adapter, how many replicas, which options."""
+    """The wish that a model runs: with which adapter and backend (a version of it, more
+    arguments, variables), how many replicas, restarted after a crash or not; ``stopped``: no
+    instances now, the rest kept for a start. ``options`` records what the instances started with."""
 
     model: str
-    backend: str
-    replicas: int
-    options: dict[str, Any]
+    backend: str = ""  # "": the registry chooses
+    replicas: int = 1
+    options: dict[str, Any] = field(default_factory=dict)
     adapter: str | None = None
     jit: bool = False
     env: dict[str, str] = field(default_factory=dict)
+    backend_version: str | None = None
+    args: list[str] = field(default_factory=list)
+    restart: bool = True
+    stopped: bool = False
     id: int | None = None
 
 
@@ -128,6 +134,7 @@ class Download:
     hint: str | None = None
     models: list[str] = field(default_factory=list)
     note: str | None = None
+    deploy: dict[str, Any] | None = None  # a deployment to start once the files are imported
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

@@ -304,6 +304,8 @@ class Store:
                 s.add(row)
             row.adapter, row.backend, row.replicas = d.adapter, d.backend, d.replicas
             row.options, row.jit, row.env = d.options, d.jit, d.env
+            row.backend_version, row.args, row.restart = d.backend_version, d.args, d.restart
+            row.stopped = d.stopped
             s.flush()
             return _deployment(row, d.model)
 
@@ -313,6 +315,11 @@ class Store:
                 select(DeploymentRow, ModelRow.name).join(ModelRow, DeploymentRow.model_id == ModelRow.id)
             )
             return [_deployment(r, name) for r, name in rows]
+
+    def deployment(self, model: str) -> Deployment | None:
+        with self.session() as s:
+            row = self._deployment_row(s, model)
+            return _deployment(row, model) if row is not None else None
 
     @staticmethod
     def _deployment_row(s: Session, model: str) -> DeploymentRow | None:
@@ -482,7 +489,18 @@ def _download(row: DownloadRow) -> Download:
 
 def _deployment(row: DeploymentRow, model: str) -> Deployment:
     return Deployment(
-        model, row.backend, row.replicas, dict(row.options), row.adapter, row.jit, dict(row.env), row.id
+        model=model,
+        backend=row.backend,
+        replicas=row.replicas,
+        options=dict(row.options),
+        adapter=row.adapter,
+        jit=row.jit,
+        env=dict(row.env),
+        backend_version=row.backend_version,
+        args=list(row.args),
+        restart=row.restart,
+        stopped=row.stopped,
+        id=row.id,
     )
 
 

@@ -131,18 +131,22 @@ class SettingsRow(Base):
 
 
 class DeploymentRow(Base):
-    """The wish that a model runs: 'load' is one replica, 'unload' is zero."""
+    """The wish that a model runs: 'load' is one replica, 'unload' forgets it, 'stop' keeps it."""
 
     __tablename__ = "deployments"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), unique=True)
     adapter: Mapped[str | None] = mapped_column(String(128))
-    backend: Mapped[str] = mapped_column(String(32))
+    backend: Mapped[str] = mapped_column(String(32))  # asked for; "": the registry chooses
+    backend_version: Mapped[str | None] = mapped_column(String(64))  # a build of it; None: the default
     replicas: Mapped[int] = mapped_column(Integer, default=1)
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     jit: Mapped[bool] = mapped_column(Boolean, default=False)
     env: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # the engines' own variables
+    args: Mapped[list[str]] = mapped_column(JSON, default=list)  # more engine arguments
+    restart: Mapped[bool] = mapped_column(Boolean, default=True)  # start again after a crash
+    stopped: Mapped[bool] = mapped_column(Boolean, default=False)  # no instances; the rest kept
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -197,6 +201,7 @@ class DownloadRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     hint: Mapped[str | None] = mapped_column(Text)
     models: Mapped[list[str]] = mapped_column(JSON, default=list)  # what the import added
+    deploy: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # a deployment to start when imported
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

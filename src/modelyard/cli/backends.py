@@ -27,6 +27,8 @@ def ls() -> None:
             console.print(f"{backend.name:<22} [red]not installed[/]  {e.hint or e.message}", highlight=False)
         for variant, folder in environments.installed(settings.envs_dir, backend.name):
             console.print(f"{'':<22} env {variant} {folder}", highlight=False)
+        for version in backend.versions():
+            console.print(f"{'':<22} version {version}  {backend.preflight(version)}", highlight=False)
 
 
 @app.command("install")
@@ -36,9 +38,15 @@ def install(
     variant: str | None = typer.Option(
         None, "--variant", help="cpu or cuda (default: cuda with an NVIDIA GPU)"
     ),
+    version: str | None = typer.Option(
+        None,
+        "--version",
+        help="llama.cpp: build the llama.cpp of this llama-cpp-python release, beside the default",
+    ),
 ) -> None:
     """Install an engine: llama.cpp builds llama-server from source (a few minutes); a Python
-    backend gets a managed virtualenv with pinned packages under MODELYARD_HOME/envs."""
+    backend gets a managed virtualenv with pinned packages under MODELYARD_HOME/envs. Versions of
+    llama.cpp live side by side; a deployment picks one with --backend-version."""
     variant = variant or environments.default_variant()
     if variant not in environments.VARIANTS:
         raise Unsupported(f"unknown variant {variant!r}", hint="cpu or cuda")
@@ -52,5 +60,6 @@ def install(
         def report(stage: str, done: float, total: float) -> None:
             bar.update(task, description=stage[:40], completed=done, total=total)
 
-        where = backend.install(variant, report)
-    console.print(f"installed {backend.name} ({variant}) in {where}", highlight=False)
+        where = backend.install(variant, report, version)
+    what = f"{backend.name} {version}" if version else backend.name
+    console.print(f"installed {what} ({variant}) in {where}", highlight=False)

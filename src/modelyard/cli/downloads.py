@@ -133,11 +133,11 @@ def pull(
         )
         console.print(f"watch it: modelyard downloads watch {job['id']}", style="dim")
         return
-    _watch(api, job)
+    follow(api, job)
 
 
-def _watch(api: Client, job: dict[str, Any]) -> None:
-    """Follow one job's events with a progress bar until it ends."""
+def follow(api: Client, job: dict[str, Any]) -> dict[str, Any]:
+    """Follow one job's events with a progress bar until it ends; the job as it ended."""
     job_id = job["id"]
     columns = (
         TextColumn("{task.description}"),
@@ -165,6 +165,7 @@ def _watch(api: Client, job: dict[str, Any]) -> None:
         )
         raise typer.Exit(130) from None
     _report(last)
+    return last
 
 
 def _count(n: int, what: str) -> str:
@@ -272,7 +273,7 @@ def watch(job: int = typer.Argument(..., help="a download id")) -> None:
     if current["state"] in ENDED:
         _report(current)
         return
-    _watch(api, current)
+    follow(api, current)
 
 
 @app.command()

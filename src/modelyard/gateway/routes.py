@@ -275,7 +275,7 @@ async def _route(
     try:
         model, adapter = runtime.library.resolve(name)
         caller_of(request).check_model(model.name)
-        backend = runtime.backends.for_model(model)
+        backend = runtime.backend_for(model)
         _check(backend, model, endpoint, capability)
         if endpoint in ("chat", "completions"):
             _fits_context(raw, model, runtime.context_of(model))

@@ -47,6 +47,9 @@ class HuggingFace:
         self.api = HfApi(endpoint=self.endpoint, token=self.token or False)
         self._host = urlsplit(self.endpoint).netloc
 
+    def with_token(self, token: str) -> HuggingFace:
+        return HuggingFace(self.endpoint, token)
+
     def headers(self, url: str) -> dict[str, str]:
         if self.token and urlsplit(url).netloc == self._host:
             return {"Authorization": f"Bearer {self.token}"}

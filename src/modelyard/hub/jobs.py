@@ -11,7 +11,7 @@ import re
 import shutil
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from modelyard.library.naming import unique_name
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("queued", "running", "importing")
+ACTIVE = ("queued", "running", "importing", "deploying")
 ENDED = ("completed", "failed", "cancelled")
 SPACE_MARGIN = 256 << 20  # bytes left free on the disk after a download
 TICK = 0.5  # seconds between progress events
@@ -54,6 +54,8 @@ class PullRequest:
     base: str | None = None  # the base model a LoRA binds to
     name: str | None = None
     directory: str | None = None  # the files go into DIRECTORY/<repo name>; else under models_dir
+    deploy: dict[str, Any] | None = None  # a deployment to start once imported (see Deployer)
+    token: str | None = None  # this request's own hub token (kept in memory only, with the job)
 
 
 @dataclass
@@ -99,6 +101,7 @@ class JobView:
     error: str | None
     hint: str | None
     note: str | None
+    deploy: dict[str, Any] | None  # the deployment it starts once imported
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,6 +122,10 @@ class Downloads:
         self._session: aiohttp.ClientSession | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._closing = False
+        # what starts the deployment a job asks for once its files are imported: the job and
+        # the models it imported -> what to say about it (the Deployer sets it)
+        self.deployer: Callable[[Download, list[str]], Awaitable[str]] | None = None
+        self._tokens: dict[int, str] = {}  # job -> its request's token: never written to the catalog
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -127,6 +134,8 @@ class Downloads:
         self._session = client_session(self.settings.stall_timeout)
         for job in self.store.downloads(("running", "importing")):  # the server stopped under them
             self.store.update_download(job.id, state="queued")
+        for job in self.store.downloads(("deploying",)):  # imported; the deployment is the runtime's
+            self.store.update_download(job.id, state="completed", note="the server stopped while it deployed")
         self._ticker = asyncio.create_task(self._tick())
         self._schedule()
 
@@ -144,8 +153,9 @@ class Downloads:
 
     # -- asking the hubs ---------------------------------------------------------------------
 
-    def hub(self, source: Source) -> Hub:
-        return self.hubs[source]
+    def hub(self, source: Source, token: str | None = None) -> Hub:
+        hub = self.hubs[source]
+        return hub.with_token(token) if token else hub
 
     async def search(
         self, query: str, *, source: Source, category: str | None, gguf_only: bool, limit: int
@@ -154,9 +164,11 @@ class Downloads:
         await asyncio.to_thread(reachable, hub.endpoint)
         return await asyncio.to_thread(hub.search, query, category=category, gguf_only=gguf_only, limit=limit)
 
-    async def snapshot(self, ref_text: str, source: Source | None = None) -> Snapshot:
+    async def snapshot(
+        self, ref_text: str, source: Source | None = None, token: str | None = None
+    ) -> Snapshot:
         ref = parse_ref(ref_text, source)
-        hub = self.hub(ref.source)
+        hub = self.hub(ref.source, token)
         await asyncio.to_thread(reachable, hub.endpoint)
         return await asyncio.to_thread(hub.snapshot, ref.repo, ref.revision)
 
@@ -167,7 +179,7 @@ class Downloads:
         folder = _chosen_folder(request.directory) if request.directory else None
         if request.base is not None:
             self.library.get(request.base)  # a missing base fails now, not after the download
-        snap = await self.snapshot(request.ref, request.source)
+        snap = await self.snapshot(request.ref, request.source, request.token)
         exact = [p for p in request.files if not any(c in p for c in "*?[")]
         chosen = choose(
             snap,
@@ -176,6 +188,8 @@ class Downloads:
             file=ref.file or (exact[0] if len(exact) == 1 == len(request.files) else None),
             everything=request.everything,
         )
+        if request.deploy is not None and (done := self._already(snap, chosen)) is not None:
+            return done  # what a deployment needs is here: nothing to fetch
         total = sum(f.size or 0 for f in chosen)
         if folder is not None:
             destination = folder / _repo_name(snap.repo)
@@ -191,15 +205,30 @@ class Downloads:
             destination=str(destination),
             base=request.base,
             name=request.name,
+            deploy=request.deploy,
             state="queued",
             bytes_total=total,
             bytes_done=0,
             files_done=0,
             models=[],
         )
+        if request.token:
+            self._tokens[job.id] = request.token
         self._publish(job)
         self._schedule()
         return self.view(job)
+
+    def _already(self, snap: Snapshot, chosen: list[RemoteFile]) -> JobView | None:
+        """A completed job that brought the same files of the same revision, whose models are
+        all still in the library."""
+        paths = sorted(f.path for f in chosen)
+        for job in self.store.downloads(("completed",)):
+            same = (job.source, job.repo, job.revision) == (snap.source.value, snap.repo, snap.revision)
+            files = sorted(f["path"] for f in job.files)
+            kept = bool(job.models) and all(self.store.has_name(m) for m in job.models)
+            if same and files == paths and job.base is None and kept:
+                return self.view(job)
+        return None
 
     def all(self) -> list[JobView]:
         return [self.view(j) for j in self.store.downloads()]
@@ -228,6 +257,7 @@ class Downloads:
             return self.view(job)
         await self._stop(job_id)
         await asyncio.to_thread(shutil.rmtree, self._work(job_id), True)
+        self._tokens.pop(job_id, None)
         return self._set(job_id, state="cancelled")
 
     def forget(self, job_id: int) -> None:
@@ -238,6 +268,7 @@ class Downloads:
                 hint=f"cancel it first: `modelyard downloads cancel {job_id}`",
             )
         shutil.rmtree(self._work(job_id), ignore_errors=True)
+        self._tokens.pop(job_id, None)
         self.store.delete_download(job_id)
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
@@ -278,6 +309,7 @@ class Downloads:
             error=job.error,
             hint=job.hint,
             note=job.note,
+            deploy=job.deploy,
         )
 
     def _set(self, job_id: int, **fields: Any) -> JobView:
@@ -343,7 +375,7 @@ class Downloads:
 
             transfer = Transfer(
                 self._session,
-                self.hub(Source(job.source)),
+                self.hub(Source(job.source), self._tokens.get(job_id)),
                 files,
                 work=self._work(job_id),
                 dest=Path(job.destination),
@@ -360,6 +392,12 @@ class Downloads:
             self._set(job_id, state="importing", bytes_done=live.bytes_done, files_done=live.files_done)
             models, note = await asyncio.to_thread(self._import, self.store.get_download(job_id))
             await asyncio.to_thread(shutil.rmtree, self._work(job_id), True)
+            job = self.store.get_download(job_id)
+            if job.deploy is not None and self.deployer is not None and models:
+                self._set(job_id, state="deploying", models=models, note=note)
+                said = await self.deployer(job, models)
+                note = f"{note}; {said}" if note else said
+            self._tokens.pop(job_id, None)
             self._set(job_id, state="completed", models=models, note=note)
         except asyncio.CancelledError:
             # pause / cancel set the state themselves; a server that stops leaves it to resume.

@@ -36,6 +36,9 @@ class ModelScope:
         self.api = HubApi(endpoint=self.endpoint, token=self.token or "")
         self._host = urlsplit(self.endpoint).netloc
 
+    def with_token(self, token: str) -> ModelScope:
+        return ModelScope(self.endpoint, token)
+
     def headers(self, url: str) -> dict[str, str]:
         if self.token and urlsplit(url).netloc == self._host:
             return {"Authorization": f"Bearer {self.token}"}

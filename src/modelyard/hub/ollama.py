@@ -39,6 +39,9 @@ class Ollama:
     def headers(self, url: str) -> dict[str, str]:
         return {}
 
+    def with_token(self, token: str) -> Ollama:
+        return self  # the Ollama library is public: no token is asked for
+
     def search(self, query: str, *, category: str | None, gguf_only: bool, limit: int) -> list[SearchHit]:
         raise Unsupported(
             "the Ollama registry has no search API",

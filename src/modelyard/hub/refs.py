@@ -6,8 +6,11 @@ Accepted:
 - ``hf.co/org/model:Q4_K_M`` and full Hugging Face URLs (``/tree/REV``, ``/blob/REV/FILE``,
   ``/resolve/REV/FILE``), on huggingface.co or any mirror
 - ``ms:org/model``, ``modelscope.cn/models/org/model`` URLs
-- ``ollama:name[:tag]``, ``ollama.com/library/name:tag``, and a bare ``name[:tag]`` (no slash),
-  which is what Ollama itself accepts
+- ``ollama:name[:tag]``, ``ollama.com/library/name:tag``
+- a bare ``name`` (no slash, no tag) is a repo of the default hub, Hugging Face (``gpt2``); a
+  bare ``name:tag`` is an Ollama name still (``llama3.2:1b``), as Ollama itself takes it
+
+Local paths are told apart first (``is_local``): ``/``, ``./``, ``../`` and ``~`` start one.
 """
 
 from __future__ import annotations
@@ -70,6 +73,12 @@ class Ref:
         return text
 
 
+def is_local(text: str) -> bool:
+    """The path rule of the model-compose manual: what starts with /, ./, ../ or ~ is a local
+    path; anything else names a model on a hub."""
+    return text.strip().startswith(("/", "./", "../", "~")) or text.strip() in (".", "..")
+
+
 def parse_ref(text: str, source: Source | None = None) -> Ref:
     raw = text.strip()
     if not raw:
@@ -80,7 +89,7 @@ def parse_ref(text: str, source: Source | None = None) -> Ref:
     if "://" in raw or raw.startswith(("hf.co/", "huggingface.co/", "modelscope.cn/", "ollama.com/")):
         return _parse_url(raw if "://" in raw else f"https://{raw}", text)
     if source is None:
-        source = Source.HF if "/" in raw else Source.OLLAMA
+        source = Source.OLLAMA if "/" not in raw and ":" in raw else Source.HF
     return _parse(raw, source, text)
 
 
@@ -90,6 +99,9 @@ def _parse(text: str, source: Source, original: str) -> Ref:
     body, _, suffix = text.partition(":")
     body, _, at = body.partition("@")
     parts = [p for p in body.strip("/").split("/") if p]
+    if len(parts) == 1 and source is Source.HF and not suffix:  # gpt2: a repo without an org
+        _check_names(parts, original)
+        return Ref(source, parts[0], at or None)
     if len(parts) < 2:
         raise InvalidRef(f"{original!r} does not name a repo", hint="write it as org/model")
     _check_names(parts[:2], original)

@@ -87,6 +87,10 @@ class Hub(Protocol):
         """Headers (a token) for fetching ``url``; nothing for hosts other than the hub's own."""
         ...
 
+    def with_token(self, token: str) -> Hub:
+        """The same hub, asked with ``token`` (one request's own, such as a spec's)."""
+        ...
+
 
 def safe_relative(path: str) -> PurePosixPath:
     """A remote file name as a path that stays inside the destination, or UnsafePath."""

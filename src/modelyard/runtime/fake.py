@@ -17,8 +17,10 @@ from typing import ClassVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelyard.backends import flags
 from modelyard.backends.base import HOST, PORT, EngineSpec, Placement, Progress
 from modelyard.catalog.records import Adapter, Model
+from modelyard.errors import EngineUnavailable
 from modelyard.estimate import Fit
 from modelyard.estimate.llama import Breakdown, Estimate
 from modelyard.runtime.clock import Clock, SystemClock
@@ -37,6 +39,11 @@ class Script:
     crash_after: float | None = None  # exits with status 1 this long after it became ready
     memory: int = 100 << 20
     slots: int = 1
+
+
+def model_of(argv: list[str]) -> str:
+    """The model a fake engine serves: the value of its --model."""
+    return argv[argv.index("--model") + 1]
 
 
 @dataclass
@@ -61,7 +68,7 @@ class FakeEngine:
 
     @property
     def model(self) -> str:
-        return self.launch.spec.argv[-1]
+        return model_of(self.launch.spec.argv)
 
     def write(self, line: str) -> None:
         self.executor.logs.setdefault(self.log, bytearray()).extend(f"{line}\n".encode())
@@ -185,7 +192,7 @@ class FakeExecutor:
         return list(self._nodes)
 
     async def launch(self, launch: Launch) -> FakeEngine:
-        model = launch.spec.argv[-1]
+        model = model_of(launch.spec.argv)
         engine = FakeEngine(self, launch, self.scripts.get(model, Script()), next(self._pids))
         if self.http:
             await engine.serve_http()
@@ -234,6 +241,7 @@ class FakeBackend:
     def __init__(self, need: int = 1 * GiB, slots: int = 1) -> None:
         self.need = need  # RAM one instance needs, for the fit
         self.slots = slots
+        self.builds: set[str] = set()  # versions installed beside the default
 
     @classmethod
     def takes(cls, model: Model) -> bool:
@@ -246,12 +254,17 @@ class FakeBackend:
         return None
 
     def engine(
-        self, model: Model, options: FakeOptions, placement: Placement, adapter: Adapter | None
+        self,
+        model: Model,
+        options: FakeOptions,
+        placement: Placement,
+        adapter: Adapter | None,
+        version: str | None = None,
     ) -> EngineSpec:
-        argv = ["fake-engine", "--host", HOST, "--port", PORT]
+        argv = [self.preflight(version), "--host", HOST, "--port", PORT]
         if adapter is not None:
             argv += ["--lora", adapter.path]
-        return EngineSpec(argv=[*argv, model.name], slots=self.slots, runtime="fake")
+        return EngineSpec(argv=[*argv, "--model", model.name], slots=self.slots, runtime="fake")
 
     def fit(
         self, model: Model, options: FakeOptions, adapter: Adapter | None, free_ram: int, free_vram: list[int]
@@ -259,8 +272,18 @@ class FakeBackend:
         e = Estimate(n_ctx=options.n_ctx or 2048, n_gpu_layers=0, ram=Breakdown(weights=self.need))
         return Fit(e, free_ram, self.need <= free_ram, max_ctx=None, rule_of_thumb=self.need)
 
-    def preflight(self) -> str:
-        return "fake-engine"
+    def preflight(self, version: str | None = None) -> str:
+        if version is not None and version not in self.builds:
+            raise EngineUnavailable(f"fake-engine {version} is not installed")
+        return f"fake-engine-{version}" if version else "fake-engine"
 
-    def install(self, variant: str, progress: Progress) -> str:
-        return "fake-engine"
+    def versions(self) -> list[str]:
+        return sorted(self.builds)
+
+    def check_args(self, args: list[str], version: str | None = None) -> None:
+        flags.check(args, frozenset({"--fast", "--mode"}), "fake-engine")
+
+    def install(self, variant: str, progress: Progress, version: str | None = None) -> str:
+        if version is not None:
+            self.builds.add(version)
+        return self.preflight(version)

@@ -19,21 +19,23 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import BaseModel
 
 from modelyard.backends.base import Backend, Placement
-from modelyard.backends.registry import Backends
+from modelyard.backends.registry import Backends, kinds_for
 from modelyard.catalog.records import Deployment, Instance, Model
 from modelyard.config import Settings
 from modelyard.errors import (
     AdapterNotFound,
     EngineError,
+    InvalidSettings,
     LoadRefused,
     ModelNotLoaded,
     ModelyardError,
+    NotFound,
     WontFit,
 )
 from modelyard.library import Library
@@ -44,7 +46,7 @@ from modelyard.runtime.executor import Engine, Executor, LogRef, Usage
 from modelyard.runtime.local import LocalExecutor
 from modelyard.runtime.queue import Queue, Slot
 from modelyard.runtime.rules import Loaded, LoadPolicy
-from modelyard.runtime.supervisor import Live, State, Supervisor
+from modelyard.runtime.supervisor import Live, Setup, State, Supervisor
 
 log = logging.getLogger(__name__)
 WATCH_EVERY = 0.25  # seconds between looks for idle models
@@ -52,11 +54,10 @@ WATCH_EVERY = 0.25  # seconds between looks for idle models
 
 @dataclass
 class Running:
-    """A deployment the runtime serves: its backend and typed options, and its instances."""
+    """A deployment the runtime serves: how its new instances start, and its instances."""
 
     deployment: Deployment
-    backend: Backend
-    options: BaseModel
+    setup: Setup
     category: str
     instances: dict[int, Live] = field(default_factory=dict)
 
@@ -72,6 +73,7 @@ class Change:
     leaving: dict[str, list[Live]]  # model -> its instances that go
     stop_first: bool
     before: dict[str, Running]  # what ran before, to bring back if the load fails
+    kept: Deployment | None = None  # the deployment's record before (a stopped one), to keep
 
 
 class Runtime:
@@ -115,9 +117,9 @@ class Runtime:
         for inst in self.store.instances():
             self.store.delete_instance(inst.id)
         for dep in self.store.deployments():
-            if dep.jit or dep.replicas == 0:
+            if dep.jit:
                 self.store.delete_deployment(dep.model)
-            else:
+            elif not dep.stopped:
                 self.spawn(self._restore(dep))
         self._watcher = asyncio.create_task(self._watch())
 
@@ -130,7 +132,7 @@ class Runtime:
 
     async def _restore(self, dep: Deployment, *, force: bool = False) -> None:
         try:
-            await self.load(dep.model, adapter=dep.adapter, replicas=dep.replicas, env=dep.env, force=force)
+            await self.deploy(dep, force=force)
         except ModelyardError as e:
             log.warning("could not load %s again: %s", dep.model, e)
 
@@ -183,7 +185,7 @@ class Runtime:
         (n_ctx 0: the model's own)."""
         running = self.running.get(model.name)
         if running is not None:
-            return getattr(running.options, "n_ctx", None) or model.context_length
+            return getattr(running.setup.options, "n_ctx", None) or model.context_length
         saved = model.settings.options.get("n_ctx") if model.settings else None
         return saved or model.context_length
 
@@ -201,6 +203,13 @@ class Runtime:
     async def read_log(self, ref: LogRef, offset: int = 0) -> bytes | None:
         return await self.executor.read_log(ref, offset)
 
+    def backend_for(self, model: Model) -> Backend:
+        """The backend that serves ``model``: its deployment's, else the registry's choice."""
+        running = self.running.get(model.name)
+        if running is not None:
+            return running.setup.backend
+        return self.backends.for_model(model)
+
     # -- load and unload -----------------------------------------------------------------------
 
     async def load(
@@ -214,13 +223,35 @@ class Runtime:
         env: dict[str, str] | None = None,
     ) -> Deployment:
         """Load ``name`` (with ``adapter``) as ``replicas`` instances, after the load rules, and
-        wait until they serve (an error if none does)."""
+        wait until they serve (an error if none does). A deployment kept for the model lends its
+        backend, version, arguments and variables."""
+        kept = self.store.deployment(name)
+        wish = Deployment(model=name, adapter=adapter, replicas=replicas, jit=jit, env=env or {})
+        if kept is not None:
+            wish = replace(
+                kept, adapter=adapter, replicas=replicas, jit=jit, env=env or kept.env, stopped=False
+            )
+        return await self.deploy(wish, force=force)
+
+    async def deploy(self, wish: Deployment, *, force: bool = False, roll: bool = False) -> Deployment:
+        """Make the deployment ``wish`` true and wait until it serves. A running deployment whose
+        engines would start differently (settings, backend, version, arguments, variables) rolls:
+        one instance at a time, a new one serves before an old one drains and stops. ``roll``
+        rolls it even when nothing changed (a reload)."""
         async with self._lock:
-            change = await self._plan(name, adapter, replicas, jit, force, env or {})
+            model = self.library.get(wish.model)
+            setup = await self._setup(model, wish)
+            current = self.running.get(wish.model)
+            if current is not None and current.deployment.adapter == wish.adapter:
+                if roll or not current.setup.same(setup):
+                    return await self._roll(current, model, setup, wish, force)
+                if current.setup.restart != setup.restart:
+                    self._switch_restart(current, setup)
+            change = await self._plan(model, setup, wish, force)
             if change.stop_first:
                 await self._stop_leaving(change)
             for live in change.starting:
-                live.task = self.spawn(self.supervisor.run(change.running, live))
+                live.task = self.spawn(self.supervisor.run(live))
         results = await asyncio.gather(*(live.ready for live in change.starting), return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         async with self._lock:
@@ -231,20 +262,45 @@ class Runtime:
                 await self._stop_leaving(change)
         return change.running.deployment
 
-    async def _plan(
-        self, name: str, adapter: str | None, replicas: int, jit: bool, force: bool, env: dict[str, str]
-    ) -> Change:
-        model = self.library.get(name)
-        chosen = model.adapter(adapter) if adapter is not None else None
-        if adapter is not None and chosen is None:
-            raise AdapterNotFound(name, adapter)
-        backend = self.backends.for_model(model)
-        backend.preflight()  # a missing engine fails now, with the command that installs it
+    async def _setup(self, model: Model, wish: Deployment) -> Setup:
+        """How the deployment's engines start; what cannot start fails now, with what to do."""
+        if wish.adapter is not None and model.adapter(wish.adapter) is None:
+            raise AdapterNotFound(model.name, wish.adapter)
+        if wish.backend:
+            backend = self.backends.get(wish.backend)
+            if not backend.takes(model):
+                raise InvalidSettings(
+                    f"the {backend.name} backend does not run {model.name!r}",
+                    hint=f"backends that do: {', '.join(k.name for k in kinds_for(model)) or 'none'}",
+                )
+        else:
+            backend = self.backends.for_model(model)
+        version = wish.backend_version
+        backend.preflight(version)  # a missing engine fails now, with the command that installs it
         options = effective(model, backend.options)
-        backend.engine(model, options, Placement(), chosen)  # refuses what it cannot do, now
+        chosen = model.adapter(wish.adapter) if wish.adapter else None
+        backend.engine(model, options, Placement(), chosen, version)  # refuses what it cannot do
+        if wish.args:
+            await asyncio.to_thread(backend.check_args, wish.args, version)
+        return Setup(backend, options, version, tuple(wish.args), dict(wish.env), wish.restart)
+
+    def _record(self, setup: Setup, wish: Deployment) -> Deployment:
+        return self.store.put_deployment(
+            replace(wish, options=setup.options.model_dump(), stopped=False, id=None)
+        )
+
+    def _switch_restart(self, running: Running, setup: Setup) -> None:
+        running.setup = setup
+        for live in running.instances.values():
+            live.setup = replace(live.setup, restart=setup.restart)
+
+    async def _plan(self, model: Model, setup: Setup, wish: Deployment, force: bool) -> Change:
+        name, adapter, replicas = model.name, wish.adapter, wish.replicas
+        chosen = model.adapter(adapter) if adapter is not None else None
         current = self.running.get(name)
         same = current is not None and current.deployment.adapter == adapter
         if current is not None and same and len(current.instances) == replicas:
+            current.deployment = self._record(current.setup, wish)
             return Change(name, current, [], {}, False, {})  # the same base + LoRA: reused
         loaded = [Loaded(n, r.category, r.deployment.adapter) for n, r in self.running.items() if n != name]
         displaced = self.policy.displaced(name, model.category, [adapter] if adapter else [], loaded)
@@ -256,32 +312,141 @@ class Runtime:
             kept.sort(key=lambda live: live.id)
             leaving[name], kept = kept[replicas:], kept[:replicas]
         placements, stop_first = await self._fit(
-            backend, model, options, chosen, replicas - len(kept), leaving, force
+            setup.backend, model, setup.options, chosen, replicas - len(kept), leaving, force
         )
         await self._drain_leaving(leaving, force)
         before = {n: self.running[n] for n in leaving if n in self.running}
-        dep = self.store.put_deployment(
-            Deployment(
-                model=name,
-                backend=backend.name,
-                replicas=replicas,
-                options=options.model_dump(),
-                adapter=adapter,
-                jit=jit,
-                env=env,
-            )
-        )
-        running = Running(dep, backend, options, model.category)
+        record = self.store.deployment(name)
+        running = Running(self._record(setup, wish), setup, model.category)
         running.instances = {live.id: live for live in kept}
-        starting = []
-        for where in placements:
-            inst = self.store.add_instance(name)
-            live = Live(id=inst.id, model=name, adapter=adapter, placement=where, ready=self._future())
-            running.instances[live.id] = live
-            starting.append(live)
+        starting = [self._new_live(running, where) for where in placements]
         self.running[name] = running
         self.queue(name).fail(None, adapter)
-        return Change(name, running, starting, leaving, stop_first, before)
+        return Change(name, running, starting, leaving, stop_first, before, record)
+
+    def _new_live(self, running: Running, where: Placement) -> Live:
+        dep = running.deployment
+        inst = self.store.add_instance(dep.model)
+        live = Live(inst.id, dep.model, dep.adapter, where, self._future(), running.setup)
+        running.instances[live.id] = live
+        return live
+
+    async def _roll(
+        self, running: Running, model: Model, setup: Setup, wish: Deployment, force: bool
+    ) -> Deployment:
+        """Bring a running deployment to ``setup`` one instance at a time (the lock held): a new
+        instance serves before an old one drains and stops, so no request fails. A new instance
+        that cannot start ends the roll, and the old ones serve on."""
+        name = model.name
+        before = running.setup, running.deployment
+        olds = sorted(running.instances.values(), key=lambda live: live.id)
+        extra, olds = olds[wish.replicas :], olds[: wish.replicas]
+        running.setup, running.deployment = setup, self._record(setup, wish)
+        if extra:
+            await self._retire(name, running, extra, force)
+        rolled = 0
+        try:
+            for old in olds:
+                await self._replace(running, model, old, force)
+                rolled += 1
+            for _ in range(wish.replicas - len(olds)):
+                await self._replace(running, model, None, force)
+        except ModelyardError:
+            if rolled == 0:  # none took the new setup: the deployment stays as it was
+                running.setup = before[0]
+                running.deployment = self.store.put_deployment(
+                    replace(before[1], replicas=len(running.instances))
+                )
+            raise
+        log.info("%s: rolled %d instance(s) to its new setup", name, rolled)
+        return running.deployment
+
+    async def _replace(self, running: Running, model: Model, old: Live | None, force: bool) -> Live:
+        """Start a new instance with the deployment's setup and, once it serves, drain and stop
+        ``old``. When both do not fit, ``old`` goes first."""
+        dep = running.deployment
+        chosen = model.adapter(dep.adapter) if dep.adapter else None
+        leaving = {model.name: [old]} if old is not None else {}
+        placements, stop_first = await self._fit(
+            running.setup.backend, model, running.setup.options, chosen, 1, leaving, force
+        )
+        if old is not None and stop_first:
+            await self._retire(model.name, running, [old], force)
+        live = self._new_live(running, placements[0])
+        live.task = self.spawn(self.supervisor.run(live))
+        try:
+            await live.ready
+        except BaseException:
+            await self._stop_instance(model.name, live, remove=True)
+            running.instances.pop(live.id, None)
+            raise
+        if old is not None and not stop_first:
+            await self._retire(model.name, running, [old], force)
+        return live
+
+    async def _retire(self, name: str, running: Running, lives: list[Live], force: bool) -> None:
+        """Drain instances (their requests finish, up to the switch timeout unless forced), stop
+        and forget them."""
+        ids = [live.id for live in lives]
+        queue = self.queue(name)
+        queue.drain(ids)
+        if not force and not await queue.settled(ids, self.settings.switch_timeout):
+            log.warning("%s: stopping instance(s) %s with requests in flight", name, ids)
+        await asyncio.gather(*(self._stop_instance(name, live, remove=True) for live in lives))
+        for live in lives:
+            running.instances.pop(live.id, None)
+
+    async def edit(self, wish: Deployment, *, force: bool = False) -> Deployment:
+        """Change a deployment: a stopped one is checked and kept, a running one rolls to it."""
+        if not wish.stopped:
+            return await self.deploy(wish, force=force)
+        async with self._lock:
+            await self._setup(self.library.get(wish.model), wish)
+            return self.store.put_deployment(wish)
+
+    async def reload(self, name: str, *, force: bool = False) -> Deployment:
+        """Roll a running deployment, so that its engines start again with the model's settings."""
+        dep = self.store.deployment(name)
+        if dep is None or name not in self.running:
+            raise ModelNotLoaded(name)
+        return await self.deploy(dep, force=force, roll=True)
+
+    async def stop(self, name: str, *, force: bool = False) -> Deployment:
+        """Stop a deployment's instances and keep the deployment, for a start."""
+        self.library.get(name)
+        async with self._lock:
+            dep = self.store.deployment(name)
+            if dep is None:
+                raise NotFound(f"{name!r} has no deployment", hint="`modelyard deployments ls` lists them")
+            running = self.running.get(name)
+            if running is not None:
+                await self._drain_leaving({name: list(running.instances.values())}, force)
+                await self._stop_model(name, forget=False)
+                for live in running.instances.values():
+                    self.store.delete_instance(live.id)
+                self.running.pop(name, None)
+                self.queue(name).fail(ModelNotLoaded(name))
+            dep = replace(dep, stopped=True, jit=False)
+            return self.store.put_deployment(dep)
+
+    async def start_deployment(self, name: str, *, force: bool = False) -> Deployment:
+        """Start a stopped deployment as it was kept."""
+        self.library.get(name)
+        dep = self.store.deployment(name)
+        if dep is None:
+            raise NotFound(f"{name!r} has no deployment", hint=f"`modelyard deploy {name}` makes one")
+        return await self.deploy(replace(dep, stopped=False), force=force)
+
+    async def recreate(self, instance_id: int, *, force: bool = False) -> int:
+        """Delete an instance: a new one takes its place (it serves before the old one stops).
+        Returns the new one's id."""
+        async with self._lock:
+            for running in self.running.values():
+                old = running.instances.get(instance_id)
+                if old is not None:
+                    model = self.library.get(running.deployment.model)
+                    return (await self._replace(running, model, old, force)).id
+        raise NotFound(f"no instance {instance_id}", hint="`modelyard ps` lists the instances")
 
     def _future(self) -> asyncio.Future[None]:
         return asyncio.get_running_loop().create_future()
@@ -355,7 +520,10 @@ class Runtime:
             self.store.put_deployment(dep)
         elif self.running.get(name) is change.running:
             self.running.pop(name, None)
-            self.store.delete_deployment(name)
+            if change.kept is not None and change.kept.stopped:
+                self.store.put_deployment(change.kept)  # a start that failed: still stopped
+            else:
+                self.store.delete_deployment(name)
         for other, lives in change.leaving.items():
             if not change.stop_first:
                 self.queue(other).drain([live.id for live in lives], on=False)
@@ -364,12 +532,16 @@ class Runtime:
                 self.spawn(self._restore(change.before[other].deployment, force=True))  # it ran
 
     async def unload(self, name: str, *, force: bool = False) -> None:
-        """Unload a model: wait for its requests (unless ``force``), stop its processes."""
+        """Unload a model (delete its deployment): wait for its requests (unless ``force``), stop
+        its processes, forget the deployment."""
         self.library.get(name)
         async with self._lock:
             running = self.running.get(name)
             if running is None:
-                raise ModelNotLoaded(name)
+                if self.store.deployment(name) is None:
+                    raise ModelNotLoaded(name)
+                self.store.delete_deployment(name)  # a stopped deployment: forgotten
+                return
             await self._drain_leaving({name: list(running.instances.values())}, force)
             await self._stop_model(name)
 
@@ -455,7 +627,7 @@ class Runtime:
         queue.drop_slot(slot.instance_id)
         live = self.live(slot.instance_id)
         if live is not None and live.engine is not None:
-            self.spawn(self.supervisor.recheck(self.running[name], live, slot))
+            self.spawn(self.supervisor.recheck(live, slot))
 
     # -- requests ------------------------------------------------------------------------------
 

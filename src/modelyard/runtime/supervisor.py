@@ -11,17 +11,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from modelyard.backends.base import Placement
+from pydantic import BaseModel
+
+from modelyard.backends.base import Backend, Placement
 from modelyard.errors import EngineError, ModelyardError
 from modelyard.runtime.executor import Engine, Launch
 from modelyard.runtime.queue import Slot
 
 if TYPE_CHECKING:
-    from modelyard.runtime.runtime import Running, Runtime
+    from modelyard.runtime.runtime import Runtime
 
 log = logging.getLogger(__name__)
 HEALTH_EVERY = 0.1  # seconds between health checks while an engine starts
@@ -37,6 +40,29 @@ class State(StrEnum):
     STOPPED = "stopped"
 
 
+@dataclass(frozen=True)
+class Setup:
+    """How a deployment's engines start. Each instance keeps the one it was made with, so that
+    while a deployment rolls to a new setup its old instances restart as they were."""
+
+    backend: Backend
+    options: BaseModel  # the backend's options model, validated, n_ctx resolved
+    version: str | None = None  # a build of the backend; None: the default one
+    args: tuple[str, ...] = ()  # more engine arguments, after the backend's own
+    env: Mapping[str, str] = field(default_factory=dict)  # the engines' own variables
+    restart: bool = True  # start again after an exit
+
+    def same(self, other: Setup) -> bool:
+        """Whether the engines would start the same way (``restart`` aside)."""
+        return (
+            self.backend is other.backend
+            and self.options == other.options
+            and self.version == other.version
+            and self.args == other.args
+            and dict(self.env) == dict(other.env)
+        )
+
+
 @dataclass
 class Live:
     """An instance as the runtime holds it in memory."""
@@ -46,6 +72,7 @@ class Live:
     adapter: str | None
     placement: Placement
     ready: asyncio.Future[None]  # its first start: served, or failed
+    setup: Setup
     state: State = State.PENDING
     engine: Engine | None = None
     starts: int = 0
@@ -59,11 +86,11 @@ class Supervisor:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
 
-    async def run(self, running: Running, live: Live) -> None:
+    async def run(self, live: Live) -> None:
         """Start the instance and keep it running until the task is cancelled (a stop)."""
         while True:
             try:
-                await self._start(running, live)
+                await self._start(live)
             except asyncio.CancelledError:
                 raise
             except ModelyardError as e:
@@ -74,6 +101,9 @@ class Supervisor:
             else:
                 assert live.engine is not None
                 why = self._exited(live, await live.engine.wait())
+            if not live.setup.restart:
+                self._set(live, State.ERROR, note=f"{why}; auto-restart is off")
+                return
             delay = self.backoff(live)
             self._set(live, State.RESTARTING, note=f"{why}; restart in {delay:g} s")
             await self.rt.clock.sleep(delay)
@@ -95,11 +125,14 @@ class Supervisor:
         live.state = state
         self.rt.store.update_instance(live.id, state=state, note=note, **fields)
 
-    async def _start(self, running: Running, live: Live) -> None:
+    async def _start(self, live: Live) -> None:
         rt = self.rt
         model = rt.library.get(live.model)
         adapter = model.adapter(live.adapter) if live.adapter else None
-        spec = running.backend.engine(model, running.options, live.placement, adapter)
+        setup = live.setup
+        spec = setup.backend.engine(model, setup.options, live.placement, adapter, setup.version)
+        if setup.args:
+            spec = replace(spec, argv=[*spec.argv, *setup.args])
         queue = rt.queue(live.model)
         queue.fail(None, live.adapter)  # a new try: newcomers wait for it
         live.starts += 1
@@ -107,7 +140,7 @@ class Supervisor:
         key = secrets.token_urlsafe(24) if spec.key_env else None
         try:
             engine = await rt.executor.launch(
-                Launch(live.id, live.starts, spec, live.placement, running.deployment.env, key)
+                Launch(live.id, live.starts, spec, live.placement, dict(setup.env), key)
             )
         except OSError as e:
             raise EngineError(f"the engine of {live.model!r} could not be started: {e}") from e
@@ -161,13 +194,18 @@ class Supervisor:
 
     def _exited(self, live: Live, code: int) -> str:
         """Record an engine that exited while it served; what to say about it."""
-        self.rt.queue(live.model).drop_slot(live.id)  # out of the rotation the moment it exits
+        queue = self.rt.queue(live.model)
+        queue.drop_slot(live.id)  # out of the rotation the moment it exits
         note = f"the engine exited with status {code}"
         log.warning("%s: instance %s: %s", live.model, live.id, note)
         self._set(live, State.ERROR, error=note, note=note)
+        if not live.setup.restart and not queue.serving(live.adapter):
+            queue.fail(
+                EngineError(f"the engine of {live.model!r} exited and auto-restart is off"), live.adapter
+            )
         return note
 
-    async def recheck(self, running: Running, live: Live, slot: Slot) -> None:
+    async def recheck(self, live: Live, slot: Slot) -> None:
         """An instance the gateway could not reach: back in the rotation if it answers its
         health check, else stopped (its supervisor then restarts it)."""
         engine = live.engine

@@ -1,0 +1,181 @@
+"""Routes of deployments: deploy in one step, list, show, edit (a roll), stop, start, reload,
+delete; delete an instance (a new one takes its place)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi import Path as ApiPath
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelyard.access.folders import Folders
+from modelyard.api.downloads import JobOut
+from modelyard.api.models import paths_in
+from modelyard.api.runtime import DeploymentOut, deployment_out, runtime_of
+from modelyard.deployments.deployer import Deployer, DeployRequest
+from modelyard.errors import NotFound
+from modelyard.http_errors import ErrorBody
+from modelyard.hub.refs import Source
+
+log = logging.getLogger(__name__)
+router = APIRouter(
+    prefix="/api", tags=["deployments"], responses={c: {"model": ErrorBody} for c in (400, 404, 409, 502)}
+)
+
+
+class DeploymentFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    replicas: int = Field(1, ge=1, le=64)
+    backend: str = Field("", description="a backend that takes the model; empty: the registry chooses")
+    backend_version: str | None = Field(None, description="a build installed beside the default one")
+    args: list[str] = Field(default_factory=list, description="more engine arguments: --flag, --key=value")
+    env: dict[str, str] = Field(default_factory=dict, description="environment variables of its engines")
+    settings: dict[str, Any] = Field(default_factory=dict, description="saved as the model's settings")
+    restart: bool = Field(True, description="start an engine again when it exits")
+    adapter: str | None = Field(None, description="a LoRA adapter of the model")
+    force: bool = Field(False, description="start even when the estimate says it will not fit")
+
+
+class DeployIn(DeploymentFields):
+    """What to deploy: one of model, path and ref."""
+
+    model: str | None = Field(None, description="a model of the library")
+    path: str | None = Field(None, description="a model file or folder on the server's disk")
+    ref: str | None = Field(None, description="anything pull takes: org/model:Q4_K_M, ollama:name:tag, ...")
+    source: Source | None = None
+    quantization: str | None = None
+    files: list[str] = Field(default_factory=list, description="file paths or glob patterns")
+    name: str | None = Field(None, description="the name an imported or downloaded model gets")
+
+
+class DeploymentPatch(BaseModel):
+    """Fields to change; a running deployment rolls to them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    replicas: int | None = Field(None, ge=1, le=64)
+    backend: str | None = None
+    backend_version: str | None = Field(None, description="empty: the default build")
+    args: list[str] | None = None
+    env: dict[str, str] | None = None
+    settings: dict[str, Any] | None = Field(
+        None, description="merged into the model's settings; null removes"
+    )
+    restart: bool | None = None
+    force: bool = False
+
+
+class Deployed(BaseModel):
+    deployment: DeploymentOut | None = Field(description="the deployment, serving")
+    download: JobOut | None = Field(description="the download that deploys once its files are in")
+
+
+class Replaced(BaseModel):
+    removed: int
+    instance: int = Field(description="the instance that took its place")
+
+
+def deployer_of(request: Request) -> Deployer:
+    deployer: Deployer = request.app.state.deployer
+    return deployer
+
+
+def _check_paths(request: Request, body: DeploymentFields | DeploymentPatch, path: str | None = None) -> None:
+    folders: Folders = request.app.state.folders
+    named = paths_in(body.settings or {})
+    for p in [*([path] if path else []), *named]:
+        folders.check(p)
+    if body.env or body.args:
+        log.warning(
+            "%s sets engine %s",
+            request.state.caller.name,
+            " and ".join(w for w, on in (("variables", body.env), ("arguments", body.args)) if on),
+        )
+
+
+@router.get("/deployments")
+async def deployments(request: Request) -> list[DeploymentOut]:
+    runtime = runtime_of(request)
+    return [await deployment_out(runtime, d) for d in runtime.store.deployments()]
+
+
+@router.post("/deployments", status_code=201, responses={202: {"model": Deployed}})
+async def deploy(request: Request, response: Response, body: DeployIn) -> Deployed:
+    """Deploy in one step: download what is missing (202 with the download, which deploys when
+    done), import it, save the settings, start the deployment and wait until it serves (201)."""
+    _check_paths(request, body, body.path)
+    fields = body.model_dump(exclude={"force"})
+    done = await deployer_of(request).deploy(DeployRequest(**fields), force=body.force)
+    if done.deployment is None:
+        response.status_code = 202
+        assert done.download is not None
+        return Deployed(deployment=None, download=JobOut(**done.download.to_json()))
+    return Deployed(deployment=await deployment_out(runtime_of(request), done.deployment), download=None)
+
+
+def _found(request: Request, name: str) -> None:
+    runtime = runtime_of(request)
+    runtime.library.get(name)
+    if runtime.store.deployment(name) is None:
+        raise NotFound(f"{name!r} has no deployment", hint=f"`modelyard deploy {name}` makes one")
+
+
+@router.get("/deployments/{name}")
+async def show(request: Request, name: str) -> DeploymentOut:
+    _found(request, name)
+    runtime = runtime_of(request)
+    dep = runtime.store.deployment(name)
+    assert dep is not None
+    return await deployment_out(runtime, dep)
+
+
+@router.patch("/deployments/{name}")
+async def edit(request: Request, name: str, body: DeploymentPatch) -> DeploymentOut:
+    """Change a deployment. A running one rolls: a new instance serves before an old one stops."""
+    _check_paths(request, body)
+    changes = body.model_dump(exclude={"settings", "force"}, exclude_none=True)
+    if body.backend_version == "":
+        changes["backend_version"] = None
+    dep = await deployer_of(request).edit(name, changes, body.settings, force=body.force)
+    return await deployment_out(runtime_of(request), dep)
+
+
+class StopIn(BaseModel):
+    force: bool = Field(False, description="stop at once, even with requests in flight")
+
+
+@router.post("/deployments/{name}/stop")
+async def stop(request: Request, name: str, body: StopIn | None = None) -> DeploymentOut:
+    """Stop its instances and keep the deployment."""
+    runtime = runtime_of(request)
+    dep = await runtime.stop(name, force=bool(body and body.force))
+    return await deployment_out(runtime, dep)
+
+
+@router.post("/deployments/{name}/start")
+async def start(request: Request, name: str) -> DeploymentOut:
+    runtime = runtime_of(request)
+    return await deployment_out(runtime, await runtime.start_deployment(name))
+
+
+@router.post("/deployments/{name}/reload")
+async def reload(request: Request, name: str) -> DeploymentOut:
+    """Roll it, so that its engines start again with the model's settings."""
+    runtime = runtime_of(request)
+    return await deployment_out(runtime, await runtime.reload(name))
+
+
+@router.delete("/deployments/{name}", status_code=204)
+async def delete(request: Request, name: str, body: StopIn | None = None) -> None:
+    """Stop it (its requests finish first unless forced) and forget it."""
+    await runtime_of(request).unload(name, force=bool(body and body.force))
+
+
+@router.delete("/instances/{instance_id}")
+async def delete_instance(request: Request, instance_id: int = ApiPath(ge=1, le=(1 << 63) - 1)) -> Replaced:
+    """Delete an instance: a new one takes its place, and serves before the old one stops."""
+    new = await runtime_of(request).recreate(instance_id)
+    return Replaced(removed=instance_id, instance=new)

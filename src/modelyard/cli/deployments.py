@@ -1,0 +1,233 @@
+"""Deployment commands: deploy, reload, and `modelyard deployments ...` (ls, show, edit, stop,
+start, rm, rm-instance)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from modelyard.cli.client import ApiError, Client
+from modelyard.cli.common import client, friendly, parse_assignments
+from modelyard.cli.downloads import SOURCE_HELP, follow
+from modelyard.cli.render import Column, console, fitted, human_size, print_json
+from modelyard.errors import EngineError
+from modelyard.hub.refs import is_local
+
+app = typer.Typer(help="Deployments: models kept running, with their engines' setup.")
+
+
+def _env(items: list[str]) -> dict[str, str]:
+    env = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r} is not NAME=VALUE")
+        env[key] = value
+    return env
+
+
+def _print(dep: dict[str, Any]) -> None:
+    name = dep["model"] + (f":{dep['adapter']}" if dep["adapter"] else "")
+    backend = dep["serving_backend"] or dep["backend"] or "auto"
+    version = f" {dep['backend_version']}" if dep["backend_version"] else ""
+    state = "stopped" if dep["stopped"] else f"{len(dep['instances'])}/{dep['replicas']} instances"
+    console.print(f"[bold]{name}[/] on {backend}{version}: {state}", highlight=False)
+    for inst in dep["instances"]:
+        memory = f", {human_size(inst['memory'])}" if inst["memory"] else ""
+        console.print(
+            f"  instance {inst['id']}: {inst['state']}, pid {inst['pid'] or '-'}{memory}", highlight=False
+        )
+
+
+def _model_exists(api: Client, name: str) -> bool:
+    try:
+        api.get(f"/api/models/{name}")
+    except ApiError as e:
+        if e.status == 404:
+            return False
+        raise
+    return True
+
+
+@friendly
+def deploy(
+    ref: str = typer.Argument(
+        ..., help="a library model, a local path (/, ./, ../, ~), or anything `pull` takes"
+    ),
+    name: str | None = typer.Option(None, "--name", help="the name an imported or downloaded model gets"),
+    replicas: int = typer.Option(1, "--replicas", "-r", min=1, max=64, help="engine processes"),
+    backend: str = typer.Option("", "--backend", help="a backend that takes the model (default: the best)"),
+    version: str | None = typer.Option(None, "--backend-version", help="a build of the backend"),
+    arg: list[str] = typer.Option([], "--arg", help="an engine argument: --arg=--flag (repeatable)"),
+    env: list[str] = typer.Option([], "--env", "-e", help="NAME=VALUE for its engines (repeatable)"),
+    set_: list[str] = typer.Option([], "--set", "-s", help="a setting KEY=VALUE (repeatable)"),
+    no_restart: bool = typer.Option(False, "--no-restart", help="leave an engine that exits stopped"),
+    lora: str | None = typer.Option(None, "--lora", help="one of the model's LoRA adapters"),
+    source: str | None = typer.Option(None, "--source", help=SOURCE_HELP),
+    quant: str | None = typer.Option(None, "--quant", "-q", help="a GGUF quantization, such as Q4_K_M"),
+    file: list[str] = typer.Option([], "--file", "-f", help="a file or glob pattern of the repo"),
+    force: bool = typer.Option(False, "--force", help="start even if the estimate says it will not fit"),
+) -> None:
+    """Deploy in one step: download what is missing, import it, save the settings, start it."""
+    api = client()
+    body: dict[str, Any] = {
+        "name": name, "replicas": replicas, "backend": backend, "backend_version": version,
+        "args": arg, "env": _env(env), "settings": parse_assignments(set_), "restart": not no_restart,
+        "adapter": lora, "force": force,
+    }  # fmt: skip
+    if is_local(ref):
+        body["path"] = ref
+    elif _model_exists(api, ref):
+        body["model"] = ref
+    else:
+        body.update(ref=ref, source=source, quantization=quant, files=file)
+    with console.status(f"deploying {ref}..."):
+        done = api.post("/api/deployments", body)
+    if done["download"] is not None:
+        job = follow(api, done["download"])
+        if not job["models"]:
+            raise EngineError("the download brought no model to deploy", hint=job["note"])
+        try:
+            done["deployment"] = api.get(f"/api/deployments/{job['models'][0]}")
+        except ApiError as e:
+            if e.status != 404:
+                raise
+            raise EngineError(
+                f"{job['models'][0]} was imported, but not deployed", hint=job["note"]
+            ) from None
+    _print(done["deployment"])
+
+
+@friendly
+def reload(
+    name: str = typer.Argument(..., help="a running deployment"),
+) -> None:
+    """Start its engines again with the model's settings, one instance at a time (no request fails)."""
+    with console.status(f"reloading {name}..."):
+        dep = client().post(f"/api/deployments/{name}/reload", {})
+    _print(dep)
+
+
+@app.callback(invoke_without_command=True)
+def deployments(ctx: typer.Context) -> None:
+    """Deployments: `modelyard deployments` lists them."""
+    if ctx.invoked_subcommand is None:
+        ls(as_json=False)
+
+
+@app.command("ls")
+@friendly
+def ls(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the deployments."""
+    found = client().get("/api/deployments")
+    if as_json:
+        print_json(found)
+        return
+    if not found:
+        console.print("no deployment: `modelyard deploy REF`")
+        return
+    columns = [
+        Column("MODEL", fold=True),
+        Column("BACKEND"),
+        Column("VERSION", drop=2),
+        Column("REPLICAS"),
+        Column("STATE"),
+        Column("RESTART", drop=1),
+    ]
+    rows = []
+    for d in found:
+        serving = sum(1 for i in d["instances"] if i["state"] == "running")
+        state = "stopped" if d["stopped"] else f"{serving} serving"
+        rows.append(
+            [
+                d["model"] + (f":{d['adapter']}" if d["adapter"] else ""),
+                d["serving_backend"] or d["backend"] or "auto",
+                d["backend_version"] or "-",
+                str(d["replicas"]),
+                state,
+                "on" if d["restart"] else "off",
+            ]
+        )
+    console.print(fitted(columns, rows))
+
+
+@app.command("show")
+@friendly
+def show(name: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
+    """A deployment's setup and its instances."""
+    dep = client().get(f"/api/deployments/{name}")
+    if as_json:
+        print_json(dep)
+        return
+    _print(dep)
+    for key in ("args", "env", "options"):
+        if dep[key]:
+            console.print(f"  {key}: {dep[key]}", highlight=False)
+    console.print(f"  restart: {'on' if dep['restart'] else 'off'}", highlight=False)
+
+
+@app.command("edit")
+@friendly
+def edit(
+    name: str = typer.Argument(...),
+    replicas: int | None = typer.Option(None, "--replicas", "-r", min=1, max=64),
+    backend: str | None = typer.Option(None, "--backend", help="a backend; '' lets the registry choose"),
+    version: str | None = typer.Option(None, "--backend-version", help="a build; '' for the default one"),
+    arg: list[str] | None = typer.Option(None, "--arg", help="the engine arguments (replace them)"),
+    clear_args: bool = typer.Option(False, "--clear-args", help="no engine arguments"),
+    env: list[str] | None = typer.Option(None, "--env", "-e", help="the variables (replace them)"),
+    set_: list[str] = typer.Option([], "--set", "-s", help="a setting KEY=VALUE (repeatable)"),
+    restart: bool | None = typer.Option(None, "--restart/--no-restart"),
+    force: bool = typer.Option(False, "--force", help="roll even if the estimate says it will not fit"),
+) -> None:
+    """Change a deployment; a running one rolls: each new instance serves before an old one stops."""
+    body: dict[str, Any] = {
+        "replicas": replicas, "backend": backend, "backend_version": version,
+        "args": [] if clear_args else arg or None, "env": _env(env) if env is not None else None,
+        "settings": parse_assignments(set_) or None, "restart": restart, "force": force,
+    }  # fmt: skip
+    with console.status(f"updating {name}..."):
+        dep = client().patch(f"/api/deployments/{name}", {k: v for k, v in body.items() if v is not None})
+    _print(dep)
+
+
+@app.command("stop")
+@friendly
+def stop(
+    name: str = typer.Argument(...),
+    force: bool = typer.Option(False, "--force", help="stop at once, even with requests in flight"),
+) -> None:
+    """Stop its instances; the deployment is kept for a start."""
+    with console.status(f"stopping {name}..."):
+        client().post(f"/api/deployments/{name}/stop", {"force": force})
+    console.print(f"stopped {name}", highlight=False)
+
+
+@app.command("start")
+@friendly
+def start(name: str = typer.Argument(...)) -> None:
+    """Start a stopped deployment as it was."""
+    with console.status(f"starting {name}..."):
+        dep = client().post(f"/api/deployments/{name}/start", {})
+    _print(dep)
+
+
+@app.command("rm")
+@friendly
+def rm(
+    name: str = typer.Argument(...),
+    force: bool = typer.Option(False, "--force", help="stop at once, even with requests in flight"),
+) -> None:
+    """Stop a deployment and forget it (the model stays in the library)."""
+    client().request("DELETE", f"/api/deployments/{name}", json={"force": force})
+    console.print(f"deleted the deployment of {name}", highlight=False)
+
+
+@app.command("rm-instance")
+@friendly
+def rm_instance(instance: int = typer.Argument(..., min=1, help="an instance id (`modelyard ps`)")) -> None:
+    """Delete an instance: a new one takes its place, serving before the old one stops."""
+    with console.status(f"replacing instance {instance}..."):
+        done = client().delete(f"/api/instances/{instance}")
+    console.print(f"instance {done['removed']} replaced by {done['instance']}", highlight=False)
