@@ -11,11 +11,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from modelyard import __version__
 from modelyard.access.folders import Folders
 from modelyard.access.keys import Keys
-from modelyard.api import downloads, errors, models, monitor, runtime, ui
+from modelyard.api import deployments, downloads, errors, models, monitor, runtime, specs, ui
 from modelyard.api import keys as keys_api
 from modelyard.api.guard import Guard
 from modelyard.catalog.store import Store
 from modelyard.config import Settings
+from modelyard.deployments.apply import Applier
+from modelyard.deployments.deployer import Deployer
 from modelyard.gateway import routes as gateway
 from modelyard.gateway.coalesce import Coalescer
 from modelyard.gateway.proxy import upstream_session
@@ -43,6 +45,8 @@ def create_app(settings: Settings) -> FastAPI:
         )
         app.state.monitor.start()
         app.state.downloads = Downloads(settings, library)
+        app.state.deployer = Deployer(library, runtime, app.state.downloads)
+        app.state.applier = Applier(library, runtime, app.state.downloads, app.state.deployer)
         await app.state.downloads.start()
         try:
             yield
@@ -72,6 +76,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(gateway.router)
     app.include_router(models.router)
     app.include_router(runtime.router)
+    app.include_router(deployments.router)
+    app.include_router(specs.router)
     app.include_router(monitor.router)
     app.include_router(downloads.hub_router)
     app.include_router(downloads.router)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from modelyard import __version__
-from modelyard.cli import adapters, backends, components, downloads, keys, models, runtime
+from modelyard.cli import adapters, backends, components, deployments, downloads, keys, models, runtime, specs
 from modelyard.cli.common import friendly
 from modelyard.cli.render import console, err_console
 
@@ -29,6 +29,11 @@ app.command()(runtime.ps)
 app.command()(runtime.logs)
 app.command()(runtime.run)
 app.command()(runtime.estimate)
+app.command()(deployments.deploy)
+app.command()(deployments.reload)
+app.command()(specs.apply)
+app.command()(specs.export)
+app.command()(specs.schema)
 app.command()(downloads.search)
 app.command()(downloads.files)
 app.command()(downloads.pull)
@@ -36,6 +41,7 @@ app.add_typer(adapters.app, name="lora")
 app.add_typer(backends.app, name="backends")
 app.add_typer(components.app, name="component")
 app.add_typer(downloads.app, name="downloads")
+app.add_typer(deployments.app, name="deployments")
 app.add_typer(keys.app, name="keys")
 
 

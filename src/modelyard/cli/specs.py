@@ -1,0 +1,106 @@
+"""Spec commands: apply -f FILE [--dry-run], export, schema."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+from modelyard.cli.client import Client
+from modelyard.cli.common import client, friendly
+from modelyard.cli.render import console
+from modelyard.deployments.spec import Spec, dump, json_schema, load
+from modelyard.errors import InvalidSpec, PathNotFound
+
+STYLE = {
+    "created": "green",
+    "updated": "yellow",
+    "unchanged": "dim",
+    "would create": "green",
+    "would change": "yellow",
+}
+
+
+def _read(file: str) -> tuple[str, str, Path]:
+    if file == "-":
+        return typer.get_text_stream("stdin").read(), "<stdin>", Path.cwd()
+    path = Path(file).expanduser()
+    if not path.is_file():
+        raise PathNotFound(path)
+    try:
+        return path.read_text(encoding="utf-8"), file, path.resolve().parent
+    except UnicodeDecodeError:
+        raise InvalidSpec(f"{file}: not UTF-8 text", hint="a spec is a YAML file") from None
+
+
+def _applied(api: Client, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """POST the spec; while the server works, show the downloads it starts with progress bars."""
+    before = max((j["id"] for j in api.get("/api/downloads")), default=0)
+    result: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            result["outcomes"] = api.request(
+                "POST", "/api/specs/apply", json=body, timeout=httpx.Timeout(10.0, read=None)
+            )
+        except BaseException as e:  # re-raised in the main thread
+            result["error"] = e
+
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        tasks: dict[int, Any] = {}
+        status = progress.add_task("applying...", total=None)
+        while worker.is_alive():
+            worker.join(0.5)
+            for job in api.get("/api/downloads"):
+                if job["id"] <= before:
+                    continue
+                label = escape(f"{job['repo']} ({job['state']})")
+                if job["id"] not in tasks:
+                    tasks[job["id"]] = progress.add_task(label, total=job["bytes_total"] or None)
+                progress.update(tasks[job["id"]], description=label, completed=job["bytes_done"])
+        progress.remove_task(status)
+    if "error" in result:
+        raise result["error"]
+    outcomes: list[dict[str, Any]] = result["outcomes"]
+    return outcomes
+
+
+@friendly
+def apply(
+    file: str = typer.Option(..., "--file", "-f", help="a spec YAML file (- reads stdin)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="say what would change, change nothing"),
+) -> None:
+    """Make the library and the deployments what a spec says (models named in it only)."""
+    text, origin, base = _read(file)
+    spec = load(text, origin, base=base)
+    api = client()
+    body = {"spec": spec.model_dump(mode="json"), "dry_run": dry_run}
+    outcomes = api.post("/api/specs/apply", body) if dry_run else _applied(api, body)
+    for o in outcomes:
+        style = STYLE.get(o["action"], "")
+        console.print(f"{escape(o['name'])}: [{style}]{o['action']}[/]", highlight=False)
+        if dry_run or o["action"] != "unchanged":
+            for line in o["changes"]:
+                console.print(f"  {escape(line)}", highlight=False)
+
+
+@friendly
+def export() -> None:
+    """Print the library and its deployments as a spec (YAML): `modelyard apply -f` makes them again."""
+    data = client().get("/api/specs/export")
+    typer.echo(dump(Spec.model_validate(data)), nl=False)
+
+
+@friendly
+def schema() -> None:
+    """Print the JSON Schema of the spec format, for editor completion."""
+    typer.echo(json.dumps(json_schema(), indent=2))

@@ -1,0 +1,341 @@
+"""`modelyard apply`: make the library and the deployments what a spec says, and `export`: the
+spec of what they are now. Apply is idempotent: a second apply of the same spec changes nothing.
+
+Each model of the spec is planned first (what is missing, what differs, every check that does
+not need a download), then changed: created from its path or pulled from its hub, its fields,
+settings and adapters set, its deployment made so. What a spec leaves out is left as it is."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+from modelyard.catalog.records import Deployment, Model
+from modelyard.deployments.deployer import Deployer
+from modelyard.deployments.spec import AdapterSpec, DeploymentSpec, ModelSpec, Spec, source_of
+from modelyard.errors import InvalidSpec, ModelyardError
+from modelyard.hub.jobs import ACTIVE, Downloads, PullRequest
+from modelyard.hub.refs import parse_ref
+from modelyard.library import Library, settings
+from modelyard.library.requests import ImportRequest
+from modelyard.runtime.runtime import Runtime
+
+Action = Literal["created", "updated", "unchanged", "would create", "would change"]
+# the settings key that lists the LoRAs a model loads with, by the backend its settings follow
+PEFT_KEYS = {"transformers": "peft_adapters", "diffusers": "loras"}
+COMPARED = ("backend", "replicas", "adapter", "env", "backend_version", "args", "restart", "stopped")
+
+
+@dataclass
+class Outcome:
+    """What apply did (or would do) to one model; ``changes``: one line per difference."""
+
+    name: str
+    action: Action
+    changes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Plan:
+    spec: ModelSpec
+    model: Model | None  # None: to be created
+    changes: list[str]
+
+
+def _show(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, str):
+        return value
+    return repr(value)
+
+
+def _diff(prefix: str, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    lines = []
+    for key in sorted({*before, *after}):
+        if before.get(key) != after.get(key):
+            lines.append(f"{prefix}{key}: {_show(before.get(key))} -> {_show(after.get(key))}")
+    return lines
+
+
+class Applier:
+    def __init__(self, library: Library, runtime: Runtime, downloads: Downloads, deployer: Deployer) -> None:
+        self.library = library
+        self.runtime = runtime
+        self.downloads = downloads
+        self.deployer = deployer
+
+    # -- apply ---------------------------------------------------------------------------------
+
+    async def apply(self, spec: Spec, *, dry_run: bool = False) -> list[Outcome]:
+        plans = [self._plan(i, m) for i, m in enumerate(spec.models)]
+        if dry_run:
+            return [
+                Outcome(
+                    p.spec.name,
+                    "would create" if p.model is None else ("would change" if p.changes else "unchanged"),
+                    p.changes,
+                )
+                for p in plans
+            ]
+        outcomes = []
+        for i, plan in enumerate(plans):
+            try:
+                outcomes.append(await self._apply(plan))
+            except ModelyardError as e:
+                e.message = f"models[{i}] ({plan.spec.name}): {e.message}"
+                raise
+        return outcomes
+
+    def _plan(self, i: int, m: ModelSpec) -> _Plan:
+        """What differs between the spec of a model and the library; what cannot be done fails
+        here, before anything changes."""
+        where = f"models[{i}] ({m.name})"
+        model = self.library.store.get_model(m.name) if self.library.store.has_name(m.name) else None
+        source = source_of(m.model)
+        if source.provider == "local":
+            assert source.path is not None
+            if not os.path.isabs(source.path):
+                raise InvalidSpec(
+                    f"{where}: {source.path} is relative", hint="the server takes absolute paths"
+                )
+            if model is not None and os.path.normpath(model.path) != os.path.normpath(source.path):
+                raise InvalidSpec(
+                    f"{where}: {m.name} is {model.path} in the library, not {source.path}",
+                    hint="give it another name, or delete the library's record first",
+                )
+            if model is None and not os.path.exists(source.path):
+                raise InvalidSpec(f"{where}: model: no such file or folder: {source.path}")
+            other = self.library.store.find_by_path(source.path) if model is None else None
+            if other is not None:
+                raise InvalidSpec(
+                    f"{where}: {source.path} is {other.name!r} in the library",
+                    hint=f"name it {other.name} in the spec, or delete that record first",
+                )
+        else:
+            ref = parse_ref(source.ref())
+            if model is not None and model.source_repo not in (None, ref.repo):
+                raise InvalidSpec(
+                    f"{where}: {m.name} came from {model.source_repo}, not {ref.repo}",
+                    hint="give it another name, or delete the library's record first",
+                )
+        if model is None:
+            return _Plan(m, None, [f"+ from {source.path or source.ref()}", *self._creating(m)])
+        changes = self._fields(m, model)
+        wanted = self._settings(m, model)
+        if wanted is not None:
+            saved = model.settings.options if model.settings else {}
+            changes += _diff("settings.", saved, wanted)
+        for a in [*(m.peft_adapters or []), *(m.adapters or [])]:
+            if model.adapter(a.name) is None:
+                if a.model is None:
+                    raise InvalidSpec(
+                        f"{where}: adapter {a.name} is not bound to {m.name}",
+                        hint="give its model: a path or a hub repo",
+                    )
+                changes.append(f"adapters.{a.name}: - -> {_show(a.model)}")
+        if m.deployment is not None:
+            changes += self._deployment_diff(model.name, m)
+        return _Plan(m, model, changes)
+
+    @staticmethod
+    def _creating(m: ModelSpec) -> list[str]:
+        lines = [
+            f"adapters.{a.name}: - -> {_show(a.model)}"
+            for a in [*(m.peft_adapters or []), *(m.adapters or [])]
+        ]
+        if m.deployment is not None:
+            lines.append(f"deployment: - -> {m.deployment.replicas} replica(s)")
+        return lines
+
+    def _fields(self, m: ModelSpec, model: Model) -> list[str]:
+        wanted = self._record(m)
+        have = {"category": model.category, "description": model.description, "aliases": sorted(model.aliases),
+                "autoload": model.autoload}  # fmt: skip
+        return _diff("", {k: have[k] for k in wanted}, wanted)
+
+    @staticmethod
+    def _record(m: ModelSpec) -> dict[str, Any]:
+        """The record's fields the spec sets."""
+        out: dict[str, Any] = {}
+        kind = m.kind()
+        if kind is not None:
+            out["category"] = kind.value
+        if m.description is not None:
+            out["description"] = m.description
+        if m.aliases is not None:
+            out["aliases"] = sorted(set(m.aliases))
+        if m.autoload is not None:
+            out["autoload"] = m.autoload
+        return out
+
+    @staticmethod
+    def _settings(m: ModelSpec, model: Model) -> dict[str, Any] | None:
+        """The saved settings the spec asks for (normalised as saving them would), or None when it
+        leaves them as they are."""
+        options = {**(m.settings or {}), **m.setting_fields()}
+        if m.peft_adapters is not None:
+            backend = settings.backend_of(model)
+            key = PEFT_KEYS.get(backend)
+            if key is None:
+                raise InvalidSpec(
+                    f"peft_adapters: the {backend} backend applies no LoRA when it loads",
+                    hint="list the LoRA under adapters: and name it in deployment.adapter",
+                )
+            options[key] = [{"name": a.name, "weight": a.weight} for a in m.peft_adapters]
+        if m.settings is None and not options:
+            return None
+        parsed = settings.validate(model, options)
+        saved: dict[str, Any] = parsed.model_dump(include=set(options))
+        return saved
+
+    def _deployment_diff(self, name: str, m: ModelSpec) -> list[str]:
+        assert m.deployment is not None
+        wanted = self._wish(name, m, m.deployment)
+        have = self.runtime.store.deployment(name)
+        if have is None:
+            return [f"deployment: - -> {wanted.replicas} replica(s)"]
+        lines = _diff("deployment.", _compared(have), _compared(wanted))
+        if have.jit:
+            lines.insert(0, "deployment: loaded on request -> kept running")
+        return lines
+
+    @staticmethod
+    def _wish(name: str, m: ModelSpec, d: DeploymentSpec) -> Deployment:
+        return Deployment(
+            model=name,
+            backend=m.backend(),
+            replicas=d.replicas,
+            adapter=d.adapter,
+            env=dict(d.env),
+            backend_version=d.backend_version,
+            args=list(d.args),
+            restart=d.restart,
+            stopped=d.stopped,
+        )
+
+    async def _apply(self, plan: _Plan) -> Outcome:
+        m = plan.spec
+        if plan.model is not None and not plan.changes:
+            return Outcome(m.name, "unchanged")
+        model = plan.model or await self._create(m)
+        record = self._record(m)
+        if plan.model is None:
+            record.pop("category", None)  # given to the import
+        if record:
+            model = self.library.update(m.name, **record)
+        for a in [*(m.peft_adapters or []), *(m.adapters or [])]:
+            if model.adapter(a.name) is None and a.model is not None:
+                model = await self._bind(model, a)
+        wanted = self._settings(m, model)
+        saved = model.settings.options if model.settings else {}
+        settings_changed = wanted is not None and wanted != saved
+        if settings_changed:
+            assert wanted is not None
+            model = self.library.put_settings(m.name, wanted, merge=False)
+        await self._deploy(m, settings_changed)
+        return Outcome(m.name, "created" if plan.model is None else "updated", plan.changes)
+
+    async def _create(self, m: ModelSpec) -> Model:
+        source = source_of(m.model)
+        kind = m.kind()
+        if source.provider == "local":
+            assert source.path is not None
+            request = ImportRequest(
+                path=source.path,
+                name=m.name,
+                description=m.description or "",
+                category=kind.value if kind else None,
+            )
+            return await asyncio.to_thread(self.library.import_model, request)
+        job = await self._pull(
+            PullRequest(ref=source.ref(), quantization=m.file_quantization(), name=m.name, token=source.token)
+        )
+        model = self.library.get(job)
+        if kind is not None and model.category != kind.value:
+            model = self.library.update(model.name, category=kind.value)
+        return model
+
+    async def _bind(self, model: Model, a: AdapterSpec) -> Model:
+        assert a.model is not None
+        source = source_of(a.model)
+        if source.provider == "local":
+            assert source.path is not None
+            return await asyncio.to_thread(self.library.add_adapter, model.name, source.path, a.name)
+        await self._pull(PullRequest(ref=source.ref(), base=model.name, name=a.name, token=source.token))
+        return self.library.get(model.name)
+
+    async def _pull(self, request: PullRequest) -> str:
+        """Download and import; the name of what was imported."""
+        job = await self.downloads.create(request)
+        while job.state in ACTIVE:
+            await asyncio.sleep(0.2)
+            job = self.downloads.get(job.id)
+        if job.state != "completed" or not job.models:
+            raise InvalidSpec(
+                f"the download of {request.ref} {job.state}: {job.error or 'nothing imported'}",
+                hint=job.hint or f"`modelyard downloads show {job.id}` tells more",
+            )
+        return job.models[0].split(":")[0]
+
+    async def _deploy(self, m: ModelSpec, settings_changed: bool) -> None:
+        name = m.name
+        have = self.runtime.store.deployment(name)
+        if m.deployment is None:
+            if settings_changed and have is not None and self.runtime.is_loaded(name):
+                await self.runtime.reload(name)  # its engines take the new settings
+            return
+        wish = self._wish(name, m, m.deployment)
+        if wish.stopped:
+            if have is not None and not have.stopped:
+                await self.runtime.stop(name)
+            await self.runtime.edit(wish)
+            return
+        if have is not None and _compared(have) == _compared(wish) and not have.jit and settings_changed:
+            await self.runtime.reload(name)
+            return
+        await self.runtime.deploy(wish)
+
+    # -- export --------------------------------------------------------------------------------
+
+    def export(self) -> Spec:
+        """The library and its deployments as a spec that apply makes again."""
+        deployments = {d.model: d for d in self.runtime.store.deployments()}
+        models = []
+        for model in self.library.models():
+            dep = deployments.get(model.name)
+            models.append(
+                ModelSpec(
+                    name=model.name,
+                    model=model.path,
+                    category=model.category,
+                    description=model.description or None,
+                    aliases=sorted(model.aliases) or None,
+                    autoload=model.autoload or None,
+                    settings=dict(model.settings.options)
+                    if model.settings and model.settings.options
+                    else None,
+                    adapters=[AdapterSpec(name=a.name, model=a.path) for a in model.adapters] or None,
+                    deployment=_spec_of(dep) if dep is not None and not dep.jit else None,
+                )
+            )
+        return Spec(models=models)
+
+
+def _compared(d: Deployment) -> dict[str, Any]:
+    return {f.name: getattr(d, f.name) for f in fields(d) if f.name in COMPARED}
+
+
+def _spec_of(d: Deployment) -> DeploymentSpec:
+    return DeploymentSpec(
+        replicas=d.replicas,
+        backend=d.backend,
+        backend_version=d.backend_version,
+        args=list(d.args),
+        env=dict(d.env),
+        restart=d.restart,
+        adapter=d.adapter,
+        stopped=d.stopped,
+    )

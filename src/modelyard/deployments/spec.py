@@ -1,0 +1,359 @@
+"""The declarative spec: models as the model-compose manual declares them (type, task, driver,
+model with its provider, device, precision, quantization, batch size, PEFT adapters with
+weights), with modelyard's own fields (name, category, settings, aliases, autoload, adapters, a
+deployment). Read from YAML with the line of every field, so that an error names the file, the
+line and the field."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from modelyard.categories import Category
+from modelyard.errors import InvalidSpec
+from modelyard.hub.refs import is_local
+
+# model-compose's tasks -> modelyard's categories
+TASKS: dict[str, Category] = {
+    "text-generation": Category.CHAT,
+    "chat-completion": Category.CHAT,
+    "text-classification": Category.CLASSIFICATION,
+    "text-embedding": Category.EMBEDDING,
+    "text-rerank": Category.RERANK,
+    "image-to-text": Category.MULTIMODAL,
+    "image-generation": Category.IMAGE,
+}
+# model-compose's drivers -> modelyard's backends ("": the registry chooses, as huggingface does)
+DRIVERS: dict[str, str] = {
+    "huggingface": "",
+    "transformers": "transformers",
+    "sentence-transformers": "sentence-transformers",
+    "diffusers": "diffusers",
+    "llamacpp": "llama.cpp",
+    "llama-cpp": "llama.cpp",
+    "llama.cpp": "llama.cpp",
+    "llama-cpp-python": "llama-cpp-python",
+}
+# quantizations that are a setting of the Python backends; any other names a GGUF file of a repo
+LOAD_QUANTIZATIONS = ("none", "int8", "int4", "nf4")
+PROVIDERS = ("huggingface", "modelscope", "ollama", "local")
+ENV = re.compile(r"\$\{env\.([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class Source(BaseModel):
+    """model-compose's ``model:`` as a mapping: a provider and where on it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: Literal["huggingface", "modelscope", "ollama", "local"]
+    repository: str | None = Field(None, description="a hub's repo: org/name (ollama: name)")
+    revision: str | None = Field(None, description="a branch, tag or commit (ollama: the tag)")
+    filename: str | None = Field(None, description="one file of the repo")
+    token: str | None = Field(None, description="a hub token for this model, such as ${env.HF_TOKEN}")
+    path: str | None = Field(None, description="local: the model file or folder")
+    format: str | None = Field(None, description="local: gguf, safetensors, ... (detected anyway)")
+
+    @model_validator(mode="after")
+    def _where(self) -> Source:
+        if self.provider == "local":
+            if not self.path or self.repository:
+                raise ValueError("a local model takes a path (and no repository)")
+        elif not self.repository or self.path:
+            raise ValueError(f"a {self.provider} model takes a repository (and no path)")
+        return self
+
+    def ref(self) -> str:
+        """What `pull` takes for it."""
+        assert self.repository is not None
+        if self.provider == "ollama":
+            return f"ollama:{self.repository}" + (f":{self.revision}" if self.revision else "")
+        prefix = "ms" if self.provider == "modelscope" else "hf"
+        text = f"{prefix}:{self.repository}"
+        if self.filename:
+            text += f"/{self.filename}"
+        return text + (f"@{self.revision}" if self.revision else "")
+
+
+def source_of(model: str | Source) -> Source:
+    """model-compose's path rule: a string starting with /, ./, ../ or ~ is a local path;
+    anything else is a hub repo (anything `pull` takes)."""
+    if isinstance(model, Source):
+        return model
+    if is_local(model):
+        return Source(provider="local", path=model)
+    return Source(provider="huggingface", repository=model)  # a reference: parse_ref reads it
+
+
+class AdapterSpec(BaseModel):
+    """A LoRA: bound to the model in the library (from the library, a path or a hub repo)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["lora"] = "lora"
+    name: str = Field(description="its name in the library")
+    model: str | Source | None = Field(None, description="where it comes from; absent: already bound")
+    weight: float = Field(1.0, ge=0, le=10, description="peft_adapters: 0 = off, 1 = full effect")
+
+
+class DeploymentSpec(BaseModel):
+    """Keep the model running: the deployment manual's fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    replicas: int = Field(1, ge=1, le=64)
+    backend: str = Field("", description="a backend that takes the model; empty: the registry chooses")
+    backend_version: str | None = Field(None, description="a build installed beside the default one")
+    args: list[str] = Field(default_factory=list, description="more engine arguments: --flag, --key=value")
+    env: dict[str, str] = Field(default_factory=dict, description="environment variables of its engines")
+    restart: bool = Field(True, description="start an engine again when it exits")
+    adapter: str | None = Field(None, description="the LoRA it serves with (llama.cpp: one)")
+    stopped: bool = Field(False, description="kept, with no instance running")
+
+
+class ModelSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="its name in the library and in requests")
+    type: Literal["model"] = "model"
+    model: str | Source = Field(description="a local path (/, ./, ../, ~) or a hub repo, or a mapping")
+    task: str | None = Field(None, description=f"model-compose's task: {', '.join(TASKS)}")
+    category: Category | None = Field(None, description="modelyard's category (detected when absent)")
+    driver: str | None = Field(None, description=f"model-compose's driver: {', '.join(DRIVERS)}")
+    device: str | None = Field(None, description="auto, cpu, cuda, mps (a setting)")
+    precision: str | None = Field(None, description="auto, float32, float16, bfloat16 (a setting)")
+    quantization: str | None = Field(
+        None, description="a GGUF repo's quantization (Q4_K_M), or int8, int4, nf4 (a setting)"
+    )
+    batch_size: int | None = Field(None, ge=1, description="a setting")
+    low_cpu_mem_usage: bool | None = Field(None, description="a setting (transformers)")
+    peft_adapters: list[AdapterSpec] | None = Field(
+        None, description="LoRAs applied when it loads, each with a weight (model-compose)"
+    )
+    adapters: list[AdapterSpec] | None = Field(None, description="LoRAs bound to it, applied on request")
+    description: str | None = None
+    aliases: list[str] | None = None
+    autoload: bool | None = Field(None, description="load on the first request")
+    settings: dict[str, Any] | None = Field(None, description="its backend's options: n_ctx, ...")
+    deployment: DeploymentSpec | None = Field(None, description="keep it running (absent: left as it is)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        # "field: why" names the field for load()
+        if self.task is not None and self.task not in TASKS:
+            raise ValueError(f"task: {self.task!r} is not one modelyard runs: {', '.join(TASKS)}")
+        if self.task is not None and self.category is not None and TASKS[self.task] != self.category:
+            raise ValueError(
+                f"category: task {self.task} is category {TASKS[self.task]}, not {self.category}"
+            )
+        if self.driver is not None:
+            if self.driver not in DRIVERS:
+                raise ValueError(f"driver: {self.driver!r} is not one modelyard has: {', '.join(DRIVERS)}")
+            if self.deployment is None:
+                raise ValueError("driver: a driver picks the backend of a deployment: add deployment:")
+            if self.deployment.backend and self.deployment.backend != DRIVERS[self.driver]:
+                raise ValueError(
+                    f"driver: {self.driver} and deployment.backend {self.deployment.backend} differ"
+                )
+        names = [a.name for a in [*(self.peft_adapters or []), *(self.adapters or [])]]
+        if len(names) != len(set(names)):
+            raise ValueError("adapters: an adapter is named twice")
+        return self
+
+    def kind(self) -> Category | None:
+        return self.category or (TASKS[self.task] if self.task else None)
+
+    def backend(self) -> str:
+        if self.deployment is not None and self.deployment.backend:
+            return self.deployment.backend
+        return DRIVERS[self.driver] if self.driver else ""
+
+    def file_quantization(self) -> str | None:
+        """The quantization that picks a file of a GGUF repo."""
+        q = self.quantization
+        return q if q is not None and q.lower() not in LOAD_QUANTIZATIONS else None
+
+    def setting_fields(self) -> dict[str, Any]:
+        """The model-compose fields that are settings of the backend."""
+        fields: dict[str, Any] = {
+            "device": self.device,
+            "precision": self.precision,
+            "batch_size": self.batch_size,
+            "low_cpu_mem_usage": self.low_cpu_mem_usage,
+        }
+        if self.quantization is not None and self.quantization.lower() in LOAD_QUANTIZATIONS:
+            fields["quantization"] = self.quantization.lower()
+        return {k: v for k, v in fields.items() if v is not None}
+
+
+class Spec(BaseModel):
+    """A modelyard spec: `modelyard apply -f FILE` makes the library and the deployments so."""
+
+    model_config = ConfigDict(extra="forbid", title="modelyard spec")
+
+    models: list[ModelSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Spec:
+        names = [m.name for m in self.models]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"models named twice: {', '.join(twice)}")
+        return self
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the format, for editors (yaml-language-server, VS Code)."""
+    schema = Spec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+# -- reading YAML -------------------------------------------------------------------------------
+
+Loc = tuple[str | int, ...]
+
+
+def _lines(node: yaml.Node, loc: Loc, found: dict[Loc, int]) -> None:
+    found[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            found[(*loc, str(key.value))] = key.start_mark.line + 1
+            _lines(value, (*loc, str(key.value)), found)
+            found[(*loc, str(key.value))] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _lines(item, (*loc, i), found)
+
+
+def _line(lines: dict[Loc, int], loc: Loc) -> int | None:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _field(loc: Loc) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def _substitute(value: Any, loc: Loc, environ: Mapping[str, str], fail: Any) -> Any:
+    if isinstance(value, str):
+
+        def var(m: re.Match[str]) -> str:
+            if m.group(1) not in environ:
+                fail(loc, f"the environment variable {m.group(1)} is not set")
+            return environ[m.group(1)]
+
+        return ENV.sub(var, value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, (*loc, str(k)), environ, fail) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, (*loc, i), environ, fail) for i, v in enumerate(value)]
+    return value
+
+
+def load(
+    text: str, origin: str = "<spec>", *, environ: Mapping[str, str] | None = None, base: Path | None = None
+) -> Spec:
+    """A spec from YAML: ``${env.NAME}`` filled from ``environ``, relative paths resolved against
+    ``base`` (the file's folder), ``~`` expanded. InvalidSpec names the file, line and field."""
+    environ = os.environ if environ is None else environ
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{origin}:{mark.line + 1}" if mark is not None else origin
+        raise InvalidSpec(f"{where}: not YAML: {getattr(e, 'problem', None) or e}") from None
+    if node is None or data is None:
+        raise InvalidSpec(f"{origin}: the spec is empty", hint="it lists models: under `models:`")
+    lines: dict[Loc, int] = {}
+    _lines(node, (), lines)
+
+    def fail(loc: Loc, message: str) -> None:
+        line = _line(lines, loc)
+        raise InvalidSpec(f"{origin}:{line}: {_field(loc) or 'the spec'}: {message}")
+
+    data = _substitute(data, (), environ, fail)
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as e:
+        first = max(e.errors(), key=lambda err: len(err["loc"]))  # the most precise
+        loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p in ("str", "Source")))
+        message = first["msg"].removeprefix("Value error, ")
+        named = re.match(r"(\w+): (.*)", message, re.S)
+        if named and (*loc, named.group(1)) in lines:
+            loc, message = (*loc, named.group(1)), named.group(2)
+        fail(loc, message)
+        raise  # fail raised
+    return resolved(spec, base, lambda i, field, why: fail(("models", i, field), why))
+
+
+def _local(path: str, base: Path | None) -> str:
+    expanded = os.path.expanduser(path)
+    if os.path.isabs(expanded):
+        return os.path.normpath(expanded)
+    if base is None:
+        raise ValueError(f"{path} is relative: the spec's folder is not known here")
+    return os.path.normpath(base / expanded)
+
+
+def resolved(spec: Spec, base: Path | None, fail: Any = None) -> Spec:
+    """``spec`` with its local paths absolute (relative ones against ``base``)."""
+
+    def fix(model: str | Source | None, i: int, field: str) -> str | Source | None:
+        if model is None:
+            return None
+        source = source_of(model)
+        if source.provider != "local":
+            return model
+        assert source.path is not None
+        try:
+            path = _local(source.path, base)
+        except ValueError as e:
+            if fail is None:
+                raise InvalidSpec(f"models[{i}].{field}: {e}", hint="give absolute paths") from None
+            fail(i, field, str(e))
+            raise
+        return path if isinstance(model, str) else source.model_copy(update={"path": path})
+
+    out = []
+    for i, m in enumerate(spec.models):
+        out.append(
+            m.model_copy(
+                update={
+                    "model": fix(m.model, i, "model"),
+                    "peft_adapters": [
+                        a.model_copy(update={"model": fix(a.model, i, "peft_adapters")})
+                        for a in m.peft_adapters
+                    ]
+                    if m.peft_adapters is not None
+                    else None,
+                    "adapters": [
+                        a.model_copy(update={"model": fix(a.model, i, "adapters")}) for a in m.adapters
+                    ]
+                    if m.adapters is not None
+                    else None,
+                }
+            )
+        )
+    return Spec(models=out)
+
+
+def dump(spec: Spec) -> str:
+    """The spec as YAML, without what is left at its default."""
+    data = spec.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    for m in data.get("models", []):
+        if "deployment" in m:
+            m["deployment"] = m["deployment"] or {}
+    text: str = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return text
