@@ -98,6 +98,8 @@ def test_errors_name_the_file_line_and_field(tmp_path: Path) -> None:
         load(text, "m.yaml", environ={})
     with pytest.raises(InvalidSpec, match=r"^m\.yaml:3: .*relative"):
         load("models:\n  - name: a\n    model: ./here.gguf\n", "m.yaml")
+    with pytest.raises(InvalidSpec, match=r"^m\.yaml:3: models\[0\]\.model: .*not a valid repo"):
+        load("models:\n  - name: a\n    model: 'ollama:Bad Name'\n", "m.yaml")
     with pytest.raises(InvalidSpec, match=r"^m\.yaml:2: not YAML"):
         load("models:\n\t- name: a\n", "m.yaml")  # a tab
     with pytest.raises(InvalidSpec, match="models named twice: a"):
@@ -225,3 +227,24 @@ def test_apply_refuses_what_cannot_be_done(server: RunningServer, files: Path) -
     assert [m["name"] for m in server.http.get("/api/models").json()] == ["chat"]
     schema = server.http.get("/api/schema/spec").json()
     assert schema == json.loads(json.dumps(json_schema()))
+
+
+def test_the_readme_example_is_a_valid_spec(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Specs") :]
+    example = section[section.index("```yaml\n") + 8 : section.index("```\n", section.index("```yaml"))]
+    spec = load(example, "README.md", environ={"HF_TOKEN": "hf_x"}, base=tmp_path)
+    assert [m.name for m in spec.models] == ["qwen", "phi", "writer", "nomic"]
+    qwen, phi, writer, nomic = spec.models
+    assert qwen.model == str(tmp_path / "models/qwen2.5-0.5b-instruct-q4_k_m.gguf")
+    assert qwen.backend() == "llama.cpp"
+    assert qwen.deployment is not None
+    assert qwen.deployment.backend_version == "0.3.35"
+    assert not isinstance(phi.model, str)
+    assert phi.model.token == "hf_x"
+    assert phi.model.ref() == "hf:microsoft/Phi-3-mini-4k-instruct-gguf@main"
+    assert phi.file_quantization() == "Q4_K_M"
+    assert writer.setting_fields() == {"device": "cpu", "precision": "float32", "batch_size": 4}
+    assert [(a.name, a.weight) for a in writer.peft_adapters or []] == [("tone", 0.5), ("facts", 1.0)]
+    assert not isinstance(nomic.model, str)
+    assert nomic.model.ref() == "ollama:nomic-embed-text:latest"

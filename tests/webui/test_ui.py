@@ -395,3 +395,84 @@ def test_sign_in_with_an_admin_key(browser: Browser, tmp_path: Path) -> None:
         finally:
             shots("end")
             context.close()
+
+
+def test_deploy_form_and_deployments_view(browser: Browser, hub: FakeHub, tmp_path: Path) -> None:
+    q8 = b.write_llama_gguf(
+        tmp_path / "src" / "tiny-chat-Q8_0.gguf", quant="Q8_0", chat_template=b.CHAT_TEMPLATE
+    )[0]
+    f32 = b.write_llama_gguf(tmp_path / "src" / "tiny-chat-F32.gguf", chat_template=b.CHAT_TEMPLATE)[0]
+    hub.add_hf(
+        "tiny-org/tiny-chat-GGUF",
+        {q8.name: q8.read_bytes(), f32.name: f32.read_bytes()},
+        tags=["gguf"],
+        pipeline_tag="text-generation",
+    )
+    hub.add_hf(
+        "tiny-org/tiny-chat-safetensors", {"README.md": b"# not gguf\n"}, pipeline_tag="text-generation"
+    )
+    with serve(tmp_path / "home", hf_endpoint=hub.url, one_per_category=False, exclusive=[]) as server:
+        context = browser.new_context(base_url=server.url, viewport={"width": 1360, "height": 900})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.set_default_timeout(20_000)
+        shots = Shots(page, "test_deploy_form_and_deployments_view")
+        try:
+            page.goto("/#/deployments")
+            expect(page.get_by_text("No deployment yet")).to_be_visible()
+            page.get_by_role("button", name="Deploy a model").click()
+            form = dialog(page)
+            form.get_by_label("Search").fill("tiny-chat")
+            form.get_by_role("button", name="Search", exact=True).click()
+            results = form.get_by_label("Search results")
+            expect(results).to_contain_text("tiny-org/tiny-chat-safetensors")
+            form.get_by_role("checkbox", name="GGUF").check()  # the manual's GGUF-only filter
+            expect(results).not_to_contain_text("tiny-org/tiny-chat-safetensors")
+            results.get_by_role("button").filter(has_text="tiny-org/tiny-chat-GGUF").click()
+            form.get_by_role("radio", name="Q8_0").check()
+            form.get_by_label("Name", exact=True).fill("tiny")
+            form.get_by_label("Replicas").fill("2")
+            form.get_by_text("Advanced").click()
+            form.get_by_label("Backend parameters").fill("--metrics")
+            form.get_by_label("Settings").fill("n_ctx=256")
+            shots("deploy-form")
+            form.get_by_role("button", name="Deploy", exact=True).click()
+            expect(form).to_contain_text("it deploys when its files are in")
+            form.get_by_role("button", name="Close", exact=True).click()
+
+            card = page.locator('article[data-deployment="tiny"]')
+            expect(card).to_contain_text("2/2 running", timeout=60_000)
+            expect(card).to_contain_text("--metrics")
+            expect(card.locator("tr[data-instance]")).to_have_count(2)
+            shots("deployments")
+            dep = server.http.get("/api/deployments/tiny").json()
+            assert dep["options"]["n_ctx"] == 256
+            assert server.http.get("/api/models/tiny").json()["quantization"] == "Q8_0"
+
+            # delete an instance: a new one takes its place
+            first = dep["instances"][0]["id"]
+            card.locator(f'tr[data-instance="{first}"]').get_by_role("button", name="Delete instance").click()
+            expect(card.locator(f'tr[data-instance="{first}"]')).to_have_count(0, timeout=60_000)
+            expect(card).to_contain_text("2/2 running", timeout=60_000)
+            ids = {i["id"] for i in server.http.get("/api/deployments/tiny").json()["instances"]}
+            assert len(ids) == 2
+            assert first not in ids
+
+            card.get_by_label("Replicas of tiny").fill("1")
+            card.get_by_label("Replicas of tiny").press("Enter")
+            expect(card).to_contain_text("1/1 running", timeout=60_000)
+            card.get_by_role("button", name="Stop", exact=True).click()
+            expect(card).to_contain_text("stopped")
+            expect(card.locator("tr[data-instance]")).to_have_count(0)
+            card.get_by_role("button", name="Start", exact=True).click()
+            expect(card).to_contain_text("1/1 running", timeout=60_000)
+            card.get_by_role("button", name="Delete", exact=True).click()
+            dialog(page).get_by_role("button", name="Delete", exact=True).click()
+            expect(card).to_have_count(0)
+            assert server.http.get("/api/deployments").json() == []
+            assert [m["name"] for m in server.http.get("/api/models").json()] == ["tiny"]  # the model stays
+        finally:
+            shots("end")
+            context.close()
+        assert not errors, f"the page threw: {errors}"

@@ -22,6 +22,9 @@ export type Gpu = schema.GpuOut;
 export type Sample = schema.SampleOut;
 export type TemplateInfo = schema.TemplateOut;
 export type ErrorDetail = schema.ErrorDetail;
+export type Deployment = schema.DeploymentOut;
+export type Deployed = schema.Deployed;
+export type BackendInfo = schema.BackendOut;
 
 export const CATEGORIES = categoryValues;
 export const TEMPLATES = templateValues;
@@ -157,12 +160,23 @@ export const api = {
     post<unknown>(`/api/models/${q(name)}/load`, { adapter, force }),
   unload: (name: string) => post<void>(`/api/models/${q(name)}/unload`),
   instances: () => get<Instance[]>("/api/instances"),
-  search: (source: string, query: string, category: string) =>
-    get<Hit[]>(`/api/hub/search?source=${q(source)}&q=${q(query)}${category ? `&category=${q(category)}` : ""}`),
+  search: (source: string, query: string, category: string, gguf = false) =>
+    get<Hit[]>(
+      `/api/hub/search?source=${q(source)}&q=${q(query)}${category ? `&category=${q(category)}` : ""}${gguf ? "&gguf=true" : ""}`,
+    ),
   files: (source: string, ref: string) => get<Repo>(`/api/hub/files?source=${q(source)}&ref=${q(ref)}`),
   pull: (body: Record<string, unknown>) => post<Job>("/api/downloads", body),
   jobAction: (id: number, action: "pause" | "resume" | "cancel") => post<Job>(`/api/downloads/${id}/${action}`),
   forget: (id: number) => request<void>("DELETE", `/api/downloads/${id}`),
+  backends: () => get<BackendInfo[]>("/api/backends"),
+  deployments: () => get<Deployment[]>("/api/deployments"),
+  deploy: (body: Record<string, unknown>) => post<Deployed>("/api/deployments", body),
+  editDeployment: (name: string, patch: Record<string, unknown>) =>
+    request<Deployment>("PATCH", `/api/deployments/${q(name)}`, patch),
+  deploymentAction: (name: string, action: "stop" | "start" | "reload") =>
+    post<Deployment>(`/api/deployments/${q(name)}/${action}`),
+  removeDeployment: (name: string) => request<void>("DELETE", `/api/deployments/${q(name)}`),
+  removeInstance: (id: number) => request<{ removed: number; instance: number }>("DELETE", `/api/instances/${id}`),
 };
 
 /** Server-sent events as JSON objects, read with fetch (EventSource cannot send a key);

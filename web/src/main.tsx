@@ -3,13 +3,19 @@ import { useEffect, useState } from "preact/hooks";
 import { apiKey, keyNeeded, onKeyChange, setApiKey } from "./api";
 import { Monitor } from "./components/Monitor";
 import { DownloadDialog, DownloadsButton } from "./dialogs/DownloadDialog";
+import { Deployments } from "./pages/Deployments";
 import { Library } from "./pages/Library";
 import { Playground } from "./pages/Playground";
 import { Running } from "./pages/Running";
 import { SignIn } from "./pages/SignIn";
 import "./style.css";
 
-const PAGES = { library: "Library", running: "Running models", playground: "Playground" } as const;
+const PAGES = {
+  library: "Library",
+  deployments: "Deployments",
+  running: "Running models",
+  playground: "Playground",
+} as const;
 type Page = keyof typeof PAGES;
 
 function pageOf(hash: string): Page {
@@ -50,6 +56,7 @@ function App() {
       </nav>
       <main>
         {page === "library" && <Library openDownloader={() => setDownloader("open")} />}
+        {page === "deployments" && <Deployments />}
         {page === "running" && <Running />}
         {page === "playground" && <Playground />}
       </main>

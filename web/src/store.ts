@@ -25,7 +25,7 @@ export function useLibraryVersion(): number {
   return version;
 }
 
-export const ACTIVE = ["queued", "running", "importing"];
+export const ACTIVE = ["queued", "running", "importing", "deploying"];
 
 class Jobs extends Signal {
   jobs = new Map<number, Job>();

@@ -15,7 +15,7 @@ from modelyard.api.downloads import JobOut
 from modelyard.api.models import paths_in
 from modelyard.api.runtime import DeploymentOut, deployment_out, runtime_of
 from modelyard.deployments.deployer import Deployer, DeployRequest
-from modelyard.errors import NotFound
+from modelyard.errors import ModelyardError, NotFound
 from modelyard.http_errors import ErrorBody
 from modelyard.hub.refs import Source
 
@@ -48,6 +48,7 @@ class DeployIn(DeploymentFields):
     source: Source | None = None
     quantization: str | None = None
     files: list[str] = Field(default_factory=list, description="file paths or glob patterns")
+    all: bool = Field(False, description="every file of the repo")
     name: str | None = Field(None, description="the name an imported or downloaded model gets")
 
 
@@ -73,6 +74,13 @@ class Deployed(BaseModel):
     download: JobOut | None = Field(description="the download that deploys once its files are in")
 
 
+class BackendOut(BaseModel):
+    name: str
+    installed: bool
+    engine: str = Field(description="what runs its engines, or what installs it")
+    versions: list[str] = Field(description="builds installed beside the default one")
+
+
 class Replaced(BaseModel):
     removed: int
     instance: int = Field(description="the instance that took its place")
@@ -96,6 +104,21 @@ def _check_paths(request: Request, body: DeploymentFields | DeploymentPatch, pat
         )
 
 
+@router.get("/backends")
+async def backends(request: Request) -> list[BackendOut]:
+    """The backends, whether their engine is installed, and their versions side by side."""
+    out = []
+    for backend in runtime_of(request).backends:
+        try:
+            engine, installed = backend.preflight(), True
+        except ModelyardError as e:
+            engine, installed = e.hint or e.message, False
+        out.append(
+            BackendOut(name=backend.name, installed=installed, engine=engine, versions=backend.versions())
+        )
+    return out
+
+
 @router.get("/deployments")
 async def deployments(request: Request) -> list[DeploymentOut]:
     runtime = runtime_of(request)
@@ -107,8 +130,8 @@ async def deploy(request: Request, response: Response, body: DeployIn) -> Deploy
     """Deploy in one step: download what is missing (202 with the download, which deploys when
     done), import it, save the settings, start the deployment and wait until it serves (201)."""
     _check_paths(request, body, body.path)
-    fields = body.model_dump(exclude={"force"})
-    done = await deployer_of(request).deploy(DeployRequest(**fields), force=body.force)
+    fields = body.model_dump(exclude={"force", "all"})
+    done = await deployer_of(request).deploy(DeployRequest(**fields, everything=body.all), force=body.force)
     if done.deployment is None:
         response.status_code = 202
         assert done.download is not None

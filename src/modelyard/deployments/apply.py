@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from modelyard.catalog.records import Deployment, Model
 from modelyard.deployments.deployer import Deployer
-from modelyard.deployments.spec import AdapterSpec, DeploymentSpec, ModelSpec, Spec, source_of
+from modelyard.deployments.spec import AdapterSpec, DeploymentSpec, ModelSpec, Spec, ref_of, source_of
 from modelyard.errors import InvalidSpec, ModelyardError
 from modelyard.hub.jobs import ACTIVE, Downloads, PullRequest
 from modelyard.hub.refs import parse_ref
@@ -115,14 +115,14 @@ class Applier:
                     hint=f"name it {other.name} in the spec, or delete that record first",
                 )
         else:
-            ref = parse_ref(source.ref())
+            ref = parse_ref(ref_of(m.model))
             if model is not None and model.source_repo not in (None, ref.repo):
                 raise InvalidSpec(
                     f"{where}: {m.name} came from {model.source_repo}, not {ref.repo}",
                     hint="give it another name, or delete the library's record first",
                 )
         if model is None:
-            return _Plan(m, None, [f"+ from {source.path or source.ref()}", *self._creating(m)])
+            return _Plan(m, None, [f"+ from {source.path or ref_of(m.model)}", *self._creating(m)])
         changes = self._fields(m, model)
         wanted = self._settings(m, model)
         if wanted is not None:
@@ -251,7 +251,9 @@ class Applier:
             )
             return await asyncio.to_thread(self.library.import_model, request)
         job = await self._pull(
-            PullRequest(ref=source.ref(), quantization=m.file_quantization(), name=m.name, token=source.token)
+            PullRequest(
+                ref=ref_of(m.model), quantization=m.file_quantization(), name=m.name, token=source.token
+            )
         )
         model = self.library.get(job)
         if kind is not None and model.category != kind.value:
@@ -264,7 +266,7 @@ class Applier:
         if source.provider == "local":
             assert source.path is not None
             return await asyncio.to_thread(self.library.add_adapter, model.name, source.path, a.name)
-        await self._pull(PullRequest(ref=source.ref(), base=model.name, name=a.name, token=source.token))
+        await self._pull(PullRequest(ref=ref_of(a.model), base=model.name, name=a.name, token=source.token))
         return self.library.get(model.name)
 
     async def _pull(self, request: PullRequest) -> str:

@@ -30,6 +30,7 @@ class DeployRequest:
     source: Source | None = None
     quantization: str | None = None
     files: list[str] = field(default_factory=list)
+    everything: bool = False  # every file of the repo
     name: str | None = None  # the model's name, for an import or a download
     replicas: int = 1
     backend: str = ""
@@ -86,6 +87,7 @@ class Deployer:
                     source=request.source,
                     quantization=request.quantization,
                     files=request.files,
+                    everything=request.everything,
                     name=request.name,
                     deploy=asdict(request),
                 )

@@ -16,8 +16,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from modelyard.categories import Category
-from modelyard.errors import InvalidSpec
-from modelyard.hub.refs import is_local
+from modelyard.errors import InvalidRef, InvalidSpec
+from modelyard.hub.refs import Source as HubSource
+from modelyard.hub.refs import is_local, parse_ref
 
 # model-compose's tasks -> modelyard's categories
 TASKS: dict[str, Category] = {
@@ -42,7 +43,7 @@ DRIVERS: dict[str, str] = {
 }
 # quantizations that are a setting of the Python backends; any other names a GGUF file of a repo
 LOAD_QUANTIZATIONS = ("none", "int8", "int4", "nf4")
-PROVIDERS = ("huggingface", "modelscope", "ollama", "local")
+PROVIDER_OF = {HubSource.HF: "huggingface", HubSource.MODELSCOPE: "modelscope", HubSource.OLLAMA: "ollama"}
 ENV = re.compile(r"\$\{env\.([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -82,12 +83,20 @@ class Source(BaseModel):
 
 def source_of(model: str | Source) -> Source:
     """model-compose's path rule: a string starting with /, ./, ../ or ~ is a local path;
-    anything else is a hub repo (anything `pull` takes)."""
+    anything else is a hub repo, written as `pull` takes it (InvalidRef when it is not one)."""
     if isinstance(model, Source):
         return model
     if is_local(model):
         return Source(provider="local", path=model)
-    return Source(provider="huggingface", repository=model)  # a reference: parse_ref reads it
+    ref = parse_ref(model)
+    return Source(
+        provider=PROVIDER_OF[ref.source], repository=ref.repo, revision=ref.revision, filename=ref.file
+    )
+
+
+def ref_of(model: str | Source) -> str:
+    """What `pull` takes for a hub model: the string as written, or the mapping's reference."""
+    return model if isinstance(model, str) else model.ref()
 
 
 class AdapterSpec(BaseModel):
@@ -313,7 +322,13 @@ def resolved(spec: Spec, base: Path | None, fail: Any = None) -> Spec:
     def fix(model: str | Source | None, i: int, field: str) -> str | Source | None:
         if model is None:
             return None
-        source = source_of(model)
+        try:
+            source = source_of(model)
+        except InvalidRef as e:
+            if fail is None:
+                raise InvalidSpec(f"models[{i}].{field}: {e.message}", hint=e.hint) from None
+            fail(i, field, e.message)
+            raise
         if source.provider != "local":
             return model
         assert source.path is not None

@@ -1,9 +1,10 @@
 import { useState } from "preact/hooks";
-import { api, type Hit, type Job, type Repo } from "../api";
+import { api, type Job } from "../api";
 import { CategorySelect } from "../components/CategorySelect";
 import { Dialog } from "../components/Dialog";
+import { ALL, FileGroups, HubSearch, chosenFiles, useRepo } from "../components/HubSearch";
 import { PathInput } from "../components/PathInput";
-import { count, duration, percent, size } from "../format";
+import { duration, percent, size } from "../format";
 import { useAttempt } from "../hooks";
 import { ACTIVE, jobs, useJobs } from "../store";
 
@@ -12,49 +13,25 @@ const SOURCES = [
   { id: "modelscope", label: "ModelScope" },
   { id: "ollama", label: "Ollama" },
 ] as const;
-const ALL = "__all__";
 
 /** The downloader: search a hub, look at a repo, pick a quantization or files, follow the jobs. */
 export function DownloadDialog({ onClose, hidden }: { onClose: () => void; hidden: boolean }) {
   const [source, setSource] = useState<string>("hf");
   const [category, setCategory] = useState<string>("");
-  const [query, setQuery] = useState("");
-  const [hits, setHits] = useState<Hit[] | null>(null);
-  const [repo, setRepo] = useState<Repo | null>(null);
-  const [ref, setRef] = useState("");
-  const [pick, setPick] = useState<string>("");
   const [name, setName] = useState("");
   const [directory, setDirectory] = useState("");
   const { error, busy, attempt: run } = useAttempt();
+  const { repo, ref, pick, setPick, open, close } = useRepo(source, run);
   const list = useJobs();
   if (hidden) return null;
 
-  const search = () =>
-    run(async () => {
-      setRepo(null);
-      if (source === "ollama") return open(query.trim()); // the Ollama registry has no search
-      setHits(await api.search(source, query.trim(), category));
-    });
-  const open = (ref: string) =>
-    run(async () => {
-      const r = await api.files(source, ref);
-      setRepo(r);
-      setRef(ref);
-      const quant = r.groups.find((g) => g.name === "Q4_K_M") ?? r.groups.find((g) => g.name !== "mmproj");
-      setPick(r.gguf && quant ? quant.name : ALL);
-    });
   const start = () =>
     run(async () => {
       if (!repo) return;
-      // a quantization brings its shards and its mmproj; other groups are asked for by their files
-      const group = repo.groups.find((g) => g.name === pick);
-      const quantization = group && group.name !== "other" && group.name !== "mmproj" ? group.name : null;
       const job = await api.pull({
         ref,
         source,
-        quantization,
-        files: group && !quantization ? group.files.map((f) => f.path) : [],
-        all: pick === ALL,
+        ...chosenFiles(repo.groups, pick),
         name: name.trim() || null,
         directory: directory.trim() || null,
       });
@@ -79,7 +56,7 @@ export function DownloadDialog({ onClose, hidden }: { onClose: () => void; hidde
           <div class="row">
             <label>
               Source
-              <select value={source} onChange={(e) => (setSource(e.currentTarget.value), setHits(null), setRepo(null))}>
+              <select value={source} onChange={(e) => (setSource(e.currentTarget.value), close())}>
                 {SOURCES.map((s) => (
                   <option key={s.id} value={s.id}>
                     {s.label}
@@ -92,46 +69,8 @@ export function DownloadDialog({ onClose, hidden }: { onClose: () => void; hidde
               <CategorySelect value={category} onChange={setCategory} empty="Any" disabled={source === "ollama"} />
             </label>
           </div>
-          <form
-            class="row"
-            onSubmit={(e) => {
-              e.preventDefault();
-              void search();
-            }}
-          >
-            <input
-              type="search"
-              aria-label="Search"
-              value={query}
-              placeholder={source === "ollama" ? "a name, e.g. llama3.2:1b" : "search, or org/model"}
-              onInput={(e) => setQuery(e.currentTarget.value)}
-            />
-            <button type="submit" disabled={busy}>
-              {source === "ollama" ? "Show files" : "Search"}
-            </button>
-            {source !== "ollama" && query.includes("/") && (
-              <button type="button" disabled={busy} onClick={() => void open(query.trim())}>
-                Open repo
-              </button>
-            )}
-          </form>
+          <HubSearch source={source} category={category} current={repo?.repo ?? null} busy={busy} onOpen={(r) => void open(r)} />
           {error && <p class="error">{error}</p>}
-          {hits && (
-            <ul class="hits" aria-label="Search results">
-              {hits.length === 0 && <li class="muted">Nothing found.</li>}
-              {hits.map((h) => (
-                <li key={h.repo}>
-                  <button class={`hit${repo?.repo === h.repo ? " current" : ""}`} onClick={() => void open(h.repo)}>
-                    <strong>{h.repo}</strong>
-                    <small>
-                      {h.task ?? "model"}
-                      {h.gguf && " · GGUF"} · ↓ {count(h.downloads)} · ♥ {count(h.likes)}
-                    </small>
-                  </button>
-                </li>
-              ))}
-            </ul>
-          )}
         </section>
         <section class="details" aria-label="Model details">
           {!repo && <p class="muted">Search, then pick a model to see its files.</p>}
@@ -142,27 +81,7 @@ export function DownloadDialog({ onClose, hidden }: { onClose: () => void; hidde
                 {repo.task ?? "model"} · revision {repo.revision.slice(0, 12)}
                 {repo.gguf && " · GGUF"}
               </p>
-              <fieldset class="groups">
-                <legend>Files</legend>
-                {repo.groups
-                  .filter((g) => g.name !== "mmproj" || !repo.gguf)
-                  .map((g) => (
-                    <label key={g.name} class="group">
-                      <input type="radio" name="pick" checked={pick === g.name} onChange={() => setPick(g.name)} />
-                      <span>{g.name}</span>
-                      <small>
-                        {size(g.size)}
-                        {g.shards > 1 && ` · ${g.shards} shards`}
-                        {g.files.length > 1 && g.shards <= 1 && ` · ${g.files.length} files`}
-                      </small>
-                    </label>
-                  ))}
-                <label class="group">
-                  <input type="radio" name="pick" checked={pick === ALL} onChange={() => setPick(ALL)} />
-                  <span>All files</span>
-                  <small>{size(repo.groups.reduce((n, g) => n + g.size, 0))}</small>
-                </label>
-              </fieldset>
+              <FileGroups groups={repo.groups} gguf={repo.gguf} pick={pick} onPick={setPick} legend="Files" />
               {repo.gguf && repo.groups.some((g) => g.name === "mmproj") && pick !== ALL && (
                 <p class="muted">The multimodal projector (mmproj) comes with it.</p>
               )}

@@ -1,40 +1,19 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api, follow, type Instance } from "../api";
+import { api, follow } from "../api";
 import { Confirm } from "../components/Dialog";
 import { size } from "../format";
+import { usePolled } from "../hooks";
 import { libraryChanged, message, useLibraryVersion } from "../store";
 
 const KEEP_LINES = 2000;
 
 /** Running models: each engine instance with its state and memory, its live log, unload. */
 export function Running() {
-  const [instances, setInstances] = useState<Instance[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
   const [watching, setWatching] = useState<number | null>(null);
   const [unloading, setUnloading] = useState<string | null>(null);
   const [asking, setAsking] = useState<string | null>(null);
   const version = useLibraryVersion();
-
-  useEffect(() => {
-    let stop = false;
-    const tick = async () => {
-      try {
-        const list = await api.instances();
-        if (!stop) {
-          setInstances(list);
-          setError(null);
-        }
-      } catch (e) {
-        if (!stop) setError(message(e));
-      }
-    };
-    void tick();
-    const timer = window.setInterval(() => void tick(), 2000);
-    return () => {
-      stop = true;
-      window.clearInterval(timer);
-    };
-  }, [version]);
+  const { data: instances, error, setError } = usePolled(api.instances, [version]);
 
   const unload = async (model: string) => {
     setAsking(null);

@@ -1,0 +1,148 @@
+import { useState } from "preact/hooks";
+import { api } from "../api";
+import { Confirm } from "../components/Dialog";
+import { DeployDialog } from "../dialogs/DeployDialog";
+import { size } from "../format";
+import { useAttempt, usePolled } from "../hooks";
+import { libraryChanged, useLibraryVersion } from "../store";
+
+/** Deployments: models kept running with their engines' setup, each with its instances; deploy,
+ * scale, stop, start, reload, delete; delete an instance and a new one takes its place. */
+export function Deployments() {
+  const [deploying, setDeploying] = useState(false);
+  const [removing, setRemoving] = useState<string | null>(null);
+  const { error, busy, attempt } = useAttempt();
+  const version = useLibraryVersion();
+  const { data: list, error: loadError } = usePolled(api.deployments, [version]);
+
+  const act = (f: () => Promise<unknown>) => attempt(async () => (await f(), libraryChanged.emit()));
+  const kept = list?.filter((d) => !d.jit) ?? [];
+
+  return (
+    <section class="deployments">
+      <div class="row">
+        <h1>Deployments</h1>
+        <span class="spacer" />
+        <button class="primary" onClick={() => setDeploying(true)}>
+          Deploy a model
+        </button>
+      </div>
+      {(error || loadError) && (
+        <p class="error" role="alert">
+          {error ?? loadError}
+        </p>
+      )}
+      {list && kept.length === 0 && <p class="muted">No deployment yet: deploy a model to keep it running.</p>}
+      {kept.map((d) => (
+        <article class="deployment" key={d.model} data-deployment={d.model} aria-label={`Deployment ${d.model}`}>
+          <header class="row">
+            <h2>
+              {d.model}
+              {d.adapter && <small class="muted"> + {d.adapter}</small>}
+            </h2>
+            <span class={`status ${d.stopped ? "stopped" : "running"}`}>
+              {d.stopped ? "stopped" : `${d.instances.filter((i) => i.state === "running").length}/${d.replicas} running`}
+            </span>
+            <span class="muted">
+              {d.serving_backend ?? (d.backend || "auto")}
+              {d.backend_version && ` ${d.backend_version}`}
+              {d.args.length > 0 && ` · ${d.args.join(" ")}`}
+              {!d.restart && " · no auto-restart"}
+            </span>
+            <span class="spacer" />
+            <label class="inline">
+              Replicas
+              <input
+                type="number"
+                min={1}
+                max={64}
+                value={d.replicas}
+                aria-label={`Replicas of ${d.model}`}
+                disabled={busy}
+                onChange={(e) =>
+                  void act(() => api.editDeployment(d.model, { replicas: Number(e.currentTarget.value) }))
+                }
+              />
+            </label>
+            {d.stopped ? (
+              <button disabled={busy} onClick={() => void act(() => api.deploymentAction(d.model, "start"))}>
+                Start
+              </button>
+            ) : (
+              <>
+                <button disabled={busy} onClick={() => void act(() => api.deploymentAction(d.model, "reload"))}>
+                  Reload
+                </button>
+                <button disabled={busy} onClick={() => void act(() => api.deploymentAction(d.model, "stop"))}>
+                  Stop
+                </button>
+              </>
+            )}
+            <button class="danger" disabled={busy} onClick={() => setRemoving(d.model)}>
+              Delete
+            </button>
+          </header>
+          {d.instances.length > 0 && (
+            <table class="instances">
+              <thead>
+                <tr>
+                  <th>Instance</th>
+                  <th>State</th>
+                  <th>Memory</th>
+                  <th>PID</th>
+                  <th>Restarts</th>
+                  <th>Endpoint</th>
+                  <th />
+                </tr>
+              </thead>
+              <tbody>
+                {d.instances.map((i) => (
+                  <tr key={i.id} data-instance={i.id}>
+                    <td>#{i.id}</td>
+                    <td>
+                      <span class={`status ${i.state}`}>{i.state}</span>
+                      {i.error && <small class="error block">{i.error}</small>}
+                    </td>
+                    <td>{size(i.memory)}</td>
+                    <td>{i.pid ?? ""}</td>
+                    <td>{i.restarts}</td>
+                    <td>
+                      <code>{i.url ?? ""}</code>
+                    </td>
+                    <td class="actions">
+                      <button
+                        title="A new instance takes its place"
+                        disabled={busy}
+                        onClick={() => void act(() => api.removeInstance(i.id))}
+                      >
+                        Delete instance
+                      </button>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </article>
+      ))}
+      {deploying && <DeployDialog onClose={() => setDeploying(false)} onDeployed={() => setDeploying(false)} />}
+      {removing && (
+        <Confirm
+          title="Delete deployment"
+          confirm="Delete"
+          danger
+          onCancel={() => setRemoving(null)}
+          onConfirm={() => {
+            const name = removing;
+            setRemoving(null);
+            void act(() => api.removeDeployment(name));
+          }}
+        >
+          <p>
+            Stop <strong>{removing}</strong> and forget its deployment? The model stays in the library.
+          </p>
+        </Confirm>
+      )}
+    </section>
+  );
+}
