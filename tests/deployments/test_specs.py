@@ -72,6 +72,9 @@ models:
       repository: org/tiny-GGUF
       token: ${env.SPEC_HF_TOKEN}
     quantization: Q8_0
+    adapters:
+      - name: hubstyle
+        model: org/tiny-lora
   - name: writer
     model: ./models/tiny-hf
     task: text-generation
@@ -143,6 +146,7 @@ def test_apply_twice_then_export_and_apply_elsewhere(
 ) -> None:
     files_of = {"tiny-F32.gguf": ggufs["f32"], "tiny-Q8_0.gguf": ggufs["q8"]}
     hub.add_hf("org/tiny-GGUF", files_of, tags=["gguf"], private=True)  # only the spec's token reaches it
+    hub.add_hf("org/tiny-lora", {"tiny-lora.gguf": ggufs["lora"]})
     monkeypatch.setenv("SPEC_HF_TOKEN", TOKEN)
     spec = files / "models.yaml"
     spec.write_text(SPEC)
@@ -151,6 +155,7 @@ def test_apply_twice_then_export_and_apply_elsewhere(
     assert "chat: would create" in dry
     assert "hubby: would create" in dry
     assert "+ from hf:org/tiny-GGUF" in dry
+    assert "adapters.hubstyle: - -> org/tiny-lora" in dry
     assert server.http.get("/api/models").json() == []  # a dry run changes nothing
 
     out = cli("apply", "-f", str(spec))
@@ -158,6 +163,7 @@ def test_apply_twice_then_export_and_apply_elsewhere(
     models = {m["name"]: m for m in server.http.get("/api/models").json()}
     assert set(models) == {"chat", "hubby", "writer"}
     assert models["hubby"]["quantization"] == "Q8_0"
+    assert [a["name"] for a in models["hubby"]["adapters"]] == ["hubstyle"]  # pulled and bound
     assert models["chat"]["aliases"] == ["assistant"]
     writer = server.http.get("/api/models/writer/settings").json()["saved"]
     assert writer["peft_adapters"] == [{"name": "tone", "path": None, "weight": 0.5}]

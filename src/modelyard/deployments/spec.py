@@ -364,11 +364,22 @@ def resolved(spec: Spec, base: Path | None, fail: Any = None) -> Spec:
     return Spec(models=out)
 
 
+def _pruned(value: Any) -> Any:
+    """``value`` without the nulls of its mappings (at any depth): a null is the default."""
+    if isinstance(value, dict):
+        return {k: _pruned(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
+
+
 def dump(spec: Spec) -> str:
     """The spec as YAML, without what is left at its default."""
     data = spec.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
     for m in data.get("models", []):
         if "deployment" in m:
             m["deployment"] = m["deployment"] or {}
+        if "settings" in m:
+            m["settings"] = _pruned(m["settings"])
     text: str = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     return text
