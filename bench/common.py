@@ -48,9 +48,12 @@ def gemma_file() -> Iterator[Path]:
 
 
 @contextmanager
-def modelyard_server() -> Iterator[str]:
-    """`modelyard serve` as a user runs it, with a fresh home."""
+def modelyard_server(envs: Path | None = None) -> Iterator[str]:
+    """`modelyard serve` as a user runs it, with a fresh home (sharing the managed Python
+    environments in ``envs``, such as vLLM's)."""
     with tempfile.TemporaryDirectory() as home:
+        if envs is not None:
+            (Path(home) / "envs").symlink_to(envs)
         port = free_port()
         env = {**os.environ, "MODELYARD_HOME": home, "MODELYARD_PORT": str(port)}
         llama = Path.home() / ".modelyard" / "bin" / "llama-server"
@@ -80,7 +83,7 @@ class StreamResult:
         return (self.tokens - 1) / self.decode_seconds if self.decode_seconds > 0 else 0.0
 
 
-ENGINE_KEYS = ("LLAMA_API_KEY", "API_KEY", "MODELYARD_ENGINE_KEY")
+ENGINE_KEYS = ("LLAMA_API_KEY", "API_KEY", "MODELYARD_ENGINE_KEY", "VLLM_API_KEY")
 
 
 def engine_headers(pid: int) -> dict[str, str]:

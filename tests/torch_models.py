@@ -40,14 +40,14 @@ def _bpe_tokenizer(chat_template: str | None) -> Any:
     return fast
 
 
-def _llama_config(tokenizer: Any) -> Any:
-    """A 2-layer llama (hidden 32, 4 heads, 2 KV heads) for the BPE tokenizer."""
+def _llama_config(tokenizer: Any, hidden: int = 32) -> Any:
+    """A 2-layer llama (4 heads, 2 KV heads) for the BPE tokenizer."""
     from transformers import LlamaConfig
 
     return LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
@@ -58,13 +58,16 @@ def _llama_config(tokenizer: Any) -> Any:
     )
 
 
-def write_chat_model(folder: Path, *, chat_template: str | None = CHATML, seed: int = 0) -> Path:
-    """A 2-layer LlamaForCausalLM (hidden 32) with a byte-level BPE tokenizer and a ChatML template."""
+def write_chat_model(
+    folder: Path, *, chat_template: str | None = CHATML, seed: int = 0, hidden: int = 32
+) -> Path:
+    """A 2-layer LlamaForCausalLM (hidden 32: head dim 8; vLLM's CPU kernels want 128: head dim
+    32) with a byte-level BPE tokenizer and a ChatML template."""
     import torch
     from transformers import LlamaForCausalLM
 
     tokenizer = _bpe_tokenizer(chat_template)
-    config = _llama_config(tokenizer)
+    config = _llama_config(tokenizer, hidden)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     model.save_pretrained(folder, safe_serialization=True)

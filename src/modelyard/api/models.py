@@ -122,7 +122,7 @@ def put_settings(request: Request, lib: Lib, dirs: Dirs, name: str, body: Settin
     named = paths_in(body.options)
     for path in named:
         dirs.check(path)
-    lib.put_settings(name, body.options, merge=not body.replace)
+    lib.put_settings(name, body.options, merge=not body.replace, backend=body.backend)
     privileged = ["trust_remote_code"] if body.options.get("trust_remote_code") else []
     privileged += [f"the path {p}" for p in named]
     if privileged:  # who lets a model run its own code, or read files: on the record

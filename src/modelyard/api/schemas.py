@@ -140,6 +140,9 @@ class AdapterIn(BaseModel):
 class SettingsIn(BaseModel):
     options: dict[str, Any]
     replace: bool = Field(False, description="replace the saved options instead of merging into them")
+    backend: str | None = Field(
+        None, description="the backend they are for (one that runs the model); default: the one they follow"
+    )
 
 
 class SettingsOut(BaseModel):

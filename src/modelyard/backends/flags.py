@@ -17,19 +17,19 @@ FLAG = re.compile(r"(?:^|[\s,\[|])(--?[A-Za-z][A-Za-z0-9_.-]*)")
 @lru_cache(maxsize=16)
 def _flags(argv: tuple[str, ...], _stamp: float) -> frozenset[str]:
     try:
-        done = subprocess.run([*argv, "--help"], capture_output=True, text=True, timeout=60)
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise EngineError(f"could not ask {argv[0]} for its flags: {e}") from None
     return frozenset(FLAG.findall(done.stdout + done.stderr))
 
 
-def help_flags(argv: list[str]) -> frozenset[str]:
+def help_flags(argv: list[str], help_arg: str = "--help") -> frozenset[str]:
     """The flags ``argv --help`` lists (asked once per program build: keyed by its mtime)."""
     try:
         stamp = os.stat(argv[0]).st_mtime
     except OSError:
         stamp = 0.0
-    return _flags(tuple(argv), stamp)
+    return _flags((*argv, help_arg), stamp)
 
 
 def check(args: list[str], known: frozenset[str], engine: str) -> None:

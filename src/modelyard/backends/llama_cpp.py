@@ -72,6 +72,7 @@ class LlamaCppFamily:
     options: ClassVar[type[BaseModel]] = LlamaCppOptions
     merges_embeddings: ClassVar[bool] = False
     inline_images: ClassVar[bool] = True  # llama.cpp takes images only as data URLs
+    names_adapters: ClassVar[bool] = False  # an instance starts with its LoRA
 
     def endpoints(self, model: Model) -> frozenset[str]:
         return endpoints_of(model)

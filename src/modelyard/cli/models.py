@@ -201,15 +201,18 @@ def settings(
     ),
     unset: list[str] | None = typer.Option(None, "--unset", help="KEY back to its default (repeatable)"),
     reset: bool = typer.Option(False, "--reset", help="forget every saved option"),
+    backend: str | None = typer.Option(
+        None, "--backend", help="save them for this backend (vllm, llama-cpp-python, ...): its options"
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show or change a model's saved settings (validated by its backend; n_ctx 0 = the model's own)."""
     api = client()
     options = parse_assignments(set_ or [])
     options.update({key: None for key in unset or []})
-    if reset or options:
+    if reset or options or backend:
         # the server merges into the saved options (null removes one); --reset replaces them
-        body = {"options": options, "replace": reset}
+        body = {"options": options, "replace": reset, "backend": backend}
         result = api.put(f"/api/models/{name}/settings", body)
     else:
         result = api.get(f"/api/models/{name}/settings")

@@ -126,8 +126,7 @@ class Applier:
         changes = self._fields(m, model)
         wanted = self._settings(m, model)
         if wanted is not None:
-            saved = model.settings.options if model.settings else {}
-            changes += _diff("settings.", saved, wanted)
+            changes += _diff("settings.", _saved(model), {"backend": wanted[0], **wanted[1]})
         for a in [*(m.peft_adapters or []), *(m.adapters or [])]:
             if model.adapter(a.name) is None:
                 if a.model is None:
@@ -172,12 +171,12 @@ class Applier:
         return out
 
     @staticmethod
-    def _settings(m: ModelSpec, model: Model) -> dict[str, Any] | None:
-        """The saved settings the spec asks for (normalised as saving them would), or None when it
-        leaves them as they are."""
+    def _settings(m: ModelSpec, model: Model) -> tuple[str, dict[str, Any]] | None:
+        """The backend and saved settings the spec asks for (normalised as saving them would), or
+        None when it leaves them as they are."""
         options = {**(m.settings or {}), **m.setting_fields()}
+        backend, schema = settings.schema_for(model, m.backend() or None)
         if m.peft_adapters is not None:
-            backend = settings.backend_of(model)
             key = PEFT_KEYS.get(backend)
             if key is None:
                 raise InvalidSpec(
@@ -187,9 +186,9 @@ class Applier:
             options[key] = [{"name": a.name, "weight": a.weight} for a in m.peft_adapters]
         if m.settings is None and not options:
             return None
-        parsed = settings.validate(model, options)
+        parsed = settings.validate(model, options, schema)
         saved: dict[str, Any] = parsed.model_dump(include=set(options))
-        return saved
+        return backend, saved
 
     def _deployment_diff(self, name: str, m: ModelSpec) -> list[str]:
         assert m.deployment is not None
@@ -230,11 +229,9 @@ class Applier:
             if model.adapter(a.name) is None and a.model is not None:
                 model = await self._bind(model, a)
         wanted = self._settings(m, model)
-        saved = model.settings.options if model.settings else {}
-        settings_changed = wanted is not None and wanted != saved
-        if settings_changed:
-            assert wanted is not None
-            model = self.library.put_settings(m.name, wanted, merge=False)
+        settings_changed = wanted is not None and {"backend": wanted[0], **wanted[1]} != _saved(model)
+        if wanted is not None and settings_changed:
+            model = self.library.put_settings(m.name, wanted[1], merge=False, backend=wanted[0])
         await self._deploy(m, settings_changed)
         return Outcome(m.name, "created" if plan.model is None else "updated", plan.changes)
 
@@ -308,11 +305,15 @@ class Applier:
         models = []
         for model in self.library.models():
             dep = deployments.get(model.name)
+            kept = _spec_of(dep) if dep is not None and not dep.jit else None
+            saved_for = model.settings.backend if model.settings else None
+            named = kept is not None and kept.backend == saved_for
             models.append(
                 ModelSpec(
                     name=model.name,
                     model=model.path,
                     category=model.category,
+                    driver=saved_for if saved_for != settings.default_backend(model) and not named else None,
                     description=model.description or None,
                     aliases=sorted(model.aliases) or None,
                     autoload=model.autoload or None,
@@ -320,10 +321,15 @@ class Applier:
                     if model.settings and model.settings.options
                     else None,
                     adapters=[AdapterSpec(name=a.name, model=a.path) for a in model.adapters] or None,
-                    deployment=_spec_of(dep) if dep is not None and not dep.jit else None,
+                    deployment=kept,
                 )
             )
         return Spec(models=models)
+
+
+def _saved(model: Model) -> dict[str, Any]:
+    """The saved settings with the backend they are for."""
+    return {"backend": settings.backend_of(model), **(model.settings.options if model.settings else {})}
 
 
 def _compared(d: Deployment) -> dict[str, Any]:

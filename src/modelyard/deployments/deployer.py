@@ -105,16 +105,25 @@ class Deployer:
         return self.library.import_model(ImportRequest(path=os.path.expanduser(path), name=name))
 
     async def start(self, model: Model, request: DeployRequest, *, force: bool = False) -> Deployment:
-        """Save the settings, start the deployment; the settings go back when it does not start."""
-        before = dict(model.settings.options) if model.settings else {}
+        """Save the settings (for the backend asked for), start the deployment; the settings go
+        back when it does not start."""
         if request.settings:
-            self.library.put_settings(model.name, request.settings)
+            self.library.put_settings(model.name, request.settings, backend=request.backend or None)
         try:
             return await self.runtime.deploy(request.deployment(model.name), force=force)
         except ModelyardError:
             if request.settings:
-                self.library.put_settings(model.name, before, merge=False)
+                self._restore(model)
             raise
+
+    def _restore(self, before: Model) -> None:
+        """Put back the settings ``before`` had."""
+        if before.settings is None:
+            self.library.put_settings(before.name, {}, merge=False)
+        else:
+            self.library.put_settings(
+                before.name, before.settings.options, merge=False, backend=before.settings.backend
+            )
 
     async def after_download(self, job: Download, models: list[str]) -> str:
         """Deploy what a download brought (its first model); what to say about it."""
@@ -140,12 +149,12 @@ class Deployer:
         if dep is None:
             raise NotFound(f"{name!r} has no deployment", hint=f"`modelyard deploy {name}` makes one")
         model = self.library.get(name)
-        before = dict(model.settings.options) if model.settings else {}
+        wish = replace(dep, **changes)
         if settings:
-            self.library.put_settings(name, settings)
+            self.library.put_settings(name, settings, backend=wish.backend or None)
         try:
-            return await self.runtime.edit(replace(dep, **changes), force=force)
+            return await self.runtime.edit(wish, force=force)
         except ModelyardError:
             if settings:
-                self.library.put_settings(name, before, merge=False)
+                self._restore(model)
             raise

@@ -40,6 +40,7 @@ DRIVERS: dict[str, str] = {
     "llama-cpp": "llama.cpp",
     "llama.cpp": "llama.cpp",
     "llama-cpp-python": "llama-cpp-python",
+    "vllm": "vllm",
 }
 # quantizations that are a setting of the Python backends; any other names a GGUF file of a repo
 LOAD_QUANTIZATIONS = ("none", "int8", "int4", "nf4")
@@ -133,7 +134,10 @@ class ModelSpec(BaseModel):
     model: str | Source = Field(description="a local path (/, ./, ../, ~) or a hub repo, or a mapping")
     task: str | None = Field(None, description=f"model-compose's task: {', '.join(TASKS)}")
     category: Category | None = Field(None, description="modelyard's category (detected when absent)")
-    driver: str | None = Field(None, description=f"model-compose's driver: {', '.join(DRIVERS)}")
+    driver: str | None = Field(
+        None,
+        description=f"model-compose's driver: the backend of its settings and deployment ({', '.join(DRIVERS)})",
+    )
     device: str | None = Field(None, description="auto, cpu, cuda, mps (a setting)")
     precision: str | None = Field(None, description="auto, float32, float16, bfloat16 (a setting)")
     quantization: str | None = Field(
@@ -163,9 +167,11 @@ class ModelSpec(BaseModel):
         if self.driver is not None:
             if self.driver not in DRIVERS:
                 raise ValueError(f"driver: {self.driver!r} is not one modelyard has: {', '.join(DRIVERS)}")
-            if self.deployment is None:
-                raise ValueError("driver: a driver picks the backend of a deployment: add deployment:")
-            if self.deployment.backend and self.deployment.backend != DRIVERS[self.driver]:
+            if (
+                self.deployment is not None
+                and self.deployment.backend
+                and self.deployment.backend != DRIVERS[self.driver]
+            ):
                 raise ValueError(
                     f"driver: {self.driver} and deployment.backend {self.deployment.backend} differ"
                 )

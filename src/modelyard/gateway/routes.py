@@ -284,7 +284,8 @@ async def _route(
             texts = Coalescer.texts_of(parsed)
             if texts is not None:
                 return await _coalesced(request, runtime, model, adapter, texts, parsed, path)
-        content = raw if form else await _payload(raw, model, name, endpoint, backend.inline_images)
+        served = f"{model.name}:{adapter}" if adapter and backend.names_adapters else model.name
+        content = raw if form else await _payload(raw, served, name, endpoint, backend.inline_images)
         for attempt in range(RETRIES + 1):
             queue, slot = await runtime.acquire(model, adapter, request.is_disconnected)
             try:
@@ -308,14 +309,15 @@ async def _route(
     raise AssertionError("unreachable")
 
 
-async def _payload(raw: bytes, model: Model, name: str, endpoint: str, inline_images: bool) -> bytes:
+async def _payload(raw: bytes, served: str, name: str, endpoint: str, inline_images: bool) -> bytes:
     """The JSON body for the engine: parsed only when it may hold a local image the engine takes
-    only inline, or when the engine must hear the model's own name (an alias was used)."""
+    only inline, or when the engine must hear another name than the one asked for (the model's
+    own for an alias; ``base:adapter`` for an engine that picks a LoRA by name)."""
     images_here = inline_images and endpoint == "chat" and b'"image_url"' in raw
-    if name == model.name and not images_here:
+    if name == served and not images_here:
         return raw
     payload = orjson.loads(raw)
-    payload["model"] = model.name
+    payload["model"] = served
     files = local_image_parts(payload) if images_here else []
     if files:
         await asyncio.to_thread(inline, files)

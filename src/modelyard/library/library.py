@@ -380,17 +380,24 @@ class Library:
         saved = model.settings.options if model.settings else {}
         return backend, saved, settings.effective(model)
 
-    def put_settings(self, name: str, options: dict[str, Any], *, merge: bool = True) -> Model:
+    def put_settings(
+        self, name: str, options: dict[str, Any], *, merge: bool = True, backend: str | None = None
+    ) -> Model:
         """Merge ``options`` into the saved ones (or replace them); None removes an option. Atomic:
-        settings saved at the same moment all stay."""
+        settings saved at the same moment all stay. ``backend``: the backend they are for (one
+        that takes the model), when not the one they follow now: the saved options its schema
+        shares carry over."""
 
         def change(model: Model) -> ModelSettings:
+            target, schema = settings.schema_for(model, backend)
             current = model.settings.options if model.settings and merge else {}
+            if model.settings and model.settings.backend != target:
+                current = {k: v for k, v in current.items() if k in schema.model_fields}
             combined = {**current, **options}
             combined = {k: v for k, v in combined.items() if v is not None}
-            parsed = settings.validate(model, combined)
+            parsed = settings.validate(model, combined, schema)
             saved = parsed.model_dump(include=set(combined))
-            return ModelSettings(backend=settings.backend_of(model), options=saved)
+            return ModelSettings(backend=target, options=saved)
 
         return self.store.change_settings(name, change)
 

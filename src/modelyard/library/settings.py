@@ -3,6 +3,7 @@ Options are typed (that schema's pydantic model) from here to the engine's comma
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -14,8 +15,20 @@ from modelyard.validation import describe
 
 
 def backend_of(model: Model) -> str:
-    """The name of the backend whose options schema the model's settings follow."""
+    """The name of the backend whose options schema the model's settings follow: the one they
+    were saved for, else the model's best."""
     return options_model(model)[0]
+
+
+def default_backend(model: Model) -> str:
+    """The backend a model's settings follow until saved for another: its best."""
+    return options_model(replace(model, settings=None))[0]
+
+
+def schema_for(model: Model, backend: str | None = None) -> tuple[str, type[BaseModel]]:
+    """The backend the model's settings are for (``backend``, else the one they follow) and its
+    options schema; InvalidSettings when ``backend`` does not run the model."""
+    return options_model(model, backend)
 
 
 def validate(model: Model, options: dict[str, Any], schema: type[BaseModel] | None = None) -> BaseModel:
@@ -51,6 +64,10 @@ def effective(
     model: Model, schema: type[BaseModel] | None = None, overrides: dict[str, Any] | None = None
 ) -> BaseModel:
     """The options a load would use: the saved ones (and ``overrides``) over the defaults, by
-    ``schema`` (see validate), n_ctx 0 resolved."""
+    ``schema`` (see validate), n_ctx 0 resolved. Under another backend's schema than the one the
+    settings follow (a deployment that picks its backend), the saved options it shares carry over
+    (n_ctx, precision, ...) and the rest are its defaults."""
     stored = model.settings.options if model.settings else {}
+    if schema is not None:  # saved for its own schema, or another's: what this one takes
+        stored = {k: v for k, v in stored.items() if k in schema.model_fields}
     return resolved(model, validate(model, {**stored, **(overrides or {})}, schema))

