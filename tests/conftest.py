@@ -14,11 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 import builders as b
 from fakehub import FakeHub
-from modelyard.api.app import create_app
+from modelyard.api.app import create_app, server_of
 from modelyard.catalog.store import Store
 from modelyard.config import Settings
 from modelyard.library import Library
@@ -135,9 +134,8 @@ def serve(home: Path, **overrides: Any) -> Iterator[RunningServer]:
     overrides.setdefault("llama_server", llama_server())
     settings = Settings(home=home, port=port, **overrides)
     app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    userver = uvicorn.Server(config)
-    thread = threading.Thread(target=userver.run, daemon=True)
+    userver, sockets = server_of(app)
+    thread = threading.Thread(target=userver.run, kwargs={"sockets": sockets}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
     while not userver.started:

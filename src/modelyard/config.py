@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=_default_home, description="where modelyard keeps its data")
     host: str = Field(default="127.0.0.1", description="address the server listens on")
     port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
+    ollama_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="a listener with Ollama's API on this port (Ollama's: 11434); off when unset",
+    )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL of the catalog; SQLite under home by default"
     )

@@ -115,6 +115,12 @@ def error_response(exc: errors.ModelyardError, *, openai: bool = True) -> Respon
     return response(body, status, retry=retry_after(exc))
 
 
+def ollama_error(exc: errors.ModelyardError) -> Response:
+    """The answer to a domain error on the Ollama listener: Ollama's ``{"error": "..."}``."""
+    status, _kind = status_of(exc)
+    return Response(orjson.dumps({"error": str(exc)}), status_code=status, media_type="application/json")
+
+
 def sse_error(exc: errors.ModelyardError) -> bytes:
     """A stream that fails after it began ends with this event, in the same shape."""
     _status, body = body_of(exc, hint_in_message=True)

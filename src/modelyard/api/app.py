@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import uvicorn
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelyard import __version__
 from modelyard.access.folders import Folders
@@ -24,6 +27,7 @@ from modelyard.gateway.proxy import upstream_session
 from modelyard.hub.jobs import Downloads
 from modelyard.library import Library
 from modelyard.monitor.sampler import Monitor
+from modelyard.ollama.app import create_ollama_app
 from modelyard.runtime.runtime import Runtime
 
 
@@ -89,3 +93,43 @@ def create_app(settings: Settings) -> FastAPI:
 
     ui.mount(app, settings.ui_dir)  # last: it answers every path the API does not
     return app
+
+
+class Listeners:
+    """One server, two listeners: what comes in on the Ollama port goes to the Ollama API; the
+    rest (and the lifespan, which starts the runtime both use) to modelyard's app."""
+
+    def __init__(self, main: FastAPI, ollama: ASGIApp, ollama_port: int) -> None:
+        self.main = main
+        self.ollama = ollama
+        self.ollama_port = ollama_port
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server")
+        if scope["type"] != "lifespan" and server is not None and server[1] == self.ollama_port:
+            await self.ollama(scope, receive, send)
+        else:
+            await self.main(scope, receive, send)
+
+
+def server_of(app: FastAPI) -> tuple[uvicorn.Server, list[socket.socket]]:
+    """The uvicorn server that runs ``app`` and its sockets: the settings' host and port, and
+    the Ollama port when set."""
+    settings: Settings = app.state.settings
+    served = asgi_app(app)
+    config = uvicorn.Config(served, host=settings.host, port=settings.port, log_level="warning")
+    sockets = [config.bind_socket()]
+    if settings.ollama_port is not None:  # the same server on a second socket
+        second = uvicorn.Config(served, host=settings.host, port=settings.ollama_port, log_level="warning")
+        sockets.append(second.bind_socket())
+    return uvicorn.Server(config), sockets
+
+
+def asgi_app(app: FastAPI) -> ASGIApp:
+    """What the server runs: ``app``, and the Ollama listener's app beside it when
+    MODELYARD_OLLAMA_PORT is set (behind the same guard: hosts, origins, keys, bodies)."""
+    settings: Settings = app.state.settings
+    if settings.ollama_port is None:
+        return app
+    ollama = Guard(create_ollama_app(app), settings=settings, keys=app.state.keys, ollama=True)
+    return Listeners(app, ollama, settings.ollama_port)

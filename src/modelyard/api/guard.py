@@ -29,15 +29,16 @@ from modelyard.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
-from modelyard.http_errors import error_response
+from modelyard.http_errors import error_response, ollama_error
 
 PUBLIC = frozenset({"/api/health"})
+OLLAMA_PUBLIC = frozenset({"/api/version"})
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 MULTIPART = frozenset({"/v1/images/edits"})
 
 
-def _protected(path: str) -> bool:
-    return (path.startswith(("/api/", "/v1/")) or path in ("/api", "/v1")) and path not in PUBLIC
+def _protected(path: str, public: frozenset[str] = PUBLIC) -> bool:
+    return (path.startswith(("/api/", "/v1/")) or path in ("/api", "/v1")) and path not in public
 
 
 def secret_of(headers: Headers) -> str | None:
@@ -49,9 +50,13 @@ def secret_of(headers: Headers) -> str | None:
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, *, settings: Settings, keys: Keys) -> None:
+    """``ollama``: on the Ollama listener /api is the inference API (any key), and refusals are
+    in Ollama's shape."""
+
+    def __init__(self, app: ASGIApp, *, settings: Settings, keys: Keys, ollama: bool = False) -> None:
         self.app = app
         self.keys = keys
+        self.ollama = ollama
         self.loopback = is_loopback(settings.host)
         self.hosts = frozenset(h.lower() for h in settings.allowed_hosts)
         self.origins = frozenset(o.rstrip("/") for o in settings.cors_origins)
@@ -64,7 +69,10 @@ class Guard:
         try:
             receive = self._admit(scope, receive)
         except ModelyardError as e:
-            response = error_response(e, openai=scope["path"].startswith("/v1/"))
+            if self.ollama:
+                response = ollama_error(e)
+            else:
+                response = error_response(e, openai=scope["path"].startswith("/v1/"))
             if isinstance(e, Unauthenticated):
                 response.headers["WWW-Authenticate"] = "Bearer"
             await response(scope, receive, send)
@@ -91,9 +99,9 @@ class Guard:
                     "MODELYARD_CORS_ORIGINS",
                 )
         caller: Caller = OPEN
-        if _protected(path) and self.keys.required():
+        if _protected(path, OLLAMA_PUBLIC if self.ollama else PUBLIC) and self.keys.required():
             caller = self.keys.authenticate(secret_of(headers))
-            if path.startswith("/api") and not caller.admin:
+            if path.startswith("/api") and not caller.admin and not self.ollama:
                 raise ScopeDenied(
                     f"the key {caller.name!r} is an inference key: it reaches /v1 only",
                     hint="use an admin key for /api and the web UI",

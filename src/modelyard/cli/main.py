@@ -55,10 +55,8 @@ def serve(
     ),
 ) -> None:
     """Run the modelyard server (API under /api, docs at /docs)."""
-    import uvicorn
-
     from modelyard.access.network import check_listen
-    from modelyard.api.app import create_app
+    from modelyard.api.app import create_app, server_of
     from modelyard.config import Settings
 
     settings = Settings()
@@ -74,7 +72,10 @@ def serve(
     console.print(
         f"modelyard {__version__} on http://{settings.host}:{settings.port}  (library in {settings.home})"
     )
-    uvicorn.run(app_, host=settings.host, port=settings.port, log_level="warning")
+    if settings.ollama_port is not None:
+        console.print(f"Ollama API on http://{settings.host}:{settings.ollama_port}", highlight=False)
+    server, sockets = server_of(app_)
+    server.run(sockets=sockets)
 
 
 @app.command()

@@ -103,6 +103,7 @@ class Runtime:
         self.supervisor = Supervisor(self)
         self._lock = asyncio.Lock()
         self._jit: dict[str, asyncio.Task[None]] = {}
+        self.keep_alive: dict[str, float | None] = {}  # model -> its own idle time (see keep)
         self._watcher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         library.is_loaded = self.is_loaded
@@ -587,16 +588,27 @@ class Runtime:
             except Exception:
                 log.exception("runtime watch")
 
+    def keep(self, name: str, seconds: float | None) -> None:
+        """Keep ``name`` loaded ``seconds`` after its last request (0: unload it once idle; None:
+        until it is unloaded), instead of MODELYARD_IDLE_UNLOAD (the Ollama API's keep_alive)."""
+        self.keep_alive[name] = seconds
+
+    def kept_for(self, name: str) -> float | None:
+        """Seconds ``name`` stays loaded after its last request; None: until it is unloaded."""
+        if name in self.keep_alive:
+            return self.keep_alive[name]
+        return self.settings.idle_unload or None
+
     def _idle(self, name: str) -> bool:
-        ttl = self.settings.idle_unload
+        ttl = self.kept_for(name)
         queue = self.queues.get(name)
-        if not ttl or queue is None or queue.in_flight or queue.waiting:
+        if ttl is None or queue is None or queue.in_flight or queue.waiting:
             return False
-        return self.clock.now() - queue.last_used > ttl
+        return ttl == 0 or self.clock.now() - queue.last_used > ttl
 
     async def _idle_unload(self, name: str) -> None:
         with contextlib.suppress(ModelyardError):
-            log.info("unloading %s: idle for %g s", name, self.settings.idle_unload)
+            log.info("unloading %s: idle", name)
             await self.unload(name)
 
     async def relieve_pressure(self, _sample: object = None) -> str | None:
@@ -632,16 +644,21 @@ class Runtime:
     # -- requests ------------------------------------------------------------------------------
 
     async def acquire(
-        self, model: Model, adapter: str | None, disconnected: Callable[[], Awaitable[bool]]
+        self,
+        model: Model,
+        adapter: str | None,
+        disconnected: Callable[[], Awaitable[bool]],
+        *,
+        load: bool = False,
     ) -> tuple[Queue, Slot]:
         """A slot on a ready instance of ``model`` (+ ``adapter``), loading it first when its
-        autoload is on; waits in the model's bounded queue."""
+        autoload is on (or ``load`` asks for it); waits in the model's bounded queue."""
         name = model.name
         if adapter is not None and model.adapter(adapter) is None:
             raise AdapterNotFound(name, adapter)
         running = self.running.get(name)
         if running is None or running.deployment.adapter != adapter:
-            if not model.autoload:
+            if not (model.autoload or load):
                 if running is not None:
                     loaded = running.deployment.adapter
                     raise LoadRefused(

@@ -1,0 +1,312 @@
+"""The Ollama-compatible listener: /api/tags, /api/show, /api/ps, /api/chat, /api/generate,
+/api/embed, /api/embeddings and /api/version over the library and the gateway's engines.
+
+As Ollama does, a request loads its model when it is not loaded (``keep_alive`` says how long it
+stays: MODELYARD_IDLE_UNLOAD otherwise), chat and generate stream NDJSON unless ``stream`` is
+false, and errors are ``{"error": "..."}``. A request with ``num_ctx`` beyond the context the
+model runs with saves it as the model's n_ctx and reloads it (admin callers only)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from pydantic import BaseModel, ValidationError
+
+from modelyard import __version__
+from modelyard.access.keys import OPEN, Caller
+from modelyard.catalog.records import Model
+from modelyard.errors import InvalidRequest, ModelyardError, ScopeDenied
+from modelyard.gateway.calls import Target, engine_call, events, read_json, resolve
+from modelyard.http_errors import ollama_error
+from modelyard.ollama import translate as t
+from modelyard.ollama.protocol import ChatIn, EmbeddingsIn, EmbedIn, GenerateIn, OllamaRequest, ShowIn
+from modelyard.runtime.runtime import Runtime
+from modelyard.validation import describe
+
+log = logging.getLogger(__name__)
+# The Ollama API version this listener answers as (its clients check for features by it).
+OLLAMA_VERSION = "0.12.0"
+Body = TypeVar("Body", bound=BaseModel)
+
+
+def create_ollama_app(main: FastAPI) -> FastAPI:
+    """The listener's app; ``main`` (the modelyard app) holds the runtime and the sessions."""
+    app = FastAPI(title="modelyard (Ollama API)", version=__version__, docs_url=None, redoc_url=None)
+    app.state.main = main
+
+    @app.exception_handler(ModelyardError)
+    async def _domain(_request: Request, exc: ModelyardError) -> Response:
+        return ollama_error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> Response:
+        return ollama_error(InvalidRequest(describe(exc.errors(), skip=1)))
+
+    @app.get("/", response_class=PlainTextResponse)
+    @app.head("/", response_class=PlainTextResponse)
+    async def root() -> str:
+        return "Ollama is running"
+
+    @app.get("/api/version")
+    async def version() -> dict[str, str]:
+        return {"version": OLLAMA_VERSION}
+
+    @app.get("/api/tags")
+    async def tags(request: Request) -> dict[str, Any]:
+        return {"models": [t.tag(m) for m in _served(request)]}
+
+    @app.post("/api/show")
+    async def show(request: Request) -> dict[str, Any]:
+        body = await _parse(request, ShowIn)
+        model, _adapter = _runtime(request).library.resolve(t.model_name(body.model))
+        _caller(request).check_model(model.name)
+        template = str(model.facts.get("chat_template") or "")
+        return t.show(model, template)
+
+    @app.get("/api/ps")
+    async def ps(request: Request) -> dict[str, Any]:
+        runtime = _runtime(request)
+        caller = _caller(request)
+        out = []
+        for name in list(runtime.running):
+            if not caller.may_use(name):
+                continue
+            model = runtime.library.get(name)
+            ttl = runtime.kept_for(name)
+            queue = runtime.queues.get(name)
+            idle = runtime.clock.now() - queue.last_used if queue else 0.0
+            out.append(
+                {
+                    **t.tag(model),
+                    "expires_at": t.at(time.time() + ttl - idle) if ttl is not None else t.FOREVER,
+                    "size_vram": 0,
+                    "context_length": runtime.context_of(model) or 0,
+                }
+            )
+        return {"models": out}
+
+    @app.post("/api/chat")
+    async def chat(request: Request) -> Response:
+        body = await _parse(request, ChatIn)
+        target = await _prepare(request, body, "chat")
+        if not body.messages:
+            return await _loaded(request, body, target, "message", {"role": "assistant", "content": ""})
+        payload = t.chat_body(body, body.stream)
+        return await _answer(
+            request, body, target, "chat", "/v1/chat/completions", payload, _chat_piece, "message"
+        )
+
+    @app.post("/api/generate")
+    async def generate(request: Request) -> Response:
+        body = await _parse(request, GenerateIn)
+        endpoint = "completions" if body.raw else "chat"
+        target = await _prepare(request, body, endpoint)
+        if not body.prompt and not body.images:
+            return await _loaded(request, body, target, "response", "")
+        endpoint, path, payload = t.generate_body(body, body.stream)
+        return await _answer(request, body, target, endpoint, path, payload, _text_piece, "response")
+
+    @app.post("/api/embed")
+    async def embed(request: Request) -> dict[str, Any]:
+        body = await _parse(request, EmbedIn)
+        target = await _prepare(request, body, "embeddings")
+        texts = [body.input] if isinstance(body.input, str) else body.input
+        started = time.perf_counter()
+        payload: dict[str, Any] = {"input": texts}
+        if body.dimensions:
+            payload["dimensions"] = body.dimensions
+        answer = await _call_json(request, target, "embeddings", "/v1/embeddings", payload)
+        vectors = [t.normalized(d["embedding"]) for d in sorted(answer["data"], key=lambda d: d["index"])]
+        timing = t.timings(started, time.perf_counter(), answer.get("usage"))
+        return {
+            "model": body.model,
+            "embeddings": vectors,
+            "total_duration": timing["total_duration"],
+            "load_duration": 0,
+            "prompt_eval_count": timing["prompt_eval_count"],
+        }
+
+    @app.post("/api/embeddings")
+    async def embeddings(request: Request) -> dict[str, Any]:
+        body = await _parse(request, EmbeddingsIn)
+        target = await _prepare(request, body, "embeddings")
+        answer = await _call_json(request, target, "embeddings", "/v1/embeddings", {"input": [body.prompt]})
+        return {"embedding": answer["data"][0]["embedding"]}
+
+    return app
+
+
+# -- inside ------------------------------------------------------------------------------------
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.main.state.runtime
+    return runtime
+
+
+def _caller(request: Request) -> Caller:
+    caller: Caller = getattr(request.state, "caller", OPEN)
+    return caller
+
+
+def _served(request: Request) -> list[Model]:
+    caller = _caller(request)
+    models = _runtime(request).library.models()
+    return [m for m in models if m.category in t.SERVED and caller.may_use(m.name)]
+
+
+async def _parse(request: Request, schema: type[Body]) -> Body:
+    raw = await request.body()
+    try:
+        return schema.model_validate_json(raw or b"{}")
+    except ValidationError as e:
+        raise InvalidRequest(describe(e.errors())) from None
+
+
+async def _prepare(request: Request, body: OllamaRequest, endpoint: str) -> Target:
+    """The target of the request, its keep_alive applied and its num_ctx honoured."""
+    runtime = _runtime(request)
+    target = resolve(runtime, request, t.model_name(body.model), endpoint)
+    name = target.model.name
+    loaded = runtime.is_loaded(name)
+    ttl = t.keep_alive(body.keep_alive)
+    if ttl is not False and _on_demand(runtime, name):
+        runtime.keep(name, ttl)
+    n_ctx = body.options.get("num_ctx")
+    if isinstance(n_ctx, int) and n_ctx > (runtime.context_of(target.model) or 0):
+        await _grow_context(request, runtime, target.model, n_ctx, loaded)
+    return target
+
+
+async def _grow_context(request: Request, runtime: Runtime, model: Model, n_ctx: int, loaded: bool) -> None:
+    if not _caller(request).admin:
+        raise ScopeDenied(
+            f"num_ctx {n_ctx} is beyond the context {model.name!r} runs with",
+            hint=f"an admin sets it: `modelyard settings {model.name} --set n_ctx={n_ctx}`",
+        )
+    runtime.library.put_settings(model.name, {"n_ctx": n_ctx})
+    if loaded:
+        await runtime.reload(model.name)
+
+
+def _on_demand(runtime: Runtime, name: str) -> bool:
+    """Whether ``name`` is loaded on demand (or not at all): a deployment an admin keeps running
+    is not the Ollama API's to unload."""
+    dep = runtime.store.deployment(name)
+    return dep is None or dep.jit
+
+
+async def _loaded(request: Request, body: OllamaRequest, target: Target, field: str, empty: Any) -> Response:
+    """A request with nothing to answer: Ollama's way to load a model (or, with keep_alive 0,
+    to unload it)."""
+    runtime = _runtime(request)
+    name = target.model.name
+    if t.keep_alive(body.keep_alive) == 0:
+        reason = "unload"
+        if runtime.is_loaded(name) and _on_demand(runtime, name):
+            await runtime.unload(name)
+    else:
+        reason = "load"
+        if not runtime.is_loaded(name):
+            await runtime.load(name, adapter=target.adapter, jit=True)
+    answer = {"model": body.model, "created_at": t.now(), field: empty, "done": True, "done_reason": reason}
+    return Response(orjson.dumps(answer), media_type="application/json")
+
+
+async def _call_json(
+    request: Request, target: Target, endpoint: str, path: str, payload: dict[str, Any]
+) -> dict[str, Any]:
+    runtime = _runtime(request)
+    session = request.app.state.main.state.upstream
+    async with engine_call(runtime, session, request, target, endpoint, path, payload, load=True) as upstream:
+        return await read_json(upstream)
+
+
+Piece = Callable[[dict[str, Any]], Any]
+
+
+def _chat_piece(choice: dict[str, Any]) -> dict[str, Any]:
+    """A chat answer's message (or a stream's delta) as Ollama's."""
+    message = choice.get("message") or choice.get("delta") or {}
+    out: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
+    if reasoning := message.get("reasoning_content"):
+        out["thinking"] = reasoning
+    if calls := t.tool_calls(message.get("tool_calls")):
+        out["tool_calls"] = calls
+    return out
+
+
+def _text_piece(choice: dict[str, Any]) -> str:
+    if "text" in choice:
+        return str(choice.get("text") or "")
+    message = choice.get("message") or choice.get("delta") or {}
+    return str(message.get("content") or "")
+
+
+async def _answer(
+    request: Request,
+    body: ChatIn | GenerateIn,
+    target: Target,
+    endpoint: str,
+    path: str,
+    payload: dict[str, Any],
+    piece: Piece,
+    field: str,
+) -> Response:
+    started = time.perf_counter()
+    if not body.stream:
+        answer = await _call_json(request, target, endpoint, path, payload)
+        choice = (answer.get("choices") or [{}])[0]
+        out = {"model": body.model, "created_at": t.now(), field: piece(choice), "done": True}
+        out["done_reason"] = t.done_reason(choice.get("finish_reason"))
+        out.update(t.timings(started, time.perf_counter(), answer.get("usage")))
+        return Response(orjson.dumps(out), media_type="application/json")
+    lines = _stream(request, body, target, endpoint, path, payload, piece, field, started)
+    first = await anext(lines)  # errors before the first piece answer with their status
+    return StreamingResponse(_chain(first, lines), media_type="application/x-ndjson")
+
+
+async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    try:
+        async for line in rest:
+            yield line
+    except ModelyardError as e:  # the stream began: end it with an error line
+        yield orjson.dumps({"error": str(e)}) + b"\n"
+
+
+async def _stream(
+    request: Request,
+    body: ChatIn | GenerateIn,
+    target: Target,
+    endpoint: str,
+    path: str,
+    payload: dict[str, Any],
+    piece: Piece,
+    field: str,
+    started: float,
+) -> AsyncIterator[bytes]:
+    runtime = _runtime(request)
+    session = request.app.state.main.state.upstream
+    finish, usage = None, None
+    async with engine_call(runtime, session, request, target, endpoint, path, payload, load=True) as upstream:
+        async for event in events(upstream):
+            usage = event.get("usage") or usage
+            for choice in event.get("choices") or []:
+                finish = choice.get("finish_reason") or finish
+                part = piece(choice)
+                if part in ("", None) or (isinstance(part, dict) and not (part["content"] or len(part) > 2)):
+                    continue
+                line = {"model": body.model, "created_at": t.now(), field: part, "done": False}
+                yield orjson.dumps(line) + b"\n"
+    last: dict[str, Any] = {"model": body.model, "created_at": t.now(), field: piece({}), "done": True}
+    last["done_reason"] = t.done_reason(finish)
+    last.update(t.timings(started, time.perf_counter(), usage))
+    yield orjson.dumps(last) + b"\n"
