@@ -62,6 +62,7 @@ class Backend(Protocol):
     merges_embeddings: ClassVar[bool]  # its engine reports each input's tokens (see gateway/coalesce)
     inline_images: ClassVar[bool]  # its engine takes images in chat only as data URLs
     names_adapters: ClassVar[bool]  # its engine picks a LoRA by the request's model (base:adapter)
+    anthropic_messages: ClassVar[bool]  # its engine serves Anthropic's /v1/messages itself
 
     @classmethod
     def takes(cls, model: Model) -> bool:

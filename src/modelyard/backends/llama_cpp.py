@@ -73,6 +73,7 @@ class LlamaCppFamily:
     merges_embeddings: ClassVar[bool] = False
     inline_images: ClassVar[bool] = True  # llama.cpp takes images only as data URLs
     names_adapters: ClassVar[bool] = False  # an instance starts with its LoRA
+    anthropic_messages: ClassVar[bool] = False
 
     def endpoints(self, model: Model) -> frozenset[str]:
         return endpoints_of(model)
@@ -120,6 +121,7 @@ class LlamaServer(LlamaCppFamily):
     side by side in MODELYARD_HOME/bin as llama-server-<version>."""
 
     name: ClassVar[str] = "llama.cpp"
+    anthropic_messages: ClassVar[bool] = True  # llama-server has /v1/messages
 
     def __init__(self, configured: Path | None, bin_dir: Path) -> None:
         self.configured = configured

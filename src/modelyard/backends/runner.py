@@ -79,6 +79,7 @@ class RunnerBackend:
     merges_embeddings: ClassVar[bool] = False
     inline_images: ClassVar[bool] = False
     names_adapters: ClassVar[bool] = False
+    anthropic_messages: ClassVar[bool] = False
 
     def __init__(self, envs: Path, *, managed_only: bool, torch_index: str | None, outputs: Path) -> None:
         self.envs = envs

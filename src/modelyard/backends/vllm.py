@@ -68,6 +68,7 @@ class Vllm:
     merges_embeddings: ClassVar[bool] = False
     inline_images: ClassVar[bool] = False
     names_adapters: ClassVar[bool] = True  # a request picks a LoRA by its model name (base:adapter)
+    anthropic_messages: ClassVar[bool] = False  # translated onto its chat completions
 
     def __init__(self, envs: Path, *, torch_index: str | None) -> None:
         self.envs = envs

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,7 @@ from fastapi import Request
 
 from modelyard.backends.base import Backend
 from modelyard.catalog.records import Model
-from modelyard.errors import EngineError
+from modelyard.errors import EngineError, ModelyardError
 from modelyard.gateway.routes import RETRIES, _check, _fits_context, caller_of
 from modelyard.runtime.runtime import Runtime
 
@@ -112,6 +112,24 @@ async def read_json(upstream: aiohttp.ClientResponse) -> dict[str, Any]:
         raise engine_failure(upstream.status, raw)
     answer: dict[str, Any] = orjson.loads(raw)
     return answer
+
+
+async def begun(
+    lines: AsyncIterator[bytes], failed: Callable[[ModelyardError], bytes]
+) -> AsyncIterator[bytes]:
+    """``lines`` with its first piece already made: an error before it raises here (and answers
+    with its status); one after it ends the stream with ``failed(error)``."""
+    first = await anext(lines)
+
+    async def chained() -> AsyncIterator[bytes]:
+        yield first
+        try:
+            async for line in lines:
+                yield line
+        except ModelyardError as e:
+            yield failed(e)
+
+    return chained()
 
 
 async def events(upstream: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:

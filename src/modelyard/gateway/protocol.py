@@ -27,6 +27,13 @@ class EmbeddingRequest(OpenAIRequest):
     input: str | list[str] | list[int] | list[list[int]]
 
 
+class MessagesRequest(OpenAIRequest):
+    """Anthropic's Messages API."""
+
+    max_tokens: int = Field(ge=1)
+    messages: list[dict[str, Any]] = Field(min_length=1)
+
+
 class RerankRequest(OpenAIRequest):
     query: str = Field(min_length=1)
     documents: list[str | dict[str, Any]] = Field(min_length=1)

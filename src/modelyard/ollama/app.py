@@ -23,7 +23,7 @@ from modelyard import __version__
 from modelyard.access.keys import OPEN, Caller
 from modelyard.catalog.records import Model
 from modelyard.errors import InvalidRequest, ModelyardError, ScopeDenied
-from modelyard.gateway.calls import Target, engine_call, events, read_json, resolve
+from modelyard.gateway.calls import Target, begun, engine_call, events, read_json, resolve
 from modelyard.http_errors import ollama_error
 from modelyard.ollama import translate as t
 from modelyard.ollama.protocol import ChatIn, EmbeddingsIn, EmbedIn, GenerateIn, OllamaRequest, ShowIn
@@ -269,17 +269,8 @@ async def _answer(
         out.update(t.timings(started, time.perf_counter(), answer.get("usage")))
         return Response(orjson.dumps(out), media_type="application/json")
     lines = _stream(request, body, target, endpoint, path, payload, piece, field, started)
-    first = await anext(lines)  # errors before the first piece answer with their status
-    return StreamingResponse(_chain(first, lines), media_type="application/x-ndjson")
-
-
-async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    yield first
-    try:
-        async for line in rest:
-            yield line
-    except ModelyardError as e:  # the stream began: end it with an error line
-        yield orjson.dumps({"error": str(e)}) + b"\n"
+    stream = await begun(lines, lambda e: orjson.dumps({"error": str(e)}) + b"\n")
+    return StreamingResponse(stream, media_type="application/x-ndjson")
 
 
 async def _stream(

@@ -238,6 +238,7 @@ class FakeBackend:
     merges_embeddings: ClassVar[bool] = False
     inline_images: ClassVar[bool] = False
     names_adapters: ClassVar[bool] = False
+    anthropic_messages: ClassVar[bool] = False
 
     def __init__(self, need: int = 1 * GiB, slots: int = 1) -> None:
         self.need = need  # RAM one instance needs, for the fit

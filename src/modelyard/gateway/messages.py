@@ -1,0 +1,112 @@
+"""POST /v1/messages: Anthropic's Messages API. An engine that serves it (llama-server) gets the
+request as it came and its answer goes back as it comes; for the others it is translated onto
+their chat completions (anthropic.py) and back, streaming too."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import ValidationError
+
+from modelyard.errors import EngineError, InvalidRequest, ModelyardError
+from modelyard.gateway import anthropic
+from modelyard.gateway.calls import Target, begun, engine_call, events, read_json, resolve
+from modelyard.gateway.protocol import MessagesRequest
+from modelyard.gateway.routes import runtime_of
+from modelyard.validation import describe
+
+router = APIRouter(prefix="/v1", tags=["anthropic"])
+
+
+def _error(exc: ModelyardError) -> Response:
+    status, body = anthropic.error_body(exc)
+    return Response(body, status_code=status, media_type="application/json")
+
+
+@router.post("/messages")
+async def messages(request: Request) -> Response:
+    """Anthropic's Messages: {model, max_tokens, messages, system?, stream?, tools?, ...}."""
+    raw = await request.body()
+    try:
+        body = MessagesRequest.model_validate_json(raw)
+        runtime = runtime_of(request)
+        target = resolve(runtime, request, body.model, "chat")
+        if target.backend.anthropic_messages:
+            payload = orjson.loads(raw)
+            return await _native(request, target, payload, body.stream)
+        return await _translated(request, target, orjson.loads(raw), body.stream)
+    except ValidationError as e:
+        return _error(InvalidRequest(describe(e.errors())))
+    except ModelyardError as e:
+        return _error(e)
+
+
+def _session(request: Request) -> aiohttp.ClientSession:
+    session: aiohttp.ClientSession = request.app.state.upstream
+    return session
+
+
+async def _native(request: Request, target: Target, payload: dict[str, Any], stream: bool) -> Response:
+    runtime = runtime_of(request)
+    if not stream:
+        async with engine_call(
+            runtime, _session(request), request, target, "chat", "/v1/messages", payload
+        ) as up:
+            raw = await up.read()
+            return Response(raw, status_code=up.status, media_type="application/json")
+
+    async def relay() -> AsyncIterator[bytes]:
+        async with engine_call(
+            runtime, _session(request), request, target, "chat", "/v1/messages", payload
+        ) as up:
+            if up.status != 200:
+                raise EngineError(
+                    f"the engine answered {up.status}: {(await up.read())[:200].decode(errors='replace')}"
+                )
+            yield b""  # connected: the answer begins
+            try:
+                async for chunk in up.content.iter_any():
+                    yield chunk
+            except (aiohttp.ClientError, OSError) as e:
+                raise EngineError(f"the engine stopped while answering ({e.__class__.__name__})") from None
+
+    return StreamingResponse(await begun(relay(), _stream_error), media_type="text/event-stream")
+
+
+def _stream_error(exc: ModelyardError) -> bytes:
+    _status, body = anthropic.error_body(exc)
+    return b"event: error\ndata: " + body + b"\n\n"
+
+
+async def _translated(request: Request, target: Target, payload: dict[str, Any], stream: bool) -> Response:
+    runtime = runtime_of(request)
+    chat = anthropic.chat_request(payload)
+    name = payload["model"]
+    if not stream:
+        async with engine_call(
+            runtime, _session(request), request, target, "chat", "/v1/chat/completions", chat
+        ) as up:
+            answer = await read_json(up)
+        return Response(orjson.dumps(anthropic.message(answer, name)), media_type="application/json")
+
+    async def translate() -> AsyncIterator[bytes]:
+        out = anthropic.StreamTranslator(name)
+        async with engine_call(
+            runtime, _session(request), request, target, "chat", "/v1/chat/completions", chat
+        ) as up:
+            chunks = events(up)
+            first = await anext(chunks, None)  # an error answer raises before the stream begins
+            yield out.start()
+            if first is not None:
+                yield out.feed(first)
+                async for chunk in chunks:
+                    if piece := out.feed(chunk):
+                        yield piece
+        yield out.end()
+
+    return StreamingResponse(await begun(translate(), _stream_error), media_type="text/event-stream")

@@ -1,0 +1,71 @@
+"""Anthropic's Messages API on /v1/messages with the official `anthropic` client: passed through
+to llama-server, which serves it, and translated onto the chat completions of the transformers
+runner, which does not; streaming and not, errors in Anthropic's shape."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic
+import pytest
+
+import torch_models as tm
+from conftest import RunningServer, serve
+
+GREEDY = {"temperature": 0}  # the client has no argument for it any more
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path]) -> Iterator[RunningServer]:
+    root = tmp_path_factory.mktemp("messages")
+    chat = tm.write_chat_model(root / "tiny-hf-chat")
+    with serve(root / "home", one_per_category=False, exclusive=[]) as running:
+        for path, name in ((tiny_models["tiny-chat"], "gguf-chat"), (chat, "hf-chat")):
+            assert running.http.post("/api/models", json={"path": str(path), "name": name}).status_code == 201
+            r = running.http.post(f"/api/models/{name}/load", json={}, timeout=300)
+            assert r.status_code == 200, r.text
+        yield running
+
+
+@pytest.fixture
+def client(server: RunningServer) -> Iterator[anthropic.Anthropic]:
+    c = anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("model", ["gguf-chat", "hf-chat"])
+def test_messages_answer_streaming_and_not(client: anthropic.Anthropic, model: str) -> None:
+    asked = [{"role": "user", "content": "hello world"}]
+    answer = client.messages.create(
+        model=model, max_tokens=4, messages=asked, system="be brief", extra_body=GREEDY
+    )
+    assert answer.role == "assistant"
+    assert answer.type == "message"
+    assert answer.stop_reason == "max_tokens"
+    assert answer.usage.output_tokens == 4
+    assert answer.usage.input_tokens > 0
+    (block,) = answer.content
+    assert block.type == "text"
+    with client.messages.stream(
+        model=model, max_tokens=4, messages=asked, system="be brief", extra_body=GREEDY
+    ) as s:
+        streamed = "".join(s.text_stream)
+        final = s.get_final_message()
+    assert final.stop_reason == "max_tokens"
+    assert final.usage.output_tokens == 4
+    assert streamed == "".join(b.text for b in final.content if b.type == "text")
+    if model == "hf-chat":  # the tiny GGUF's random weights make byte tokens that are no text
+        assert streamed == block.text  # greedy: the same text either way
+
+
+def test_errors_in_anthropics_shape(client: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.NotFoundError) as e:
+        client.messages.create(model="nope", max_tokens=4, messages=[{"role": "user", "content": "x"}])
+    assert e.value.body["type"] == "error"  # type: ignore[index]
+    assert e.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
+    with pytest.raises(anthropic.BadRequestError):
+        client.messages.create(model="hf-chat", max_tokens=0, messages=[{"role": "user", "content": "x"}])
