@@ -161,5 +161,9 @@ def answered_cleanly(client: TestClient, method: str, path: str, body: bytes) ->
     assert r.status_code != 500, (method, path, body, r.text)
     if r.status_code >= 400:
         error = r.json()["error"]
-        assert {"message", "type", "code"} <= set(error), r.text
+        if path == "/v1/messages":  # Anthropic's shape, for its clients
+            assert r.json()["type"] == "error", r.text
+            assert {"message", "type"} <= set(error), r.text
+        else:
+            assert {"message", "type", "code"} <= set(error), r.text
     return r

@@ -81,7 +81,7 @@ def test_bad_input_gets_clear_errors_and_server_stays_up(
         ({"path": str(onnx)}, 422, "unsupported_format", ".onnx is not a model format"),
         ({"path": str(zoo / "chat-lora/tiny-lora.gguf")}, 400, "invalid_import", "LoRA adapter"),
         ({"path": str(good), "category": "poetry"}, 400, "invalid_import", "unknown category"),
-        ({"nothing": 1}, 400, "invalid_request", "path: Field required"),
+        ({"nothing": 1}, 400, "invalid_request", "give a path (a model file or folder) or a url"),
     ]
     for body, status, code, text in cases:
         r = http.post("/api/models", json=body)

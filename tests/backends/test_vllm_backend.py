@@ -11,7 +11,7 @@ import pytest
 import builders as b
 from modelyard.backends.base import HOST, PORT, Placement
 from modelyard.backends.registry import Backends, options_model
-from modelyard.backends.vllm import CPU_KV_CACHE, Vllm, VllmOptions
+from modelyard.backends.vllm import CPU_KV_CACHE, VllmOptions
 from modelyard.catalog.records import Adapter, Model, ModelSettings
 from modelyard.catalog.store import Store
 from modelyard.config import Settings
@@ -91,7 +91,7 @@ def test_the_command_line(tmp_path: Path) -> None:
     )
     assert embed.argv[embed.argv.index("--runner") + 1] == "pooling"
     assert vllm.endpoints(model(tmp_path, category="embedding")) == frozenset({"embeddings"})
-    assert Vllm.names_adapters  # a request picks the LoRA by its model name
+    assert vllm.served_name(m, "style") == "m:style"  # a request picks the LoRA by its model name
 
 
 def test_the_estimate(tmp_path: Path) -> None:

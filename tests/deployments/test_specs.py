@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 import builders as b
 from conftest import RunningServer, serve
+from fake_tgi import FakeTgi
 from fakehub import TOKEN, FakeHub
 from modelyard.cli.main import app
 from modelyard.deployments.spec import json_schema, load
@@ -254,3 +255,30 @@ def test_the_readme_example_is_a_valid_spec(tmp_path: Path) -> None:
     assert [(a.name, a.weight) for a in writer.peft_adapters or []] == [("tone", 0.5), ("facts", 1.0)]
     assert not isinstance(nomic.model, str)
     assert nomic.model.ref() == "ollama:nomic-embed-text:latest"
+
+
+def test_a_server_that_already_runs_in_a_spec(server: RunningServer, tmp_path: Path) -> None:
+    tgi = FakeTgi()
+    url = tgi.start()
+    try:
+        spec = tmp_path / "servers.yaml"
+        spec.write_text(
+            f"models:\n  - name: far\n    model: {{provider: server, url: '{url}'}}\n    task: text-generation\n"
+        )
+        assert actions(cli("apply", "-f", str(spec))) == ["far: created"]
+        assert actions(cli("apply", "-f", str(spec))) == ["far: unchanged"]
+        far = server.http.get("/api/models/far").json()
+        assert far["format"] == "remote"
+        assert far["facts"]["remote_model"] == "org/tgi-model"
+        exported = load(cli("export"), "export")
+        (entry,) = exported.models
+        assert not isinstance(entry.model, str)
+        assert (entry.model.provider, entry.model.url, entry.model.repository) == (
+            "server",
+            url,
+            "org/tgi-model",
+        )
+        r = server.http.post("/v1/completions", json={"model": "far", "prompt": "x", "max_tokens": 2})
+        assert r.json()["choices"][0]["text"] == "word word"
+    finally:
+        tgi.stop()

@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 import builders as b
 from browser import Shots
 from conftest import RunningServer, serve
+from fake_tgi import FakeTgi
 from fakehub import FakeHub
 
 
@@ -476,3 +477,23 @@ def test_deploy_form_and_deployments_view(browser: Browser, hub: FakeHub, tmp_pa
             shots("end")
             context.close()
         assert not errors, f"the page threw: {errors}"
+
+
+def test_an_external_server_in_the_library_and_running(
+    page: Page, shots: Shots, server: RunningServer
+) -> None:
+    tgi = FakeTgi()
+    url = tgi.start()
+    try:
+        r = server.http.post("/api/models", json={"url": url, "name": "far-tgi"})
+        assert r.status_code == 201, r.text
+        assert server.http.post("/api/models/far-tgi/load", json={}).status_code == 200
+        page.goto("/")
+        expect(row(page, "far-tgi")).to_contain_text("remote")
+        page.goto("/#/running")
+        instance = page.locator("tr[data-instance]").filter(has_text="far-tgi")
+        expect(instance).to_contain_text("running")
+        expect(instance).to_contain_text(url)
+        shots("external")
+    finally:
+        tgi.stop()

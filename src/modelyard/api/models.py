@@ -22,12 +22,15 @@ from modelyard.api.schemas import (
     Skipped,
     TemplateOut,
 )
+from modelyard.backends.external import probe
 from modelyard.catalog.records import Model
 from modelyard.categories import DEFAULT_CAPABILITIES, TEMPLATE_COMPONENTS, Template
+from modelyard.errors import InvalidInput
 from modelyard.formats.detect import inspect_path
 from modelyard.http_errors import ErrorBody
 from modelyard.library import ImportRequest, Library
 from modelyard.library.paths import complete
+from modelyard.library.requests import RemoteRequest
 
 log = logging.getLogger(__name__)
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -75,10 +78,22 @@ def list_models(
 
 @router.post("/models", status_code=201, tags=["models"])
 def import_model(lib: Lib, dirs: Dirs, body: ImportIn) -> ModelOut:
-    """Import a model file or folder from the server's disk. The files stay where they are."""
+    """Import a model file or folder from the server's disk (the files stay where they are), or
+    register a model of a server that already runs (``url``)."""
+    if body.url is not None:
+        url = body.url.rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise InvalidInput(f"{body.url!r} is not an http(s) URL")
+        api, served = probe(url, body.api_key)
+        remote = RemoteRequest(
+            url=url, api=api, served=served, remote_model=body.remote_model or served[0], name=body.name,
+            description=body.description, category=body.category, api_key=body.api_key,
+        )  # fmt: skip
+        return out(lib, lib.add_remote(remote))
+    assert body.path is not None
     for path in (body.path, *body.components.values()):
         dirs.check(path)
-    request = ImportRequest(**body.model_dump())
+    request = ImportRequest(**body.model_dump(exclude={"url", "api_key", "remote_model"}))
     return out(lib, lib.import_model(request))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from modelyard.catalog.records import Model
 from modelyard.categories import Capability, Category, ComponentRole, Template
@@ -102,20 +102,29 @@ class ModelOut(BaseModel):
                 )
                 for a in m.adapters
             ],
-            facts=m.facts,
+            facts={k: "***" if k == "api_key" else v for k, v in m.facts.items()},
             created_at=m.created_at,
             updated_at=m.updated_at,
         )
 
 
 class ImportIn(BaseModel):
-    path: str = Field(description="a model file or folder on the server's machine")
+    path: str | None = Field(None, description="a model file or folder on the server's machine")
+    url: str | None = Field(None, description="or a server that already runs (OpenAI-compatible or TGI)")
+    api_key: str | None = Field(None, description="that server's key (kept, never shown)")
+    remote_model: str | None = Field(None, description="which of that server's models (default: its first)")
     name: str | None = None
     description: str = ""
     category: str | None = Field(None, description="inferred from the files when left out")
     template: str | None = Field(None, description="image models: sd_official, flux or video")
     components: dict[str, str] = Field(default_factory=dict, description="role -> path (vae, clip_l, ...)")
     capabilities: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ImportIn:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("give a path (a model file or folder) or a url (a server that already runs)")
+        return self
 
 
 class ModelPatch(BaseModel):

@@ -49,6 +49,9 @@ class EngineSpec:
     # The variable the engine reads its API key from: each start gets a key of its own, which
     # only the gateway knows, so the engine's port is no way around the gateway.
     key_env: str | None = None
+    # A server that already runs at this URL: nothing is started; requests carry ``headers``.
+    remote: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 # (stage, done, total) -> None
@@ -61,8 +64,8 @@ class Backend(Protocol):
     options: ClassVar[type[BaseModel]]
     merges_embeddings: ClassVar[bool]  # its engine reports each input's tokens (see gateway/coalesce)
     inline_images: ClassVar[bool]  # its engine takes images in chat only as data URLs
-    names_adapters: ClassVar[bool]  # its engine picks a LoRA by the request's model (base:adapter)
     anthropic_messages: ClassVar[bool]  # its engine serves Anthropic's /v1/messages itself
+    dialect: ClassVar[str]  # the API its engine speaks: "openai", or "tgi" (the gateway translates)
 
     @classmethod
     def takes(cls, model: Model) -> bool:
@@ -70,6 +73,9 @@ class Backend(Protocol):
 
     def endpoints(self, model: Model) -> frozenset[str]:
         """The OpenAI endpoints it serves for this model: chat, completions, embeddings, ..."""
+
+    def served_name(self, model: Model, adapter: str | None) -> str:
+        """The model name its engine answers to for ``model`` (+ ``adapter``)."""
 
     def check(self, model: Model, endpoint: str) -> None:
         """Refuse a request it cannot answer before it queues (a chat without a template)."""

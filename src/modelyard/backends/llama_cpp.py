@@ -72,11 +72,14 @@ class LlamaCppFamily:
     options: ClassVar[type[BaseModel]] = LlamaCppOptions
     merges_embeddings: ClassVar[bool] = False
     inline_images: ClassVar[bool] = True  # llama.cpp takes images only as data URLs
-    names_adapters: ClassVar[bool] = False  # an instance starts with its LoRA
     anthropic_messages: ClassVar[bool] = False
+    dialect: ClassVar[str] = "openai"
 
     def endpoints(self, model: Model) -> frozenset[str]:
         return endpoints_of(model)
+
+    def served_name(self, model: Model, adapter: str | None) -> str:
+        return model.name  # an instance starts with its LoRA
 
     def check(self, model: Model, endpoint: str) -> None:
         if endpoint != "chat" or model.facts.get("chat_template"):

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pydantic import BaseModel
 
 from modelyard.backends.base import Backend
+from modelyard.backends.external import External, ExternalTgi
 from modelyard.backends.llama_cpp import LlamaServer
 from modelyard.backends.llama_cpp_python import LlamaCppPython
 from modelyard.backends.runner import Diffusers, RunnerBackend, SentenceTransformers, Transformers
@@ -28,6 +29,8 @@ KINDS: tuple[type[Backend], ...] = (
     Transformers,
     Diffusers,
     Vllm,
+    External,
+    ExternalTgi,
 )
 
 
@@ -94,7 +97,7 @@ class Backends:
         llama = LlamaServer(settings.llama_server, settings.bin_dir)
         runners = [runner(k) for k in (SentenceTransformers, Transformers, Diffusers)]
         vllm = Vllm(settings.envs_dir, torch_index=settings.torch_index or None)
-        return cls([llama, LlamaCppPython(), *runners, vllm])
+        return cls([llama, LlamaCppPython(), *runners, vllm, External(), ExternalTgi()])
 
     def __iter__(self) -> Iterator[Backend]:
         return iter(self._backends.values())

@@ -78,8 +78,8 @@ class RunnerBackend:
     options: ClassVar[type[BaseModel]]
     merges_embeddings: ClassVar[bool] = False
     inline_images: ClassVar[bool] = False
-    names_adapters: ClassVar[bool] = False
     anthropic_messages: ClassVar[bool] = False
+    dialect: ClassVar[str] = "openai"
 
     def __init__(self, envs: Path, *, managed_only: bool, torch_index: str | None, outputs: Path) -> None:
         self.envs = envs
@@ -93,6 +93,9 @@ class RunnerBackend:
 
     def endpoints(self, model: Model) -> frozenset[str]:
         return TASKS.get(model.category, ("", frozenset[str]()))[1]
+
+    def served_name(self, model: Model, adapter: str | None) -> str:
+        return model.name
 
     def check(self, model: Model, endpoint: str) -> None:
         return None  # the runner answers what it cannot do itself

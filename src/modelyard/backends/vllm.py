@@ -67,8 +67,8 @@ class Vllm:
     options: ClassVar[type[BaseModel]] = VllmOptions
     merges_embeddings: ClassVar[bool] = False
     inline_images: ClassVar[bool] = False
-    names_adapters: ClassVar[bool] = True  # a request picks a LoRA by its model name (base:adapter)
     anthropic_messages: ClassVar[bool] = False  # translated onto its chat completions
+    dialect: ClassVar[str] = "openai"
 
     def __init__(self, envs: Path, *, torch_index: str | None) -> None:
         self.envs = envs
@@ -80,6 +80,9 @@ class Vllm:
 
     def endpoints(self, model: Model) -> frozenset[str]:
         return ENDPOINTS.get(model.category, frozenset())
+
+    def served_name(self, model: Model, adapter: str | None) -> str:
+        return f"{model.name}:{adapter}" if adapter else model.name  # a request picks its LoRA by name
 
     def check(self, model: Model, endpoint: str) -> None:
         return None  # vLLM answers what it cannot do itself (a chat without a template: 400)

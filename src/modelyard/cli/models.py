@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -19,7 +20,14 @@ def _abs(path: str) -> str:
 
 @friendly
 def import_(
-    path: str = typer.Argument(..., help="a model file or folder"),
+    path: str | None = typer.Argument(None, help="a model file or folder"),
+    url: str | None = typer.Option(
+        None, "--url", help="or a server that already runs: OpenAI-compatible (or TGI) at this URL"
+    ),
+    api_key: str | None = typer.Option(None, "--api-key", help="that server's API key"),
+    remote_model: str | None = typer.Option(
+        None, "--model", help="which of that server's models (default: its first)"
+    ),
     name: str | None = typer.Option(
         None, "--name", "-n", help="name in the library (default: from the file)"
     ),
@@ -40,7 +48,24 @@ def import_(
     ),
     as_json: bool = typer.Option(False, "--json", help="print the record as JSON"),
 ) -> None:
-    """Import a model file or folder into the library (the files stay where they are)."""
+    """Import a model file or folder into the library (the files stay where they are), or
+    register a server that already runs (--url): its requests go there through the gateway."""
+    if (path is None) == (url is None):
+        raise typer.BadParameter("give a PATH or --url")
+    if url is not None:
+        remote: dict[str, Any] = {"url": url, "api_key": api_key, "remote_model": remote_model, "name": name,
+                "description": description, "category": category}  # fmt: skip
+        with console.status(f"asking {url}..."):
+            model = client().post("/api/models", remote)
+        if as_json:
+            print_json(model)
+            return
+        console.print(
+            f"registered [bold]{model['name']}[/]: {model['description']} ({model['category']})",
+            highlight=False,
+        )
+        return
+    assert path is not None
     roles = {"mmproj": mmproj, "vae": vae, "clip_l": clip_l, "clip_g": clip_g, "t5xxl": t5xxl}
     body = {
         "path": _abs(path),

@@ -12,14 +12,16 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from modelyard.backends.external import probe, url_of
 from modelyard.catalog.records import Deployment, Model
 from modelyard.deployments.deployer import Deployer
-from modelyard.deployments.spec import AdapterSpec, DeploymentSpec, ModelSpec, Spec, ref_of, source_of
+from modelyard.deployments.spec import AdapterSpec, DeploymentSpec, ModelSpec, Source, Spec, ref_of, source_of
 from modelyard.errors import InvalidSpec, ModelyardError
+from modelyard.formats.loaders import REMOTE
 from modelyard.hub.jobs import ACTIVE, Downloads, PullRequest
 from modelyard.hub.refs import parse_ref
 from modelyard.library import Library, settings
-from modelyard.library.requests import ImportRequest
+from modelyard.library.requests import ImportRequest, RemoteRequest
 from modelyard.runtime.runtime import Runtime
 
 Action = Literal["created", "updated", "unchanged", "would create", "would change"]
@@ -114,6 +116,13 @@ class Applier:
                     f"{where}: {source.path} is {other.name!r} in the library",
                     hint=f"name it {other.name} in the spec, or delete that record first",
                 )
+        elif source.provider == "server":
+            assert source.url is not None
+            if model is not None and url_of(model) != source.url.rstrip("/"):
+                raise InvalidSpec(
+                    f"{where}: {m.name} is the server at {url_of(model)}, not {source.url}",
+                    hint="give it another name, or delete the library's record first",
+                )
         else:
             ref = parse_ref(ref_of(m.model))
             if model is not None and model.source_repo not in (None, ref.repo):
@@ -122,7 +131,8 @@ class Applier:
                     hint="give it another name, or delete the library's record first",
                 )
         if model is None:
-            return _Plan(m, None, [f"+ from {source.path or ref_of(m.model)}", *self._creating(m)])
+            origin = source.path or source.url or ref_of(m.model)
+            return _Plan(m, None, [f"+ from {origin}", *self._creating(m)])
         changes = self._fields(m, model)
         wanted = self._settings(m, model)
         if wanted is not None:
@@ -247,6 +257,15 @@ class Applier:
                 category=kind.value if kind else None,
             )
             return await asyncio.to_thread(self.library.import_model, request)
+        if source.provider == "server":
+            assert source.url is not None
+            url = source.url.rstrip("/")
+            api, served = await asyncio.to_thread(probe, url, source.token)
+            remote = RemoteRequest(
+                url=url, api=api, served=served, remote_model=source.repository or served[0], name=m.name,
+                description=m.description or "", category=kind.value if kind else None, api_key=source.token,
+            )  # fmt: skip
+            return self.library.add_remote(remote)
         job = await self._pull(
             PullRequest(
                 ref=ref_of(m.model), quantization=m.file_quantization(), name=m.name, token=source.token
@@ -311,7 +330,7 @@ class Applier:
             models.append(
                 ModelSpec(
                     name=model.name,
-                    model=model.path,
+                    model=_where(model),
                     category=model.category,
                     driver=saved_for if saved_for != settings.default_backend(model) and not named else None,
                     description=model.description or None,
@@ -325,6 +344,14 @@ class Applier:
                 )
             )
         return Spec(models=models)
+
+
+def _where(model: Model) -> str | Source:
+    """Where a library model is, as a spec says it: its path, or the server it is (its key is
+    not written out: give it as ${env.NAME})."""
+    if model.format != REMOTE:
+        return model.path
+    return Source(provider="server", url=url_of(model), repository=str(model.facts.get("remote_model")))
 
 
 def _saved(model: Model) -> dict[str, Any]:

@@ -53,11 +53,17 @@ class Source(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    provider: Literal["huggingface", "modelscope", "ollama", "local"]
-    repository: str | None = Field(None, description="a hub's repo: org/name (ollama: name)")
+    provider: Literal["huggingface", "modelscope", "ollama", "local", "server"]
+    repository: str | None = Field(
+        None,
+        description="a hub's repo: org/name (ollama: name); server: which of its models (default: its first)",
+    )
+    url: str | None = Field(None, description="server: a server that already runs (OpenAI-compatible or TGI)")
     revision: str | None = Field(None, description="a branch, tag or commit (ollama: the tag)")
     filename: str | None = Field(None, description="one file of the repo")
-    token: str | None = Field(None, description="a hub token for this model, such as ${env.HF_TOKEN}")
+    token: str | None = Field(
+        None, description="a hub token for this model, or a server's API key, such as ${env.HF_TOKEN}"
+    )
     path: str | None = Field(None, description="local: the model file or folder")
     format: str | None = Field(None, description="local: gguf, safetensors, ... (detected anyway)")
 
@@ -66,6 +72,9 @@ class Source(BaseModel):
         if self.provider == "local":
             if not self.path or self.repository:
                 raise ValueError("a local model takes a path (and no repository)")
+        elif self.provider == "server":
+            if not self.url or self.path:
+                raise ValueError("a server takes a url (and no path)")
         elif not self.repository or self.path:
             raise ValueError(f"a {self.provider} model takes a repository (and no path)")
         return self

@@ -13,6 +13,8 @@ TRANSFORMERS = "transformers"
 VLLM = "vllm"
 SENTENCE_TRANSFORMERS = "sentence-transformers"
 DIFFUSERS = "diffusers"
+EXTERNAL = "external"  # a server that already runs elsewhere
+REMOTE = "remote"  # the format of a model that is such a server
 
 
 def compatible_loaders(

@@ -17,7 +17,7 @@ from fastapi import Request
 from modelyard.backends.base import Backend
 from modelyard.catalog.records import Model
 from modelyard.errors import EngineError, ModelyardError
-from modelyard.gateway.routes import RETRIES, _check, _fits_context, caller_of
+from modelyard.gateway.checks import RETRIES, caller_of, check, fits_context
 from modelyard.runtime.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -34,9 +34,7 @@ class Target:
     @property
     def served(self) -> str:
         """The name the engine answers to for it."""
-        if self.adapter and self.backend.names_adapters:
-            return f"{self.model.name}:{self.adapter}"
-        return self.model.name
+        return self.backend.served_name(self.model, self.adapter)
 
 
 def resolve(runtime: Runtime, request: Request, name: str, endpoint: str) -> Target:
@@ -44,7 +42,7 @@ def resolve(runtime: Runtime, request: Request, name: str, endpoint: str) -> Tar
     model, adapter = runtime.library.resolve(name)
     caller_of(request).check_model(model.name)
     backend = runtime.backend_for(model)
-    _check(backend, model, endpoint)
+    check(backend, model, endpoint)
     return Target(model, adapter, backend)
 
 
@@ -59,13 +57,15 @@ async def engine_call(
     payload: dict[str, Any],
     *,
     load: bool = False,
+    named: bool = True,
 ) -> AsyncIterator[aiohttp.ClientResponse]:
-    """POST ``payload`` (its model set to the served name) to an instance of ``target`` and hold
-    the answer open; the queue slot is freed when the block ends. ``load``: load the model when
-    it is not (as Ollama does), whether or not its autoload is on."""
-    body = orjson.dumps({**payload, "model": target.served})
+    """POST ``payload`` (its model set to the served name, unless ``named`` is off: an API with
+    no such field) to an instance of ``target`` and hold the answer open; the queue slot is freed
+    when the block ends. ``load``: load the model when it is not (as Ollama does), whether or not
+    its autoload is on."""
+    body = orjson.dumps({**payload, "model": target.served} if named else payload)
     if endpoint in ("chat", "completions"):
-        _fits_context(body, target.model, runtime.context_of(target.model))
+        fits_context(body, target.model, runtime.context_of(target.model))
     for attempt in range(RETRIES + 1):
         queue, slot = await runtime.acquire(target.model, target.adapter, request.is_disconnected, load=load)
         try:

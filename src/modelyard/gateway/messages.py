@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from modelyard.errors import EngineError, InvalidRequest, ModelyardError
 from modelyard.gateway import anthropic
 from modelyard.gateway.calls import Target, begun, engine_call, events, read_json, resolve
+from modelyard.gateway.checks import runtime_of
 from modelyard.gateway.protocol import MessagesRequest
-from modelyard.gateway.routes import runtime_of
 from modelyard.validation import describe
 
 router = APIRouter(prefix="/v1", tags=["anthropic"])

@@ -13,10 +13,11 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.routing import Route
 
-from modelyard.access.keys import OPEN, Caller
-from modelyard.backends.base import Backend
 from modelyard.catalog.records import Model
-from modelyard.errors import EngineError, ModelyardError, RequestTooLarge, Unsupported
+from modelyard.errors import EngineError, ModelyardError
+from modelyard.gateway import tgi
+from modelyard.gateway.calls import Target
+from modelyard.gateway.checks import RETRIES, caller_of, check, fits_context, runtime_of
 from modelyard.gateway.coalesce import Coalescer
 from modelyard.gateway.images import inline, local_image_parts
 from modelyard.gateway.protocol import (
@@ -39,16 +40,6 @@ from modelyard.runtime.runtime import Runtime
 from modelyard.validation import describe
 
 router = APIRouter(prefix="/v1", tags=["openai"])
-
-
-def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def caller_of(request: Request) -> Caller:
-    caller: Caller = getattr(request.state, "caller", OPEN)
-    return caller
 
 
 @router.get("/models")
@@ -188,17 +179,6 @@ async def _coalesced(
     return Response(answer, status_code=status, media_type="application/json")
 
 
-def _check(backend: Backend, model: Model, endpoint: str, capability: str | None = None) -> None:
-    if endpoint not in backend.endpoints(model):
-        raise Unsupported(f"{model.name!r} is a {model.category} model: it does not serve /v1/{endpoint}")
-    if capability is not None and capability not in model.capabilities:
-        raise Unsupported(
-            f"{model.name!r} is not tagged {capability}",
-            hint=f"tag it if it can: `modelyard edit {model.name} --capability {capability}`",
-        )
-    backend.check(model, endpoint)
-
-
 async def _serve(
     request: Request,
     schema: type[OpenAIRequest],
@@ -218,41 +198,6 @@ async def _serve(
     return await _route(
         request, raw, body.model, endpoint, path, stream=body.stream, coalesce=coalesce, capability=capability
     )
-
-
-RETRIES = 2  # other tries when an instance does not take the connection (it just died)
-# No tokenizer puts more bytes than this in one token: a prompt of more bytes than this many
-# times the context cannot fit, and is refused before it waits for (and holds) an engine.
-TOKEN_BYTES = 256
-
-
-def _fits_context(raw: bytes, model: Model, n_ctx: int | None) -> None:
-    """Refuse, before it queues, a prompt far longer than the model's context. Cheap for the
-    usual request: the body is parsed only when it is that large."""
-    if not n_ctx or len(raw) <= n_ctx * TOKEN_BYTES:
-        return
-    text = _prompt_bytes(orjson.loads(raw))
-    if text > n_ctx * TOKEN_BYTES:
-        raise RequestTooLarge(
-            f"the prompt has at least {text // TOKEN_BYTES} tokens; {model.name!r} takes {n_ctx}",
-            hint="shorten it, or load the model with a larger n_ctx",
-        )
-
-
-def _prompt_bytes(body: Any) -> int:
-    """The bytes of a chat's or a completion's text (not its images)."""
-    if not isinstance(body, dict):
-        return 0
-    prompt = body.get("prompt")
-    pieces: list[Any] = [prompt] if isinstance(prompt, str) else prompt if isinstance(prompt, list) else []
-    messages = body.get("messages")
-    for message in messages if isinstance(messages, list) else []:
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, str):
-            pieces.append(content)
-        elif isinstance(content, list):
-            pieces += [part.get("text") for part in content if isinstance(part, dict)]
-    return sum(len(p.encode()) for p in pieces if isinstance(p, str))
 
 
 async def _route(
@@ -276,15 +221,20 @@ async def _route(
         model, adapter = runtime.library.resolve(name)
         caller_of(request).check_model(model.name)
         backend = runtime.backend_for(model)
-        _check(backend, model, endpoint, capability)
+        check(backend, model, endpoint, capability)
         if endpoint in ("chat", "completions"):
-            _fits_context(raw, model, runtime.context_of(model))
+            fits_context(raw, model, runtime.context_of(model))
         if coalesce and backend.merges_embeddings:
             parsed = orjson.loads(raw)
             texts = Coalescer.texts_of(parsed)
             if texts is not None:
                 return await _coalesced(request, runtime, model, adapter, texts, parsed, path)
-        served = f"{model.name}:{adapter}" if adapter and backend.names_adapters else model.name
+        if backend.dialect == "tgi":
+            target = Target(model, adapter, backend)
+            return await tgi.completion(
+                request, runtime, request.app.state.upstream, target, orjson.loads(raw), name
+            )
+        served = backend.served_name(model, adapter)
         content = raw if form else await _payload(raw, served, name, endpoint, backend.inline_images)
         for attempt in range(RETRIES + 1):
             queue, slot = await runtime.acquire(model, adapter, request.is_disconnected)

@@ -31,10 +31,10 @@ from modelyard.formats.detect import inspect_path
 from modelyard.formats.files import kind_of, usable_path
 from modelyard.formats.gguf import shard_paths
 from modelyard.formats.inspection import ADAPTER, COMPONENT, Inspection
-from modelyard.formats.loaders import loaders_of
+from modelyard.formats.loaders import EXTERNAL, REMOTE, loaders_of
 from modelyard.library import lora, settings
 from modelyard.library.naming import check_name, default_name, unique_name
-from modelyard.library.requests import ImportRequest, ScanReport
+from modelyard.library.requests import ImportRequest, RemoteRequest, ScanReport
 
 MODEL_SUFFIXES = (".gguf", ".safetensors", ".bin", ".ckpt", ".pt", ".pth")
 FOLDER_MARKERS = ("config.json", "model_index.json", "adapter_config.json")
@@ -174,6 +174,47 @@ class Library:
             facts=facts,
             files=[ModelFile(str(f.path), f.size) for f in insp.files],
             components=components,
+        )
+        return self.store.add_model(model)
+
+    def add_remote(self, request: RemoteRequest) -> Model:
+        """Register one model of a server that already runs (probed by the caller): nothing is
+        copied or started; the gateway sends its requests there."""
+        if request.remote_model not in request.served:
+            raise InvalidImport(
+                f"{request.url} serves no model {request.remote_model!r}",
+                hint=f"it serves {', '.join(request.served)}",
+            )
+        path = f"{request.url.rstrip('/')}#{request.remote_model}"
+        existing = self.store.find_by_path(path)
+        if existing is not None:
+            raise ModelExists(f"{path} is already in the library as {existing.name!r}")
+        guessed = Category.EMBEDDING if "embed" in request.remote_model.lower() else Category.CHAT
+        category = _enum(Category, request.category, "category") if request.category else guessed
+        base = request.remote_model.rsplit("/", 1)[-1].removesuffix(".gguf")
+        name = (
+            check_name(request.name)
+            if request.name
+            else unique_name(default_name(Path(base)), self.store.has_name)
+        )
+        facts: dict[str, Any] = {
+            "api": request.api,
+            "remote_model": request.remote_model,
+            "served": request.served,
+        }
+        if request.api_key:
+            facts["api_key"] = request.api_key
+        facts["category_from"] = "user" if request.category else "name"
+        model = Model(
+            name=name,
+            description=request.description or f"{request.remote_model} at {request.url}",
+            category=category.value,
+            format=REMOTE,
+            path=path,
+            loaders=[EXTERNAL],
+            facts=facts,
+            source="remote",
+            autoload=True,  # nothing to start: its first request connects
         )
         return self.store.add_model(model)
 

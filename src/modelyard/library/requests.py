@@ -17,6 +17,20 @@ class ImportRequest:
 
 
 @dataclass
+class RemoteRequest:
+    """A model of a server that already runs, as its probe found it."""
+
+    url: str
+    api: str  # openai or tgi
+    served: list[str]  # the models the server lists
+    remote_model: str
+    name: str | None = None
+    description: str = ""
+    category: str | None = None
+    api_key: str | None = None
+
+
+@dataclass
 class ScanReport:
     imported: list[str] = field(default_factory=list)  # model names (adapters as base:adapter)
     unchanged: list[str] = field(default_factory=list)  # paths already in the library

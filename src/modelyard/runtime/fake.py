@@ -237,8 +237,8 @@ class FakeBackend:
     options: ClassVar[type[BaseModel]] = FakeOptions
     merges_embeddings: ClassVar[bool] = False
     inline_images: ClassVar[bool] = False
-    names_adapters: ClassVar[bool] = False
     anthropic_messages: ClassVar[bool] = False
+    dialect: ClassVar[str] = "openai"
 
     def __init__(self, need: int = 1 * GiB, slots: int = 1) -> None:
         self.need = need  # RAM one instance needs, for the fit
@@ -251,6 +251,9 @@ class FakeBackend:
 
     def endpoints(self, model: Model) -> frozenset[str]:
         return frozenset({"chat", "completions", "embeddings"})
+
+    def served_name(self, model: Model, adapter: str | None) -> str:
+        return model.name
 
     def check(self, model: Model, endpoint: str) -> None:
         return None

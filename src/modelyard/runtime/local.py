@@ -88,44 +88,22 @@ def free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
-class LocalEngine:
+class Answering:
+    """What every engine shares: where it answers, its health there, its log, its exit."""
+
     def __init__(
-        self,
-        popen: subprocess.Popen[bytes],
-        url: str,
-        health: str,
-        log: LogRef,
-        http: httpx.AsyncClient,
-        auth: dict[str, str],
+        self, url: str, health: str, log: LogRef, http: httpx.AsyncClient, auth: dict[str, str]
     ) -> None:
-        self._popen = popen
         self._url = url
         self._health = url + health
         self._log = log
         self._http = http
         self._auth = auth  # some engines' health endpoints want the key too
-        self._watched: dict[int, psutil.Process] = {}
-        loop = asyncio.get_running_loop()
-        self._exit: asyncio.Future[int] = loop.create_future()
-
-        def report(code: int) -> None:
-            if not self._exit.done():
-                self._exit.set_result(code)
-
-        def watch() -> None:  # a thread: the loop hears of the exit the moment it happens
-            code = popen.wait()
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody listens
-                loop.call_soon_threadsafe(report, code)
-
-        threading.Thread(target=watch, name=f"engine-{popen.pid}", daemon=True).start()
+        self._exit: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     @property
     def url(self) -> str:
         return self._url
-
-    @property
-    def pid(self) -> int | None:
-        return self._popen.pid
 
     @property
     def log(self) -> LogRef:
@@ -142,6 +120,37 @@ class LocalEngine:
             return (await self._http.get(self._health, headers=self._auth)).status_code == 200
         except httpx.HTTPError:
             return False
+
+
+class LocalEngine(Answering):
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        url: str,
+        health: str,
+        log: LogRef,
+        http: httpx.AsyncClient,
+        auth: dict[str, str],
+    ) -> None:
+        super().__init__(url, health, log, http, auth)
+        self._popen = popen
+        self._watched: dict[int, psutil.Process] = {}
+        loop = asyncio.get_running_loop()
+
+        def report(code: int) -> None:
+            if not self._exit.done():
+                self._exit.set_result(code)
+
+        def watch() -> None:  # a thread: the loop hears of the exit the moment it happens
+            code = popen.wait()
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody listens
+                loop.call_soon_threadsafe(report, code)
+
+        threading.Thread(target=watch, name=f"engine-{popen.pid}", daemon=True).start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._popen.pid
 
     async def stop(self, grace: float) -> int | None:
         if not self._exit.done():
@@ -195,6 +204,49 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+class RemoteEngine(Answering):
+    """A server that already runs: nothing to start or stop. It "exits" (and so leaves the
+    rotation, and is tried again after the restart backoff) when its health fails
+    ``REMOTE_FAILURES`` times in a row, looked at every ``REMOTE_EVERY`` seconds."""
+
+    def __init__(
+        self, url: str, health: str, log: LogRef, http: httpx.AsyncClient, auth: dict[str, str]
+    ) -> None:
+        super().__init__(url.rstrip("/"), health, log, http, auth)
+        self._watch: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return None
+
+    async def wait(self) -> int:
+        if self._watch is None:
+            self._watch = asyncio.create_task(self._watching())
+        return await super().wait()
+
+    async def _watching(self) -> None:
+        failures = 0
+        while not self._exit.done():
+            await asyncio.sleep(REMOTE_EVERY)
+            failures = 0 if await self.healthy() else failures + 1
+            if failures >= REMOTE_FAILURES and not self._exit.done():
+                self._exit.set_result(1)
+
+    async def stop(self, grace: float) -> int | None:
+        if not self._exit.done():
+            self._exit.set_result(0)
+        if self._watch is not None:
+            self._watch.cancel()
+        return 0
+
+    async def usage(self) -> Usage:
+        return Usage(memory=0, cpu_percent=0.0)  # another machine's
+
+
+REMOTE_EVERY = 5.0
+REMOTE_FAILURES = 3
+
+
 class LocalExecutor:
     """Engines on this machine. ``owner`` (the server's home) marks the engines it starts."""
 
@@ -223,8 +275,10 @@ class LocalExecutor:
     def log_path(self, ref: LogRef) -> Path:
         return self.logs / f"{ref.instance}.{ref.start}.log"
 
-    async def launch(self, launch: Launch) -> LocalEngine:
+    async def launch(self, launch: Launch) -> LocalEngine | RemoteEngine:
         spec = launch.spec
+        if spec.remote is not None:
+            return await self._connect(launch, spec.remote)
         port = free_port(self.host)
         folder = self.run / f"{launch.instance}.{launch.start}"
         ref = LogRef(self.node, launch.instance, launch.start)
@@ -256,6 +310,18 @@ class LocalExecutor:
             )
         auth = {"Authorization": f"Bearer {launch.key}"} if launch.key else {}
         return LocalEngine(popen, f"http://{self.host}:{port}", spec.health_path, ref, self._http, auth)
+
+    async def _connect(self, launch: Launch, url: str) -> RemoteEngine:
+        """A server that already runs: its instance's log says where it is."""
+        ref = LogRef(self.node, launch.instance, launch.start)
+
+        def note() -> None:
+            self.logs.mkdir(parents=True, exist_ok=True)
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            self.log_path(ref).write_text(f"# {stamp} an external server at {url}: nothing started here\n")
+
+        await asyncio.to_thread(note)
+        return RemoteEngine(url, launch.spec.health_path, ref, self._http, dict(launch.spec.headers))
 
     async def read_log(self, ref: LogRef, offset: int = 0, limit: int = 1 << 20) -> bytes | None:
         path = self.log_path(ref)

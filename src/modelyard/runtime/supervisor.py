@@ -149,7 +149,7 @@ class Supervisor:
         await self._healthy(live, engine)
         live.ready_at = rt.clock.now()
         self._set(live, State.RUNNING)
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        headers = {"Authorization": f"Bearer {key}"} if key else dict(spec.headers)
         queue.set_slot(Slot(live.id, engine.url, spec.slots, live.adapter, headers))
         if not live.ready.done():
             live.ready.set_result(None)

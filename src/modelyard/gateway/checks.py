@@ -1,0 +1,72 @@
+"""What every gateway request goes through before an engine sees it: who asks (the caller's key),
+whether the model serves the endpoint, whether the prompt can fit its context; and how many
+times a request is tried elsewhere when an instance does not take the connection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Request
+
+from modelyard.access.keys import OPEN, Caller
+from modelyard.backends.base import Backend
+from modelyard.catalog.records import Model
+from modelyard.errors import RequestTooLarge, Unsupported
+from modelyard.runtime.runtime import Runtime
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def caller_of(request: Request) -> Caller:
+    caller: Caller = getattr(request.state, "caller", OPEN)
+    return caller
+
+
+def check(backend: Backend, model: Model, endpoint: str, capability: str | None = None) -> None:
+    if endpoint not in backend.endpoints(model):
+        raise Unsupported(f"{model.name!r} is a {model.category} model: it does not serve /v1/{endpoint}")
+    if capability is not None and capability not in model.capabilities:
+        raise Unsupported(
+            f"{model.name!r} is not tagged {capability}",
+            hint=f"tag it if it can: `modelyard edit {model.name} --capability {capability}`",
+        )
+    backend.check(model, endpoint)
+
+
+RETRIES = 2  # other tries when an instance does not take the connection (it just died)
+# No tokenizer puts more bytes than this in one token: a prompt of more bytes than this many
+# times the context cannot fit, and is refused before it waits for (and holds) an engine.
+TOKEN_BYTES = 256
+
+
+def fits_context(raw: bytes, model: Model, n_ctx: int | None) -> None:
+    """Refuse, before it queues, a prompt far longer than the model's context. Cheap for the
+    usual request: the body is parsed only when it is that large."""
+    if not n_ctx or len(raw) <= n_ctx * TOKEN_BYTES:
+        return
+    text = prompt_bytes(orjson.loads(raw))
+    if text > n_ctx * TOKEN_BYTES:
+        raise RequestTooLarge(
+            f"the prompt has at least {text // TOKEN_BYTES} tokens; {model.name!r} takes {n_ctx}",
+            hint="shorten it, or load the model with a larger n_ctx",
+        )
+
+
+def prompt_bytes(body: Any) -> int:
+    """The bytes of a chat's or a completion's text (not its images)."""
+    if not isinstance(body, dict):
+        return 0
+    prompt = body.get("prompt")
+    pieces: list[Any] = [prompt] if isinstance(prompt, str) else prompt if isinstance(prompt, list) else []
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            pieces.append(content)
+        elif isinstance(content, list):
+            pieces += [part.get("text") for part in content if isinstance(part, dict)]
+    return sum(len(p.encode()) for p in pieces if isinstance(p, str))
