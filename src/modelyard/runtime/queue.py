@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +51,9 @@ class Queue:
     failures: dict[Any, ModelyardError] = field(default_factory=dict)  # adapter -> why none is coming
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     last_used: float = 0.0
+    # the waiters in the order they came: (ticket, adapter); each takes a slot in its turn
+    _line: list[tuple[int, Any]] = field(default_factory=list)
+    _tickets: itertools.count[int] = field(default_factory=itertools.count)
 
     def __post_init__(self) -> None:
         self.last_used = self.clock.now()
@@ -117,20 +121,22 @@ class Queue:
     async def acquire(
         self, adapter: str | None = None, *, disconnected: Callable[[], Awaitable[bool]] | None = None
     ) -> Slot:
-        """Wait for a free slot on an instance serving ``adapter``. ``disconnected`` is polled so
-        that a client who left stops waiting."""
+        """Wait for a free slot on an instance serving ``adapter``, first come first served among
+        the requests for it. ``disconnected`` is polled so that a client who left stops waiting."""
         slot = self._pick(adapter)
-        if slot is not None and self.waiting == 0:
+        if slot is not None and not any(a == adapter for _, a in self._line):
             return self._take(slot)
         if (failed := self.failure(adapter)) is not None:
             raise failed
         if self.waiting >= self.max_waiting:
             raise QueueFull(self.name, self.max_waiting)
         self.waiting += 1
+        ticket = next(self._tickets)
+        self._line.append((ticket, adapter))
         deadline = self.clock.now() + self.timeout if self.timeout else None
         try:
             while True:
-                slot = self._pick(adapter)
+                slot = self._pick(adapter) if self._turn(ticket, adapter) else None
                 if slot is not None:
                     return self._take(slot)
                 if (failed := self.failure(adapter)) is not None:
@@ -143,6 +149,12 @@ class Queue:
                 await self._changes(remaining)
         finally:
             self.waiting -= 1
+            self._line.remove((ticket, adapter))
+            self.notify()  # the next in line may go
+
+    def _turn(self, ticket: int, adapter: Any) -> bool:
+        """Whether ``ticket`` is the first of the line waiting for ``adapter``."""
+        return next(t for t, a in self._line if a == adapter) == ticket
 
     async def _changes(self, remaining: float | None) -> None:
         """Until something changes, the deadline passes, or it is time to look at the client."""

@@ -1,0 +1,66 @@
+"""The queue is first come first served: under load, requests for a model get its slots in the
+order they came, whichever wakes first; a client that leaves gives its turn to the next."""
+
+from __future__ import annotations
+
+import asyncio
+
+from modelyard.runtime.queue import Queue, Slot
+
+
+def test_waiters_are_served_in_the_order_they_came() -> None:
+    async def scenario() -> list[int]:
+        queue = Queue("m", max_waiting=100)
+        queue.set_slot(Slot(1, "http://a", capacity=1))
+        queue.set_slot(Slot(2, "http://b", capacity=1))
+        served: list[int] = []
+        held = [await queue.acquire(), await queue.acquire()]  # both slots busy
+
+        async def client(i: int) -> None:
+            async def disconnected() -> bool:  # the gateway asks the client's connection: it takes a while
+                await asyncio.sleep(0.0005 * ((11 * i) % 7))
+                return False
+
+            slot = await queue.acquire(disconnected=disconnected)
+            served.append(i)
+            await asyncio.sleep(0.001 * ((7 * i) % 5))  # answers of different lengths
+            queue.release(slot)
+
+        tasks = []
+        for i in range(40):
+            tasks.append(asyncio.create_task(client(i)))
+            await asyncio.sleep(0)  # it reaches the queue before the next one
+        await asyncio.sleep(0.01)
+        assert queue.waiting == 40
+        for slot in held:
+            queue.release(slot)
+        await asyncio.gather(*tasks)
+        return served
+
+    assert asyncio.run(scenario()) == list(range(40))
+
+
+def test_a_client_that_leaves_gives_its_turn_to_the_next() -> None:
+    async def scenario() -> list[str]:
+        queue = Queue("m", max_waiting=10)
+        queue.set_slot(Slot(1, "http://a", capacity=1))
+        busy = await queue.acquire()
+        order: list[str] = []
+
+        async def client(name: str) -> None:
+            slot = await queue.acquire()
+            order.append(name)
+            queue.release(slot)
+
+        first = asyncio.create_task(client("first"))
+        await asyncio.sleep(0)
+        second = asyncio.create_task(client("second"))
+        await asyncio.sleep(0)
+        first.cancel()  # the first one goes away while it waits
+        await asyncio.sleep(0)
+        queue.release(busy)
+        await second
+        assert queue.waiting == 0
+        return order
+
+    assert asyncio.run(scenario()) == ["second"]
