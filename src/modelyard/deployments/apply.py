@@ -294,7 +294,7 @@ class Applier:
         if job.state != "completed" or not job.models:
             raise InvalidSpec(
                 f"the download of {request.ref} {job.state}: {job.error or 'nothing imported'}",
-                hint=job.hint or f"`modelyard downloads show {job.id}` tells more",
+                hint=job.hint or "`modelyard downloads` lists the job with its error",
             )
         return job.models[0].split(":")[0]
 

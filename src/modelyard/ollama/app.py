@@ -243,6 +243,13 @@ def _chat_piece(choice: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _empty(part: Any) -> bool:
+    """A piece with nothing in it (a chunk with only a role, or the usage): not sent on."""
+    if isinstance(part, dict):
+        return not part["content"] and not part.get("thinking") and not part.get("tool_calls")
+    return not part
+
+
 def _text_piece(choice: dict[str, Any]) -> str:
     if "text" in choice:
         return str(choice.get("text") or "")
@@ -293,7 +300,7 @@ async def _stream(
             for choice in event.get("choices") or []:
                 finish = choice.get("finish_reason") or finish
                 part = piece(choice)
-                if part in ("", None) or (isinstance(part, dict) and not (part["content"] or len(part) > 2)):
+                if _empty(part):
                     continue
                 line = {"model": body.model, "created_at": t.now(), field: part, "done": False}
                 yield orjson.dumps(line) + b"\n"
