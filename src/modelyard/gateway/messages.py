@@ -18,6 +18,7 @@ from modelyard.gateway import anthropic
 from modelyard.gateway.calls import Target, begun, engine_call, events, read_json, resolve
 from modelyard.gateway.checks import runtime_of
 from modelyard.gateway.protocol import MessagesRequest
+from modelyard.runtime.queue import ClientGone
 from modelyard.validation import describe
 
 router = APIRouter(prefix="/v1", tags=["anthropic"])
@@ -42,6 +43,8 @@ async def messages(request: Request) -> Response:
         return await _translated(request, target, orjson.loads(raw), body.stream)
     except ValidationError as e:
         return _error(InvalidRequest(describe(e.errors())))
+    except ClientGone:
+        return Response(status_code=499)
     except ModelyardError as e:
         return _error(e)
 

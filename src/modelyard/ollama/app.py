@@ -27,6 +27,7 @@ from modelyard.gateway.calls import Target, begun, engine_call, events, read_jso
 from modelyard.http_errors import ollama_error
 from modelyard.ollama import translate as t
 from modelyard.ollama.protocol import ChatIn, EmbeddingsIn, EmbedIn, GenerateIn, OllamaRequest, ShowIn
+from modelyard.runtime.queue import ClientGone
 from modelyard.runtime.runtime import Runtime
 from modelyard.validation import describe
 
@@ -44,6 +45,10 @@ def create_ollama_app(main: FastAPI) -> FastAPI:
     @app.exception_handler(ModelyardError)
     async def _domain(_request: Request, exc: ModelyardError) -> Response:
         return ollama_error(exc)
+
+    @app.exception_handler(ClientGone)
+    async def _gone(_request: Request, _exc: ClientGone) -> Response:
+        return Response(status_code=499)  # it left while it waited: nobody to answer
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> Response:
