@@ -109,8 +109,8 @@ def test_embed_and_keep_alive(server: RunningServer, c: ollama.Client) -> None:
     legacy = c.embeddings(model="tiny-embed", prompt="the quick brown fox")
     assert len(legacy.embedding) == 64
     assert {m.model for m in c.ps().models} == {"tiny-embed:latest"}
-    # keep_alive 0 and nothing to embed: Ollama's way to unload a model
-    c.generate(model="tiny-chat", keep_alive="10m")
+    # nothing to answer: Ollama's way to load a model (and, with keep_alive 0, to unload it)
+    assert c.generate(model="tiny-chat").done_reason == "load"
     assert {m.model for m in c.ps().models} == {"tiny-embed:latest", "tiny-chat:latest"}
     c.generate(model="tiny-chat", keep_alive=0)
     for _ in range(50):  # the watcher unloads it within a quarter second

@@ -181,9 +181,10 @@ async def _prepare(request: Request, body: OllamaRequest, endpoint: str) -> Targ
     target = resolve(runtime, request, t.model_name(body.model), endpoint)
     name = target.model.name
     loaded = runtime.is_loaded(name)
-    ttl = t.keep_alive(body.keep_alive)
-    if ttl is not False and _on_demand(runtime, name):
-        runtime.keep(name, ttl)
+    if body.keep_alive is not None:
+        ttl = t.keep_alive(body.keep_alive)  # a wrong one is refused even where it is not used
+        if _on_demand(runtime, name):
+            runtime.keep(name, ttl)
     n_ctx = body.options.get("num_ctx")
     if isinstance(n_ctx, int) and n_ctx > (runtime.context_of(target.model) or 0):
         await _grow_context(request, runtime, target.model, n_ctx, loaded)
@@ -213,7 +214,7 @@ async def _loaded(request: Request, body: OllamaRequest, target: Target, field: 
     to unload it)."""
     runtime = _runtime(request)
     name = target.model.name
-    if t.keep_alive(body.keep_alive) == 0:
+    if body.keep_alive is not None and t.keep_alive(body.keep_alive) == 0:
         reason = "unload"
         if runtime.is_loaded(name) and _on_demand(runtime, name):
             await runtime.unload(name)

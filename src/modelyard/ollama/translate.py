@@ -42,10 +42,8 @@ def now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-def keep_alive(value: float | str | None) -> float | bool | None:
-    """Seconds a model stays loaded after a request (None: forever); False when not given."""
-    if value is None:
-        return False
+def keep_alive(value: float | str) -> float | None:
+    """Seconds a model stays loaded after a request (None: forever, a negative value)."""
     if isinstance(value, int | float):
         seconds = float(value)
     else:
