@@ -15,6 +15,7 @@ from modelyard.api.downloads import JobOut
 from modelyard.api.models import paths_in
 from modelyard.api.runtime import DeploymentOut, deployment_out, runtime_of
 from modelyard.deployments.deployer import Deployer, DeployRequest
+from modelyard.deployments.spec import DeploymentFields
 from modelyard.errors import ModelyardError, NotFound
 from modelyard.http_errors import ErrorBody
 from modelyard.hub.refs import Source
@@ -25,21 +26,12 @@ router = APIRouter(
 )
 
 
-class DeploymentFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    replicas: int = Field(1, ge=1, le=64)
-    backend: str = Field("", description="a backend that takes the model; empty: the registry chooses")
-    backend_version: str | None = Field(None, description="a build installed beside the default one")
-    args: list[str] = Field(default_factory=list, description="more engine arguments: --flag, --key=value")
-    env: dict[str, str] = Field(default_factory=dict, description="environment variables of its engines")
+class DeploymentBody(DeploymentFields):
     settings: dict[str, Any] = Field(default_factory=dict, description="saved as the model's settings")
-    restart: bool = Field(True, description="start an engine again when it exits")
-    adapter: str | None = Field(None, description="a LoRA adapter of the model")
     force: bool = Field(False, description="start even when the estimate says it will not fit")
 
 
-class DeployIn(DeploymentFields):
+class DeployIn(DeploymentBody):
     """What to deploy: one of model, path and ref."""
 
     model: str | None = Field(None, description="a model of the library")
@@ -91,7 +83,7 @@ def deployer_of(request: Request) -> Deployer:
     return deployer
 
 
-def _check_paths(request: Request, body: DeploymentFields | DeploymentPatch, path: str | None = None) -> None:
+def _check_paths(request: Request, body: DeploymentBody | DeploymentPatch, path: str | None = None) -> None:
     folders: Folders = request.app.state.folders
     named = paths_in(body.settings or {})
     for p in [*([path] if path else []), *named]:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import modelyard
 from modelyard.errors import EngineError, EngineUnavailable, Unsupported
@@ -214,3 +215,38 @@ def _run(
     if code != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-12:])
         raise EngineError(f"{stage} failed (exit status {code})", hint=f"the log {log} ends with:\n{tail}")
+
+
+class InEnvironment:
+    """What a backend whose engine runs in a Python environment shares (the runner's backends,
+    vllm): the interpreter (the server's when it has the packages, else a managed one), its
+    preflight and install; no builds side by side."""
+
+    name: ClassVar[str]
+
+    def __init__(self, envs: Path, *, managed_only: bool, torch_index: str | None) -> None:
+        self.envs = envs
+        self.managed_only = managed_only
+        self.torch_index = torch_index
+
+    def interpreter(self) -> Interpreter:
+        return interpreter_for(self.name, self.envs, managed_only=self.managed_only)
+
+    def preflight(self, version: str | None = None) -> str:
+        if version is not None:
+            raise Unsupported(
+                f"{self.name} has no builds side by side",
+                hint="its version is the one in the server's Python or its managed environment",
+            )
+        python = self.interpreter()
+        return f"{'server python' if python.where == 'server' else 'managed env'} {python.python}"
+
+    def versions(self) -> list[str]:
+        return []
+
+    def install(self, variant: str, progress: Progress, version: str | None = None) -> str:
+        if version is not None:
+            self.preflight(version)
+        return str(
+            install_env(self.envs, self.name, variant, torch_index=self.torch_index, progress=progress)
+        )

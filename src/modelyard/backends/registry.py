@@ -96,7 +96,11 @@ class Backends:
 
         llama = LlamaServer(settings.llama_server, settings.bin_dir)
         runners = [runner(k) for k in (SentenceTransformers, Transformers, Diffusers)]
-        vllm = Vllm(settings.envs_dir, torch_index=settings.torch_index or None)
+        vllm = Vllm(
+            settings.envs_dir,
+            managed_only=settings.python_envs == "managed",
+            torch_index=settings.torch_index or None,
+        )
         return cls([llama, LlamaCppPython(), *runners, vllm, External(), ExternalTgi()])
 
     def __iter__(self) -> Iterator[Backend]:

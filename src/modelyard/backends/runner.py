@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from modelyard.backends import environments
-from modelyard.backends.base import HOST, PORT, EngineSpec, Placement, Progress
+from modelyard.backends.base import HOST, PORT, EngineSpec, Placement
 from modelyard.backends.diffusers import DiffusersOptions
 from modelyard.backends.sentence_transformers import SentenceTransformersOptions
 from modelyard.backends.transformers import TransformersOptions
@@ -69,7 +69,7 @@ def chosen_adapters(model: Model, listed: list[Any], adapter: Adapter | None) ->
     return chosen
 
 
-class RunnerBackend:
+class RunnerBackend(environments.InEnvironment):
     """A backend whose engine is modelyard's runner, in the server's interpreter when it has the
     backend's packages, else in a managed environment."""
 
@@ -82,9 +82,7 @@ class RunnerBackend:
     dialect: ClassVar[str] = "openai"
 
     def __init__(self, envs: Path, *, managed_only: bool, torch_index: str | None, outputs: Path) -> None:
-        self.envs = envs
-        self.managed_only = managed_only
-        self.torch_index = torch_index
+        super().__init__(envs, managed_only=managed_only, torch_index=torch_index)
         self.outputs = outputs  # where image answers as url are written
 
     @classmethod
@@ -100,35 +98,12 @@ class RunnerBackend:
     def check(self, model: Model, endpoint: str) -> None:
         return None  # the runner answers what it cannot do itself
 
-    def interpreter(self) -> environments.Interpreter:
-        return environments.interpreter_for(self.name, self.envs, managed_only=self.managed_only)
-
-    def preflight(self, version: str | None = None) -> str:
-        if version is not None:
-            raise Unsupported(
-                f"{self.name} has no builds side by side",
-                hint="its version is the one in the server's Python or its managed environment",
-            )
-        python = self.interpreter()
-        return f"{'server python' if python.where == 'server' else 'managed env'} {python.python}"
-
-    def versions(self) -> list[str]:
-        return []
-
     def check_args(self, args: list[str], version: str | None = None) -> None:
         if args:
             raise Unsupported(
                 f"{self.name} takes no engine arguments",
                 hint="its settings (`modelyard settings MODEL`) say how it runs",
             )
-
-    def install(self, variant: str, progress: Progress, version: str | None = None) -> str:
-        if version is not None:
-            self.preflight(version)
-        folder = environments.install_env(
-            self.envs, self.name, variant, torch_index=self.torch_index, progress=progress
-        )
-        return str(folder)
 
     def fit(
         self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]

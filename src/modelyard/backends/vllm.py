@@ -10,9 +10,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelyard.backends import environments, flags
-from modelyard.backends.base import HOST, PORT, EngineSpec, Placement, Progress
+from modelyard.backends.base import HOST, PORT, EngineSpec, Placement
 from modelyard.catalog.records import Adapter, Model
-from modelyard.errors import InvalidSettings, Unsupported
+from modelyard.errors import InvalidSettings
 from modelyard.estimate import Fit
 from modelyard.estimate.vllm import VllmConfig, fit_vllm
 from modelyard.formats.loaders import VLLM
@@ -59,7 +59,7 @@ class VllmOptions(BaseModel):
 CPU_KV_CACHE = 4 << 30  # vLLM's own default on the CPU (VLLM_CPU_KVCACHE_SPACE=4)
 
 
-class Vllm:
+class Vllm(environments.InEnvironment):
     """vLLM's OpenAI server, in the vllm environment (`modelyard backends install vllm`)."""
 
     name: ClassVar[str] = "vllm"
@@ -69,10 +69,6 @@ class Vllm:
     inline_images: ClassVar[bool] = False
     anthropic_messages: ClassVar[bool] = False  # translated onto its chat completions
     dialect: ClassVar[str] = "openai"
-
-    def __init__(self, envs: Path, *, torch_index: str | None) -> None:
-        self.envs = envs
-        self.torch_index = torch_index
 
     @classmethod
     def takes(cls, model: Model) -> bool:
@@ -87,33 +83,11 @@ class Vllm:
     def check(self, model: Model, endpoint: str) -> None:
         return None  # vLLM answers what it cannot do itself (a chat without a template: 400)
 
-    def interpreter(self) -> environments.Interpreter:
-        return environments.interpreter_for(self.name, self.envs)
-
-    def preflight(self, version: str | None = None) -> str:
-        if version is not None:
-            raise Unsupported(
-                "vllm has no builds side by side", hint="its version is the one of its managed environment"
-            )
-        python = self.interpreter()
-        return f"{'server python' if python.where == 'server' else 'managed env'} {python.python}"
-
-    def versions(self) -> list[str]:
-        return []
-
     def check_args(self, args: list[str], version: str | None = None) -> None:
         if args:
             self.preflight(version)
             known = flags.help_flags([self.interpreter().python, "-m", SERVER], "--help=all")
             flags.check(args, known, "vllm")
-
-    def install(self, variant: str, progress: Progress, version: str | None = None) -> str:
-        if version is not None:
-            self.preflight(version)
-        folder = environments.install_env(
-            self.envs, self.name, variant, torch_index=self.torch_index, progress=progress
-        )
-        return str(folder)
 
     def config(self, model: Model, options: VllmOptions, adapter: Adapter | None, on_gpu: bool) -> VllmConfig:
         kv = options.kv_cache_memory_bytes or (None if on_gpu else CPU_KV_CACHE)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from modelyard.backends.external import probe, url_of
@@ -27,7 +27,6 @@ from modelyard.runtime.runtime import Runtime
 Action = Literal["created", "updated", "unchanged", "would create", "would change"]
 # the settings key that lists the LoRAs a model loads with, by the backend its settings follow
 PEFT_KEYS = {"transformers": "peft_adapters", "diffusers": "loras"}
-COMPARED = ("backend", "replicas", "adapter", "env", "backend_version", "args", "restart", "stopped")
 
 
 @dataclass
@@ -213,17 +212,7 @@ class Applier:
 
     @staticmethod
     def _wish(name: str, m: ModelSpec, d: DeploymentSpec) -> Deployment:
-        return Deployment(
-            model=name,
-            backend=m.backend(),
-            replicas=d.replicas,
-            adapter=d.adapter,
-            env=dict(d.env),
-            backend_version=d.backend_version,
-            args=list(d.args),
-            restart=d.restart,
-            stopped=d.stopped,
-        )
+        return Deployment(model=name, **{**d.model_dump(), "backend": m.backend()})
 
     async def _apply(self, plan: _Plan) -> Outcome:
         m = plan.spec
@@ -360,17 +349,9 @@ def _saved(model: Model) -> dict[str, Any]:
 
 
 def _compared(d: Deployment) -> dict[str, Any]:
-    return {f.name: getattr(d, f.name) for f in fields(d) if f.name in COMPARED}
+    """A record's fields that a spec says."""
+    return {name: getattr(d, name) for name in DeploymentSpec.model_fields}
 
 
 def _spec_of(d: Deployment) -> DeploymentSpec:
-    return DeploymentSpec(
-        replicas=d.replicas,
-        backend=d.backend,
-        backend_version=d.backend_version,
-        args=list(d.args),
-        env=dict(d.env),
-        restart=d.restart,
-        adapter=d.adapter,
-        stopped=d.stopped,
-    )
+    return DeploymentSpec(**_compared(d))

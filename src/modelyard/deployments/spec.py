@@ -120,8 +120,8 @@ class AdapterSpec(BaseModel):
     weight: float = Field(1.0, ge=0, le=10, description="peft_adapters: 0 = off, 1 = full effect")
 
 
-class DeploymentSpec(BaseModel):
-    """Keep the model running: the deployment manual's fields."""
+class DeploymentFields(BaseModel):
+    """A deployment as the deployment manual has it (a spec's and the API's)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -132,6 +132,11 @@ class DeploymentSpec(BaseModel):
     env: dict[str, str] = Field(default_factory=dict, description="environment variables of its engines")
     restart: bool = Field(True, description="start an engine again when it exits")
     adapter: str | None = Field(None, description="the LoRA it serves with (llama.cpp: one)")
+
+
+class DeploymentSpec(DeploymentFields):
+    """Keep the model running; the fields are those of a Deployment record."""
+
     stopped: bool = Field(False, description="kept, with no instance running")
 
 

@@ -273,44 +273,39 @@ async def _answer(
     piece: Piece,
     field: str,
 ) -> Response:
+    """The engine's answer as Ollama's: one JSON object, or NDJSON lines ending with the counts."""
     started = time.perf_counter()
+
+    def line(
+        part: Any, finish: str | None = None, usage: dict[str, Any] | None = None, done: bool = True
+    ) -> bytes:
+        out: dict[str, Any] = {"model": body.model, "created_at": t.now(), field: part, "done": done}
+        if done:
+            out["done_reason"] = t.done_reason(finish)
+            out.update(t.timings(started, time.perf_counter(), usage))
+        return orjson.dumps(out)
+
     if not body.stream:
         answer = await _call_json(request, target, endpoint, path, payload)
         choice = (answer.get("choices") or [{}])[0]
-        out = {"model": body.model, "created_at": t.now(), field: piece(choice), "done": True}
-        out["done_reason"] = t.done_reason(choice.get("finish_reason"))
-        out.update(t.timings(started, time.perf_counter(), answer.get("usage")))
-        return Response(orjson.dumps(out), media_type="application/json")
-    lines = _stream(request, body, target, endpoint, path, payload, piece, field, started)
-    stream = await begun(lines, lambda e: orjson.dumps({"error": str(e)}) + b"\n")
+        return Response(
+            line(piece(choice), choice.get("finish_reason"), answer.get("usage")),
+            media_type="application/json",
+        )
+
+    async def lines() -> AsyncIterator[bytes]:
+        session = request.app.state.main.state.upstream
+        finish, usage = None, None
+        async with engine_call(
+            _runtime(request), session, request, target, endpoint, path, payload, load=True
+        ) as up:
+            async for event in events(up):
+                usage = event.get("usage") or usage
+                for choice in event.get("choices") or []:
+                    finish = choice.get("finish_reason") or finish
+                    if not _empty(part := piece(choice)):
+                        yield line(part, done=False) + b"\n"
+        yield line(piece({}), finish, usage) + b"\n"
+
+    stream = await begun(lines(), lambda e: orjson.dumps({"error": str(e)}) + b"\n")
     return StreamingResponse(stream, media_type="application/x-ndjson")
-
-
-async def _stream(
-    request: Request,
-    body: ChatIn | GenerateIn,
-    target: Target,
-    endpoint: str,
-    path: str,
-    payload: dict[str, Any],
-    piece: Piece,
-    field: str,
-    started: float,
-) -> AsyncIterator[bytes]:
-    runtime = _runtime(request)
-    session = request.app.state.main.state.upstream
-    finish, usage = None, None
-    async with engine_call(runtime, session, request, target, endpoint, path, payload, load=True) as upstream:
-        async for event in events(upstream):
-            usage = event.get("usage") or usage
-            for choice in event.get("choices") or []:
-                finish = choice.get("finish_reason") or finish
-                part = piece(choice)
-                if _empty(part):
-                    continue
-                line = {"model": body.model, "created_at": t.now(), field: part, "done": False}
-                yield orjson.dumps(line) + b"\n"
-    last: dict[str, Any] = {"model": body.model, "created_at": t.now(), field: piece({}), "done": True}
-    last["done_reason"] = t.done_reason(finish)
-    last.update(t.timings(started, time.perf_counter(), usage))
-    yield orjson.dumps(last) + b"\n"
