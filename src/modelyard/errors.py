@@ -19,6 +19,7 @@ ModelyardError
  │    ├── WontFit               the model needs more memory than is free
  │    ├── QueueFull             too many requests wait for this model
  │    ├── QueueTimeout          a request waited for an instance longer than the queue allows
+ │    ├── QuotaExceeded         a load over the key's quota of loads for this period
  │    ├── NoSpace               the disk cannot take the download
  │    └── DownloadActive        the download still runs: pause or cancel it first
  ├── InvalidInput
@@ -164,6 +165,10 @@ class QueueTimeout(Conflict):
             hint="retry later, add replicas, or raise MODELYARD_QUEUE_TIMEOUT",
         )
         self.retry_after = 5
+
+
+class QuotaExceeded(Conflict):
+    pass
 
 
 class NoSpace(Conflict):

@@ -33,6 +33,7 @@ TABLE: dict[type[errors.ModelyardError], tuple[int, str]] = {
     errors.Forbidden: (403, "permission_error"),
     errors.QueueFull: (503, SERVER),
     errors.QueueTimeout: (503, SERVER),
+    errors.QuotaExceeded: (429, "rate_limit_error"),
     errors.Conflict: (409, INVALID),
     errors.InvalidInput: (400, INVALID),
     errors.ModelFileError: (422, INVALID),

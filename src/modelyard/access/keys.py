@@ -10,12 +10,11 @@ every request needs one.
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from fnmatch import fnmatchcase
 
@@ -23,6 +22,7 @@ from modelyard.catalog.records import ApiKey
 from modelyard.catalog.store import Store
 from modelyard.errors import InvalidInput, ScopeDenied, Unauthenticated
 from modelyard.library.naming import check_name
+from modelyard.periods import duration, moment
 
 PREFIX = "my-"  # every secret starts so: easy to spot in a leaked file
 SHOWN = 10  # characters of a secret kept to tell keys apart
@@ -43,25 +43,15 @@ def new_secret() -> str:
     return PREFIX + secrets.token_urlsafe(32)
 
 
-DURATION = re.compile(r"^(\d+)([hdw])$")
-
-
 def expiry(text: str | None, now: datetime) -> datetime | None:
     """When a key given ``--expires TEXT`` expires: ``30d``, ``12h``, ``2w``, a date
     (``2027-01-31``) or a time in ISO 8601; None or ``never``: it does not."""
     if text is None or text == "never":
         return None
-    m = DURATION.match(text)
-    if m:
-        amount, unit = int(m.group(1)), m.group(2)
-        return now + timedelta(hours=amount * {"h": 1, "d": 24, "w": 24 * 7}[unit])
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(
-            f"{text!r} is not a time", hint="use a duration (12h, 30d, 2w), a date (2027-01-31) or never"
-        ) from None
-    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    span = duration(text)
+    if span is not None:
+        return now + span
+    at = moment(text, "time")
     if at <= now:
         raise InvalidInput(f"{text} is already past", hint="give a time to come")
     return at
@@ -76,6 +66,11 @@ class Caller:
     @property
     def name(self) -> str:
         return self.key.name if self.key else "the local user"
+
+    @property
+    def account(self) -> str | None:
+        """The key's name, under which usage and quotas count; None: the local user."""
+        return self.key.name if self.key else None
 
     @property
     def admin(self) -> bool:

@@ -9,12 +9,13 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelyard import __version__
 from modelyard.access.folders import Folders
 from modelyard.access.keys import Keys
-from modelyard.api import deployments, downloads, errors, models, monitor, runtime, specs, ui
+from modelyard.api import deployments, downloads, errors, models, monitor, runtime, specs, ui, usage
 from modelyard.api import keys as keys_api
 from modelyard.api.guard import Guard
 from modelyard.catalog.store import Store
@@ -27,9 +28,12 @@ from modelyard.gateway.coalesce import Coalescer
 from modelyard.gateway.proxy import upstream_session
 from modelyard.hub.jobs import Downloads
 from modelyard.library import Library
+from modelyard.metrics import CONTENT_TYPE, Metrics
 from modelyard.monitor.sampler import Monitor
 from modelyard.ollama.app import create_ollama_app
 from modelyard.runtime.runtime import Runtime
+from modelyard.usage.meter import Meter
+from modelyard.usage.quotas import Quotas
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -37,11 +41,15 @@ def create_app(settings: Settings) -> FastAPI:
     store = Store(settings.catalog_url)
     library = Library(store)
     keys = Keys(store)
+    meter = Meter(store)
+    quotas = Quotas(meter)
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.upstream = upstream_session()
-        app.state.runtime = runtime = Runtime(settings, library)
+        app.state.runtime = runtime = Runtime(settings, library, quotas=quotas)
+        meter.start()
         await runtime.start()
         app.state.monitor = Monitor(
             interval=settings.monitor_interval,
@@ -53,12 +61,14 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.deployer = Deployer(library, runtime, app.state.downloads)
         app.state.applier = Applier(library, runtime, app.state.downloads, app.state.deployer)
         await app.state.downloads.start()
+        metrics.watch(runtime, app.state.monitor, app.state.downloads)
         try:
             yield
         finally:
             await app.state.downloads.close()
             await app.state.monitor.stop()
             await runtime.close()
+            await meter.close()
             await app.state.upstream.close()
             store.close()
 
@@ -68,6 +78,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.keys = keys
     app.state.folders = Folders(settings, store, keys)
     app.state.coalescer = Coalescer()
+    app.state.meter = meter
+    app.state.quotas = quotas
+    app.state.metrics = metrics
     errors.install(app)
     app.add_middleware(Guard, settings=settings, keys=keys)
     if settings.cors_origins:  # outside the guard: it answers browsers' preflight requests
@@ -88,6 +101,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(downloads.hub_router)
     app.include_router(downloads.router)
     app.include_router(keys_api.router)
+    app.include_router(usage.router)
+
+    @app.get("/metrics", tags=["server"], response_class=Response)
+    def prometheus() -> Response:
+        """Prometheus metrics, in its text format (an admin key once keys exist)."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     @app.get("/api/health", tags=["server"])
     def health() -> dict[str, str]:

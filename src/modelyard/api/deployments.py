@@ -17,6 +17,7 @@ from modelyard.api.runtime import DeploymentOut, deployment_out, runtime_of
 from modelyard.deployments.deployer import Deployer, DeployRequest
 from modelyard.deployments.spec import DeploymentFields
 from modelyard.errors import ModelyardError, NotFound
+from modelyard.gateway.checks import caller_of
 from modelyard.http_errors import ErrorBody
 from modelyard.hub.refs import Source
 
@@ -123,7 +124,9 @@ async def deploy(request: Request, response: Response, body: DeployIn) -> Deploy
     done), import it, save the settings, start the deployment and wait until it serves (201)."""
     _check_paths(request, body, body.path)
     fields = body.model_dump(exclude={"force", "all"})
-    done = await deployer_of(request).deploy(DeployRequest(**fields, everything=body.all), force=body.force)
+    done = await deployer_of(request).deploy(
+        DeployRequest(**fields, everything=body.all), force=body.force, by=caller_of(request).account
+    )
     if done.deployment is None:
         response.status_code = 202
         assert done.download is not None

@@ -4,8 +4,8 @@ gateway's hot path).
 1. On a loopback address, only loopback Host names are answered (DNS rebinding).
 2. A state-changing request from a web page must come from the server's own origin, or one
    listed in MODELYARD_CORS_ORIGINS (cross-site requests).
-3. Once any API key exists, /api and /v1 need one (``Authorization: Bearer KEY``, or
-   ``X-Api-Key``); /api takes admin keys only. /api/health, the web UI's files and the API docs
+3. Once any API key exists, /api, /v1 and /metrics need one (``Authorization: Bearer KEY``,
+   or ``X-Api-Key``); /api and /metrics take admin keys only. /api/health, the web UI's files and the API docs
    stay open. The caller goes to the route as ``request.state.caller``.
 4. A body must be JSON (multipart for image edits) and no larger than MODELYARD_MAX_BODY.
 
@@ -38,7 +38,7 @@ MULTIPART = frozenset({"/v1/images/edits"})
 
 
 def _protected(path: str, public: frozenset[str] = PUBLIC) -> bool:
-    return (path.startswith(("/api/", "/v1/")) or path in ("/api", "/v1")) and path not in public
+    return (path.startswith(("/api/", "/v1/")) or path in ("/api", "/v1", "/metrics")) and path not in public
 
 
 def secret_of(headers: Headers) -> str | None:
@@ -101,7 +101,7 @@ class Guard:
         caller: Caller = OPEN
         if _protected(path, OLLAMA_PUBLIC if self.ollama else PUBLIC) and self.keys.required():
             caller = self.keys.authenticate(secret_of(headers))
-            if path.startswith("/api") and not caller.admin and not self.ollama:
+            if path.startswith(("/api", "/metrics")) and not caller.admin and not self.ollama:
                 raise ScopeDenied(
                     f"the key {caller.name!r} is an inference key: it reaches /v1 only",
                     hint="use an admin key for /api and the web UI",

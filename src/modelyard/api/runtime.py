@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from modelyard.catalog.records import Deployment
 from modelyard.errors import NotFound
 from modelyard.estimate.llama import Breakdown
+from modelyard.gateway.checks import caller_of
 from modelyard.http_errors import ErrorBody
 from modelyard.library.settings import effective
 from modelyard.runtime import placement
@@ -130,7 +131,12 @@ async def load(request: Request, name: str, body: LoadIn) -> DeploymentOut:
             "%s loads %r with engine variables %s", request.state.caller.name, name, ", ".join(body.env)
         )
     dep = await runtime.load(
-        name, adapter=body.adapter, replicas=body.replicas, force=body.force, env=body.env or None
+        name,
+        adapter=body.adapter,
+        replicas=body.replicas,
+        force=body.force,
+        env=body.env or None,
+        by=caller_of(request).account,
     )
     return await deployment_out(runtime, dep)
 

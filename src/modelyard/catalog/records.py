@@ -152,3 +152,27 @@ class ApiKey:
     created_at: datetime | None = None
     last_used_at: datetime | None = None
     id: int | None = None
+
+
+@dataclass
+class Usage:
+    """What one key (or "local") asked of one model in one hour, added up."""
+
+    hour: datetime  # the hour's start, UTC
+    model: str
+    key: str
+    requests: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    images: int = 0
+    loads: int = 0  # loads that count against a quota
+
+
+@dataclass
+class Quota:
+    """How many quota-counted loads ``key`` may make per ``period`` (day, week, month or total);
+    key "*": every key that has no quota of its own (and the local user on a server without keys)."""
+
+    key: str
+    loads: int
+    period: str

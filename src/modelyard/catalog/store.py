@@ -26,6 +26,8 @@ from modelyard.catalog.records import (
     Model,
     ModelFile,
     ModelSettings,
+    Quota,
+    Usage,
 )
 from modelyard.catalog.tables import (
     AdapterRow,
@@ -36,7 +38,9 @@ from modelyard.catalog.tables import (
     InstanceRow,
     ModelFileRow,
     ModelRow,
+    QuotaRow,
     SettingsRow,
+    UsageRow,
     utcnow,
 )
 from modelyard.errors import (
@@ -118,10 +122,10 @@ class Store:
         event.listen(self._sessions, "after_flush", self._bump)
 
     def _bump(self, session: Session, *_args: Any) -> None:
-        # Download progress, instance states and key use are written often and change nothing a
+        # Download progress, instance states, key use and usage are written often and change nothing a
         # cached model record holds.
         touched = (*session.new, *session.dirty, *session.deleted)
-        if touched and all(isinstance(o, DownloadRow | InstanceRow | ApiKeyRow) for o in touched):
+        if touched and all(isinstance(o, DownloadRow | InstanceRow | ApiKeyRow | UsageRow) for o in touched):
             return
         self.generation += 1
 
@@ -455,6 +459,68 @@ class Store:
             if row is None:
                 raise KeyNotFound(name)
             s.delete(row)
+
+    # -- usage and quotas ----------------------------------------------------------------------
+
+    def add_usage(self, tallies: list[Usage]) -> None:
+        """Add ``tallies`` to what the catalog holds for their hours, models and keys."""
+        with self.session() as s:
+            for t in tallies:
+                row = s.scalar(
+                    select(UsageRow).where(
+                        UsageRow.hour == t.hour, UsageRow.model == t.model, UsageRow.key == t.key
+                    )
+                )
+                if row is None:
+                    row = UsageRow(
+                        hour=t.hour, model=t.model, key=t.key, requests=0, tokens_in=0, tokens_out=0,
+                        images=0, loads=0,
+                    )  # fmt: skip
+                    s.add(row)
+                row.requests += t.requests
+                row.tokens_in += t.tokens_in
+                row.tokens_out += t.tokens_out
+                row.images += t.images
+                row.loads += t.loads
+
+    def usage(self, since: datetime | None = None, key: str | None = None) -> list[Usage]:
+        """The hourly rows from ``since`` on (of ``key`` only, when given), oldest first."""
+        query = select(UsageRow).order_by(UsageRow.hour, UsageRow.model, UsageRow.key)
+        if since is not None:
+            query = query.where(UsageRow.hour >= since)
+        if key is not None:
+            query = query.where(UsageRow.key == key)
+        with self.session() as s:
+            return [_usage(r) for r in s.scalars(query)]
+
+    def quotas(self) -> list[Quota]:
+        with self.session() as s:
+            return [
+                Quota(r.key, r.loads, r.period) for r in s.scalars(select(QuotaRow).order_by(QuotaRow.key))
+            ]
+
+    def put_quota(self, quota: Quota) -> Quota:
+        with self.session() as s:
+            row = s.scalar(select(QuotaRow).where(QuotaRow.key == quota.key))
+            if row is None:
+                s.add(QuotaRow(key=quota.key, loads=quota.loads, period=quota.period))
+            else:
+                row.loads, row.period = quota.loads, quota.period
+        return quota
+
+    def delete_quota(self, key: str) -> bool:
+        """Remove ``key``'s quota; whether it had one."""
+        with self.session() as s:
+            row = s.scalar(select(QuotaRow).where(QuotaRow.key == key))
+            if row is not None:
+                s.delete(row)
+            return row is not None
+
+
+def _usage(r: UsageRow) -> Usage:
+    hour = _aware(r.hour)
+    assert hour is not None
+    return Usage(hour, r.model, r.key, r.requests, r.tokens_in, r.tokens_out, r.images, r.loads)
 
 
 def _key(row: ApiKeyRow) -> ApiKey:

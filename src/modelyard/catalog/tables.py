@@ -221,3 +221,31 @@ class ApiKeyRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UsageRow(Base):
+    """What one key asked of one model in one hour (UTC), added up."""
+
+    __tablename__ = "usage"
+    __table_args__ = (UniqueConstraint("hour", "model", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    model: Mapped[str] = mapped_column(String(128))  # a name, kept after the model is removed
+    key: Mapped[str] = mapped_column(String(64))  # a key's name, or "local" without keys
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    tokens_out: Mapped[int] = mapped_column(BigInteger, default=0)
+    images: Mapped[int] = mapped_column(Integer, default=0)
+    loads: Mapped[int] = mapped_column(Integer, default=0)  # loads that count against a quota
+
+
+class QuotaRow(Base):
+    """How many quota-counted loads a key may make per period; key "*": every key without one."""
+
+    __tablename__ = "quotas"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    loads: Mapped[int] = mapped_column(Integer)
+    period: Mapped[str] = mapped_column(String(16))  # day, week, month or total

@@ -69,7 +69,7 @@ class Deployer:
         self.downloads = downloads
         downloads.deployer = self.after_download
 
-    async def deploy(self, request: DeployRequest, *, force: bool = False) -> Deployed:
+    async def deploy(self, request: DeployRequest, *, force: bool = False, by: str | None = None) -> Deployed:
         given = [k for k in ("model", "path", "ref") if getattr(request, k)]
         if len(given) != 1:
             raise InvalidInput("name one of model, path or ref", hint="what to deploy")
@@ -95,7 +95,7 @@ class Deployer:
             if job.state != "completed":
                 return Deployed(download=job)  # after_download deploys it
             model = self.library.get(job.models[0])
-        return Deployed(deployment=await self.start(model, request, force=force))
+        return Deployed(deployment=await self.start(model, request, force=force, by=by))
 
     def imported(self, path: str, name: str | None) -> Model:
         """The model at ``path``: the library's, else imported now."""
@@ -104,13 +104,15 @@ class Deployer:
             return known
         return self.library.import_model(ImportRequest(path=os.path.expanduser(path), name=name))
 
-    async def start(self, model: Model, request: DeployRequest, *, force: bool = False) -> Deployment:
+    async def start(
+        self, model: Model, request: DeployRequest, *, force: bool = False, by: str | None = None
+    ) -> Deployment:
         """Save the settings (for the backend asked for), start the deployment; the settings go
         back when it does not start."""
         if request.settings:
             self.library.put_settings(model.name, request.settings, backend=request.backend or None)
         try:
-            return await self.runtime.deploy(request.deployment(model.name), force=force)
+            return await self.runtime.deploy(request.deployment(model.name), force=force, by=by)
         except ModelyardError:
             if request.settings:
                 self._restore(model)

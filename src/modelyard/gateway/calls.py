@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,9 @@ from modelyard.backends.base import Backend
 from modelyard.catalog.records import Model
 from modelyard.errors import EngineError, ModelyardError
 from modelyard.gateway.checks import RETRIES, caller_of, check, fits_context
+from modelyard.gateway.exchange import TAIL, Exchange
+from modelyard.http_errors import status_of
+from modelyard.runtime.queue import ClientGone
 from modelyard.runtime.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,69 @@ def resolve(runtime: Runtime, request: Request, name: str, endpoint: str) -> Tar
     return Target(model, adapter, backend)
 
 
+class Answer:
+    """An engine's answer held open; what it reports of tokens and images is counted as it is
+    read."""
+
+    def __init__(self, response: aiohttp.ClientResponse, exchange: Exchange) -> None:
+        self.response = response
+        self.exchange = exchange
+
+    @property
+    def status(self) -> int:
+        return self.response.status
+
+    async def read(self) -> bytes:
+        """The whole answer, as it came."""
+        try:
+            raw = await self.response.read()
+        except (aiohttp.ClientError, OSError) as e:
+            raise EngineError(f"the engine failed while answering: {e.__class__.__name__}") from None
+        if self.response.status == 200:
+            self.exchange.answered(raw)
+        return raw
+
+    async def json(self) -> dict[str, Any]:
+        """The whole JSON answer; EngineError when it is an error."""
+        raw = await self.read()
+        if self.response.status != 200:
+            raise engine_failure(self.response.status, raw)
+        answer: dict[str, Any] = orjson.loads(raw)
+        return answer
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The answer's bytes as they come; EngineError when the engine stops."""
+        tail: deque[bytes] = deque(maxlen=TAIL)
+        try:
+            async for chunk in self.response.content.iter_any():
+                tail.append(chunk)
+                yield chunk
+        except (aiohttp.ClientError, OSError) as e:
+            raise EngineError(f"the engine stopped while answering ({e.__class__.__name__})") from None
+        finally:
+            self.exchange.answered(b"".join(tail))
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """The JSON events of a server-sent stream, until [DONE]; EngineError for an error
+        answer or an error event."""
+        if self.response.status != 200:
+            raise engine_failure(self.response.status, await self.read())
+        try:
+            async for line in self.response.content:
+                if not line.startswith(b"data:"):
+                    continue
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    return
+                event: dict[str, Any] = orjson.loads(data)
+                if "error" in event:
+                    raise engine_failure(500, data)
+                self.exchange.usage(event.get("usage"))
+                yield event
+        except (aiohttp.ClientError, OSError) as e:
+            raise EngineError(f"the engine stopped while answering ({e.__class__.__name__})") from None
+
+
 @contextlib.asynccontextmanager
 async def engine_call(
     runtime: Runtime,
@@ -58,38 +125,56 @@ async def engine_call(
     *,
     load: bool = False,
     named: bool = True,
-) -> AsyncIterator[aiohttp.ClientResponse]:
+) -> AsyncIterator[Answer]:
     """POST ``payload`` (its model set to the served name, unless ``named`` is off: an API with
     no such field) to an instance of ``target`` and hold the answer open; the queue slot is freed
-    when the block ends. ``load``: load the model when it is not (as Ollama does), whether or not
-    its autoload is on."""
-    body = orjson.dumps({**payload, "model": target.served} if named else payload)
-    if endpoint in ("chat", "completions"):
-        fits_context(body, target.model, runtime.context_of(target.model))
-    for attempt in range(RETRIES + 1):
-        queue, slot = await runtime.acquire(target.model, target.adapter, request.is_disconnected, load=load)
-        try:
-            upstream = await session.post(
-                slot.url + path, data=body, headers={**slot.headers, "Content-Type": "application/json"}
+    when the block ends, and the request is counted in the metrics and the usage. ``load``: load
+    the model when it is not (as Ollama does), whether or not its autoload is on."""
+    exchange = Exchange.of(request, target.model.name, endpoint)
+    status = 502
+    try:
+        body = orjson.dumps({**payload, "model": target.served} if named else payload)
+        if endpoint in ("chat", "completions"):
+            fits_context(body, target.model, runtime.context_of(target.model))
+        for attempt in range(RETRIES + 1):
+            by = caller_of(request).account
+            queue, slot = await runtime.acquire(
+                target.model, target.adapter, request.is_disconnected, load=load, by=by
             )
-        except aiohttp.ClientConnectionError:
-            queue.release(slot)
-            runtime.unreachable(target.model.name, slot)
-            if attempt == RETRIES:
-                raise EngineError(f"no instance of {target.model.name!r} answered") from None
-            continue
-        except (aiohttp.ClientError, OSError) as e:
-            queue.release(slot)
-            raise EngineError(f"the engine did not answer: {e.__class__.__name__}") from None
-        try:
-            yield upstream
-        finally:
-            if upstream.content.at_eof():
-                upstream.release()
-            else:
-                upstream.close()  # cut short: the engine stops generating
-            queue.release(slot)
-        return
+            exchange.waited()
+            try:
+                upstream = await session.post(
+                    slot.url + path, data=body, headers={**slot.headers, "Content-Type": "application/json"}
+                )
+            except aiohttp.ClientConnectionError:
+                queue.release(slot)
+                runtime.unreachable(target.model.name, slot)
+                if attempt == RETRIES:
+                    raise EngineError(f"no instance of {target.model.name!r} answered") from None
+                exchange.retried()
+                continue
+            except (aiohttp.ClientError, OSError) as e:
+                queue.release(slot)
+                raise EngineError(f"the engine did not answer: {e.__class__.__name__}") from None
+            try:
+                status = 499  # unless the block ends: the client left
+                yield Answer(upstream, exchange)
+                status = upstream.status
+            finally:
+                if upstream.content.at_eof():
+                    upstream.release()
+                else:
+                    upstream.close()  # cut short: the engine stops generating
+                queue.release(slot)
+            return
+    except ClientGone:
+        status = 499
+        raise
+    except ModelyardError as e:
+        status = status_of(e)[0]
+        raise
+    finally:
+        exchange.finish(status)
 
 
 def engine_failure(status: int, raw: bytes) -> EngineError:
@@ -100,18 +185,6 @@ def engine_failure(status: int, raw: bytes) -> EngineError:
     except (orjson.JSONDecodeError, AttributeError):
         message = None
     return EngineError(f"the engine answered {status}: {message or raw[:200].decode(errors='replace')}")
-
-
-async def read_json(upstream: aiohttp.ClientResponse) -> dict[str, Any]:
-    """The engine's whole JSON answer; EngineError when it is an error."""
-    try:
-        raw = await upstream.read()
-    except (aiohttp.ClientError, OSError) as e:
-        raise EngineError(f"the engine failed while answering: {e.__class__.__name__}") from None
-    if upstream.status != 200:
-        raise engine_failure(upstream.status, raw)
-    answer: dict[str, Any] = orjson.loads(raw)
-    return answer
 
 
 async def begun(
@@ -130,23 +203,3 @@ async def begun(
             yield failed(e)
 
     return chained()
-
-
-async def events(upstream: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
-    """The JSON events of an engine's server-sent stream, until [DONE]; EngineError for an error
-    answer or an error event."""
-    if upstream.status != 200:
-        raise engine_failure(upstream.status, await upstream.read())
-    try:
-        async for line in upstream.content:
-            if not line.startswith(b"data:"):
-                continue
-            data = line[5:].strip()
-            if data == b"[DONE]":
-                return
-            event: dict[str, Any] = orjson.loads(data)
-            if "error" in event:
-                raise engine_failure(500, data)
-            yield event
-    except (aiohttp.ClientError, OSError) as e:
-        raise EngineError(f"the engine stopped while answering ({e.__class__.__name__})") from None

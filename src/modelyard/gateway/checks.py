@@ -37,7 +37,7 @@ def check(backend: Backend, model: Model, endpoint: str, capability: str | None 
     backend.check(model, endpoint)
 
 
-RETRIES = 2  # other tries when an instance does not take the connection (it just died)
+RETRIES = 1  # another try when an instance did not take the connection (it just died)
 # No tokenizer puts more bytes than this in one token: a prompt of more bytes than this many
 # times the context cannot fit, and is refused before it waits for (and holds) an engine.
 TOKEN_BYTES = 256

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from modelyard.errors import EngineError, InvalidRequest, ModelyardError
 from modelyard.gateway import anthropic
-from modelyard.gateway.calls import Target, begun, engine_call, events, read_json, resolve
+from modelyard.gateway.calls import Target, begun, engine_call, resolve
 from modelyard.gateway.checks import runtime_of
 from modelyard.gateway.protocol import MessagesRequest
 from modelyard.runtime.queue import ClientGone
@@ -72,11 +72,8 @@ async def _native(request: Request, target: Target, payload: dict[str, Any], str
                     f"the engine answered {up.status}: {(await up.read())[:200].decode(errors='replace')}"
                 )
             yield b""  # connected: the answer begins
-            try:
-                async for chunk in up.content.iter_any():
-                    yield chunk
-            except (aiohttp.ClientError, OSError) as e:
-                raise EngineError(f"the engine stopped while answering ({e.__class__.__name__})") from None
+            async for chunk in up.chunks():
+                yield chunk
 
     return StreamingResponse(await begun(relay(), _stream_error), media_type="text/event-stream")
 
@@ -94,7 +91,7 @@ async def _translated(request: Request, target: Target, payload: dict[str, Any],
         async with engine_call(
             runtime, _session(request), request, target, "chat", "/v1/chat/completions", chat
         ) as up:
-            answer = await read_json(up)
+            answer = await up.json()
         return Response(orjson.dumps(anthropic.message(answer, name)), media_type="application/json")
 
     async def translate() -> AsyncIterator[bytes]:
@@ -102,7 +99,7 @@ async def _translated(request: Request, target: Target, payload: dict[str, Any],
         async with engine_call(
             runtime, _session(request), request, target, "chat", "/v1/chat/completions", chat
         ) as up:
-            chunks = events(up)
+            chunks = up.events()
             first = await anext(chunks, None)  # an error answer raises before the stream begins
             yield out.start()
             if first is not None:

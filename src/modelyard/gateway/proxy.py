@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
@@ -16,6 +17,7 @@ from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from modelyard.errors import EngineError
+from modelyard.gateway.exchange import TAIL, Exchange
 from modelyard.http_errors import error_response, sse_error
 
 log = logging.getLogger(__name__)
@@ -44,12 +46,16 @@ async def forward(
     stream: bool,
     done: Callable[[], None],
     headers: dict[str, str],
+    exchange: Exchange,
     content_type: str = "application/json",
+    quiet_usage: bool = False,
 ) -> Response:
     """POST ``body`` (JSON unless ``content_type`` says otherwise) to ``url`` with ``headers``
-    (the engine's key). ``done`` is called
-    exactly once, when the answer is finished (or failed, or the client went away): it frees the
-    queue slot. Raises Unreachable when the engine did not take the request."""
+    (the engine's key). ``done`` is called exactly once, when the answer is finished (or failed,
+    or the client went away): it frees the queue slot; then ``exchange`` records the request.
+    Raises Unreachable when the engine did not take the request (``exchange`` goes on then).
+    ``quiet_usage``: the stream's usage event was asked for by the gateway, not the client, and
+    is counted but not relayed."""
     try:
         upstream = await session.post(url, data=body, headers={**headers, "Content-Type": content_type})
     except aiohttp.ClientConnectionError as e:  # refused, reset, dropped: no answer began
@@ -59,24 +65,37 @@ async def forward(
     except (aiohttp.ClientError, OSError) as e:
         done()
         log.warning("engine at %s failed: %s", url, e)
-        return _engine_down(f"the engine did not answer: {e.__class__.__name__}")
+        return _engine_down(f"the engine did not answer: {e.__class__.__name__}", exchange)
     if not stream or upstream.status != 200:
         try:
             raw = await upstream.read()
         except (aiohttp.ClientError, OSError) as e:
-            return _engine_down(f"the engine failed while answering: {e.__class__.__name__}")
+            return _engine_down(f"the engine failed while answering: {e.__class__.__name__}", exchange)
         finally:
             upstream.release()
             done()
+        if upstream.status == 200:
+            exchange.answered(raw)
+        exchange.finish(upstream.status)
         return Response(raw, status_code=upstream.status, media_type="application/json")
 
     async def relay() -> AsyncIterator[bytes]:
+        status = 200
+        tail: deque[bytes] = deque(maxlen=TAIL)
         try:
             async for chunk in upstream.content.iter_any():
+                if not tail:
+                    exchange.began()
+                tail.append(chunk)
+                if quiet_usage and b'"choices":[]' in chunk:
+                    chunk = without_usage(chunk)
+                    if not chunk:
+                        continue
                 yield chunk
         except (aiohttp.ClientError, OSError) as e:
             # The engine died mid-stream: end the client's stream with an error event.
             log.warning("engine stream from %s broke: %s", url, e)
+            status = 502
             yield sse_error(
                 EngineError(f"the engine stopped while answering ({e.__class__.__name__}); it is restarting")
             )
@@ -87,9 +106,21 @@ async def forward(
                 upstream.release()
             else:
                 upstream.close()
+                status = 499 if status == 200 else status
             done()
+            exchange.answered(b"".join(tail))
+            exchange.finish(status)
 
     return EventStream(relay())
+
+
+def without_usage(chunk: bytes) -> bytes:
+    """``chunk`` without its usage-only event (``"choices":[]``), when the chunk holds all of it."""
+    at = chunk.find(b'"choices":[]')
+    start, end = chunk.rfind(b"data:", 0, at), chunk.find(b"\n\n", at)
+    if start < 0 or end < 0:
+        return chunk
+    return chunk[:start] + chunk[end + 2 :]
 
 
 class EventStream(Response):
@@ -136,5 +167,6 @@ class EventStream(Response):
             await self.chunks.aclose()  # type: ignore[attr-defined]
 
 
-def _engine_down(message: str) -> Response:
+def _engine_down(message: str, exchange: Exchange) -> Response:
+    exchange.finish(502)
     return error_response(EngineError(message))

@@ -19,6 +19,7 @@ from modelyard.gateway import tgi
 from modelyard.gateway.calls import Target
 from modelyard.gateway.checks import RETRIES, caller_of, check, fits_context, runtime_of
 from modelyard.gateway.coalesce import Coalescer
+from modelyard.gateway.exchange import Exchange
 from modelyard.gateway.images import inline, local_image_parts
 from modelyard.gateway.protocol import (
     ChatRequest,
@@ -40,6 +41,7 @@ from modelyard.runtime.runtime import Runtime
 from modelyard.validation import describe
 
 router = APIRouter(prefix="/v1", tags=["openai"])
+TEXT = ("chat", "completions")  # the endpoints that generate text from a prompt
 
 
 @router.get("/models")
@@ -152,6 +154,7 @@ async def _coalesced(
     texts: list[str],
     body: dict[str, Any],
     path: str,
+    exchange: Exchange,
 ) -> Response:
     """One client's part of a merged embeddings request (see coalesce.py)."""
     session: aiohttp.ClientSession = request.app.state.upstream
@@ -176,6 +179,9 @@ async def _coalesced(
     key = (model.name, adapter, tuple(sorted(extras.items())))
     coalescer: Coalescer = request.app.state.coalescer
     status, answer = await coalescer.embed(key, model.name, texts, extras, send)
+    if status == 200:
+        exchange.answered(answer)
+    exchange.finish(status)
     return Response(answer, status_code=status, media_type="application/json")
 
 
@@ -195,9 +201,13 @@ async def _serve(
         body = schema.model_validate_json(raw)
     except ValidationError as e:
         return response(invalid_body(describe(e.errors())), 400)
+    # a stream's usage comes only when asked for: the gateway asks, counts it, and keeps it
+    # from a client that did not ask
+    quiet = body.stream and endpoint in TEXT and "stream_options" not in (body.model_extra or ())
     return await _route(
-        request, raw, body.model, endpoint, path, stream=body.stream, coalesce=coalesce, capability=capability
-    )
+        request, raw, body.model, endpoint, path, stream=body.stream, coalesce=coalesce,
+        capability=capability, quiet_usage=quiet,
+    )  # fmt: skip
 
 
 async def _route(
@@ -211,33 +221,42 @@ async def _route(
     coalesce: bool = False,
     capability: str | None = None,
     form: bool = False,
+    quiet_usage: bool = False,
 ) -> Response:
     """Resolve the model, check it serves this, wait for a slot, forward: JSON bodies with the
     model's own name and local images inlined where needed; a multipart form as it came. An
-    instance that does not take the connection leaves the rotation, and the request waits for
-    another (or for its restart)."""
+    instance that does not take the connection leaves the rotation, and the request goes once
+    more, to another instance (or waits for its restart). Each request a model takes is counted
+    (exchange.py)."""
     runtime = runtime_of(request)
+    exchange: Exchange | None = None
     try:
         model, adapter = runtime.library.resolve(name)
-        caller_of(request).check_model(model.name)
+        caller = caller_of(request)
+        caller.check_model(model.name)
         backend = runtime.backend_for(model)
+        if backend.dialect == "tgi":
+            check(backend, model, endpoint, capability)
+            target = Target(model, adapter, backend)
+            return await tgi.completion(
+                request, runtime, request.app.state.upstream, target, orjson.loads(raw), name
+            )
+        exchange = Exchange.of(request, model.name, endpoint)
         check(backend, model, endpoint, capability)
-        if endpoint in ("chat", "completions"):
+        if endpoint in TEXT:
             fits_context(raw, model, runtime.context_of(model))
         if coalesce and backend.merges_embeddings:
             parsed = orjson.loads(raw)
             texts = Coalescer.texts_of(parsed)
             if texts is not None:
-                return await _coalesced(request, runtime, model, adapter, texts, parsed, path)
-        if backend.dialect == "tgi":
-            target = Target(model, adapter, backend)
-            return await tgi.completion(
-                request, runtime, request.app.state.upstream, target, orjson.loads(raw), name
-            )
+                return await _coalesced(request, runtime, model, adapter, texts, parsed, path, exchange)
         served = backend.served_name(model, adapter)
         content = raw if form else await _payload(raw, served, name, endpoint, backend.inline_images)
+        if quiet_usage:
+            content = _asking_usage(content)
         for attempt in range(RETRIES + 1):
-            queue, slot = await runtime.acquire(model, adapter, request.is_disconnected)
+            queue, slot = await runtime.acquire(model, adapter, request.is_disconnected, by=caller.account)
+            exchange.waited()
             try:
                 return await forward(
                     request.app.state.upstream,
@@ -246,17 +265,34 @@ async def _route(
                     stream=stream,
                     done=functools.partial(queue.release, slot),
                     headers=slot.headers,
+                    exchange=exchange,
                     content_type=request.headers["content-type"] if form else "application/json",
+                    quiet_usage=quiet_usage,
                 )
             except Unreachable:
                 runtime.unreachable(model.name, slot)
                 if attempt == RETRIES:
                     raise EngineError(f"no instance of {model.name!r} answered") from None
+                exchange.retried()
     except ClientGone:
+        if exchange is not None:
+            exchange.finish(499)
         return Response(status_code=499)
     except ModelyardError as e:
-        return error_response(e)
+        answer = error_response(e)
+        if exchange is not None:
+            exchange.finish(answer.status_code)
+        return answer
     raise AssertionError("unreachable")
+
+
+def _asking_usage(content: bytes) -> bytes:
+    """The JSON body ``content`` with ``stream_options.include_usage`` on (it had no
+    stream_options)."""
+    end = content.rstrip()
+    if not end.endswith(b"}"):
+        return content
+    return end[:-1] + b',"stream_options":{"include_usage":true}}'
 
 
 async def _payload(raw: bytes, served: str, name: str, endpoint: str, inline_images: bool) -> bytes:

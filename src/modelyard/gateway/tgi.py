@@ -14,7 +14,7 @@ from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
 from modelyard.errors import EngineError, InvalidRequest
-from modelyard.gateway.calls import Target, begun, engine_call, read_json
+from modelyard.gateway.calls import Target, begun, engine_call
 from modelyard.http_errors import sse_error
 from modelyard.runtime.runtime import Runtime
 
@@ -64,8 +64,9 @@ async def completion(request: Request, runtime: Runtime, session: aiohttp.Client
         async with engine_call(
             runtime, session, request, target, "completions", "/generate", generate, named=False
         ) as up:
-            answer = await read_json(up)
-        details = answer.get("details") or {}
+            answer = await up.json()
+            details = answer.get("details") or {}
+            up.exchange.usage({"completion_tokens": int(details.get("generated_tokens") or 0)})
         finish = FINISH.get(details.get("finish_reason", ""), "stop")
         out = _completion(
             name, answer.get("generated_text", ""), finish, int(details.get("generated_tokens") or 0)
@@ -79,7 +80,7 @@ async def completion(request: Request, runtime: Runtime, session: aiohttp.Client
             if up.status != 200:
                 raise EngineError(f"the TGI server answered {up.status}")
             yield b""  # connected: the stream begins
-            async for line in up.content:
+            async for line in up.response.content:
                 if not line.startswith(b"data:"):
                     continue
                 event = orjson.loads(line[5:].strip())
@@ -88,6 +89,8 @@ async def completion(request: Request, runtime: Runtime, session: aiohttp.Client
                 token = event.get("token") or {}
                 details = event.get("details")
                 finish = FINISH.get(details.get("finish_reason", ""), "stop") if details else None
+                if details:
+                    up.exchange.usage({"completion_tokens": int(details.get("generated_tokens") or 0)})
                 text = "" if token.get("special") else token.get("text", "")
                 yield b"data: " + orjson.dumps(_completion(name, text, finish, 0, chunk=True)) + b"\n\n"
         yield b"data: [DONE]\n\n"

@@ -126,6 +126,7 @@ class Downloads:
         # the models it imported -> what to say about it (the Deployer sets it)
         self.deployer: Callable[[Download, list[str]], Awaitable[str]] | None = None
         self._tokens: dict[int, str] = {}  # job -> its request's token: never written to the catalog
+        self.received = 0  # bytes downloaded since the server started
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -373,6 +374,10 @@ class Downloads:
             def file_done(_path: str) -> None:
                 live.files_done += 1
 
+            def got(n: int) -> None:
+                live.add(n)
+                self.received += n
+
             transfer = Transfer(
                 self._session,
                 self.hub(Source(job.source), self._tokens.get(job_id)),
@@ -381,7 +386,7 @@ class Downloads:
                 dest=Path(job.destination),
                 connections=self.settings.download_connections,
                 retries=self.settings.download_retries,
-                on_bytes=live.add,
+                on_bytes=got,
                 on_file=file_done,
             )
             live.bytes_done = transfer.done_bytes()

@@ -23,7 +23,8 @@ from modelyard import __version__
 from modelyard.access.keys import OPEN, Caller
 from modelyard.catalog.records import Model
 from modelyard.errors import InvalidRequest, ModelyardError, ScopeDenied
-from modelyard.gateway.calls import Target, begun, engine_call, events, read_json, resolve
+from modelyard.gateway.calls import Target, begun, engine_call, resolve
+from modelyard.gateway.checks import caller_of
 from modelyard.http_errors import ollama_error
 from modelyard.ollama import translate as t
 from modelyard.ollama.protocol import ChatIn, EmbeddingsIn, EmbedIn, GenerateIn, OllamaRequest, ShowIn
@@ -221,7 +222,7 @@ async def _loaded(request: Request, body: OllamaRequest, target: Target, field: 
     else:
         reason = "load"
         if not runtime.is_loaded(name):
-            await runtime.load(name, adapter=target.adapter, jit=True)
+            await runtime.load(name, adapter=target.adapter, jit=True, by=caller_of(request).account)
     answer = {"model": body.model, "created_at": t.now(), field: empty, "done": True, "done_reason": reason}
     return Response(orjson.dumps(answer), media_type="application/json")
 
@@ -232,7 +233,7 @@ async def _call_json(
     runtime = _runtime(request)
     session = request.app.state.main.state.upstream
     async with engine_call(runtime, session, request, target, endpoint, path, payload, load=True) as upstream:
-        return await read_json(upstream)
+        return await upstream.json()
 
 
 Piece = Callable[[dict[str, Any]], Any]
@@ -299,7 +300,7 @@ async def _answer(
         async with engine_call(
             _runtime(request), session, request, target, endpoint, path, payload, load=True
         ) as up:
-            async for event in events(up):
+            async for event in up.events():
                 usage = event.get("usage") or usage
                 for choice in event.get("choices") or []:
                     finish = choice.get("finish_reason") or finish

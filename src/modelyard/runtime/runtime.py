@@ -47,6 +47,7 @@ from modelyard.runtime.local import LocalExecutor
 from modelyard.runtime.queue import Queue, Slot
 from modelyard.runtime.rules import Loaded, LoadPolicy
 from modelyard.runtime.supervisor import Live, Setup, State, Supervisor
+from modelyard.usage.quotas import Quotas
 
 log = logging.getLogger(__name__)
 WATCH_EVERY = 0.25  # seconds between looks for idle models
@@ -86,8 +87,10 @@ class Runtime:
         backends: Backends | None = None,
         policy: LoadPolicy | None = None,
         clock: Clock | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         self.settings = settings
+        self.quotas = quotas
         self.library = library
         self.store = library.store
         self.clock: Clock = clock or SystemClock()
@@ -106,6 +109,7 @@ class Runtime:
         self.keep_alive: dict[str, float | None] = {}  # model -> its own idle time (see keep)
         self._watcher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.restarts: dict[str, int] = {}  # model -> restarts of its instances since the server started
         library.is_loaded = self.is_loaded
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -222,27 +226,35 @@ class Runtime:
         jit: bool = False,
         force: bool = False,
         env: dict[str, str] | None = None,
+        by: str | None = None,
     ) -> Deployment:
         """Load ``name`` (with ``adapter``) as ``replicas`` instances, after the load rules, and
         wait until they serve (an error if none does). A deployment kept for the model lends its
-        backend, version, arguments and variables."""
+        backend, version, arguments and variables. ``by``: the key that asks (None: the local
+        user), whose quota the load counts against."""
         kept = self.store.deployment(name)
         wish = Deployment(model=name, adapter=adapter, replicas=replicas, jit=jit, env=env or {})
         if kept is not None:
             wish = replace(
                 kept, adapter=adapter, replicas=replicas, jit=jit, env=env or kept.env, stopped=False
             )
-        return await self.deploy(wish, force=force)
+        return await self.deploy(wish, force=force, by=by)
 
-    async def deploy(self, wish: Deployment, *, force: bool = False, roll: bool = False) -> Deployment:
+    async def deploy(
+        self, wish: Deployment, *, force: bool = False, roll: bool = False, by: str | None = None
+    ) -> Deployment:
         """Make the deployment ``wish`` true and wait until it serves. A running deployment whose
         engines would start differently (settings, backend, version, arguments, variables) rolls:
         one instance at a time, a new one serves before an old one drains and stops. ``roll``
-        rolls it even when nothing changed (a reload)."""
+        rolls it even when nothing changed (a reload). A model that was not loaded counts against
+        the quota of ``by`` (the key that asks) once it serves."""
         async with self._lock:
             model = self.library.get(wish.model)
             setup = await self._setup(model, wish)
             current = self.running.get(wish.model)
+            new = current is None or current.deployment.adapter != wish.adapter
+            if new and self.quotas is not None:
+                self.quotas.check(by, model)
             if current is not None and current.deployment.adapter == wish.adapter:
                 if roll or not current.setup.same(setup):
                     return await self._roll(current, model, setup, wish, force)
@@ -261,6 +273,8 @@ class Runtime:
                 raise failures[0]
             if not change.stop_first:
                 await self._stop_leaving(change)
+        if new and self.quotas is not None:
+            self.quotas.charge(by, model)
         return change.running.deployment
 
     async def _setup(self, model: Model, wish: Deployment) -> Setup:
@@ -650,9 +664,11 @@ class Runtime:
         disconnected: Callable[[], Awaitable[bool]],
         *,
         load: bool = False,
+        by: str | None = None,
     ) -> tuple[Queue, Slot]:
         """A slot on a ready instance of ``model`` (+ ``adapter``), loading it first when its
-        autoload is on (or ``load`` asks for it); waits in the model's bounded queue."""
+        autoload is on (or ``load`` asks for it: a load ``by`` this key); waits in the model's
+        bounded queue."""
         name = model.name
         if adapter is not None and model.adapter(adapter) is None:
             raise AdapterNotFound(name, adapter)
@@ -667,12 +683,12 @@ class Runtime:
                         + (f" --lora {adapter}`" if adapter else "`"),
                     )
                 raise ModelNotLoaded(name)
-            self._jit_load(name, adapter)
+            self._jit_load(name, adapter, by)
         queue = self.queue(name)
         slot = await queue.acquire(adapter, disconnected=disconnected)
         return queue, slot
 
-    def _jit_load(self, name: str, adapter: str | None) -> None:
+    def _jit_load(self, name: str, adapter: str | None, by: str | None) -> None:
         task = self._jit.get(name)
         if task is not None and not task.done():
             return
@@ -681,7 +697,7 @@ class Runtime:
 
         async def load() -> None:
             try:
-                await self.load(name, adapter=adapter, jit=True)
+                await self.load(name, adapter=adapter, jit=True, by=by)
             except ModelyardError as e:
                 queue.fail(e, adapter)
             except Exception as e:  # a bug: the waiters still get an answer

@@ -108,6 +108,7 @@ class Supervisor:
             self._set(live, State.RESTARTING, note=f"{why}; restart in {delay:g} s")
             await self.rt.clock.sleep(delay)
             live.restarts += 1
+            self.rt.restarts[live.model] = self.rt.restarts.get(live.model, 0) + 1
             self.rt.store.update_instance(live.id, restarts=live.restarts)
 
     def backoff(self, live: Live) -> float:

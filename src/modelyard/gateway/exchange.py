@@ -1,0 +1,115 @@
+"""One request through the gateway, measured: from its arrival to its answer's end, with its
+wait for a slot, its first streamed chunk, its retries, and the tokens and images the engine
+reports, written to the metrics and the usage meter when it ends."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from fastapi import Request
+
+from modelyard.gateway.checks import caller_of
+from modelyard.metrics import Metrics, Series
+from modelyard.usage.meter import Meter
+
+# a "usage" object, with at most one level of objects inside (prompt_tokens_details)
+USAGE = re.compile(rb'"usage"\s*:\s*(\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\})')
+TIMINGS = re.compile(rb'"timings"\s*:\s*(\{[^{}]*\})')
+TAIL = 3  # streamed chunks kept to find the usage in: it comes last, before [DONE]
+
+
+def counted(answer: bytes) -> tuple[int, int]:
+    """Tokens in and out as the engine reports them at the end of ``answer`` (a JSON body or
+    the last events of a stream): OpenAI's or Anthropic's usage, else llama-server's timings."""
+    at = answer.rfind(b'"usage"')
+    if at >= 0 and (m := USAGE.match(answer, at)):
+        return tokens_of(orjson.loads(m.group(1)))
+    at = answer.rfind(b'"timings"')
+    if at >= 0 and (m := TIMINGS.match(answer, at)):
+        t = orjson.loads(m.group(1))
+        return int(t.get("prompt_n") or 0) + int(t.get("cache_n") or 0), int(t.get("predicted_n") or 0)
+    return 0, 0
+
+
+def tokens_of(usage: Any) -> tuple[int, int]:
+    """Tokens in and out of a usage object, OpenAI's or Anthropic's."""
+    if not isinstance(usage, dict):
+        return 0, 0
+    tokens_in = usage.get("prompt_tokens", usage.get("input_tokens")) or 0
+    tokens_out = usage.get("completion_tokens", usage.get("output_tokens")) or 0
+    return int(tokens_in), int(tokens_out)
+
+
+def images_in(answer: bytes) -> int:
+    """Images in an images answer: one per b64_json or url."""
+    return answer.count(b'"b64_json"') + answer.count(b'"url"')
+
+
+@dataclass(slots=True)
+class Exchange:
+    metrics: Metrics
+    meter: Meter
+    model: str
+    endpoint: str
+    key: str | None
+    series: Series
+    start: float = field(default_factory=time.perf_counter)
+    tokens_in: int = 0
+    tokens_out: int = 0
+    images: int = 0
+    done: bool = False
+
+    @classmethod
+    def of(cls, request: Request, model: str, endpoint: str) -> Exchange:
+        """A request to ``model``'s ``endpoint`` that begins now (on modelyard's app, or on the
+        Ollama listener's, which holds modelyard's as ``main``)."""
+        state = getattr(request.app.state, "main", request.app).state
+        metrics: Metrics = state.metrics
+        return cls(
+            metrics, state.meter, model, endpoint, caller_of(request).account, metrics.series(model, endpoint)
+        )
+
+    def waited(self) -> None:
+        """It has a slot now."""
+        self.series.wait.observe(time.perf_counter() - self.start)
+
+    def retried(self) -> None:
+        self.series.retries.inc()
+
+    def began(self) -> None:
+        """Its answer's first chunk went out."""
+        self.series.ttft.observe(time.perf_counter() - self.start)
+
+    def answered(self, answer: bytes) -> None:
+        """Count what the engine reports in ``answer`` (a body, or a stream's last chunks)."""
+        self.tokens_in, self.tokens_out = counted(answer)
+        if self.endpoint == "images":
+            self.images = images_in(answer)
+
+    def usage(self, usage: Any) -> None:
+        """Count a usage object the engine sent."""
+        if usage:
+            self.tokens_in, self.tokens_out = tokens_of(usage)
+
+    def finish(self, status: int) -> None:
+        """It ended with ``status``: record it (once)."""
+        if self.done:
+            return
+        self.done = True
+        s = self.series
+        self.metrics.status(s, self.model, self.endpoint, status).inc()
+        s.latency.observe(time.perf_counter() - self.start)
+        if self.tokens_in:
+            s.tokens_in.inc(self.tokens_in)
+        if self.tokens_out:
+            s.tokens_out.inc(self.tokens_out)
+        if self.images:
+            s.images.inc(self.images)
+        self.meter.add(
+            self.model, self.key, requests=1, tokens_in=self.tokens_in, tokens_out=self.tokens_out,
+            images=self.images,
+        )  # fmt: skip

@@ -1,0 +1,166 @@
+"""Prometheus metrics: what the gateway counts as requests pass (requests, latency, time to first
+token, tokens, queue waits, retries), and what is read from the runtime, the downloads and the
+monitor when Prometheus scrapes (queues, instances, restarts, download bytes and jobs, CPU, RAM,
+GPU memory).
+
+Each server has its own registry. The hot path touches only label children cached per model
+and endpoint: a few additions per request, none per streamed chunk.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from modelyard.hub.jobs import Downloads
+    from modelyard.monitor.sampler import Monitor
+    from modelyard.runtime.runtime import Runtime
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+@dataclass(slots=True)
+class Series:
+    """The label children one model and endpoint write to."""
+
+    latency: Histogram
+    ttft: Histogram
+    wait: Histogram
+    tokens_in: Counter
+    tokens_out: Counter
+    images: Counter
+    retries: Counter
+    statuses: dict[int, Counter]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self._requests = Counter(
+            "modelyard_requests", "Requests through the gateway, by how they ended",
+            ["model", "endpoint", "status"], registry=r,
+        )  # fmt: skip
+        self._latency = Histogram(
+            "modelyard_request_seconds", "From a request's arrival to its answer's end (queue included)",
+            ["model", "endpoint"], buckets=SECONDS, registry=r,
+        )  # fmt: skip
+        self._ttft = Histogram(
+            "modelyard_time_to_first_token_seconds", "From a streamed request's arrival to its first chunk",
+            ["model", "endpoint"], buckets=SECONDS, registry=r,
+        )  # fmt: skip
+        self._wait = Histogram(
+            "modelyard_queue_wait_seconds", "How long requests waited for a free slot",
+            ["model", "endpoint"], buckets=SECONDS, registry=r,
+        )  # fmt: skip
+        self._tokens = Counter(
+            "modelyard_tokens", "Tokens in prompts (in) and answers (out), as the engines count them",
+            ["model", "endpoint", "direction"], registry=r,
+        )  # fmt: skip
+        self._images = Counter("modelyard_images", "Images generated", ["model", "endpoint"], registry=r)
+        self._retries = Counter(
+            "modelyard_retries", "Requests sent again after an instance did not take them",
+            ["model", "endpoint"], registry=r,
+        )  # fmt: skip
+        self._series: dict[tuple[str, str], Series] = {}
+
+    def series(self, model: str, endpoint: str) -> Series:
+        """The children for ``model`` and ``endpoint``, made on first use."""
+        found = self._series.get((model, endpoint))
+        if found is None:
+            found = self._series[(model, endpoint)] = Series(
+                self._latency.labels(model, endpoint),
+                self._ttft.labels(model, endpoint),
+                self._wait.labels(model, endpoint),
+                self._tokens.labels(model, endpoint, "in"),
+                self._tokens.labels(model, endpoint, "out"),
+                self._images.labels(model, endpoint),
+                self._retries.labels(model, endpoint),
+                {},
+            )
+        return found
+
+    def status(self, series: Series, model: str, endpoint: str, status: int) -> Counter:
+        child = series.statuses.get(status)
+        if child is None:
+            child = series.statuses[status] = self._requests.labels(model, endpoint, str(status))
+        return child
+
+    def watch(self, runtime: Runtime, monitor: Monitor, downloads: Downloads) -> None:
+        """Read these at every scrape."""
+        self.registry.register(_State(runtime, monitor, downloads))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _State(Collector):
+    """What is read, not counted: queues, instances, restarts, downloads, the machine."""
+
+    def __init__(self, runtime: Runtime, monitor: Monitor, downloads: Downloads) -> None:
+        self.runtime = runtime
+        self.monitor = monitor
+        self.downloads = downloads
+
+    def describe(self) -> list[Metric]:
+        return []  # read at each scrape; nothing to check at registration
+
+    def collect(self) -> Iterator[Metric]:
+        rt = self.runtime
+        waiting = GaugeMetricFamily(
+            "modelyard_queue_waiting", "Requests waiting for a slot", labels=["model"]
+        )
+        flight = GaugeMetricFamily(
+            "modelyard_requests_in_flight", "Requests an engine works on", labels=["model"]
+        )
+        for name, queue in sorted(rt.queues.items()):
+            waiting.add_metric([name], queue.waiting)
+            flight.add_metric([name], queue.in_flight)
+        yield waiting
+        yield flight
+        instances = GaugeMetricFamily(
+            "modelyard_instances", "Engine instances by state", labels=["model", "state"]
+        )
+        for name, running in sorted(rt.running.items()):
+            states = Tally(str(live.state) for live in running.instances.values())
+            for state, n in sorted(states.items()):
+                instances.add_metric([name, state], n)
+        yield instances
+        restarts = CounterMetricFamily(
+            "modelyard_restarts", "Engine restarts after an exit", labels=["model"]
+        )
+        for name, n in sorted(rt.restarts.items()):
+            restarts.add_metric([name], n)
+        yield restarts
+        yield CounterMetricFamily(
+            "modelyard_download_bytes", "Bytes downloaded from the hubs", value=self.downloads.received
+        )
+        jobs = GaugeMetricFamily("modelyard_downloads", "Download jobs by state", labels=["state"])
+        for state, n in sorted(Tally(j.state for j in rt.store.downloads()).items()):
+            jobs.add_metric([state], n)
+        yield jobs
+        sample = self.monitor.current
+        yield GaugeMetricFamily("modelyard_cpu_percent", "CPU use of the machine", value=sample.cpu_percent)
+        yield GaugeMetricFamily("modelyard_memory_used_bytes", "RAM in use", value=sample.memory_used)
+        yield GaugeMetricFamily("modelyard_memory_total_bytes", "RAM in all", value=sample.memory_total)
+        used = GaugeMetricFamily(
+            "modelyard_gpu_memory_used_bytes", "GPU memory in use", labels=["gpu", "name"]
+        )
+        total = GaugeMetricFamily(
+            "modelyard_gpu_memory_total_bytes", "GPU memory in all", labels=["gpu", "name"]
+        )
+        for gpu in sample.gpus:
+            if gpu.memory_used is not None:
+                used.add_metric([str(gpu.index), gpu.name], gpu.memory_used)
+            if gpu.memory_total is not None:
+                total.add_metric([str(gpu.index), gpu.name], gpu.memory_total)
+        yield used
+        yield total
