@@ -5,7 +5,18 @@ from __future__ import annotations
 import typer
 
 from modelyard import __version__
-from modelyard.cli import adapters, backends, components, deployments, downloads, keys, models, runtime, specs
+from modelyard.cli import (
+    adapters,
+    backends,
+    components,
+    deployments,
+    downloads,
+    keys,
+    models,
+    runtime,
+    specs,
+    usage,
+)
 from modelyard.cli.common import friendly
 from modelyard.cli.render import console, err_console
 
@@ -37,12 +48,14 @@ app.command()(specs.schema)
 app.command()(downloads.search)
 app.command()(downloads.files)
 app.command()(downloads.pull)
+app.command()(usage.usage)
 app.add_typer(adapters.app, name="lora")
 app.add_typer(backends.app, name="backends")
 app.add_typer(components.app, name="component")
 app.add_typer(downloads.app, name="downloads")
 app.add_typer(deployments.app, name="deployments")
 app.add_typer(keys.app, name="keys")
+app.add_typer(usage.app, name="quotas")
 
 
 @app.command()

@@ -87,7 +87,7 @@ async def forward(
                 if not tail:
                     exchange.began()
                 tail.append(chunk)
-                if quiet_usage and b'"choices":[]' in chunk:
+                if quiet_usage and (b'"choices":[]' in chunk or b'"choices": []' in chunk):
                     chunk = without_usage(chunk)
                     if not chunk:
                         continue
@@ -116,7 +116,7 @@ async def forward(
 
 def without_usage(chunk: bytes) -> bytes:
     """``chunk`` without its usage-only event (``"choices":[]``), when the chunk holds all of it."""
-    at = chunk.find(b'"choices":[]')
+    at = max(chunk.find(b'"choices":[]'), chunk.find(b'"choices": []'))
     start, end = chunk.rfind(b"data:", 0, at), chunk.find(b"\n\n", at)
     if start < 0 or end < 0:
         return chunk

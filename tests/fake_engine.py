@@ -1,0 +1,59 @@
+"""An OpenAI-compatible engine that misbehaves on cue, registered with `modelyard import --url`:
+it drops a connection before answering, or cuts a stream after its first chunk."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from background import Background
+
+USAGE = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+
+
+class FakeEngine(Background):
+    """/v1/models lists ``fake``; /v1/chat/completions answers "hi there" (usage: 5 in, 2 out),
+    after doing, to each request in turn, what ``plan`` says: "drop" (close the connection before
+    any byte), "cut" (stream one chunk, then close), "ok"; "ok" once the plan runs out."""
+
+    def __init__(self, plan: list[str] | None = None) -> None:
+        super().__init__()
+        self.plan = list(plan or [])
+        self.posts: list[dict[str, Any]] = []
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/v1/models", self.models), web.post("/v1/chat/completions", self.chat)]
+
+    async def models(self, _r: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+    async def chat(self, r: web.Request) -> web.StreamResponse:
+        body = await r.json()
+        self.posts.append(body)
+        step = self.plan.pop(0) if self.plan else "ok"
+        if step == "drop":
+            assert r.transport is not None
+            r.transport.abort()
+            raise web.HTTPInternalServerError()  # never sent: the connection is gone
+        if not body.get("stream"):
+            message = {"role": "assistant", "content": "hi there"}
+            return web.json_response({"object": "chat.completion", "model": "fake", "usage": USAGE,
+                                      "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})  # fmt: skip
+        out = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await out.prepare(r)
+        for piece in ("hi", " there"):
+            chunk = {
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {"content": piece}}],
+            }
+            await out.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            if step == "cut":
+                assert r.transport is not None
+                r.transport.abort()
+                return out
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await out.write(b"data: " + json.dumps({"choices": [], "usage": USAGE}).encode() + b"\n\n")
+        await out.write(b"data: [DONE]\n\n")
+        return out
