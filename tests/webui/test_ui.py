@@ -497,3 +497,35 @@ def test_an_external_server_in_the_library_and_running(
         shots("external")
     finally:
         tgi.stop()
+
+
+def test_usage_page_with_its_chart_and_quotas(
+    page: Page, shots: Shots, server: RunningServer, tiny_models: dict[str, Path]
+) -> None:
+    r = server.http.post("/api/models", json={"path": str(tiny_models["tiny-chat"])})
+    assert r.status_code == 201, r.text
+    assert server.http.post("/api/models/tiny-chat/load", json={}).status_code == 200
+    answers = [
+        server.http.post(
+            "/v1/completions", json={"model": "tiny-chat", "prompt": "hello", "max_tokens": 3}
+        ).json()
+        for _ in range(2)
+    ]
+    tokens_out = sum(a["usage"]["completion_tokens"] for a in answers)
+    page.goto("/#/usage")
+    line = page.locator('tr[data-usage="tiny-chat"]')
+    expect(line.locator("td").nth(1)).to_have_text("2")  # requests
+    expect(line.locator("td").nth(3)).to_have_text(str(tokens_out))
+    expect(page.get_by_role("img", name="Tokens per hour").locator("rect")).not_to_have_count(0)
+    page.get_by_label("Usage per").select_option("key")
+    expect(page.locator('tr[data-usage="local"]')).to_be_visible()
+    quotas = page.get_by_label("Quotas")
+    expect(quotas).to_contain_text("No quota")
+    quotas.get_by_label("Quota loads").fill("3")
+    quotas.get_by_label("Quota period").select_option("week")
+    quotas.get_by_role("button", name="Set quota").click()
+    standing = page.locator('tr[data-standing="local"]')
+    expect(standing).to_contain_text("3 per week")
+    expect(standing.locator("td").nth(3)).to_have_text("3")  # left
+    assert server.http.get("/api/quotas").json()["quotas"] == [{"key": "*", "loads": 3, "period": "week"}]
+    shots("usage")

@@ -25,6 +25,9 @@ export type ErrorDetail = schema.ErrorDetail;
 export type Deployment = schema.DeploymentOut;
 export type Deployed = schema.Deployed;
 export type BackendInfo = schema.BackendOut;
+export type UsageReport = schema.UsageOut;
+export type UsageTotal = schema.TotalOut;
+export type Quotas = schema.QuotasOut;
 
 export const CATEGORIES = categoryValues;
 export const TEMPLATES = templateValues;
@@ -176,6 +179,11 @@ export const api = {
   deploymentAction: (name: string, action: "stop" | "start" | "reload") =>
     post<Deployment>(`/api/deployments/${q(name)}/${action}`),
   removeDeployment: (name: string) => request<void>("DELETE", `/api/deployments/${q(name)}`),
+  usage: (since: string, by: "model" | "key") => get<UsageReport>(`/api/usage?since=${q(since)}&by=${by}`),
+  quotas: () => get<Quotas>("/api/quotas"),
+  setQuota: (key: string, loads: number, period: string) =>
+    request<unknown>("PUT", `/api/quotas/${q(key)}`, { loads, period }),
+  removeQuota: (key: string) => request<void>("DELETE", `/api/quotas/${q(key)}`),
   removeInstance: (id: number) => request<{ removed: number; instance: number }>("DELETE", `/api/instances/${id}`),
 };
 

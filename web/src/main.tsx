@@ -8,6 +8,7 @@ import { Library } from "./pages/Library";
 import { Playground } from "./pages/Playground";
 import { Running } from "./pages/Running";
 import { SignIn } from "./pages/SignIn";
+import { Usage } from "./pages/Usage";
 import "./style.css";
 
 const PAGES = {
@@ -15,6 +16,7 @@ const PAGES = {
   deployments: "Deployments",
   running: "Running models",
   playground: "Playground",
+  usage: "Usage",
 } as const;
 type Page = keyof typeof PAGES;
 
@@ -59,6 +61,7 @@ function App() {
         {page === "deployments" && <Deployments />}
         {page === "running" && <Running />}
         {page === "playground" && <Playground />}
+        {page === "usage" && <Usage />}
       </main>
       {downloader !== "never" && (
         <DownloadDialog hidden={downloader === "hidden"} onClose={() => setDownloader("hidden")} />
