@@ -1,12 +1,14 @@
 """The meter: what each key asks of each model, added up by the hour in memory and written to
 the catalog every few seconds (and when the server stops), so that the gateway's hot path never
-waits for the database."""
+waits for the database. Counting happens in the server's loop; reads may come from a worker
+thread (sync routes): one lock guards the pending counts, another the writes."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -31,6 +33,8 @@ class Meter:
         self._now = now
         self._pending: dict[tuple[float, str, str], Usage] = {}
         self._task: asyncio.Task[None] | None = None
+        self._counting = threading.Lock()
+        self._writing = threading.Lock()
 
     def add(
         self,
@@ -46,18 +50,32 @@ class Meter:
         """Count this for ``model`` and ``key`` (None: the local user) in the current hour."""
         hour = self._now() // 3600
         who = key or LOCAL
-        tally = self._pending.get((hour, model, who))
-        if tally is None:
-            tally = self._pending[(hour, model, who)] = Usage(hour_of(hour * 3600), model, who)
-        tally.requests += requests
-        tally.tokens_in += tokens_in
-        tally.tokens_out += tokens_out
-        tally.images += images
-        tally.loads += loads
+        with self._counting:
+            tally = self._pending.get((hour, model, who))
+            if tally is None:
+                tally = self._pending[(hour, model, who)] = Usage(hour_of(hour * 3600), model, who)
+            tally.requests += requests
+            tally.tokens_in += tokens_in
+            tally.tokens_out += tokens_out
+            tally.images += images
+            tally.loads += loads
 
     def _take(self) -> list[Usage]:
-        pending, self._pending = self._pending, {}
+        with self._counting:
+            pending, self._pending = self._pending, {}
         return list(pending.values())
+
+    def _write(self) -> None:
+        """Write what is pending; what cannot be written stays pending."""
+        with self._writing:
+            tallies = self._take()
+            if not tallies:
+                return
+            try:
+                self.store.add_usage(tallies)
+            except Exception:
+                self._give_back(tallies)
+                raise
 
     def _give_back(self, tallies: Iterable[Usage]) -> None:
         for t in tallies:
@@ -66,25 +84,15 @@ class Meter:
 
     def flush(self) -> None:
         """Write what was counted to the catalog now."""
-        tallies = self._take()
-        if tallies:
-            try:
-                self.store.add_usage(tallies)
-            except Exception:
-                self._give_back(tallies)
-                raise
+        self._write()
 
     async def _flushing(self, every: float) -> None:
         while True:
             await asyncio.sleep(every)
-            tallies = self._take()
-            if not tallies:
-                continue
             try:
-                await asyncio.to_thread(self.store.add_usage, tallies)
+                await asyncio.to_thread(self._write)
             except Exception:
                 log.exception("writing usage to the catalog; it is kept for the next try")
-                self._give_back(tallies)
 
     def start(self, every: float = FLUSH_EVERY) -> None:
         self._task = asyncio.create_task(self._flushing(every))
