@@ -15,8 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import httpx
@@ -40,7 +46,9 @@ class Run:
         return self.units / self.seconds
 
 
-async def streams(session: aiohttp.ClientSession, url: str, headers: dict[str, str], n: int, tokens: int) -> tuple[int, int]:
+async def streams(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str], n: int, tokens: int
+) -> tuple[int, int]:
     body = orjson.dumps({"model": "gemma3", "prompt": "Once upon a time", "max_tokens": tokens,
                          "temperature": 0.8, "ignore_eos": True, "stream": True})  # fmt: skip
 
@@ -81,8 +89,11 @@ async def requests(
 
 async def measure(point: str, url: str, headers: dict[str, str], gateway: psutil.Process | None,
                   tokens: int, total: int) -> Run:  # fmt: skip
+    headers = {**headers, "Content-Type": "application/json"}
     connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=600)) as session:
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=600)
+    ) as session:
         cpu0 = sum(gateway.cpu_times()[:2]) if gateway else 0.0
         start = time.perf_counter()
         if point == "64 clients":
@@ -101,13 +112,27 @@ def pid_listening(port: int) -> int:
     raise RuntimeError(f"nothing listens on {port}")
 
 
+def profiler(pid: int, out: str) -> subprocess.Popen[bytes]:
+    """py-spy (from the registry; as root) sampling the gateway until interrupted."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    n = len(list(Path(out).parent.glob(Path(out).name + "*")))
+    argv = [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "500", "--nonblocking",
+            "--output", f"{out}.{n}"]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return proc
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--requests", type=int, default=256, help="non-streaming requests per round")
+    parser.add_argument("--only", help="one load point, such as '64 clients'")
+    parser.add_argument("--profile", help="py-spy's collapsed stacks of the gateway's runs into this file")
     a = parser.parse_args()
-    points = ["1 stream", "8 streams", "32 streams", "64 clients"]
+    points = [a.only] if a.only else ["1 stream", "8 streams", "32 streams", "64 clients"]
+    os.environ["MODELYARD_QUEUE_SIZE"] = "256"  # 64 clients on 8 slots: 56 wait
     with gemma_file() as gemma, modelyard_server() as url, httpx.Client(timeout=300) as http:
         http.post(url + "/api/models", json={"path": str(gemma), "name": "gemma3"}).raise_for_status()
         options = {"n_ctx": 512 * SLOTS, "threads": 2, "threads_batch": 2, "parallel": SLOTS}
@@ -121,10 +146,16 @@ def main() -> None:
         for _ in range(a.rounds):
             for point in points:
                 for name, (base, headers, proc) in targets.items():
+                    spy = profiler(gateway.pid, a.profile) if a.profile and name == "gateway" else None
                     run = asyncio.run(measure(point, base, headers, proc, a.tokens, a.requests))
+                    if spy is not None:
+                        spy.send_signal(signal.SIGINT)
+                        spy.wait(60)
                     if (point, name) not in best or run.rate > best[(point, name)].rate:
                         best[(point, name)] = run
-    print(f"gemma-3-270m Q4_K_M on llama-server, {SLOTS} slots, 2 threads; best of {a.rounds} alternating rounds")
+    print(
+        f"gemma-3-270m Q4_K_M on llama-server, {SLOTS} slots, 2 threads; best of {a.rounds} alternating rounds"
+    )
     print(f"{'load':<12}{'direct':>14}{'gateway':>14}{'ratio':>8}   gateway CPU")
     ratios = []
     for point in points:

@@ -1,10 +1,15 @@
 """The bounded queue: overflow gets 503 + Retry-After at once, a client that leaves the queue is
-gone from it, and requests spread over replicas by fewest in flight."""
+gone from it, and requests spread over replicas by fewest in flight. An instance of llama-server
+takes its slot's request and one more, which waits in its own queue (so that the slot starts it
+the moment it frees): ``full()`` takes both."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -33,6 +38,26 @@ def small_queue(tmp_path: Path, gemma: Path) -> RunningServer:
         yield server  # type: ignore[misc]
 
 
+@asynccontextmanager
+async def full(
+    http: httpx.AsyncClient, server: RunningServer, body: dict[str, object]
+) -> AsyncIterator[None]:
+    """The instance's slot generates and its own queue holds one more, while inside."""
+    queue = server.runtime.queues["gemma3"]
+    (slot,) = queue.slots.values()
+    assert slot.capacity == 2  # one slot, and one request in llama-server's own queue
+    async with generating(http, body):
+        held = asyncio.create_task(http.post("/v1/completions", json=body))
+        while queue.in_flight < slot.capacity:
+            await asyncio.sleep(0.02)
+        try:
+            yield
+        finally:
+            held.cancel()  # its client goes: the engine drops it
+            with contextlib.suppress(asyncio.CancelledError):
+                await held
+
+
 def test_overflow_gets_503_with_retry_after(small_queue: RunningServer) -> None:
     server = small_queue
     queue = server.runtime.queues["gemma3"]
@@ -40,7 +65,7 @@ def test_overflow_gets_503_with_retry_after(small_queue: RunningServer) -> None:
     async def scenario() -> None:
         async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
             body = {"model": "gemma3", **LONG}
-            async with generating(http, body):  # the only slot is taken
+            async with full(http, server, body):  # the only slot is taken, and the engine's queue
                 second = asyncio.create_task(
                     http.post("/v1/completions", json={**body, "stream": False, "max_tokens": 4})
                 )
@@ -48,7 +73,7 @@ def test_overflow_gets_503_with_retry_after(small_queue: RunningServer) -> None:
                     await asyncio.sleep(0.02)
                 third = await http.post("/v1/completions", json=body)
                 # refused at once: the first still generates, the second still waits
-                assert (queue.in_flight, queue.waiting) == (1, 1)
+                assert (queue.in_flight, queue.waiting) == (2, 1)
                 assert third.status_code == 503
                 assert third.headers["Retry-After"] == "5"
                 error = third.json()["error"]
@@ -69,7 +94,7 @@ def test_disconnecting_client_leaves_the_queue(small_queue: RunningServer) -> No
     async def scenario() -> None:
         async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
             body = {"model": "gemma3", **LONG}
-            async with generating(http, body):
+            async with full(http, server, body):
                 waiter = asyncio.create_task(http.post("/v1/completions", json=body))
                 while queue.waiting < 1:
                     await asyncio.sleep(0.02)

@@ -228,7 +228,9 @@ async def test_a_start_that_fails_answers_the_requests_waiting(tmp_path: Path) -
         await until(lambda: queue.waiting == 1)
         script = h.script("m", fail_start=True)  # the model's file went away, say
         await engine.crash()
+        await until(lambda: not queue.slots)  # out of the rotation once its exit is heard
         queue.release(held)  # the gateway's request failed with the engine
+        await asyncio.sleep(0.01)
         assert not waiting.done()  # a crash: it waits for the restart
         await h.advance(10)
         with pytest.raises(EngineError, match="exited with status 1 while starting"):

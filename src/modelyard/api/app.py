@@ -25,7 +25,7 @@ from modelyard.deployments.deployer import Deployer
 from modelyard.gateway import messages
 from modelyard.gateway import routes as gateway
 from modelyard.gateway.coalesce import Coalescer
-from modelyard.gateway.proxy import upstream_session
+from modelyard.gateway.proxy import Upstream
 from modelyard.hub.jobs import Downloads
 from modelyard.library import Library
 from modelyard.metrics import CONTENT_TYPE, Metrics
@@ -47,7 +47,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.upstream = upstream_session()
+        app.state.upstream = Upstream()
         app.state.runtime = runtime = Runtime(settings, library, quotas=quotas)
         meter.start()
         await runtime.start()

@@ -44,6 +44,9 @@ class EngineSpec:
     env: dict[str, str] = field(default_factory=dict)  # what the engine needs, nothing more
     health_path: str = "/health"
     slots: int = 1  # requests one engine takes at once (parallel slots)
+    # Requests it may hold beyond its slots, in its own first-come-first-served queue, each
+    # started the moment a slot frees: a slot never idles for the gateway's round trip.
+    queued: int = 0
     files: dict[str, str] = field(default_factory=dict)  # name -> text, written into FOLDER
     runtime: str = ""  # which program runs it, for people
     # The variable the engine reads its API key from: each start gets a key of its own, which

@@ -204,6 +204,9 @@ class LlamaServer(LlamaCppFamily):
         args += ["--ctx-size", str(o.n_ctx), "--batch-size", str(o.n_batch), "--parallel", str(o.parallel)]
         args += ["--n-gpu-layers", "all" if o.n_gpu_layers < 0 else str(o.n_gpu_layers)]
         args += ["--no-webui", "--flash-attn", o.flash_attn]
+        # an HTTP thread for each request the gateway may have in flight (its slots, and as many
+        # in its own queue: EngineSpec.queued), and some for health checks
+        args += ["--threads-http", str(2 * o.parallel + 4)]
         args += ["--cache-type-k", o.cache_type_k, "--cache-type-v", o.cache_type_v]
         files: dict[str, str] = {}
         if o.tensor_split:
@@ -241,6 +244,7 @@ class LlamaServer(LlamaCppFamily):
             argv=[self.preflight(version), *args],
             health_path="/health",
             slots=o.parallel,
+            queued=o.parallel,
             files=files,
             runtime="llama-server",
             key_env="LLAMA_API_KEY",

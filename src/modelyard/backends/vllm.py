@@ -166,6 +166,7 @@ class Vllm(environments.InEnvironment):
             env=env,
             health_path="/health",
             slots=o.max_num_seqs,
+            queued=o.max_num_seqs,
             runtime=f"vllm ({'server python' if python.where == 'server' else python.where})",
             key_env="VLLM_API_KEY",
         )

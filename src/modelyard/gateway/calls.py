@@ -20,6 +20,7 @@ from modelyard.catalog.records import Model
 from modelyard.errors import EngineError, ModelyardError
 from modelyard.gateway.checks import RETRIES, caller_of, check, fits_context
 from modelyard.gateway.exchange import TAIL, Exchange
+from modelyard.gateway.proxy import unreachable, upstream_of
 from modelyard.http_errors import status_of
 from modelyard.runtime.queue import ClientGone
 from modelyard.runtime.runtime import Runtime
@@ -116,7 +117,6 @@ class Answer:
 @contextlib.asynccontextmanager
 async def engine_call(
     runtime: Runtime,
-    session: aiohttp.ClientSession,
     request: Request,
     target: Target,
     endpoint: str,
@@ -136,6 +136,7 @@ async def engine_call(
         body = orjson.dumps({**payload, "model": target.served} if named else payload)
         if endpoint in ("chat", "completions"):
             fits_context(body, target.model, runtime.context_of(target.model))
+        fresh = False
         for attempt in range(RETRIES + 1):
             by = caller_of(request).account
             queue, slot = await runtime.acquire(
@@ -143,15 +144,23 @@ async def engine_call(
             )
             exchange.waited()
             try:
-                upstream = await session.post(
-                    slot.url + path, data=body, headers={**slot.headers, "Content-Type": "application/json"}
+                upstream = (
+                    await upstream_of(request)
+                    .session(fresh)
+                    .post(
+                        slot.url + path,
+                        data=body,
+                        headers={**slot.headers, "Content-Type": "application/json"},
+                    )
                 )
-            except aiohttp.ClientConnectionError:
+            except aiohttp.ClientConnectionError as e:
                 queue.release(slot)
-                runtime.unreachable(target.model.name, slot)
+                if unreachable(slot.url + path, e).dead:
+                    runtime.unreachable(target.model.name, slot)
                 if attempt == RETRIES:
                     raise EngineError(f"no instance of {target.model.name!r} answered") from None
                 exchange.retried()
+                fresh = True
                 continue
             except (aiohttp.ClientError, OSError) as e:
                 queue.release(slot)

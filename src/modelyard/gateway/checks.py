@@ -8,12 +8,21 @@ from typing import Any
 
 import orjson
 from fastapi import Request
+from starlette.datastructures import State
 
 from modelyard.access.keys import OPEN, Caller
 from modelyard.backends.base import Backend
 from modelyard.catalog.records import Model
 from modelyard.errors import RequestTooLarge, Unsupported
 from modelyard.runtime.runtime import Runtime
+
+
+def state_of(request: Request) -> State:
+    """The server's state: modelyard's app's, also for a request on the Ollama listener (whose
+    app holds modelyard's as ``main``)."""
+    app = getattr(request.app.state, "main", request.app)
+    state: State = app.state
+    return state
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -37,7 +46,7 @@ def check(backend: Backend, model: Model, endpoint: str, capability: str | None 
     backend.check(model, endpoint)
 
 
-RETRIES = 1  # another try when an instance did not take the connection (it just died)
+RETRIES = 1  # another try when an engine did not take a request (it died, or dropped a connection)
 # No tokenizer puts more bytes than this in one token: a prompt of more bytes than this many
 # times the context cannot fit, and is refused before it waits for (and holds) an engine.
 TOKEN_BYTES = 256

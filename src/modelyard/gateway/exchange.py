@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from fastapi import Request
 
-from modelyard.gateway.checks import caller_of
+from modelyard.gateway.checks import caller_of, state_of
 from modelyard.metrics import Metrics, Series
 from modelyard.usage.meter import Meter
 
@@ -67,7 +67,7 @@ class Exchange:
     def of(cls, request: Request, model: str, endpoint: str) -> Exchange:
         """A request to ``model``'s ``endpoint`` that begins now (on modelyard's app, or on the
         Ollama listener's, which holds modelyard's as ``main``)."""
-        state = getattr(request.app.state, "main", request.app).state
+        state = state_of(request)
         metrics: Metrics = state.metrics
         return cls(
             metrics, state.meter, model, endpoint, caller_of(request).account, metrics.series(model, endpoint)

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
@@ -49,24 +48,15 @@ async def messages(request: Request) -> Response:
         return _error(e)
 
 
-def _session(request: Request) -> aiohttp.ClientSession:
-    session: aiohttp.ClientSession = request.app.state.upstream
-    return session
-
-
 async def _native(request: Request, target: Target, payload: dict[str, Any], stream: bool) -> Response:
     runtime = runtime_of(request)
     if not stream:
-        async with engine_call(
-            runtime, _session(request), request, target, "chat", "/v1/messages", payload
-        ) as up:
+        async with engine_call(runtime, request, target, "chat", "/v1/messages", payload) as up:
             raw = await up.read()
             return Response(raw, status_code=up.status, media_type="application/json")
 
     async def relay() -> AsyncIterator[bytes]:
-        async with engine_call(
-            runtime, _session(request), request, target, "chat", "/v1/messages", payload
-        ) as up:
+        async with engine_call(runtime, request, target, "chat", "/v1/messages", payload) as up:
             if up.status != 200:
                 raise EngineError(
                     f"the engine answered {up.status}: {(await up.read())[:200].decode(errors='replace')}"
@@ -88,17 +78,13 @@ async def _translated(request: Request, target: Target, payload: dict[str, Any],
     chat = anthropic.chat_request(payload)
     name = payload["model"]
     if not stream:
-        async with engine_call(
-            runtime, _session(request), request, target, "chat", "/v1/chat/completions", chat
-        ) as up:
+        async with engine_call(runtime, request, target, "chat", "/v1/chat/completions", chat) as up:
             answer = await up.json()
         return Response(orjson.dumps(anthropic.message(answer, name)), media_type="application/json")
 
     async def translate() -> AsyncIterator[bytes]:
         out = anthropic.StreamTranslator(name)
-        async with engine_call(
-            runtime, _session(request), request, target, "chat", "/v1/chat/completions", chat
-        ) as up:
+        async with engine_call(runtime, request, target, "chat", "/v1/chat/completions", chat) as up:
             chunks = up.events()
             first = await anext(chunks, None)  # an error answer raises before the stream begins
             yield out.start()

@@ -13,10 +13,12 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
+from fastapi import Request
 from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from modelyard.errors import EngineError
+from modelyard.gateway.checks import state_of
 from modelyard.gateway.exchange import TAIL, Exchange
 from modelyard.http_errors import error_response, sse_error
 
@@ -24,18 +26,51 @@ log = logging.getLogger(__name__)
 
 
 class Unreachable(Exception):
-    """The engine did not take the connection, or dropped it before answering: it has most likely
-    just died. Nothing reached the client yet, so the request may go elsewhere."""
+    """The engine did not take the request: nothing reached the client yet, so it may go again.
+    ``dead``: no connection could be made (the engine has most likely just died); else it
+    dropped the connection before answering (a kept-alive one it closed as it was reused, or one
+    of a burst it could not take)."""
+
+    def __init__(self, url: str, *, dead: bool) -> None:
+        super().__init__(url)
+        self.dead = dead
 
 
-def upstream_session() -> aiohttp.ClientSession:
-    """The gateway's client to the engines: no total timeout (generations are long), no pool
-    limit, no decompression (bytes are relayed as they come)."""
-    return aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=None, connect=10),
-        connector=aiohttp.TCPConnector(limit=0),
-        auto_decompress=False,
-    )
+def unreachable(url: str, e: aiohttp.ClientConnectionError) -> Unreachable:
+    dead = isinstance(e, aiohttp.ClientConnectorError)
+    log.log(logging.WARNING if dead else logging.INFO, "engine at %s did not take the request: %s", url, e)
+    return Unreachable(url, dead=dead)
+
+
+class Upstream:
+    """The gateway's clients to the engines: no total timeout (generations are long), no pool
+    limit, no decompression (bytes are relayed as they come). ``pooled`` keeps connections
+    alive; ``fresh`` opens a new one for each request, for a request sent again after a pooled
+    connection failed (an engine may close one just as it is reused)."""
+
+    def __init__(self) -> None:
+        self.pooled = self._session(force_close=False)
+        self.fresh = self._session(force_close=True)
+
+    @staticmethod
+    def _session(*, force_close: bool) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, connect=10),
+            connector=aiohttp.TCPConnector(limit=0, force_close=force_close),
+            auto_decompress=False,
+        )
+
+    def session(self, fresh: bool) -> aiohttp.ClientSession:
+        return self.fresh if fresh else self.pooled
+
+    async def close(self) -> None:
+        await self.pooled.close()
+        await self.fresh.close()
+
+
+def upstream_of(request: Request) -> Upstream:
+    upstream: Upstream = state_of(request).upstream
+    return upstream
 
 
 async def forward(
@@ -60,8 +95,7 @@ async def forward(
         upstream = await session.post(url, data=body, headers={**headers, "Content-Type": content_type})
     except aiohttp.ClientConnectionError as e:  # refused, reset, dropped: no answer began
         done()
-        log.warning("engine at %s unreachable: %s", url, e)
-        raise Unreachable(url) from e
+        raise unreachable(url, e) from e
     except (aiohttp.ClientError, OSError) as e:
         done()
         log.warning("engine at %s failed: %s", url, e)

@@ -34,7 +34,7 @@ from modelyard.gateway.protocol import (
     RerankRequest,
     VideoRequest,
 )
-from modelyard.gateway.proxy import Unreachable, forward
+from modelyard.gateway.proxy import Unreachable, forward, upstream_of
 from modelyard.http_errors import error_response, invalid_body, response
 from modelyard.runtime.queue import ClientGone
 from modelyard.runtime.runtime import Runtime
@@ -157,7 +157,7 @@ async def _coalesced(
     exchange: Exchange,
 ) -> Response:
     """One client's part of a merged embeddings request (see coalesce.py)."""
-    session: aiohttp.ClientSession = request.app.state.upstream
+    session = upstream_of(request).pooled
     extras: dict[str, Any] = {k: body[k] for k in ("encoding_format", "dimensions") if k in body}
 
     async def never_gone() -> bool:
@@ -225,8 +225,9 @@ async def _route(
 ) -> Response:
     """Resolve the model, check it serves this, wait for a slot, forward: JSON bodies with the
     model's own name and local images inlined where needed; a multipart form as it came. An
-    instance that does not take the connection leaves the rotation, and the request goes once
-    more, to another instance (or waits for its restart). Each request a model takes is counted
+    engine that did not take the request gets it once more, on a new connection; one that could
+    not be reached at all leaves the rotation, and the request goes to another instance (or
+    waits for its restart). Each request a model takes is counted
     (exchange.py)."""
     runtime = runtime_of(request)
     exchange: Exchange | None = None
@@ -238,9 +239,7 @@ async def _route(
         if backend.dialect == "tgi":
             check(backend, model, endpoint, capability)
             target = Target(model, adapter, backend)
-            return await tgi.completion(
-                request, runtime, request.app.state.upstream, target, orjson.loads(raw), name
-            )
+            return await tgi.completion(request, runtime, target, orjson.loads(raw), name)
         exchange = Exchange.of(request, model.name, endpoint)
         check(backend, model, endpoint, capability)
         if endpoint in TEXT:
@@ -254,12 +253,13 @@ async def _route(
         content = raw if form else await _payload(raw, served, name, endpoint, backend.inline_images)
         if quiet_usage:
             content = _asking_usage(content)
+        fresh = False
         for attempt in range(RETRIES + 1):
             queue, slot = await runtime.acquire(model, adapter, request.is_disconnected, by=caller.account)
             exchange.waited()
             try:
                 return await forward(
-                    request.app.state.upstream,
+                    upstream_of(request).session(fresh),
                     slot.url + path,
                     content,
                     stream=stream,
@@ -269,11 +269,13 @@ async def _route(
                     content_type=request.headers["content-type"] if form else "application/json",
                     quiet_usage=quiet_usage,
                 )
-            except Unreachable:
-                runtime.unreachable(model.name, slot)
+            except Unreachable as e:
+                if e.dead:  # out of the rotation: the next try goes to another instance
+                    runtime.unreachable(model.name, slot)
                 if attempt == RETRIES:
                     raise EngineError(f"no instance of {model.name!r} answered") from None
                 exchange.retried()
+                fresh = True
     except ClientGone:
         if exchange is not None:
             exchange.finish(499)

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
@@ -57,12 +56,13 @@ def _completion(
     return out
 
 
-async def completion(request: Request, runtime: Runtime, session: aiohttp.ClientSession, target: Target,
-                     body: dict[str, Any], name: str) -> Response:  # fmt: skip
+async def completion(
+    request: Request, runtime: Runtime, target: Target, body: dict[str, Any], name: str
+) -> Response:
     generate = generate_body(body)
     if not body.get("stream"):
         async with engine_call(
-            runtime, session, request, target, "completions", "/generate", generate, named=False
+            runtime, request, target, "completions", "/generate", generate, named=False
         ) as up:
             answer = await up.json()
             details = answer.get("details") or {}
@@ -75,7 +75,7 @@ async def completion(request: Request, runtime: Runtime, session: aiohttp.Client
 
     async def relay() -> AsyncIterator[bytes]:
         async with engine_call(
-            runtime, session, request, target, "completions", "/generate_stream", generate, named=False
+            runtime, request, target, "completions", "/generate_stream", generate, named=False
         ) as up:
             if up.status != 200:
                 raise EngineError(f"the TGI server answered {up.status}")

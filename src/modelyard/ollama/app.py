@@ -231,8 +231,7 @@ async def _call_json(
     request: Request, target: Target, endpoint: str, path: str, payload: dict[str, Any]
 ) -> dict[str, Any]:
     runtime = _runtime(request)
-    session = request.app.state.main.state.upstream
-    async with engine_call(runtime, session, request, target, endpoint, path, payload, load=True) as upstream:
+    async with engine_call(runtime, request, target, endpoint, path, payload, load=True) as upstream:
         return await upstream.json()
 
 
@@ -295,11 +294,8 @@ async def _answer(
         )
 
     async def lines() -> AsyncIterator[bytes]:
-        session = request.app.state.main.state.upstream
         finish, usage = None, None
-        async with engine_call(
-            _runtime(request), session, request, target, endpoint, path, payload, load=True
-        ) as up:
+        async with engine_call(_runtime(request), request, target, endpoint, path, payload, load=True) as up:
             async for event in up.events():
                 usage = event.get("usage") or usage
                 for choice in event.get("choices") or []:

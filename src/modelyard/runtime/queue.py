@@ -1,7 +1,10 @@
 """The bounded queue in front of each model's instances.
 
 Requests wait here (up to ``max_waiting`` of them, each up to ``timeout`` seconds) until an
-instance has a free slot; a request goes to the ready instance with the fewest requests in flight.
+instance has room (its slots, and for an engine with a queue of its own as many again, so that a
+freed slot starts its next request at once); a request goes to the ready instance with the fewest
+requests in flight. A freed place goes straight to the first waiter that can use it: first come
+first served, and no waiter wakes for nothing.
 Beyond ``max_waiting`` the caller gets QueueFull at once, past ``timeout`` QueueTimeout. A start
 that fails while requests wait hands them its error (``fail``); a waiter whose client disconnects
 leaves the queue. Slots of instances being drained (an unload, a switch) take nothing new.
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +22,7 @@ from typing import Any
 from modelyard.errors import ModelyardError, QueueFull, QueueTimeout
 from modelyard.runtime.clock import Clock, SystemClock
 
-POLL = 0.25  # seconds between looks at whether a waiting client is still there
+POLL = 0.25  # seconds between looks at whether a waiting client is still there (and the deadline)
 EVERY: Any = object()  # as an adapter: the waiters of every adapter
 
 
@@ -33,11 +36,19 @@ class Slot:
 
     instance_id: int
     url: str
-    capacity: int
+    capacity: int  # requests it takes at once: its slots, and those its own queue holds
     adapter: str | None = None  # the LoRA the instance was started with
     headers: dict[str, str] = field(default_factory=dict)  # what requests to it carry: its key
     in_flight: int = 0
     draining: bool = False
+
+
+@dataclass(eq=False)
+class _Waiter:
+    """A request in line: the slot is handed to its future when its turn comes."""
+
+    adapter: Any
+    future: asyncio.Future[Slot]
 
 
 @dataclass
@@ -51,16 +62,39 @@ class Queue:
     failures: dict[Any, ModelyardError] = field(default_factory=dict)  # adapter -> why none is coming
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     last_used: float = 0.0
-    # the waiters in the order they came: (ticket, adapter); each takes a slot in its turn
-    _line: list[tuple[int, Any]] = field(default_factory=list)
-    _tickets: itertools.count[int] = field(default_factory=itertools.count)
+    # the waiters in the order they came; a freed slot goes straight to the first that can use it
+    _line: deque[_Waiter] = field(default_factory=deque)
+    _dispatching: bool = False
 
     def __post_init__(self) -> None:
         self.last_used = self.clock.now()
 
     def notify(self) -> None:
-        """Wake the waiters: an instance became ready, went away, failed, or freed a slot."""
+        """Something changed (an instance became ready, went away, failed, or freed a slot): hand
+        free slots to the waiters in their order (once the changes of this turn of the loop are
+        all in: an instance that just exited is out of the rotation by then), and wake whoever
+        waits for the queue to settle."""
         self._changed.set()
+        if self._line and not self._dispatching:
+            self._dispatching = True
+            asyncio.get_running_loop().call_soon(self._dispatch)
+
+    def _dispatch(self) -> None:
+        """Each waiter in turn gets a free slot serving its adapter, or the failure that says
+        none is coming; once an adapter has no free slot, its later waiters keep waiting. No
+        waiter wakes for nothing, so a release costs the same with 1 or 1,000 waiting."""
+        self._dispatching = False
+        blocked: set[Any] = set()
+        for w in self._line:
+            if w.future.done() or w.adapter in blocked:
+                continue
+            slot = self._pick(w.adapter)
+            if slot is not None:
+                w.future.set_result(self._take(slot))
+            elif (failed := self.failure(w.adapter)) is not None:
+                w.future.set_exception(failed)
+            else:
+                blocked.add(w.adapter)
 
     def set_slot(self, slot: Slot) -> None:
         old = self.slots.get(slot.instance_id)
@@ -124,37 +158,38 @@ class Queue:
         """Wait for a free slot on an instance serving ``adapter``, first come first served among
         the requests for it. ``disconnected`` is polled so that a client who left stops waiting."""
         slot = self._pick(adapter)
-        if slot is not None and not any(a == adapter for _, a in self._line):
+        if slot is not None and not any(w.adapter == adapter for w in self._line):
             return self._take(slot)
         if (failed := self.failure(adapter)) is not None:
             raise failed
         if self.waiting >= self.max_waiting:
             raise QueueFull(self.name, self.max_waiting)
+        waiter = _Waiter(adapter, asyncio.get_running_loop().create_future())
+        self._line.append(waiter)
         self.waiting += 1
-        ticket = next(self._tickets)
-        self._line.append((ticket, adapter))
-        deadline = self.clock.now() + self.timeout if self.timeout else None
+        timer = asyncio.ensure_future(self.clock.sleep(self.timeout)) if self.timeout else None
+        served = False
         try:
             while True:
-                slot = self._pick(adapter) if self._turn(ticket, adapter) else None
-                if slot is not None:
-                    return self._take(slot)
-                if (failed := self.failure(adapter)) is not None:
-                    raise failed
+                waits: set[asyncio.Future[Any]] = {waiter.future} if timer is None else {waiter.future, timer}
+                await asyncio.wait(waits, timeout=POLL, return_when=asyncio.FIRST_COMPLETED)
+                if waiter.future.done():
+                    slot = waiter.future.result()  # or the failure handed to it
+                    served = True
+                    return slot
+                if timer is not None and timer.done():
+                    raise QueueTimeout(self.name, self.timeout)
                 if disconnected is not None and await disconnected():
                     raise ClientGone(self.name)
-                remaining = None if deadline is None else deadline - self.clock.now()
-                if remaining is not None and remaining <= 0:
-                    raise QueueTimeout(self.name, self.timeout)
-                await self._changes(remaining)
         finally:
             self.waiting -= 1
-            self._line.remove((ticket, adapter))
-            self.notify()  # the next in line may go
-
-    def _turn(self, ticket: int, adapter: Any) -> bool:
-        """Whether ``ticket`` is the first of the line waiting for ``adapter``."""
-        return next(t for t, a in self._line if a == adapter) == ticket
+            self._line.remove(waiter)
+            if timer is not None:
+                timer.cancel()
+            if not waiter.future.done():
+                waiter.future.cancel()
+            elif not waiter.future.cancelled() and waiter.future.exception() is None and not served:
+                self.release(waiter.future.result())  # handed over as it gave up: the next may have it
 
     async def _changes(self, remaining: float | None) -> None:
         """Until something changes, the deadline passes, or it is time to look at the client."""

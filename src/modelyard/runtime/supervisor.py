@@ -151,7 +151,7 @@ class Supervisor:
         live.ready_at = rt.clock.now()
         self._set(live, State.RUNNING)
         headers = {"Authorization": f"Bearer {key}"} if key else dict(spec.headers)
-        queue.set_slot(Slot(live.id, engine.url, spec.slots, live.adapter, headers))
+        queue.set_slot(Slot(live.id, engine.url, spec.slots + spec.queued, live.adapter, headers))
         if not live.ready.done():
             live.ready.set_result(None)
 
