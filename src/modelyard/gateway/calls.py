@@ -143,16 +143,10 @@ async def engine_call(
                 target.model, target.adapter, request.is_disconnected, load=load, by=by
             )
             exchange.waited()
+            session = upstream_of(request).session(fresh)
+            headers = {**slot.headers, "Content-Type": "application/json"}
             try:
-                upstream = (
-                    await upstream_of(request)
-                    .session(fresh)
-                    .post(
-                        slot.url + path,
-                        data=body,
-                        headers={**slot.headers, "Content-Type": "application/json"},
-                    )
-                )
+                upstream = await session.post(slot.url + path, data=body, headers=headers)
             except aiohttp.ClientConnectionError as e:
                 queue.release(slot)
                 if unreachable(slot.url + path, e).dead:

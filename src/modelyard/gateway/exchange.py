@@ -61,6 +61,7 @@ class Exchange:
     tokens_in: int = 0
     tokens_out: int = 0
     images: int = 0
+    placed: bool = False  # it had a slot once (a retry waits again, not counted again)
     done: bool = False
 
     @classmethod
@@ -75,7 +76,9 @@ class Exchange:
 
     def waited(self) -> None:
         """It has a slot now."""
-        self.series.wait.observe(time.perf_counter() - self.start)
+        if not self.placed:
+            self.placed = True
+            self.series.wait.observe(time.perf_counter() - self.start)
 
     def retried(self) -> None:
         self.series.retries.inc()

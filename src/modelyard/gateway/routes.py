@@ -227,8 +227,7 @@ async def _route(
     model's own name and local images inlined where needed; a multipart form as it came. An
     engine that did not take the request gets it once more, on a new connection; one that could
     not be reached at all leaves the rotation, and the request goes to another instance (or
-    waits for its restart). Each request a model takes is counted
-    (exchange.py)."""
+    waits for its restart). Each request a model takes is counted (exchange.py)."""
     runtime = runtime_of(request)
     exchange: Exchange | None = None
     try:
