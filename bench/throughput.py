@@ -165,8 +165,8 @@ def main() -> None:
         ratios.append(ratio)
         per = (f"{g.cpu / g.units * 1000:.2f} s per 1,000 requests" if point == "64 clients"
                else f"{g.cpu / max(g.chunks, 1) * 1000:.3f} s per 1,000 chunks")  # fmt: skip
-        print(f"{point:<12}{d.rate:>8.1f} {unit}{g.rate:>8.1f} {unit}{ratio:>8.2f}   {per}")
-    print(f"lowest ratio (goal >= 0.95): {min(ratios):.2f}")
+        print(f"{point:<12}{d.rate:>8.1f} {unit}{g.rate:>8.1f} {unit}{ratio:>8.3f}   {per}")
+    print(f"lowest ratio (goal >= 0.95): {min(ratios):.3f}")
 
 
 if __name__ == "__main__":

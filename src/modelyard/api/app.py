@@ -18,6 +18,7 @@ from modelyard.access.keys import Keys
 from modelyard.api import deployments, downloads, errors, models, monitor, runtime, specs, ui, usage
 from modelyard.api import keys as keys_api
 from modelyard.api.guard import Guard
+from modelyard.api.hot import HotPath
 from modelyard.catalog.store import Store
 from modelyard.config import Settings
 from modelyard.deployments.apply import Applier
@@ -120,7 +121,7 @@ class Listeners:
     """One server, two listeners: what comes in on the Ollama port goes to the Ollama API; the
     rest (and the lifespan, which starts the runtime both use) to modelyard's app."""
 
-    def __init__(self, main: FastAPI, ollama: ASGIApp, ollama_port: int) -> None:
+    def __init__(self, main: ASGIApp, ollama: ASGIApp, ollama_port: int) -> None:
         self.main = main
         self.ollama = ollama
         self.ollama_port = ollama_port
@@ -147,10 +148,15 @@ def server_of(app: FastAPI) -> tuple[uvicorn.Server, list[socket.socket]]:
 
 
 def asgi_app(app: FastAPI) -> ASGIApp:
-    """What the server runs: ``app``, and the Ollama listener's app beside it when
+    """What the server runs: ``app`` with the OpenAI endpoints' hot path in front (without CORS:
+    its middleware must see every request), and the Ollama listener's app beside it when
     MODELYARD_OLLAMA_PORT is set (behind the same guard: hosts, origins, keys, bodies)."""
     settings: Settings = app.state.settings
+    keys: Keys = app.state.keys
+    main: ASGIApp = app
+    if not settings.cors_origins:
+        main = HotPath(app, lambda handler: Guard(handler, settings=settings, keys=keys))
     if settings.ollama_port is None:
-        return app
-    ollama = Guard(create_ollama_app(app), settings=settings, keys=app.state.keys, ollama=True)
-    return Listeners(app, ollama, settings.ollama_port)
+        return main
+    ollama = Guard(create_ollama_app(app), settings=settings, keys=keys, ollama=True)
+    return Listeners(main, ollama, settings.ollama_port)

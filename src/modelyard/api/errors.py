@@ -37,13 +37,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        """What the framework itself refuses (no such route, a body it cannot parse), in the same
-        shape as everything else."""
-        detail = exc.detail if isinstance(exc.detail, str) else "the request was refused"
-        body = ErrorBody(
-            error=ErrorDetail(message=detail, type=INVALID, code=CODES.get(exc.status_code, "http_error"))
-        )
-        return response(body, exc.status_code)
+        return refused(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> Response:
@@ -51,5 +45,20 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _internal(_request: Request, exc: Exception) -> Response:
-        log.exception("internal error", exc_info=exc)
-        return response(internal_body("modelyard hit an internal error; the server log has the details"), 500)
+        return internal(exc)
+
+
+def refused(exc: StarletteHTTPException) -> Response:
+    """What the framework itself refuses (no such route, a body it cannot parse), in the same
+    shape as everything else."""
+    detail = exc.detail if isinstance(exc.detail, str) else "the request was refused"
+    body = ErrorBody(
+        error=ErrorDetail(message=detail, type=INVALID, code=CODES.get(exc.status_code, "http_error"))
+    )
+    return response(body, exc.status_code)
+
+
+def internal(exc: Exception) -> Response:
+    """A bug: logged with its traceback, answered without it."""
+    log.exception("internal error", exc_info=exc)
+    return response(internal_body("modelyard hit an internal error; the server log has the details"), 500)

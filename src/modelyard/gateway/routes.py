@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -129,21 +130,23 @@ async def video_generations(request: Request) -> Response:
     return await _serve(request, VideoRequest, "images", "/v1/videos/generations", capability="video")
 
 
+# The POST endpoints by path: the server calls them straight from its outermost app (api/hot.py),
+# or, when CORS is on, as bare Starlette routes matched before the rest (hot_routes). The FastAPI
+# routes above stay for the OpenAPI docs.
+HANDLERS: dict[str, Callable[[Request], Awaitable[Response]]] = {
+    "/v1/chat/completions": chat_completions,
+    "/v1/completions": completions,
+    "/v1/embeddings": embeddings,
+    "/v1/rerank": rerank,
+    "/v1/classify": classify,
+    "/v1/images/generations": image_generations,
+    "/v1/images/edits": image_edits,
+    "/v1/videos/generations": video_generations,
+}
+
+
 def hot_routes() -> list[Route]:
-    """The POST endpoints as bare Starlette routes, matched before anything else: FastAPI's route
-    machinery costs more per request than the rest of the gateway. The FastAPI routes above stay
-    for the OpenAPI docs."""
-    handlers = {
-        "/v1/chat/completions": chat_completions,
-        "/v1/completions": completions,
-        "/v1/embeddings": embeddings,
-        "/v1/rerank": rerank,
-        "/v1/classify": classify,
-        "/v1/images/generations": image_generations,
-        "/v1/images/edits": image_edits,
-        "/v1/videos/generations": video_generations,
-    }
-    return [Route(path, handler, methods=["POST"]) for path, handler in handlers.items()]
+    return [Route(path, handler, methods=["POST"]) for path, handler in HANDLERS.items()]
 
 
 async def _coalesced(
