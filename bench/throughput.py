@@ -116,7 +116,7 @@ def profiler(pid: int, out: str) -> subprocess.Popen[bytes]:
     """py-spy (from the registry; as root) sampling the gateway until interrupted."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     n = len(list(Path(out).parent.glob(Path(out).name + "*")))
-    argv = [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "500", "--nonblocking",
+    argv = [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "250", "--nonblocking",
             "--output", f"{out}.{n}"]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
@@ -125,9 +125,9 @@ def profiler(pid: int, out: str) -> subprocess.Popen[bytes]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=64)
-    parser.add_argument("--requests", type=int, default=256, help="non-streaming requests per round")
+    parser.add_argument("--requests", type=int, default=512, help="non-streaming requests per round")
     parser.add_argument("--only", help="one load point, such as '64 clients'")
     parser.add_argument("--profile", help="py-spy's collapsed stacks of the gateway's runs into this file")
     a = parser.parse_args()

@@ -139,10 +139,14 @@ def server_of(app: FastAPI) -> tuple[uvicorn.Server, list[socket.socket]]:
     the Ollama port when set."""
     settings: Settings = app.state.settings
     served = asgi_app(app)
-    config = uvicorn.Config(served, host=settings.host, port=settings.port, log_level="warning")
+    config = uvicorn.Config(
+        served, host=settings.host, port=settings.port, log_level="warning", access_log=False
+    )
     sockets = [config.bind_socket()]
     if settings.ollama_port is not None:  # the same server on a second socket
-        second = uvicorn.Config(served, host=settings.host, port=settings.ollama_port, log_level="warning")
+        second = uvicorn.Config(
+            served, host=settings.host, port=settings.ollama_port, log_level="warning", access_log=False
+        )
         sockets.append(second.bind_socket())
     return uvicorn.Server(config), sockets
 
