@@ -64,3 +64,20 @@ def test_a_client_that_leaves_gives_its_turn_to_the_next() -> None:
         return order
 
     assert asyncio.run(scenario()) == ["second"]
+
+
+def test_a_newcomer_takes_a_free_slot_while_the_one_before_it_is_being_handed_its_own() -> None:
+    async def scenario() -> None:
+        queue = Queue("m", max_waiting=10)
+        queue.set_slot(Slot(1, "http://a", capacity=2))
+        held = [await queue.acquire(), await queue.acquire()]
+        first = asyncio.create_task(queue.acquire())
+        await asyncio.sleep(0)
+        queue.release(held[0])
+        queue.release(held[1])
+        await asyncio.sleep(0)  # both hand-offs ran; the first waiter has not resumed yet
+        assert not first.done()
+        second = await asyncio.wait_for(queue.acquire(), 0.1)  # the other place is free: at once
+        assert (await first).instance_id == second.instance_id == 1
+
+    asyncio.run(scenario())

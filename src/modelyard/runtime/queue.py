@@ -158,8 +158,8 @@ class Queue:
         """Wait for a free slot on an instance serving ``adapter``, first come first served among
         the requests for it. ``disconnected`` is polled so that a client who left stops waiting."""
         slot = self._pick(adapter)
-        if slot is not None and not any(w.adapter == adapter for w in self._line):
-            return self._take(slot)
+        if slot is not None and not any(w.adapter == adapter and not w.future.done() for w in self._line):
+            return self._take(slot)  # nobody waits for it (those handed a slot already have theirs)
         if (failed := self.failure(adapter)) is not None:
             raise failed
         if self.waiting >= self.max_waiting:
