@@ -128,7 +128,7 @@ def test_every_route_wants_a_key_of_its_scope(keyed: tuple[RunningServer, dict[s
     routes = sorted(
         (method.upper(), path)
         for path, operations in server.app.openapi()["paths"].items()
-        if path.startswith(("/api", "/v1"))
+        if path.startswith(("/api", "/v1")) or path == "/metrics"
         for method in operations
     )
     assert len(routes) > 40
@@ -147,7 +147,7 @@ def test_every_route_wants_a_key_of_its_scope(keyed: tuple[RunningServer, dict[s
             assert status(method, path, {}) == 401, (method, path)
             assert status(method, path, bearer("my-not-a-key")) == 401, (method, path)
             app = status(method, path, bearer(secrets["app"]))
-            if path.startswith("/api"):
+            if path.startswith(("/api", "/metrics")):
                 assert app == 403, (method, path)
             else:
                 assert app not in (401, 403), (method, path)
@@ -175,6 +175,9 @@ def test_keys_through_the_api(keyed: tuple[RunningServer, dict[str, str]]) -> No
         assert http.delete("/api/keys/ci").status_code == 204
         # a removed key stops working within seconds (other processes' changes too)
         wait_for(lambda: http.get("/v1/models", headers=bearer(secret)).status_code == 401, timeout=10)
+        local = http.post("/api/keys", json={"name": "local"})
+        assert local.status_code == 400
+        assert "names the local user" in local.json()["error"]["message"]
         past = http.post("/api/keys", json={"name": "old", "expires": "2020-01-01"})
         assert past.status_code == 400
         assert "already past" in past.json()["error"]["message"]
@@ -319,3 +322,39 @@ def test_an_engine_port_is_no_way_around_the_gateway(
     key = slot.headers["Authorization"].removeprefix("Bearer ")
     log = server.http.get(f"/api/instances/{inst['id']}/logs", params={"lines": 100000}).text
     assert key not in log  # in the engine's environment: not in its command line, not in `ps`
+
+
+def test_usage_and_quotas_per_key(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    home = tmp_path / "home"
+    secrets = make_keys(home, ("admin", "admin", []), ("app", "inference", []))
+    folders = [tiny_models["tiny-chat"].parent, tiny_models["tiny-embed"].parent]
+    with serve(home, allowed_dirs=folders) as server:
+        admin = bearer(secrets["admin"])
+        for name in ("tiny-chat", "tiny-embed"):
+            r = server.http.post("/api/models", json={"path": str(tiny_models[name])}, headers=admin)
+            assert r.status_code == 201
+        assert (
+            server.http.patch("/api/models/tiny-embed", json={"autoload": True}, headers=admin).status_code
+            == 200
+        )
+        assert server.http.post("/api/models/tiny-chat/load", json={}, headers=admin).status_code == 200
+        app = openai.OpenAI(base_url=server.url + "/v1", api_key=secrets["app"], max_retries=0)
+        answer = app.completions.create(model="tiny-chat", prompt="hello", max_tokens=3)
+        assert answer.usage is not None
+        # the app's quota: no loads of embedding models; the admin's (the "*" one): one
+        assert server.http.put("/api/quotas/app", json={"loads": 0}, headers=admin).status_code == 200
+        assert server.http.put("/api/quotas/*", json={"loads": 1}, headers=admin).status_code == 200
+        with pytest.raises(openai.RateLimitError, match="the key 'app' has used 0 of 0 loads"):
+            app.embeddings.create(model="tiny-embed", input="x")  # its autoload counts against app's
+        assert not server.runtime.is_loaded("tiny-embed")
+        assert server.http.post("/api/models/tiny-embed/load", json={}, headers=admin).status_code == 200
+        vectors = app.embeddings.create(model="tiny-embed", input="x")  # loaded: no new load
+        by_key = {t["name"]: t for t in server.http.get("/api/usage?by=key", headers=admin).json()["totals"]}
+        assert by_key["app"]["tokens_out"] == answer.usage.completion_tokens
+        assert by_key["app"]["tokens_in"] == answer.usage.prompt_tokens + vectors.usage.prompt_tokens
+        assert by_key["admin"]["loads"] == 1
+        standings = {s["key"]: s for s in server.http.get("/api/quotas", headers=admin).json()["standings"]}
+        assert (standings["admin"]["quota"], standings["admin"]["left"]) == ("*", 0)
+        assert (standings["app"]["quota"], standings["app"]["left"]) == ("app", 0)
+        assert server.http.get("/metrics", headers=bearer(secrets["app"])).status_code == 403
+        assert "modelyard_requests_total" in server.http.get("/metrics", headers=admin).text

@@ -20,9 +20,10 @@ from fnmatch import fnmatchcase
 
 from modelyard.catalog.records import ApiKey
 from modelyard.catalog.store import Store
-from modelyard.errors import InvalidInput, ScopeDenied, Unauthenticated
+from modelyard.errors import InvalidInput, InvalidName, ScopeDenied, Unauthenticated
 from modelyard.library.naming import check_name
 from modelyard.periods import duration, moment
+from modelyard.usage.meter import LOCAL
 
 PREFIX = "my-"  # every secret starts so: easy to spot in a leaked file
 SHOWN = 10  # characters of a secret kept to tell keys apart
@@ -114,6 +115,8 @@ class Keys:
     ) -> tuple[ApiKey, str]:
         """A new key and its secret, which is not kept: the caller shows it once."""
         check_name(name, "key")
+        if name == LOCAL:
+            raise InvalidName(f"{LOCAL!r} names the local user in usage and quotas", hint="pick another name")
         if scope not in tuple(Scope):
             raise InvalidInput(f"unknown scope {scope!r}", hint="admin or inference")
         globs = [g for g in models or [] if g]
