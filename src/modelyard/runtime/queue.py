@@ -167,25 +167,23 @@ class Queue:
         waiter = _Waiter(adapter, asyncio.get_running_loop().create_future())
         self._line.append(waiter)
         self.waiting += 1
-        timer = asyncio.ensure_future(self.clock.sleep(self.timeout)) if self.timeout else None
+        deadline = self.clock.now() + self.timeout if self.timeout else None
         served = False
         try:
             while True:
-                waits: set[asyncio.Future[Any]] = {waiter.future} if timer is None else {waiter.future, timer}
-                await asyncio.wait(waits, timeout=POLL, return_when=asyncio.FIRST_COMPLETED)
+                pause = POLL if deadline is None else max(0.0, min(POLL, deadline - self.clock.now()))
+                await asyncio.wait({waiter.future}, timeout=pause)
                 if waiter.future.done():
                     slot = waiter.future.result()  # or the failure handed to it
                     served = True
                     return slot
-                if timer is not None and timer.done():
+                if deadline is not None and self.clock.now() >= deadline:
                     raise QueueTimeout(self.name, self.timeout)
                 if disconnected is not None and await disconnected():
                     raise ClientGone(self.name)
         finally:
             self.waiting -= 1
             self._line.remove(waiter)
-            if timer is not None:
-                timer.cancel()
             if not waiter.future.done():
                 waiter.future.cancel()
             elif not waiter.future.cancelled() and waiter.future.exception() is None and not served:
