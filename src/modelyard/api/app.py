@@ -105,8 +105,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(usage.router)
 
     @app.get("/metrics", tags=["server"], response_class=Response)
-    def prometheus() -> Response:
-        """Prometheus metrics, in its text format (an admin key once keys exist)."""
+    async def prometheus() -> Response:
+        """Prometheus metrics, in its text format (an admin key once keys exist). In the loop:
+        the collector reads the runtime's state, which only the loop changes."""
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     @app.get("/api/health", tags=["server"])
