@@ -18,7 +18,7 @@ from fastapi import Request
 from modelyard.backends.base import Backend
 from modelyard.catalog.records import Model
 from modelyard.errors import EngineError, ModelyardError
-from modelyard.gateway.checks import RETRIES, caller_of, check, fits_context
+from modelyard.gateway.checks import caller_of, check, fits_context, gave_up
 from modelyard.gateway.exchange import TAIL, Exchange
 from modelyard.gateway.proxy import unreachable, upstream_of
 from modelyard.http_errors import status_of
@@ -136,14 +136,14 @@ async def engine_call(
         body = orjson.dumps({**payload, "model": target.served} if named else payload)
         if endpoint in ("chat", "completions"):
             fits_context(body, target.model, runtime.context_of(target.model))
-        fresh = False
-        for attempt in range(RETRIES + 1):
+        dropped = refused = 0
+        while True:
             by = caller_of(request).account
             queue, slot = await runtime.acquire(
                 target.model, target.adapter, request.is_disconnected, load=load, by=by
             )
             exchange.waited()
-            session = upstream_of(request).session(fresh)
+            session = upstream_of(request).session(fresh=dropped > 0)
             headers = {**slot.headers, "Content-Type": "application/json"}
             try:
                 upstream = await session.post(slot.url + path, data=body, headers=headers)
@@ -151,10 +151,12 @@ async def engine_call(
                 queue.release(slot)
                 if unreachable(slot.url + path, e).dead:
                     runtime.unreachable(target.model.name, slot)
-                if attempt == RETRIES:
+                    refused += 1
+                else:
+                    dropped += 1
+                if gave_up(dropped, refused):
                     raise EngineError(f"no instance of {target.model.name!r} answered") from None
                 exchange.retried()
-                fresh = True
                 continue
             except (aiohttp.ClientError, OSError) as e:
                 queue.release(slot)

@@ -46,7 +46,18 @@ def check(backend: Backend, model: Model, endpoint: str, capability: str | None 
     backend.check(model, endpoint)
 
 
-RETRIES = 1  # another try when an engine did not take a request (it died, or dropped a connection)
+# A request an engine dropped before answering goes once more (RESENDS); one that could not even
+# connect (nothing was sent: the instance just died) goes to another instance, up to RECONNECTS.
+RESENDS = 1
+RECONNECTS = 2
+
+
+def gave_up(dropped: int, refused: int) -> bool:
+    """Whether a request that was dropped ``dropped`` times and refused ``refused`` times has
+    had all its tries."""
+    return dropped > RESENDS or refused > RECONNECTS
+
+
 # No tokenizer puts more bytes than this in one token: a prompt of more bytes than this many
 # times the context cannot fit, and is refused before it waits for (and holds) an engine.
 TOKEN_BYTES = 256

@@ -18,7 +18,7 @@ from modelyard.catalog.records import Model
 from modelyard.errors import EngineError, ModelyardError
 from modelyard.gateway import tgi
 from modelyard.gateway.calls import Target
-from modelyard.gateway.checks import RETRIES, caller_of, check, fits_context, runtime_of
+from modelyard.gateway.checks import caller_of, check, fits_context, gave_up, runtime_of
 from modelyard.gateway.coalesce import Coalescer
 from modelyard.gateway.exchange import Exchange
 from modelyard.gateway.images import inline, local_image_parts
@@ -255,13 +255,13 @@ async def _route(
         content = raw if form else await _payload(raw, served, name, endpoint, backend.inline_images)
         if quiet_usage:
             content = _asking_usage(content)
-        fresh = False
-        for attempt in range(RETRIES + 1):
+        dropped = refused = 0
+        while True:
             queue, slot = await runtime.acquire(model, adapter, request.is_disconnected, by=caller.account)
             exchange.waited()
             try:
                 return await forward(
-                    upstream_of(request).session(fresh),
+                    upstream_of(request).session(fresh=dropped > 0),
                     slot.url + path,
                     content,
                     stream=stream,
@@ -274,10 +274,12 @@ async def _route(
             except Unreachable as e:
                 if e.dead:  # out of the rotation: the next try goes to another instance
                     runtime.unreachable(model.name, slot)
-                if attempt == RETRIES:
+                    refused += 1
+                else:  # the next try goes on a new connection
+                    dropped += 1
+                if gave_up(dropped, refused):
                     raise EngineError(f"no instance of {model.name!r} answered") from None
                 exchange.retried()
-                fresh = True
     except ClientGone:
         if exchange is not None:
             exchange.finish(499)
@@ -287,7 +289,6 @@ async def _route(
         if exchange is not None:
             exchange.finish(answer.status_code)
         return answer
-    raise AssertionError("unreachable")
 
 
 def _asking_usage(content: bytes) -> bytes:
