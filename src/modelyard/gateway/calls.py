@@ -136,9 +136,9 @@ async def engine_call(
         body = orjson.dumps({**payload, "model": target.served} if named else payload)
         if endpoint in ("chat", "completions"):
             fits_context(body, target.model, runtime.context_of(target.model))
+        by = caller_of(request).account
         dropped = refused = 0
         while True:
-            by = caller_of(request).account
             queue, slot = await runtime.acquire(
                 target.model, target.adapter, request.is_disconnected, load=load, by=by
             )
