@@ -8,6 +8,7 @@ ModelyardError
  │    ├── ComponentNotFound
  │    ├── RepoNotFound          no such repo, revision, file or quantization on the hub
  │    ├── DownloadNotFound
+ │    ├── CreationNotFound
  │    └── KeyNotFound
  ├── Conflict
  │    ├── ModelExists           the name or the files are already in the library
@@ -25,6 +26,7 @@ ModelyardError
  ├── InvalidInput
  │    ├── InvalidName
  │    ├── InvalidSettings
+ │    ├── InvalidDesign         a new model's design, tokenizer or output that cannot be created
  │    ├── InvalidImport         the import request does not make sense (template, components, ...)
  │    ├── InvalidRef            a model reference that cannot be parsed
  │    ├── InvalidRequest        a request body an endpoint or engine cannot take (names the field)
@@ -107,6 +109,11 @@ class RepoNotFound(NotFound):
 class DownloadNotFound(NotFound):
     def __init__(self, job: int) -> None:
         super().__init__(f"no download with id {job}", hint="`modelyard downloads` lists them")
+
+
+class CreationNotFound(NotFound):
+    def __init__(self, job: int) -> None:
+        super().__init__(f"no model creation with id {job}", hint="`modelyard create --list` lists them")
 
 
 class KeyNotFound(NotFound):
@@ -211,6 +218,15 @@ class InvalidName(InvalidInput):
 
 class InvalidSettings(InvalidInput):
     pass
+
+
+class InvalidDesign(InvalidInput):
+    """Each problem is (field, message); ``param`` names the first field."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{f}: {m}" for f, m in problems), hint="fix these and try again")
+        self.problems = problems
+        self.param = problems[0][0] if problems else None
 
 
 class InvalidImport(InvalidInput):

@@ -15,12 +15,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from modelyard import __version__
 from modelyard.access.folders import Folders
 from modelyard.access.keys import Keys
-from modelyard.api import deployments, downloads, errors, models, monitor, runtime, specs, ui, usage
+from modelyard.api import create, deployments, downloads, errors, models, monitor, runtime, specs, ui, usage
 from modelyard.api import keys as keys_api
 from modelyard.api.guard import Guard
 from modelyard.api.hot import HotPath
 from modelyard.catalog.store import Store
 from modelyard.config import Settings
+from modelyard.create.jobs import Creations
 from modelyard.deployments.apply import Applier
 from modelyard.deployments.deployer import Deployer
 from modelyard.gateway import messages
@@ -62,10 +63,14 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.deployer = Deployer(library, runtime, app.state.downloads)
         app.state.applier = Applier(library, runtime, app.state.downloads, app.state.deployer)
         await app.state.downloads.start()
+        app.state.creations = Creations(
+            settings, library, app.state.folders, lambda: create.memory_now(app.state.monitor)
+        )
         metrics.watch(runtime, app.state.monitor, app.state.downloads)
         try:
             yield
         finally:
+            await app.state.creations.close()
             await app.state.downloads.close()
             await app.state.monitor.stop()
             await runtime.close()
@@ -103,6 +108,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(downloads.router)
     app.include_router(keys_api.router)
     app.include_router(usage.router)
+    app.include_router(create.router)
 
     @app.get("/metrics", tags=["server"], response_class=Response)
     async def prometheus() -> Response:

@@ -53,7 +53,15 @@ PACKAGES: dict[str, Packages] = {
     ),
     "transformers": Packages(
         ("torch", "transformers", "peft", "accelerate"),
-        ("transformers==5.23.0", "peft==0.21.2", "accelerate==1.15.0"),
+        # sentencepiece, protobuf and gguf: creating models (tokenizer training, the GGUF export)
+        (
+            "transformers==5.23.0",
+            "peft==0.21.2",
+            "accelerate==1.15.0",
+            "sentencepiece==0.2.3",
+            "protobuf>=5",
+            "gguf==0.19.0",
+        ),
     ),
     "diffusers": Packages(
         ("torch", "diffusers", "transformers", "peft"),

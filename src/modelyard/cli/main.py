@@ -9,6 +9,7 @@ from modelyard.cli import (
     adapters,
     backends,
     components,
+    create,
     deployments,
     downloads,
     keys,
@@ -49,6 +50,7 @@ app.command()(downloads.search)
 app.command()(downloads.files)
 app.command()(downloads.pull)
 app.command()(usage.usage)
+app.command()(create.create)
 app.add_typer(adapters.app, name="lora")
 app.add_typer(backends.app, name="backends")
 app.add_typer(components.app, name="component")

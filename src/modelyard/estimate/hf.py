@@ -68,6 +68,14 @@ def estimate_tensors(shards: list[SafetensorsFile], facts: dict[str, object], cf
     compute_precision = (
         cfg.precision if cfg.precision != "auto" else DTYPE_PRECISION.get(stored_float or "F16", "float16")
     )
+    return estimate_weights(weights, compute_precision, facts, cfg)
+
+
+def estimate_weights(
+    weights: int, compute_precision: str, facts: dict[str, object], cfg: HFConfig
+) -> Estimate:
+    """The estimate for ``weights`` bytes of weights computing in ``compute_precision``, with the
+    KV cache and activations from the facts (block_count, embedding_length, head counts)."""
     act = PRECISION_BYTES[compute_precision]
 
     def num(key: str) -> int:

@@ -24,11 +24,14 @@ def check_name(name: str, what: str = "model") -> str:
 def default_name(path: Path) -> str:
     """The file's stem (without a shard suffix), or the folder's name, made valid."""
     if path.is_dir():
-        stem = path.name
-    else:
-        m = SHARD_NAME.match(path.name)
-        stem = m.group("prefix") if m else path.stem
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-._")[:128]
+        return valid_name(path.name)
+    m = SHARD_NAME.match(path.name)
+    return valid_name(m.group("prefix") if m else path.stem)
+
+
+def valid_name(text: str) -> str:
+    """``text`` made a valid name."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._")[:128]
     return name or "model"
 
 
