@@ -28,6 +28,11 @@ export type BackendInfo = schema.BackendOut;
 export type UsageReport = schema.UsageOut;
 export type UsageTotal = schema.TotalOut;
 export type Quotas = schema.QuotasOut;
+export type CreatePlan = schema.PlanIn;
+export type CreatePreview = schema.PreviewOut;
+export type Creation = schema.CreationOut;
+export type Preset = schema.PresetOut;
+export type TokenizerChoice = schema.TokenizerOut;
 
 export const CATEGORIES = categoryValues;
 export const TEMPLATES = templateValues;
@@ -184,6 +189,13 @@ export const api = {
   setQuota: (key: string, loads: number, period: string) =>
     request<unknown>("PUT", `/api/quotas/${q(key)}`, { loads, period }),
   removeQuota: (key: string) => request<void>("DELETE", `/api/quotas/${q(key)}`),
+  presets: () => get<Preset[]>("/api/create/presets"),
+  tokenizers: () => get<TokenizerChoice[]>("/api/create/tokenizers"),
+  previewCreate: (plan: CreatePlan, signal?: AbortSignal) =>
+    request<CreatePreview>("POST", "/api/create/preview", plan, signal),
+  create: (plan: CreatePlan) => post<Creation>("/api/create", plan),
+  creation: (id: number) => get<Creation>(`/api/create/jobs/${id}`),
+  cancelCreation: (id: number) => request<Creation>("DELETE", `/api/create/jobs/${id}`),
   removeInstance: (id: number) => request<{ removed: number; instance: number }>("DELETE", `/api/instances/${id}`),
 };
 

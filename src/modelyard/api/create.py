@@ -41,10 +41,14 @@ def memory_now(monitor: Monitor) -> Memory:
     return Memory(sample.memory_total - sample.memory_used, "cpu")
 
 
+Family = Literal["llama", "mistral", "qwen2", "qwen3"]
+Dtype = Literal["float32", "float16", "bfloat16"]
+
+
 class DesignIn(BaseModel):
     """Every field overrides the preset's."""
 
-    family: Literal["llama", "mistral", "qwen2", "qwen3"] | None = None
+    family: Family | None = None
     vocab_size: int | None = Field(default=None, description="10,000-100,000")
     hidden_size: int | None = Field(default=None, description="128-8,192")
     layers: int | None = None
@@ -53,7 +57,7 @@ class DesignIn(BaseModel):
     ffn_size: int | None = Field(default=None, description="the feed-forward network's inner size")
     context_length: int | None = None
     tied_embeddings: bool | None = None
-    dtype: Literal["float32", "float16", "bfloat16"] | None = None
+    dtype: Dtype | None = None
 
 
 class TokenizerIn(BaseModel):
@@ -93,7 +97,7 @@ class PlanIn(BaseModel):
 
 
 class DesignOut(BaseModel):
-    family: str
+    family: Family
     vocab_size: int
     hidden_size: int
     layers: int
@@ -102,7 +106,7 @@ class DesignOut(BaseModel):
     ffn_size: int
     context_length: int
     tied_embeddings: bool
-    dtype: str
+    dtype: Dtype
 
     @classmethod
     def of(cls, d: Design) -> DesignOut:

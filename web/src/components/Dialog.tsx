@@ -7,19 +7,20 @@ interface Props {
   children: ComponentChildren;
   footer?: ComponentChildren;
   wide?: boolean;
+  drawer?: boolean; // a panel along the right edge, full height
   extra?: ComponentChildren; // buttons next to the close button (minimise)
 }
 
 /** A modal dialog; Escape or the × closes it. */
-export function Dialog({ title, onClose, children, footer, wide, extra }: Props) {
+export function Dialog({ title, onClose, children, footer, wide, drawer, extra }: Props) {
   useEffect(() => {
     const key = (e: KeyboardEvent) => e.key === "Escape" && onClose();
     window.addEventListener("keydown", key);
     return () => window.removeEventListener("keydown", key);
   }, [onClose]);
   return (
-    <div class="backdrop" onMouseDown={(e) => e.target === e.currentTarget && onClose()}>
-      <div class={`dialog${wide ? " wide" : ""}`} role="dialog" aria-modal="true" aria-label={title}>
+    <div class={`backdrop${drawer ? " side" : ""}`} onMouseDown={(e) => e.target === e.currentTarget && onClose()}>
+      <div class={`dialog${wide ? " wide" : ""}${drawer ? " drawer" : ""}`} role="dialog" aria-modal="true" aria-label={title}>
         <header>
           <h2>{title}</h2>
           {extra}

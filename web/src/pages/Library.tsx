@@ -4,6 +4,7 @@ import { api, CATEGORIES, CATEGORY_LABELS, type Category, type Estimate, type Mo
 import { Confirm } from "../components/Dialog";
 import { Editable } from "../components/Editable";
 import { PathInput } from "../components/PathInput";
+import { CreateDialog } from "../dialogs/CreateDialog";
 import { ImportDialog } from "../dialogs/ImportDialog";
 import { useAttempt } from "../hooks";
 import { count, size } from "../format";
@@ -11,6 +12,7 @@ import { libraryChanged, message, useLibraryVersion, useTemplates } from "../sto
 
 type Modal =
   | { kind: "import" }
+  | { kind: "create" }
   | { kind: "context"; model: Model }
   | { kind: "components"; model: Model }
   | { kind: "adapter"; model: Model }
@@ -26,6 +28,7 @@ export function Library({ openDownloader }: { openDownloader: () => void }) {
   const [selected, setSelected] = useState<string | null>(null);
   const [adapters, setAdapters] = useState<Record<string, string | null>>({});
   const [expanded, setExpanded] = useState<Set<string>>(new Set());
+  const [fresh, setFresh] = useState<Set<string>>(new Set()); // just created: highlighted
   const [modal, setModal] = useState<Modal | null>(null);
   const [busy, setBusy] = useState<string | null>(null); // "Loading…", "Unloading…"
   const [error, setError] = useState<string | null>(null);
@@ -117,9 +120,7 @@ export function Library({ openDownloader }: { openDownloader: () => void }) {
           {busy?.startsWith("Unloading") ? "Unloading…" : "Unload"}
         </button>
         <button onClick={() => void refresh()}>Refresh</button>
-        <button disabled title="Custom model creation is not part of modelyard yet">
-          Create model
-        </button>
+        <button onClick={() => setModal({ kind: "create" })}>Create model</button>
         {busy && <span class="muted">{busy}</span>}
       </div>
       <div class="tabs" role="tablist">
@@ -163,7 +164,7 @@ export function Library({ openDownloader }: { openDownloader: () => void }) {
           )}
           {models?.map((m) => (
             <Fragment key={m.name}>
-              <tr class={m.name === selected ? "selected" : ""} data-model={m.name}>
+              <tr class={`${m.name === selected ? "selected" : ""}${fresh.has(m.name) ? " fresh" : ""}`} data-model={m.name}>
                 <td>
                   <input type="radio" name="model" aria-label={`Select ${m.name}`} checked={m.name === selected} onChange={() => setSelected(m.name)} />
                 </td>
@@ -244,6 +245,17 @@ export function Library({ openDownloader }: { openDownloader: () => void }) {
             close();
             if ((CATEGORIES as readonly string[]).includes(m.category)) setCategory(m.category as Category);
             setSelected(m.name);
+            libraryChanged.emit();
+          }}
+        />
+      )}
+      {modal?.kind === "create" && (
+        <CreateDialog
+          onClose={close}
+          onCreated={(made) => {
+            setCategory("chat");
+            setSelected(made[0] ?? null);
+            setFresh(new Set(made));
             libraryChanged.emit();
           }}
         />
