@@ -124,18 +124,32 @@ class Creations:
                 }
             )
         )
-        work.mkdir(parents=True)
-        with open(job.log, "wb") as log:
-            proc = await asyncio.create_subprocess_exec(
-                python.python,
-                "-m",
-                "modelyard.create.export",
-                str(spec),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=log,
-                env={**os.environ, **python.env, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"},
-                start_new_session=True,
-            )
+        try:
+            work.mkdir(parents=True)
+        except OSError as e:
+            raise InvalidDesign([("out", f"cannot write there: {e.strerror}")]) from None
+        try:
+            with open(job.log, "wb") as log:
+                proc = await asyncio.create_subprocess_exec(
+                    python.python,
+                    "-m",
+                    "modelyard.create.export",
+                    str(spec),
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=log,
+                    env={
+                        **os.environ,
+                        **python.env,
+                        "TOKENIZERS_PARALLELISM": "false",
+                        "HF_HUB_OFFLINE": "1",
+                    },
+                    start_new_session=True,
+                )
+        except OSError as e:
+            shutil.rmtree(work, ignore_errors=True)
+            raise EngineError(
+                f"the export could not start: {e.strerror}", hint=f"check {python.python}"
+            ) from None
         self.jobs[job.id] = job
         self._procs[job.id] = proc
         self._tasks[job.id] = asyncio.create_task(self._follow(job, proc, work, plan))
@@ -189,6 +203,7 @@ class Creations:
         finally:
             job.finished = time.time()
             self._procs.pop(job.id, None)
+            (self.folder / f"{job.id}.json").unlink(missing_ok=True)
             if job.state != DONE:
                 await asyncio.to_thread(shutil.rmtree, work, True)
 

@@ -86,7 +86,7 @@ def preview(plan: Plan, library: Library, folders: Folders, memory: Memory) -> P
     if plan.n_ctx is not None and not 1 <= plan.n_ctx <= 1_048_576:
         found.append(Problem("n_ctx", "must be between 1 and 1,048,576"))
     found += _output_problems(plan, library, folders)
-    described, model = _tokenizer(plan, library, found)
+    described, model = _tokenizer(plan, library, folders, found)
     if plan.gguf is not None and plan.gguf not in GGUF_TYPES:
         found.append(Problem("gguf", f"one of {', '.join(GGUF_TYPES)}"))
     if plan.gguf == "Q8_0" and (plan.design.hidden_size % 32 or plan.design.ffn_size % 32):
@@ -151,7 +151,9 @@ def gguf_record(name: str) -> str:
     return f"{name}-gguf"
 
 
-def _tokenizer(plan: Plan, library: Library, found: list[Problem]) -> tuple[str | None, str | None]:
+def _tokenizer(
+    plan: Plan, library: Library, folders: Folders, found: list[Problem]
+) -> tuple[str | None, str | None]:
     """Adds the tokenizer's problems; returns what it is, in words, and its model."""
     tok = plan.tokenizer
     if tok.corpus is not None:
@@ -164,7 +166,11 @@ def _tokenizer(plan: Plan, library: Library, found: list[Problem]) -> tuple[str 
             )
         elif tok.vocab_size > plan.design.vocab_size:
             found.append(Problem("vocab_size", f"must be at least the tokenizer's {tok.vocab_size:,} tokens"))
-        why = vocab.corpus_problem(tok.corpus)
+        try:
+            folders.check(tok.corpus)
+            why = vocab.corpus_problem(tok.corpus)
+        except ModelyardError as e:
+            why = e.message
         if why is not None:
             found.append(Problem("tokenizer.corpus", why))
         return f"{tok.kind} trained on {Path(tok.corpus).name}, {tok.vocab_size:,} tokens", None
