@@ -233,6 +233,8 @@ def test_every_problem_is_on_its_field(server: RunningServer, tmp_path: Path, co
     # the estimate must fit the memory free now
     huge = problems(server, {"preset": "large", "out": str(tmp_path / "x"), "n_ctx": 1_000_000})
     assert "GiB free: make it smaller or free memory" in huge["n_ctx"]
+    both = problems(server, {"preset": "large", "out": "", "n_ctx": 1_000_000})  # said with the others
+    assert set(both) == {"out", "n_ctx"}
     # validate and start refuse with the first field named
     r = server.http.post("/api/create/validate", json=body(tmp_path / "x", design={**TINY, "heads": 3}))
     assert r.status_code == 400

@@ -83,6 +83,7 @@ def estimate(design: Design, n_ctx: int, device: str) -> Estimate:
 
 def preview(plan: Plan, library: Library, folders: Folders, memory: Memory) -> Preview:
     found = problems(plan.design)
+    shape_ok = not found
     if plan.n_ctx is not None and not 1 <= plan.n_ctx <= 1_048_576:
         found.append(Problem("n_ctx", "must be between 1 and 1,048,576"))
     found += _output_problems(plan, library, folders)
@@ -99,7 +100,7 @@ def preview(plan: Plan, library: Library, folders: Folders, memory: Memory) -> P
         design = plan.design
     result = estimate(design, plan.context if plan.context > 0 else 1, memory.device)
     shown = Preview(parameters(design), result, memory, found, described, model)
-    if not found and shown.needed > memory.free:
+    if shape_ok and shown.needed > memory.free:  # whatever else is wrong: the size is known
         where = "GPU memory" if memory.device == "cuda" else "memory"
         found.append(
             Problem(

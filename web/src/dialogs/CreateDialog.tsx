@@ -121,11 +121,7 @@ export function CreateDialog({ onClose, onCreated }: Props) {
         value={design?.[key] ?? ""}
         onInput={(e) => change({ [key]: Number(e.currentTarget.value) } as Partial<Design>)}
       />
-      {problem(key) && (
-        <span class="error field-error" role="alert">
-          {problem(key)}
-        </span>
-      )}
+      <FieldError message={problem(key)} />
     </label>
   );
   const m = shown?.memory;
@@ -200,20 +196,12 @@ export function CreateDialog({ onClose, onCreated }: Props) {
         <label>
           Output folder <small class="muted">a new or empty folder on the server</small>
           <PathInput label="Output folder" value={out} onInput={setOut} folders placeholder="/home/me/models/my-model" />
-          {problem("out") && (
-            <span class="error field-error" role="alert">
-              {problem("out")}
-            </span>
-          )}
+          <FieldError message={problem("out")} />
         </label>
         <label>
           Name
           <input type="text" aria-label="Name" value={name} placeholder="from the folder" onInput={(e) => setName(e.currentTarget.value)} />
-          {problem("name") && (
-            <span class="error field-error" role="alert">
-              {problem("name")}
-            </span>
-          )}
+          <FieldError message={problem("name")} />
         </label>
         {BASIC.map(field)}
         <details
@@ -276,11 +264,7 @@ export function CreateDialog({ onClose, onCreated }: Props) {
               <label>
                 Corpus
                 <PathInput label="Corpus" value={corpus} onInput={setCorpus} placeholder="/home/me/corpus.txt" />
-                {problem("tokenizer.corpus") && (
-                  <span class="error field-error" role="alert">
-                    {problem("tokenizer.corpus")}
-                  </span>
-                )}
+                <FieldError message={problem("tokenizer.corpus")} />
               </label>
               <div class="row">
                 <label>
@@ -295,14 +279,10 @@ export function CreateDialog({ onClose, onCreated }: Props) {
                   <input type="number" aria-label="Tokenizer vocabulary" value={trainVocab} onInput={(e) => setTrainVocab(Number(e.currentTarget.value))} />
                 </label>
               </div>
-              {problem("tokenizer.vocab_size") && <span class="error field-error">{problem("tokenizer.vocab_size")}</span>}
+              <FieldError message={problem("tokenizer.vocab_size")} />
             </>
           )}
-          {(problem("tokenizer") || problem("tokenizer.model")) && (
-            <span class="error field-error" role="alert">
-              {problem("tokenizer") ?? problem("tokenizer.model")}
-            </span>
-          )}
+          <FieldError message={problem("tokenizer") ?? problem("tokenizer.model")} />
           {shown?.tokenizer && <small class="muted">Uses {shown.tokenizer}</small>}
         </fieldset>
         <label>
@@ -312,7 +292,7 @@ export function CreateDialog({ onClose, onCreated }: Props) {
             <option value="F16">F16</option>
             <option value="Q8_0">Q8_0</option>
           </select>
-          {problem("gguf") && <span class="error field-error">{problem("gguf")}</span>}
+          <FieldError message={problem("gguf")} />
         </label>
       </form>
       {error && (
@@ -322,4 +302,13 @@ export function CreateDialog({ onClose, onCreated }: Props) {
       )}
     </Dialog>
   );
+}
+
+/** A problem the preview found, under the field it concerns. */
+function FieldError({ message }: { message: string | undefined }) {
+  return message ? (
+    <span class="error field-error" role="alert">
+      {message}
+    </span>
+  ) : null;
 }
