@@ -79,8 +79,12 @@ def test_import_rename_load_chat_unload_delete(
     expect(dialog(page)).to_have_count(0)
     assert api.get("/api/models/my-chat/settings").json()["saved"]["n_ctx"] == 256
 
-    # A LoRA: imported in the expanded row, then picked for the load.
-    row(page, "my-chat").get_by_role("button", name="Show adapters of my-chat").click()
+    # The expanded row: the quantization explained, the loaders with why; a LoRA imported there,
+    # then picked for the load.
+    row(page, "my-chat").get_by_role("button", name="Show details of my-chat").click()
+    about = page.get_by_label("About my-chat")
+    expect(about).to_contain_text("bits per weight (measured)")
+    expect(about).to_contain_text("llama.cpp: GGUF: runs on the CPU, the GPUs or both")
     page.get_by_role("button", name="Import LoRA", exact=True).click()
     dialog(page).get_by_label("LoRA path").fill(str(folder / "tiny-lora.gguf"))
     dialog(page).get_by_role("button", name="Import", exact=True).click()

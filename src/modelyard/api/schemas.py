@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field, model_validator
 from modelyard.catalog.records import Model
 from modelyard.categories import Capability, Category, ComponentRole, Template
 from modelyard.formats.inspection import Inspection
-from modelyard.formats.loaders import loaders_of
+from modelyard.formats.loaders import loaders_of, why
+from modelyard.formats.precision import Precision, precision_of
 
 
 class FileOut(BaseModel):
@@ -35,6 +36,28 @@ class AdapterOut(BaseModel):
     facts: dict[str, Any] = {}
 
 
+class LoaderOut(BaseModel):
+    name: str
+    why: str
+
+
+class PrecisionOut(BaseModel):
+    bits_per_weight: float | None = Field(
+        description="the file's bits over its weights (GGUF), or the config's"
+    )
+    measured: bool = Field(description="computed from the files, not read from the name or config")
+    meaning: str = Field(description="what the quantization's name says")
+    note: str = Field(description="the quality to expect")
+    warning: str | None = Field(description="below 4 bits: the beginner's guide's line")
+
+    @classmethod
+    def of(cls, p: Precision | None) -> PrecisionOut | None:
+        if p is None:
+            return None
+        return cls(bits_per_weight=p.bits_per_weight, measured=p.measured, meaning=p.meaning, note=p.note,
+                   warning=p.warning)  # fmt: skip
+
+
 class ModelOut(BaseModel):
     name: str
     description: str
@@ -49,6 +72,8 @@ class ModelOut(BaseModel):
     template: Template | None
     capabilities: list[Capability]
     loaders: list[str]
+    loaders_why: list[LoaderOut] = Field(description="each loader with why it is offered")
+    precision: PrecisionOut | None = Field(description="the quantization explained")
     unsafe: bool
     loaded: bool
     autoload: bool
@@ -79,6 +104,11 @@ class ModelOut(BaseModel):
             template=Template(m.template) if m.template else None,
             capabilities=[Capability(c) for c in m.capabilities],
             loaders=m.loaders,
+            loaders_why=[
+                LoaderOut(name=loader, why=why(loader, m.format, m.facts.get("quant_method"), m.category))
+                for loader in m.loaders
+            ],
+            precision=PrecisionOut.of(precision_of(m)),
             unsafe=m.unsafe,
             loaded=loaded,
             autoload=m.autoload,

@@ -123,11 +123,22 @@ def model_detail(m: dict[str, Any]) -> Table:
     row("category", m["category"] + ("  (from the file name: metadata says nothing)" if from_name else ""))
     row("format", m["format"] + ("  (pickle: unsafe to load from untrusted sources)" if m["unsafe"] else ""))
     row("quantization", m["quantization"])
+    p = m.get("precision")
+    if p:
+        bits = (
+            f"{p['bits_per_weight']:g} bits per weight{' (measured)' if p['measured'] else ''}; "
+            if p["bits_per_weight"]
+            else ""
+        )
+        row("precision", f"{p['meaning']}\n{bits}{p['note']}")
     row("architecture", m["architecture"])
     row("parameters", f"{human_count(m['parameters'])} ({m['parameters']:,})" if m["parameters"] else None)
     row("context", m["context_length"])
     row("size", human_size(m["size"]))
-    row("loaders", ", ".join(m["loaders"]) or "none (convert the model)")
+    row(
+        "loaders",
+        "\n".join(f"{x['name']}: {x['why']}" for x in m.get("loaders_why", [])) or "none (convert the model)",
+    )
     row("template", m["template"])
     row("capabilities", ", ".join(m["capabilities"]))
     row("status", "loaded" if m["loaded"] else "not loaded")
@@ -148,4 +159,6 @@ def model_detail(m: dict[str, Any]) -> Table:
         row(key, value)
     for w in m["facts"].get("warnings", []):
         row("warning", w)
+    if p and p["warning"]:
+        row("warning", p["warning"])
     return table

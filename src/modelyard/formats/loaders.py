@@ -54,3 +54,28 @@ def require_loader(name: str, fmt: str, quantization: str | None, loaders: list[
             f"{loader} cannot load {name!r} ({what})",
             hint=f"use {' or '.join(loaders)}" if loaders else "convert the model to GGUF or safetensors",
         )
+
+
+def why(loader: str, fmt: str, quant_method: str | None, category: str | None) -> str:
+    """Why ``loader`` is offered for this model, in the beginner's guide's terms."""
+    if loader == LLAMA_CPP:
+        return "GGUF: runs on the CPU, the GPUs or both (layers offloaded as memory allows)"
+    if loader == EXLLAMAV2:
+        return "EXL2 runs only on ExLlamaV2: NVIDIA GPUs, the fastest single stream"
+    if loader == VLLM:
+        if quant_method in ("gptq", "awq", "compressed-tensors", "fp8"):
+            return f"{quant_method.upper()} kernels with batching for many concurrent requests (GPUs; the CPU build takes few)"
+        return "high-concurrency serving with continuous batching (GPUs; a CPU build too)"
+    if loader == SENTENCE_TRANSFORMERS:
+        return "embedding and rerank models: pooling, normalisation and batching as the model card says"
+    if loader == DIFFUSERS:
+        return "image pipelines, single-file checkpoints and their LoRAs"
+    if loader == TRANSFORMERS:
+        if quant_method in ("gptq", "awq"):
+            return f"any Hugging Face model; {quant_method.upper()} needs its kernels in the environment"
+        if quant_method == "bitsandbytes":
+            return "bitsandbytes 8/4-bit loads through transformers"
+        return "any Hugging Face model, at the precision you choose; the widest support, not the fastest"
+    if loader == EXTERNAL:
+        return "a server that already runs: modelyard proxies it"
+    return loader

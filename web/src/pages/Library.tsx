@@ -171,7 +171,7 @@ export function Library({ openDownloader }: { openDownloader: () => void }) {
                 <td>
                   <button
                     class="icon"
-                    aria-label={`${expanded.has(m.name) ? "Hide" : "Show"} adapters of ${m.name}`}
+                    aria-label={`${expanded.has(m.name) ? "Hide" : "Show"} details of ${m.name}`}
                     aria-expanded={expanded.has(m.name)}
                     onClick={() => toggle(m.name)}
                   >
@@ -189,9 +189,14 @@ export function Library({ openDownloader }: { openDownloader: () => void }) {
                       libraryChanged.emit();
                     }}
                   />
-                  <small class="muted block">
+                  <small class="muted block" title={m.precision ? `${m.precision.meaning}. ${m.precision.note}` : undefined}>
                     {[m.architecture, m.quantization, m.parameters ? `${count(m.parameters)} params` : null].filter(Boolean).join(" · ")}
                   </small>
+                  {m.precision?.warning && (
+                    <small class="badge warn" title={m.precision.warning}>
+                      below 4 bits
+                    </small>
+                  )}
                 </td>
                 <td>
                   <Editable
@@ -223,6 +228,30 @@ export function Library({ openDownloader }: { openDownloader: () => void }) {
                 <tr class="adapters">
                   <td />
                   <td colSpan={7}>
+                    <dl class="facts" aria-label={`About ${m.name}`}>
+                      {m.precision && (
+                        <>
+                          <dt>Precision</dt>
+                          <dd>
+                            {m.precision.meaning}
+                            {m.precision.bits_per_weight != null &&
+                              ` · ${m.precision.bits_per_weight} bits per weight${m.precision.measured ? " (measured)" : ""}`}
+                            {` · ${m.precision.note}`}
+                            {m.precision.warning && <span class="warning block">{m.precision.warning}</span>}
+                          </dd>
+                        </>
+                      )}
+                      <dt>Loaders</dt>
+                      <dd>
+                        {m.loaders_why.length
+                          ? m.loaders_why.map((l) => (
+                              <span class="block" key={l.name}>
+                                <b>{l.name}</b>: {l.why}
+                              </span>
+                            ))
+                          : "none: convert the model to GGUF or safetensors"}
+                      </dd>
+                    </dl>
                     <AdapterRows
                       model={m}
                       selected={adapters[m.name] ?? null}
