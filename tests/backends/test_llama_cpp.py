@@ -83,8 +83,37 @@ def test_llama_server_flags(server: LlamaServer) -> None:
     assert flag(argv, "--parallel") == "4"
     assert flag(argv, "--alias") == "m"
     assert flag(spec(server, {"no_mmap": True}).argv, "--load-mode") == "none"
-    assert flag(spec(server, {}).argv, "--n-gpu-layers") == "all"
+    # -1 without an estimate (a forced load): llama.cpp's own fit, never "all" regardless of memory
+    assert flag(spec(server, {}).argv, "--n-gpu-layers") == "auto"
     assert spec(server, {"parallel": 3}).slots == 3
+
+
+def test_gpu_and_cache_options(server: LlamaServer) -> None:
+    argv = spec(
+        server,
+        {
+            "main_gpu": 1,
+            "split_mode": "row",
+            "no_kv_offload": True,
+            "context_shift": True,
+            "cache_reuse": 256,
+        },
+    ).argv
+    assert flag(argv, "--main-gpu") == "1"
+    assert flag(argv, "--split-mode") == "row"
+    assert "--no-kv-offload" in argv
+    assert "--context-shift" in argv
+    assert flag(argv, "--cache-reuse") == "256"
+    plain = spec(server, {}).argv
+    assert "--no-context-shift" in plain
+    assert "--cache-reuse" not in plain
+    cpu = spec(server, {"cpu_only": True, "n_gpu_layers": 20}).argv
+    assert (flag(cpu, "--n-gpu-layers"), flag(cpu, "--device")) == ("0", "none")
+    # "as many as fit": the layers the placement's estimate found room for
+    fitted = server.engine(model(), LlamaCppOptions(), Placement(gpus=(0,), gpu_layers=7), None).argv
+    assert flag(fitted, "--n-gpu-layers") == "7"
+    assert flag(server.engine(model(), LlamaCppOptions(n_gpu_layers=3), Placement(gpu_layers=7), None).argv,
+                "--n-gpu-layers") == "3"  # fmt: skip
 
 
 def test_lora_mmproj_templates_and_categories(server: LlamaServer) -> None:
@@ -158,3 +187,33 @@ def test_finding_llama_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("PATH", str(on_path.parent))
     assert LlamaServer(None, tmp_path / "empty").preflight() == str(on_path)
     assert "llama_cpp.server" in LlamaCppPython().preflight()  # installed with the dev extras
+
+
+def test_as_many_layers_as_fit_each_gpu(server: LlamaServer, gemma: Path, tmp_path: Path) -> None:
+    """n_gpu_layers -1: the placement puts as many layers on the GPU as the estimate fits into its
+    free memory, the rest on the CPU (its RAM checked), and the engine gets that number."""
+    from modelyard.catalog.store import Store
+    from modelyard.estimate import fit_gguf
+    from modelyard.library import Library
+    from modelyard.library.requests import ImportRequest
+    from modelyard.runtime.executor import Gpu, Node
+    from modelyard.runtime.placement import place
+
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    m = Library(store).import_model(ImportRequest(path=str(gemma)))
+    options = LlamaCppOptions(n_ctx=2048)
+    small = 40 * 2**20  # a GPU with room for part of the model
+    node = Node("local", "127.0.0.1", 64 * GiB, 32 * GiB, (Gpu(0, "test", 8 * GiB, small),))
+    [where] = place(server, m, options, None, 1, [node])
+    expected = fit_gguf(m, server.config(m, options, None, 1), 32 * GiB, [small]).max_gpu_layers
+    assert expected is not None
+    assert 0 < expected < 19  # some of gemma's 18 blocks (+ output), not all
+    assert where.gpu_layers == expected
+    assert flag(server.engine(m, options, where, None).argv, "--n-gpu-layers") == str(expected)
+    roomy = Node("local", "127.0.0.1", 64 * GiB, 32 * GiB, (Gpu(0, "test", 80 * GiB, 80 * GiB),))
+    assert place(server, m, options, None, 1, [roomy])[0].gpu_layers == 19  # every block and the output
+    none = Node("local", "127.0.0.1", 64 * GiB, 32 * GiB)
+    assert place(server, m, options, None, 1, [none])[0].gpu_layers is None  # no GPU: nothing to decide
+    cpu = place(server, m, LlamaCppOptions(n_ctx=2048, cpu_only=True), None, 1, [node])[0]
+    assert flag(server.engine(m, LlamaCppOptions(cpu_only=True), cpu, None).argv, "--n-gpu-layers") == "0"
+    store.close()

@@ -34,6 +34,9 @@ class Placement:
 
     node: str = "local"
     gpus: tuple[int, ...] = ()
+    # the layers the estimate fits into these GPUs' free memory, for a model whose options say
+    # "as many as fit" (llama.cpp's n_gpu_layers -1); None: the options as they are
+    gpu_layers: int | None = None
 
 
 @dataclass(frozen=True)

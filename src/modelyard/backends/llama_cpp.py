@@ -29,8 +29,26 @@ class LlamaCppOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     n_ctx: int = Field(0, ge=0, le=1 << 21, description="context size in tokens; 0 = the model's own")
-    n_gpu_layers: int = Field(-1, ge=-1, description="layers on the GPU; -1 = as many as fit, 0 = none")
+    n_gpu_layers: int = Field(
+        -1,
+        ge=-1,
+        description="layers on the GPUs; -1 = as many as fit their free memory (the rest on the CPU), 0 = none",
+    )
+    cpu_only: bool = Field(False, description="run on the CPU only, even where there are GPUs")
     tensor_split: list[float] | None = Field(None, description="share of the model per GPU, e.g. [3, 1]")
+    main_gpu: int | None = Field(
+        None, ge=0, le=63, description="the GPU for the model's small tensors (split_mode none: all)"
+    )
+    split_mode: Literal["none", "layer", "row"] | None = Field(
+        None, description="how the model spreads over GPUs: by layer (default), by row, or on main_gpu only"
+    )
+    no_kv_offload: bool = Field(False, description="keep the KV cache in RAM when layers are on the GPUs")
+    context_shift: bool = Field(
+        False, description="a full context drops its oldest tokens and generation goes on (streaming_llm)"
+    )
+    cache_reuse: int = Field(
+        0, ge=0, le=1 << 16, description="reuse cached prompt chunks of at least this many tokens (0: off)"
+    )
     n_batch: int = Field(512, ge=1, le=1 << 16, description="prompt tokens per batch")
     threads: int | None = Field(None, ge=1, le=1024, description="generation threads; default: all cores")
     threads_batch: int | None = Field(None, ge=1, le=1024, description="prompt-processing threads")
@@ -98,9 +116,9 @@ class LlamaCppFamily:
             parallel=options.parallel,
             cache_type_k=options.cache_type_k,
             cache_type_v=options.cache_type_v,
-            n_gpu_layers=options.n_gpu_layers,
+            n_gpu_layers=0 if options.cpu_only else options.n_gpu_layers,
             tensor_split=tuple(options.tensor_split or ()),
-            n_gpus=n_gpus,
+            n_gpus=0 if options.cpu_only else n_gpus,
             extra_bytes=extra,
         )
 
@@ -112,7 +130,19 @@ class LlamaCppFamily:
         free_ram: int,
         free_vram: list[int],
     ) -> Fit | None:
+        if options.cpu_only:
+            free_vram = []
         return fit_gguf(model, self.config(model, options, adapter, len(free_vram)), free_ram, free_vram)
+
+
+def gpu_layers(options: LlamaCppOptions, placement: Placement) -> int | None:
+    """The layers to put on the GPUs: none for cpu_only, the options' number, or the estimate's
+    "as many as fit" from the placement; None: let the engine decide (no estimate was made)."""
+    if options.cpu_only:
+        return 0
+    if options.n_gpu_layers >= 0:
+        return options.n_gpu_layers
+    return placement.gpu_layers
 
 
 VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
@@ -202,7 +232,19 @@ class LlamaServer(LlamaCppFamily):
         o = options
         args = ["--model", model.path, "--host", HOST, "--port", PORT, "--alias", model.name]
         args += ["--ctx-size", str(o.n_ctx), "--batch-size", str(o.n_batch), "--parallel", str(o.parallel)]
-        args += ["--n-gpu-layers", "all" if o.n_gpu_layers < 0 else str(o.n_gpu_layers)]
+        layers = gpu_layers(o, placement)
+        args += ["--n-gpu-layers", "auto" if layers is None else str(layers)]  # auto: llama.cpp's own fit
+        if o.cpu_only:
+            args += ["--device", "none"]
+        if o.main_gpu is not None:
+            args += ["--main-gpu", str(o.main_gpu)]
+        if o.split_mode:
+            args += ["--split-mode", o.split_mode]
+        if o.no_kv_offload:
+            args += ["--no-kv-offload"]
+        args += ["--context-shift" if o.context_shift else "--no-context-shift"]
+        if o.cache_reuse:
+            args += ["--cache-reuse", str(o.cache_reuse)]
         args += ["--no-webui", "--flash-attn", o.flash_attn]
         # an HTTP thread for each request the gateway may have in flight (its slots, and as many
         # in its own queue: EngineSpec.queued), and some for health checks

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from modelyard.backends import flags
 from modelyard.backends.base import HOST, PORT, EngineSpec, Placement, Progress
-from modelyard.backends.llama_cpp import LlamaCppFamily, LlamaCppOptions
+from modelyard.backends.llama_cpp import LlamaCppFamily, LlamaCppOptions, gpu_layers
 from modelyard.catalog.records import Adapter, Model
 from modelyard.errors import EngineUnavailable, Unsupported
 from modelyard.estimate.llama import Config, MiB
@@ -28,6 +28,7 @@ GGML_TYPE_IDS = {
     "bf16": 30,
 }
 ROPE_SCALING_IDS = {"none": 0, "linear": 1, "yarn": 2}
+SPLIT_MODE_IDS = {"none": 0, "layer": 1, "row": 2}
 INSTALL_HINT = "install llama-server (`modelyard backends install llama.cpp`) or drop the option"
 
 
@@ -101,10 +102,21 @@ class LlamaCppPython(LlamaCppFamily):
             )
         if model.category == "rerank":
             raise lacks("reranking", True)
+        if o.context_shift:
+            raise lacks("context_shift", True)
+        if o.cache_reuse:
+            raise lacks("cache_reuse", o.cache_reuse)
         self.preflight(version)
         args = ["--model", model.path, "--host", HOST, "--port", PORT, "--model_alias", model.name]
         args += ["--n_ctx", str(o.n_ctx), "--n_batch", str(o.n_batch)]
-        args += ["--n_gpu_layers", str(o.n_gpu_layers)]
+        layers = gpu_layers(o, placement)
+        args += ["--n_gpu_layers", str(-1 if layers is None else layers)]  # -1: all
+        if o.main_gpu is not None:
+            args += ["--main_gpu", str(o.main_gpu)]
+        if o.split_mode:
+            args += ["--split_mode", str(SPLIT_MODE_IDS[o.split_mode])]
+        if o.no_kv_offload:
+            args += ["--offload_kqv", "false"]
         args += [
             "--type_k",
             str(GGML_TYPE_IDS[o.cache_type_k]),
