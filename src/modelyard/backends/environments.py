@@ -53,7 +53,7 @@ PACKAGES: dict[str, Packages] = {
     ),
     "transformers": Packages(
         ("torch", "transformers", "peft", "accelerate"),
-        # sentencepiece, protobuf and gguf: creating models (tokenizer training, the GGUF export)
+        # sentencepiece, protobuf and gguf: creating models; bitsandbytes: 8/4-bit loads (CPU too)
         (
             "transformers==5.23.0",
             "peft==0.21.2",
@@ -61,6 +61,7 @@ PACKAGES: dict[str, Packages] = {
             "sentencepiece==0.2.3",
             "protobuf>=5",
             "gguf==0.19.0",
+            "bitsandbytes==0.50.2",
         ),
     ),
     "diffusers": Packages(

@@ -32,7 +32,31 @@ class TransformersOptions(BaseModel):
 
     device: Device = "auto"
     precision: Precision = "auto"
-    quantization: Literal["none", "int8", "int4", "nf4"] = "none"
+    quantization: Literal["none", "int8", "int4", "nf4"] = Field(
+        "none", description="bitsandbytes at load: int8, int4 (fp4) or nf4; on the CPU too"
+    )
+    compute_dtype: Precision = Field(
+        "auto", description="4-bit: the dtype the matmuls run in (auto: the precision's)"
+    )
+    double_quant: bool = Field(False, description="4-bit: quantize the quantization constants too")
+    auto_devices: bool = Field(False, description="spread the model over the GPUs and the CPU by free memory")
+    gpu_memory: list[float] | None = Field(
+        None, description="GiB each GPU may hold, e.g. [10, 8] (implies auto_devices)"
+    )
+    cpu_memory: float | None = Field(None, gt=0, description="GiB the CPU may hold (implies auto_devices)")
+    disk_offload: str | None = Field(
+        None, description="a folder for the layers that fit nowhere (implies auto_devices)"
+    )
+    alpha_value: float | None = Field(
+        None, ge=1, le=64, description="NTK RoPE scaling: the base grows by alpha^(d/(d-2))"
+    )
+    compress_pos_emb: float | None = Field(
+        None, ge=1, le=64, description="linear RoPE scaling: positions divided by this"
+    )
+    rope_freq_base: float | None = Field(
+        None, gt=0, description="the RoPE base (theta); default: the model's"
+    )
+    use_fast: bool = Field(True, description="the fast (Rust) tokenizer; transformers 5 has no other")
     batch_size: int = Field(1, ge=1, le=1024)
     n_ctx: int = Field(0, ge=0, le=1 << 21, description="context size in tokens; 0 = the model's own")
     low_cpu_mem_usage: bool = False

@@ -35,21 +35,16 @@ def dtype_of(precision: str, device: str) -> Any:
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[precision]
 
 
-def quantization_config(kind: str, device: str, dtype: Any) -> Any:
-    """A bitsandbytes config for int8 / int4 / nf4, or a clear error where it cannot run."""
+def quantization_config(kind: str, dtype: Any, *, compute: Any = None, double_quant: bool = False) -> Any:
+    """A bitsandbytes config for int8 / int4 (fp4) / nf4 (its CPU backend runs them too)."""
     if kind == "none":
         return None
-    if device != "cuda":
-        raise EngineError(
-            f"quantization {kind} needs bitsandbytes and a CUDA GPU; this instance runs on {device}. "
-            "Set quantization to none, or run on a CUDA GPU",
-        )
     try:
         import bitsandbytes  # noqa: F401
         import transformers
     except ImportError as e:
         raise EngineError(
-            f"quantization {kind} needs bitsandbytes: install it into this backend's environment"
+            f"quantization {kind} needs bitsandbytes: `modelyard backends install transformers` adds it"
         ) from e
     config: Any = transformers.BitsAndBytesConfig
     if kind == "int8":
@@ -57,5 +52,60 @@ def quantization_config(kind: str, device: str, dtype: Any) -> Any:
     return config(
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4" if kind == "nf4" else "fp4",
-        bnb_4bit_compute_dtype=dtype,
+        bnb_4bit_compute_dtype=compute or dtype,
+        bnb_4bit_use_double_quant=double_quant,
     )
+
+
+def memory_map(options: Any, device: str) -> dict[Any, str] | None:
+    """accelerate's max_memory from the GiB caps per GPU and for the CPU (None: no caps)."""
+    caps: dict[Any, str] = {}
+    if options.gpu_memory and device == "cuda":
+        caps.update({i: f"{gib:g}GiB" for i, gib in enumerate(options.gpu_memory)})
+    if options.cpu_memory is not None:
+        caps["cpu"] = f"{options.cpu_memory:g}GiB"
+    return caps or None
+
+
+def rope(config: Any, options: Any) -> bool:
+    """Apply the RoPE options to a model config (transformers 5's rope_parameters); whether any was set."""
+    if options.rope_freq_base is None and options.alpha_value is None and options.compress_pos_emb is None:
+        return False
+    text = getattr(config, "text_config", None) or config
+    params = dict(getattr(text, "rope_parameters", None) or {"rope_type": "default"})
+    theta = float(
+        options.rope_freq_base or params.get("rope_theta") or getattr(text, "rope_theta", None) or 10000.0
+    )
+    if options.alpha_value is not None:  # text-generation-webui's NTK rule: base * alpha^(d/(d-2))
+        head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+        theta *= options.alpha_value ** (head_dim / (head_dim - 2))
+    params["rope_theta"] = theta
+    if options.compress_pos_emb is not None:
+        params.update(rope_type="linear", factor=float(options.compress_pos_emb))
+    text.rope_parameters = params
+    return True
+
+
+def loaded_facts(model: Any) -> dict[str, Any]:
+    """How the model came to be in memory, as the runner's /health reports it: the quantized
+    layer classes, where its modules went (a device map), its quantization and RoPE settings."""
+    layers = sorted({type(m).__name__ for m in model.modules() if type(m).__name__ in QUANTIZED_LAYERS})
+    placed: dict[str, int] = {}
+    for where in (getattr(model, "hf_device_map", None) or {}).values():
+        placed[str(where)] = placed.get(str(where), 0) + 1
+    quant = getattr(model.config, "quantization_config", None)
+    if quant is not None and not isinstance(quant, dict):
+        quant = quant.to_dict()
+    text = getattr(model.config, "text_config", None) or model.config
+    kept = ("quant_method", "load_in_8bit", "load_in_4bit", "bnb_4bit_quant_type", "bnb_4bit_use_double_quant",
+            "bnb_4bit_compute_dtype")  # fmt: skip
+    return {
+        "quantized_layers": layers,
+        "device_map": placed,
+        "quantization": {k: quant[k] for k in kept if k in quant} if quant else None,
+        "rope": dict(getattr(text, "rope_parameters", None) or {}),
+        "dtype": str(getattr(model, "dtype", "")).removeprefix("torch."),
+    }
+
+
+QUANTIZED_LAYERS = {"Linear8bitLt", "Linear4bit", "QuantLinear", "WQLinear_GEMM", "WQLinear_GEMV"}

@@ -115,7 +115,7 @@ def _load(args: argparse.Namespace) -> Loaded:
             "/v1/chat/completions": Endpoint(requests.ChatBody, partial(textgen.chat, gen)),
             "/v1/completions": Endpoint(requests.CompletionBody, partial(textgen.complete, gen)),
         }
-        return routes, {"n_ctx": gen.n_ctx, "adapters": [a.name for a in adapters]}, dict
+        return routes, {"n_ctx": gen.n_ctx, "adapters": [a.name for a in adapters], **gen.facts}, dict
     from modelyard.backends.diffusers import DiffusersOptions
     from modelyard.runners.images import ImageGenerator, LoraSpec
 

@@ -16,7 +16,7 @@ from typing import Any
 from modelyard.backends.transformers import TransformersOptions
 from modelyard.errors import EngineError, InvalidRequest, ModelyardError
 from modelyard.http_errors import sse_error
-from modelyard.runners.devices import device_of, dtype_of, quantization_config
+from modelyard.runners.devices import device_of, dtype_of, loaded_facts, memory_map, quantization_config, rope
 from modelyard.runners.media import load_image
 from modelyard.runners.requests import ChatBody, CompletionBody, GenerationBody
 
@@ -74,13 +74,19 @@ class Generator:
         self.device = device_of(options.device)
         if options.trust_remote_code:
             log.warning("trust_remote_code is on: the model's own Python code runs in this process")
+        if not options.use_fast:
+            log.warning("use_fast is off, but transformers 5 has only fast tokenizers: the fast one loads")
         self.tokenizer = AutoTokenizer.from_pretrained(
-            path, local_files_only=True, trust_remote_code=options.trust_remote_code
+            path,
+            local_files_only=True,
+            trust_remote_code=options.trust_remote_code,
+            use_fast=options.use_fast,
         )
         self._setup(AutoModelForCausalLM, path, options, adapters)
 
     def _setup(self, auto: Any, path: str, options: TransformersOptions, adapters: list[AdapterSpec]) -> None:
         import torch
+        from transformers import AutoConfig
 
         dtype = dtype_of(options.precision, self.device)
         kwargs: dict[str, Any] = {
@@ -91,15 +97,31 @@ class Generator:
         }
         if options.attn_implementation != "auto":
             kwargs["attn_implementation"] = options.attn_implementation
-        quant = quantization_config(options.quantization, self.device, dtype)
+        compute = None if options.compute_dtype == "auto" else dtype_of(options.compute_dtype, self.device)
+        quant = quantization_config(
+            options.quantization, dtype, compute=compute, double_quant=options.double_quant
+        )
+        caps = memory_map(options, self.device)
         spread = options.device == "auto" and self.device == "cuda" and torch.cuda.device_count() > 1
-        if quant is not None or spread:
-            kwargs["device_map"] = "auto"  # across the GPUs (and required by bitsandbytes)
+        if options.auto_devices or caps or options.disk_offload or spread:
+            kwargs["device_map"] = "auto"  # by free memory: GPUs, then the CPU, then the disk
+            if caps:
+                kwargs["max_memory"] = caps
+            if options.disk_offload:
+                kwargs["offload_folder"] = options.disk_offload
+        elif quant is not None:
+            kwargs["device_map"] = "auto" if self.device == "cuda" else {"": self.device}
         if quant is not None:
             kwargs["quantization_config"] = quant
+        config = AutoConfig.from_pretrained(
+            path, local_files_only=True, trust_remote_code=options.trust_remote_code
+        )
+        if rope(config, options):
+            kwargs["config"] = config
         model: Any = auto.from_pretrained(path, **kwargs)
         if "device_map" not in kwargs:
             model = model.to(self.device)
+        self.facts = loaded_facts(model)  # what the engine reports on /health
         self.model = _with_adapters(model, adapters)
         self.model.eval()
         config = getattr(model.config, "text_config", None) or model.config
