@@ -9,6 +9,7 @@ ModelyardError
  │    ├── RepoNotFound          no such repo, revision, file or quantization on the hub
  │    ├── DownloadNotFound
  │    ├── CreationNotFound
+ │    ├── InstallNotFound
  │    └── KeyNotFound
  ├── Conflict
  │    ├── ModelExists           the name or the files are already in the library
@@ -22,6 +23,7 @@ ModelyardError
  │    ├── QueueTimeout          a request waited for an instance longer than the queue allows
  │    ├── QuotaExceeded         a load over the key's quota of loads for this period
  │    ├── NoSpace               the disk cannot take the download
+ │    ├── InstallRunning        the backend is being installed already
  │    └── DownloadActive        the download still runs: pause or cancel it first
  ├── InvalidInput
  │    ├── InvalidName
@@ -116,6 +118,11 @@ class CreationNotFound(NotFound):
         super().__init__(f"no model creation with id {job}", hint="`modelyard create --list` lists them")
 
 
+class InstallNotFound(NotFound):
+    def __init__(self, job: int) -> None:
+        super().__init__(f"no install with id {job}", hint="GET /api/installs lists them")
+
+
 class KeyNotFound(NotFound):
     def __init__(self, name: str) -> None:
         super().__init__(f"no API key named {name!r}", hint="`modelyard keys ls` lists them")
@@ -180,6 +187,11 @@ class QuotaExceeded(Conflict):
 
 class NoSpace(Conflict):
     pass
+
+
+class InstallRunning(Conflict):
+    def __init__(self, backend: str) -> None:
+        super().__init__(f"{backend} is being installed already", hint="wait for that install to end")
 
 
 class DownloadActive(Conflict):

@@ -33,6 +33,7 @@ export type CreatePreview = schema.PreviewOut;
 export type Creation = schema.CreationOut;
 export type Preset = schema.PresetOut;
 export type TokenizerChoice = schema.TokenizerOut;
+export type InstallJob = schema.InstallOut;
 
 export const CATEGORIES = categoryValues;
 export const TEMPLATES = templateValues;
@@ -189,6 +190,8 @@ export const api = {
   setQuota: (key: string, loads: number, period: string) =>
     request<unknown>("PUT", `/api/quotas/${q(key)}`, { loads, period }),
   removeQuota: (key: string) => request<void>("DELETE", `/api/quotas/${q(key)}`),
+  install: (backend: string, variant: string) => post<InstallJob>(`/api/backends/${q(backend)}/install`, { variant }),
+  installs: () => get<InstallJob[]>("/api/installs"),
   presets: () => get<Preset[]>("/api/create/presets"),
   tokenizers: () => get<TokenizerChoice[]>("/api/create/tokenizers"),
   previewCreate: (plan: CreatePlan, signal?: AbortSignal) =>

@@ -7,6 +7,7 @@ import { Deployments } from "./pages/Deployments";
 import { Library } from "./pages/Library";
 import { Playground } from "./pages/Playground";
 import { Running } from "./pages/Running";
+import { Settings } from "./pages/Settings";
 import { SignIn } from "./pages/SignIn";
 import { Usage } from "./pages/Usage";
 import "./style.css";
@@ -17,6 +18,7 @@ const PAGES = {
   running: "Running models",
   playground: "Playground",
   usage: "Usage",
+  settings: "Settings",
 } as const;
 type Page = keyof typeof PAGES;
 
@@ -62,6 +64,7 @@ function App() {
         {page === "running" && <Running />}
         {page === "playground" && <Playground />}
         {page === "usage" && <Usage />}
+        {page === "settings" && <Settings />}
       </main>
       {downloader !== "never" && (
         <DownloadDialog hidden={downloader === "hidden"} onClose={() => setDownloader("hidden")} />

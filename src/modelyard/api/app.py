@@ -15,10 +15,23 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from modelyard import __version__
 from modelyard.access.folders import Folders
 from modelyard.access.keys import Keys
-from modelyard.api import create, deployments, downloads, errors, models, monitor, runtime, specs, ui, usage
+from modelyard.api import (
+    backends,
+    create,
+    deployments,
+    downloads,
+    errors,
+    models,
+    monitor,
+    runtime,
+    specs,
+    ui,
+    usage,
+)
 from modelyard.api import keys as keys_api
 from modelyard.api.guard import Guard
 from modelyard.api.hot import HotPath
+from modelyard.backends.installs import Installs
 from modelyard.catalog.store import Store
 from modelyard.config import Settings
 from modelyard.create.jobs import Creations
@@ -63,6 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.deployer = Deployer(library, runtime, app.state.downloads)
         app.state.applier = Applier(library, runtime, app.state.downloads, app.state.deployer)
         await app.state.downloads.start()
+        app.state.installs = Installs(runtime.backends)
         app.state.creations = Creations(
             settings, library, app.state.folders, lambda: create.memory_now(app.state.monitor)
         )
@@ -71,6 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             await app.state.creations.close()
+            await app.state.installs.close()
             await app.state.downloads.close()
             await app.state.monitor.stop()
             await runtime.close()
@@ -109,6 +124,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(keys_api.router)
     app.include_router(usage.router)
     app.include_router(create.router)
+    app.include_router(backends.router)
 
     @app.get("/metrics", tags=["server"], response_class=Response)
     async def prometheus() -> Response:

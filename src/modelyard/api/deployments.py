@@ -16,7 +16,7 @@ from modelyard.api.models import paths_in
 from modelyard.api.runtime import DeploymentOut, deployment_out, runtime_of
 from modelyard.deployments.deployer import Deployer, DeployRequest
 from modelyard.deployments.spec import DeploymentFields
-from modelyard.errors import ModelyardError, NotFound
+from modelyard.errors import NotFound
 from modelyard.gateway.checks import caller_of
 from modelyard.http_errors import ErrorBody
 from modelyard.hub.refs import Source
@@ -67,13 +67,6 @@ class Deployed(BaseModel):
     download: JobOut | None = Field(description="the download that deploys once its files are in")
 
 
-class BackendOut(BaseModel):
-    name: str
-    installed: bool
-    engine: str = Field(description="what runs its engines, or what installs it")
-    versions: list[str] = Field(description="builds installed beside the default one")
-
-
 class Replaced(BaseModel):
     removed: int
     instance: int = Field(description="the instance that took its place")
@@ -95,21 +88,6 @@ def _check_paths(request: Request, body: DeploymentBody | DeploymentPatch, path:
             request.state.caller.name,
             " and ".join(w for w, on in (("variables", body.env), ("arguments", body.args)) if on),
         )
-
-
-@router.get("/backends")
-async def backends(request: Request) -> list[BackendOut]:
-    """The backends, whether their engine is installed, and their versions side by side."""
-    out = []
-    for backend in runtime_of(request).backends:
-        try:
-            engine, installed = backend.preflight(), True
-        except ModelyardError as e:
-            engine, installed = e.hint or e.message, False
-        out.append(
-            BackendOut(name=backend.name, installed=installed, engine=engine, versions=backend.versions())
-        )
-    return out
 
 
 @router.get("/deployments")

@@ -48,6 +48,7 @@ def api_of(model: Model) -> Api:
 
 class External:
     name: ClassVar[str] = EXTERNAL
+    installable: ClassVar[bool] = False  # nothing to install: the server runs elsewhere
     loader: ClassVar[str] = EXTERNAL
     options: ClassVar[type[BaseModel]] = ExternalOptions
     merges_embeddings: ClassVar[bool] = False

@@ -34,6 +34,7 @@ INSTALL_HINT = "install llama-server (`modelyard backends install llama.cpp`) or
 
 class LlamaCppPython(LlamaCppFamily):
     name: ClassVar[str] = "llama-cpp-python"
+    installable: ClassVar[bool] = False  # pip installs it, not modelyard
 
     @classmethod
     def takes(cls, model: Model) -> bool:

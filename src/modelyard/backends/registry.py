@@ -112,6 +112,10 @@ class Backends:
             raise Unsupported(f"no backend named {name!r}", hint=f"one of {', '.join(self._backends)}")
         return backend
 
+    def forget(self, name: str) -> None:
+        """Look at whether ``name`` is installed again next time (it was just installed)."""
+        self._seen.pop(name, None)
+
     def installed(self, backend: Backend) -> bool:
         now = self._now()
         seen = self._seen.get(backend.name)

@@ -1,6 +1,6 @@
 import { Fragment } from "preact";
 import { useCallback, useEffect, useState } from "preact/hooks";
-import { api, CATEGORIES, CATEGORY_LABELS, type Category, type Estimate, type Model } from "../api";
+import { api, ApiError, CATEGORIES, CATEGORY_LABELS, type Category, type Estimate, type Model } from "../api";
 import { Confirm } from "../components/Dialog";
 import { Editable } from "../components/Editable";
 import { PathInput } from "../components/PathInput";
@@ -19,7 +19,8 @@ type Modal =
   | { kind: "delete"; model: Model }
   | { kind: "delete-adapter"; model: Model; adapter: string }
   | { kind: "load"; model: Model; adapter: string | null; estimate: Estimate | null; note: string | null }
-  | { kind: "unload"; models: Model[] };
+  | { kind: "unload"; models: Model[] }
+  | { kind: "environment"; model: Model; error: ApiError };
 
 /** The model library: a tab per category, a table editable in place, the toolbar's actions. */
 export function Library({ openDownloader }: { openDownloader: () => void }) {
@@ -79,7 +80,8 @@ export function Library({ openDownloader }: { openDownloader: () => void }) {
       await api.load(m.name, adapter, force);
       libraryChanged.emit();
     } catch (e) {
-      setError(message(e));
+      if (e instanceof ApiError && e.code === "engine_unavailable") setModal({ kind: "environment", model: m, error: e });
+      else setError(message(e));
     } finally {
       setBusy(null);
     }
@@ -288,6 +290,23 @@ export function Library({ openDownloader }: { openDownloader: () => void }) {
             libraryChanged.emit();
           }}
         />
+      )}
+      {modal?.kind === "environment" && (
+        <Confirm
+          title="An engine is missing"
+          confirm="Open Settings"
+          onCancel={close}
+          onConfirm={() => {
+            close();
+            location.hash = "#/settings";
+          }}
+        >
+          <p>
+            {modal.model.name} needs an engine that is not installed: {modal.error.message}.
+          </p>
+          {modal.error.hint && <p class="muted">{modal.error.hint}</p>}
+          <p>Install it from Settings, with its progress shown there.</p>
+        </Confirm>
       )}
       {modal?.kind === "context" && <ContextDialog model={modal.model} onClose={close} onSaved={changed} />}
       {modal?.kind === "components" && <ComponentsDialog model={modal.model} onClose={close} onSaved={changed} />}
