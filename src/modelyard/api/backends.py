@@ -14,6 +14,7 @@ from modelyard.backends import environments
 from modelyard.backends.installs import Install, Installs
 from modelyard.errors import ModelyardError
 from modelyard.http_errors import ErrorBody
+from modelyard.monitor.gpus import vulkan_drivers
 
 router = APIRouter(
     prefix="/api", tags=["backends"], responses={c: {"model": ErrorBody} for c in (400, 401, 403, 404, 409)}
@@ -70,8 +71,12 @@ class InstallOut(BaseModel):
         return cls.model_validate(job.to_json())
 
 
-def _variants() -> list[str]:
-    return ["cpu", "cuda"] if environments.default_variant() == "cuda" else ["cpu"]
+def _variants(installs: tuple[str, ...]) -> list[str]:
+    """The builds this machine can use: cpu; cuda with an NVIDIA GPU; vulkan with a GPU's driver."""
+    usable = {"cpu", *(["cuda"] if environments.default_variant() == "cuda" else [])}
+    if vulkan_drivers():
+        usable.add("vulkan")
+    return [v for v in installs if v in usable]
 
 
 @router.get("/backends")
@@ -94,7 +99,7 @@ async def backends(request: Request) -> list[BackendOut]:
                 versions=backend.versions(),
                 environments=[EnvironmentOut(variant=v, folder=str(f)) for v, f in envs],
                 installable=getattr(backend, "installable", True),
-                variants=_variants(),
+                variants=_variants(runtime.backends.variants(backend)),
             )
         )
     return out

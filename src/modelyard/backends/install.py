@@ -16,6 +16,7 @@ from pathlib import Path
 from modelyard.errors import EngineError
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
+VULKAN_HEADERS = Path("/usr/include/vulkan/vulkan.h")
 PROGRESS = re.compile(r"^\[\s*(\d+)%\]")
 
 # (stage, percent 0-100) -> None
@@ -26,14 +27,16 @@ def _run(argv: list[str], log: Path, progress: Progress, stage: str, cwd: Path |
     with log.open("a") as out:
         out.write(f"$ {' '.join(argv)}\n")
         out.flush()
-        proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            out.write(line)
-            m = PROGRESS.match(line)
-            if m:
-                progress(stage, float(m.group(1)))
-        code = proc.wait()
+        with subprocess.Popen(
+            argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                out.write(line)
+                m = PROGRESS.match(line)
+                if m:
+                    progress(stage, float(m.group(1)))
+            code = proc.wait()
     if code != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
         raise EngineError(f"{stage} failed (exit status {code})", hint=f"the log {log} ends with:\n{tail}")
@@ -48,15 +51,20 @@ def install_llama_server(
     progress: Progress = lambda stage, pct: None,
     jobs: int | None = None,
 ) -> Path:
-    """Download the sdist of llama-cpp-python ``version``, build its llama-server (cpu, or cuda
-    with GGML_CUDA), install it into ``bin_dir`` as ``name``. Returns the binary's path. The old
-    binary stays until the new one is built."""
+    """Download the sdist of llama-cpp-python ``version``, build its llama-server (cpu, cuda with
+    GGML_CUDA, or vulkan with GGML_VULKAN), install it into ``bin_dir`` as ``name``. Returns the
+    binary's path. The old binary stays until the new one is built."""
     for tool in ("cmake", "c++"):
         if shutil.which(tool) is None:
             raise EngineError(
                 f"building llama-server needs {tool}",
                 hint="install cmake and a C++ compiler (build-essential)",
             )
+    if variant == "vulkan" and (shutil.which("glslc") is None or not VULKAN_HEADERS.is_file()):
+        raise EngineError(
+            "building llama-server for Vulkan needs the Vulkan headers and the glslc shader compiler",
+            hint="sudo apt-get install libvulkan-dev glslc spirv-headers (and a Vulkan driver: mesa-vulkan-drivers)",
+        )
     bin_dir.mkdir(parents=True, exist_ok=True)
     log = bin_dir / f"{name}-build.log"
     log.write_text("")
@@ -83,6 +91,8 @@ def install_llama_server(
         ]  # fmt: skip
         if variant == "cuda":
             flags.append("-DGGML_CUDA=ON")
+        elif variant == "vulkan":
+            flags.append("-DGGML_VULKAN=ON")
         progress("configure", 0)
         _run(["cmake", "-S", str(source), "-B", str(build), *flags], log, progress, "configure")
         threads = str(jobs or os.cpu_count() or 2)

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from modelyard.backends.environments import VARIANTS
 from modelyard.backends.registry import Backends
 from modelyard.errors import InstallNotFound, InstallRunning, ModelyardError, Unsupported
 
@@ -58,8 +57,10 @@ class Installs:
         backend = self.backends.get(name)
         if not getattr(backend, "installable", True):
             backend.install(variant, lambda stage, step, steps: None, version)  # says why, and how
-        if variant not in VARIANTS:
-            raise Unsupported(f"unknown variant {variant!r}", hint="cpu or cuda")
+        if variant not in self.backends.variants(backend):
+            raise Unsupported(
+                f"unknown variant {variant!r}", hint=" or ".join(self.backends.variants(backend))
+            )
         if any(j.backend == name and j.state == RUNNING for j in self.jobs.values()):
             raise InstallRunning(name)
         job = Install(next(self._ids), name, variant, version)

@@ -205,6 +205,8 @@ class LlamaServer(LlamaCppFamily):
         if args:
             flags.check(args, flags.help_flags([self.preflight(version)]), "llama-server")
 
+    variants: ClassVar[tuple[str, ...]] = ("cpu", "cuda", "vulkan")
+
     def install(self, variant: str, progress: Progress, version: str | None = None) -> str:
         """The default build, from the llama.cpp sources in llama-cpp-python's sdist; with
         ``version``, the sdist of that llama-cpp-python version, beside the default."""

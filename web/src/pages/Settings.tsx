@@ -2,8 +2,10 @@ import { useEffect, useState } from "preact/hooks";
 import { api, type BackendInfo, events, type InstallJob } from "../api";
 import { useAttempt } from "../hooks";
 
+const VARIANT_LABELS: Record<string, string> = { cpu: "CPU", cuda: "CUDA (NVIDIA GPU)", vulkan: "Vulkan (a GPU's driver)" };
+
 /** Engines and environments: what runs each backend, versions side by side, managed
- * environments, and installs with their live progress (CUDA offered only with an NVIDIA GPU). */
+ * environments, and installs with their live progress (CUDA offered only with an NVIDIA GPU, Vulkan only with a GPU's Vulkan driver). */
 export function Settings() {
   const [backends, setBackends] = useState<BackendInfo[] | null>(null);
   const [variants, setVariants] = useState<Record<string, string>>({});
@@ -81,7 +83,7 @@ export function Settings() {
                         >
                           {b.variants.map((v) => (
                             <option key={v} value={v}>
-                              {v === "cuda" ? "CUDA (NVIDIA GPU)" : "CPU"}
+                              {VARIANT_LABELS[v] ?? v}
                             </option>
                           ))}
                         </select>
