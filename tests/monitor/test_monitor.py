@@ -78,3 +78,18 @@ def test_static_gpu_facts_from_sysfs(tmp_path: Path) -> None:
         ("AMD", 16 << 30, False),
         ("Intel", None, False),
     ]
+
+
+def test_vulkan_is_offered_only_for_a_real_gpus_driver(tmp_path: Path) -> None:
+    from modelyard.monitor.gpus import vulkan_drivers
+
+    icd, dri = tmp_path / "icd.d", tmp_path / "dri"
+    icd.mkdir()
+    for name in ("lvp_icd.x86_64.json", "radeon_icd.x86_64.json"):
+        (icd / name).write_text("{}")
+    assert vulkan_drivers((icd,), dri) == []  # Mesa's manifests, but no GPU
+    dri.mkdir()
+    (dri / "renderD128").write_text("")
+    assert vulkan_drivers((icd,), dri) == ["radeon_icd.x86_64"]  # lavapipe never counts
+    (icd / "radeon_icd.x86_64.json").unlink()
+    assert vulkan_drivers((icd,), dri) == []

@@ -89,9 +89,12 @@ def detect() -> list[Gpu]:
 ICD_FOLDERS = (Path("/usr/share/vulkan/icd.d"), Path("/etc/vulkan/icd.d"))
 
 
-def vulkan_drivers(folders: tuple[Path, ...] = ICD_FOLDERS) -> list[str]:
-    """The Vulkan drivers for real GPUs installed here (their ICD manifests); Mesa's software
-    rasteriser (lavapipe) does not count."""
+def vulkan_drivers(folders: tuple[Path, ...] = ICD_FOLDERS, dri: Path = Path("/dev/dri")) -> list[str]:
+    """The Vulkan drivers for a real GPU here: a GPU's render node, and the ICD manifests of its
+    drivers (Mesa installs several at once; its software rasteriser, lavapipe, does not count)."""
+    render_nodes = list(dri.glob("renderD*")) if dri.is_dir() else []
+    if not render_nodes:
+        return []
     found = []
     for folder in folders:
         for manifest in sorted(folder.glob("*.json")) if folder.is_dir() else []:
