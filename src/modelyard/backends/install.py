@@ -16,7 +16,6 @@ from pathlib import Path
 from modelyard.errors import EngineError
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
-VULKAN_HEADERS = Path("/usr/include/vulkan/vulkan.h")
 PROGRESS = re.compile(r"^\[\s*(\d+)%\]")
 
 # (stage, percent 0-100) -> None
@@ -60,7 +59,8 @@ def install_llama_server(
                 f"building llama-server needs {tool}",
                 hint="install cmake and a C++ compiler (build-essential)",
             )
-    if variant == "vulkan" and (shutil.which("glslc") is None or not VULKAN_HEADERS.is_file()):
+    headers = Path(os.environ.get("MODELYARD_VULKAN_INCLUDE") or "/usr/include") / "vulkan" / "vulkan.h"
+    if variant == "vulkan" and (shutil.which("glslc") is None or not headers.is_file()):
         raise EngineError(
             "building llama-server for Vulkan needs the Vulkan headers and the glslc shader compiler",
             hint="sudo apt-get install libvulkan-dev glslc spirv-headers (and a Vulkan driver: mesa-vulkan-drivers)",
@@ -93,6 +93,9 @@ def install_llama_server(
             flags.append("-DGGML_CUDA=ON")
         elif variant == "vulkan":
             flags.append("-DGGML_VULKAN=ON")
+            newer = os.environ.get("MODELYARD_VULKAN_INCLUDE")  # newer Vulkan headers than the system's
+            if newer:
+                flags.append(f"-DVulkan_INCLUDE_DIR={newer}")
         progress("configure", 0)
         _run(["cmake", "-S", str(source), "-B", str(build), *flags], log, progress, "configure")
         threads = str(jobs or os.cpu_count() or 2)
