@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from browser import Shots
+from browser import Shots, browsing
 from conftest import RunningServer, serve
 from fakehub import FakeHub
 from modelyard.api.ui import BUILT
@@ -56,14 +56,8 @@ def server(tmp_path: Path, hub: FakeHub) -> Iterator[RunningServer]:
 
 @pytest.fixture
 def page(browser: Browser, server: RunningServer) -> Iterator[Page]:
-    context = browser.new_context(base_url=server.url, viewport={"width": 1360, "height": 900})
-    p = context.new_page()
-    errors: list[str] = []
-    p.on("pageerror", lambda e: errors.append(str(e)))
-    p.set_default_timeout(20_000)
-    yield p
-    context.close()
-    assert not errors, f"the page threw: {errors}"
+    with browsing(browser, server.url) as p:
+        yield p
 
 
 @pytest.fixture

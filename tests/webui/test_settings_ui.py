@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect
 
-from browser import Shots
+from browser import browsing_with_shots
 from conftest import serve
 
 
@@ -21,11 +21,10 @@ def test_install_an_environment_from_settings(browser: Browser, tmp_path: Path) 
         assert (
             server.http.post("/api/models", json={"path": str(minilm), "name": "minilm"}).status_code == 201
         )
-        context = browser.new_context(base_url=server.url, viewport={"width": 1360, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        shots = Shots(page, "test_install_an_environment_from_settings")
-        try:
+        with browsing_with_shots(browser, server.url, "test_install_an_environment_from_settings") as (
+            page,
+            shots,
+        ):
             page.goto("/")
             page.get_by_role("tab", name="Embedding").click()
             page.get_by_role("radio", name="Select minilm").check()
@@ -48,6 +47,3 @@ def test_install_an_environment_from_settings(browser: Browser, tmp_path: Path) 
             expect(row).to_contain_text("cpu environment:")
             shots("installed")
             assert server.http.post("/api/models/minilm/load", json={}).status_code == 200
-        finally:
-            shots("end")
-            context.close()

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
 import builders as b
-from browser import Shots
+from browser import Shots, browsing_with_shots
 from conftest import RunningServer, serve
 from fake_tgi import FakeTgi
 from fakehub import FakeHub
@@ -376,30 +376,25 @@ def test_sign_in_with_an_admin_key(browser: Browser, tmp_path: Path) -> None:
 
     home = tmp_path / "home"
     secrets = make_keys(home, ("admin", "admin", []), ("app", "inference", []))
-    with serve(home, host="0.0.0.0", monitor_interval=0.5) as keyed:
-        context = browser.new_context(base_url=keyed.url, viewport={"width": 1360, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        shots = Shots(page, "test_sign_in_with_an_admin_key")
-        try:
-            page.goto("/")
-            expect(page.get_by_role("heading", name="This modelyard server needs an API key")).to_be_visible()
-            shots("sign-in")
-            page.get_by_label("API key").fill(secrets["app"])
-            page.get_by_role("button", name="Sign in").click()
-            expect(page.get_by_role("alert")).to_contain_text("the web UI needs an admin key")
-            page.get_by_label("API key").fill(secrets["admin"])
-            page.get_by_role("button", name="Sign in").click()
-            expect(page.get_by_text("No chat models yet")).to_be_visible()
-            expect(page.get_by_test_id("ring-cpu")).to_contain_text("CPU")  # the stream, with the key
-            page.reload()
-            expect(page.get_by_text("No chat models yet")).to_be_visible()  # kept for this tab
-            shots("signed-in")
-            page.get_by_role("button", name="Sign out").click()
-            expect(page.get_by_role("heading", name="This modelyard server needs an API key")).to_be_visible()
-        finally:
-            shots("end")
-            context.close()
+    with (
+        serve(home, host="0.0.0.0", monitor_interval=0.5) as keyed,
+        browsing_with_shots(browser, keyed.url, "test_sign_in_with_an_admin_key") as (page, shots),
+    ):
+        page.goto("/")
+        expect(page.get_by_role("heading", name="This modelyard server needs an API key")).to_be_visible()
+        shots("sign-in")
+        page.get_by_label("API key").fill(secrets["app"])
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("alert")).to_contain_text("the web UI needs an admin key")
+        page.get_by_label("API key").fill(secrets["admin"])
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_text("No chat models yet")).to_be_visible()
+        expect(page.get_by_test_id("ring-cpu")).to_contain_text("CPU")  # the stream, with the key
+        page.reload()
+        expect(page.get_by_text("No chat models yet")).to_be_visible()  # kept for this tab
+        shots("signed-in")
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_role("heading", name="This modelyard server needs an API key")).to_be_visible()
 
 
 def test_deploy_form_and_deployments_view(browser: Browser, hub: FakeHub, tmp_path: Path) -> None:
@@ -416,71 +411,63 @@ def test_deploy_form_and_deployments_view(browser: Browser, hub: FakeHub, tmp_pa
     hub.add_hf(
         "tiny-org/tiny-chat-safetensors", {"README.md": b"# not gguf\n"}, pipeline_tag="text-generation"
     )
-    with serve(tmp_path / "home", hf_endpoint=hub.url, one_per_category=False, exclusive=[]) as server:
-        context = browser.new_context(base_url=server.url, viewport={"width": 1360, "height": 900})
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.set_default_timeout(20_000)
-        shots = Shots(page, "test_deploy_form_and_deployments_view")
-        try:
-            page.goto("/#/deployments")
-            expect(page.get_by_text("No deployment yet")).to_be_visible()
-            page.get_by_role("button", name="Deploy a model").click()
-            form = dialog(page)
-            form.get_by_label("Search").fill("tiny-chat")
-            form.get_by_role("button", name="Search", exact=True).click()
-            results = form.get_by_label("Search results")
-            expect(results).to_contain_text("tiny-org/tiny-chat-safetensors")
-            form.get_by_role("checkbox", name="GGUF").check()  # the manual's GGUF-only filter
-            expect(results).not_to_contain_text("tiny-org/tiny-chat-safetensors")
-            results.get_by_role("button").filter(has_text="tiny-org/tiny-chat-GGUF").click()
-            form.get_by_role("radio", name="Q8_0").check()
-            form.get_by_label("Name", exact=True).fill("tiny")
-            form.get_by_label("Replicas").fill("2")
-            form.get_by_text("Advanced").click()
-            form.get_by_label("Backend parameters").fill("--metrics")
-            form.get_by_label("Settings").fill("n_ctx=256")
-            shots("deploy-form")
-            form.get_by_role("button", name="Deploy", exact=True).click()
-            expect(form).to_contain_text("it deploys when its files are in")
-            form.get_by_role("button", name="Close", exact=True).click()
+    with (
+        serve(tmp_path / "home", hf_endpoint=hub.url, one_per_category=False, exclusive=[]) as server,
+        browsing_with_shots(browser, server.url, "test_deploy_form_and_deployments_view") as (page, shots),
+    ):
+        page.goto("/#/deployments")
+        expect(page.get_by_text("No deployment yet")).to_be_visible()
+        page.get_by_role("button", name="Deploy a model").click()
+        form = dialog(page)
+        form.get_by_label("Search").fill("tiny-chat")
+        form.get_by_role("button", name="Search", exact=True).click()
+        results = form.get_by_label("Search results")
+        expect(results).to_contain_text("tiny-org/tiny-chat-safetensors")
+        form.get_by_role("checkbox", name="GGUF").check()  # the manual's GGUF-only filter
+        expect(results).not_to_contain_text("tiny-org/tiny-chat-safetensors")
+        results.get_by_role("button").filter(has_text="tiny-org/tiny-chat-GGUF").click()
+        form.get_by_role("radio", name="Q8_0").check()
+        form.get_by_label("Name", exact=True).fill("tiny")
+        form.get_by_label("Replicas").fill("2")
+        form.get_by_text("Advanced").click()
+        form.get_by_label("Backend parameters").fill("--metrics")
+        form.get_by_label("Settings").fill("n_ctx=256")
+        shots("deploy-form")
+        form.get_by_role("button", name="Deploy", exact=True).click()
+        expect(form).to_contain_text("it deploys when its files are in")
+        form.get_by_role("button", name="Close", exact=True).click()
 
-            card = page.locator('article[data-deployment="tiny"]')
-            expect(card).to_contain_text("2/2 running", timeout=60_000)
-            expect(card).to_contain_text("--metrics")
-            expect(card.locator("tr[data-instance]")).to_have_count(2)
-            shots("deployments")
-            dep = server.http.get("/api/deployments/tiny").json()
-            assert dep["options"]["n_ctx"] == 256
-            assert server.http.get("/api/models/tiny").json()["quantization"] == "Q8_0"
+        card = page.locator('article[data-deployment="tiny"]')
+        expect(card).to_contain_text("2/2 running", timeout=60_000)
+        expect(card).to_contain_text("--metrics")
+        expect(card.locator("tr[data-instance]")).to_have_count(2)
+        shots("deployments")
+        dep = server.http.get("/api/deployments/tiny").json()
+        assert dep["options"]["n_ctx"] == 256
+        assert server.http.get("/api/models/tiny").json()["quantization"] == "Q8_0"
 
-            # delete an instance: a new one takes its place
-            first = dep["instances"][0]["id"]
-            card.locator(f'tr[data-instance="{first}"]').get_by_role("button", name="Delete instance").click()
-            expect(card.locator(f'tr[data-instance="{first}"]')).to_have_count(0, timeout=60_000)
-            expect(card).to_contain_text("2/2 running", timeout=60_000)
-            ids = {i["id"] for i in server.http.get("/api/deployments/tiny").json()["instances"]}
-            assert len(ids) == 2
-            assert first not in ids
+        # delete an instance: a new one takes its place
+        first = dep["instances"][0]["id"]
+        card.locator(f'tr[data-instance="{first}"]').get_by_role("button", name="Delete instance").click()
+        expect(card.locator(f'tr[data-instance="{first}"]')).to_have_count(0, timeout=60_000)
+        expect(card).to_contain_text("2/2 running", timeout=60_000)
+        ids = {i["id"] for i in server.http.get("/api/deployments/tiny").json()["instances"]}
+        assert len(ids) == 2
+        assert first not in ids
 
-            card.get_by_label("Replicas of tiny").fill("1")
-            card.get_by_label("Replicas of tiny").press("Enter")
-            expect(card).to_contain_text("1/1 running", timeout=60_000)
-            card.get_by_role("button", name="Stop", exact=True).click()
-            expect(card).to_contain_text("stopped")
-            expect(card.locator("tr[data-instance]")).to_have_count(0)
-            card.get_by_role("button", name="Start", exact=True).click()
-            expect(card).to_contain_text("1/1 running", timeout=60_000)
-            card.get_by_role("button", name="Delete", exact=True).click()
-            dialog(page).get_by_role("button", name="Delete", exact=True).click()
-            expect(card).to_have_count(0)
-            assert server.http.get("/api/deployments").json() == []
-            assert [m["name"] for m in server.http.get("/api/models").json()] == ["tiny"]  # the model stays
-        finally:
-            shots("end")
-            context.close()
-        assert not errors, f"the page threw: {errors}"
+        card.get_by_label("Replicas of tiny").fill("1")
+        card.get_by_label("Replicas of tiny").press("Enter")
+        expect(card).to_contain_text("1/1 running", timeout=60_000)
+        card.get_by_role("button", name="Stop", exact=True).click()
+        expect(card).to_contain_text("stopped")
+        expect(card.locator("tr[data-instance]")).to_have_count(0)
+        card.get_by_role("button", name="Start", exact=True).click()
+        expect(card).to_contain_text("1/1 running", timeout=60_000)
+        card.get_by_role("button", name="Delete", exact=True).click()
+        dialog(page).get_by_role("button", name="Delete", exact=True).click()
+        expect(card).to_have_count(0)
+        assert server.http.get("/api/deployments").json() == []
+        assert [m["name"] for m in server.http.get("/api/models").json()] == ["tiny"]  # the model stays
 
 
 def test_an_external_server_in_the_library_and_running(
