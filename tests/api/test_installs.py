@@ -19,3 +19,26 @@ def test_installs_that_cannot_start_are_refused_at_once(server: RunningServer) -
     assert listed["llama-cpp-python"]["installable"] is False
     assert listed["transformers"]["installable"] is True
     assert "cpu" in listed["transformers"]["variants"]
+
+
+def test_a_failed_install_says_why_and_leaves_nothing(server: RunningServer) -> None:
+    import time
+
+    r = server.http.post("/api/backends/llama.cpp/install", json={"variant": "cpu", "version": "0.0.1"})
+    assert r.status_code == 202, r.text
+    job = r.json()
+    again = server.http.post("/api/backends/llama.cpp/install", json={"variant": "cpu", "version": "0.0.1"})
+    assert again.status_code == 409  # one install of a backend at a time
+    deadline = time.monotonic() + 120
+    while job["state"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+        job = server.http.get(f"/api/installs/{job['id']}").json()
+    assert job["state"] == "failed"
+    assert job["error"].startswith("download failed")
+    assert "the log" in job["hint"]
+    events = server.http.get(f"/api/installs/{job['id']}/events").text  # an ended job: its last state, once
+    assert events.count("data: ") == 1
+    assert '"state": "failed"' in events
+    llama = next(b for b in server.http.get("/api/backends").json() if b["name"] == "llama.cpp")
+    assert "0.0.1" not in llama["versions"]
