@@ -20,7 +20,7 @@ CHATML = (
 )
 
 
-def _bpe_tokenizer(chat_template: str | None) -> Any:
+def bpe_tokenizer(chat_template: str | None) -> Any:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -66,7 +66,7 @@ def write_chat_model(
     import torch
     from transformers import LlamaForCausalLM
 
-    tokenizer = _bpe_tokenizer(chat_template)
+    tokenizer = bpe_tokenizer(chat_template)
     config = _llama_config(tokenizer, hidden)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
@@ -200,7 +200,7 @@ def write_tiny_sd(folder: Path, *, seed: int = 0) -> Path:
         attention_head_dim=2,
     )
     vae = _tiny_vae()
-    tokenizer = _bpe_tokenizer(None)
+    tokenizer = bpe_tokenizer(None)
     tokenizer.model_max_length = 16
     text_encoder = _tiny_clip(tokenizer, layers=2)
     scheduler = _ddim()
@@ -265,7 +265,7 @@ def write_tiny_llava(folder: Path, *, seed: int = 0) -> Path:
         LlavaProcessor,
     )
 
-    tokenizer = _bpe_tokenizer(LLAVA_TEMPLATE)
+    tokenizer = bpe_tokenizer(LLAVA_TEMPLATE)
     tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
     vision = CLIPVisionConfig(
         hidden_size=16,
@@ -305,7 +305,7 @@ def write_tiny_flux(folder: Path, *, seed: int = 0) -> Path:
     from transformers import T5Config, T5EncoderModel
 
     torch.manual_seed(seed)
-    tokenizer, tokenizer_2 = _bpe_tokenizer(None), _bpe_tokenizer(None)
+    tokenizer, tokenizer_2 = bpe_tokenizer(None), bpe_tokenizer(None)
     tokenizer.model_max_length = tokenizer_2.model_max_length = 16
     clip = _tiny_clip(tokenizer, layers=1)
     t5 = T5EncoderModel(
@@ -348,7 +348,7 @@ def write_tiny_wan(folder: Path, *, seed: int = 0) -> Path:
     from transformers import UMT5Config, UMT5EncoderModel
 
     torch.manual_seed(seed)
-    tokenizer = _bpe_tokenizer(None)
+    tokenizer = bpe_tokenizer(None)
     tokenizer.model_max_length = 16
     text_encoder = UMT5EncoderModel(
         UMT5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=2)
@@ -388,7 +388,7 @@ def write_tiny_sdxl(folder: Path, *, seed: int = 0) -> Path:
     from transformers import CLIPTextModelWithProjection
 
     torch.manual_seed(seed)
-    tokenizer, tokenizer_2 = _bpe_tokenizer(None), _bpe_tokenizer(None)
+    tokenizer, tokenizer_2 = bpe_tokenizer(None), bpe_tokenizer(None)
     tokenizer.model_max_length = tokenizer_2.model_max_length = 16
     clip_g = CLIPTextModelWithProjection(_clip_config(tokenizer_2, layers=2))
     unet = UNet2DConditionModel(

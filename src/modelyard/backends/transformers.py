@@ -57,6 +57,11 @@ class TransformersOptions(BaseModel):
         None, gt=0, description="the RoPE base (theta); default: the model's"
     )
     use_fast: bool = Field(True, description="the fast (Rust) tokenizer; transformers 5 has no other")
+    wbits: Literal[2, 3, 4, 8] | None = Field(None, description="GPTQ without a quantize config: its bits")
+    groupsize: int | None = Field(
+        None, ge=-1, le=1024, description="GPTQ without a quantize config: group size (-1: none)"
+    )
+    desc_act: bool | None = Field(None, description="GPTQ without a quantize config: act-order (desc_act)")
     batch_size: int = Field(1, ge=1, le=1024)
     n_ctx: int = Field(0, ge=0, le=1 << 21, description="context size in tokens; 0 = the model's own")
     low_cpu_mem_usage: bool = False

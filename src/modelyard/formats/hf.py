@@ -115,6 +115,13 @@ def quantization_of(
     if any(n.endswith((".q_weight", ".q_scale")) or ".q_groups" in n for n in tensors):
         m = BPW_NAME.search(folder.name)
         return "exl2", {"bpw": float(m.group(1))} if m else {}
+    if any(n.endswith(".qweight") for n in tensors) and any(n.endswith(".qzeros") for n in tensors):
+        # an AutoGPTQ checkpoint of before quantization_config: its quantize_config.json, or nothing
+        old = folder / "quantize_config.json"
+        qc = load_json(old) if old.is_file() else {}
+        facts = {"bits": qc.get("bits"), "group_size": qc.get("group_size"), "desc_act": qc.get("desc_act"),
+                 "quantize_config": old.is_file()}  # fmt: skip
+        return "gptq", {k: v for k, v in facts.items() if v is not None}
     return None, {}
 
 
@@ -199,6 +206,10 @@ def inspect_hf_model(folder: Path) -> Inspection:
     if not shards:
         insp.warnings.append(
             "weights are pickles (.bin/.pt): modelyard never unpickles them; prefer safetensors"
+        )
+    if method == "gptq" and "bits" not in qfacts:
+        insp.warnings.append(
+            "GPTQ weights without a quantize config: set wbits, groupsize and desc_act in the model's settings"
         )
     return insp
 

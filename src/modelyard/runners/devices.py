@@ -109,3 +109,33 @@ def loaded_facts(model: Any) -> dict[str, Any]:
 
 
 QUANTIZED_LAYERS = {"Linear8bitLt", "Linear4bit", "QuantLinear", "WQLinear_GEMM", "WQLinear_GEMV"}
+
+
+def gptq_config(path: str, options: Any) -> Any:
+    """A GPTQConfig for an AutoGPTQ checkpoint of before quantization_config (its
+    quantize_config.json, or the wbits / groupsize / desc_act settings); None for any other."""
+    import json
+    from pathlib import Path
+
+    from modelyard.formats import hf
+
+    folder = Path(path)
+    config = json.loads((folder / "config.json").read_text())
+    if config.get("quantization_config"):
+        return None
+    shards, _ = hf.read_weights(folder)
+    tensors = {name: t for shard in shards for name, t in shard.tensors.items()}
+    method, facts = hf.quantization_of(folder, config, tensors)
+    if method != "gptq":
+        return None
+    bits = options.wbits or facts.get("bits")
+    if bits is None:
+        raise EngineError(
+            "these GPTQ weights have no quantize config: set wbits (and groupsize, desc_act) in the model's "
+            "settings, as the model card gives them"
+        )
+    from transformers import GPTQConfig
+
+    group = options.groupsize if options.groupsize is not None else facts.get("group_size", 128)
+    act = options.desc_act if options.desc_act is not None else facts.get("desc_act", False)
+    return GPTQConfig(bits=int(bits), group_size=int(group), desc_act=bool(act))

@@ -16,7 +16,15 @@ from typing import Any
 from modelyard.backends.transformers import TransformersOptions
 from modelyard.errors import EngineError, InvalidRequest, ModelyardError
 from modelyard.http_errors import sse_error
-from modelyard.runners.devices import device_of, dtype_of, loaded_facts, memory_map, quantization_config, rope
+from modelyard.runners.devices import (
+    device_of,
+    dtype_of,
+    gptq_config,
+    loaded_facts,
+    memory_map,
+    quantization_config,
+    rope,
+)
 from modelyard.runners.media import load_image
 from modelyard.runners.requests import ChatBody, CompletionBody, GenerationBody
 
@@ -111,14 +119,25 @@ class Generator:
                 kwargs["offload_folder"] = options.disk_offload
         elif quant is not None:
             kwargs["device_map"] = "auto" if self.device == "cuda" else {"": self.device}
-        if quant is not None:
+        gptq = gptq_config(path, options)
+        if gptq is not None:
+            kwargs["quantization_config"] = gptq
+        elif quant is not None:
             kwargs["quantization_config"] = quant
         config = AutoConfig.from_pretrained(
             path, local_files_only=True, trust_remote_code=options.trust_remote_code
         )
         if rope(config, options):
             kwargs["config"] = config
-        model: Any = auto.from_pretrained(path, **kwargs)
+        try:
+            model: Any = auto.from_pretrained(path, **kwargs)
+        except ImportError as e:
+            if gptq is None:
+                raise
+            raise EngineError(
+                f"GPTQ weights in transformers need their kernels (gptqmodel) in this environment: {e}",
+                hint="load the model with vllm (`--backend vllm`), which has GPTQ kernels",
+            ) from e
         if "device_map" not in kwargs:
             model = model.to(self.device)
         self.facts = loaded_facts(model)  # what the engine reports on /health
