@@ -93,7 +93,13 @@ def env_dir(envs: Path, backend: str, variant: str) -> Path:
 
 
 def has_modules(modules: tuple[str, ...]) -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in modules)
+    def found(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # a dotted name whose parent is missing
+            return False
+
+    return all(found(m) for m in modules)
 
 
 def default_variant() -> str:

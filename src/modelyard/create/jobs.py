@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import itertools
 import json
 import os
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.access.folders import Folders
-from modelyard.backends.environments import interpreter_for
+from modelyard.backends.environments import has_modules, interpreter_for
 from modelyard.config import Settings
 from modelyard.create.plan import Memory, Plan, Preview, gguf_record, preview
 from modelyard.create.vocab import tokenizer_of
@@ -162,7 +161,7 @@ class Creations:
             needed += ["sentencepiece", "google.protobuf"]
         if plan.gguf:
             needed.append("gguf")
-        missing = [m for m in needed if not _importable(m)]
+        missing = [m for m in needed if not has_modules((m,))]
         if missing:
             packages = " ".join("protobuf" if m == "google.protobuf" else m for m in missing)
             raise EngineUnavailable(
@@ -243,10 +242,3 @@ class Creations:
     async def close(self) -> None:
         for job_id in list(self._procs):
             await self.cancel(job_id)
-
-
-def _importable(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False

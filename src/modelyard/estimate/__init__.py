@@ -24,6 +24,8 @@ class Fit:
     max_ctx: int | None  # the largest context that fits the free RAM (None: not even the smallest)
     rule_of_thumb: int  # the beginner's guide: file size + 2 GB
     max_gpu_layers: int | None = None  # the most layers the GPUs' free VRAM takes (None: no GPU)
+    # the layers on the GPUs where the configuration says "as many as fit" (None: as it says)
+    gpu_layers: int | None = None
 
 
 def _shards(model: Model) -> list[GGUFFile]:
@@ -34,8 +36,14 @@ def _shards(model: Model) -> list[GGUFFile]:
 
 def fit_gguf(model: Model, cfg: Config, free_ram: int, free_vram: list[int] | None = None) -> Fit:
     """The estimate for ``cfg``, whether it fits ``free_ram`` (and each GPU's ``free_vram``),
-    the largest context that fits, and the most GPU layers that do."""
+    the largest context that fits, and the most GPU layers that do; with ``n_gpu_layers`` -1,
+    the estimate is for that many on the GPUs and the rest on the CPU."""
     shards = _shards(model)
+    most = max_gpu_layers(shards, cfg, free_vram) if free_vram else None
+    gpu_layers = None
+    if cfg.n_gpu_layers < 0 and most is not None:  # as many as fit: the rest runs on the CPU
+        gpu_layers = most
+        cfg = Config(**{**cfg.__dict__, "n_gpu_layers": most})
     result = estimate(shards, cfg)
     vram_ok = all(v.total <= free for v, free in zip(result.vram, free_vram or [], strict=False))
     max_ctx = largest_context(
@@ -48,7 +56,8 @@ def fit_gguf(model: Model, cfg: Config, free_ram: int, free_vram: list[int] | No
         fits=result.ram.total <= free_ram and vram_ok,
         max_ctx=max_ctx,
         rule_of_thumb=model.size + 2 * 10**9,
-        max_gpu_layers=max_gpu_layers(shards, cfg, free_vram) if free_vram else None,
+        max_gpu_layers=most,
+        gpu_layers=gpu_layers,
     )
 
 

@@ -56,16 +56,10 @@ def place(
     node = nodes[0]
     share = budget(node, replicas, freed)
     report = backend.fit(model, options, adapter, share.ram, share.vram)
-    layers = None
-    if report is not None and report.max_gpu_layers is not None and getattr(options, "n_gpu_layers", 0) == -1:
-        # "as many as fit": the layers the GPUs take, the rest on the CPU (RAM checked for it)
-        layers = min(report.estimate.n_gpu_layers, report.max_gpu_layers)
-        if layers < report.estimate.n_gpu_layers:
-            fewer = options.model_copy(update={"n_gpu_layers": layers})
-            report = backend.fit(model, fewer, adapter, share.ram, share.vram)
     if report is not None and not report.fits:
         raise wont_fit(model, report, replicas, node.ram_free + freed, [g.vram_free for g in node.gpus])
     gpus = tuple(g.index for g in node.gpus)
+    layers = report.gpu_layers if report is not None else None  # "as many as fit", per replica
     return [Placement(node=node.id, gpus=gpus, gpu_layers=layers) for _ in range(replicas)]
 
 
