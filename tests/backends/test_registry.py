@@ -45,11 +45,10 @@ def test_which_backend_serves_a_model(tmp_path: Path, monkeypatch: pytest.Monkey
     embed = model(category="embedding", loaders=["sentence-transformers", "transformers"])
     assert without.for_model(embed).name == "sentence-transformers"  # the model's loaders, best first
     assert without.for_model(model(loaders=["transformers", "vllm"])).name == "transformers"
-    exl2 = model(loaders=["exllamav2"], quantization="EXL2 6.5bpw")
     with pytest.raises(
-        InvalidSettings, match=r"no backend of modelyard runs 'm' \(safetensors, EXL2 6.5bpw\)"
+        InvalidSettings, match=r"no backend of modelyard runs 'm' \(onnx, AWQ 4-bit\)"
     ):
-        without.for_model(exl2)
+        without.for_model(model(format="onnx", loaders=["onnxruntime"], quantization="AWQ 4-bit"))
     # the settings of both llama.cpp engines follow one schema
     assert options_model(gguf) == options_model(rerank)
 

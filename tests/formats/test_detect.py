@@ -54,7 +54,7 @@ def test_zoo(
 def test_loaders_follow_quantization(zoo: Path) -> None:
     assert loaders_of(inspect_path(zoo / "chat/tiny-llama-q8.gguf")) == ["llama.cpp"]
     assert loaders_of(inspect_path(zoo / "hf/tiny-6.5bpw-exl2")) == ["exllamav2"]
-    assert loaders_of(inspect_path(zoo / "hf/tiny-gptq")) == ["vllm", "transformers"]
+    assert loaders_of(inspect_path(zoo / "hf/tiny-gptq")) == ["vllm", "exllamav2", "transformers"]
     assert loaders_of(inspect_path(zoo / "hf/tiny-llama-hf")) == ["transformers", "vllm"]
     assert loaders_of(inspect_path(zoo / "hf/tiny-minilm"))[0] == "sentence-transformers"
     assert loaders_of(inspect_path(zoo / "image/tiny-flux-diffusers")) == ["diffusers"]

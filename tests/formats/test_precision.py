@@ -102,8 +102,9 @@ def test_show_explains_the_quantization_and_the_loaders(
         }
     ]
     gptq = server.http.get("/api/models/tiny-gptq").json()
-    assert [x["name"] for x in gptq["loaders_why"]] == ["vllm", "transformers"]
+    assert [x["name"] for x in gptq["loaders_why"]] == ["vllm", "exllamav2", "transformers"]
     assert "GPTQ kernels" in gptq["loaders_why"][0]["why"]
+    assert "NVIDIA GPUs" in gptq["loaders_why"][1]["why"]
     monkeypatch.setenv("MODELYARD_URL", server.url)
     monkeypatch.setenv("COLUMNS", "200")
     out = CliRunner().invoke(app, ["show", "gemma-3-270m-q4_k_m"]).output

@@ -93,8 +93,10 @@ def test_settings_of_other_backends(library: Library, zoo: Path) -> None:
     with pytest.raises(InvalidSettings, match="device"):
         library.put_settings("tiny-minilm", {"device": "tpu"})
     library.import_model(ImportRequest(path=str(zoo / "hf/tiny-6.5bpw-exl2")))
-    with pytest.raises(InvalidSettings, match="no backend of modelyard runs"):
-        library.settings("tiny-6.5bpw-exl2")
+    library.put_settings("tiny-6.5bpw-exl2", {"cache_8bit": True})
+    assert library.settings("tiny-6.5bpw-exl2")[0] == "exllamav2"
+    with pytest.raises(InvalidSettings, match="cache_8bit and cache_4bit"):
+        library.put_settings("tiny-6.5bpw-exl2", {"cache_4bit": True})
 
 
 def test_gguf_lora_compatibility(library: Library, zoo: Path, tmp_path: Path) -> None:

@@ -28,25 +28,29 @@ def load(server: RunningServer, name: str, options: dict[str, Any]) -> dict[str,
     return health
 
 
-def chat(server: RunningServer, name: str) -> str:
-    body = {"model": name, "messages": MESSAGES, "max_tokens": 8, "temperature": 0}
+def chat(server: RunningServer, name: str, **more: Any) -> str:
+    body = {"model": name, "messages": MESSAGES, "max_tokens": 8, "temperature": 0, **more}
     r = server.http.post("/v1/chat/completions", json=body)
     assert r.status_code == 200, r.text
     text: str = r.json()["choices"][0]["message"]["content"]
     return text
 
 
-def in_process(folder: Path, **kwargs: Any) -> str:
+def in_process(folder: Path, negative: str | None = None, **kwargs: Any) -> str:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(folder)
-    model: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **kwargs)
     text = tok.apply_chat_template(MESSAGES, add_generation_prompt=True, tokenize=False)
     ids = tok(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    guidance = {}
+    if negative is not None:  # classifier-free guidance
+        neg = tok(negative, return_tensors="pt")["input_ids"]
+        guidance = {"guidance_scale": kwargs.pop("guidance_scale"), "negative_prompt_ids": neg}
+    model: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **kwargs)
     with torch.no_grad():
         out = model.generate(
-            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False
+            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False, **guidance
         )
     decoded: str = tok.decode(out[0][ids.shape[1] :], skip_special_tokens=True)
     return decoded
@@ -105,3 +109,22 @@ def test_memory_caps_disk_offload_and_rope(
     assert health["rope"]["rope_theta"] == pytest.approx(theta * 2.0 ** (8 / 6))
     assert (health["rope"]["rope_type"], health["rope"]["factor"]) == ("linear", 4.0)
     assert load(server, "tiny", {"rope_freq_base": 50_000})["rope"]["rope_theta"] == 50_000
+
+
+@pytest.mark.slow
+def test_classifier_free_guidance(server: RunningServer, torch_zoo: dict[str, Path]) -> None:
+    """A request's guidance_scale and negative_prompt (text-generation-webui's CFG) give what
+    transformers gives with the same guidance in-process; without guidance_scale a negative
+    prompt is refused."""
+    folder = torch_zoo["chat"]
+    assert server.http.post("/api/models", json={"path": str(folder), "name": "tiny"}).status_code == 201
+    load(server, "tiny", {})
+    plain = chat(server, "tiny")
+    guided = chat(server, "tiny", guidance_scale=3.0, negative_prompt="goodbye moon")
+    assert guided == in_process(folder, negative="goodbye moon", guidance_scale=3.0)
+    assert guided != plain  # the guidance changed the greedy answer of this model
+    assert chat(server, "tiny", guidance_scale=1.0) == plain  # a scale of 1 is no guidance
+    body = {"model": "tiny", "messages": MESSAGES, "max_tokens": 4, "negative_prompt": "rude"}
+    r = server.http.post("/v1/chat/completions", json=body)
+    assert r.status_code == 400
+    assert "guidance_scale" in r.json()["error"]["message"]

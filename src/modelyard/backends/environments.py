@@ -41,6 +41,7 @@ class Packages:
     runner: bool = True  # its engine is modelyard's runner (whose packages it needs too)
     # what the installs bring but breaks an import in this variant: uninstalled afterwards
     broken: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    variants: tuple[str, ...] = ("cpu", "cuda")  # the builds it has
 
     def for_variant(self, variant: str) -> tuple[str, ...]:
         return self.requirements + dict(self.by_variant).get(variant, ())
@@ -77,6 +78,14 @@ PACKAGES: dict[str, Packages] = {
         runner=False,
         broken=(("cpu", ("torchvision", "torchaudio", "torchcodec")),),
     ),
+    # EXL2 and GPTQ on NVIDIA GPUs; transformers for the chat template. exllamav2 compiles its
+    # CUDA extension on first import (the CUDA toolkit's nvcc), once per environment.
+    "exllamav2": Packages(
+        ("torch", "exllamav2", "transformers"),
+        ("transformers==5.23.0",),
+        by_variant=(("cuda", ("exllamav2==0.3.2",)),),
+        variants=("cuda",),
+    ),
 }
 VARIANTS = ("cpu", "cuda")
 
@@ -102,8 +111,13 @@ def has_modules(modules: tuple[str, ...]) -> bool:
     return all(found(m) for m in modules)
 
 
+def has_nvidia() -> bool:
+    """Whether this machine has an NVIDIA GPU with its driver."""
+    return bool(shutil.which("nvidia-smi")) or Path("/proc/driver/nvidia").exists()
+
+
 def default_variant() -> str:
-    return "cuda" if shutil.which("nvidia-smi") or Path("/proc/driver/nvidia").exists() else "cpu"
+    return "cuda" if has_nvidia() else "cpu"
 
 
 def installed(envs: Path, backend: str) -> list[tuple[str, Path]]:
@@ -170,8 +184,10 @@ def install_env(
     """Create (or complete) the managed environment; returns its folder. A failure leaves no
     environment that looks installed: the marker is written last."""
     spec = _packages(backend)
-    if variant not in VARIANTS:
-        raise Unsupported(f"unknown variant {variant!r}", hint="cpu or cuda")
+    if variant not in spec.variants:
+        raise Unsupported(
+            f"{backend} has no {variant!r} build", hint=f"the variants: {', '.join(spec.variants)}"
+        )
     folder = env_dir(envs, backend, variant)
     marker = folder / "modelyard-env.json"
     marker.unlink(missing_ok=True)

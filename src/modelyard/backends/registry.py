@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from modelyard.backends.base import Backend
 from modelyard.backends.environments import VARIANTS
+from modelyard.backends.exllamav2 import ExLlamaV2
 from modelyard.backends.external import External, ExternalTgi
 from modelyard.backends.llama_cpp import LlamaServer
 from modelyard.backends.llama_cpp_python import LlamaCppPython
@@ -30,6 +31,7 @@ KINDS: tuple[type[Backend], ...] = (
     Transformers,
     Diffusers,
     Vllm,
+    ExLlamaV2,
     External,
     ExternalTgi,
 )
@@ -102,7 +104,8 @@ class Backends:
             managed_only=settings.python_envs == "managed",
             torch_index=settings.torch_index or None,
         )
-        return cls([llama, LlamaCppPython(), *runners, vllm, External(), ExternalTgi()])
+        exl2 = runner(ExLlamaV2)
+        return cls([llama, LlamaCppPython(), *runners, vllm, exl2, External(), ExternalTgi()])
 
     def __iter__(self) -> Iterator[Backend]:
         return iter(self._backends.values())

@@ -125,6 +125,10 @@ class RunnerBackend(environments.InEnvironment):
         """What --adapters gets: None when this backend takes none."""
         return None
 
+    def task(self, model: Model) -> str:
+        """The runner's task for this model (``--task``)."""
+        return task_of(model)[0]
+
     def engine(
         self,
         model: Model,
@@ -136,7 +140,7 @@ class RunnerBackend(environments.InEnvironment):
         if version is not None:
             self.preflight(version)
         python = self.interpreter()
-        task, _endpoints = task_of(model)
+        task = self.task(model)
         listed = {"peft_adapters", "loras"}
         argv = [python.python, "-m", "modelyard.runners", "--task", task, "--model", model.path]
         argv += ["--name", model.name, "--host", HOST, "--port", PORT]

@@ -90,8 +90,10 @@ def fit_folder(
     device: str = "auto",
     batch_size: int = 1,
     quantization: str = "none",
+    kv_bytes: float = 0.0,
 ) -> Fit:
-    """The same for a safetensors / Hugging Face folder under a transformers-style engine."""
+    """The same for a safetensors / Hugging Face folder under a transformers-style engine
+    (``kv_bytes``: bytes per cached value where the cache has its own type)."""
     folder = Path(model.path)
     if model.format != "safetensors" or not folder.is_dir():
         raise Unsupported(f"no memory estimate for {model.name!r} ({model.format})")
@@ -101,7 +103,12 @@ def fit_folder(
 
     def cfg(n_ctx: int) -> hf_estimate.HFConfig:
         return hf_estimate.HFConfig(
-            n_ctx=n_ctx, precision=precision, device=device, batch_size=batch_size, quantization=quantization
+            n_ctx=n_ctx,
+            precision=precision,
+            device=device,
+            batch_size=batch_size,
+            quantization=quantization,
+            kv_bytes=kv_bytes,
         )
 
     def fits(e: Estimate) -> bool:

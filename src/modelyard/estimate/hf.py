@@ -4,7 +4,8 @@ headers' dtypes and parameter counts, the quantization config, the chosen precis
 - weights: each tensor at the precision it will have in memory: the stored dtype (``auto``), or
   the chosen one for floating-point tensors; GPTQ / AWQ / EXL2 weights stay packed as stored;
   bitsandbytes quantizes the 2-D linear weights to 8 or 4 bits (+ a scale per 64 values);
-- KV cache: 2 x layers x KV heads x head dim x n_ctx x batch x the compute dtype's size;
+- KV cache: 2 x layers x KV heads x head dim x n_ctx x batch x the compute dtype's size (or the
+  cache's own: exllamav2's Q8 / Q4 caches);
 - activations: batch x n_ctx x (hidden + intermediate) floats, one layer at a time;
 - overhead: the Python process with torch (RAM), and the CUDA context on a GPU.
 """
@@ -32,6 +33,7 @@ class HFConfig:
     device: str = "cpu"  # cpu or cuda
     batch_size: int = 1
     quantization: str = "none"  # bitsandbytes at load: int8, int4, nf4
+    kv_bytes: float = 0.0  # bytes per cached key or value; 0: the compute dtype's
 
 
 def estimate_folder(folder: Path, facts: dict[str, object], cfg: HFConfig) -> Estimate:
@@ -85,7 +87,7 @@ def estimate_weights(
     layers, hidden = num("block_count"), num("embedding_length")
     heads, kv_heads = num("head_count"), num("head_count_kv") or num("head_count")
     head_dim = num("key_length") or (hidden // heads if heads else 0)
-    kv = 2 * layers * kv_heads * head_dim * cfg.n_ctx * cfg.batch_size * act
+    kv = int(2 * layers * kv_heads * head_dim * cfg.n_ctx * cfg.batch_size * (cfg.kv_bytes or act))
     activations = cfg.batch_size * cfg.n_ctx * (hidden + 4 * hidden) * act
     on_gpu = cfg.device in ("cuda", "auto-cuda")
     device = Breakdown(weights=weights, kv_cache=kv, compute=activations)

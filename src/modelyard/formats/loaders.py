@@ -1,5 +1,5 @@
 """Which loaders take which format and quantization (the beginner's guide): GGUF -> llama.cpp;
-EXL2 -> ExLlamaV2; GPTQ / AWQ -> vLLM, transformers; full precision -> transformers, vLLM."""
+EXL2 -> ExLlamaV2; GPTQ -> vLLM, ExLlamaV2, transformers; AWQ -> vLLM, transformers; full precision -> transformers, vLLM."""
 
 from __future__ import annotations
 
@@ -29,7 +29,9 @@ def compatible_loaders(
         return [DIFFUSERS] if category is Category.IMAGE else [TRANSFORMERS, VLLM]
     if quant_method == "exl2":
         return [EXLLAMAV2]
-    if quant_method in ("gptq", "awq"):
+    if quant_method == "gptq":
+        return [VLLM, EXLLAMAV2, TRANSFORMERS]
+    if quant_method == "awq":
         return [VLLM, TRANSFORMERS]
     if quant_method == "bitsandbytes":
         return [TRANSFORMERS, VLLM]
@@ -61,6 +63,8 @@ def why(loader: str, fmt: str, quant_method: str | None, category: str | None) -
     if loader == LLAMA_CPP:
         return "GGUF: runs on the CPU, the GPUs or both (layers offloaded as memory allows)"
     if loader == EXLLAMAV2:
+        if quant_method == "gptq":
+            return "4-bit GPTQ on NVIDIA GPUs with ExLlamaV2's kernels: the fastest single stream"
         return "EXL2 runs only on ExLlamaV2: NVIDIA GPUs, the fastest single stream"
     if loader == VLLM:
         if quant_method in ("gptq", "awq", "compressed-tensors", "fp8"):

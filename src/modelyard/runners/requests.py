@@ -64,6 +64,10 @@ class GenerationBody(Body):
     n: Literal[1] = 1
     logprobs: bool | None = None
     logit_bias: dict[str, float] | None = None
+    # classifier-free guidance (text-generation-webui's): the next token's log-probabilities
+    # mixed as g x with the prompt + (1 - g) x with the negative prompt
+    guidance_scale: float | None = Field(None, ge=-10, le=10)
+    negative_prompt: str | None = None
 
     @field_validator("logprobs")
     @classmethod

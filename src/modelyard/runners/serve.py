@@ -19,7 +19,7 @@ from modelyard.errors import ModelyardError
 from modelyard.runners import ENGINE_KEY, requests
 from modelyard.runners.app import Endpoint
 
-TASKS = ("embed", "rerank", "classify", "generate", "vision", "image")
+TASKS = ("embed", "rerank", "classify", "generate", "vision", "image", "exl2")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -116,6 +116,17 @@ def _load(args: argparse.Namespace) -> Loaded:
             "/v1/completions": Endpoint(requests.CompletionBody, partial(textgen.complete, gen)),
         }
         return routes, {"n_ctx": gen.n_ctx, "adapters": [a.name for a in adapters], **gen.facts}, dict
+    if args.task == "exl2":
+        from modelyard.backends.exllamav2 import ExLlamaV2Options
+        from modelyard.runners import textgen
+        from modelyard.runners.exl2 import Exl2Generator
+
+        exl2 = Exl2Generator(args.model, ExLlamaV2Options.model_validate(options))
+        exl2_routes = {
+            "/v1/chat/completions": Endpoint(requests.ChatBody, partial(textgen.chat, exl2)),
+            "/v1/completions": Endpoint(requests.CompletionBody, partial(textgen.complete, exl2)),
+        }
+        return exl2_routes, {"n_ctx": exl2.n_ctx, **exl2.facts}, dict
     from modelyard.backends.diffusers import DiffusersOptions
     from modelyard.runners.images import ImageGenerator, LoraSpec
 

@@ -44,6 +44,7 @@ class AdapterSpec:
 class Prompt:
     ids: list[int]
     extra: dict[str, Any] = field(default_factory=dict)  # more inputs to generate(): pixel_values, ...
+    negative: list[int] | None = None  # CFG's negative prompt
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Sampling:
     frequency_penalty: float
     stop: list[str]
     seed: int | None
+    guidance_scale: float | None = None  # CFG, with the prompt's negative ids
 
     def generate_kwargs(self) -> dict[str, Any]:
         """The arguments transformers' generate() takes for these."""
@@ -194,7 +196,14 @@ class Generator:
             frequency_penalty=body.frequency_penalty or 0.0,
             stop=body.stops(),
             seed=body.seed,
+            guidance_scale=body.guidance_scale,
         )
+
+    def negative_ids(self, text: str) -> list[int]:
+        """CFG's negative prompt as tokens (at least one: the start of a text)."""
+        ids: list[int] = self.tokenizer(text)["input_ids"] if text else []
+        first = self.tokenizer.bos_token_id
+        return ids or [first if first is not None else self.tokenizer.eos_token_id]
 
     # -- generating --------------------------------------------------------------------------
 
@@ -285,6 +294,9 @@ class Generator:
             inputs = torch.tensor([prompt.ids], device=self.model.device)
             extra = {k: v.to(self.model.device) if hasattr(v, "to") else v for k, v in prompt.extra.items()}
             penalties = [Penalties()] if s.presence_penalty or s.frequency_penalty else []
+            if prompt.negative is not None:
+                extra["guidance_scale"] = s.guidance_scale
+                extra["negative_prompt_ids"] = torch.tensor([prompt.negative], device=self.model.device)
             pad = self.tokenizer.pad_token_id
             with torch.inference_mode():
                 self.model.generate(
@@ -407,6 +419,13 @@ async def _answer(
 ) -> dict[str, Any] | AsyncIterator[bytes]:
     ids = prompt.ids
     s = gen.sampling(body, len(ids))
+    if body.guidance_scale is not None and body.guidance_scale != 1:
+        prompt.negative = gen.negative_ids(body.negative_prompt or "")
+    elif body.negative_prompt:
+        raise InvalidRequest(
+            "negative_prompt works with guidance_scale (classifier-free guidance): set it, e.g. 1.5",
+            param="guidance_scale",
+        )
     created = int(time.time())
     ident = _id("chatcmpl" if chat else "cmpl")
     if body.stream:

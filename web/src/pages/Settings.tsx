@@ -73,7 +73,9 @@ export function Settings() {
                   <small>{b.engine}</small>
                 </td>
                 <td>
-                  {b.installable ? (
+                  {b.installable && b.variants.length === 0 ? (
+                    <small class="muted">needs hardware this machine lacks</small>
+                  ) : b.installable ? (
                     <div class="row">
                       {b.variants.length > 1 ? (
                         <select
@@ -88,7 +90,7 @@ export function Settings() {
                           ))}
                         </select>
                       ) : (
-                        <small class="muted">CPU</small>
+                        <small class="muted">{VARIANT_LABELS[b.variants[0]] ?? b.variants[0]}</small>
                       )}
                       <button disabled={running} onClick={() => void install(b)}>
                         {running ? "Installing…" : b.installed ? "Reinstall" : "Install"}
