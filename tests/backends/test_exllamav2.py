@@ -50,9 +50,7 @@ def sampling(**kw: Any) -> Sampling:
     return Sampling(**{**base, **kw})
 
 
-def test_without_an_nvidia_gpu_a_load_fails_at_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_without_an_nvidia_gpu_a_load_fails_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(environments, "has_nvidia", lambda: False)
     registry = Backends.from_settings(Settings(home=tmp_path / "home"))
     exl2 = model(tmp_path, loaders=["exllamav2"], quantization="EXL2 4.0bpw")
@@ -60,7 +58,8 @@ def test_without_an_nvidia_gpu_a_load_fails_at_once(
     assert chosen.name == "exllamav2"
     with pytest.raises(EngineUnavailable, match="only on NVIDIA GPUs") as e:
         chosen.preflight()
-    assert e.value.hint is not None and "GGUF" in e.value.hint
+    assert e.value.hint is not None
+    assert "GGUF" in e.value.hint
     # a GPTQ model goes to an engine that runs here
     gptq = model(tmp_path, loaders=["vllm", "exllamav2", "transformers"], quantization="GPTQ 4-bit")
     assert registry.for_model(gptq).name == "transformers"
@@ -76,7 +75,8 @@ def test_where_there_is_one_it_runs_the_runner_in_its_environment(
     missing = Backends.from_settings(Settings(home=home)).get("exllamav2")
     with pytest.raises(EngineUnavailable, match="the exllamav2 environment is not installed") as e:
         missing.preflight()
-    assert e.value.hint is not None and "--variant cuda" in e.value.hint
+    assert e.value.hint is not None
+    assert "--variant cuda" in e.value.hint
     installed_env(home)
     registry = Backends.from_settings(Settings(home=home))
     folder = b.write_hf_llama(tmp_path / "exl2", extra=EXL2)
@@ -125,7 +125,7 @@ def test_options_refuse_what_exllamav2_cannot_do() -> None:
         ExLlamaV2Options(cache_8bit=True, cache_4bit=True)
     with pytest.raises(ValueError, match="gpu_split"):
         ExLlamaV2Options(gpu_split=[0, 12])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no_such_option"):
         ExLlamaV2Options(no_such_option=True)  # type: ignore[call-arg]
 
 
@@ -158,12 +158,14 @@ def test_memory_estimate_counts_the_cache_type(tmp_path: Path, monkeypatch: pyte
 
     def kv(**options: Any) -> int:
         fit = backend.fit(exl2, ExLlamaV2Options(**options), None, 64 * gib, [80 * gib])
-        assert fit is not None and fit.fits
+        assert fit is not None
+        assert fit.fits
         return fit.estimate.vram[0].kv_cache
 
     fp16, q8, q4 = kv(), kv(cache_8bit=True), kv(cache_4bit=True)
     assert fp16 > 0
-    assert q8 == pytest.approx(fp16 * 1.0625 / 2) and q4 == pytest.approx(fp16 * 0.5625 / 2)
+    assert q8 == pytest.approx(fp16 * 1.0625 / 2)
+    assert q4 == pytest.approx(fp16 * 0.5625 / 2)
     assert kv(cfg_cache=True) == 2 * fp16  # the negative prompt's cache beside the prompt's
     assert kv(n_ctx=2048) == fp16 // 2
 

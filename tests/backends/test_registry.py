@@ -12,7 +12,7 @@ from modelyard.backends.base import HOST, PORT, Placement
 from modelyard.backends.registry import Backends, options_model
 from modelyard.backends.runner import ENCODER_SLOTS
 from modelyard.backends.transformers import TransformersOptions
-from modelyard.catalog.records import Adapter, Model
+from modelyard.catalog.records import Adapter, Model, ModelSettings
 from modelyard.config import Settings
 from modelyard.errors import EngineUnavailable, InvalidSettings
 
@@ -45,12 +45,14 @@ def test_which_backend_serves_a_model(tmp_path: Path, monkeypatch: pytest.Monkey
     embed = model(category="embedding", loaders=["sentence-transformers", "transformers"])
     assert without.for_model(embed).name == "sentence-transformers"  # the model's loaders, best first
     assert without.for_model(model(loaders=["transformers", "vllm"])).name == "transformers"
-    with pytest.raises(
-        InvalidSettings, match=r"no backend of modelyard runs 'm' \(onnx, AWQ 4-bit\)"
-    ):
+    with pytest.raises(InvalidSettings, match=r"no backend of modelyard runs 'm' \(onnx, AWQ 4-bit\)"):
         without.for_model(model(format="onnx", loaders=["onnxruntime"], quantization="AWQ 4-bit"))
     # the settings of both llama.cpp engines follow one schema
     assert options_model(gguf) == options_model(rerank)
+    # settings saved for another engine that takes the model: the load starts that one
+    with_llama_server = backends(tmp_path, llama_server=True)
+    saved = model(format="gguf", loaders=["llama.cpp"], settings=ModelSettings("llama-cpp-python", {}))
+    assert with_llama_server.for_model(saved).name == "llama-cpp-python"
 
 
 def test_runner_engines_take_requests_as_their_task_does(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelyard.backends import flags
 from modelyard.backends.base import FOLDER, HOST, PORT, EngineSpec, Placement, Progress
 from modelyard.catalog.records import Adapter, Model
-from modelyard.errors import ChatTemplateMissing, EngineUnavailable, InvalidSettings
+from modelyard.errors import ChatTemplateMissing, EngineUnavailable, InvalidSettings, Unsupported
 from modelyard.estimate import Fit, fit_gguf
 from modelyard.estimate.llama import Config
 from modelyard.formats.loaders import LLAMA_CPP
@@ -65,8 +65,8 @@ class LlamaCppOptions(BaseModel):
     chat_template: str | None = Field(None, description="a Jinja chat template or a llama.cpp template name")
     logits_all: bool = Field(
         False,
-        description="llama-cpp-python: keep every position's logits (prompt logprobs), an n_ctx x "
-        "n_vocab array; llama-server has logprobs without it",
+        description="keep every position's logits, for prompt logprobs (`echo` with `logprobs`: "
+        "perplexity); an n_ctx x n_vocab array; llama-cpp-python only (llama-server has no echo)",
     )
 
 
@@ -232,6 +232,12 @@ class LlamaServer(LlamaCppFamily):
         version: str | None = None,
     ) -> EngineSpec:
         o = options
+        if o.logits_all:
+            raise Unsupported(
+                "llama-server has no prompt logprobs (echo), which logits_all is for (perplexity)",
+                hint=f"run it on llama-cpp-python: `modelyard settings {model.name} --backend "
+                "llama-cpp-python --set logits_all=true`",
+            )
         args = ["--model", model.path, "--host", HOST, "--port", PORT, "--alias", model.name]
         args += ["--ctx-size", str(o.n_ctx), "--batch-size", str(o.n_batch), "--parallel", str(o.parallel)]
         layers = gpu_layers(o, placement)

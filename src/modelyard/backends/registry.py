@@ -1,8 +1,9 @@
 """The registry of backends: the one place that knows them all.
 
-A model goes to the first backend that takes it, in the order of the model's loaders (best
-first) and then of KINDS, among those installed; when none is installed, to the first, whose
-preflight error then says how to install it. Adding a backend is one entry in KINDS.
+A model goes to the backend its settings were saved for (`modelyard settings --backend`) where
+that is installed, else to the first backend that takes it, in the order of the model's loaders
+(best first) and then of KINDS, among those installed; when none is installed, to the first,
+whose preflight error then says how to install it. Adding a backend is one entry in KINDS.
 """
 
 from __future__ import annotations
@@ -138,10 +139,13 @@ class Backends:
         return seen[1]
 
     def for_model(self, model: Model) -> Backend:
-        """The backend that serves ``model``: the first installed one that takes it, else the
-        first that takes it (its preflight says what to install)."""
+        """The backend that serves ``model``: the one its settings were saved for where it is
+        installed, else the first installed one that takes it, else the first that takes it (its
+        preflight says what to install)."""
         key = rank(model)
         candidates = sorted((b for b in self if b.takes(model)), key=lambda b: key(b.loader))
         if not candidates:
             raise _none_runs(model)
-        return next((b for b in candidates if self.installed(b)), candidates[0])
+        saved_for = model.settings.backend if model.settings else None
+        chosen = next((b for b in candidates if b.name == saved_for and self.installed(b)), None)
+        return chosen or next((b for b in candidates if self.installed(b)), candidates[0])
