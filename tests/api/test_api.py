@@ -105,7 +105,10 @@ def test_bad_input_gets_clear_errors_and_server_stays_up(
 def test_inspect_and_scan(server: RunningServer, zoo: Path) -> None:
     http = server.http
     r = http.post("/api/inspect", json={"path": str(zoo / "hf/tiny-gptq")})
-    assert (r.json()["quantization"], r.json()["loaders"]) == ("GPTQ 4-bit g128", ["vllm", "transformers"])
+    assert (r.json()["quantization"], r.json()["loaders"]) == (
+        "GPTQ 4-bit g128",
+        ["vllm", "exllamav2", "transformers"],
+    )
     assert http.get("/api/models").json() == []  # inspecting imports nothing
     report = http.post("/api/scan", json={"path": str(zoo)}).json()
     assert len(report["imported"]) == 19
