@@ -68,6 +68,7 @@ class Vllm(environments.InEnvironment):
     merges_embeddings: ClassVar[bool] = False
     inline_images: ClassVar[bool] = False
     anthropic_messages: ClassVar[bool] = False  # translated onto its chat completions
+    forces_tools: ClassVar[bool] = True  # guided decoding for "required" and a named function
     dialect: ClassVar[str] = "openai"
 
     @classmethod

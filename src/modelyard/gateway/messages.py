@@ -13,7 +13,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 
 from modelyard.errors import EngineError, InvalidRequest, ModelyardError
-from modelyard.gateway import anthropic
+from modelyard.gateway import anthropic, tools
 from modelyard.gateway.calls import Target, begun, engine_call, resolve
 from modelyard.gateway.checks import runtime_of
 from modelyard.gateway.protocol import MessagesRequest
@@ -36,10 +36,11 @@ async def messages(request: Request) -> Response:
         body = MessagesRequest.model_validate_json(raw)
         runtime = runtime_of(request)
         target = resolve(runtime, request, body.model, "chat")
-        if target.backend.anthropic_messages:
-            payload = orjson.loads(raw)
+        payload = orjson.loads(raw)
+        force = None if target.backend.forces_tools else tools.forced(anthropic.chat_request(payload))
+        if target.backend.anthropic_messages and force is None:
             return await _native(request, target, payload, body.stream)
-        return await _translated(request, target, orjson.loads(raw), body.stream)
+        return await _translated(request, target, payload, body.stream, force)
     except ValidationError as e:
         return _error(InvalidRequest(describe(e.errors())))
     except ClientGone:
@@ -73,10 +74,23 @@ def _stream_error(exc: ModelyardError) -> bytes:
     return b"event: error\ndata: " + body + b"\n\n"
 
 
-async def _translated(request: Request, target: Target, payload: dict[str, Any], stream: bool) -> Response:
+async def _translated(
+    request: Request, target: Target, payload: dict[str, Any], stream: bool, force: tools.Forced | None
+) -> Response:
+    """Onto the engine's chat completions and back; a tool_choice that forces calls (any, a
+    tool) the gateway forces where the engine cannot (tools.py)."""
     runtime = runtime_of(request)
     chat = anthropic.chat_request(payload)
     name = payload["model"]
+    if force is not None:
+        constrained = tools.constrained(chat, force)
+        async with engine_call(runtime, request, target, "chat", "/v1/chat/completions", constrained) as up:
+            answer = tools.answer_with_calls(await up.json(), force)
+        if not stream:
+            return Response(orjson.dumps(anthropic.message(answer, name)), media_type="application/json")
+        out = anthropic.StreamTranslator(name)
+        events = [out.start(), *(out.feed(c) for c in tools.stream_chunks(answer, usage=True)), out.end()]
+        return Response(b"".join(events), media_type="text/event-stream")
     if not stream:
         async with engine_call(runtime, request, target, "chat", "/v1/chat/completions", chat) as up:
             answer = await up.json()

@@ -16,8 +16,8 @@ from starlette.routing import Route
 
 from modelyard.catalog.records import Model
 from modelyard.errors import EngineError, ModelyardError
-from modelyard.gateway import tgi
-from modelyard.gateway.calls import Target
+from modelyard.gateway import tgi, tools
+from modelyard.gateway.calls import Target, engine_call, resolve
 from modelyard.gateway.checks import caller_of, check, fits_context, gave_up, runtime_of
 from modelyard.gateway.coalesce import Coalescer
 from modelyard.gateway.exchange import Exchange
@@ -204,6 +204,13 @@ async def _serve(
         body = schema.model_validate_json(raw)
     except ValidationError as e:
         return response(invalid_body(describe(e.errors())), 400)
+    if endpoint == "chat" and b'"tool_choice"' in raw:
+        try:
+            forced = await _forced(request, body.model, orjson.loads(raw), stream=body.stream)
+        except ModelyardError as e:
+            return error_response(e)
+        if forced is not None:
+            return forced
     # a stream's usage comes only when asked for: the gateway asks, counts it, and keeps it
     # from a client that did not ask
     quiet = body.stream and endpoint in TEXT and "stream_options" not in (body.model_extra or ())
@@ -211,6 +218,26 @@ async def _serve(
         request, raw, body.model, endpoint, path, stream=body.stream, coalesce=coalesce,
         capability=capability, quiet_usage=quiet,
     )  # fmt: skip
+
+
+async def _forced(request: Request, name: str, payload: dict[str, Any], *, stream: bool) -> Response | None:
+    """A chat request whose tool_choice forces calls, on an engine that cannot promise them: the
+    engine writes the calls as JSON a schema constrains (tools.py), the gateway answers with them
+    as tool_calls (streamed when asked). None: nothing forced, or the engine forces calls itself."""
+    force = tools.forced(payload)
+    if force is None:
+        return None
+    runtime = runtime_of(request)
+    target = resolve(runtime, request, name, "chat")
+    if target.backend.forces_tools:
+        return None
+    constrained = tools.constrained(payload, force)
+    async with engine_call(runtime, request, target, "chat", "/v1/chat/completions", constrained) as up:
+        answer = tools.answer_with_calls(await up.json(), force)
+    if not stream:
+        return Response(orjson.dumps(answer), media_type="application/json")
+    usage = bool((payload.get("stream_options") or {}).get("include_usage"))
+    return Response(tools.stream_of(answer, usage), media_type="text/event-stream")
 
 
 async def _route(
