@@ -33,7 +33,7 @@ def test_what_each_tool_choice_forces() -> None:
     assert required is not None
     assert required.parallel  # OpenAI's default: parallel calls allowed
     assert required.schema["type"] == "array"
-    assert required.schema["minItems"] == 1
+    assert (required.schema["minItems"], required.schema["maxItems"]) == (1, tools.MAX_CALLS)
     assert [s["properties"]["name"]["const"] for s in required.schema["items"]["anyOf"]] == [
         "weather",
         "time",
@@ -97,6 +97,9 @@ def test_an_answer_off_the_schema_is_an_engine_error() -> None:
 
     with pytest.raises(EngineError, match="not JSON"):
         tools.answer_with_calls(answer("sure!"), force)
+    cut = {"choices": [{"message": {"content": '{"name": "ti'}, "finish_reason": "length"}]}
+    with pytest.raises(InvalidRequest, match="raise max_tokens"):
+        tools.answer_with_calls(cut, force)
     with pytest.raises(EngineError, match="did not follow the tool-call schema"):
         tools.answer_with_calls(answer('{"name": "weather", "arguments": {}}'), force)
     # calls the engine parsed itself are kept as they are

@@ -42,10 +42,16 @@ class Packages:
     # what the installs bring but breaks an import in this variant: uninstalled afterwards
     broken: tuple[tuple[str, tuple[str, ...]], ...] = ()
     variants: tuple[str, ...] = ("cpu", "cuda")  # the builds it has
+    # installed without their dependencies (what they ask for that the backend does not need)
+    no_deps: tuple[str, ...] = ()
 
     def for_variant(self, variant: str) -> tuple[str, ...]:
         return self.requirements + dict(self.by_variant).get(variant, ())
 
+
+# Structured output on the runner (runners/constrain.py). xgrammar's metadata asks for triton
+# (its GPU kernels, 160 MB): the CPU masks need only the package and its FFI.
+XGRAMMAR = ("xgrammar==0.2.9", "apache-tvm-ffi==0.1.15.post2")
 
 PACKAGES: dict[str, Packages] = {
     "sentence-transformers": Packages(
@@ -64,6 +70,7 @@ PACKAGES: dict[str, Packages] = {
             "gguf==0.19.0",
             "bitsandbytes==0.50.2",
         ),
+        no_deps=XGRAMMAR,
     ),
     "diffusers": Packages(
         ("torch", "diffusers", "transformers", "peft"),
@@ -207,6 +214,8 @@ def install_env(
     progress(backend, 2, steps)
     runner = RUNNER if spec.runner else ()
     _pip(python, [*spec.for_variant(variant), *runner], log, f"installing {backend}", progress, 2, steps)
+    if spec.no_deps:
+        _pip(python, ["--no-deps", *spec.no_deps], log, f"installing {backend}", progress, 2, steps)
     broken = dict(spec.broken).get(variant, ())
     if broken:
         _run([python, "-m", "pip", "uninstall", "-y", *broken], log, "removing builds that do not import")

@@ -15,6 +15,8 @@ import orjson
 
 from modelyard.errors import EngineError, InvalidRequest
 
+MAX_CALLS = 8  # parallel calls in one forced answer: a small model would repeat one forever
+
 
 @dataclass(frozen=True)
 class Forced:
@@ -78,7 +80,7 @@ def forced(body: dict[str, Any]) -> Forced | None:
         )
     calls = [_call_schema(n, f) for n, f in chosen.items()]
     one = calls[0] if len(calls) == 1 else {"anyOf": calls}
-    schema = {"type": "array", "items": one, "minItems": 1} if parallel else one
+    schema = {"type": "array", "items": one, "minItems": 1, "maxItems": MAX_CALLS} if parallel else one
     return Forced(schema, parallel, frozenset(chosen))
 
 
@@ -103,7 +105,12 @@ def answer_with_calls(answer: dict[str, Any], force: Forced) -> dict[str, Any]:
     itself kept); EngineError when it holds no valid call."""
     choices = answer.get("choices") or [{}]
     message = dict(choices[0].get("message") or {})
-    calls = message.get("tool_calls") or _calls_of(message.get("content"), force)
+    calls = message.get("tool_calls")
+    if not calls and choices[0].get("finish_reason") == "length":
+        raise InvalidRequest(
+            "max_tokens ran out before the tool call was complete: raise max_tokens", param="max_tokens"
+        )
+    calls = calls or _calls_of(message.get("content"), force)
     message.update(role="assistant", content=None, tool_calls=calls)
     choice = {**choices[0], "message": message, "finish_reason": "tool_calls"}
     return {**answer, "choices": [choice]}

@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelyard.backends.exllamav2 import ExLlamaV2Options, cache_tokens
-from modelyard.errors import EngineError, InvalidSettings
+from modelyard.errors import EngineError, InvalidSettings, Unsupported
+from modelyard.runners.constrain import schema_of
+from modelyard.runners.requests import GenerationBody
 from modelyard.runners.textgen import Generator, Prompt, Sampling
+from modelyard.runners.toolcalls import family_of
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +124,7 @@ class Exl2Generator(Generator):
             paged=plan.paged,
         )
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.tool_family = family_of(self.tokenizer.chat_template)
         self.device = "cuda"
         self.adapters = []
         self.n_ctx = plan.max_seq_len
@@ -135,6 +139,14 @@ class Exl2Generator(Generator):
         self._jobs = threading.Lock()  # the generator is not thread-safe: enqueue, iterate, cancel
         self._wake = threading.Event()
         threading.Thread(target=self._loop, name="exl2-generator", daemon=True).start()
+
+    def grammar(self, body: GenerationBody) -> Any:
+        if schema_of(body.response_format) is not None:
+            raise Unsupported(
+                "structured output (response_format, a forced tool call) is not there yet on exllamav2",
+                hint="load the model on transformers (`--backend transformers`) for it",
+            )
+        return None
 
     def _loop(self) -> None:
         """Runs the generator while it has jobs; each result goes to its request's queue."""

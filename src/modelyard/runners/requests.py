@@ -68,6 +68,8 @@ class GenerationBody(Body):
     # mixed as g x with the prompt + (1 - g) x with the negative prompt
     guidance_scale: float | None = Field(None, ge=-10, le=10)
     negative_prompt: str | None = None
+    # structured output: {type: text | json_object | json_schema, json_schema: {name, schema}}
+    response_format: dict[str, Any] | None = None
 
     @field_validator("logprobs")
     @classmethod
@@ -90,6 +92,14 @@ class GenerationBody(Body):
 
 class ChatBody(GenerationBody):
     messages: list[dict[str, Any]] = Field(min_length=1)
+    tools: list[dict[str, Any]] | None = None
+    # "required" and a named function the gateway forces (gateway/tools.py) before it comes here
+    tool_choice: Literal["auto", "none"] | None = None
+    parallel_tool_calls: bool | None = None
+
+    def offered_tools(self) -> list[dict[str, Any]] | None:
+        """The tools the model is shown and may call: none with tool_choice "none"."""
+        return self.tools if self.tools and self.tool_choice != "none" else None
 
 
 class CompletionBody(GenerationBody):

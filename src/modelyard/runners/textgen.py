@@ -16,6 +16,7 @@ from typing import Any
 from modelyard.backends.transformers import TransformersOptions
 from modelyard.errors import EngineError, InvalidRequest, ModelyardError
 from modelyard.http_errors import sse_error
+from modelyard.runners.constrain import Grammars, schema_of
 from modelyard.runners.devices import (
     device_of,
     dtype_of,
@@ -27,6 +28,8 @@ from modelyard.runners.devices import (
 )
 from modelyard.runners.media import load_image
 from modelyard.runners.requests import ChatBody, CompletionBody, GenerationBody
+from modelyard.runners.toolcalls import Holder, family_of, template_messages
+from modelyard.runners.toolcalls import parse as parse_calls
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,7 @@ class Sampling:
     stop: list[str]
     seed: int | None
     guidance_scale: float | None = None  # CFG, with the prompt's negative ids
+    grammar: Any = None  # a compiled grammar the answer follows (constrain.py)
 
     def generate_kwargs(self) -> dict[str, Any]:
         """The arguments transformers' generate() takes for these."""
@@ -143,6 +147,8 @@ class Generator:
         if "device_map" not in kwargs:
             model = model.to(self.device)
         self.facts = loaded_facts(model)  # what the engine reports on /health
+        self.grammars = Grammars(self.tokenizer, _logits_size(model), _stop_ids(model, self.tokenizer))
+        self.tool_family = family_of(self.tokenizer.chat_template)
         self.model = _with_adapters(model, adapters)
         self.model.eval()
         config = getattr(model.config, "text_config", None) or model.config
@@ -152,7 +158,9 @@ class Generator:
 
     # -- prompts -----------------------------------------------------------------------------
 
-    def chat_prompt(self, messages: list[dict[str, Any]]) -> Prompt:
+    def chat_prompt(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> Prompt:
         if not self.tokenizer.chat_template:
             raise InvalidRequest(
                 "this model has no chat template, so chat messages cannot be formatted for it; "
@@ -166,7 +174,10 @@ class Generator:
                         "this model takes text only: no image or audio parts", param="messages"
                     )
                 m["content"] = "".join(p.get("text", "") for p in m["content"] if isinstance(p, dict))
-        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        shown: list[Any] | None = list(tools) if tools else None
+        text = self.tokenizer.apply_chat_template(
+            template_messages(messages), tools=shown, add_generation_prompt=True, tokenize=False
+        )
         return Prompt(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def text_prompt(self, prompt: str | list[str] | list[int]) -> Prompt:
@@ -198,6 +209,11 @@ class Generator:
             seed=body.seed,
             guidance_scale=body.guidance_scale,
         )
+
+    def grammar(self, body: GenerationBody) -> Any:
+        """The compiled grammar a request's response_format asks for (None: free text)."""
+        schema = schema_of(body.response_format)
+        return None if schema is None else self.grammars.compile(schema)
 
     def negative_ids(self, text: str) -> list[int]:
         """CFG's negative prompt as tokens (at least one: the start of a text)."""
@@ -293,7 +309,9 @@ class Generator:
                 torch.manual_seed(int(s.seed))
             inputs = torch.tensor([prompt.ids], device=self.model.device)
             extra = {k: v.to(self.model.device) if hasattr(v, "to") else v for k, v in prompt.extra.items()}
-            penalties = [Penalties()] if s.presence_penalty or s.frequency_penalty else []
+            processors = [Penalties()] if s.presence_penalty or s.frequency_penalty else []
+            if s.grammar is not None:
+                processors.append(self.grammars.processor(s.grammar))
             if prompt.negative is not None:
                 extra["guidance_scale"] = s.guidance_scale
                 extra["negative_prompt_ids"] = torch.tensor([prompt.negative], device=self.model.device)
@@ -305,7 +323,7 @@ class Generator:
                     max_new_tokens=s.max_new_tokens,
                     streamer=Streamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True),
                     stopping_criteria=StoppingCriteriaList([Stop()]),
-                    logits_processor=LogitsProcessorList(penalties),
+                    logits_processor=LogitsProcessorList(processors),
                     pad_token_id=pad if pad is not None else self.tokenizer.eos_token_id,
                     **extra,
                     **s.generate_kwargs(),
@@ -331,7 +349,9 @@ class VisionGenerator(Generator):
         self.tokenizer = self.processor.tokenizer
         self._setup(transformers.AutoModelForImageTextToText, path, options, adapters)
 
-    def chat_prompt(self, messages: list[dict[str, Any]]) -> Prompt:
+    def chat_prompt(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> Prompt:
         if not (self.processor.chat_template or self.tokenizer.chat_template):
             raise InvalidRequest("this model has no chat template", param="messages")
         images, converted = [], []
@@ -353,10 +373,29 @@ class VisionGenerator(Generator):
                         f"a message part of type {kind!r} is not taken here", param="messages"
                     )
             converted.append({"role": m.get("role", "user"), "content": out})
-        text = self.processor.apply_chat_template(converted, add_generation_prompt=True, tokenize=False)
+        text = self.processor.apply_chat_template(
+            converted, tools=tools, add_generation_prompt=True, tokenize=False
+        )
         inputs = self.processor(text=text, images=images or None, return_tensors="pt")
         extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
         return Prompt(inputs["input_ids"][0].tolist(), extra)
+
+
+def _logits_size(model: Any) -> int:
+    """How many logits the model gives per token (its output layer's size)."""
+    head = model.get_output_embeddings()
+    if head is not None and getattr(head, "weight", None) is not None:
+        return int(head.weight.shape[0])
+    config = getattr(model.config, "text_config", None) or model.config
+    return int(config.vocab_size)
+
+
+def _stop_ids(model: Any, tokenizer: Any) -> list[int]:
+    """The tokens that end an answer: the generation config's, else the tokenizer's."""
+    eos = getattr(model.generation_config, "eos_token_id", None)
+    if eos is None:
+        eos = tokenizer.eos_token_id
+    return [int(e) for e in (eos if isinstance(eos, list) else [eos]) if e is not None]
 
 
 def _with_adapters(model: Any, adapters: list[AdapterSpec]) -> Any:
@@ -406,8 +445,11 @@ def _id(prefix: str) -> str:
 
 
 async def chat(gen: Generator, body: ChatBody, name: str) -> dict[str, Any] | AsyncIterator[bytes]:
-    prompt = await asyncio.to_thread(gen.chat_prompt, body.messages)  # images are decoded here
-    return await _answer(gen, body, name, prompt, chat=True)
+    tools = body.offered_tools()
+    prompt = await asyncio.to_thread(gen.chat_prompt, body.messages, tools)  # images are decoded here
+    # a constrained answer is the caller's JSON (a forced call's too: the gateway reads it)
+    family = gen.tool_family if tools and body.response_format is None else None
+    return await _answer(gen, body, name, prompt, chat=True, tools=family)
 
 
 async def complete(gen: Generator, body: CompletionBody, name: str) -> dict[str, Any] | AsyncIterator[bytes]:
@@ -415,10 +457,12 @@ async def complete(gen: Generator, body: CompletionBody, name: str) -> dict[str,
 
 
 async def _answer(
-    gen: Generator, body: GenerationBody, name: str, prompt: Prompt, *, chat: bool
+    gen: Generator, body: GenerationBody, name: str, prompt: Prompt, *, chat: bool, tools: str | None = None
 ) -> dict[str, Any] | AsyncIterator[bytes]:
+    """The answer, whole or streamed; ``tools``: the family whose tool calls are read out of it."""
     ids = prompt.ids
     s = gen.sampling(body, len(ids))
+    s.grammar = await asyncio.to_thread(gen.grammar, body)
     if body.guidance_scale is not None and body.guidance_scale != 1:
         prompt.negative = gen.negative_ids(body.negative_prompt or "")
     elif body.negative_prompt:
@@ -430,17 +474,19 @@ async def _answer(
     ident = _id("chatcmpl" if chat else "cmpl")
     if body.stream:
         usage = body.stream_options is not None and body.stream_options.include_usage
-        return _sse(gen, prompt, s, name, ident, created, chat=chat, usage=usage)
+        return _sse(gen, prompt, s, name, ident, created, chat=chat, usage=usage, tools=tools)
     text, reason, n = "", "stop", 0
     async for piece, why, count in gen.stream(prompt, s):
         text, reason, n = text + piece, why or reason, count
     usage_body = {"prompt_tokens": len(ids), "completion_tokens": n, "total_tokens": len(ids) + n}
     if chat:
-        choice: dict[str, Any] = {
-            "index": 0,
-            "message": {"role": "assistant", "content": text},
-            "finish_reason": reason,
-        }
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if tools is not None:
+            content, calls = parse_calls(text, tools)
+            if calls:
+                message = {"role": "assistant", "content": content or None, "tool_calls": calls}
+                reason = "tool_calls"
+        choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": reason}
         kind = "chat.completion"
     else:
         choice = {"index": 0, "text": text, "finish_reason": reason, "logprobs": None}
@@ -465,12 +511,17 @@ def _sse(
     *,
     chat: bool,
     usage: bool,
+    tools: str | None = None,
 ) -> AsyncIterator[bytes]:
     kind = "chat.completion.chunk" if chat else "text_completion"
 
-    def chunk(piece: str, reason: str | None, first: bool = False) -> bytes:
+    def chunk(
+        piece: str, reason: str | None, first: bool = False, calls: list[dict[str, Any]] | None = None
+    ) -> bytes:
         if chat:
             delta: dict[str, Any] = {"role": "assistant", "content": piece} if first else {"content": piece}
+            if calls:
+                delta = {"tool_calls": calls}
             if reason is not None:
                 delta = {}
             choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": reason}
@@ -483,9 +534,19 @@ def _sse(
         n = 0
         if chat:
             yield chunk("", None, first=True)
+        holder = Holder(tools) if tools is not None else None
         try:
             async for piece, reason, count in gen.stream(prompt, s):
                 n = count
+                if holder is not None:
+                    piece = holder.feed(piece)
+                    if reason is not None:  # the end: what was held back, and the calls
+                        rest, calls = holder.finish()
+                        if rest:
+                            yield chunk(rest, None)
+                        for i, call in enumerate(calls):
+                            yield chunk("", None, calls=[{"index": i, **call}])
+                        reason = "tool_calls" if calls else reason
                 if piece:
                     yield chunk(piece, None)
                 if reason is not None:

@@ -1,0 +1,224 @@
+"""What agents ask of every engine, asked the same way of each with the official clients: forced
+tool calls (a named function, "required" with parallel calls), streamed tool-call deltas, JSON
+schema and JSON object answers, a conversation that carries tool results, and Anthropic's forced
+tool use. The models are tiny or random: only constrained decoding makes their answers valid,
+which is the point."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import jsonschema
+import openai
+import pytest
+
+from conftest import RunningServer, serve
+from torch_models import CHATML
+
+WEATHER = {
+    "type": "object",
+    "properties": {"city": {"type": "string", "maxLength": 20}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
+    "required": ["city", "days"],
+    "additionalProperties": False,
+}  # fmt: skip
+TOOLS: list[Any] = [
+    {"type": "function", "function": {"name": "get_weather", "description": "the forecast", "parameters": WEATHER}},
+    {"type": "function", "function": {"name": "get_time", "description": "the time now",
+                                      "parameters": {"type": "object", "properties": {}}}},
+]  # fmt: skip
+PERSON = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 12},
+        "age": {"type": "integer", "minimum": 0, "maximum": 130},
+        "tags": {"type": "array", "items": {"type": "string", "enum": ["a", "b"]}, "maxItems": 3},
+    },
+    "required": ["name", "age", "tags"],
+    "additionalProperties": False,
+}
+ASK = [{"role": "user", "content": "What is the weather in Paris for three days?"}]
+ENGINES = ["transformers", "llama.cpp"]
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, torch_zoo: dict[str, Path], gemma: Path
+) -> Iterator[RunningServer]:
+    """One server with a model on each engine: the tiny random transformers chat model, and
+    Gemma 3 270M (a base model: a ChatML template from its settings) on llama.cpp."""
+    with serve(tmp_path_factory.mktemp("agents") / "home", one_per_category=False, exclusive=[]) as running:
+        for name, path in (("transformers", torch_zoo["chat"]), ("llama.cpp", gemma)):
+            r = running.http.post("/api/models", json={"path": str(path), "name": name})
+            assert r.status_code == 201, r.text
+        options = {"chat_template": CHATML, "n_ctx": 2048, "threads": 2}
+        r = running.http.put("/api/models/llama.cpp/settings", json={"options": options})
+        assert r.status_code == 200, r.text
+        for name in ENGINES:
+            r = running.http.post(f"/api/models/{name}/load", json={})
+            assert r.status_code == 200, r.text
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(server: RunningServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+
+
+def valid_calls(calls: list[Any] | None) -> list[tuple[str, dict[str, Any]]]:
+    """(name, arguments) of each call, each checked against its function's schema."""
+    assert calls, "no tool calls"
+    schemas = {t["function"]["name"]: t["function"]["parameters"] for t in TOOLS}
+    out = []
+    for call in calls:
+        assert call.type == "function"
+        assert call.id
+        arguments = json.loads(call.function.arguments)
+        jsonschema.validate(arguments, schemas[call.function.name])
+        out.append((call.function.name, arguments))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_named_function_is_always_called(client: openai.OpenAI, engine: str) -> None:
+    choice = {"type": "function", "function": {"name": "get_weather"}}
+    answer = client.chat.completions.create(
+        model=engine,
+        messages=ASK,
+        tools=TOOLS,
+        tool_choice=choice,
+        max_tokens=200,
+        temperature=0,  # type: ignore[arg-type]
+    )
+    message = answer.choices[0].message
+    assert answer.choices[0].finish_reason == "tool_calls"
+    assert message.content is None  # a call never leaks into the content
+    assert [name for name, _ in valid_calls(message.tool_calls)] == ["get_weather"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+def test_required_gives_one_or_more_valid_calls(client: openai.OpenAI, engine: str) -> None:
+    answer = client.chat.completions.create(
+        model=engine,
+        messages=ASK,
+        tools=TOOLS,
+        tool_choice="required",
+        max_tokens=600,
+        temperature=0,  # type: ignore[arg-type]
+    )
+    calls = valid_calls(answer.choices[0].message.tool_calls)
+    assert {name for name, _ in calls} <= {"get_weather", "get_time"}
+    single = client.chat.completions.create(
+        model=engine, messages=ASK, tools=TOOLS, tool_choice="required", parallel_tool_calls=False,  # type: ignore[arg-type]
+        max_tokens=200, temperature=0,
+    )  # fmt: skip
+    assert len(valid_calls(single.choices[0].message.tool_calls)) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+def test_streamed_tool_call_deltas_add_up_to_valid_calls(client: openai.OpenAI, engine: str) -> None:
+    stream = client.chat.completions.create(
+        model=engine, messages=ASK, tools=TOOLS, tool_choice={"type": "function", "function": {"name": "get_weather"}},  # type: ignore[arg-type]
+        max_tokens=200, temperature=0, stream=True, stream_options={"include_usage": True},
+    )  # fmt: skip
+    names: dict[int, str] = {}
+    arguments: dict[int, str] = {}
+    reasons, usage, content = [], None, ""
+    for chunk in stream:
+        usage = chunk.usage or usage
+        for choice in chunk.choices:
+            content += choice.delta.content or ""
+            reasons.append(choice.finish_reason)
+            for delta in choice.delta.tool_calls or []:
+                if delta.function and delta.function.name:
+                    names[delta.index] = delta.function.name
+                arguments[delta.index] = arguments.get(delta.index, "") + (
+                    delta.function.arguments or "" if delta.function else ""
+                )
+    assert content == ""
+    assert names == {0: "get_weather"}
+    jsonschema.validate(json.loads(arguments[0]), WEATHER)
+    assert reasons[-1] == "tool_calls"
+    assert usage is not None
+    assert usage.completion_tokens > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+def test_json_schema_and_json_object_answers_always_parse(client: openai.OpenAI, engine: str) -> None:
+    schema_format = {
+        "type": "json_schema",
+        "json_schema": {"name": "person", "schema": PERSON, "strict": True},
+    }
+    for temperature in (0.0, 1.0):
+        answer = client.chat.completions.create(
+            model=engine, messages=[{"role": "user", "content": "Describe a person."}],
+            response_format=schema_format, max_tokens=120, temperature=temperature, seed=7,  # type: ignore[arg-type]
+        )  # fmt: skip
+        assert answer.choices[0].finish_reason == "stop"
+        jsonschema.validate(json.loads(answer.choices[0].message.content or ""), PERSON)
+    obj = client.chat.completions.create(
+        model=engine, messages=[{"role": "user", "content": "Any JSON object."}],
+        response_format={"type": "json_object"}, max_tokens=60, temperature=0,
+    )  # fmt: skip
+    text = obj.choices[0].message.content or ""
+    if obj.choices[0].finish_reason == "stop":  # a random model may run out of tokens mid-object
+        assert isinstance(json.loads(text), dict)
+    assert text.startswith("{")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_conversation_with_tool_results_goes_on(client: openai.OpenAI, engine: str) -> None:
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}
+    messages: list[Any] = [
+        {"role": "user", "content": "What time is it?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "12:00"},
+    ]
+    answer = client.chat.completions.create(
+        model=engine,
+        messages=messages,
+        tools=TOOLS,
+        max_tokens=8,
+        temperature=0,  # type: ignore[arg-type]
+    )
+    assert answer.choices[0].finish_reason in ("stop", "length", "tool_calls")
+    assert answer.usage is not None
+    assert answer.usage.completion_tokens > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+def test_anthropic_forced_tool_use(server: RunningServer, engine: str) -> None:
+    claude = anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0)
+    tools: list[Any] = [{"name": "get_weather", "description": "the forecast", "input_schema": WEATHER}]
+    message = claude.messages.create(
+        model=engine,
+        max_tokens=200,
+        messages=ASK,
+        tools=tools,
+        tool_choice={"type": "tool", "name": "get_weather"},  # type: ignore[arg-type]
+    )
+    assert message.stop_reason == "tool_use"
+    (block,) = message.content
+    assert block.type == "tool_use"
+    assert block.name == "get_weather"
+    jsonschema.validate(block.input, WEATHER)
+    with claude.messages.stream(
+        model=engine,
+        max_tokens=600,
+        messages=ASK,
+        tools=tools,
+        tool_choice={"type": "any"},  # type: ignore[arg-type]
+    ) as stream:
+        final = stream.get_final_message()
+    uses = [b for b in final.content if b.type == "tool_use"]
+    assert uses
+    assert final.stop_reason == "tool_use"
