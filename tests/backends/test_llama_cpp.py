@@ -107,6 +107,11 @@ def test_gpu_and_cache_options(server: LlamaServer) -> None:
     plain = spec(server, {}).argv
     assert "--no-context-shift" in plain
     assert "--cache-reuse" not in plain
+    # thoughts: llama-server's own default (auto) unless set; a budget in tokens
+    assert "--reasoning-format" not in plain
+    assert "--reasoning-budget" not in plain
+    thinking = spec(server, {"reasoning_format": "none", "reasoning_budget": 64}).argv
+    assert (flag(thinking, "--reasoning-format"), flag(thinking, "--reasoning-budget")) == ("none", "64")
     cpu = spec(server, {"cpu_only": True, "n_gpu_layers": 20}).argv
     assert (flag(cpu, "--n-gpu-layers"), flag(cpu, "--device")) == ("0", "none")
     # "as many as fit": the layers the placement's estimate found room for

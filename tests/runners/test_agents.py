@@ -7,6 +7,7 @@ which is the point."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import openai
 import pytest
 
 from conftest import RunningServer, serve
-from torch_models import CHATML
+from torch_models import CHATML, write_chat_model
 
 WEATHER = {
     "type": "object",
@@ -42,6 +43,19 @@ PERSON = {
 }
 ASK = [{"role": "user", "content": "What is the weather in Paris for three days?"}]
 ENGINES = ["transformers", "llama.cpp"]
+# a template that thinks (as Qwen 3's): the generation prompt opens a thought, unless
+# enable_thinking is false; earlier thoughts are written back as they were
+THINKING = (
+    "{%- for m in messages -%}"
+    "{%- if m.role == 'assistant' -%}<|im_start|>assistant\n"
+    "{% if m.reasoning_content %}<think>\n{{ m.reasoning_content }}\n</think>\n\n{% endif %}"
+    "{{ m.content }}<|im_end|>\n"
+    "{%- else -%}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}<|im_start|>assistant\n"
+    "{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n"
+    "{% else %}<think>\n{% endif %}{%- endif -%}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +64,20 @@ def server(
 ) -> Iterator[RunningServer]:
     """One server with a model on each engine: the tiny random transformers chat model, and
     Gemma 3 270M (a base model: a ChatML template from its settings) on llama.cpp."""
-    with serve(tmp_path_factory.mktemp("agents") / "home", one_per_category=False, exclusive=[]) as running:
-        for name, path in (("transformers", torch_zoo["chat"]), ("llama.cpp", gemma)):
+    root = tmp_path_factory.mktemp("agents")
+    thinking = write_chat_model(root / "tiny-thinking", chat_template=THINKING)
+    gemma_thinking = root / "gemma-thinking.gguf"
+    os.link(gemma, gemma_thinking)  # the same file, once more in the library
+    with serve(root / "home", one_per_category=False, exclusive=[]) as running:
+        for name, path in (("transformers", torch_zoo["chat"]), ("llama.cpp", gemma),
+                           ("transformers-thinking", thinking), ("llama.cpp-thinking", gemma_thinking)):  # fmt: skip
             r = running.http.post("/api/models", json={"path": str(path), "name": name})
             assert r.status_code == 201, r.text
-        options = {"chat_template": CHATML, "n_ctx": 2048, "threads": 2}
-        r = running.http.put("/api/models/llama.cpp/settings", json={"options": options})
-        assert r.status_code == 200, r.text
-        for name in ENGINES:
+        for name, template in (("llama.cpp", CHATML), ("llama.cpp-thinking", THINKING)):
+            options = {"chat_template": template, "n_ctx": 2048, "threads": 2}
+            r = running.http.put(f"/api/models/{name}/settings", json={"options": options})
+            assert r.status_code == 200, r.text
+        for name in [*ENGINES, *(f"{e}-thinking" for e in ENGINES)]:
             r = running.http.post(f"/api/models/{name}/load", json={})
             assert r.status_code == 200, r.text
         yield running
@@ -222,3 +242,53 @@ def test_anthropic_forced_tool_use(server: RunningServer, engine: str) -> None:
     uses = [b for b in final.content if b.type == "tool_use"]
     assert uses
     assert final.stop_reason == "tool_use"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+def test_thoughts_come_apart_from_the_answer(client: openai.OpenAI, engine: str) -> None:
+    """A template that thinks: the thought is reasoning_content, the rest content; a budget ends
+    the thought after so many tokens; enable_thinking false skips it; streamed the same."""
+    model, ask = f"{engine}-thinking", [{"role": "user", "content": "Is the sky blue?"}]
+    budget = {"thinking_budget_tokens": 6}
+    answer = client.chat.completions.create(
+        model=model, messages=ask, max_tokens=30, temperature=0, extra_body=budget
+    )  # type: ignore[arg-type]
+    message = answer.choices[0].message
+    thought = (message.model_extra or {}).get("reasoning_content")
+    assert thought
+    assert message.content  # the budget ended the thought: there is an answer after it
+    stream = client.chat.completions.create(
+        model=model,
+        messages=ask,
+        max_tokens=30,
+        temperature=0,
+        extra_body=budget,
+        stream=True,  # type: ignore[arg-type]
+    )
+    thoughts, content = "", ""
+    for chunk in stream:
+        for choice in chunk.choices:
+            thoughts += (choice.delta.model_extra or {}).get("reasoning_content") or ""
+            content += choice.delta.content or ""
+    assert thoughts.strip() == thought.strip()
+    assert content.strip() == (message.content or "").strip()
+    off = client.chat.completions.create(
+        model=model, messages=ask, max_tokens=10, temperature=0,  # type: ignore[arg-type]
+        extra_body={"chat_template_kwargs": {"enable_thinking": False}},
+    )  # fmt: skip
+    assert not (off.choices[0].message.model_extra or {}).get("reasoning_content")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+def test_anthropic_thinking_blocks(server: RunningServer, engine: str) -> None:
+    claude = anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0)
+    message = claude.messages.create(
+        model=f"{engine}-thinking", max_tokens=30, messages=[{"role": "user", "content": "Hi"}],
+        extra_body={"temperature": 0},
+        thinking={"type": "enabled", "budget_tokens": 6},
+    )  # fmt: skip
+    kinds = [block.type for block in message.content]
+    assert kinds[0] == "thinking"
+    assert message.content[0].thinking  # type: ignore[union-attr]

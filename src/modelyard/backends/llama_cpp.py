@@ -63,6 +63,14 @@ class LlamaCppOptions(BaseModel):
     cache_type_v: CacheType = "f16"
     parallel: int = Field(1, ge=1, le=256, description="parallel slots (concurrent sequences)")
     chat_template: str | None = Field(None, description="a Jinja chat template or a llama.cpp template name")
+    reasoning_format: Literal["auto", "deepseek", "none"] = Field(
+        "auto",
+        description="a thinking model's thoughts: in reasoning_content (deepseek; auto: the same where "
+        "the template thinks), or left in the content (none)",
+    )
+    reasoning_budget: int = Field(
+        -1, ge=-1, description="tokens a thought may take before its end is written (-1: no limit, 0: none)"
+    )
     logits_all: bool = Field(
         False,
         description="keep every position's logits, for prompt logprobs (`echo` with `logprobs`: "
@@ -255,6 +263,10 @@ class LlamaServer(LlamaCppFamily):
         if o.cache_reuse:
             args += ["--cache-reuse", str(o.cache_reuse)]
         args += ["--no-webui", "--flash-attn", o.flash_attn]
+        if o.reasoning_format != "auto":
+            args += ["--reasoning-format", o.reasoning_format]
+        if o.reasoning_budget != -1:
+            args += ["--reasoning-budget", str(o.reasoning_budget)]
         # an HTTP thread for each request the gateway may have in flight (its slots, and as many
         # in its own queue: EngineSpec.queued), and some for health checks
         args += ["--threads-http", str(2 * o.parallel + 4)]

@@ -107,6 +107,8 @@ class LlamaCppPython(LlamaCppFamily):
             raise lacks("context_shift", True)
         if o.cache_reuse:
             raise lacks("cache_reuse", o.cache_reuse)
+        if o.reasoning_format != "auto" or o.reasoning_budget != -1:
+            raise lacks("reasoning_format / reasoning_budget", (o.reasoning_format, o.reasoning_budget))
         self.preflight(version)
         args = ["--model", model.path, "--host", HOST, "--port", PORT, "--model_alias", model.name]
         args += ["--n_ctx", str(o.n_ctx), "--n_batch", str(o.n_batch)]

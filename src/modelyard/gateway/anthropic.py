@@ -108,6 +108,12 @@ def chat_request(body: dict[str, Any]) -> dict[str, Any]:
             out["tool_choice"] = {"type": "function", "function": {"name": choice.get("name", "")}}
         elif kind in ("auto", "none"):
             out["tool_choice"] = kind
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict):  # {type: enabled, budget_tokens} or {type: disabled}
+        if thinking.get("type") == "disabled":
+            out["chat_template_kwargs"] = {"enable_thinking": False}
+        elif isinstance(thinking.get("budget_tokens"), int):
+            out["thinking_budget_tokens"] = thinking["budget_tokens"]
     if body.get("stream"):
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}
@@ -136,6 +142,8 @@ def message(answer: dict[str, Any], model: str) -> dict[str, Any]:
     choice = (answer.get("choices") or [{}])[0]
     msg = choice.get("message") or {}
     content: list[dict[str, Any]] = []
+    if msg.get("reasoning_content"):
+        content.append({"type": "thinking", "thinking": msg["reasoning_content"], "signature": ""})
     if msg.get("content"):
         content.append({"type": "text", "text": msg["content"]})
     content += _tool_uses(msg.get("tool_calls"))
@@ -194,6 +202,11 @@ class StreamTranslator:
         for choice in chunk.get("choices") or []:
             self.finish = choice.get("finish_reason") or self.finish
             delta = choice.get("delta") or {}
+            if delta.get("reasoning_content"):
+                if self.open != "thinking":
+                    out += self._block("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+                out += event("content_block_delta", {"index": self.index, "delta": {
+                    "type": "thinking_delta", "thinking": delta["reasoning_content"]}})  # fmt: skip
             if delta.get("content"):
                 if self.open != "text":
                     out += self._block("text", {"type": "text", "text": ""})

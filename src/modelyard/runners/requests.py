@@ -70,6 +70,8 @@ class GenerationBody(Body):
     negative_prompt: str | None = None
     # structured output: {type: text | json_object | json_schema, json_schema: {name, schema}}
     response_format: dict[str, Any] | None = None
+    # a thinking model's thought ends after this many tokens (llama-server's name)
+    thinking_budget_tokens: int | None = Field(None, ge=0)
 
     @field_validator("logprobs")
     @classmethod
@@ -96,6 +98,8 @@ class ChatBody(GenerationBody):
     # "required" and a named function the gateway forces (gateway/tools.py) before it comes here
     tool_choice: Literal["auto", "none"] | None = None
     parallel_tool_calls: bool | None = None
+    # the chat template's own variables, e.g. {"enable_thinking": false}
+    chat_template_kwargs: dict[str, Any] | None = None
 
     def offered_tools(self) -> list[dict[str, Any]] | None:
         """The tools the model is shown and may call: none with tool_choice "none"."""

@@ -27,6 +27,9 @@ from modelyard.runners.devices import (
     rope,
 )
 from modelyard.runners.media import load_image
+from modelyard.runners.reasoning import Splitter as ReasoningSplitter
+from modelyard.runners.reasoning import budget_processor, starts_inside, thinks
+from modelyard.runners.reasoning import split as split_reasoning
 from modelyard.runners.requests import ChatBody, CompletionBody, GenerationBody
 from modelyard.runners.toolcalls import Holder, family_of, template_messages
 from modelyard.runners.toolcalls import parse as parse_calls
@@ -48,6 +51,8 @@ class Prompt:
     ids: list[int]
     extra: dict[str, Any] = field(default_factory=dict)  # more inputs to generate(): pixel_values, ...
     negative: list[int] | None = None  # CFG's negative prompt
+    # a thinking template's: True, the model starts inside a thought; False, it may open one
+    thinking: bool | None = None
 
 
 @dataclass
@@ -64,6 +69,7 @@ class Sampling:
     seed: int | None
     guidance_scale: float | None = None  # CFG, with the prompt's negative ids
     grammar: Any = None  # a compiled grammar the answer follows (constrain.py)
+    thinking_budget: int | None = None  # tokens a thought may take before its end is written
 
     def generate_kwargs(self) -> dict[str, Any]:
         """The arguments transformers' generate() takes for these."""
@@ -149,6 +155,7 @@ class Generator:
         self.facts = loaded_facts(model)  # what the engine reports on /health
         self.grammars = Grammars(self.tokenizer, _logits_size(model), _stop_ids(model, self.tokenizer))
         self.tool_family = family_of(self.tokenizer.chat_template)
+        self.thinks = thinks(self.tokenizer.chat_template)
         self.model = _with_adapters(model, adapters)
         self.model.eval()
         config = getattr(model.config, "text_config", None) or model.config
@@ -159,8 +166,13 @@ class Generator:
     # -- prompts -----------------------------------------------------------------------------
 
     def chat_prompt(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        kwargs: dict[str, Any] | None = None,
     ) -> Prompt:
+        """The prompt the chat template makes of ``messages`` (with ``tools`` shown, and the
+        template's own variables: enable_thinking, ...)."""
         if not self.tokenizer.chat_template:
             raise InvalidRequest(
                 "this model has no chat template, so chat messages cannot be formatted for it; "
@@ -176,9 +188,14 @@ class Generator:
                 m["content"] = "".join(p.get("text", "") for p in m["content"] if isinstance(p, dict))
         shown: list[Any] | None = list(tools) if tools else None
         text = self.tokenizer.apply_chat_template(
-            template_messages(messages), tools=shown, add_generation_prompt=True, tokenize=False
+            template_messages(messages),
+            tools=shown,
+            add_generation_prompt=True,
+            tokenize=False,
+            **(kwargs or {}),
         )
-        return Prompt(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        thinking = starts_inside(str(text)) if self.thinks else None
+        return Prompt(self.tokenizer(text, add_special_tokens=False)["input_ids"], thinking=thinking)
 
     def text_prompt(self, prompt: str | list[str] | list[int]) -> Prompt:
         if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
@@ -208,6 +225,7 @@ class Generator:
             stop=body.stops(),
             seed=body.seed,
             guidance_scale=body.guidance_scale,
+            thinking_budget=body.thinking_budget_tokens,
         )
 
     def grammar(self, body: GenerationBody) -> Any:
@@ -312,6 +330,9 @@ class Generator:
             processors = [Penalties()] if s.presence_penalty or s.frequency_penalty else []
             if s.grammar is not None:
                 processors.append(self.grammars.processor(s.grammar))
+            if s.thinking_budget is not None and prompt.thinking is not None:
+                budget = budget_processor(self.tokenizer, s.thinking_budget, len(prompt.ids), prompt.thinking)
+                processors.append(budget)
             if prompt.negative is not None:
                 extra["guidance_scale"] = s.guidance_scale
                 extra["negative_prompt_ids"] = torch.tensor([prompt.negative], device=self.model.device)
@@ -350,7 +371,10 @@ class VisionGenerator(Generator):
         self._setup(transformers.AutoModelForImageTextToText, path, options, adapters)
 
     def chat_prompt(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        kwargs: dict[str, Any] | None = None,
     ) -> Prompt:
         if not (self.processor.chat_template or self.tokenizer.chat_template):
             raise InvalidRequest("this model has no chat template", param="messages")
@@ -374,7 +398,7 @@ class VisionGenerator(Generator):
                     )
             converted.append({"role": m.get("role", "user"), "content": out})
         text = self.processor.apply_chat_template(
-            converted, tools=tools, add_generation_prompt=True, tokenize=False
+            converted, tools=tools, add_generation_prompt=True, tokenize=False, **(kwargs or {})
         )
         inputs = self.processor(text=text, images=images or None, return_tensors="pt")
         extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
@@ -446,7 +470,8 @@ def _id(prefix: str) -> str:
 
 async def chat(gen: Generator, body: ChatBody, name: str) -> dict[str, Any] | AsyncIterator[bytes]:
     tools = body.offered_tools()
-    prompt = await asyncio.to_thread(gen.chat_prompt, body.messages, tools)  # images are decoded here
+    kwargs = body.chat_template_kwargs or {}
+    prompt = await asyncio.to_thread(gen.chat_prompt, body.messages, tools, kwargs)  # images decode here
     # a constrained answer is the caller's JSON (a forced call's too: the gateway reads it)
     family = gen.tool_family if tools and body.response_format is None else None
     return await _answer(gen, body, name, prompt, chat=True, tools=family)
@@ -463,6 +488,8 @@ async def _answer(
     ids = prompt.ids
     s = gen.sampling(body, len(ids))
     s.grammar = await asyncio.to_thread(gen.grammar, body)
+    if s.grammar is not None:
+        prompt.thinking = None  # the answer is the JSON asked for, from its first token
     if body.guidance_scale is not None and body.guidance_scale != 1:
         prompt.negative = gen.negative_ids(body.negative_prompt or "")
     elif body.negative_prompt:
@@ -481,10 +508,15 @@ async def _answer(
     usage_body = {"prompt_tokens": len(ids), "completion_tokens": n, "total_tokens": len(ids) + n}
     if chat:
         message: dict[str, Any] = {"role": "assistant", "content": text}
+        if prompt.thinking is not None:
+            thought, text = split_reasoning(text, prompt.thinking)
+            message["content"] = text
+            if thought is not None:
+                message["reasoning_content"] = thought
         if tools is not None:
             content, calls = parse_calls(text, tools)
             if calls:
-                message = {"role": "assistant", "content": content or None, "tool_calls": calls}
+                message.update(content=content or None, tool_calls=calls)
                 reason = "tool_calls"
         choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": reason}
         kind = "chat.completion"
@@ -513,44 +545,51 @@ def _sse(
     usage: bool,
     tools: str | None = None,
 ) -> AsyncIterator[bytes]:
+    """The answer as server-sent events: chat deltas of reasoning, content and tool calls (each
+    call whole, once the answer ended), or completion text."""
     kind = "chat.completion.chunk" if chat else "text_completion"
 
-    def chunk(
-        piece: str, reason: str | None, first: bool = False, calls: list[dict[str, Any]] | None = None
-    ) -> bytes:
-        if chat:
-            delta: dict[str, Any] = {"role": "assistant", "content": piece} if first else {"content": piece}
-            if calls:
-                delta = {"tool_calls": calls}
-            if reason is not None:
-                delta = {}
-            choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": reason}
-        else:
-            choice = {"index": 0, "text": piece, "finish_reason": reason, "logprobs": None}
+    def event(choice: dict[str, Any]) -> bytes:
         body = {"id": ident, "object": kind, "created": created, "model": name, "choices": [choice]}
         return f"data: {json.dumps(body)}\n\n".encode()
+
+    def delta(fields: dict[str, Any]) -> bytes:
+        if chat:
+            return event({"index": 0, "delta": fields, "finish_reason": None})
+        return event({"index": 0, "text": fields.get("content", ""), "finish_reason": None, "logprobs": None})
+
+    def finish(reason: str) -> bytes:
+        if chat:
+            return event({"index": 0, "delta": {}, "finish_reason": reason})
+        return event({"index": 0, "text": "", "finish_reason": reason, "logprobs": None})
 
     async def events() -> AsyncIterator[bytes]:
         n = 0
         if chat:
-            yield chunk("", None, first=True)
+            yield delta({"role": "assistant", "content": ""})
+        thoughts = ReasoningSplitter(prompt.thinking) if chat and prompt.thinking is not None else None
         holder = Holder(tools) if tools is not None else None
         try:
             async for piece, reason, count in gen.stream(prompt, s):
                 n = count
+                thought, text = thoughts.feed(piece) if thoughts is not None else ("", piece)
+                if reason is not None and thoughts is not None:
+                    more_thought, more_text = thoughts.finish()
+                    thought, text = thought + more_thought, text + more_text
+                if thought:
+                    yield delta({"reasoning_content": thought})
+                calls: list[dict[str, Any]] = []
                 if holder is not None:
-                    piece = holder.feed(piece)
+                    text = holder.feed(text)
                     if reason is not None:  # the end: what was held back, and the calls
                         rest, calls = holder.finish()
-                        if rest:
-                            yield chunk(rest, None)
-                        for i, call in enumerate(calls):
-                            yield chunk("", None, calls=[{"index": i, **call}])
-                        reason = "tool_calls" if calls else reason
-                if piece:
-                    yield chunk(piece, None)
+                        text += rest
+                if text:
+                    yield delta({"content": text})
+                for i, call in enumerate(calls):
+                    yield delta({"tool_calls": [{"index": i, **call}]})
                 if reason is not None:
-                    yield chunk("", reason)
+                    yield finish("tool_calls" if calls else reason)
         except ModelyardError as e:
             yield sse_error(e)
             return
