@@ -38,7 +38,17 @@ class Series:
     tokens_out: Counter
     images: Counter
     retries: Counter
+    cached: Counter
+    drafted: Counter
+    accepted: Counter
     statuses: dict[int, Counter]
+    draft_tally: list[int]  # [drafted, accepted], for `ps` and the API
+
+    def count_drafts(self, drafted: int, accepted: int) -> None:
+        self.drafted.inc(drafted)
+        self.accepted.inc(accepted)
+        self.draft_tally[0] += drafted
+        self.draft_tally[1] += accepted
 
 
 class Metrics:
@@ -70,6 +80,14 @@ class Metrics:
             "modelyard_retries", "Requests sent again after an instance did not take them",
             ["model", "endpoint"], registry=r,
         )  # fmt: skip
+        self._cached = Counter(
+            "modelyard_cached_prompt_tokens", "Prompt tokens the engines' prompt caches held (not computed again)",
+            ["model", "endpoint"], registry=r,
+        )  # fmt: skip
+        self._drafts = Counter(
+            "modelyard_draft_tokens", "Speculative decoding: tokens drafted, and of those accepted",
+            ["model", "endpoint", "outcome"], registry=r,
+        )  # fmt: skip
         self._series: dict[tuple[str, str], Series] = {}
 
     def series(self, model: str, endpoint: str) -> Series:
@@ -84,9 +102,22 @@ class Metrics:
                 self._tokens.labels(model, endpoint, "out"),
                 self._images.labels(model, endpoint),
                 self._retries.labels(model, endpoint),
+                self._cached.labels(model, endpoint),
+                self._drafts.labels(model, endpoint, "drafted"),
+                self._drafts.labels(model, endpoint, "accepted"),
                 {},
+                [0, 0],
             )
         return found
+
+    def drafts(self, model: str) -> tuple[int, int]:
+        """(tokens drafted, accepted) for ``model`` so far, over its endpoints."""
+        drafted = accepted = 0
+        for (name, _endpoint), series in list(self._series.items()):
+            if name == model:
+                drafted += series.draft_tally[0]
+                accepted += series.draft_tally[1]
+        return drafted, accepted
 
     def status(self, series: Series, model: str, endpoint: str, status: int) -> Counter:
         child = series.statuses.get(status)

@@ -17,6 +17,7 @@ from modelyard.estimate.llama import Breakdown
 from modelyard.gateway.checks import caller_of
 from modelyard.http_errors import ErrorBody
 from modelyard.library.settings import effective
+from modelyard.metrics import Metrics
 from modelyard.runtime import placement
 from modelyard.runtime.executor import LogRef
 from modelyard.runtime.runtime import Runtime
@@ -53,6 +54,9 @@ class InstanceOut(BaseModel):
     cpu_percent: float = Field(description="CPU use since the last look, % of one core")
     error: str | None
     history: list[dict[str, object]]
+    draft_acceptance: float | None = Field(
+        None, description="speculative decoding: the share of drafted tokens its model's engines accepted"
+    )
 
 
 class DeploymentOut(BaseModel):
@@ -95,7 +99,11 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
-async def instances_of(runtime: Runtime, model: str | None = None) -> list[InstanceOut]:
+async def instances_of(
+    runtime: Runtime, model: str | None = None, metrics: Metrics | None = None
+) -> list[InstanceOut]:
+    """The instances (of ``model``), with the drafts their models' engines had accepted where
+    ``metrics`` is given."""
     out = []
     for i in runtime.instances():
         if model is not None and i.model != model:
@@ -117,9 +125,15 @@ async def instances_of(runtime: Runtime, model: str | None = None) -> list[Insta
                 cpu_percent=usage.cpu_percent,
                 error=i.error,
                 history=i.history,
+                draft_acceptance=_acceptance(metrics, i.model),
             )
         )
     return out
+
+
+def _acceptance(metrics: Metrics | None, model: str) -> float | None:
+    drafted, accepted = metrics.drafts(model) if metrics is not None else (0, 0)
+    return accepted / drafted if drafted else None
 
 
 @router.post("/models/{name}/load")
@@ -149,7 +163,7 @@ async def unload(request: Request, name: str, body: UnloadIn | None = None) -> N
 
 @router.get("/instances")
 async def instances(request: Request) -> list[InstanceOut]:
-    return await instances_of(runtime_of(request))
+    return await instances_of(runtime_of(request), metrics=request.app.state.metrics)
 
 
 @router.get("/instances/{instance_id}/logs")

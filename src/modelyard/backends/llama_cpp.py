@@ -71,6 +71,19 @@ class LlamaCppOptions(BaseModel):
     reasoning_budget: int = Field(
         -1, ge=-1, description="tokens a thought may take before its end is written (-1: no limit, 0: none)"
     )
+    draft_model: str | None = Field(
+        None,
+        description="speculative decoding: a small GGUF model with the same vocabulary that drafts "
+        "tokens for this one to check (a library model's name, or a file; saved as its file)",
+    )
+    ngram_speculation: bool = Field(
+        False, description="speculative decoding without a draft model: drafts from n-grams seen before"
+    )
+    draft_max: int | None = Field(None, ge=1, le=256, description="tokens drafted at most per step")
+    draft_min: int | None = Field(None, ge=0, le=256, description="tokens drafted at least per step")
+    draft_p_min: float | None = Field(
+        None, ge=0, le=1, description="a drafted token's least probability under the draft model"
+    )
     logits_all: bool = Field(
         False,
         description="keep every position's logits, for prompt logprobs (`echo` with `logprobs`: "
@@ -116,10 +129,12 @@ class LlamaCppFamily:
             raise ChatTemplateMissing(model.name)
 
     def config(self, model: Model, options: LlamaCppOptions, adapter: Adapter | None, n_gpus: int) -> Config:
-        """The estimate's configuration (llama-server's ways); the mmproj and the LoRA load whole
-        beside the weights."""
+        """The estimate's configuration (llama-server's ways); the mmproj, the LoRA and a draft
+        model load whole beside the weights."""
         extra = sum(c.size for c in model.components if c.role == "mmproj")
         extra += adapter.size if adapter else 0
+        if options.draft_model and os.path.isfile(options.draft_model):
+            extra += os.path.getsize(options.draft_model)  # its weights; its KV cache is small beside them
         return Config(
             n_ctx=options.n_ctx or model.context_length or 4096,
             parallel=options.parallel,
@@ -142,6 +157,22 @@ class LlamaCppFamily:
         if options.cpu_only:
             free_vram = []
         return fit_gguf(model, self.config(model, options, adapter, len(free_vram)), free_ram, free_vram)
+
+
+def speculation_args(o: LlamaCppOptions) -> list[str]:
+    """llama-server's speculative decoding flags: a draft model, n-gram drafting, or both."""
+    kinds = (["draft-simple"] if o.draft_model else []) + (["ngram-simple"] if o.ngram_speculation else [])
+    if not kinds:
+        return []
+    args = ["--spec-type", ",".join(kinds)]
+    if o.draft_model:
+        args += ["--spec-draft-model", o.draft_model]
+    for value, flag in ((o.draft_max, "--spec-draft-n-max"), (o.draft_min, "--spec-draft-n-min")):
+        if value is not None:
+            args += [flag, str(value)]
+    if o.draft_p_min is not None:
+        args += ["--spec-draft-p-min", f"{o.draft_p_min:g}"]
+    return args
 
 
 def gpu_layers(options: LlamaCppOptions, placement: Placement) -> int | None:
@@ -267,6 +298,7 @@ class LlamaServer(LlamaCppFamily):
             args += ["--reasoning-format", o.reasoning_format]
         if o.reasoning_budget != -1:
             args += ["--reasoning-budget", str(o.reasoning_budget)]
+        args += speculation_args(o)
         # an HTTP thread for each request the gateway may have in flight (its slots, and as many
         # in its own queue: EngineSpec.queued), and some for health checks
         args += ["--threads-http", str(2 * o.parallel + 4)]

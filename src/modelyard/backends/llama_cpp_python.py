@@ -107,6 +107,8 @@ class LlamaCppPython(LlamaCppFamily):
             raise lacks("context_shift", True)
         if o.cache_reuse:
             raise lacks("cache_reuse", o.cache_reuse)
+        if o.draft_model or o.ngram_speculation:
+            raise lacks("speculative decoding (draft_model, ngram_speculation)", True)
         if o.reasoning_format != "auto" or o.reasoning_budget != -1:
             raise lacks("reasoning_format / reasoning_budget", (o.reasoning_format, o.reasoning_budget))
         self.preflight(version)

@@ -35,6 +35,34 @@ def counted(answer: bytes) -> tuple[int, int]:
     return 0, 0
 
 
+def extras_of(answer: bytes) -> tuple[int, int, int]:
+    """(prompt tokens the engine's cache held, tokens drafted, drafted tokens accepted), as
+    llama-server reports them at the end of ``answer``; zeros where it says nothing."""
+    cached = drafted = accepted = 0
+    at = answer.rfind(b'"timings"')
+    if at >= 0 and (m := TIMINGS.match(answer, at)):
+        t = orjson.loads(m.group(1))
+        cached = int(t.get("cache_n") or 0)
+        drafted, accepted = int(t.get("draft_n") or 0), int(t.get("draft_n_accepted") or 0)
+    return cached, drafted, accepted
+
+
+def with_prediction_usage(answer: bytes) -> bytes:
+    """A JSON answer whose engine drafted tokens, with OpenAI's accepted and rejected prediction
+    tokens in its usage (from llama-server's timings)."""
+    _cached, drafted, accepted = extras_of(answer)
+    try:
+        body = orjson.loads(answer)
+    except orjson.JSONDecodeError:
+        return answer
+    usage = body.get("usage")
+    if not isinstance(usage, dict):
+        return answer
+    details = usage.setdefault("completion_tokens_details", {})
+    details.update(accepted_prediction_tokens=accepted, rejected_prediction_tokens=drafted - accepted)
+    return orjson.dumps(body)
+
+
 def tokens_of(usage: Any) -> tuple[int, int]:
     """Tokens in and out of a usage object, OpenAI's or Anthropic's."""
     if not isinstance(usage, dict):
@@ -61,6 +89,9 @@ class Exchange:
     tokens_in: int = 0
     tokens_out: int = 0
     images: int = 0
+    cached: int = 0  # prompt tokens the engine's prompt cache held
+    drafted: int = 0  # speculative decoding: tokens drafted, and of those accepted
+    accepted: int = 0
     placed: bool = False  # it had a slot once (a retry waits again, not counted again)
     done: bool = False
 
@@ -90,6 +121,8 @@ class Exchange:
     def answered(self, answer: bytes) -> None:
         """Count what the engine reports in ``answer`` (a body, or a stream's last chunks)."""
         self.tokens_in, self.tokens_out = counted(answer)
+        if b'"timings"' in answer:
+            self.cached, self.drafted, self.accepted = extras_of(answer)
         if self.endpoint == "images":
             self.images = images_in(answer)
 
@@ -112,6 +145,10 @@ class Exchange:
             s.tokens_out.inc(self.tokens_out)
         if self.images:
             s.images.inc(self.images)
+        if self.cached:
+            s.cached.inc(self.cached)
+        if self.drafted:
+            s.count_drafts(self.drafted, self.accepted)
         self.meter.add(
             self.model, self.key, requests=1, tokens_in=self.tokens_in, tokens_out=self.tokens_out,
             images=self.images,

@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from modelyard.errors import EngineError
 from modelyard.gateway.checks import state_of
-from modelyard.gateway.exchange import TAIL, Exchange
+from modelyard.gateway.exchange import TAIL, Exchange, with_prediction_usage
 from modelyard.http_errors import error_response, sse_error
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,8 @@ async def forward(
             done()
         if upstream.status == 200:
             exchange.answered(raw)
+            if exchange.drafted:
+                raw = with_prediction_usage(raw)
         exchange.finish(upstream.status)
         return Response(raw, status_code=upstream.status, media_type="application/json")
 

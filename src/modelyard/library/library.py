@@ -22,6 +22,7 @@ from modelyard.categories import (
 )
 from modelyard.errors import (
     InvalidImport,
+    InvalidSettings,
     ModelExists,
     ModelLoaded,
     ModelNotFound,
@@ -398,6 +399,35 @@ class Library:
         chosen = check_name(adapter_name, "adapter") if adapter_name else default_name(insp.path)
         return self._bind(base, insp, chosen, description)
 
+    def _draft(self, model: Model, wanted: str) -> str:
+        """The file of the draft model ``wanted`` (a library model's name, or a file) for
+        ``model``'s speculative decoding; InvalidSettings unless both have one vocabulary."""
+        try:
+            found = self.store.get_model(wanted)
+            path, fmt, facts = found.path, found.format, found.facts
+        except ModelNotFound:
+            try:
+                insp = inspect_path(wanted)
+            except ModelyardError as e:
+                raise InvalidSettings(
+                    f"draft_model {wanted!r} is neither a library model nor a model file: {e.message}",
+                    hint="`modelyard ls` lists the models",
+                ) from None
+            path, fmt, facts = str(insp.path), insp.format, insp.facts
+        if fmt != model.format:
+            raise InvalidSettings(
+                f"the draft model is {fmt}; {model.name!r} is {model.format}: they must match"
+            )
+        mine = (model.facts.get("tokenizer"), model.facts.get("vocab_size"))
+        theirs = (facts.get("tokenizer"), facts.get("vocab_size"))
+        if None in mine or mine[0] != theirs[0] or abs(int(mine[1] or 0) - int(theirs[1] or 0)) > VOCAB_SLACK:
+            raise InvalidSettings(
+                f"the draft model's vocabulary ({theirs[0]}, {theirs[1]} tokens) is not {model.name!r}'s "
+                f"({mine[0]}, {mine[1]} tokens)",
+                hint="a draft must come from the same family: a smaller model with the same tokenizer",
+            )
+        return path
+
     def _bind(self, base: Model, insp: Inspection, name: str, description: str) -> Model:
         adapter = Adapter(
             name=name,
@@ -427,7 +457,10 @@ class Library:
         """Merge ``options`` into the saved ones (or replace them); None removes an option. Atomic:
         settings saved at the same moment all stay. ``backend``: the backend they are for (one
         that takes the model), when not the one they follow now: the saved options its schema
-        shares carry over."""
+        shares carry over. A draft model is saved as its file, once its vocabulary is checked
+        against the model's."""
+        if options.get("draft_model"):
+            options = {**options, "draft_model": self._draft(self.get(name), str(options["draft_model"]))}
 
         def change(model: Model) -> ModelSettings:
             target, schema = settings.schema_for(model, backend)
@@ -441,6 +474,9 @@ class Library:
             return ModelSettings(backend=target, options=saved)
 
         return self.store.change_settings(name, change)
+
+
+VOCAB_SLACK = 128  # tokens a draft's vocabulary may differ by (llama.cpp's own allowance)
 
 
 def _component_of(role: ComponentRole, insp: Inspection) -> Component:
