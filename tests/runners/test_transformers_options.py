@@ -128,3 +128,37 @@ def test_classifier_free_guidance(server: RunningServer, torch_zoo: dict[str, Pa
     r = server.http.post("/v1/chat/completions", json=body)
     assert r.status_code == 400
     assert "guidance_scale" in r.json()["error"]["message"]
+
+
+@pytest.mark.slow
+def test_assisted_generation(server: RunningServer, torch_zoo: dict[str, Path], tmp_path: Path) -> None:
+    """A draft model (the same weights: every draft fits) and prompt lookup give the same greedy
+    answer as none, and the usage says how many drafted tokens were accepted."""
+    import shutil
+
+    folder = torch_zoo["chat"]
+    draft = shutil.copytree(folder, tmp_path / "tiny-draft")
+    for name, path in (("tiny", folder), ("tiny-draft", draft)):
+        assert server.http.post("/api/models", json={"path": str(path), "name": name}).status_code == 201
+    load(server, "tiny", {})
+    body = {"model": "tiny", "messages": MESSAGES, "max_tokens": 16, "temperature": 0}
+    plain = server.http.post("/v1/chat/completions", json=body).json()
+    assert "completion_tokens_details" not in plain["usage"]
+    r = server.http.put(
+        "/api/models/tiny/settings", json={"options": {"draft_model": "tiny-draft", "draft_max": 4}}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["saved"]["draft_model"] == str(draft)
+    assert server.http.post("/api/models/tiny/load", json={}).status_code == 200
+    assisted = server.http.post("/v1/chat/completions", json=body).json()
+    assert assisted["choices"][0]["message"]["content"] == plain["choices"][0]["message"]["content"]
+    details = assisted["usage"]["completion_tokens_details"]
+    assert details["accepted_prediction_tokens"] > 0  # its own weights: the drafts are right
+    assert details["rejected_prediction_tokens"] >= 0
+    (instance,) = [i for i in server.http.get("/api/instances").json() if i["model"] == "tiny"]
+    assert instance["draft_acceptance"] > 0.5
+    lookup = load(server, "tiny", {"prompt_lookup": 3})
+    assert lookup["n_ctx"] > 0
+    looked_up = server.http.post("/v1/chat/completions", json=body).json()
+    assert looked_up["choices"][0]["message"]["content"] == plain["choices"][0]["message"]["content"]
+    assert "completion_tokens_details" in looked_up["usage"]

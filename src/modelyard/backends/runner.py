@@ -69,6 +69,13 @@ def chosen_adapters(model: Model, listed: list[Any], adapter: Adapter | None) ->
     return chosen
 
 
+def _folder_bytes(folder: str | None) -> int:
+    """The size of a model folder's weights (0: none)."""
+    if not folder or not Path(folder).is_dir():
+        return 0
+    return sum(p.stat().st_size for p in Path(folder).glob("*.safetensors"))
+
+
 class RunnerBackend(environments.InEnvironment):
     """A backend whose engine is modelyard's runner, in the server's interpreter when it has the
     backend's packages, else in a managed environment."""
@@ -120,6 +127,7 @@ class RunnerBackend(environments.InEnvironment):
             device=options.device,
             batch_size=getattr(options, "batch_size", 1),
             quantization=getattr(options, "quantization", "none"),
+            extra_bytes=_folder_bytes(getattr(options, "draft_model", None)),
         )
 
     def adapters(self, model: Model, options: Any, adapter: Adapter | None) -> list[dict[str, Any]] | None:

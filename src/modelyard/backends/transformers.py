@@ -70,3 +70,12 @@ class TransformersOptions(BaseModel):
     peft_adapters: list[PeftAdapter] = Field(
         default_factory=list, description="PEFT adapters applied together, each with a weight"
     )
+    draft_model: str | None = Field(
+        None,
+        description="assisted generation: a small model with the same vocabulary that drafts tokens "
+        "(a library model's name, or a folder; saved as its folder)",
+    )
+    prompt_lookup: int | None = Field(
+        None, ge=1, le=64, description="drafts from n-grams of the prompt (prompt lookup): tokens per draft"
+    )
+    draft_max: int | None = Field(None, ge=1, le=64, description="tokens the draft model drafts per step")

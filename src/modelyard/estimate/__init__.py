@@ -91,9 +91,11 @@ def fit_folder(
     batch_size: int = 1,
     quantization: str = "none",
     kv_bytes: float = 0.0,
+    extra_bytes: int = 0,
 ) -> Fit:
     """The same for a safetensors / Hugging Face folder under a transformers-style engine
-    (``kv_bytes``: bytes per cached value where the cache has its own type)."""
+    (``kv_bytes``: bytes per cached value where the cache has its own type; ``extra_bytes``: what
+    loads beside the weights, a draft model)."""
     folder = Path(model.path)
     if model.format != "safetensors" or not folder.is_dir():
         raise Unsupported(f"no memory estimate for {model.name!r} ({model.format})")
@@ -109,6 +111,7 @@ def fit_folder(
             batch_size=batch_size,
             quantization=quantization,
             kv_bytes=kv_bytes,
+            extra_bytes=extra_bytes,
         )
 
     def fits(e: Estimate) -> bool:

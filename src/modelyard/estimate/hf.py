@@ -34,6 +34,7 @@ class HFConfig:
     batch_size: int = 1
     quantization: str = "none"  # bitsandbytes at load: int8, int4, nf4
     kv_bytes: float = 0.0  # bytes per cached key or value; 0: the compute dtype's
+    extra_bytes: int = 0  # loaded beside the weights: a draft model
 
 
 def estimate_folder(folder: Path, facts: dict[str, object], cfg: HFConfig) -> Estimate:
@@ -70,7 +71,7 @@ def estimate_tensors(shards: list[SafetensorsFile], facts: dict[str, object], cf
     compute_precision = (
         cfg.precision if cfg.precision != "auto" else DTYPE_PRECISION.get(stored_float or "F16", "float16")
     )
-    return estimate_weights(weights, compute_precision, facts, cfg)
+    return estimate_weights(weights + cfg.extra_bytes, compute_precision, facts, cfg)
 
 
 def estimate_weights(

@@ -420,7 +420,12 @@ class Library:
             )
         mine = (model.facts.get("tokenizer"), model.facts.get("vocab_size"))
         theirs = (facts.get("tokenizer"), facts.get("vocab_size"))
-        if None in mine or mine[0] != theirs[0] or abs(int(mine[1] or 0) - int(theirs[1] or 0)) > VOCAB_SLACK:
+        sizes = (mine[1], theirs[1])
+        if (
+            not all(isinstance(v, int) for v in sizes)
+            or mine[0] != theirs[0]
+            or abs(int(mine[1] or 0) - int(theirs[1] or 0)) > VOCAB_SLACK
+        ):
             raise InvalidSettings(
                 f"the draft model's vocabulary ({theirs[0]}, {theirs[1]} tokens) is not {model.name!r}'s "
                 f"({mine[0]}, {mine[1]} tokens)",

@@ -4,6 +4,7 @@ with PEFT adapters (several at once, each with a weight: model-compose's peft_ad
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -16,6 +17,7 @@ from typing import Any
 from modelyard.backends.transformers import TransformersOptions
 from modelyard.errors import EngineError, InvalidRequest, ModelyardError
 from modelyard.http_errors import sse_error
+from modelyard.runners import speculation
 from modelyard.runners.constrain import Grammars, schema_of
 from modelyard.runners.devices import (
     device_of,
@@ -70,6 +72,7 @@ class Sampling:
     guidance_scale: float | None = None  # CFG, with the prompt's negative ids
     grammar: Any = None  # a compiled grammar the answer follows (constrain.py)
     thinking_budget: int | None = None  # tokens a thought may take before its end is written
+    drafts: tuple[int, int] | None = None  # assisted generation: (drafted, accepted), once done
 
     def generate_kwargs(self) -> dict[str, Any]:
         """The arguments transformers' generate() takes for these."""
@@ -152,6 +155,18 @@ class Generator:
             ) from e
         if "device_map" not in kwargs:
             model = model.to(self.device)
+        self.assistant = None
+        if options.draft_model:  # assisted generation's draft: beside the model, at its dtype
+            self.assistant = auto.from_pretrained(
+                options.draft_model,
+                dtype=dtype,
+                local_files_only=True,
+                trust_remote_code=options.trust_remote_code,
+            ).to(model.device)
+            self.assistant.eval()
+        self.speculation = speculation.generate_kwargs(
+            self.assistant, options.prompt_lookup, options.draft_max
+        )
         self.facts = loaded_facts(model)  # what the engine reports on /health
         self.grammars = Grammars(self.tokenizer, _logits_size(model), _stop_ids(model, self.tokenizer))
         self.tool_family = family_of(self.tokenizer.chat_template)
@@ -337,7 +352,8 @@ class Generator:
                 extra["guidance_scale"] = s.guidance_scale
                 extra["negative_prompt_ids"] = torch.tensor([prompt.negative], device=self.model.device)
             pad = self.tokenizer.pad_token_id
-            with torch.inference_mode():
+            counting = speculation.Counting(self.model) if self.speculation else contextlib.nullcontext()
+            with torch.inference_mode(), counting as drafts:
                 self.model.generate(
                     input_ids=inputs,
                     attention_mask=torch.ones_like(inputs),
@@ -348,7 +364,10 @@ class Generator:
                     pad_token_id=pad if pad is not None else self.tokenizer.eos_token_id,
                     **extra,
                     **s.generate_kwargs(),
+                    **self.speculation,
                 )
+            if drafts is not None:
+                s.drafts = (drafts.proposed, drafts.accepted(counted[0]))
         except BaseException as e:
             loop.call_soon_threadsafe(queue.put_nowait, e)
 
@@ -505,7 +524,7 @@ async def _answer(
     text, reason, n = "", "stop", 0
     async for piece, why, count in gen.stream(prompt, s):
         text, reason, n = text + piece, why or reason, count
-    usage_body = {"prompt_tokens": len(ids), "completion_tokens": n, "total_tokens": len(ids) + n}
+    usage_body, timings = _usage(len(ids), n, s)
     if chat:
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if prompt.thinking is not None:
@@ -530,7 +549,26 @@ async def _answer(
         "model": name,
         "choices": [choice],
         "usage": usage_body,
+        **timings,
     }
+
+
+def _usage(prompt: int, completion: int, s: Sampling) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The usage object, and llama-server-style timings where drafts were made (which the
+    gateway counts in its metrics): accepted and rejected prediction tokens as OpenAI names them."""
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+    if s.drafts is None:
+        return usage, {}
+    drafted, accepted = s.drafts
+    usage["completion_tokens_details"] = {
+        "accepted_prediction_tokens": accepted,
+        "rejected_prediction_tokens": drafted - accepted,
+    }
+    return usage, {"timings": {"draft_n": drafted, "draft_n_accepted": accepted}}
 
 
 def _sse(
@@ -594,8 +632,7 @@ def _sse(
             yield sse_error(e)
             return
         if usage:
-            ids = prompt.ids
-            total = {"prompt_tokens": len(ids), "completion_tokens": n, "total_tokens": len(ids) + n}
+            total, timings = _usage(len(prompt.ids), n, s)
             body = {
                 "id": ident,
                 "object": kind,
@@ -603,6 +640,7 @@ def _sse(
                 "model": name,
                 "choices": [],
                 "usage": total,
+                **timings,
             }
             yield f"data: {json.dumps(body)}\n\n".encode()
         yield b"data: [DONE]\n\n"
