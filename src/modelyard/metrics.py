@@ -152,11 +152,19 @@ class _State(Collector):
         flight = GaugeMetricFamily(
             "modelyard_requests_in_flight", "Requests an engine works on", labels=["model"]
         )
+        affinity = CounterMetricFamily(
+            "modelyard_affinity_routes",
+            "Requests with a prompt prefix seen before: sent to the instance that served it (hit), or not",
+            labels=["model", "outcome"],
+        )
         for name, queue in sorted(rt.queues.items()):
             waiting.add_metric([name], queue.waiting)
             flight.add_metric([name], queue.in_flight)
+            affinity.add_metric([name, "hit"], queue.affinity_hits)
+            affinity.add_metric([name, "miss"], queue.affinity_misses)
         yield waiting
         yield flight
+        yield affinity
         instances = GaugeMetricFamily(
             "modelyard_instances", "Engine instances by state", labels=["model", "state"]
         )

@@ -18,7 +18,7 @@ from modelyard.errors import (
 )
 from modelyard.runtime.clock import settle
 from modelyard.runtime.queue import ClientGone
-from runtime.fakes import harness, run, until
+from runtime.fakes import harness, run, stays, until
 
 GiB = 1 << 30
 
@@ -39,6 +39,36 @@ async def test_requests_go_to_the_least_busy_instance_and_overflow_is_refused_at
         queue.release(first)
         _, third = await waiting
         assert third.instance_id == first.instance_id
+
+
+@run
+async def test_a_conversation_goes_back_to_the_instance_that_holds_its_prefix(tmp_path: Path) -> None:
+    """Session affinity: a prompt prefix seen before goes to its instance while that one has
+    room (its prompt cache holds the prefix), elsewhere when it is full."""
+    async with harness(tmp_path) as h:
+        h.add("m")
+        await h.runtime.load("m", replicas=2)
+        model = h.library.get("m")
+        assert h.runtime.replicated("m")
+        queue, a = await h.runtime.acquire(model, None, stays, prefix=111)
+        _, b = await h.runtime.acquire(model, None, stays, prefix=222)
+        assert a.instance_id != b.instance_id  # new prefixes: the least busy
+        queue.release(a)
+        queue.release(b)
+        # prefix 111 again: its own instance (the other one is as idle)
+        _, again = await h.runtime.acquire(model, None, stays, prefix=222)
+        _, first = await h.runtime.acquire(model, None, stays, prefix=111)
+        assert (again.instance_id, first.instance_id) == (b.instance_id, a.instance_id)
+        assert (queue.affinity_hits, queue.affinity_misses) == (2, 0)
+        queue.release(again)
+        # its instance full (one slot each here): the other takes it, and it lives there now
+        _, moved = await h.runtime.acquire(model, None, stays, prefix=111)
+        assert moved.instance_id == b.instance_id
+        assert queue.affinity_misses == 1
+        queue.release(first)
+        queue.release(moved)
+        _, back = await h.runtime.acquire(model, None, stays, prefix=111)
+        assert back.instance_id == b.instance_id
 
 
 @run

@@ -282,9 +282,12 @@ async def _route(
         content = raw if form else await _payload(raw, served, name, endpoint, backend.inline_images)
         if quiet_usage:
             content = _asking_usage(content)
+        prefix = prefix_of(raw) if endpoint in TEXT and runtime.replicated(model.name) else None
         dropped = refused = 0
         while True:
-            queue, slot = await runtime.acquire(model, adapter, request.is_disconnected, by=caller.account)
+            queue, slot = await runtime.acquire(
+                model, adapter, request.is_disconnected, by=caller.account, prefix=prefix
+            )
             exchange.waited()
             try:
                 return await forward(
@@ -316,6 +319,25 @@ async def _route(
         if exchange is not None:
             exchange.finish(answer.status_code)
         return answer
+
+
+PREFIX = 4096  # characters of a conversation's opening that name it for session affinity
+
+
+def prefix_of(raw: bytes) -> int | None:
+    """A hash of what opens a request's conversation: its system prompt and first user message
+    (which stay as the conversation grows), or its prompt's beginning; for the queue's session
+    affinity. None when it has neither."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if isinstance(messages, list) and messages and isinstance(messages[0], dict):
+        opening = messages[:2] if messages[0].get("role") in ("system", "developer") else messages[:1]
+        return hash(orjson.dumps(opening)[:PREFIX])
+    prompt = body.get("prompt") if isinstance(body, dict) else None
+    return hash(prompt[:PREFIX]) if isinstance(prompt, str) and prompt else None
 
 
 def _asking_usage(content: bytes) -> bytes:

@@ -3,7 +3,8 @@
 Requests wait here (up to ``max_waiting`` of them, each up to ``timeout`` seconds) until an
 instance has room (its slots, and for an engine with a queue of its own as many again, so that a
 freed slot starts its next request at once); a request goes to the ready instance with the fewest
-requests in flight. A freed place goes straight to the first waiter that can use it: first come
+requests in flight, unless it names a prompt prefix an instance served before and that instance
+has room: then there, where the engine's prompt cache holds the prefix (session affinity). A freed place goes straight to the first waiter that can use it: first come
 first served, and no waiter wakes for nothing.
 Beyond ``max_waiting`` the caller gets QueueFull at once, past ``timeout`` QueueTimeout. A start
 that fails while requests wait hands them its error (``fail``); a waiter whose client disconnects
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,10 @@ class _Waiter:
 
     adapter: Any
     future: asyncio.Future[Slot]
+    prefix: int | None = None
+
+
+HOMES = 4096  # prompt prefixes remembered per model, the least recently used forgotten first
 
 
 @dataclass
@@ -65,6 +70,10 @@ class Queue:
     # the waiters in the order they came; a freed slot goes straight to the first that can use it
     _line: deque[_Waiter] = field(default_factory=deque)
     _dispatching: bool = False
+    # prompt prefix -> the instance that last served it (its prompt cache holds it)
+    _homes: OrderedDict[int, int] = field(default_factory=OrderedDict)
+    affinity_hits: int = 0  # requests that went to their prefix's instance
+    affinity_misses: int = 0  # requests whose prefix's instance was busy or gone
 
     def __post_init__(self) -> None:
         self.last_used = self.clock.now()
@@ -88,9 +97,9 @@ class Queue:
         for w in self._line:
             if w.future.done() or w.adapter in blocked:
                 continue
-            slot = self._pick(w.adapter)
+            slot = self._pick(w.adapter, w.prefix)
             if slot is not None:
-                w.future.set_result(self._take(slot))
+                w.future.set_result(self._take(slot, w.prefix))
             elif (failed := self.failure(w.adapter)) is not None:
                 w.future.set_exception(failed)
             else:
@@ -139,32 +148,57 @@ class Queue:
     def in_flight_of(self, ids: Iterable[int]) -> int:
         return sum(self.slots[i].in_flight for i in ids if i in self.slots)
 
-    def _pick(self, adapter: str | None) -> Slot | None:
+    def _pick(self, adapter: str | None, prefix: int | None = None) -> Slot | None:
+        """The instance for a request: its prefix's home where that has room, else the free one
+        with the fewest requests in flight."""
+        if prefix is not None:
+            home = self.slots.get(self._homes.get(prefix, -1))
+            if (
+                home is not None
+                and home.in_flight < home.capacity
+                and home.adapter == adapter
+                and not home.draining
+            ):
+                self.affinity_hits += 1
+                return home
         best: Slot | None = None
         for s in self.slots.values():
             free = s.in_flight < s.capacity and s.adapter == adapter and not s.draining
             if free and (best is None or s.in_flight < best.in_flight):
                 best = s
+        if prefix is not None and best is not None and prefix in self._homes:
+            self.affinity_misses += 1
         return best
 
-    def _take(self, slot: Slot) -> Slot:
+    def _take(self, slot: Slot, prefix: int | None = None) -> Slot:
         slot.in_flight += 1
         self.last_used = self.clock.now()
+        if prefix is not None:
+            self._homes[prefix] = slot.instance_id
+            self._homes.move_to_end(prefix)
+            if len(self._homes) > HOMES:
+                self._homes.popitem(last=False)
         return slot
 
     async def acquire(
-        self, adapter: str | None = None, *, disconnected: Callable[[], Awaitable[bool]] | None = None
+        self,
+        adapter: str | None = None,
+        *,
+        disconnected: Callable[[], Awaitable[bool]] | None = None,
+        prefix: int | None = None,
     ) -> Slot:
         """Wait for a free slot on an instance serving ``adapter``, first come first served among
-        the requests for it. ``disconnected`` is polled so that a client who left stops waiting."""
-        slot = self._pick(adapter)
-        if slot is not None and not any(w.adapter == adapter and not w.future.done() for w in self._line):
-            return self._take(slot)  # nobody waits for it (those handed a slot already have theirs)
+        the requests for it. ``disconnected`` is polled so that a client who left stops waiting.
+        ``prefix``: a hash of the prompt's beginning, for session affinity."""
+        if not any(w.adapter == adapter and not w.future.done() for w in self._line):
+            slot = self._pick(adapter, prefix)
+            if slot is not None:
+                return self._take(slot, prefix)  # nobody waits for it (those handed one have theirs)
         if (failed := self.failure(adapter)) is not None:
             raise failed
         if self.waiting >= self.max_waiting:
             raise QueueFull(self.name, self.max_waiting)
-        waiter = _Waiter(adapter, asyncio.get_running_loop().create_future())
+        waiter = _Waiter(adapter, asyncio.get_running_loop().create_future(), prefix)
         self._line.append(waiter)
         self.waiting += 1
         deadline = self.clock.now() + self.timeout if self.timeout else None

@@ -665,10 +665,12 @@ class Runtime:
         *,
         load: bool = False,
         by: str | None = None,
+        prefix: int | None = None,
     ) -> tuple[Queue, Slot]:
         """A slot on a ready instance of ``model`` (+ ``adapter``), loading it first when its
         autoload is on (or ``load`` asks for it: a load ``by`` this key); waits in the model's
-        bounded queue."""
+        bounded queue. ``prefix``: the prompt's beginning, hashed: the instance that served it
+        before is preferred (its prompt cache holds it)."""
         name = model.name
         if adapter is not None and model.adapter(adapter) is None:
             raise AdapterNotFound(name, adapter)
@@ -685,8 +687,13 @@ class Runtime:
                 raise ModelNotLoaded(name)
             self._jit_load(name, adapter, by)
         queue = self.queue(name)
-        slot = await queue.acquire(adapter, disconnected=disconnected)
+        slot = await queue.acquire(adapter, disconnected=disconnected, prefix=prefix)
         return queue, slot
+
+    def replicated(self, name: str) -> bool:
+        """Whether ``name`` has more than one instance to choose from."""
+        queue = self.queues.get(name)
+        return queue is not None and len(queue.slots) > 1
 
     def _jit_load(self, name: str, adapter: str | None, by: str | None) -> None:
         task = self._jit.get(name)
