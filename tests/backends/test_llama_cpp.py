@@ -106,7 +106,16 @@ def test_gpu_and_cache_options(server: LlamaServer) -> None:
     assert flag(argv, "--cache-reuse") == "256"
     plain = spec(server, {}).argv
     assert "--no-context-shift" in plain
-    assert "--cache-reuse" not in plain
+    assert flag(plain, "--cache-reuse") == "256"  # on by default
+    assert "--cache-reuse" not in spec(server, {"cache_reuse": 0}).argv
+    # the prompt cache: one full context's KV cache by default; 32 layers x 8 KV heads x
+    # (128 + 128) x 2 bytes a token at 4096 tokens: 512 MiB
+    facts = {"block_count": 32, "head_count": 32, "head_count_kv": 8, "key_length": 128, "value_length": 128}
+    assert flag(spec(server, {}, model(facts=facts)).argv, "--cache-ram") == "512"
+    assert flag(spec(server, {"cache_type_k": "q8_0", "cache_type_v": "q8_0"}, model(facts=facts)).argv,
+                "--cache-ram") == "272"  # fmt: skip
+    assert flag(plain, "--cache-ram") == "256"  # nothing known of its shape
+    assert flag(spec(server, {"cache_ram": 0}).argv, "--cache-ram") == "0"
     # thoughts: llama-server's own default (auto) unless set; a budget in tokens
     assert "--reasoning-format" not in plain
     assert "--reasoning-budget" not in plain

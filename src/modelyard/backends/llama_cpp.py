@@ -4,6 +4,7 @@ no llama-server is installed; both share the options and the estimate here."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -17,7 +18,7 @@ from modelyard.backends.base import FOLDER, HOST, PORT, EngineSpec, Placement, P
 from modelyard.catalog.records import Adapter, Model
 from modelyard.errors import ChatTemplateMissing, EngineUnavailable, InvalidSettings, Unsupported
 from modelyard.estimate import Fit, fit_gguf
-from modelyard.estimate.llama import Config
+from modelyard.estimate.llama import CACHE_BYTES, Config, MiB
 from modelyard.formats.loaders import LLAMA_CPP
 
 CacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
@@ -47,7 +48,10 @@ class LlamaCppOptions(BaseModel):
         False, description="a full context drops its oldest tokens and generation goes on (streaming_llm)"
     )
     cache_reuse: int = Field(
-        0, ge=0, le=1 << 16, description="reuse cached prompt chunks of at least this many tokens (0: off)"
+        256,
+        ge=0,
+        le=1 << 16,
+        description="reuse cached prompt chunks of at least this many tokens, shifted into place (0: off)",
     )
     n_batch: int = Field(512, ge=1, le=1 << 16, description="prompt tokens per batch")
     threads: int | None = Field(None, ge=1, le=1024, description="generation threads; default: all cores")
@@ -70,6 +74,13 @@ class LlamaCppOptions(BaseModel):
     )
     reasoning_budget: int = Field(
         -1, ge=-1, description="tokens a thought may take before its end is written (-1: no limit, 0: none)"
+    )
+    cache_ram: int | None = Field(
+        None,
+        ge=0,
+        le=1 << 20,
+        description="MiB of RAM for llama-server's prompt cache (earlier prompts kept for reuse); "
+        "default: one full context's KV cache; 0: off",
     )
     draft_model: str | None = Field(
         None,
@@ -144,6 +155,7 @@ class LlamaCppFamily:
             tensor_split=tuple(options.tensor_split or ()),
             n_gpus=0 if options.cpu_only else n_gpus,
             extra_bytes=extra,
+            prompt_cache_bytes=prompt_cache_mib(model, options) * MiB,
         )
 
     def fit(
@@ -157,6 +169,31 @@ class LlamaCppFamily:
         if options.cpu_only:
             free_vram = []
         return fit_gguf(model, self.config(model, options, adapter, len(free_vram)), free_ram, free_vram)
+
+
+def prompt_cache_mib(model: Model, o: LlamaCppOptions) -> int:
+    """The size of llama-server's prompt cache: as set, else room for one full context's KV
+    cache (at least 64 MiB, at most llama.cpp's own default of 8 GiB)."""
+    if o.cache_ram is not None:
+        return o.cache_ram
+    f = model.facts
+
+    def num(key: str) -> int:
+        value = f.get(key)
+        return int(value) if isinstance(value, int) else 0
+
+    heads = num("head_count")
+    k_len = num("key_length") or (num("embedding_length") // heads if heads else 0)
+    v_len = num("value_length") or k_len
+    per_token = (
+        num("block_count")
+        * (num("head_count_kv") or heads)
+        * (CACHE_BYTES[o.cache_type_k] * k_len + CACHE_BYTES[o.cache_type_v] * v_len)
+    )
+    if not per_token:
+        return 256
+    n_ctx = o.n_ctx or model.context_length or 4096
+    return max(64, min(8192, math.ceil(per_token * n_ctx / MiB)))
 
 
 def speculation_args(o: LlamaCppOptions) -> list[str]:
@@ -293,7 +330,7 @@ class LlamaServer(LlamaCppFamily):
         args += ["--context-shift" if o.context_shift else "--no-context-shift"]
         if o.cache_reuse:
             args += ["--cache-reuse", str(o.cache_reuse)]
-        args += ["--no-webui", "--flash-attn", o.flash_attn]
+        args += ["--no-webui", "--flash-attn", o.flash_attn, "--cache-ram", str(prompt_cache_mib(model, o))]
         if o.reasoning_format != "auto":
             args += ["--reasoning-format", o.reasoning_format]
         if o.reasoning_budget != -1:

@@ -45,9 +45,15 @@ class LlamaCppPython(LlamaCppFamily):
 
     def config(self, model: Model, options: LlamaCppOptions, adapter: Adapter | None, n_gpus: int) -> Config:
         """Its engine keeps full-size caches on sliding-window layers, more of its own memory, and
-        (with logits_all) every position's logits."""
+        (with logits_all) every position's logits; it has no prompt cache in RAM."""
         config = super().config(model, options, adapter, n_gpus)
-        return replace(config, swa_full=True, all_logits=options.logits_all, engine_overhead=80 * MiB)
+        return replace(
+            config,
+            swa_full=True,
+            all_logits=options.logits_all,
+            engine_overhead=80 * MiB,
+            prompt_cache_bytes=0,
+        )
 
     def preflight(self, version: str | None = None) -> str:
         if version is not None:
@@ -105,8 +111,10 @@ class LlamaCppPython(LlamaCppFamily):
             raise lacks("reranking", True)
         if o.context_shift:
             raise lacks("context_shift", True)
-        if o.cache_reuse:
+        if o.cache_reuse != LlamaCppOptions.model_fields["cache_reuse"].default:
             raise lacks("cache_reuse", o.cache_reuse)
+        if o.cache_ram is not None:
+            raise lacks("cache_ram", o.cache_ram)
         if o.draft_model or o.ngram_speculation:
             raise lacks("speculative decoding (draft_model, ngram_speculation)", True)
         if o.reasoning_format != "auto" or o.reasoning_budget != -1:

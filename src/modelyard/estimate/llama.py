@@ -64,6 +64,7 @@ class Config:
     tensor_split: tuple[float, ...] = ()
     n_gpus: int = 0
     extra_bytes: int = 0  # mmproj, LoRA: loaded whole beside the model
+    prompt_cache_bytes: int = 0  # llama-server's prompt cache in RAM (--cache-ram): prompts kept
     swa_full: bool = False  # full-size caches on sliding-window layers too
     all_logits: bool = False  # every position's logits are kept (an n_ctx x n_vocab array)
     engine_overhead: int = ENGINE_OVERHEAD
@@ -175,6 +176,7 @@ def estimate(shards: list[GGUFFile], cfg: Config) -> Estimate:
         ram.compute += compute + logits
     ram.overhead = cfg.engine_overhead + VOCAB_BYTES_PER_TOKEN * n_vocab
     ram.weights += cfg.extra_bytes
+    ram.kv_cache += cfg.prompt_cache_bytes  # the KV states of earlier prompts, kept in RAM
     return Estimate(n_ctx=cfg.n_ctx, n_gpu_layers=offload, ram=ram, vram=gpus)
 
 
