@@ -43,6 +43,7 @@ class Series:
     accepted: Counter
     statuses: dict[int, Counter]
     draft_tally: list[int]  # [drafted, accepted], for `ps` and the API
+    decode_tally: list[float]  # [tokens, seconds] the engines decoded, for `ps` and the API
 
     def count_drafts(self, drafted: int, accepted: int) -> None:
         self.drafted.inc(drafted)
@@ -107,6 +108,7 @@ class Metrics:
                 self._drafts.labels(model, endpoint, "accepted"),
                 {},
                 [0, 0],
+                [0.0, 0.0],
             )
         return found
 
@@ -118,6 +120,15 @@ class Metrics:
                 drafted += series.draft_tally[0]
                 accepted += series.draft_tally[1]
         return drafted, accepted
+
+    def decode_rate(self, model: str) -> float | None:
+        """Tokens a second ``model``'s engines decoded, as they report it; None: no report yet."""
+        tokens = seconds = 0.0
+        for (name, _endpoint), series in list(self._series.items()):
+            if name == model:
+                tokens += series.decode_tally[0]
+                seconds += series.decode_tally[1]
+        return tokens / seconds if seconds else None
 
     def status(self, series: Series, model: str, endpoint: str, status: int) -> Counter:
         child = series.statuses.get(status)

@@ -73,6 +73,12 @@ def test_the_command_line(tmp_path: Path) -> None:
     assert argv[argv.index("--kv-cache-memory-bytes") + 1] == str(CPU_KV_CACHE)  # the CPU's default
     assert "--enforce-eager" in argv
     assert "--gpu-memory-utilization" not in argv
+    assert "--enable-auto-tool-choice" not in argv  # forced calls need no parser
+    agents = VllmOptions(tool_call_parser="hermes", reasoning_parser="qwen3")
+    agent_argv = vllm.engine(m, agents, Placement(), None).argv
+    assert "--enable-auto-tool-choice" in agent_argv
+    assert agent_argv[agent_argv.index("--tool-call-parser") + 1] == "hermes"
+    assert agent_argv[agent_argv.index("--reasoning-parser") + 1] == "qwen3"
     assert cpu.slots == 256
     assert cpu.key_env == "VLLM_API_KEY"
     assert "CUDA_VISIBLE_DEVICES" not in cpu.env

@@ -61,6 +61,7 @@ def test_a_draft_model_and_ngrams_speed_nothing_up_but_the_tokens(
     assert details["rejected_prediction_tokens"] >= 0
     (instance,) = server.http.get("/api/instances").json()
     assert 0 < instance["draft_acceptance"] <= 1
+    assert instance["tokens_per_second"] > 0  # the engine's own decode rate
     metrics = httpx.get(server.url + "/metrics").text
     assert 'modelyard_draft_tokens_total{endpoint="completions",model="gemma",outcome="accepted"}' in metrics
     assert "modelyard_cached_prompt_tokens_total" in metrics

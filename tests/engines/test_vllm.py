@@ -113,3 +113,37 @@ def test_vllm_arguments_settings_and_estimate(served: RunningServer) -> None:
     r = served.http.put("/api/models/tiny/settings", json={"options": {"gpu_memory_utilization": 2}})
     assert r.status_code == 400
     assert "gpu_memory_utilization" in r.json()["error"]["message"]
+
+
+def test_agents_on_vllm(served: RunningServer) -> None:
+    """The agents conformance requests on vLLM, whose own guided decoding forces the calls."""
+    import json
+
+    import jsonschema
+
+    from agents import ASK, PERSON, TOOLS, valid_calls
+
+    client = openai.OpenAI(base_url=served.url + "/v1", api_key="unused", max_retries=0)
+    named = client.chat.completions.create(
+        model="tiny", messages=ASK, tools=TOOLS, max_tokens=200, temperature=0,  # type: ignore[arg-type]
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    )  # fmt: skip
+    assert [name for name, _ in valid_calls(named.choices[0].message.tool_calls)] == ["get_weather"]
+    required = client.chat.completions.create(
+        model="tiny",
+        messages=ASK,
+        tools=TOOLS,
+        tool_choice="required",
+        max_tokens=300,
+        temperature=0,  # type: ignore[arg-type]
+    )
+    assert valid_calls(required.choices[0].message.tool_calls)
+    schema_format: Any = {
+        "type": "json_schema",
+        "json_schema": {"name": "person", "schema": PERSON, "strict": True},
+    }
+    answer = client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "Describe a person."}],
+        response_format=schema_format, max_tokens=200, temperature=0,
+    )  # fmt: skip
+    jsonschema.validate(json.loads(answer.choices[0].message.content or ""), PERSON)

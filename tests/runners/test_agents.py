@@ -17,31 +17,10 @@ import jsonschema
 import openai
 import pytest
 
+from agents import ASK, PERSON, TOOLS, WEATHER, valid_calls
 from conftest import RunningServer, serve
 from torch_models import CHATML, write_chat_model
 
-WEATHER = {
-    "type": "object",
-    "properties": {"city": {"type": "string", "maxLength": 20}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
-    "required": ["city", "days"],
-    "additionalProperties": False,
-}  # fmt: skip
-TOOLS: list[Any] = [
-    {"type": "function", "function": {"name": "get_weather", "description": "the forecast", "parameters": WEATHER}},
-    {"type": "function", "function": {"name": "get_time", "description": "the time now",
-                                      "parameters": {"type": "object", "properties": {}}}},
-]  # fmt: skip
-PERSON = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "maxLength": 12},
-        "age": {"type": "integer", "minimum": 0, "maximum": 130},
-        "tags": {"type": "array", "items": {"type": "string", "enum": ["a", "b"]}, "maxItems": 3},
-    },
-    "required": ["name", "age", "tags"],
-    "additionalProperties": False,
-}
-ASK = [{"role": "user", "content": "What is the weather in Paris for three days?"}]
 ENGINES = ["transformers", "llama.cpp"]
 # a template that thinks (as Qwen 3's): the generation prompt opens a thought, unless
 # enable_thinking is false; earlier thoughts are written back as they were
@@ -86,20 +65,6 @@ def server(
 @pytest.fixture(scope="module")
 def client(server: RunningServer) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
-
-
-def valid_calls(calls: list[Any] | None) -> list[tuple[str, dict[str, Any]]]:
-    """(name, arguments) of each call, each checked against its function's schema."""
-    assert calls, "no tool calls"
-    schemas = {t["function"]["name"]: t["function"]["parameters"] for t in TOOLS}
-    out = []
-    for call in calls:
-        assert call.type == "function"
-        assert call.id
-        arguments = json.loads(call.function.arguments)
-        jsonschema.validate(arguments, schemas[call.function.name])
-        out.append((call.function.name, arguments))
-    return out
 
 
 @pytest.mark.slow

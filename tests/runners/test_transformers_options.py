@@ -157,6 +157,8 @@ def test_assisted_generation(server: RunningServer, torch_zoo: dict[str, Path], 
     assert details["rejected_prediction_tokens"] >= 0
     (instance,) = [i for i in server.http.get("/api/instances").json() if i["model"] == "tiny"]
     assert instance["draft_acceptance"] > 0.5
+    assert instance["tokens_per_second"] > 0
+    assert assisted["timings"]["draft_n_accepted"] == details["accepted_prediction_tokens"]
     lookup = load(server, "tiny", {"prompt_lookup": 3})
     assert lookup["n_ctx"] > 0
     looked_up = server.http.post("/v1/chat/completions", json=body).json()

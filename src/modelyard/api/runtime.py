@@ -57,6 +57,9 @@ class InstanceOut(BaseModel):
     draft_acceptance: float | None = Field(
         None, description="speculative decoding: the share of drafted tokens its model's engines accepted"
     )
+    tokens_per_second: float | None = Field(
+        None, description="its model's engines' decode rate so far, as they report it"
+    )
 
 
 class DeploymentOut(BaseModel):
@@ -126,6 +129,7 @@ async def instances_of(
                 error=i.error,
                 history=i.history,
                 draft_acceptance=_acceptance(metrics, i.model),
+                tokens_per_second=metrics.decode_rate(i.model) if metrics is not None else None,
             )
         )
     return out

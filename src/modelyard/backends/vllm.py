@@ -54,6 +54,15 @@ class VllmOptions(BaseModel):
         None, description="reuse the KV cache of shared prompt prefixes"
     )
     max_lora_rank: int = Field(16, ge=1, le=512, description="the largest LoRA rank it takes")
+    tool_call_parser: str | None = Field(
+        None,
+        description="the model family's tool-call format for tool_choice auto (hermes, llama3_json, "
+        "mistral, qwen3_coder, ...); forced calls need none",
+    )
+    reasoning_parser: str | None = Field(
+        None,
+        description="the model family's thinking format, for reasoning_content (qwen3, deepseek_r1, ...)",
+    )
 
 
 CPU_KV_CACHE = 4 << 30  # vLLM's own default on the CPU (VLLM_CPU_KVCACHE_SPACE=4)
@@ -147,6 +156,10 @@ class Vllm(environments.InEnvironment):
             args += ["--enforce-eager"]
         if o.enable_prefix_caching is not None:
             args += ["--enable-prefix-caching" if o.enable_prefix_caching else "--no-enable-prefix-caching"]
+        if o.tool_call_parser:
+            args += ["--enable-auto-tool-choice", "--tool-call-parser", o.tool_call_parser]
+        if o.reasoning_parser:
+            args += ["--reasoning-parser", o.reasoning_parser]
         if model.category == "embedding":
             args += ["--runner", "pooling", "--convert", "embed"]
         if adapter is not None:

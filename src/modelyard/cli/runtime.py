@@ -65,13 +65,15 @@ def ps(as_json: bool = typer.Option(False, "--json")) -> None:
         Column("MEMORY", drop=3),
         Column("CPU", drop=2),
         Column("RESTARTS"),
-        Column("DRAFTS", drop=4),
+        Column("TOK/S", drop=4),
+        Column("DRAFTS", drop=5),
     ]
     rows = [
         [
             str(i["id"]), i["model"] + (f":{i['adapter']}" if i["adapter"] else ""), i["state"],
             i["url"] or "-", str(i["pid"] or "-"), human_size(i["memory"]) if i["memory"] else "-",
             f"{i['cpu_percent']:.0f}%", str(i["restarts"]),
+            "-" if i.get("tokens_per_second") is None else f"{i['tokens_per_second']:.1f}",
             "-" if i.get("draft_acceptance") is None else f"{i['draft_acceptance']:.0%} accepted",
         ]
         for i in instances

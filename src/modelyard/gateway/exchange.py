@@ -35,22 +35,38 @@ def counted(answer: bytes) -> tuple[int, int]:
     return 0, 0
 
 
-def extras_of(answer: bytes) -> tuple[int, int, int]:
-    """(prompt tokens the engine's cache held, tokens drafted, drafted tokens accepted), as
-    llama-server reports them at the end of ``answer``; zeros where it says nothing."""
-    cached = drafted = accepted = 0
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """What llama-server (and modelyard's runner) report beside the usage: prompt tokens its
+    cache held, tokens drafted and accepted, and the decode (tokens, milliseconds)."""
+
+    cached: int = 0
+    drafted: int = 0
+    accepted: int = 0
+    decoded: int = 0
+    decode_ms: float = 0.0
+
+
+def timings_of(answer: bytes) -> Timings:
+    """The timings at the end of ``answer``; zeros where it has none."""
     at = answer.rfind(b'"timings"')
-    if at >= 0 and (m := TIMINGS.match(answer, at)):
-        t = orjson.loads(m.group(1))
-        cached = int(t.get("cache_n") or 0)
-        drafted, accepted = int(t.get("draft_n") or 0), int(t.get("draft_n_accepted") or 0)
-    return cached, drafted, accepted
+    if at < 0 or not (m := TIMINGS.match(answer, at)):
+        return Timings()
+    t = orjson.loads(m.group(1))
+    return Timings(
+        cached=int(t.get("cache_n") or 0),
+        drafted=int(t.get("draft_n") or 0),
+        accepted=int(t.get("draft_n_accepted") or 0),
+        decoded=int(t.get("predicted_n") or 0),
+        decode_ms=float(t.get("predicted_ms") or 0.0),
+    )
 
 
 def with_prediction_usage(answer: bytes) -> bytes:
     """A JSON answer whose engine drafted tokens, with OpenAI's accepted and rejected prediction
     tokens in its usage (from llama-server's timings)."""
-    _cached, drafted, accepted = extras_of(answer)
+    t = timings_of(answer)
+    drafted, accepted = t.drafted, t.accepted
     try:
         body = orjson.loads(answer)
     except orjson.JSONDecodeError:
@@ -89,9 +105,7 @@ class Exchange:
     tokens_in: int = 0
     tokens_out: int = 0
     images: int = 0
-    cached: int = 0  # prompt tokens the engine's prompt cache held
-    drafted: int = 0  # speculative decoding: tokens drafted, and of those accepted
-    accepted: int = 0
+    timings: Timings = Timings()  # cached prompt tokens, drafts, the decode, as the engine says
     placed: bool = False  # it had a slot once (a retry waits again, not counted again)
     done: bool = False
 
@@ -122,7 +136,7 @@ class Exchange:
         """Count what the engine reports in ``answer`` (a body, or a stream's last chunks)."""
         self.tokens_in, self.tokens_out = counted(answer)
         if b'"timings"' in answer:
-            self.cached, self.drafted, self.accepted = extras_of(answer)
+            self.timings = timings_of(answer)
         if self.endpoint == "images":
             self.images = images_in(answer)
 
@@ -145,10 +159,14 @@ class Exchange:
             s.tokens_out.inc(self.tokens_out)
         if self.images:
             s.images.inc(self.images)
-        if self.cached:
-            s.cached.inc(self.cached)
-        if self.drafted:
-            s.count_drafts(self.drafted, self.accepted)
+        t = self.timings
+        if t.cached:
+            s.cached.inc(t.cached)
+        if t.drafted:
+            s.count_drafts(t.drafted, t.accepted)
+        if t.decoded and t.decode_ms > 0:
+            s.decode_tally[0] += t.decoded
+            s.decode_tally[1] += t.decode_ms / 1000
         self.meter.add(
             self.model, self.key, requests=1, tokens_in=self.tokens_in, tokens_out=self.tokens_out,
             images=self.images,

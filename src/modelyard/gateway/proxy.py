@@ -110,7 +110,7 @@ async def forward(
             done()
         if upstream.status == 200:
             exchange.answered(raw)
-            if exchange.drafted:
+            if exchange.timings.drafted:
                 raw = with_prediction_usage(raw)
         exchange.finish(upstream.status)
         return Response(raw, status_code=upstream.status, media_type="application/json")

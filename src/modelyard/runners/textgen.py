@@ -522,9 +522,11 @@ async def _answer(
         usage = body.stream_options is not None and body.stream_options.include_usage
         return _sse(gen, prompt, s, name, ident, created, chat=chat, usage=usage, tools=tools)
     text, reason, n = "", "stop", 0
+    clock = Decode()
     async for piece, why, count in gen.stream(prompt, s):
         text, reason, n = text + piece, why or reason, count
-    usage_body, timings = _usage(len(ids), n, s)
+        clock.tick(count)
+    usage_body, timings = _usage(len(ids), n, s, clock)
     if chat:
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if prompt.thinking is not None:
@@ -553,22 +555,50 @@ async def _answer(
     }
 
 
-def _usage(prompt: int, completion: int, s: Sampling) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The usage object, and llama-server-style timings where drafts were made (which the
-    gateway counts in its metrics): accepted and rejected prediction tokens as OpenAI names them."""
+@dataclass
+class Decode:
+    """When an answer's tokens came: from its first to its last (the decode, prefill aside)."""
+
+    first: float | None = None
+    last: float = 0.0
+    tokens: int = 0
+
+    def tick(self, count: int) -> None:
+        now = time.perf_counter()
+        if self.first is None and count:
+            self.first, self.tokens = now, count
+        self.last = now
+        self.tokens = max(self.tokens, count)
+
+    def timings(self) -> dict[str, Any]:
+        """llama-server's names: tokens decoded after the first, and their milliseconds."""
+        if self.first is None or self.tokens < 2 or self.last <= self.first:
+            return {}
+        ms = (self.last - self.first) * 1000
+        return {
+            "predicted_n": self.tokens - 1,
+            "predicted_ms": ms,
+            "predicted_per_second": (self.tokens - 1) / ms * 1000,
+        }
+
+
+def _usage(prompt: int, completion: int, s: Sampling, clock: Decode) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The usage object, and llama-server-style timings (the decode rate, drafts made), which the
+    gateway counts in its metrics; drafts also as OpenAI's accepted and rejected prediction tokens."""
     usage: dict[str, Any] = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
     }
-    if s.drafts is None:
-        return usage, {}
-    drafted, accepted = s.drafts
-    usage["completion_tokens_details"] = {
-        "accepted_prediction_tokens": accepted,
-        "rejected_prediction_tokens": drafted - accepted,
-    }
-    return usage, {"timings": {"draft_n": drafted, "draft_n_accepted": accepted}}
+    timings = clock.timings()
+    if s.drafts is not None:
+        drafted, accepted = s.drafts
+        usage["completion_tokens_details"] = {
+            "accepted_prediction_tokens": accepted,
+            "rejected_prediction_tokens": drafted - accepted,
+        }
+        timings.update(draft_n=drafted, draft_n_accepted=accepted)
+    return usage, {"timings": timings} if timings else {}
 
 
 def _sse(
@@ -607,9 +637,11 @@ def _sse(
             yield delta({"role": "assistant", "content": ""})
         thoughts = ReasoningSplitter(prompt.thinking) if chat and prompt.thinking is not None else None
         holder = Holder(tools) if tools is not None else None
+        clock = Decode()
         try:
             async for piece, reason, count in gen.stream(prompt, s):
                 n = count
+                clock.tick(count)
                 thought, text = thoughts.feed(piece) if thoughts is not None else ("", piece)
                 if reason is not None and thoughts is not None:
                     more_thought, more_text = thoughts.finish()
@@ -632,7 +664,7 @@ def _sse(
             yield sse_error(e)
             return
         if usage:
-            total, timings = _usage(len(prompt.ids), n, s)
+            total, timings = _usage(len(prompt.ids), n, s, clock)
             body = {
                 "id": ident,
                 "object": kind,

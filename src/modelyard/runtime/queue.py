@@ -3,8 +3,8 @@
 Requests wait here (up to ``max_waiting`` of them, each up to ``timeout`` seconds) until an
 instance has room (its slots, and for an engine with a queue of its own as many again, so that a
 freed slot starts its next request at once); a request goes to the ready instance with the fewest
-requests in flight, unless it names a prompt prefix an instance served before and that instance
-has room: then there, where the engine's prompt cache holds the prefix (session affinity). A freed place goes straight to the first waiter that can use it: first come
+requests in flight; of those as free, the one that served the request's prompt prefix before,
+whose prompt cache holds it (session affinity, which never unbalances the load). A freed place goes straight to the first waiter that can use it: first come
 first served, and no waiter wakes for nothing.
 Beyond ``max_waiting`` the caller gets QueueFull at once, past ``timeout`` QueueTimeout. A start
 that fails while requests wait hands them its error (``fail``); a waiter whose client disconnects
@@ -149,25 +149,26 @@ class Queue:
         return sum(self.slots[i].in_flight for i in ids if i in self.slots)
 
     def _pick(self, adapter: str | None, prefix: int | None = None) -> Slot | None:
-        """The instance for a request: its prefix's home where that has room, else the free one
-        with the fewest requests in flight."""
-        if prefix is not None:
-            home = self.slots.get(self._homes.get(prefix, -1))
-            if (
-                home is not None
-                and home.in_flight < home.capacity
-                and home.adapter == adapter
-                and not home.draining
-            ):
-                self.affinity_hits += 1
-                return home
+        """The free instance with the fewest requests in flight; of those as free, the one that
+        served the request's prefix before (its prompt cache holds it): affinity never unbalances."""
         best: Slot | None = None
         for s in self.slots.values():
             free = s.in_flight < s.capacity and s.adapter == adapter and not s.draining
             if free and (best is None or s.in_flight < best.in_flight):
                 best = s
-        if prefix is not None and best is not None and prefix in self._homes:
-            self.affinity_misses += 1
+        if prefix is None or best is None or prefix not in self._homes:
+            return best
+        home = self.slots.get(self._homes[prefix])
+        if (
+            home is not None
+            and home.in_flight < home.capacity
+            and home.adapter == adapter
+            and not home.draining
+            and home.in_flight <= best.in_flight
+        ):
+            self.affinity_hits += 1
+            return home
+        self.affinity_misses += 1
         return best
 
     def _take(self, slot: Slot, prefix: int | None = None) -> Slot:
