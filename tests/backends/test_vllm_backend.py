@@ -74,6 +74,8 @@ def test_the_command_line(tmp_path: Path) -> None:
     assert "--enforce-eager" in argv
     assert "--gpu-memory-utilization" not in argv
     assert "--enable-auto-tool-choice" not in argv  # forced calls need no parser
+    config = argv[argv.index("--structured-outputs-config") + 1]
+    assert json.loads(config) == {"backend": "xgrammar", "disable_any_whitespace": True}
     agents = VllmOptions(tool_call_parser="hermes", reasoning_parser="qwen3")
     agent_argv = vllm.engine(m, agents, Placement(), None).argv
     assert "--enable-auto-tool-choice" in agent_argv

@@ -63,7 +63,7 @@ def test_the_engine_gets_a_schema_and_its_json_becomes_calls() -> None:
     assert force is not None
     sent = tools.constrained(body, force)
     assert sent["tools"] == TOOLS  # the template still shows them to the model
-    assert "tool_choice" not in sent
+    assert sent["tool_choice"] == "none"  # no call the engine's own way: the schema makes them
     assert "stream" not in sent
     assert sent["response_format"]["json_schema"]["schema"] == force.schema
     content = '[{"name": "weather", "arguments": {"city": "Paris"}}, {"name": "time", "arguments": {}}]'
@@ -97,6 +97,12 @@ def test_an_answer_off_the_schema_is_an_engine_error() -> None:
 
     with pytest.raises(EngineError, match="not JSON"):
         tools.answer_with_calls(answer("sure!"), force)
+    # a raw control character in a string (xgrammar lets one into a string with a maxLength):
+    # taken, and the arguments written out escaped
+    raw = tools.answer_with_calls(answer('{"name": "time", "arguments": {"x": "a\x16b"}}'), force)
+    arguments = raw["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+    assert json.loads(arguments) == {"x": "a\x16b"}
+    assert "\x16" not in arguments
     cut = {"choices": [{"message": {"content": '{"name": "ti'}, "finish_reason": "length"}]}
     with pytest.raises(InvalidRequest, match="raise max_tokens"):
         tools.answer_with_calls(cut, force)

@@ -71,9 +71,6 @@ class Backend(Protocol):
     merges_embeddings: ClassVar[bool]  # its engine reports each input's tokens (see gateway/coalesce)
     inline_images: ClassVar[bool]  # its engine takes images in chat only as data URLs
     anthropic_messages: ClassVar[bool]  # its engine serves Anthropic's /v1/messages itself
-    # its engine answers a tool_choice that forces calls ("required", a function) only with
-    # valid calls; where not, the gateway constrains the answer to them (gateway/tools.py)
-    forces_tools: ClassVar[bool]
     dialect: ClassVar[str]  # the API its engine speaks: "openai", or "tgi" (the gateway translates)
 
     @classmethod

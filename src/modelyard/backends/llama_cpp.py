@@ -123,7 +123,6 @@ class LlamaCppFamily:
     merges_embeddings: ClassVar[bool] = False
     inline_images: ClassVar[bool] = True  # llama.cpp takes images only as data URLs
     anthropic_messages: ClassVar[bool] = False
-    forces_tools: ClassVar[bool] = False  # its "required" lets text come before a call
     dialect: ClassVar[str] = "openai"
 
     def endpoints(self, model: Model) -> frozenset[str]:

@@ -54,6 +54,11 @@ class VllmOptions(BaseModel):
         None, description="reuse the KV cache of shared prompt prefixes"
     )
     max_lora_rank: int = Field(16, ge=1, le=512, description="the largest LoRA rank it takes")
+    compact_json: bool = Field(
+        True,
+        description="structured output (JSON, forced tool calls) without runs of whitespace, which "
+        "a small model can loop in (xgrammar)",
+    )
     tool_call_parser: str | None = Field(
         None,
         description="the model family's tool-call format for tool_choice auto (hermes, llama3_json, "
@@ -77,7 +82,6 @@ class Vllm(environments.InEnvironment):
     merges_embeddings: ClassVar[bool] = False
     inline_images: ClassVar[bool] = False
     anthropic_messages: ClassVar[bool] = False  # translated onto its chat completions
-    forces_tools: ClassVar[bool] = True  # guided decoding for "required" and a named function
     dialect: ClassVar[str] = "openai"
 
     @classmethod
@@ -156,6 +160,8 @@ class Vllm(environments.InEnvironment):
             args += ["--enforce-eager"]
         if o.enable_prefix_caching is not None:
             args += ["--enable-prefix-caching" if o.enable_prefix_caching else "--no-enable-prefix-caching"]
+        if o.compact_json:
+            args += ["--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}']
         if o.tool_call_parser:
             args += ["--enable-auto-tool-choice", "--tool-call-parser", o.tool_call_parser]
         if o.reasoning_parser:

@@ -37,7 +37,7 @@ async def messages(request: Request) -> Response:
         runtime = runtime_of(request)
         target = resolve(runtime, request, body.model, "chat")
         payload = orjson.loads(raw)
-        force = None if target.backend.forces_tools else tools.forced(anthropic.chat_request(payload))
+        force = tools.forced(anthropic.chat_request(payload))
         if target.backend.anthropic_messages and force is None:
             return await _native(request, target, payload, body.stream)
         return await _translated(request, target, payload, body.stream, force)

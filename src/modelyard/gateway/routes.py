@@ -221,19 +221,21 @@ async def _serve(
 
 
 async def _forced(request: Request, name: str, payload: dict[str, Any], *, stream: bool) -> Response | None:
-    """A chat request whose tool_choice forces calls, on an engine that cannot promise them: the
-    engine writes the calls as JSON a schema constrains (tools.py), the gateway answers with them
-    as tool_calls (streamed when asked). None: nothing forced, or the engine forces calls itself."""
+    """A chat request whose tool_choice forces calls, which no engine promises its own way
+    (llama-server lets text come first, vLLM wants a parser, a runner model may not know the
+    format): the engine writes the calls as JSON a schema constrains (tools.py), the gateway
+    answers with them as tool_calls (streamed when asked). None: nothing forced."""
     force = tools.forced(payload)
     if force is None:
         return None
     runtime = runtime_of(request)
     target = resolve(runtime, request, name, "chat")
-    if target.backend.forces_tools:
-        return None
     constrained = tools.constrained(payload, force)
     async with engine_call(runtime, request, target, "chat", "/v1/chat/completions", constrained) as up:
-        answer = tools.answer_with_calls(await up.json(), force)
+        raw = await up.read()
+        if up.status != 200:  # the engine's refusal, as it answered it
+            return Response(raw, status_code=up.status, media_type="application/json")
+        answer = tools.answer_with_calls(orjson.loads(raw), force)
     if not stream:
         return Response(orjson.dumps(answer), media_type="application/json")
     usage = bool((payload.get("stream_options") or {}).get("include_usage"))

@@ -1,12 +1,13 @@
 """Forced tool calls on every engine: a chat request whose ``tool_choice`` is "required" or names a
-function must answer with valid calls, and most engines cannot promise that (llama-server lets a
-model write text before a call; a runner model may not know the format). The gateway asks such an
-engine for JSON that a schema constrains to the calls instead (``response_format`` json_schema:
-grammars on llama.cpp, constrained decoding on the runner) and turns the JSON back into
-``tool_calls``: never into ``content``. Pure: no HTTP here."""
+function must answer with valid calls, and no engine promises that its own way (llama-server lets a
+model write text before a call; vLLM wants the family's tool-call parser; a runner model may not
+know the format). The gateway asks the engine for JSON that a schema constrains to the calls
+instead (``response_format`` json_schema: grammars on llama.cpp, xgrammar on vLLM and the runner)
+and turns the JSON back into ``tool_calls``: never into ``content``. Pure: no HTTP here."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -86,9 +87,10 @@ def forced(body: dict[str, Any]) -> Forced | None:
 
 def constrained(body: dict[str, Any], force: Forced) -> dict[str, Any]:
     """The request the engine gets: the tools still shown to the model (its template writes
-    them into the prompt), the answer constrained to the calls' JSON, and not streamed (the
-    gateway streams the calls itself)."""
-    out = {k: v for k, v in body.items() if k not in ("tool_choice", "stream", "stream_options")}
+    them into the prompt) but none called its own way ("none"), the answer constrained to the
+    calls' JSON, and not streamed (the gateway streams the calls itself)."""
+    out = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+    out["tool_choice"] = "none"
     out["response_format"] = {
         "type": "json_schema",
         "json_schema": {"name": "tool_calls", "schema": force.schema, "strict": True},
@@ -116,10 +118,20 @@ def answer_with_calls(answer: dict[str, Any], force: Forced) -> dict[str, Any]:
     return {**answer, "choices": [choice]}
 
 
+def _json(content: Any) -> Any:
+    """The JSON of an answer; raw control characters in its strings are taken (xgrammar lets
+    them into a string with a maxLength), and escaped again when the arguments are written out."""
+    text = content if isinstance(content, str) else ""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text, strict=False)
+
+
 def _calls_of(content: Any, force: Forced) -> list[dict[str, Any]]:
     try:
-        parsed = orjson.loads(content if isinstance(content, str) else b"")
-    except orjson.JSONDecodeError:
+        parsed = _json(content)
+    except ValueError:
         raise EngineError(
             "the engine did not follow the tool-call schema (its answer is not JSON)",
             hint="its engine may not take response_format json_schema; try tool_choice auto",

@@ -101,9 +101,9 @@ class ChatBody(GenerationBody):
     # the chat template's own variables, e.g. {"enable_thinking": false}
     chat_template_kwargs: dict[str, Any] | None = None
 
-    def offered_tools(self) -> list[dict[str, Any]] | None:
-        """The tools the model is shown and may call: none with tool_choice "none"."""
-        return self.tools if self.tools and self.tool_choice != "none" else None
+    def calls_tools(self) -> bool:
+        """Whether the answer may call the tools it is shown (not with tool_choice "none")."""
+        return bool(self.tools) and self.tool_choice != "none"
 
 
 class CompletionBody(GenerationBody):

@@ -488,11 +488,10 @@ def _id(prefix: str) -> str:
 
 
 async def chat(gen: Generator, body: ChatBody, name: str) -> dict[str, Any] | AsyncIterator[bytes]:
-    tools = body.offered_tools()
     kwargs = body.chat_template_kwargs or {}
-    prompt = await asyncio.to_thread(gen.chat_prompt, body.messages, tools, kwargs)  # images decode here
+    prompt = await asyncio.to_thread(gen.chat_prompt, body.messages, body.tools, kwargs)  # images decode here
     # a constrained answer is the caller's JSON (a forced call's too: the gateway reads it)
-    family = gen.tool_family if tools and body.response_format is None else None
+    family = gen.tool_family if body.calls_tools() and body.response_format is None else None
     return await _answer(gen, body, name, prompt, chat=True, tools=family)
 
 

@@ -238,7 +238,6 @@ class FakeBackend:
     merges_embeddings: ClassVar[bool] = False
     inline_images: ClassVar[bool] = False
     anthropic_messages: ClassVar[bool] = False
-    forces_tools: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"
 
     def __init__(self, need: int = 1 * GiB, slots: int = 1) -> None:
