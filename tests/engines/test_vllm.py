@@ -138,15 +138,16 @@ def test_agents_on_vllm(served: RunningServer) -> None:
         temperature=0,  # type: ignore[arg-type]
     )
     assert valid_calls(required.choices[0].message.tool_calls)
-    # no maxLength: vLLM's xgrammar 0.2 lets raw control characters into such a string (the
-    # gateway's forced calls take them and write them out escaped; the runner masks them)
-    person = {**PERSON, "properties": {**PERSON["properties"], "name": {"type": "string"}}}
     schema_format: Any = {
         "type": "json_schema",
-        "json_schema": {"name": "person", "schema": person, "strict": True},
+        "json_schema": {"name": "person", "schema": PERSON, "strict": True},
     }
     answer = client.chat.completions.create(
         model="tiny", messages=[{"role": "user", "content": "Describe a person."}],
         response_format=schema_format, max_tokens=200, temperature=0,
     )  # fmt: skip
-    jsonschema.validate(json.loads(answer.choices[0].message.content or ""), person)
+    assert answer.choices[0].finish_reason == "stop"
+    # strict=False: vLLM's xgrammar 0.2 lets raw control characters into a string with a
+    # maxLength (the gateway's forced calls take them and write them out escaped; the runner
+    # masks them); the schema holds
+    jsonschema.validate(json.loads(answer.choices[0].message.content or "", strict=False), PERSON)
