@@ -421,3 +421,14 @@ def write_pickle(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps({"weight": [0.0] * 8}, protocol=4))
     return path
+
+
+def managed_env(home: Path, backend: str, variant: str) -> Path:
+    """What `modelyard backends install BACKEND --variant VARIANT` leaves: a virtualenv (its
+    python a stub) and its marker."""
+    env = home / "envs" / f"{backend}-{variant}-1"
+    (env / "bin").mkdir(parents=True)
+    (env / "bin" / "python").write_text("#!/bin/sh\n")
+    (env / "bin" / "python").chmod(0o755)
+    (env / "modelyard-env.json").write_text(json.dumps({"backend": backend, "variant": variant}))
+    return env

@@ -32,15 +32,6 @@ def model(path: Path, **kw: object) -> Model:
     return Model(**{**base, **kw})  # type: ignore[arg-type]
 
 
-def installed_env(home: Path) -> None:
-    """What `modelyard backends install exllamav2` leaves: a virtualenv and its marker."""
-    env = home / "envs" / "exllamav2-cuda-1"
-    (env / "bin").mkdir(parents=True)
-    (env / "bin" / "python").write_text("#!/bin/sh\n")
-    (env / "bin" / "python").chmod(0o755)
-    (env / "modelyard-env.json").write_text(json.dumps({"backend": "exllamav2", "variant": "cuda"}))
-
-
 def sampling(**kw: Any) -> Sampling:
     base: dict[str, Any] = {
         "max_new_tokens": 16, "temperature": 0.0, "top_p": 1.0, "top_k": None, "min_p": None,
@@ -77,7 +68,7 @@ def test_where_there_is_one_it_runs_the_runner_in_its_environment(
         missing.preflight()
     assert e.value.hint is not None
     assert "--variant cuda" in e.value.hint
-    installed_env(home)
+    b.managed_env(home, "exllamav2", "cuda")
     registry = Backends.from_settings(Settings(home=home))
     folder = b.write_hf_llama(tmp_path / "exl2", extra=EXL2)
     exl2 = model(folder, loaders=["exllamav2"], quantization="EXL2 4.0bpw")

@@ -24,15 +24,6 @@ from modelyard.library.requests import ImportRequest
 MiB = 1 << 20
 
 
-def installed_env(home: Path) -> None:
-    """What `modelyard backends install vllm --variant cpu` leaves: a virtualenv and its marker."""
-    env = home / "envs" / "vllm-cpu-1"
-    (env / "bin").mkdir(parents=True)
-    (env / "bin" / "python").write_text("#!/bin/sh\n")
-    (env / "bin" / "python").chmod(0o755)
-    (env / "modelyard-env.json").write_text(json.dumps({"backend": "vllm", "variant": "cpu"}))
-
-
 def model(path: Path, **kw: object) -> Model:
     base = {"name": "m", "category": "chat", "format": "safetensors", "path": str(path), "loaders": []}
     return Model(**{**base, **kw})  # type: ignore[arg-type]
@@ -49,7 +40,7 @@ def test_gptq_goes_to_vllm_where_it_is_installed(tmp_path: Path) -> None:
     assert e.value.hint is not None
     assert "modelyard backends install vllm" in e.value.hint
     assert without.for_model(gptq).name == "transformers"  # vLLM first, but not installed
-    installed_env(home)
+    b.managed_env(home, "vllm", "cpu")
     registry = Backends.from_settings(Settings(home=home))
     assert registry.for_model(gptq).name == "vllm"
     assert registry.for_model(full).name == "transformers"  # the model's own order
@@ -60,7 +51,7 @@ def test_gptq_goes_to_vllm_where_it_is_installed(tmp_path: Path) -> None:
 
 def test_the_command_line(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    installed_env(home)
+    b.managed_env(home, "vllm", "cpu")
     vllm = Backends.from_settings(Settings(home=home)).get("vllm")
     m = model(tmp_path / "tiny", loaders=["transformers", "vllm"])
     cpu = vllm.engine(m, VllmOptions(n_ctx=512, precision="float32", enforce_eager=True), Placement(), None)
