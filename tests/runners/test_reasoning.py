@@ -41,3 +41,14 @@ def test_a_stream_splits_as_it_comes() -> None:
     cut = Splitter(inside=True)
     assert cut.feed("thinking </") == ("thinking ", "")
     assert cut.finish() == ("</", "")  # ended inside the thought: the rest is thought
+
+
+def test_template_variables_cannot_be_apply_chat_templates_own() -> None:
+    from pydantic import ValidationError
+
+    from modelyard.runners.requests import ChatBody
+
+    messages = [{"role": "user", "content": "hi"}]
+    assert ChatBody(messages=messages, chat_template_kwargs={"enable_thinking": False}).chat_template_kwargs
+    with pytest.raises(ValidationError, match="tokenize cannot be set"):
+        ChatBody(messages=messages, chat_template_kwargs={"tokenize": True})

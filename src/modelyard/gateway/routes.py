@@ -207,6 +207,8 @@ async def _serve(
     if endpoint == "chat" and b'"tool_choice"' in raw:
         try:
             forced = await _forced(request, body.model, orjson.loads(raw), stream=body.stream)
+        except ClientGone:
+            return Response(status_code=499)
         except ModelyardError as e:
             return error_response(e)
         if forced is not None:

@@ -92,6 +92,14 @@ class GenerationBody(Body):
         return [s for s in stop if s]
 
 
+# apply_chat_template's own arguments: never template variables from a request
+RESERVED_TEMPLATE_ARGS = frozenset({
+    "conversation", "messages", "tools", "documents", "chat_template", "add_generation_prompt",
+    "continue_final_message", "tokenize", "padding", "truncation", "max_length", "return_tensors",
+    "return_dict", "return_assistant_tokens_mask", "tokenizer_kwargs", "processor_kwargs",
+})  # fmt: skip
+
+
 class ChatBody(GenerationBody):
     messages: list[dict[str, Any]] = Field(min_length=1)
     tools: list[dict[str, Any]] | None = None
@@ -100,6 +108,14 @@ class ChatBody(GenerationBody):
     parallel_tool_calls: bool | None = None
     # the chat template's own variables, e.g. {"enable_thinking": false}
     chat_template_kwargs: dict[str, Any] | None = None
+
+    @field_validator("chat_template_kwargs")
+    @classmethod
+    def _template_variables(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        taken = sorted(set(value or ()) & RESERVED_TEMPLATE_ARGS)
+        if taken:
+            raise ValueError(f"{', '.join(taken)} cannot be set through chat_template_kwargs")
+        return value
 
     def calls_tools(self) -> bool:
         """Whether the answer may call the tools it is shown (not with tool_choice "none")."""
