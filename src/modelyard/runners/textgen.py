@@ -352,7 +352,9 @@ class Generator:
                 extra["guidance_scale"] = s.guidance_scale
                 extra["negative_prompt_ids"] = torch.tensor([prompt.negative], device=self.model.device)
             pad = self.tokenizer.pad_token_id
-            counting = speculation.Counting(self.model) if self.speculation else contextlib.nullcontext()
+            # a grammar follows one token at a time: drafts it would have to take back are off then
+            assisted = self.speculation if s.grammar is None else {}
+            counting = speculation.Counting(self.model) if assisted else contextlib.nullcontext()
             with torch.inference_mode(), counting as drafts:
                 self.model.generate(
                     input_ids=inputs,
@@ -364,7 +366,7 @@ class Generator:
                     pad_token_id=pad if pad is not None else self.tokenizer.eos_token_id,
                     **extra,
                     **s.generate_kwargs(),
-                    **self.speculation,
+                    **assisted,
                 )
             if drafts is not None:
                 s.drafts = (drafts.proposed, drafts.accepted(counted[0]))
