@@ -41,6 +41,8 @@ class Series:
     cached: Counter
     drafted: Counter
     accepted: Counter
+    decoded: Counter
+    decode_seconds: Counter
     statuses: dict[int, Counter]
     draft_tally: list[int]  # [drafted, accepted], for `ps` and the API
     decode_tally: list[float]  # [tokens, seconds] the engines decoded, for `ps` and the API
@@ -50,6 +52,12 @@ class Series:
         self.accepted.inc(accepted)
         self.draft_tally[0] += drafted
         self.draft_tally[1] += accepted
+
+    def count_decode(self, tokens: int, seconds: float) -> None:
+        self.decoded.inc(tokens)
+        self.decode_seconds.inc(seconds)
+        self.decode_tally[0] += tokens
+        self.decode_tally[1] += seconds
 
 
 class Metrics:
@@ -89,6 +97,14 @@ class Metrics:
             "modelyard_draft_tokens", "Speculative decoding: tokens drafted, and of those accepted",
             ["model", "endpoint", "outcome"], registry=r,
         )  # fmt: skip
+        self._decoded = Counter(
+            "modelyard_decoded_tokens", "Tokens the engines decoded after each answer's first, as they report it",
+            ["model", "endpoint"], registry=r,
+        )  # fmt: skip
+        self._decode_seconds = Counter(
+            "modelyard_decode_seconds", "Seconds the engines spent on those tokens (tokens/s: the ratio)",
+            ["model", "endpoint"], registry=r,
+        )  # fmt: skip
         self._series: dict[tuple[str, str], Series] = {}
 
     def series(self, model: str, endpoint: str) -> Series:
@@ -106,6 +122,8 @@ class Metrics:
                 self._cached.labels(model, endpoint),
                 self._drafts.labels(model, endpoint, "drafted"),
                 self._drafts.labels(model, endpoint, "accepted"),
+                self._decoded.labels(model, endpoint),
+                self._decode_seconds.labels(model, endpoint),
                 {},
                 [0, 0],
                 [0.0, 0.0],

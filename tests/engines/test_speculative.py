@@ -65,6 +65,7 @@ def test_a_draft_model_and_ngrams_speed_nothing_up_but_the_tokens(
     metrics = httpx.get(server.url + "/metrics").text
     assert 'modelyard_draft_tokens_total{endpoint="completions",model="gemma",outcome="accepted"}' in metrics
     assert "modelyard_cached_prompt_tokens_total" in metrics
+    assert 'modelyard_decode_seconds_total{endpoint="completions",model="gemma"}' in metrics
     estimate = server.http.get("/api/models/gemma/estimate").json()
     assert estimate["ram"]["weights"] > 2 * gemma.stat().st_size * 0.95  # the draft's weights too
     # n-gram drafting: no draft model, the same greedy tokens

@@ -165,8 +165,7 @@ class Exchange:
         if t.drafted:
             s.count_drafts(t.drafted, t.accepted)
         if t.decoded and t.decode_ms > 0:
-            s.decode_tally[0] += t.decoded
-            s.decode_tally[1] += t.decode_ms / 1000
+            s.count_decode(t.decoded, t.decode_ms / 1000)
         self.meter.add(
             self.model, self.key, requests=1, tokens_in=self.tokens_in, tokens_out=self.tokens_out,
             images=self.images,
