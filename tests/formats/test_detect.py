@@ -193,3 +193,15 @@ def test_gguf_without_its_suffix(tmp_path: Path) -> None:
     (path,) = b.write_llama_gguf(tmp_path / "model.gguf")
     renamed = path.rename(tmp_path / "model-download")
     assert inspect_path(renamed).format == "gguf"
+
+
+def test_diffusers_pipelines_get_their_template() -> None:
+    from modelyard.categories import Template
+    from modelyard.formats.hf import diffusers_template
+
+    assert diffusers_template("HunyuanDiTPipeline") is Template.SD_OFFICIAL  # it draws images
+    assert diffusers_template("HunyuanVideoPipeline") is Template.VIDEO
+    assert diffusers_template("WanPipeline") is Template.VIDEO
+    assert diffusers_template("CogVideoXPipeline") is Template.VIDEO
+    assert diffusers_template("FluxPipeline") is Template.FLUX
+    assert diffusers_template("StableDiffusionXLPipeline") is Template.SD_OFFICIAL

@@ -292,8 +292,10 @@ def _numel(shape: tuple[int, ...]) -> int:
 
 
 def diffusers_template(class_name: str) -> Template:
+    """The template of a diffusers pipeline class: video pipelines (HunyuanVideo, Wan, LTX,
+    CogVideoX, Mochi; HunyuanDiT draws images), Flux, else the SD family's."""
     lowered = class_name.lower()
-    if any(w in lowered for w in ("video", "wan", "ltx", "hunyuan", "cogvideo", "mochi")):
+    if any(w in lowered for w in ("video", "wan", "ltx", "mochi")):
         return Template.VIDEO
     if "flux" in lowered:
         return Template.FLUX
