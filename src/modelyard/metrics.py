@@ -44,20 +44,21 @@ class Series:
     decoded: Counter
     decode_seconds: Counter
     statuses: dict[int, Counter]
-    draft_tally: list[int]  # [drafted, accepted], for `ps` and the API
-    decode_tally: list[float]  # [tokens, seconds] the engines decoded, for `ps` and the API
+    # the model's [drafted, accepted, decoded tokens, decode seconds] over its endpoints (one
+    # list, shared by its series), for `ps` and the API
+    tally: list[float]
 
     def count_drafts(self, drafted: int, accepted: int) -> None:
         self.drafted.inc(drafted)
         self.accepted.inc(accepted)
-        self.draft_tally[0] += drafted
-        self.draft_tally[1] += accepted
+        self.tally[0] += drafted
+        self.tally[1] += accepted
 
     def count_decode(self, tokens: int, seconds: float) -> None:
         self.decoded.inc(tokens)
         self.decode_seconds.inc(seconds)
-        self.decode_tally[0] += tokens
-        self.decode_tally[1] += seconds
+        self.tally[2] += tokens
+        self.tally[3] += seconds
 
 
 class Metrics:
@@ -106,6 +107,7 @@ class Metrics:
             ["model", "endpoint"], registry=r,
         )  # fmt: skip
         self._series: dict[tuple[str, str], Series] = {}
+        self._tallies: dict[str, list[float]] = {}
 
     def series(self, model: str, endpoint: str) -> Series:
         """The children for ``model`` and ``endpoint``, made on first use."""
@@ -125,28 +127,15 @@ class Metrics:
                 self._decoded.labels(model, endpoint),
                 self._decode_seconds.labels(model, endpoint),
                 {},
-                [0, 0],
-                [0.0, 0.0],
+                self._tallies.setdefault(model, [0.0, 0.0, 0.0, 0.0]),
             )
         return found
 
-    def drafts(self, model: str) -> tuple[int, int]:
-        """(tokens drafted, accepted) for ``model`` so far, over its endpoints."""
-        drafted = accepted = 0
-        for (name, _endpoint), series in list(self._series.items()):
-            if name == model:
-                drafted += series.draft_tally[0]
-                accepted += series.draft_tally[1]
-        return drafted, accepted
-
-    def decode_rate(self, model: str) -> float | None:
-        """Tokens a second ``model``'s engines decoded, as they report it; None: no report yet."""
-        tokens = seconds = 0.0
-        for (name, _endpoint), series in list(self._series.items()):
-            if name == model:
-                tokens += series.decode_tally[0]
-                seconds += series.decode_tally[1]
-        return tokens / seconds if seconds else None
+    def engine_report(self, model: str) -> tuple[float | None, float | None]:
+        """(the share of drafted tokens accepted, tokens a second decoded) for ``model`` so far,
+        as its engines report them; None where they reported nothing."""
+        drafted, accepted, tokens, seconds = self._tallies.get(model, (0.0, 0.0, 0.0, 0.0))
+        return (accepted / drafted if drafted else None), (tokens / seconds if seconds else None)
 
     def status(self, series: Series, model: str, endpoint: str, status: int) -> Counter:
         child = series.statuses.get(status)

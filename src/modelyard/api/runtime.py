@@ -113,6 +113,7 @@ async def instances_of(
             continue
         engine = runtime.engine(i.id)
         usage = await runtime.usage(i.id)
+        acceptance, rate = metrics.engine_report(i.model) if metrics is not None else (None, None)
         out.append(
             InstanceOut(
                 id=i.id,
@@ -128,16 +129,11 @@ async def instances_of(
                 cpu_percent=usage.cpu_percent,
                 error=i.error,
                 history=i.history,
-                draft_acceptance=_acceptance(metrics, i.model),
-                tokens_per_second=metrics.decode_rate(i.model) if metrics is not None else None,
+                draft_acceptance=acceptance,
+                tokens_per_second=rate,
             )
         )
     return out
-
-
-def _acceptance(metrics: Metrics | None, model: str) -> float | None:
-    drafted, accepted = metrics.drafts(model) if metrics is not None else (0, 0)
-    return accepted / drafted if drafted else None
 
 
 @router.post("/models/{name}/load")
