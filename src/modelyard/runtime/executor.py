@@ -37,6 +37,9 @@ class Node:
     ram_free: int
     gpus: tuple[Gpu, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
+    alive: bool = True
+    backends: frozenset[str] | None = None  # the backends installed there; None: not reported
+    paths: frozenset[str] | None = None  # the model paths found there; None: not looked for
 
 
 @dataclass(frozen=True)
