@@ -117,13 +117,21 @@ def main() -> None:
         ways[d.way] = ways.get(d.way, 0) + 1
     gpus_over, nodes_over = overbooked(plan, nodes)
     print(f"{len(nodes)} nodes, {len(wishes)} deployments, {asked} instances asked for")
-    print(f"placed {placed}, pending {asked - placed}: " + ", ".join(f"{k} {v}" for k, v in sorted(ways.items())))
-    print(f"placement: median {statistics.median(times) * 1000:.0f} ms of 5 runs; overbooked GPUs {gpus_over}, nodes {nodes_over}")
+    print(
+        f"placed {placed}, pending {asked - placed}: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(ways.items()))
+    )
+    print(
+        f"placement: median {statistics.median(times) * 1000:.0f} ms of 5 runs; overbooked GPUs {gpus_over}, nodes {nodes_over}"
+    )
 
     held = [Held(d.wish, i, d.claims) for i, d in enumerate(plan.decisions)]
     dead = {n.id for n in nodes if n.gpus}
     dead = set(sorted(dead, key=lambda n: -sum(1 for h in held if h.claims[0].node == n))[:10])
-    after = [Node(n.id, n.address, n.ram_total, n.ram_free, n.gpus, n.labels, alive=n.id not in dead) for n in nodes]
+    after = [
+        Node(n.id, n.address, n.ram_total, n.ram_free, n.gpus, n.labels, alive=n.id not in dead)
+        for n in nodes
+    ]
     retimes = []
     for _ in range(5):
         start = time.perf_counter()
@@ -135,7 +143,9 @@ def main() -> None:
         f"overbooked GPUs {overbooked(again, after)[0]}"
     )
     peer_gpus, peer_nodes, peer_seconds = by_count(wishes, nodes)
-    print(f"by instance count (Xinference's way): {peer_seconds * 1000:.0f} ms, overbooked GPUs {peer_gpus} on {peer_nodes} nodes")
+    print(
+        f"by instance count (Xinference's way): {peer_seconds * 1000:.0f} ms, overbooked GPUs {peer_gpus} on {peer_nodes} nodes"
+    )
     print(f"ratio (placement time / 1 s goal): {statistics.median(times):.3f}")
 
 

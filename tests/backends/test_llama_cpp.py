@@ -218,16 +218,21 @@ def test_as_many_layers_as_fit_each_gpu(server: LlamaServer, gemma: Path, tmp_pa
     options = LlamaCppOptions(n_ctx=2048)
     small = 40 * 2**20  # a GPU with room for part of the model
     node = Node("local", "127.0.0.1", 64 * GiB, 32 * GiB, (Gpu(0, "test", 8 * GiB, small),))
-    [where] = place(server, m, options, None, 1, [node])
+    [spot] = place(server, m, options, None, 1, [node])
+    where = spot.placement
     expected = fit_gguf(m, server.config(m, options, None, 1), 32 * GiB, [small]).max_gpu_layers
     assert expected is not None
     assert 0 < expected < 19  # some of gemma's 18 blocks (+ output), not all
     assert where.gpu_layers == expected
     assert flag(server.engine(m, options, where, None).argv, "--n-gpu-layers") == str(expected)
     roomy = Node("local", "127.0.0.1", 64 * GiB, 32 * GiB, (Gpu(0, "test", 80 * GiB, 80 * GiB),))
-    assert place(server, m, options, None, 1, [roomy])[0].gpu_layers == 19  # every block and the output
+    assert (
+        place(server, m, options, None, 1, [roomy])[0].placement.gpu_layers == 19
+    )  # every block and the output
     none = Node("local", "127.0.0.1", 64 * GiB, 32 * GiB)
-    assert place(server, m, options, None, 1, [none])[0].gpu_layers is None  # no GPU: nothing to decide
-    cpu = place(server, m, LlamaCppOptions(n_ctx=2048, cpu_only=True), None, 1, [node])[0]
+    assert (
+        place(server, m, options, None, 1, [none])[0].placement.gpu_layers is None
+    )  # no GPU: nothing to decide
+    cpu = place(server, m, LlamaCppOptions(n_ctx=2048, cpu_only=True), None, 1, [node])[0].placement
     assert flag(server.engine(m, LlamaCppOptions(cpu_only=True), cpu, None).argv, "--n-gpu-layers") == "0"
     store.close()

@@ -29,7 +29,13 @@ def run(cli: CliRunner, *args: str, code: int = 0) -> str:
 def test_load_ps_logs_run_unload(cli: CliRunner, server: RunningServer, gemma: Path) -> None:
     add(server, gemma, name="gemma3")
     run(cli, "settings", "gemma3", "--set", "n_ctx=1024", "--set", "threads=2")
-    assert "gemma3 serving (instance" in run(cli, "load", "gemma3")
+    # where it may go: this machine has no labels and no GPU 0 of a worker w1
+    refused = run(cli, "load", "gemma3", "-r", "3", "--placement", "spread", "--selector", "zone=a", code=1)
+    assert "1 node left out by the selector zone=a" in refused
+    refused = run(cli, "load", "gemma3", "--gpus", "w1:0,w1:1", code=1)
+    assert "the chosen GPUs' worker w1 is not in the cluster" in refused
+    assert "is not a GPU" in run(cli, "load", "gemma3", "--gpus", "w1:x", code=1)
+    assert "gemma3 serving (instance" in run(cli, "load", "gemma3", "--placement", "binpack")
     (inst,) = json.loads(run(cli, "ps", "--json"))
     assert inst["state"] == "running"
     assert inst["memory"] > 0
@@ -54,6 +60,7 @@ def test_load_ps_logs_run_unload(cli: CliRunner, server: RunningServer, gemma: P
     # chat on a base model: the clear error, from the CLI too
     err = run(cli, "run", "gemma3", "hi", code=1)
     assert "has no chat template" in err
+    assert "placement: binpack" in run(cli, "deployments", "show", "gemma3")
     assert "unloaded gemma3" in run(cli, "unload", "gemma3")
     assert "no model is loaded" in run(cli, "ps")
     assert "is not loaded" in run(cli, "unload", "gemma3", code=1)

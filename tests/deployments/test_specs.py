@@ -181,16 +181,19 @@ def test_apply_twice_then_export_and_apply_elsewhere(
     assert again.split() == ["chat:", "unchanged", "hubby:", "unchanged", "writer:", "unchanged"]
 
     # a change: the dry run shows the diff; apply rolls the running deployment to it
-    spec.write_text(SPEC.replace("n_ctx: 256", "n_ctx: 128").replace("replicas: 1", "replicas: 2"))
+    changed = SPEC.replace("n_ctx: 256", "n_ctx: 128")
+    spec.write_text(changed.replace("replicas: 1", "replicas: 2\n      placement: binpack\n      gpus: []"))
     dry = cli("apply", "-f", str(spec), "--dry-run")
     assert "chat: would change" in dry
     assert "settings.n_ctx: 256 -> 128" in dry
     assert "deployment.replicas: 1 -> 2" in dry
+    assert "deployment.placement: spread -> binpack" in dry
     out = cli("apply", "-f", str(spec))
     assert "chat: updated" in out
     dep = server.http.get("/api/deployments/chat").json()
     assert len(dep["instances"]) == 2
     assert dep["options"]["n_ctx"] == 128
+    assert (dep["placement"], dep["selector"], dep["cpu_offload"]) == ("binpack", {}, True)
 
     exported = cli("export")
     assert exported == cli("export")

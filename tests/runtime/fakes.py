@@ -17,6 +17,7 @@ from modelyard.catalog.store import Store
 from modelyard.config import Settings
 from modelyard.library import Library
 from modelyard.runtime.clock import FakeClock, settle
+from modelyard.runtime.executor import Node
 from modelyard.runtime.fake import FakeBackend, FakeEngine, FakeExecutor, Script
 from modelyard.runtime.queue import Queue, Slot
 from modelyard.runtime.runtime import Runtime
@@ -94,13 +95,15 @@ def run(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
 
 
 @asynccontextmanager
-async def harness(tmp_path: Path, *, http: bool = False, **overrides: Any) -> AsyncIterator[Harness]:
+async def harness(
+    tmp_path: Path, *, http: bool = False, nodes: list[Node] | None = None, **overrides: Any
+) -> AsyncIterator[Harness]:
     settings = Settings(home=tmp_path / "home", **overrides)
     settings.ensure_home()
     store = Store(f"sqlite:///{tmp_path / 'catalog.db'}")
     library = Library(store)
     clock = FakeClock()
-    executor = FakeExecutor(clock, http=http)
+    executor = FakeExecutor(clock, http=http, nodes=nodes)
     backend = FakeBackend()
     runtime = Runtime(settings, library, executor=executor, backends=Backends([backend]), clock=clock)
     await runtime.start()

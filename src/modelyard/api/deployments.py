@@ -15,7 +15,7 @@ from modelyard.api.downloads import JobOut
 from modelyard.api.models import paths_in
 from modelyard.api.runtime import DeploymentOut, deployment_out, runtime_of
 from modelyard.deployments.deployer import Deployer, DeployRequest
-from modelyard.deployments.spec import DeploymentFields
+from modelyard.deployments.spec import DeploymentFields, SchedulingChanges
 from modelyard.errors import NotFound
 from modelyard.gateway.checks import caller_of
 from modelyard.http_errors import ErrorBody
@@ -45,7 +45,7 @@ class DeployIn(DeploymentBody):
     name: str | None = Field(None, description="the name an imported or downloaded model gets")
 
 
-class DeploymentPatch(BaseModel):
+class DeploymentPatch(SchedulingChanges):
     """Fields to change; a running deployment rolls to them."""
 
     model_config = ConfigDict(extra="forbid")
@@ -101,7 +101,7 @@ async def deploy(request: Request, response: Response, body: DeployIn) -> Deploy
     """Deploy in one step: download what is missing (202 with the download, which deploys when
     done), import it, save the settings, start the deployment and wait until it serves (201)."""
     _check_paths(request, body, body.path)
-    fields = body.model_dump(exclude={"force", "all"})
+    fields = body.record_fields(exclude={"force", "all"})
     done = await deployer_of(request).deploy(
         DeployRequest(**fields, everything=body.all), force=body.force, by=caller_of(request).account
     )

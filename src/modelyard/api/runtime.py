@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from modelyard.catalog.records import Deployment
+from modelyard.deployments.spec import SchedulingChanges, SchedulingFields, scheduling_fields
 from modelyard.errors import NotFound
 from modelyard.estimate.llama import Breakdown
 from modelyard.gateway.checks import caller_of
@@ -29,7 +30,9 @@ router = APIRouter(
 )
 
 
-class LoadIn(BaseModel):
+class LoadIn(SchedulingChanges):
+    """A load; the scheduling fields not given stay as a kept deployment has them."""
+
     adapter: str | None = Field(None, description="a LoRA adapter of the model")
     replicas: int = Field(1, ge=1, le=64)
     force: bool = Field(False, description="load even when the estimate says it will not fit")
@@ -62,7 +65,7 @@ class InstanceOut(BaseModel):
     )
 
 
-class DeploymentOut(BaseModel):
+class DeploymentOut(SchedulingFields):
     model: str
     adapter: str | None
     replicas: int
@@ -94,6 +97,7 @@ async def deployment_out(runtime: Runtime, dep: Deployment) -> DeploymentOut:
         jit=dep.jit,
         options=dep.options,
         instances=await instances_of(runtime, dep.model),
+        **scheduling_fields(dep.scheduling),
     )
 
 
@@ -151,6 +155,7 @@ async def load(request: Request, name: str, body: LoadIn) -> DeploymentOut:
         force=body.force,
         env=body.env or None,
         by=caller_of(request).account,
+        scheduling=body.applied,
     )
     return await deployment_out(runtime, dep)
 

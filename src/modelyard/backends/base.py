@@ -37,6 +37,8 @@ class Placement:
     # the layers the estimate fits into these GPUs' free memory, for a model whose options say
     # "as many as fit" (llama.cpp's n_gpu_layers -1); None: the options as they are
     gpu_layers: int | None = None
+    tensor_split: tuple[float, ...] = ()  # each GPU's share (gpus, then the peers'), where split
+    peers: tuple[str, ...] = ()  # other nodes that hold a share of its layers (distributed)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class Backend(Protocol):
     merges_embeddings: ClassVar[bool]  # its engine reports each input's tokens (see gateway/coalesce)
     inline_images: ClassVar[bool]  # its engine takes images in chat only as data URLs
     anthropic_messages: ClassVar[bool]  # its engine serves Anthropic's /v1/messages itself
+    distributable: ClassVar[bool]  # one engine can spread its layers over nodes (Placement.peers)
     dialect: ClassVar[str]  # the API its engine speaks: "openai", or "tgi" (the gateway translates)
 
     @classmethod

@@ -54,6 +54,7 @@ class External:
     merges_embeddings: ClassVar[bool] = False
     inline_images: ClassVar[bool] = True  # another machine cannot read this one's files
     anthropic_messages: ClassVar[bool] = False
+    distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"
 
     @classmethod

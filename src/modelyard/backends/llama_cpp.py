@@ -123,6 +123,7 @@ class LlamaCppFamily:
     merges_embeddings: ClassVar[bool] = False
     inline_images: ClassVar[bool] = True  # llama.cpp takes images only as data URLs
     anthropic_messages: ClassVar[bool] = False
+    distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"
 
     def endpoints(self, model: Model) -> frozenset[str]:

@@ -86,6 +86,7 @@ class RunnerBackend(environments.InEnvironment):
     merges_embeddings: ClassVar[bool] = False
     inline_images: ClassVar[bool] = False
     anthropic_messages: ClassVar[bool] = False
+    distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"
 
     def __init__(self, envs: Path, *, managed_only: bool, torch_index: str | None, outputs: Path) -> None:

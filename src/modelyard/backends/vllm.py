@@ -82,6 +82,7 @@ class Vllm(environments.InEnvironment):
     merges_embeddings: ClassVar[bool] = False
     inline_images: ClassVar[bool] = False
     anthropic_messages: ClassVar[bool] = False  # translated onto its chat completions
+    distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"
 
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -80,6 +81,23 @@ class Model:
         return next((a for a in self.adapters if a.name == name), None)
 
 
+GPU_REF = re.compile(r"^(?:(?P<node>[^:\s]{1,128}):)?(?P<index>\d{1,3})$")  # a chosen GPU: WORKER:INDEX
+
+
+@dataclass
+class Scheduling:
+    """Where a deployment's instances may go: ``policy`` spread (over nodes) or binpack (fill
+    one first); nodes with the ``selector``'s labels only; ``gpus`` chosen by hand ("worker:index",
+    or "index" on one machine), never swapped for others; part of the layers on the CPU when the
+    GPUs lack room (``cpu_offload``); one instance over several nodes (``distributed``)."""
+
+    policy: str = "spread"
+    selector: dict[str, str] = field(default_factory=dict)
+    gpus: list[str] = field(default_factory=list)
+    cpu_offload: bool = True
+    distributed: bool = False
+
+
 @dataclass
 class Deployment:
     """The wish that a model runs: with which adapter and backend (a version of it, more
@@ -97,6 +115,7 @@ class Deployment:
     args: list[str] = field(default_factory=list)
     restart: bool = True
     stopped: bool = False
+    scheduling: Scheduling = field(default_factory=Scheduling)
     id: int | None = None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from modelyard.catalog.records import (
     ModelFile,
     ModelSettings,
     Quota,
+    Scheduling,
     Usage,
 )
 from modelyard.catalog.tables import (
@@ -309,7 +311,7 @@ class Store:
             row.adapter, row.backend, row.replicas = d.adapter, d.backend, d.replicas
             row.options, row.jit, row.env = d.options, d.jit, d.env
             row.backend_version, row.args, row.restart = d.backend_version, d.args, d.restart
-            row.stopped = d.stopped
+            row.stopped, row.scheduling = d.stopped, asdict(d.scheduling)
             s.flush()
             return _deployment(row, d.model)
 
@@ -566,6 +568,7 @@ def _deployment(row: DeploymentRow, model: str) -> Deployment:
         args=list(row.args),
         restart=row.restart,
         stopped=row.stopped,
+        scheduling=Scheduling(**row.scheduling),
         id=row.id,
     )
 

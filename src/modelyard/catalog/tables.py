@@ -147,6 +147,7 @@ class DeploymentRow(Base):
     args: Mapped[list[str]] = mapped_column(JSON, default=list)  # more engine arguments
     restart: Mapped[bool] = mapped_column(Boolean, default=True)  # start again after a crash
     stopped: Mapped[bool] = mapped_column(Boolean, default=False)  # no instances; the rest kept
+    scheduling: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # records.Scheduling's fields
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

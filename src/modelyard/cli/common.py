@@ -55,3 +55,42 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
             raise typer.BadParameter(f"{item!r} is not KEY=VALUE")
         options[key.strip()] = parse_value(value)
     return options
+
+
+def parse_pairs(items: list[str], what: str = "NAME=VALUE") -> dict[str, str]:
+    """NAME=VALUE items as a mapping (values kept as text)."""
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r} is not {what}")
+        pairs[key] = value
+    return pairs
+
+
+# Where a deployment's instances may go: the same options on load, deploy and edit.
+PLACEMENT = typer.Option(None, "--placement", help="spread (over the workers) or binpack (fill one first)")
+SELECTOR = typer.Option(None, "--selector", help="KEY=VALUE: a label its workers must have (repeatable)")
+GPUS = typer.Option(None, "--gpus", help="chosen GPUs: WORKER:INDEX,... (INDEX alone on one machine)")
+CPU_OFFLOAD = typer.Option(
+    None, "--cpu-offload/--no-cpu-offload", help="layers on the CPU when GPUs lack room"
+)
+DISTRIBUTED = typer.Option(None, "--distributed/--no-distributed", help="one instance over several workers")
+
+
+def scheduling(
+    placement: str | None,
+    selector: list[str] | None,
+    gpus: str | None,
+    cpu_offload: bool | None,
+    distributed: bool | None,
+) -> dict[str, Any]:
+    """The scheduling fields given on the command line (the API keeps the others)."""
+    given: dict[str, Any] = {
+        "placement": placement,
+        "selector": parse_pairs(selector, "KEY=VALUE") if selector is not None else None,
+        "gpus": [g.strip() for g in gpus.split(",") if g.strip()] if gpus is not None else None,
+        "cpu_offload": cpu_offload,
+        "distributed": distributed,
+    }
+    return {k: v for k, v in given.items() if v is not None}

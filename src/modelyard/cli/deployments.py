@@ -8,23 +8,24 @@ from typing import Any
 import typer
 
 from modelyard.cli.client import ApiError, Client
-from modelyard.cli.common import client, friendly, parse_assignments
+from modelyard.cli.common import (
+    CPU_OFFLOAD,
+    DISTRIBUTED,
+    GPUS,
+    PLACEMENT,
+    SELECTOR,
+    client,
+    friendly,
+    parse_assignments,
+    parse_pairs,
+    scheduling,
+)
 from modelyard.cli.downloads import SOURCE_HELP, follow
 from modelyard.cli.render import Column, console, fitted, human_size, print_json
 from modelyard.errors import EngineError
 from modelyard.hub.refs import is_local
 
 app = typer.Typer(help="Deployments: models kept running, with their engines' setup.")
-
-
-def _env(items: list[str]) -> dict[str, str]:
-    env = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"{item!r} is not NAME=VALUE")
-        env[key] = value
-    return env
 
 
 def _print(dep: dict[str, Any]) -> None:
@@ -35,8 +36,10 @@ def _print(dep: dict[str, Any]) -> None:
     console.print(f"[bold]{name}[/] on {backend}{version}: {state}", highlight=False)
     for inst in dep["instances"]:
         memory = f", {human_size(inst['memory'])}" if inst["memory"] else ""
+        node = f" on {inst['node']}" if inst["node"] else ""
         console.print(
-            f"  instance {inst['id']}: {inst['state']}, pid {inst['pid'] or '-'}{memory}", highlight=False
+            f"  instance {inst['id']}: {inst['state']}{node}, pid {inst['pid'] or '-'}{memory}",
+            highlight=False,
         )
 
 
@@ -68,13 +71,19 @@ def deploy(
     quant: str | None = typer.Option(None, "--quant", "-q", help="a GGUF quantization, such as Q4_K_M"),
     file: list[str] = typer.Option([], "--file", "-f", help="a file or glob pattern of the repo"),
     force: bool = typer.Option(False, "--force", help="start even if the estimate says it will not fit"),
+    placement: str | None = PLACEMENT,
+    selector: list[str] | None = SELECTOR,
+    gpus: str | None = GPUS,
+    cpu_offload: bool | None = CPU_OFFLOAD,
+    distributed: bool | None = DISTRIBUTED,
 ) -> None:
     """Deploy in one step: download what is missing, import it, save the settings, start it."""
     api = client()
     body: dict[str, Any] = {
         "name": name, "replicas": replicas, "backend": backend, "backend_version": version,
-        "args": arg, "env": _env(env), "settings": parse_assignments(set_), "restart": not no_restart,
+        "args": arg, "env": parse_pairs(env), "settings": parse_assignments(set_), "restart": not no_restart,
         "adapter": lora, "force": force,
+        **scheduling(placement, selector, gpus, cpu_offload, distributed),
     }  # fmt: skip
     if is_local(ref):
         body["path"] = ref
@@ -161,6 +170,11 @@ def show(name: str = typer.Argument(...), as_json: bool = typer.Option(False, "-
         print_json(dep)
         return
     _print(dep)
+    where = [dep["placement"]] + [f"{k}={v}" for k, v in dep["selector"].items()]
+    where += [f"GPUs {','.join(dep['gpus'])}"] if dep["gpus"] else []
+    where += [] if dep["cpu_offload"] else ["no CPU offload"]
+    where += ["distributed"] if dep["distributed"] else []
+    console.print(f"  placement: {', '.join(where)}", highlight=False)
     for key in ("args", "env", "options"):
         if dep[key]:
             console.print(f"  {key}: {dep[key]}", highlight=False)
@@ -180,12 +194,18 @@ def edit(
     set_: list[str] = typer.Option([], "--set", "-s", help="a setting KEY=VALUE (repeatable)"),
     restart: bool | None = typer.Option(None, "--restart/--no-restart"),
     force: bool = typer.Option(False, "--force", help="roll even if the estimate says it will not fit"),
+    placement: str | None = PLACEMENT,
+    selector: list[str] | None = SELECTOR,
+    gpus: str | None = GPUS,
+    cpu_offload: bool | None = CPU_OFFLOAD,
+    distributed: bool | None = DISTRIBUTED,
 ) -> None:
     """Change a deployment; a running one rolls: each new instance serves before an old one stops."""
     body: dict[str, Any] = {
         "replicas": replicas, "backend": backend, "backend_version": version,
-        "args": [] if clear_args else arg or None, "env": _env(env) if env is not None else None,
+        "args": [] if clear_args else arg or None, "env": parse_pairs(env) if env is not None else None,
         "settings": parse_assignments(set_) or None, "restart": restart, "force": force,
+        **scheduling(placement, selector, gpus, cpu_offload, distributed),
     }  # fmt: skip
     with console.status(f"updating {name}..."):
         dep = client().patch(f"/api/deployments/{name}", {k: v for k, v in body.items() if v is not None})

@@ -9,7 +9,16 @@ import httpx
 import typer
 
 from modelyard.cli.client import ApiError, Client
-from modelyard.cli.common import client, friendly
+from modelyard.cli.common import (
+    CPU_OFFLOAD,
+    DISTRIBUTED,
+    GPUS,
+    PLACEMENT,
+    SELECTOR,
+    client,
+    friendly,
+    scheduling,
+)
 from modelyard.cli.render import Column, console, err_console, fitted, human_size, print_json
 from modelyard.config import Settings
 from modelyard.errors import ModelNotLoaded, ServerUnavailable
@@ -21,16 +30,23 @@ def load(
     lora: str | None = typer.Option(None, "--lora", help="one of the model's LoRA adapters"),
     replicas: int = typer.Option(1, "--replicas", "-r", min=1, help="engine processes serving it"),
     force: bool = typer.Option(False, "--force", help="load even if the estimate says it will not fit"),
+    placement: str | None = PLACEMENT,
+    selector: list[str] | None = SELECTOR,
+    gpus: str | None = GPUS,
+    cpu_offload: bool | None = CPU_OFFLOAD,
+    distributed: bool | None = DISTRIBUTED,
 ) -> None:
     """Load a model (unloading what the load rules say it replaces) and wait until it serves."""
+    body = {
+        "adapter": lora, "replicas": replicas, "force": force,
+        **scheduling(placement, selector, gpus, cpu_offload, distributed),
+    }  # fmt: skip
     with console.status(f"loading {name}..."):
-        dep = client().post(
-            f"/api/models/{name}/load", {"adapter": lora, "replicas": replicas, "force": force}
-        )
+        dep = client().post(f"/api/models/{name}/load", body)
     for inst in dep["instances"]:
         console.print(
-            f"{name}{':' + lora if lora else ''} serving (instance {inst['id']}, pid {inst['pid']}, "
-            f"{human_size(inst['memory'])})",
+            f"{name}{':' + lora if lora else ''} serving (instance {inst['id']} on {inst['node']}, "
+            f"pid {inst['pid']}, {human_size(inst['memory'])})",
             highlight=False,
         )
 

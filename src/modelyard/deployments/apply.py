@@ -15,7 +15,16 @@ from typing import Any, Literal
 from modelyard.backends.external import probe, url_of
 from modelyard.catalog.records import Deployment, Model
 from modelyard.deployments.deployer import Deployer
-from modelyard.deployments.spec import AdapterSpec, DeploymentSpec, ModelSpec, Source, Spec, ref_of, source_of
+from modelyard.deployments.spec import (
+    AdapterSpec,
+    DeploymentSpec,
+    ModelSpec,
+    Source,
+    Spec,
+    deployment_fields,
+    ref_of,
+    source_of,
+)
 from modelyard.errors import InvalidSpec, ModelyardError
 from modelyard.formats.loaders import REMOTE
 from modelyard.hub.jobs import ACTIVE, Downloads, PullRequest
@@ -212,7 +221,7 @@ class Applier:
 
     @staticmethod
     def _wish(name: str, m: ModelSpec, d: DeploymentSpec) -> Deployment:
-        return Deployment(model=name, **{**d.model_dump(), "backend": m.backend()})
+        return Deployment(model=name, **{**d.record_fields(), "backend": m.backend()})
 
     async def _apply(self, plan: _Plan) -> Outcome:
         m = plan.spec
@@ -350,7 +359,7 @@ def _saved(model: Model) -> dict[str, Any]:
 
 def _compared(d: Deployment) -> dict[str, Any]:
     """A record's fields that a spec says."""
-    return {name: getattr(d, name) for name in DeploymentSpec.model_fields}
+    return deployment_fields(d, DeploymentSpec.model_fields)
 
 
 def _spec_of(d: Deployment) -> DeploymentSpec:

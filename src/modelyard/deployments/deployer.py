@@ -9,7 +9,8 @@ import os
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from modelyard.catalog.records import Deployment, Download, Model
+from modelyard.catalog.records import Deployment, Download, Model, Scheduling
+from modelyard.deployments.spec import SchedulingChanges
 from modelyard.errors import InvalidInput, ModelyardError, NotFound
 from modelyard.hub.jobs import Downloads, JobView, PullRequest
 from modelyard.hub.refs import Source, is_local
@@ -40,6 +41,7 @@ class DeployRequest:
     settings: dict[str, Any] = field(default_factory=dict)  # saved as the model's settings
     restart: bool = True
     adapter: str | None = None
+    scheduling: Scheduling = field(default_factory=Scheduling)
 
     def deployment(self, model: str) -> Deployment:
         return Deployment(
@@ -51,6 +53,7 @@ class DeployRequest:
             backend_version=self.backend_version,
             args=list(self.args),
             restart=self.restart,
+            scheduling=replace(self.scheduling),
         )
 
 
@@ -130,7 +133,9 @@ class Deployer:
     async def after_download(self, job: Download, models: list[str]) -> str:
         """Deploy what a download brought (its first model); what to say about it."""
         assert job.deploy is not None
-        request = DeployRequest(**{**job.deploy, "ref": None, "model": models[0]})
+        saved = job.deploy
+        scheduling = Scheduling(**saved.get("scheduling", {}))
+        request = DeployRequest(**{**saved, "ref": None, "model": models[0], "scheduling": scheduling})
         try:
             dep = await self.start(self.library.get(models[0]), request)
         except ModelyardError as e:
@@ -151,6 +156,9 @@ class Deployer:
         if dep is None:
             raise NotFound(f"{name!r} has no deployment", hint=f"`modelyard deploy {name}` makes one")
         model = self.library.get(name)
+        flat = {k: changes.pop(k) for k in list(changes) if k in SchedulingChanges.model_fields}
+        if flat:
+            changes["scheduling"] = SchedulingChanges(**flat).applied(dep.scheduling)
         wish = replace(dep, **changes)
         if settings:
             self.library.put_settings(name, settings, backend=wish.backend or None)

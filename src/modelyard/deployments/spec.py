@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from modelyard.catalog.records import GPU_REF, Deployment, Scheduling
 from modelyard.categories import Category
 from modelyard.errors import InvalidRef, InvalidSpec
 from modelyard.hub.refs import Source as HubSource
@@ -120,10 +121,70 @@ class AdapterSpec(BaseModel):
     weight: float = Field(1.0, ge=0, le=10, description="peft_adapters: 0 = off, 1 = full effect")
 
 
-class DeploymentFields(BaseModel):
-    """A deployment as the deployment manual has it (a spec's and the API's)."""
+LABEL = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$"
+
+
+def _gpu(text: str) -> str:
+    if GPU_REF.match(text) is None:
+        raise ValueError(f"{text!r} is not a GPU: write WORKER:INDEX, e.g. w1:0")
+    return text
+
+
+def _label(text: str) -> str:
+    if re.match(LABEL, text) is None:
+        raise ValueError(f"{text!r} is not a label name: letters, digits and . _ / -")
+    return text
+
+
+Selector = dict[Annotated[str, AfterValidator(_label)], str]
+Gpus = list[Annotated[str, AfterValidator(_gpu)]]
+
+
+class SchedulingFields(BaseModel):
+    """Where a deployment's instances may go (records.Scheduling, flat)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    placement: Literal["spread", "binpack"] = Field(
+        "spread", description="spread: over the nodes; binpack: fill the most used node that fits first"
+    )
+    selector: Selector = Field(default_factory=dict, description="labels a worker must have (zone: a)")
+    gpus: Gpus = Field(
+        default_factory=list, description="GPUs chosen by hand, WORKER:INDEX (INDEX alone on one machine)"
+    )
+    cpu_offload: bool = Field(True, description="part of the layers on the CPU when the GPUs lack room")
+    distributed: bool = Field(False, description="one instance over several workers (GGUF on llama.cpp)")
+
+    def scheduling(self) -> Scheduling:
+        return Scheduling(
+            self.placement, dict(self.selector), list(self.gpus), self.cpu_offload, self.distributed
+        )
+
+
+class SchedulingChanges(BaseModel):
+    """SchedulingFields to change; absent ones stay as they are."""
+
+    placement: Literal["spread", "binpack"] | None = None
+    selector: Selector | None = Field(None, description="labels a worker must have; {} for any")
+    gpus: Gpus | None = Field(None, description="WORKER:INDEX each; [] for the scheduler's choice")
+    cpu_offload: bool | None = None
+    distributed: bool | None = None
+
+    def applied(self, to: Scheduling) -> Scheduling:
+        changes = self.model_dump(include=set(SchedulingChanges.model_fields), exclude_none=True)
+        return SchedulingFields(**{**scheduling_fields(to), **changes}).scheduling()
+
+
+def scheduling_fields(s: Scheduling) -> dict[str, Any]:
+    """A Scheduling record as SchedulingFields' flat fields."""
+    return {
+        "placement": s.policy, "selector": dict(s.selector), "gpus": list(s.gpus),
+        "cpu_offload": s.cpu_offload, "distributed": s.distributed,
+    }  # fmt: skip
+
+
+class DeploymentFields(SchedulingFields):
+    """A deployment as the deployment manual has it (a spec's and the API's)."""
 
     replicas: int = Field(1, ge=1, le=64)
     backend: str = Field("", description="a backend that takes the model; empty: the registry chooses")
@@ -132,6 +193,17 @@ class DeploymentFields(BaseModel):
     env: dict[str, str] = Field(default_factory=dict, description="environment variables of its engines")
     restart: bool = Field(True, description="start an engine again when it exits")
     adapter: str | None = Field(None, description="the LoRA it serves with (llama.cpp: one)")
+
+    def record_fields(self, exclude: set[str] | None = None) -> dict[str, Any]:
+        """The fields as a Deployment record has them (the scheduling ones in one)."""
+        flat = set(SchedulingFields.model_fields)
+        return {**self.model_dump(exclude=flat | (exclude or set())), "scheduling": self.scheduling()}
+
+
+def deployment_fields(d: Deployment, names: Iterable[str]) -> dict[str, Any]:
+    """A record's fields by the flat names of DeploymentFields."""
+    flat = scheduling_fields(d.scheduling)
+    return {name: flat[name] if name in flat else getattr(d, name) for name in names}
 
 
 class DeploymentSpec(DeploymentFields):

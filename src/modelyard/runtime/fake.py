@@ -238,10 +238,12 @@ class FakeBackend:
     merges_embeddings: ClassVar[bool] = False
     inline_images: ClassVar[bool] = False
     anthropic_messages: ClassVar[bool] = False
+    distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"
 
-    def __init__(self, need: int = 1 * GiB, slots: int = 1) -> None:
+    def __init__(self, need: int = 1 * GiB, slots: int = 1, vram: int = 0) -> None:
         self.need = need  # RAM one instance needs, for the fit
+        self.vram = vram  # VRAM it needs on a GPU (0: it runs on the CPU only)
         self.slots = slots
         self.builds: set[str] = set()  # versions installed beside the default
 
@@ -275,7 +277,10 @@ class FakeBackend:
         self, model: Model, options: FakeOptions, adapter: Adapter | None, free_ram: int, free_vram: list[int]
     ) -> Fit | None:
         e = Estimate(n_ctx=options.n_ctx or 2048, n_gpu_layers=0, ram=Breakdown(weights=self.need))
-        return Fit(e, free_ram, self.need <= free_ram, max_ctx=None, rule_of_thumb=self.need)
+        if self.vram and free_vram:
+            e.vram = [Breakdown(weights=self.vram)] + [Breakdown() for _ in free_vram[1:]]
+        fits = self.need <= free_ram and all(v.total <= f for v, f in zip(e.vram, free_vram, strict=False))
+        return Fit(e, free_ram, fits, max_ctx=None, rule_of_thumb=self.need)
 
     def preflight(self, version: str | None = None) -> str:
         if version is not None and version not in self.builds:

@@ -1,20 +1,32 @@
-"""Where new instances go, and whether they fit: the backend's estimate against what each node
-has free. Pure functions of their arguments (no I/O): the node inventory comes from the executor.
+"""Where new instances go, and whether they fit: the backend's estimate, turned into a Demand,
+given to the scheduler with the deployment's scheduling and what each node has free. The
+estimates read the model's files; the scheduler itself is a pure function (scheduler.py).
 
-Today there is one node; replicas share its free memory. A load that will not fit is refused with
-WontFit, which gives the numbers and what to try instead.
+A load that will not fit is refused with WontFit, which gives the numbers and what to try instead.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from modelyard.backends.base import Backend, Placement
-from modelyard.catalog.records import Adapter, Model
-from modelyard.errors import Unsupported, WontFit
+from modelyard.catalog.records import GPU_REF, Adapter, Model, Scheduling
+from modelyard.errors import InvalidSettings, Unsupported, WontFit
 from modelyard.estimate import Fit, GiB
 from modelyard.runtime.executor import Node
+from modelyard.runtime.scheduler import POLICIES, Claim, Decision, Demand, Held, Wish, schedule
+
+ROOMY = 1 << 50  # memory no estimate reaches: what the model needs when nothing limits it
+
+
+@dataclass(frozen=True)
+class Spot:
+    """Where one new instance goes, and the memory it claims there."""
+
+    placement: Placement
+    claims: tuple[Claim, ...]
 
 
 @dataclass(frozen=True)
@@ -25,10 +37,10 @@ class Budget:
     vram: list[int]
 
 
-def budget(node: Node, replicas: int, freed: int = 0) -> Budget:
-    """A node's free memory (plus ``freed``, what the load stops first) shared by ``replicas``."""
+def budget(node: Node, replicas: int) -> Budget:
+    """A node's free memory shared by ``replicas``."""
     n = max(1, replicas)
-    return Budget(ram=(node.ram_free + freed) // n, vram=[g.vram_free // n for g in node.gpus])
+    return Budget(ram=node.ram_free // n, vram=[g.vram_free // n for g in node.gpus])
 
 
 def estimate(backend: Backend, model: Model, options: Any, adapter: Adapter | None, node: Node) -> Fit:
@@ -39,28 +51,129 @@ def estimate(backend: Backend, model: Model, options: Any, adapter: Adapter | No
     return found
 
 
+def demand(backend: Backend, model: Model, options: Any, adapter: Adapter | None) -> Demand:
+    """What one instance needs on the CPU alone and with every layer on GPUs, from the backend's
+    estimate (with no limit on memory)."""
+    cpu = backend.fit(model, options, adapter, ROOMY, [])
+    if cpu is None:
+        return Demand(0, estimated=False)
+    gpu = backend.fit(model, options, adapter, ROOMY, [ROOMY])
+    vram = gpu.estimate.vram[0] if gpu is not None and gpu.estimate.vram else None
+    if gpu is None or vram is None or not vram.total:
+        return Demand(cpu.estimate.ram.total)
+    return Demand(
+        ram_cpu=cpu.estimate.ram.total,
+        ram_gpu=gpu.estimate.ram.total,
+        vram_fixed=vram.compute + vram.overhead,
+        vram_split=vram.weights + vram.kv_cache,
+        layers=gpu.gpu_layers or 0,  # set only where the options say "as many as fit"
+        distributable=backend.distributable,
+    )
+
+
+def chosen_gpus(scheduling: Scheduling, nodes: Sequence[Node]) -> tuple[tuple[str, int], ...]:
+    """The deployment's chosen GPUs as (node, index); a bare index names the only node's GPU."""
+    out = []
+    for item in scheduling.gpus:
+        found = GPU_REF.match(item)
+        if found is None:
+            raise InvalidSettings(f"{item!r} is not a GPU", hint="write WORKER:INDEX, e.g. w1:0")
+        node = found["node"]
+        if node is None:
+            if len(nodes) != 1:
+                raise InvalidSettings(f"GPU {item!r}: which worker?", hint="write WORKER:INDEX, e.g. w1:0")
+            node = nodes[0].id
+        out.append((node, int(found["index"])))
+    return tuple(out)
+
+
+def check(scheduling: Scheduling) -> None:
+    """Refuse a scheduling that cannot mean anything."""
+    if scheduling.policy not in POLICIES:
+        raise InvalidSettings(f"no placement {scheduling.policy!r}", hint="spread or binpack")
+    for item in scheduling.gpus:
+        if GPU_REF.match(item) is None:
+            raise InvalidSettings(f"{item!r} is not a GPU", hint="write WORKER:INDEX, e.g. w1:0")
+
+
 def place(
     backend: Backend,
     model: Model,
     options: Any,
     adapter: Adapter | None,
     replicas: int,
-    nodes: list[Node],
+    nodes: Sequence[Node],
     *,
-    freed: int = 0,
-) -> list[Placement]:
-    """Placements for ``replicas`` new instances; WontFit when they do not fit. A backend with no
-    estimate for the model places it without one (the engine's own error will say)."""
+    scheduling: Scheduling | None = None,
+    held: Sequence[Held] = (),
+    freed: dict[str, int] | None = None,
+) -> list[Spot]:
+    """Spots for ``replicas`` new instances of ``model`` beside the ``held`` ones (its own
+    included), with ``freed`` bytes per node of what the load stops first counted as free;
+    WontFit when they do not all fit."""
     if replicas <= 0:
         return []
-    node = nodes[0]
-    share = budget(node, replicas, freed)
-    report = backend.fit(model, options, adapter, share.ram, share.vram)
-    if report is not None and not report.fits:
-        raise wont_fit(model, report, replicas, node.ram_free + freed, [g.vram_free for g in node.gpus])
-    gpus = tuple(g.index for g in node.gpus)
-    layers = report.gpu_layers if report is not None else None  # "as many as fit", per replica
-    return [Placement(node=node.id, gpus=gpus, gpu_layers=layers) for _ in range(replicas)]
+    scheduling = scheduling or Scheduling()
+    if freed:
+        nodes = [replace(n, ram_free=n.ram_free + freed.get(n.id, 0)) for n in nodes]
+    need = demand(backend, model, options, adapter)
+    own = sum(1 for h in held if h.wish == model.name)
+    wish = Wish(
+        model.name,
+        own + replicas,
+        need,
+        scheduling.policy,
+        dict(scheduling.selector),
+        chosen_gpus(scheduling, nodes),
+        scheduling.cpu_offload,
+        scheduling.distributed,
+        backend.name,
+        model.path,
+    )
+    plan = schedule([wish], held, nodes)
+    if plan.pending:
+        raise _refusal(backend, model, options, adapter, replicas, nodes, plan.pending[0].reason, wish)
+    by_id = {n.id: n for n in nodes}
+    return [
+        Spot(_placement(d, backend, model, options, adapter, by_id[d.node]), d.claims) for d in plan.decisions
+    ]
+
+
+def _placement(
+    d: Decision, backend: Backend, model: Model, options: Any, adapter: Adapter | None, node: Node
+) -> Placement:
+    layers = d.gpu_layers
+    if d.way == "offload":  # the estimate's own count for these GPUs, not the scheduler's linear one
+        room = dict(d.claims[0].vram)
+        found = backend.fit(model, options, adapter, ROOMY, [room[g] for g in d.gpus])
+        layers = found.gpu_layers if found is not None and found.gpu_layers else layers
+    elif d.way == "cpu" and not node.gpus:
+        layers = None  # nothing to keep off: the engine's own default
+    return Placement(d.node, d.gpus, layers, d.tensor_split, d.peers)
+
+
+def _refusal(
+    backend: Backend,
+    model: Model,
+    options: Any,
+    adapter: Adapter | None,
+    replicas: int,
+    nodes: Sequence[Node],
+    reason: str,
+    wish: Wish,
+) -> WontFit:
+    """Why the instances do not fit: on one machine with nothing chosen, the backend's own
+    account (what it needs, and the context or layers that would fit); else the scheduler's."""
+    if len(nodes) == 1 and not wish.gpus and not wish.selector:
+        node = nodes[0]
+        share = budget(node, replicas)
+        report = backend.fit(model, options, adapter, share.ram, share.vram)
+        if report is not None and not report.fits:
+            return wont_fit(model, report, replicas, node.ram_free, [g.vram_free for g in node.gpus])
+    return WontFit(
+        f"{model.name!r} does not fit: {reason}",
+        hint="change where it may go (placement, selector, GPUs), free memory, or try with `--force`",
+    )
 
 
 def wont_fit(model: Model, report: Fit, replicas: int, free_ram: int, free_vram: list[int]) -> WontFit:

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from modelyard.backends.base import Backend, Placement
 from modelyard.backends.registry import Backends, kinds_for
-from modelyard.catalog.records import Deployment, Instance, Model
+from modelyard.catalog.records import Deployment, Instance, Model, Scheduling
 from modelyard.config import Settings
 from modelyard.errors import (
     AdapterNotFound,
@@ -44,8 +44,10 @@ from modelyard.runtime import placement
 from modelyard.runtime.clock import Clock, SystemClock
 from modelyard.runtime.executor import Engine, Executor, LogRef, Usage
 from modelyard.runtime.local import LocalExecutor
+from modelyard.runtime.placement import Spot
 from modelyard.runtime.queue import Queue, Slot
 from modelyard.runtime.rules import Loaded, LoadPolicy
+from modelyard.runtime.scheduler import Held
 from modelyard.runtime.supervisor import Live, Setup, State, Supervisor
 from modelyard.usage.quotas import Quotas
 
@@ -227,24 +229,28 @@ class Runtime:
         force: bool = False,
         env: dict[str, str] | None = None,
         by: str | None = None,
+        scheduling: Callable[[Scheduling], Scheduling] | None = None,
     ) -> Deployment:
         """Load ``name`` (with ``adapter``) as ``replicas`` instances, after the load rules, and
         wait until they serve (an error if none does). A deployment kept for the model lends its
-        backend, version, arguments and variables. ``by``: the key that asks (None: the local
-        user), whose quota the load counts against."""
+        backend, version, arguments, variables and scheduling (``scheduling`` changes it).
+        ``by``: the key that asks (None: the local user), whose quota the load counts against."""
         kept = self.store.deployment(name)
         wish = Deployment(model=name, adapter=adapter, replicas=replicas, jit=jit, env=env or {})
         if kept is not None:
             wish = replace(
                 kept, adapter=adapter, replicas=replicas, jit=jit, env=env or kept.env, stopped=False
             )
+        if scheduling is not None:
+            wish = replace(wish, scheduling=scheduling(wish.scheduling))
         return await self.deploy(wish, force=force, by=by)
 
     async def deploy(
         self, wish: Deployment, *, force: bool = False, roll: bool = False, by: str | None = None
     ) -> Deployment:
         """Make the deployment ``wish`` true and wait until it serves. A running deployment whose
-        engines would start differently (settings, backend, version, arguments, variables) rolls:
+        engines would start differently (settings, backend, version, arguments, variables) or
+        elsewhere (its scheduling) rolls:
         one instance at a time, a new one serves before an old one drains and stops. ``roll``
         rolls it even when nothing changed (a reload). A model that was not loaded counts against
         the quota of ``by`` (the key that asks) once it serves."""
@@ -256,7 +262,8 @@ class Runtime:
             if new and self.quotas is not None:
                 self.quotas.check(by, model)
             if current is not None and current.deployment.adapter == wish.adapter:
-                if roll or not current.setup.same(setup):
+                moved = current.deployment.scheduling != wish.scheduling  # may go elsewhere now
+                if roll or moved or not current.setup.same(setup):
                     return await self._roll(current, model, setup, wish, force)
                 if current.setup.restart != setup.restart:
                     self._switch_restart(current, setup)
@@ -290,6 +297,7 @@ class Runtime:
                 )
         else:
             backend = self.backends.for_model(model)
+        placement.check(wish.scheduling)
         version = wish.backend_version
         backend.preflight(version)  # a missing engine fails now, with the command that installs it
         options = effective(model, backend.options)
@@ -326,23 +334,25 @@ class Runtime:
         elif len(kept) > replicas:  # scale down: the newest go
             kept.sort(key=lambda live: live.id)
             leaving[name], kept = kept[replicas:], kept[:replicas]
-        placements, stop_first = await self._fit(
-            setup.backend, model, setup.options, chosen, replicas - len(kept), leaving, force
+        spots, stop_first = await self._fit(
+            setup.backend, model, setup.options, chosen, replicas - len(kept), leaving, force, wish.scheduling
         )
         await self._drain_leaving(leaving, force)
         before = {n: self.running[n] for n in leaving if n in self.running}
         record = self.store.deployment(name)
         running = Running(self._record(setup, wish), setup, model.category)
         running.instances = {live.id: live for live in kept}
-        starting = [self._new_live(running, where) for where in placements]
+        starting = [self._new_live(running, spot) for spot in spots]
         self.running[name] = running
         self.queue(name).fail(None, adapter)
         return Change(name, running, starting, leaving, stop_first, before, record)
 
-    def _new_live(self, running: Running, where: Placement) -> Live:
+    def _new_live(self, running: Running, spot: Spot) -> Live:
         dep = running.deployment
         inst = self.store.add_instance(dep.model)
-        live = Live(inst.id, dep.model, dep.adapter, where, self._future(), running.setup)
+        live = Live(
+            inst.id, dep.model, dep.adapter, spot.placement, self._future(), running.setup, spot.claims
+        )
         running.instances[live.id] = live
         return live
 
@@ -382,12 +392,12 @@ class Runtime:
         dep = running.deployment
         chosen = model.adapter(dep.adapter) if dep.adapter else None
         leaving = {model.name: [old]} if old is not None else {}
-        placements, stop_first = await self._fit(
-            running.setup.backend, model, running.setup.options, chosen, 1, leaving, force
+        spots, stop_first = await self._fit(
+            running.setup.backend, model, running.setup.options, chosen, 1, leaving, force, dep.scheduling
         )
         if old is not None and stop_first:
             await self._retire(model.name, running, [old], force)
-        live = self._new_live(running, placements[0])
+        live = self._new_live(running, spots[0])
         live.task = self.spawn(self.supervisor.run(live))
         try:
             await live.ready
@@ -475,23 +485,40 @@ class Runtime:
         new: int,
         leaving: dict[str, list[Live]],
         force: bool,
-    ) -> tuple[list[Placement], bool]:
+        scheduling: Scheduling,
+    ) -> tuple[list[Spot], bool]:
         """Where the new instances go, and whether what leaves must stop first to make room."""
         nodes = await self.executor.nodes()
-        if force or new <= 0:
+        if new <= 0:
+            return [], bool(leaving)
+        if force:
             gpus = tuple(g.index for g in nodes[0].gpus)
-            return [Placement(nodes[0].id, gpus) for _ in range(max(new, 0))], bool(leaving)
+            return [Spot(Placement(nodes[0].id, gpus), ()) for _ in range(new)], bool(leaving)
+        gone = {live.id for lives in leaving.values() for live in lives}
+        held = [
+            Held(r.deployment.model, live.id, live.claims, running=live.state == State.RUNNING)
+            for r in self.running.values()
+            for live in r.instances.values()
+            if live.id not in gone and live.claims
+        ]
 
-        def place(freed: int) -> list[Placement]:
-            return placement.place(backend, model, options, adapter, new, nodes, freed=freed)
+        def place(without: set[int], freed: dict[str, int]) -> list[Spot]:
+            kept = [h for h in held if h.instance not in without]
+            return placement.place(
+                backend, model, options, adapter, new, nodes, scheduling=scheduling, held=kept, freed=freed
+            )
 
         try:
-            return await asyncio.to_thread(place, 0), False
+            return await asyncio.to_thread(place, set(), {}), False
         except WontFit:
             if not leaving:
                 raise
-        usages = [await self.usage(live.id) for lives in leaving.values() for live in lives]
-        return await asyncio.to_thread(place, sum(u.memory for u in usages)), True
+        freed: dict[str, int] = {}
+        for lives in leaving.values():
+            for live in lives:
+                node = live.placement.node
+                freed[node] = freed.get(node, 0) + (await self.usage(live.id)).memory
+        return await asyncio.to_thread(place, gone, freed), True
 
     async def _drain_leaving(self, leaving: dict[str, list[Live]], force: bool) -> None:
         """Hand the leaving instances nothing new and wait for their requests, up to the switch

@@ -389,12 +389,15 @@ def _offload(wish: Wish, nodes: list[_Node]) -> Decision | None:
     for r in rooms:  # fill in index order
         counts.append(min(r, left))
         left -= counts[-1]
-    used = [(g, c) for g, c in zip(gpus, counts, strict=True) if c]
-    vram = tuple((g.index, d.vram_fixed + c * d.per_layer) for g, c in used)
+    used = [(g, c, r) for g, c, r in zip(gpus, counts, rooms, strict=True) if c]
+    # a GPU its layers fill is claimed whole: the engine's own count may use what is left over
+    vram = tuple((g.index, g.avail if c == r else d.vram_fixed + c * d.per_layer) for g, c, r in used)
     ram = d.ram_gpu + (d.layers - layers) * d.per_layer
-    split = tuple(round(c / layers, 4) for _, c in used) if len(used) > 1 else ()
+    split = tuple(round(c / layers, 4) for _, c, _ in used) if len(used) > 1 else ()
     claim = Claim(node.id, ram, vram)
-    return Decision(wish.name, "offload", node.id, tuple(g.index for g, _ in used), (claim,), layers, split)
+    return Decision(
+        wish.name, "offload", node.id, tuple(g.index for g, _, _ in used), (claim,), layers, split
+    )
 
 
 def _across_nodes(wish: Wish, nodes: list[_Node], *, gpu: bool) -> Decision | None:

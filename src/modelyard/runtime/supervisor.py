@@ -22,6 +22,7 @@ from modelyard.backends.base import Backend, Placement
 from modelyard.errors import EngineError, ModelyardError
 from modelyard.runtime.executor import Engine, Launch
 from modelyard.runtime.queue import Slot
+from modelyard.runtime.scheduler import Claim
 
 if TYPE_CHECKING:
     from modelyard.runtime.runtime import Runtime
@@ -73,6 +74,7 @@ class Live:
     placement: Placement
     ready: asyncio.Future[None]  # its first start: served, or failed
     setup: Setup
+    claims: tuple[Claim, ...] = ()  # the memory the scheduler holds for it on its nodes
     state: State = State.PENDING
     engine: Engine | None = None
     starts: int = 0
