@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         default=None, description="folders the server may import from and download to (JSON list)"
     )
 
+    cluster: str | None = Field(
+        default=None,
+        description="a Ray cluster's address (host:port, from `modelyard cluster start`): engines run on its workers",
+    )
+
     ui_dir: Path | None = Field(
         default=None, description="the built web UI; the package's own (built by scripts/setup) by default"
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelyard.runtime.executor import Gpu, Node
-from modelyard.runtime.scheduler import BINPACK, SPREAD, Claim, Demand, Held, Plan, Wish, schedule
+from modelyard.runtime.executor import Claim, Gpu, Node
+from modelyard.runtime.scheduler import BINPACK, SPREAD, Demand, Held, Plan, Wish, schedule
 
 GiB = 1 << 30
 

@@ -13,6 +13,7 @@ executor that runs engines on other machines implements the same contract.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -43,6 +44,15 @@ class Node:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """Memory an instance holds on one node: RAM, and VRAM per GPU index (bytes)."""
+
+    node: str
+    ram: int
+    vram: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class Launch:
     """One start of one instance: which engine, where, with which deployment variables."""
 
@@ -52,6 +62,7 @@ class Launch:
     placement: Placement
     env: dict[str, str] = field(default_factory=dict)  # the deployment's own variables
     key: str | None = None  # the engine's API key, given through spec.key_env
+    claims: tuple[Claim, ...] = ()  # the memory the scheduler chose for it (a cluster reserves it)
 
 
 @dataclass(frozen=True)
@@ -87,7 +98,7 @@ class Engine(Protocol):
         """None while it runs, else its exit status (negative: killed by that signal)."""
 
     async def wait(self) -> int:
-        """Returns the exit status once the process has ended."""
+        """Returns the exit status once the process has ended (LOST: its node is gone)."""
 
     async def healthy(self) -> bool:
         """Whether its health endpoint answers 200 now."""
@@ -98,9 +109,13 @@ class Engine(Protocol):
     async def usage(self) -> Usage: ...
 
 
+LOST = -1000  # the exit status of an engine whose node is gone: not the engine's fault
+
+
 class Executor(Protocol):
-    async def nodes(self) -> list[Node]:
-        """The nodes and what is free on each now."""
+    async def nodes(self, paths: Sequence[str] = ()) -> list[Node]:
+        """The nodes and what is free on each now; where it can tell, which of ``paths`` (model
+        files) each has, and which backends."""
 
     async def launch(self, launch: Launch) -> Engine:
         """Start the engine: fill host, port and folder into the argv, write the spec's files,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -188,7 +189,7 @@ class FakeExecutor:
         """The engines that have not exited, of ``model`` or of all."""
         return [e for e in self.engines if not e.exit.done() and model in (None, e.model)]
 
-    async def nodes(self) -> list[Node]:
+    async def nodes(self, paths: Sequence[str] = ()) -> list[Node]:
         return list(self._nodes)
 
     async def launch(self, launch: Launch) -> FakeEngine:

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
@@ -260,7 +260,7 @@ class LocalExecutor:
         self._http = httpx.AsyncClient(timeout=5.0)
         self._preexec = _die_with_parent()
 
-    async def nodes(self) -> list[Node]:
+    async def nodes(self, paths: Sequence[str] = ()) -> list[Node]:
         def look() -> Node:
             mem = psutil.virtual_memory()
             gpus = tuple(

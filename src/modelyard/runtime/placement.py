@@ -7,6 +7,7 @@ A load that will not fit is refused with WontFit, which gives the numbers and wh
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -15,8 +16,8 @@ from modelyard.backends.base import Backend, Placement
 from modelyard.catalog.records import GPU_REF, Adapter, Model, Scheduling
 from modelyard.errors import InvalidSettings, Unsupported, WontFit
 from modelyard.estimate import Fit, GiB
-from modelyard.runtime.executor import Node
-from modelyard.runtime.scheduler import POLICIES, Claim, Decision, Demand, Held, Wish, schedule
+from modelyard.runtime.executor import Claim, Node
+from modelyard.runtime.scheduler import POLICIES, Decision, Demand, Held, Wish, schedule
 
 ROOMY = 1 << 50  # memory no estimate reaches: what the model needs when nothing limits it
 
@@ -69,6 +70,11 @@ def demand(backend: Backend, model: Model, options: Any, adapter: Adapter | None
         layers=gpu.gpu_layers or 0,  # set only where the options say "as many as fit"
         distributable=backend.distributable,
     )
+
+
+def files_of(model: Model) -> list[str]:
+    """The paths a node must have to run ``model`` (none for a server that already runs)."""
+    return [model.path] if os.path.isabs(model.path) else []
 
 
 def chosen_gpus(scheduling: Scheduling, nodes: Sequence[Node]) -> tuple[tuple[str, int], ...]:
@@ -128,7 +134,7 @@ def place(
         scheduling.cpu_offload,
         scheduling.distributed,
         backend.name,
-        model.path,
+        (files_of(model) or [""])[0],
     )
     plan = schedule([wish], held, nodes)
     if plan.pending:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -42,9 +43,9 @@ from modelyard.library import Library
 from modelyard.library.settings import effective
 from modelyard.runtime import placement
 from modelyard.runtime.clock import Clock, SystemClock
-from modelyard.runtime.executor import Engine, Executor, LogRef, Usage
+from modelyard.runtime.executor import Claim, Engine, Executor, LogRef, Usage
 from modelyard.runtime.local import LocalExecutor
-from modelyard.runtime.placement import Spot
+from modelyard.runtime.placement import Spot, files_of
 from modelyard.runtime.queue import Queue, Slot
 from modelyard.runtime.rules import Loaded, LoadPolicy
 from modelyard.runtime.scheduler import Held
@@ -96,10 +97,8 @@ class Runtime:
         self.library = library
         self.store = library.store
         self.clock: Clock = clock or SystemClock()
-        self.executor: Executor = executor or LocalExecutor(
-            settings.logs_dir, settings.home / "run", owner=str(settings.home.resolve())
-        )
         self.backends = backends or Backends.from_settings(settings)
+        self.executor: Executor = executor or self._executor()
         self.policy = policy or LoadPolicy.from_settings(
             settings.one_per_category, settings.exclusive, settings.max_loras
         )
@@ -113,6 +112,26 @@ class Runtime:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.restarts: dict[str, int] = {}  # model -> restarts of its instances since the server started
         library.is_loaded = self.is_loaded
+
+    def _executor(self) -> Executor:
+        """Engines on this machine, or on a Ray cluster's workers (MODELYARD_CLUSTER)."""
+        owner = str(self.settings.home.resolve())
+        if self.settings.cluster:
+            if self.settings.cluster.split(":")[0] in ("127.0.0.1", "localhost"):
+                # a cluster on this machine only: Ray's driver then keeps to the loopback address
+                os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+            from modelyard.runtime.cluster import RayExecutor  # the cluster extra
+
+            return RayExecutor(self.settings.cluster, owner, self._programs)
+        return LocalExecutor(self.settings.logs_dir, self.settings.home / "run", owner=owner)
+
+    def _programs(self) -> list[tuple[str, str]]:
+        """Each installed backend's program, which a worker must have to run it."""
+        found = []
+        for backend in self.backends:
+            with contextlib.suppress(ModelyardError):
+                found.append((backend.name, backend.preflight()))
+        return found
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -488,19 +507,14 @@ class Runtime:
         scheduling: Scheduling,
     ) -> tuple[list[Spot], bool]:
         """Where the new instances go, and whether what leaves must stop first to make room."""
-        nodes = await self.executor.nodes()
+        nodes = await self.executor.nodes(files_of(model))
         if new <= 0:
             return [], bool(leaving)
         if force:
             gpus = tuple(g.index for g in nodes[0].gpus)
             return [Spot(Placement(nodes[0].id, gpus), ()) for _ in range(new)], bool(leaving)
         gone = {live.id for lives in leaving.values() for live in lives}
-        held = [
-            Held(r.deployment.model, live.id, live.claims, running=live.state == State.RUNNING)
-            for r in self.running.values()
-            for live in r.instances.values()
-            if live.id not in gone and live.claims
-        ]
+        held = self._held(gone)
 
         def place(without: set[int], freed: dict[str, int]) -> list[Spot]:
             kept = [h for h in held if h.instance not in without]
@@ -519,6 +533,35 @@ class Runtime:
                 node = live.placement.node
                 freed[node] = freed.get(node, 0) + (await self.usage(live.id)).memory
         return await asyncio.to_thread(place, gone, freed), True
+
+    def _held(self, without: set[int]) -> list[Held]:
+        """The instances that hold memory, as the scheduler sees them."""
+        return [
+            Held(r.deployment.model, live.id, live.claims, running=live.state == State.RUNNING)
+            for r in self.running.values()
+            for live in r.instances.values()
+            if live.id not in without and live.claims
+        ]
+
+    async def relocate(self, live: Live) -> tuple[Placement, tuple[Claim, ...]]:
+        """A new place for an instance whose node is gone (WontFit while none takes it)."""
+        running = self.running.get(live.model)
+        if running is None:
+            raise ModelNotLoaded(live.model)
+        model = self.library.get(live.model)
+        adapter = model.adapter(live.adapter) if live.adapter else None
+        nodes = await self.executor.nodes(files_of(model))
+        setup, scheduling = live.setup, running.deployment.scheduling
+
+        def place() -> list[Spot]:
+            held = self._held({live.id})
+            return placement.place(
+                setup.backend, model, setup.options, adapter, 1, nodes, scheduling=scheduling, held=held
+            )
+
+        (spot,) = await asyncio.to_thread(place)
+        log.info("%s: instance %s placed again on %s", live.model, live.id, spot.placement.node)
+        return spot.placement, spot.claims
 
     async def _drain_leaving(self, leaving: dict[str, list[Live]], force: bool) -> None:
         """Hand the leaving instances nothing new and wait for their requests, up to the switch

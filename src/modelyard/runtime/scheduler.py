@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from modelyard.runtime.executor import Node
+from modelyard.runtime.executor import Claim, Node
 
 SPREAD, BINPACK = "spread", "binpack"
 POLICIES = (SPREAD, BINPACK)
@@ -65,15 +65,6 @@ class Wish:
     distributed: bool = False  # may spread over several nodes
     backend: str = ""  # a node must have it installed (when the node reports its backends)
     path: str = ""  # a node must have the model's files (when the node reports paths)
-
-
-@dataclass(frozen=True)
-class Claim:
-    """Memory an instance holds on one node: RAM, and VRAM per GPU index."""
-
-    node: str
-    ram: int
-    vram: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)

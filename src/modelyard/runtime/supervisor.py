@@ -20,15 +20,15 @@ from pydantic import BaseModel
 
 from modelyard.backends.base import Backend, Placement
 from modelyard.errors import EngineError, ModelyardError
-from modelyard.runtime.executor import Engine, Launch
+from modelyard.runtime.executor import LOST, Claim, Engine, Launch
 from modelyard.runtime.queue import Slot
-from modelyard.runtime.scheduler import Claim
 
 if TYPE_CHECKING:
     from modelyard.runtime.runtime import Runtime
 
 log = logging.getLogger(__name__)
 HEALTH_EVERY = 0.1  # seconds between health checks while an engine starts
+REPLACE_EVERY = 2.0  # seconds between tries to place an instance whose node is gone
 RECHECKS = 3  # health checks of an instance the gateway could not reach, HEALTH_EVERY x 3 apart
 
 
@@ -38,6 +38,7 @@ class State(StrEnum):
     RUNNING = "running"
     ERROR = "error"
     RESTARTING = "restarting"
+    UNREACHABLE = "unreachable"  # its node is gone; waiting to be placed again
     STOPPED = "stopped"
 
 
@@ -102,7 +103,11 @@ class Supervisor:
                 why = self._failed(live, EngineError(f"instance {live.id} could not start: {e}"))
             else:
                 assert live.engine is not None
-                why = self._exited(live, await live.engine.wait())
+                code = await live.engine.wait()
+                if code == LOST:  # its node is gone: placed again at once, elsewhere
+                    await self._replace(live)
+                    continue
+                why = self._exited(live, code)
             if not live.setup.restart:
                 self._set(live, State.ERROR, note=f"{why}; auto-restart is off")
                 return
@@ -112,6 +117,22 @@ class Supervisor:
             live.restarts += 1
             self.rt.restarts[live.model] = self.rt.restarts.get(live.model, 0) + 1
             self.rt.store.update_instance(live.id, restarts=live.restarts)
+
+    async def _replace(self, live: Live) -> None:
+        """An instance whose node is gone: out of the rotation, `unreachable`, and placed again
+        as soon as some node takes it (looked for every REPLACE_EVERY seconds); no backoff: it was
+        not its fault. Requests in the queue wait for it meanwhile."""
+        self.rt.queue(live.model).drop_slot(live.id)
+        note = f"its worker {live.placement.node} is gone"
+        log.warning("%s: instance %s: %s", live.model, live.id, note)
+        self._set(live, State.UNREACHABLE, error=note, note=note)
+        while True:
+            try:
+                live.placement, live.claims = await self.rt.relocate(live)
+                return
+            except ModelyardError as e:
+                self._set(live, State.UNREACHABLE, error=f"{note}; {e.message}")
+            await self.rt.clock.sleep(REPLACE_EVERY)
 
     def backoff(self, live: Live) -> float:
         """The delay before the next start: doubling per restart, from the first again once the
@@ -143,7 +164,7 @@ class Supervisor:
         key = secrets.token_urlsafe(24) if spec.key_env else None
         try:
             engine = await rt.executor.launch(
-                Launch(live.id, live.starts, spec, live.placement, dict(setup.env), key)
+                Launch(live.id, live.starts, spec, live.placement, dict(setup.env), key, live.claims)
             )
         except OSError as e:
             raise EngineError(f"the engine of {live.model!r} could not be started: {e}") from e

@@ -1,0 +1,259 @@
+"""The RayExecutor: engines on the nodes of a Ray cluster (MODELYARD_CLUSTER).
+
+Ray is the source of truth for which nodes exist, whether they are alive and what they declared
+when they joined (labels, RAM and per-GPU VRAM as custom resources; see cli/cluster.py). Each
+start of an instance is one detached actor, named per start, ``max_restarts=0`` (the runtime
+places again, not Ray), pinned to the node the scheduler chose and holding the memory it chose as
+custom resources, so two placements never overbook a node even when they race. The actor starts
+the engine in its own process group, dead with it (actors.py). One agent actor per node reports
+the inventory and reads the logs kept there. The gateway talks to the engines directly at their
+node's address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError, RayError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from modelyard.errors import EngineError
+from modelyard.runtime import actors
+from modelyard.runtime.executor import LOST, Claim, Gpu, Launch, LogRef, Node, Usage
+from modelyard.runtime.local import Answering
+
+log = logging.getLogger(__name__)
+AgentActor = ray.remote(num_cpus=0)(actors.Agent)
+InstanceActor = ray.remote(num_cpus=0, max_restarts=0)(actors.Instance)
+START_TIMEOUT = 60.0  # seconds an instance's actor has to be placed and start its engine
+MiB = actors.MiB
+
+
+def resources(claims: Sequence[Claim], node: str) -> dict[str, float]:
+    """The custom resources that hold a claim's memory on ``node`` (MiB, rounded up)."""
+    out: dict[str, float] = {}
+    for c in claims:
+        if c.node != node:
+            continue
+        if c.ram:
+            out[actors.RAM] = out.get(actors.RAM, 0) + math.ceil(c.ram / MiB)
+        for index, amount in c.vram:
+            key = f"{actors.VRAM}{index}"
+            out[key] = out.get(key, 0) + math.ceil(amount / MiB)
+    return out
+
+
+class RayEngine(Answering):
+    """An engine in an instance actor: its health over HTTP from here, the rest from the actor."""
+
+    def __init__(
+        self,
+        actor: Any,
+        url: str,
+        pid: int | None,
+        health: str,
+        log_ref: LogRef,
+        http: httpx.AsyncClient,
+        auth: dict[str, str],
+    ) -> None:
+        super().__init__(url, health, log_ref, http, auth)
+        self._actor = actor
+        self._pid = pid
+        self._watch = asyncio.ensure_future(self._watching())
+
+    @property
+    def pid(self) -> int | None:
+        return self._pid
+
+    async def _watching(self) -> None:
+        try:
+            code: int = await self._actor.wait.remote()
+        except RayActorError:  # the actor died: with its node, or killed
+            code = LOST
+        except RayError as e:
+            log.warning("instance actor of %s: %s", self.url, e)
+            code = LOST
+        if not self._exit.done():
+            self._exit.set_result(code)
+
+    async def stop(self, grace: float) -> int | None:
+        code: int | None = None
+        with contextlib.suppress(RayError):
+            code = await asyncio.wait_for(self._actor.stop.remote(grace), grace + 10)
+        with contextlib.suppress(RayError, TimeoutError):
+            ray.kill(self._actor, no_restart=True)
+        if not self._exit.done():
+            self._exit.set_result(code if code is not None else LOST)
+        return code
+
+    async def usage(self) -> Usage:
+        try:
+            found: Usage = await asyncio.wait_for(self._actor.usage.remote(), 5)
+            return found
+        except (RayError, TimeoutError):
+            return Usage(memory=0, cpu_percent=0.0)
+
+
+class RayExecutor:
+    """Engines on a Ray cluster's workers. ``owner`` (the server's home) marks them; ``programs``
+    gives each backend's program, which the agents look for on their nodes."""
+
+    def __init__(
+        self, address: str, owner: str, programs: Callable[[], list[tuple[str, str]]] | None = None
+    ) -> None:
+        if not ray.is_initialized():
+            ray.init(
+                address=address,
+                namespace=actors.NAMESPACE,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
+        self.owner = owner
+        self.programs = programs or (lambda: [])
+        self._agents: dict[str, Any] = {}  # Ray node id -> its agent
+        self._ids: dict[str, str] = {}  # worker name -> Ray node id
+        self._http = httpx.AsyncClient(timeout=5.0)
+
+    # -- the inventory ---------------------------------------------------------------------------
+
+    def _agent(self, node_id: str, declared: dict[str, float]) -> Any:
+        agent = self._agents.get(node_id)
+        if agent is None:
+            agent = AgentActor.options(
+                name=f"agent-{node_id}",
+                namespace=actors.NAMESPACE,
+                lifetime="detached",
+                get_if_exists=True,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+            ).remote(declared)
+            self._agents[node_id] = agent
+        return agent
+
+    async def nodes(self, paths: Sequence[str] = ()) -> list[Node]:
+        found = await asyncio.to_thread(ray.nodes)
+        workers = [
+            n
+            for n in found
+            if actors.RAM in n.get("Resources", {}) or n.get("Labels", {}).get(actors.WORKER_LABEL)
+        ]
+        programs = self.programs()
+        out: list[Node] = []
+        asks = []
+        for n in workers:
+            node_id: str = n["NodeID"]
+            labels = dict(n.get("Labels") or {})
+            name = labels.pop(actors.WORKER_LABEL, None) or node_id[:12]
+            labels = {k: v for k, v in labels.items() if not k.startswith("ray.io/")}
+            if not n["Alive"]:
+                if self._ids.get(name) == node_id:
+                    self._agents.pop(node_id, None)
+                    out.append(Node(name, n["NodeManagerAddress"], 0, 0, labels=labels, alive=False))
+                continue
+            self._ids[name] = node_id
+            agent = self._agent(node_id, dict(n.get("Resources") or {}))
+            asks.append(
+                (name, n["NodeManagerAddress"], labels, agent.inventory.remote(list(paths), programs))
+            )
+        for name, address, labels, ref in asks:
+            try:
+                inv = await asyncio.wait_for(ref, 10)
+            except (RayError, TimeoutError) as e:
+                log.warning("worker %s did not report: %s", name, e)
+                out.append(Node(name, address, 0, 0, labels=labels, alive=False))
+                continue
+            gpus = tuple(Gpu(g["index"], g["name"], g["total"], g["free"]) for g in inv["gpus"])
+            out.append(
+                Node(
+                    name, address, inv["ram_total"], inv["ram_free"], gpus, labels,
+                    backends=frozenset(inv["backends"]), paths=frozenset(inv["paths"]),
+                )
+            )  # fmt: skip
+        return sorted(out, key=lambda node: node.id)
+
+    # -- engines ---------------------------------------------------------------------------------
+
+    async def launch(self, launch: Launch) -> RayEngine:
+        node = launch.placement.node
+        node_id = self._ids.get(node)
+        if node_id is None:
+            await self.nodes()
+            node_id = self._ids.get(node)
+        if node_id is None:
+            raise EngineError(f"no worker {node!r} in the cluster", hint="`modelyard workers` lists them")
+        found = await asyncio.to_thread(ray.nodes)
+        address = next((n["NodeManagerAddress"] for n in found if n["NodeID"] == node_id), "127.0.0.1")
+        actor: Any = InstanceActor.options(
+            name=f"instance-{launch.instance}.{launch.start}",
+            namespace=actors.NAMESPACE,
+            lifetime="detached",
+            resources=resources(launch.claims, node),
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+        ).remote(self.owner, address)
+        try:
+            url, pid = await asyncio.wait_for(actor.start.remote(launch), START_TIMEOUT)
+        except (TimeoutError, GetTimeoutError) as e:
+            ray.kill(actor, no_restart=True)
+            raise EngineError(
+                f"worker {node!r} did not start instance {launch.instance} in {START_TIMEOUT:g} s",
+                hint="its memory may be held by another placement; `modelyard workers` shows what is free",
+            ) from e
+        except RayError as e:
+            with contextlib.suppress(RayError):
+                ray.kill(actor, no_restart=True)
+            raise EngineError(f"worker {node!r} could not start instance {launch.instance}: {e}") from e
+        auth = {"Authorization": f"Bearer {launch.key}"} if launch.key else {}
+        ref = LogRef(node, launch.instance, launch.start)
+        return RayEngine(actor, url, pid, launch.spec.health_path, ref, self._http, auth)
+
+    # -- logs and leftovers ----------------------------------------------------------------------
+
+    def _agent_of(self, node: str) -> Any:
+        node_id = self._ids.get(node)
+        return self._agents.get(node_id) if node_id is not None else None
+
+    async def read_log(self, ref: LogRef, offset: int = 0, limit: int = 1 << 20) -> bytes | None:
+        agent = self._agent_of(ref.node)
+        if agent is None:
+            return None
+        try:
+            found: bytes | None = await asyncio.wait_for(
+                agent.read_log.remote(ref.instance, ref.start, offset, limit), 10
+            )
+            return found
+        except (RayError, TimeoutError):
+            return None
+
+    async def tail_log(self, ref: LogRef, lines: int = 40) -> str:
+        agent = self._agent_of(ref.node)
+        if agent is None:
+            return ""
+        try:
+            found: str = await asyncio.wait_for(agent.tail_log.remote(ref.instance, ref.start, lines), 10)
+            return found
+        except (RayError, TimeoutError):
+            return ""
+
+    async def stop_orphans(self) -> list[int]:
+        """Kill the instance actors an earlier server left (their engines die with them), and
+        what the agents find still marked with this server's home."""
+        named = await asyncio.to_thread(ray.util.list_named_actors, True)
+        for entry in named:
+            if entry["namespace"] == actors.NAMESPACE and entry["name"].startswith("instance-"):
+                with contextlib.suppress(RayError, ValueError):
+                    ray.kill(ray.get_actor(entry["name"], namespace=actors.NAMESPACE), no_restart=True)
+        await self.nodes()
+        stopped: list[int] = []
+        for agent in list(self._agents.values()):
+            with contextlib.suppress(RayError, TimeoutError):
+                stopped += await asyncio.wait_for(agent.stop_orphans.remote(self.owner), 10)
+        return stopped
+
+    async def close(self) -> None:
+        await self._http.aclose()

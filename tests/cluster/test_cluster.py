@@ -1,0 +1,145 @@
+"""The cluster on Ray: three workers on this machine (ray.cluster_utils), real llama-server
+engines placed on them by the scheduler, through the gateway with the official openai client."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+import builders as b
+from conftest import RunningServer, serve
+from runtime.conftest import add, load
+
+ray = pytest.importorskip("ray", reason="the cluster extra: pip install 'modelyard[cluster]'")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+pytestmark = pytest.mark.slow
+GiB = 1 << 30
+MiB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A head that runs nothing and three workers: w1 (zone a, two 8 GiB GPUs), w2 (zone b, one
+    8 GiB GPU), w3 (zone b, CPU only); each offers 4 GiB of RAM to engines."""
+    home = tmp_path_factory.mktemp("nodes")
+    saved = os.environ.get("MODELYARD_HOME")
+    os.environ["MODELYARD_HOME"] = str(home)  # where the workers keep their logs
+    c = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 0,
+            "node_ip_address": "127.0.0.1",
+            "include_dashboard": False,
+            "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 3},
+        },
+    )
+    workers = {}
+    for name, zone, gpus in (("w1", "a", 2), ("w2", "b", 1), ("w3", "b", 0)):
+        resources = {"modelyard_ram": 4096.0, **{f"modelyard_vram_gpu{i}": 8192.0 for i in range(gpus)}}
+        workers[name] = c.add_node(
+            node_ip_address="127.0.0.1",
+            num_cpus=2,
+            num_gpus=gpus,
+            labels={"modelyard/worker": name, "zone": zone},
+            resources=resources,
+        )
+    c.wait_for_nodes()
+    c.workers = workers  # type: ignore[attr-defined]
+    try:
+        yield c
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        c.shutdown()
+        if saved is None:
+            os.environ.pop("MODELYARD_HOME", None)
+        else:
+            os.environ["MODELYARD_HOME"] = saved
+
+
+@pytest.fixture
+def server(cluster: Any, tmp_path: Path) -> Iterator[RunningServer]:
+    with serve(tmp_path / "home", cluster=cluster.address, one_per_category=False, exclusive=[]) as running:
+        yield running
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny-chat.gguf"
+    b.write_llama_gguf(path, chat_template=b.CHAT_TEMPLATE)
+    return path
+
+
+def instances(server: RunningServer) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = server.http.get("/api/instances").json()
+    return found
+
+
+def nodes_of(server: RunningServer) -> list[str]:
+    return sorted(i["node"] for i in instances(server))
+
+
+def test_spread_binpack_selector_and_a_chosen_gpu(server: RunningServer, tiny: Path) -> None:
+    add(server, tiny, name="tiny")
+    server.http.put("/api/models/tiny/settings", json={"options": {"n_ctx": 256, "cpu_only": True}})
+    load(server, "tiny", replicas=3)
+    assert nodes_of(server) == ["w1", "w2", "w3"]  # spread, the default
+    load(server, "tiny", replicas=3, placement="binpack")  # a roll: one instance at a time
+    assert len(set(nodes_of(server))) == 1
+    load(server, "tiny", replicas=2, placement="spread", selector={"zone": "b"})
+    assert nodes_of(server) == ["w2", "w3"]
+    from openai import OpenAI
+
+    client = OpenAI(base_url=server.url + "/v1", api_key="none")
+    answer = client.completions.create(model="tiny", prompt="hello", max_tokens=4, temperature=0)
+    assert answer.usage is not None and answer.usage.completion_tokens > 0
+
+    server.http.put("/api/models/tiny/settings", json={"options": {"n_ctx": 256, "cpu_only": False}})
+    load(server, "tiny", replicas=1, selector={}, gpus=["w1:1"])
+    (inst,) = instances(server)
+    assert inst["node"] == "w1"
+    assert psutil.Process(inst["pid"]).environ()["CUDA_VISIBLE_DEVICES"] == "1"
+    # its log, kept on its worker, read back through the API
+    logs = server.http.get(f"/api/instances/{inst['id']}/logs").text
+    assert "llama-server" in logs or "--model" in logs
+
+
+def test_what_fits_nowhere_is_refused_with_the_numbers(server: RunningServer, gemma: Path) -> None:
+    add(server, gemma, name="gemma")
+    server.http.put("/api/models/gemma/settings", json={"options": {"n_ctx": 32768, "cpu_only": True}})
+    r = server.http.post("/api/models/gemma/load", json={"replicas": 64})  # 4 GiB of RAM a worker
+    assert r.status_code == 409, r.text
+    message = r.json()["error"]["message"]
+    assert message.startswith("'gemma' does not fit: needs ")
+    assert "of RAM on the CPU; the most free: " in message
+    assert instances(server) == []  # all or nothing: none started
+
+
+def test_a_dead_worker_is_replaced_and_leaves_no_engine(cluster: Any, server: RunningServer, tiny: Path) -> None:
+    add(server, tiny, name="tiny")
+    server.http.put("/api/models/tiny/settings", json={"options": {"n_ctx": 256, "cpu_only": True}})
+    load(server, "tiny", replicas=1, selector={"zone": "b"})
+    (inst,) = instances(server)
+    victim = inst["node"]
+    pid = inst["pid"]
+    cluster.remove_node(cluster.workers[victim])
+    start = time.monotonic()
+    while time.monotonic() - start < 30:
+        found = instances(server)
+        if found and found[0]["state"] == "running" and found[0]["node"] != victim:
+            break
+        time.sleep(0.25)
+    else:
+        raise AssertionError(f"not placed again: {instances(server)}")
+    took = time.monotonic() - start
+    assert took < 30
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    r = server.http.post("/v1/completions", json={"model": "tiny", "prompt": "hi", "max_tokens": 2})
+    assert r.status_code == 200, r.text
