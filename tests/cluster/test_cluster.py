@@ -11,13 +11,14 @@ from typing import Any
 
 import psutil
 import pytest
+import ray
+from ray.cluster_utils import Cluster
+from typer.testing import CliRunner
 
 import builders as b
 from conftest import RunningServer, serve
+from modelyard.cli.main import app
 from runtime.conftest import add, load
-
-ray = pytest.importorskip("ray", reason="the cluster extra: pip install 'modelyard[cluster]'")
-from ray.cluster_utils import Cluster  # noqa: E402
 
 pytestmark = pytest.mark.slow
 GiB = 1 << 30
@@ -99,7 +100,8 @@ def test_spread_binpack_selector_and_a_chosen_gpu(server: RunningServer, tiny: P
 
     client = OpenAI(base_url=server.url + "/v1", api_key="none")
     answer = client.completions.create(model="tiny", prompt="hello", max_tokens=4, temperature=0)
-    assert answer.usage is not None and answer.usage.completion_tokens > 0
+    assert answer.usage is not None
+    assert answer.usage.completion_tokens > 0
 
     server.http.put("/api/models/tiny/settings", json={"options": {"n_ctx": 256, "cpu_only": False}})
     load(server, "tiny", replicas=1, selector={}, gpus=["w1:1"])
@@ -122,7 +124,9 @@ def test_what_fits_nowhere_is_refused_with_the_numbers(server: RunningServer, ge
     assert instances(server) == []  # all or nothing: none started
 
 
-def test_a_dead_worker_is_replaced_and_leaves_no_engine(cluster: Any, server: RunningServer, tiny: Path) -> None:
+def test_a_dead_worker_is_replaced_and_leaves_no_engine(
+    cluster: Any, server: RunningServer, tiny: Path
+) -> None:
     add(server, tiny, name="tiny")
     server.http.put("/api/models/tiny/settings", json={"options": {"n_ctx": 256, "cpu_only": True}})
     load(server, "tiny", replicas=1, selector={"zone": "b"})
@@ -143,3 +147,33 @@ def test_a_dead_worker_is_replaced_and_leaves_no_engine(cluster: Any, server: Ru
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     r = server.http.post("/v1/completions", json={"model": "tiny", "prompt": "hi", "max_tokens": 2})
     assert r.status_code == 200, r.text
+
+
+def test_workers_listed_and_labelled(
+    server: RunningServer, tiny: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    found = {w["name"]: w for w in server.http.get("/api/workers").json()}
+    assert sorted(found) == ["w1", "w2", "w3"]  # the head runs nothing: not a worker
+    assert found["w1"]["labels"] == {"zone": "a"}
+    assert [(g["index"], g["vram_total"]) for g in found["w1"]["gpus"]] == [(0, 8 * GiB), (1, 8 * GiB)]
+    assert found["w3"]["gpus"] == []
+    assert found["w2"]["ram_total"] == 4 * GiB  # what it offers engines, not the machine's
+    assert found["w2"]["backends"] == ["llama.cpp"] or "llama.cpp" in found["w2"]["backends"]
+
+    monkeypatch.setenv("MODELYARD_URL", server.url)
+    monkeypatch.setenv("COLUMNS", "200")
+    cli = CliRunner()
+    out = cli.invoke(app, ["workers", "label", "w3", "disk=ssd"])
+    assert out.exit_code == 0, out.output
+    assert "w3: zone=b,disk=ssd" in out.output
+    add(server, tiny, name="tiny")
+    server.http.put("/api/models/tiny/settings", json={"options": {"n_ctx": 256, "cpu_only": True}})
+    load(server, "tiny", replicas=1, selector={"disk": "ssd"})  # people's label, matched
+    assert nodes_of(server) == ["w3"]
+    table = cli.invoke(app, ["workers"]).output
+    assert "w3" in table
+    assert "disk=ssd" in table
+    line = next(row for row in table.splitlines() if row.startswith("w3"))
+    assert str(instances(server)[0]["id"]) in line.split()[-1]
+    assert cli.invoke(app, ["workers", "label", "w3", "disk="]).exit_code == 0
+    assert "disk" not in {k for w in server.http.get("/api/workers").json() for k in w["labels"]}

@@ -27,6 +27,7 @@ from modelyard.api import (
     specs,
     ui,
     usage,
+    workers,
 )
 from modelyard.api import keys as keys_api
 from modelyard.api.guard import Guard
@@ -125,6 +126,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(usage.router)
     app.include_router(create.router)
     app.include_router(backends.router)
+    app.include_router(workers.router)
 
     @app.get("/metrics", tags=["server"], response_class=Response)
     async def prometheus() -> Response:

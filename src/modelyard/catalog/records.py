@@ -195,3 +195,13 @@ class Quota:
     key: str
     loads: int
     period: str
+
+
+@dataclass
+class WorkerNote:
+    """What people keep about a worker of a cluster: labels of their own (over those it joined
+    with) and a note. Ray knows the rest."""
+
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+    note: str = ""

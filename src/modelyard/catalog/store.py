@@ -30,6 +30,7 @@ from modelyard.catalog.records import (
     Quota,
     Scheduling,
     Usage,
+    WorkerNote,
 )
 from modelyard.catalog.tables import (
     AdapterRow,
@@ -43,6 +44,7 @@ from modelyard.catalog.tables import (
     QuotaRow,
     SettingsRow,
     UsageRow,
+    WorkerRow,
     utcnow,
 )
 from modelyard.errors import (
@@ -509,6 +511,19 @@ class Store:
             else:
                 row.loads, row.period = quota.loads, quota.period
         return quota
+
+    def worker_notes(self) -> dict[str, WorkerNote]:
+        with self.session() as s:
+            return {r.name: WorkerNote(r.name, dict(r.labels), r.note) for r in s.scalars(select(WorkerRow))}
+
+    def put_worker_note(self, note: WorkerNote) -> WorkerNote:
+        with self.session() as s:
+            row = s.scalar(select(WorkerRow).where(WorkerRow.name == note.name))
+            if row is None:
+                s.add(WorkerRow(name=note.name, labels=dict(note.labels), note=note.note))
+            else:
+                row.labels, row.note = dict(note.labels), note.note
+        return note
 
     def delete_quota(self, key: str) -> bool:
         """Remove ``key``'s quota; whether it had one."""

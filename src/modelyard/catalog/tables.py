@@ -250,3 +250,14 @@ class QuotaRow(Base):
     key: Mapped[str] = mapped_column(String(64), unique=True)
     loads: Mapped[int] = mapped_column(Integer)
     period: Mapped[str] = mapped_column(String(16))  # day, week, month or total
+
+
+class WorkerRow(Base):
+    """A cluster worker's labels and note, as people edited them."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    note: Mapped[str] = mapped_column(Text, default="")

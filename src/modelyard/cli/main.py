@@ -8,6 +8,7 @@ from modelyard import __version__
 from modelyard.cli import (
     adapters,
     backends,
+    cluster,
     components,
     create,
     deployments,
@@ -58,6 +59,9 @@ app.add_typer(downloads.app, name="downloads")
 app.add_typer(deployments.app, name="deployments")
 app.add_typer(keys.app, name="keys")
 app.add_typer(usage.app, name="quotas")
+app.add_typer(cluster.cluster_app, name="cluster")
+app.add_typer(cluster.worker_app, name="worker")
+app.add_typer(cluster.workers_app, name="workers")
 
 
 @app.command()

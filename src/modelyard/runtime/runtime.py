@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -43,7 +43,7 @@ from modelyard.library import Library
 from modelyard.library.settings import effective
 from modelyard.runtime import placement
 from modelyard.runtime.clock import Clock, SystemClock
-from modelyard.runtime.executor import Claim, Engine, Executor, LogRef, Usage
+from modelyard.runtime.executor import Claim, Engine, Executor, LogRef, Node, Usage
 from modelyard.runtime.local import LocalExecutor
 from modelyard.runtime.placement import Spot, files_of
 from modelyard.runtime.queue import Queue, Slot
@@ -507,7 +507,7 @@ class Runtime:
         scheduling: Scheduling,
     ) -> tuple[list[Spot], bool]:
         """Where the new instances go, and whether what leaves must stop first to make room."""
-        nodes = await self.executor.nodes(files_of(model))
+        nodes = await self.nodes(files_of(model))
         if new <= 0:
             return [], bool(leaving)
         if force:
@@ -534,6 +534,12 @@ class Runtime:
                 freed[node] = freed.get(node, 0) + (await self.usage(live.id)).memory
         return await asyncio.to_thread(place, gone, freed), True
 
+    async def nodes(self, paths: Sequence[str] = ()) -> list[Node]:
+        """The executor's nodes, with the labels people gave them over those they joined with."""
+        found = await self.executor.nodes(paths)
+        notes = self.store.worker_notes()
+        return [replace(n, labels={**n.labels, **notes[n.id].labels}) if n.id in notes else n for n in found]
+
     def _held(self, without: set[int]) -> list[Held]:
         """The instances that hold memory, as the scheduler sees them."""
         return [
@@ -550,7 +556,7 @@ class Runtime:
             raise ModelNotLoaded(live.model)
         model = self.library.get(live.model)
         adapter = model.adapter(live.adapter) if live.adapter else None
-        nodes = await self.executor.nodes(files_of(model))
+        nodes = await self.nodes(files_of(model))
         setup, scheduling = live.setup, running.deployment.scheduling
 
         def place() -> list[Spot]:

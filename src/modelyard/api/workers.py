@@ -1,0 +1,73 @@
+"""Routes of the workers: the nodes engines run on (one, "local", without a cluster), what each
+has free, what runs there, and the labels and note people keep about each."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from modelyard.api.runtime import runtime_of
+from modelyard.catalog.records import WorkerNote
+from modelyard.deployments.spec import Selector
+from modelyard.errors import NotFound
+from modelyard.http_errors import ErrorBody
+
+router = APIRouter(prefix="/api", tags=["workers"], responses={c: {"model": ErrorBody} for c in (400, 404)})
+
+
+class GpuOut(BaseModel):
+    index: int
+    name: str
+    vram_total: int
+    vram_free: int
+
+
+class WorkerOut(BaseModel):
+    name: str
+    address: str = Field(description="where the gateway reaches its engines")
+    alive: bool
+    labels: dict[str, str] = Field(description="those it joined with, and people's over them")
+    note: str
+    ram_total: int
+    ram_free: int
+    gpus: list[GpuOut]
+    backends: list[str] | None = Field(description="the backends installed there; null: not reported")
+    instances: list[int] = Field(description="the instances that run there")
+
+
+class WorkerIn(BaseModel):
+    labels: Selector | None = Field(None, description="people's labels to set; an empty value removes one")
+    note: str | None = Field(None, max_length=2000)
+
+
+@router.get("/workers")
+async def workers(request: Request) -> list[WorkerOut]:
+    runtime = runtime_of(request)
+    notes = runtime.store.worker_notes()
+    by_node: dict[str, list[int]] = {}
+    for i in runtime.instances():
+        if i.node:
+            by_node.setdefault(i.node, []).append(i.id)
+    return [
+        WorkerOut(
+            name=n.id, address=n.address, alive=n.alive, labels=n.labels,
+            note=notes[n.id].note if n.id in notes else "",
+            ram_total=n.ram_total, ram_free=n.ram_free,
+            gpus=[GpuOut(index=g.index, name=g.name, vram_total=g.vram_total, vram_free=g.vram_free) for g in n.gpus],
+            backends=sorted(n.backends) if n.backends is not None else None,
+            instances=by_node.get(n.id, []),
+        )
+        for n in await runtime.nodes()
+    ]  # fmt: skip
+
+
+@router.put("/workers/{name}")
+async def edit(request: Request, name: str, body: WorkerIn) -> WorkerOut:
+    """Set a worker's own labels (merged over those it joined with) and note."""
+    runtime = runtime_of(request)
+    if name not in {n.id for n in await runtime.nodes()}:
+        raise NotFound(f"no worker {name!r}", hint="`modelyard workers` lists them")
+    kept = runtime.store.worker_notes().get(name, WorkerNote(name))
+    labels = {k: v for k, v in {**kept.labels, **(body.labels or {})}.items() if v}
+    runtime.store.put_worker_note(WorkerNote(name, labels, kept.note if body.note is None else body.note))
+    return next(w for w in await workers(request) if w.name == name)

@@ -1,0 +1,213 @@
+"""Cluster commands: start the head, join workers (both wrap `ray start`), list and label workers.
+
+A worker joins with its name and labels as Ray node labels, and with the memory engines may use
+as Ray custom resources: its RAM, and each GPU's VRAM (NVML), in MiB. The scheduler's placements
+hold that memory as the same resources, so Ray refuses one that would overbook a worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psutil
+import typer
+
+from modelyard.cli.common import client, friendly, parse_pairs
+from modelyard.cli.render import Column, console, fitted, human_size, print_json
+from modelyard.errors import EngineUnavailable
+from modelyard.monitor.gpus import nvidia
+
+# The names the executor reads (runtime/actors.py), spelled here so that the CLI needs no Ray.
+WORKER_LABEL = "modelyard/worker"
+RAM, VRAM = "modelyard_ram", "modelyard_vram_gpu"
+MiB, GiB = 1 << 20, 1 << 30
+# a node that stops answering is dead after 5 missed health checks a second apart (Ray: ~15 s)
+HEALTH = {"health_check_period_ms": 1000, "health_check_failure_threshold": 5}
+
+cluster_app = typer.Typer(
+    help="A cluster on Ray: `cluster start` on the head, then `worker join` on each worker."
+)
+worker_app = typer.Typer(help="This machine as a worker of a cluster.")
+workers_app = typer.Typer(help="The workers engines run on: `modelyard workers` lists them.")
+
+
+def ray_program() -> str:
+    program = Path(sys.executable).parent / "ray"
+    if not program.exists():
+        raise EngineUnavailable(
+            "Ray is not installed", hint="install the cluster extra: pip install 'modelyard[cluster]'"
+        )
+    return str(program)
+
+
+def worker_args(name: str, labels: dict[str, str], ram_gib: float | None) -> list[str]:
+    """`ray start` arguments that make this machine a worker: its name and labels, its RAM and
+    each GPU's VRAM as resources."""
+    ram = int(ram_gib * GiB) if ram_gib else psutil.virtual_memory().total
+    resources = {RAM: ram // MiB}
+    gpus = [g for g in nvidia() if g.memory_total]
+    for g in gpus:
+        resources[f"{VRAM}{g.index}"] = (g.memory_total or 0) // MiB
+    text = ",".join(f"{k}={v}" for k, v in {WORKER_LABEL: name, **labels}.items())
+    return ["--resources", json.dumps(resources), "--labels", text, "--num-gpus", str(len(gpus))]
+
+
+def head_command(
+    port: int,
+    worker: bool,
+    name: str,
+    labels: dict[str, str],
+    ram_gib: float | None,
+    ip: str | None,
+    block: bool,
+) -> list[str]:
+    argv = [ray_program(), "start", "--head", "--port", str(port), "--include-dashboard=false"]
+    argv += ["--disable-usage-stats", "--system-config", json.dumps(HEALTH)]
+    argv += ["--node-ip-address", ip] if ip else []
+    argv += worker_args(name, labels, ram_gib) if worker else ["--num-cpus", "0", "--num-gpus", "0"]
+    return argv + (["--block"] if block else [])
+
+
+def join_command(
+    address: str, name: str, labels: dict[str, str], ram_gib: float | None, ip: str | None, block: bool
+) -> list[str]:
+    argv = [ray_program(), "start", "--address", address, "--disable-usage-stats"]
+    argv += ["--node-ip-address", ip] if ip else []
+    return argv + worker_args(name, labels, ram_gib) + (["--block"] if block else [])
+
+
+def _run(argv: list[str]) -> None:
+    if "--block" in argv:  # Ray in this process's place: signals reach it, and it stops with them
+        os.execv(argv[0], argv)
+    done = subprocess.run(argv, check=False)
+    if done.returncode != 0:
+        raise typer.Exit(done.returncode)
+
+
+NAME = typer.Option(None, "--name", help="this worker's name (default: the host name)")
+LABEL = typer.Option([], "--label", "-l", help="KEY=VALUE: a label for selectors (repeatable)")
+RAM_GIB = typer.Option(None, "--ram", min=0.5, help="GiB of RAM engines may use here (default: all)")
+IP = typer.Option(None, "--ip", help="the address other machines reach this one at (default: Ray's choice)")
+BLOCK = typer.Option(False, "--block", help="stay in the foreground; Ray stops with this command")
+
+
+@cluster_app.command("start")
+@friendly
+def start(
+    port: int = typer.Option(6379, "--port", help="the head's port (Ray's GCS)"),
+    worker: bool = typer.Option(True, "--worker/--no-worker", help="run engines on the head too"),
+    name: str | None = NAME,
+    label: list[str] = LABEL,
+    ram: float | None = RAM_GIB,
+    ip: str | None = IP,
+    block: bool = BLOCK,
+) -> None:
+    """Start the head of a cluster (`ray start --head`, with modelyard's settings)."""
+    address = f"{ip or '<this machine>'}:{port}"
+    console.print(
+        f"On each worker: [bold]modelyard worker join {address}[/]\n"
+        f"then serve with [bold]MODELYARD_CLUSTER={address} modelyard serve[/]",
+        highlight=False,
+    )
+    _run(
+        head_command(
+            port, worker, name or socket.gethostname(), parse_pairs(label, "KEY=VALUE"), ram, ip, block
+        )
+    )
+
+
+@cluster_app.command("stop")
+@friendly
+def stop() -> None:
+    """Stop Ray on this machine (the head, or a worker): its engines stop with it."""
+    _run([ray_program(), "stop"])
+
+
+@worker_app.command("join")
+@friendly
+def join(
+    address: str = typer.Argument(..., help="the head's address, host:port"),
+    name: str | None = NAME,
+    label: list[str] = LABEL,
+    ram: float | None = RAM_GIB,
+    ip: str | None = IP,
+    block: bool = BLOCK,
+) -> None:
+    """Join a cluster as a worker (`ray start --address`, with labels and GPU memory)."""
+    _run(join_command(address, name or socket.gethostname(), parse_pairs(label, "KEY=VALUE"), ram, ip, block))
+    if not block:
+        console.print(f"joined {address} as {name or socket.gethostname()}", highlight=False)
+
+
+@worker_app.command("leave")
+@friendly
+def leave() -> None:
+    """Leave the cluster: Ray stops here, and the engines here with it (they are placed again)."""
+    _run([ray_program(), "stop"])
+
+
+@workers_app.callback(invoke_without_command=True)
+def workers(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the workers: address, labels, GPUs (free/total VRAM), free RAM, instances."""
+    if ctx.invoked_subcommand is None:
+        ls(as_json)
+
+
+@friendly
+def ls(as_json: bool) -> None:
+    found = client().get("/api/workers")
+    if as_json:
+        print_json(found)
+        return
+    columns = [
+        Column("NAME"),
+        Column("ADDRESS", drop=2),
+        Column("LABELS", fold=True),
+        Column("GPUS (FREE/TOTAL)", fold=True),
+        Column("RAM FREE"),
+        Column("INSTANCES"),
+    ]
+    rows = [
+        [
+            w["name"] + ("" if w["alive"] else " (gone)"),
+            w["address"],
+            ",".join(f"{k}={v}" for k, v in w["labels"].items()) or "-",
+            " ".join(
+                f"{g['index']}:{human_size(g['vram_free'])}/{human_size(g['vram_total'])}" for g in w["gpus"]
+            )
+            or "-",
+            f"{human_size(w['ram_free'])}/{human_size(w['ram_total'])}",
+            ",".join(str(i) for i in w["instances"]) or "-",
+        ]
+        for w in found
+    ]
+    console.print(fitted(columns, rows))
+
+
+@workers_app.command("label")
+@friendly
+def label(
+    name: str = typer.Argument(..., help="a worker"),
+    pairs: list[str] = typer.Argument(..., help="KEY=VALUE to set, KEY= to remove"),
+) -> None:
+    """Set labels of a worker (over those it joined with): selectors match them."""
+    labels: dict[str, Any] = parse_pairs(pairs, "KEY=VALUE")
+    found = client().put(f"/api/workers/{name}", {"labels": labels})
+    console.print(
+        f"{name}: " + (",".join(f"{k}={v}" for k, v in found["labels"].items()) or "no labels"),
+        highlight=False,
+    )
+
+
+@workers_app.command("note")
+@friendly
+def note(name: str = typer.Argument(...), text: str = typer.Argument(..., help="'' clears it")) -> None:
+    """Keep a note about a worker."""
+    client().put(f"/api/workers/{name}", {"note": text})
+    console.print(f"{name}: noted", highlight=False)
