@@ -25,6 +25,20 @@ GiB = 1 << 30
 MiB = 1 << 20
 
 
+WORKERS = {"w1": ("a", 2), "w2": ("b", 1), "w3": ("b", 0)}  # zone, GPUs
+
+
+def join(c: Any, name: str) -> None:
+    """A worker as `modelyard worker join` makes one: its name and labels, 4 GiB of RAM for
+    engines, 8 GiB per GPU."""
+    zone, gpus = WORKERS[name]
+    resources = {"modelyard_ram": 4096.0, **{f"modelyard_vram_gpu{i}": 8192.0 for i in range(gpus)}}
+    labels = {"modelyard/worker": name, "zone": zone}
+    c.workers[name] = c.add_node(
+        node_ip_address="127.0.0.1", num_cpus=2, num_gpus=gpus, labels=labels, resources=resources
+    )
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A head that runs nothing and three workers: w1 (zone a, two 8 GiB GPUs), w2 (zone b, one
@@ -41,18 +55,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 3},
         },
     )
-    workers = {}
-    for name, zone, gpus in (("w1", "a", 2), ("w2", "b", 1), ("w3", "b", 0)):
-        resources = {"modelyard_ram": 4096.0, **{f"modelyard_vram_gpu{i}": 8192.0 for i in range(gpus)}}
-        workers[name] = c.add_node(
-            node_ip_address="127.0.0.1",
-            num_cpus=2,
-            num_gpus=gpus,
-            labels={"modelyard/worker": name, "zone": zone},
-            resources=resources,
-        )
+    c.workers = {}  # type: ignore[attr-defined]
+    for name in WORKERS:
+        join(c, name)
     c.wait_for_nodes()
-    c.workers = workers  # type: ignore[attr-defined]
     try:
         yield c
     finally:
@@ -147,6 +153,17 @@ def test_a_dead_worker_is_replaced_and_leaves_no_engine(
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     r = server.http.post("/v1/completions", json={"model": "tiny", "prompt": "hi", "max_tokens": 2})
     assert r.status_code == 200, r.text
+    print(f"placed again on {instances(server)[0]['node']} {took:.1f} s after {victim} was removed")
+
+    gone = {w["name"]: w["alive"] for w in server.http.get("/api/workers").json()}
+    assert gone[victim] is False
+    join(cluster, victim)  # it comes back: alive again, and it takes work again
+    cluster.wait_for_nodes()
+    back = {w["name"]: w["alive"] for w in server.http.get("/api/workers").json()}
+    assert back == {"w1": True, "w2": True, "w3": True}
+    load(server, "tiny", replicas=1, selector={"zone": "b"}, placement="spread")
+    load(server, "tiny", replicas=2)
+    assert victim in nodes_of(server)
 
 
 def test_workers_listed_and_labelled(

@@ -520,3 +520,52 @@ def test_usage_page_with_its_chart_and_quotas(
     expect(standing.locator("td").nth(3)).to_have_text("3")  # left
     assert server.http.get("/api/quotas").json()["quotas"] == [{"key": "*", "loads": 3, "period": "week"}]
     shots("usage")
+
+
+def test_resources_page_and_placement_of_a_deployment(
+    page: Page, shots: Shots, server: RunningServer, tmp_path: Path
+) -> None:
+    """The Resources page shows this machine as the one worker, with what runs there; its labels
+    are editable, and a deployment's selector matches them (or is refused with the reason)."""
+    path = tmp_path / "tiny-chat.gguf"
+    b.write_llama_gguf(path, chat_template=b.CHAT_TEMPLATE)
+    assert server.http.post("/api/models", json={"path": str(path), "name": "tiny"}).status_code == 201
+    server.http.put("/api/models/tiny/settings", json={"options": {"n_ctx": 256}})
+    assert server.http.post("/api/models/tiny/load", json={}).status_code == 200
+    (inst,) = server.http.get("/api/instances").json()
+
+    page.goto("/#/resources")
+    row = page.locator('tr[data-worker="local"]')
+    expect(row).to_contain_text("local")
+    expect(row.locator(f'[data-instance="{inst["id"]}"]')).to_contain_text("tiny")
+    row.get_by_role("button", name="Edit labels of local").click()
+    row.get_by_label("labels of local").fill("zone=a, disk=ssd")
+    row.get_by_label("labels of local").press("Enter")
+    expect(row).to_contain_text("zone=a, disk=ssd")
+    shots("resources")
+    workers = server.http.get("/api/workers").json()
+    assert workers[0]["labels"] == {"zone": "a", "disk": "ssd"}
+
+    page.goto("/#/deployments")
+    card = page.locator('article[data-deployment="tiny"]')
+    expect(card.locator(f'tr[data-instance="{inst["id"]}"]')).to_contain_text("local")  # its worker
+    card.get_by_role("button", name="Edit selector of tiny").click()
+    card.get_by_label("selector of tiny").fill("zone=b")
+    card.get_by_label("selector of tiny").press("Enter")
+    expect(card).to_contain_text("1 node left out by the selector zone=b")  # refused, it serves on
+    card.get_by_label("selector of tiny").fill("zone=a")
+    card.get_by_label("selector of tiny").press("Enter")
+    expect(card).to_contain_text("zone=a", timeout=60_000)
+    card.get_by_label("Placement of tiny", exact=True).select_option("binpack")  # a roll
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        dep = server.http.get("/api/deployments/tiny").json()
+        if dep["placement"] == "binpack" and [i["state"] for i in dep["instances"]] == ["running"]:
+            break
+        time.sleep(0.2)
+    assert (dep["placement"], dep["selector"]) == ("binpack", {"zone": "a"})
+    assert [i["state"] for i in dep["instances"]] == ["running"]
+    expect(card.get_by_label("Placement of tiny", exact=True)).to_have_value("binpack", timeout=10_000)
+    expect(card.get_by_role("button", name="Reload")).to_be_enabled()
+    expect(card).to_contain_text("1/1 running")
+    shots("placement")

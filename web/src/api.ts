@@ -32,6 +32,7 @@ export type CreatePlan = schema.PlanIn;
 export type CreatePreview = schema.PreviewOut;
 export type Creation = schema.CreationOut;
 export type Preset = schema.PresetOut;
+export type Worker = schema.WorkerOut;
 export type TokenizerChoice = schema.TokenizerOut;
 export type InstallJob = schema.InstallOut;
 
@@ -199,6 +200,8 @@ export const api = {
   create: (plan: CreatePlan) => post<Creation>("/api/create", plan),
   creation: (id: number) => get<Creation>(`/api/create/jobs/${id}`),
   cancelCreation: (id: number) => request<Creation>("DELETE", `/api/create/jobs/${id}`),
+  workers: () => get<Worker[]>("/api/workers"),
+  editWorker: (name: string, body: Record<string, unknown>) => request<Worker>("PUT", `/api/workers/${q(name)}`, body),
   removeInstance: (id: number) => request<{ removed: number; instance: number }>("DELETE", `/api/instances/${id}`),
 };
 

@@ -6,6 +6,7 @@ import { DownloadDialog, DownloadsButton } from "./dialogs/DownloadDialog";
 import { Deployments } from "./pages/Deployments";
 import { Library } from "./pages/Library";
 import { Playground } from "./pages/Playground";
+import { Resources } from "./pages/Resources";
 import { Running } from "./pages/Running";
 import { Settings } from "./pages/Settings";
 import { SignIn } from "./pages/SignIn";
@@ -16,6 +17,7 @@ const PAGES = {
   library: "Library",
   deployments: "Deployments",
   running: "Running models",
+  resources: "Resources",
   playground: "Playground",
   usage: "Usage",
   settings: "Settings",
@@ -62,6 +64,7 @@ function App() {
         {page === "library" && <Library openDownloader={() => setDownloader("open")} />}
         {page === "deployments" && <Deployments />}
         {page === "running" && <Running />}
+        {page === "resources" && <Resources />}
         {page === "playground" && <Playground />}
         {page === "usage" && <Usage />}
         {page === "settings" && <Settings />}

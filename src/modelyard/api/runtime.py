@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as ApiPath
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from modelyard.catalog.records import Deployment
 from modelyard.deployments.spec import SchedulingChanges, SchedulingFields, scheduling_fields
@@ -66,6 +66,8 @@ class InstanceOut(BaseModel):
 
 
 class DeploymentOut(SchedulingFields):
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     model: str
     adapter: str | None
     replicas: int

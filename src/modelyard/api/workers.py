@@ -15,7 +15,7 @@ from modelyard.http_errors import ErrorBody
 router = APIRouter(prefix="/api", tags=["workers"], responses={c: {"model": ErrorBody} for c in (400, 404)})
 
 
-class GpuOut(BaseModel):
+class WorkerGpuOut(BaseModel):
     index: int
     name: str
     vram_total: int
@@ -30,7 +30,7 @@ class WorkerOut(BaseModel):
     note: str
     ram_total: int
     ram_free: int
-    gpus: list[GpuOut]
+    gpus: list[WorkerGpuOut]
     backends: list[str] | None = Field(description="the backends installed there; null: not reported")
     instances: list[int] = Field(description="the instances that run there")
 
@@ -53,7 +53,7 @@ async def workers(request: Request) -> list[WorkerOut]:
             name=n.id, address=n.address, alive=n.alive, labels=n.labels,
             note=notes[n.id].note if n.id in notes else "",
             ram_total=n.ram_total, ram_free=n.ram_free,
-            gpus=[GpuOut(index=g.index, name=g.name, vram_total=g.vram_total, vram_free=g.vram_free) for g in n.gpus],
+            gpus=[WorkerGpuOut(index=g.index, name=g.name, vram_total=g.vram_total, vram_free=g.vram_free) for g in n.gpus],
             backends=sorted(n.backends) if n.backends is not None else None,
             instances=by_node.get(n.id, []),
         )

@@ -145,6 +145,7 @@ class RayExecutor:
         ]
         programs = self.programs()
         out: list[Node] = []
+        seen: set[str] = set()
         asks = []
         for n in workers:
             node_id: str = n["NodeID"]
@@ -152,10 +153,12 @@ class RayExecutor:
             name = labels.pop(actors.WORKER_LABEL, None) or node_id[:12]
             labels = {k: v for k, v in labels.items() if not k.startswith("ray.io/")}
             if not n["Alive"]:
-                if self._ids.get(name) == node_id:
-                    self._agents.pop(node_id, None)
+                self._agents.pop(node_id, None)
+                if self._ids.get(name) == node_id and name not in seen:
                     out.append(Node(name, n["NodeManagerAddress"], 0, 0, labels=labels, alive=False))
+                    seen.add(name)
                 continue
+            seen.add(name)
             self._ids[name] = node_id
             agent = self._agent(node_id, dict(n.get("Resources") or {}))
             asks.append(

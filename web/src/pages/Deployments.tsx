@@ -1,10 +1,15 @@
 import { useState } from "preact/hooks";
 import { api } from "../api";
 import { Confirm } from "../components/Dialog";
+import { Editable } from "../components/Editable";
 import { DeployDialog } from "../dialogs/DeployDialog";
 import { size } from "../format";
 import { useAttempt, usePolled } from "../hooks";
 import { libraryChanged, useLibraryVersion } from "../store";
+import { labelText, parseLabels } from "./Resources";
+
+const withoutEmpty = (labels: Record<string, string>) =>
+  Object.fromEntries(Object.entries(labels).filter(([, v]) => v));
 
 /** Deployments: models kept running with their engines' setup, each with its instances; deploy,
  * scale, stop, start, reload, delete; delete an instance and a new one takes its place. */
@@ -16,6 +21,11 @@ export function Deployments() {
   const { data: list, error: loadError } = usePolled(api.deployments, [version]);
 
   const act = (f: () => Promise<unknown>) => attempt(async () => (await f(), libraryChanged.emit()));
+  // an Editable shows its own error: a refused change stays in its field
+  const edited = async (name: string, patch: Record<string, unknown>) => {
+    await api.editDeployment(name, patch);
+    libraryChanged.emit();
+  };
   const kept = list?.filter((d) => !d.jit) ?? [];
 
   return (
@@ -82,12 +92,52 @@ export function Deployments() {
               Delete
             </button>
           </header>
+          <div class="row placement" role="group" aria-label={`Where ${d.model} runs`}>
+            <label class="inline">
+              Placement
+              <select
+                value={d.placement}
+                disabled={busy}
+                aria-label={`Placement of ${d.model}`}
+                onChange={(e) => void act(() => api.editDeployment(d.model, { placement: e.currentTarget.value }))}
+              >
+                <option value="spread">spread</option>
+                <option value="binpack">binpack</option>
+              </select>
+            </label>
+            <span class="muted">workers with</span>
+            <Editable
+              value={labelText(d.selector)}
+              label={`selector of ${d.model}`}
+              placeholder="any labels"
+              onSave={(text) => edited(d.model, { selector: withoutEmpty(parseLabels(text)) })}
+            />
+            <span class="muted">GPUs</span>
+            <Editable
+              value={d.gpus.join(", ")}
+              label={`GPUs of ${d.model}`}
+              placeholder="the scheduler's choice"
+              onSave={(text) =>
+                edited(d.model, { gpus: text.split(",").map((g) => g.trim()).filter(Boolean) })
+              }
+            />
+            <label class="inline">
+              <input
+                type="checkbox"
+                checked={d.cpu_offload}
+                disabled={busy}
+                onChange={(e) => void act(() => api.editDeployment(d.model, { cpu_offload: e.currentTarget.checked }))}
+              />
+              CPU offload
+            </label>
+          </div>
           {d.instances.length > 0 && (
             <table class="instances">
               <thead>
                 <tr>
                   <th>Instance</th>
                   <th>State</th>
+                  <th>Worker</th>
                   <th>Memory</th>
                   <th>PID</th>
                   <th>Restarts</th>
@@ -103,6 +153,7 @@ export function Deployments() {
                       <span class={`status ${i.state}`}>{i.state}</span>
                       {i.error && <small class="error block">{i.error}</small>}
                     </td>
+                    <td>{i.node ?? ""}</td>
                     <td>{size(i.memory)}</td>
                     <td>{i.pid ?? ""}</td>
                     <td>{i.restarts}</td>

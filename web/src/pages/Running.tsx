@@ -39,6 +39,7 @@ export function Running() {
             <th>Instance</th>
             <th>Model</th>
             <th>State</th>
+            <th>Worker</th>
             <th>Memory</th>
             <th>CPU</th>
             <th>PID</th>
@@ -50,7 +51,7 @@ export function Running() {
         <tbody>
           {instances?.length === 0 && (
             <tr>
-              <td colSpan={9} class="muted empty-row">
+              <td colSpan={10} class="muted empty-row">
                 No model is loaded. Load one from the library, or send a request to a model with autoload on.
               </td>
             </tr>
@@ -66,6 +67,7 @@ export function Running() {
                 <span class={`status ${i.state}`}>{i.state}</span>
                 {i.error && <small class="error block">{i.error}</small>}
               </td>
+              <td>{i.node ?? ""}</td>
               <td>{size(i.memory)}</td>
               <td>{i.cpu_percent.toFixed(0)}%</td>
               <td>{i.pid ?? ""}</td>

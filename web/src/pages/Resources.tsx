@@ -1,0 +1,110 @@
+import { useState } from "preact/hooks";
+import { api, type Worker } from "../api";
+import { Editable } from "../components/Editable";
+import { size } from "../format";
+import { usePolled } from "../hooks";
+
+/** "zone=a, disk=ssd" as labels; a key with nothing after "=" removes that label. */
+export function parseLabels(text: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const part of text.split(",")) {
+    const [key, ...rest] = part.split("=");
+    if (key.trim()) labels[key.trim()] = rest.join("=").trim();
+  }
+  return labels;
+}
+
+export const labelText = (labels: Record<string, string>) =>
+  Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(", ");
+
+/** Resources: the workers engines run on (one, "local", without a cluster): their GPUs and
+ * memory, labels (editable: selectors match them), a note, and which instances run there. */
+export function Resources() {
+  const [changed, setChanged] = useState(0);
+  const { data: workers, error } = usePolled(api.workers, [changed]);
+  const { data: instances } = usePolled(api.instances, [changed]);
+  const modelOf = new Map(instances?.map((i) => [i.id, i.model]) ?? []);
+
+  const edit = async (w: Worker, body: Record<string, unknown>) => {
+    await api.editWorker(w.name, body);
+    setChanged((n) => n + 1);
+  };
+  const saveLabels = (w: Worker, text: string) => {
+    const wanted = parseLabels(text);
+    for (const key of Object.keys(w.labels)) if (!(key in wanted)) wanted[key] = ""; // removed
+    return edit(w, { labels: wanted });
+  };
+
+  return (
+    <section class="resources">
+      <h1>Resources</h1>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      <table class="workers">
+        <thead>
+          <tr>
+            <th>Worker</th>
+            <th>Labels</th>
+            <th>GPUs (free / total)</th>
+            <th>RAM (free / total)</th>
+            <th>Running here</th>
+            <th>Note</th>
+          </tr>
+        </thead>
+        <tbody>
+          {workers?.map((w) => (
+            <tr key={w.name} data-worker={w.name}>
+              <td>
+                <strong>{w.name}</strong>
+                {!w.alive && <span class="status error"> gone</span>}
+                <small class="muted block">{w.address}</small>
+              </td>
+              <td>
+                <Editable
+                  value={labelText(w.labels)}
+                  label={`labels of ${w.name}`}
+                  placeholder="no labels"
+                  onSave={(text) => saveLabels(w, text)}
+                />
+              </td>
+              <td>
+                {w.gpus.length === 0 && <span class="muted">none</span>}
+                {w.gpus.map((g) => (
+                  <div key={g.index} class="gpu" data-gpu={g.index}>
+                    {g.index}: {g.name} · {size(g.vram_free)} / {size(g.vram_total)}
+                    <meter min={0} max={g.vram_total} value={g.vram_total - g.vram_free} />
+                  </div>
+                ))}
+              </td>
+              <td>
+                {size(w.ram_free)} / {size(w.ram_total)}
+                <meter min={0} max={w.ram_total} value={w.ram_total - w.ram_free} />
+              </td>
+              <td>
+                {w.instances.length === 0 && <span class="muted">nothing</span>}
+                {w.instances.map((id) => (
+                  <div key={id} data-instance={id}>
+                    #{id} {modelOf.get(id) ?? ""}
+                  </div>
+                ))}
+              </td>
+              <td>
+                <Editable
+                  value={w.note}
+                  label={`note of ${w.name}`}
+                  placeholder="add a note"
+                  onSave={(note) => edit(w, { note })}
+                />
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
