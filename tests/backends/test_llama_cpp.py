@@ -236,3 +236,27 @@ def test_as_many_layers_as_fit_each_gpu(server: LlamaServer, gemma: Path, tmp_pa
     cpu = place(server, m, LlamaCppOptions(n_ctx=2048, cpu_only=True), None, 1, [node])[0].placement
     assert flag(server.engine(m, LlamaCppOptions(cpu_only=True), cpu, None).argv, "--n-gpu-layers") == "0"
     store.close()
+
+
+def test_one_model_over_several_workers(server: LlamaServer, tmp_path: Path) -> None:
+    """A distributed placement: an rpc-server on each peer, llama-server with --rpc (filled in
+    with their addresses where they run) and the layers that go to them."""
+    from modelyard.backends.base import HOST, PEERS, PORT
+    from modelyard.errors import EngineUnavailable
+
+    gemma_like = model(facts={"block_count": 18})
+    on_cpus = Placement(node="a", peers=("b",), tensor_split=(0.5, 0.5))
+    with pytest.raises(EngineUnavailable, match="no rpc-server beside it"):
+        server.engine(gemma_like, LlamaCppOptions(), on_cpus, None)
+    executable(tmp_path / "bin" / "rpc-server")
+    s = server.engine(gemma_like, LlamaCppOptions(), on_cpus, None)
+    assert flag(s.argv, "--rpc") == PEERS
+    assert flag(s.argv, "--n-gpu-layers") == "10"  # half of 18 blocks and the output: the peer's
+    assert flag(s.argv, "--tensor-split") == "1"
+    assert s.peer is not None
+    assert s.peer.argv == [str(tmp_path / "bin" / "rpc-server"), "--host", HOST, "--port", PORT]
+    # with GPUs here: every layer on a device, the peer's (first, as llama.cpp lists them) and ours
+    on_gpus = Placement(node="a", gpus=(0, 1), gpu_layers=19, peers=("b",), tensor_split=(0.6, 0.4))
+    s = server.engine(gemma_like, LlamaCppOptions(), on_gpus, None)
+    assert flag(s.argv, "--n-gpu-layers") == "19"
+    assert flag(s.argv, "--tensor-split") == "0.4,0.3,0.3"

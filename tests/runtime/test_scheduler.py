@@ -82,7 +82,7 @@ def test_the_order_one_gpu_then_a_split_then_nodes_then_offload_then_cpu() -> No
     (d,) = schedule([Wish("m", 1, BIG, distributed=True)], [], one_each).decisions
     assert (d.way, d.node, d.peers) == ("distributed", "a", ("b",))
     assert [c.node for c in d.claims] == ["a", "b"]
-    assert d.tensor_split == (0.6053, 0.3947)
+    assert d.tensor_split == (0.5997, 0.4003)  # by node: the VRAM claimed on each
     (d,) = schedule([Wish("m", 1, BIG, cpu_offload=True)], [], one_each).decisions
     assert d.way == "offload"
     assert d.gpu_layers is not None

@@ -20,6 +20,7 @@ class WorkerGpuOut(BaseModel):
     name: str
     vram_total: int
     vram_free: int
+    temperature: float | None = Field(description="Celsius, where the driver tells")
 
 
 class WorkerOut(BaseModel):
@@ -53,7 +54,11 @@ async def workers(request: Request) -> list[WorkerOut]:
             name=n.id, address=n.address, alive=n.alive, labels=n.labels,
             note=notes[n.id].note if n.id in notes else "",
             ram_total=n.ram_total, ram_free=n.ram_free,
-            gpus=[WorkerGpuOut(index=g.index, name=g.name, vram_total=g.vram_total, vram_free=g.vram_free) for g in n.gpus],
+            gpus=[
+                WorkerGpuOut(index=g.index, name=g.name, vram_total=g.vram_total, vram_free=g.vram_free,
+                             temperature=g.temperature)
+                for g in n.gpus
+            ],
             backends=sorted(n.backends) if n.backends is not None else None,
             instances=by_node.get(n.id, []),
         )

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 HOST = "{host}"
 PORT = "{port}"
 FOLDER = "{dir}"
+PEERS = "{peers}"  # the peers' host:port, comma-separated (a distributed engine's own argument)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class EngineSpec:
     # A server that already runs at this URL: nothing is started; requests carry ``headers``.
     remote: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # A distributed engine: what runs on each of the placement's peers (its argv with HOST and
+    # PORT), started there first; the argv's PEERS becomes their addresses.
+    peer: EngineSpec | None = None
 
 
 # (stage, done, total) -> None

@@ -41,6 +41,11 @@ def _run(argv: list[str], log: Path, progress: Progress, stage: str, cwd: Path |
         raise EngineError(f"{stage} failed (exit status {code})", hint=f"the log {log} ends with:\n{tail}")
 
 
+def rpc_server_name(llama_server: str) -> str:
+    """The rpc-server built beside a llama-server: rpc-server, rpc-server-<version>."""
+    return "rpc-server" + llama_server.removeprefix("llama-server")
+
+
 def install_llama_server(
     bin_dir: Path,
     *,
@@ -51,8 +56,9 @@ def install_llama_server(
     jobs: int | None = None,
 ) -> Path:
     """Download the sdist of llama-cpp-python ``version``, build its llama-server (cpu, cuda with
-    GGML_CUDA, or vulkan with GGML_VULKAN), install it into ``bin_dir`` as ``name``. Returns the
-    binary's path. The old binary stays until the new one is built."""
+    GGML_CUDA, or vulkan with GGML_VULKAN) and rpc-server, install them into ``bin_dir`` as
+    ``name`` and its rpc-server. Returns the llama-server's path. The old binaries stay until the
+    new ones are built."""
     for tool in ("cmake", "c++"):
         if shutil.which(tool) is None:
             raise EngineError(
@@ -88,6 +94,7 @@ def install_llama_server(
             "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", "-DLLAMA_BUILD_TESTS=OFF",
             "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_TOOLS=ON", "-DLLAMA_BUILD_SERVER=ON",
             "-DLLAMA_BUILD_UI=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_CURL=OFF",
+            "-DGGML_RPC=ON",  # llama-server --rpc, and rpc-server: one model over several workers
         ]  # fmt: skip
         if variant == "cuda":
             flags.append("-DGGML_CUDA=ON")
@@ -100,18 +107,19 @@ def install_llama_server(
         _run(["cmake", "-S", str(source), "-B", str(build), *flags], log, progress, "configure")
         threads = str(jobs or os.cpu_count() or 2)
         _run(
-            ["cmake", "--build", str(build), "--target", "llama-server", "-j", threads],
+            ["cmake", "--build", str(build), "--target", "llama-server", "ggml-rpc-server", "-j", threads],
             log,
             progress,
             "build",
         )
-        built = build / "bin" / "llama-server"
-        if not built.is_file():
-            raise EngineError("the build finished without a llama-server binary", hint=f"see {log}")
+        for program, installed in (("ggml-rpc-server", rpc_server_name(name)), ("llama-server", name)):
+            built = build / "bin" / program
+            if not built.is_file():
+                raise EngineError(f"the build finished without a {program} binary", hint=f"see {log}")
+            staged = bin_dir / f".{installed}.new"
+            shutil.copy2(built, staged)
+            staged.chmod(0o755)
+            staged.replace(bin_dir / installed)
         target = bin_dir / name
-        staged = bin_dir / f".{name}.new"
-        shutil.copy2(built, staged)
-        staged.chmod(0o755)
-        staged.replace(target)
     progress("done", 100)
     return target

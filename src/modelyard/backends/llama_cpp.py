@@ -14,7 +14,8 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelyard.backends import flags
-from modelyard.backends.base import FOLDER, HOST, PORT, EngineSpec, Placement, Progress
+from modelyard.backends.base import FOLDER, HOST, PEERS, PORT, EngineSpec, Placement, Progress
+from modelyard.backends.install import rpc_server_name
 from modelyard.catalog.records import Adapter, Model
 from modelyard.errors import ChatTemplateMissing, EngineUnavailable, InvalidSettings, Unsupported
 from modelyard.estimate import Fit, fit_gguf
@@ -232,6 +233,7 @@ class LlamaServer(LlamaCppFamily):
 
     name: ClassVar[str] = "llama.cpp"
     anthropic_messages: ClassVar[bool] = True  # llama-server has /v1/messages
+    distributable: ClassVar[bool] = True  # llama-server --rpc, rpc-server on the other workers
 
     def __init__(self, configured: Path | None, bin_dir: Path) -> None:
         self.configured = configured
@@ -251,6 +253,35 @@ class LlamaServer(LlamaCppFamily):
             if found := shutil.which("llama-server"):
                 candidates.append(Path(found))
         return next((str(c) for c in candidates if c.is_file() and os.access(c, os.X_OK)), None)
+
+    def _distributed(
+        self, model: Model, placement: Placement, version: str | None
+    ) -> tuple[int, list[float], EngineSpec]:
+        """One model over the placement's node and its peers (llama.cpp's RPC): an rpc-server on
+        each peer, and for llama-server the layers to put on devices and their split. Its
+        devices are the peers' rpc-servers first, then this node's GPUs; the layers of a node
+        without GPUs stay on its CPU."""
+        program = Path(self.preflight(version))
+        rpc = program.with_name(rpc_server_name(program.name))
+        if not rpc.is_file():
+            raise EngineUnavailable(
+                f"{program.name} has no rpc-server beside it, which runs its share on other workers",
+                hint="build both: `modelyard backends install llama.cpp"
+                + (f" --version {version}`" if version else "`"),
+            )
+        shares = list(placement.tensor_split) or [1 / (1 + len(placement.peers))] * (1 + len(placement.peers))
+        mine, theirs = shares[0], shares[1:]
+        total = int(model.facts.get("block_count") or 0) + 1  # the blocks and the output layer
+        if placement.gpus:  # every layer on a device: the peers', then this node's GPUs
+            split = theirs + [mine / len(placement.gpus)] * len(placement.gpus)
+            layers = placement.gpu_layers if placement.gpu_layers is not None else total
+        else:  # this node's share stays on its CPU
+            split = theirs
+            layers = max(1, round(total * sum(theirs)))
+        peer = EngineSpec(
+            argv=[str(rpc), "--host", HOST, "--port", PORT], health_path="", runtime="rpc-server"
+        )
+        return layers, [round(x / sum(split), 4) for x in split], peer
 
     def preflight(self, version: str | None = None) -> str:
         program = self.program(version)
@@ -318,6 +349,17 @@ class LlamaServer(LlamaCppFamily):
         args = ["--model", model.path, "--host", HOST, "--port", PORT, "--alias", model.name]
         args += ["--ctx-size", str(o.n_ctx), "--batch-size", str(o.n_batch), "--parallel", str(o.parallel)]
         layers = gpu_layers(o, placement)
+        peer = None
+        if placement.peers:  # one model over several workers: rpc-servers there, --rpc here
+            if o.cpu_only:
+                raise InvalidSettings(
+                    "cpu_only keeps every layer on this worker's CPU, and a distributed instance "
+                    "runs part of them on the others",
+                    hint=f"`modelyard settings {model.name} --unset cpu_only`, or --no-distributed",
+                )
+            layers, split, peer = self._distributed(model, placement, version)
+            args += ["--rpc", PEERS]
+            args += [] if o.tensor_split else ["--tensor-split", ",".join(f"{x:g}" for x in split)]
         args += ["--n-gpu-layers", "auto" if layers is None else str(layers)]  # auto: llama.cpp's own fit
         if o.cpu_only:
             args += ["--device", "none"]
@@ -380,4 +422,5 @@ class LlamaServer(LlamaCppFamily):
             files=files,
             runtime="llama-server",
             key_env="LLAMA_API_KEY",
+            peer=peer,
         )

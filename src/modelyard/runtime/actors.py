@@ -3,8 +3,9 @@
 - ``Agent``: one per node. Reports the node's memory (RAM, and each GPU's VRAM from NVML, or the
   VRAM the worker declared when it joined), the backends installed there, which model paths
   exist there; reads the logs kept there; stops the engines an earlier server left.
-- ``Instance``: one per start of one instance. Starts the engine on its node through a
-  LocalExecutor (its own process group, dead with the actor), and reports its exit and usage.
+- ``Instance``: one per start of one instance (and one per peer of a distributed one, its log
+  in a folder of its own). Starts the engine on its node through a LocalExecutor (its own
+  process group, dead with the actor), and reports its exit and usage.
 
 Only plain data crosses: Launch, LogRef, Usage and dicts.
 """
@@ -99,9 +100,10 @@ def _installed(program: str) -> bool:
 class Instance:
     """One start of one instance: its engine on this node."""
 
-    def __init__(self, owner: str, host: str) -> None:
+    def __init__(self, owner: str, host: str, part: str = "") -> None:
         home = node_home()
-        self.executor = LocalExecutor(home / "logs" / "instances", home / "run", owner, host=host)
+        logs = home / "logs" / "instances" / part if part else home / "logs" / "instances"
+        self.executor = LocalExecutor(logs, home / "run" / part if part else home / "run", owner, host=host)
         self.engine: Any = None
 
     async def start(self, launch: Launch) -> tuple[str, int | None]:

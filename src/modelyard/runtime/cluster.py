@@ -17,6 +17,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from modelyard.backends.base import PEERS, Placement
 from modelyard.errors import EngineError
 from modelyard.runtime import actors
 from modelyard.runtime.executor import LOST, Claim, Gpu, Launch, LogRef, Node, Usage
@@ -34,6 +36,21 @@ AgentActor = ray.remote(num_cpus=0)(actors.Agent)
 InstanceActor = ray.remote(num_cpus=0, max_restarts=0)(actors.Instance)
 START_TIMEOUT = 60.0  # seconds an instance's actor has to be placed and start its engine
 MiB = actors.MiB
+
+
+async def _listening(address: str, timeout: float = 10.0) -> None:
+    """Until something accepts connections at host:port (a part of a distributed engine)."""
+    host, _, port = address.rpartition(":")
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection(host, int(port))
+            writer.close()
+            return
+        except OSError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise EngineError(f"the part of the engine at {address} does not listen") from None
+            await asyncio.sleep(0.1)
 
 
 def resources(claims: Sequence[Claim], node: str) -> dict[str, float]:
@@ -62,9 +79,11 @@ class RayEngine(Answering):
         log_ref: LogRef,
         http: httpx.AsyncClient,
         auth: dict[str, str],
+        peers: list[Any] | None = None,
     ) -> None:
         super().__init__(url, health, log_ref, http, auth)
         self._actor = actor
+        self._peers = peers or []  # a distributed engine's parts on other workers
         self._pid = pid
         self._watch = asyncio.ensure_future(self._watching())
 
@@ -73,22 +92,40 @@ class RayEngine(Answering):
         return self._pid
 
     async def _watching(self) -> None:
-        try:
-            code: int = await self._actor.wait.remote()
-        except RayActorError:  # the actor died: with its node, or killed
-            code = LOST
-        except RayError as e:
-            log.warning("instance actor of %s: %s", self.url, e)
-            code = LOST
+        """The engine's exit, or a part's: a distributed engine without a part cannot serve."""
+        waits = [asyncio.ensure_future(self._wait(a)) for a in [self._actor, *self._peers]]
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        code = next(iter(done)).result()
+        if waits[0] not in done:  # a part ended first: its engine goes too
+            log.warning("a part of the engine at %s ended (%s); stopping it", self.url, code)
+            with contextlib.suppress(RayError, TimeoutError):
+                await asyncio.wait_for(self._actor.stop.remote(5.0), 15)
+        for w in waits:
+            w.cancel()
         if not self._exit.done():
             self._exit.set_result(code)
 
+    async def _wait(self, actor: Any) -> int:
+        try:
+            code: int = await actor.wait.remote()
+            return code
+        except RayActorError:  # the actor died: with its node, or killed
+            return LOST
+        except RayError as e:
+            log.warning("instance actor of %s: %s", self.url, e)
+            return LOST
+
     async def stop(self, grace: float) -> int | None:
-        code: int | None = None
-        with contextlib.suppress(RayError):
-            code = await asyncio.wait_for(self._actor.stop.remote(grace), grace + 10)
-        with contextlib.suppress(RayError, TimeoutError):
-            ray.kill(self._actor, no_restart=True)
+        async def stopped(actor: Any) -> int | None:
+            with contextlib.suppress(RayError, TimeoutError):
+                found: int | None = await asyncio.wait_for(actor.stop.remote(grace), grace + 10)
+                return found
+            return None
+
+        code, *_ = await asyncio.gather(*(stopped(a) for a in [self._actor, *self._peers]))
+        for actor in [self._actor, *self._peers]:
+            with contextlib.suppress(RayError, TimeoutError, ValueError):
+                ray.kill(actor, no_restart=True)
         if not self._exit.done():
             self._exit.set_result(code if code is not None else LOST)
         return code
@@ -171,7 +208,9 @@ class RayExecutor:
                 log.warning("worker %s did not report: %s", name, e)
                 out.append(Node(name, address, 0, 0, labels=labels, alive=False))
                 continue
-            gpus = tuple(Gpu(g["index"], g["name"], g["total"], g["free"]) for g in inv["gpus"])
+            gpus = tuple(
+                Gpu(g["index"], g["name"], g["total"], g["free"], g["temperature"]) for g in inv["gpus"]
+            )
             out.append(
                 Node(
                     name, address, inv["ram_total"], inv["ram_free"], gpus, labels,
@@ -183,7 +222,39 @@ class RayExecutor:
     # -- engines ---------------------------------------------------------------------------------
 
     async def launch(self, launch: Launch) -> RayEngine:
-        node = launch.placement.node
+        spec, where = launch.spec, launch.placement
+        peers: list[Any] = []
+        try:
+            if where.peers:  # a distributed engine: its part on each peer first, then the engine
+                if spec.peer is None:
+                    raise EngineError(
+                        f"the engine of instance {launch.instance} cannot run over several workers"
+                    )
+                addresses = []
+                for node in where.peers:
+                    gpus = tuple(i for c in launch.claims if c.node == node for i, _ in c.vram)
+                    part = replace(launch, spec=spec.peer, placement=Placement(node, gpus), key=None)
+                    actor, url, _ = await self._start(part, node, f"peer-{node}")
+                    peers.append(actor)
+                    addresses.append(url.removeprefix("http://"))
+                await asyncio.gather(*(_listening(a) for a in addresses))
+                argv = [",".join(addresses) if a == PEERS else a for a in spec.argv]
+                # what is left is this node's part: an engine that knows where its peers are
+                launch = replace(
+                    launch, spec=replace(spec, argv=argv, peer=None), placement=replace(where, peers=())
+                )
+            actor, url, pid = await self._start(launch, where.node)
+        except BaseException:
+            for p in peers:
+                with contextlib.suppress(RayError):
+                    ray.kill(p, no_restart=True)
+            raise
+        auth = {"Authorization": f"Bearer {launch.key}"} if launch.key else {}
+        ref = LogRef(where.node, launch.instance, launch.start)
+        return RayEngine(actor, url, pid, spec.health_path, ref, self._http, auth, peers)
+
+    async def _start(self, launch: Launch, node: str, part: str = "") -> tuple[Any, str, int | None]:
+        """An instance actor on ``node`` holding the launch's claims there, and its engine started."""
         node_id = self._ids.get(node)
         if node_id is None:
             await self.nodes()
@@ -193,12 +264,12 @@ class RayExecutor:
         found = await asyncio.to_thread(ray.nodes)
         address = next((n["NodeManagerAddress"] for n in found if n["NodeID"] == node_id), "127.0.0.1")
         actor: Any = InstanceActor.options(
-            name=f"instance-{launch.instance}.{launch.start}",
+            name=f"instance-{launch.instance}.{launch.start}" + (f".{part}" if part else ""),
             namespace=actors.NAMESPACE,
             lifetime="detached",
             resources=resources(launch.claims, node),
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-        ).remote(self.owner, address)
+        ).remote(self.owner, address, part)
         try:
             url, pid = await asyncio.wait_for(actor.start.remote(launch), START_TIMEOUT)
         except (TimeoutError, GetTimeoutError) as e:
@@ -211,9 +282,7 @@ class RayExecutor:
             with contextlib.suppress(RayError):
                 ray.kill(actor, no_restart=True)
             raise EngineError(f"worker {node!r} could not start instance {launch.instance}: {e}") from e
-        auth = {"Authorization": f"Bearer {launch.key}"} if launch.key else {}
-        ref = LogRef(node, launch.instance, launch.start)
-        return RayEngine(actor, url, pid, launch.spec.health_path, ref, self._http, auth)
+        return actor, url, pid
 
     # -- logs and leftovers ----------------------------------------------------------------------
 

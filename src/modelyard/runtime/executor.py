@@ -26,6 +26,7 @@ class Gpu:
     name: str
     vram_total: int
     vram_free: int
+    temperature: float | None = None  # Celsius, where the driver tells (NVML)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import httpx
 import psutil
 
 from modelyard.backends.base import FOLDER, HOST, PORT
+from modelyard.errors import EngineError
 from modelyard.monitor.gpus import nvidia
 from modelyard.runtime.executor import Gpu, Launch, LogRef, Node, Usage
 
@@ -264,7 +265,7 @@ class LocalExecutor:
         def look() -> Node:
             mem = psutil.virtual_memory()
             gpus = tuple(
-                Gpu(g.index, g.name, g.memory_total, g.memory_total - (g.memory_used or 0))
+                Gpu(g.index, g.name, g.memory_total, g.memory_total - (g.memory_used or 0), g.temperature)
                 for g in nvidia()
                 if g.memory_total
             )
@@ -279,6 +280,10 @@ class LocalExecutor:
         spec = launch.spec
         if spec.remote is not None:
             return await self._connect(launch, spec.remote)
+        if launch.placement.peers:
+            raise EngineError(
+                "one machine cannot run an engine over several workers", hint="MODELYARD_CLUSTER"
+            )
         port = free_port(self.host)
         folder = self.run / f"{launch.instance}.{launch.start}"
         ref = LogRef(self.node, launch.instance, launch.start)

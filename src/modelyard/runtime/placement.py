@@ -61,7 +61,7 @@ def demand(backend: Backend, model: Model, options: Any, adapter: Adapter | None
     gpu = backend.fit(model, options, adapter, ROOMY, [ROOMY])
     vram = gpu.estimate.vram[0] if gpu is not None and gpu.estimate.vram else None
     if gpu is None or vram is None or not vram.total:
-        return Demand(cpu.estimate.ram.total)
+        return Demand(cpu.estimate.ram.total, distributable=backend.distributable)
     return Demand(
         ram_cpu=cpu.estimate.ram.total,
         ram_gpu=gpu.estimate.ram.total,

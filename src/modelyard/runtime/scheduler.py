@@ -87,7 +87,8 @@ class Decision:
     gpus: tuple[int, ...]  # the GPUs it uses on that node
     claims: tuple[Claim, ...]
     gpu_layers: int | None = None  # layers on GPUs (offload: some; cpu: 0); None: as the options say
-    tensor_split: tuple[float, ...] = ()  # shares of its GPUs, in the order of ``gpus`` then peers
+    # shares of its GPUs (in the order of ``gpus``); distributed: of its nodes (this one, then peers)
+    tensor_split: tuple[float, ...] = ()
     peers: tuple[str, ...] = ()  # other nodes holding a share (distributed)
 
 
@@ -412,10 +413,12 @@ def _across_nodes(wish: Wish, nodes: list[_Node], *, gpu: bool) -> Decision | No
         if main.ram_avail < d.ram_gpu or len({n.id for n, _ in chosen}) < 2:
             return None
         chosen.sort(key=lambda p: (p[0] is not main, p[0].id, p[1].index))
-        claims, split = _claims(d, chosen, main)
+        claims, _ = _claims(d, chosen, main)
         gpus = tuple(g.index for n, g in chosen if n is main)
         peers = tuple(c.node for c in claims[1:])
-        return Decision(wish.name, "distributed", main.id, gpus, claims, d.layers or None, split, peers)
+        return Decision(
+            wish.name, "distributed", main.id, gpus, claims, d.layers or None, _by_node(claims), peers
+        )
     room, taken = 0, []
     for n in sorted(nodes, key=lambda n: (-n.ram_avail, n.id)):
         if n.ram_avail <= 0 or room >= d.ram_cpu:
@@ -471,8 +474,14 @@ def _manual_group(wish: Wish, parts: list[tuple[_Node, list[int]]]) -> Decision 
         return None
     claims, split = _claims(d, chosen, main)
     way = "distributed" if len(parts) > 1 else ("gpus" if len(chosen) > 1 else "gpu")
-    split = split if len(chosen) > 1 else ()
+    split = _by_node(claims) if len(parts) > 1 else split if len(chosen) > 1 else ()
     return Decision(wish.name, way, main.id, tuple(parts[0][1]), claims, d.layers or None, split, peers)
+
+
+def _by_node(claims: tuple[Claim, ...]) -> tuple[float, ...]:
+    """Each node's share of a distributed instance: of the VRAM it claims there."""
+    amounts = [sum(a for _, a in c.vram) for c in claims]
+    return tuple(round(a / sum(amounts), 4) for a in amounts)
 
 
 def _claims(

@@ -77,6 +77,7 @@ export function Resources() {
                 {w.gpus.map((g) => (
                   <div key={g.index} class="gpu" data-gpu={g.index}>
                     {g.index}: {g.name} · {size(g.vram_free)} / {size(g.vram_total)}
+                    {g.temperature != null && ` · ${g.temperature.toFixed(0)} °C`}
                     <meter min={0} max={g.vram_total} value={g.vram_total - g.vram_free} />
                   </div>
                 ))}
