@@ -3,7 +3,6 @@ engines placed on them by the scheduler, through the gateway with the official o
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,11 +10,10 @@ from typing import Any
 
 import psutil
 import pytest
-import ray
-from ray.cluster_utils import Cluster
 from typer.testing import CliRunner
 
 import builders as b
+from cluster.conftest import ray_cluster
 from conftest import RunningServer, serve
 from modelyard.cli.main import app
 from runtime.conftest import add, load
@@ -42,33 +40,15 @@ def join(c: Any, name: str) -> None:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A head that runs nothing and three workers: w1 (zone a, two 8 GiB GPUs), w2 (zone b, one
-    8 GiB GPU), w3 (zone b, CPU only); each offers 4 GiB of RAM to engines."""
-    home = tmp_path_factory.mktemp("nodes")
-    saved = os.environ.get("MODELYARD_HOME")
-    os.environ["MODELYARD_HOME"] = str(home)  # where the workers keep their logs
-    c = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": 0,
-            "node_ip_address": "127.0.0.1",
-            "include_dashboard": False,
-            "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 3},
-        },
-    )
-    c.workers = {}  # type: ignore[attr-defined]
-    for name in WORKERS:
-        join(c, name)
-    c.wait_for_nodes()
-    try:
+    8 GiB GPU), w3 (zone b, CPU only); each offers 4 GiB of RAM to engines. A node that stops
+    answering is dead after 3 missed health checks a second apart."""
+    checks = {"health_check_period_ms": 1000, "health_check_failure_threshold": 3}
+    with ray_cluster(tmp_path_factory.mktemp("nodes"), **checks) as c:
+        c.workers = {}  # type: ignore[attr-defined]
+        for name in WORKERS:
+            join(c, name)
+        c.wait_for_nodes()
         yield c
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        c.shutdown()
-        if saved is None:
-            os.environ.pop("MODELYARD_HOME", None)
-        else:
-            os.environ["MODELYARD_HOME"] = saved
 
 
 @pytest.fixture
@@ -104,8 +84,8 @@ def test_spread_binpack_selector_and_a_chosen_gpu(server: RunningServer, tiny: P
     assert nodes_of(server) == ["w2", "w3"]
     from openai import OpenAI
 
-    client = OpenAI(base_url=server.url + "/v1", api_key="none")
-    answer = client.completions.create(model="tiny", prompt="hello", max_tokens=4, temperature=0)
+    with OpenAI(base_url=server.url + "/v1", api_key="none") as client:
+        answer = client.completions.create(model="tiny", prompt="hello", max_tokens=4, temperature=0)
     assert answer.usage is not None
     assert answer.usage.completion_tokens > 0
 

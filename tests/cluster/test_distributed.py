@@ -4,16 +4,14 @@ and answers the same greedy tokens as the model on one machine."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-import ray
-from ray.cluster_utils import Cluster
 
+from cluster.conftest import ray_cluster
 from conftest import RunningServer, serve
 from modelyard.backends.llama_cpp import LlamaCppOptions, LlamaServer
 from modelyard.catalog.store import Store
@@ -45,32 +43,18 @@ def need(gemma: Path, tmp: Path) -> int:
 @pytest.fixture(scope="module")
 def cluster(gemma_module: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Two CPU workers that each offer 60% of what the model needs."""
-    home = tmp_path_factory.mktemp("nodes")
     offered = int(need(gemma_module, tmp_path_factory.mktemp("estimate")) * 0.6) // MiB
-    saved = os.environ.get("MODELYARD_HOME")
-    os.environ["MODELYARD_HOME"] = str(home)
-    c = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False},
-    )
-    for name in ("d1", "d2"):
-        c.add_node(
-            node_ip_address="127.0.0.1",
-            num_cpus=2,
-            labels={"modelyard/worker": name},
-            resources={"modelyard_ram": float(offered)},
-        )
-    c.wait_for_nodes()
-    try:
+    with ray_cluster(tmp_path_factory.mktemp("nodes")) as c:
+        for name in ("d1", "d2"):
+            labels = {"modelyard/worker": name}
+            c.add_node(
+                node_ip_address="127.0.0.1",
+                num_cpus=2,
+                labels=labels,
+                resources={"modelyard_ram": float(offered)},
+            )
+        c.wait_for_nodes()
         yield c
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        c.shutdown()
-        if saved is None:
-            os.environ.pop("MODELYARD_HOME", None)
-        else:
-            os.environ["MODELYARD_HOME"] = saved
 
 
 @pytest.fixture(scope="module")

@@ -432,6 +432,7 @@ def test_deploy_form_and_deployments_view(browser: Browser, hub: FakeHub, tmp_pa
         form.get_by_text("Advanced").click()
         form.get_by_label("Backend parameters").fill("--metrics")
         form.get_by_label("Settings").fill("n_ctx=256")
+        form.get_by_label("Placement").select_option("binpack")
         shots("deploy-form")
         form.get_by_role("button", name="Deploy", exact=True).click()
         expect(form).to_contain_text("it deploys when its files are in")
@@ -444,6 +445,7 @@ def test_deploy_form_and_deployments_view(browser: Browser, hub: FakeHub, tmp_pa
         shots("deployments")
         dep = server.http.get("/api/deployments/tiny").json()
         assert dep["options"]["n_ctx"] == 256
+        assert (dep["placement"], dep["selector"], dep["gpus"]) == ("binpack", {}, [])
         assert server.http.get("/api/models/tiny").json()["quantization"] == "Q8_0"
 
         # delete an instance: a new one takes its place

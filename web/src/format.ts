@@ -31,3 +31,21 @@ export function count(n: number | null | undefined): string {
 export function percent(done: number, total: number): number {
   return total > 0 ? Math.min(100, (100 * done) / total) : 0;
 }
+
+/** "zone=a, disk=ssd" as labels; a key with nothing after "=" removes that label. */
+export function parseLabels(text: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const part of text.split(",")) {
+    const [key, ...rest] = part.split("=");
+    if (key.trim()) labels[key.trim()] = rest.join("=").trim();
+  }
+  return labels;
+}
+
+export const labelText = (labels: Record<string, string>) =>
+  Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(", ");
+
+/** A selector typed as "zone=a, disk=ssd": the labels with a value. */
+export const selectorOf = (text: string) => Object.fromEntries(Object.entries(parseLabels(text)).filter(([, v]) => v));

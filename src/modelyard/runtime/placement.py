@@ -77,19 +77,24 @@ def files_of(model: Model) -> list[str]:
     return [model.path] if os.path.isabs(model.path) else []
 
 
+def _gpu(item: str) -> tuple[str | None, int]:
+    """A chosen GPU as (worker or None, index); InvalidSettings when it is none."""
+    found = GPU_REF.match(item)
+    if found is None:
+        raise InvalidSettings(f"{item!r} is not a GPU", hint="write WORKER:INDEX, e.g. w1:0")
+    return found["node"], int(found["index"])
+
+
 def chosen_gpus(scheduling: Scheduling, nodes: Sequence[Node]) -> tuple[tuple[str, int], ...]:
     """The deployment's chosen GPUs as (node, index); a bare index names the only node's GPU."""
     out = []
     for item in scheduling.gpus:
-        found = GPU_REF.match(item)
-        if found is None:
-            raise InvalidSettings(f"{item!r} is not a GPU", hint="write WORKER:INDEX, e.g. w1:0")
-        node = found["node"]
+        node, index = _gpu(item)
         if node is None:
             if len(nodes) != 1:
                 raise InvalidSettings(f"GPU {item!r}: which worker?", hint="write WORKER:INDEX, e.g. w1:0")
             node = nodes[0].id
-        out.append((node, int(found["index"])))
+        out.append((node, index))
     return tuple(out)
 
 
@@ -98,8 +103,7 @@ def check(scheduling: Scheduling) -> None:
     if scheduling.policy not in POLICIES:
         raise InvalidSettings(f"no placement {scheduling.policy!r}", hint="spread or binpack")
     for item in scheduling.gpus:
-        if GPU_REF.match(item) is None:
-            raise InvalidSettings(f"{item!r} is not a GPU", hint="write WORKER:INDEX, e.g. w1:0")
+        _gpu(item)
 
 
 def place(

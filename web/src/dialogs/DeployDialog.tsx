@@ -3,6 +3,7 @@ import { api, type BackendInfo, type Model } from "../api";
 import { Dialog } from "../components/Dialog";
 import { FileGroups, HubSearch, chosenFiles, useRepo } from "../components/HubSearch";
 import { PathInput } from "../components/PathInput";
+import { selectorOf } from "../format";
 import { useAttempt } from "../hooks";
 import { jobs, libraryChanged } from "../store";
 
@@ -54,6 +55,9 @@ export function DeployDialog({ onClose, onDeployed }: { onClose: () => void; onD
   const [env, setEnv] = useState("");
   const [settings, setSettings] = useState("");
   const [restart, setRestart] = useState(true);
+  const [placement, setPlacement] = useState("spread");
+  const [selector, setSelector] = useState("");
+  const [gpus, setGpus] = useState("");
   const [note, setNote] = useState<string | null>(null);
   const { error, busy, attempt: run } = useAttempt();
   const { repo, ref, pick, setPick, open, close } = useRepo(source, run);
@@ -76,6 +80,9 @@ export function DeployDialog({ onClose, onDeployed }: { onClose: () => void; onD
         env: assignments(env, false),
         settings: assignments(settings, true),
         restart,
+        placement,
+        selector: selectorOf(selector),
+        gpus: gpus.split(",").map((g) => g.trim()).filter(Boolean),
       };
       if (hub) {
         if (!repo) throw new Error("pick a model first");
@@ -238,6 +245,23 @@ export function DeployDialog({ onClose, onDeployed }: { onClose: () => void; onD
             <input type="checkbox" checked={restart} onChange={(e) => setRestart(e.currentTarget.checked)} />
             Restart an engine that exits
           </label>
+          <div class="row">
+            <label>
+              Placement
+              <select value={placement} onChange={(e) => setPlacement(e.currentTarget.value)}>
+                <option value="spread">Spread over workers</option>
+                <option value="binpack">Binpack: fill one first</option>
+              </select>
+            </label>
+            <label>
+              Worker selector
+              <input type="text" value={selector} placeholder="zone=a, disk=ssd" onInput={(e) => setSelector(e.currentTarget.value)} />
+            </label>
+            <label>
+              GPUs
+              <input type="text" value={gpus} placeholder="w1:0, w1:1 (the scheduler's choice)" onInput={(e) => setGpus(e.currentTarget.value)} />
+            </label>
+          </div>
         </details>
         {error && (
           <p class="error" role="alert">

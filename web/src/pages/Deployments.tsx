@@ -3,13 +3,10 @@ import { api } from "../api";
 import { Confirm } from "../components/Dialog";
 import { Editable } from "../components/Editable";
 import { DeployDialog } from "../dialogs/DeployDialog";
-import { size } from "../format";
+import { labelText, selectorOf, size } from "../format";
 import { useAttempt, usePolled } from "../hooks";
 import { libraryChanged, useLibraryVersion } from "../store";
-import { labelText, parseLabels } from "./Resources";
 
-const withoutEmpty = (labels: Record<string, string>) =>
-  Object.fromEntries(Object.entries(labels).filter(([, v]) => v));
 
 /** Deployments: models kept running with their engines' setup, each with its instances; deploy,
  * scale, stop, start, reload, delete; delete an instance and a new one takes its place. */
@@ -110,7 +107,7 @@ export function Deployments() {
               value={labelText(d.selector)}
               label={`selector of ${d.model}`}
               placeholder="any labels"
-              onSave={(text) => edited(d.model, { selector: withoutEmpty(parseLabels(text)) })}
+              onSave={(text) => edited(d.model, { selector: selectorOf(text) })}
             />
             <span class="muted">GPUs</span>
             <Editable

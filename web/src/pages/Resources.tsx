@@ -1,23 +1,8 @@
 import { useState } from "preact/hooks";
 import { api, type Worker } from "../api";
 import { Editable } from "../components/Editable";
-import { size } from "../format";
+import { labelText, parseLabels, size } from "../format";
 import { usePolled } from "../hooks";
-
-/** "zone=a, disk=ssd" as labels; a key with nothing after "=" removes that label. */
-export function parseLabels(text: string): Record<string, string> {
-  const labels: Record<string, string> = {};
-  for (const part of text.split(",")) {
-    const [key, ...rest] = part.split("=");
-    if (key.trim()) labels[key.trim()] = rest.join("=").trim();
-  }
-  return labels;
-}
-
-export const labelText = (labels: Record<string, string>) =>
-  Object.entries(labels)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(", ");
 
 /** Resources: the workers engines run on (one, "local", without a cluster): their GPUs and
  * memory, labels (editable: selectors match them), a note, and which instances run there. */
