@@ -184,15 +184,13 @@ def schedule(wishes: Sequence[Wish], held: Iterable[Held], nodes: Sequence[Node]
             for g in n.gpus
         ]
         state[node_id] = _Node(n, n.ram_total, ram, gpus)
-    for h in kept:
-        for i, c in enumerate(h.claims):
-            node = state[c.node]
-            node.count += i == 0
-            if i == 0:
-                node.by_wish[h.wish] = node.by_wish.get(h.wish, 0) + 1
     have: dict[str, int] = {}
     for h in kept:
         have[h.wish] = have.get(h.wish, 0) + 1
+        if h.claims:  # an instance counts where its engine runs (its first claim), not its peers
+            node = state[h.claims[0].node]
+            node.count += 1
+            node.by_wish[h.wish] = node.by_wish.get(h.wish, 0) + 1
     for wish in wishes:
         missing = wish.replicas - have.get(wish.name, 0)
         if missing <= 0:
