@@ -117,12 +117,17 @@ async def forward(
 
     async def relay() -> AsyncIterator[bytes]:
         status = 200
+        counted = False
         tail: deque[bytes] = deque(maxlen=TAIL)
         try:
             async for chunk in upstream.content.iter_any():
                 if not tail:
                     exchange.began()
                 tail.append(chunk)
+                if chunk.endswith(b"data: [DONE]\n\n"):  # the end: counted before the client sees it
+                    exchange.answered(b"".join(tail))
+                    exchange.finish(status)
+                    counted = True
                 if quiet_usage and (b'"choices":[]' in chunk or b'"choices": []' in chunk):
                     chunk = without_usage(chunk)
                     if not chunk:
@@ -144,8 +149,9 @@ async def forward(
                 upstream.close()
                 status = 499 if status == 200 else status
             done()
-            exchange.answered(b"".join(tail))
-            exchange.finish(status)
+            if not counted:
+                exchange.answered(b"".join(tail))
+                exchange.finish(status)
 
     return EventStream(relay())
 
