@@ -42,6 +42,7 @@ def test_load_ps_logs_run_unload(cli: CliRunner, server: RunningServer, gemma: P
     table = run(cli, "ps")
     assert "gemma3" in table
     assert "running" in table
+    assert "local" in table  # its worker: this machine
     assert "--ctx-size 1024" in run(cli, "logs", "gemma3", "-n", "100000") or "--n_ctx 1024" in run(
         cli, "logs", str(inst["id"]), "-n", "100000"
     )

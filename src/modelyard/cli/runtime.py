@@ -76,6 +76,7 @@ def ps(as_json: bool = typer.Option(False, "--json")) -> None:
         Column("ID"),
         Column("MODEL", fold=True),
         Column("STATE"),
+        Column("WORKER", drop=6),
         Column("URL", drop=1),
         Column("PID"),
         Column("MEMORY", drop=3),
@@ -87,7 +88,7 @@ def ps(as_json: bool = typer.Option(False, "--json")) -> None:
     rows = [
         [
             str(i["id"]), i["model"] + (f":{i['adapter']}" if i["adapter"] else ""), i["state"],
-            i["url"] or "-", str(i["pid"] or "-"), human_size(i["memory"]) if i["memory"] else "-",
+            i["node"] or "-", i["url"] or "-", str(i["pid"] or "-"), human_size(i["memory"]) if i["memory"] else "-",
             f"{i['cpu_percent']:.0f}%", str(i["restarts"]),
             "-" if i.get("tokens_per_second") is None else f"{i['tokens_per_second']:.1f}",
             "-" if i.get("draft_acceptance") is None else f"{i['draft_acceptance']:.0%} accepted",
