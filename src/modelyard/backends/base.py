@@ -114,6 +114,9 @@ class Backend(Protocol):
         """What runs its engines (a program, an interpreter); EngineUnavailable with the command
         that installs it when nothing does."""
 
+    def executable(self) -> str:
+        """The file a worker must have to run its engines (an absolute path), "" when none."""
+
     def versions(self) -> list[str]:
         """The builds installed besides the default one."""
 

@@ -283,6 +283,9 @@ class InEnvironment:
         python = self.interpreter()
         return f"{'server python' if python.where == 'server' else 'managed env'} {python.python}"
 
+    def executable(self) -> str:
+        return self.interpreter().python
+
     def versions(self) -> list[str]:
         return []
 

@@ -75,6 +75,9 @@ class External:
             raise Unsupported("an external server has no builds here", hint="it runs what it runs")
         return "servers that already run (nothing to install)"
 
+    def executable(self) -> str:
+        return ""  # it runs elsewhere
+
     def versions(self) -> list[str]:
         return []
 

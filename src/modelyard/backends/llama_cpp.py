@@ -283,6 +283,9 @@ class LlamaServer(LlamaCppFamily):
         )
         return layers, [round(x / sum(split), 4) for x in split], peer
 
+    def executable(self) -> str:
+        return self.preflight()
+
     def preflight(self, version: str | None = None) -> str:
         program = self.program(version)
         if program is not None:

@@ -69,6 +69,9 @@ class LlamaCppPython(LlamaCppFamily):
             )
         return f"{sys.executable} -m llama_cpp.server"
 
+    def executable(self) -> str:
+        return sys.executable
+
     def versions(self) -> list[str]:
         return []
 

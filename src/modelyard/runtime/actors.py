@@ -91,10 +91,10 @@ class Agent:
 
 
 def _installed(program: str) -> bool:
-    """Whether a backend's program (a path, or a name on PATH) is on this node."""
+    """Whether a backend's program (a path, or a name on PATH) is on this node ("": it needs none)."""
     import shutil
 
-    return bool(program) and (os.path.exists(program) or shutil.which(program) is not None)
+    return not program or os.path.exists(program) or shutil.which(program) is not None
 
 
 class Instance:

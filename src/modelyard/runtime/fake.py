@@ -283,6 +283,9 @@ class FakeBackend:
         fits = self.need <= free_ram and all(v.total <= f for v, f in zip(e.vram, free_vram, strict=False))
         return Fit(e, free_ram, fits, max_ctx=None, rule_of_thumb=self.need)
 
+    def executable(self) -> str:
+        return ""
+
     def preflight(self, version: str | None = None) -> str:
         if version is not None and version not in self.builds:
             raise EngineUnavailable(f"fake-engine {version} is not installed")

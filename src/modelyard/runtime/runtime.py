@@ -130,7 +130,8 @@ class Runtime:
         found = []
         for backend in self.backends:
             with contextlib.suppress(ModelyardError):
-                found.append((backend.name, backend.preflight()))
+                backend.preflight()  # installed here
+                found.append((backend.name, backend.executable()))
         return found
 
     # -- lifecycle -----------------------------------------------------------------------------
