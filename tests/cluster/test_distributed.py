@@ -86,8 +86,12 @@ def test_a_gguf_over_two_workers_answers_as_on_one(cluster: Any, gemma_module: P
     with serve(tmp_path / "home", cluster=cluster.address) as server:
         add(server, gemma_module, name="gemma")
         server.http.put("/api/models/gemma/settings", json={"options": OPTIONS})
-        refused = server.http.post("/api/models/gemma/load", json={})  # on one worker: no room
-        assert refused.status_code == 409, refused.text
+        waits = server.http.post("/api/models/gemma/load", json={})  # on one worker: no room
+        assert waits.status_code == 202, waits.text  # pending, with what it needs and the most free
+        (pending,) = waits.json()["instances"]
+        assert pending["state"] == "pending"
+        assert pending["error"].startswith("'gemma' does not fit: needs ")
+        assert " of RAM on the CPU; the most free: " in pending["error"]
         r = server.http.post(
             "/api/deployments", json={"model": "gemma", "args": SAME_KERNELS, "distributed": True}
         )

@@ -96,14 +96,19 @@ def run(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
 
 @asynccontextmanager
 async def harness(
-    tmp_path: Path, *, http: bool = False, nodes: list[Node] | None = None, **overrides: Any
+    tmp_path: Path,
+    *,
+    http: bool = False,
+    nodes: list[Node] | None = None,
+    elastic: bool = False,
+    **overrides: Any,
 ) -> AsyncIterator[Harness]:
     settings = Settings(home=tmp_path / "home", **overrides)
     settings.ensure_home()
     store = Store(f"sqlite:///{tmp_path / 'catalog.db'}")
     library = Library(store)
     clock = FakeClock()
-    executor = FakeExecutor(clock, http=http, nodes=nodes)
+    executor = FakeExecutor(clock, http=http, nodes=nodes, elastic=elastic)
     backend = FakeBackend()
     runtime = Runtime(settings, library, executor=executor, backends=Backends([backend]), clock=clock)
     await runtime.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -10,8 +11,9 @@ import pytest
 
 from modelyard.catalog.records import Scheduling
 from modelyard.errors import InvalidSettings, WontFit
+from modelyard.runtime.clock import settle
 from modelyard.runtime.executor import Gpu, Node
-from runtime.fakes import Harness, harness, run
+from runtime.fakes import Harness, harness, run, until
 
 GiB = 1 << 30
 
@@ -76,4 +78,56 @@ async def test_what_fits_nowhere_is_refused_with_the_numbers(tmp_path: Path) -> 
             "'m' does not fit: needs 30.0 GiB of VRAM on one GPU or 40.0 GiB of RAM on the CPU; "
             "the most free: 24.0 GiB on c:1, 32.0 GiB of RAM on c"
         )
+        assert h.runtime.instances() == []
+
+
+@run
+async def test_on_a_cluster_what_fits_nowhere_waits_for_a_worker(tmp_path: Path) -> None:
+    async with harness(tmp_path, nodes=nodes(), elastic=True) as h:
+        h.backend.need, h.backend.vram = 14 * GiB, 20 * GiB  # one per GPU: 6 on the three nodes
+        h.add("m")
+        dep = await h.runtime.load("m", replicas=8, scheduling=lambda s: replace(s, cpu_offload=False))
+        assert dep.replicas == 8
+        assert sorted(h.state("m")) == ["pending"] * 2 + ["running"] * 6  # what fits serves now
+        waiting = [i for i in h.runtime.instances() if i.state == "pending"]
+        assert {i.error for i in waiting} == {
+            "'m' does not fit: needs 20.0 GiB of VRAM on one GPU or 14.0 GiB of RAM on the CPU; "
+            "the most free: 4.0 GiB on c:1, 4.0 GiB of RAM on c"
+        }
+        assert all(i.node is None for i in waiting)
+        h.executor.inventory.append(replace(nodes()[0], id="d"))  # a worker joins
+        await h.advance(2)
+        await until(lambda: sorted(h.state("m")) == ["running"] * 8)
+        assert [n for n, _ in where(h, "m")].count("d") == 2
+        await h.runtime.unload("m")
+        assert h.engines("m") == []
+        assert h.runtime.instances() == []
+
+
+@run
+async def test_a_request_waits_for_a_pending_instance(tmp_path: Path) -> None:
+    async with harness(tmp_path, nodes=nodes(), elastic=True) as h:
+        h.add("m")
+        await h.runtime.load("m", scheduling=lambda s: replace(s, selector={"zone": "z"}))
+        (inst,) = h.runtime.instances()
+        assert inst.state == "pending"
+        assert inst.error == "'m' does not fit: no node may take it; 3 nodes left out by the selector zone=z"
+        request = h.request("m")
+        await h.advance(2)
+        await settle()
+        assert not request.done()  # nothing to serve it yet: it waits in the queue
+        h.executor.inventory.append(replace(nodes()[0], id="d", labels={"zone": "z"}))
+        await h.advance(2)
+        _, slot = await asyncio.wait_for(request, 5)
+        assert where(h, "m") == [("d", ())]  # on its CPU: the model needs no GPU
+        assert slot.url == h.engines("m")[0].url
+
+
+@run
+async def test_a_load_on_demand_is_refused_at_once_even_on_a_cluster(tmp_path: Path) -> None:
+    async with harness(tmp_path, nodes=nodes(), elastic=True) as h:
+        h.backend.need = 40 * GiB
+        h.add("m", autoload=True)
+        with pytest.raises(WontFit, match="'m' does not fit"):
+            await h.acquire("m")  # a request does not wait for a worker that may never come
         assert h.runtime.instances() == []

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as ApiPath
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -142,9 +142,10 @@ async def instances_of(
     return out
 
 
-@router.post("/models/{name}/load")
-async def load(request: Request, name: str, body: LoadIn) -> DeploymentOut:
-    """Load a model (a deployment of `replicas` instances); waits until it serves."""
+@router.post("/models/{name}/load", responses={202: {"description": "some instances are pending"}})
+async def load(request: Request, response: Response, name: str, body: LoadIn) -> DeploymentOut:
+    """Load a model (a deployment of `replicas` instances); waits until it serves. On a cluster,
+    instances that fit on no worker yet are pending (202), with the reason, until one takes them."""
     runtime = runtime_of(request)
     if body.env:
         log.warning(
@@ -159,7 +160,10 @@ async def load(request: Request, name: str, body: LoadIn) -> DeploymentOut:
         by=caller_of(request).account,
         scheduling=body.applied,
     )
-    return await deployment_out(runtime, dep)
+    out = await deployment_out(runtime, dep)
+    if any(i.state == "pending" for i in out.instances):
+        response.status_code = 202
+    return out
 
 
 @router.post("/models/{name}/unload", status_code=204)

@@ -37,8 +37,9 @@ def _print(dep: dict[str, Any]) -> None:
     for inst in dep["instances"]:
         memory = f", {human_size(inst['memory'])}" if inst["memory"] else ""
         node = f" on {inst['node']}" if inst["node"] else ""
+        why = f": {inst['error']}" if inst["state"] in ("pending", "unreachable") and inst["error"] else ""
         console.print(
-            f"  instance {inst['id']}: {inst['state']}{node}, pid {inst['pid'] or '-'}{memory}",
+            f"  instance {inst['id']}: {inst['state']}{node}, pid {inst['pid'] or '-'}{memory}{why}",
             highlight=False,
         )
 

@@ -43,12 +43,18 @@ def load(
     }  # fmt: skip
     with console.status(f"loading {name}..."):
         dep = client().post(f"/api/models/{name}/load", body)
+    label = f"{name}{':' + lora if lora else ''}"
     for inst in dep["instances"]:
-        console.print(
-            f"{name}{':' + lora if lora else ''} serving (instance {inst['id']} on {inst['node']}, "
-            f"pid {inst['pid']}, {human_size(inst['memory'])})",
-            highlight=False,
-        )
+        if inst["state"] == "running":
+            console.print(
+                f"{label} serving (instance {inst['id']} on {inst['node']}, "
+                f"pid {inst['pid']}, {human_size(inst['memory'])})",
+                highlight=False,
+            )
+        else:  # on a cluster: no worker takes it yet
+            console.print(
+                f"{label} {inst['state']} (instance {inst['id']}): {inst['error']}", highlight=False
+            )
 
 
 @friendly

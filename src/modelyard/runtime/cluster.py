@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -142,6 +143,8 @@ class RayExecutor:
     """Engines on a Ray cluster's workers. ``owner`` (the server's home) marks them; ``programs``
     gives each backend's program, which the agents look for on their nodes."""
 
+    elastic = True
+
     def __init__(
         self, address: str, owner: str, programs: Callable[[], list[tuple[str, str]]] | None = None
     ) -> None:
@@ -153,6 +156,7 @@ class RayExecutor:
                 logging_level=logging.WARNING,
             )
         self.owner = owner
+        self.tag = hashlib.sha256(owner.encode()).hexdigest()[:8]  # in its actors' names
         self.programs = programs or (lambda: [])
         self._agents: dict[str, Any] = {}  # Ray node id -> its agent
         self._ids: dict[str, str] = {}  # worker name -> Ray node id
@@ -264,7 +268,7 @@ class RayExecutor:
         found = await asyncio.to_thread(ray.nodes)
         address = next((n["NodeManagerAddress"] for n in found if n["NodeID"] == node_id), "127.0.0.1")
         actor: Any = InstanceActor.options(
-            name=f"instance-{launch.instance}.{launch.start}" + (f".{part}" if part else ""),
+            name=f"instance-{self.tag}-{launch.instance}.{launch.start}" + (f".{part}" if part else ""),
             namespace=actors.NAMESPACE,
             lifetime="detached",
             resources=resources(launch.claims, node),
@@ -317,7 +321,7 @@ class RayExecutor:
         what the agents find still marked with this server's home."""
         named = await asyncio.to_thread(ray.util.list_named_actors, True)
         for entry in named:
-            if entry["namespace"] == actors.NAMESPACE and entry["name"].startswith("instance-"):
+            if entry["namespace"] == actors.NAMESPACE and entry["name"].startswith(f"instance-{self.tag}-"):
                 with contextlib.suppress(RayError, ValueError):
                     ray.kill(ray.get_actor(entry["name"], namespace=actors.NAMESPACE), no_restart=True)
         await self.nodes()

@@ -114,6 +114,8 @@ LOST = -1000  # the exit status of an engine whose node is gone: not the engine'
 
 
 class Executor(Protocol):
+    elastic: bool  # nodes join and leave (a cluster): what fits nowhere now waits for one
+
     async def nodes(self, paths: Sequence[str] = ()) -> list[Node]:
         """The nodes and what is free on each now; where it can tell, which of ``paths`` (model
         files) each has, and which backends."""

@@ -174,14 +174,16 @@ class FakeExecutor:
         http: bool = False,
         nodes: list[Node] | None = None,
         orphans: list[int] | None = None,
+        elastic: bool = False,
     ) -> None:
         self.clock = clock or SystemClock()
+        self.elastic = elastic
         self.http = http
         self.scripts: dict[str, Script] = {}
         self.engines: list[FakeEngine] = []
         self.logs: dict[LogRef, bytearray] = {}
         self.orphans = list(orphans or [])
-        self._nodes = nodes or [Node("local", "127.0.0.1", 64 * GiB, 32 * GiB)]
+        self.inventory = nodes or [Node("local", "127.0.0.1", 64 * GiB, 32 * GiB)]  # tests change it
         self._pids = itertools.count(10_000)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -190,7 +192,7 @@ class FakeExecutor:
         return [e for e in self.engines if not e.exit.done() and model in (None, e.model)]
 
     async def nodes(self, paths: Sequence[str] = ()) -> list[Node]:
-        return list(self._nodes)
+        return list(self.inventory)
 
     async def launch(self, launch: Launch) -> FakeEngine:
         model = model_of(launch.spec.argv)

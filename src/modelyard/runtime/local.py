@@ -252,6 +252,7 @@ class LocalExecutor:
     """Engines on this machine. ``owner`` (the server's home) marks the engines it starts."""
 
     node = "local"
+    elastic = False
 
     def __init__(self, logs: Path, run: Path, owner: str, host: str = "127.0.0.1") -> None:
         self.logs = logs

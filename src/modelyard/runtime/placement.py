@@ -2,7 +2,8 @@
 given to the scheduler with the deployment's scheduling and what each node has free. The
 estimates read the model's files; the scheduler itself is a pure function (scheduler.py).
 
-A load that will not fit is refused with WontFit, which gives the numbers and what to try instead.
+A load that will not fit is refused with WontFit, which gives the numbers and what to try instead;
+on a cluster, where workers come and go, the instances that fit start and the rest wait (pending).
 """
 
 from __future__ import annotations
@@ -121,8 +122,29 @@ def place(
     """Spots for ``replicas`` new instances of ``model`` beside the ``held`` ones (its own
     included), with ``freed`` bytes per node of what the load stops first counted as free;
     WontFit when they do not all fit."""
+    spots, short = place_some(
+        backend, model, options, adapter, replicas, nodes, scheduling=scheduling, held=held, freed=freed
+    )
+    if short is not None:
+        raise short
+    return spots
+
+
+def place_some(
+    backend: Backend,
+    model: Model,
+    options: Any,
+    adapter: Adapter | None,
+    replicas: int,
+    nodes: Sequence[Node],
+    *,
+    scheduling: Scheduling | None = None,
+    held: Sequence[Held] = (),
+    freed: dict[str, int] | None = None,
+) -> tuple[list[Spot], WontFit | None]:
+    """As ``place``, but the spots of those that fit, and why the others do not (None: all fit)."""
     if replicas <= 0:
-        return []
+        return [], None
     scheduling = scheduling or Scheduling()
     if freed:
         nodes = [replace(n, ram_free=n.ram_free + freed.get(n.id, 0)) for n in nodes]
@@ -141,12 +163,14 @@ def place(
         (files_of(model) or [""])[0],
     )
     plan = schedule([wish], held, nodes)
+    short = None
     if plan.pending:
-        raise _refusal(backend, model, options, adapter, replicas, nodes, plan.pending[0].reason, wish)
+        short = _refusal(backend, model, options, adapter, replicas, nodes, plan.pending[0].reason, wish)
     by_id = {n.id: n for n in nodes}
-    return [
+    spots = [
         Spot(_placement(d, backend, model, options, adapter, by_id[d.node]), d.claims) for d in plan.decisions
     ]
+    return spots, short
 
 
 def _placement(

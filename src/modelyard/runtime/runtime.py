@@ -43,7 +43,7 @@ from modelyard.library import Library
 from modelyard.library.settings import effective
 from modelyard.runtime import placement
 from modelyard.runtime.clock import Clock, SystemClock
-from modelyard.runtime.executor import Claim, Engine, Executor, LogRef, Node, Usage
+from modelyard.runtime.executor import Engine, Executor, LogRef, Node, Usage
 from modelyard.runtime.local import LocalExecutor
 from modelyard.runtime.placement import Spot, files_of
 from modelyard.runtime.queue import Queue, Slot
@@ -78,6 +78,7 @@ class Change:
     stop_first: bool
     before: dict[str, Running]  # what ran before, to bring back if the load fails
     kept: Deployment | None = None  # the deployment's record before (a stopped one), to keep
+    waiting: list[Live] = field(default_factory=list)  # fit nowhere yet: pending (a cluster)
 
 
 class Runtime:
@@ -106,6 +107,7 @@ class Runtime:
         self.queues: dict[str, Queue] = {}
         self.supervisor = Supervisor(self)
         self._lock = asyncio.Lock()
+        self._placing = asyncio.Lock()  # one instance without a place is placed at a time
         self._jit: dict[str, asyncio.Task[None]] = {}
         self.keep_alive: dict[str, float | None] = {}  # model -> its own idle time (see keep)
         self._watcher: asyncio.Task[None] | None = None
@@ -290,7 +292,7 @@ class Runtime:
             change = await self._plan(model, setup, wish, force)
             if change.stop_first:
                 await self._stop_leaving(change)
-            for live in change.starting:
+            for live in [*change.starting, *change.waiting]:
                 live.task = self.spawn(self.supervisor.run(live))
         results = await asyncio.gather(*(live.ready for live in change.starting), return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
@@ -354,8 +356,10 @@ class Runtime:
         elif len(kept) > replicas:  # scale down: the newest go
             kept.sort(key=lambda live: live.id)
             leaving[name], kept = kept[replicas:], kept[:replicas]
-        spots, stop_first = await self._fit(
-            setup.backend, model, setup.options, chosen, replicas - len(kept), leaving, force, wish.scheduling
+        new = replicas - len(kept)
+        wait = self.executor.elastic and not wish.jit  # a worker may join: what fits nowhere waits
+        spots, stop_first, short = await self._fit(
+            setup.backend, model, setup.options, chosen, new, leaving, force, wish.scheduling, wait=wait
         )
         await self._drain_leaving(leaving, force)
         before = {n: self.running[n] for n in leaving if n in self.running}
@@ -363,16 +367,20 @@ class Runtime:
         running = Running(self._record(setup, wish), setup, model.category)
         running.instances = {live.id: live for live in kept}
         starting = [self._new_live(running, spot) for spot in spots]
+        waiting = [self._new_live(running, None) for _ in range(new - len(spots))]
+        for live in waiting:
+            assert short is not None
+            self.supervisor.waits(live, short.message)
         self.running[name] = running
         self.queue(name).fail(None, adapter)
-        return Change(name, running, starting, leaving, stop_first, before, record)
+        return Change(name, running, starting, leaving, stop_first, before, record, waiting)
 
-    def _new_live(self, running: Running, spot: Spot) -> Live:
+    def _new_live(self, running: Running, spot: Spot | None) -> Live:
+        """A new instance of ``running`` at ``spot`` (None: none yet, it waits for one)."""
         dep = running.deployment
         inst = self.store.add_instance(dep.model)
-        live = Live(
-            inst.id, dep.model, dep.adapter, spot.placement, self._future(), running.setup, spot.claims
-        )
+        where, claims = (spot.placement, spot.claims) if spot is not None else (None, ())
+        live = Live(inst.id, dep.model, dep.adapter, where, self._future(), running.setup, claims)
         running.instances[live.id] = live
         return live
 
@@ -412,7 +420,7 @@ class Runtime:
         dep = running.deployment
         chosen = model.adapter(dep.adapter) if dep.adapter else None
         leaving = {model.name: [old]} if old is not None else {}
-        spots, stop_first = await self._fit(
+        spots, stop_first, _ = await self._fit(
             running.setup.backend, model, running.setup.options, chosen, 1, leaving, force, dep.scheduling
         )
         if old is not None and stop_first:
@@ -506,34 +514,45 @@ class Runtime:
         leaving: dict[str, list[Live]],
         force: bool,
         scheduling: Scheduling,
-    ) -> tuple[list[Spot], bool]:
-        """Where the new instances go, and whether what leaves must stop first to make room."""
+        *,
+        wait: bool = False,
+    ) -> tuple[list[Spot], bool, WontFit | None]:
+        """Where the new instances go, whether what leaves must stop first to make room, and why
+        the others fit nowhere yet: with ``wait`` (a cluster, which a worker may join) those
+        wait; without, WontFit unless all fit."""
         nodes = await self.nodes(files_of(model))
         if new <= 0:
-            return [], bool(leaving)
+            return [], bool(leaving), None
         if force:
             gpus = tuple(g.index for g in nodes[0].gpus)
-            return [Spot(Placement(nodes[0].id, gpus), ()) for _ in range(new)], bool(leaving)
+            return [Spot(Placement(nodes[0].id, gpus), ()) for _ in range(new)], bool(leaving), None
         gone = {live.id for lives in leaving.values() for live in lives}
         held = self._held(gone)
 
-        def place(without: set[int], freed: dict[str, int]) -> list[Spot]:
+        def place(without: set[int], freed: dict[str, int]) -> tuple[list[Spot], WontFit | None]:
             kept = [h for h in held if h.instance not in without]
-            return placement.place(
+            return placement.place_some(
                 backend, model, options, adapter, new, nodes, scheduling=scheduling, held=kept, freed=freed
             )
 
-        try:
-            return await asyncio.to_thread(place, set(), {}), False
-        except WontFit:
-            if not leaving:
-                raise
-        freed: dict[str, int] = {}
-        for lives in leaving.values():
-            for live in lives:
-                node = live.placement.node
-                freed[node] = freed.get(node, 0) + (await self.usage(live.id)).memory
-        return await asyncio.to_thread(place, gone, freed), True
+        spots, short = await asyncio.to_thread(place, set(), {})
+        if short is None:
+            return spots, False, None
+        if leaving:
+            freed: dict[str, int] = {}
+            for lives in leaving.values():
+                for live in lives:
+                    if live.placement is not None:
+                        node = live.placement.node
+                        freed[node] = freed.get(node, 0) + (await self.usage(live.id)).memory
+            more, still = await asyncio.to_thread(place, gone, freed)
+            if still is None or (wait and len(more) > len(spots)):
+                return more, True, still
+            if not wait:
+                raise still
+        if not wait:
+            raise short
+        return spots, False, short
 
     async def nodes(self, paths: Sequence[str] = ()) -> list[Node]:
         """The executor's nodes, with the labels people gave them over those they joined with."""
@@ -550,25 +569,27 @@ class Runtime:
             if live.id not in without and live.claims
         ]
 
-    async def relocate(self, live: Live) -> tuple[Placement, tuple[Claim, ...]]:
-        """A new place for an instance whose node is gone (WontFit while none takes it)."""
+    async def relocate(self, live: Live) -> None:
+        """Place an instance that has no place (it was pending, or its node is gone): sets its
+        placement and claims; WontFit while no node takes it."""
         running = self.running.get(live.model)
         if running is None:
             raise ModelNotLoaded(live.model)
         model = self.library.get(live.model)
         adapter = model.adapter(live.adapter) if live.adapter else None
-        nodes = await self.nodes(files_of(model))
         setup, scheduling = live.setup, running.deployment.scheduling
+        async with self._placing:
+            nodes = await self.nodes(files_of(model))
 
-        def place() -> list[Spot]:
-            held = self._held({live.id})
-            return placement.place(
-                setup.backend, model, setup.options, adapter, 1, nodes, scheduling=scheduling, held=held
-            )
+            def place() -> list[Spot]:
+                held = self._held({live.id})
+                return placement.place(
+                    setup.backend, model, setup.options, adapter, 1, nodes, scheduling=scheduling, held=held
+                )
 
-        (spot,) = await asyncio.to_thread(place)
-        log.info("%s: instance %s placed again on %s", live.model, live.id, spot.placement.node)
-        return spot.placement, spot.claims
+            (spot,) = await asyncio.to_thread(place)
+            live.placement, live.claims = spot.placement, spot.claims
+        log.info("%s: instance %s placed on %s", live.model, live.id, spot.placement.node)
 
     async def _drain_leaving(self, leaving: dict[str, list[Live]], force: bool) -> None:
         """Hand the leaving instances nothing new and wait for their requests, up to the switch
@@ -599,8 +620,9 @@ class Runtime:
         """A load whose new instances all failed: stop them. What it was to replace serves on;
         what stopped first to make room is loaded again."""
         name = change.name
-        await asyncio.gather(*(self._stop_instance(name, live, remove=True) for live in change.starting))
-        for live in change.starting:
+        new = [*change.starting, *change.waiting]
+        await asyncio.gather(*(self._stop_instance(name, live, remove=True) for live in new))
+        for live in new:
             change.running.instances.pop(live.id, None)
         previous = change.before.get(name)
         if previous is not None and not change.stop_first:  # a switch of LoRA: the old one stays
@@ -695,6 +717,9 @@ class Runtime:
         queue = self.queues.get(name)
         if ttl is None or queue is None or queue.in_flight or queue.waiting:
             return False
+        running = self.running.get(name)
+        if running is not None and any(live.state == State.PENDING for live in running.instances.values()):
+            return False  # waiting for a place: not idle
         return ttl == 0 or self.clock.now() - queue.last_used > ttl
 
     async def _idle_unload(self, name: str) -> None:

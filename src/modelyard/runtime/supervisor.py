@@ -28,12 +28,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 HEALTH_EVERY = 0.1  # seconds between health checks while an engine starts
-REPLACE_EVERY = 2.0  # seconds between tries to place an instance whose node is gone
+REPLACE_EVERY = 2.0  # seconds between tries to place an instance that has no place
 RECHECKS = 3  # health checks of an instance the gateway could not reach, HEALTH_EVERY x 3 apart
 
 
 class State(StrEnum):
-    PENDING = "pending"
+    PENDING = "pending"  # not started yet; on a cluster also: it fits on no worker yet
     STARTING = "starting"
     RUNNING = "running"
     ERROR = "error"
@@ -72,7 +72,7 @@ class Live:
     id: int
     model: str
     adapter: str | None
-    placement: Placement
+    placement: Placement | None  # None: no place yet (pending), or its node is gone
     ready: asyncio.Future[None]  # its first start: served, or failed
     setup: Setup
     claims: tuple[Claim, ...] = ()  # the memory the scheduler holds for it on its nodes
@@ -83,6 +83,7 @@ class Live:
     backoff: int = 0  # restarts since it last served healthily for restart_reset seconds
     ready_at: float | None = None  # when it last became ready (the runtime's clock)
     task: asyncio.Task[None] | None = None
+    error: str | None = None  # its last error, as recorded
 
 
 class Supervisor:
@@ -92,6 +93,8 @@ class Supervisor:
     async def run(self, live: Live) -> None:
         """Start the instance and keep it running until the task is cancelled (a stop)."""
         while True:
+            if live.placement is None:
+                await self._place(live)
             try:
                 await self._start(live)
             except asyncio.CancelledError:
@@ -105,7 +108,7 @@ class Supervisor:
                 assert live.engine is not None
                 code = await live.engine.wait()
                 if code == LOST:  # its node is gone: placed again at once, elsewhere
-                    await self._replace(live)
+                    self._lost(live)
                     continue
                 why = self._exited(live, code)
             if not live.setup.restart:
@@ -118,21 +121,39 @@ class Supervisor:
             self.rt.restarts[live.model] = self.rt.restarts.get(live.model, 0) + 1
             self.rt.store.update_instance(live.id, restarts=live.restarts)
 
-    async def _replace(self, live: Live) -> None:
-        """An instance whose node is gone: out of the rotation, `unreachable`, and placed again
-        as soon as some node takes it (looked for every REPLACE_EVERY seconds); no backoff: it was
-        not its fault. Requests in the queue wait for it meanwhile."""
+    def waits(self, live: Live, why: str) -> None:
+        """A new instance that fits on no worker yet: `pending`, with the reason, until one takes
+        it (see _place)."""
+        self._set(live, State.PENDING, error=why, note=f"waiting for a worker: {why}")
+
+    def _lost(self, live: Live) -> None:
+        """An instance whose node is gone: out of the rotation, `unreachable`, without a place."""
         self.rt.queue(live.model).drop_slot(live.id)
+        assert live.placement is not None
         note = f"its worker {live.placement.node} is gone"
         log.warning("%s: instance %s: %s", live.model, live.id, note)
         self._set(live, State.UNREACHABLE, error=note, note=note)
+        live.placement, live.claims = None, ()
+
+    async def _place(self, live: Live) -> None:
+        """Place an instance that has no place (pending, or its node is gone) as soon as some
+        node takes it, looked for every REPLACE_EVERY seconds: at once after a loss, no backoff
+        (it was not its fault). Requests in the queue wait for it meanwhile."""
+        lost = live.state == State.UNREACHABLE
+        first = live.error if lost else None  # what happened: its worker is gone
         while True:
+            if lost:
+                lost = False  # at once, the first time
+            else:
+                await self.rt.clock.sleep(REPLACE_EVERY)
             try:
-                live.placement, live.claims = await self.rt.relocate(live)
+                await self.rt.relocate(live)
                 return
             except ModelyardError as e:
-                self._set(live, State.UNREACHABLE, error=f"{note}; {e.message}")
-            await self.rt.clock.sleep(REPLACE_EVERY)
+                why = f"{first}; {e.message}" if first else e.message
+                if why != live.error:
+                    live.error = why
+                    self.rt.store.update_instance(live.id, error=why)
 
     def backoff(self, live: Live) -> float:
         """The delay before the next start: doubling per restart, from the first again once the
@@ -147,24 +168,27 @@ class Supervisor:
 
     def _set(self, live: Live, state: State, *, note: str | None = None, **fields: object) -> None:
         live.state = state
+        if "error" in fields:
+            live.error = fields["error"]  # type: ignore[assignment]
         self.rt.store.update_instance(live.id, state=state, note=note, **fields)
 
     async def _start(self, live: Live) -> None:
         rt = self.rt
         model = rt.library.get(live.model)
         adapter = model.adapter(live.adapter) if live.adapter else None
-        setup = live.setup
-        spec = setup.backend.engine(model, setup.options, live.placement, adapter, setup.version)
+        setup, where = live.setup, live.placement
+        assert where is not None
+        spec = setup.backend.engine(model, setup.options, where, adapter, setup.version)
         if setup.args:
             spec = replace(spec, argv=[*spec.argv, *setup.args])
         queue = rt.queue(live.model)
         queue.fail(None, live.adapter)  # a new try: newcomers wait for it
         live.starts += 1
-        self._set(live, State.STARTING, starts=live.starts, error=None, node=live.placement.node, url=None)
+        self._set(live, State.STARTING, starts=live.starts, error=None, node=where.node, url=None)
         key = secrets.token_urlsafe(24) if spec.key_env else None
         try:
             engine = await rt.executor.launch(
-                Launch(live.id, live.starts, spec, live.placement, dict(setup.env), key, live.claims)
+                Launch(live.id, live.starts, spec, where, dict(setup.env), key, live.claims)
             )
         except OSError as e:
             raise EngineError(f"the engine of {live.model!r} could not be started: {e}") from e
