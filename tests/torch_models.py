@@ -417,3 +417,79 @@ def write_tiny_sdxl(folder: Path, *, seed: int = 0) -> Path:
         scheduler=scheduler,
     ).save_pretrained(folder)
     return folder
+
+
+def _byte_alphabet() -> list[str]:
+    """GPT-2's 256 byte characters (printable first), the alphabet of Whisper's BPE."""
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
+    rest = [b for b in range(256) if b not in printable]
+    return [chr(b) for b in printable] + [chr(256 + i) for i in range(len(rest))]
+
+
+def write_tiny_whisper(folder: Path, *, seed: int = 0) -> Path:
+    """A multilingual Whisper with Whisper's special tokens (languages, tasks, 1,501 timestamps)
+    over a byte alphabet, two layers each side, alignment heads for word times."""
+    import torch
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizer,
+    )
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+    vocab = {c: i for i, c in enumerate(_byte_alphabet())}
+    languages = [f"<|{code}|>" for code in LANGUAGES]
+    specials = [
+        "<|endoftext|>", "<|startoftranscript|>", *languages, "<|translate|>", "<|transcribe|>",
+        "<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>",
+    ]  # fmt: skip
+    stamps = [f"<|{i * 0.02:.2f}|>" for i in range(1501)]
+    for token in specials + stamps:
+        vocab[token] = len(vocab)
+    tokenizer = WhisperTokenizer(
+        vocab=vocab, merges=[], pad_token="<|endoftext|>", extra_special_tokens=specials[1:] + stamps
+    )
+    eot, sot = vocab["<|endoftext|>"], vocab["<|startoftranscript|>"]
+    ids = {"decoder_start_token_id": sot, "pad_token_id": eot, "bos_token_id": eot, "eos_token_id": eot}
+    suppress = {"suppress_tokens": [], "begin_suppress_tokens": [vocab["Ġ"], eot]}
+    config = WhisperConfig(
+        vocab_size=len(vocab), d_model=64, encoder_layers=2, decoder_layers=2,
+        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=128,
+        decoder_ffn_dim=128, num_mel_bins=80, max_source_positions=1500, max_target_positions=448,
+        **ids, **suppress,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    model = WhisperForConditionalGeneration(config).eval()
+    model.generation_config = GenerationConfig(
+        **ids, **suppress, max_length=448, is_multilingual=True,
+        lang_to_id={t: vocab[t] for t in languages},
+        task_to_id={"transcribe": vocab["<|transcribe|>"], "translate": vocab["<|translate|>"]},
+        no_timestamps_token_id=vocab["<|notimestamps|>"], prev_sot_token_id=vocab["<|startofprev|>"],
+        max_initial_timestamp_index=50, alignment_heads=[[1, 0], [1, 1]],
+    )  # fmt: skip
+    model.save_pretrained(folder)
+    WhisperProcessor(
+        feature_extractor=WhisperFeatureExtractor(feature_size=80), tokenizer=tokenizer
+    ).save_pretrained(folder)
+    return folder
+
+
+def wav_bytes(seconds: float, rate: int = 16000, *, hz: float = 440.0) -> bytes:
+    """A tone as a 16-bit WAV file."""
+    import io
+
+    import numpy as np
+    import soundfile
+
+    t = np.arange(int(seconds * rate)) / rate
+    samples = (0.3 * np.sin(2 * np.pi * hz * t) * np.sin(2 * np.pi * 0.5 * t)).astype(np.float32)
+    out = io.BytesIO()
+    soundfile.write(out, samples, rate, format="WAV", subtype="PCM_16")
+    return out.getvalue()

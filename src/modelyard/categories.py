@@ -11,7 +11,8 @@ class Category(StrEnum):
     RERANK = "rerank"
     MULTIMODAL = "multimodal"
     IMAGE = "image"
-    AUDIO = "audio"
+    AUDIO = "audio"  # audio models modelyard does not serve yet
+    SPEECH_TO_TEXT = "speech-to-text"
     CLASSIFICATION = "classification"
 
 

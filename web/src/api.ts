@@ -46,6 +46,7 @@ export const CATEGORY_LABELS: Record<Category, string> = {
   multimodal: "Multimodal",
   image: "Image",
   audio: "Audio",
+  "speech-to-text": "Speech to text",
   classification: "Classification",
 };
 

@@ -34,7 +34,7 @@ from modelyard.http_errors import error_response, ollama_error
 PUBLIC = frozenset({"/api/health"})
 OLLAMA_PUBLIC = frozenset({"/api/version"})
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
-MULTIPART = frozenset({"/v1/images/edits"})
+MULTIPART = frozenset({"/v1/images/edits", "/v1/audio/transcriptions", "/v1/audio/translations"})
 
 
 def _protected(path: str, public: frozenset[str] = PUBLIC) -> bool:

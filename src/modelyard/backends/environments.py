@@ -69,6 +69,8 @@ PACKAGES: dict[str, Packages] = {
             "protobuf>=5",
             "gguf==0.19.0",
             "bitsandbytes==0.50.2",
+            "soundfile==0.14.0",  # speech to text: audio files, resampled with scipy
+            "scipy>=1.11",
         ),
         no_deps=XGRAMMAR,
     ),

@@ -29,11 +29,13 @@ TASKS: dict[str, tuple[str, frozenset[str]]] = {
     "chat": ("generate", frozenset({"chat", "completions"})),
     "multimodal": ("vision", frozenset({"chat", "completions"})),
     "image": ("image", frozenset({"images"})),
+    "speech-to-text": ("transcribe", frozenset({"audio/transcriptions", "audio/translations"})),
 }
-# Requests one instance takes at once: an encoder's batcher groups them; a generator, a vision
-# model and an image pipeline answer one at a time (the rest wait in the gateway's queue).
+# Requests one instance takes at once: an encoder's batcher groups them (a speech model's too); a
+# generator, a vision model and an image pipeline answer one at a time (the rest wait in the
+# gateway's queue).
 ENCODER_SLOTS = 256
-SLOTS = {"embed": ENCODER_SLOTS, "rerank": ENCODER_SLOTS, "classify": ENCODER_SLOTS}
+SLOTS = {"embed": ENCODER_SLOTS, "rerank": ENCODER_SLOTS, "classify": ENCODER_SLOTS, "transcribe": 16}
 
 
 def task_of(model: Model) -> tuple[str, frozenset[str]]:

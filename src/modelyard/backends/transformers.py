@@ -63,6 +63,12 @@ class TransformersOptions(BaseModel):
     )
     desc_act: bool | None = Field(None, description="GPTQ without a quantize config: act-order (desc_act)")
     batch_size: int = Field(1, ge=1, le=1024)
+    chunk_length: int = Field(
+        30, ge=5, le=30, description="speech-to-text: seconds of audio per chunk of a long recording"
+    )
+    max_new_tokens: int | None = Field(
+        None, ge=1, le=4096, description="speech-to-text: the most tokens per chunk (default: the model's)"
+    )
     n_ctx: int = Field(0, ge=0, le=1 << 21, description="context size in tokens; 0 = the model's own")
     low_cpu_mem_usage: bool = False
     trust_remote_code: bool = Field(False, description="run the model repository's own Python code")

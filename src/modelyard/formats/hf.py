@@ -21,6 +21,8 @@ from modelyard.formats.safetensors import (
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 VISION_KEYS = ("vision_config", "visual", "image_token_index", "image_token_id", "mm_vision_tower")
 AUDIO_TYPES = ("whisper", "wav2vec2", "hubert", "speech_to_text", "seamless_m4t", "moonshine")
+# speech recognition: sequence-to-sequence models, and encoders with a CTC head
+SPEECH_TO_TEXT_TYPES = ("whisper", "speech_to_text", "moonshine")
 ENCODER_TYPES = (
     "bert",
     "roberta",
@@ -233,6 +235,10 @@ def _hf_category(
         a.endswith(("ForVision2Seq", "ForImageTextToText")) for a in archs
     ):
         return Category.MULTIMODAL, False
+    if model_type in SPEECH_TO_TEXT_TYPES or (
+        model_type in AUDIO_TYPES and any(a.endswith("ForCTC") for a in archs)
+    ):
+        return Category.SPEECH_TO_TEXT, False
     if model_type in AUDIO_TYPES:
         return Category.AUDIO, False
     if any(a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in archs):

@@ -3,7 +3,7 @@ through to the engine as sent."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,6 +54,24 @@ class ImageRequest(OpenAIRequest):
 
 class ImageEditRequest(ImageRequest):
     image: str = Field(min_length=1, description="a data URL, base64, or a local file path")
+
+
+def _segments() -> list[Literal["word", "segment"]]:
+    return ["segment"]
+
+
+class TranscriptionRequest(BaseModel):
+    """OpenAI's audio form (multipart/form-data)."""
+
+    model: str = Field(min_length=1)
+    file: bytes = Field(description="the audio: wav, flac, mp3 or ogg")
+    language: str | None = Field(None, description="ISO-639-1, e.g. en (transcriptions only)")
+    prompt: str | None = Field(None, description="text that came before (Whisper)")
+    response_format: Literal["json", "text", "srt", "verbose_json", "vtt"] = "json"
+    temperature: float = Field(0.0, ge=0, le=1)
+    timestamp_granularities: list[Literal["word", "segment"]] = Field(
+        default_factory=_segments, description="verbose_json: segment and / or word times"
+    )
 
 
 class VideoRequest(ImageRequest):

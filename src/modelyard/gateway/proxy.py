@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +22,8 @@ from modelyard.errors import EngineError
 from modelyard.gateway.checks import state_of
 from modelyard.gateway.exchange import TAIL, Exchange, with_prediction_usage
 from modelyard.http_errors import error_response, sse_error
+
+LARGE = 1 << 20  # bytes of a body above which aiohttp wants a file-like object (audio, images)
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +94,9 @@ async def forward(
     Raises Unreachable when the engine did not take the request (``exchange`` goes on then).
     ``quiet_usage``: the stream's usage event was asked for by the gateway, not the client, and
     is counted but not relayed."""
+    data = body if len(body) <= LARGE else io.BytesIO(body)  # a big one goes in pieces
     try:
-        upstream = await session.post(url, data=body, headers={**headers, "Content-Type": content_type})
+        upstream = await session.post(url, data=data, headers={**headers, "Content-Type": content_type})
     except aiohttp.ClientConnectionError as e:  # refused, reset, dropped: no answer began
         done()
         raise unreachable(url, e) from e
@@ -113,7 +117,8 @@ async def forward(
             if exchange.timings.drafted:
                 raw = with_prediction_usage(raw)
         exchange.finish(upstream.status)
-        return Response(raw, status_code=upstream.status, media_type="application/json")
+        kind = upstream.headers.get("Content-Type", "application/json")  # text and subtitles too
+        return Response(raw, status_code=upstream.status, media_type=kind)
 
     async def relay() -> AsyncIterator[bytes]:
         status = 200

@@ -33,6 +33,7 @@ from modelyard.gateway.protocol import (
     ModelList,
     OpenAIRequest,
     RerankRequest,
+    TranscriptionRequest,
     VideoRequest,
 )
 from modelyard.gateway.proxy import Unreachable, forward, upstream_of
@@ -130,6 +131,40 @@ async def video_generations(request: Request) -> Response:
     return await _serve(request, VideoRequest, "images", "/v1/videos/generations", capability="video")
 
 
+def _form_documented(schema: type[TranscriptionRequest]) -> dict[str, Any]:
+    """A multipart request body for the OpenAPI docs."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": schema.model_json_schema()}},
+        }
+    }
+
+
+@router.post("/audio/transcriptions", openapi_extra=_form_documented(TranscriptionRequest))
+async def audio_transcriptions(request: Request) -> Response:
+    """Speech to text (a speech-to-text model): OpenAI's multipart form; json, text, srt, vtt
+    or verbose_json (segments, words)."""
+    return await _audio(request, "audio/transcriptions")
+
+
+@router.post("/audio/translations", openapi_extra=_form_documented(TranscriptionRequest))
+async def audio_translations(request: Request) -> Response:
+    """Speech in any language to English text (multilingual Whisper models)."""
+    return await _audio(request, "audio/translations")
+
+
+async def _audio(request: Request, endpoint: str) -> Response:
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return response(invalid_body("send a multipart form with model and file, as OpenAI's API does"), 400)
+    raw = await request.body()
+    async with request.form() as form:
+        name, has_file = form.get("model"), form.get("file") is not None
+    if not isinstance(name, str) or not name or not has_file:
+        return response(invalid_body("the form needs model and file"), 400)
+    return await _route(request, raw, name, endpoint, f"/v1/{endpoint}", form=True)
+
+
 # The POST endpoints by path: the server calls them straight from its outermost app (api/hot.py),
 # or, when CORS is on, as bare Starlette routes matched before the rest (hot_routes). The FastAPI
 # routes above stay for the OpenAPI docs.
@@ -142,6 +177,8 @@ HANDLERS: dict[str, Callable[[Request], Awaitable[Response]]] = {
     "/v1/images/generations": image_generations,
     "/v1/images/edits": image_edits,
     "/v1/videos/generations": video_generations,
+    "/v1/audio/transcriptions": audio_transcriptions,
+    "/v1/audio/translations": audio_translations,
 }
 
 

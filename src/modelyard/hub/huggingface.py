@@ -31,6 +31,7 @@ PIPELINES = {
     "rerank": "text-ranking",
     "image": "text-to-image",
     "classification": "text-classification",
+    "speech-to-text": "automatic-speech-recognition",
 }
 TOKEN_HINT = (
     "set HF_TOKEN (or MODELYARD_HF_TOKEN) to a token that may read it, and accept its terms on the Hub"

@@ -23,6 +23,7 @@ TASKS = {
     "rerank": "text-ranking",
     "image": "text-to-image-synthesis",
     "classification": "text-classification",
+    "speech-to-text": "auto-speech-recognition",
 }
 TOKEN_HINT = "set MODELSCOPE_API_TOKEN (or MODELYARD_MODELSCOPE_TOKEN) to a token that may read it"
 

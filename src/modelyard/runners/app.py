@@ -22,7 +22,7 @@ from modelyard.errors import ModelyardError, Unauthenticated
 from modelyard.http_errors import error_response, internal_body, invalid_body, response
 
 log = logging.getLogger(__name__)
-Answer = dict[str, Any] | AsyncIterator[bytes]
+Answer = dict[str, Any] | AsyncIterator[bytes] | Response  # a Response: not JSON (text, subtitles)
 DUMP = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -101,6 +101,8 @@ def _route(endpoint: Endpoint, name: str) -> Callable[[Request], Awaitable[Respo
             return response(internal_body("the engine hit an internal error; its log has the details"), 500)
         if isinstance(result, dict):
             return _json(result)
+        if isinstance(result, Response):
+            return result
         return StreamingResponse(
             result, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
@@ -109,16 +111,21 @@ def _route(endpoint: Endpoint, name: str) -> Callable[[Request], Awaitable[Respo
 
 
 async def _form(request: Request) -> dict[str, Any]:
-    """A multipart form (OpenAI's /v1/images/edits) as a JSON-like body: files become data URLs,
-    numbers and booleans are parsed."""
+    """A multipart form (OpenAI's /v1/images/edits, /v1/audio/transcriptions) as a JSON-like
+    body: files become data URLs, numbers and booleans are parsed, a field named ``name[]`` is a
+    list."""
     body: dict[str, Any] = {}
     async with request.form() as form:
         for key, value in form.multi_items():
             if isinstance(value, str):
                 try:
-                    body[key] = orjson.loads(value) if value[:1] in "-0123456789tfn[{" else value
+                    parsed = orjson.loads(value) if value[:1] in "-0123456789tfn[{" else value
                 except orjson.JSONDecodeError:
-                    body[key] = value
+                    parsed = value
+                if key.endswith("[]"):
+                    body.setdefault(key.removesuffix("[]"), []).append(parsed)
+                else:
+                    body[key] = parsed
             else:
                 raw = await value.read()
                 kind = value.content_type or "application/octet-stream"

@@ -147,3 +147,25 @@ class ImageEditBody(ImageBody):
 class VideoBody(ImageBody):
     frames: int = Field(17, ge=1, le=257)
     fps: int = Field(16, ge=1, le=60)
+
+
+def _segments() -> list[Literal["word", "segment"]]:
+    return ["segment"]
+
+
+class TranscriptionBody(Body):
+    """OpenAI's /v1/audio/transcriptions and /v1/audio/translations form."""
+
+    file: str = Field(
+        min_length=1, description="the audio: a data URL (a form's file), base64, or a local path"
+    )
+    language: str | None = Field(None, min_length=2, max_length=8, description="ISO-639-1, e.g. en")
+    prompt: str | None = Field(None, max_length=4096, description="text that came before (Whisper)")
+    response_format: Literal["json", "text", "srt", "verbose_json", "vtt"] = "json"
+    temperature: float = Field(0.0, ge=0, le=1)
+    timestamp_granularities: list[Literal["word", "segment"]] = Field(default_factory=_segments)
+
+    @field_validator("timestamp_granularities", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value

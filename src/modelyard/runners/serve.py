@@ -19,7 +19,7 @@ from modelyard.errors import ModelyardError
 from modelyard.runners import ENGINE_KEY, requests
 from modelyard.runners.app import Endpoint
 
-TASKS = ("embed", "rerank", "classify", "generate", "vision", "image", "exl2")
+TASKS = ("embed", "rerank", "classify", "generate", "vision", "image", "exl2", "transcribe")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -92,10 +92,19 @@ def _load(args: argparse.Namespace) -> Loaded:
         reranker = Reranker(args.model, st)
         rerank = Endpoint(requests.RerankBody, reranker.rerank)
         return {"/v1/rerank": rerank, "/rerank": rerank}, {}, reranker.batcher.stats
-    if args.task in ("classify", "generate", "vision"):
+    if args.task in ("classify", "generate", "vision", "transcribe"):
         from modelyard.backends.transformers import TransformersOptions
 
         tf = TransformersOptions.model_validate(options)
+        if args.task == "transcribe":
+            from modelyard.runners.speech import Transcriber
+
+            speech = Transcriber(args.model, tf)
+            speech_routes = {
+                "/v1/audio/transcriptions": Endpoint(requests.TranscriptionBody, speech.transcriptions),
+                "/v1/audio/translations": Endpoint(requests.TranscriptionBody, speech.translations),
+            }
+            return speech_routes, speech.facts, speech.batcher.stats
         if args.task == "classify":
             from modelyard.runners.encoders import Classifier
 
