@@ -143,6 +143,13 @@ export async function request<T>(method: string, path: string, body?: unknown, s
   return (await res.json()) as T;
 }
 
+/** POST a multipart form (files: audio for /v1/audio/*); JSON back. */
+export async function postForm<T>(path: string, form: FormData): Promise<T> {
+  const res = await fetch(path, { method: "POST", headers: authorised(), body: form });
+  if (!res.ok) throw await failure(res);
+  return (await res.json()) as T;
+}
+
 export const get = <T>(path: string, signal?: AbortSignal) => request<T>("GET", path, undefined, signal);
 export const post = <T>(path: string, body?: unknown) => request<T>("POST", path, body ?? {});
 const q = encodeURIComponent;

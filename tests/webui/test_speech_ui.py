@@ -1,0 +1,72 @@
+"""The playground's speech to text in Chromium: an uploaded file and a recording (Chromium's fake
+microphone), transcribed as the API transcribes the same audio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from browser import Shots, browsing
+from conftest import RunningServer, serve
+from torch_models import wav_bytes, write_tiny_whisper
+from webui.conftest import ARGS, CHROMIUM
+
+MICROPHONE = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+
+
+def transcribe(page: Page) -> None:
+    page.get_by_role("button", name="Transcribe", exact=True).click()
+    expect(page.get_by_label("Segments").locator("tr").first).to_be_visible(timeout=60_000)
+
+
+def test_playground_speech_to_text(tmp_path: Path) -> None:
+    whisper = write_tiny_whisper(tmp_path / "tiny-whisper")
+    with serve(tmp_path / "home") as server, sync_playwright() as pw:
+        api = server.http
+        assert api.post("/api/models", json={"path": str(whisper), "name": "whisper"}).status_code == 201
+        api.put("/api/models/whisper/settings", json={"options": {"max_new_tokens": 8}}).raise_for_status()
+        assert api.post("/api/models/whisper/load", json={}).status_code == 200
+        browser: Browser = pw.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *MICROPHONE])
+        try:
+            check_the_page(browser, server, tmp_path)
+        finally:
+            browser.close()
+
+
+def check_the_page(browser: Browser, server: RunningServer, tmp_path: Path) -> None:
+    with browsing(browser, server.url) as page:
+        shots = Shots(page, "test_playground_speech_to_text")
+        page.goto("/#/playground")
+        page.get_by_role("tab", name="Speech to text").click()
+        expect(page.get_by_label("Model", exact=True)).to_have_value("whisper")
+
+        # A file: the transcript and segments the API gives for it.
+        wav = wav_bytes(3.0)
+        page.get_by_label("Audio file").set_input_files(
+            {"name": "tone.wav", "mimeType": "audio/wav", "buffer": wav}
+        )
+        expect(page.get_by_label("Input audio")).to_be_visible()
+        page.get_by_label("Language").fill("en")
+        transcribe(page)
+        form = {"model": "whisper", "language": "en", "response_format": "verbose_json"}
+        r = server.http.post("/v1/audio/transcriptions", data=form, files={"file": ("tone.wav", wav)})
+        expected = r.json()
+        expect(page.get_by_test_id("transcript")).to_have_text(expected["text"])
+        cells = page.get_by_label("Segments").locator("tr td:nth-child(2)")
+        assert cells.all_inner_texts() == [s["text"] for s in expected["segments"]]
+        expect(page.get_by_text("english, 3.0 s")).to_be_visible()
+        shots("speech-file")
+
+        # A recording from the (fake) microphone, sent as WAV.
+        first = page.get_by_label("Input audio").get_attribute("src") or ""
+        page.get_by_role("button", name="Record").click()
+        page.wait_for_timeout(1500)
+        page.get_by_role("button", name="Stop recording").click()
+        expect(page.get_by_label("Input audio")).not_to_have_attribute("src", first)
+        transcribe(page)
+        expect(page.locator(".heard .muted")).not_to_have_text("english, 3.0 s", timeout=60_000)
+        heard = page.locator(".heard .muted").inner_text()
+        assert heard.startswith("english, ")
+        assert 1.0 <= float(heard.removeprefix("english, ").removesuffix(" s")) <= 3.0
+        shots("speech-recording")
