@@ -205,3 +205,22 @@ def test_diffusers_pipelines_get_their_template() -> None:
     assert diffusers_template("CogVideoXPipeline") is Template.VIDEO
     assert diffusers_template("FluxPipeline") is Template.FLUX
     assert diffusers_template("StableDiffusionXLPipeline") is Template.SD_OFFICIAL
+
+
+@pytest.mark.parametrize(
+    ("model_type", "arch", "category"),
+    [
+        ("whisper", "WhisperForConditionalGeneration", "speech-to-text"),
+        ("wav2vec2", "Wav2Vec2ForCTC", "speech-to-text"),
+        ("hubert", "HubertModel", "audio"),  # an encoder without a CTC head: not served yet
+    ],
+)
+def test_speech_models_by_their_config(tmp_path: Path, model_type: str, arch: str, category: str) -> None:
+    folder = tmp_path / model_type
+    folder.mkdir()
+    (folder / "config.json").write_text(f'{{"model_type": "{model_type}", "architectures": ["{arch}"]}}')
+    b.write_safetensors(folder / "model.safetensors", {"proj.weight": (8, 8)})
+    insp = inspect_path(folder)
+    assert insp.category is not None
+    assert (insp.category.value, insp.category_from) == (category, "metadata")
+    assert loaders_of(insp)[0] == "transformers"
