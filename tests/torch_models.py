@@ -493,3 +493,29 @@ def wav_bytes(seconds: float, rate: int = 16000, *, hz: float = 440.0) -> bytes:
     out = io.BytesIO()
     soundfile.write(out, samples, rate, format="WAV", subtype="PCM_16")
     return out.getvalue()
+
+
+def write_tiny_vits(folder: Path, *, speakers: int = 2, seed: int = 0) -> Path:
+    """A VITS text-to-speech model (MMS-TTS's architecture) over a character vocabulary, with
+    ``speakers`` voices, at 16 kHz."""
+    import json
+
+    import torch
+    from transformers import VitsConfig, VitsModel, VitsTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    chars = list("_ abcdefghijklmnopqrstuvwxyz'.,?!")
+    (folder / "vocab.json").write_text(json.dumps({c: i for i, c in enumerate(chars)}))
+    tokenizer = VitsTokenizer(vocab_file=str(folder / "vocab.json"), add_blank=True, phonemize=False)
+    config = VitsConfig(
+        vocab_size=len(chars), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, ffn_dim=64,
+        flow_size=32, spectrogram_bins=65, upsample_initial_channel=32, upsample_rates=[8, 8],
+        upsample_kernel_sizes=[16, 16], resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3]],
+        prior_encoder_num_flows=2, prior_encoder_num_wavenet_layers=2,
+        posterior_encoder_num_wavenet_layers=2, duration_predictor_filter_channels=32,
+        num_speakers=speakers, speaker_embedding_size=16 if speakers > 1 else 0, sampling_rate=16000,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    VitsModel(config).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

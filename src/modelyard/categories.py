@@ -13,6 +13,7 @@ class Category(StrEnum):
     IMAGE = "image"
     AUDIO = "audio"  # audio models modelyard does not serve yet
     SPEECH_TO_TEXT = "speech-to-text"
+    TEXT_TO_SPEECH = "text-to-speech"
     CLASSIFICATION = "classification"
 
 

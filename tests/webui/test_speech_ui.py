@@ -1,5 +1,6 @@
-"""The playground's speech to text in Chromium: an uploaded file and a recording (Chromium's fake
-microphone), transcribed as the API transcribes the same audio."""
+"""The playground's speech modes in Chromium: speech to text from an uploaded file and from a
+recording (Chromium's fake microphone), transcribed as the API transcribes the same audio; and
+text to speech, played back as the API speaks it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from browser import Shots, browsing
 from conftest import RunningServer, serve
-from torch_models import wav_bytes, write_tiny_whisper
+from torch_models import wav_bytes, write_tiny_vits, write_tiny_whisper
 from webui.conftest import ARGS, CHROMIUM
 
 MICROPHONE = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
@@ -20,13 +21,16 @@ def transcribe(page: Page) -> None:
     expect(page.get_by_label("Segments").locator("tr").first).to_be_visible(timeout=60_000)
 
 
-def test_playground_speech_to_text(tmp_path: Path) -> None:
+def test_playground_speech_to_text_and_text_to_speech(tmp_path: Path) -> None:
     whisper = write_tiny_whisper(tmp_path / "tiny-whisper")
+    vits = write_tiny_vits(tmp_path / "tiny-vits")
     with serve(tmp_path / "home") as server, sync_playwright() as pw:
         api = server.http
         assert api.post("/api/models", json={"path": str(whisper), "name": "whisper"}).status_code == 201
         api.put("/api/models/whisper/settings", json={"options": {"max_new_tokens": 8}}).raise_for_status()
         assert api.post("/api/models/whisper/load", json={}).status_code == 200
+        assert api.post("/api/models", json={"path": str(vits), "name": "vits"}).status_code == 201
+        assert api.post("/api/models/vits/load", json={}).status_code == 200
         browser: Browser = pw.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *MICROPHONE])
         try:
             check_the_page(browser, server, tmp_path)
@@ -36,7 +40,7 @@ def test_playground_speech_to_text(tmp_path: Path) -> None:
 
 def check_the_page(browser: Browser, server: RunningServer, tmp_path: Path) -> None:
     with browsing(browser, server.url) as page:
-        shots = Shots(page, "test_playground_speech_to_text")
+        shots = Shots(page, "test_playground_speech_to_text_and_text_to_speech")
         page.goto("/#/playground")
         page.get_by_role("tab", name="Speech to text").click()
         expect(page.get_by_label("Model", exact=True)).to_have_value("whisper")
@@ -70,3 +74,28 @@ def check_the_page(browser: Browser, server: RunningServer, tmp_path: Path) -> N
         assert heard.startswith("english, ")
         assert 1.0 <= float(heard.removeprefix("english, ").removesuffix(" s")) <= 3.0
         shots("speech-recording")
+
+        # Text to speech: the audio the API makes for the same text, voice and speed.
+        page.get_by_role("tab", name="Text to speech").click()
+        expect(page.get_by_label("Model", exact=True)).to_have_value("vits")
+        page.get_by_label("Text", exact=True).fill("good evening")
+        page.get_by_label("Voice").fill("1")
+        page.get_by_label("Speed").fill("1.5")
+        page.get_by_role("button", name="Speak").click()
+        played = page.get_by_label("Speech", exact=True)
+        expect(played).to_be_visible(timeout=60_000)
+        body = {
+            "model": "vits",
+            "input": "good evening",
+            "voice": "1",
+            "speed": 1.5,
+            "response_format": "wav",
+        }
+        wav = server.http.post("/v1/audio/speech", json=body).content
+        assert played.get_attribute("data-bytes") == str(len(wav))
+        duration = page.evaluate(
+            "() => new Promise(ok => { const a = document.querySelector('audio[aria-label=Speech]');"
+            " a.duration ? ok(a.duration) : a.addEventListener('loadedmetadata', () => ok(a.duration)); })"
+        )
+        assert duration == (len(wav) - 44) / 2 / 16000
+        shots("text-to-speech")

@@ -47,6 +47,7 @@ export const CATEGORY_LABELS: Record<Category, string> = {
   image: "Image",
   audio: "Audio",
   "speech-to-text": "Speech to text",
+  "text-to-speech": "Text to speech",
   classification: "Classification",
 };
 
@@ -93,7 +94,7 @@ export async function checkKey(key: string): Promise<void> {
   throw new ApiError(res.status, detail.code ?? "http_error", detail.message ?? res.statusText, detail.hint ?? null);
 }
 
-function authorised(headers: Record<string, string> = {}): Record<string, string> {
+export function authorised(headers: Record<string, string> = {}): Record<string, string> {
   const key = apiKey();
   return key ? { ...headers, Authorization: `Bearer ${key}` } : headers;
 }
@@ -113,7 +114,7 @@ export class ApiError extends Error {
   }
 }
 
-async function failure(res: Response): Promise<ApiError> {
+export async function failure(res: Response): Promise<ApiError> {
   if (res.status === 401 && !needed) {
     needed = true;
     for (const f of keyListeners) f();

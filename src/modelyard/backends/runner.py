@@ -30,6 +30,7 @@ TASKS: dict[str, tuple[str, frozenset[str]]] = {
     "multimodal": ("vision", frozenset({"chat", "completions"})),
     "image": ("image", frozenset({"images"})),
     "speech-to-text": ("transcribe", frozenset({"audio/transcriptions", "audio/translations"})),
+    "text-to-speech": ("speak", frozenset({"audio/speech"})),
 }
 # Requests one instance takes at once: an encoder's batcher groups them (a speech model's too); a
 # generator, a vision model and an image pipeline answer one at a time (the rest wait in the

@@ -66,6 +66,9 @@ class TransformersOptions(BaseModel):
     chunk_length: int = Field(
         30, ge=5, le=30, description="speech-to-text: seconds of audio per chunk of a long recording"
     )
+    seed: int = Field(
+        0, ge=0, description="text-to-speech: the seed of each answer (the same text, the same audio)"
+    )
     max_new_tokens: int | None = Field(
         None, ge=1, le=4096, description="speech-to-text: the most tokens per chunk (default: the model's)"
     )

@@ -23,6 +23,7 @@ VISION_KEYS = ("vision_config", "visual", "image_token_index", "image_token_id",
 AUDIO_TYPES = ("whisper", "wav2vec2", "hubert", "speech_to_text", "seamless_m4t", "moonshine")
 # speech recognition: sequence-to-sequence models, and encoders with a CTC head
 SPEECH_TO_TEXT_TYPES = ("whisper", "speech_to_text", "moonshine")
+TEXT_TO_SPEECH_TYPES = ("vits",)  # end to end: text in, a waveform out
 ENCODER_TYPES = (
     "bert",
     "roberta",
@@ -239,6 +240,8 @@ def _hf_category(
         model_type in AUDIO_TYPES and any(a.endswith("ForCTC") for a in archs)
     ):
         return Category.SPEECH_TO_TEXT, False
+    if model_type in TEXT_TO_SPEECH_TYPES:
+        return Category.TEXT_TO_SPEECH, False
     if model_type in AUDIO_TYPES:
         return Category.AUDIO, False
     if any(a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in archs):

@@ -74,6 +74,13 @@ class TranscriptionRequest(BaseModel):
     )
 
 
+class SpeechRequest(OpenAIRequest):
+    input: str = Field(min_length=1, max_length=4096)
+    voice: str = Field(min_length=1, description="a speaker of the model (any name for a one-speaker model)")
+    response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
+    speed: float = Field(1.0, ge=0.25, le=4.0)
+
+
 class VideoRequest(ImageRequest):
     frames: int = Field(default=17, ge=1, le=257)
     fps: int = Field(default=16, ge=1, le=60)

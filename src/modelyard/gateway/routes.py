@@ -33,6 +33,7 @@ from modelyard.gateway.protocol import (
     ModelList,
     OpenAIRequest,
     RerankRequest,
+    SpeechRequest,
     TranscriptionRequest,
     VideoRequest,
 )
@@ -154,6 +155,12 @@ async def audio_translations(request: Request) -> Response:
     return await _audio(request, "audio/translations")
 
 
+@router.post("/audio/speech", openapi_extra=_documented(SpeechRequest))
+async def audio_speech(request: Request) -> Response:
+    """Text to speech (a text-to-speech model): the audio itself, as mp3, opus, flac, wav or pcm."""
+    return await _serve(request, SpeechRequest, "audio/speech", "/v1/audio/speech")
+
+
 async def _audio(request: Request, endpoint: str) -> Response:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         return response(invalid_body("send a multipart form with model and file, as OpenAI's API does"), 400)
@@ -179,6 +186,7 @@ HANDLERS: dict[str, Callable[[Request], Awaitable[Response]]] = {
     "/v1/videos/generations": video_generations,
     "/v1/audio/transcriptions": audio_transcriptions,
     "/v1/audio/translations": audio_translations,
+    "/v1/audio/speech": audio_speech,
 }
 
 

@@ -32,6 +32,7 @@ PIPELINES = {
     "image": "text-to-image",
     "classification": "text-classification",
     "speech-to-text": "automatic-speech-recognition",
+    "text-to-speech": "text-to-speech",
 }
 TOKEN_HINT = (
     "set HF_TOKEN (or MODELYARD_HF_TOKEN) to a token that may read it, and accept its terms on the Hub"

@@ -24,6 +24,7 @@ TASKS = {
     "image": "text-to-image-synthesis",
     "classification": "text-classification",
     "speech-to-text": "auto-speech-recognition",
+    "text-to-speech": "text-to-speech",
 }
 TOKEN_HINT = "set MODELSCOPE_API_TOKEN (or MODELYARD_MODELSCOPE_TOKEN) to a token that may read it"
 

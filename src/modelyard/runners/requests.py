@@ -169,3 +169,12 @@ class TranscriptionBody(Body):
     @classmethod
     def _one_or_more(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+
+class SpeechBody(Body):
+    """OpenAI's /v1/audio/speech."""
+
+    input: str = Field(min_length=1, max_length=4096)
+    voice: str = Field(min_length=1, description="a speaker of the model (any name for a one-speaker model)")
+    response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
+    speed: float = Field(1.0, ge=0.25, le=4.0)

@@ -19,7 +19,7 @@ from modelyard.errors import ModelyardError
 from modelyard.runners import ENGINE_KEY, requests
 from modelyard.runners.app import Endpoint
 
-TASKS = ("embed", "rerank", "classify", "generate", "vision", "image", "exl2", "transcribe")
+TASKS = ("embed", "rerank", "classify", "generate", "vision", "image", "exl2", "transcribe", "speak")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -92,7 +92,7 @@ def _load(args: argparse.Namespace) -> Loaded:
         reranker = Reranker(args.model, st)
         rerank = Endpoint(requests.RerankBody, reranker.rerank)
         return {"/v1/rerank": rerank, "/rerank": rerank}, {}, reranker.batcher.stats
-    if args.task in ("classify", "generate", "vision", "transcribe"):
+    if args.task in ("classify", "generate", "vision", "transcribe", "speak"):
         from modelyard.backends.transformers import TransformersOptions
 
         tf = TransformersOptions.model_validate(options)
@@ -105,6 +105,11 @@ def _load(args: argparse.Namespace) -> Loaded:
                 "/v1/audio/translations": Endpoint(requests.TranscriptionBody, speech.translations),
             }
             return speech_routes, speech.facts, speech.batcher.stats
+        if args.task == "speak":
+            from modelyard.runners.synthesis import Synthesizer
+
+            voice = Synthesizer(args.model, tf)
+            return {"/v1/audio/speech": Endpoint(requests.SpeechBody, voice.speech)}, voice.facts, dict
         if args.task == "classify":
             from modelyard.runners.encoders import Classifier
 

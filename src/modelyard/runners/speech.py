@@ -5,35 +5,24 @@ takes OpenAI's shapes: json, text, srt, vtt, verbose_json (segments, words)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import io
 import logging
 import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 from starlette.responses import Response
 
 from modelyard.backends.transformers import TransformersOptions
-from modelyard.errors import EngineError, InvalidRequest
+from modelyard.errors import InvalidRequest
+from modelyard.runners.audio import Audio, raw_audio, read_audio
 from modelyard.runners.batching import Batcher
 from modelyard.runners.devices import device_of, dtype_of
 from modelyard.runners.requests import TranscriptionBody
 
 log = logging.getLogger(__name__)
-FORMATS = "wav, flac, mp3 or ogg"
 BATCH = 16  # requests one batch takes at most
-
-
-@dataclass(frozen=True)
-class Audio:
-    samples: Any  # mono float32 samples at the model's rate (numpy)
-    seconds: float
 
 
 @dataclass(frozen=True)
@@ -51,48 +40,6 @@ class Job:
     def key(self) -> tuple[Any, ...]:
         """Jobs with the same key run in one call of the pipeline."""
         return (self.task, self.language, self.temperature, self.stamps, self.prompt)
-
-
-def raw_audio(value: str) -> bytes:
-    """The bytes a request's ``file`` carries: a data URL (a form's file), base64, or a local
-    path. Web URLs are refused: engines do not fetch from the network."""
-    if value.startswith(("http://", "https://")):
-        raise InvalidRequest("'file' is a web URL; send the audio itself", param="file")
-    try:
-        if value.startswith("data:"):
-            return base64.b64decode(value.split(",", 1)[1])
-        if value.startswith(("file://", "/")):
-            return Path(value.removeprefix("file://")).read_bytes()
-        return base64.b64decode(value, validate=True)
-    except (OSError, ValueError, binascii.Error) as e:
-        raise InvalidRequest(f"'file' could not be read: {e}", param="file") from None
-
-
-def read_audio(raw: bytes, rate: int) -> Audio:
-    """Decode ``raw`` (wav, flac, mp3, ogg) to mono float32 samples at ``rate`` Hz."""
-    try:
-        import soundfile
-    except ImportError as e:
-        raise EngineError(
-            "this environment cannot read audio (no soundfile)",
-            hint="`pip install soundfile scipy` in the transformers backend's environment",
-        ) from e
-
-    try:
-        data, found = soundfile.read(io.BytesIO(raw), dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
-        raise InvalidRequest(
-            f"'file' is not audio this engine reads ({FORMATS}): {e}", param="file"
-        ) from None
-    if not len(data):
-        raise InvalidRequest("'file' holds no audio", param="file")
-    mono = data.mean(axis=1)
-    if found != rate:
-        from scipy.signal import resample_poly
-
-        g = math.gcd(int(found), rate)
-        mono = resample_poly(mono, rate // g, int(found) // g).astype(np.float32)
-    return Audio(np.ascontiguousarray(mono, dtype=np.float32), len(data) / found)
 
 
 class Transcriber:

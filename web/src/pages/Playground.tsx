@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api, type Category, type Model, post, postForm, streamChat } from "../api";
+import { api, authorised, type Category, failure, type Model, post, postForm, streamChat } from "../api";
 import { useAttempt } from "../hooks";
 import { message, useLibraryVersion } from "../store";
 
@@ -10,6 +10,7 @@ const MODES = {
   classify: "Classify",
   images: "Images",
   speech: "Speech to text",
+  voice: "Text to speech",
 } as const;
 type Mode = keyof typeof MODES;
 const CATEGORIES_OF: Record<Mode, Category[]> = {
@@ -19,10 +20,11 @@ const CATEGORIES_OF: Record<Mode, Category[]> = {
   classify: ["classification"],
   images: ["image"],
   speech: ["speech-to-text"],
+  voice: ["text-to-speech"],
 };
 
 /** Try a model: streaming chat, embeddings, rerank, classification, image generation, speech to
- * text, all through /v1. */
+ * text, text to speech, all through /v1. */
 export function Playground() {
   const [mode, setMode] = useState<Mode>("chat");
   const [models, setModels] = useState<Model[]>([]);
@@ -78,6 +80,7 @@ export function Playground() {
       {mode === "classify" && <Classify model={target} />}
       {mode === "images" && <Images model={target} />}
       {mode === "speech" && <Speech model={target} />}
+      {mode === "voice" && <Voice model={target} />}
     </section>
   );
 }
@@ -615,6 +618,48 @@ function Speech({ model }: { model: string }) {
           </table>
         </div>
       )}
+    </div>
+  );
+}
+
+function Voice({ model }: { model: string }) {
+  const [text, setText] = useState("The lighthouse keeper lit the lamp for the ships at sea.");
+  const [voice, setVoice] = useState("0");
+  const [speed, setSpeed] = useState(1);
+  const { result, error, busy, call } = useCall<{ url: string; bytes: number }>();
+  const run = () =>
+    call(async () => {
+      const res = await fetch("/v1/audio/speech", {
+        method: "POST",
+        headers: authorised({ "Content-Type": "application/json" }),
+        body: JSON.stringify({ model, input: text, voice: voice || "default", speed, response_format: "wav" }),
+      });
+      if (!res.ok) throw await failure(res);
+      const blob = await res.blob();
+      if (result) URL.revokeObjectURL(result.url);
+      return { url: URL.createObjectURL(blob), bytes: blob.size };
+    });
+  return (
+    <div class="tool voice">
+      <label>
+        Text
+        <textarea aria-label="Text" rows={3} value={text} onInput={(e) => setText(e.currentTarget.value)} />
+      </label>
+      <div class="row">
+        <label>
+          Voice
+          <input type="text" aria-label="Voice" value={voice} placeholder="default" onInput={(e) => setVoice(e.currentTarget.value.trim())} />
+        </label>
+        <label>
+          Speed
+          <input type="number" aria-label="Speed" min={0.25} max={4} step={0.25} value={speed} onInput={(e) => setSpeed(Number(e.currentTarget.value))} />
+        </label>
+      </div>
+      <button class="primary" disabled={!model || busy || !text.trim()} onClick={() => void run()}>
+        {busy ? "Speaking…" : "Speak"}
+      </button>
+      {error && <p class="error">{error}</p>}
+      {result && <audio controls autoplay src={result.url} aria-label="Speech" data-bytes={result.bytes} />}
     </div>
   );
 }
