@@ -212,6 +212,7 @@ def test_diffusers_pipelines_get_their_template() -> None:
     [
         ("whisper", "WhisperForConditionalGeneration", "speech-to-text"),
         ("wav2vec2", "Wav2Vec2ForCTC", "speech-to-text"),
+        ("vits", "VitsModel", "text-to-speech"),
         ("hubert", "HubertModel", "audio"),  # an encoder without a CTC head: not served yet
     ],
 )
