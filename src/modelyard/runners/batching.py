@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from modelyard.runners import compute
+
 GAP = 0.005  # seconds between arrivals that still count as one burst
 LINGER = 0.03  # the longest a batch waits for more
 X = TypeVar("X")
@@ -63,7 +65,7 @@ class Batcher(Generic[X, Y]):
                 size += len(nxt.items)
             flat = [x for job in jobs for x in job.items]
             try:
-                out = await asyncio.to_thread(self.fn, flat)
+                out = await compute.run(self.fn, flat)
             except Exception as e:
                 for job in jobs:
                     if not job.done.done():

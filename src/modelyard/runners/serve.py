@@ -9,7 +9,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -51,12 +53,37 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     log.info("ready: %s", json.dumps(info))
 
-    import uvicorn
-
     from modelyard.runners.app import build_app
 
     app = build_app(args.name, routes, info, stats, key=os.environ.pop(ENGINE_KEY, None))
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    sys.exit(_serve(app, args.host, args.port))
+
+
+def _serve(app: Any, host: str, port: int) -> int:
+    """The HTTP server on a thread of its own; the model's work on this, the main thread
+    (compute.py), until the server stops (SIGTERM, SIGINT). The exit status."""
+    import uvicorn
+
+    from modelyard.runners.compute import MAIN
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+
+    def http() -> None:
+        try:
+            server.run()
+        finally:
+            MAIN.shutdown()
+
+    def stop(_signal: int, _frame: Any) -> None:
+        server.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+    thread = threading.Thread(target=http, name="http", daemon=True)
+    thread.start()
+    MAIN.serve()
+    thread.join(30)
+    return 0 if server.started else 1
 
 
 def _quiet() -> None:

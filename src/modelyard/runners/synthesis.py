@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from modelyard.backends.transformers import TransformersOptions
 from modelyard.errors import InvalidRequest
+from modelyard.runners import compute
 from modelyard.runners.audio import write_audio
 from modelyard.runners.devices import device_of, dtype_of
 from modelyard.runners.requests import SpeechBody
@@ -72,6 +73,6 @@ class Synthesizer:
             raise InvalidRequest("this model speaks at one speed: leave 'speed' at 1", param="speed")
         speaker = self.voice_of(body.voice)
         async with self._lock:
-            samples, rate = await asyncio.to_thread(self._speak, body.input, speaker, body.speed)
+            samples, rate = await compute.run(self._speak, body.input, speaker, body.speed)
         audio, media = await asyncio.to_thread(write_audio, samples, rate, body.response_format)
         return Response(audio, media_type=media)
