@@ -5,7 +5,7 @@ in this process and by modelyard's runner through /v1/audio/transcriptions, alte
 The model is the tests' tiny Whisper (random weights, so it decodes up to ``--tokens`` tokens per
 30 s chunk: the same work on both sides). Prints each side's seconds and real-time factor
 (audio seconds per second of work), the ratio last.
-Usage: python bench/transcription.py [--rounds 3] [--tokens 128]
+Usage: python bench/transcription.py [--rounds 5] [--tokens 128]
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def in_process(model: Path, tokens: int) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=128, help="tokens per 30 s chunk")
     args = parser.parse_args()
     from torch_models import write_tiny_whisper
