@@ -11,7 +11,7 @@ import aiohttp
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.routing import Route
 
 from modelyard.catalog.records import Model
@@ -66,14 +66,9 @@ def list_models(request: Request) -> ModelList:
     return ModelList(data=cards)
 
 
-def _documented(schema: type[OpenAIRequest]) -> dict[str, Any]:
+def _documented(schema: type[BaseModel], kind: str = "application/json") -> dict[str, Any]:
     """The request body for the OpenAPI docs: the routes parse it themselves (see _serve)."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": schema.model_json_schema()}},
-        }
-    }
+    return {"requestBody": {"required": True, "content": {kind: {"schema": schema.model_json_schema()}}}}
 
 
 @router.post("/chat/completions", openapi_extra=_documented(ChatRequest))
@@ -132,24 +127,14 @@ async def video_generations(request: Request) -> Response:
     return await _serve(request, VideoRequest, "images", "/v1/videos/generations", capability="video")
 
 
-def _form_documented(schema: type[TranscriptionRequest]) -> dict[str, Any]:
-    """A multipart request body for the OpenAPI docs."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"multipart/form-data": {"schema": schema.model_json_schema()}},
-        }
-    }
-
-
-@router.post("/audio/transcriptions", openapi_extra=_form_documented(TranscriptionRequest))
+@router.post("/audio/transcriptions", openapi_extra=_documented(TranscriptionRequest, "multipart/form-data"))
 async def audio_transcriptions(request: Request) -> Response:
     """Speech to text (a speech-to-text model): OpenAI's multipart form; json, text, srt, vtt
     or verbose_json (segments, words)."""
     return await _audio(request, "audio/transcriptions")
 
 
-@router.post("/audio/translations", openapi_extra=_form_documented(TranscriptionRequest))
+@router.post("/audio/translations", openapi_extra=_documented(TranscriptionRequest, "multipart/form-data"))
 async def audio_translations(request: Request) -> Response:
     """Speech in any language to English text (multilingual Whisper models)."""
     return await _audio(request, "audio/translations")
