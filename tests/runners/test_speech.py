@@ -115,6 +115,10 @@ def test_transcriptions_answer_as_transformers_does(client: openai.OpenAI, pipe:
         model="whisper", file=("tone.wav", wav, "audio/wav"), language="en", response_format="text"
     )
     assert text == expected["text"].strip() + "\n"
+    prompted = client.audio.transcriptions.create(
+        model="whisper", file=("tone.wav", wav, "audio/wav"), language="en", prompt="1984"
+    )  # a form's values are text: a prompt of digits stays a prompt
+    assert isinstance(prompted.text, str)
 
 
 def test_translations_and_long_audio_in_chunks(client: openai.OpenAI, pipe: Any) -> None:

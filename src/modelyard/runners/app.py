@@ -112,20 +112,16 @@ def _route(endpoint: Endpoint, name: str) -> Callable[[Request], Awaitable[Respo
 
 async def _form(request: Request) -> dict[str, Any]:
     """A multipart form (OpenAI's /v1/images/edits, /v1/audio/transcriptions) as a JSON-like
-    body: files become data URLs, numbers and booleans are parsed, a field named ``name[]`` is a
-    list."""
+    body: files become data URLs, a field named ``name[]`` is a list; values stay text, which
+    the body's model reads as its fields' types (a prompt "1984" stays a prompt)."""
     body: dict[str, Any] = {}
     async with request.form() as form:
         for key, value in form.multi_items():
             if isinstance(value, str):
-                try:
-                    parsed = orjson.loads(value) if value[:1] in "-0123456789tfn[{" else value
-                except orjson.JSONDecodeError:
-                    parsed = value
                 if key.endswith("[]"):
-                    body.setdefault(key.removesuffix("[]"), []).append(parsed)
+                    body.setdefault(key.removesuffix("[]"), []).append(value)
                 else:
-                    body[key] = parsed
+                    body[key] = value
             else:
                 raw = await value.read()
                 kind = value.content_type or "application/octet-stream"
