@@ -134,6 +134,25 @@ def test_translations_and_long_audio_in_chunks(client: openai.OpenAI, pipe: Any)
     assert answer.text == expected["text"].strip()
     assert answer.language == "german"
 
+    short = wav_bytes(3.0)  # no language given: the one Whisper detects, by its name
+    heard = client.audio.transcriptions.create(
+        model="whisper", file=("a.wav", short, "audio/wav"), response_format="verbose_json"
+    )
+    assert heard.language == detected(pipe, short)
+
+
+def detected(pipe: Any, wav: bytes) -> str:
+    """The language Whisper detects in ``wav``, in-process, by the name OpenAI answers with."""
+    import soundfile
+    import torch
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+    samples, rate = soundfile.read(io.BytesIO(wav), dtype="float32")
+    features = pipe.feature_extractor(samples, sampling_rate=rate, return_tensors="pt").input_features
+    with torch.inference_mode():
+        token = pipe.tokenizer.convert_ids_to_tokens(int(pipe.model.detect_language(features)[0]))
+    return str(LANGUAGES[token.strip("<|>")])
+
 
 def test_concurrent_requests_run_as_one_batch(server: RunningServer, client: openai.OpenAI) -> None:
     waves = [wav_bytes(2.0 + i / 2, hz=300 + 100 * i) for i in range(6)]

@@ -5,6 +5,7 @@ takes OpenAI's shapes: json, text, srt, vtt, verbose_json (segments, words)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import zlib
@@ -16,6 +17,7 @@ from starlette.responses import Response
 
 from modelyard.backends.transformers import TransformersOptions
 from modelyard.errors import InvalidRequest
+from modelyard.runners import compute
 from modelyard.runners.audio import Audio, raw_audio, read_audio
 from modelyard.runners.batching import Batcher
 from modelyard.runners.devices import device_of, dtype_of
@@ -147,7 +149,7 @@ class Transcriber:
         segments = body.response_format in ("srt", "vtt") or (
             verbose and "segment" in body.timestamp_granularities
         )
-        audio = read_audio(raw_audio(body.file), self.rate)
+        audio = await asyncio.to_thread(read_audio, raw_audio(body.file), self.rate)
         job = Job(audio, task, body.language, body.temperature, segments, body.prompt)
         jobs = [job]
         if words:
@@ -163,7 +165,9 @@ class Transcriber:
             return Response(srt(spans), media_type="application/x-subrip")
         if body.response_format == "vtt":
             return Response(vtt(spans), media_type="text/vtt")
-        language = body.language or (self.detect_language(audio) if self.multilingual else None)
+        language = body.language or (
+            await compute.run(self.detect_language, audio) if self.multilingual else None
+        )
         answer: dict[str, Any] = {
             "task": "translate" if task == "translate" else "transcribe",
             "language": language_name(language),
