@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from browser import Shots, browsing
 from conftest import RunningServer, serve
@@ -21,21 +21,22 @@ def transcribe(page: Page) -> None:
     expect(page.get_by_label("Segments").locator("tr").first).to_be_visible(timeout=60_000)
 
 
-def test_playground_speech_to_text_and_text_to_speech(tmp_path: Path) -> None:
+def test_playground_speech_to_text_and_text_to_speech(browser: Browser, tmp_path: Path) -> None:
     whisper = write_tiny_whisper(tmp_path / "tiny-whisper")
     vits = write_tiny_vits(tmp_path / "tiny-vits")
-    with serve(tmp_path / "home") as server, sync_playwright() as pw:
+    with serve(tmp_path / "home") as server:
         api = server.http
         assert api.post("/api/models", json={"path": str(whisper), "name": "whisper"}).status_code == 201
         api.put("/api/models/whisper/settings", json={"options": {"max_new_tokens": 8}}).raise_for_status()
         assert api.post("/api/models/whisper/load", json={}).status_code == 200
         assert api.post("/api/models", json={"path": str(vits), "name": "vits"}).status_code == 201
         assert api.post("/api/models/vits/load", json={}).status_code == 200
-        browser: Browser = pw.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *MICROPHONE])
+        # a second Chromium from the session's Playwright, with a fake microphone
+        hearing = browser.browser_type.launch(executable_path=CHROMIUM, args=[*ARGS, *MICROPHONE])
         try:
-            check_the_page(browser, server, tmp_path)
+            check_the_page(hearing, server, tmp_path)
         finally:
-            browser.close()
+            hearing.close()
 
 
 def check_the_page(browser: Browser, server: RunningServer, tmp_path: Path) -> None:
