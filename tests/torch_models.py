@@ -95,14 +95,13 @@ def write_peft_lora(
     return folder
 
 
-def _wordpiece(folder: Path) -> Any:
-    from transformers import BertTokenizerFast
+def _wordpiece() -> Any:
+    """A BERT tokenizer whose vocabulary is the corpus's words."""
+    from transformers import BertTokenizer
 
     words = sorted({w.strip(",.?:") for line in CORPUS for w in line.split()})
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    return BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
+    return BertTokenizer(vocab={w: i for i, w in enumerate(vocab)})
 
 
 def write_bert_classifier(folder: Path, labels: list[str], *, seed: int = 0) -> Path:
@@ -110,7 +109,7 @@ def write_bert_classifier(folder: Path, labels: list[str], *, seed: int = 0) -> 
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
-    tokenizer = _wordpiece(folder)
+    tokenizer = _wordpiece()
     config = BertConfig(
         vocab_size=len(tokenizer),
         hidden_size=32,
@@ -517,5 +516,103 @@ def write_tiny_vits(folder: Path, *, speakers: int = 2, seed: int = 0) -> Path:
     )  # fmt: skip
     torch.manual_seed(seed)
     VitsModel(config).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+# Captioners: their text heads start wider than transformers' default (0.02), so that a random
+# model's greedy caption is words of the vocabulary, not a run of special tokens.
+WIDE = 0.5
+
+
+def write_tiny_blip(folder: Path, *, seed: int = 0) -> Path:
+    """A BlipForConditionalGeneration captioner: a 2-layer ViT on 32x32 images (16 patches) and a
+    2-layer BERT decoder over the corpus's words."""
+    import torch
+    from transformers import (
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+        BlipTextConfig,
+        BlipVisionConfig,
+    )
+
+    tokenizer = _wordpiece()
+    tokenizer.add_special_tokens({"bos_token": "[DEC]"})
+    text = BlipTextConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, encoder_hidden_size=32, max_position_embeddings=64,
+        bos_token_id=tokenizer.bos_token_id, pad_token_id=tokenizer.pad_token_id,
+        sep_token_id=tokenizer.sep_token_id, initializer_range=WIDE,
+    )  # fmt: skip
+    vision = BlipVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        image_size=32, patch_size=8, initializer_range=WIDE,
+    )  # fmt: skip
+    config = BlipConfig(
+        text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=32, initializer_range=WIDE
+    )
+    torch.manual_seed(seed)
+    BlipForConditionalGeneration(config).save_pretrained(folder)
+    image = BlipImageProcessor(size={"height": 32, "width": 32})
+    BlipProcessor(image_processor=image, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+def write_tiny_git(folder: Path, *, seed: int = 0) -> Path:
+    """A GitForCausalLM captioner: a 2-layer CLIP vision tower on 32x32 images and a 2-layer
+    BERT-style decoder."""
+    import torch
+    from transformers import CLIPImageProcessor, GitConfig, GitForCausalLM, GitProcessor
+
+    tokenizer = _wordpiece()
+    vision = dict(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32,
+        patch_size=8,
+    )  # fmt: skip
+    config = GitConfig(
+        vision_config=vision, vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+        num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=64, initializer_range=WIDE,
+        bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    GitForCausalLM(config).save_pretrained(folder)
+    image = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    GitProcessor(image_processor=image, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+def write_tiny_vit_gpt2(folder: Path, *, seed: int = 0) -> Path:
+    """A VisionEncoderDecoderModel as nlpconnect's vit-gpt2-image-captioning is: a ViT encoder,
+    a GPT-2 decoder with cross-attention, an image processor and the decoder's tokenizer (no
+    processor)."""
+    import torch
+    from transformers import (
+        GPT2Config,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+        ViTConfig,
+        ViTImageProcessor,
+    )
+
+    tokenizer = bpe_tokenizer(None)
+    encoder = ViTConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32,
+        patch_size=8,
+    )  # fmt: skip
+    decoder = GPT2Config(
+        vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=64, initializer_range=WIDE,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, add_cross_attention=True,
+        is_decoder=True,
+    )  # fmt: skip
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
+    config.decoder_start_token_id = tokenizer.bos_token_id
+    config.pad_token_id = tokenizer.pad_token_id
+    config.eos_token_id = tokenizer.eos_token_id
+    torch.manual_seed(seed)
+    VisionEncoderDecoderModel(config).save_pretrained(folder)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

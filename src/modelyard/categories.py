@@ -14,6 +14,7 @@ class Category(StrEnum):
     AUDIO = "audio"  # audio models modelyard does not serve yet
     SPEECH_TO_TEXT = "speech-to-text"
     TEXT_TO_SPEECH = "text-to-speech"
+    CAPTIONING = "captioning"  # image to text
     CLASSIFICATION = "classification"
 
 

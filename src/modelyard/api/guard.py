@@ -7,7 +7,7 @@ gateway's hot path).
 3. Once any API key exists, /api, /v1 and /metrics need one (``Authorization: Bearer KEY``,
    or ``X-Api-Key``); /api and /metrics take admin keys only. /api/health, the web UI's files and the API docs
    stay open. The caller goes to the route as ``request.state.caller``.
-4. A body must be JSON (multipart for image edits) and no larger than MODELYARD_MAX_BODY.
+4. A body must be JSON (multipart for image edits and captions, and audio) and no larger than MODELYARD_MAX_BODY.
 
 Refusals answer in the one error shape (http_errors.py).
 """
@@ -34,7 +34,9 @@ from modelyard.http_errors import error_response, ollama_error
 PUBLIC = frozenset({"/api/health"})
 OLLAMA_PUBLIC = frozenset({"/api/version"})
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
-MULTIPART = frozenset({"/v1/images/edits", "/v1/audio/transcriptions", "/v1/audio/translations"})
+MULTIPART = frozenset(
+    {"/v1/images/edits", "/v1/images/captions", "/v1/audio/transcriptions", "/v1/audio/translations"}
+)
 
 
 def _protected(path: str, public: frozenset[str] = PUBLIC) -> bool:

@@ -31,12 +31,20 @@ TASKS: dict[str, tuple[str, frozenset[str]]] = {
     "image": ("image", frozenset({"images"})),
     "speech-to-text": ("transcribe", frozenset({"audio/transcriptions", "audio/translations"})),
     "text-to-speech": ("speak", frozenset({"audio/speech"})),
+    "captioning": ("caption", frozenset({"images/captions", "chat"})),
 }
-# Requests one instance takes at once: an encoder's batcher groups them (a speech model's too); a
+# Requests one instance takes at once: an encoder's batcher groups them (a speech model's and a
+# captioner's too); a
 # generator, a vision model and an image pipeline answer one at a time (the rest wait in the
 # gateway's queue).
 ENCODER_SLOTS = 256
-SLOTS = {"embed": ENCODER_SLOTS, "rerank": ENCODER_SLOTS, "classify": ENCODER_SLOTS, "transcribe": 16}
+SLOTS = {
+    "embed": ENCODER_SLOTS,
+    "rerank": ENCODER_SLOTS,
+    "classify": ENCODER_SLOTS,
+    "transcribe": 16,
+    "caption": 16,
+}
 
 
 def task_of(model: Model) -> tuple[str, frozenset[str]]:

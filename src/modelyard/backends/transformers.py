@@ -70,7 +70,10 @@ class TransformersOptions(BaseModel):
         0, ge=0, description="text-to-speech: the seed of each answer (the same text, the same audio)"
     )
     max_new_tokens: int | None = Field(
-        None, ge=1, le=4096, description="speech-to-text: the most tokens per chunk (default: the model's)"
+        None,
+        ge=1,
+        le=4096,
+        description="the most tokens per speech chunk (default: the model's) or per caption (default 32)",
     )
     n_ctx: int = Field(0, ge=0, le=1 << 21, description="context size in tokens; 0 = the model's own")
     low_cpu_mem_usage: bool = False

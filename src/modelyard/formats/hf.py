@@ -24,6 +24,8 @@ AUDIO_TYPES = ("whisper", "wav2vec2", "hubert", "speech_to_text", "seamless_m4t"
 # speech recognition: sequence-to-sequence models, and encoders with a CTC head
 SPEECH_TO_TEXT_TYPES = ("whisper", "speech_to_text", "moonshine")
 TEXT_TO_SPEECH_TYPES = ("vits",)  # end to end: text in, a waveform out
+# image to text: captioners (TrOCR and Donut are vision-encoder-decoder too: they read text)
+CAPTIONING_TYPES = ("blip", "git", "vision-encoder-decoder")
 ENCODER_TYPES = (
     "bert",
     "roberta",
@@ -232,6 +234,8 @@ def _hf_category(
         return (Category.RERANK if _labels(config) == 1 else Category.CLASSIFICATION), False
     if (folder / "modules.json").is_file():
         return Category.EMBEDDING, False
+    if model_type in CAPTIONING_TYPES:
+        return Category.CAPTIONING, False
     if any(k in config for k in VISION_KEYS) or any(
         a.endswith(("ForVision2Seq", "ForImageTextToText")) for a in archs
     ):

@@ -56,6 +56,16 @@ class ImageEditRequest(ImageRequest):
     image: str = Field(min_length=1, description="a data URL, base64, or a local file path")
 
 
+class CaptionRequest(OpenAIRequest):
+    """modelyard's own route: JSON, or a multipart form with the image as a file."""
+
+    image: str | list[str] = Field(
+        min_length=1, description="one image or up to 16: data URLs, base64, or local file paths"
+    )
+    prompt: str | None = Field(None, description="how the caption starts, e.g. 'a photograph of'")
+    max_tokens: int | None = Field(None, ge=1, le=512)
+
+
 def _segments() -> list[Literal["word", "segment"]]:
     return ["segment"]
 

@@ -23,6 +23,7 @@ from modelyard.gateway.coalesce import Coalescer
 from modelyard.gateway.exchange import Exchange
 from modelyard.gateway.images import inline, local_image_parts
 from modelyard.gateway.protocol import (
+    CaptionRequest,
     ChatRequest,
     ClassifyRequest,
     CompletionRequest,
@@ -121,6 +122,22 @@ async def image_edits(request: Request) -> Response:
     return await _route(request, raw, name, "images", path, capability="image-to-image", form=True)
 
 
+@router.post("/images/captions", openapi_extra=_documented(CaptionRequest))
+async def image_captions(request: Request) -> Response:
+    """Captions of images (a captioning model): JSON, or a multipart form with model, image
+    (files: image[]) and prompt."""
+    path = "/v1/images/captions"
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return await _serve(request, CaptionRequest, "images/captions", path)
+    raw = await request.body()
+    async with request.form() as form:
+        name = form.get("model")
+        has_image = form.get("image") is not None or form.get("image[]") is not None
+    if not isinstance(name, str) or not name or not has_image:
+        return response(invalid_body("the form needs model and image"), 400)
+    return await _route(request, raw, name, "images/captions", path, form=True)
+
+
 @router.post("/videos/generations", openapi_extra=_documented(VideoRequest))
 async def video_generations(request: Request) -> Response:
     """A clip from a prompt (a model tagged video): an animated WebP, b64_json or url."""
@@ -168,6 +185,7 @@ HANDLERS: dict[str, Callable[[Request], Awaitable[Response]]] = {
     "/v1/classify": classify,
     "/v1/images/generations": image_generations,
     "/v1/images/edits": image_edits,
+    "/v1/images/captions": image_captions,
     "/v1/videos/generations": video_generations,
     "/v1/audio/transcriptions": audio_transcriptions,
     "/v1/audio/translations": audio_translations,

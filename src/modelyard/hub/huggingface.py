@@ -33,6 +33,7 @@ PIPELINES = {
     "classification": "text-classification",
     "speech-to-text": "automatic-speech-recognition",
     "text-to-speech": "text-to-speech",
+    "captioning": "image-to-text",
 }
 TOKEN_HINT = (
     "set HF_TOKEN (or MODELYARD_HF_TOKEN) to a token that may read it, and accept its terms on the Hub"

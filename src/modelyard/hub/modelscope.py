@@ -25,6 +25,7 @@ TASKS = {
     "classification": "text-classification",
     "speech-to-text": "auto-speech-recognition",
     "text-to-speech": "text-to-speech",
+    "captioning": "image-captioning",
 }
 TOKEN_HINT = "set MODELSCOPE_API_TOKEN (or MODELYARD_MODELSCOPE_TOKEN) to a token that may read it"
 

@@ -178,3 +178,20 @@ class SpeechBody(Body):
     voice: str = Field(min_length=1, description="a speaker of the model (any name for a one-speaker model)")
     response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
     speed: float = Field(1.0, ge=0.25, le=4.0)
+
+
+class CaptionBody(Body):
+    """modelyard's /v1/images/captions: an image, or several, to describe."""
+
+    image: str | list[str] = Field(min_length=1, description="a data URL, base64 or a local file path")
+    prompt: str | None = Field(
+        None, max_length=1000, description="the caption's start (conditional captioning)"
+    )
+    max_tokens: int | None = Field(None, ge=1, le=512)
+
+    @field_validator("image")
+    @classmethod
+    def _at_most(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and len(value) > 16:
+            raise ValueError("at most 16 images per request")
+        return value

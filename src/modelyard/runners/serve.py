@@ -21,7 +21,18 @@ from modelyard.errors import ModelyardError
 from modelyard.runners import ENGINE_KEY, requests
 from modelyard.runners.app import Endpoint
 
-TASKS = ("embed", "rerank", "classify", "generate", "vision", "image", "exl2", "transcribe", "speak")
+TASKS = (
+    "embed",
+    "rerank",
+    "classify",
+    "generate",
+    "vision",
+    "image",
+    "exl2",
+    "transcribe",
+    "speak",
+    "caption",
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -119,7 +130,7 @@ def _load(args: argparse.Namespace) -> Loaded:
         reranker = Reranker(args.model, st)
         rerank = Endpoint(requests.RerankBody, reranker.rerank)
         return {"/v1/rerank": rerank, "/rerank": rerank}, {}, reranker.batcher.stats
-    if args.task in ("classify", "generate", "vision", "transcribe", "speak"):
+    if args.task in ("classify", "generate", "vision", "transcribe", "speak", "caption"):
         from modelyard.backends.transformers import TransformersOptions
 
         tf = TransformersOptions.model_validate(options)
@@ -137,6 +148,15 @@ def _load(args: argparse.Namespace) -> Loaded:
 
             voice = Synthesizer(args.model, tf)
             return {"/v1/audio/speech": Endpoint(requests.SpeechBody, voice.speech)}, voice.facts, dict
+        if args.task == "caption":
+            from modelyard.runners.captions import Captioner
+
+            captioner = Captioner(args.model, tf)
+            caption_routes = {
+                "/v1/images/captions": Endpoint(requests.CaptionBody, captioner.captions),
+                "/v1/chat/completions": Endpoint(requests.ChatBody, captioner.chat),
+            }
+            return caption_routes, captioner.facts, captioner.batcher.stats
         if args.task == "classify":
             from modelyard.runners.encoders import Classifier
 
