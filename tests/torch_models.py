@@ -616,3 +616,25 @@ def write_tiny_vit_gpt2(folder: Path, *, seed: int = 0) -> Path:
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def write_tiny_esrgan(path: Path, *, scale: int = 4, seed: int = 0) -> Path:
+    """An ESRGAN (old layout: model.N, RRDB blocks) of 8 filters and one block, as spandrel
+    builds it, saved as ``path`` (.safetensors, or a torch.save pickle for .pth)."""
+    import torch
+
+    from modelyard.runners.upscale import _torchvision_stand_in
+
+    with _torchvision_stand_in():
+        from spandrel.architectures.ESRGAN import ESRGAN
+
+    torch.manual_seed(seed)
+    state = ESRGAN(in_nc=3, out_nc=3, num_filters=8, num_blocks=1, scale=scale).state_dict()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, str(path))
+    else:
+        torch.save(state, path)
+    return path

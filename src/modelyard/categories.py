@@ -15,6 +15,7 @@ class Category(StrEnum):
     SPEECH_TO_TEXT = "speech-to-text"
     TEXT_TO_SPEECH = "text-to-speech"
     CAPTIONING = "captioning"  # image to text
+    UPSCALE = "upscale"  # single-image super-resolution
     CLASSIFICATION = "classification"
 
 

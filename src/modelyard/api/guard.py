@@ -7,7 +7,7 @@ gateway's hot path).
 3. Once any API key exists, /api, /v1 and /metrics need one (``Authorization: Bearer KEY``,
    or ``X-Api-Key``); /api and /metrics take admin keys only. /api/health, the web UI's files and the API docs
    stay open. The caller goes to the route as ``request.state.caller``.
-4. A body must be JSON (multipart for image edits and captions, and audio) and no larger than MODELYARD_MAX_BODY.
+4. A body must be JSON (multipart for images and audio sent as files) and no larger than MODELYARD_MAX_BODY.
 
 Refusals answer in the one error shape (http_errors.py).
 """
@@ -35,7 +35,13 @@ PUBLIC = frozenset({"/api/health"})
 OLLAMA_PUBLIC = frozenset({"/api/version"})
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 MULTIPART = frozenset(
-    {"/v1/images/edits", "/v1/images/captions", "/v1/audio/transcriptions", "/v1/audio/translations"}
+    {
+        "/v1/images/edits",
+        "/v1/images/captions",
+        "/v1/images/upscale",
+        "/v1/audio/transcriptions",
+        "/v1/audio/translations",
+    }
 )
 
 

@@ -52,6 +52,7 @@ class Packages:
 # Structured output on the runner (runners/constrain.py). xgrammar's metadata asks for triton
 # (its GPU kernels, 160 MB): the CPU masks need only the package and its FFI.
 XGRAMMAR = ("xgrammar==0.2.9", "apache-tvm-ffi==0.1.15.post2")
+SPANDREL_PACKAGE = "spandrel==0.4.2"
 
 PACKAGES: dict[str, Packages] = {
     "sentence-transformers": Packages(
@@ -77,6 +78,13 @@ PACKAGES: dict[str, Packages] = {
     "diffusers": Packages(
         ("torch", "diffusers", "transformers", "peft"),
         ("diffusers==0.42.1", "transformers==5.23.0", "peft==0.21.2", "accelerate==1.15.0"),
+    ),
+    # Upscalers. spandrel asks for torchvision, whose registry builds for torch 2.13 are CUDA
+    # builds that fail to import on a CPU torch: it is installed without it (runners/upscale.py).
+    "spandrel": Packages(
+        ("torch", "spandrel", "einops", "safetensors"),
+        ("einops>=0.7", "safetensors>=0.4"),
+        no_deps=(SPANDREL_PACKAGE,),
     ),
     # vLLM serves with its own OpenAI server. On the CPU the registry's torchvision, torchaudio
     # and torchcodec are CUDA builds that fail to import (and break `import transformers`).

@@ -14,11 +14,12 @@ from modelyard.backends import environments
 from modelyard.backends.base import HOST, PORT, EngineSpec, Placement
 from modelyard.backends.diffusers import DiffusersOptions
 from modelyard.backends.sentence_transformers import SentenceTransformersOptions
+from modelyard.backends.spandrel import SpandrelOptions
 from modelyard.backends.transformers import TransformersOptions
 from modelyard.catalog.records import Adapter, Model
 from modelyard.errors import InvalidSettings, Unsupported
 from modelyard.estimate import Fit, fit_folder
-from modelyard.formats.loaders import DIFFUSERS, SENTENCE_TRANSFORMERS, TRANSFORMERS
+from modelyard.formats.loaders import DIFFUSERS, SENTENCE_TRANSFORMERS, SPANDREL, TRANSFORMERS
 from modelyard.runners import ENGINE_KEY
 
 # category -> (runner task, OpenAI endpoints)
@@ -32,6 +33,7 @@ TASKS: dict[str, tuple[str, frozenset[str]]] = {
     "speech-to-text": ("transcribe", frozenset({"audio/transcriptions", "audio/translations"})),
     "text-to-speech": ("speak", frozenset({"audio/speech"})),
     "captioning": ("caption", frozenset({"images/captions", "chat"})),
+    "upscale": ("upscale", frozenset({"images/upscale"})),
 }
 # Requests one instance takes at once: an encoder's batcher groups them (a speech model's and a
 # captioner's too); a
@@ -217,3 +219,16 @@ class Diffusers(RunnerBackend):
 
     def adapters(self, model: Model, options: Any, adapter: Adapter | None) -> list[dict[str, Any]] | None:
         return chosen_adapters(model, options.loras, adapter)
+
+
+class Spandrel(RunnerBackend):
+    """Upscalers: one weights file, whose size is what it needs besides a tile's activations."""
+
+    name: ClassVar[str] = SPANDREL
+    loader: ClassVar[str] = SPANDREL
+    options: ClassVar[type[BaseModel]] = SpandrelOptions
+
+    def fit(
+        self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
+    ) -> Fit | None:
+        return None  # a few MB to a few hundred: the image's activations are the most of it

@@ -28,7 +28,9 @@ from modelyard.formats.inspection import (
     file_info,
     name_text,
 )
+from modelyard.formats.pickled import tensor_names
 from modelyard.formats.safetensors import read_safetensors
+from modelyard.formats.upscalers import upscaler_of
 
 EMBEDDING_GGUF_ARCHS = (
     "bert",
@@ -275,6 +277,10 @@ def _inspect_safetensors(path: Path) -> Inspection:
         insp.category, insp.template = Category.IMAGE, verdict.template
         insp.architecture = verdict.variant
         return insp
+    upscaler = upscaler_of(st.tensors)
+    if upscaler is not None:
+        insp.category, insp.architecture = Category.UPSCALE, upscaler
+        return insp
     if any(n.startswith(("model.layers.", "transformer.h.", "layers.0.")) for n in st.tensors):
         raise UnsupportedFormat(
             path,
@@ -304,6 +310,19 @@ def _inspect_binary(path: Path) -> Inspection:
     if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
         raise UnsupportedFormat(
             path, "neither GGUF, GGML nor a PyTorch pickle", hint=f"supported: {SUPPORTED}"
+        )
+    names = tensor_names(path) if head.startswith(b"PK") else None
+    upscaler = upscaler_of(names) if names else None
+    if upscaler is not None:
+        return Inspection(
+            path=path,
+            format="pytorch",
+            kind=MODEL,
+            category=Category.UPSCALE,
+            architecture=upscaler,
+            unsafe=True,
+            files=[file_info(path)],
+            warnings=["PyTorch pickle: spandrel loads it with a restricted unpickler; safetensors is safer"],
         )
     text = name_text(path)
     if path.suffix.lower() == ".ckpt" or any(w in text for w in IMAGE_WORDS):

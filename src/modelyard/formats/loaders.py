@@ -13,6 +13,7 @@ TRANSFORMERS = "transformers"
 VLLM = "vllm"
 SENTENCE_TRANSFORMERS = "sentence-transformers"
 DIFFUSERS = "diffusers"
+SPANDREL = "spandrel"  # image upscalers
 EXTERNAL = "external"  # a server that already runs elsewhere
 REMOTE = "remote"  # the format of a model that is such a server
 
@@ -39,6 +40,8 @@ def compatible_loaders(
         return [VLLM]
     if category in (Category.EMBEDDING, Category.RERANK):
         return [SENTENCE_TRANSFORMERS, TRANSFORMERS]
+    if category is Category.UPSCALE:
+        return [SPANDREL]
     if category is Category.IMAGE or fmt == "diffusers":
         return [DIFFUSERS]
     return [TRANSFORMERS, VLLM]

@@ -52,6 +52,13 @@ class ImageRequest(OpenAIRequest):
     response_format: str | None = Field(default=None, description="b64_json (default) or url")
 
 
+class GenerationRequest(ImageRequest):
+    upscale: str | None = Field(default=None, description="an upscale model each image goes through after")
+    upscale_scale: float | None = Field(
+        default=None, ge=1, le=8, description="its scale (default: the model's)"
+    )
+
+
 class ImageEditRequest(ImageRequest):
     image: str = Field(min_length=1, description="a data URL, base64, or a local file path")
 
@@ -64,6 +71,16 @@ class CaptionRequest(OpenAIRequest):
     )
     prompt: str | None = Field(None, description="how the caption starts, e.g. 'a photograph of'")
     max_tokens: int | None = Field(None, ge=1, le=512)
+
+
+class UpscaleRequest(OpenAIRequest):
+    """modelyard's own route: JSON, or a multipart form with the image as a file."""
+
+    image: str | list[str] = Field(
+        min_length=1, description="one image or up to 16: data URLs, base64, or local file paths"
+    )
+    scale: float | None = Field(None, ge=1, le=8, description="the output's scale (default: the model's own)")
+    tile_size: int | None = Field(None, ge=0, le=8192, description="input pixels per tile side; 0 = whole")
 
 
 def _segments() -> list[Literal["word", "segment"]]:

@@ -28,6 +28,7 @@ from modelyard.gateway.protocol import (
     ClassifyRequest,
     CompletionRequest,
     EmbeddingRequest,
+    GenerationRequest,
     ImageEditRequest,
     ImageRequest,
     ModelCard,
@@ -36,9 +37,11 @@ from modelyard.gateway.protocol import (
     RerankRequest,
     SpeechRequest,
     TranscriptionRequest,
+    UpscaleRequest,
     VideoRequest,
 )
 from modelyard.gateway.proxy import Unreachable, forward, upstream_of
+from modelyard.gateway.upscaling import STEP, generate_then_upscale
 from modelyard.http_errors import error_response, invalid_body, response
 from modelyard.runtime.queue import ClientGone
 from modelyard.runtime.runtime import Runtime
@@ -99,10 +102,23 @@ async def classify(request: Request) -> Response:
     return await _serve(request, ClassifyRequest, "classify", "/v1/classify")
 
 
-@router.post("/images/generations", openapi_extra=_documented(ImageRequest))
+@router.post("/images/generations", openapi_extra=_documented(GenerationRequest))
 async def image_generations(request: Request) -> Response:
-    """Images from a prompt: b64_json, or url (a file under MODELYARD_HOME/outputs/images)."""
-    return await _serve(request, ImageRequest, "images", "/v1/images/generations", capability="text-to-image")
+    """Images from a prompt: b64_json, or url (a file under MODELYARD_HOME/outputs/images);
+    with ``upscale``, each made bigger by that upscale model."""
+    path, capability = "/v1/images/generations", "text-to-image"
+    raw = await request.body()
+    if b'"upscale' not in raw:
+        return await _serve(request, ImageRequest, "images", path, capability=capability)
+    try:
+        body = GenerationRequest.model_validate_json(raw)
+    except ValidationError as e:
+        return response(invalid_body(describe(e.errors())), 400)
+    payload = body.model_dump(exclude_unset=True)
+    if body.upscale is not None:
+        return await generate_then_upscale(request, payload, path, capability, _route)
+    plain = {k: v for k, v in payload.items() if k not in STEP}  # upscale: null
+    return await _route(request, orjson.dumps(plain), body.model, "images", path, capability=capability)
 
 
 @router.post("/images/edits", openapi_extra=_documented(ImageEditRequest))
@@ -126,16 +142,28 @@ async def image_edits(request: Request) -> Response:
 async def image_captions(request: Request) -> Response:
     """Captions of images (a captioning model): JSON, or a multipart form with model, image
     (files: image[]) and prompt."""
-    path = "/v1/images/captions"
+    return await _images_in(request, CaptionRequest, "images/captions")
+
+
+@router.post("/images/upscale", openapi_extra=_documented(UpscaleRequest))
+async def image_upscale(request: Request) -> Response:
+    """Images made bigger (an upscale model), as PNG in b64_json: JSON, or a multipart form
+    with model, image (files: image[]), scale and tile_size."""
+    return await _images_in(request, UpscaleRequest, "images/upscale")
+
+
+async def _images_in(request: Request, schema: type[OpenAIRequest], endpoint: str) -> Response:
+    """A route that takes images: JSON, or a form whose files the engine reads as it came."""
+    path = f"/v1/{endpoint}"
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        return await _serve(request, CaptionRequest, "images/captions", path)
+        return await _serve(request, schema, endpoint, path)
     raw = await request.body()
     async with request.form() as form:
         name = form.get("model")
         has_image = form.get("image") is not None or form.get("image[]") is not None
     if not isinstance(name, str) or not name or not has_image:
         return response(invalid_body("the form needs model and image"), 400)
-    return await _route(request, raw, name, "images/captions", path, form=True)
+    return await _route(request, raw, name, endpoint, path, form=True)
 
 
 @router.post("/videos/generations", openapi_extra=_documented(VideoRequest))
@@ -186,6 +214,7 @@ HANDLERS: dict[str, Callable[[Request], Awaitable[Response]]] = {
     "/v1/images/generations": image_generations,
     "/v1/images/edits": image_edits,
     "/v1/images/captions": image_captions,
+    "/v1/images/upscale": image_upscale,
     "/v1/videos/generations": video_generations,
     "/v1/audio/transcriptions": audio_transcriptions,
     "/v1/audio/translations": audio_translations,

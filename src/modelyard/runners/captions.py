@@ -141,8 +141,7 @@ class Captioner:
     # -- the routes ------------------------------------------------------------------------------
 
     async def captions(self, body: CaptionBody, name: str) -> dict[str, Any]:
-        given = body.image if isinstance(body.image, list) else [body.image]
-        images = await asyncio.to_thread(lambda: [load_image(i) for i in given])
+        images = await asyncio.to_thread(lambda: [load_image(i) for i in body.images()])
         found = await self.batcher.run(
             [self._job(i, body.prompt or "", body.max_tokens, 0.0, 1.0, None) for i in images]
         )

@@ -180,14 +180,10 @@ class SpeechBody(Body):
     speed: float = Field(1.0, ge=0.25, le=4.0)
 
 
-class CaptionBody(Body):
-    """modelyard's /v1/images/captions: an image, or several, to describe."""
+class ImagesBody(Body):
+    """A body that carries an image, or up to 16."""
 
     image: str | list[str] = Field(min_length=1, description="a data URL, base64 or a local file path")
-    prompt: str | None = Field(
-        None, max_length=1000, description="the caption's start (conditional captioning)"
-    )
-    max_tokens: int | None = Field(None, ge=1, le=512)
 
     @field_validator("image")
     @classmethod
@@ -195,3 +191,23 @@ class CaptionBody(Body):
         if isinstance(value, list) and len(value) > 16:
             raise ValueError("at most 16 images per request")
         return value
+
+    def images(self) -> list[str]:
+        return self.image if isinstance(self.image, list) else [self.image]
+
+
+class CaptionBody(ImagesBody):
+    """modelyard's /v1/images/captions: images to describe."""
+
+    prompt: str | None = Field(
+        None, max_length=1000, description="the caption's start (conditional captioning)"
+    )
+    max_tokens: int | None = Field(None, ge=1, le=512)
+
+
+class UpscaleBody(ImagesBody):
+    """modelyard's /v1/images/upscale: images made bigger."""
+
+    scale: float | None = Field(None, ge=1, le=8, description="the output's scale (default: the model's own)")
+    tile_size: int | None = Field(None, ge=0, le=8192, description="input pixels per tile side; 0 = whole")
+    response_format: Literal["b64_json"] = "b64_json"

@@ -32,6 +32,7 @@ TASKS = (
     "transcribe",
     "speak",
     "caption",
+    "upscale",
 )
 
 
@@ -177,6 +178,12 @@ def _load(args: argparse.Namespace) -> Loaded:
             "/v1/completions": Endpoint(requests.CompletionBody, partial(textgen.complete, gen)),
         }
         return routes, {"n_ctx": gen.n_ctx, "adapters": [a.name for a in adapters], **gen.facts}, dict
+    if args.task == "upscale":
+        from modelyard.backends.spandrel import SpandrelOptions
+        from modelyard.runners.upscale import Upscaler
+
+        upscaler = Upscaler(args.model, SpandrelOptions.model_validate(options))
+        return {"/v1/images/upscale": Endpoint(requests.UpscaleBody, upscaler.upscale)}, upscaler.facts, dict
     if args.task == "exl2":
         from modelyard.backends.exllamav2 import ExLlamaV2Options
         from modelyard.runners import textgen
