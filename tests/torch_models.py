@@ -638,3 +638,72 @@ def write_tiny_esrgan(path: Path, *, scale: int = 4, seed: int = 0) -> Path:
     else:
         torch.save(state, path)
     return path
+
+
+def write_tiny_face_pack(folder: Path, *, seed: int = 0) -> Path:
+    """An insightface pack of two ONNX models shaped as buffalo_l's: a detector with SCRFD's nine
+    outputs (scores, boxes, landmarks at strides 8, 16 and 32, two anchors a place) that finds
+    each bright 64x64 square on a dark ground aligned to 32 pixels, and an ArcFace-shaped
+    recognizer (112x112 crops in, 64 numbers out) with random weights."""
+    import warnings
+
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class Detector(nn.Module):
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            light = x.mean(dim=1, keepdim=True)  # -1 black .. 1 white, as insightface normalises
+            marks = torch.tensor([0.6, 0.7, 1.4, 0.7, 1.0, 1.1, 0.7, 1.5, 1.3, 1.5])  # eyes, nose, mouth
+            scores, boxes, points = [], [], []
+            for stride in (8, 16, 32):
+                if stride == 32:  # a 64x64 window from each place: bright all over is a face
+                    window = F.avg_pool2d(F.pad(light, (0, 32, 0, 32), value=-1.0), 64, 32)
+                    logit = 20 * (window - 0.5)
+                else:
+                    logit = F.avg_pool2d(light, stride, stride) * 0 - 10
+                place = torch.sigmoid(logit).permute(0, 2, 3, 1).reshape(-1, 1)
+                score = torch.cat([place, place * 0], 1).reshape(-1, 1)  # the second anchor never fires
+                one = torch.ones_like(score)
+                scores.append(score)
+                boxes.append(torch.cat([one * 0, one * 0, one * 2, one * 2], 1))  # the window, in strides
+                points.append(one * marks)
+            return (*scores, *boxes, *points)
+
+    class Recognizer(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 8, 8)
+            self.fc = nn.Linear(8 * 14 * 14, 64)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    names = [f"{kind}_{stride}" for kind in ("score", "bbox", "kps") for stride in (8, 16, 32)]
+    with warnings.catch_warnings():  # the TorchScript exporter (the new one needs onnxscript) and its notes
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            Detector(), (torch.zeros(1, 3, 640, 640),), str(folder / "det_tiny.onnx"), input_names=["input.1"],
+            output_names=names, dynamic_axes={"input.1": {2: "height", 3: "width"}}, dynamo=False,
+        )  # fmt: skip
+        torch.onnx.export(
+            Recognizer(), (torch.zeros(1, 3, 112, 112),), str(folder / "w600k_tiny.onnx"),
+            input_names=["input.1"], output_names=["embedding"], dynamic_axes={"input.1": {0: "batch"}},
+            dynamo=False,
+        )  # fmt: skip
+    return folder
+
+
+def faces_picture(seed: int, places: list[tuple[int, int]], size: tuple[int, int] = (640, 640)) -> Any:
+    """A dark picture with a bright textured 64x64 square (a face to the tiny detector) at each
+    (x, y) of ``places`` (multiples of 32); 640x640, the detector's own size, so that it sees it unscaled."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 40, (size[1], size[0], 3), dtype=np.uint8)
+    for x, y in places:
+        pixels[y : y + 64, x : x + 64] = rng.integers(200, 256, (64, 64, 3), dtype=np.uint8)
+    return Image.fromarray(pixels)

@@ -16,6 +16,7 @@ class Category(StrEnum):
     TEXT_TO_SPEECH = "text-to-speech"
     CAPTIONING = "captioning"  # image to text
     UPSCALE = "upscale"  # single-image super-resolution
+    FACE = "face"  # face detection and embeddings
     CLASSIFICATION = "classification"
 
 

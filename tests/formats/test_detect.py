@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import builders as b
-from modelyard.errors import IncompleteModel, InvalidImport, PathNotFound, UnsupportedFormat
+from modelyard.errors import IncompleteModel, InvalidImport, MalformedFile, PathNotFound, UnsupportedFormat
 from modelyard.formats.detect import inspect_path
 from modelyard.formats.loaders import loaders_of
 
@@ -147,8 +147,16 @@ def test_refusals(tmp_path: Path) -> None:
         inspect_path(tmp_path / "nope.gguf")
     onnx = tmp_path / "model.onnx"
     onnx.write_bytes(b"\x08\x07")
-    with pytest.raises(UnsupportedFormat, match=r"\.onnx is not a model format"):
+    with pytest.raises(UnsupportedFormat, match=r"one ONNX model on its own"):
         inspect_path(onnx)
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "det.onnx").write_bytes(b"\x08\x07\x3a\x05")  # a graph field that runs past the end
+    with pytest.raises(MalformedFile, match="not a readable ONNX model"):
+        inspect_path(pack)
+    (pack / "det.onnx").write_bytes(b"\x08\x07")  # a model without a graph
+    with pytest.raises(MalformedFile, match="no graph"):
+        inspect_path(pack)
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"hello world")
     with pytest.raises(UnsupportedFormat, match="neither GGUF"):

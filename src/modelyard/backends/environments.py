@@ -53,6 +53,16 @@ class Packages:
 # (its GPU kernels, 160 MB): the CPU masks need only the package and its FFI.
 XGRAMMAR = ("xgrammar==0.2.9", "apache-tvm-ffi==0.1.15.post2")
 SPANDREL_PACKAGE = "spandrel==0.4.2"
+INSIGHTFACE_PACKAGE = "insightface==2.1"
+ONNX_FACES = (
+    "onnxruntime==1.32.0",
+    "onnx>=1.13",
+    "opencv-python-headless>=4.8",
+    "scikit-image>=0.22",
+    "scipy>=1.11",
+    "tqdm",
+    "requests",
+)
 
 PACKAGES: dict[str, Packages] = {
     "sentence-transformers": Packages(
@@ -85,6 +95,13 @@ PACKAGES: dict[str, Packages] = {
         ("torch", "spandrel", "einops", "safetensors"),
         ("einops>=0.7", "safetensors>=0.4"),
         no_deps=(SPANDREL_PACKAGE,),
+    ),
+    # Face packs on onnxruntime. insightface asks for opencv-python, whose import wants the
+    # desktop's libGL: it comes without it, beside the headless build.
+    "insightface": Packages(
+        ("onnxruntime", "insightface", "cv2", "skimage"),
+        ONNX_FACES,
+        no_deps=(INSIGHTFACE_PACKAGE,),
     ),
     # vLLM serves with its own OpenAI server. On the CPU the registry's torchvision, torchaudio
     # and torchcodec are CUDA builds that fail to import (and break `import transformers`).

@@ -19,7 +19,14 @@ from modelyard.backends.exllamav2 import ExLlamaV2
 from modelyard.backends.external import External, ExternalTgi
 from modelyard.backends.llama_cpp import LlamaServer
 from modelyard.backends.llama_cpp_python import LlamaCppPython
-from modelyard.backends.runner import Diffusers, RunnerBackend, SentenceTransformers, Spandrel, Transformers
+from modelyard.backends.runner import (
+    Diffusers,
+    InsightFace,
+    RunnerBackend,
+    SentenceTransformers,
+    Spandrel,
+    Transformers,
+)
 from modelyard.backends.vllm import Vllm
 from modelyard.catalog.records import Model
 from modelyard.config import Settings
@@ -32,6 +39,7 @@ KINDS: tuple[type[Backend], ...] = (
     Transformers,
     Diffusers,
     Spandrel,
+    InsightFace,
     Vllm,
     ExLlamaV2,
     External,
@@ -100,7 +108,7 @@ class Backends:
             )
 
         llama = LlamaServer(settings.llama_server, settings.bin_dir)
-        runners = [runner(k) for k in (SentenceTransformers, Transformers, Diffusers, Spandrel)]
+        runners = [runner(k) for k in (SentenceTransformers, Transformers, Diffusers, Spandrel, InsightFace)]
         vllm = Vllm(
             settings.envs_dir,
             managed_only=settings.python_envs == "managed",

@@ -13,13 +13,14 @@ from pydantic import BaseModel
 from modelyard.backends import environments
 from modelyard.backends.base import HOST, PORT, EngineSpec, Placement
 from modelyard.backends.diffusers import DiffusersOptions
+from modelyard.backends.insightface import InsightFaceOptions
 from modelyard.backends.sentence_transformers import SentenceTransformersOptions
 from modelyard.backends.spandrel import SpandrelOptions
 from modelyard.backends.transformers import TransformersOptions
 from modelyard.catalog.records import Adapter, Model
 from modelyard.errors import InvalidSettings, Unsupported
 from modelyard.estimate import Fit, fit_folder
-from modelyard.formats.loaders import DIFFUSERS, SENTENCE_TRANSFORMERS, SPANDREL, TRANSFORMERS
+from modelyard.formats.loaders import DIFFUSERS, INSIGHTFACE, SENTENCE_TRANSFORMERS, SPANDREL, TRANSFORMERS
 from modelyard.runners import ENGINE_KEY
 
 # category -> (runner task, OpenAI endpoints)
@@ -34,6 +35,7 @@ TASKS: dict[str, tuple[str, frozenset[str]]] = {
     "text-to-speech": ("speak", frozenset({"audio/speech"})),
     "captioning": ("caption", frozenset({"images/captions", "chat"})),
     "upscale": ("upscale", frozenset({"images/upscale"})),
+    "face": ("face", frozenset({"embeddings"})),
 }
 # Requests one instance takes at once: an encoder's batcher groups them (a speech model's and a
 # captioner's too); a
@@ -232,3 +234,16 @@ class Spandrel(RunnerBackend):
         self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
     ) -> Fit | None:
         return None  # a few MB to a few hundred: the image's activations are the most of it
+
+
+class InsightFace(RunnerBackend):
+    """Face packs: ONNX models a few hundred MB at most, run by onnxruntime."""
+
+    name: ClassVar[str] = INSIGHTFACE
+    loader: ClassVar[str] = INSIGHTFACE
+    options: ClassVar[type[BaseModel]] = InsightFaceOptions
+
+    def fit(
+        self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
+    ) -> Fit | None:
+        return None  # no estimate: onnxruntime's arenas grow with the images

@@ -28,6 +28,7 @@ from modelyard.formats.inspection import (
     file_info,
     name_text,
 )
+from modelyard.formats.packs import inspect_onnx_folder
 from modelyard.formats.pickled import tensor_names
 from modelyard.formats.safetensors import read_safetensors
 from modelyard.formats.upscalers import upscaler_of
@@ -42,7 +43,9 @@ EMBEDDING_GGUF_ARCHS = (
 )
 # Old GGML containers, as the first four bytes read on disk.
 GGML_MAGICS = {b"lmgg": "ggml", b"fmgg": "ggmf", b"tjgg": "ggjt", b"algg": "ggla"}
-SUPPORTED = ".gguf, .safetensors, .bin, .pt, .pth, .ckpt, or a Hugging Face / diffusers / PEFT folder"
+SUPPORTED = (
+    ".gguf, .safetensors, .bin, .pt, .pth, .ckpt, or a Hugging Face / diffusers / PEFT folder or a face pack"
+)
 
 
 def inspect_path(path: Path | str) -> Inspection:
@@ -75,6 +78,9 @@ def inspect_folder(folder: Path) -> Inspection:
     tensors = sorted(folder.glob("*.safetensors"))
     if tensors and not ggufs:
         return _safetensors_folder(folder, tensors)
+    onnx = sorted(folder.glob("*.onnx"))
+    if onnx and not ggufs:
+        return inspect_onnx_folder(folder, onnx)
     raise UnsupportedFormat(
         folder,
         "no single model here (no config.json, model_index.json or adapter_config.json"
@@ -119,6 +125,10 @@ def inspect_file(path: Path) -> Inspection:
         return _inspect_safetensors(path)
     if suffix in hf.PICKLE_SUFFIXES:
         return _inspect_binary(path)
+    if suffix == ".onnx":
+        raise UnsupportedFormat(
+            path, "one ONNX model on its own", hint="import the folder of the face pack it belongs to"
+        )
     raise UnsupportedFormat(
         path,
         f"{suffix or 'this file'} is not a model format modelyard reads",

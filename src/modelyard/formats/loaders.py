@@ -14,6 +14,7 @@ VLLM = "vllm"
 SENTENCE_TRANSFORMERS = "sentence-transformers"
 DIFFUSERS = "diffusers"
 SPANDREL = "spandrel"  # image upscalers
+INSIGHTFACE = "insightface"  # face packs
 EXTERNAL = "external"  # a server that already runs elsewhere
 REMOTE = "remote"  # the format of a model that is such a server
 
@@ -42,6 +43,8 @@ def compatible_loaders(
         return [SENTENCE_TRANSFORMERS, TRANSFORMERS]
     if category is Category.UPSCALE:
         return [SPANDREL]
+    if category is Category.FACE:
+        return [INSIGHTFACE]
     if category is Category.IMAGE or fmt == "diffusers":
         return [DIFFUSERS]
     return [TRANSFORMERS, VLLM]

@@ -510,7 +510,7 @@ def _candidates(root: Path) -> list[Path]:
             continue
         seen.add(real)
         dirs.sort()
-        if any(m in files for m in FOLDER_MARKERS):
+        if any(m in files for m in FOLDER_MARKERS) or sum(f.endswith(".onnx") for f in files) >= 2:
             found.append(here)
             dirs.clear()
             continue

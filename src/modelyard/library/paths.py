@@ -53,4 +53,9 @@ def complete(prefix: str, *, limit: int = LIMIT) -> list[Entry]:
 def _looks_like_model(path: str, folder: bool) -> bool:
     if not folder:
         return path.lower().endswith(MODEL_SUFFIXES)
-    return any(os.path.isfile(os.path.join(path, f)) for f in ("config.json", "model_index.json"))
+    if any(os.path.isfile(os.path.join(path, f)) for f in ("config.json", "model_index.json")):
+        return True
+    try:  # a face pack: ONNX models
+        return any(name.endswith(".onnx") for name in os.listdir(path))
+    except OSError:
+        return False

@@ -211,3 +211,13 @@ class UpscaleBody(ImagesBody):
     scale: float | None = Field(None, ge=1, le=8, description="the output's scale (default: the model's own)")
     tile_size: int | None = Field(None, ge=0, le=8192, description="input pixels per tile side; 0 = whole")
     response_format: Literal["b64_json"] = "b64_json"
+
+
+class FaceEmbeddingsBody(Body):
+    """/v1/embeddings for a face model: each input is an image; each face found gets a vector."""
+
+    input: str | list[str] = Field(min_length=1, description="images: data URLs, base64 or local file paths")
+    encoding_format: Literal["float", "base64"] = "float"
+
+    def images(self) -> list[str]:
+        return self.input if isinstance(self.input, list) else [self.input]

@@ -33,6 +33,7 @@ TASKS = (
     "speak",
     "caption",
     "upscale",
+    "face",
 )
 
 
@@ -184,6 +185,12 @@ def _load(args: argparse.Namespace) -> Loaded:
 
         upscaler = Upscaler(args.model, SpandrelOptions.model_validate(options))
         return {"/v1/images/upscale": Endpoint(requests.UpscaleBody, upscaler.upscale)}, upscaler.facts, dict
+    if args.task == "face":
+        from modelyard.backends.insightface import InsightFaceOptions
+        from modelyard.runners.faces import FaceEmbedder
+
+        faces = FaceEmbedder(args.model, InsightFaceOptions.model_validate(options))
+        return {"/v1/embeddings": Endpoint(requests.FaceEmbeddingsBody, faces.embeddings)}, faces.facts, dict
     if args.task == "exl2":
         from modelyard.backends.exllamav2 import ExLlamaV2Options
         from modelyard.runners import textgen

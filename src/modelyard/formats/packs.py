@@ -1,0 +1,56 @@
+"""Folders of ONNX models: insightface face packs (buffalo_l and the like), a face detector
+(SCRFD or RetinaFace: scores, boxes and landmarks per stride) beside a recognizer (ArcFace: a
+square face crop in, a vector out), told apart by their graphs' inputs and outputs as insightface
+itself routes them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from modelyard.categories import Category
+from modelyard.errors import UnsupportedFormat
+from modelyard.formats.inspection import MODEL, Inspection, file_info
+from modelyard.formats.onnx import Graph, read_graph
+
+LANDMARK_SIDE = 192  # insightface's 2D / 3D landmark models take 192x192 crops
+
+
+def is_detector(graph: Graph) -> bool:
+    return len(graph.outputs) >= 5
+
+
+def is_recognizer(graph: Graph) -> bool:
+    if not graph.inputs or len(graph.inputs[0][1]) != 4 or len(graph.inputs) != 1:
+        return False
+    _, _, h, w = graph.inputs[0][1]
+    return isinstance(h, int) and h == w and h >= 112 and h % 16 == 0 and h != LANDMARK_SIDE
+
+
+def inspect_onnx_folder(folder: Path, files: list[Path]) -> Inspection:
+    graphs = {f: read_graph(f) for f in files}
+    detectors = sorted(f.name for f, g in graphs.items() if is_detector(g))
+    recognizers = sorted(f.name for f, g in graphs.items() if is_recognizer(g))
+    if not detectors or not recognizers:
+        missing = "a face detector" if not detectors else "a face recognizer"
+        raise UnsupportedFormat(
+            folder,
+            f"ONNX models without {missing}: modelyard serves ONNX folders that are face packs",
+            hint="a pack such as insightface's buffalo_l holds det_10g.onnx and w600k_r50.onnx",
+        )
+    recognizer = graphs[folder / recognizers[0]]
+    dims = recognizer.outputs[0][1] if recognizer.outputs else []
+    return Inspection(
+        path=folder,
+        format="onnx",
+        kind=MODEL,
+        category=Category.FACE,
+        architecture="insightface",
+        parameters=sum(g.weights for g in graphs.values()),
+        files=[file_info(f) for f in files],
+        facts={
+            "detector": detectors[0],
+            "recognizer": recognizers[0],
+            "dimension": dims[-1] if dims and isinstance(dims[-1], int) else None,
+            "models": sorted(f.name for f in files),
+        },
+    )
