@@ -11,6 +11,7 @@ class Category(StrEnum):
     RERANK = "rerank"
     MULTIMODAL = "multimodal"
     IMAGE = "image"
+    VIDEO = "video"  # diffusion models that make clips (the video template)
     AUDIO = "audio"  # audio models modelyard does not serve yet
     SPEECH_TO_TEXT = "speech-to-text"
     TEXT_TO_SPEECH = "text-to-speech"
@@ -53,6 +54,14 @@ TEMPLATE_COMPONENTS: dict[Template, tuple[ComponentRole, ...]] = {
     Template.FLUX: (ComponentRole.VAE, ComponentRole.CLIP_L, ComponentRole.T5XXL),
     Template.VIDEO: (ComponentRole.VAE, ComponentRole.T5XXL),
 }
+
+# diffusion models: pictures and clips share templates, components, LoRAs and the diffusers backend
+DIFFUSION = frozenset({Category.IMAGE, Category.VIDEO})
+
+
+def diffusion_category(template: Template | None) -> Category:
+    return Category.VIDEO if template is Template.VIDEO else Category.IMAGE
+
 
 DEFAULT_CAPABILITIES: dict[Template, tuple[Capability, ...]] = {
     Template.SD_OFFICIAL: (Capability.TEXT_TO_IMAGE, Capability.IMAGE_TO_IMAGE),

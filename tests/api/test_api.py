@@ -75,10 +75,13 @@ def test_bad_input_gets_clear_errors_and_server_stays_up(
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     onnx = tmp_path / "model.onnx"
     onnx.write_bytes(b"\x08\x07onnx")
+    tflite = tmp_path / "model.tflite"
+    tflite.write_bytes(b"TFL3")
     cases = [
         ({"path": str(truncated)}, 422, "malformed_file", "truncated"),
         ({"path": str(tmp_path / "missing.gguf")}, 404, "path_not_found", "no such file"),
-        ({"path": str(onnx)}, 422, "unsupported_format", ".onnx is not a model format"),
+        ({"path": str(tflite)}, 422, "unsupported_format", ".tflite is not a model format"),
+        ({"path": str(onnx)}, 422, "unsupported_format", "one ONNX model on its own"),
         ({"path": str(zoo / "chat-lora/tiny-lora.gguf")}, 400, "invalid_import", "LoRA adapter"),
         ({"path": str(good), "category": "poetry"}, 400, "invalid_import", "unknown category"),
         ({"nothing": 1}, 400, "invalid_request", "give a path (a model file or folder) or a url"),

@@ -93,7 +93,7 @@ def test_single_file_components(tmp_path: Path) -> None:
     flux = inspect_path(b.write_safetensors(tmp_path / "f.safetensors", b.FLUX_KEYS))
     assert (flux.category, flux.template) == ("image", "flux")
     wan = inspect_path(b.write_safetensors(tmp_path / "w.safetensors", b.WAN_KEYS))
-    assert (wan.category, wan.template) == ("image", "video")
+    assert (wan.category, wan.template) == ("video", "video")
     lora = inspect_path(b.write_safetensors(tmp_path / "l.safetensors", b.SD_LORA_KEYS))
     assert lora.kind == "adapter"
 

@@ -31,6 +31,7 @@ TASKS: dict[str, tuple[str, frozenset[str]]] = {
     "chat": ("generate", frozenset({"chat", "completions"})),
     "multimodal": ("vision", frozenset({"chat", "completions"})),
     "image": ("image", frozenset({"images"})),
+    "video": ("image", frozenset({"images"})),
     "speech-to-text": ("transcribe", frozenset({"audio/transcriptions", "audio/translations"})),
     "text-to-speech": ("speak", frozenset({"audio/speech"})),
     "captioning": ("caption", frozenset({"images/captions", "chat"})),

@@ -28,8 +28,10 @@ TASKS: dict[str, Category] = {
     "text-classification": Category.CLASSIFICATION,
     "text-embedding": Category.EMBEDDING,
     "text-rerank": Category.RERANK,
-    "image-to-text": Category.MULTIMODAL,
+    "image-to-text": Category.CAPTIONING,  # BLIP, GIT, ViT-GPT2
     "image-generation": Category.IMAGE,
+    "image-upscale": Category.UPSCALE,
+    "face-embedding": Category.FACE,
 }
 # model-compose's drivers -> modelyard's backends ("": the registry chooses, as huggingface does)
 DRIVERS: dict[str, str] = {

@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from modelyard.categories import Category, ComponentRole
+from modelyard.categories import Category, ComponentRole, diffusion_category
 from modelyard.errors import (
     IncompleteModel,
     InvalidImport,
@@ -177,7 +177,8 @@ def inspect_gguf(path: Path) -> Inspection:
         insp.kind, insp.role = COMPONENT, TEXT_ENCODER_GGUF_ARCHS[arch]
         return insp
     if arch in IMAGE_GGUF_ARCHS:
-        insp.category, insp.template = Category.IMAGE, IMAGE_GGUF_ARCHS[arch]
+        insp.template = IMAGE_GGUF_ARCHS[arch]
+        insp.category = diffusion_category(insp.template)
         return insp
     pooling = g.pooling
     if pooling == "rank":
@@ -284,7 +285,7 @@ def _inspect_safetensors(path: Path) -> Inspection:
         insp.kind, insp.role = COMPONENT, verdict.role
         return insp
     if verdict.what == "image":
-        insp.category, insp.template = Category.IMAGE, verdict.template
+        insp.category, insp.template = diffusion_category(verdict.template), verdict.template
         insp.architecture = verdict.variant
         return insp
     upscaler = upscaler_of(st.tensors)

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from modelyard.categories import Category, Template
+from modelyard.categories import Category, Template, diffusion_category
 from modelyard.errors import IncompleteModel, MalformedFile
 from modelyard.formats.inspection import ADAPTER, MODEL, Inspection, category_from_name, file_info
 from modelyard.formats.safetensors import (
@@ -339,15 +339,16 @@ def inspect_diffusers(folder: Path) -> Inspection:
             "model_index.json is there but no part has safetensors weights",
             hint="download the pipeline's weights",
         )
+    template = diffusers_template(class_name)
     return Inspection(
         path=folder,
         format="diffusers",
         kind=MODEL,
-        category=Category.IMAGE,
+        category=diffusion_category(template),
         architecture=class_name or None,
         quantization=max(dtype_counts, key=lambda k: dtype_counts[k]) if dtype_counts else None,
         parameters=params or None,
-        template=diffusers_template(class_name),
+        template=template,
         files=files,
         facts={"pipeline": class_name, "parts": parts},
     )

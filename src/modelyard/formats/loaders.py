@@ -3,7 +3,7 @@ EXL2 -> ExLlamaV2; GPTQ -> vLLM, ExLlamaV2, transformers; AWQ -> vLLM, transform
 
 from __future__ import annotations
 
-from modelyard.categories import Category
+from modelyard.categories import DIFFUSION, Category
 from modelyard.errors import IncompatibleLoader
 from modelyard.formats.inspection import ADAPTER, Inspection
 
@@ -24,11 +24,11 @@ def compatible_loaders(
 ) -> list[str]:
     """The loaders that can run this model, best first."""
     if fmt == "gguf":
-        return [DIFFUSERS] if category is Category.IMAGE else [LLAMA_CPP]
+        return [DIFFUSERS] if category in DIFFUSION else [LLAMA_CPP]
     if fmt == "ggml":
         return []  # llama.cpp dropped GGML; the file must be converted
     if kind == ADAPTER:
-        return [DIFFUSERS] if category is Category.IMAGE else [TRANSFORMERS, VLLM]
+        return [DIFFUSERS] if category in DIFFUSION else [TRANSFORMERS, VLLM]
     if quant_method == "exl2":
         return [EXLLAMAV2]
     if quant_method == "gptq":
@@ -45,7 +45,7 @@ def compatible_loaders(
         return [SPANDREL]
     if category is Category.FACE:
         return [INSIGHTFACE]
-    if category is Category.IMAGE or fmt == "diffusers":
+    if category in DIFFUSION or fmt == "diffusers":
         return [DIFFUSERS]
     return [TRANSFORMERS, VLLM]
 

@@ -34,6 +34,8 @@ PIPELINES = {
     "speech-to-text": "automatic-speech-recognition",
     "text-to-speech": "text-to-speech",
     "captioning": "image-to-text",
+    "upscale": "image-to-image",  # super-resolution models are tagged so
+    "video": "text-to-video",
 }
 TOKEN_HINT = (
     "set HF_TOKEN (or MODELYARD_HF_TOKEN) to a token that may read it, and accept its terms on the Hub"

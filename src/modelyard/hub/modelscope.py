@@ -26,6 +26,9 @@ TASKS = {
     "speech-to-text": "auto-speech-recognition",
     "text-to-speech": "text-to-speech",
     "captioning": "image-captioning",
+    "upscale": "image-super-resolution",
+    "face": "face-recognition",
+    "video": "text-to-video-synthesis",
 }
 TOKEN_HINT = "set MODELSCOPE_API_TOKEN (or MODELYARD_MODELSCOPE_TOKEN) to a token that may read it"
 

@@ -14,11 +14,13 @@ from modelyard.catalog.records import Adapter, Component, Model, ModelFile, Mode
 from modelyard.catalog.store import Store
 from modelyard.categories import (
     DEFAULT_CAPABILITIES,
+    DIFFUSION,
     TEMPLATE_COMPONENTS,
     Capability,
     Category,
     ComponentRole,
     Template,
+    diffusion_category,
 )
 from modelyard.errors import (
     InvalidImport,
@@ -125,7 +127,7 @@ class Library:
             raise InvalidImport(
                 f"could not tell what kind of model {insp.path.name} is", hint="pass --category"
             )
-        if category is Category.IMAGE and insp.category is not Category.IMAGE and insp.format not in (
+        if category in DIFFUSION and insp.category not in DIFFUSION and insp.format not in (
             "safetensors", "gguf", "pytorch", "diffusers"
         ):  # fmt: skip
             raise InvalidImport(f"{insp.path.name} ({insp.format}) cannot be an image model")
@@ -137,9 +139,10 @@ class Library:
         components = self._components(insp, category, request)
         template: Template | None = None
         capabilities: list[str] = []
-        if category is Category.IMAGE:
+        if category in DIFFUSION:
             template = _enum(Template, request.template, "template") if request.template else insp.template
-            template = template or Template.SD_OFFICIAL
+            template = template or (Template.VIDEO if category is Category.VIDEO else Template.SD_OFFICIAL)
+            category = diffusion_category(template)  # the template decides: a clip model is video
             capabilities = self._capabilities(template, request.capabilities)
             for c in components:
                 if ComponentRole(c.role) not in TEMPLATE_COMPONENTS[template]:
@@ -338,14 +341,14 @@ class Library:
             fields["description"] = description
         if category is not None:
             chosen = _enum(Category, category, "category")
-            if (chosen is Category.IMAGE) != (model.category == Category.IMAGE):
+            if (chosen in DIFFUSION) != (model.category in DIFFUSION):
                 raise InvalidImport(
                     f"{name!r} cannot move between image and text categories",
                     hint="delete it and import it again with --category",
                 )
             fields["category"] = chosen.value
         if capabilities is not None:
-            if model.category != Category.IMAGE or model.template is None:
+            if model.category not in DIFFUSION or model.template is None:
                 raise InvalidImport("capabilities are for image models")
             fields["capabilities"] = self._capabilities(Template(model.template), capabilities)
         if autoload is not None:
@@ -378,7 +381,7 @@ class Library:
             if model.category not in (Category.MULTIMODAL, Category.CHAT):
                 raise InvalidImport("an mmproj belongs to a multimodal GGUF model")
         else:
-            if model.category != Category.IMAGE or model.template is None:
+            if model.category not in DIFFUSION or model.template is None:
                 raise InvalidImport(f"{r} components belong to image models")
             if r not in TEMPLATE_COMPONENTS[Template(model.template)]:
                 raise InvalidImport(f"the {model.template} template does not take {r}")

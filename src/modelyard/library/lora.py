@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from modelyard.catalog.records import Model
-from modelyard.categories import Category
+from modelyard.categories import DIFFUSION, Category
 from modelyard.errors import IncompatibleAdapter
 from modelyard.formats import hf
 from modelyard.formats.gguf import read_gguf
@@ -28,7 +28,7 @@ def check_adapter(base: Model, insp: Inspection) -> None:
         raise IncompatibleAdapter(f"{insp.path} is not a LoRA adapter (it is a {insp.kind})")
     fmt = adapter_format(insp)
     if fmt == "sd-lora":
-        if base.category != Category.IMAGE:
+        if base.category not in DIFFUSION:
             raise IncompatibleAdapter(
                 f"{insp.path.name} is a Stable Diffusion LoRA and {base.name!r} is not an image model",
                 hint="bind it to an image model",

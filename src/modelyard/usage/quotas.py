@@ -15,7 +15,9 @@ from modelyard.errors import InvalidInput, KeyNotFound, NotFound, QuotaExceeded
 from modelyard.periods import PERIODS, period_end, period_start
 from modelyard.usage.meter import LOCAL, Meter
 
-COUNTED = frozenset({Category.EMBEDDING, Category.RERANK, Category.MULTIMODAL, Category.IMAGE})
+COUNTED = frozenset(
+    {Category.EMBEDDING, Category.RERANK, Category.MULTIMODAL, Category.IMAGE, Category.VIDEO}
+)
 EVERYONE = "*"
 
 
