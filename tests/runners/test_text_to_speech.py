@@ -95,3 +95,13 @@ def test_bad_speech_requests_are_refused_clearly(server: RunningServer, client: 
     assert r.status_code == 400
     (inst,) = server.http.get("/api/instances").json()
     assert inst["state"] == "running"
+
+
+def test_voices_are_listed_per_model(server: RunningServer) -> None:
+    r = server.http.get("/v1/audio/voices", params={"model": "vits"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"model": "vits", "voices": ["0", "1"]}
+    assert server.http.get("/v1/audio/voices", params={"model": "nothing-such"}).status_code == 404
+    r = server.http.get("/v1/audio/voices")
+    assert r.status_code == 400
+    assert "model" in r.json()["error"]["message"]

@@ -122,6 +122,11 @@ class ModelCard(BaseModel):
     loaded: bool
 
 
+class VoiceList(BaseModel):
+    model: str
+    voices: list[str] = Field(description="what /v1/audio/speech takes as voice")
+
+
 class ModelList(BaseModel):
     object: str = "list"
     data: list[ModelCard]

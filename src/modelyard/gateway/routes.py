@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.routing import Route
 
 from modelyard.catalog.records import Model
-from modelyard.errors import EngineError, ModelyardError
+from modelyard.errors import EngineError, ModelNotLoaded, ModelyardError, Unsupported
 from modelyard.gateway import tgi, tools
 from modelyard.gateway.calls import Target, engine_call, resolve
 from modelyard.gateway.checks import caller_of, check, fits_context, gave_up, runtime_of
@@ -39,6 +39,7 @@ from modelyard.gateway.protocol import (
     TranscriptionRequest,
     UpscaleRequest,
     VideoRequest,
+    VoiceList,
 )
 from modelyard.gateway.proxy import Unreachable, forward, upstream_of
 from modelyard.gateway.upscaling import STEP, generate_then_upscale
@@ -189,6 +190,25 @@ async def audio_translations(request: Request) -> Response:
 async def audio_speech(request: Request) -> Response:
     """Text to speech (a text-to-speech model): the audio itself, as mp3, opus, flac, wav or pcm."""
     return await _serve(request, SpeechRequest, "audio/speech", "/v1/audio/speech")
+
+
+@router.get("/audio/voices")
+async def audio_voices(request: Request, model: str) -> VoiceList:
+    """The voices a loaded text-to-speech model speaks in (its speakers), as its engine says."""
+    runtime = runtime_of(request)
+    found, _ = runtime.library.resolve(model)
+    caller_of(request).check_model(found.name)
+    if found.category != "text-to-speech":
+        raise Unsupported(f"{found.name!r} is a {found.category} model: it has no voices")
+    urls = [i.url for i in runtime.instances() if i.model == found.name and i.state == "running" and i.url]
+    if not urls:
+        raise ModelNotLoaded(found.name)
+    try:
+        async with upstream_of(request).pooled.get(urls[0] + "/health") as r:
+            health = await r.json() if r.status == 200 else {}
+    except (aiohttp.ClientError, OSError) as e:
+        raise EngineError(f"the engine of {found.name!r} did not answer: {e.__class__.__name__}") from e
+    return VoiceList(model=found.name, voices=[str(v) for v in health.get("voices", [])])
 
 
 async def _audio(request: Request, endpoint: str) -> Response:
