@@ -80,7 +80,9 @@ def check_the_page(browser: Browser, server: RunningServer, tmp_path: Path) -> N
         page.get_by_role("tab", name="Text to speech").click()
         expect(page.get_by_label("Model", exact=True)).to_have_value("vits")
         page.get_by_label("Text", exact=True).fill("good evening")
-        page.get_by_label("Voice").fill("1")
+        voices = page.get_by_label("Voice")
+        expect(voices.locator("option")).to_have_text(["0", "1"])  # the model's speakers, from the API
+        voices.select_option("1")
         page.get_by_label("Speed").fill("1.5")
         page.get_by_role("button", name="Speak").click()
         played = page.get_by_label("Speech", exact=True)

@@ -48,8 +48,14 @@ export const CATEGORY_LABELS: Record<Category, string> = {
   audio: "Audio",
   "speech-to-text": "Speech to text",
   "text-to-speech": "Text to speech",
+  captioning: "Captioning",
+  upscale: "Upscale",
+  face: "Face",
+  video: "Video",
   classification: "Classification",
 };
+// diffusion models: pictures and clips share templates, components and LoRAs
+export const DIFFUSION: readonly Category[] = ["image", "video"];
 
 // -- the API key ----------------------------------------------------------------------------
 // A server with API keys wants one on every call: the web UI keeps an admin key for the browser

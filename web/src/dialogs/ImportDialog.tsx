@@ -57,7 +57,7 @@ export function ImportDialog({ onClose, onImported }: Props) {
     };
   }, [path]);
 
-  const image = category === "image";
+  const image = category === "image" || category === "video";
   const submit = () =>
     attempt(async () => {
       const picked = Object.fromEntries(

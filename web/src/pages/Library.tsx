@@ -1,6 +1,6 @@
 import { Fragment } from "preact";
 import { useCallback, useEffect, useState } from "preact/hooks";
-import { api, ApiError, CATEGORIES, CATEGORY_LABELS, type Category, type Estimate, type Model } from "../api";
+import { api, ApiError, CATEGORIES, CATEGORY_LABELS, type Category, DIFFUSION, type Estimate, type Model } from "../api";
 import { Confirm } from "../components/Dialog";
 import { Editable } from "../components/Editable";
 import { PathInput } from "../components/PathInput";
@@ -217,8 +217,8 @@ export function Library({ openDownloader }: { openDownloader: () => void }) {
                   <span class={`status ${m.loaded ? "loaded" : ""}`}>{m.loaded ? "loaded" : "not loaded"}</span>
                 </td>
                 <td class="actions">
-                  {m.category !== "image" && <button onClick={() => setModal({ kind: "context", model: m })}>Context</button>}
-                  {(m.category === "image" || m.category === "multimodal") && (
+                  {!DIFFUSION.includes(m.category) && <button onClick={() => setModal({ kind: "context", model: m })}>Context</button>}
+                  {(DIFFUSION.includes(m.category) || m.category === "multimodal") && (
                     <button onClick={() => setModal({ kind: "components", model: m })}>Components</button>
                   )}
                   <button class="danger" onClick={() => setModal({ kind: "delete", model: m })}>
@@ -488,7 +488,7 @@ function ContextDialog({ model, onClose, onSaved }: EditProps) {
 
 function ComponentsDialog({ model, onClose, onSaved }: EditProps) {
   const template = useTemplates()[model.template ?? "sd_official"];
-  const roles: string[] = model.category === "image" ? (template?.components ?? []) : ["mmproj"];
+  const roles: string[] = DIFFUSION.includes(model.category) ? (template?.components ?? []) : ["mmproj"];
   const have = Object.fromEntries(model.components.map((c) => [c.role, c.path]));
   const [paths, setPaths] = useState<Record<string, string>>(have);
   const [caps, setCaps] = useState<string[]>(model.capabilities);
@@ -501,7 +501,7 @@ function ComponentsDialog({ model, onClose, onSaved }: EditProps) {
         if (p && p !== have[role]) await api.setComponent(model.name, role, p);
         if (!p && have[role]) await api.removeComponent(model.name, role);
       }
-      if (model.category === "image" && caps.join() !== model.capabilities.join()) {
+      if (DIFFUSION.includes(model.category) && caps.join() !== model.capabilities.join()) {
         await api.edit(model.name, { capabilities: caps });
       }
       onSaved();
@@ -509,7 +509,7 @@ function ComponentsDialog({ model, onClose, onSaved }: EditProps) {
   return (
     <Confirm title={`Components of ${model.name}`} confirm="Save" busy={busy} error={error} onCancel={onClose} onConfirm={save}>
       {model.template && <p class="muted">Template: {model.template}</p>}
-      {model.category === "image" && (
+      {DIFFUSION.includes(model.category) && (
         <div class="checks">
           {possible.map((c) => (
             <label key={c}>
