@@ -707,3 +707,72 @@ def faces_picture(seed: int, places: list[tuple[int, int]], size: tuple[int, int
     for x, y in places:
         pixels[y : y + 64, x : x + 64] = rng.integers(200, 256, (64, 64, 3), dtype=np.uint8)
     return Image.fromarray(pixels)
+
+
+def write_tiny_piper(folder: Path, *, speakers: list[str] | None = None, seed: int = 0) -> Path:
+    """A Piper voice (``voice.onnx`` and ``voice.onnx.json``) with Piper's inputs (phoneme ids,
+    their count, the three scales, a speaker) and a waveform out: each phoneme id becomes 64
+    samples of a learned shape, stretched by the length scale. The phoneme map covers ASCII and
+    the IPA blocks espeak-ng writes, at 16 kHz."""
+    import json
+    import warnings
+
+    import torch
+    from torch import nn
+
+    symbols = [
+        chr(c) for c in [*range(32, 127), *range(0xE6, 0x100), *range(0x250, 0x370), *range(0x370, 0x400)]
+    ]
+    symbols = ["_", "^", "$", *[s for s in symbols if s not in "_^$"]]
+    count = max(1, len(speakers or []))
+
+    class Voice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(len(symbols), 16)
+            self.shape = nn.Linear(16, 64)
+            self.speaker = nn.Embedding(count, 1)
+
+        def forward(
+            self,
+            ids: torch.Tensor,
+            lengths: torch.Tensor,
+            scales: torch.Tensor,
+            sid: torch.Tensor | None = None,
+        ) -> torch.Tensor:
+            wave = torch.tanh(self.shape(self.embed(ids))).reshape(1, -1) * 0.5
+            if sid is not None:  # a voice of several speakers takes one
+                wave = wave + self.speaker(sid) * 0.1
+            n = (wave.shape[1] * scales[1]).long()
+            at = (torch.arange(n).float() / scales[1]).long().clamp(max=wave.shape[1] - 1)
+            return wave[:, at].unsqueeze(1) + lengths.float().sum() * 0
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    args: tuple[torch.Tensor, ...] = (
+        torch.zeros(1, 5, dtype=torch.long),
+        torch.tensor([5]),
+        torch.tensor([0.667, 1.0, 0.8]),
+    )
+    names = ["input", "input_lengths", "scales"]
+    if speakers:
+        args, names = (*args, torch.tensor([0])), [*names, "sid"]
+    with warnings.catch_warnings():  # the TorchScript exporter (the new one needs onnxscript) and its notes
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            Voice(), args, str(folder / "voice.onnx"), input_names=names,
+            output_names=["output"], dynamic_axes={"input": {1: "phonemes"}, "output": {2: "samples"}}, dynamo=False,
+        )  # fmt: skip
+    config = {
+        "audio": {"sample_rate": 16000, "quality": "x_low"},
+        "espeak": {"voice": "en-us"},
+        "inference": {"noise_scale": 0.667, "length_scale": 1.0, "noise_w": 0.8},
+        "phoneme_type": "espeak",
+        "phoneme_id_map": {s: [i] for i, s in enumerate(symbols)},
+        "num_symbols": len(symbols),
+        "num_speakers": count,
+        "speaker_id_map": {name: i for i, name in enumerate(speakers or [])},
+        "piper_version": "1.0.0",
+    }
+    (folder / "voice.onnx.json").write_text(json.dumps(config, ensure_ascii=False))
+    return folder

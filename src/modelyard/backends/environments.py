@@ -54,6 +54,7 @@ class Packages:
 XGRAMMAR = ("xgrammar==0.2.9", "apache-tvm-ffi==0.1.15.post2")
 SPANDREL_PACKAGE = "spandrel==0.4.2"
 INSIGHTFACE_PACKAGE = "insightface==2.1"
+PIPER_PACKAGE = "piper-tts==1.8.0"
 ONNX_FACES = (
     "onnxruntime==1.32.0",
     "onnx>=1.13",
@@ -102,6 +103,10 @@ PACKAGES: dict[str, Packages] = {
         ("onnxruntime", "insightface", "cv2", "skimage"),
         ONNX_FACES,
         no_deps=(INSIGHTFACE_PACKAGE,),
+    ),
+    # Piper voices: piper-tts brings espeak-ng and its data in its wheel.
+    "piper": Packages(
+        ("onnxruntime", "piper"), (PIPER_PACKAGE, "onnxruntime==1.32.0", "soundfile==0.14.0", "scipy>=1.11")
     ),
     # vLLM serves with its own OpenAI server. On the CPU the registry's torchvision, torchaudio
     # and torchcodec are CUDA builds that fail to import (and break `import transformers`).

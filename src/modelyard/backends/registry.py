@@ -22,6 +22,7 @@ from modelyard.backends.llama_cpp_python import LlamaCppPython
 from modelyard.backends.runner import (
     Diffusers,
     InsightFace,
+    Piper,
     RunnerBackend,
     SentenceTransformers,
     Spandrel,
@@ -40,6 +41,7 @@ KINDS: tuple[type[Backend], ...] = (
     Diffusers,
     Spandrel,
     InsightFace,
+    Piper,
     Vllm,
     ExLlamaV2,
     External,
@@ -108,7 +110,9 @@ class Backends:
             )
 
         llama = LlamaServer(settings.llama_server, settings.bin_dir)
-        runners = [runner(k) for k in (SentenceTransformers, Transformers, Diffusers, Spandrel, InsightFace)]
+        runners = [
+            runner(k) for k in (SentenceTransformers, Transformers, Diffusers, Spandrel, InsightFace, Piper)
+        ]
         vllm = Vllm(
             settings.envs_dir,
             managed_only=settings.python_envs == "managed",

@@ -14,13 +14,21 @@ from modelyard.backends import environments
 from modelyard.backends.base import HOST, PORT, EngineSpec, Placement
 from modelyard.backends.diffusers import DiffusersOptions
 from modelyard.backends.insightface import InsightFaceOptions
+from modelyard.backends.piper import PiperOptions
 from modelyard.backends.sentence_transformers import SentenceTransformersOptions
 from modelyard.backends.spandrel import SpandrelOptions
 from modelyard.backends.transformers import TransformersOptions
 from modelyard.catalog.records import Adapter, Model
 from modelyard.errors import InvalidSettings, Unsupported
 from modelyard.estimate import Fit, fit_folder
-from modelyard.formats.loaders import DIFFUSERS, INSIGHTFACE, SENTENCE_TRANSFORMERS, SPANDREL, TRANSFORMERS
+from modelyard.formats.loaders import (
+    DIFFUSERS,
+    INSIGHTFACE,
+    PIPER,
+    SENTENCE_TRANSFORMERS,
+    SPANDREL,
+    TRANSFORMERS,
+)
 from modelyard.runners import ENGINE_KEY
 
 # category -> (runner task, OpenAI endpoints)
@@ -248,3 +256,19 @@ class InsightFace(RunnerBackend):
         self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
     ) -> Fit | None:
         return None  # no estimate: onnxruntime's arenas grow with the images
+
+
+class Piper(RunnerBackend):
+    """Piper voices: an ONNX model of tens of MB and its phoneme map."""
+
+    name: ClassVar[str] = PIPER
+    loader: ClassVar[str] = PIPER
+    options: ClassVar[type[BaseModel]] = PiperOptions
+
+    def task(self, model: Model) -> str:
+        return "piper"
+
+    def fit(
+        self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
+    ) -> Fit | None:
+        return None  # no estimate: a voice is small beside what onnxruntime allocates per sentence

@@ -28,7 +28,7 @@ from modelyard.formats.inspection import (
     file_info,
     name_text,
 )
-from modelyard.formats.packs import inspect_onnx_folder
+from modelyard.formats.packs import inspect_onnx_folder, inspect_piper, piper_config
 from modelyard.formats.pickled import tensor_names
 from modelyard.formats.safetensors import read_safetensors
 from modelyard.formats.upscalers import upscaler_of
@@ -126,8 +126,13 @@ def inspect_file(path: Path) -> Inspection:
     if suffix in hf.PICKLE_SUFFIXES:
         return _inspect_binary(path)
     if suffix == ".onnx":
+        voice = piper_config(path)
+        if voice is not None:
+            return inspect_piper(path, path, voice)
         raise UnsupportedFormat(
-            path, "one ONNX model on its own", hint="import the folder of the face pack it belongs to"
+            path,
+            "one ONNX model on its own (no Piper config beside it)",
+            hint="import the folder of the face pack it belongs to",
         )
     raise UnsupportedFormat(
         path,

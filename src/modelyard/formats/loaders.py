@@ -15,6 +15,7 @@ SENTENCE_TRANSFORMERS = "sentence-transformers"
 DIFFUSERS = "diffusers"
 SPANDREL = "spandrel"  # image upscalers
 INSIGHTFACE = "insightface"  # face packs
+PIPER = "piper"  # Piper voices
 EXTERNAL = "external"  # a server that already runs elsewhere
 REMOTE = "remote"  # the format of a model that is such a server
 
@@ -45,6 +46,8 @@ def compatible_loaders(
         return [SPANDREL]
     if category is Category.FACE:
         return [INSIGHTFACE]
+    if fmt == "onnx" and category is Category.TEXT_TO_SPEECH:
+        return [PIPER]
     if category in DIFFUSION or fmt == "diffusers":
         return [DIFFUSERS]
     return [TRANSFORMERS, VLLM]

@@ -1,14 +1,17 @@
-"""Folders of ONNX models: insightface face packs (buffalo_l and the like), a face detector
-(SCRFD or RetinaFace: scores, boxes and landmarks per stride) beside a recognizer (ArcFace: a
-square face crop in, a vector out), told apart by their graphs' inputs and outputs as insightface
-itself routes them."""
+"""ONNX models that come in sets: insightface face packs (buffalo_l and the like), a face
+detector (SCRFD or RetinaFace: scores, boxes and landmarks per stride) beside a recognizer
+(ArcFace: a square face crop in, a vector out), told apart by their graphs' inputs and outputs as
+insightface itself routes them; and Piper voices, an .onnx beside its .onnx.json (the phoneme
+map, the sample rate, the speakers)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from modelyard.categories import Category
 from modelyard.errors import UnsupportedFormat
+from modelyard.formats.hf import load_json
 from modelyard.formats.inspection import MODEL, Inspection, file_info
 from modelyard.formats.onnx import Graph, read_graph
 
@@ -26,7 +29,44 @@ def is_recognizer(graph: Graph) -> bool:
     return isinstance(h, int) and h == w and h >= 112 and h % 16 == 0 and h != LANDMARK_SIDE
 
 
+def piper_config(model: Path) -> dict[str, Any] | None:
+    """The Piper config beside ``model`` (model.onnx.json), or None."""
+    path = Path(f"{model}.json")
+    if not path.is_file():
+        return None
+    config = load_json(path)
+    return config if "phoneme_id_map" in config and isinstance(config.get("audio"), dict) else None
+
+
+def inspect_piper(path: Path, model: Path, config: dict[str, Any]) -> Inspection:
+    """A Piper voice: ``path`` is what was named (the .onnx, or its folder)."""
+    graph = read_graph(model)
+    names = config.get("speaker_id_map") or {}
+    speakers = int(config.get("num_speakers") or 1)
+    return Inspection(
+        path=path,
+        format="onnx",
+        kind=MODEL,
+        category=Category.TEXT_TO_SPEECH,
+        architecture="piper",
+        parameters=graph.weights,
+        files=[file_info(model), file_info(Path(f"{model}.json"))],
+        facts={
+            "sample_rate": config["audio"].get("sample_rate"),
+            "quality": config["audio"].get("quality"),
+            "language": (config.get("language") or {}).get("code")
+            or (config.get("espeak") or {}).get("voice"),
+            "speakers": sorted(names, key=lambda n: names[n]) if names else speakers,
+        },
+    )
+
+
 def inspect_onnx_folder(folder: Path, files: list[Path]) -> Inspection:
+    voices = [(f, c) for f in files if (c := piper_config(f)) is not None]
+    if len(voices) == 1:
+        return inspect_piper(folder, *voices[0])
+    if voices:
+        raise UnsupportedFormat(folder, f"{len(voices)} Piper voices", hint="import each voice's .onnx file")
     graphs = {f: read_graph(f) for f in files}
     detectors = sorted(f.name for f, g in graphs.items() if is_detector(g))
     recognizers = sorted(f.name for f, g in graphs.items() if is_recognizer(g))

@@ -39,7 +39,7 @@ from modelyard.library import lora, settings
 from modelyard.library.naming import check_name, default_name, unique_name
 from modelyard.library.requests import ImportRequest, RemoteRequest, ScanReport
 
-MODEL_SUFFIXES = (".gguf", ".safetensors", ".bin", ".ckpt", ".pt", ".pth")
+MODEL_SUFFIXES = (".gguf", ".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".onnx")
 FOLDER_MARKERS = ("config.json", "model_index.json", "adapter_config.json")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from modelyard.errors import PathNotFound
 from modelyard.formats.files import usable_path
 
-MODEL_SUFFIXES = (".gguf", ".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".sft")
+MODEL_SUFFIXES = (".gguf", ".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".sft", ".onnx")
 LIMIT = 200
 
 

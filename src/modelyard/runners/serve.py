@@ -34,6 +34,7 @@ TASKS = (
     "caption",
     "upscale",
     "face",
+    "piper",
 )
 
 
@@ -185,6 +186,12 @@ def _load(args: argparse.Namespace) -> Loaded:
 
         upscaler = Upscaler(args.model, SpandrelOptions.model_validate(options))
         return {"/v1/images/upscale": Endpoint(requests.UpscaleBody, upscaler.upscale)}, upscaler.facts, dict
+    if args.task == "piper":
+        from modelyard.backends.piper import PiperOptions
+        from modelyard.runners.synthesis import PiperSpeaker
+
+        piper = PiperSpeaker(args.model, PiperOptions.model_validate(options))
+        return {"/v1/audio/speech": Endpoint(requests.SpeechBody, piper.speech)}, piper.facts, dict
     if args.task == "face":
         from modelyard.backends.insightface import InsightFaceOptions
         from modelyard.runners.faces import FaceEmbedder
