@@ -55,6 +55,7 @@ XGRAMMAR = ("xgrammar==0.2.9", "apache-tvm-ffi==0.1.15.post2")
 SPANDREL_PACKAGE = "spandrel==0.4.2"
 INSIGHTFACE_PACKAGE = "insightface==2.1"
 PIPER_PACKAGE = "piper-tts==1.8.0"
+FASTER_WHISPER_PACKAGE = "faster-whisper==1.2.1"
 ONNX_FACES = (
     "onnxruntime==1.32.0",
     "onnx>=1.13",
@@ -107,6 +108,11 @@ PACKAGES: dict[str, Packages] = {
     # Piper voices: piper-tts brings espeak-ng and its data in its wheel.
     "piper": Packages(
         ("onnxruntime", "piper"), (PIPER_PACKAGE, "onnxruntime==1.32.0", "soundfile==0.14.0", "scipy>=1.11")
+    ),
+    # Whisper on CTranslate2.
+    "faster-whisper": Packages(
+        ("ctranslate2", "faster_whisper", "soundfile"),
+        (FASTER_WHISPER_PACKAGE, "ctranslate2==4.8.5", "soundfile==0.14.0", "scipy>=1.11"),
     ),
     # vLLM serves with its own OpenAI server. On the CPU the registry's torchvision, torchaudio
     # and torchcodec are CUDA builds that fail to import (and break `import transformers`).

@@ -21,6 +21,7 @@ from modelyard.backends.llama_cpp import LlamaServer
 from modelyard.backends.llama_cpp_python import LlamaCppPython
 from modelyard.backends.runner import (
     Diffusers,
+    FasterWhisper,
     InsightFace,
     Piper,
     RunnerBackend,
@@ -42,6 +43,7 @@ KINDS: tuple[type[Backend], ...] = (
     Spandrel,
     InsightFace,
     Piper,
+    FasterWhisper,
     Vllm,
     ExLlamaV2,
     External,
@@ -110,9 +112,8 @@ class Backends:
             )
 
         llama = LlamaServer(settings.llama_server, settings.bin_dir)
-        runners = [
-            runner(k) for k in (SentenceTransformers, Transformers, Diffusers, Spandrel, InsightFace, Piper)
-        ]
+        kinds = (SentenceTransformers, Transformers, Diffusers, Spandrel, InsightFace, Piper, FasterWhisper)
+        runners = [runner(k) for k in kinds]
         vllm = Vllm(
             settings.envs_dir,
             managed_only=settings.python_envs == "managed",

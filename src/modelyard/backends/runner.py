@@ -5,6 +5,7 @@ that starts it in the backend's interpreter."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 from modelyard.backends import environments
 from modelyard.backends.base import HOST, PORT, EngineSpec, Placement
 from modelyard.backends.diffusers import DiffusersOptions
+from modelyard.backends.faster_whisper import FasterWhisperOptions
 from modelyard.backends.insightface import InsightFaceOptions
 from modelyard.backends.piper import PiperOptions
 from modelyard.backends.sentence_transformers import SentenceTransformersOptions
@@ -23,6 +25,7 @@ from modelyard.errors import InvalidSettings, Unsupported
 from modelyard.estimate import Fit, fit_folder
 from modelyard.formats.loaders import (
     DIFFUSERS,
+    FASTER_WHISPER,
     INSIGHTFACE,
     PIPER,
     SENTENCE_TRANSFORMERS,
@@ -272,3 +275,30 @@ class Piper(RunnerBackend):
         self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
     ) -> Fit | None:
         return None  # no estimate: a voice is small beside what onnxruntime allocates per sentence
+
+
+class FasterWhisper(RunnerBackend):
+    """Whisper on CTranslate2: a converted folder whose model.bin is its weights."""
+
+    name: ClassVar[str] = FASTER_WHISPER
+    loader: ClassVar[str] = FASTER_WHISPER
+    options: ClassVar[type[BaseModel]] = FasterWhisperOptions
+
+    def task(self, model: Model) -> str:
+        return "fastwhisper"
+
+    def engine(
+        self,
+        model: Model,
+        options: Any,
+        placement: Placement,
+        adapter: Adapter | None,
+        version: str | None = None,
+    ) -> EngineSpec:
+        spec = super().engine(model, options, placement, adapter, version)
+        return replace(spec, slots=SLOTS["transcribe"])  # they wait in the runner, not in the gateway
+
+    def fit(
+        self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
+    ) -> Fit | None:
+        return None  # no estimate yet for CTranslate2's weights

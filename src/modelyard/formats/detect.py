@@ -15,6 +15,7 @@ from modelyard.errors import (
 )
 from modelyard.formats import hf
 from modelyard.formats.checkpoint import IMAGE_GGUF_ARCHS, TEXT_ENCODER_GGUF_ARCHS, classify
+from modelyard.formats.ctranslate2 import inspect_ctranslate2, is_ctranslate2
 from modelyard.formats.files import kind_of, read_head, usable_path
 from modelyard.formats.gguf import GGUFFile, read_gguf, shard_paths
 from modelyard.formats.inspection import (
@@ -69,6 +70,8 @@ def inspect_folder(folder: Path) -> Inspection:
         return hf.inspect_peft(folder)
     if (folder / "model_index.json").is_file():
         return hf.inspect_diffusers(folder)
+    if is_ctranslate2(folder):
+        return inspect_ctranslate2(folder)
     if (folder / "config.json").is_file():
         return hf.inspect_hf_model(folder)
     ggufs = [p for p in sorted(folder.glob("*.gguf")) if "mmproj" not in p.name.lower()]

@@ -16,6 +16,7 @@ DIFFUSERS = "diffusers"
 SPANDREL = "spandrel"  # image upscalers
 INSIGHTFACE = "insightface"  # face packs
 PIPER = "piper"  # Piper voices
+FASTER_WHISPER = "faster-whisper"  # Whisper on CTranslate2
 EXTERNAL = "external"  # a server that already runs elsewhere
 REMOTE = "remote"  # the format of a model that is such a server
 
@@ -48,6 +49,8 @@ def compatible_loaders(
         return [INSIGHTFACE]
     if fmt == "onnx" and category is Category.TEXT_TO_SPEECH:
         return [PIPER]
+    if fmt == "ctranslate2":
+        return [FASTER_WHISPER]
     if category in DIFFUSION or fmt == "diffusers":
         return [DIFFUSERS]
     return [TRANSFORMERS, VLLM]

@@ -35,6 +35,7 @@ TASKS = (
     "upscale",
     "face",
     "piper",
+    "fastwhisper",
 )
 
 
@@ -186,6 +187,16 @@ def _load(args: argparse.Namespace) -> Loaded:
 
         upscaler = Upscaler(args.model, SpandrelOptions.model_validate(options))
         return {"/v1/images/upscale": Endpoint(requests.UpscaleBody, upscaler.upscale)}, upscaler.facts, dict
+    if args.task == "fastwhisper":
+        from modelyard.backends.faster_whisper import FasterWhisperOptions
+        from modelyard.runners.fastwhisper import FastTranscriber
+
+        fast = FastTranscriber(args.model, FasterWhisperOptions.model_validate(options))
+        fast_routes = {
+            "/v1/audio/transcriptions": Endpoint(requests.TranscriptionBody, fast.transcriptions),
+            "/v1/audio/translations": Endpoint(requests.TranscriptionBody, fast.translations),
+        }
+        return fast_routes, fast.facts, dict
     if args.task == "piper":
         from modelyard.backends.piper import PiperOptions
         from modelyard.runners.synthesis import PiperSpeaker
