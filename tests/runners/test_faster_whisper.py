@@ -90,13 +90,18 @@ def test_transcripts_are_faster_whispers(client: openai.OpenAI, converted: Path)
     assert first.text.strip() in str(srt)
 
 
+def translate(client: openai.OpenAI, **request: Any) -> Any:
+    """The client's translations call (which this client version marks deprecated)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return client.audio.translations.create(**request)
+
+
 def test_bad_audio_is_refused_and_the_engine_stays(server: RunningServer, client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError, match="is not audio this engine reads"):
         client.audio.transcriptions.create(model="fast", file=("x.wav", b"not audio", "audio/wav"))
     with pytest.raises(openai.BadRequestError, match="this model does not translate"):
-        with warnings.catch_warnings():  # this client version marks translations deprecated
-            warnings.simplefilter("ignore", DeprecationWarning)
-            client.audio.translations.create(model="fast", file=("a.wav", wav_bytes(1.0), "audio/wav"))
+        translate(client, model="fast", file=("a.wav", wav_bytes(1.0), "audio/wav"))
     with pytest.raises(openai.BadRequestError, match="this model hears one language"):
         client.audio.transcriptions.create(
             model="fast", file=("a.wav", wav_bytes(1.0), "audio/wav"), language="de"

@@ -22,7 +22,8 @@ from modelyard.backends.spandrel import SpandrelOptions
 from modelyard.backends.transformers import TransformersOptions
 from modelyard.catalog.records import Adapter, Model
 from modelyard.errors import InvalidSettings, Unsupported
-from modelyard.estimate import Fit, fit_folder
+from modelyard.estimate import Fit, fit_files, fit_folder
+from modelyard.estimate.hf import TORCH_RAM
 from modelyard.formats.loaders import (
     DIFFUSERS,
     FASTER_WHISPER,
@@ -54,6 +55,7 @@ TASKS: dict[str, tuple[str, frozenset[str]]] = {
 # generator, a vision model and an image pipeline answer one at a time (the rest wait in the
 # gateway's queue).
 ENCODER_SLOTS = 256
+ONNX_RAM = 200 << 20  # the runner on onnxruntime or CTranslate2: 110-170 MiB measured with tiny models
 SLOTS = {
     "embed": ENCODER_SLOTS,
     "rerank": ENCODER_SLOTS,
@@ -245,7 +247,12 @@ class Spandrel(RunnerBackend):
     def fit(
         self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
     ) -> Fit | None:
-        return None  # a few MB to a few hundred: the image's activations are the most of it
+        # the activations are the most of it: an ESRGAN's 64 channels at the output's size, twice,
+        # for a tile (or a 1024-pixel image) at 4x
+        side = 4 * (options.tile_size or 1024)
+        working = 2 * 64 * side * side * 4
+        gpu = options.device in ("auto", "cuda")
+        return fit_files(model, free_ram, free_vram, gpu=gpu, working=working, overhead=TORCH_RAM)
 
 
 class InsightFace(RunnerBackend):
@@ -258,7 +265,10 @@ class InsightFace(RunnerBackend):
     def fit(
         self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
     ) -> Fit | None:
-        return None  # no estimate: onnxruntime's arenas grow with the images
+        # onnxruntime's arenas: the detector's feature maps at det_size, a few hundred MB at 640
+        working = 64 * options.det_size * options.det_size * 4 * 4
+        gpu = options.device == "cuda"
+        return fit_files(model, free_ram, free_vram, gpu=gpu, working=working, overhead=ONNX_RAM)
 
 
 class Piper(RunnerBackend):
@@ -274,7 +284,9 @@ class Piper(RunnerBackend):
     def fit(
         self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
     ) -> Fit | None:
-        return None  # no estimate: a voice is small beside what onnxruntime allocates per sentence
+        working = 2 * model.size + (64 << 20)  # a sentence's activations and its audio
+        gpu = options.device == "cuda"
+        return fit_files(model, free_ram, free_vram, gpu=gpu, working=working, overhead=ONNX_RAM)
 
 
 class FasterWhisper(RunnerBackend):
@@ -301,4 +313,7 @@ class FasterWhisper(RunnerBackend):
     def fit(
         self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
     ) -> Fit | None:
-        return None  # no estimate yet for CTranslate2's weights
+        # a 30 s chunk's encoder states and the decoder's cache, per batched chunk
+        working = (256 << 20) * options.batch_size
+        gpu = options.device in ("auto", "cuda")
+        return fit_files(model, free_ram, free_vram, gpu=gpu, working=working, overhead=ONNX_RAM)

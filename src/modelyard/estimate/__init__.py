@@ -9,7 +9,7 @@ from pathlib import Path
 from modelyard.catalog.records import Model
 from modelyard.errors import Unsupported
 from modelyard.estimate import hf as hf_estimate
-from modelyard.estimate.llama import Config, Estimate, estimate, max_gpu_layers
+from modelyard.estimate.llama import Breakdown, Config, Estimate, estimate, max_gpu_layers
 from modelyard.formats import hf
 from modelyard.formats.gguf import GGUFFile, read_gguf
 
@@ -133,3 +133,22 @@ def fit_folder(
         max_ctx=max_ctx,
         rule_of_thumb=model.size + 2 * 10**9,
     )
+
+
+def fit_files(
+    model: Model, free_ram: int, free_vram: list[int], *, gpu: bool, working: int, overhead: int
+) -> Fit:
+    """The estimate for an engine that holds its files' weights as they are (an upscaler, a face
+    pack, a Piper voice, a CTranslate2 model) and ``working`` bytes besides while it runs (its
+    activations), on the first GPU when ``gpu``, else in RAM; ``overhead`` is the process's own."""
+    weights = model.size
+    if gpu and free_vram:
+        device = Breakdown(weights=weights, compute=working, overhead=hf_estimate.CUDA_CONTEXT)
+        result = Estimate(n_ctx=0, n_gpu_layers=0, ram=Breakdown(overhead=overhead), vram=[device])
+        fits = result.ram.total <= free_ram and device.total <= free_vram[0]
+    else:
+        result = Estimate(
+            n_ctx=0, n_gpu_layers=0, ram=Breakdown(weights=weights, compute=working, overhead=overhead)
+        )
+        fits = result.ram.total <= free_ram
+    return Fit(estimate=result, free_ram=free_ram, fits=fits, max_ctx=None, rule_of_thumb=weights + 2 * 10**9)
