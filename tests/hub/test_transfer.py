@@ -88,6 +88,13 @@ def test_hugging_face_search_and_files(hub: FakeHub, ggufs: dict[str, bytes]) ->
     ]
     assert [h.repo for h in hf.search("tiny", category=None, gguf_only=True, limit=10)] == ["org/tiny-GGUF"]
     assert [h.repo for h in hf.search("", category="embedding", gguf_only=False, limit=10)] == ["org/tiny-st"]
+    # the new categories: a pipeline where the Hub has one, a library tag where it has none
+    hub.add_hf("org/4x-esrgan", {"4x.pth": b"x"}, pipeline_tag="image-to-image", downloads=2)
+    hub.add_hf("org/buffalo", {"det_10g.onnx": b"x"}, tags=["insightface", "onnx"], downloads=1)
+    hub.add_hf("org/blip", {"model.safetensors": b"x"}, pipeline_tag="image-to-text", downloads=1)
+    assert [h.repo for h in hf.search("", category="upscale", gguf_only=False, limit=10)] == ["org/4x-esrgan"]
+    assert [h.repo for h in hf.search("", category="face", gguf_only=False, limit=10)] == ["org/buffalo"]
+    assert [h.repo for h in hf.search("", category="captioning", gguf_only=False, limit=10)] == ["org/blip"]
     snap = hf.snapshot("org/tiny-GGUF", None)
     assert len(snap.revision) == 40
     by_path = {f.path: f for f in snap.files}

@@ -37,6 +37,8 @@ PIPELINES = {
     "upscale": "image-to-image",  # super-resolution models are tagged so
     "video": "text-to-video",
 }
+# categories the Hub has no pipeline for: a library tag
+TAGS = {"face": "insightface"}
 TOKEN_HINT = (
     "set HF_TOKEN (or MODELYARD_HF_TOKEN) to a token that may read it, and accept its terms on the Hub"
 )
@@ -64,7 +66,7 @@ class HuggingFace:
         def run() -> list[SearchHit]:
             infos = self.api.list_models(
                 search=query or None,
-                filter="gguf" if gguf_only else None,
+                filter=[t for t in ("gguf" if gguf_only else None, TAGS.get(category or "")) if t] or None,
                 pipeline_tag=PIPELINES.get(category) if category else None,
                 sort="downloads",
                 limit=limit,
