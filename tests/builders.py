@@ -229,6 +229,29 @@ def png_bytes(color: tuple[int, int, int], size: tuple[int, int] = (48, 48)) -> 
     return buf.getvalue()
 
 
+def noise_picture(seed: int, size: tuple[int, int] = (48, 40)) -> Any:
+    """A PIL image of random pixels (each picture its own, for models that tell them apart)."""
+    from PIL import Image
+
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
+
+
+def png_of(image: Any) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def data_url(image: Any) -> str:
+    """A PIL image as the data URL the image routes take."""
+    import base64
+
+    return "data:image/png;base64," + base64.b64encode(png_of(image)).decode()
+
+
 # -- Hugging Face folders --------------------------------------------------------------------
 
 

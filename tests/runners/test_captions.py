@@ -3,39 +3,21 @@ their captions compared with the same models run in-process (processor + generat
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures
-import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import openai
 import pytest
 
+from builders import data_url, png_of
+from builders import noise_picture as picture
 from conftest import RunningServer, serve
 from torch_models import write_tiny_blip, write_tiny_git, write_tiny_vit_gpt2
 
 BUILDERS = {"blip": write_tiny_blip, "git": write_tiny_git, "vit-gpt2": write_tiny_vit_gpt2}
-
-
-def picture(seed: int, size: tuple[int, int] = (48, 40)) -> Any:
-    from PIL import Image
-
-    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    return Image.fromarray(pixels)
-
-
-def png(image: Any) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
-def data_url(image: Any) -> str:
-    return "data:image/png;base64," + base64.b64encode(png(image)).decode()
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +110,7 @@ def test_a_form_with_an_image_file(server: RunningServer, folders: dict[str, Pat
     r = server.http.post(
         "/v1/images/captions",
         data={"model": "git", "max_tokens": "4"},
-        files={"image": ("photo.png", png(image), "image/png")},
+        files={"image": ("photo.png", png_of(image), "image/png")},
     )
     assert r.status_code == 200, r.text
     assert r.json()["data"][0]["caption"] == in_process(folders["git"], image, max_new_tokens=4)

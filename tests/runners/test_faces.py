@@ -4,8 +4,6 @@ run in-process, through the official openai client."""
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,18 +12,13 @@ import numpy as np
 import openai
 import pytest
 
+from builders import data_url
 from conftest import RunningServer, serve
 from torch_models import faces_picture, write_tiny_face_pack
 
 PLACES = [(64, 32), (192, 128), (448, 480)]
 # insightface's face alignment calls a scikit-image method deprecated since 0.26
 pytestmark = pytest.mark.filterwarnings("ignore:`estimate` is deprecated:FutureWarning")
-
-
-def data_url(image: Any) -> str:
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
 
 
 @pytest.fixture(scope="module")

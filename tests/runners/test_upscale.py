@@ -12,25 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from builders import data_url, png_of
+from builders import noise_picture as picture
 from conftest import RunningServer, serve
 from torch_models import write_tiny_esrgan
-
-
-def picture(seed: int, size: tuple[int, int]) -> Any:
-    from PIL import Image
-
-    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    return Image.fromarray(pixels)
-
-
-def png(image: Any) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
-def data_url(image: Any) -> str:
-    return "data:image/png;base64," + base64.b64encode(png(image)).decode()
 
 
 def decoded(b64: str) -> Any:
@@ -117,7 +102,7 @@ def test_another_scale_and_a_form(server: RunningServer, weights: dict[str, Path
     r = server.http.post(
         "/v1/images/upscale",
         data={"model": "esrgan-4x", "scale": "2"},
-        files={"image": ("photo.png", png(image), "image/png")},
+        files={"image": ("photo.png", png_of(image), "image/png")},
     )
     assert r.status_code == 200, r.text
     answer = r.json()

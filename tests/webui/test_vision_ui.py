@@ -4,29 +4,15 @@ the faces of a picture, each as the API answers for the same image."""
 from __future__ import annotations
 
 import base64
-import io
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 from playwright.sync_api import Browser, Page, expect
 
 from browser import browsing_with_shots
+from builders import noise_picture as picture
+from builders import png_of
 from conftest import serve
 from torch_models import faces_picture, write_tiny_blip, write_tiny_esrgan, write_tiny_face_pack
-
-
-def png(image: Any) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
-def picture(seed: int, size: tuple[int, int]) -> Any:
-    from PIL import Image
-
-    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    return Image.fromarray(pixels)
 
 
 def pick(page: Page, name: str, data: bytes) -> None:
@@ -53,7 +39,7 @@ def test_playground_caption_upscale_and_faces(browser: Browser, tmp_path: Path) 
             # A caption: the one the API gives for the same picture.
             page.get_by_role("tab", name="Caption").click()
             expect(page.get_by_label("Model", exact=True)).to_have_value("blip")
-            photo = png(picture(1, (48, 40)))
+            photo = png_of(picture(1, (48, 40)))
             pick(page, "photo.png", photo)
             page.get_by_label("Max tokens").fill("6")
             page.get_by_role("button", name="Caption", exact=True).click()
@@ -67,7 +53,7 @@ def test_playground_caption_upscale_and_faces(browser: Browser, tmp_path: Path) 
             # An upscale: the API's pixels, beside the picture as it was.
             page.get_by_role("tab", name="Upscale").click()
             expect(page.get_by_label("Model", exact=True)).to_have_value("esrgan")
-            small = png(picture(2, (40, 30)))
+            small = png_of(picture(2, (40, 30)))
             pick(page, "small.png", small)
             page.get_by_role("button", name="Upscale", exact=True).click()
             expect(page.get_by_test_id("sizes")).to_contain_text("before 40x30, after 160x120")
@@ -84,7 +70,7 @@ def test_playground_caption_upscale_and_faces(browser: Browser, tmp_path: Path) 
             # Faces: a box for each the API finds.
             page.get_by_role("tab", name="Faces").click()
             expect(page.get_by_label("Model", exact=True)).to_have_value("faces")
-            crowd = png(faces_picture(3, [(64, 64), (320, 192)]))
+            crowd = png_of(faces_picture(3, [(64, 64), (320, 192)]))
             pick(page, "crowd.png", crowd)
             page.get_by_role("button", name="Find faces").click()
             rows = page.get_by_label("Faces", exact=True).locator("tbody tr")

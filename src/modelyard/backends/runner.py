@@ -5,7 +5,6 @@ that starts it in the backend's interpreter."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -237,83 +236,78 @@ class Diffusers(RunnerBackend):
         return chosen_adapters(model, options.loras, adapter)
 
 
-class Spandrel(RunnerBackend):
+class FileBackend(RunnerBackend):
+    """A backend whose engine holds its files' weights as they are (no safetensors folder to
+    read the tensors of): the estimate is the files, the engine's working memory and its
+    process (``fit_files``)."""
+
+    runner_task: ClassVar[str | None] = None  # the runner's task, where the category's is not it
+    overhead: ClassVar[int] = ONNX_RAM
+    gpu_when: ClassVar[tuple[str, ...]] = ("cuda",)  # the devices options that put it on a GPU
+
+    def task(self, model: Model) -> str:
+        return self.runner_task or super().task(model)
+
+    def working(self, model: Model, options: Any) -> int:
+        """The bytes it needs besides its weights while it runs."""
+        raise NotImplementedError
+
+    def fit(
+        self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
+    ) -> Fit | None:
+        gpu = options.device in self.gpu_when
+        working = self.working(model, options)
+        return fit_files(model, free_ram, free_vram, gpu=gpu, working=working, overhead=self.overhead)
+
+
+class Spandrel(FileBackend):
     """Upscalers: one weights file, whose size is what it needs besides a tile's activations."""
 
     name: ClassVar[str] = SPANDREL
     loader: ClassVar[str] = SPANDREL
     options: ClassVar[type[BaseModel]] = SpandrelOptions
+    overhead: ClassVar[int] = TORCH_RAM
+    gpu_when: ClassVar[tuple[str, ...]] = ("auto", "cuda")
 
-    def fit(
-        self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
-    ) -> Fit | None:
-        # the activations are the most of it: an ESRGAN's 64 channels at the output's size, twice,
-        # for a tile (or a 1024-pixel image) at 4x
+    def working(self, model: Model, options: Any) -> int:
+        # the activations are the most of it: an ESRGAN's 64 channels at the output's size,
+        # twice, for a tile (or a 1024-pixel image) at 4x
         side = 4 * (options.tile_size or 1024)
-        working = 2 * 64 * side * side * 4
-        gpu = options.device in ("auto", "cuda")
-        return fit_files(model, free_ram, free_vram, gpu=gpu, working=working, overhead=TORCH_RAM)
+        return 2 * 64 * side * side * 4
 
 
-class InsightFace(RunnerBackend):
+class InsightFace(FileBackend):
     """Face packs: ONNX models a few hundred MB at most, run by onnxruntime."""
 
     name: ClassVar[str] = INSIGHTFACE
     loader: ClassVar[str] = INSIGHTFACE
     options: ClassVar[type[BaseModel]] = InsightFaceOptions
 
-    def fit(
-        self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
-    ) -> Fit | None:
+    def working(self, model: Model, options: Any) -> int:
         # onnxruntime's arenas: the detector's feature maps at det_size, a few hundred MB at 640
-        working = 64 * options.det_size * options.det_size * 4 * 4
-        gpu = options.device == "cuda"
-        return fit_files(model, free_ram, free_vram, gpu=gpu, working=working, overhead=ONNX_RAM)
+        return int(64 * options.det_size * options.det_size * 4 * 4)
 
 
-class Piper(RunnerBackend):
+class Piper(FileBackend):
     """Piper voices: an ONNX model of tens of MB and its phoneme map."""
 
     name: ClassVar[str] = PIPER
     loader: ClassVar[str] = PIPER
     options: ClassVar[type[BaseModel]] = PiperOptions
+    runner_task: ClassVar[str | None] = "piper"
 
-    def task(self, model: Model) -> str:
-        return "piper"
-
-    def fit(
-        self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
-    ) -> Fit | None:
-        working = 2 * model.size + (64 << 20)  # a sentence's activations and its audio
-        gpu = options.device == "cuda"
-        return fit_files(model, free_ram, free_vram, gpu=gpu, working=working, overhead=ONNX_RAM)
+    def working(self, model: Model, options: Any) -> int:
+        return 2 * model.size + (64 << 20)  # a sentence's activations and its audio
 
 
-class FasterWhisper(RunnerBackend):
+class FasterWhisper(FileBackend):
     """Whisper on CTranslate2: a converted folder whose model.bin is its weights."""
 
     name: ClassVar[str] = FASTER_WHISPER
     loader: ClassVar[str] = FASTER_WHISPER
     options: ClassVar[type[BaseModel]] = FasterWhisperOptions
+    runner_task: ClassVar[str | None] = "fastwhisper"
+    gpu_when: ClassVar[tuple[str, ...]] = ("auto", "cuda")
 
-    def task(self, model: Model) -> str:
-        return "fastwhisper"
-
-    def engine(
-        self,
-        model: Model,
-        options: Any,
-        placement: Placement,
-        adapter: Adapter | None,
-        version: str | None = None,
-    ) -> EngineSpec:
-        spec = super().engine(model, options, placement, adapter, version)
-        return replace(spec, slots=SLOTS["transcribe"])  # they wait in the runner, not in the gateway
-
-    def fit(
-        self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
-    ) -> Fit | None:
-        # a 30 s chunk's encoder states and the decoder's cache, per batched chunk
-        working = (256 << 20) * options.batch_size
-        gpu = options.device in ("auto", "cuda")
-        return fit_files(model, free_ram, free_vram, gpu=gpu, working=working, overhead=ONNX_RAM)
+    def working(self, model: Model, options: Any) -> int:
+        return int((256 << 20) * options.batch_size)  # a 30 s chunk's encoder states and cache, per chunk

@@ -17,12 +17,12 @@ from modelyard.errors import InvalidRequest
 from modelyard.runners import compute
 from modelyard.runners.audio import Audio, raw_audio, read_audio
 from modelyard.runners.requests import TranscriptionBody
-from modelyard.runners.speech import language_name, srt, vtt
+from modelyard.runners.speech import Listener, language_name, srt, vtt
 
 RATE = 16000  # what Whisper hears
 
 
-class FastTranscriber:
+class FastTranscriber(Listener):
     def __init__(self, path: str, options: FasterWhisperOptions) -> None:
         import ctranslate2
         from faster_whisper import BatchedInferencePipeline, WhisperModel
@@ -71,16 +71,6 @@ class FastTranscriber:
         else:
             segments, info = self.model.transcribe(audio.samples, **kwargs)
         return list(segments), info
-
-    async def transcriptions(self, body: TranscriptionBody, name: str) -> dict[str, Any] | Response:
-        return await self._answer(body, "transcribe")
-
-    async def translations(self, body: TranscriptionBody, name: str) -> dict[str, Any] | Response:
-        if not self.multilingual:
-            raise InvalidRequest("this model does not translate: only multilingual Whisper models do")
-        if body.language:
-            raise InvalidRequest("translations take no 'language': the answer is English", param="language")
-        return await self._answer(body, "translate")
 
     async def _answer(self, body: TranscriptionBody, task: str) -> dict[str, Any] | Response:
         if body.language and not self.multilingual:

@@ -44,7 +44,26 @@ class Job:
         return (self.task, self.language, self.temperature, self.stamps, self.prompt)
 
 
-class Transcriber:
+class Listener:
+    """The two routes of a speech-to-text engine; ``_answer`` answers either."""
+
+    multilingual: bool
+
+    async def transcriptions(self, body: TranscriptionBody, name: str) -> dict[str, Any] | Response:
+        return await self._answer(body, "transcribe")
+
+    async def translations(self, body: TranscriptionBody, name: str) -> dict[str, Any] | Response:
+        if not self.multilingual:
+            raise InvalidRequest("this model does not translate: only multilingual Whisper models do")
+        if body.language:
+            raise InvalidRequest("translations take no 'language': the answer is English", param="language")
+        return await self._answer(body, "translate")
+
+    async def _answer(self, body: TranscriptionBody, task: str) -> dict[str, Any] | Response:
+        raise NotImplementedError
+
+
+class Transcriber(Listener):
     def __init__(self, path: str, options: TransformersOptions) -> None:
         from transformers import pipeline
 
@@ -123,16 +142,6 @@ class Transcriber:
         return str(token).strip("<|>") or None
 
     # -- requests --------------------------------------------------------------------------------
-
-    async def transcriptions(self, body: TranscriptionBody, name: str) -> dict[str, Any] | Response:
-        return await self._answer(body, "transcribe")
-
-    async def translations(self, body: TranscriptionBody, name: str) -> dict[str, Any] | Response:
-        if not self.multilingual:
-            raise InvalidRequest("this model does not translate: only multilingual Whisper models do")
-        if body.language:
-            raise InvalidRequest("translations take no 'language': the answer is English", param="language")
-        return await self._answer(body, "translate")
 
     async def _answer(self, body: TranscriptionBody, task: str) -> dict[str, Any] | Response:
         if body.prompt and not self.whisper:
