@@ -618,7 +618,7 @@ def write_tiny_vit_gpt2(folder: Path, *, seed: int = 0) -> Path:
     return folder
 
 
-def write_tiny_esrgan(path: Path, *, scale: int = 4, seed: int = 0) -> Path:
+def write_tiny_esrgan(path: Path, *, scale: int = 4, seed: int = 0, channels: int = 3) -> Path:
     """An ESRGAN (old layout: model.N, RRDB blocks) of 8 filters and one block, as spandrel
     builds it, saved as ``path`` (.safetensors, or a torch.save pickle for .pth)."""
     import torch
@@ -629,7 +629,7 @@ def write_tiny_esrgan(path: Path, *, scale: int = 4, seed: int = 0) -> Path:
         from spandrel.architectures.ESRGAN import ESRGAN
 
     torch.manual_seed(seed)
-    state = ESRGAN(in_nc=3, out_nc=3, num_filters=8, num_blocks=1, scale=scale).state_dict()
+    state = ESRGAN(in_nc=channels, out_nc=channels, num_filters=8, num_blocks=1, scale=scale).state_dict()
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".safetensors":
         from safetensors.torch import save_file

@@ -185,3 +185,13 @@ def test_generated_images_go_through_the_upscaler(
     r = server.http.post("/v1/images/generations", json={**ask, "upscale": None})
     assert r.status_code == 200
     assert r.json()["data"][0]["b64_json"] == plain
+
+
+def test_an_upscaler_for_other_channels_is_refused_at_load(server: RunningServer, tmp_path: Path) -> None:
+    gray = write_tiny_esrgan(tmp_path / "gray.safetensors", channels=1)
+    assert server.http.post("/api/models", json={"path": str(gray), "name": "gray"}).status_code == 201
+    r = server.http.post("/api/models/gray/load", json={})
+    assert r.status_code >= 400
+    assert "takes 1 channels and makes 1: modelyard sends and answers RGB images" in r.text
+    running = {i["model"] for i in server.http.get("/api/instances").json() if i["state"] == "running"}
+    assert {"esrgan-4x", "esrgan-2x"} <= running

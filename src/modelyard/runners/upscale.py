@@ -42,6 +42,11 @@ class Upscaler:
             raise Unsupported(f"spandrel knows no architecture for these weights: {e}") from None
         if not isinstance(descriptor, ImageModelDescriptor):
             raise Unsupported(f"{descriptor.architecture.name} is not an image-to-image model")
+        if (descriptor.input_channels, descriptor.output_channels) != (3, 3):
+            raise Unsupported(
+                f"this {descriptor.architecture.name} takes {descriptor.input_channels} channels and makes "
+                f"{descriptor.output_channels}: modelyard sends and answers RGB images"
+            )
         dtype = dtype_of(options.precision, self.device)
         if dtype == torch.float16 and descriptor.supports_half:
             descriptor.half()
