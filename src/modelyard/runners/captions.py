@@ -129,7 +129,7 @@ class Captioner:
         with torch.inference_mode():
             out = self.model.generate(**inputs, max_new_tokens=how.max_tokens, **sampling)
         started = inputs.get("decoder_input_ids", inputs.get("input_ids"))
-        given = 0 if started is None else int(started.shape[1])
+        given = 1 if started is None else int(started.shape[1])  # without a prompt: the start token
         texts = self.tokenizer.batch_decode(out, skip_special_tokens=True)
         pad = self.tokenizer.pad_token_id
         captions = []
