@@ -98,3 +98,19 @@ def test_bad_piper_requests_are_refused_clearly(server: RunningServer, client: o
         client.audio.speech.create(model="duo", voice="amy", input="   ...   ")
     states = {i["model"]: i["state"] for i in server.http.get("/api/instances").json()}
     assert states == {"duo": "running", "solo": "running"}
+
+
+def test_a_broken_piper_config_is_refused(tmp_path: Path) -> None:
+    import json
+
+    from modelyard.errors import MalformedFile
+    from modelyard.formats.detect import inspect_path
+
+    voice = write_tiny_piper(tmp_path / "voice") / "voice.onnx"
+    config = json.loads(Path(f"{voice}.json").read_text())
+    Path(f"{voice}.json").write_text(json.dumps({**config, "num_speakers": "two", "language": "en"}))
+    with pytest.raises(MalformedFile, match="num_speakers and speaker_id_map must hold numbers"):
+        inspect_path(voice)
+    Path(f"{voice}.json").write_text("{not json")
+    with pytest.raises(MalformedFile, match="not valid JSON"):
+        inspect_path(voice)

@@ -48,7 +48,8 @@ def inspect_ctranslate2(folder: Path) -> Inspection:
             folder / "model.bin", f"a CTranslate2 {spec}: modelyard serves CTranslate2's Whisper models only"
         )
     files = [f for f in sorted(folder.iterdir()) if f.is_file()]
-    languages = config.get("lang_ids") or []
+    languages = config.get("lang_ids")
+    languages = languages if isinstance(languages, list) else []
     vocabulary = folder / "vocabulary.json"
     words = len(load_list(vocabulary)) if vocabulary.is_file() else 0
     return Inspection(

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.categories import Category
-from modelyard.errors import UnsupportedFormat
+from modelyard.errors import MalformedFile, UnsupportedFormat
 from modelyard.formats.hf import load_json
 from modelyard.formats.inspection import MODEL, Inspection, file_info
 from modelyard.formats.onnx import Graph, read_graph
@@ -41,8 +41,10 @@ def piper_config(model: Path) -> dict[str, Any] | None:
 def inspect_piper(path: Path, model: Path, config: dict[str, Any]) -> Inspection:
     """A Piper voice: ``path`` is what was named (the .onnx, or its folder)."""
     graph = read_graph(model)
-    names = config.get("speaker_id_map") or {}
-    speakers = int(config.get("num_speakers") or 1)
+    names, speakers = _part(config, "speaker_id_map"), config.get("num_speakers", 1)
+    if not isinstance(speakers, int) or not all(isinstance(i, int) for i in names.values()):
+        raise MalformedFile(Path(f"{model}.json"), "num_speakers and speaker_id_map must hold numbers")
+    audio = _part(config, "audio")
     return Inspection(
         path=path,
         format="onnx",
@@ -52,13 +54,18 @@ def inspect_piper(path: Path, model: Path, config: dict[str, Any]) -> Inspection
         parameters=graph.weights,
         files=[file_info(model), file_info(Path(f"{model}.json"))],
         facts={
-            "sample_rate": config["audio"].get("sample_rate"),
-            "quality": config["audio"].get("quality"),
-            "language": (config.get("language") or {}).get("code")
-            or (config.get("espeak") or {}).get("voice"),
+            "sample_rate": audio.get("sample_rate"),
+            "quality": audio.get("quality"),
+            "language": _part(config, "language").get("code") or _part(config, "espeak").get("voice"),
             "speakers": sorted(names, key=lambda n: names[n]) if names else speakers,
         },
     )
+
+
+def _part(config: dict[str, Any], key: str) -> dict[str, Any]:
+    """A section of a config, {} where it is missing or not an object."""
+    value = config.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def inspect_onnx_folder(folder: Path, files: list[Path]) -> Inspection:
