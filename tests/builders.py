@@ -229,6 +229,43 @@ def png_bytes(color: tuple[int, int, int], size: tuple[int, int] = (48, 48)) -> 
     return buf.getvalue()
 
 
+def write_onnx(path: Path) -> Path:
+    """A small ONNX model (a linear layer, 8 in and 4 out), as torch's exporter writes it."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():  # the TorchScript exporter (the new one needs onnxscript)
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            torch.nn.Linear(8, 4),
+            (torch.zeros(1, 8),),
+            str(path),
+            input_names=["x"],
+            output_names=["y"],
+            dynamo=False,
+        )
+    return path
+
+
+def write_ctranslate2_bin(path: Path, variables: dict[str, tuple[int, ...]] | None = None) -> Path:
+    """A CTranslate2 model.bin as its converter writes one: the version, a WhisperSpec, float32
+    variables (zeros), no aliases."""
+    import struct
+
+    def text(s: str) -> bytes:
+        return struct.pack("<H", len(s) + 1) + s.encode() + b"\0"
+
+    variables = variables or {"encoder/conv1/weight": (4, 2, 3), "decoder/embeddings/weight": (10, 4)}
+    out = struct.pack("<I", 6) + text("WhisperSpec") + struct.pack("<II", 1, len(variables))
+    for name, shape in variables.items():
+        count = int(np.prod(shape))
+        out += text(name) + struct.pack("<B", len(shape)) + struct.pack(f"<{len(shape)}I", *shape)
+        out += struct.pack("<BI", 0, count * 4) + bytes(count * 4)
+    path.write_bytes(out + struct.pack("<I", 0))
+    return path
+
+
 def noise_picture(seed: int, size: tuple[int, int] = (48, 40)) -> Any:
     """A PIL image of random pixels (each picture its own, for models that tell them apart)."""
     from PIL import Image

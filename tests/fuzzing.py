@@ -37,8 +37,23 @@ def sample(kind: str) -> bytes:
         root = Path(tmp)
         if kind == "gguf":
             (path,) = b.write_llama_gguf(root / "tiny.gguf", n_layer=1)
-        else:
+        elif kind == "safetensors":
             path = b.write_safetensors(root / "t.safetensors", {"a.weight": (4, 4), "b.bias": (4,)})
+        elif kind == "pth":  # an ESRGAN's names, as torch.save writes them
+            import torch
+
+            path = root / "t.pth"
+            torch.save(
+                {
+                    "model.0.weight": torch.zeros(4, 3, 3, 3),
+                    "model.1.sub.0.RDB1.conv1.0.weight": torch.zeros(2),
+                },
+                path,
+            )
+        elif kind == "onnx":
+            path = b.write_onnx(root / "t.onnx")
+        else:  # a CTranslate2 model.bin
+            path = b.write_ctranslate2_bin(root / "model.bin")
         return path.read_bytes()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pickletools
 import zipfile
+import zlib
 from pathlib import Path
 
 KEY_OPS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"})
@@ -21,8 +22,8 @@ def tensor_names(path: Path) -> set[str] | None:
             if len(found) != 1 or archive.getinfo(found[0]).file_size > MAX_PICKLE:
                 return None
             data = archive.read(found[0])
-    except (OSError, zipfile.BadZipFile):
-        return None
+    except (OSError, zipfile.BadZipFile, ValueError, RuntimeError, NotImplementedError, EOFError, zlib.error):
+        return None  # not a zip torch.save wrote (a damaged one, an encrypted one, ...)
     names: set[str] = set()
     try:
         for op, arg, _pos in pickletools.genops(data):
