@@ -75,6 +75,34 @@ def write_chat_model(
     return folder
 
 
+def write_quantized(folder: Path, base: Path, method: str = "gptq") -> Path:
+    """``base`` quantized by gptqmodel in-process to 4 bits in groups of 32, on the CPU: GPTQ (its
+    own format), or AWQ (GEMM) with the torch kernel. Calibrated on the corpus repeated."""
+    import os
+
+    from modelyard.runners.standins import torchvision_stand_in
+
+    # gptqmodel's CPU pool wants 2 workers for its loader; it defaults to half the cores
+    os.environ.setdefault("GPTQMODEL_CPU_WORKERS", "2")
+    with torchvision_stand_in():
+        from gptqmodel import BACKEND, GPTQModel, QuantizeConfig
+        from gptqmodel.quantization.config import FORMAT, METHOD
+
+    if method == "awq":
+        config = QuantizeConfig(
+            bits=4, group_size=32, quant_method=METHOD.AWQ, format=FORMAT.GEMM, offload_to_disk=False
+        )
+        backend = BACKEND.AWQ_TORCH
+    else:
+        config, backend = QuantizeConfig(bits=4, group_size=32, offload_to_disk=False), BACKEND.AUTO
+    model = GPTQModel.load(str(base), config, device="cpu")
+    model.quantize(
+        [" ".join(CORPUS[i:] + CORPUS[:i]) for i in range(len(CORPUS))] * 4, batch_size=1, backend=backend
+    )
+    model.save(str(folder))
+    return folder
+
+
 def write_peft_lora(
     folder: Path, base: Path, *, seed: int = 1, targets: tuple[str, ...] = ("q_proj", "v_proj")
 ) -> Path:
@@ -623,9 +651,9 @@ def write_tiny_esrgan(path: Path, *, scale: int = 4, seed: int = 0, channels: in
     builds it, saved as ``path`` (.safetensors, or a torch.save pickle for .pth)."""
     import torch
 
-    from modelyard.runners.upscale import _torchvision_stand_in
+    from modelyard.runners.standins import torchvision_stand_in
 
-    with _torchvision_stand_in():
+    with torchvision_stand_in():
         from spandrel.architectures.ESRGAN import ESRGAN
 
     torch.manual_seed(seed)

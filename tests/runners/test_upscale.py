@@ -48,9 +48,9 @@ def in_process(path: Path, image: Any) -> Any:
     """spandrel's output for ``image``, as 8-bit pixels."""
     import torch
 
-    from modelyard.runners.upscale import _torchvision_stand_in
+    from modelyard.runners.standins import torchvision_stand_in
 
-    with _torchvision_stand_in():
+    with torchvision_stand_in():
         from spandrel import ModelLoader
 
     model = ModelLoader().load_from_file(path).eval()

@@ -52,6 +52,20 @@ class Packages:
 # Structured output on the runner (runners/constrain.py). xgrammar's metadata asks for triton
 # (its GPU kernels, 160 MB): the CPU masks need only the package and its FFI.
 XGRAMMAR = ("xgrammar==0.2.9", "apache-tvm-ffi==0.1.15.post2")
+# GPTQ and AWQ weights in transformers: gptqmodel's kernels (torch ones on the CPU). It comes
+# without what it asks for (datasets, pyarrow, torchao and a numpy pin: for quantizing only);
+# these are what loading needs.
+GPTQMODEL_PACKAGE = "gptqmodel==7.3.6"
+GPTQMODEL_NEEDS = (
+    "optimum==2.3.0",
+    "threadpoolctl>=3.6",
+    "device-smi==0.5.7",
+    "pypcre==0.6.4",
+    "tokenicer==0.0.14",
+    "logbar==0.4.15",
+    "defuser==0.0.28",
+    "requests",
+)
 SPANDREL_PACKAGE = "spandrel==0.4.2"
 INSIGHTFACE_PACKAGE = "insightface==2.1"
 PIPER_PACKAGE = "piper-tts==1.8.0"
@@ -84,8 +98,9 @@ PACKAGES: dict[str, Packages] = {
             "bitsandbytes==0.50.2",
             "soundfile==0.14.0",  # speech to text: audio files, resampled with scipy
             "scipy>=1.11",
+            *GPTQMODEL_NEEDS,
         ),
-        no_deps=XGRAMMAR,
+        no_deps=(*XGRAMMAR, GPTQMODEL_PACKAGE),
     ),
     "diffusers": Packages(
         ("torch", "diffusers", "transformers", "peft"),

@@ -88,7 +88,7 @@ def why(loader: str, fmt: str, quant_method: str | None, category: str | None) -
         return "image pipelines, single-file checkpoints and their LoRAs"
     if loader == TRANSFORMERS:
         if quant_method in ("gptq", "awq"):
-            return f"any Hugging Face model; {quant_method.upper()} needs its kernels in the environment"
+            return f"{quant_method.upper()} on gptqmodel's kernels: the CPU too, one request at a time"
         if quant_method == "bitsandbytes":
             return "bitsandbytes 8/4-bit loads through transformers"
         return "any Hugging Face model, at the precision you choose; the widest support, not the fastest"

@@ -89,7 +89,7 @@ def rope(config: Any, options: Any) -> bool:
 def loaded_facts(model: Any) -> dict[str, Any]:
     """How the model came to be in memory, as the runner's /health reports it: the quantized
     layer classes, where its modules went (a device map), its quantization and RoPE settings."""
-    layers = sorted({type(m).__name__ for m in model.modules() if type(m).__name__ in QUANTIZED_LAYERS})
+    layers = sorted({type(m).__name__ for m in model.modules() if _quantized(type(m))})
     placed: dict[str, int] = {}
     for where in (getattr(model, "hf_device_map", None) or {}).values():
         placed[str(where)] = placed.get(str(where), 0) + 1
@@ -97,8 +97,8 @@ def loaded_facts(model: Any) -> dict[str, Any]:
     if quant is not None and not isinstance(quant, dict):
         quant = quant.to_dict()
     text = getattr(model.config, "text_config", None) or model.config
-    kept = ("quant_method", "load_in_8bit", "load_in_4bit", "bnb_4bit_quant_type", "bnb_4bit_use_double_quant",
-            "bnb_4bit_compute_dtype")  # fmt: skip
+    kept = ("quant_method", "bits", "group_size", "desc_act", "load_in_8bit", "load_in_4bit",
+            "bnb_4bit_quant_type", "bnb_4bit_use_double_quant", "bnb_4bit_compute_dtype")  # fmt: skip
     return {
         "quantized_layers": layers,
         "device_map": placed,
@@ -108,7 +108,27 @@ def loaded_facts(model: Any) -> dict[str, Any]:
     }
 
 
-QUANTIZED_LAYERS = {"Linear8bitLt", "Linear4bit", "QuantLinear", "WQLinear_GEMM", "WQLinear_GEMV"}
+QUANTIZED_LAYERS = {"Linear8bitLt", "Linear4bit"}  # bitsandbytes'
+
+
+def _quantized(layer: type) -> bool:
+    return layer.__name__ in QUANTIZED_LAYERS or layer.__module__.startswith("gptqmodel.nn_modules.qlinear")
+
+
+def gptq_kernels(method: str) -> None:
+    """Import gptqmodel, whose kernels run GPTQ and AWQ weights in transformers (torch kernels on
+    the CPU); transformers then finds it loaded. Its InternVL definition imports torchvision,
+    which this torch may lack: a stand-in serves that import."""
+    from modelyard.runners.standins import torchvision_stand_in
+
+    try:
+        with torchvision_stand_in():
+            import gptqmodel  # noqa: F401
+    except ImportError as e:
+        raise EngineError(
+            f"{method.upper()} weights in transformers need gptqmodel's kernels, which this environment lacks: {e}",
+            hint="`modelyard backends install transformers` adds them; or load the model with vllm (`--backend vllm`)",
+        ) from e
 
 
 def gptq_config(path: str, options: Any) -> Any:

@@ -23,6 +23,7 @@ from modelyard.runners.devices import (
     device_of,
     dtype_of,
     gptq_config,
+    gptq_kernels,
     loaded_facts,
     memory_map,
     quantization_config,
@@ -134,25 +135,21 @@ class Generator:
                 kwargs["offload_folder"] = options.disk_offload
         elif quant is not None:
             kwargs["device_map"] = "auto" if self.device == "cuda" else {"": self.device}
-        gptq = gptq_config(path, options)
-        if gptq is not None:
-            kwargs["quantization_config"] = gptq
-        elif quant is not None:
-            kwargs["quantization_config"] = quant
         config = AutoConfig.from_pretrained(
             path, local_files_only=True, trust_remote_code=options.trust_remote_code
         )
+        gptq = gptq_config(path, options)
+        if gptq is not None:  # an old GPTQ checkpoint: loaded as if its config held the settings
+            config.quantization_config = gptq.to_dict()
+            kwargs["config"] = config
+        elif quant is not None:
+            kwargs["quantization_config"] = quant
+        method = (getattr(config, "quantization_config", None) or {}).get("quant_method")
+        if method in ("gptq", "awq"):
+            gptq_kernels(method)
         if rope(config, options):
             kwargs["config"] = config
-        try:
-            model: Any = auto.from_pretrained(path, **kwargs)
-        except ImportError as e:
-            if gptq is None:
-                raise
-            raise EngineError(
-                f"GPTQ weights in transformers need their kernels (gptqmodel) in this environment: {e}",
-                hint="load the model with vllm (`--backend vllm`), which has GPTQ kernels",
-            ) from e
+        model: Any = auto.from_pretrained(path, **kwargs)
         if "device_map" not in kwargs:
             model = model.to(self.device)
         self.assistant = None

@@ -7,14 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import enum
 import io
 import math
-import sys
 import time
-import types
-from collections.abc import Iterator
 from typing import Any
 
 from modelyard.backends.spandrel import SpandrelOptions
@@ -23,6 +18,7 @@ from modelyard.runners import compute
 from modelyard.runners.devices import device_of, dtype_of
 from modelyard.runners.media import load_image
 from modelyard.runners.requests import UpscaleBody
+from modelyard.runners.standins import torchvision_stand_in
 
 OVERLAP = 32  # input pixels each tile shares with its neighbours (more than the nets' reach)
 MAX_PIXELS = 4096 * 4096  # the largest output an answer may hold
@@ -32,7 +28,7 @@ class Upscaler:
     def __init__(self, path: str, options: SpandrelOptions) -> None:
         import torch
 
-        with _torchvision_stand_in():
+        with torchvision_stand_in():
             from spandrel import ImageModelDescriptor, ModelLoader, UnsupportedModelError
 
         self.device = device_of(options.device)
@@ -130,50 +126,3 @@ def _png(image: Any) -> str:
     out = io.BytesIO()
     image.save(out, format="PNG")
     return base64.b64encode(out.getvalue()).decode()
-
-
-class _Interpolation(enum.Enum):
-    NEAREST = "nearest"
-    BILINEAR = "bilinear"
-    BICUBIC = "bicubic"
-
-
-@contextlib.contextmanager
-def _torchvision_stand_in() -> Iterator[None]:
-    """spandrel imports three names from torchvision.transforms.functional, for two models that
-    are no upscalers (LaMa inpainting, RestoreFormer face restoration). Where torchvision cannot
-    be imported (the registry's builds for torch 2.13 are CUDA builds, which fail on a CPU
-    torch), they come from here while spandrel imports: normalize as torchvision computes it,
-    rotate refusing. A working torchvision is always used instead."""
-    try:
-        import torchvision  # noqa: F401
-    except (ImportError, RuntimeError, OSError):
-        pass
-    else:
-        yield
-        return
-
-    def normalize(tensor: Any, mean: Any, std: Any, inplace: bool = False) -> Any:
-        import torch
-
-        mean_t = torch.as_tensor(mean, dtype=tensor.dtype, device=tensor.device).view(-1, 1, 1)
-        std_t = torch.as_tensor(std, dtype=tensor.dtype, device=tensor.device).view(-1, 1, 1)
-        return tensor.sub_(mean_t).div_(std_t) if inplace else (tensor - mean_t) / std_t
-
-    def rotate(*_args: Any, **_kwargs: Any) -> Any:
-        raise Unsupported("this model needs torchvision, which is not installed for this torch build")
-
-    names = ("torchvision", "torchvision.transforms", "torchvision.transforms.functional")
-    saved = {n: sys.modules.get(n) for n in names}
-    package, transforms, functional = (types.ModuleType(n) for n in names)
-    functional.__dict__.update(normalize=normalize, rotate=rotate, InterpolationMode=_Interpolation)
-    package.__dict__["transforms"], transforms.__dict__["functional"] = transforms, functional
-    sys.modules.update(zip(names, (package, transforms, functional), strict=True))
-    try:
-        yield
-    finally:  # nothing else in the process takes the stand-in for torchvision
-        for n, module in saved.items():
-            if module is None:
-                sys.modules.pop(n, None)
-            else:
-                sys.modules[n] = module
