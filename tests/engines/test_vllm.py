@@ -43,9 +43,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         yield server
 
 
-def direct(server: RunningServer) -> tuple[str, dict[str, str]]:
+def direct(server: RunningServer, name: str = "tiny") -> tuple[str, dict[str, str]]:
     """The vLLM engine's own URL and the key requests to it carry (only the gateway knows it)."""
-    (slot,) = server.app.state.runtime.queue("tiny").slots.values()
+    (slot,) = server.app.state.runtime.queue(name).slots.values()
     return slot.url, dict(slot.headers)
 
 
@@ -101,6 +101,31 @@ def test_greedy_tokens_equal_vllm_called_directly(served: RunningServer) -> None
     assert tokens == straight.json()["choices"][0]["logprobs"]["tokens"]
     # the engine's port is no way around the gateway
     assert httpx.post(url + "/v1/completions", json=body, timeout=60).status_code == 401
+
+
+def test_gptq_and_awq_go_to_vllm(served: RunningServer, tmp_path: Path) -> None:
+    """GPTQ and AWQ checkpoints (a tiny Llama quantized by gptqmodel here) deploy on vLLM, the
+    first of their loaders where it is installed, and answer through the gateway with vLLM's own
+    greedy tokens. vLLM runs these at 16-bit only."""
+    base = tm.write_chat_model(tmp_path / "base", hidden=128)
+    for method in ("gptq", "awq"):
+        folder = tm.write_quantized(tmp_path / method, base, method)
+        settings = {**SETTINGS, "precision": "bfloat16"}
+        r = served.http.post(
+            "/api/deployments", json={"path": str(folder), "name": method, "settings": settings}, timeout=300
+        )
+        assert r.status_code == 201, r.text
+        assert served.http.get(f"/api/deployments/{method}").json()["serving_backend"] == "vllm"
+        url, headers = direct(served, method)
+        body = {"model": method, "prompt": "hello world", "max_tokens": 8, "temperature": 0, "logprobs": 1,
+                "min_tokens": 8}  # fmt: skip
+        through = httpx.post(served.url + "/v1/completions", json=body, timeout=120)
+        straight = httpx.post(url + "/v1/completions", json=body, headers=headers, timeout=120)
+        assert through.status_code == 200, through.text
+        tokens = through.json()["choices"][0]["logprobs"]["tokens"]
+        assert len(tokens) == 8
+        assert tokens == straight.json()["choices"][0]["logprobs"]["tokens"]
+        assert served.http.delete(f"/api/deployments/{method}").status_code in (200, 204)
 
 
 def test_vllm_arguments_settings_and_estimate(served: RunningServer) -> None:
