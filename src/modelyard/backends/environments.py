@@ -53,8 +53,8 @@ class Packages:
 # (its GPU kernels, 160 MB): the CPU masks need only the package and its FFI.
 XGRAMMAR = ("xgrammar==0.2.9", "apache-tvm-ffi==0.1.15.post2")
 # GPTQ and AWQ weights in transformers: gptqmodel's kernels (torch ones on the CPU). It comes
-# without what it asks for (datasets, pyarrow, torchao and a numpy pin: for quantizing only);
-# these are what loading needs.
+# without what it asks for (datasets, pyarrow, torchao and a numpy pin, which loading does not
+# need); these are what it does.
 GPTQMODEL_PACKAGE = "gptqmodel==7.3.6"
 GPTQMODEL_NEEDS = (
     "optimum==2.3.0",
