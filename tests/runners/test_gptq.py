@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import RunningServer
+from modelyard.estimate.hf import GPTQMODEL_RAM
 from modelyard.formats.hf import inspect_hf_model
 from modelyard.runners.standins import torchvision_stand_in
 from torch_models import CHATML, bpe_tokenizer, write_chat_model, write_quantized
@@ -120,6 +121,11 @@ def test_gptq_and_awq_answer_as_gptqmodel_does(server: RunningServer, quantized:
         assert (q["quant_method"], q["bits"], q["group_size"]) == (method, 4, 32)
         answer = chat(server, method)
         assert answer == in_process(folder), method
+        # the estimate counts gptqmodel's kernels, which the engine imported: what the engine
+        # holds is under the estimate, and over it without that share
+        (instance,) = [i for i in server.http.get("/api/instances").json() if i["model"] == method]
+        ram = server.http.get(f"/api/models/{method}/estimate").json()["ram"]
+        assert ram["total"] - GPTQMODEL_RAM < instance["memory"] <= ram["total"]
     assert server.http.get("/api/health").status_code == 200
 
 

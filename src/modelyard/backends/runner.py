@@ -22,7 +22,7 @@ from modelyard.backends.transformers import TransformersOptions
 from modelyard.catalog.records import Adapter, Model
 from modelyard.errors import InvalidSettings, Unsupported
 from modelyard.estimate import Fit, fit_files, fit_folder
-from modelyard.estimate.hf import TORCH_RAM
+from modelyard.estimate.hf import GPTQMODEL_RAM, TORCH_RAM
 from modelyard.formats.loaders import (
     DIFFUSERS,
     FASTER_WHISPER,
@@ -156,6 +156,8 @@ class RunnerBackend(environments.InEnvironment):
             batch_size=getattr(options, "batch_size", 1),
             quantization=getattr(options, "quantization", "none"),
             extra_bytes=_folder_bytes(getattr(options, "draft_model", None)),
+            # transformers runs GPTQ / AWQ weights on gptqmodel's kernels, imported with them
+            process_ram=GPTQMODEL_RAM if model.facts.get("quant_method") in ("gptq", "awq") else 0,
         )
 
     def adapters(self, model: Model, options: Any, adapter: Adapter | None) -> list[dict[str, Any]] | None:

@@ -92,10 +92,11 @@ def fit_folder(
     quantization: str = "none",
     kv_bytes: float = 0.0,
     extra_bytes: int = 0,
+    process_ram: int = 0,
 ) -> Fit:
     """The same for a safetensors / Hugging Face folder under a transformers-style engine
     (``kv_bytes``: bytes per cached value where the cache has its own type; ``extra_bytes``: what
-    loads beside the weights, a draft model)."""
+    loads beside the weights, a draft model; ``process_ram``: what the engine's libraries add)."""
     folder = Path(model.path)
     if model.format != "safetensors" or not folder.is_dir():
         raise Unsupported(f"no memory estimate for {model.name!r} ({model.format})")
@@ -112,6 +113,7 @@ def fit_folder(
             quantization=quantization,
             kv_bytes=kv_bytes,
             extra_bytes=extra_bytes,
+            process_ram=process_ram,
         )
 
     def fits(e: Estimate) -> bool:

@@ -7,7 +7,8 @@ headers' dtypes and parameter counts, the quantization config, the chosen precis
 - KV cache: 2 x layers x KV heads x head dim x n_ctx x batch x the compute dtype's size (or the
   cache's own: exllamav2's Q8 / Q4 caches);
 - activations: batch x n_ctx x (hidden + intermediate) floats, one layer at a time;
-- overhead: the Python process with torch (RAM), and the CUDA context on a GPU.
+- overhead: the Python process with torch (RAM), what the engine's libraries add to it (gptqmodel's
+  kernels for GPTQ / AWQ), and the CUDA context on a GPU.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ PRECISION_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 DTYPE_PRECISION = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
 TORCH_RAM = 400 * MiB  # python + torch + transformers, measured order of magnitude
 CUDA_CONTEXT = 500 * MiB
+GPTQMODEL_RAM = 250 * MiB  # importing gptqmodel, for GPTQ / AWQ in transformers (measured 247 MiB)
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class HFConfig:
     quantization: str = "none"  # bitsandbytes at load: int8, int4, nf4
     kv_bytes: float = 0.0  # bytes per cached key or value; 0: the compute dtype's
     extra_bytes: int = 0  # loaded beside the weights: a draft model
+    process_ram: int = 0  # what the engine's libraries add to its process (GPTQMODEL_RAM)
 
 
 def estimate_folder(folder: Path, facts: dict[str, object], cfg: HFConfig) -> Estimate:
@@ -95,7 +98,10 @@ def estimate_weights(
     if on_gpu:
         device.overhead = CUDA_CONTEXT
         return Estimate(
-            n_ctx=cfg.n_ctx, n_gpu_layers=layers, ram=Breakdown(overhead=TORCH_RAM), vram=[device]
+            n_ctx=cfg.n_ctx,
+            n_gpu_layers=layers,
+            ram=Breakdown(overhead=TORCH_RAM + cfg.process_ram),
+            vram=[device],
         )
-    device.overhead = TORCH_RAM
+    device.overhead = TORCH_RAM + cfg.process_ram
     return Estimate(n_ctx=cfg.n_ctx, n_gpu_layers=0, ram=device, vram=[])
