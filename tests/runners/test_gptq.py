@@ -120,6 +120,7 @@ def test_gptq_and_awq_answer_as_gptqmodel_does(server: RunningServer, quantized:
         q = facts["quantization"]
         assert (q["quant_method"], q["bits"], q["group_size"]) == (method, 4, 32)
         answer = chat(server, method)
+        assert answer.strip()
         assert answer == in_process(folder), method
         # the estimate counts gptqmodel's kernels, which the engine imported: what the engine
         # holds is under the estimate, and over it without that share
