@@ -78,6 +78,7 @@ def write_chat_model(
 def write_quantized(folder: Path, base: Path, method: str = "gptq") -> Path:
     """``base`` quantized by gptqmodel in-process to 4 bits in groups of 32, on the CPU: GPTQ (its
     own format), or AWQ (GEMM) with the torch kernel. Calibrated on the corpus repeated."""
+    import contextlib
     import os
 
     from modelyard.runners.standins import torchvision_stand_in
@@ -95,11 +96,12 @@ def write_quantized(folder: Path, base: Path, method: str = "gptq") -> Path:
         backend = BACKEND.AWQ_TORCH
     else:
         config, backend = QuantizeConfig(bits=4, group_size=32, offload_to_disk=False), BACKEND.AUTO
-    model = GPTQModel.load(str(base), config, device="cpu")
-    model.quantize(
-        [" ".join(CORPUS[i:] + CORPUS[:i]) for i in range(len(CORPUS))] * 4, batch_size=1, backend=backend
-    )
-    model.save(str(folder))
+    folder.mkdir(parents=True, exist_ok=True)
+    with contextlib.chdir(folder.parent):  # gptqmodel writes its quantizing logs under ./logs
+        model = GPTQModel.load(str(base), config, device="cpu")
+        calibration = [" ".join(CORPUS[i:] + CORPUS[:i]) for i in range(len(CORPUS))] * 4
+        model.quantize(calibration, batch_size=1, backend=backend)
+        model.save(str(folder))
     return folder
 
 
