@@ -26,6 +26,7 @@ from modelyard.estimate.hf import GPTQMODEL_RAM, TORCH_RAM
 from modelyard.formats.loaders import (
     DIFFUSERS,
     FASTER_WHISPER,
+    GPTQMODEL_METHODS,
     INSIGHTFACE,
     PIPER,
     SENTENCE_TRANSFORMERS,
@@ -157,7 +158,7 @@ class RunnerBackend(environments.InEnvironment):
             quantization=getattr(options, "quantization", "none"),
             extra_bytes=_folder_bytes(getattr(options, "draft_model", None)),
             # transformers runs GPTQ / AWQ weights on gptqmodel's kernels, imported with them
-            process_ram=GPTQMODEL_RAM if model.facts.get("quant_method") in ("gptq", "awq") else 0,
+            process_ram=GPTQMODEL_RAM if model.facts.get("quant_method") in GPTQMODEL_METHODS else 0,
         )
 
     def adapters(self, model: Model, options: Any, adapter: Adapter | None) -> list[dict[str, Any]] | None:

@@ -19,6 +19,8 @@ PIPER = "piper"  # Piper voices
 FASTER_WHISPER = "faster-whisper"  # Whisper on CTranslate2
 EXTERNAL = "external"  # a server that already runs elsewhere
 REMOTE = "remote"  # the format of a model that is such a server
+# the quantizations transformers runs on gptqmodel's kernels
+GPTQMODEL_METHODS = ("gptq", "awq")
 
 
 def compatible_loaders(
@@ -87,7 +89,7 @@ def why(loader: str, fmt: str, quant_method: str | None, category: str | None) -
     if loader == DIFFUSERS:
         return "image pipelines, single-file checkpoints and their LoRAs"
     if loader == TRANSFORMERS:
-        if quant_method in ("gptq", "awq"):
+        if quant_method in GPTQMODEL_METHODS:
             return f"{quant_method.upper()} on gptqmodel's kernels: the CPU too, one request at a time"
         if quant_method == "bitsandbytes":
             return "bitsandbytes 8/4-bit loads through transformers"

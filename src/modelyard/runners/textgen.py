@@ -16,6 +16,7 @@ from typing import Any
 
 from modelyard.backends.transformers import TransformersOptions
 from modelyard.errors import EngineError, InvalidRequest, ModelyardError
+from modelyard.formats.loaders import GPTQMODEL_METHODS
 from modelyard.http_errors import sse_error
 from modelyard.runners import speculation
 from modelyard.runners.constrain import Grammars, schema_of
@@ -145,7 +146,7 @@ class Generator:
         elif quant is not None:
             kwargs["quantization_config"] = quant
         method = (getattr(config, "quantization_config", None) or {}).get("quant_method")
-        if method in ("gptq", "awq"):
+        if method in GPTQMODEL_METHODS:
             gptq_kernels(method)
         if rope(config, options):
             kwargs["config"] = config
