@@ -4,6 +4,7 @@ cpu or cuda torch) that `modelyard backends install NAME` creates."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -20,7 +21,7 @@ from typing import ClassVar
 import modelyard
 from modelyard.errors import EngineError, EngineUnavailable, Unsupported
 
-ENV_VERSION = "1"  # bump when the pinned packages change
+ENV_VERSION = "1"  # bump to install every environment anew, in a new folder (pins are in env_key)
 TORCH = "torch==2.13.0"
 # What the runner itself imports (modelyard.runners, the backends' option schemas).
 RUNNER = (
@@ -233,6 +234,39 @@ Progress = Callable[[str, int, int], None]
 _COLLECTING = re.compile(r"^(?:Collecting|Downloading|Processing|Using cached)\s+(\S+)")
 
 
+def env_key(backend: str, variant: str, *, torch_index: str | None) -> str:
+    """What a managed environment is made from (its pinned packages, the torch index, this
+    Python), as a key: an environment of another key is installed again."""
+    spec = _packages(backend)
+    inputs = {
+        "backend": backend,
+        "variant": variant,
+        "torch": TORCH,
+        "torch_index": torch_index or "",
+        "requirements": spec.for_variant(variant),
+        "runner": RUNNER if spec.runner else (),
+        "no_deps": spec.no_deps,
+        "broken": dict(spec.broken).get(variant, ()),
+        "python": sys.version,
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _up_to_date(folder: Path, key: str, modules: tuple[str, ...]) -> bool:
+    """Whether the environment in ``folder`` was installed with ``key`` and its modules are there."""
+    try:
+        if json.loads((folder / "modelyard-env.json").read_text()).get("key") != key:
+            return False
+    except (OSError, ValueError, AttributeError):
+        return False
+    check = "import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in sys.argv[1:]))"
+    try:
+        done = subprocess.run([str(folder / "bin" / "python"), "-c", check, *modules], timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
 def install_env(
     envs: Path,
     backend: str,
@@ -241,7 +275,8 @@ def install_env(
     torch_index: str | None,
     progress: Progress = lambda stage, step, steps: None,
 ) -> Path:
-    """Create (or complete) the managed environment; returns its folder. A failure leaves no
+    """Create (or complete) the managed environment; returns its folder. One installed from the
+    same inputs (env_key) whose modules are there is kept as it is. A failure leaves no
     environment that looks installed: the marker is written last."""
     spec = _packages(backend)
     if variant not in spec.variants:
@@ -249,6 +284,10 @@ def install_env(
             f"{backend} has no {variant!r} build", hint=f"the variants: {', '.join(spec.variants)}"
         )
     folder = env_dir(envs, backend, variant)
+    key = env_key(backend, variant, torch_index=torch_index)
+    if _up_to_date(folder, key, spec.modules):
+        progress("up to date", 1, 1)
+        return folder
     marker = folder / "modelyard-env.json"
     marker.unlink(missing_ok=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -274,7 +313,13 @@ def install_env(
         _run([python, "-m", "pip", "uninstall", "-y", *broken], log, "removing builds that do not import")
     marker.write_text(
         json.dumps(
-            {"backend": backend, "variant": variant, "version": ENV_VERSION, "installed_at": time.time()}
+            {
+                "backend": backend,
+                "variant": variant,
+                "version": ENV_VERSION,
+                "key": key,
+                "installed_at": time.time(),
+            }
         )
     )
     progress("done", steps, steps)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -53,15 +55,36 @@ def install(
     backend = backends.get(name)
     if variant not in backends.variants(backend):
         raise Unsupported(f"unknown variant {variant!r}", hint=" or ".join(backends.variants(backend)))
-    with Progress(
-        TextColumn("[bold]{task.description:<40}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(), console=console,
-    ) as bar:  # fmt: skip
-        task = bar.add_task("starting", total=100)
+    stages: list[str] = []
+    if console.is_terminal:
+        with Progress(
+            TextColumn("[bold]{task.description:<40}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(), console=console,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("starting", total=100)
+
+            def report(stage: str, done: float, total: float) -> None:
+                stages.append(stage)
+                bar.update(task, description=stage[:40], completed=done, total=total)
+
+            where = backend.install(variant, report, version)
+    else:  # a log (CI, a pipe): a line per stage and per tenth of it, never minutes of silence
+        shown: list[tuple[str, int]] = []
+        started = time.monotonic()
 
         def report(stage: str, done: float, total: float) -> None:
-            bar.update(task, description=stage[:40], completed=done, total=total)
+            stages.append(stage)
+            tenth = int(10 * done / total) if total else 0
+            if not shown or shown[-1][0] != stage or tenth > shown[-1][1]:
+                shown.append((stage, tenth))
+                elapsed = int(time.monotonic() - started)
+                console.print(
+                    f"  {stage[:60]:<60} {10 * tenth:>3}%  {elapsed // 60}:{elapsed % 60:02}", highlight=False
+                )
 
         where = backend.install(variant, report, version)
     what = f"{backend.name} {version}" if version else backend.name
-    console.print(f"installed {what} ({variant}) in {where}", highlight=False)
+    if stages and stages[-1] == "up to date":
+        console.print(f"{what} ({variant}) is up to date in {where}", highlight=False)
+    else:
+        console.print(f"installed {what} ({variant}) in {where}", highlight=False)
