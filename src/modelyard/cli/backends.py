@@ -85,6 +85,6 @@ def install(
         where = backend.install(variant, report, version)
     what = f"{backend.name} {version}" if version else backend.name
     if stages and stages[-1] == "up to date":
-        console.print(f"{what} ({variant}) is up to date in {where}", highlight=False)
+        console.print(f"{what} ({variant}) is up to date in {where}", highlight=False, soft_wrap=True)
     else:
-        console.print(f"installed {what} ({variant}) in {where}", highlight=False)
+        console.print(f"installed {what} ({variant}) in {where}", highlight=False, soft_wrap=True)

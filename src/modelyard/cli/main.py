@@ -89,7 +89,8 @@ def serve(
     if warning:
         err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
     console.print(
-        f"modelyard {__version__} on http://{settings.host}:{settings.port}  (library in {settings.home})"
+        f"modelyard {__version__} on http://{settings.host}:{settings.port}  (library in {settings.home})",
+        soft_wrap=True,
     )
     if settings.ollama_port is not None:
         console.print(f"Ollama API on http://{settings.host}:{settings.ollama_port}", highlight=False)
