@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     allowed_dirs: list[Path] | None = Field(
         default=None, description="folders the server may import from and download to (JSON list)"
     )
+    client_paths: bool = Field(
+        default=False,
+        description="inference keys may name files on the server in requests (images, audio), "
+        "inside the allowed folders; admin keys and the local user may always",
+    )
 
     cluster: str | None = Field(
         default=None,

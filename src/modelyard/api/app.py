@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelyard import __version__
+from modelyard.access.files import ClientFiles
 from modelyard.access.folders import Folders
 from modelyard.access.keys import Keys
 from modelyard.api import (
@@ -99,6 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.library = library
     app.state.keys = keys
     app.state.folders = Folders(settings, store, keys)
+    app.state.client_files = ClientFiles(app.state.folders, keys_may_name_paths=settings.client_paths)
     app.state.coalescer = Coalescer()
     app.state.meter = meter
     app.state.quotas = quotas

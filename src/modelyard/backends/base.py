@@ -75,7 +75,6 @@ class Backend(Protocol):
     loader: ClassVar[str]  # the loader of the manuals it implements (a Model's ``loaders``)
     options: ClassVar[type[BaseModel]]
     merges_embeddings: ClassVar[bool]  # its engine reports each input's tokens (see gateway/coalesce)
-    inline_images: ClassVar[bool]  # its engine takes images in chat only as data URLs
     anthropic_messages: ClassVar[bool]  # its engine serves Anthropic's /v1/messages itself
     distributable: ClassVar[bool]  # one engine can spread its layers over nodes (Placement.peers)
     dialect: ClassVar[str]  # the API its engine speaks: "openai", or "tgi" (the gateway translates)

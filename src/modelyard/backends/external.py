@@ -52,7 +52,6 @@ class External:
     loader: ClassVar[str] = EXTERNAL
     options: ClassVar[type[BaseModel]] = ExternalOptions
     merges_embeddings: ClassVar[bool] = False
-    inline_images: ClassVar[bool] = True  # another machine cannot read this one's files
     anthropic_messages: ClassVar[bool] = False
     distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"

@@ -122,7 +122,6 @@ class LlamaCppFamily:
     loader: ClassVar[str] = LLAMA_CPP
     options: ClassVar[type[BaseModel]] = LlamaCppOptions
     merges_embeddings: ClassVar[bool] = False
-    inline_images: ClassVar[bool] = True  # llama.cpp takes images only as data URLs
     anthropic_messages: ClassVar[bool] = False
     distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"

@@ -113,7 +113,6 @@ class RunnerBackend(environments.InEnvironment):
     loader: ClassVar[str]
     options: ClassVar[type[BaseModel]]
     merges_embeddings: ClassVar[bool] = False
-    inline_images: ClassVar[bool] = False
     anthropic_messages: ClassVar[bool] = False
     distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"

@@ -80,7 +80,6 @@ class Vllm(environments.InEnvironment):
     loader: ClassVar[str] = VLLM
     options: ClassVar[type[BaseModel]] = VllmOptions
     merges_embeddings: ClassVar[bool] = False
-    inline_images: ClassVar[bool] = False
     anthropic_messages: ClassVar[bool] = False  # translated onto its chat completions
     distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from pathlib import Path
 from typing import BinaryIO
@@ -14,6 +15,7 @@ from modelyard.errors import InvalidInput, MalformedFile, PathNotFound, Unsuppor
 
 MAX_NAME = 255  # bytes in one path component (NAME_MAX)
 MAX_PATH = 4096  # bytes in a whole path (PATH_MAX)
+_BASE64 = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
 
 
 def usable_path(text: str | Path) -> Path:
@@ -70,3 +72,18 @@ def read_head(path: Path, n: int) -> bytes:
             return f.read(n)
         except OSError as e:  # /proc/self/mem and the like: regular on paper, unreadable
             raise MalformedFile(path, f"cannot be read ({e.strerror or e.__class__.__name__})") from None
+
+
+def is_path(value: str) -> bool:
+    """Whether a request's media field names a file: a file:// URL, or an absolute path. Base64
+    may begin with a slash too (a JPEG's begins "/9j/"): what decodes as base64 is not a path."""
+    if value.startswith("file://"):
+        return True
+    if not value.startswith("/"):
+        return False
+    raw = value.encode(errors="surrogateescape")
+    return len(raw) % 4 != 0 or _BASE64.fullmatch(raw) is None
+
+
+def path_of(value: str) -> str:
+    return value.removeprefix("file://")

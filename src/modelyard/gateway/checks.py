@@ -10,6 +10,7 @@ import orjson
 from fastapi import Request
 from starlette.datastructures import State
 
+from modelyard.access.files import ClientFiles
 from modelyard.access.keys import OPEN, Caller
 from modelyard.backends.base import Backend
 from modelyard.catalog.records import Model
@@ -23,6 +24,11 @@ def state_of(request: Request) -> State:
     app = getattr(request.app.state, "main", request.app)
     state: State = app.state
     return state
+
+
+def client_files_of(request: Request) -> ClientFiles:
+    files: ClientFiles = state_of(request).client_files
+    return files
 
 
 def runtime_of(request: Request) -> Runtime:

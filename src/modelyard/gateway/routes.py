@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,10 +17,10 @@ from modelyard.catalog.records import Model
 from modelyard.errors import EngineError, ModelNotLoaded, ModelyardError, Unsupported
 from modelyard.gateway import tgi, tools
 from modelyard.gateway.calls import Target, engine_call, resolve
-from modelyard.gateway.checks import caller_of, check, fits_context, gave_up, runtime_of
+from modelyard.gateway.checks import caller_of, check, client_files_of, fits_context, gave_up, runtime_of
 from modelyard.gateway.coalesce import Coalescer
 from modelyard.gateway.exchange import Exchange
-from modelyard.gateway.images import inline, local_image_parts
+from modelyard.gateway.media import inline_files, may_name_files
 from modelyard.gateway.protocol import (
     CaptionRequest,
     ChatRequest,
@@ -380,7 +379,7 @@ async def _route(
             if texts is not None:
                 return await _coalesced(request, runtime, model, adapter, texts, parsed, path, exchange)
         served = backend.served_name(model, adapter)
-        content = raw if form else await _payload(raw, served, name, endpoint, backend.inline_images)
+        content = raw if form else await _payload(request, raw, served, name, endpoint, model.category)
         if quiet_usage:
             content = _asking_usage(content)
         prefix = prefix_of(raw) if endpoint in TEXT and runtime.replicated(model.name) else None
@@ -450,16 +449,18 @@ def _asking_usage(content: bytes) -> bytes:
     return end[:-1] + b',"stream_options":{"include_usage":true}}'
 
 
-async def _payload(raw: bytes, served: str, name: str, endpoint: str, inline_images: bool) -> bytes:
-    """The JSON body for the engine: parsed only when it may hold a local image the engine takes
-    only inline, or when the engine must hear another name than the one asked for (the model's
-    own for an alias; ``base:adapter`` for an engine that picks a LoRA by name)."""
-    images_here = inline_images and endpoint == "chat" and b'"image_url"' in raw
-    if name == served and not images_here:
+async def _payload(
+    request: Request, raw: bytes, served: str, name: str, endpoint: str, category: str
+) -> bytes:
+    """The JSON body for the engine: parsed only when it may name a file (sent as its content:
+    engines never read what a client names), or when the engine must hear another name than the
+    one asked for (the model's own for an alias; ``base:adapter`` for an engine that picks a LoRA
+    by name)."""
+    files_here = may_name_files(endpoint, category, raw)
+    if name == served and not files_here:
         return raw
     payload = orjson.loads(raw)
     payload["model"] = served
-    files = local_image_parts(payload) if images_here else []
-    if files:
-        await asyncio.to_thread(inline, files)
+    if files_here:
+        await inline_files(payload, endpoint, category, client_files_of(request), caller_of(request))
     return orjson.dumps(payload)

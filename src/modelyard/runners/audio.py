@@ -9,12 +9,13 @@ import binascii
 import io
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from modelyard.errors import EngineError, InvalidRequest
+from modelyard.formats.files import is_path
+from modelyard.runners.media import PATH_REFUSED
 
 FORMATS = "wav, flac, mp3 or ogg"
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
@@ -35,15 +36,15 @@ class Audio:
 
 
 def raw_audio(value: str) -> bytes:
-    """The bytes a request's ``file`` carries: a data URL (a form's file), base64, or a local
-    path. Web URLs are refused: engines do not fetch from the network."""
+    """The bytes a request's ``file`` carries: a data URL (a form's file) or base64. Web URLs
+    and paths are refused: engines neither fetch from the network nor read what a client names."""
     if value.startswith(("http://", "https://")):
         raise InvalidRequest("'file' is a web URL; send the audio itself", param="file")
+    if is_path(value):
+        raise InvalidRequest(PATH_REFUSED.format(param="file"), param="file")
     try:
         if value.startswith("data:"):
             return base64.b64decode(value.split(",", 1)[1])
-        if value.startswith(("file://", "/")):
-            return Path(value.removeprefix("file://")).read_bytes()
         return base64.b64decode(value, validate=True)
     except (OSError, ValueError, binascii.Error) as e:
         raise InvalidRequest(f"'file' could not be read: {e}", param="file") from None

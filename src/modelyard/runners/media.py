@@ -1,13 +1,19 @@
-"""Images that requests carry: data URLs, plain base64, or local files (paths or file:// URLs)."""
+"""Images that requests carry: data URLs or plain base64. A path is never read here: the gateway
+sends a file a client names as its content (access/files.py), for the callers that may name one."""
 
 from __future__ import annotations
 
 import base64
 import io
-from pathlib import Path
 from typing import Any
 
 from modelyard.errors import InvalidRequest
+from modelyard.formats.files import is_path
+
+# a path that reached an engine: sent in a form's field, or hidden from the gateway's look
+PATH_REFUSED = (
+    "'{param}' names a file on the server; send the file itself (a data URL, base64 or a form's file)"
+)
 
 
 def load_image(value: Any, param: str = "image") -> Any:
@@ -15,17 +21,17 @@ def load_image(value: Any, param: str = "image") -> Any:
     from PIL import Image
 
     if not isinstance(value, str) or not value:
-        raise InvalidRequest(f"'{param}' must be an image: a file, a data URL or base64", param=param)
+        raise InvalidRequest(f"'{param}' must be an image: a data URL or base64", param=param)
     if value.startswith(("http://", "https://")):
         raise InvalidRequest(
-            f"'{param}' is a web URL; send the image itself (a data URL or base64) or a local file path",
+            f"'{param}' is a web URL; send the image itself (a data URL or base64)",
             param=param,
         )
+    if is_path(value):
+        raise InvalidRequest(PATH_REFUSED.format(param=param), param=param)
     try:
         if value.startswith("data:"):
             raw = base64.b64decode(value.split(",", 1)[1])
-        elif value.startswith("file://") or value.startswith("/"):
-            raw = Path(value.removeprefix("file://")).read_bytes()
         else:
             raw = base64.b64decode(value, validate=True)
         return Image.open(io.BytesIO(raw)).convert("RGB")

@@ -239,7 +239,6 @@ class FakeBackend:
     loader: ClassVar[str] = "fake"
     options: ClassVar[type[BaseModel]] = FakeOptions
     merges_embeddings: ClassVar[bool] = False
-    inline_images: ClassVar[bool] = False
     anthropic_messages: ClassVar[bool] = False
     distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"
