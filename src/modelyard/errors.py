@@ -24,7 +24,8 @@ ModelyardError
  │    ├── QuotaExceeded         a load over the key's quota of loads for this period
  │    ├── NoSpace               the disk cannot take the download
  │    ├── InstallRunning        the backend is being installed already
- │    └── DownloadActive        the download still runs: pause or cancel it first
+ │    ├── DownloadActive        the download still runs: pause or cancel it first
+ │    └── LastKey               the last key of a server on the network: it would open
  ├── InvalidInput
  │    ├── InvalidName
  │    ├── InvalidSettings
@@ -192,6 +193,15 @@ class NoSpace(Conflict):
 class InstallRunning(Conflict):
     def __init__(self, backend: str) -> None:
         super().__init__(f"{backend} is being installed already", hint="wait for that install to end")
+
+
+class LastKey(Conflict):
+    def __init__(self, name: str, host: str) -> None:
+        super().__init__(
+            f"{name!r} is the last API key, and this server listens on {host}: without a key it "
+            "would answer nobody on the network",
+            hint="create another key first (`modelyard keys create NAME --scope admin`), or listen on 127.0.0.1",
+        )
 
 
 class DownloadActive(Conflict):

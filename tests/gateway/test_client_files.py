@@ -58,7 +58,9 @@ def folders(tmp_path: Path) -> dict[str, Path]:
 
 
 @pytest.fixture
-def keyed(tmp_path: Path, folders: dict[str, Path]) -> Iterator[tuple[RunningServer, dict[str, str], FakeEngine]]:
+def keyed(
+    tmp_path: Path, folders: dict[str, Path]
+) -> Iterator[tuple[RunningServer, dict[str, str], FakeEngine]]:
     """A server on a network address with an admin and an inference key, its allowed folder,
     and a registered engine that keeps what it was sent."""
     home = tmp_path / "home"

@@ -4,10 +4,13 @@ gateway's hot path).
 1. On a loopback address, only loopback Host names are answered (DNS rebinding).
 2. A state-changing request from a web page must come from the server's own origin, or one
    listed in MODELYARD_CORS_ORIGINS (cross-site requests).
-3. Once any API key exists, /api, /v1 and /metrics need one (``Authorization: Bearer KEY``,
+3. A server on a network address that has no key (the last one was removed while it ran)
+   answers /api, /v1 and /metrics from this machine only, until a key exists again: "no key,
+   no network" at every moment, not only at start (--insecure aside).
+4. Once any API key exists, /api, /v1 and /metrics need one (``Authorization: Bearer KEY``,
    or ``X-Api-Key``); /api and /metrics take admin keys only. /api/health, the web UI's files and the API docs
    stay open. The caller goes to the route as ``request.state.caller``.
-4. A body must be JSON (multipart for images and audio sent as files) and no larger than MODELYARD_MAX_BODY.
+5. A body must be JSON (multipart for images and audio sent as files) and no larger than MODELYARD_MAX_BODY.
 
 Refusals answer in the one error shape (http_errors.py).
 """
@@ -49,6 +52,11 @@ def _protected(path: str, public: frozenset[str] = PUBLIC) -> bool:
     return (path.startswith(("/api/", "/v1/")) or path in ("/api", "/v1", "/metrics")) and path not in public
 
 
+def _from_loopback(scope: Scope) -> bool:
+    client = scope.get("client")
+    return client is not None and is_loopback(str(client[0]))
+
+
 def secret_of(headers: Headers) -> str | None:
     auth = headers.get("authorization")
     if auth:
@@ -65,7 +73,9 @@ class Guard:
         self.app = app
         self.keys = keys
         self.ollama = ollama
+        self.host = settings.host
         self.loopback = is_loopback(settings.host)
+        self.insecure = settings.insecure
         self.hosts = frozenset(h.lower() for h in settings.allowed_hosts)
         self.origins = frozenset(o.rstrip("/") for o in settings.cors_origins)
         self.max_body = settings.max_body
@@ -107,7 +117,14 @@ class Guard:
                     "MODELYARD_CORS_ORIGINS",
                 )
         caller: Caller = OPEN
-        if _protected(path, OLLAMA_PUBLIC if self.ollama else PUBLIC) and self.keys.required():
+        protected = _protected(path, OLLAMA_PUBLIC if self.ollama else PUBLIC)
+        if protected and not self.keys.required():
+            if not self.loopback and not self.insecure and not _from_loopback(scope):
+                raise RequestRefused(
+                    f"this server listens on {self.host} and has no API key: it answers this machine only",
+                    hint="create a key on the server (`modelyard keys create admin --scope admin`), then send it",
+                )
+        elif protected:
             caller = self.keys.authenticate(secret_of(headers))
             if path.startswith(("/api", "/metrics")) and not caller.admin and not self.ollama:
                 raise ScopeDenied(

@@ -10,7 +10,10 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from modelyard.access.keys import Keys, Scope
+from modelyard.access.network import is_loopback
 from modelyard.catalog.records import ApiKey
+from modelyard.config import Settings
+from modelyard.errors import LastKey
 from modelyard.http_errors import ErrorBody
 
 log = logging.getLogger(__name__)
@@ -71,5 +74,11 @@ def create_key(request: Request, body: KeyIn) -> NewKeyOut:
 
 @router.delete("/{name}", status_code=204)
 def remove_key(request: Request, name: str) -> None:
-    keys_of(request).remove(name)
+    """Remove a key. The last one is kept while the server listens on the network (unless it
+    runs --insecure): keys made or removed elsewhere aside, the network never finds it open."""
+    settings: Settings = request.app.state.settings
+    keys = keys_of(request)
+    if not is_loopback(settings.host) and not settings.insecure and [k.name for k in keys.list()] == [name]:
+        raise LastKey(name, settings.host)
+    keys.remove(name)
     log.warning("%s removed the key %r", request.state.caller.name, name)
