@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from modelyard.catalog.records import Deployment
 from modelyard.errors import (
     EngineError,
     LoadRefused,
@@ -18,6 +19,7 @@ from modelyard.errors import (
 )
 from modelyard.runtime.clock import settle
 from modelyard.runtime.queue import ClientGone
+from modelyard.runtime.runtime import Runtime
 from runtime.fakes import harness, run, stays, until
 
 GiB = 1 << 30
@@ -354,11 +356,83 @@ async def test_memory_pressure_unloads_the_least_recently_used_idle_model(tmp_pa
             await h.advance(5)
         queue, held = await h.acquire("chat")  # now the most recent, and busy
         assert await h.runtime.relieve_pressure() == (
-            "unloaded 'embed', the least recently used idle model, to relieve memory pressure"
+            "unloaded 'embed', the least recently used idle model, to relieve memory pressure; "
+            "its deployment stays, and it loads again when memory frees"
         )
         assert await h.runtime.relieve_pressure() is None  # the other is busy
         assert h.runtime.is_loaded("chat")
         queue.release(held)
+        # the wish outlives its instances: recorded, visible, and back after a while
+        (embed,) = [d for d in h.library.store.deployments() if d.model == "embed"]
+        assert h.runtime.wish_state(embed) == ("evicted", "unloaded to relieve memory pressure", 60.0)
+        assert h.engines("embed") == []
+        await h.advance(59)
+        assert not h.runtime.is_loaded("embed")
+        await h.advance(2)
+        await until(lambda: h.state("embed") == ["running"])
+        assert h.runtime.wish_state(embed)[0] == "running"
+
+
+@run
+async def test_a_deployment_loaded_on_demand_is_forgotten_under_pressure(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        h.add("m", autoload=True)
+        await h.runtime.load("m", jit=True)
+        assert await h.runtime.relieve_pressure() is not None
+        assert h.library.store.deployments() == []  # a request loads it again
+
+
+@run
+async def test_a_deployment_whose_start_fails_at_boot_stays_and_comes_back(tmp_path: Path) -> None:
+    async with harness(tmp_path, restart_backoff=10, restart_backoff_max=300) as h:
+        h.add("m")
+        await h.runtime.load("m", replicas=1)
+        await h.runtime.close()  # the server stops; at its next start the engine is killed at once
+        h.script("m", fail_start=True)
+        again = Runtime(
+            h.runtime.settings, h.library, executor=h.executor, backends=h.runtime.backends, clock=h.clock
+        )
+        h.runtime = again
+        await again.start()
+        await until(lambda: "m" in again.held_back)
+        (dep,) = h.library.store.deployments()
+        state, reason, retry_in = again.wish_state(dep)
+        assert (state, retry_in) == ("retrying", 10.0)
+        assert reason == "the engine of 'm' exited with status 1 while starting"
+        await h.advance(10)  # the second try fails too: twice as long to the third
+        await until(lambda: again.held_back["m"].attempts == 2)
+        assert again.wish_state(dep)[2] == 20.0
+        h.script("m")  # whatever killed it is gone
+        await h.advance(20)
+        await until(lambda: h.state("m") == ["running"])
+        assert again.wish_state(dep) == ("running", None, None)
+        assert "m" not in again.held_back
+
+
+@run
+async def test_an_unload_forgets_a_held_back_deployment(tmp_path: Path) -> None:
+    async with harness(tmp_path, restart_backoff=10) as h:
+        h.add("m")
+        h.add("n", "embedding")
+        await h.runtime.load("m")
+        await h.runtime.load("n", replicas=1)
+        h.script("m", fail_start=True)
+        (dep,) = [d for d in h.library.store.deployments() if d.model == "m"]
+        await h.runtime.relieve_pressure()  # m: the least recently used
+        assert h.runtime.wish_state(dep)[0] == "evicted"
+        await h.runtime.unload("m")
+        assert [d.model for d in h.library.store.deployments()] == ["n"]
+        await h.advance(120)
+        assert h.engines("m") == []  # no try after the unload
+        assert "m" not in h.runtime.held_back
+        # restart off: a failed start is kept, not retried
+        await h.runtime.unload("n")
+        h.script("n", fail_start=True)
+        kept = h.library.store.put_deployment(Deployment(model="n", restart=False))
+        await h.runtime._restore(kept)
+        assert h.runtime.wish_state(kept)[:1] == ("failed",)
+        assert h.runtime.wish_state(kept)[2] is None
+        assert [d.model for d in h.library.store.deployments()] == ["n"]
 
 
 @run

@@ -78,6 +78,13 @@ class DeploymentOut(SchedulingFields):
     env: dict[str, str] = Field(description="environment variables of its engines")
     restart: bool = Field(description="an engine that exits is started again")
     stopped: bool = Field(description="no instances; the rest is kept for a start")
+    state: str = Field(
+        description="running, starting, stopped; or held back: retrying (its start failed; tried "
+        "again after a backoff), evicted (unloaded under memory pressure; loads again when memory "
+        "frees), failed (its start failed and restart is off)"
+    )
+    reason: str | None = Field(description="why it is held back")
+    retry_in: float | None = Field(description="seconds until it is tried again")
     jit: bool = Field(description="loaded on demand by a request (forgotten when the server stops)")
     options: dict[str, object] = Field(description="the options its instances started with")
     instances: list[InstanceOut]
@@ -85,7 +92,11 @@ class DeploymentOut(SchedulingFields):
 
 async def deployment_out(runtime: Runtime, dep: Deployment) -> DeploymentOut:
     running = runtime.running.get(dep.model)
+    state, reason, retry_in = runtime.wish_state(dep)
     return DeploymentOut(
+        state=state,
+        reason=reason,
+        retry_in=retry_in,
         model=dep.model,
         adapter=dep.adapter,
         replicas=dep.replicas,

@@ -28,11 +28,20 @@ from modelyard.hub.refs import is_local
 app = typer.Typer(help="Deployments: models kept running, with their engines' setup.")
 
 
+def _held(dep: dict[str, Any]) -> str | None:
+    """A deployment without instances: stopped, or held back with why and when it is tried again."""
+    if dep["state"] in ("running", "starting"):
+        return None
+    retry = f", tried again in {dep['retry_in']:.0f} s" if dep.get("retry_in") is not None else ""
+    reason = f" ({dep['reason']}{retry})" if dep.get("reason") else ""
+    return f"{dep['state']}{reason}"
+
+
 def _print(dep: dict[str, Any]) -> None:
     name = dep["model"] + (f":{dep['adapter']}" if dep["adapter"] else "")
     backend = dep["serving_backend"] or dep["backend"] or "auto"
     version = f" {dep['backend_version']}" if dep["backend_version"] else ""
-    state = "stopped" if dep["stopped"] else f"{len(dep['instances'])}/{dep['replicas']} instances"
+    state = _held(dep) or f"{len(dep['instances'])}/{dep['replicas']} instances"
     console.print(f"[bold]{name}[/] on {backend}{version}: {state}", highlight=False)
     for inst in dep["instances"]:
         memory = f", {human_size(inst['memory'])}" if inst["memory"] else ""
@@ -148,7 +157,7 @@ def ls(as_json: bool = typer.Option(False, "--json")) -> None:
     rows = []
     for d in found:
         serving = sum(1 for i in d["instances"] if i["state"] == "running")
-        state = "stopped" if d["stopped"] else f"{serving} serving"
+        state = d["state"] if d["state"] not in ("running", "starting") else f"{serving} serving"
         rows.append(
             [
                 d["model"] + (f":{d['adapter']}" if d["adapter"] else ""),

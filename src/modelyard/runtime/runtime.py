@@ -41,8 +41,9 @@ from modelyard.errors import (
 )
 from modelyard.library import Library
 from modelyard.library.settings import effective
-from modelyard.runtime import placement
+from modelyard.runtime import comeback, placement
 from modelyard.runtime.clock import Clock, SystemClock
+from modelyard.runtime.comeback import HeldBack, HeldState
 from modelyard.runtime.executor import Engine, Executor, LogRef, Node, Usage
 from modelyard.runtime.local import LocalExecutor
 from modelyard.runtime.placement import Spot, files_of
@@ -113,6 +114,8 @@ class Runtime:
         self._watcher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.restarts: dict[str, int] = {}  # model -> restarts of its instances since the server started
+        self.held_back: dict[str, HeldBack] = {}  # deployments wished for with no instances now
+        self._comebacks: dict[str, asyncio.Task[None]] = {}
         library.is_loaded = self.is_loaded
 
     def _executor(self) -> Executor:
@@ -160,10 +163,40 @@ class Runtime:
         return task
 
     async def _restore(self, dep: Deployment, *, force: bool = False) -> None:
+        """Bring a recorded deployment back; one that does not start stays recorded and is
+        tried again (comeback.py)."""
         try:
             await self.deploy(dep, force=force)
         except ModelyardError as e:
             log.warning("could not load %s again: %s", dep.model, e)
+            self._hold_back(dep, e.message)
+
+    def _hold_back(self, dep: Deployment, reason: str, *, evicted: bool = False) -> None:
+        """Note why ``dep`` has no instances, and plan its next try: after a backoff when it
+        restarts (always after an eviction), never when its restart is off."""
+        name = dep.model
+        if self.store.deployment(name) is None:
+            return  # forgotten meanwhile
+        before = self.held_back.get(name)
+        attempts = (before.attempts if before else 0) + 1
+        retry = evicted or dep.restart
+        s = self.settings
+        wait = comeback.delay(attempts, base=s.restart_backoff, cap=s.restart_backoff_max, evicted=evicted)
+        state = HeldState.EVICTED if evicted else HeldState.RETRYING if retry else HeldState.FAILED
+        self.held_back[name] = HeldBack(state, reason, attempts, self.clock.now() + wait if retry else None)
+        old = self._comebacks.pop(name, None)
+        if old is not None and old is not asyncio.current_task():
+            old.cancel()
+        if retry:
+            log.warning("%s is held back (%s): tried again in %.0f s", name, reason, wait)
+            self._comebacks[name] = self.spawn(self._come_back(name, wait))
+
+    async def _come_back(self, name: str, wait: float) -> None:
+        await self.clock.sleep(wait)
+        dep = self.store.deployment(name)
+        if dep is None or dep.stopped or name in self.running or name not in self.held_back:
+            return  # forgotten, stopped or loaded meanwhile
+        await self._restore(dep)
 
     async def close(self) -> None:
         """Stop every engine process (the deployments stay: they load again next start)."""
@@ -304,7 +337,14 @@ class Runtime:
                 await self._stop_leaving(change)
         if new and self.quotas is not None:
             self.quotas.charge(by, model)
+        self._held_no_more(wish.model)
         return change.running.deployment
+
+    def _held_no_more(self, name: str) -> None:
+        self.held_back.pop(name, None)
+        task = self._comebacks.pop(name, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
 
     async def _setup(self, model: Model, wish: Deployment) -> Setup:
         """How the deployment's engines start; what cannot start fails now, with what to do."""
@@ -471,16 +511,21 @@ class Runtime:
             dep = self.store.deployment(name)
             if dep is None:
                 raise NotFound(f"{name!r} has no deployment", hint="`modelyard deployments ls` lists them")
-            running = self.running.get(name)
-            if running is not None:
-                await self._drain_leaving({name: list(running.instances.values())}, force)
-                await self._stop_model(name, forget=False)
-                for live in running.instances.values():
-                    self.store.delete_instance(live.id)
-                self.running.pop(name, None)
-                self.queue(name).fail(ModelNotLoaded(name))
+            await self._take_down(name, force)
+            self._held_no_more(name)
             dep = replace(dep, stopped=True, jit=False)
             return self.store.put_deployment(dep)
+
+    async def _take_down(self, name: str, force: bool) -> None:
+        """Drain and stop a deployment's instances and forget them; the deployment stays."""
+        running = self.running.get(name)
+        if running is not None:
+            await self._drain_leaving({name: list(running.instances.values())}, force)
+            await self._stop_model(name, forget=False)
+            for live in running.instances.values():
+                self.store.delete_instance(live.id)
+            self.running.pop(name, None)
+            self.queue(name).fail(ModelNotLoaded(name))
 
     async def start_deployment(self, name: str, *, force: bool = False) -> Deployment:
         """Start a stopped deployment as it was kept."""
@@ -634,8 +679,8 @@ class Runtime:
             self.store.put_deployment(dep)
         elif self.running.get(name) is change.running:
             self.running.pop(name, None)
-            if change.kept is not None and change.kept.stopped:
-                self.store.put_deployment(change.kept)  # a start that failed: still stopped
+            if change.kept is not None:  # a recorded wish stays: still stopped, or held back
+                self.store.put_deployment(change.kept)
             else:
                 self.store.delete_deployment(name)
         for other, lives in change.leaving.items():
@@ -654,10 +699,12 @@ class Runtime:
             if running is None:
                 if self.store.deployment(name) is None:
                     raise ModelNotLoaded(name)
-                self.store.delete_deployment(name)  # a stopped deployment: forgotten
+                self.store.delete_deployment(name)  # a stopped or held-back deployment: forgotten
+                self._held_no_more(name)
                 return
             await self._drain_leaving({name: list(running.instances.values())}, force)
             await self._stop_model(name)
+            self._held_no_more(name)
 
     async def _stop_model(self, name: str, *, forget: bool = True) -> None:
         """Stop all instances of ``name``; forget the deployment unless ``forget`` is False."""
@@ -739,12 +786,32 @@ class Runtime:
         if not idle or self._lock.locked():
             return None
         _, name = min(idle)
+        done = f"unloaded {name!r}, the least recently used idle model, to relieve memory pressure"
+        dep = self.store.deployment(name)
         try:
-            await self.unload(name)
+            if dep is None or dep.jit:  # loaded on demand: forgotten, a request loads it again
+                await self.unload(name)
+                return done
+            async with self._lock:
+                await self._take_down(name, force=False)
         except ModelyardError as e:
             log.warning("could not unload %s under memory pressure: %s", name, e)
             return None
-        return f"unloaded {name!r}, the least recently used idle model, to relieve memory pressure"
+        self._hold_back(dep, "unloaded to relieve memory pressure", evicted=True)
+        return f"{done}; its deployment stays, and it loads again when memory frees"
+
+    def wish_state(self, dep: Deployment) -> tuple[str, str | None, float | None]:
+        """Where a deployment stands: running, starting, stopped, or held back (retrying,
+        evicted, failed) with the reason, and the seconds until its next try."""
+        if dep.model in self.running:
+            return "running", None, None
+        if dep.stopped:
+            return "stopped", None, None
+        held = self.held_back.get(dep.model)
+        if held is None:
+            return "starting", None, None
+        retry_in = max(0.0, held.next_try - self.clock.now()) if held.next_try is not None else None
+        return held.state.value, held.reason, retry_in
 
     def unreachable(self, name: str, slot: Slot) -> None:
         """The gateway could not connect to an instance: it leaves the rotation at once, and

@@ -7,6 +7,8 @@ import { labelText, selectorOf, size } from "../format";
 import { useAttempt, usePolled } from "../hooks";
 import { libraryChanged, useLibraryVersion } from "../store";
 
+/** A deployment with no instances now: stopped, or held back (retrying, evicted, failed). */
+const held = (state: string) => state !== "running" && state !== "starting";
 
 /** Deployments: models kept running with their engines' setup, each with its instances; deploy,
  * scale, stop, start, reload, delete; delete an instance and a new one takes its place. */
@@ -47,9 +49,15 @@ export function Deployments() {
               {d.model}
               {d.adapter && <small class="muted"> + {d.adapter}</small>}
             </h2>
-            <span class={`status ${d.stopped ? "stopped" : "running"}`}>
-              {d.stopped ? "stopped" : `${d.instances.filter((i) => i.state === "running").length}/${d.replicas} running`}
+            <span class={`status ${held(d.state) ? (d.state === "stopped" ? "stopped" : "error") : "running"}`}>
+              {held(d.state) ? d.state : `${d.instances.filter((i) => i.state === "running").length}/${d.replicas} running`}
             </span>
+            {d.reason && (
+              <span class="muted" data-reason>
+                {d.reason}
+                {d.retry_in !== null && `; tried again in ${Math.round(d.retry_in)} s`}
+              </span>
+            )}
             <span class="muted">
               {d.serving_backend ?? (d.backend || "auto")}
               {d.backend_version && ` ${d.backend_version}`}
