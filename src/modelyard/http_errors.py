@@ -63,6 +63,13 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+def _clean(text: str | None) -> str | None:
+    """Text that JSON can carry: a lone surrogate (a client's bad Unicode quoted back) escaped."""
+    if text is None:
+        return None
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
@@ -78,18 +85,19 @@ def body_of(exc: errors.ModelyardError, *, hint_in_message: bool = False) -> tup
     status, kind = status_of(exc)
     message = str(exc) if hint_in_message else exc.message
     detail = ErrorDetail(
-        message=message,
+        message=_clean(message) or "",
         type=kind,
         code=_snake(type(exc).__name__),
-        param=getattr(exc, "param", None),
-        hint=exc.hint,
+        param=_clean(getattr(exc, "param", None)),
+        hint=_clean(exc.hint),
     )
     return status, ErrorBody(error=detail)
 
 
 def invalid_body(message: str, *, param: str | None = None) -> ErrorBody:
     """A request body that did not validate (400 everywhere)."""
-    return ErrorBody(error=ErrorDetail(message=message, type=INVALID, code="invalid_request", param=param))
+    detail = ErrorDetail(message=_clean(message) or "", type=INVALID, code="invalid_request", param=_clean(param))
+    return ErrorBody(error=detail)
 
 
 def internal_body(message: str) -> ErrorBody:
@@ -119,7 +127,7 @@ def error_response(exc: errors.ModelyardError, *, openai: bool = True) -> Respon
 def ollama_error(exc: errors.ModelyardError) -> Response:
     """The answer to a domain error on the Ollama listener: Ollama's ``{"error": "..."}``."""
     status, _kind = status_of(exc)
-    return Response(orjson.dumps({"error": str(exc)}), status_code=status, media_type="application/json")
+    return Response(orjson.dumps({"error": _clean(str(exc))}), status_code=status, media_type="application/json")
 
 
 def sse_error(exc: errors.ModelyardError) -> bytes:

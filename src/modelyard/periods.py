@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from modelyard.errors import InvalidInput
 
-DURATION = re.compile(r"^(\d+)([hdw])$")
+DURATION = re.compile(r"^(\d+)([hdw])\Z")
 PERIODS = ("day", "week", "month", "total")
 
 

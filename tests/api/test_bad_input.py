@@ -66,6 +66,32 @@ def test_impossible_paths_and_ids(server: RunningServer, tmp_path: Path) -> None
     assert http.get("/api/health").status_code == 200
 
 
+def test_paths_users_and_refs_that_cannot_be_are_client_errors(server: RunningServer, tmp_path: Path) -> None:
+    """Each of these was a 500 with the connection dropped."""
+    http = server.http
+    surrogate = b'{"path": "/tmp/\\udcff.gguf"}'  # a lone surrogate: no Unicode text at all
+    for route in ("/api/inspect", "/api/models", "/api/scan"):
+        r = http.post(route, content=surrogate, headers={"content-type": "application/json"})
+        assert "not valid Unicode" in error_of(r, 400, "invalid_input")["message"]
+        r = http.post(route, json={"path": "~nosuchuser/models/m.gguf"})
+        assert "no user '~nosuchuser'" in error_of(r, 400, "invalid_input")["message"]
+        assert "empty" in error_of(http.post(route, json={"path": ""}), 400, "invalid_input")["message"]
+    error_of(http.get("/api/paths", params={"prefix": "~nosuchuser/"}), 400, "invalid_input")
+    long_ref = "org/" + "m" * 5000
+    error_of(http.post("/api/downloads", json={"ref": long_ref}), 400, "invalid_ref")
+    error_of(http.get("/api/hub/files", params={"ref": long_ref}), 400, "invalid_ref")
+    # a name with a newline at its end, or longer than the hubs take, never reaches a hub
+    for ref in ("org/model\n:Q4_K_M", "org/" + "m" * 97):
+        error_of(http.post("/api/downloads", json={"ref": ref}), 400, "invalid_ref")
+    (tiny,) = b.write_llama_gguf(tmp_path / "tiny.gguf")
+    assert http.post("/api/models", json={"path": str(tiny), "name": "tiny"}).status_code == 201
+    error_of(http.patch("/api/models/tiny", json={"name": "tiny\n"}), 400, "invalid_name")
+    for url in ("http://127.0.0.1:abc/v1", "http://127.0.0.1:99999/v1", "http://[::1/v1"):
+        r = http.post("/api/models", json={"url": url})
+        assert "not a usable URL" in error_of(r, 400, "invalid_import")["message"]
+    assert http.get("/api/health").status_code == 200  # the connection and the server go on
+
+
 def test_bodies_that_do_not_parse_get_the_project_shape(server: RunningServer) -> None:
     http = server.http
     cases = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -27,6 +28,7 @@ from modelyard.catalog.records import Model
 from modelyard.categories import DEFAULT_CAPABILITIES, TEMPLATE_COMPONENTS, Template
 from modelyard.errors import InvalidInput
 from modelyard.formats.detect import inspect_path
+from modelyard.formats.files import usable_path
 from modelyard.http_errors import ErrorBody
 from modelyard.library import ImportRequest, Library
 from modelyard.library.paths import complete
@@ -194,7 +196,10 @@ def paths(
     to some folders offers those, and what lies in them."""
     if dirs.limited():
         allowed = [str(root) for root in dirs.allowed()]
-        outside = not any((prefix + "/").startswith(root + "/") for root in allowed)
+        # the folder listed, as it resolves (.. and links followed), not the text typed
+        folder = prefix if prefix.endswith("/") else os.path.dirname(prefix) or "/"
+        real = os.path.realpath(usable_path(folder))
+        outside = not any(real == root or real.startswith(root.rstrip("/") + "/") for root in allowed)
         if outside:
             return [
                 PathEntryOut(path=root, name=root, folder=True, size=None, model=False)

@@ -122,6 +122,12 @@ def probe(url: str, api_key: str | None, timeout: float = 10.0) -> tuple[Api, li
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     base = url.rstrip("/")
     try:
+        port = httpx.URL(base + "/v1/models").port
+        if port is not None and not 0 < port < 65536:
+            raise ValueError(f"port {port} is out of range")
+    except (httpx.InvalidURL, ValueError, TypeError) as e:
+        raise InvalidImport(f"{url!r} is not a usable URL: {e}", hint="such as http://127.0.0.1:8000") from None
+    try:
         with httpx.Client(timeout=timeout, headers=headers) as http:
             r = http.get(base + "/v1/models")
             if r.status_code in (401, 403):
@@ -129,12 +135,15 @@ def probe(url: str, api_key: str | None, timeout: float = 10.0) -> tuple[Api, li
                     f"{url} refused the key ({r.status_code})", hint="give its API key with --api-key"
                 )
             if r.status_code == 200:
-                ids = [m["id"] for m in r.json().get("data", []) if isinstance(m, dict) and "id" in m]
+                listed = r.json()
+                data = listed.get("data") if isinstance(listed, dict) else None
+                ids = [str(m["id"]) for m in data or [] if isinstance(m, dict) and "id" in m]
                 if ids:
                     return "openai", ids
             info = http.get(base + "/info")
-            if info.status_code == 200 and info.json().get("model_id"):
-                return "tgi", [str(info.json()["model_id"])]
+            about = info.json() if info.status_code == 200 else None
+            if isinstance(about, dict) and about.get("model_id"):
+                return "tgi", [str(about["model_id"])]
     except httpx.HTTPError as e:
         raise EngineUnavailable(
             f"no server answers at {url}: {e.__class__.__name__}", hint="is it running?"

@@ -222,7 +222,7 @@ def gpu_layers(options: LlamaCppOptions, placement: Placement) -> int | None:
     return placement.gpu_layers
 
 
-VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}\Z")
 BUILD = "llama-server-"  # a version's binary in MODELYARD_HOME/bin: llama-server-<version>
 
 

@@ -81,7 +81,7 @@ class Model:
         return next((a for a in self.adapters if a.name == name), None)
 
 
-GPU_REF = re.compile(r"^(?:(?P<node>[^:\s]{1,128}):)?(?P<index>\d{1,3})$")  # a chosen GPU: WORKER:INDEX
+GPU_REF = re.compile(r"^(?:(?P<node>[^:\s]{1,128}):)?(?P<index>\d{1,3})\Z")  # a chosen GPU: WORKER:INDEX
 
 
 @dataclass

@@ -21,9 +21,18 @@ _BASE64 = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
 def usable_path(text: str | Path) -> Path:
     """The path ``text`` names, expanded; InvalidInput when no file system could hold it."""
     raw = str(text)
+    if not raw:
+        raise InvalidInput("the path is empty", hint="name a file or folder")
     if "\0" in raw:
         raise InvalidInput("a path cannot hold a NUL byte", hint="check the path")
-    path = Path(raw).expanduser()
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("the path is not valid Unicode text", hint="check the path") from None
+    try:
+        path = Path(raw).expanduser()
+    except RuntimeError:  # ~user of no such user
+        raise InvalidInput(f"no user {raw.split('/', 1)[0]!r} on this machine", hint="check the path") from None
     encoded = os.fsencode(path)
     if len(encoded) > MAX_PATH:
         raise InvalidInput(f"the path is {len(encoded)} bytes long; paths take {MAX_PATH} at most")

@@ -17,7 +17,7 @@ from huggingface_hub.errors import (
 )
 
 from modelyard.errors import HubAuthRequired, HubUnavailable, RepoNotFound
-from modelyard.hub.refs import Source
+from modelyard.hub.refs import COMMIT, Source
 from modelyard.hub.remote import RemoteFile, SearchHit, Snapshot, safe_relative
 from modelyard.hub.retry import with_retries
 
@@ -89,7 +89,10 @@ class HuggingFace:
 
     def snapshot(self, repo: str, revision: str | None) -> Snapshot:
         info = self._call(lambda: self.api.model_info(repo, revision=revision, files_metadata=True), repo)
-        commit = info.sha or revision or "main"
+        # what the hub says of itself is checked: only a commit's 40 hex digits pin a revision,
+        # and the files land under the repo that was asked for, whatever id the answer carries
+        sha = info.sha if isinstance(info.sha, str) and COMMIT.match(info.sha) else None
+        commit = sha or revision or "main"
         files = []
         for s in info.siblings or []:
             safe_relative(s.rfilename)
@@ -103,7 +106,9 @@ class HuggingFace:
                     git_oid=None if lfs else s.blob_id,
                 )
             )
-        return Snapshot(self.source, info.id, commit, files, list(info.tags or []), info.pipeline_tag)
+        tags = [str(t) for t in info.tags] if isinstance(info.tags, list) else []
+        task = info.pipeline_tag if isinstance(info.pipeline_tag, str) else None
+        return Snapshot(self.source, repo, commit, files, tags, task)
 
     def _call(self, fn: Callable[[], T], what: str) -> T:
         try:

@@ -44,8 +44,9 @@ QUANT = re.compile(
     r")(?![a-z0-9])",
     re.IGNORECASE,
 )
-COMMIT = re.compile(r"^[0-9a-f]{40}$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+MAX_REF = 1024  # characters of a whole reference (a URL with a file path in it)
+COMMIT = re.compile(r"^[0-9a-f]{40}\Z")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}\Z")  # the hubs take 96 characters
 
 
 def quantization_in(name: str) -> str | None:
@@ -83,6 +84,8 @@ def parse_ref(text: str, source: Source | None = None) -> Ref:
     raw = text.strip()
     if not raw:
         raise InvalidRef("the model reference is empty", hint="name a repo, such as org/model")
+    if len(raw) > MAX_REF:
+        raise InvalidRef(f"the model reference is {len(raw)} characters long; {MAX_REF} at most")
     prefix, sep, rest = raw.partition(":")
     if sep and prefix.lower() in PREFIXES and not rest.startswith("//"):
         return _parse(rest, PREFIXES[prefix.lower()], text)

@@ -35,7 +35,7 @@ class RemoteFile:
 
 # What a hub may call a repo (org/name) and a revision (a commit, a branch, a tag): they become
 # folders under the models folder, so nothing else is taken from it.
-NAME_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+NAME_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 
 
 @dataclass

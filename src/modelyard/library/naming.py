@@ -9,7 +9,7 @@ from pathlib import Path
 from modelyard.errors import InvalidName
 from modelyard.formats.gguf import SHARD_NAME
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 
 
 def check_name(name: str, what: str = "model") -> str:
