@@ -16,12 +16,14 @@ USAGE = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
 class FakeEngine(Background):
     """/v1/models lists ``fake``; /v1/chat/completions answers "hi there" (usage: 5 in, 2 out),
     after doing, to each request in turn, what ``plan`` says: "drop" (close the connection before
-    any byte), "cut" (stream one chunk, then close), "ok"; "ok" once the plan runs out."""
+    any byte), "cut" (stream one chunk, then close), "ok"; "ok" once the plan runs out. An error
+    in ``errors`` is answered first, as it is."""
 
     def __init__(self, plan: list[str] | None = None) -> None:
         super().__init__()
         self.plan = list(plan or [])
         self.posts: list[dict[str, Any]] = []
+        self.errors: list[tuple[int, bytes]] = []  # answers to give first: (status, body)
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/v1/models", self.models), web.post("/v1/chat/completions", self.chat)]
@@ -32,6 +34,9 @@ class FakeEngine(Background):
     async def chat(self, r: web.Request) -> web.StreamResponse:
         body = await r.json()
         self.posts.append(body)
+        if self.errors:
+            status, answer = self.errors.pop(0)
+            return web.Response(status=status, body=answer, content_type="application/json")
         step = self.plan.pop(0) if self.plan else "ok"
         if step == "drop":
             assert r.transport is not None

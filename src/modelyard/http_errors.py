@@ -96,7 +96,9 @@ def body_of(exc: errors.ModelyardError, *, hint_in_message: bool = False) -> tup
 
 def invalid_body(message: str, *, param: str | None = None) -> ErrorBody:
     """A request body that did not validate (400 everywhere)."""
-    detail = ErrorDetail(message=_clean(message) or "", type=INVALID, code="invalid_request", param=_clean(param))
+    detail = ErrorDetail(
+        message=_clean(message) or "", type=INVALID, code="invalid_request", param=_clean(param)
+    )
     return ErrorBody(error=detail)
 
 
@@ -127,10 +129,70 @@ def error_response(exc: errors.ModelyardError, *, openai: bool = True) -> Respon
 def ollama_error(exc: errors.ModelyardError) -> Response:
     """The answer to a domain error on the Ollama listener: Ollama's ``{"error": "..."}``."""
     status, _kind = status_of(exc)
-    return Response(orjson.dumps({"error": _clean(str(exc))}), status_code=status, media_type="application/json")
+    return Response(
+        orjson.dumps({"error": _clean(str(exc))}), status_code=status, media_type="application/json"
+    )
 
 
 def sse_error(exc: errors.ModelyardError) -> bytes:
     """A stream that fails after it began ends with this event, in the same shape."""
     _status, body = body_of(exc, hint_in_message=True)
     return b"data: " + orjson.dumps(body.model_dump()) + b"\n\n"
+
+
+# Anthropic's error types by status (its Messages API: /v1/messages)
+ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                   404: "not_found_error", 409: "invalid_request_error", 413: "request_too_large",
+                   415: "invalid_request_error", 429: "rate_limit_error", 503: "overloaded_error"}  # fmt: skip
+
+
+def anthropic_body(exc: errors.ModelyardError) -> tuple[int, bytes]:
+    """(status, Anthropic's error body) of a domain error."""
+    status, _kind = status_of(exc)
+    kind = ANTHROPIC_TYPES.get(status, "api_error")
+    return status, orjson.dumps({"type": "error", "error": {"type": kind, "message": _clean(str(exc))}})
+
+
+def anthropic_error(exc: errors.ModelyardError) -> Response:
+    status, body = anthropic_body(exc)
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def engine_refusal(status: int, raw: bytes) -> errors.ModelyardError:
+    """An engine's error answer (llama-server's, vLLM's, another server's shape) as a domain
+    error with the engine's message: what it refused as the client's fault is a bad request,
+    anything else is the engine's failure (502)."""
+    message, param = _engine_message(raw)
+    if status == 413:
+        return errors.RequestTooLarge(f"the engine refused the request as too large: {message}")
+    if 400 <= status < 500 and status not in (401, 403, 408, 429):
+        return errors.InvalidRequest(f"the engine refused the request: {message}", param=param)
+    return errors.EngineError(f"the engine answered {status}: {message}")
+
+
+def is_ours(raw: bytes) -> bool:
+    """Whether an error body is in modelyard's shape already (the runner answers in it)."""
+    try:
+        error = orjson.loads(raw).get("error")
+    except (orjson.JSONDecodeError, AttributeError):
+        return False
+    return isinstance(error, dict) and {"message", "type", "code", "hint"} <= error.keys()
+
+
+def _engine_message(raw: bytes) -> tuple[str, str | None]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            param = error.get("param")
+            return error["message"][:2000], param if isinstance(param, str) else None
+        for key in ("message", "detail"):
+            if isinstance(body.get(key), str):
+                return body[key][:2000], None
+        if isinstance(error, str):
+            return error[:2000], None
+    text = raw[:500].decode(errors="replace").strip()
+    return text or "no message", None

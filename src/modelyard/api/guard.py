@@ -32,7 +32,7 @@ from modelyard.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
-from modelyard.http_errors import error_response, ollama_error
+from modelyard.http_errors import anthropic_error, error_response, ollama_error
 
 PUBLIC = frozenset({"/api/health"})
 OLLAMA_PUBLIC = frozenset({"/api/version"})
@@ -89,6 +89,8 @@ class Guard:
         except ModelyardError as e:
             if self.ollama:
                 response = ollama_error(e)
+            elif scope["path"] == "/v1/messages":  # Anthropic's clients read its shape
+                response = anthropic_error(e)
             else:
                 response = error_response(e, openai=scope["path"].startswith("/v1/"))
             if isinstance(e, Unauthenticated):

@@ -126,7 +126,9 @@ def probe(url: str, api_key: str | None, timeout: float = 10.0) -> tuple[Api, li
         if port is not None and not 0 < port < 65536:
             raise ValueError(f"port {port} is out of range")
     except (httpx.InvalidURL, ValueError, TypeError) as e:
-        raise InvalidImport(f"{url!r} is not a usable URL: {e}", hint="such as http://127.0.0.1:8000") from None
+        raise InvalidImport(
+            f"{url!r} is not a usable URL: {e}", hint="such as http://127.0.0.1:8000"
+        ) from None
     try:
         with httpx.Client(timeout=timeout, headers=headers) as http:
             r = http.get(base + "/v1/models")

@@ -32,7 +32,9 @@ def usable_path(text: str | Path) -> Path:
     try:
         path = Path(raw).expanduser()
     except RuntimeError:  # ~user of no such user
-        raise InvalidInput(f"no user {raw.split('/', 1)[0]!r} on this machine", hint="check the path") from None
+        raise InvalidInput(
+            f"no user {raw.split('/', 1)[0]!r} on this machine", hint="check the path"
+        ) from None
     encoded = os.fsencode(path)
     if len(encoded) > MAX_PATH:
         raise InvalidInput(f"the path is {len(encoded)} bytes long; paths take {MAX_PATH} at most")

@@ -9,20 +9,9 @@ from typing import Any
 
 import orjson
 
-from modelyard.errors import InvalidRequest, ModelyardError
-from modelyard.http_errors import status_of
+from modelyard.errors import InvalidRequest
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-               404: "not_found_error", 409: "invalid_request_error", 413: "request_too_large",
-               429: "rate_limit_error", 503: "overloaded_error"}  # fmt: skip
-
-
-def error_body(exc: ModelyardError) -> tuple[int, bytes]:
-    """(status, Anthropic's error body) of a domain error."""
-    status, _kind = status_of(exc)
-    kind = ERROR_TYPES.get(status, "api_error")
-    return status, orjson.dumps({"type": "error", "error": {"type": kind, "message": str(exc)}})
 
 
 def _text(content: Any) -> str:

@@ -21,7 +21,7 @@ from modelyard.errors import EngineError, ModelyardError
 from modelyard.gateway.checks import caller_of, check, fits_context, gave_up
 from modelyard.gateway.exchange import TAIL, Exchange
 from modelyard.gateway.proxy import unreachable, upstream_of
-from modelyard.http_errors import status_of
+from modelyard.http_errors import engine_refusal, status_of
 from modelyard.runtime.queue import ClientGone
 from modelyard.runtime.runtime import Runtime
 
@@ -77,7 +77,7 @@ class Answer:
         """The whole JSON answer; EngineError when it is an error."""
         raw = await self.read()
         if self.response.status != 200:
-            raise engine_failure(self.response.status, raw)
+            raise engine_refusal(self.response.status, raw)
         answer: dict[str, Any] = orjson.loads(raw)
         return answer
 
@@ -97,7 +97,7 @@ class Answer:
         """The JSON events of a server-sent stream, until [DONE]; EngineError for an error
         answer or an error event."""
         if self.response.status != 200:
-            raise engine_failure(self.response.status, await self.read())
+            raise engine_refusal(self.response.status, await self.read())
         try:
             async for line in self.response.content:
                 if not line.startswith(b"data:"):
@@ -107,7 +107,7 @@ class Answer:
                     return
                 event: dict[str, Any] = orjson.loads(data)
                 if "error" in event:
-                    raise engine_failure(500, data)
+                    raise engine_refusal(500, data)
                 self.exchange.usage(event.get("usage"))
                 yield event
         except (aiohttp.ClientError, OSError) as e:
@@ -180,16 +180,6 @@ async def engine_call(
         raise
     finally:
         exchange.finish(status)
-
-
-def engine_failure(status: int, raw: bytes) -> EngineError:
-    """An engine's error answer as an error with its message."""
-    try:
-        error = orjson.loads(raw).get("error")
-        message = error.get("message") if isinstance(error, dict) else error
-    except (orjson.JSONDecodeError, AttributeError):
-        message = None
-    return EngineError(f"the engine answered {status}: {message or raw[:200].decode(errors='replace')}")
 
 
 async def begun(

@@ -12,20 +12,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 
-from modelyard.errors import EngineError, InvalidRequest, ModelyardError
+from modelyard.errors import InvalidRequest, ModelyardError
 from modelyard.gateway import anthropic, tools
 from modelyard.gateway.calls import Target, begun, engine_call, resolve
 from modelyard.gateway.checks import runtime_of
 from modelyard.gateway.protocol import MessagesRequest
+from modelyard.http_errors import anthropic_body, anthropic_error, engine_refusal
 from modelyard.runtime.queue import ClientGone
 from modelyard.validation import describe
 
 router = APIRouter(prefix="/v1", tags=["anthropic"])
-
-
-def _error(exc: ModelyardError) -> Response:
-    status, body = anthropic.error_body(exc)
-    return Response(body, status_code=status, media_type="application/json")
 
 
 @router.post("/messages")
@@ -42,11 +38,11 @@ async def messages(request: Request) -> Response:
             return await _native(request, target, payload, body.stream)
         return await _translated(request, target, payload, body.stream, force)
     except ValidationError as e:
-        return _error(InvalidRequest(describe(e.errors())))
+        return anthropic_error(InvalidRequest(describe(e.errors())))
     except ClientGone:
         return Response(status_code=499)
     except ModelyardError as e:
-        return _error(e)
+        return anthropic_error(e)
 
 
 async def _native(request: Request, target: Target, payload: dict[str, Any], stream: bool) -> Response:
@@ -54,14 +50,14 @@ async def _native(request: Request, target: Target, payload: dict[str, Any], str
     if not stream:
         async with engine_call(runtime, request, target, "chat", "/v1/messages", payload) as up:
             raw = await up.read()
-            return Response(raw, status_code=up.status, media_type="application/json")
+            if up.status != 200:  # in Anthropic's shape, with the engine's message
+                return anthropic_error(engine_refusal(up.status, raw))
+            return Response(raw, media_type="application/json")
 
     async def relay() -> AsyncIterator[bytes]:
         async with engine_call(runtime, request, target, "chat", "/v1/messages", payload) as up:
             if up.status != 200:
-                raise EngineError(
-                    f"the engine answered {up.status}: {(await up.read())[:200].decode(errors='replace')}"
-                )
+                raise engine_refusal(up.status, await up.read())
             yield b""  # connected: the answer begins
             async for chunk in up.chunks():
                 yield chunk
@@ -70,7 +66,7 @@ async def _native(request: Request, target: Target, payload: dict[str, Any], str
 
 
 def _stream_error(exc: ModelyardError) -> bytes:
-    _status, body = anthropic.error_body(exc)
+    _status, body = anthropic_body(exc)
     return b"event: error\ndata: " + body + b"\n\n"
 
 

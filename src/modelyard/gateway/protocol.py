@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class OpenAIRequest(BaseModel):
@@ -15,8 +15,76 @@ class OpenAIRequest(BaseModel):
     stream: bool = False
 
 
+class Loose(BaseModel):
+    """A part of OpenAI's schema: the fields the gateway checks, the rest as sent."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class ImageURL(Loose):
+    url: str = Field(min_length=1)
+
+
+class ContentPart(Loose):
+    """A part of a message's content: text, an image, audio, a file or a refusal."""
+
+    type: Literal["text", "image_url", "input_audio", "file", "refusal"]
+    text: str | None = None
+    image_url: ImageURL | str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> ContentPart:
+        if self.type == "text" and self.text is None:
+            raise ValueError("a text part needs 'text' (a string)")
+        if self.type == "image_url" and self.image_url is None:
+            raise ValueError("an image_url part needs 'image_url' ({'url': ...})")
+        return self
+
+
+class FunctionCall(Loose):
+    name: str = Field(min_length=1)
+    arguments: str
+
+
+class ToolCall(Loose):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class ChatMessage(Loose):
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+
+class Function(Loose):
+    name: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$"
+    )  # Rust regex: $ ends the text
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class Tool(Loose):
+    type: Literal["function"]
+    function: Function
+
+
+class NamedTool(Loose):
+    type: Literal["function"]
+    function: dict[str, str]
+
+
 class ChatRequest(OpenAIRequest):
-    messages: list[dict[str, Any]] = Field(min_length=1)
+    """OpenAI's chat request, its messages and tools checked before an engine sees them (an
+    engine may answer malformed ones with a 500 of its own)."""
+
+    messages: list[ChatMessage] = Field(min_length=1)
+    tools: list[Tool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedTool | None = None
 
 
 class CompletionRequest(OpenAIRequest):
@@ -25,6 +93,8 @@ class CompletionRequest(OpenAIRequest):
 
 class EmbeddingRequest(OpenAIRequest):
     input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, ge=1)
 
 
 class MessagesRequest(OpenAIRequest):

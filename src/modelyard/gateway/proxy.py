@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 from modelyard.errors import EngineError
 from modelyard.gateway.checks import state_of
 from modelyard.gateway.exchange import TAIL, Exchange, with_prediction_usage
-from modelyard.http_errors import error_response, sse_error
+from modelyard.http_errors import engine_refusal, error_response, is_ours, sse_error
 
 LARGE = 1 << 20  # bytes of a body above which aiohttp wants a file-like object (audio, images)
 
@@ -116,6 +116,10 @@ async def forward(
             exchange.answered(raw)
             if exchange.timings.drafted:
                 raw = with_prediction_usage(raw)
+        elif not is_ours(raw):  # an engine's own error shape: the documented one, its message kept
+            answer = error_response(engine_refusal(upstream.status, raw))
+            exchange.finish(answer.status_code)
+            return answer
         exchange.finish(upstream.status)
         kind = upstream.headers.get("Content-Type", "application/json")  # text and subtitles too
         return Response(raw, status_code=upstream.status, media_type=kind)

@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelyard import __version__
 from modelyard.access.keys import OPEN, Caller
@@ -54,6 +55,19 @@ def create_ollama_app(main: FastAPI) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> Response:
         return ollama_error(InvalidRequest(describe(exc.errors(), skip=1)))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        """No such route (or method) on this listener: in Ollama's shape too."""
+        if exc.status_code == 404:
+            message = f"{request.url.path} is not a route of this Ollama API"
+        elif exc.status_code == 405:
+            message = f"{request.url.path} does not take {request.method}"
+        else:
+            message = exc.detail if isinstance(exc.detail, str) else "the request was refused"
+        return Response(
+            orjson.dumps({"error": message}), status_code=exc.status_code, media_type="application/json"
+        )
 
     @app.get("/", response_class=PlainTextResponse)
     @app.head("/", response_class=PlainTextResponse)
