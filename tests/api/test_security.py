@@ -14,6 +14,7 @@ import httpx
 import openai
 import pytest
 
+import builders as b
 from conftest import RunningServer, free_port, serve
 from modelyard.access.keys import Keys
 from modelyard.catalog.store import Store
@@ -358,3 +359,24 @@ def test_usage_and_quotas_per_key(tmp_path: Path, tiny_models: dict[str, Path]) 
         assert (standings["app"]["quota"], standings["app"]["left"]) == ("app", 0)
         assert server.http.get("/metrics", headers=bearer(secrets["app"])).status_code == 403
         assert "modelyard_requests_total" in server.http.get("/metrics", headers=admin).text
+
+
+def test_a_draft_model_file_is_held_to_the_allowed_folders(
+    keyed: tuple[RunningServer, dict[str, str]], tmp_path: Path
+) -> None:
+    server, secrets = keyed
+    admin = bearer(secrets["admin"])
+    models = tmp_path / "home" / "models"  # allowed: the server's own models folder
+    (main,) = b.write_llama_gguf(models / "main.gguf")
+    (outside,) = b.write_llama_gguf(tmp_path / "elsewhere" / "draft.gguf")
+    assert server.http.post("/api/models", json={"path": str(main)}, headers=admin).status_code == 201
+    r = server.http.put(
+        "/api/models/main/settings", json={"options": {"draft_model": str(outside)}}, headers=admin
+    )
+    assert r.status_code == 403, r.text
+    assert "outside the folders this server may use" in r.json()["error"]["message"]
+    (inside,) = b.write_llama_gguf(models / "draft.gguf")
+    r = server.http.put(
+        "/api/models/main/settings", json={"options": {"draft_model": str(inside)}}, headers=admin
+    )
+    assert r.status_code == 200, r.text

@@ -137,6 +137,9 @@ def get_settings(lib: Lib, name: str) -> SettingsOut:
 def put_settings(request: Request, lib: Lib, dirs: Dirs, name: str, body: SettingsIn) -> SettingsOut:
     """Save options (merged into the saved ones unless replace); null removes an option."""
     named = paths_in(body.options)
+    draft = body.options.get("draft_model")
+    if isinstance(draft, str) and draft and not lib.has(draft):  # a file, not a library model
+        named.append(draft)
     for path in named:
         dirs.check(path)
     lib.put_settings(name, body.options, merge=not body.replace, backend=body.backend)

@@ -74,6 +74,14 @@ class Library:
     def get(self, name: str) -> Model:
         return self.store.get_model(name)
 
+    def has(self, name: str) -> bool:
+        """Whether a model of this name is in the library."""
+        try:
+            self.store.get_model(name)
+        except ModelNotFound:
+            return False
+        return True
+
     def resolve(self, requested: str) -> tuple[Model, str | None]:
         """The model (and adapter) an OpenAI ``model`` field names: ``name``, an alias, or
         ``base:adapter``. On the gateway's hot path: cached until the catalog changes."""
