@@ -223,6 +223,22 @@ async def test_a_load_that_needs_the_old_models_memory_brings_it_back_when_it_fa
 
 
 @run
+async def test_a_forced_load_that_fits_leaves_the_old_model_serving_until_it_starts(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        h.add("a")
+        h.add("b")
+        h.script("b", fail_start=True)
+        await h.runtime.load("a")
+        (old,) = h.engines("a")
+        with pytest.raises(EngineError):
+            await h.runtime.load("b", force=True)  # forced, but there is room: a is not stopped first
+        assert old.returncode() is None
+        assert h.engines("a") == [old]
+        queue, slot = await h.acquire("a")
+        queue.release(slot)
+
+
+@run
 async def test_restart_backoff_doubles_and_starts_over_after_healthy_service(tmp_path: Path) -> None:
     async with harness(tmp_path, restart_backoff=10, restart_backoff_max=300, restart_reset=600) as h:
         h.add("m")

@@ -568,9 +568,6 @@ class Runtime:
         nodes = await self.nodes(files_of(model))
         if new <= 0:
             return [], bool(leaving), None
-        if force:
-            gpus = tuple(g.index for g in nodes[0].gpus)
-            return [Spot(Placement(nodes[0].id, gpus), ()) for _ in range(new)], bool(leaving), None
         gone = {live.id for lives in leaving.values() for live in lives}
         held = self._held(gone)
 
@@ -581,8 +578,11 @@ class Runtime:
             )
 
         spots, short = await asyncio.to_thread(place, set(), {})
-        if short is None:
+        if short is None:  # it fits beside what runs: what leaves stops once the new one serves
             return spots, False, None
+        if force:  # past the estimate: on the first node, after what leaves has made room
+            gpus = tuple(g.index for g in nodes[0].gpus)
+            return [Spot(Placement(nodes[0].id, gpus), ()) for _ in range(new)], bool(leaving), None
         if leaving:
             freed: dict[str, int] = {}
             for lives in leaving.values():
