@@ -305,7 +305,12 @@ class IntegrityError(HubError):
 
 
 class EngineError(ModelyardError):
-    pass
+    """``log``: the end of the engine's log, which names the server's files: answered on the
+    management API (admins) only."""
+
+    def __init__(self, message: str, *, hint: str | None = None, log: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.log = log
 
 
 class EngineUnavailable(EngineError):

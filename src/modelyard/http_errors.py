@@ -79,17 +79,24 @@ def status_of(exc: errors.ModelyardError) -> tuple[int, str]:
     return next((TABLE[c] for c in type(exc).__mro__ if c in TABLE), INTERNAL)
 
 
-def body_of(exc: errors.ModelyardError, *, hint_in_message: bool = False) -> tuple[int, ErrorBody]:
+def body_of(
+    exc: errors.ModelyardError, *, hint_in_message: bool = False, with_log: bool = False
+) -> tuple[int, ErrorBody]:
     """The status and body of a domain error. ``hint_in_message`` puts the hint into the message
-    too, for OpenAI clients, which show the message alone."""
+    too, for OpenAI clients, which show the message alone; ``with_log`` adds the end of an
+    engine's log to the hint (the management API's answers: admins only)."""
     status, kind = status_of(exc)
     message = str(exc) if hint_in_message else exc.message
+    hint = exc.hint
+    engine_log = getattr(exc, "log", None)
+    if with_log and engine_log:
+        hint = f"its log says:\n{engine_log}"
     detail = ErrorDetail(
         message=_clean(message) or "",
         type=kind,
         code=_snake(type(exc).__name__),
         param=_clean(getattr(exc, "param", None)),
-        hint=_clean(exc.hint),
+        hint=_clean(hint),
     )
     return status, ErrorBody(error=detail)
 
@@ -121,8 +128,8 @@ def response(body: ErrorBody, status: int, *, retry: int | None = None) -> Respo
 
 def error_response(exc: errors.ModelyardError, *, openai: bool = True) -> Response:
     """The answer to a domain error: on the OpenAI surfaces (/v1, the runner) the hint is part of
-    the message as well."""
-    status, body = body_of(exc, hint_in_message=openai)
+    the message as well; elsewhere (the management API, admins only) an engine's log is too."""
+    status, body = body_of(exc, hint_in_message=openai, with_log=not openai)
     return response(body, status, retry=retry_after(exc))
 
 

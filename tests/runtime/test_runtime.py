@@ -12,6 +12,7 @@ import pytest
 from modelyard.catalog.records import Deployment
 from modelyard.errors import (
     EngineError,
+    InvalidSettings,
     LoadRefused,
     ModelNotLoaded,
     QueueFull,
@@ -499,3 +500,33 @@ async def test_a_model_unloaded_under_its_waiters_loads_again_on_demand(tmp_path
         queue, again = await h.acquire("m")  # the next request loads it again
         assert again.instance_id != held.instance_id
         queue.release(again)
+
+
+@run
+async def test_an_argument_given_as_key_equals_value_reaches_the_engine_as_two(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        h.add("m")
+        dep = Deployment(model="m", args=["--mode=fast", "--fast", "-1"])
+        await h.runtime.deploy(dep)
+        (engine,) = h.engines("m")
+        assert engine.launch.spec.argv[-4:] == ["--mode", "fast", "--fast", "-1"]
+        with pytest.raises(InvalidSettings, match="fake-engine has no flag --slow"):
+            await h.runtime.deploy(Deployment(model="m", args=["--slow=1"]))
+
+
+@run
+async def test_an_instance_that_restarts_shows_no_address(tmp_path: Path) -> None:
+    async with harness(tmp_path, restart_backoff=10) as h:
+        h.add("m")
+        await h.runtime.load("m")
+        (inst,) = h.runtime.instances()
+        assert inst.url is not None
+        (engine,) = h.engines("m")
+        await engine.crash()
+        await until(lambda: h.state("m") == ["restarting"])
+        (inst,) = h.runtime.instances()
+        assert inst.url is None  # the dead engine's address is not shown while it restarts
+        await h.advance(11)
+        await until(lambda: h.state("m") == ["running"])
+        (inst,) = h.runtime.instances()
+        assert inst.url is not None

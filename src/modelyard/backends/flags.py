@@ -42,3 +42,16 @@ def check(args: list[str], known: frozenset[str], engine: str) -> None:
             raise InvalidSettings(
                 f"{engine} has no flag {name}", hint=f"`{engine} --help` lists the ones it takes"
             )
+
+
+def split(args: list[str] | tuple[str, ...]) -> list[str]:
+    """``--key=value`` as ``--key value``: the form every engine takes (llama-server takes no
+    ``=``); other arguments as they are."""
+    out: list[str] = []
+    for arg in args:
+        name, eq, value = arg.partition("=")
+        if eq and arg.startswith("--") and FLAG.fullmatch(" " + name) is not None:
+            out += [name, value]
+        else:
+            out.append(arg)
+    return out

@@ -26,6 +26,15 @@ from pathlib import Path
 from modelyard.errors import EngineError
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
+# ggml's AMX kernels (compiled in by -march=native on Intel CPUs that have AMX) crash in
+# ggml_backend_amx_mul_mat on Q4_K weights on some of those machines (llama.cpp issue 20824,
+# closed unfixed): the build keeps every other native instruction and leaves them out.
+# scripts/setup builds llama-cpp-python with the same flags.
+NO_AMX = (
+    ("-DCMAKE_C_FLAGS=-U__AMX_INT8__", "-DCMAKE_CXX_FLAGS=-U__AMX_INT8__")
+    if platform.machine() in ("x86_64", "AMD64")
+    else ()
+)
 PROGRESS = re.compile(r"^\[\s*(\d+)%\]")
 
 # (stage, percent 0-100) -> None
@@ -178,6 +187,7 @@ def install_llama_server(
             "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_TOOLS=ON", "-DLLAMA_BUILD_SERVER=ON",
             "-DLLAMA_BUILD_UI=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_CURL=OFF",
             "-DGGML_RPC=ON",  # llama-server --rpc, and rpc-server: one model over several workers
+            *NO_AMX,
         ]  # fmt: skip
         vulkan_headers = ""
         if variant == "cuda":

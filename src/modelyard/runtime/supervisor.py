@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from modelyard.backends import flags
 from modelyard.backends.base import Backend, Placement
 from modelyard.errors import EngineError, ModelyardError
 from modelyard.runtime.executor import LOST, Claim, Engine, Launch
@@ -180,7 +181,7 @@ class Supervisor:
         assert where is not None
         spec = setup.backend.engine(model, setup.options, where, adapter, setup.version)
         if setup.args:
-            spec = replace(spec, argv=[*spec.argv, *setup.args])
+            spec = replace(spec, argv=[*spec.argv, *flags.split(setup.args)])
         queue = rt.queue(live.model)
         queue.fail(None, live.adapter)  # a new try: newcomers wait for it
         live.starts += 1
@@ -213,7 +214,8 @@ class Supervisor:
                 if code is not None:
                     raise EngineError(
                         f"the engine of {live.model!r} exited with status {code} while starting",
-                        hint=f"its log says:\n{await rt.executor.tail_log(engine.log, 15)}",
+                        hint=f"`modelyard logs {live.model}` shows its log",
+                        log=await rt.executor.tail_log(engine.log, 15),
                     )
                 if await engine.healthy():
                     return
@@ -221,7 +223,8 @@ class Supervisor:
                     await engine.stop(rt.settings.stop_grace)
                     raise EngineError(
                         f"the engine of {live.model!r} was not ready after {timeout:g} s",
-                        hint=f"its log says:\n{await rt.executor.tail_log(engine.log, 15)}",
+                        hint=f"`modelyard logs {live.model}` shows its log",
+                        log=await rt.executor.tail_log(engine.log, 15),
                     )
                 pause = asyncio.ensure_future(rt.clock.sleep(HEALTH_EVERY))
                 await asyncio.wait({exited, pause}, return_when=asyncio.FIRST_COMPLETED)
@@ -246,7 +249,7 @@ class Supervisor:
         queue.drop_slot(live.id)  # out of the rotation the moment it exits
         note = f"the engine exited with status {code}"
         log.warning("%s: instance %s: %s", live.model, live.id, note)
-        self._set(live, State.ERROR, error=note, note=note)
+        self._set(live, State.ERROR, error=note, note=note, url=None)  # nothing answers there now
         if not live.setup.restart and not queue.serving(live.adapter):
             queue.fail(
                 EngineError(f"the engine of {live.model!r} exited and auto-restart is off"), live.adapter
