@@ -102,6 +102,9 @@ def test_hugging_face_search_and_files(hub: FakeHub, ggufs: dict[str, bytes]) ->
     assert by_path["tiny-Q8_0.gguf"].size == len(ggufs["q8"])
     assert by_path["README.md"].git_oid is not None  # small files: checked by their git blob id
     assert by_path["tiny-Q8_0.gguf"].url.endswith(f"/org/tiny-GGUF/resolve/{snap.revision}/tiny-Q8_0.gguf")
+    # a hub that answers with another repo's id cannot send the files to that repo's folder
+    hub.add_hf("org/asked", {"a.gguf": ggufs["q8"]}).id = "victim/repo"
+    assert hf.snapshot("org/asked", None).repo == "org/asked"
 
 
 def test_parallel_ranged_download_is_verified_and_renamed(hub: FakeHub, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -17,7 +18,7 @@ from huggingface_hub.errors import (
 )
 
 from modelyard.errors import HubAuthRequired, HubUnavailable, RepoNotFound
-from modelyard.hub.refs import COMMIT, Source
+from modelyard.hub.refs import Source
 from modelyard.hub.remote import RemoteFile, SearchHit, Snapshot, safe_relative
 from modelyard.hub.retry import with_retries
 
@@ -89,10 +90,11 @@ class HuggingFace:
 
     def snapshot(self, repo: str, revision: str | None) -> Snapshot:
         info = self._call(lambda: self.api.model_info(repo, revision=revision, files_metadata=True), repo)
-        # what the hub says of itself is checked: only a commit's 40 hex digits pin a revision,
-        # and the files land under the repo that was asked for, whatever id the answer carries
-        sha = info.sha if isinstance(info.sha, str) and COMMIT.match(info.sha) else None
-        commit = sha or revision or "main"
+        # what the hub says of itself is checked (Snapshot refuses names that would escape);
+        # a sha that is no text pins nothing, and the files land under the repo that was asked
+        # for, whatever other repo's id the answer carries
+        commit = (info.sha if isinstance(info.sha, str) else None) or revision or "main"
+        named = info.id if isinstance(info.id, str) else repo
         files = []
         for s in info.siblings or []:
             safe_relative(s.rfilename)
@@ -108,7 +110,8 @@ class HuggingFace:
             )
         tags = [str(t) for t in info.tags] if isinstance(info.tags, list) else []
         task = info.pipeline_tag if isinstance(info.pipeline_tag, str) else None
-        return Snapshot(self.source, repo, commit, files, tags, task)
+        snapshot = Snapshot(self.source, named, commit, files, tags, task)
+        return replace(snapshot, repo=repo) if named.casefold() != repo.casefold() else snapshot
 
     def _call(self, fn: Callable[[], T], what: str) -> T:
         try:
