@@ -25,15 +25,20 @@ class ImageURL(Loose):
     url: str = Field(min_length=1)
 
 
+PART_TYPES = ("text", "image_url", "input_audio", "file", "refusal")
+
+
 class ContentPart(Loose):
     """A part of a message's content: text, an image, audio, a file or a refusal."""
 
-    type: Literal["text", "image_url", "input_audio", "file", "refusal"]
+    type: str = Field(description=f"one of {', '.join(PART_TYPES)}")
     text: str | None = None
     image_url: ImageURL | str | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> ContentPart:
+        if self.type not in PART_TYPES:
+            raise ValueError(f"a content part's type is one of {', '.join(PART_TYPES)}")
         if self.type == "text" and self.text is None:
             raise ValueError("a text part needs 'text' (a string)")
         if self.type == "image_url" and self.image_url is None:
