@@ -1,11 +1,14 @@
 """Fuzzing, the long run: the GGUF and safetensors readers on damaged files, and every route of
-/api and /v1 with arbitrary bodies through the whole app (the strategies of tests/fuzzing.py,
-which CI runs a few hundred times each).
+/api and /v1 with bodies shaped by its schema, mutated, or arbitrary, through the whole app and a
+model whose engine answers (the strategies of tests/fuzzing.py, which CI runs 60 times per
+route).
 
     .venv/bin/python bench/fuzz.py [--cases 100000]
 
-Goal: no 500, no hang (2 s per file), bounded memory (256 MiB per file read; the process's peak
-is printed). The last line counts the cases and the failures.
+Goal: no 5xx of modelyard's own (502 and 503 say a refusing hub or a missing engine), no hang
+(2 s per file, 10 s per request), bounded memory (256 MiB per file read; the process's peak is
+printed), every error in its dialect's documented shape. The last line counts the cases and the
+failures.
 """
 
 from __future__ import annotations
