@@ -103,7 +103,10 @@ def test_a_gguf_over_two_workers_answers_as_on_one(cluster: Any, gemma_module: P
         layers = int(cmdline[cmdline.index("--n-gpu-layers") + 1])
         assert 0 < layers < 19  # some of gemma's 18 blocks and output on the other worker
         peers = [
-            p for p in psutil.process_iter(["cmdline"]) if "rpc-server" in " ".join(p.info["cmdline"] or [])
+            # rpc-server programs (not a build that names its target, say)
+            p
+            for p in psutil.process_iter(["cmdline"])
+            if p.info["cmdline"] and Path(p.info["cmdline"][0]).name.startswith("rpc-server")
         ]
         assert len(peers) == 1
         assert greedy(server) == expected
