@@ -4,11 +4,13 @@ estimate, and settings saved for it rather than the model's best backend."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 import builders as b
+from modelyard.backends import amx
 from modelyard.backends.base import HOST, PORT, Placement
 from modelyard.backends.registry import Backends, options_model
 from modelyard.backends.vllm import CPU_KV_CACHE, VllmOptions
@@ -75,6 +77,9 @@ def test_the_command_line(tmp_path: Path) -> None:
     assert cpu.slots == 256
     assert cpu.key_env == "VLLM_API_KEY"
     assert "CUDA_VISIBLE_DEVICES" not in cpu.env
+    # its processes ask Linux for the AMX state first (vLLM's CPU kernels die of SIGILL without)
+    assert cpu.env["PYTHONPATH"].split(os.pathsep)[0] == amx.FOLDER
+    assert (Path(amx.FOLDER) / "sitecustomize.py").is_file()
     options = VllmOptions(tensor_parallel_size=2, max_num_seqs=64, enable_prefix_caching=False)
     gpu = vllm.engine(m, options, Placement(gpus=(0, 1, 2)), Adapter("style", "peft", "/a/style", 1))
     assert gpu.env["CUDA_VISIBLE_DEVICES"] == "0,1"

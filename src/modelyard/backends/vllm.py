@@ -4,12 +4,13 @@ cuda: vllm). High-concurrency serving: continuous batching over ``max_num_seqs``
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelyard.backends import environments, flags
+from modelyard.backends import amx, environments, flags
 from modelyard.backends.base import HOST, PORT, EngineSpec, Placement
 from modelyard.catalog.records import Adapter, Model
 from modelyard.errors import InvalidSettings
@@ -171,8 +172,12 @@ class Vllm(environments.InEnvironment):
         if adapter is not None:
             args += ["--enable-lora", "--max-lora-rank", str(o.max_lora_rank)]
             args += ["--lora-modules", f"{model.name}:{adapter.name}={adapter.path}"]
+        # its processes ask for the AMX state at start (backends/amx: vLLM's CPU kernels die of
+        # SIGILL otherwise on CPUs that have it)
+        path = os.pathsep.join(p for p in (amx.FOLDER, python.env.get("PYTHONPATH", "")) if p)
         env = {
             **python.env,
+            "PYTHONPATH": path,
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "VLLM_NO_USAGE_STATS": "1",
