@@ -94,6 +94,11 @@ def run(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
     return wrapper
 
 
+async def inline(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """The runtime's blocking work, run at once: no thread races the fake clock."""
+    return fn(*args, **kwargs)
+
+
 @asynccontextmanager
 async def harness(
     tmp_path: Path,
@@ -110,7 +115,9 @@ async def harness(
     clock = FakeClock()
     executor = FakeExecutor(clock, http=http, nodes=nodes, elastic=elastic)
     backend = FakeBackend()
-    runtime = Runtime(settings, library, executor=executor, backends=Backends([backend]), clock=clock)
+    runtime = Runtime(
+        settings, library, executor=executor, backends=Backends([backend]), clock=clock, offload=inline
+    )
     await runtime.start()
     try:
         yield Harness(runtime, executor, clock, library, backend)

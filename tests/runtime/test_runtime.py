@@ -407,7 +407,12 @@ async def test_a_deployment_whose_start_fails_at_boot_stays_and_comes_back(tmp_p
         await h.runtime.close()  # the server stops; at its next start the engine is killed at once
         h.script("m", fail_start=True)
         again = Runtime(
-            h.runtime.settings, h.library, executor=h.executor, backends=h.runtime.backends, clock=h.clock
+            h.runtime.settings,
+            h.library,
+            executor=h.executor,
+            backends=h.runtime.backends,
+            clock=h.clock,
+            offload=h.runtime.offload,
         )
         h.runtime = again
         await again.start()

@@ -54,6 +54,7 @@ from modelyard.runtime.supervisor import Live, Setup, State, Supervisor
 from modelyard.usage.quotas import Quotas
 
 log = logging.getLogger(__name__)
+Offload = Callable[..., Awaitable[Any]]  # asyncio.to_thread, or a test's inline call
 WATCH_EVERY = 0.25  # seconds between looks for idle models
 
 
@@ -93,8 +94,12 @@ class Runtime:
         policy: LoadPolicy | None = None,
         clock: Clock | None = None,
         quotas: Quotas | None = None,
+        offload: Offload | None = None,
     ) -> None:
         self.settings = settings
+        # blocking work (placement, asking an engine for its flags) goes to a thread; tests on a
+        # FakeClock run it inline, so that time moves only when they say
+        self.offload: Offload = offload or asyncio.to_thread
         self.quotas = quotas
         self.library = library
         self.store = library.store
@@ -366,7 +371,7 @@ class Runtime:
         chosen = model.adapter(wish.adapter) if wish.adapter else None
         backend.engine(model, options, Placement(), chosen, version)  # refuses what it cannot do
         if wish.args:
-            await asyncio.to_thread(backend.check_args, wish.args, version)
+            await self.offload(backend.check_args, wish.args, version)
         return Setup(backend, options, version, tuple(wish.args), dict(wish.env), wish.restart)
 
     def _record(self, setup: Setup, wish: Deployment) -> Deployment:
@@ -577,7 +582,7 @@ class Runtime:
                 backend, model, options, adapter, new, nodes, scheduling=scheduling, held=kept, freed=freed
             )
 
-        spots, short = await asyncio.to_thread(place, set(), {})
+        spots, short = await self.offload(place, set(), {})
         if short is None:  # it fits beside what runs: what leaves stops once the new one serves
             return spots, False, None
         if force:  # past the estimate: on the first node, after what leaves has made room
@@ -590,7 +595,7 @@ class Runtime:
                     if live.placement is not None:
                         node = live.placement.node
                         freed[node] = freed.get(node, 0) + (await self.usage(live.id)).memory
-            more, still = await asyncio.to_thread(place, gone, freed)
+            more, still = await self.offload(place, gone, freed)
             if still is None or (wait and len(more) > len(spots)):
                 return more, True, still
             if not wait:
@@ -632,7 +637,7 @@ class Runtime:
                     setup.backend, model, setup.options, adapter, 1, nodes, scheduling=scheduling, held=held
                 )
 
-            (spot,) = await asyncio.to_thread(place)
+            (spot,) = await self.offload(place)
             live.placement, live.claims = spot.placement, spot.claims
         log.info("%s: instance %s placed on %s", live.model, live.id, spot.placement.node)
 
