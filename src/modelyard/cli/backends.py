@@ -75,8 +75,9 @@ def install(
         def report(stage: str, done: float, total: float) -> None:
             stages.append(stage)
             tenth = int(10 * done / total) if total else 0
-            if not shown or shown[-1][0] != stage or tenth > shown[-1][1]:
-                shown.append((stage, tenth))
+            step = stage.split(":", 1)[0]  # "installing vllm: <package>": one step, many packages
+            if not shown or shown[-1][0] != step or tenth > shown[-1][1]:
+                shown.append((step, tenth))
                 elapsed = int(time.monotonic() - started)
                 console.print(
                     f"  {stage[:60]:<60} {10 * tenth:>3}%  {elapsed // 60}:{elapsed % 60:02}", highlight=False
