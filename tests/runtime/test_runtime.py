@@ -188,8 +188,10 @@ async def test_a_switch_stops_the_old_model_only_once_the_new_one_serves(tmp_pat
         assert not h.runtime.is_loaded("a")
 
 
+@pytest.mark.parametrize("force", [False, True])
 @run
-async def test_a_failed_load_leaves_the_old_model_serving(tmp_path: Path) -> None:
+async def test_a_failed_load_leaves_the_old_model_serving(tmp_path: Path, force: bool) -> None:
+    """Forced too: where the new model fits beside the old one, the old one is not stopped first."""
     async with harness(tmp_path) as h:
         h.add("a")
         h.add("b")
@@ -197,8 +199,9 @@ async def test_a_failed_load_leaves_the_old_model_serving(tmp_path: Path) -> Non
         await h.runtime.load("a")
         (old,) = h.engines("a")
         with pytest.raises(EngineError, match="the engine of 'b' exited with status 1 while starting"):
-            await h.runtime.load("b")
+            await h.runtime.load("b", force=force)
         assert old.returncode() is None
+        assert h.engines("a") == [old]
         assert h.runtime.is_loaded("a")
         assert not h.runtime.is_loaded("b")
         queue, slot = await h.acquire("a")  # it still answers
@@ -221,22 +224,6 @@ async def test_a_load_that_needs_the_old_models_memory_brings_it_back_when_it_fa
         assert old.returncode() is not None  # it had to go first, to make room
         await until(lambda: h.state("a") == ["running"])
         assert len(h.engines("a")) == 1
-
-
-@run
-async def test_a_forced_load_that_fits_leaves_the_old_model_serving_until_it_starts(tmp_path: Path) -> None:
-    async with harness(tmp_path) as h:
-        h.add("a")
-        h.add("b")
-        h.script("b", fail_start=True)
-        await h.runtime.load("a")
-        (old,) = h.engines("a")
-        with pytest.raises(EngineError):
-            await h.runtime.load("b", force=True)  # forced, but there is room: a is not stopped first
-        assert old.returncode() is None
-        assert h.engines("a") == [old]
-        queue, slot = await h.acquire("a")
-        queue.release(slot)
 
 
 @run
