@@ -18,7 +18,7 @@ from pathlib import Path
 
 from modelyard.access.folders import Folders
 from modelyard.access.keys import Caller
-from modelyard.errors import InvalidRequest, ModelyardError, PathNotAllowed, PathNotFound, ScopeDenied
+from modelyard.errors import InvalidRequest, ModelyardError, PathNotFound, ScopeDenied
 from modelyard.formats.files import open_regular, path_of, usable_path
 
 MAX_CLIENT_FILE = 64 << 20  # bytes of one file a request names
@@ -57,9 +57,7 @@ class ClientFiles:
         try:
             with open_regular(path) as f:
                 data = f.read(limit + 1)
-        except PathNotAllowed:
-            raise
-        except ModelyardError as e:
+        except ModelyardError as e:  # not there, or not a regular file
             raise InvalidRequest(f"cannot read the {what} {path}: {_reason(e)}", param=param) from None
         except OSError as e:
             raise InvalidRequest(
