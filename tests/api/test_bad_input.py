@@ -69,10 +69,11 @@ def test_impossible_paths_and_ids(server: RunningServer, tmp_path: Path) -> None
 def test_paths_users_and_refs_that_cannot_be_are_client_errors(server: RunningServer, tmp_path: Path) -> None:
     """Each of these was a 500 with the connection dropped."""
     http = server.http
-    surrogate = b'{"path": "/tmp/\\udcff.gguf"}'  # a lone surrogate: no Unicode text at all
-    for route in ("/api/inspect", "/api/models", "/api/scan"):
+    surrogate = b'{"path": "/tmp/\\udcff.gguf", "ref": "a/b", "base": "\\udcff"}'  # no Unicode text
+    for route in ("/api/inspect", "/api/models", "/api/scan", "/api/downloads", "/v1/chat/completions"):
         r = http.post(route, content=surrogate, headers={"content-type": "application/json"})
-        assert "not valid Unicode" in error_of(r, 400, "invalid_input")["message"]
+        assert "not valid JSON: " in error_of(r, 400, "invalid_request")["message"]
+    for route in ("/api/inspect", "/api/models", "/api/scan"):
         r = http.post(route, json={"path": "~nosuchuser/models/m.gguf"})
         assert "no user '~nosuchuser'" in error_of(r, 400, "invalid_input")["message"]
         assert "empty" in error_of(http.post(route, json={"path": ""}), 400, "invalid_input")["message"]

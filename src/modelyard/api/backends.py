@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from modelyard.api.routing import StrictRoute
 from modelyard.api.runtime import runtime_of
 from modelyard.api.sse import event_stream
 from modelyard.backends import environments
@@ -17,7 +18,10 @@ from modelyard.http_errors import ErrorBody
 from modelyard.monitor.gpus import vulkan_drivers
 
 router = APIRouter(
-    prefix="/api", tags=["backends"], responses={c: {"model": ErrorBody} for c in (400, 401, 403, 404, 409)}
+    route_class=StrictRoute,
+    prefix="/api",
+    tags=["backends"],
+    responses={c: {"model": ErrorBody} for c in (400, 401, 403, 404, 409)},
 )
 JobId = Annotated[int, Path(ge=1, le=(1 << 63) - 1, description="an install's id")]
 

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
+from modelyard.api.routing import StrictRoute
 from modelyard.create import vocab
 from modelyard.create.design import Design, Parameters, parameters, weight_bytes
 from modelyard.create.jobs import WARNING, Creation, Creations
@@ -18,6 +19,7 @@ from modelyard.http_errors import ErrorBody
 from modelyard.monitor.sampler import Monitor
 
 router = APIRouter(
+    route_class=StrictRoute,
     prefix="/api/create",
     tags=["create"],
     responses={c: {"model": ErrorBody} for c in (400, 401, 403, 404, 503)},

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelyard.access.folders import Folders
 from modelyard.api.downloads import JobOut
 from modelyard.api.models import paths_in
+from modelyard.api.routing import StrictRoute
 from modelyard.api.runtime import DeploymentOut, deployment_out, runtime_of
 from modelyard.deployments.deployer import Deployer, DeployRequest
 from modelyard.deployments.spec import DeploymentFields, SchedulingChanges
@@ -23,7 +24,10 @@ from modelyard.hub.refs import Source
 
 log = logging.getLogger(__name__)
 router = APIRouter(
-    prefix="/api", tags=["deployments"], responses={c: {"model": ErrorBody} for c in (400, 404, 409, 502)}
+    route_class=StrictRoute,
+    prefix="/api",
+    tags=["deployments"],
+    responses={c: {"model": ErrorBody} for c in (400, 404, 409, 502)},
 )
 
 

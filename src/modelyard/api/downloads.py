@@ -9,13 +9,14 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from modelyard.access.folders import Folders
+from modelyard.api.routing import StrictRoute
 from modelyard.api.sse import event_stream
 from modelyard.hub.jobs import Downloads, PullRequest
 from modelyard.hub.refs import Source
 from modelyard.hub.selection import groups, is_gguf_repo
 
-hub_router = APIRouter(prefix="/api/hub", tags=["hub"])
-router = APIRouter(prefix="/api/downloads", tags=["downloads"])
+hub_router = APIRouter(route_class=StrictRoute, prefix="/api/hub", tags=["hub"])
+router = APIRouter(route_class=StrictRoute, prefix="/api/downloads", tags=["downloads"])
 
 
 def downloads_of(request: Request) -> Downloads:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from modelyard.access.keys import Keys, Scope
 from modelyard.access.network import is_loopback
+from modelyard.api.routing import StrictRoute
 from modelyard.catalog.records import ApiKey
 from modelyard.config import Settings
 from modelyard.errors import LastKey
@@ -18,7 +19,10 @@ from modelyard.http_errors import ErrorBody
 
 log = logging.getLogger(__name__)
 router = APIRouter(
-    prefix="/api/keys", tags=["keys"], responses={c: {"model": ErrorBody} for c in (400, 401, 403, 404, 409)}
+    route_class=StrictRoute,
+    prefix="/api/keys",
+    tags=["keys"],
+    responses={c: {"model": ErrorBody} for c in (400, 401, 403, 404, 409)},
 )
 
 

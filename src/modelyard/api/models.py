@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from modelyard.access.folders import Folders
+from modelyard.api.routing import StrictRoute
 from modelyard.api.schemas import (
     AdapterIn,
     ImportIn,
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422)
 }
-router = APIRouter(prefix="/api", responses=ERRORS)
+router = APIRouter(route_class=StrictRoute, prefix="/api", responses=ERRORS)
 
 
 def library(request: Request) -> Library:

@@ -11,10 +11,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from modelyard.api.routing import StrictRoute
 from modelyard.api.sse import event_stream
 from modelyard.monitor.sampler import Monitor
 
-router = APIRouter(prefix="/api/monitor", tags=["monitor"])
+router = APIRouter(route_class=StrictRoute, prefix="/api/monitor", tags=["monitor"])
 
 
 class GpuOut(BaseModel):

@@ -11,6 +11,7 @@ from fastapi import Path as ApiPath
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelyard.api.routing import StrictRoute
 from modelyard.catalog.records import Deployment
 from modelyard.deployments.spec import SchedulingChanges, SchedulingFields, scheduling_fields
 from modelyard.errors import NotFound
@@ -26,7 +27,10 @@ from modelyard.runtime.supervisor import State
 
 log = logging.getLogger(__name__)
 router = APIRouter(
-    prefix="/api", tags=["runtime"], responses={c: {"model": ErrorBody} for c in (400, 404, 409, 502)}
+    route_class=StrictRoute,
+    prefix="/api",
+    tags=["runtime"],
+    responses={c: {"model": ErrorBody} for c in (400, 404, 409, 502)},
 )
 
 

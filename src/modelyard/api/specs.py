@@ -10,12 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from modelyard.access.folders import Folders
 from modelyard.api.models import paths_in
+from modelyard.api.routing import StrictRoute
 from modelyard.deployments.apply import Applier
 from modelyard.deployments.spec import Spec, json_schema, resolved, source_of
 from modelyard.http_errors import ErrorBody
 
 router = APIRouter(
-    prefix="/api", tags=["specs"], responses={c: {"model": ErrorBody} for c in (400, 404, 409, 502)}
+    route_class=StrictRoute,
+    prefix="/api",
+    tags=["specs"],
+    responses={c: {"model": ErrorBody} for c in (400, 404, 409, 502)},
 )
 
 

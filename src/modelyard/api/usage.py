@@ -9,6 +9,7 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
+from modelyard.api.routing import StrictRoute
 from modelyard.catalog.records import Quota
 from modelyard.http_errors import ErrorBody
 from modelyard.periods import since as since_of
@@ -16,7 +17,10 @@ from modelyard.usage.meter import Meter, Total, hourly, totals
 from modelyard.usage.quotas import Quotas, Standing
 
 router = APIRouter(
-    prefix="/api", tags=["usage"], responses={c: {"model": ErrorBody} for c in (400, 401, 403, 404)}
+    route_class=StrictRoute,
+    prefix="/api",
+    tags=["usage"],
+    responses={c: {"model": ErrorBody} for c in (400, 401, 403, 404)},
 )
 
 

@@ -6,13 +6,19 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from modelyard.api.routing import StrictRoute
 from modelyard.api.runtime import runtime_of
 from modelyard.catalog.records import WorkerNote
 from modelyard.deployments.spec import Selector
 from modelyard.errors import NotFound
 from modelyard.http_errors import ErrorBody
 
-router = APIRouter(prefix="/api", tags=["workers"], responses={c: {"model": ErrorBody} for c in (400, 404)})
+router = APIRouter(
+    route_class=StrictRoute,
+    prefix="/api",
+    tags=["workers"],
+    responses={c: {"model": ErrorBody} for c in (400, 404)},
+)
 
 
 class WorkerGpuOut(BaseModel):

@@ -16,7 +16,7 @@ from modelyard.errors import InvalidRequest, ModelyardError
 from modelyard.gateway import anthropic, tools
 from modelyard.gateway.calls import Target, begun, engine_call, resolve
 from modelyard.gateway.checks import runtime_of
-from modelyard.gateway.protocol import MessagesRequest
+from modelyard.gateway.protocol import MessagesRequest, documented
 from modelyard.http_errors import anthropic_body, anthropic_error, engine_refusal
 from modelyard.runtime.queue import ClientGone
 from modelyard.validation import describe
@@ -24,7 +24,7 @@ from modelyard.validation import describe
 router = APIRouter(prefix="/v1", tags=["anthropic"])
 
 
-@router.post("/messages")
+@router.post("/messages", openapi_extra=documented(MessagesRequest))
 async def messages(request: Request) -> Response:
     """Anthropic's Messages: {model, max_tokens, messages, system?, stream?, tools?, ...}."""
     raw = await request.body()

@@ -205,3 +205,22 @@ class VoiceList(BaseModel):
 class ModelList(BaseModel):
     object: str = "list"
     data: list[ModelCard]
+
+
+def documented(schema: type[BaseModel], kind: str = "application/json") -> dict[str, Any]:
+    """The request body for the OpenAPI docs: the routes parse it themselves. The
+    schema's own definitions are inlined, as the document has no place for them."""
+    found = schema.model_json_schema()
+    defs = found.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return {"requestBody": {"required": True, "content": {kind: {"schema": inline(found)}}}}

@@ -10,7 +10,7 @@ import aiohttp
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from starlette.routing import Route
 
 from modelyard.catalog.records import Model
@@ -39,6 +39,7 @@ from modelyard.gateway.protocol import (
     UpscaleRequest,
     VideoRequest,
     VoiceList,
+    documented,
 )
 from modelyard.gateway.proxy import Unreachable, forward, upstream_of
 from modelyard.gateway.upscaling import STEP, generate_then_upscale
@@ -70,53 +71,34 @@ def list_models(request: Request) -> ModelList:
     return ModelList(data=cards)
 
 
-def _documented(schema: type[BaseModel], kind: str = "application/json") -> dict[str, Any]:
-    """The request body for the OpenAPI docs: the routes parse it themselves (see _serve). The
-    schema's own definitions are inlined, as the document has no place for them."""
-    found = schema.model_json_schema()
-    defs = found.pop("$defs", {})
-
-    def inline(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return inline(defs[ref.removeprefix("#/$defs/")])
-            return {k: inline(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [inline(v) for v in node]
-        return node
-
-    return {"requestBody": {"required": True, "content": {kind: {"schema": inline(found)}}}}
-
-
-@router.post("/chat/completions", openapi_extra=_documented(ChatRequest))
+@router.post("/chat/completions", openapi_extra=documented(ChatRequest))
 async def chat_completions(request: Request) -> Response:
     return await _serve(request, ChatRequest, "chat", "/v1/chat/completions")
 
 
-@router.post("/completions", openapi_extra=_documented(CompletionRequest))
+@router.post("/completions", openapi_extra=documented(CompletionRequest))
 async def completions(request: Request) -> Response:
     return await _serve(request, CompletionRequest, "completions", "/v1/completions")
 
 
-@router.post("/embeddings", openapi_extra=_documented(EmbeddingRequest))
+@router.post("/embeddings", openapi_extra=documented(EmbeddingRequest))
 async def embeddings(request: Request) -> Response:
     return await _serve(request, EmbeddingRequest, "embeddings", "/v1/embeddings", coalesce=True)
 
 
-@router.post("/rerank", openapi_extra=_documented(RerankRequest))
+@router.post("/rerank", openapi_extra=documented(RerankRequest))
 async def rerank(request: Request) -> Response:
     """Documents ordered by relevance to the query (the shape llama-server and GPUStack use)."""
     return await _serve(request, RerankRequest, "rerank", "/v1/rerank")
 
 
-@router.post("/classify", openapi_extra=_documented(ClassifyRequest))
+@router.post("/classify", openapi_extra=documented(ClassifyRequest))
 async def classify(request: Request) -> Response:
     """A label and a score for each input text."""
     return await _serve(request, ClassifyRequest, "classify", "/v1/classify")
 
 
-@router.post("/images/generations", openapi_extra=_documented(GenerationRequest))
+@router.post("/images/generations", openapi_extra=documented(GenerationRequest))
 async def image_generations(request: Request) -> Response:
     """Images from a prompt: b64_json, or url (a file under MODELYARD_HOME/outputs/images);
     with ``upscale``, each made bigger by that upscale model."""
@@ -135,7 +117,7 @@ async def image_generations(request: Request) -> Response:
     return await _route(request, orjson.dumps(plain), body.model, "images", path, capability=capability)
 
 
-@router.post("/images/edits", openapi_extra=_documented(ImageEditRequest))
+@router.post("/images/edits", openapi_extra=documented(ImageEditRequest))
 async def image_edits(request: Request) -> Response:
     """Image-to-image: a multipart form as OpenAI's API sends it, or JSON with the image as a
     data URL, base64 or a local path."""
@@ -152,14 +134,14 @@ async def image_edits(request: Request) -> Response:
     return await _route(request, raw, name, "images", path, capability="image-to-image", form=True)
 
 
-@router.post("/images/captions", openapi_extra=_documented(CaptionRequest))
+@router.post("/images/captions", openapi_extra=documented(CaptionRequest))
 async def image_captions(request: Request) -> Response:
     """Captions of images (a captioning model): JSON, or a multipart form with model, image
     (files: image[]) and prompt."""
     return await _images_in(request, CaptionRequest, "images/captions")
 
 
-@router.post("/images/upscale", openapi_extra=_documented(UpscaleRequest))
+@router.post("/images/upscale", openapi_extra=documented(UpscaleRequest))
 async def image_upscale(request: Request) -> Response:
     """Images made bigger (an upscale model), as PNG in b64_json: JSON, or a multipart form
     with model, image (files: image[]), scale and tile_size."""
@@ -180,26 +162,26 @@ async def _images_in(request: Request, schema: type[OpenAIRequest], endpoint: st
     return await _route(request, raw, name, endpoint, path, form=True)
 
 
-@router.post("/videos/generations", openapi_extra=_documented(VideoRequest))
+@router.post("/videos/generations", openapi_extra=documented(VideoRequest))
 async def video_generations(request: Request) -> Response:
     """A clip from a prompt (a model tagged video): an animated WebP, b64_json or url."""
     return await _serve(request, VideoRequest, "images", "/v1/videos/generations", capability="video")
 
 
-@router.post("/audio/transcriptions", openapi_extra=_documented(TranscriptionRequest, "multipart/form-data"))
+@router.post("/audio/transcriptions", openapi_extra=documented(TranscriptionRequest, "multipart/form-data"))
 async def audio_transcriptions(request: Request) -> Response:
     """Speech to text (a speech-to-text model): OpenAI's multipart form; json, text, srt, vtt
     or verbose_json (segments, words)."""
     return await _audio(request, "audio/transcriptions")
 
 
-@router.post("/audio/translations", openapi_extra=_documented(TranscriptionRequest, "multipart/form-data"))
+@router.post("/audio/translations", openapi_extra=documented(TranscriptionRequest, "multipart/form-data"))
 async def audio_translations(request: Request) -> Response:
     """Speech in any language to English text (multilingual Whisper models)."""
     return await _audio(request, "audio/translations")
 
 
-@router.post("/audio/speech", openapi_extra=_documented(SpeechRequest))
+@router.post("/audio/speech", openapi_extra=documented(SpeechRequest))
 async def audio_speech(request: Request) -> Response:
     """Text to speech (a text-to-speech model): the audio itself, as mp3, opus, flac, wav or pcm."""
     return await _serve(request, SpeechRequest, "audio/speech", "/v1/audio/speech")
