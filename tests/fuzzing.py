@@ -10,6 +10,7 @@ import collections
 import contextlib
 import functools
 import json
+import os
 import random
 import resource
 import string
@@ -106,7 +107,7 @@ class Endpoint:
 # stream until the client leaves.
 LEFT_OUT = {("POST", "/api/keys"), ("POST", "/api/backends/{name}/install")}
 STREAMS = ("/events", "/stream", "/logs")
-MODEL = "fake"  # the model the sandbox serves (an engine that answers chat, tests/fake_engine.py)
+MODEL = "served"  # the model the sandbox serves
 
 
 def _resolved(node: Any, components: dict[str, Any], refs: int = 0) -> Any:
@@ -272,32 +273,43 @@ class Cases:
 
 
 @contextmanager
-def sandbox(home: Path) -> Iterator[TestClient]:
+def sandbox(home: Path, engine: str = "fake") -> Iterator[TestClient]:
     """The whole app, with its lifespan, limited to ``home``'s folders, hubs that refuse
-    connections at once (nothing a random body says reaches outside), and one model, ``fake``:
-    an engine that answers chat (and 404 to the rest, which the gateway translates)."""
+    connections at once (nothing a random body says reaches outside), and one model, ``served``:
+    by ``engine`` "fake", an engine that answers chat (tests/fake_engine.py: 404 to the rest,
+    which the gateway translates); by "llama", llama-server (MODELYARD_LLAMA_SERVER, else as
+    the product finds it) with a tiny random GGUF: the real engine behind the real gateway."""
     from fake_engine import FakeEngine
 
     nowhere = "http://127.0.0.1:1"
+    binary = os.environ.get("MODELYARD_LLAMA_SERVER")
     settings = Settings(
         home=home,
         allowed_dirs=[home],
         hf_endpoint=nowhere,
         modelscope_endpoint=nowhere,
         ollama_registry=nowhere,
-        llama_server=None,
+        llama_server=Path(binary) if binary else None,
     )
-    engine = FakeEngine()
-    url = engine.start()
-    try:
-        with TestClient(
-            create_app(settings), base_url="http://localhost", raise_server_exceptions=False
-        ) as client:
-            assert client.post("/api/models", json={"url": url, "name": MODEL}).status_code == 201
-            assert client.post(f"/api/models/{MODEL}/load", json={}).status_code == 200
-            yield client
-    finally:
-        engine.stop()
+    fake = FakeEngine()
+    with contextlib.ExitStack() as stack:
+        if engine == "llama":
+            (gguf,) = b.write_llama_gguf(home / "models" / "tiny-chat.gguf", chat_template=b.CHAT_TEMPLATE)
+            source: dict[str, Any] = {"path": str(gguf), "name": MODEL}
+        else:
+            source = {"url": fake.start(), "name": MODEL}
+            stack.callback(fake.stop)
+        client = stack.enter_context(
+            TestClient(create_app(settings), base_url="http://localhost", raise_server_exceptions=False)
+        )
+        r = client.post("/api/models", json=source)
+        assert r.status_code == 201, r.text
+        if engine == "llama":  # answers of 32 tokens at most: a case takes milliseconds
+            r = client.post("/api/deployments", json={"model": MODEL, "args": ["--n-predict", "32"]})
+        else:
+            r = client.post(f"/api/models/{MODEL}/load", json={})
+        assert r.status_code in (200, 201), r.text
+        yield client
 
 
 HANG = 10.0  # seconds an answer may take in the sandbox (nothing in it is slow)
@@ -309,18 +321,19 @@ class Outcome:
     statuses: collections.Counter[int] = field(default_factory=collections.Counter)
 
 
-def fuzz(client: TestClient, routes: list[Endpoint], cases: int, seed: int) -> Outcome:
+def fuzz(client: TestClient, routes: list[Endpoint], cases: int, seed: int, *, bad_gateway: bool) -> Outcome:
     """Send ``cases`` requests, each to one of ``routes``, through the app ``client`` runs, in the
     app's own event loop (no thread hop per request). Each answer comes in time, is no server
-    error of modelyard's own (a 502 or 503 says a hub or an engine cannot be reached, which in the
-    sandbox is true), and an error is in its dialect's documented shape: an AssertionError names
-    the request and the seed otherwise."""
+    error (a 502 or 503, which says that a hub or an engine cannot be reached, only where
+    ``bad_gateway``: the sandbox's hubs refuse, the fake engine has one route; llama-server has
+    no reason to fail), and an error is in its dialect's documented shape: an AssertionError
+    names the request and the seed otherwise."""
     assert client.portal is not None, "enter the client first (sandbox does)"
-    outcome: Outcome = client.portal.call(_fuzz, client.app, routes, cases, seed)
+    outcome: Outcome = client.portal.call(_fuzz, client.app, routes, cases, seed, bad_gateway)
     return outcome
 
 
-async def _fuzz(app: Any, routes: list[Endpoint], cases: int, seed: int) -> Outcome:
+async def _fuzz(app: Any, routes: list[Endpoint], cases: int, seed: int, bad_gateway: bool) -> Outcome:
     draw = Cases(seed)
     outcome = Outcome()
     headers = {"Content-Type": "application/json"}
@@ -339,14 +352,14 @@ async def _fuzz(app: Any, routes: list[Endpoint], cases: int, seed: int) -> Outc
                 )
             except TimeoutError:
                 raise AssertionError(f"no answer in {HANG:.0f} s: {case}") from None
-            check_answer(path, r, case)
+            check_answer(path, r, case, bad_gateway)
             outcome.cases += 1
             outcome.statuses[r.status_code] += 1
     return outcome
 
 
-def check_answer(path: str, r: httpx.Response, case: str) -> None:
-    assert r.status_code < 500 or r.status_code in (502, 503), (case, r.status_code, r.text)
+def check_answer(path: str, r: httpx.Response, case: str, bad_gateway: bool) -> None:
+    assert r.status_code < 500 or (bad_gateway and r.status_code in (502, 503)), (case, r.status_code, r.text)
     if r.status_code >= 400:
         answer = r.json()
         error = answer["error"]

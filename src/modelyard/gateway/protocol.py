@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class OpenAIRequest(BaseModel):
@@ -19,6 +19,14 @@ class Loose(BaseModel):
     """A part of OpenAI's schema: the fields the gateway checks, the rest as sent."""
 
     model_config = ConfigDict(extra="allow")
+
+
+def _given(value: Any) -> Any:
+    """OpenAI's schema: an optional field is left out, not null (llama-server answers a null
+    name, tool_call_id or function description with a 500)."""
+    if value is None:
+        raise ValueError("leave the field out rather than null")
+    return value
 
 
 class ImageURL(Loose):
@@ -53,7 +61,7 @@ class FunctionCall(Loose):
 
 class ToolCall(Loose):
     id: str
-    type: Literal["function"] = "function"
+    type: Literal["function"]  # required, as OpenAI's schema says (llama-server answers 500 without)
     function: FunctionCall
 
 
@@ -64,6 +72,8 @@ class ChatMessage(Loose):
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
 
+    _not_null = field_validator("name", "tool_call_id", mode="before")(_given)
+
 
 class Function(Loose):
     name: str = Field(
@@ -71,6 +81,8 @@ class Function(Loose):
     )  # Rust regex: $ ends the text
     description: str | None = None
     parameters: dict[str, Any] | None = None
+
+    _not_null = field_validator("description", "parameters", mode="before")(_given)
 
 
 class Tool(Loose):

@@ -326,10 +326,7 @@ async def _forced(request: Request, name: str, payload: dict[str, Any], *, strea
     target = resolve(runtime, request, name, "chat")
     constrained = tools.constrained(payload, force)
     async with engine_call(runtime, request, target, "chat", "/v1/chat/completions", constrained) as up:
-        raw = await up.read()
-        if up.status != 200:  # the engine's refusal, as it answered it
-            return Response(raw, status_code=up.status, media_type="application/json")
-        answer = tools.answer_with_calls(orjson.loads(raw), force)
+        answer = tools.answer_with_calls(await up.json(), force)  # a refusal: in the documented shape
     if not stream:
         return Response(orjson.dumps(answer), media_type="application/json")
     usage = bool((payload.get("stream_options") or {}).get("include_usage"))
