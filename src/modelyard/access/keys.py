@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from fnmatch import fnmatchcase
 
+from modelyard.access.scopes import Scope
 from modelyard.catalog.records import ApiKey
 from modelyard.catalog.store import Store
 from modelyard.errors import InvalidInput, InvalidName, ScopeDenied, Unauthenticated
@@ -29,11 +29,6 @@ PREFIX = "my-"  # every secret starts so: easy to spot in a leaked file
 SHOWN = 10  # characters of a secret kept to tell keys apart
 REMEMBER = 5.0  # seconds a checked key (or a refused secret) is trusted without the catalog
 USE_EVERY = 60.0  # seconds between two records of a key's last use
-
-
-class Scope(StrEnum):
-    ADMIN = "admin"
-    INFERENCE = "inference"
 
 
 def digest(secret: str) -> str:

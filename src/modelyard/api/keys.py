@@ -9,8 +9,9 @@ from datetime import datetime
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from modelyard.access.keys import Keys, Scope
+from modelyard.access.keys import Keys
 from modelyard.access.network import is_loopback
+from modelyard.access.scopes import Scope
 from modelyard.api.routing import StrictRoute
 from modelyard.catalog.records import ApiKey
 from modelyard.config import Settings

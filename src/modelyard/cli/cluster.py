@@ -15,13 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import psutil
 import typer
 
 from modelyard.cli.common import client, friendly, parse_pairs
 from modelyard.cli.render import Column, console, fitted, human_size, print_json
 from modelyard.errors import EngineUnavailable
-from modelyard.monitor.gpus import nvidia
 
 # The names the executor reads (runtime/actors.py), spelled here so that the CLI needs no Ray.
 WORKER_LABEL = "modelyard/worker"
@@ -49,6 +47,10 @@ def ray_program() -> str:
 def worker_args(name: str, labels: dict[str, str], ram_gib: float | None) -> list[str]:
     """`ray start` arguments that make this machine a worker: its name and labels, its RAM and
     each GPU's VRAM as resources."""
+    import psutil
+
+    from modelyard.monitor.gpus import nvidia
+
     ram = int(ram_gib * GiB) if ram_gib else psutil.virtual_memory().total
     resources = {RAM: ram // MiB}
     gpus = [g for g in nvidia() if g.memory_total]

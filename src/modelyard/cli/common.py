@@ -11,7 +11,6 @@ import typer
 
 from modelyard.cli.client import Client
 from modelyard.cli.render import err_console
-from modelyard.config import Settings
 from modelyard.errors import ModelyardError
 
 P = ParamSpec("P")
@@ -19,6 +18,8 @@ R = TypeVar("R")
 
 
 def client() -> Client:
+    from modelyard.config import Settings  # pydantic-settings: only for commands that call
+
     settings = Settings()
     return Client(settings.server_url, api_key=settings.api_key)
 

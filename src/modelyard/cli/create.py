@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from modelyard.cli.common import client, friendly
 from modelyard.cli.render import console, err_console, human_count, human_size, print_json
@@ -136,6 +135,8 @@ def _show(p: dict[str, Any]) -> None:
 
 
 def _follow(api: Any, job: dict[str, Any]) -> dict[str, Any]:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn("[bold]{task.description:<12}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(), console=console,

@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import typer
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 
 from modelyard.cli.client import Client
 from modelyard.cli.common import client, friendly
 from modelyard.cli.render import console, err_console, human_count, human_size, print_json
 from modelyard.errors import HubError, ServerUnavailable
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 app = typer.Typer(help="Download jobs: list, pause, resume, cancel.", invoke_without_command=True)
 
@@ -138,6 +131,15 @@ def pull(
 
 def follow(api: Client, job: dict[str, Any]) -> dict[str, Any]:
     """Follow one job's events with a progress bar until it ends; the job as it ended."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     job_id = job["id"]
     columns = (
         TextColumn("{task.description}"),
@@ -185,6 +187,8 @@ def _update(progress: Progress, task: TaskID, job: dict[str, Any]) -> None:
 
 
 def _events(api: Client) -> Any:
+    import httpx
+
     url = f"{api.base_url}/api/downloads/events"
     try:
         with (

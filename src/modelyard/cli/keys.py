@@ -5,21 +5,28 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from modelyard.access.keys import Keys, Scope
-from modelyard.catalog.store import Store
+from modelyard.access.scopes import Scope
 from modelyard.cli.common import friendly
 from modelyard.cli.render import console, err_console, print_json
-from modelyard.config import Settings
+
+if TYPE_CHECKING:
+    from modelyard.access.keys import Keys
 
 app = typer.Typer(help="API keys for /v1 and /api.", no_args_is_help=True)
 
 
 @contextmanager
 def catalog() -> Iterator[Keys]:
+    """The catalog itself, opened here: only the keys commands pay for it."""
+    from modelyard.access.keys import Keys
+    from modelyard.catalog.store import Store
+    from modelyard.config import Settings
+
     settings = Settings()
     settings.ensure_home()
     store = Store(settings.catalog_url)

@@ -7,10 +7,8 @@ from typing import Any
 
 import typer
 
-from modelyard.api.schemas import InspectionOut
 from modelyard.cli.common import client, friendly, parse_assignments
 from modelyard.cli.render import console, human_count, human_size, model_detail, models_table, print_json
-from modelyard.formats.detect import inspect_path
 
 
 def _abs(path: str) -> str:
@@ -124,6 +122,9 @@ def inspect(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show what a file or folder is, without importing it (works without the server)."""
+    from modelyard.api.schemas import InspectionOut
+    from modelyard.formats.detect import inspect_path
+
     insp = InspectionOut.of(inspect_path(path))
     if as_json:
         print_json(insp.model_dump(mode="json"))

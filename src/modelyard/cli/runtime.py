@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 
-import httpx
 import typer
 
 from modelyard.cli.client import ApiError, Client
@@ -20,7 +19,6 @@ from modelyard.cli.common import (
     scheduling,
 )
 from modelyard.cli.render import Column, console, err_console, fitted, human_size, print_json
-from modelyard.config import Settings
 from modelyard.errors import ModelNotLoaded, ServerUnavailable
 
 
@@ -114,6 +112,8 @@ def logs(
     lines: int = typer.Option(100, "--lines", "-n", help="lines from the end"),
 ) -> None:
     """Print an instance's log (one file per start; -f follows across restarts)."""
+    import httpx
+
     api = client()
     instance_id = target if target.isdigit() else _first_instance(api.get("/api/instances"), target)
     url = f"{api.base_url}/api/instances/{instance_id}/logs"
@@ -162,7 +162,7 @@ def run(
         adapter = name.split(":", 1)[1] if ":" in name else None
         with console.status(f"loading {name}..."):
             api.post(f"/api/models/{model['name']}/load", {"adapter": adapter, "replicas": 1})
-    base = Settings().server_url
+    base = api.base_url
     messages: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
     interactive = prompt is None
     if interactive:

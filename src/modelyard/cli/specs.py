@@ -7,15 +7,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import httpx
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from modelyard.cli.client import Client
 from modelyard.cli.common import client, friendly
 from modelyard.cli.render import console
-from modelyard.deployments.spec import Spec, dump, json_schema, load
 from modelyard.errors import InvalidSpec, PathNotFound
 
 STYLE = {
@@ -41,6 +38,9 @@ def _read(file: str) -> tuple[str, str, Path]:
 
 def _applied(api: Client, body: dict[str, Any]) -> list[dict[str, Any]]:
     """POST the spec; while the server works, show the downloads it starts with progress bars."""
+    import httpx
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
     before = max((j["id"] for j in api.get("/api/downloads")), default=0)
     result: dict[str, Any] = {}
 
@@ -80,6 +80,8 @@ def apply(
     dry_run: bool = typer.Option(False, "--dry-run", help="say what would change, change nothing"),
 ) -> None:
     """Make the library and the deployments what a spec says (models named in it only)."""
+    from modelyard.deployments.spec import load
+
     text, origin, base = _read(file)
     spec = load(text, origin, base=base)
     api = client()
@@ -96,6 +98,8 @@ def apply(
 @friendly
 def export() -> None:
     """Print the library and its deployments as a spec (YAML): `modelyard apply -f` makes them again."""
+    from modelyard.deployments.spec import Spec, dump
+
     data = client().get("/api/specs/export")
     typer.echo(dump(Spec.model_validate(data)), nl=False)
 
@@ -103,4 +107,6 @@ def export() -> None:
 @friendly
 def schema() -> None:
     """Print the JSON Schema of the spec format, for editor completion."""
+    from modelyard.deployments.spec import json_schema
+
     typer.echo(json.dumps(json_schema(), indent=2))
