@@ -291,12 +291,12 @@ def sandbox(home: Path, engine: str = "fake") -> Iterator[TestClient]:
         ollama_registry=nowhere,
         llama_server=Path(binary) if binary else None,
     )
-    fake = FakeEngine()
     with contextlib.ExitStack() as stack:
         if engine == "llama":
             (gguf,) = b.write_llama_gguf(home / "models" / "tiny-chat.gguf", chat_template=b.CHAT_TEMPLATE)
             source: dict[str, Any] = {"path": str(gguf), "name": MODEL}
         else:
+            fake = FakeEngine()
             source = {"url": fake.start(), "name": MODEL}
             stack.callback(fake.stop)
         client = stack.enter_context(

@@ -6,6 +6,7 @@ line and the field."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -310,8 +311,9 @@ class Spec(BaseModel):
         return self
 
 
+@functools.cache
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema of the format, for editors (yaml-language-server, VS Code)."""
+    """The JSON Schema of the format, for editors (yaml-language-server, VS Code); made once."""
     schema = Spec.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
