@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_PORT = 11480
+from modelyard.address import DEFAULT_HOST, DEFAULT_PORT, server_url
 
 
 def _default_home() -> Path:
@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MODELYARD_", extra="ignore", populate_by_name=True)
 
     home: Path = Field(default_factory=_default_home, description="where modelyard keeps its data")
-    host: str = Field(default="127.0.0.1", description="address the server listens on")
+    host: str = Field(default=DEFAULT_HOST, description="address the server listens on")
     port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
     ollama_port: int | None = Field(
         default=None,
@@ -136,10 +136,7 @@ class Settings(BaseSettings):
 
     @property
     def server_url(self) -> str:
-        if self.url:
-            return self.url.rstrip("/")
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
-        return f"http://{host}:{self.port}"
+        return server_url(self.url, self.host, self.port)
 
     @property
     def logs_dir(self) -> Path:

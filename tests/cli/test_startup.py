@@ -8,7 +8,13 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+from modelyard.address import cli_target
+from modelyard.config import Settings
+
 HEAVY = (
+    "pydantic",
     "sqlalchemy",
     "alembic",
     "fastapi",
@@ -43,3 +49,38 @@ def test_a_command_loads_what_it_uses() -> None:
         "try:\n    app(['keys', 'ls'])\nexcept SystemExit:\n    pass"
     )
     assert {"sqlalchemy", "modelyard.catalog.store", "pydantic_settings"} <= loaded
+    # a command that asks the server loads the standard library's HTTP client, nothing heavy
+    loaded = _loaded_by(
+        "import os\nos.environ['MODELYARD_URL'] = 'http://127.0.0.1:9'\n"
+        "from modelyard.cli.main import app\n"
+        "try:\n    app(['ps'])\nexcept SystemExit:\n    pass"
+    )
+    assert "http.client" in loaded
+    assert not loaded & (set(HEAVY) - {"pydantic"})  # typer loads pydantic to run a command
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {},
+        {"MODELYARD_PORT": "9000"},
+        {"MODELYARD_HOST": "0.0.0.0", "MODELYARD_PORT": "9001", "MODELYARD_API_KEY": "my-secret"},
+        {"MODELYARD_HOST": "::"},
+        {"MODELYARD_URL": "https://models.example.org/"},
+        {"modelyard_url": "http://10.0.0.2:11480", "modelyard_api_key": "k"},  # names in any case
+    ],
+)
+def test_the_cli_calls_the_server_the_settings_name(
+    environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("MODELYARD_URL", "MODELYARD_HOST", "MODELYARD_PORT", "MODELYARD_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert cli_target() == (settings.server_url, settings.api_key)
+
+
+def test_a_port_the_settings_refuse_is_left_to_them() -> None:
+    assert cli_target({"MODELYARD_PORT": "http"}) is None
+    assert cli_target({"MODELYARD_PORT": "70000"}) is None

@@ -9,6 +9,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 
+from modelyard.address import cli_target
 from modelyard.cli.client import Client
 from modelyard.cli.render import err_console
 from modelyard.errors import ModelyardError
@@ -18,10 +19,16 @@ R = TypeVar("R")
 
 
 def client() -> Client:
-    from modelyard.config import Settings  # pydantic-settings: only for commands that call
+    """A client of the server the environment names (MODELYARD_URL, else MODELYARD_HOST and
+    MODELYARD_PORT) with MODELYARD_API_KEY."""
+    target = cli_target()
+    if target is None:  # a value the settings refuse: they say what is wrong with it
+        from modelyard.config import Settings
 
-    settings = Settings()
-    return Client(settings.server_url, api_key=settings.api_key)
+        settings = Settings()
+        target = settings.server_url, settings.api_key
+    url, key = target
+    return Client(url, api_key=key)
 
 
 def friendly(fn: Callable[P, R]) -> Callable[P, R]:

@@ -12,7 +12,7 @@ from rich.table import Table
 from modelyard.cli.client import Client
 from modelyard.cli.common import client, friendly
 from modelyard.cli.render import console, err_console, human_count, human_size, print_json
-from modelyard.errors import HubError, ServerUnavailable
+from modelyard.errors import HubError
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -187,22 +187,10 @@ def _update(progress: Progress, task: TaskID, job: dict[str, Any]) -> None:
 
 
 def _events(api: Client) -> Any:
-    import httpx
-
-    url = f"{api.base_url}/api/downloads/events"
-    try:
-        with (
-            api.streaming() as http,
-            http.stream("GET", url) as response,
-        ):
-            if response.status_code != 200:
-                response.read()
-                api.raise_for(response)
-            for line in response.iter_lines():
-                if line.startswith("data: "):
-                    yield json.loads(line[6:])
-    except httpx.ConnectError:
-        raise ServerUnavailable(api.base_url) from None
+    with api.stream("GET", "/api/downloads/events") as answer:
+        for line in answer.lines():
+            if line.startswith("data: "):
+                yield json.loads(line[6:])
 
 
 def _report(job: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from modelyard.cli.common import (
     scheduling,
 )
 from modelyard.cli.render import Column, console, err_console, fitted, human_size, print_json
-from modelyard.errors import ModelNotLoaded, ServerUnavailable
+from modelyard.errors import ModelNotLoaded
 
 
 @friendly
@@ -112,24 +112,14 @@ def logs(
     lines: int = typer.Option(100, "--lines", "-n", help="lines from the end"),
 ) -> None:
     """Print an instance's log (one file per start; -f follows across restarts)."""
-    import httpx
-
     api = client()
     instance_id = target if target.isdigit() else _first_instance(api.get("/api/instances"), target)
-    url = f"{api.base_url}/api/instances/{instance_id}/logs"
+    params = {"lines": lines, "follow": follow}
     try:
-        with (
-            api.streaming() as http,
-            http.stream("GET", url, params={"lines": lines, "follow": follow}) as response,
-        ):
-            if response.status_code != 200:
-                response.read()
-                api.raise_for(response)
-            for chunk in response.iter_bytes():
+        with api.stream("GET", f"/api/instances/{instance_id}/logs", params=params) as answer:
+            for chunk in answer.chunks():
                 sys.stdout.buffer.write(chunk)
                 sys.stdout.flush()
-    except httpx.ConnectError:
-        raise ServerUnavailable(api.base_url) from None
     except KeyboardInterrupt:
         pass
 
@@ -162,7 +152,6 @@ def run(
         adapter = name.split(":", 1)[1] if ":" in name else None
         with console.status(f"loading {name}..."):
             api.post(f"/api/models/{model['name']}/load", {"adapter": adapter, "replicas": 1})
-    base = api.base_url
     messages: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
     interactive = prompt is None
     if interactive:
@@ -186,23 +175,17 @@ def run(
             body = {"model": name, "messages": messages, "stream": True}
             path = "/v1/chat/completions"
         body.update(max_tokens=max_tokens, temperature=temperature)
-        answer = _stream(api, base + path, body, chat=not raw)
+        answer = _stream(api, path, body, chat=not raw)
         if not raw:
             messages.append({"role": "assistant", "content": answer})
         if not interactive:
             return
 
 
-def _stream(api: Client, url: str, body: dict[str, object], *, chat: bool) -> str:
+def _stream(api: Client, path: str, body: dict[str, object], *, chat: bool) -> str:
     parts: list[str] = []
-    with (
-        api.streaming() as http,
-        http.stream("POST", url, json=body) as response,
-    ):
-        if response.status_code != 200:
-            response.read()
-            api.raise_for(response)
-        for line in response.iter_lines():
+    with api.stream("POST", path, json=body) as answer:
+        for line in answer.lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
             event = json.loads(line[6:])

@@ -38,7 +38,6 @@ def _read(file: str) -> tuple[str, str, Path]:
 
 def _applied(api: Client, body: dict[str, Any]) -> list[dict[str, Any]]:
     """POST the spec; while the server works, show the downloads it starts with progress bars."""
-    import httpx
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     before = max((j["id"] for j in api.get("/api/downloads")), default=0)
@@ -46,9 +45,7 @@ def _applied(api: Client, body: dict[str, Any]) -> list[dict[str, Any]]:
 
     def call() -> None:
         try:
-            result["outcomes"] = api.request(
-                "POST", "/api/specs/apply", json=body, timeout=httpx.Timeout(10.0, read=None)
-            )
+            result["outcomes"] = api.request("POST", "/api/specs/apply", json=body, wait=True)
         except BaseException as e:  # re-raised in the main thread
             result["error"] = e
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +33,22 @@ class Fit:
 def _shards(model: Model) -> list[GGUFFile]:
     if model.format != "gguf":
         raise Unsupported(f"{model.name!r} is a {model.format} model, not GGUF: llama.cpp cannot run it")
-    return [read_gguf(Path(f.path)) for f in model.files]
+    return [_header(Path(f.path)) for f in model.files]
+
+
+def _header(path: Path) -> GGUFFile:
+    """A shard's header, read once while the file stays as it is (a load estimates its model
+    several times: its demand, then each placement)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return read_gguf(path)  # its own error: not found, unreadable
+    return _read(path, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _read(path: Path, _inode: int, _size: int, _mtime_ns: int) -> GGUFFile:
+    return read_gguf(path)
 
 
 def fit_gguf(model: Model, cfg: Config, free_ram: int, free_vram: list[int] | None = None) -> Fit:

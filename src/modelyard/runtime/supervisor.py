@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from modelyard.runtime.runtime import Runtime
 
 log = logging.getLogger(__name__)
-HEALTH_EVERY = 0.1  # seconds between health checks while an engine starts (at most)
-FIRST_CHECK = 0.01  # the first pause; each next is 1.5 times longer: a fast engine serves at once
+HEALTH_EVERY = 0.1  # seconds between health checks while an engine starts
+FAST_EVERY, FAST_FOR = 0.02, 5.0  # in its first seconds, more often: a quick engine serves at once
 REPLACE_EVERY = 2.0  # seconds between tries to place an instance that has no place
 RECHECKS = 3  # health checks of an instance the gateway could not reach, HEALTH_EVERY x 3 apart
 
@@ -209,7 +209,7 @@ class Supervisor:
         timeout = rt.settings.health_timeout
         deadline = rt.clock.now() + timeout
         exited = asyncio.ensure_future(engine.wait())
-        every = FIRST_CHECK
+        fast_until = rt.clock.now() + FAST_FOR
         try:
             while True:
                 code = engine.returncode()
@@ -228,8 +228,8 @@ class Supervisor:
                         hint=f"`modelyard logs {live.model}` shows its log",
                         log=await rt.executor.tail_log(engine.log, 15),
                     )
+                every = FAST_EVERY if rt.clock.now() < fast_until else HEALTH_EVERY
                 pause = asyncio.ensure_future(rt.clock.sleep(every))
-                every = min(every * 1.5, HEALTH_EVERY)
                 await asyncio.wait({exited, pause}, return_when=asyncio.FIRST_COMPLETED)
                 pause.cancel()
         finally:
