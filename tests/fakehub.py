@@ -71,6 +71,7 @@ class Repo:
     tags: list[str] = field(default_factory=list)
     pipeline_tag: str | None = None
     downloads: int = 0
+    garbled: dict[str, Any] = field(default_factory=dict)  # metadata fields answered so (None: left out)
 
     def __post_init__(self) -> None:
         if not self.sha:
@@ -249,25 +250,28 @@ class FakeHub:
                 else:
                     entry["blobId"] = blob.git_oid
             siblings.append(entry)
-        return web.json_response(
-            {
-                "_id": repo.sha[:24],
-                "id": repo.id,
-                "modelId": repo.id,
-                "sha": repo.sha,
-                "private": repo.private,
-                "gated": "auto" if repo.gated else False,
-                "disabled": False,
-                "downloads": repo.downloads,
-                "likes": 3,
-                "tags": repo.tags,
-                "pipeline_tag": repo.pipeline_tag,
-                "library_name": "gguf" if "gguf" in repo.tags else "transformers",
-                "lastModified": "2026-02-03T04:05:06.000Z",
-                "createdAt": "2026-01-02T03:04:05.000Z",
-                "siblings": siblings,
-            }
-        )
+        info = {
+            "_id": repo.sha[:24],
+            "id": repo.id,
+            "modelId": repo.id,
+            "sha": repo.sha,
+            "private": repo.private,
+            "gated": "auto" if repo.gated else False,
+            "disabled": False,
+            "downloads": repo.downloads,
+            "likes": 3,
+            "tags": repo.tags,
+            "pipeline_tag": repo.pipeline_tag,
+            "library_name": "gguf" if "gguf" in repo.tags else "transformers",
+            "lastModified": "2026-02-03T04:05:06.000Z",
+            "createdAt": "2026-01-02T03:04:05.000Z",
+            "siblings": siblings,
+        }
+        for key, value in repo.garbled.items():
+            info[key] = value
+            if value is None:
+                del info[key]
+        return web.json_response(info)
 
     async def hf_resolve(self, request: web.Request) -> web.StreamResponse:
         repo = self._hf_repo(request)

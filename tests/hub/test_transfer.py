@@ -105,6 +105,15 @@ def test_hugging_face_search_and_files(hub: FakeHub, ggufs: dict[str, bytes]) ->
     # a hub that answers with another repo's id cannot send the files to that repo's folder
     hub.add_hf("org/asked", {"a.gguf": ggufs["q8"]}).id = "victim/repo"
     assert hf.snapshot("org/asked", None).repo == "org/asked"
+    # metadata that is no repo's: a typed error, never a crash; a sha that is no text pins nothing
+    hub.add_hf("org/no-id", {"a.gguf": ggufs["q8"]}).garbled = {"id": None, "modelId": None}
+    with pytest.raises(HubUnavailable, match="not a repo's metadata"):
+        hf.snapshot("org/no-id", None)
+    hub.add_hf("org/bad-siblings", {"a.gguf": ggufs["q8"]}).garbled = {"siblings": [{"size": 1}]}
+    with pytest.raises(HubUnavailable, match="not a repo's metadata"):
+        hf.snapshot("org/bad-siblings", None)
+    hub.add_hf("org/number-sha", {"a.gguf": ggufs["q8"]}).garbled = {"sha": 12345}
+    assert hf.snapshot("org/number-sha", None).revision == "main"
 
 
 def test_parallel_ranged_download_is_verified_and_renamed(hub: FakeHub, tmp_path: Path) -> None:

@@ -116,6 +116,11 @@ class HuggingFace:
     def _call(self, fn: Callable[[], T], what: str) -> T:
         try:
             return with_retries(fn, retryable=_retryable)
+        except (KeyError, TypeError, AttributeError) as e:  # huggingface_hub's parsing of the answer
+            raise HubUnavailable(
+                f"Hugging Face answered {what} with what is not a repo's metadata ({e.__class__.__name__})",
+                hint="try again later, or check HF_ENDPOINT",
+            ) from e
         except GatedRepoError as e:
             raise HubAuthRequired(f"{what} is gated on Hugging Face", hint=TOKEN_HINT) from e
         except RevisionNotFoundError as e:
