@@ -178,3 +178,13 @@ def ggufs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
         "lora": b.write_lora_gguf(root / "tiny-lora.gguf"),
     }
     return {k: Path(p).read_bytes() for k, p in files.items()}
+
+
+TIERS = ("engine", "browser", "gpu", "slow")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test without a tier of its own is a unit test: `pytest -m unit` runs the fast tier."""
+    for item in items:
+        if not any(item.get_closest_marker(tier) for tier in TIERS):
+            item.add_marker(pytest.mark.unit)

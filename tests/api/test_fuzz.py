@@ -50,7 +50,13 @@ def test_every_route_is_fuzzed() -> None:
     assert all(r.schema for r in ROUTES if r.fields)  # every body model, its schema resolved
 
 
-@pytest.mark.parametrize("route", ROUTES, ids=[r.name for r in ROUTES])
+@pytest.mark.parametrize(
+    "route",
+    [
+        pytest.param(r, id=r.name, marks=pytest.mark.engine if r.path.startswith("/v1") else ())
+        for r in ROUTES
+    ],
+)
 def test_arbitrary_requests_get_clean_answers(request: pytest.FixtureRequest, route: Endpoint) -> None:
     """/v1 through llama-server, where an engine error is no excuse for a 5xx; /api with the
     fake engine and the refusing hubs, which answer 502 and 503 as they should."""

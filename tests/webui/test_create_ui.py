@@ -7,12 +7,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from browser import Shots
 from conftest import RunningServer
 from modelyard.create.design import Design, parameters
 from modelyard.create.presets import presets
+
+pytestmark = pytest.mark.browser
 
 
 def test_create_a_small_model_end_to_end(

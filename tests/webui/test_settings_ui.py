@@ -11,6 +11,8 @@ from playwright.sync_api import Browser, expect
 from browser import browsing_with_shots
 from conftest import serve
 
+pytestmark = pytest.mark.browser
+
 
 @pytest.mark.slow
 def test_install_an_environment_from_settings(browser: Browser, tmp_path: Path) -> None:

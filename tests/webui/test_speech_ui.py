@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from browser import Shots, browsing
 from conftest import RunningServer, serve
 from torch_models import wav_bytes, write_tiny_vits, write_tiny_whisper
 from webui.conftest import ARGS, CHROMIUM
+
+pytestmark = pytest.mark.browser
+
 
 MICROPHONE = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 

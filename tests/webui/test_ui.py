@@ -17,6 +17,8 @@ from conftest import RunningServer, serve
 from fake_tgi import FakeTgi
 from fakehub import FakeHub
 
+pytestmark = pytest.mark.browser
+
 
 def row(page: Page, model: str) -> Locator:
     return page.locator(f'tr[data-model="{model}"]')

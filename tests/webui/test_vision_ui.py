@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from browser import browsing_with_shots
@@ -13,6 +14,8 @@ from builders import noise_picture as picture
 from builders import png_of
 from conftest import serve
 from torch_models import faces_picture, write_tiny_blip, write_tiny_esrgan, write_tiny_face_pack
+
+pytestmark = pytest.mark.browser
 
 
 def pick(page: Page, name: str, data: bytes) -> None:
