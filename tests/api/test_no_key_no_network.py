@@ -46,6 +46,7 @@ def on_network(home: Path) -> Iterator[tuple[TestClient, TestClient, dict[str, s
         near.close()
 
 
+@pytest.mark.slow  # waits for the guard to count the keys again (seconds)
 def test_the_last_key_removed_elsewhere_closes_the_server_to_the_network(
     on_network: tuple[TestClient, TestClient, dict[str, str]], home: Path
 ) -> None:

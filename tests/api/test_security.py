@@ -21,6 +21,9 @@ from modelyard.catalog.store import Store
 from runtime.conftest import add, load
 from runtime.test_queue import wait_for
 
+pytestmark = pytest.mark.engine
+
+
 CLI = [sys.executable, "-m", "modelyard.cli.main"]
 
 

@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 from conftest import RunningServer, free_port
 from modelyard.cli.main import app
 
+pytestmark = pytest.mark.engine
+
 
 @pytest.fixture
 def cli(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> CliRunner:

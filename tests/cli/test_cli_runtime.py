@@ -12,6 +12,8 @@ from conftest import RunningServer
 from modelyard.cli.main import app
 from runtime.conftest import add
 
+pytestmark = pytest.mark.engine
+
 
 @pytest.fixture
 def cli(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> CliRunner:

@@ -22,7 +22,7 @@ from conftest import RunningServer, free_port, llama_server, serve
 from modelyard.cli.main import app
 from runtime.conftest import add, load
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.engine]
 GiB = 1 << 30
 MiB = 1 << 20
 

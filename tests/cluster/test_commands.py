@@ -16,7 +16,7 @@ import pytest
 
 from conftest import free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.engine]
 MODELYARD = str(Path(sys.executable).parent / "modelyard")
 READ = """
 import json, ray, sys

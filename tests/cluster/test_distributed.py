@@ -20,7 +20,7 @@ from modelyard.library.requests import ImportRequest
 from modelyard.runtime.placement import demand
 from runtime.conftest import add
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.engine]
 MiB = 1 << 20
 OPTIONS = {"n_ctx": 1024, "threads": 1}
 # The CPU repacks quantized weights for its own kernels; the rpc-server's share is computed

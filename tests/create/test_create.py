@@ -19,6 +19,9 @@ from conftest import RunningServer, serve
 from modelyard.cli.main import app
 from torch_models import write_chat_model
 
+pytestmark = pytest.mark.engine
+
+
 TINY = {"vocab_size": 10_000, "hidden_size": 128, "layers": 2, "heads": 4, "kv_heads": 2, "ffn_size": 256,
         "context_length": 512, "dtype": "float32"}  # fmt: skip
 

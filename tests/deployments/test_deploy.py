@@ -23,7 +23,7 @@ from modelyard.cli.main import app
 
 # The second llama.cpp build scripts/test makes beside the default one (0.3.36's sources).
 SECOND = "0.3.35"
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.engine]
 
 
 @pytest.fixture

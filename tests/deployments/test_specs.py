@@ -18,6 +18,8 @@ from modelyard.cli.main import app
 from modelyard.deployments.spec import json_schema, load
 from modelyard.errors import InvalidSpec
 
+pytestmark = pytest.mark.engine
+
 
 def cli(*args: str, code: int = 0) -> str:
     result = CliRunner().invoke(app, list(args))

@@ -12,6 +12,8 @@ import pytest
 
 from conftest import RunningServer
 
+pytestmark = pytest.mark.engine
+
 
 def load(server: RunningServer, name: str, options: dict[str, Any]) -> None:
     r = server.http.put(f"/api/models/{name}/settings", json={"options": options, "replace": True})

@@ -11,6 +11,9 @@ import pytest
 
 from conftest import RunningServer, llama_server
 
+pytestmark = pytest.mark.engine
+
+
 TEXT = "The capital of France is Paris. The capital of Germany is Berlin."
 
 

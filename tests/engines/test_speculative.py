@@ -13,6 +13,9 @@ import pytest
 
 from conftest import RunningServer
 
+pytestmark = pytest.mark.engine
+
+
 PROMPT = "One, two, three, four, five, six, seven, eight, nine, ten, eleven, twelve,"
 
 

@@ -17,7 +17,7 @@ import pytest
 import torch_models as tm
 from conftest import RunningServer, serve
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.engine]
 
 ENVS = Path(os.environ.get("MODELYARD_TEST_ENVS", Path.home() / ".modelyard" / "envs"))
 SETTINGS = {"n_ctx": 512, "precision": "float32", "enforce_eager": True, "kv_cache_memory_bytes": 64 << 20}

@@ -12,6 +12,9 @@ import pytest
 
 from conftest import RunningServer, llama_server, serve
 
+pytestmark = pytest.mark.engine
+
+
 PROMPT = "The capital of France is"
 
 

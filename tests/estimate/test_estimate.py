@@ -15,6 +15,9 @@ from modelyard.estimate.llama import Config, estimate
 from modelyard.formats.gguf import read_gguf
 from runtime.conftest import add, load
 
+pytestmark = pytest.mark.engine
+
+
 MiB = 1 << 20
 needs_llama_server = pytest.mark.skipif(
     llama_server() is None, reason="measured against llama-server (scripts/test builds it)"

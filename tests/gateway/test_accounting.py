@@ -20,6 +20,8 @@ from fake_engine import USAGE, FakeEngine
 from modelyard.cli.main import app
 from runtime.conftest import add, load
 
+pytestmark = pytest.mark.engine
+
 
 def cli(*args: str, code: int = 0) -> str:
     result = CliRunner().invoke(app, list(args))

@@ -20,6 +20,9 @@ from fake_tgi import FakeTgi
 from modelyard.cli.main import app
 from modelyard.runtime import local
 
+pytestmark = pytest.mark.engine
+
+
 KEY = "remote-secret"
 
 

@@ -13,6 +13,9 @@ import pytest
 import torch_models as tm
 from conftest import RunningServer, serve
 
+pytestmark = pytest.mark.engine
+
+
 GREEDY = {"temperature": 0}  # the client has no argument for it any more
 
 

@@ -21,6 +21,9 @@ import pytest
 from conftest import RunningServer, free_port, serve
 from fakehub import FakeHub
 
+pytestmark = pytest.mark.slow
+
+
 MiB = 1 << 20
 ENDED = ("completed", "failed", "cancelled")
 

@@ -27,6 +27,9 @@ from modelyard.hub.ollama import Ollama
 from modelyard.hub.remote import Hub, RemoteFile
 from modelyard.hub.transfer import Transfer, client_session
 
+pytestmark = pytest.mark.slow
+
+
 MiB = 1 << 20
 
 

@@ -16,6 +16,8 @@ import pytest
 import ollama
 from conftest import RunningServer, free_port, serve
 
+pytestmark = pytest.mark.engine
+
 
 @pytest.fixture
 def server(tmp_path: Path, tiny_models: dict[str, Path]) -> Iterator[RunningServer]:

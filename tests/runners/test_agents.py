@@ -21,6 +21,9 @@ from agents import ASK, PERSON, TOOLS, WEATHER, valid_calls
 from conftest import RunningServer, serve
 from torch_models import CHATML, write_chat_model
 
+pytestmark = pytest.mark.engine
+
+
 ENGINES = ["transformers", "llama.cpp"]
 # a template that thinks (as Qwen 3's): the generation prompt opens a thought, unless
 # enable_thinking is false; earlier thoughts are written back as they were

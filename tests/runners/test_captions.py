@@ -17,6 +17,9 @@ from builders import noise_picture as picture
 from conftest import RunningServer, serve
 from torch_models import write_tiny_blip, write_tiny_git, write_tiny_vit_gpt2
 
+pytestmark = pytest.mark.engine
+
+
 BUILDERS = {"blip": write_tiny_blip, "git": write_tiny_git, "vit-gpt2": write_tiny_vit_gpt2}
 
 

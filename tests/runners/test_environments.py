@@ -9,8 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import serve
 from modelyard.backends.environments import ENV_VERSION
+
+pytestmark = pytest.mark.engine
 
 
 def test_install_an_environment_and_serve_from_it(tmp_path: Path, minilm: Path) -> None:

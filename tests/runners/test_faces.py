@@ -18,7 +18,7 @@ from torch_models import faces_picture, write_tiny_face_pack
 
 PLACES = [(64, 32), (192, 128), (448, 480)]
 # insightface's face alignment calls a scikit-image method deprecated since 0.26
-pytestmark = pytest.mark.filterwarnings("ignore:`estimate` is deprecated:FutureWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:`estimate` is deprecated:FutureWarning"), pytest.mark.engine]
 
 
 @pytest.fixture(scope="module")

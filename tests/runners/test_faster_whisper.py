@@ -16,6 +16,9 @@ import pytest
 from conftest import RunningServer, serve
 from torch_models import wav_bytes, write_tiny_whisper
 
+pytestmark = pytest.mark.engine
+
+
 TOKENS = 8  # a random model talks until it is stopped
 
 

@@ -20,6 +20,8 @@ from modelyard.formats.hf import inspect_hf_model
 from modelyard.runners.standins import torchvision_stand_in
 from torch_models import CHATML, bpe_tokenizer, write_chat_model, write_quantized
 
+pytestmark = pytest.mark.engine
+
 
 def write_old_gptq(folder: Path, quantize_config: dict[str, object] | None = None) -> Path:
     from safetensors.numpy import save_file

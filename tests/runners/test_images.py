@@ -15,6 +15,9 @@ import pytest
 
 from conftest import RunningServer, serve
 
+pytestmark = pytest.mark.engine
+
+
 PROMPT = {"prompt": "a cat on the moon", "size": "32x32", "steps": 3, "seed": 7}
 
 

@@ -16,6 +16,9 @@ import pytest
 from conftest import RunningServer, serve
 from torch_models import write_tiny_piper
 
+pytestmark = pytest.mark.engine
+
+
 TEXT = "Hello there. How are you today?"
 
 

@@ -17,6 +17,8 @@ from openai import OpenAI
 
 from conftest import RunningServer
 
+pytestmark = pytest.mark.engine
+
 
 def add(server: RunningServer, path: Path, name: str) -> dict[str, Any]:
     r = server.http.post("/api/models", json={"path": str(path), "name": name})

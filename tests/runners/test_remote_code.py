@@ -6,9 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from api.test_security import bearer, make_keys
 from conftest import serve
 from torch_models import write_chat_model
+
+pytestmark = pytest.mark.engine
 
 
 def write_model_with_code(folder: Path, marker: Path) -> Path:

@@ -17,6 +17,9 @@ import pytest
 from conftest import RunningServer, serve
 from torch_models import wav_bytes, write_tiny_whisper
 
+pytestmark = pytest.mark.engine
+
+
 TOKENS = 8  # per chunk: the random model would talk until 448
 
 

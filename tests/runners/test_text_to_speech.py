@@ -15,6 +15,9 @@ import pytest
 from conftest import RunningServer, serve
 from torch_models import write_tiny_vits
 
+pytestmark = pytest.mark.engine
+
+
 TEXT = "hello there, how are you today?"
 
 

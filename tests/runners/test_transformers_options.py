@@ -14,6 +14,9 @@ import pytest
 from conftest import RunningServer
 from torch_models import write_chat_model
 
+pytestmark = pytest.mark.engine
+
+
 MESSAGES = [{"role": "user", "content": "hello world"}]
 
 

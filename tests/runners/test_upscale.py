@@ -17,6 +17,8 @@ from builders import noise_picture as picture
 from conftest import RunningServer, serve
 from torch_models import write_tiny_esrgan
 
+pytestmark = pytest.mark.engine
+
 
 def decoded(b64: str) -> Any:
     from PIL import Image

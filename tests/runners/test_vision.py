@@ -13,6 +13,8 @@ import pytest
 from builders import png_bytes
 from conftest import RunningServer, serve
 
+pytestmark = pytest.mark.engine
+
 
 @pytest.fixture
 def server(tmp_path: Path) -> Any:

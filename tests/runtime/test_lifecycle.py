@@ -18,6 +18,8 @@ from conftest import RunningServer, serve
 from runtime.conftest import add, load
 from runtime.test_queue import wait_for
 
+pytestmark = pytest.mark.engine
+
 
 def test_crash_mid_stream_then_restart(tmp_path: Path, gemma: Path) -> None:
     with serve(tmp_path / "home", restart_backoff=0.5, restart_backoff_max=2) as server:

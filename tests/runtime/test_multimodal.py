@@ -7,8 +7,12 @@ import base64
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from builders import CHAT_TEMPLATE, png_bytes, write_llama_gguf, write_mmproj_gguf
 from conftest import RunningServer
+
+pytestmark = pytest.mark.engine
 
 
 def chat(server: RunningServer, content: Any) -> Any:

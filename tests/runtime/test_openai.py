@@ -11,6 +11,8 @@ import pytest
 from conftest import RunningServer
 from runtime.conftest import add, load
 
+pytestmark = pytest.mark.engine
+
 
 @pytest.fixture
 def client(server: RunningServer) -> openai.OpenAI:

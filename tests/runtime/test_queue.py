@@ -17,6 +17,9 @@ import pytest
 from conftest import RunningServer, serve
 from runtime.conftest import add, generating, load
 
+pytestmark = pytest.mark.engine
+
+
 LONG = {"prompt": "One, two, three,", "max_tokens": 400, "stream": True, "temperature": 0}
 
 

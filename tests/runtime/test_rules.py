@@ -15,6 +15,8 @@ from modelyard.errors import LoadRefused
 from modelyard.runtime.rules import Loaded, LoadPolicy
 from runtime.conftest import add, generating, load
 
+pytestmark = pytest.mark.engine
+
 
 def loaded(server: RunningServer) -> dict[str, str | None]:
     return {i["model"]: i["adapter"] for i in server.http.get("/api/instances").json()}
