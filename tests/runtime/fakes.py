@@ -16,11 +16,11 @@ from modelyard.catalog.records import Adapter, Model
 from modelyard.catalog.store import Store
 from modelyard.config import Settings
 from modelyard.library import Library
-from modelyard.runtime.clock import FakeClock, settle
 from modelyard.runtime.executor import Node
-from modelyard.runtime.fake import FakeBackend, FakeEngine, FakeExecutor, Script
 from modelyard.runtime.queue import Queue, Slot
 from modelyard.runtime.runtime import Runtime
+from runtime.fake_clock import FakeClock, settle
+from runtime.fake_executor import FakeBackend, FakeEngine, FakeExecutor, Script
 
 
 @dataclass

@@ -11,8 +11,8 @@ import pytest
 
 from modelyard.catalog.records import Scheduling
 from modelyard.errors import InvalidSettings, WontFit
-from modelyard.runtime.clock import settle
 from modelyard.runtime.executor import Gpu, Node
+from runtime.fake_clock import settle
 from runtime.fakes import Harness, harness, run, until
 
 GiB = 1 << 30

@@ -18,9 +18,9 @@ from modelyard.errors import (
     QueueFull,
     QueueTimeout,
 )
-from modelyard.runtime.clock import settle
 from modelyard.runtime.queue import ClientGone
 from modelyard.runtime.runtime import Runtime
+from runtime.fake_clock import settle
 from runtime.fakes import harness, run, stays, until
 
 GiB = 1 << 30

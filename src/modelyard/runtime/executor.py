@@ -7,7 +7,7 @@ engines a dead server left behind, and the node's inventory (free RAM, per-GPU V
 holds nothing node-local: a pid or a path is a fact an executor reports.
 
 Implementations: LocalExecutor (local.py: children of the server on this machine) and
-FakeExecutor (fake.py: scripted engines for tests). Only plain data crosses this boundary, so an
+the tests' FakeExecutor (tests/runtime/fake_executor.py: scripted engines). Only plain data crosses this boundary, so an
 executor that runs engines on other machines implements the same contract.
 """
 
