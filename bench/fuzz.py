@@ -1,6 +1,6 @@
 """Fuzzing, the long run: the GGUF and safetensors readers on damaged files, and every route of
 /api and /v1 with bodies shaped by its schema, mutated, or arbitrary, through the whole app and a
-model whose engine answers (the cases of tests/fuzzing.py, of which CI runs 2,000 per route).
+model whose engine answers (the cases of tests/fuzzing.py, of which CI runs 3,000 per route).
 
     .venv/bin/python bench/fuzz.py [--cases 100000]
 
