@@ -61,7 +61,8 @@ def test_a_draft_model_and_ngrams_speed_nothing_up_but_the_tokens(
     assert drafted["choices"][0]["text"] == plain["choices"][0]["text"]  # greedy: the same tokens
     details = drafted["usage"]["completion_tokens_details"]
     assert details["accepted_prediction_tokens"] > 0
-    assert details["rejected_prediction_tokens"] >= 0
+    # its own weights, greedy: the drafts are right (a reject or two at most, from batching)
+    assert details["rejected_prediction_tokens"] < details["accepted_prediction_tokens"]
     (instance,) = server.http.get("/api/instances").json()
     assert 0 < instance["draft_acceptance"] <= 1
     assert instance["tokens_per_second"] > 0  # the engine's own decode rate

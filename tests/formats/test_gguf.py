@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import struct
-import time
 from pathlib import Path
 
 import pytest
@@ -59,14 +58,6 @@ def test_gemma_real_file(gemma: Path) -> None:
     assert 260_000_000 < g.parameter_count < 280_000_000
     # the 262k-entry vocabulary is skipped, not parsed: the metadata holds a summary
     assert g.arrays["tokenizer.ggml.tokens"].count == 262144
-
-
-def test_gemma_is_fast(gemma: Path) -> None:
-    read_gguf(gemma)  # warm the page cache
-    start = time.perf_counter()
-    read_gguf(gemma)
-    # GGUFReader takes seconds on this file; generous bound for slow CI machines
-    assert time.perf_counter() - start < 0.5
 
 
 # -- bad input ----------------------------------------------------------------------------------

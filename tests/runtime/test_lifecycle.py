@@ -95,12 +95,11 @@ def test_unload_gives_the_memory_back(server: RunningServer, gemma: Path) -> Non
         "/v1/completions", json={"model": "gemma3", "prompt": "Once", "max_tokens": 96, "ignore_eos": True}
     ).raise_for_status()
     busy = server.http.get("/api/instances").json()[0]["cpu_percent"]
-    assert busy > 30  # two threads decoding: up to 200% on an idle machine
 
     def idle() -> bool:
-        return bool(server.http.get("/api/instances").json()[0]["cpu_percent"] < 10)
+        return bool(server.http.get("/api/instances").json()[0]["cpu_percent"] < min(10, busy / 2))
 
-    wait_for(idle)  # once what follows a request (slot bookkeeping) is done
+    wait_for(idle)  # once what follows a request (slot bookkeeping) is done: well below the busy look
     assert server.http.post("/api/models/gemma3/unload", json={}).status_code == 204
     # the engine's whole process group is gone, and with it every byte it held
     with pytest.raises(ProcessLookupError):

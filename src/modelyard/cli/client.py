@@ -75,13 +75,17 @@ class Client:
         conn = self._connection(CONNECT if timeout is None else min(CONNECT, timeout))
         try:
             conn.connect()
-            assert conn.sock is not None
-            conn.sock.settimeout(timeout)  # None: an answer that streams for as long as it likes
-            conn.request(method, target, body=body, headers=headers)
-            return conn, conn.getresponse()
-        except OSError:  # refused, unreachable, or it went away before answering
+        except OSError:  # refused or unreachable
             conn.close()
             raise ServerUnavailable(self.base_url) from None
+        assert conn.sock is not None
+        conn.sock.settimeout(timeout)  # None: an answer that streams for as long as it likes
+        try:
+            conn.request(method, target, body=body, headers=headers)
+            return conn, conn.getresponse()
+        except OSError as e:  # gone before answering, or too slow
+            conn.close()
+            raise self._failed(e, timeout) from None
 
     def request(
         self,
@@ -97,9 +101,10 @@ class Client:
         conn, response = self._send(method, path, json, params, None if wait else self.timeout)
         try:
             raw = response.read()
-        except OSError:
-            raise ServerUnavailable(self.base_url) from None
+        except OSError as e:
+            raise self._failed(e, self.timeout) from None
         finally:
+            response.close()
             conn.close()
         if response.status >= 400:
             raise_for(response.status, raw, response.reason)
@@ -124,7 +129,16 @@ class Client:
                 raise_for(response.status, response.read(), response.reason)
             yield Answer(response)
         finally:
+            response.close()
             conn.close()
+
+    def _failed(self, e: OSError, timeout: float | None) -> ModelyardError:
+        if isinstance(e, TimeoutError) and timeout is not None:
+            return ModelyardError(
+                f"the server at {self.base_url} did not answer within {timeout:g} s",
+                hint="it may still be working on it: `modelyard ps` shows what runs",
+            )
+        return ServerUnavailable(self.base_url)
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)
