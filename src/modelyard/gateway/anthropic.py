@@ -156,6 +156,17 @@ def event(kind: str, data: dict[str, Any]) -> bytes:
     return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps({"type": kind, **data}) + b"\n\n"
 
 
+START = b"event: message_start"
+
+
+def opening_for(head: bytes, model: str) -> bytes:
+    """The message_start a native stream beginning with ``head`` lacks (llama-server leaves it
+    out when its first token is part of a character), or nothing when it has one."""
+    if head.lstrip().startswith(START):
+        return b""
+    return StreamTranslator(model).start()
+
+
 class StreamTranslator:
     """Chat completion chunks in, Messages stream events out."""
 

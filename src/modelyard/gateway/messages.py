@@ -59,8 +59,16 @@ async def _native(request: Request, target: Target, payload: dict[str, Any], str
             if up.status != 200:
                 raise engine_refusal(up.status, await up.read())
             yield b""  # connected: the answer begins
+            head: bytes | None = b""  # the stream's first bytes, until its first event shows
             async for chunk in up.chunks():
+                if head is not None:
+                    head += chunk
+                    if len(head) < len(anthropic.START) and b"\n\n" not in head:
+                        continue
+                    chunk, head = anthropic.opening_for(head, payload["model"]) + head, None
                 yield chunk
+            if head:
+                yield head
 
     return StreamingResponse(await begun(relay(), _stream_error), media_type="text/event-stream")
 
