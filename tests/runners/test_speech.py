@@ -154,7 +154,9 @@ def at_16k(wav: bytes) -> bytes:
 
     samples, rate = soundfile.read(io.BytesIO(wav), dtype="float32")
     out = io.BytesIO()
-    soundfile.write(out, resample_poly(samples, 160, rate // 100).astype("float32"), 16000, format="WAV", subtype="FLOAT")
+    soundfile.write(
+        out, resample_poly(samples, 160, rate // 100).astype("float32"), 16000, format="WAV", subtype="FLOAT"
+    )
     return out.getvalue()
 
 
