@@ -327,7 +327,7 @@ def fuzz(client: TestClient, routes: list[Endpoint], cases: int, seed: int, *, b
     error (a 502 or 503, which says that a hub or an engine cannot be reached, only where
     ``bad_gateway``: the sandbox's hubs refuse, the fake engine has one route; llama-server has
     no reason to fail), and an error is in its dialect's documented shape: an AssertionError
-    names the request and the seed otherwise."""
+    names the request and the seed (MODELYARD_FUZZ_SEED replays it) otherwise."""
     assert client.portal is not None, "enter the client first (sandbox does)"
     outcome: Outcome = client.portal.call(_fuzz, client.app, routes, cases, seed, bad_gateway)
     return outcome
