@@ -8,7 +8,7 @@ model whose engine answers (the cases of tests/fuzzing.py, of which CI runs 3,00
 llama-server (MODELYARD_LLAMA_SERVER) and a tiny GGUF, where a 5xx is always a defect.
 
 Goal: no 5xx of modelyard's own, no hang
-(2 s per file, 10 s per request), bounded memory (256 MiB per file read; the process's peak is
+(2 s per file, 20 s per request), bounded memory (256 MiB per file read; the process's peak is
 printed), every error in its dialect's documented shape. The last line counts the cases and the
 failures.
 """
