@@ -35,8 +35,7 @@ ModelyardError
  │    ├── InvalidRequest        a request body an endpoint or engine cannot take (names the field)
  │    │    ├── RequestTooLarge  a body over the size limit, or a prompt longer than the context
  │    │    └── UnsupportedMediaType  a body that is not JSON (or, for image edits, multipart)
- │    ├── UnsafePath            a remote file name that would escape the destination
- │    └── IncompatibleLoader    a loader that cannot take this format or quantization
+ │    └── UnsafePath            a remote file name that would escape the destination
  ├── ModelFileError            the files themselves are the problem
  │    ├── MalformedFile        bad magic, truncation, absurd counts, wrong value types
  │    ├── IncompleteModel      shards or index entries missing or inconsistent
@@ -257,10 +256,6 @@ class InvalidImport(InvalidInput):
 
 class InvalidSpec(InvalidInput):
     """A declarative spec that is not right: the message names the file, line and field."""
-
-
-class IncompatibleLoader(InvalidInput):
-    pass
 
 
 class ModelFileError(ModelyardError):

@@ -28,7 +28,7 @@ EXL2 = {"quantization_config": {"quant_method": "exl2", "bits": 4.0}}
 
 
 def model(path: Path, **kw: object) -> Model:
-    base = {"name": "m", "category": "chat", "format": "safetensors", "path": str(path), "loaders": []}
+    base = {"name": "m", "category": "chat", "format": "safetensors", "path": str(path)}
     return Model(**{**base, **kw})  # type: ignore[arg-type]
 
 
@@ -44,7 +44,7 @@ def sampling(**kw: Any) -> Sampling:
 def test_without_an_nvidia_gpu_a_load_fails_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(environments, "has_nvidia", lambda: False)
     registry = Backends.from_settings(Settings(home=tmp_path / "home"))
-    exl2 = model(tmp_path, loaders=["exllamav2"], quantization="EXL2 4.0bpw")
+    exl2 = model(tmp_path, quantization="EXL2 4.0bpw", facts={"quant_method": "exl2"})
     chosen = registry.for_model(exl2)  # the only engine for EXL2, though it cannot run here
     assert chosen.name == "exllamav2"
     with pytest.raises(EngineUnavailable, match="only on NVIDIA GPUs") as e:
@@ -52,7 +52,7 @@ def test_without_an_nvidia_gpu_a_load_fails_at_once(tmp_path: Path, monkeypatch:
     assert e.value.hint is not None
     assert "GGUF" in e.value.hint
     # a GPTQ model goes to an engine that runs here
-    gptq = model(tmp_path, loaders=["vllm", "exllamav2", "transformers"], quantization="GPTQ 4-bit")
+    gptq = model(tmp_path, quantization="GPTQ 4-bit", facts={"quant_method": "gptq"})
     assert registry.for_model(gptq).name == "transformers"
     with pytest.raises(Unsupported, match="CUDA kernels only"):
         chosen.install("cpu", lambda *a: None)
@@ -71,12 +71,12 @@ def test_where_there_is_one_it_runs_the_runner_in_its_environment(
     b.managed_env(home, "exllamav2", "cuda")
     registry = Backends.from_settings(Settings(home=home))
     folder = b.write_hf_llama(tmp_path / "exl2", extra=EXL2)
-    exl2 = model(folder, loaders=["exllamav2"], quantization="EXL2 4.0bpw")
-    gptq = model(folder, loaders=["vllm", "exllamav2", "transformers"], quantization="GPTQ 4-bit")
+    exl2 = model(folder, quantization="EXL2 4.0bpw", facts={"quant_method": "exl2"})
+    gptq = model(folder, quantization="GPTQ 4-bit", facts={"quant_method": "gptq"})
     backend = registry.for_model(exl2)
     assert registry.for_model(gptq).name == "exllamav2"  # before transformers, vLLM not installed
     assert backend.endpoints(exl2) == frozenset({"chat", "completions"})
-    assert not backend.takes(model(folder, category="embedding", loaders=["exllamav2"]))
+    assert backend.rank(model(folder, category="embedding")) is None
     options = ExLlamaV2Options(n_ctx=8192, gpu_split=[20, 24], cache_4bit=True)
     spec = backend.engine(exl2, options, Placement(gpus=(0, 1)), None)
     argv = spec.argv
@@ -143,7 +143,7 @@ def test_memory_estimate_counts_the_cache_type(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(environments, "has_nvidia", lambda: True)
     folder = b.write_hf_llama(tmp_path / "exl2", extra=EXL2)
     registry = Backends.from_settings(Settings(home=tmp_path / "home"))
-    exl2 = model(folder, loaders=["exllamav2"], context_length=4096, facts=inspect_path(folder).facts)
+    exl2 = model(folder, context_length=4096, facts=inspect_path(folder).facts)
     backend = registry.get("exllamav2")
     gib = 1 << 30
 

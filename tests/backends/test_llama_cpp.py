@@ -22,7 +22,6 @@ def model(**kw: object) -> Model:
         "format": "gguf",
         "path": "/models/m.gguf",
         "context_length": 4096,
-        "loaders": ["llama.cpp"],
     }
     return Model(**{**base, **kw})  # type: ignore[arg-type]
 

@@ -18,7 +18,7 @@ from modelyard.errors import EngineUnavailable, InvalidSettings
 
 
 def model(**kw: object) -> Model:
-    base = {"name": "m", "category": "chat", "format": "safetensors", "path": "/models/m", "loaders": []}
+    base = {"name": "m", "category": "chat", "format": "safetensors", "path": "/models/m"}
     return Model(**{**base, **kw})  # type: ignore[arg-type]
 
 
@@ -33,8 +33,8 @@ def backends(tmp_path: Path, llama_server: bool) -> Backends:
 
 def test_which_backend_serves_a_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))  # no llama-server on PATH
-    gguf = model(format="gguf", loaders=["llama.cpp"])
-    rerank = model(format="gguf", category="rerank", loaders=["llama.cpp"])
+    gguf = model(format="gguf")
+    rerank = model(format="gguf", category="rerank")
     assert backends(tmp_path, llama_server=True).for_model(gguf).name == "llama.cpp"
     without = backends(tmp_path, llama_server=False)
     assert without.for_model(gguf).name == "llama-cpp-python"  # the engine where no llama-server is
@@ -42,16 +42,16 @@ def test_which_backend_serves_a_model(tmp_path: Path, monkeypatch: pytest.Monkey
     assert chosen.name == "llama.cpp"
     with pytest.raises(EngineUnavailable, match="llama-server is not installed"):
         chosen.preflight()
-    embed = model(category="embedding", loaders=["sentence-transformers", "transformers"])
+    embed = model(category="embedding")
     assert without.for_model(embed).name == "sentence-transformers"  # the model's loaders, best first
-    assert without.for_model(model(loaders=["transformers", "vllm"])).name == "transformers"
+    assert without.for_model(model()).name == "transformers"
     with pytest.raises(InvalidSettings, match=r"no backend of modelyard runs 'm' \(onnx, AWQ 4-bit\)"):
-        without.for_model(model(format="onnx", loaders=["onnxruntime"], quantization="AWQ 4-bit"))
+        without.for_model(model(format="onnx", quantization="AWQ 4-bit", facts={"quant_method": "awq"}))
     # the settings of both llama.cpp engines follow one schema
     assert options_model(gguf) == options_model(rerank)
     # settings saved for another engine that takes the model: the load starts that one
     with_llama_server = backends(tmp_path, llama_server=True)
-    saved = model(format="gguf", loaders=["llama.cpp"], settings=ModelSettings("llama-cpp-python", {}))
+    saved = model(format="gguf", settings=ModelSettings("llama-cpp-python", {}))
     assert with_llama_server.for_model(saved).name == "llama-cpp-python"
 
 
@@ -62,11 +62,11 @@ def test_runner_engines_take_requests_as_their_task_does(tmp_path: Path) -> None
         backend = registry.for_model(m)
         return backend.engine(m, backend.options(), Placement(), adapter)
 
-    chat = spec(model(loaders=["transformers"]))
-    vision = spec(model(category="multimodal", loaders=["transformers"]))
-    image = spec(model(category="image", format="diffusers", loaders=["diffusers"]))
-    embed = spec(model(category="embedding", loaders=["sentence-transformers"]))
-    rerank = spec(model(category="rerank", loaders=["sentence-transformers"]))
+    chat = spec(model())
+    vision = spec(model(category="multimodal"))
+    image = spec(model(category="image", format="diffusers"))
+    embed = spec(model(category="embedding"))
+    rerank = spec(model(category="rerank"))
     # one generation at a time (a vision model too): the rest wait in the gateway's queue, where
     # its limits apply; encoders batch what arrives together
     assert (chat.slots, vision.slots, image.slots) == (1, 1, 1)
@@ -79,7 +79,7 @@ def test_runner_engines_take_requests_as_their_task_does(tmp_path: Path) -> None
     )
     assert chat.env["HF_HUB_OFFLINE"] == "1"
     lora = Adapter("style", "peft", "/adapters/style", 1)
-    with_lora = spec(model(loaders=["transformers"], adapters=[lora]), lora).argv
+    with_lora = spec(model(adapters=[lora]), lora).argv
     assert json.loads(with_lora[with_lora.index("--adapters") + 1]) == [
         {"name": "style", "path": "/adapters/style", "weight": 1.0}
     ]

@@ -18,9 +18,7 @@ MiB, GiB = 1 << 20, 1 << 30
 
 
 def model(category: str, fmt: str, size: int) -> Model:
-    return Model(
-        name="m", category=category, format=fmt, path="/x", loaders=[], files=[ModelFile("/x", size)]
-    )
+    return Model(name="m", category=category, format=fmt, path="/x", files=[ModelFile("/x", size)])
 
 
 def test_an_upscalers_estimate_is_its_weights_and_a_tiles_activations(tmp_path: Path) -> None:

@@ -27,15 +27,15 @@ MiB = 1 << 20
 
 
 def model(path: Path, **kw: object) -> Model:
-    base = {"name": "m", "category": "chat", "format": "safetensors", "path": str(path), "loaders": []}
+    base = {"name": "m", "category": "chat", "format": "safetensors", "path": str(path)}
     return Model(**{**base, **kw})  # type: ignore[arg-type]
 
 
 def test_gptq_goes_to_vllm_where_it_is_installed(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    gptq = model(tmp_path, loaders=["vllm", "transformers"], quantization="GPTQ 4-bit g128")
-    full = model(tmp_path, loaders=["transformers", "vllm"])
-    embed = model(tmp_path, category="embedding", loaders=["sentence-transformers", "transformers", "vllm"])
+    gptq = model(tmp_path, quantization="GPTQ 4-bit g128", facts={"quant_method": "gptq"})
+    full = model(tmp_path)
+    embed = model(tmp_path, category="embedding")
     without = Backends.from_settings(Settings(home=home))
     with pytest.raises(EngineUnavailable, match="the vllm environment is not installed") as e:
         without.get("vllm").preflight()
@@ -46,8 +46,8 @@ def test_gptq_goes_to_vllm_where_it_is_installed(tmp_path: Path) -> None:
     registry = Backends.from_settings(Settings(home=home))
     assert registry.for_model(gptq).name == "vllm"
     assert registry.for_model(full).name == "transformers"  # the model's own order
-    assert registry.get("vllm").takes(embed)
-    assert not registry.get("vllm").takes(model(tmp_path, format="gguf", loaders=["llama.cpp"]))
+    assert registry.get("vllm").rank(embed) is not None  # after sentence-transformers
+    assert registry.get("vllm").rank(model(tmp_path, format="gguf")) is None
     assert options_model(gptq) == ("vllm", VllmOptions)
 
 
@@ -55,7 +55,7 @@ def test_the_command_line(tmp_path: Path) -> None:
     home = tmp_path / "home"
     b.managed_env(home, "vllm", "cpu")
     vllm = Backends.from_settings(Settings(home=home)).get("vllm")
-    m = model(tmp_path / "tiny", loaders=["transformers", "vllm"])
+    m = model(tmp_path / "tiny")
     cpu = vllm.engine(m, VllmOptions(n_ctx=512, precision="float32", enforce_eager=True), Placement(), None)
     argv = cpu.argv
     assert argv[:3] == [str(home / "envs/vllm-cpu-1/bin/python"), "-m", "vllm.entrypoints.openai.api_server"]
@@ -90,9 +90,7 @@ def test_the_command_line(tmp_path: Path) -> None:
     assert gpu.slots == 64
     with pytest.raises(InvalidSettings, match="4 GPUs; this node has 3"):
         vllm.engine(m, VllmOptions(tensor_parallel_size=4), Placement(gpus=(0, 1, 2)), None)
-    embed = vllm.engine(
-        model(tmp_path, category="embedding", loaders=["vllm"]), VllmOptions(), Placement(), None
-    )
+    embed = vllm.engine(model(tmp_path, category="embedding"), VllmOptions(), Placement(), None)
     assert embed.argv[embed.argv.index("--runner") + 1] == "pooling"
     assert vllm.endpoints(model(tmp_path, category="embedding")) == frozenset({"embeddings"})
     assert vllm.served_name(m, "style") == "m:style"  # a request picks the LoRA by its model name
@@ -102,7 +100,7 @@ def test_the_estimate(tmp_path: Path) -> None:
     folder = b.write_hf_llama(tmp_path / "tiny", hidden=128, dtype="float32")
     registry = Backends.from_settings(Settings(home=tmp_path / "home"))
     vllm = registry.get("vllm")
-    m = model(folder, context_length=2048, loaders=["transformers", "vllm"], facts=inspect_path(folder).facts)
+    m = model(folder, context_length=2048, facts=inspect_path(folder).facts)
     kv = 64 * MiB
     fit = vllm.fit(m, VllmOptions(n_ctx=512, kv_cache_memory_bytes=kv), None, 32 * GiB, [])
     assert fit is not None

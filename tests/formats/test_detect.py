@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 import builders as b
+from modelyard.api.schemas import InspectionOut
 from modelyard.errors import IncompleteModel, InvalidImport, MalformedFile, PathNotFound, UnsupportedFormat
 from modelyard.formats.detect import inspect_path
-from modelyard.formats.loaders import loaders_of
+from modelyard.formats.inspection import Inspection
 
 CASES = [
     # path under the zoo, kind, category, format, quantization, architecture, context
@@ -51,13 +52,18 @@ def test_zoo(
     assert insp.category_from == "metadata"
 
 
+def loaders(insp: Inspection) -> list[str]:
+    """The loaders ``modelyard inspect`` shows, best first."""
+    return InspectionOut.of(insp).loaders
+
+
 def test_loaders_follow_quantization(zoo: Path) -> None:
-    assert loaders_of(inspect_path(zoo / "chat/tiny-llama-q8.gguf")) == ["llama.cpp"]
-    assert loaders_of(inspect_path(zoo / "hf/tiny-6.5bpw-exl2")) == ["exllamav2"]
-    assert loaders_of(inspect_path(zoo / "hf/tiny-gptq")) == ["vllm", "exllamav2", "transformers"]
-    assert loaders_of(inspect_path(zoo / "hf/tiny-llama-hf")) == ["transformers", "vllm"]
-    assert loaders_of(inspect_path(zoo / "hf/tiny-minilm"))[0] == "sentence-transformers"
-    assert loaders_of(inspect_path(zoo / "image/tiny-flux-diffusers")) == ["diffusers"]
+    assert loaders(inspect_path(zoo / "chat/tiny-llama-q8.gguf")) == ["llama.cpp"]
+    assert loaders(inspect_path(zoo / "hf/tiny-6.5bpw-exl2")) == ["exllamav2"]
+    assert loaders(inspect_path(zoo / "hf/tiny-gptq")) == ["vllm", "exllamav2", "transformers"]
+    assert loaders(inspect_path(zoo / "hf/tiny-llama-hf")) == ["transformers", "vllm"]
+    assert loaders(inspect_path(zoo / "hf/tiny-minilm"))[0] == "sentence-transformers"
+    assert loaders(inspect_path(zoo / "image/tiny-flux-diffusers")) == ["diffusers"]
 
 
 def test_split_gguf(zoo: Path, tmp_path: Path) -> None:
@@ -138,7 +144,7 @@ def test_legacy_ggml(tmp_path: Path) -> None:
     path.write_bytes(b"tjgg" + b"\0" * 64)
     insp = inspect_path(path)
     assert (insp.format, insp.category) == ("ggml", "chat")
-    assert loaders_of(insp) == []
+    assert loaders(insp) == []
     assert "convert it to GGUF" in insp.warnings[0]
 
 
@@ -184,19 +190,6 @@ def test_gemma(gemma: Path) -> None:
     assert insp.facts["chat_template"] is False
 
 
-def test_wrong_loader_is_refused(zoo: Path) -> None:
-    from modelyard.errors import IncompatibleLoader
-    from modelyard.formats.loaders import require_loader
-
-    insp = inspect_path(zoo / "hf/tiny-6.5bpw-exl2")
-    require_loader("tiny", insp.format, insp.quantization, loaders_of(insp), "exllamav2")
-    with pytest.raises(
-        IncompatibleLoader, match=r"llama.cpp cannot load 'tiny' \(safetensors EXL2 6.5bpw\)"
-    ) as e:
-        require_loader("tiny", insp.format, insp.quantization, loaders_of(insp), "llama.cpp")
-    assert e.value.hint == "use exllamav2"
-
-
 def test_gguf_without_its_suffix(tmp_path: Path) -> None:
     (path,) = b.write_llama_gguf(tmp_path / "model.gguf")
     renamed = path.rename(tmp_path / "model-download")
@@ -232,4 +225,5 @@ def test_speech_models_by_their_config(tmp_path: Path, model_type: str, arch: st
     insp = inspect_path(folder)
     assert insp.category is not None
     assert (insp.category.value, insp.category_from) == (category, "metadata")
-    assert loaders_of(insp)[0] == "transformers"
+    # transformers runs what modelyard serves; nothing takes a bare encoder yet
+    assert loaders(insp)[:1] == ([] if category == "audio" else ["transformers"])

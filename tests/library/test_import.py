@@ -26,7 +26,6 @@ def test_import_gguf(library: Library, zoo: Path) -> None:
         512,
     )
     assert m.description == "tiny"
-    assert m.loaders == ["llama.cpp"]
     assert m.files[0].size == (zoo / "chat/tiny-llama-q8.gguf").stat().st_size
     assert library.get("tiny-llama-q8").facts["chat_template"] is True
 

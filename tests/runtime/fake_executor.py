@@ -13,7 +13,7 @@ import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelyard.backends import flags
 from modelyard.backends.base import HOST, PORT, EngineSpec, Placement, Progress
 from modelyard.catalog.records import Adapter, Model
+from modelyard.config import Settings
 from modelyard.errors import EngineUnavailable
 from modelyard.estimate import Fit
 from modelyard.estimate.llama import Breakdown, Estimate
@@ -250,8 +251,12 @@ class FakeBackend:
         self.builds: set[str] = set()  # versions installed beside the default
 
     @classmethod
-    def takes(cls, model: Model) -> bool:
-        return True
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls()
+
+    @classmethod
+    def rank(cls, model: Model) -> int | None:
+        return 0
 
     def endpoints(self, model: Model) -> frozenset[str]:
         return frozenset({"chat", "completions", "embeddings"})

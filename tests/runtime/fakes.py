@@ -40,7 +40,6 @@ class Harness:
             format="gguf",
             path=f"/models/{name}.gguf",
             context_length=2048,
-            loaders=["fake"],
             autoload=autoload,
         )
         self.library.store.add_model(model)

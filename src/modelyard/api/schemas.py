@@ -7,10 +7,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
+from modelyard.backends.registry import loaders_for
 from modelyard.catalog.records import Model
 from modelyard.categories import Capability, Category, ComponentRole, Template
-from modelyard.formats.inspection import Inspection
-from modelyard.formats.loaders import loaders_of, why
+from modelyard.formats.inspection import MODEL, Inspection
+from modelyard.formats.loaders import why
 from modelyard.formats.precision import Precision, precision_of
 
 
@@ -103,10 +104,10 @@ class ModelOut(BaseModel):
             context_length=m.context_length,
             template=Template(m.template) if m.template else None,
             capabilities=[Capability(c) for c in m.capabilities],
-            loaders=m.loaders,
+            loaders=(loaders := loaders_for(m)),
             loaders_why=[
                 LoaderOut(name=loader, why=why(loader, m.format, m.facts.get("quant_method"), m.category))
-                for loader in m.loaders
+                for loader in loaders
             ],
             precision=PrecisionOut.of(precision_of(m)),
             unsafe=m.unsafe,
@@ -202,6 +203,12 @@ class ScanOut(BaseModel):
     failed: list[Skipped]
 
 
+def _as_model(i: Inspection) -> Model:
+    """What the backends would see of the model ``i`` describes, were it imported."""
+    category = (i.category or Category.CHAT).value
+    return Model(name=i.path.name, category=category, format=i.format, path=str(i.path), facts=i.facts)
+
+
 class InspectionOut(BaseModel):
     path: str
     format: str
@@ -239,7 +246,7 @@ class InspectionOut(BaseModel):
             unsafe=i.unsafe,
             size=i.size,
             files=[FileOut(path=str(f.path), size=f.size) for f in i.files],
-            loaders=loaders_of(i),
+            loaders=loaders_for(_as_model(i)) if i.kind == MODEL else [],
             facts={k: v for k, v in i.facts.items() if k != "shapes"},
             warnings=i.warnings,
             companions=[str(c.path) for c in i.companions],

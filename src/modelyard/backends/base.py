@@ -1,7 +1,8 @@
 """The Backend contract: what turns a Model and its typed options into an engine server.
 
-A backend names its options model, says which models it takes and which endpoints it serves for
-one, builds the engine's command line (``engine``), estimates the memory a load needs (``fit``)
+A backend names its options model, says which models it takes and how well (``rank``, from the
+model's facts whenever it is asked: a backend added later serves models imported before it) and
+which endpoints it serves for one, builds the engine's command line (``engine``), estimates the memory a load needs (``fit``)
 and checks that its program or environment is installed (``preflight``, whose error says how to
 install it). Some have builds side by side (``versions``, chosen per deployment) and take free
 arguments, checked against the engine's own ``--help`` (``check_args``). The registry
@@ -12,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 from pydantic import BaseModel
 
 from modelyard.catalog.records import Adapter, Model
+from modelyard.config import Settings
 
 if TYPE_CHECKING:
     from modelyard.estimate import Fit
@@ -80,8 +82,15 @@ class Backend(Protocol):
     dialect: ClassVar[str]  # the API its engine speaks: "openai", or "tgi" (the gateway translates)
 
     @classmethod
-    def takes(cls, model: Model) -> bool:
-        """Whether it can serve this model (format, quantization, category, components)."""
+    def from_settings(cls, settings: Settings) -> Self:
+        """The backend as the server's settings configure it (where its builds and
+        environments are)."""
+
+    @classmethod
+    def rank(cls, model: Model) -> int | None:
+        """How well it serves ``model``, decided from the model's own facts (format,
+        quantization, category, components) each time it is asked: 0 is the manuals' first
+        choice, a higher rank a later one; None: it cannot serve it."""
 
     def endpoints(self, model: Model) -> frozenset[str]:
         """The OpenAI endpoints it serves for this model: chat, completions, embeddings, ..."""

@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import modelyard
+from modelyard.config import Settings
 from modelyard.errors import EngineError, EngineUnavailable, Unsupported
 
 ENV_VERSION = "1"  # bump to install every environment anew, in a new folder (pins are in env_key)
@@ -368,6 +369,14 @@ class InEnvironment:
         self.envs = envs
         self.managed_only = managed_only
         self.torch_index = torch_index
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(
+            settings.envs_dir,
+            managed_only=settings.python_envs == "managed",
+            torch_index=settings.torch_index or None,
+        )
 
     def interpreter(self) -> Interpreter:
         return interpreter_for(self.name, self.envs, managed_only=self.managed_only)

@@ -15,7 +15,7 @@ from modelyard.backends.runner import RunnerBackend
 from modelyard.catalog.records import Adapter, Model
 from modelyard.errors import EngineUnavailable, Unsupported
 from modelyard.estimate import Fit, fit_folder
-from modelyard.formats.loaders import EXLLAMAV2
+from modelyard.formats.loaders import EXLLAMAV2, quant_method
 
 # bytes per cached key or value: fp16, and exllamav2's Q8 / Q4 caches (a 16-bit scale per 32)
 KV_BYTES = {"fp16": 2.0, "q8": 1.0625, "q4": 0.5625}
@@ -71,8 +71,11 @@ class ExLlamaV2(RunnerBackend):
     variants: ClassVar[tuple[str, ...]] = ("cuda",)
 
     @classmethod
-    def takes(cls, model: Model) -> bool:
-        return cls.loader in model.loaders and model.category == "chat"
+    def rank(cls, model: Model) -> int | None:
+        # EXL2 runs nowhere else; GPTQ after vLLM's batching
+        if model.category != "chat":
+            return None
+        return {"exl2": 0, "gptq": 1}.get(quant_method(model.format, model.facts) or "")
 
     def task(self, model: Model) -> str:
         return "exl2"

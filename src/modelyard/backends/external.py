@@ -8,13 +8,14 @@ the gateway translates completions onto."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelyard.backends.base import EngineSpec, Placement, Progress
 from modelyard.catalog.records import Adapter, Model
+from modelyard.config import Settings
 from modelyard.errors import EngineUnavailable, InvalidImport, Unsupported
 from modelyard.estimate import Fit
 from modelyard.formats.loaders import EXTERNAL, REMOTE
@@ -57,8 +58,12 @@ class External:
     dialect: ClassVar[str] = "openai"
 
     @classmethod
-    def takes(cls, model: Model) -> bool:
-        return model.format == REMOTE and api_of(model) == cls.dialect
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls()
+
+    @classmethod
+    def rank(cls, model: Model) -> int | None:
+        return 0 if model.format == REMOTE and api_of(model) == cls.dialect else None
 
     def endpoints(self, model: Model) -> frozenset[str]:
         return ENDPOINTS.get((api_of(model), model.category), frozenset())

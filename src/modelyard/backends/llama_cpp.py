@@ -9,7 +9,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +17,8 @@ from modelyard.backends import flags
 from modelyard.backends.base import FOLDER, HOST, PEERS, PORT, EngineSpec, Placement, Progress
 from modelyard.backends.install import rpc_server_name
 from modelyard.catalog.records import Adapter, Model
+from modelyard.categories import DIFFUSION
+from modelyard.config import Settings
 from modelyard.errors import ChatTemplateMissing, EngineUnavailable, InvalidSettings, Unsupported
 from modelyard.estimate import Fit, fit_gguf
 from modelyard.estimate.llama import CACHE_BYTES, Config, MiB
@@ -125,6 +127,10 @@ class LlamaCppFamily:
     anthropic_messages: ClassVar[bool] = False
     distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls()
 
     def endpoints(self, model: Model) -> frozenset[str]:
         return endpoints_of(model)
@@ -239,8 +245,12 @@ class LlamaServer(LlamaCppFamily):
         self.bin_dir = bin_dir
 
     @classmethod
-    def takes(cls, model: Model) -> bool:
-        return cls.loader in model.loaders
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(settings.llama_server, settings.bin_dir)
+
+    @classmethod
+    def rank(cls, model: Model) -> int | None:
+        return 0 if model.format == "gguf" and model.category not in DIFFUSION else None
 
     def program(self, version: str | None = None) -> str | None:
         if version is not None:

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from modelyard.backends import flags
 from modelyard.backends.base import HOST, PORT, EngineSpec, Placement, Progress
-from modelyard.backends.llama_cpp import LlamaCppFamily, LlamaCppOptions, gpu_layers
+from modelyard.backends.llama_cpp import LlamaCppFamily, LlamaCppOptions, LlamaServer, gpu_layers
 from modelyard.catalog.records import Adapter, Model
 from modelyard.errors import EngineUnavailable, Unsupported
 from modelyard.estimate.llama import Config, MiB
@@ -37,11 +37,11 @@ class LlamaCppPython(LlamaCppFamily):
     installable: ClassVar[bool] = False  # pip installs it, not modelyard
 
     @classmethod
-    def takes(cls, model: Model) -> bool:
-        # no reranking and no generic multimodal projector in its server
-        return (
-            cls.loader in model.loaders and model.category != "rerank" and model.component("mmproj") is None
-        )
+    def rank(cls, model: Model) -> int | None:
+        # after llama-server; no reranking and no generic multimodal projector in its server
+        if model.category == "rerank" or model.component("mmproj") is not None:
+            return None
+        return None if LlamaServer.rank(model) is None else 1
 
     def config(self, model: Model, options: LlamaCppOptions, adapter: Adapter | None, n_gpus: int) -> Config:
         """Its engine keeps full-size caches on sliding-window layers, more of its own memory, and

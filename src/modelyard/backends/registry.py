@@ -1,15 +1,17 @@
 """The registry of backends: the one place that knows them all.
 
 A model goes to the backend its settings were saved for (`modelyard settings --backend`) where
-that is installed, else to the first backend that takes it, in the order of the model's loaders
-(best first) and then of KINDS, among those installed; when none is installed, to the first,
-whose preflight error then says how to install it. Adding a backend is one entry in KINDS.
+that is installed, else to the best-ranked backend that takes it among those installed (each
+backend ranks a model from its facts when asked, so nothing is frozen at import); when none is
+installed, to the best, whose preflight error then says how to install it. Adding a backend is
+its module and one entry in KINDS.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TypeVar
 
 from pydantic import BaseModel
 
@@ -24,7 +26,6 @@ from modelyard.backends.runner import (
     FasterWhisper,
     InsightFace,
     Piper,
-    RunnerBackend,
     SentenceTransformers,
     Spandrel,
     Transformers,
@@ -34,6 +35,7 @@ from modelyard.catalog.records import Model
 from modelyard.config import Settings
 from modelyard.errors import EngineUnavailable, InvalidSettings, Unsupported
 
+B = TypeVar("B", Backend, type[Backend])
 KINDS: tuple[type[Backend], ...] = (
     LlamaServer,
     LlamaCppPython,
@@ -51,23 +53,28 @@ KINDS: tuple[type[Backend], ...] = (
 )
 
 
-def rank(model: Model) -> Callable[[str], int]:
-    """A sort key for loaders: the model's own order of them (best first), the others after."""
-    order = {loader: i for i, loader in enumerate(model.loaders)}
-    return lambda loader: order.get(loader, len(order))
+def best_first(backends: Iterable[B], model: Model) -> list[B]:
+    """Those of ``backends`` that take ``model``, best first: by their ranks, asked now (their
+    order between equal ranks)."""
+    ranked = [(rank, i, b) for i, b in enumerate(backends) if (rank := b.rank(model)) is not None]
+    return [b for _, _, b in sorted(ranked, key=lambda r: r[:2])]
 
 
 def kinds_for(model: Model) -> list[type[Backend]]:
-    """The kinds of backend that take ``model``, best first (KINDS' order for the same loader)."""
-    key = rank(model)
-    return sorted((k for k in KINDS if k.takes(model)), key=lambda k: key(k.loader))
+    """The kinds of backend that take ``model``, best first."""
+    return best_first(KINDS, model)
+
+
+def loaders_for(model: Model) -> list[str]:
+    """The manuals' loaders that run ``model``, best first."""
+    return list(dict.fromkeys(kind.loader for kind in kinds_for(model)))
 
 
 def _none_runs(model: Model) -> InvalidSettings:
     return InvalidSettings(
         f"no backend of modelyard runs {model.name!r} ({model.format}"
         f"{', ' + model.quantization if model.quantization else ''}) yet",
-        hint=f"it needs {' or '.join(model.loaders)}" if model.loaders else "convert it to GGUF",
+        hint="convert it to GGUF (llama.cpp) or safetensors (transformers)",
     )
 
 
@@ -103,24 +110,7 @@ class Backends:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Backends:
-        def runner(kind: type[RunnerBackend]) -> RunnerBackend:
-            return kind(
-                settings.envs_dir,
-                managed_only=settings.python_envs == "managed",
-                torch_index=settings.torch_index or None,
-                outputs=settings.home / "outputs" / "images",
-            )
-
-        llama = LlamaServer(settings.llama_server, settings.bin_dir)
-        kinds = (SentenceTransformers, Transformers, Diffusers, Spandrel, InsightFace, Piper, FasterWhisper)
-        runners = [runner(k) for k in kinds]
-        vllm = Vllm(
-            settings.envs_dir,
-            managed_only=settings.python_envs == "managed",
-            torch_index=settings.torch_index or None,
-        )
-        exl2 = runner(ExLlamaV2)
-        return cls([llama, LlamaCppPython(), *runners, vllm, exl2, External(), ExternalTgi()])
+        return cls([kind.from_settings(settings) for kind in KINDS])
 
     def __iter__(self) -> Iterator[Backend]:
         return iter(self._backends.values())
@@ -156,8 +146,7 @@ class Backends:
         """The backend that serves ``model``: the one its settings were saved for where it is
         installed, else the first installed one that takes it, else the first that takes it (its
         preflight says what to install)."""
-        key = rank(model)
-        candidates = sorted((b for b in self if b.takes(model)), key=lambda b: key(b.loader))
+        candidates = best_first(self, model)
         if not candidates:
             raise _none_runs(model)
         saved_for = model.settings.backend if model.settings else None

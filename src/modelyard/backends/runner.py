@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel
 
@@ -20,6 +20,8 @@ from modelyard.backends.sentence_transformers import SentenceTransformersOptions
 from modelyard.backends.spandrel import SpandrelOptions
 from modelyard.backends.transformers import TransformersOptions
 from modelyard.catalog.records import Adapter, Model
+from modelyard.categories import DIFFUSION
+from modelyard.config import Settings
 from modelyard.errors import InvalidSettings, Unsupported
 from modelyard.estimate import Fit, fit_files, fit_folder
 from modelyard.estimate.hf import GPTQMODEL_RAM, TORCH_RAM
@@ -32,6 +34,7 @@ from modelyard.formats.loaders import (
     SENTENCE_TRANSFORMERS,
     SPANDREL,
     TRANSFORMERS,
+    quant_method,
 )
 from modelyard.runners import ENGINE_KEY
 
@@ -63,6 +66,15 @@ SLOTS = {
     "transcribe": 16,
     "caption": 16,
 }
+
+
+# formats the Python backends never read: llama.cpp's, and a server that runs elsewhere
+NOT_OURS = ("gguf", "ggml", "remote")
+
+
+def _plain(model: Model) -> bool:
+    """A model in a format the runner reads, at full precision (no quantization of its own)."""
+    return model.format not in NOT_OURS and quant_method(model.format, model.facts) is None
 
 
 def task_of(model: Model) -> tuple[str, frozenset[str]]:
@@ -122,8 +134,17 @@ class RunnerBackend(environments.InEnvironment):
         self.outputs = outputs  # where image answers as url are written
 
     @classmethod
-    def takes(cls, model: Model) -> bool:
-        return cls.loader in model.loaders and model.category in TASKS
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(
+            settings.envs_dir,
+            managed_only=settings.python_envs == "managed",
+            torch_index=settings.torch_index or None,
+            outputs=settings.home / "outputs" / "images",
+        )
+
+    @classmethod
+    def rank(cls, model: Model) -> int | None:
+        raise NotImplementedError
 
     def endpoints(self, model: Model) -> frozenset[str]:
         return TASKS.get(model.category, ("", frozenset[str]()))[1]
@@ -217,11 +238,29 @@ class SentenceTransformers(RunnerBackend):
     options: ClassVar[type[BaseModel]] = SentenceTransformersOptions
     merges_embeddings: ClassVar[bool] = True  # the runner reports each input's tokens
 
+    @classmethod
+    def rank(cls, model: Model) -> int | None:
+        wanted = model.category in ("embedding", "rerank") and model.format != "ctranslate2"
+        return 0 if wanted and _plain(model) else None
+
 
 class Transformers(RunnerBackend):
     name: ClassVar[str] = TRANSFORMERS
     loader: ClassVar[str] = TRANSFORMERS
     options: ClassVar[type[BaseModel]] = TransformersOptions
+
+    @classmethod
+    def rank(cls, model: Model) -> int | None:
+        # the widest support, not the fastest: first only for bitsandbytes and plain models with
+        # no better engine; GPTQ and AWQ on gptqmodel's kernels, after vLLM (and ExLlamaV2)
+        if model.category not in TASKS or model.category in (*DIFFUSION, "upscale", "face"):
+            return None
+        if model.format in (*NOT_OURS, "onnx", "ctranslate2", "diffusers"):
+            return None
+        method = quant_method(model.format, model.facts)
+        if method is not None:
+            return {"bitsandbytes": 0, "awq": 1, "gptq": 2}.get(method)
+        return 1 if model.category in ("embedding", "rerank") else 0
 
     def adapters(self, model: Model, options: Any, adapter: Adapter | None) -> list[dict[str, Any]] | None:
         if model.category not in ("chat", "multimodal"):
@@ -233,6 +272,13 @@ class Diffusers(RunnerBackend):
     name: ClassVar[str] = DIFFUSERS
     loader: ClassVar[str] = DIFFUSERS
     options: ClassVar[type[BaseModel]] = DiffusersOptions
+
+    @classmethod
+    def rank(cls, model: Model) -> int | None:
+        if model.format == "gguf":  # a diffusion transformer's GGUF
+            return 0 if model.category in DIFFUSION else None
+        image = model.category in DIFFUSION or model.format == "diffusers"
+        return 0 if image and model.category in TASKS and _plain(model) else None
 
     def adapters(self, model: Model, options: Any, adapter: Adapter | None) -> list[dict[str, Any]] | None:
         return chosen_adapters(model, options.loras, adapter)
@@ -271,6 +317,10 @@ class Spandrel(FileBackend):
     overhead: ClassVar[int] = TORCH_RAM
     gpu_when: ClassVar[tuple[str, ...]] = ("auto", "cuda")
 
+    @classmethod
+    def rank(cls, model: Model) -> int | None:
+        return 0 if model.category == "upscale" and _plain(model) else None
+
     def working(self, model: Model, options: Any) -> int:
         # the activations are the most of it: an ESRGAN's 64 channels at the output's size,
         # twice, for a tile (or a 1024-pixel image) at 4x
@@ -285,6 +335,10 @@ class InsightFace(FileBackend):
     loader: ClassVar[str] = INSIGHTFACE
     options: ClassVar[type[BaseModel]] = InsightFaceOptions
 
+    @classmethod
+    def rank(cls, model: Model) -> int | None:
+        return 0 if model.category == "face" and model.format not in NOT_OURS else None
+
     def working(self, model: Model, options: Any) -> int:
         # onnxruntime's arenas: the detector's feature maps at det_size, a few hundred MB at 640
         return int(64 * options.det_size * options.det_size * 4 * 4)
@@ -298,6 +352,10 @@ class Piper(FileBackend):
     options: ClassVar[type[BaseModel]] = PiperOptions
     runner_task: ClassVar[str | None] = "piper"
 
+    @classmethod
+    def rank(cls, model: Model) -> int | None:
+        return 0 if model.format == "onnx" and model.category == "text-to-speech" else None
+
     def working(self, model: Model, options: Any) -> int:
         return 2 * model.size + (64 << 20)  # a sentence's activations and its audio
 
@@ -310,6 +368,10 @@ class FasterWhisper(FileBackend):
     options: ClassVar[type[BaseModel]] = FasterWhisperOptions
     runner_task: ClassVar[str | None] = "fastwhisper"
     gpu_when: ClassVar[tuple[str, ...]] = ("auto", "cuda")
+
+    @classmethod
+    def rank(cls, model: Model) -> int | None:
+        return 0 if model.format == "ctranslate2" and model.category in TASKS else None
 
     def working(self, model: Model, options: Any) -> int:
         return int((256 << 20) * options.batch_size)  # a 30 s chunk's encoder states and cache, per chunk

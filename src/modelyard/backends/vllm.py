@@ -16,7 +16,7 @@ from modelyard.catalog.records import Adapter, Model
 from modelyard.errors import InvalidSettings
 from modelyard.estimate import Fit
 from modelyard.estimate.vllm import VllmConfig, fit_vllm
-from modelyard.formats.loaders import VLLM
+from modelyard.formats.loaders import VLLM, quant_method
 
 # category -> the OpenAI endpoints vLLM serves for it
 ENDPOINTS = {
@@ -86,8 +86,17 @@ class Vllm(environments.InEnvironment):
     dialect: ClassVar[str] = "openai"
 
     @classmethod
-    def takes(cls, model: Model) -> bool:
-        return cls.loader in model.loaders and model.category in ENDPOINTS and model.format == "safetensors"
+    def rank(cls, model: Model) -> int | None:
+        # first for the quantizations its kernels batch; after transformers for full precision
+        # and bitsandbytes, after sentence-transformers for embeddings; never EXL2
+        if model.format != "safetensors" or model.category not in ENDPOINTS:
+            return None
+        method = quant_method(model.format, model.facts)
+        if method == "exl2":
+            return None
+        if method == "bitsandbytes" or (method is None and model.category == "chat"):
+            return 1
+        return 2 if model.category == "embedding" else 0
 
     def endpoints(self, model: Model) -> frozenset[str]:
         return ENDPOINTS.get(model.category, frozenset())

@@ -54,7 +54,6 @@ class Model:
     context_length: int | None = None
     template: str | None = None
     capabilities: list[str] = field(default_factory=list)
-    loaders: list[str] = field(default_factory=list)
     unsafe: bool = False
     facts: dict[str, Any] = field(default_factory=dict)
     source: str = "local"

@@ -68,7 +68,7 @@ _WHOLE = (
 )
 _FIELDS = (
     "name", "description", "category", "format", "path", "quantization", "architecture", "parameters",
-    "context_length", "template", "capabilities", "loaders", "unsafe", "facts", "source", "source_repo",
+    "context_length", "template", "capabilities", "unsafe", "facts", "source", "source_repo",
     "source_revision", "aliases", "autoload",
 )  # fmt: skip
 

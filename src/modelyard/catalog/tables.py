@@ -42,7 +42,6 @@ class ModelRow(Base):
     context_length: Mapped[int | None] = mapped_column(Integer)
     template: Mapped[str | None] = mapped_column(String(32))
     capabilities: Mapped[list[str]] = mapped_column(JSON, default=list)
-    loaders: Mapped[list[str]] = mapped_column(JSON, default=list)
     unsafe: Mapped[bool] = mapped_column(Boolean, default=False)
     facts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     source: Mapped[str] = mapped_column(String(32), default="local")

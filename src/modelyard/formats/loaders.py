@@ -1,11 +1,10 @@
-"""Which loaders take which format and quantization (the beginner's guide): GGUF -> llama.cpp;
-EXL2 -> ExLlamaV2; GPTQ -> vLLM, ExLlamaV2, transformers; AWQ -> vLLM, transformers; full precision -> transformers, vLLM."""
+"""The loaders of the manuals, by name, and why each is offered for a model (the beginner's
+guide's words). Which backend takes which model, and how well, each backend says itself
+(``Backend.rank``)."""
 
 from __future__ import annotations
 
-from modelyard.categories import DIFFUSION, Category
-from modelyard.errors import IncompatibleLoader
-from modelyard.formats.inspection import ADAPTER, Inspection
+from typing import Any
 
 LLAMA_CPP = "llama.cpp"
 EXLLAMAV2 = "exllamav2"
@@ -23,53 +22,13 @@ REMOTE = "remote"  # the format of a model that is such a server
 GPTQMODEL_METHODS = ("gptq", "awq")
 
 
-def compatible_loaders(
-    fmt: str, category: Category | None, quant_method: str | None, *, kind: str = "model"
-) -> list[str]:
-    """The loaders that can run this model, best first."""
-    if fmt == "gguf":
-        return [DIFFUSERS] if category in DIFFUSION else [LLAMA_CPP]
-    if fmt == "ggml":
-        return []  # llama.cpp dropped GGML; the file must be converted
-    if kind == ADAPTER:
-        return [DIFFUSERS] if category in DIFFUSION else [TRANSFORMERS, VLLM]
-    if quant_method == "exl2":
-        return [EXLLAMAV2]
-    if quant_method == "gptq":
-        return [VLLM, EXLLAMAV2, TRANSFORMERS]
-    if quant_method == "awq":
-        return [VLLM, TRANSFORMERS]
-    if quant_method == "bitsandbytes":
-        return [TRANSFORMERS, VLLM]
-    if quant_method is not None:
-        return [VLLM]
-    if category in (Category.EMBEDDING, Category.RERANK):
-        return [SENTENCE_TRANSFORMERS, TRANSFORMERS]
-    if category is Category.UPSCALE:
-        return [SPANDREL]
-    if category is Category.FACE:
-        return [INSIGHTFACE]
-    if fmt == "onnx" and category is Category.TEXT_TO_SPEECH:
-        return [PIPER]
-    if fmt == "ctranslate2":
-        return [FASTER_WHISPER]
-    if category in DIFFUSION or fmt == "diffusers":
-        return [DIFFUSERS]
-    return [TRANSFORMERS, VLLM]
-
-
-def loaders_of(insp: Inspection) -> list[str]:
-    return compatible_loaders(insp.format, insp.category, insp.facts.get("quant_method"), kind=insp.kind)
-
-
-def require_loader(name: str, fmt: str, quantization: str | None, loaders: list[str], loader: str) -> None:
-    """Refuse a loader that cannot take this model's format or quantization."""
-    if loader not in loaders:
-        what = f"{fmt} {quantization}" if quantization else fmt
-        raise IncompatibleLoader(
-            f"{loader} cannot load {name!r} ({what})",
-            hint=f"use {' or '.join(loaders)}" if loaders else "convert the model to GGUF or safetensors",
-        )
+def quant_method(fmt: str, facts: dict[str, Any]) -> str | None:
+    """How a Hugging Face model's weights are quantized (gptq, awq, exl2, bitsandbytes, fp8, ...),
+    from its config; None for full precision and for formats that say it their own way (GGUF)."""
+    if fmt in ("gguf", "ggml"):
+        return None
+    method = facts.get("quant_method")
+    return str(method).lower() if method else None
 
 
 def why(loader: str, fmt: str, quant_method: str | None, category: str | None) -> str:

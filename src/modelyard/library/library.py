@@ -34,7 +34,7 @@ from modelyard.formats.detect import inspect_path
 from modelyard.formats.files import kind_of, usable_path
 from modelyard.formats.gguf import shard_paths
 from modelyard.formats.inspection import ADAPTER, COMPONENT, Inspection
-from modelyard.formats.loaders import EXTERNAL, REMOTE, loaders_of
+from modelyard.formats.loaders import REMOTE
 from modelyard.library import lora, settings
 from modelyard.library.naming import check_name, default_name, unique_name
 from modelyard.library.requests import ImportRequest, RemoteRequest, ScanReport
@@ -181,7 +181,6 @@ class Library:
             context_length=insp.context_length,
             template=template.value if template else None,
             capabilities=capabilities,
-            loaders=loaders_of(insp),
             unsafe=insp.unsafe,
             facts=facts,
             files=[ModelFile(str(f.path), f.size) for f in insp.files],
@@ -223,7 +222,6 @@ class Library:
             category=category.value,
             format=REMOTE,
             path=path,
-            loaders=[EXTERNAL],
             facts=facts,
             source="remote",
             autoload=True,  # nothing to start: its first request connects

@@ -357,7 +357,7 @@ class Runtime:
             raise AdapterNotFound(model.name, wish.adapter)
         if wish.backend:
             backend = self.backends.get(wish.backend)
-            if not backend.takes(model):
+            if backend.rank(model) is None:
                 raise InvalidSettings(
                     f"the {backend.name} backend does not run {model.name!r}",
                     hint=f"backends that do: {', '.join(k.name for k in kinds_for(model)) or 'none'}",
