@@ -66,8 +66,11 @@ from pathlib import Path
 class ModelyardError(Exception):
     """Base of every deliberate modelyard error.
 
-    ``message`` says what is wrong; ``hint`` says what to do about it.
+    ``message`` says what is wrong; ``hint`` says what to do about it; ``model``: the library
+    model a refused request was for, where it was known (the metrics count it).
     """
+
+    model: str | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)

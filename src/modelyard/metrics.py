@@ -175,21 +175,21 @@ class _State(Collector):
             "Requests with a prompt prefix seen before: sent to the instance that served it (hit), or not",
             labels=["model", "outcome"],
         )
-        for name, queue in sorted(rt.queues.items()):
-            waiting.add_metric([name], queue.waiting)
-            flight.add_metric([name], queue.in_flight)
-            affinity.add_metric([name, "hit"], queue.affinity_hits)
-            affinity.add_metric([name, "miss"], queue.affinity_misses)
+        serving = rt.serving()
+        for s in serving:
+            waiting.add_metric([s.model], s.waiting)
+            flight.add_metric([s.model], s.in_flight)
+            affinity.add_metric([s.model, "hit"], s.affinity_hits)
+            affinity.add_metric([s.model, "miss"], s.affinity_misses)
         yield waiting
         yield flight
         yield affinity
         instances = GaugeMetricFamily(
             "modelyard_instances", "Engine instances by state", labels=["model", "state"]
         )
-        for name, running in sorted(rt.running.items()):
-            states = Tally(str(live.state) for live in running.instances.values())
-            for state, n in sorted(states.items()):
-                instances.add_metric([name, state], n)
+        for s in serving:
+            for state, n in sorted(s.instances.items()):
+                instances.add_metric([s.model, state], n)
         yield instances
         restarts = CounterMetricFamily(
             "modelyard_restarts", "Engine restarts after an exit", labels=["model"]
@@ -201,7 +201,7 @@ class _State(Collector):
             "modelyard_download_bytes", "Bytes downloaded from the hubs", value=self.downloads.received
         )
         jobs = GaugeMetricFamily("modelyard_downloads", "Download jobs by state", labels=["state"])
-        for state, n in sorted(Tally(j.state for j in rt.store.downloads()).items()):
+        for state, n in sorted(Tally(j.state for j in self.downloads.all()).items()):
             jobs.add_metric([state], n)
         yield jobs
         sample = self.monitor.current

@@ -42,12 +42,13 @@ from modelyard.deployments.deployer import Deployer
 from modelyard.gateway import messages
 from modelyard.gateway import routes as gateway
 from modelyard.gateway.coalesce import Coalescer
-from modelyard.gateway.proxy import Upstream
+from modelyard.gateway.upstream import Upstream
 from modelyard.hub.jobs import Downloads
 from modelyard.library import Library
 from modelyard.metrics import CONTENT_TYPE, Metrics
 from modelyard.monitor.sampler import Monitor
 from modelyard.ollama.app import create_ollama_app
+from modelyard.runtime.admission import Admission
 from modelyard.runtime.runtime import Runtime
 from modelyard.usage.meter import Meter
 from modelyard.usage.quotas import Quotas
@@ -66,6 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.upstream = Upstream()
         app.state.runtime = runtime = Runtime(settings, library, quotas=quotas)
+        app.state.admission = Admission(runtime)
         meter.start()
         await runtime.start()
         app.state.monitor = Monitor(

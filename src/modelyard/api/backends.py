@@ -9,11 +9,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from modelyard.api.routing import StrictRoute
-from modelyard.api.runtime import runtime_of
 from modelyard.api.sse import event_stream
 from modelyard.backends import environments
 from modelyard.backends.installs import Install, Installs
 from modelyard.errors import ModelyardError
+from modelyard.gateway.checks import runtime_of
 from modelyard.http_errors import ErrorBody
 from modelyard.monitor.gpus import vulkan_drivers
 

@@ -14,11 +14,11 @@ from modelyard.access.folders import Folders
 from modelyard.api.downloads import JobOut
 from modelyard.api.models import paths_in
 from modelyard.api.routing import StrictRoute
-from modelyard.api.runtime import DeploymentOut, deployment_out, runtime_of
+from modelyard.api.runtime import DeploymentOut, deployment_out
 from modelyard.deployments.deployer import Deployer, DeployRequest
 from modelyard.deployments.spec import DeploymentFields, SchedulingChanges
 from modelyard.errors import NotFound
-from modelyard.gateway.checks import caller_of
+from modelyard.gateway.checks import caller_of, library_of, runtime_of
 from modelyard.http_errors import ErrorBody
 from modelyard.hub.refs import Source
 
@@ -97,7 +97,7 @@ def _check_paths(request: Request, body: DeploymentBody | DeploymentPatch, path:
 @router.get("/deployments")
 async def deployments(request: Request) -> list[DeploymentOut]:
     runtime = runtime_of(request)
-    return [await deployment_out(runtime, d) for d in runtime.store.deployments()]
+    return [await deployment_out(runtime, d) for d in runtime.deployments()]
 
 
 @router.post("/deployments", status_code=201, responses={202: {"model": Deployed}})
@@ -117,9 +117,8 @@ async def deploy(request: Request, response: Response, body: DeployIn) -> Deploy
 
 
 def _found(request: Request, name: str) -> None:
-    runtime = runtime_of(request)
-    runtime.library.get(name)
-    if runtime.store.deployment(name) is None:
+    library_of(request).get(name)
+    if runtime_of(request).deployment(name) is None:
         raise NotFound(f"{name!r} has no deployment", hint=f"`modelyard deploy {name}` makes one")
 
 
@@ -127,7 +126,7 @@ def _found(request: Request, name: str) -> None:
 async def show(request: Request, name: str) -> DeploymentOut:
     _found(request, name)
     runtime = runtime_of(request)
-    dep = runtime.store.deployment(name)
+    dep = runtime.deployment(name)
     assert dep is not None
     return await deployment_out(runtime, dep)
 

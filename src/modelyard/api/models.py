@@ -30,6 +30,7 @@ from modelyard.categories import DEFAULT_CAPABILITIES, TEMPLATE_COMPONENTS, Temp
 from modelyard.errors import InvalidInput
 from modelyard.formats.detect import inspect_path
 from modelyard.formats.files import usable_path
+from modelyard.gateway.checks import library_of
 from modelyard.http_errors import ErrorBody
 from modelyard.library import ImportRequest, Library
 from modelyard.library.paths import complete
@@ -42,17 +43,12 @@ ERRORS: dict[int | str, dict[str, object]] = {
 router = APIRouter(route_class=StrictRoute, prefix="/api", responses=ERRORS)
 
 
-def library(request: Request) -> Library:
-    lib: Library = request.app.state.library
-    return lib
-
-
 def folders(request: Request) -> Folders:
     found: Folders = request.app.state.folders
     return found
 
 
-Lib = Annotated[Library, Depends(library)]
+Lib = Annotated[Library, Depends(library_of)]
 Dirs = Annotated[Folders, Depends(folders)]
 # Options that name files: a remote caller could point them anywhere.
 PATH_OPTIONS = ("path", "config")

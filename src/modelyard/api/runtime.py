@@ -16,7 +16,7 @@ from modelyard.catalog.records import Deployment
 from modelyard.deployments.spec import SchedulingChanges, SchedulingFields, scheduling_fields
 from modelyard.errors import NotFound
 from modelyard.estimate.llama import Breakdown
-from modelyard.gateway.checks import caller_of
+from modelyard.gateway.checks import caller_of, library_of, runtime_of
 from modelyard.http_errors import ErrorBody
 from modelyard.library.settings import effective
 from modelyard.metrics import Metrics
@@ -95,7 +95,7 @@ class DeploymentOut(SchedulingFields):
 
 
 async def deployment_out(runtime: Runtime, dep: Deployment) -> DeploymentOut:
-    running = runtime.running.get(dep.model)
+    serving = next((s for s in runtime.serving() if s.model == dep.model), None)
     state, reason, retry_in = runtime.wish_state(dep)
     return DeploymentOut(
         state=state,
@@ -105,7 +105,7 @@ async def deployment_out(runtime: Runtime, dep: Deployment) -> DeploymentOut:
         adapter=dep.adapter,
         replicas=dep.replicas,
         backend=dep.backend,
-        serving_backend=running.setup.backend.name if running is not None else None,
+        serving_backend=serving.backend if serving is not None else None,
         backend_version=dep.backend_version,
         args=dep.args,
         env=dep.env,
@@ -116,11 +116,6 @@ async def deployment_out(runtime: Runtime, dep: Deployment) -> DeploymentOut:
         instances=await instances_of(runtime, dep.model),
         **scheduling_fields(dep.scheduling),
     )
-
-
-def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 async def instances_of(
@@ -282,7 +277,7 @@ async def estimate(
     """The RAM (and VRAM) the model needs with its saved settings and these overrides, without
     loading it; whether that fits what is free now, and the largest context that does."""
     runtime = runtime_of(request)
-    model = runtime.library.get(name)
+    model = library_of(request).get(name)
     backend = runtime.backend_for(model)
     overrides = {
         "n_ctx": n_ctx, "n_gpu_layers": n_gpu_layers, "parallel": parallel,

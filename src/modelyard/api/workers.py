@@ -7,10 +7,10 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from modelyard.api.routing import StrictRoute
-from modelyard.api.runtime import runtime_of
 from modelyard.catalog.records import WorkerNote
 from modelyard.deployments.spec import Selector
 from modelyard.errors import NotFound
+from modelyard.gateway.checks import runtime_of
 from modelyard.http_errors import ErrorBody
 
 router = APIRouter(
@@ -50,7 +50,7 @@ class WorkerIn(BaseModel):
 @router.get("/workers")
 async def workers(request: Request) -> list[WorkerOut]:
     runtime = runtime_of(request)
-    notes = runtime.store.worker_notes()
+    notes = runtime.worker_notes()
     by_node: dict[str, list[int]] = {}
     for i in runtime.instances():
         if i.node:
@@ -78,7 +78,7 @@ async def edit(request: Request, name: str, body: WorkerIn) -> WorkerOut:
     runtime = runtime_of(request)
     if name not in {n.id for n in await runtime.nodes()}:
         raise NotFound(f"no worker {name!r}", hint="`modelyard workers` lists them")
-    kept = runtime.store.worker_notes().get(name, WorkerNote(name))
+    kept = runtime.worker_notes().get(name, WorkerNote(name))
     labels = {k: v for k, v in {**kept.labels, **(body.labels or {})}.items() if v}
-    runtime.store.put_worker_note(WorkerNote(name, labels, kept.note if body.note is None else body.note))
+    runtime.note_worker(WorkerNote(name, labels, kept.note if body.note is None else body.note))
     return next(w for w in await workers(request) if w.name == name)

@@ -1,6 +1,6 @@
-"""Requests the gateway makes on a client's behalf and reads itself (the Ollama API translates
-into them): the same checks, queue, engines and retries as a /v1 request, with the engine's
-answer handed to the caller instead of relayed as it came."""
+"""Requests the gateway makes on a client's behalf and reads itself (the Anthropic, Ollama and
+TGI translations, forced tool calls): the same admission, upstream and retries as a /v1 request
+(upstream.send), with the engine's answer handed to the caller instead of relayed as it came."""
 
 from __future__ import annotations
 
@@ -8,47 +8,26 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import orjson
 from fastapi import Request
 
-from modelyard.backends.base import Backend
-from modelyard.catalog.records import Model
 from modelyard.errors import EngineError, ModelyardError
-from modelyard.gateway.checks import caller_of, check, fits_context, gave_up
+from modelyard.gateway.checks import admission_of, caller_of, fits_context
 from modelyard.gateway.exchange import TAIL, Exchange
-from modelyard.gateway.proxy import unreachable, upstream_of
+from modelyard.gateway.upstream import send
 from modelyard.http_errors import engine_refusal, status_of
+from modelyard.runtime.admission import Ticket
 from modelyard.runtime.queue import ClientGone
-from modelyard.runtime.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Target:
-    """The model a request is for, as the gateway resolved and checked it."""
-
-    model: Model
-    adapter: str | None
-    backend: Backend
-
-    @property
-    def served(self) -> str:
-        """The name the engine answers to for it."""
-        return self.backend.served_name(self.model, self.adapter)
-
-
-def resolve(runtime: Runtime, request: Request, name: str, endpoint: str) -> Target:
-    """The model ``name`` names, which this caller may use and which serves ``endpoint``."""
-    model, adapter = runtime.library.resolve(name)
-    caller_of(request).check_model(model.name)
-    backend = runtime.backend_for(model)
-    check(backend, model, endpoint)
-    return Target(model, adapter, backend)
+def admit(request: Request, name: str, endpoint: str, *, load: bool = False) -> Ticket:
+    """The ticket of this request for ``name`` on ``endpoint`` (see runtime/admission.py)."""
+    return admission_of(request).admit(name, endpoint, caller_of(request), load=load)
 
 
 class Answer:
@@ -116,62 +95,30 @@ class Answer:
 
 @contextlib.asynccontextmanager
 async def engine_call(
-    runtime: Runtime,
     request: Request,
-    target: Target,
+    ticket: Ticket,
     endpoint: str,
     path: str,
     payload: dict[str, Any],
     *,
-    load: bool = False,
     named: bool = True,
 ) -> AsyncIterator[Answer]:
     """POST ``payload`` (its model set to the served name, unless ``named`` is off: an API with
-    no such field) to an instance of ``target`` and hold the answer open; the queue slot is freed
-    when the block ends, and the request is counted in the metrics and the usage. ``load``: load
-    the model when it is not (as Ollama does), whether or not its autoload is on."""
-    exchange = Exchange.of(request, target.model.name, endpoint)
+    no such field) to an instance of ``ticket``'s model and hold the answer open; the slot is
+    freed when the block ends, and the request is counted in the metrics and the usage."""
+    exchange = Exchange.of(request, ticket.model.name, endpoint)
     status = 502
     try:
-        body = orjson.dumps({**payload, "model": target.served} if named else payload)
+        body = orjson.dumps({**payload, "model": ticket.served} if named else payload)
         if endpoint in ("chat", "completions"):
-            fits_context(body, target.model, runtime.context_of(target.model))
-        by = caller_of(request).account
-        dropped = refused = 0
-        while True:
-            queue, slot = await runtime.acquire(
-                target.model, target.adapter, request.is_disconnected, load=load, by=by
-            )
-            exchange.waited()
-            session = upstream_of(request).session(fresh=dropped > 0)
-            headers = {**slot.headers, "Content-Type": "application/json"}
-            try:
-                upstream = await session.post(slot.url + path, data=body, headers=headers)
-            except aiohttp.ClientConnectionError as e:
-                queue.release(slot)
-                if unreachable(slot.url + path, e).dead:
-                    runtime.unreachable(target.model.name, slot)
-                    refused += 1
-                else:
-                    dropped += 1
-                if gave_up(dropped, refused):
-                    raise EngineError(f"no instance of {target.model.name!r} answered") from None
-                exchange.retried()
-                continue
-            except (aiohttp.ClientError, OSError) as e:
-                queue.release(slot)
-                raise EngineError(f"the engine did not answer: {e.__class__.__name__}") from None
-            try:
-                status = 499  # unless the block ends: the client left
-                yield Answer(upstream, exchange)
-                status = upstream.status
-            finally:
-                if upstream.content.at_eof():
-                    upstream.release()
-                else:
-                    upstream.close()  # cut short: the engine stops generating
-                queue.release(slot)
-            return
+            fits_context(body, ticket.model, ticket.context)
+        sent = await send(request, ticket, path, body, exchange=exchange)
+        try:
+            status = 499  # unless the block ends: the client left
+            yield Answer(sent.response, exchange)
+            status = sent.response.status
+        finally:
+            sent.close()
     except ClientGone:
         status = 499
         raise

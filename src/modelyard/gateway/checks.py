@@ -1,6 +1,5 @@
-"""What every gateway request goes through before an engine sees it: who asks (the caller's key),
-whether the model serves the endpoint, whether the prompt can fit its context; and how many
-times a request is tried elsewhere when an instance does not take the connection."""
+"""What the gateway reads off a request: the server's state, who asks (the caller's key), and
+whether the prompt can fit the model's context (runtime/admission.py checks the rest)."""
 
 from __future__ import annotations
 
@@ -12,9 +11,10 @@ from starlette.datastructures import State
 
 from modelyard.access.files import ClientFiles
 from modelyard.access.keys import OPEN, Caller
-from modelyard.backends.base import Backend
 from modelyard.catalog.records import Model
-from modelyard.errors import RequestTooLarge, Unsupported
+from modelyard.errors import RequestTooLarge
+from modelyard.library import Library
+from modelyard.runtime.admission import Admission
 from modelyard.runtime.runtime import Runtime
 
 
@@ -36,32 +36,19 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
+def admission_of(request: Request) -> Admission:
+    admission: Admission = state_of(request).admission
+    return admission
+
+
+def library_of(request: Request) -> Library:
+    library: Library = state_of(request).library
+    return library
+
+
 def caller_of(request: Request) -> Caller:
     caller: Caller = getattr(request.state, "caller", OPEN)
     return caller
-
-
-def check(backend: Backend, model: Model, endpoint: str, capability: str | None = None) -> None:
-    if endpoint not in backend.endpoints(model):
-        raise Unsupported(f"{model.name!r} is a {model.category} model: it does not serve /v1/{endpoint}")
-    if capability is not None and capability not in model.capabilities:
-        raise Unsupported(
-            f"{model.name!r} is not tagged {capability}",
-            hint=f"tag it if it can: `modelyard edit {model.name} --capability {capability}`",
-        )
-    backend.check(model, endpoint)
-
-
-# A request an engine dropped before answering goes once more (RESENDS); one that could not even
-# connect (nothing was sent: the instance just died) goes to another instance, up to RECONNECTS.
-RESENDS = 1
-RECONNECTS = 2
-
-
-def gave_up(dropped: int, refused: int) -> bool:
-    """Whether a request that was dropped ``dropped`` times and refused ``refused`` times has
-    had all its tries."""
-    return dropped > RESENDS or refused > RECONNECTS
 
 
 # No tokenizer puts more bytes than this in one token: a prompt of more bytes than this many

@@ -14,10 +14,10 @@ from pydantic import ValidationError
 
 from modelyard.errors import InvalidRequest, ModelyardError
 from modelyard.gateway import anthropic, tools
-from modelyard.gateway.calls import Target, begun, engine_call, resolve
-from modelyard.gateway.checks import runtime_of
+from modelyard.gateway.calls import admit, begun, engine_call
 from modelyard.gateway.protocol import MessagesRequest, documented
 from modelyard.http_errors import anthropic_body, anthropic_error, engine_refusal
+from modelyard.runtime.admission import Ticket
 from modelyard.runtime.queue import ClientGone
 from modelyard.validation import describe
 
@@ -30,8 +30,7 @@ async def messages(request: Request) -> Response:
     raw = await request.body()
     try:
         body = MessagesRequest.model_validate_json(raw)
-        runtime = runtime_of(request)
-        target = resolve(runtime, request, body.model, "chat")
+        target = admit(request, body.model, "chat")
         payload = orjson.loads(raw)
         force = tools.forced(anthropic.chat_request(payload))
         if target.backend.anthropic_messages and force is None:
@@ -45,17 +44,16 @@ async def messages(request: Request) -> Response:
         return anthropic_error(e)
 
 
-async def _native(request: Request, target: Target, payload: dict[str, Any], stream: bool) -> Response:
-    runtime = runtime_of(request)
+async def _native(request: Request, target: Ticket, payload: dict[str, Any], stream: bool) -> Response:
     if not stream:
-        async with engine_call(runtime, request, target, "chat", "/v1/messages", payload) as up:
+        async with engine_call(request, target, "chat", "/v1/messages", payload) as up:
             raw = await up.read()
             if up.status != 200:  # in Anthropic's shape, with the engine's message
                 return anthropic_error(engine_refusal(up.status, raw))
             return Response(raw, media_type="application/json")
 
     async def relay() -> AsyncIterator[bytes]:
-        async with engine_call(runtime, request, target, "chat", "/v1/messages", payload) as up:
+        async with engine_call(request, target, "chat", "/v1/messages", payload) as up:
             if up.status != 200:
                 raise engine_refusal(up.status, await up.read())
             yield b""  # connected: the answer begins
@@ -79,16 +77,15 @@ def _stream_error(exc: ModelyardError) -> bytes:
 
 
 async def _translated(
-    request: Request, target: Target, payload: dict[str, Any], stream: bool, force: tools.Forced | None
+    request: Request, target: Ticket, payload: dict[str, Any], stream: bool, force: tools.Forced | None
 ) -> Response:
     """Onto the engine's chat completions and back; a tool_choice that forces calls (any, a
     tool) the gateway forces where the engine cannot (tools.py)."""
-    runtime = runtime_of(request)
     chat = anthropic.chat_request(payload)
     name = payload["model"]
     if force is not None:
         constrained = tools.constrained(chat, force)
-        async with engine_call(runtime, request, target, "chat", "/v1/chat/completions", constrained) as up:
+        async with engine_call(request, target, "chat", "/v1/chat/completions", constrained) as up:
             answer = tools.answer_with_calls(await up.json(), force)
         if not stream:
             return Response(orjson.dumps(anthropic.message(answer, name)), media_type="application/json")
@@ -96,13 +93,13 @@ async def _translated(
         events = [out.start(), *(out.feed(c) for c in tools.stream_chunks(answer, usage=True)), out.end()]
         return Response(b"".join(events), media_type="text/event-stream")
     if not stream:
-        async with engine_call(runtime, request, target, "chat", "/v1/chat/completions", chat) as up:
+        async with engine_call(request, target, "chat", "/v1/chat/completions", chat) as up:
             answer = await up.json()
         return Response(orjson.dumps(anthropic.message(answer, name)), media_type="application/json")
 
     async def translate() -> AsyncIterator[bytes]:
         out = anthropic.StreamTranslator(name)
-        async with engine_call(runtime, request, target, "chat", "/v1/chat/completions", chat) as up:
+        async with engine_call(request, target, "chat", "/v1/chat/completions", chat) as up:
             chunks = up.events()
             first = await anext(chunks, None)  # an error answer raises before the stream begins
             yield out.start()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,11 +12,17 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.routing import Route
 
-from modelyard.catalog.records import Model
 from modelyard.errors import EngineError, ModelNotLoaded, ModelyardError, Unsupported
 from modelyard.gateway import tgi, tools
-from modelyard.gateway.calls import Target, engine_call, resolve
-from modelyard.gateway.checks import caller_of, check, client_files_of, fits_context, gave_up, runtime_of
+from modelyard.gateway.calls import admit, engine_call
+from modelyard.gateway.checks import (
+    admission_of,
+    caller_of,
+    client_files_of,
+    fits_context,
+    library_of,
+    runtime_of,
+)
 from modelyard.gateway.coalesce import Coalescer
 from modelyard.gateway.exchange import Exchange
 from modelyard.gateway.media import inline_files, may_name_files
@@ -41,11 +46,12 @@ from modelyard.gateway.protocol import (
     VoiceList,
     documented,
 )
-from modelyard.gateway.proxy import Unreachable, forward, upstream_of
+from modelyard.gateway.proxy import relay
 from modelyard.gateway.upscaling import STEP, generate_then_upscale
+from modelyard.gateway.upstream import send, upstream_of
 from modelyard.http_errors import error_response, invalid_body, response
+from modelyard.runtime.admission import Ticket, stays
 from modelyard.runtime.queue import ClientGone
-from modelyard.runtime.runtime import Runtime
 from modelyard.validation import describe
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -55,14 +61,13 @@ TEXT = ("chat", "completions")  # the endpoints that generate text from a prompt
 @router.get("/models")
 def list_models(request: Request) -> ModelList:
     """The models this caller may use."""
-    runtime = runtime_of(request)
     caller = caller_of(request)
     cards = []
-    for m in runtime.library.models():
+    for m in library_of(request).models():
         if not caller.may_use(m.name):
             continue
         created = int(m.created_at.timestamp()) if m.created_at else 0
-        loaded = runtime.is_loaded(m.name)
+        loaded = runtime_of(request).is_loaded(m.name)
         cards.append(ModelCard(id=m.name, created=created, category=m.category, loaded=loaded))
         cards += [
             ModelCard(id=f"{m.name}:{a.name}", created=created, category=m.category, loaded=False)
@@ -190,12 +195,12 @@ async def audio_speech(request: Request) -> Response:
 @router.get("/audio/voices")
 async def audio_voices(request: Request, model: str) -> VoiceList:
     """The voices a loaded text-to-speech model speaks in (its speakers), as its engine says."""
-    runtime = runtime_of(request)
-    found, _ = runtime.library.resolve(model)
+    found = library_of(request).resolve(model)[0]
     caller_of(request).check_model(found.name)
     if found.category != "text-to-speech":
         raise Unsupported(f"{found.name!r} is a {found.category} model: it has no voices")
-    urls = [i.url for i in runtime.instances() if i.model == found.name and i.state == "running" and i.url]
+    instances = runtime_of(request).instances()
+    urls = [i.url for i in instances if i.model == found.name and i.state == "running" and i.url]
     if not urls:
         raise ModelNotLoaded(found.name)
     try:
@@ -242,38 +247,27 @@ def hot_routes() -> list[Route]:
 
 
 async def _coalesced(
-    request: Request,
-    runtime: Runtime,
-    model: Model,
-    adapter: str | None,
-    texts: list[str],
-    body: dict[str, Any],
-    path: str,
-    exchange: Exchange,
+    request: Request, ticket: Ticket, texts: list[str], body: dict[str, Any], path: str, exchange: Exchange
 ) -> Response:
     """One client's part of a merged embeddings request (see coalesce.py)."""
-    session = upstream_of(request).pooled
+    name = ticket.model.name
     extras: dict[str, Any] = {k: body[k] for k in ("encoding_format", "dimensions") if k in body}
 
-    async def never_gone() -> bool:
-        return False
-
-    async def send(batch: list[str], extras: dict[str, Any]) -> tuple[int, Any]:
-        queue, slot = await runtime.acquire(model, adapter, never_gone)
+    async def merged(batch: list[str], extras: dict[str, Any]) -> tuple[int, Any]:
+        payload = orjson.dumps({"model": name, "input": batch, **extras, "modelyard_tokens": True})
+        sent = await send(request, ticket, path, payload, disconnected=stays)  # many clients' request
         try:
-            merged = orjson.dumps({"model": model.name, "input": batch, **extras, "modelyard_tokens": True})
-            headers = {**slot.headers, "Content-Type": "application/json"}
-            async with session.post(slot.url + path, data=merged, headers=headers) as r:
-                answer = await r.read()
-                return r.status, orjson.loads(answer) if r.status == 200 else answer
+            answer = await sent.response.read()
         except (aiohttp.ClientError, OSError) as e:
-            raise EngineError(f"the engine of {model.name!r} did not answer: {e.__class__.__name__}") from e
+            raise EngineError(f"the engine of {name!r} failed while answering: {e.__class__.__name__}") from e
         finally:
-            queue.release(slot)
+            sent.close()
+        status = sent.response.status
+        return status, orjson.loads(answer) if status == 200 else answer
 
-    key = (model.name, adapter, tuple(sorted(extras.items())))
+    key = (name, ticket.adapter, tuple(sorted(extras.items())))
     coalescer: Coalescer = request.app.state.coalescer
-    status, answer = await coalescer.embed(key, model.name, texts, extras, send)
+    status, answer = await coalescer.embed(key, name, texts, extras, merged)
     if status == 200:
         exchange.answered(answer)
     exchange.finish(status)
@@ -322,10 +316,9 @@ async def _forced(request: Request, name: str, payload: dict[str, Any], *, strea
     force = tools.forced(payload)
     if force is None:
         return None
-    runtime = runtime_of(request)
-    target = resolve(runtime, request, name, "chat")
+    ticket = admit(request, name, "chat")
     constrained = tools.constrained(payload, force)
-    async with engine_call(runtime, request, target, "chat", "/v1/chat/completions", constrained) as up:
+    async with engine_call(request, ticket, "chat", "/v1/chat/completions", constrained) as up:
         answer = tools.answer_with_calls(await up.json(), force)  # a refusal: in the documented shape
     if not stream:
         return Response(orjson.dumps(answer), media_type="application/json")
@@ -346,69 +339,38 @@ async def _route(
     form: bool = False,
     quiet_usage: bool = False,
 ) -> Response:
-    """Resolve the model, check it serves this, wait for a slot, forward: JSON bodies with the
-    model's own name and local images inlined where needed; a multipart form as it came. An
-    engine that did not take the request gets it once more, on a new connection; one that could
-    not be reached at all leaves the rotation, and the request goes to another instance (or
-    waits for its restart). Each request a model takes is counted (exchange.py)."""
-    runtime = runtime_of(request)
+    """Admit the request, send it (upstream.py: a slot, retries), relay the answer: JSON bodies
+    with the model's own name and local images inlined where needed; a multipart form as it
+    came. Each request a model takes is counted (exchange.py)."""
     exchange: Exchange | None = None
     try:
-        model, adapter = runtime.library.resolve(name)
-        caller = caller_of(request)
-        caller.check_model(model.name)
-        backend = runtime.backend_for(model)
-        if backend.dialect == "tgi":
-            check(backend, model, endpoint, capability)
-            target = Target(model, adapter, backend)
-            return await tgi.completion(request, runtime, target, orjson.loads(raw), name)
+        ticket = admission_of(request).admit(name, endpoint, caller_of(request), capability=capability)
+        model = ticket.model
+        if ticket.backend.dialect == "tgi":
+            return await tgi.completion(request, ticket, orjson.loads(raw), name)
         exchange = Exchange.of(request, model.name, endpoint)
-        check(backend, model, endpoint, capability)
         if endpoint in TEXT:
-            fits_context(raw, model, runtime.context_of(model))
-        if coalesce and backend.merges_embeddings:
+            fits_context(raw, model, ticket.context)
+        if coalesce and ticket.backend.merges_embeddings:
             parsed = orjson.loads(raw)
             texts = Coalescer.texts_of(parsed)
             if texts is not None:
-                return await _coalesced(request, runtime, model, adapter, texts, parsed, path, exchange)
-        served = backend.served_name(model, adapter)
-        content = raw if form else await _payload(request, raw, served, name, endpoint, model.category)
+                return await _coalesced(request, ticket, texts, parsed, path, exchange)
+        content = raw if form else await _payload(request, raw, ticket.served, name, endpoint, model.category)
         if quiet_usage:
             content = _asking_usage(content)
-        prefix = prefix_of(raw) if endpoint in TEXT and runtime.replicated(model.name) else None
-        dropped = refused = 0
-        while True:
-            queue, slot = await runtime.acquire(
-                model, adapter, request.is_disconnected, by=caller.account, prefix=prefix
-            )
-            exchange.waited()
-            try:
-                return await forward(
-                    upstream_of(request).session(fresh=dropped > 0),
-                    slot.url + path,
-                    content,
-                    stream=stream,
-                    done=functools.partial(queue.release, slot),
-                    headers=slot.headers,
-                    exchange=exchange,
-                    content_type=request.headers["content-type"] if form else "application/json",
-                    quiet_usage=quiet_usage,
-                )
-            except Unreachable as e:
-                if e.dead:  # out of the rotation: the next try goes to another instance
-                    runtime.unreachable(model.name, slot)
-                    refused += 1
-                else:  # the next try goes on a new connection
-                    dropped += 1
-                if gave_up(dropped, refused):
-                    raise EngineError(f"no instance of {model.name!r} answered") from None
-                exchange.retried()
+        prefix = prefix_of(raw) if endpoint in TEXT and ticket.replicated else None
+        kind = request.headers["content-type"] if form else "application/json"
+        sent = await send(request, ticket, path, content, exchange=exchange, content_type=kind, prefix=prefix)
+        return await relay(sent, stream=stream, exchange=exchange, quiet_usage=quiet_usage)
     except ClientGone:
         if exchange is not None:
             exchange.finish(499)
         return Response(status_code=499)
     except ModelyardError as e:
         answer = error_response(e)
+        if exchange is None and e.model is not None:  # refused by the model: counted for it
+            exchange = Exchange.of(request, e.model, endpoint)
         if exchange is not None:
             exchange.finish(answer.status_code)
         return answer

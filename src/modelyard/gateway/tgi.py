@@ -13,9 +13,9 @@ from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
 from modelyard.errors import EngineError, InvalidRequest
-from modelyard.gateway.calls import Target, begun, engine_call
+from modelyard.gateway.calls import begun, engine_call
 from modelyard.http_errors import sse_error
-from modelyard.runtime.runtime import Runtime
+from modelyard.runtime.admission import Ticket
 
 FINISH = {"length": "length", "eos_token": "stop", "stop_sequence": "stop"}
 
@@ -56,14 +56,10 @@ def _completion(
     return out
 
 
-async def completion(
-    request: Request, runtime: Runtime, target: Target, body: dict[str, Any], name: str
-) -> Response:
+async def completion(request: Request, ticket: Ticket, body: dict[str, Any], name: str) -> Response:
     generate = generate_body(body)
     if not body.get("stream"):
-        async with engine_call(
-            runtime, request, target, "completions", "/generate", generate, named=False
-        ) as up:
+        async with engine_call(request, ticket, "completions", "/generate", generate, named=False) as up:
             answer = await up.json()
             details = answer.get("details") or {}
             up.exchange.usage({"completion_tokens": int(details.get("generated_tokens") or 0)})
@@ -75,7 +71,7 @@ async def completion(
 
     async def relay() -> AsyncIterator[bytes]:
         async with engine_call(
-            runtime, request, target, "completions", "/generate_stream", generate, named=False
+            request, ticket, "completions", "/generate_stream", generate, named=False
         ) as up:
             if up.status != 200:
                 raise EngineError(f"the TGI server answered {up.status}")

@@ -24,11 +24,12 @@ from modelyard import __version__
 from modelyard.access.keys import OPEN, Caller
 from modelyard.catalog.records import Model
 from modelyard.errors import InvalidRequest, ModelyardError, ScopeDenied
-from modelyard.gateway.calls import Target, begun, engine_call, resolve
-from modelyard.gateway.checks import caller_of
+from modelyard.gateway.calls import admit, begun, engine_call
+from modelyard.gateway.checks import caller_of, library_of
 from modelyard.http_errors import ollama_error
 from modelyard.ollama import translate as t
 from modelyard.ollama.protocol import ChatIn, EmbeddingsIn, EmbedIn, GenerateIn, OllamaRequest, ShowIn
+from modelyard.runtime.admission import Ticket
 from modelyard.runtime.queue import ClientGone
 from modelyard.runtime.runtime import Runtime
 from modelyard.validation import describe
@@ -85,29 +86,26 @@ def create_ollama_app(main: FastAPI) -> FastAPI:
     @app.post("/api/show")
     async def show(request: Request) -> dict[str, Any]:
         body = await _parse(request, ShowIn)
-        model, _adapter = _runtime(request).library.resolve(t.model_name(body.model))
+        model, _adapter = library_of(request).resolve(t.model_name(body.model))
         _caller(request).check_model(model.name)
         template = str(model.facts.get("chat_template") or "")
         return t.show(model, template)
 
     @app.get("/api/ps")
     async def ps(request: Request) -> dict[str, Any]:
-        runtime = _runtime(request)
         caller = _caller(request)
         out = []
-        for name in list(runtime.running):
-            if not caller.may_use(name):
+        for s in _runtime(request).serving():
+            if not s.loaded or not caller.may_use(s.model):
                 continue
-            model = runtime.library.get(name)
-            ttl = runtime.kept_for(name)
-            queue = runtime.queues.get(name)
-            idle = runtime.clock.now() - queue.last_used if queue else 0.0
+            model = library_of(request).get(s.model)
+            ttl = s.kept_for
             out.append(
                 {
                     **t.tag(model),
-                    "expires_at": t.at(time.time() + ttl - idle) if ttl is not None else t.FOREVER,
+                    "expires_at": t.at(time.time() + ttl - s.idle) if ttl is not None else t.FOREVER,
                     "size_vram": 0,
-                    "context_length": runtime.context_of(model) or 0,
+                    "context_length": s.context or model.context_length or 0,
                 }
             )
         return {"models": out}
@@ -178,7 +176,7 @@ def _caller(request: Request) -> Caller:
 
 def _served(request: Request) -> list[Model]:
     caller = _caller(request)
-    models = _runtime(request).library.models()
+    models = library_of(request).models()
     return [m for m in models if m.category in t.SERVED and caller.may_use(m.name)]
 
 
@@ -190,10 +188,12 @@ async def _parse(request: Request, schema: type[Body]) -> Body:
         raise InvalidRequest(describe(e.errors())) from None
 
 
-async def _prepare(request: Request, body: OllamaRequest, endpoint: str) -> Target:
-    """The target of the request, its keep_alive applied and its num_ctx honoured."""
+async def _prepare(request: Request, body: OllamaRequest, endpoint: str) -> Ticket:
+    """The ticket of the request (a model that is not loaded loads, as Ollama's do), its
+    keep_alive applied and its num_ctx honoured."""
     runtime = _runtime(request)
-    target = resolve(runtime, request, t.model_name(body.model), endpoint)
+    asked = t.model_name(body.model)
+    target = admit(request, asked, endpoint, load=True)
     name = target.model.name
     loaded = runtime.is_loaded(name)
     if body.keep_alive is not None:
@@ -201,8 +201,9 @@ async def _prepare(request: Request, body: OllamaRequest, endpoint: str) -> Targ
         if _on_demand(runtime, name):
             runtime.keep(name, ttl)
     n_ctx = body.options.get("num_ctx")
-    if isinstance(n_ctx, int) and n_ctx > (runtime.context_of(target.model) or 0):
+    if isinstance(n_ctx, int) and n_ctx > (target.context or 0):
         await _grow_context(request, runtime, target.model, n_ctx, loaded)
+        target = admit(request, asked, endpoint, load=True)  # with its new context
     return target
 
 
@@ -212,7 +213,7 @@ async def _grow_context(request: Request, runtime: Runtime, model: Model, n_ctx:
             f"num_ctx {n_ctx} is beyond the context {model.name!r} runs with",
             hint=f"an admin sets it: `modelyard settings {model.name} --set n_ctx={n_ctx}`",
         )
-    runtime.library.put_settings(model.name, {"n_ctx": n_ctx})
+    library_of(request).put_settings(model.name, {"n_ctx": n_ctx})
     if loaded:
         await runtime.reload(model.name)
 
@@ -220,11 +221,11 @@ async def _grow_context(request: Request, runtime: Runtime, model: Model, n_ctx:
 def _on_demand(runtime: Runtime, name: str) -> bool:
     """Whether ``name`` is loaded on demand (or not at all): a deployment an admin keeps running
     is not the Ollama API's to unload."""
-    dep = runtime.store.deployment(name)
+    dep = runtime.deployment(name)
     return dep is None or dep.jit
 
 
-async def _loaded(request: Request, body: OllamaRequest, target: Target, field: str, empty: Any) -> Response:
+async def _loaded(request: Request, body: OllamaRequest, target: Ticket, field: str, empty: Any) -> Response:
     """A request with nothing to answer: Ollama's way to load a model (or, with keep_alive 0,
     to unload it)."""
     runtime = _runtime(request)
@@ -242,10 +243,9 @@ async def _loaded(request: Request, body: OllamaRequest, target: Target, field: 
 
 
 async def _call_json(
-    request: Request, target: Target, endpoint: str, path: str, payload: dict[str, Any]
+    request: Request, target: Ticket, endpoint: str, path: str, payload: dict[str, Any]
 ) -> dict[str, Any]:
-    runtime = _runtime(request)
-    async with engine_call(runtime, request, target, endpoint, path, payload, load=True) as upstream:
+    async with engine_call(request, target, endpoint, path, payload) as upstream:
         return await upstream.json()
 
 
@@ -280,7 +280,7 @@ def _text_piece(choice: dict[str, Any]) -> str:
 async def _answer(
     request: Request,
     body: ChatIn | GenerateIn,
-    target: Target,
+    target: Ticket,
     endpoint: str,
     path: str,
     payload: dict[str, Any],
@@ -309,7 +309,7 @@ async def _answer(
 
     async def lines() -> AsyncIterator[bytes]:
         finish, usage = None, None
-        async with engine_call(_runtime(request), request, target, endpoint, path, payload, load=True) as up:
+        async with engine_call(request, target, endpoint, path, payload) as up:
             async for event in up.events():
                 usage = event.get("usage") or usage
                 for choice in event.get("choices") or []:

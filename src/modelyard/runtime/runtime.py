@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -27,7 +28,7 @@ from pydantic import BaseModel
 
 from modelyard.backends.base import Backend, Placement
 from modelyard.backends.registry import Backends, kinds_for
-from modelyard.catalog.records import Deployment, Instance, Model, Scheduling
+from modelyard.catalog.records import Deployment, Instance, Model, Scheduling, WorkerNote
 from modelyard.config import Settings
 from modelyard.errors import (
     AdapterNotFound,
@@ -50,6 +51,7 @@ from modelyard.runtime.placement import Spot, files_of
 from modelyard.runtime.queue import Queue, Slot
 from modelyard.runtime.rules import Loaded, LoadPolicy
 from modelyard.runtime.scheduler import Held
+from modelyard.runtime.serving import Serving
 from modelyard.runtime.supervisor import Live, Setup, State, Supervisor
 from modelyard.usage.quotas import Quotas
 
@@ -228,6 +230,44 @@ class Runtime:
             )
         return queue
 
+    def serving(self) -> list[Serving]:
+        """What it serves now, and the models whose queues hold requests, by name."""
+        out = []
+        for name in sorted({*self.running, *self.queues}):
+            running, queue = self.running.get(name), self.queues.get(name)
+            lives = running.instances.values() if running is not None else ()
+            model = running.deployment if running is not None else None
+            out.append(
+                Serving(
+                    model=name,
+                    adapter=model.adapter if model is not None else None,
+                    backend=running.setup.backend.name if running is not None else None,
+                    instances=dict(Counter(str(live.state) for live in lives)),
+                    waiting=queue.waiting if queue else 0,
+                    in_flight=queue.in_flight if queue else 0,
+                    affinity_hits=queue.affinity_hits if queue else 0,
+                    affinity_misses=queue.affinity_misses if queue else 0,
+                    idle=self.clock.now() - queue.last_used if queue else 0.0,
+                    kept_for=self.kept_for(name),
+                    context=self._context(running) if running is not None else None,
+                )
+            )
+        return out
+
+    def deployment(self, name: str) -> Deployment | None:
+        """The deployment kept for ``name``, running or not."""
+        return self.store.deployment(name)
+
+    def deployments(self) -> list[Deployment]:
+        return self.store.deployments()
+
+    def worker_notes(self) -> dict[str, WorkerNote]:
+        """What people said of the cluster's workers (labels, a note), by name."""
+        return self.store.worker_notes()
+
+    def note_worker(self, note: WorkerNote) -> None:
+        self.store.put_worker_note(note)
+
     def live(self, instance_id: int) -> Live | None:
         for r in self.running.values():
             if instance_id in r.instances:
@@ -252,9 +292,13 @@ class Runtime:
         (n_ctx 0: the model's own)."""
         running = self.running.get(model.name)
         if running is not None:
-            return getattr(running.setup.options, "n_ctx", None) or model.context_length
+            return self._context(running) or model.context_length
         saved = model.settings.options.get("n_ctx") if model.settings else None
         return saved or model.context_length
+
+    @staticmethod
+    def _context(running: Running) -> int | None:
+        return getattr(running.setup.options, "n_ctx", None) or None
 
     def adapter_of(self, instance_id: int) -> str | None:
         live = self.live(instance_id)

@@ -1,0 +1,129 @@
+"""Admission: what a request asks of the runtime before an engine sees it.
+
+``Admission.admit`` is the one question the gateway asks per request, in every dialect: it
+resolves the name (an alias, ``base:adapter``), checks that the caller may use the model and that
+the model serves the endpoint, and answers with a Ticket: the model, adapter, backend and context
+the request is served with. ``Ticket.lease`` then waits for a slot on a ready instance (loading
+the model on demand where that is allowed) and hands back a Lease: where to send the request, and
+what to call when it ends (``release``) or the instance could not be reached (``unreachable``).
+A request that is tried again takes a new lease on the same ticket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from modelyard.access.keys import Caller
+from modelyard.backends.base import Backend
+from modelyard.catalog.records import Model
+from modelyard.errors import ModelyardError, Unsupported
+from modelyard.runtime.queue import Queue, Slot
+
+if TYPE_CHECKING:
+    from modelyard.runtime.runtime import Runtime
+
+Disconnected = Callable[[], Awaitable[bool]]  # whether the client has gone
+
+
+async def stays() -> bool:
+    """A client that never goes (the gateway's own merged requests)."""
+    return False
+
+
+def check(backend: Backend, model: Model, endpoint: str, capability: str | None = None) -> None:
+    """Refuse, before it waits, a request ``model`` cannot answer on ``backend``."""
+    if endpoint not in backend.endpoints(model):
+        raise Unsupported(f"{model.name!r} is a {model.category} model: it does not serve /v1/{endpoint}")
+    if capability is not None and capability not in model.capabilities:
+        raise Unsupported(
+            f"{model.name!r} is not tagged {capability}",
+            hint=f"tag it if it can: `modelyard edit {model.name} --capability {capability}`",
+        )
+    backend.check(model, endpoint)
+
+
+@dataclass
+class Lease:
+    """A slot on one instance, held until ``release`` (called once, whatever happens)."""
+
+    model: str
+    queue: Queue
+    slot: Slot
+    runtime: Runtime = field(repr=False)
+    released: bool = False
+
+    @property
+    def url(self) -> str:
+        return self.slot.url
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What a request to the instance carries (its engine's key)."""
+        return self.slot.headers
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.queue.release(self.slot)
+
+    def unreachable(self) -> None:
+        """No connection could be made: the instance leaves the rotation (see Runtime)."""
+        self.release()
+        self.runtime.unreachable(self.model, self.slot)
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A request admitted for ``model`` (+ ``adapter``), served by ``backend`` with ``context``
+    tokens at most."""
+
+    model: Model
+    adapter: str | None
+    backend: Backend
+    context: int | None
+    account: str | None  # the key that asks (None: the local user): a load on demand counts for it
+    load: bool  # load the model when it is not, whether or not its autoload is on (Ollama's way)
+    runtime: Runtime = field(repr=False)
+
+    @property
+    def served(self) -> str:
+        """The name the engine answers to for it."""
+        return self.backend.served_name(self.model, self.adapter)
+
+    @property
+    def replicated(self) -> bool:
+        """Whether it has more than one instance to choose from (the prompt's prefix then picks)."""
+        return self.runtime.replicated(self.model.name)
+
+    async def lease(self, disconnected: Disconnected = stays, *, prefix: int | None = None) -> Lease:
+        """A slot on a ready instance; waits in the model's bounded queue. ``prefix``: the
+        prompt's beginning, hashed: the instance that served it before is preferred."""
+        queue, slot = await self.runtime.acquire(
+            self.model, self.adapter, disconnected, load=self.load, by=self.account, prefix=prefix
+        )
+        return Lease(self.model.name, queue, slot, self.runtime)
+
+
+class Admission:
+    """The gateway's port to the runtime for requests."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def admit(
+        self, name: str, endpoint: str, caller: Caller, *, capability: str | None = None, load: bool = False
+    ) -> Ticket:
+        """The ticket of a request for ``name`` on ``endpoint`` (chat, embeddings, ...) by
+        ``caller``; ``capability``: a tag the model must have (image-to-image, video)."""
+        rt = self._runtime
+        model, adapter = rt.library.resolve(name)
+        caller.check_model(model.name)
+        backend = rt.backend_for(model)
+        try:
+            check(backend, model, endpoint, capability)
+        except ModelyardError as e:
+            e.model = model.name
+            raise
+        return Ticket(model, adapter, backend, rt.context_of(model), caller.account, load, rt)
