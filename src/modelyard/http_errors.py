@@ -7,13 +7,18 @@ and an OpenAI error type; the code is the error's class in snake_case (``ModelNo
     {"error": {"message": ..., "type": ..., "code": ..., "param": ..., "hint": ...}}
 
 OpenAI's clients read ``message``, ``type`` and ``code``; modelyard's CLI and web UI show the
-``hint`` too. The domain never imports this module: only the HTTP layers do. It needs only
+``hint`` too. Anthropic's and Ollama's APIs answer in their own shapes: each API is a ``Dialect``
+(OPENAI, MANAGEMENT, ANTHROPIC, OLLAMA), the one thing that answers its errors, whole or as the
+end of a stream. The domain never imports this module: only the HTTP layers do. It needs only
 pydantic, orjson and starlette, so the runner (in a managed environment) uses it too.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import orjson
 from pydantic import BaseModel, Field
@@ -23,6 +28,7 @@ from modelyard import errors
 
 INVALID = "invalid_request_error"
 SERVER = "server_error"
+CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 
 # class -> (HTTP status, OpenAI error type)
 TABLE: dict[type[errors.ModelyardError], tuple[int, str]] = {
@@ -101,16 +107,9 @@ def body_of(
     return status, ErrorBody(error=detail)
 
 
-def invalid_body(message: str, *, param: str | None = None) -> ErrorBody:
-    """A request body that did not validate (400 everywhere)."""
-    detail = ErrorDetail(
-        message=_clean(message) or "", type=INVALID, code="invalid_request", param=_clean(param)
-    )
-    return ErrorBody(error=detail)
-
-
-def internal_body(message: str) -> ErrorBody:
-    return ErrorBody(error=ErrorDetail(message=message, type=SERVER, code="internal_error"))
+def internal_error(message: str) -> Response:
+    """The answer to a bug (500), which says where its details are, never what they are."""
+    return _response(ErrorBody(error=ErrorDetail(message=message, type=SERVER, code="internal_error")), 500)
 
 
 def retry_after(exc: errors.ModelyardError) -> int | None:
@@ -119,32 +118,28 @@ def retry_after(exc: errors.ModelyardError) -> int | None:
     return int(value) if value is not None else None
 
 
-def response(body: ErrorBody, status: int, *, retry: int | None = None) -> Response:
+def _response(body: ErrorBody, status: int, *, retry: int | None = None) -> Response:
     headers = {"Retry-After": str(retry)} if retry is not None else None
     return Response(
         orjson.dumps(body.model_dump()), status_code=status, media_type="application/json", headers=headers
     )
 
 
-def error_response(exc: errors.ModelyardError, *, openai: bool = True) -> Response:
-    """The answer to a domain error: on the OpenAI surfaces (/v1, the runner) the hint is part of
-    the message as well; elsewhere (the management API, admins only) an engine's log is too."""
+def _ours(exc: errors.ModelyardError, *, openai: bool) -> Response:
+    """modelyard's own shape: on the OpenAI surfaces (/v1, the runner) the hint is part of the
+    message as well; elsewhere (the management API, admins only) an engine's log is too."""
     status, body = body_of(exc, hint_in_message=openai, with_log=not openai)
-    return response(body, status, retry=retry_after(exc))
+    return _response(body, status, retry=retry_after(exc))
 
 
-def ollama_error(exc: errors.ModelyardError) -> Response:
-    """The answer to a domain error on the Ollama listener: Ollama's ``{"error": "..."}``."""
-    status, _kind = status_of(exc)
-    return Response(
-        orjson.dumps({"error": _clean(str(exc))}), status_code=status, media_type="application/json"
-    )
-
-
-def sse_error(exc: errors.ModelyardError) -> bytes:
-    """A stream that fails after it began ends with this event, in the same shape."""
+def _ours_piece(exc: errors.ModelyardError) -> bytes:
     _status, body = body_of(exc, hint_in_message=True)
     return b"data: " + orjson.dumps(body.model_dump()) + b"\n\n"
+
+
+def _ours_refused(status: int, message: str) -> Response:
+    code = CODES.get(status, "http_error")
+    return _response(ErrorBody(error=ErrorDetail(message=message, type=INVALID, code=code)), status)
 
 
 # Anthropic's error types by status (its Messages API: /v1/messages)
@@ -153,16 +148,65 @@ ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 40
                    415: "invalid_request_error", 429: "rate_limit_error", 503: "overloaded_error"}  # fmt: skip
 
 
-def anthropic_body(exc: errors.ModelyardError) -> tuple[int, bytes]:
-    """(status, Anthropic's error body) of a domain error."""
-    status, _kind = status_of(exc)
+def _anthropic_body(status: int, message: str | None) -> bytes:
     kind = ANTHROPIC_TYPES.get(status, "api_error")
-    return status, orjson.dumps({"type": "error", "error": {"type": kind, "message": _clean(str(exc))}})
+    return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
 
 
-def anthropic_error(exc: errors.ModelyardError) -> Response:
-    status, body = anthropic_body(exc)
-    return Response(body, status_code=status, media_type="application/json")
+def _anthropic(exc: errors.ModelyardError) -> Response:
+    status = status_of(exc)[0]
+    body = _anthropic_body(status, _clean(str(exc)))
+    return Response(body, status_code=status, media_type="application/json", headers=_retry(exc))
+
+
+def _anthropic_piece(exc: errors.ModelyardError) -> bytes:
+    return b"event: error\ndata: " + _anthropic_body(status_of(exc)[0], _clean(str(exc))) + b"\n\n"
+
+
+def _anthropic_refused(status: int, message: str) -> Response:
+    return Response(_anthropic_body(status, message), status_code=status, media_type="application/json")
+
+
+def _ollama(exc: errors.ModelyardError) -> Response:
+    return _ollama_refused(status_of(exc)[0], _clean(str(exc)) or "", headers=_retry(exc))
+
+
+def _ollama_piece(exc: errors.ModelyardError) -> bytes:
+    return orjson.dumps({"error": _clean(str(exc))}) + b"\n"
+
+
+def _ollama_refused(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    body = orjson.dumps({"error": message})
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _retry(exc: errors.ModelyardError) -> dict[str, str] | None:
+    retry = retry_after(exc)
+    return {"Retry-After": str(retry)} if retry is not None else None
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one API says an error, wherever it answers one: as a whole answer (``answer``), as the
+    last piece of a stream that already began (``piece``), and for what the framework itself
+    refuses (``refused``: no such route, a wrong method)."""
+
+    answer: Callable[[errors.ModelyardError], Response]
+    piece: Callable[[errors.ModelyardError], bytes]
+    refused: Callable[[int, str], Response]
+
+
+OPENAI = Dialect(functools.partial(_ours, openai=True), _ours_piece, _ours_refused)  # /v1, the runner
+MANAGEMENT = Dialect(functools.partial(_ours, openai=False), _ours_piece, _ours_refused)  # /api
+ANTHROPIC = Dialect(_anthropic, _anthropic_piece, _anthropic_refused)  # /v1/messages
+OLLAMA = Dialect(_ollama, _ollama_piece, _ollama_refused)  # the Ollama listener
+
+
+def dialect_of(path: str) -> Dialect:
+    """The dialect of modelyard's own listener at ``path`` (the Ollama listener speaks OLLAMA)."""
+    if path == "/v1/messages":  # Anthropic's clients read its shape
+        return ANTHROPIC
+    return OPENAI if path.startswith("/v1/") else MANAGEMENT
 
 
 def engine_refusal(status: int, raw: bytes) -> errors.ModelyardError:

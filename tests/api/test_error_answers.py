@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 
 from modelyard.errors import EngineError, InvalidRequest
-from modelyard.http_errors import anthropic_body, error_response, ollama_error
+from modelyard.http_errors import ANTHROPIC, MANAGEMENT, OLLAMA, OPENAI
 
 LOG = "llama_model_load: error loading model: /srv/models/secret/qwen.gguf: bad magic"
 
@@ -21,14 +21,15 @@ def test_an_engines_log_goes_to_admins_only() -> None:
         hint="`modelyard logs qwen` shows its log",
         log=LOG,
     )
-    management = orjson.loads(error_response(failed, openai=False).body)["error"]
+    management = orjson.loads(MANAGEMENT.answer(failed).body)["error"]
     assert management["hint"] == f"its log says:\n{LOG}"
-    for body in (error_response(failed).body, ollama_error(failed).body, anthropic_body(failed)[1]):
-        assert "/srv/models" not in shown(body)
-        assert "modelyard logs qwen" in shown(body)
+    for dialect in (OPENAI, OLLAMA, ANTHROPIC):
+        for body in (bytes(dialect.answer(failed).body), dialect.piece(failed)):
+            assert "/srv/models" not in body.decode()
+            assert "modelyard logs qwen" in body.decode()
 
 
 def test_bad_unicode_quoted_back_is_escaped() -> None:
     bad = InvalidRequest("no such file: /tmp/\udcff.gguf", param="path\udcff")
-    for body in (error_response(bad).body, ollama_error(bad).body, anthropic_body(bad)[1]):
-        assert "\\\\udcff" in shown(body)
+    for dialect in (OPENAI, OLLAMA, ANTHROPIC):
+        assert "\\\\udcff" in shown(bytes(dialect.answer(bad).body))

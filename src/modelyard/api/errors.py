@@ -11,54 +11,38 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from modelyard import errors
-from modelyard.http_errors import (
-    INVALID,
-    ErrorBody,
-    ErrorDetail,
-    error_response,
-    internal_body,
-    invalid_body,
-    response,
-)
+from modelyard.http_errors import dialect_of, internal_error
 from modelyard.validation import describe
 
 log = logging.getLogger(__name__)
-CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
-
-
-def _openai(request: Request) -> bool:
-    return request.url.path.startswith("/v1/")
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.ModelyardError)
     async def _domain(request: Request, exc: errors.ModelyardError) -> Response:
-        return error_response(exc, openai=_openai(request))
+        return dialect_of(request.url.path).answer(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        return refused(exc)
+        return refused(request.url.path, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> Response:
-        return response(invalid_body(describe(exc.errors(), skip=1)), 400)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        return dialect_of(request.url.path).answer(errors.InvalidRequest(describe(exc.errors(), skip=1)))
 
     @app.exception_handler(Exception)
     async def _internal(_request: Request, exc: Exception) -> Response:
         return internal(exc)
 
 
-def refused(exc: StarletteHTTPException) -> Response:
-    """What the framework itself refuses (no such route, a body it cannot parse), in the same
-    shape as everything else."""
+def refused(path: str, exc: StarletteHTTPException) -> Response:
+    """What the framework itself refuses (no such route, a body it cannot parse), in the shape of
+    everything else at ``path``."""
     detail = exc.detail if isinstance(exc.detail, str) else "the request was refused"
-    body = ErrorBody(
-        error=ErrorDetail(message=detail, type=INVALID, code=CODES.get(exc.status_code, "http_error"))
-    )
-    return response(body, exc.status_code)
+    return dialect_of(path).refused(exc.status_code, detail)
 
 
 def internal(exc: Exception) -> Response:
     """A bug: logged with its traceback, answered without it."""
     log.exception("internal error", exc_info=exc)
-    return response(internal_body("modelyard hit an internal error; the server log has the details"), 500)
+    return internal_error("modelyard hit an internal error; the server log has the details")

@@ -32,7 +32,7 @@ from modelyard.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
-from modelyard.http_errors import anthropic_error, error_response, ollama_error
+from modelyard.http_errors import OLLAMA, dialect_of
 
 PUBLIC = frozenset({"/api/health"})
 OLLAMA_PUBLIC = frozenset({"/api/version"})
@@ -87,12 +87,7 @@ class Guard:
         try:
             receive = self._admit(scope, receive)
         except ModelyardError as e:
-            if self.ollama:
-                response = ollama_error(e)
-            elif scope["path"] == "/v1/messages":  # Anthropic's clients read its shape
-                response = anthropic_error(e)
-            else:
-                response = error_response(e, openai=scope["path"].startswith("/v1/"))
+            response = (OLLAMA if self.ollama else dialect_of(scope["path"])).answer(e)
             if isinstance(e, Unauthenticated):
                 response.headers["WWW-Authenticate"] = "Bearer"
             await response(scope, receive, send)

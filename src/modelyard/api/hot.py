@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from modelyard.api.errors import internal, refused
 from modelyard.errors import ModelyardError
 from modelyard.gateway.routes import HANDLERS
-from modelyard.http_errors import error_response
+from modelyard.http_errors import OPENAI
 
 
 class HotPath:
@@ -36,9 +36,9 @@ class HotPath:
         try:
             response = await self.handlers[scope["path"]](request)
         except ModelyardError as e:
-            response = error_response(e)
+            response = OPENAI.answer(e)
         except HTTPException as e:
-            response = refused(e)
+            response = refused(scope["path"], e)
         except Exception as e:
             response = internal(e)
         await response(scope, receive, send)

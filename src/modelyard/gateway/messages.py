@@ -16,7 +16,7 @@ from modelyard.errors import InvalidRequest, ModelyardError
 from modelyard.gateway import anthropic, tools
 from modelyard.gateway.calls import admit, begun, engine_call
 from modelyard.gateway.protocol import MessagesRequest, documented
-from modelyard.http_errors import anthropic_body, anthropic_error, engine_refusal
+from modelyard.http_errors import ANTHROPIC, engine_refusal
 from modelyard.runtime.admission import Ticket
 from modelyard.runtime.queue import ClientGone
 from modelyard.validation import describe
@@ -37,11 +37,11 @@ async def messages(request: Request) -> Response:
             return await _native(request, target, payload, body.stream)
         return await _translated(request, target, payload, body.stream, force)
     except ValidationError as e:
-        return anthropic_error(InvalidRequest(describe(e.errors())))
+        return ANTHROPIC.answer(InvalidRequest(describe(e.errors())))
     except ClientGone:
         return Response(status_code=499)
     except ModelyardError as e:
-        return anthropic_error(e)
+        return ANTHROPIC.answer(e)
 
 
 async def _native(request: Request, target: Ticket, payload: dict[str, Any], stream: bool) -> Response:
@@ -49,7 +49,7 @@ async def _native(request: Request, target: Ticket, payload: dict[str, Any], str
         async with engine_call(request, target, "chat", "/v1/messages", payload) as up:
             raw = await up.read()
             if up.status != 200:  # in Anthropic's shape, with the engine's message
-                return anthropic_error(engine_refusal(up.status, raw))
+                return ANTHROPIC.answer(engine_refusal(up.status, raw))
             return Response(raw, media_type="application/json")
 
     async def relay() -> AsyncIterator[bytes]:
@@ -68,12 +68,7 @@ async def _native(request: Request, target: Ticket, payload: dict[str, Any], str
             if head:
                 yield head
 
-    return StreamingResponse(await begun(relay(), _stream_error), media_type="text/event-stream")
-
-
-def _stream_error(exc: ModelyardError) -> bytes:
-    _status, body = anthropic_body(exc)
-    return b"event: error\ndata: " + body + b"\n\n"
+    return StreamingResponse(await begun(relay(), ANTHROPIC.piece), media_type="text/event-stream")
 
 
 async def _translated(
@@ -110,4 +105,4 @@ async def _translated(
                         yield piece
         yield out.end()
 
-    return StreamingResponse(await begun(translate(), _stream_error), media_type="text/event-stream")
+    return StreamingResponse(await begun(translate(), ANTHROPIC.piece), media_type="text/event-stream")

@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 from modelyard.errors import EngineError
 from modelyard.gateway.exchange import TAIL, Exchange, with_prediction_usage
 from modelyard.gateway.upstream import Sent
-from modelyard.http_errors import engine_refusal, error_response, is_ours, sse_error
+from modelyard.http_errors import OPENAI, engine_refusal, is_ours
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ async def relay(sent: Sent, *, stream: bool, exchange: Exchange, quiet_usage: bo
             if exchange.timings.drafted:
                 raw = with_prediction_usage(raw)
         elif not is_ours(raw):  # an engine's own error shape: the documented one, its message kept
-            answer = error_response(engine_refusal(upstream.status, raw))
+            answer = OPENAI.answer(engine_refusal(upstream.status, raw))
             exchange.finish(answer.status_code)
             return answer
         exchange.finish(upstream.status)
@@ -68,7 +68,7 @@ async def relay(sent: Sent, *, stream: bool, exchange: Exchange, quiet_usage: bo
             # The engine died mid-stream: end the client's stream with an error event.
             log.warning("engine stream from %s broke: %s", upstream.url, e)
             status = 502
-            yield sse_error(
+            yield OPENAI.piece(
                 EngineError(f"the engine stopped while answering ({e.__class__.__name__}); it is restarting")
             )
         finally:
@@ -139,4 +139,4 @@ class EventStream(Response):
 
 def _engine_down(message: str, exchange: Exchange) -> Response:
     exchange.finish(502)
-    return error_response(EngineError(message))
+    return OPENAI.answer(EngineError(message))

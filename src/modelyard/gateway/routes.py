@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.routing import Route
 
-from modelyard.errors import EngineError, ModelNotLoaded, ModelyardError, Unsupported
+from modelyard.errors import EngineError, InvalidRequest, ModelNotLoaded, ModelyardError, Unsupported
 from modelyard.gateway import tgi, tools
 from modelyard.gateway.calls import admit, engine_call
 from modelyard.gateway.checks import (
@@ -49,7 +49,7 @@ from modelyard.gateway.protocol import (
 from modelyard.gateway.proxy import relay
 from modelyard.gateway.upscaling import STEP, generate_then_upscale
 from modelyard.gateway.upstream import send, upstream_of
-from modelyard.http_errors import error_response, invalid_body, response
+from modelyard.http_errors import OPENAI
 from modelyard.runtime.admission import Ticket, stays
 from modelyard.runtime.queue import ClientGone
 from modelyard.validation import describe
@@ -114,7 +114,7 @@ async def image_generations(request: Request) -> Response:
     try:
         body = GenerationRequest.model_validate_json(raw)
     except ValidationError as e:
-        return response(invalid_body(describe(e.errors())), 400)
+        return OPENAI.answer(InvalidRequest(describe(e.errors())))
     payload = body.model_dump(exclude_unset=True)
     if body.upscale is not None:
         return await generate_then_upscale(request, payload, path, capability, _route)
@@ -134,7 +134,7 @@ async def image_edits(request: Request) -> Response:
         name, prompt = form.get("model"), form.get("prompt")
         has_image = form.get("image") is not None or form.get("image[]") is not None
     if not isinstance(name, str) or not name or not isinstance(prompt, str) or not has_image:
-        return response(invalid_body("the form needs model, prompt and image"), 400)
+        return OPENAI.answer(InvalidRequest("the form needs model, prompt and image"))
     # the form goes to the engine as it came; the engine knows the model by its own name
     return await _route(request, raw, name, "images", path, capability="image-to-image", form=True)
 
@@ -163,7 +163,7 @@ async def _images_in(request: Request, schema: type[OpenAIRequest], endpoint: st
         name = form.get("model")
         has_image = form.get("image") is not None or form.get("image[]") is not None
     if not isinstance(name, str) or not name or not has_image:
-        return response(invalid_body("the form needs model and image"), 400)
+        return OPENAI.answer(InvalidRequest("the form needs model and image"))
     return await _route(request, raw, name, endpoint, path, form=True)
 
 
@@ -213,12 +213,14 @@ async def audio_voices(request: Request, model: str) -> VoiceList:
 
 async def _audio(request: Request, endpoint: str) -> Response:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        return response(invalid_body("send a multipart form with model and file, as OpenAI's API does"), 400)
+        return OPENAI.answer(
+            InvalidRequest("send a multipart form with model and file, as OpenAI's API does")
+        )
     raw = await request.body()
     async with request.form() as form:
         name, has_file = form.get("model"), form.get("file") is not None
     if not isinstance(name, str) or not name or not has_file:
-        return response(invalid_body("the form needs model and file"), 400)
+        return OPENAI.answer(InvalidRequest("the form needs model and file"))
     return await _route(request, raw, name, endpoint, f"/v1/{endpoint}", form=True)
 
 
@@ -289,14 +291,14 @@ async def _serve(
     try:
         body = schema.model_validate_json(raw)
     except ValidationError as e:
-        return response(invalid_body(describe(e.errors())), 400)
+        return OPENAI.answer(InvalidRequest(describe(e.errors())))
     if endpoint == "chat" and b'"tool_choice"' in raw:
         try:
             forced = await _forced(request, body.model, orjson.loads(raw), stream=body.stream)
         except ClientGone:
             return Response(status_code=499)
         except ModelyardError as e:
-            return error_response(e)
+            return OPENAI.answer(e)
         if forced is not None:
             return forced
     # a stream's usage comes only when asked for: the gateway asks, counts it, and keeps it
@@ -368,7 +370,7 @@ async def _route(
             exchange.finish(499)
         return Response(status_code=499)
     except ModelyardError as e:
-        answer = error_response(e)
+        answer = OPENAI.answer(e)
         if exchange is None and e.model is not None:  # refused by the model: counted for it
             exchange = Exchange.of(request, e.model, endpoint)
         if exchange is not None:

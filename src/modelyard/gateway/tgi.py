@@ -14,7 +14,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from modelyard.errors import EngineError, InvalidRequest
 from modelyard.gateway.calls import begun, engine_call
-from modelyard.http_errors import sse_error
+from modelyard.http_errors import OPENAI
 from modelyard.runtime.admission import Ticket
 
 FINISH = {"length": "length", "eos_token": "stop", "stop_sequence": "stop"}
@@ -91,4 +91,4 @@ async def completion(request: Request, ticket: Ticket, body: dict[str, Any], nam
                 yield b"data: " + orjson.dumps(_completion(name, text, finish, 0, chunk=True)) + b"\n\n"
         yield b"data: [DONE]\n\n"
 
-    return StreamingResponse(await begun(relay(), sse_error), media_type="text/event-stream")
+    return StreamingResponse(await begun(relay(), OPENAI.piece), media_type="text/event-stream")

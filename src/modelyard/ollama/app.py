@@ -26,7 +26,7 @@ from modelyard.catalog.records import Model
 from modelyard.errors import InvalidRequest, ModelyardError, ScopeDenied
 from modelyard.gateway.calls import admit, begun, engine_call
 from modelyard.gateway.checks import caller_of, library_of
-from modelyard.http_errors import ollama_error
+from modelyard.http_errors import OLLAMA
 from modelyard.ollama import translate as t
 from modelyard.ollama.protocol import ChatIn, EmbeddingsIn, EmbedIn, GenerateIn, OllamaRequest, ShowIn
 from modelyard.runtime.admission import Ticket
@@ -47,7 +47,7 @@ def create_ollama_app(main: FastAPI) -> FastAPI:
 
     @app.exception_handler(ModelyardError)
     async def _domain(_request: Request, exc: ModelyardError) -> Response:
-        return ollama_error(exc)
+        return OLLAMA.answer(exc)
 
     @app.exception_handler(ClientGone)
     async def _gone(_request: Request, _exc: ClientGone) -> Response:
@@ -55,7 +55,7 @@ def create_ollama_app(main: FastAPI) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> Response:
-        return ollama_error(InvalidRequest(describe(exc.errors(), skip=1)))
+        return OLLAMA.answer(InvalidRequest(describe(exc.errors(), skip=1)))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -66,9 +66,7 @@ def create_ollama_app(main: FastAPI) -> FastAPI:
             message = f"{request.url.path} does not take {request.method}"
         else:
             message = exc.detail if isinstance(exc.detail, str) else "the request was refused"
-        return Response(
-            orjson.dumps({"error": message}), status_code=exc.status_code, media_type="application/json"
-        )
+        return OLLAMA.refused(exc.status_code, message)
 
     @app.get("/", response_class=PlainTextResponse)
     @app.head("/", response_class=PlainTextResponse)
@@ -318,5 +316,5 @@ async def _answer(
                         yield line(part, done=False) + b"\n"
         yield line(piece({}), finish, usage) + b"\n"
 
-    stream = await begun(lines(), lambda e: orjson.dumps({"error": str(e)}) + b"\n")
+    stream = await begun(lines(), OLLAMA.piece)
     return StreamingResponse(stream, media_type="application/x-ndjson")

@@ -18,8 +18,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from modelyard.errors import ModelyardError, Unauthenticated
-from modelyard.http_errors import error_response, internal_body, invalid_body, response
+from modelyard.errors import InvalidRequest, ModelyardError, Unauthenticated
+from modelyard.http_errors import OPENAI, internal_error
+from modelyard.validation import describe, first_field
 
 log = logging.getLogger(__name__)
 Answer = dict[str, Any] | AsyncIterator[bytes] | Response  # a Response: not JSON (text, subtitles)
@@ -61,7 +62,7 @@ def build_app(
         async def checked(request: Request) -> Response:
             given = request.headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), wanted.encode()):
-                return error_response(Unauthenticated("this engine answers the modelyard gateway only"))
+                return OPENAI.answer(Unauthenticated("this engine answers the modelyard gateway only"))
             return await serve(request)
 
         return checked
@@ -73,15 +74,8 @@ def build_app(
 
 def refusal(e: ValidationError) -> Response:
     """A body that does not validate: the first problem names its field."""
-    problems = []
-    for err in e.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "body"
-        if err["type"] == "extra_forbidden":
-            problems.append(f"{where}: not supported by this engine")
-        else:
-            problems.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
-    first = e.errors()[0]["loc"] if e.errors() else ()
-    return response(invalid_body("; ".join(problems), param=str(first[0]) if first else None), 400)
+    message = describe(e.errors(), extra="not supported by this engine")
+    return OPENAI.answer(InvalidRequest(message, param=first_field(e.errors())))
 
 
 def _route(endpoint: Endpoint, name: str) -> Callable[[Request], Awaitable[Response]]:
@@ -95,10 +89,10 @@ def _route(endpoint: Endpoint, name: str) -> Callable[[Request], Awaitable[Respo
         except ValidationError as e:
             return refusal(e)
         except ModelyardError as e:
-            return error_response(e)
+            return OPENAI.answer(e)
         except Exception:  # a bug: the engine stays up, the client hears it
             log.exception("request failed")
-            return response(internal_body("the engine hit an internal error; its log has the details"), 500)
+            return internal_error("the engine hit an internal error; its log has the details")
         if isinstance(result, dict):
             return _json(result)
         if isinstance(result, Response):

@@ -17,7 +17,7 @@ from typing import Any
 from modelyard.backends.transformers import TransformersOptions
 from modelyard.errors import EngineError, InvalidRequest, ModelyardError
 from modelyard.formats.loaders import GPTQMODEL_METHODS
-from modelyard.http_errors import sse_error
+from modelyard.http_errors import OPENAI
 from modelyard.runners import speculation
 from modelyard.runners.constrain import Grammars, schema_of
 from modelyard.runners.devices import (
@@ -660,7 +660,7 @@ def _sse(
                 if reason is not None:
                     yield finish("tool_calls" if calls else reason)
         except ModelyardError as e:
-            yield sse_error(e)
+            yield OPENAI.piece(e)
             return
         if usage:
             total, timings = _usage(len(prompt.ids), n, s, clock)
