@@ -34,6 +34,7 @@ from modelyard.api import keys as keys_api
 from modelyard.api.guard import Guard
 from modelyard.api.hot import HotPath
 from modelyard.backends.installs import Installs
+from modelyard.backends.registry import Backends
 from modelyard.catalog.store import Store
 from modelyard.config import Settings
 from modelyard.create.jobs import Creations
@@ -49,6 +50,7 @@ from modelyard.metrics import CONTENT_TYPE, Metrics
 from modelyard.monitor.sampler import Monitor
 from modelyard.ollama.app import create_ollama_app
 from modelyard.runtime.admission import Admission
+from modelyard.runtime.executors import executor_for
 from modelyard.runtime.runtime import Runtime
 from modelyard.usage.meter import Meter
 from modelyard.usage.quotas import Quotas
@@ -66,7 +68,11 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.upstream = Upstream()
-        app.state.runtime = runtime = Runtime(settings, library, quotas=quotas)
+        backends = Backends.from_settings(settings)
+        executor = executor_for(settings, backends)
+        app.state.runtime = runtime = Runtime(
+            settings, library, executor=executor, backends=backends, quotas=quotas
+        )
         app.state.admission = Admission(runtime)
         meter.start()
         await runtime.start()

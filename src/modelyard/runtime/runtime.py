@@ -7,10 +7,12 @@ stops only once the new instances serve, so a load that fails leaves the old mod
 the new model fits only in the memory the old one holds, the old one stops first and is brought
 back if the new one fails.
 
-Each instance has a supervisor task (supervisor.py) that starts its engine through the executor,
-waits until it is healthy, hears of its exit at once, and restarts it with exponential backoff.
-Requests wait in each model's bounded queue (queue.py). Time comes from a Clock, so tests run the
-rules on a FakeClock with a FakeExecutor.
+Each instance has a supervisor task (supervisor.py, which sees the runtime through its narrow
+``Port``) that starts its engine through the executor (chosen where the app is composed:
+executors.py), waits until it is healthy, hears of its exit at once, and restarts it with
+exponential backoff. Requests are admitted by admission.py and wait in each model's bounded
+queue (queue.py); what the API reads of the runtime is ``serving()`` (serving.py). Time comes
+from a Clock, so tests run the rules on a FakeClock with a FakeExecutor.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
@@ -46,7 +47,6 @@ from modelyard.runtime import comeback, placement
 from modelyard.runtime.clock import Clock, SystemClock
 from modelyard.runtime.comeback import HeldBack, HeldState
 from modelyard.runtime.executor import Engine, Executor, LogRef, Node, Usage
-from modelyard.runtime.local import LocalExecutor
 from modelyard.runtime.placement import Spot, files_of
 from modelyard.runtime.queue import Queue, Slot
 from modelyard.runtime.rules import Loaded, LoadPolicy
@@ -91,8 +91,8 @@ class Runtime:
         settings: Settings,
         library: Library,
         *,
-        executor: Executor | None = None,
-        backends: Backends | None = None,
+        executor: Executor,
+        backends: Backends,
         policy: LoadPolicy | None = None,
         clock: Clock | None = None,
         quotas: Quotas | None = None,
@@ -106,8 +106,8 @@ class Runtime:
         self.library = library
         self.store = library.store
         self.clock: Clock = clock or SystemClock()
-        self.backends = backends or Backends.from_settings(settings)
-        self.executor: Executor = executor or self._executor()
+        self.backends = backends
+        self.executor = executor
         self.policy = policy or LoadPolicy.from_settings(
             settings.one_per_category, settings.exclusive, settings.max_loras
         )
@@ -124,27 +124,6 @@ class Runtime:
         self.held_back: dict[str, HeldBack] = {}  # deployments wished for with no instances now
         self._comebacks: dict[str, asyncio.Task[None]] = {}
         library.is_loaded = self.is_loaded
-
-    def _executor(self) -> Executor:
-        """Engines on this machine, or on a Ray cluster's workers (MODELYARD_CLUSTER)."""
-        owner = str(self.settings.home.resolve())
-        if self.settings.cluster:
-            if self.settings.cluster.split(":")[0] in ("127.0.0.1", "localhost"):
-                # a cluster on this machine only: Ray's driver then keeps to the loopback address
-                os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-            from modelyard.runtime.cluster import RayExecutor  # the cluster extra
-
-            return RayExecutor(self.settings.cluster, owner, self._programs)
-        return LocalExecutor(self.settings.logs_dir, self.settings.home / "run", owner=owner)
-
-    def _programs(self) -> list[tuple[str, str]]:
-        """Each installed backend's program, which a worker must have to run it."""
-        found = []
-        for backend in self.backends:
-            with contextlib.suppress(ModelyardError):
-                backend.preflight()  # installed here
-                found.append((backend.name, backend.executable()))
-        return found
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -229,6 +208,15 @@ class Runtime:
                 clock=self.clock,
             )
         return queue
+
+    def model(self, name: str) -> Model:
+        return self.library.get(name)
+
+    def record(self, instance_id: int, **fields: Any) -> None:
+        self.store.update_instance(instance_id, **fields)
+
+    def restarted(self, name: str) -> None:
+        self.restarts[name] = self.restarts.get(name, 0) + 1
 
     def serving(self) -> list[Serving]:
         """What it serves now, and the models whose queues hold requests, by name."""

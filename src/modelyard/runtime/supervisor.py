@@ -14,18 +14,18 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
 from modelyard.backends import flags
 from modelyard.backends.base import Backend, Placement
+from modelyard.catalog.records import Model
+from modelyard.config import Settings
 from modelyard.errors import EngineError, ModelyardError
-from modelyard.runtime.executor import LOST, Claim, Engine, Launch
-from modelyard.runtime.queue import Slot
-
-if TYPE_CHECKING:
-    from modelyard.runtime.runtime import Runtime
+from modelyard.runtime.clock import Clock
+from modelyard.runtime.executor import LOST, Claim, Engine, Executor, Launch
+from modelyard.runtime.queue import Queue, Slot
 
 log = logging.getLogger(__name__)
 HEALTH_EVERY = 0.1  # seconds between health checks while an engine starts
@@ -88,8 +88,31 @@ class Live:
     error: str | None = None  # its last error, as recorded
 
 
+class Port(Protocol):
+    """What a supervisor needs of the runtime, and all it may touch."""
+
+    settings: Settings
+    clock: Clock
+    executor: Executor
+
+    def model(self, name: str) -> Model:
+        """The library's record of ``name``."""
+
+    def queue(self, name: str) -> Queue:
+        """The queue of ``name``'s requests, where an instance's slot goes once it serves."""
+
+    def record(self, instance_id: int, **fields: Any) -> None:
+        """Write what changed of an instance (state, url, error, ...) where the API reads it."""
+
+    def restarted(self, name: str) -> None:
+        """Count a restart of an instance of ``name``."""
+
+    async def relocate(self, live: Live) -> None:
+        """Give an instance without a place one; WontFit while no node takes it."""
+
+
 class Supervisor:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Port) -> None:
         self.rt = runtime
 
     async def run(self, live: Live) -> None:
@@ -120,8 +143,8 @@ class Supervisor:
             self._set(live, State.RESTARTING, note=f"{why}; restart in {delay:g} s")
             await self.rt.clock.sleep(delay)
             live.restarts += 1
-            self.rt.restarts[live.model] = self.rt.restarts.get(live.model, 0) + 1
-            self.rt.store.update_instance(live.id, restarts=live.restarts)
+            self.rt.restarted(live.model)
+            self.rt.record(live.id, restarts=live.restarts)
 
     def waits(self, live: Live, why: str) -> None:
         """A new instance that fits on no worker yet: `pending`, with the reason, until one takes
@@ -155,7 +178,7 @@ class Supervisor:
                 why = f"{first}; {e.message}" if first else e.message
                 if why != live.error:
                     live.error = why
-                    self.rt.store.update_instance(live.id, error=why)
+                    self.rt.record(live.id, error=why)
 
     def backoff(self, live: Live) -> float:
         """The delay before the next start: doubling per restart, from the first again once the
@@ -172,11 +195,11 @@ class Supervisor:
         live.state = state
         if "error" in fields:
             live.error = fields["error"]  # type: ignore[assignment]
-        self.rt.store.update_instance(live.id, state=state, note=note, **fields)
+        self.rt.record(live.id, state=state, note=note, **fields)
 
     async def _start(self, live: Live) -> None:
         rt = self.rt
-        model = rt.library.get(live.model)
+        model = rt.model(live.model)
         adapter = model.adapter(live.adapter) if live.adapter else None
         setup, where = live.setup, live.placement
         assert where is not None
@@ -195,7 +218,7 @@ class Supervisor:
         except OSError as e:
             raise EngineError(f"the engine of {live.model!r} could not be started: {e}") from e
         live.engine = engine
-        rt.store.update_instance(live.id, url=engine.url)
+        rt.record(live.id, url=engine.url)
         await self._healthy(live, engine)
         live.ready_at = rt.clock.now()
         self._set(live, State.RUNNING)
