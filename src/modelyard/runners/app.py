@@ -23,7 +23,8 @@ from modelyard.http_errors import OPENAI, internal_error
 from modelyard.validation import describe, first_field
 
 log = logging.getLogger(__name__)
-Answer = dict[str, Any] | AsyncIterator[bytes] | Response  # a Response: not JSON (text, subtitles)
+# a typed answer (completions.py), a JSON object, a stream of events, or a Response (text, subtitles)
+Answer = BaseModel | dict[str, Any] | AsyncIterator[bytes] | Response
 DUMP = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -95,6 +96,8 @@ def _route(endpoint: Endpoint, name: str) -> Callable[[Request], Awaitable[Respo
             return internal_error("the engine hit an internal error; its log has the details")
         if isinstance(result, dict):
             return _json(result)
+        if isinstance(result, BaseModel):  # a typed answer: the fields it set
+            return Response(result.model_dump_json(exclude_unset=True), media_type="application/json")
         if isinstance(result, Response):
             return result
         return StreamingResponse(

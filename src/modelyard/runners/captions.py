@@ -6,9 +6,7 @@ of the last user message's images, for clients that only speak chat."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +14,17 @@ from typing import Any
 from modelyard.backends.transformers import TransformersOptions
 from modelyard.errors import InvalidRequest
 from modelyard.runners.batching import Batcher
+from modelyard.runners.completions import (
+    DONE,
+    Answer,
+    ChatChoice,
+    Delta,
+    Head,
+    Message,
+    Usage,
+    answer_id,
+    usage_of,
+)
 from modelyard.runners.devices import device_of, dtype_of
 from modelyard.runners.media import load_image
 from modelyard.runners.requests import CaptionBody, ChatBody
@@ -150,14 +159,14 @@ class Captioner:
             "created": int(time.time()),
             "model": name,
             "data": [{"index": i, "caption": c.text} for i, c in enumerate(found)],
-            "usage": _usage(found),
+            "usage": _usage(found).model_dump(exclude_unset=True),
         }
 
     def _job(self, image: Any, prompt: str, max_tokens: int | None, temperature: float, top_p: float,
              seed: int | None) -> Job:  # fmt: skip
         return Job(image, prompt, max_tokens or self.max_tokens, temperature, top_p, seed)
 
-    async def chat(self, body: ChatBody, name: str) -> dict[str, Any] | AsyncIterator[bytes]:
+    async def chat(self, body: ChatBody, name: str) -> Answer | AsyncIterator[bytes]:
         if body.tools or body.response_format is not None or body.guidance_scale is not None:
             raise InvalidRequest("a captioning model answers with a caption: no tools, formats or guidance")
         max_tokens = body.max_completion_tokens or body.max_tokens
@@ -169,30 +178,16 @@ class Captioner:
         reason = (
             "length" if any(c.tokens >= j.max_tokens for c, j in zip(found, jobs, strict=True)) else "stop"
         )
-        ident, created, usage = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time()), _usage(found)
+        head = Head(answer_id("chatcmpl"), int(time.time()), name, chat=True)
+        usage = _usage(found)
         if not body.stream:
-            message = {"role": "assistant", "content": text}
-            return {
-                "id": ident,
-                "object": "chat.completion",
-                "created": created,
-                "model": name,
-                "choices": [{"index": 0, "message": message, "finish_reason": reason}],
-                "usage": usage,
-            }
-        head = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": name}
-        events = [
-            {
-                **head,
-                "choices": [
-                    {"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": None}
-                ],
-            },
-            {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": reason}]},
-        ]
+            return head.answer(
+                [ChatChoice(index=0, message=Message(content=text), finish_reason=reason)], usage=usage
+            )
+        events = [head.delta(Delta(role="assistant", content=text)), head.delta(Delta(), reason)]
         if body.stream_options is not None and body.stream_options.include_usage:
-            events.append({**head, "choices": [], "usage": usage})
-        return _sse(events)
+            events.append(head.usage(usage))
+        return _sse([*events, DONE])
 
 
 def _last_images(messages: list[dict[str, Any]]) -> list[Any]:
@@ -217,13 +212,10 @@ def _last_images(messages: list[dict[str, Any]]) -> list[Any]:
     )
 
 
-def _usage(found: list[Caption]) -> dict[str, int]:
-    prompt = sum(c.prompt_tokens for c in found)
-    made = sum(c.tokens for c in found)
-    return {"prompt_tokens": prompt, "completion_tokens": made, "total_tokens": prompt + made}
+def _usage(found: list[Caption]) -> Usage:
+    return usage_of(sum(c.prompt_tokens for c in found), sum(c.tokens for c in found))
 
 
-async def _sse(events: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+async def _sse(events: list[bytes]) -> AsyncIterator[bytes]:
     for event in events:
-        yield f"data: {json.dumps(event)}\n\n".encode()
-    yield b"data: [DONE]\n\n"
+        yield event

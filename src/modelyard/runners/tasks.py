@@ -71,11 +71,11 @@ def exl2(args: argparse.Namespace, options: Options) -> Loaded:
 
 
 def _text_routes(gen: Any) -> Routes:
-    from modelyard.runners import textgen
+    from modelyard.runners import completions
 
     return {
-        "/v1/chat/completions": Endpoint(requests.ChatBody, partial(textgen.chat, gen)),
-        "/v1/completions": Endpoint(requests.CompletionBody, partial(textgen.complete, gen)),
+        "/v1/chat/completions": Endpoint(requests.ChatBody, partial(completions.chat, gen)),
+        "/v1/completions": Endpoint(requests.CompletionBody, partial(completions.complete, gen)),
     }
 
 

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import threading
-import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from modelyard.backends.transformers import TransformersOptions
-from modelyard.errors import EngineError, InvalidRequest, ModelyardError
+from modelyard.errors import EngineError, InvalidRequest
 from modelyard.formats.loaders import GPTQMODEL_METHODS
-from modelyard.http_errors import OPENAI
 from modelyard.runners import speculation
 from modelyard.runners.constrain import Grammars, schema_of
 from modelyard.runners.devices import (
@@ -31,12 +27,9 @@ from modelyard.runners.devices import (
     rope,
 )
 from modelyard.runners.media import load_image
-from modelyard.runners.reasoning import Splitter as ReasoningSplitter
 from modelyard.runners.reasoning import budget_processor, starts_inside, thinks
-from modelyard.runners.reasoning import split as split_reasoning
-from modelyard.runners.requests import ChatBody, CompletionBody, GenerationBody
-from modelyard.runners.toolcalls import Holder, family_of, template_messages
-from modelyard.runners.toolcalls import parse as parse_calls
+from modelyard.runners.requests import GenerationBody
+from modelyard.runners.toolcalls import family_of, template_messages
 
 log = logging.getLogger(__name__)
 
@@ -478,202 +471,3 @@ def _partial_stop(text: str, stops: list[str]) -> int:
                 hold = max(hold, k)
                 break
     return hold
-
-
-# -- OpenAI shapes ---------------------------------------------------------------------------
-
-
-def _id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:24]}"
-
-
-async def chat(gen: Generator, body: ChatBody, name: str) -> dict[str, Any] | AsyncIterator[bytes]:
-    kwargs = body.chat_template_kwargs or {}
-    prompt = await asyncio.to_thread(gen.chat_prompt, body.messages, body.tools, kwargs)  # images decode here
-    # a constrained answer is the caller's JSON (a forced call's too: the gateway reads it)
-    family = gen.tool_family if body.calls_tools() and body.response_format is None else None
-    return await _answer(gen, body, name, prompt, chat=True, tools=family)
-
-
-async def complete(gen: Generator, body: CompletionBody, name: str) -> dict[str, Any] | AsyncIterator[bytes]:
-    return await _answer(gen, body, name, gen.text_prompt(body.prompt), chat=False)
-
-
-async def _answer(
-    gen: Generator, body: GenerationBody, name: str, prompt: Prompt, *, chat: bool, tools: str | None = None
-) -> dict[str, Any] | AsyncIterator[bytes]:
-    """The answer, whole or streamed; ``tools``: the family whose tool calls are read out of it."""
-    ids = prompt.ids
-    s = gen.sampling(body, len(ids))
-    s.grammar = await asyncio.to_thread(gen.grammar, body)
-    if s.grammar is not None:
-        prompt.thinking = None  # the answer is the JSON asked for, from its first token
-    if body.guidance_scale is not None and body.guidance_scale != 1:
-        prompt.negative = gen.negative_ids(body.negative_prompt or "")
-    elif body.negative_prompt:
-        raise InvalidRequest(
-            "negative_prompt works with guidance_scale (classifier-free guidance): set it, e.g. 1.5",
-            param="guidance_scale",
-        )
-    created = int(time.time())
-    ident = _id("chatcmpl" if chat else "cmpl")
-    if body.stream:
-        usage = body.stream_options is not None and body.stream_options.include_usage
-        return _sse(gen, prompt, s, name, ident, created, chat=chat, usage=usage, tools=tools)
-    text, reason, n = "", "stop", 0
-    clock = Decode()
-    async for piece, why, count in gen.stream(prompt, s):
-        text, reason, n = text + piece, why or reason, count
-        clock.tick(count)
-    usage_body, timings = _usage(len(ids), n, s, clock)
-    if chat:
-        message: dict[str, Any] = {"role": "assistant", "content": text}
-        if prompt.thinking is not None:
-            thought, text = split_reasoning(text, prompt.thinking)
-            message["content"] = text
-            if thought is not None:
-                message["reasoning_content"] = thought
-        if tools is not None:
-            content, calls = parse_calls(text, tools)
-            if calls:
-                message.update(content=content or None, tool_calls=calls)
-                reason = "tool_calls"
-        choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": reason}
-        kind = "chat.completion"
-    else:
-        choice = {"index": 0, "text": text, "finish_reason": reason, "logprobs": None}
-        kind = "text_completion"
-    return {
-        "id": ident,
-        "object": kind,
-        "created": created,
-        "model": name,
-        "choices": [choice],
-        "usage": usage_body,
-        **timings,
-    }
-
-
-@dataclass
-class Decode:
-    """When an answer's tokens came: from its first to its last (the decode, prefill aside)."""
-
-    first: float | None = None
-    last: float = 0.0
-    tokens: int = 0
-
-    def tick(self, count: int) -> None:
-        now = time.perf_counter()
-        if self.first is None and count:
-            self.first, self.tokens = now, count
-        self.last = now
-        self.tokens = max(self.tokens, count)
-
-    def timings(self) -> dict[str, Any]:
-        """llama-server's names: tokens decoded after the first, and their milliseconds."""
-        if self.first is None or self.tokens < 2 or self.last <= self.first:
-            return {}
-        ms = (self.last - self.first) * 1000
-        return {
-            "predicted_n": self.tokens - 1,
-            "predicted_ms": ms,
-            "predicted_per_second": (self.tokens - 1) / ms * 1000,
-        }
-
-
-def _usage(prompt: int, completion: int, s: Sampling, clock: Decode) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The usage object, and llama-server-style timings (the decode rate, drafts made), which the
-    gateway counts in its metrics; drafts also as OpenAI's accepted and rejected prediction tokens."""
-    usage: dict[str, Any] = {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }
-    timings = clock.timings()
-    if s.drafts is not None:
-        drafted, accepted = s.drafts
-        usage["completion_tokens_details"] = {
-            "accepted_prediction_tokens": accepted,
-            "rejected_prediction_tokens": drafted - accepted,
-        }
-        timings.update(draft_n=drafted, draft_n_accepted=accepted)
-    return usage, {"timings": timings} if timings else {}
-
-
-def _sse(
-    gen: Generator,
-    prompt: Prompt,
-    s: Sampling,
-    name: str,
-    ident: str,
-    created: int,
-    *,
-    chat: bool,
-    usage: bool,
-    tools: str | None = None,
-) -> AsyncIterator[bytes]:
-    """The answer as server-sent events: chat deltas of reasoning, content and tool calls (each
-    call whole, once the answer ended), or completion text."""
-    kind = "chat.completion.chunk" if chat else "text_completion"
-
-    def event(choice: dict[str, Any]) -> bytes:
-        body = {"id": ident, "object": kind, "created": created, "model": name, "choices": [choice]}
-        return f"data: {json.dumps(body)}\n\n".encode()
-
-    def delta(fields: dict[str, Any]) -> bytes:
-        if chat:
-            return event({"index": 0, "delta": fields, "finish_reason": None})
-        return event({"index": 0, "text": fields.get("content", ""), "finish_reason": None, "logprobs": None})
-
-    def finish(reason: str) -> bytes:
-        if chat:
-            return event({"index": 0, "delta": {}, "finish_reason": reason})
-        return event({"index": 0, "text": "", "finish_reason": reason, "logprobs": None})
-
-    async def events() -> AsyncIterator[bytes]:
-        n = 0
-        if chat:
-            yield delta({"role": "assistant", "content": ""})
-        thoughts = ReasoningSplitter(prompt.thinking) if chat and prompt.thinking is not None else None
-        holder = Holder(tools) if tools is not None else None
-        clock = Decode()
-        try:
-            async for piece, reason, count in gen.stream(prompt, s):
-                n = count
-                clock.tick(count)
-                thought, text = thoughts.feed(piece) if thoughts is not None else ("", piece)
-                if reason is not None and thoughts is not None:
-                    more_thought, more_text = thoughts.finish()
-                    thought, text = thought + more_thought, text + more_text
-                if thought:
-                    yield delta({"reasoning_content": thought})
-                calls: list[dict[str, Any]] = []
-                if holder is not None:
-                    text = holder.feed(text)
-                    if reason is not None:  # the end: what was held back, and the calls
-                        rest, calls = holder.finish()
-                        text += rest
-                if text:
-                    yield delta({"content": text})
-                for i, call in enumerate(calls):
-                    yield delta({"tool_calls": [{"index": i, **call}]})
-                if reason is not None:
-                    yield finish("tool_calls" if calls else reason)
-        except ModelyardError as e:
-            yield OPENAI.piece(e)
-            return
-        if usage:
-            total, timings = _usage(len(prompt.ids), n, s, clock)
-            body = {
-                "id": ident,
-                "object": kind,
-                "created": created,
-                "model": name,
-                "choices": [],
-                "usage": total,
-                **timings,
-            }
-            yield f"data: {json.dumps(body)}\n\n".encode()
-        yield b"data: [DONE]\n\n"
-
-    return events()
