@@ -3,22 +3,42 @@ Hugging Face, sentence-transformers, cross-encoder, PEFT and diffusers folders, 
 
 from __future__ import annotations
 
+import functools
 import json
 import pickle
+import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import gguf
 import numpy as np
 from safetensors.numpy import save_file
 
-RNG = np.random.default_rng(0)
+_rng = np.random.default_rng(0)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _seeded(build: Callable[Concatenate[Path, P], R]) -> Callable[Concatenate[Path, P], R]:
+    """A builder whose random weights come from its file's (or folder's) own name: the same
+    model whatever was built before it, in any order of the tests."""
+
+    @functools.wraps(build)
+    def seeded(path: Path, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        global _rng
+        _rng = np.random.default_rng(zlib.crc32(Path(path).name.encode()))
+        return build(path, *args, **kwargs)
+
+    return seeded
+
+
 # A chat template for the tiny chat models: llama-server's Jinja engine formats messages with it.
 CHAT_TEMPLATE = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}<|assistant|>"
 
 
 def _rand(*shape: int, dtype: Any = np.float32) -> np.ndarray:
-    return (RNG.standard_normal(shape) * 0.02).astype(dtype)
+    return (_rng.standard_normal(shape) * 0.02).astype(dtype)
 
 
 # -- GGUF ------------------------------------------------------------------------------------
@@ -79,6 +99,7 @@ def _llama_tensors(
     return t
 
 
+@_seeded
 def write_llama_gguf(
     path: Path,
     *,
@@ -151,6 +172,7 @@ def write_llama_gguf(
     return paths
 
 
+@_seeded
 def write_lora_gguf(path: Path, *, arch: str = "llama", n_embd: int = TINY["n_embd"], rank: int = 4) -> Path:
     """A GGUF LoRA for the tiny llama: attn_q and attn_v of every layer."""
     head_dim = TINY["n_embd"] // TINY["n_head"]
@@ -170,6 +192,7 @@ def write_lora_gguf(path: Path, *, arch: str = "llama", n_embd: int = TINY["n_em
     return path
 
 
+@_seeded
 def write_mmproj_gguf(path: Path, n_embd_text: int = TINY["n_embd"]) -> Path:
     """A LLaVA-style (projector "mlp") CLIP projector that llama.cpp really loads and runs: one
     vision block on 32x32 images in 8x8 patches (16 image tokens), projected to the tiny llama."""
@@ -297,6 +320,7 @@ def _json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=1))
 
 
+@_seeded
 def write_hf_llama(
     folder: Path,
     *,
@@ -348,6 +372,7 @@ def write_hf_llama(
     return folder
 
 
+@_seeded
 def write_bert(
     folder: Path,
     *,
@@ -393,6 +418,7 @@ def write_bert(
     return folder
 
 
+@_seeded
 def write_peft(
     folder: Path, *, hidden: int = 64, rank: int = 4, targets: tuple[str, ...] = ("q_proj", "v_proj")
 ) -> Path:
@@ -420,6 +446,7 @@ def write_peft(
     return folder
 
 
+@_seeded
 def write_diffusers(folder: Path, pipeline: str = "FluxPipeline") -> Path:
     _json(
         folder / "model_index.json",
@@ -447,6 +474,7 @@ def write_diffusers(folder: Path, pipeline: str = "FluxPipeline") -> Path:
 # -- single files ------------------------------------------------------------------------------
 
 
+@_seeded
 def write_safetensors(path: Path, tensors: dict[str, tuple[int, ...]], dtype: Any = np.float16) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({n: _rand(*s, dtype=dtype) for n, s in tensors.items()}, str(path))

@@ -22,6 +22,11 @@ from modelyard.catalog.store import Store
 from modelyard.config import Settings
 from modelyard.library import Library
 
+# A test's models stay loaded whatever else takes the machine's memory: the servers of the tests
+# (in process and as processes) never unload under memory pressure, except where the pressure
+# tests (tests/monitor) turn it on.
+os.environ["MODELYARD_PRESSURE_UNLOAD"] = "false"
+
 
 @pytest.fixture(scope="session")
 def gemma(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -35,7 +35,9 @@ def test_current_history_stream(tmp_path: Path) -> None:
 
 def test_memory_pressure_unloads_the_idle_model(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
     # a threshold every machine is above: pressure at once
-    with serve(tmp_path / "home", monitor_interval=0.2, memory_pressure=0.001) as server:
+    with serve(
+        tmp_path / "home", monitor_interval=0.2, memory_pressure=0.001, pressure_unload=True
+    ) as server:
         add(server, tiny_models["tiny-chat"])
         load(server, "tiny-chat")
         wait_for(lambda: not server.runtime.is_loaded("tiny-chat"), timeout=20)
