@@ -1,14 +1,16 @@
 import { Fragment } from "preact";
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { api, ApiError, CATEGORIES, CATEGORY_LABELS, type Category, DIFFUSION, type Estimate, type Model } from "../api";
+import { AdapterRows } from "../components/AdapterRows";
 import { Confirm } from "../components/Dialog";
 import { Editable } from "../components/Editable";
-import { PathInput } from "../components/PathInput";
 import { CreateDialog } from "../dialogs/CreateDialog";
 import { ImportDialog } from "../dialogs/ImportDialog";
+import { LoadConfirm } from "../dialogs/LoadDialog";
+import { AdapterDialog, ComponentsDialog, ContextDialog } from "../dialogs/ModelDialogs";
 import { useAttempt } from "../hooks";
 import { count, size } from "../format";
-import { libraryChanged, message, useLibraryVersion, useTemplates } from "../store";
+import { libraryChanged, message, useLibraryVersion } from "../store";
 
 type Modal =
   | { kind: "import" }
@@ -356,195 +358,5 @@ export function Library({ openDownloader }: { openDownloader: () => void }) {
         </Confirm>
       )}
     </section>
-  );
-}
-
-function AdapterRows(props: {
-  model: Model;
-  selected: string | null;
-  onSelect: (adapter: string | null) => void;
-  onImport: () => void;
-  onDelete: (adapter: string) => void;
-}) {
-  const { model, selected } = props;
-  return (
-    <div class="adapter-list" aria-label={`Adapters of ${model.name}`}>
-      <div class="line">
-        <strong>LoRA adapters</strong>
-        <span class="spacer" />
-        <button onClick={props.onImport}>Import LoRA</button>
-      </div>
-      {model.adapters.length === 0 && <p class="muted">None. A LoRA made for this base can be imported.</p>}
-      {model.adapters.length > 0 && (
-        <label class="adapter">
-          <input type="radio" name={`adapter-${model.name}`} checked={selected === null} onChange={() => props.onSelect(null)} />
-          <span>none</span>
-        </label>
-      )}
-      {model.adapters.map((a) => (
-        <div class="adapter" key={a.name}>
-          <label>
-            <input type="radio" name={`adapter-${model.name}`} checked={selected === a.name} onChange={() => props.onSelect(a.name)} />
-            <span>{a.name}</span>
-          </label>
-          <small class="muted">
-            {a.format} · {size(a.size)}
-          </small>
-          <button class="danger small" onClick={() => props.onDelete(a.name)}>
-            Delete
-          </button>
-        </div>
-      ))}
-    </div>
-  );
-}
-
-function LoadConfirm(props: {
-  model: Model;
-  adapter: string | null;
-  estimate: Estimate | null;
-  note: string | null;
-  onCancel: () => void;
-  onLoad: (force: boolean) => void;
-}) {
-  const e = props.estimate;
-  const fits = !e || e.fits;
-  return (
-    <Confirm
-      title={`Load ${props.model.name}`}
-      confirm={fits ? "Load" : "Load anyway"}
-      danger={!fits}
-      onCancel={props.onCancel}
-      onConfirm={() => props.onLoad(!fits)}
-    >
-      {props.adapter && <p>With the adapter {props.adapter}.</p>}
-      {e && (
-        <div class="estimate" aria-label="Memory estimate">
-          <p>
-            Needs <strong>{size(e.ram.total)}</strong> of memory, <strong>{size(e.free_ram)}</strong> free
-            {e.vram.length > 0 && ` · GPU ${e.vram.map((v) => size(v.total)).join(" + ")} of ${e.free_vram.map(size).join(" + ")} free`}.
-          </p>
-          <meter min={0} max={Math.max(e.free_ram, e.ram.total)} value={e.ram.total} high={e.free_ram * 0.9} />
-          <p class="muted">
-            weights {size(e.ram.weights)} · KV cache {size(e.ram.kv_cache)} ({e.n_ctx.toLocaleString()} tokens) · compute{" "}
-            {size(e.ram.compute)} · {e.runtime}
-          </p>
-          {!fits && (
-            <p class="error">
-              It will not fit what is free now.
-              {e.max_ctx ? ` A context of ${e.max_ctx.toLocaleString()} tokens would.` : ""}
-            </p>
-          )}
-        </div>
-      )}
-      {props.note && <p class="muted">{props.note}</p>}
-    </Confirm>
-  );
-}
-
-const CONTEXT_PRESETS = [0, 2048, 4096, 8192, 16384, 32768, 131072];
-
-type EditProps = { model: Model; onClose: () => void; onSaved: () => void };
-
-function ContextDialog({ model, onClose, onSaved }: EditProps) {
-  const [value, setValue] = useState<string | null>(null); // null until the saved one arrives
-  const { error, setError, busy, attempt } = useAttempt();
-  useEffect(() => {
-    api
-      .settings(model.name)
-      .then((s) => setValue(String(s.saved.n_ctx ?? 0)))
-      .catch((e: unknown) => (setValue("0"), setError(message(e))));
-  }, [model.name]);
-  const save = () => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 0) return setError("A whole number of tokens, or 0 for the model's own.");
-    void attempt(async () => (await api.saveSettings(model.name, { n_ctx: n }), onSaved()));
-  };
-  return (
-    <Confirm title={`Context size of ${model.name}`} confirm="Save" busy={busy || value === null} error={error} onCancel={onClose} onConfirm={save}>
-      <label>
-        Context (tokens)
-        <input type="number" min={0} aria-label="Context size" value={value ?? ""} disabled={value === null} onInput={(e) => setValue(e.currentTarget.value)} list="ctx-presets" />
-        <datalist id="ctx-presets">
-          {CONTEXT_PRESETS.map((n) => (
-            <option key={n} value={n} />
-          ))}
-        </datalist>
-      </label>
-      <div class="presets">
-        {CONTEXT_PRESETS.map((n) => (
-          <button key={n} class="small" onClick={() => setValue(String(n))}>
-            {n === 0 ? "model's own" : n.toLocaleString()}
-          </button>
-        ))}
-      </div>
-      <p class="muted">
-        0 uses the model's own{model.context_length ? ` (${model.context_length.toLocaleString()} tokens)` : ""}. A larger context
-        takes more memory. {model.loaded && "Reload the model to apply it."}
-      </p>
-    </Confirm>
-  );
-}
-
-function ComponentsDialog({ model, onClose, onSaved }: EditProps) {
-  const template = useTemplates()[model.template ?? "sd_official"];
-  const roles: string[] = DIFFUSION.includes(model.category) ? (template?.components ?? []) : ["mmproj"];
-  const have = Object.fromEntries(model.components.map((c) => [c.role, c.path]));
-  const [paths, setPaths] = useState<Record<string, string>>(have);
-  const [caps, setCaps] = useState<string[]>(model.capabilities);
-  const possible: string[] = template?.capabilities ?? [];
-  const { error, busy, attempt } = useAttempt();
-  const save = () =>
-    void attempt(async () => {
-      for (const role of roles) {
-        const p = (paths[role] ?? "").trim();
-        if (p && p !== have[role]) await api.setComponent(model.name, role, p);
-        if (!p && have[role]) await api.removeComponent(model.name, role);
-      }
-      if (DIFFUSION.includes(model.category) && caps.join() !== model.capabilities.join()) {
-        await api.edit(model.name, { capabilities: caps });
-      }
-      onSaved();
-    });
-  return (
-    <Confirm title={`Components of ${model.name}`} confirm="Save" busy={busy} error={error} onCancel={onClose} onConfirm={save}>
-      {model.template && <p class="muted">Template: {model.template}</p>}
-      {DIFFUSION.includes(model.category) && (
-        <div class="checks">
-          {possible.map((c) => (
-            <label key={c}>
-              <input
-                type="checkbox"
-                checked={caps.includes(c)}
-                onChange={(e) => setCaps(e.currentTarget.checked ? [...caps, c].sort() : caps.filter((x) => x !== c))}
-              />
-              {c}
-            </label>
-          ))}
-        </div>
-      )}
-      {roles.map((role) => (
-        <label key={role}>
-          {role.toUpperCase()}
-          <PathInput label={`${role} path`} value={paths[role] ?? ""} onInput={(v) => setPaths({ ...paths, [role]: v })} placeholder="none" />
-        </label>
-      ))}
-      <p class="muted">Clear a path to remove the component.</p>
-    </Confirm>
-  );
-}
-
-function AdapterDialog({ model, onClose, onSaved }: EditProps) {
-  const [path, setPath] = useState("");
-  const { error, busy, attempt } = useAttempt();
-  const save = () => void attempt(async () => (await api.addAdapter(model.name, path.trim()), onSaved()));
-  return (
-    <Confirm title={`Import a LoRA for ${model.name}`} confirm="Import" busy={busy || !path.trim()} error={error} onCancel={onClose} onConfirm={save}>
-      <label>
-        LoRA file or folder
-        <PathInput label="LoRA path" value={path} onInput={setPath} placeholder="/home/me/loras/adapter.gguf" />
-      </label>
-      <p class="muted">It is checked against {model.name}: a LoRA made for another base is refused.</p>
-    </Confirm>
   );
 }
