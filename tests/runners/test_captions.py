@@ -15,6 +15,7 @@ import pytest
 from builders import data_url, png_of
 from builders import noise_picture as picture
 from conftest import RunningServer, serve
+from modelyard.gateway.answers import CaptionAnswer
 from torch_models import write_tiny_blip, write_tiny_git, write_tiny_vit_gpt2
 
 pytestmark = pytest.mark.engine
@@ -91,7 +92,7 @@ def test_captions_are_the_models_own(server: RunningServer, folders: dict[str, P
     images = [picture(1), picture(2)]
     r = server.http.post("/v1/images/captions", json={"model": name, "image": [data_url(i) for i in images]})
     assert r.status_code == 200, r.text
-    answer = r.json()
+    answer = CaptionAnswer.model_validate(r.json()).model_dump()  # as the OpenAPI document says
     expected = [in_process(folders[name], i) for i in images]
     assert [d["caption"] for d in answer["data"]] == expected
     assert expected[0]

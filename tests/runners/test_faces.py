@@ -14,6 +14,7 @@ import pytest
 
 from builders import data_url
 from conftest import RunningServer, serve
+from modelyard.gateway.answers import FaceAnswer
 from torch_models import faces_picture, write_tiny_face_pack
 
 PLACES = [(64, 32), (192, 128), (448, 480)]
@@ -76,6 +77,7 @@ def test_each_face_gets_insightfaces_vector(client: openai.OpenAI, pack: Path) -
         assert len(extra["landmarks"]) == 5
     boxes = sorted(tuple(d.model_extra["bbox"][:2]) for d in answer.data[:3])  # type: ignore[index]
     assert boxes == sorted((float(x), float(y)) for x, y in PLACES)  # the three squares, nothing else
+    FaceAnswer.model_validate(answer.model_dump())  # as the OpenAPI document says
     assert not np.allclose(answer.data[0].embedding, answer.data[1].embedding)
 
 

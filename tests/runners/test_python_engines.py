@@ -16,6 +16,7 @@ import pytest
 from openai import OpenAI
 
 from conftest import RunningServer
+from modelyard.gateway.answers import ClassifyAnswer, RerankAnswer
 
 pytestmark = pytest.mark.engine
 
@@ -113,6 +114,7 @@ def test_rerank_in_llama_server_shape(server: RunningServer, torch_zoo: dict[str
         "/v1/rerank", json={"model": "reranker", "query": "the cat", "documents": docs, "top_n": 3}
     )
     assert r.status_code == 200, r.text
+    RerankAnswer.model_validate(r.json())  # as the OpenAPI document says
     results = r.json()["results"]
     assert len(results) == 3
     scores = [x["relevance_score"] for x in results]
@@ -147,7 +149,8 @@ def test_text_classification(server: RunningServer, torch_zoo: dict[str, Path]) 
     assert add(server, torch_zoo["classify"], "sentiment")["category"] == "classification"
     load(server, "sentiment")
     texts = ["hello world", "the lazy dog"]
-    data = server.http.post("/v1/classify", json={"model": "sentiment", "input": texts}).json()["data"]
+    answer = server.http.post("/v1/classify", json={"model": "sentiment", "input": texts}).json()
+    data = ClassifyAnswer.model_validate(answer).model_dump()["data"]  # as the OpenAPI document says
     tok = AutoTokenizer.from_pretrained(torch_zoo["classify"])
     model = AutoModelForSequenceClassification.from_pretrained(torch_zoo["classify"])
     with torch.no_grad():

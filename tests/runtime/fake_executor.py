@@ -243,6 +243,7 @@ class FakeBackend:
     anthropic_messages: ClassVar[bool] = False
     distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"
+    lora_option: ClassVar[str | None] = None
 
     def __init__(self, need: int = 1 * GiB, slots: int = 1, vram: int = 0) -> None:
         self.need = need  # RAM one instance needs, for the fit

@@ -35,6 +35,12 @@ export type Preset = schema.PresetOut;
 export type Worker = schema.WorkerOut;
 export type TokenizerChoice = schema.TokenizerOut;
 export type InstallJob = schema.InstallOut;
+// the /v1 answers that are not OpenAI's own (gateway/answers.py)
+export type RerankAnswer = schema.RerankAnswer;
+export type ClassifyAnswer = schema.ClassifyAnswer;
+export type CaptionAnswer = schema.CaptionAnswer;
+export type FaceAnswer = schema.FaceAnswer;
+export type Voices = schema.VoiceList;
 
 export const CATEGORIES = categoryValues;
 export const TEMPLATES = templateValues;

@@ -80,6 +80,7 @@ class Backend(Protocol):
     anthropic_messages: ClassVar[bool]  # its engine serves Anthropic's /v1/messages itself
     distributable: ClassVar[bool]  # one engine can spread its layers over nodes (Placement.peers)
     dialect: ClassVar[str]  # the API its engine speaks: "openai", or "tgi" (the gateway translates)
+    lora_option: ClassVar[str | None]  # its option that lists LoRAs to load with; None: it has none
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:

@@ -127,6 +127,7 @@ class LlamaCppFamily:
     anthropic_messages: ClassVar[bool] = False
     distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"
+    lora_option: ClassVar[str | None] = None  # one LoRA, the deployment's (base:adapter)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:

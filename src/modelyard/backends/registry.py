@@ -65,6 +65,14 @@ def kinds_for(model: Model) -> list[type[Backend]]:
     return best_first(KINDS, model)
 
 
+def kind_named(name: str) -> type[Backend]:
+    """The kind of backend called ``name``."""
+    found = next((k for k in KINDS if k.name == name), None)
+    if found is None:
+        raise Unsupported(f"no backend named {name!r}", hint=f"one of {', '.join(k.name for k in KINDS)}")
+    return found
+
+
 def loaders_for(model: Model) -> list[str]:
     """The manuals' loaders that run ``model``, best first."""
     return list(dict.fromkeys(kind.loader for kind in kinds_for(model)))

@@ -128,6 +128,7 @@ class RunnerBackend(environments.InEnvironment):
     anthropic_messages: ClassVar[bool] = False
     distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"
+    lora_option: ClassVar[str | None] = None
 
     def __init__(self, envs: Path, *, managed_only: bool, torch_index: str | None, outputs: Path) -> None:
         super().__init__(envs, managed_only=managed_only, torch_index=torch_index)
@@ -248,6 +249,7 @@ class Transformers(RunnerBackend):
     name: ClassVar[str] = TRANSFORMERS
     loader: ClassVar[str] = TRANSFORMERS
     options: ClassVar[type[BaseModel]] = TransformersOptions
+    lora_option: ClassVar[str | None] = "peft_adapters"
 
     @classmethod
     def rank(cls, model: Model) -> int | None:
@@ -272,6 +274,7 @@ class Diffusers(RunnerBackend):
     name: ClassVar[str] = DIFFUSERS
     loader: ClassVar[str] = DIFFUSERS
     options: ClassVar[type[BaseModel]] = DiffusersOptions
+    lora_option: ClassVar[str | None] = "loras"
 
     @classmethod
     def rank(cls, model: Model) -> int | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from modelyard.backends.external import probe, url_of
+from modelyard.backends.registry import kind_named
 from modelyard.catalog.records import Deployment, Model
 from modelyard.deployments.deployer import Deployer
 from modelyard.deployments.spec import (
@@ -34,8 +35,6 @@ from modelyard.library.requests import ImportRequest, RemoteRequest
 from modelyard.runtime.runtime import Runtime
 
 Action = Literal["created", "updated", "unchanged", "would create", "would change"]
-# the settings key that lists the LoRAs a model loads with, by the backend its settings follow
-PEFT_KEYS = {"transformers": "peft_adapters", "diffusers": "loras"}
 
 
 @dataclass
@@ -195,7 +194,7 @@ class Applier:
         options = {**(m.settings or {}), **m.setting_fields()}
         backend, schema = settings.schema_for(model, m.backend() or None)
         if m.peft_adapters is not None:
-            key = PEFT_KEYS.get(backend)
+            key = kind_named(backend).lora_option
             if key is None:
                 raise InvalidSpec(
                     f"peft_adapters: the {backend} backend applies no LoRA when it loads",

@@ -12,6 +12,7 @@ from typing import Any
 from modelyard.catalog.records import Deployment, Download, Model, Scheduling
 from modelyard.deployments.spec import SchedulingChanges
 from modelyard.errors import InvalidInput, ModelyardError, NotFound
+from modelyard.formats.files import usable_path
 from modelyard.hub.jobs import Downloads, JobView, PullRequest
 from modelyard.hub.refs import Source, is_local
 from modelyard.library import Library
@@ -102,10 +103,11 @@ class Deployer:
 
     def imported(self, path: str, name: str | None) -> Model:
         """The model at ``path``: the library's, else imported now."""
-        known = self.library.store.find_by_path(os.path.abspath(os.path.expanduser(path)))
+        where = usable_path(path)  # a path no file system could hold is refused here
+        known = self.library.store.find_by_path(os.path.abspath(where))
         if known is not None:
             return known
-        return self.library.import_model(ImportRequest(path=os.path.expanduser(path), name=name))
+        return self.library.import_model(ImportRequest(path=str(where), name=name))
 
     async def start(
         self, model: Model, request: DeployRequest, *, force: bool = False, by: str | None = None

@@ -14,6 +14,13 @@ from starlette.routing import Route
 
 from modelyard.errors import EngineError, InvalidRequest, ModelNotLoaded, ModelyardError, Unsupported
 from modelyard.gateway import tgi, tools
+from modelyard.gateway.answers import (
+    CaptionAnswer,
+    ClassifyAnswer,
+    EmbeddingsAnswer,
+    FaceAnswer,
+    RerankAnswer,
+)
 from modelyard.gateway.calls import admit, engine_call
 from modelyard.gateway.checks import (
     admission_of,
@@ -86,18 +93,26 @@ async def completions(request: Request) -> Response:
     return await _serve(request, CompletionRequest, "completions", "/v1/completions")
 
 
-@router.post("/embeddings", openapi_extra=documented(EmbeddingRequest))
+@router.post(
+    "/embeddings",
+    openapi_extra=documented(EmbeddingRequest),
+    responses={
+        200: {"model": EmbeddingsAnswer | FaceAnswer, "description": "a face model's answer has faces"}
+    },
+)
 async def embeddings(request: Request) -> Response:
     return await _serve(request, EmbeddingRequest, "embeddings", "/v1/embeddings", coalesce=True)
 
 
-@router.post("/rerank", openapi_extra=documented(RerankRequest))
+@router.post("/rerank", openapi_extra=documented(RerankRequest), responses={200: {"model": RerankAnswer}})
 async def rerank(request: Request) -> Response:
     """Documents ordered by relevance to the query (the shape llama-server and GPUStack use)."""
     return await _serve(request, RerankRequest, "rerank", "/v1/rerank")
 
 
-@router.post("/classify", openapi_extra=documented(ClassifyRequest))
+@router.post(
+    "/classify", openapi_extra=documented(ClassifyRequest), responses={200: {"model": ClassifyAnswer}}
+)
 async def classify(request: Request) -> Response:
     """A label and a score for each input text."""
     return await _serve(request, ClassifyRequest, "classify", "/v1/classify")
@@ -139,7 +154,9 @@ async def image_edits(request: Request) -> Response:
     return await _route(request, raw, name, "images", path, capability="image-to-image", form=True)
 
 
-@router.post("/images/captions", openapi_extra=documented(CaptionRequest))
+@router.post(
+    "/images/captions", openapi_extra=documented(CaptionRequest), responses={200: {"model": CaptionAnswer}}
+)
 async def image_captions(request: Request) -> Response:
     """Captions of images (a captioning model): JSON, or a multipart form with model, image
     (files: image[]) and prompt."""

@@ -1,6 +1,6 @@
 /** The playground's speech modes: speech to text (a recording or a file) and text to speech. */
 import { useEffect, useState } from "preact/hooks";
-import { authorised, failure, get, postForm } from "../api";
+import { authorised, failure, get, postForm, type Voices } from "../api";
 import { useCall } from "./common";
 
 interface Segment {
@@ -166,7 +166,7 @@ export function Voice({ model }: { model: string }) {
   useEffect(() => {
     setVoices([]);
     if (!model) return;
-    get<{ voices: string[] }>(`/v1/audio/voices?model=${encodeURIComponent(model)}`)
+    get<Voices>(`/v1/audio/voices?model=${encodeURIComponent(model)}`)
       .then((r) => {
         setVoices(r.voices);
         setVoice((v) => (r.voices.includes(v) ? v : (r.voices[0] ?? "")));

@@ -1,6 +1,6 @@
 /** The playground's text modes: embeddings (with their similarities), rerank, classification. */
 import { useState } from "preact/hooks";
-import { post } from "../api";
+import { type ClassifyAnswer, post, type RerankAnswer } from "../api";
 import { lines, TextsForm, useCall } from "./common";
 
 function cosine(a: number[], b: number[]): number {
@@ -60,20 +60,14 @@ export function Embeddings({ model }: { model: string }) {
   );
 }
 
-interface Ranked {
-  index: number;
-  relevance_score: number;
-  document?: { text: string } | string;
-}
-
 export function Rerank({ model }: { model: string }) {
   const [query, setQuery] = useState("Where do cats sleep?");
   const [docs, setDocs] = useState("Cats often sleep on warm windowsills.\nThe stock market closed higher.\nKittens nap in cardboard boxes.");
-  const { result, error, busy, call } = useCall<{ docs: string[]; results: Ranked[] }>();
+  const { result, error, busy, call } = useCall<{ docs: string[]; results: RerankAnswer["results"] }>();
   const run = () =>
     call(async () => {
       const documents = lines(docs);
-      const res = await post<{ results: Ranked[] }>("/v1/rerank", { model, query, documents });
+      const res = await post<RerankAnswer>("/v1/rerank", { model, query, documents });
       return { docs: documents, results: res.results };
     });
   return (
@@ -104,19 +98,13 @@ export function Rerank({ model }: { model: string }) {
   );
 }
 
-interface Labelled {
-  index: number;
-  label: string;
-  score: number;
-}
-
 export function Classify({ model }: { model: string }) {
   const [text, setText] = useState("What a wonderful day.\nThis is the worst film I have seen.");
-  const { result, error, busy, call } = useCall<{ inputs: string[]; data: Labelled[] }>();
+  const { result, error, busy, call } = useCall<{ inputs: string[]; data: ClassifyAnswer["data"] }>();
   const run = () =>
     call(async () => {
       const inputs = lines(text);
-      const res = await post<{ data: Labelled[] }>("/v1/classify", { model, input: inputs });
+      const res = await post<ClassifyAnswer>("/v1/classify", { model, input: inputs });
       return { inputs, data: res.data };
     });
   return (

@@ -1,6 +1,6 @@
 /** The playground's image-reading modes: captions, upscaling, faces. */
 import { useState } from "preact/hooks";
-import { post } from "../api";
+import { type CaptionAnswer, type FaceAnswer, post } from "../api";
 import { useCall } from "./common";
 import { useImage } from "./image";
 
@@ -12,7 +12,7 @@ export function Caption({ model }: { model: string }) {
   const run = () =>
     call(async () => {
       const started = performance.now();
-      const res = await post<{ data: { caption: string }[]; usage: { completion_tokens: number } }>("/v1/images/captions", {
+      const res = await post<CaptionAnswer>("/v1/images/captions", {
         model,
         image: image!.url,
         max_tokens: maxTokens,
@@ -102,18 +102,11 @@ export function Upscale({ model }: { model: string }) {
   );
 }
 
-interface Face {
-  image: number;
-  bbox: number[];
-  score: number;
-  embedding: number[];
-}
-
 export function Faces({ model }: { model: string }) {
   const { image, input } = useImage();
-  const { result, error, busy, call } = useCall<Face[]>();
+  const { result, error, busy, call } = useCall<FaceAnswer["data"]>();
   const run = () =>
-    call(async () => (await post<{ data: Face[] }>("/v1/embeddings", { model, input: image!.url, encoding_format: "float" })).data);
+    call(async () => (await post<FaceAnswer>("/v1/embeddings", { model, input: image!.url, encoding_format: "float" })).data);
   return (
     <div class="tool faces">
       {input}
