@@ -18,7 +18,7 @@ from modelyard.access.keys import Keys
 from modelyard.api.app import create_app
 from modelyard.catalog.store import Store
 from modelyard.config import Settings
-from runtime.test_queue import wait_for
+from waiting import eventually
 
 NETWORK = ("203.0.113.7", 50000)  # a client elsewhere on the network (TEST-NET-3: never routed)
 HERE = ("127.0.0.1", 50000)
@@ -63,7 +63,7 @@ def test_the_last_key_removed_elsewhere_closes_the_server_to_the_network(
     def refused() -> bool:
         return far.get("/api/keys").status_code == 403
 
-    wait_for(refused, timeout=15)  # the guard counts keys again within seconds
+    eventually(refused, timeout=15)  # the guard counts keys again within seconds
     for path in ("/api/keys", "/api/paths?prefix=/etc/", "/v1/models", "/metrics"):
         r = far.get(path)
         assert r.status_code == 403, (path, r.text)

@@ -19,7 +19,7 @@ from conftest import RunningServer, free_port, serve
 from modelyard.access.keys import Keys
 from modelyard.catalog.store import Store
 from runtime.conftest import add, load
-from runtime.test_queue import wait_for
+from waiting import eventually
 
 pytestmark = pytest.mark.engine
 
@@ -88,7 +88,7 @@ def test_a_network_address_needs_a_key(tmp_path: Path, tiny_models: dict[str, Pa
             except httpx.HTTPError:
                 return False
 
-        wait_for(up, timeout=60)
+        eventually(up, timeout=60)
         try:
             # the CLI: refused without a key, served with the admin key
             elsewhere = cli("import", str(tiny_models["tiny-embed"]), key=admin)
@@ -178,7 +178,7 @@ def test_keys_through_the_api(keyed: tuple[RunningServer, dict[str, str]]) -> No
         assert http.get("/v1/models", headers=bearer(secret)).status_code == 200
         assert http.delete("/api/keys/ci").status_code == 204
         # a removed key stops working within seconds (other processes' changes too)
-        wait_for(lambda: http.get("/v1/models", headers=bearer(secret)).status_code == 401, timeout=10)
+        eventually(lambda: http.get("/v1/models", headers=bearer(secret)).status_code == 401, timeout=10)
         local = http.post("/api/keys", json={"name": "local"})
         assert local.status_code == 400
         assert "names the local user" in local.json()["error"]["message"]

@@ -21,6 +21,7 @@ from cluster.conftest import ray_cluster
 from conftest import RunningServer, free_port, llama_server, serve
 from modelyard.cli.main import app
 from runtime.conftest import add, load
+from waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.engine]
 GiB = 1 << 30
@@ -204,15 +205,15 @@ def test_a_server_killed_leaves_no_engine_behind(cluster: Any, tiny: Path, tmp_p
 
 
 def wait_for_health(http: httpx.Client, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while True:
+    def up() -> bool:
         try:
             http.get("/api/health", timeout=1)
-            return
+            return True
         except httpx.TransportError:
             assert proc.poll() is None, "the server exited"
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
+            return False
+
+    eventually(up, timeout=60, every=0.1, what="the server's start")
 
 
 def test_what_fits_nowhere_waits_until_a_worker_joins(

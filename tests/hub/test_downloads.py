@@ -20,6 +20,7 @@ import pytest
 
 from conftest import RunningServer, free_port, serve
 from fakehub import FakeHub
+from waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -37,24 +38,20 @@ def server(tmp_path: Path, hub: FakeHub) -> Iterator[RunningServer]:
 
 
 def wait(http: httpx.Client, job: int, until: tuple[str, ...] = ENDED, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
+    def ended() -> dict[str, Any] | None:
         current: dict[str, Any] = http.get(f"/api/downloads/{job}").json()
-        if current["state"] in until:
-            return current
-        assert time.monotonic() < deadline, current
-        time.sleep(0.05)
+        return current if current["state"] in until else None
+
+    return eventually(ended, timeout=timeout, what=f"download {job} {' or '.join(until)}")
 
 
 def wait_bytes(http: httpx.Client, job: int, at_least: int, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
+    def got() -> dict[str, Any] | None:
         current: dict[str, Any] = http.get(f"/api/downloads/{job}").json()
-        if current["bytes_done"] >= at_least:
-            return current
         assert current["state"] not in ENDED, current
-        assert time.monotonic() < deadline, current
-        time.sleep(0.02)
+        return current if current["bytes_done"] >= at_least else None
+
+    return eventually(got, timeout=timeout, every=0.02, what=f"{at_least} bytes of download {job}")
 
 
 def pull(http: httpx.Client, **body: Any) -> dict[str, Any]:

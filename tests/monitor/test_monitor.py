@@ -11,7 +11,7 @@ import psutil
 from conftest import serve
 from modelyard.monitor import gpus
 from runtime.conftest import add, load
-from runtime.test_queue import wait_for
+from waiting import eventually
 
 
 def test_current_history_stream(tmp_path: Path) -> None:
@@ -22,7 +22,7 @@ def test_current_history_stream(tmp_path: Path) -> None:
         assert 0 < now["memory_used"] < now["memory_total"]
         if not gpus.detect():
             assert "gpus" not in now  # no GPU card when there is no GPU
-        wait_for(lambda: len(server.http.get("/api/monitor/history", params={"seconds": 60}).json()) >= 3)
+        eventually(lambda: len(server.http.get("/api/monitor/history", params={"seconds": 60}).json()) >= 3)
         with server.http.stream("GET", "/api/monitor/stream") as r:
             events = []
             for line in r.iter_lines():
@@ -40,7 +40,7 @@ def test_memory_pressure_unloads_the_idle_model(tmp_path: Path, tiny_models: dic
     ) as server:
         add(server, tiny_models["tiny-chat"])
         load(server, "tiny-chat")
-        wait_for(lambda: not server.runtime.is_loaded("tiny-chat"), timeout=20)
+        eventually(lambda: not server.runtime.is_loaded("tiny-chat"), timeout=20)
         events = server.http.get("/api/monitor/events").json()
         kinds = {e["kind"] for e in events}
         assert {"memory_pressure", "unloaded"} <= kinds
@@ -61,7 +61,7 @@ def test_pressure_unload_can_be_turned_off(tmp_path: Path, tiny_models: dict[str
 
         # samples are handled one after the other: once a second pressure event is recorded, the
         # first one has been acted on (or, as here, not)
-        wait_for(lambda: pressure_seen(2))
+        eventually(lambda: pressure_seen(2))
         assert server.runtime.is_loaded("tiny-chat")
         assert not any(e["kind"] == "unloaded" for e in server.http.get("/api/monitor/events").json())
 

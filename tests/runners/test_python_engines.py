@@ -371,7 +371,7 @@ def test_no_engine_outlives_a_crashed_server(tmp_path: Path, minilm: Path) -> No
 
     from conftest import free_port
     from modelyard.runtime.local import OWNER_VAR
-    from runtime.test_queue import wait_for
+    from waiting import eventually
 
     home = tmp_path / "home"
     home.mkdir()
@@ -390,7 +390,7 @@ def test_no_engine_outlives_a_crashed_server(tmp_path: Path, minilm: Path) -> No
             except httpx.HTTPError:
                 return False
 
-        wait_for(up, timeout=60)
+        eventually(up, timeout=60)
         assert leftover.wait(timeout=10) == -signal.SIGKILL  # stopped at start, whatever it runs
         with httpx.Client(base_url=url, timeout=120) as http:
             http.post("/api/models", json={"path": str(minilm), "name": "minilm"}).raise_for_status()

@@ -16,7 +16,7 @@ import pytest
 import builders as b
 from conftest import RunningServer, serve
 from runtime.conftest import add, load
-from runtime.test_queue import wait_for
+from waiting import eventually
 
 pytestmark = pytest.mark.engine
 
@@ -44,7 +44,7 @@ def test_crash_mid_stream_then_restart(tmp_path: Path, gemma: Path) -> None:
             (inst,) = server.http.get("/api/instances").json()
             return bool(inst["state"] == "running" and inst["restarts"] == 1)
 
-        wait_for(restarted, timeout=60)
+        eventually(restarted, timeout=60)
         (inst,) = server.http.get("/api/instances").json()
         assert inst["starts"] == 2
         assert inst["pid"] != first["pid"]
@@ -99,7 +99,7 @@ def test_unload_gives_the_memory_back(server: RunningServer, gemma: Path) -> Non
     def idle() -> bool:
         return bool(server.http.get("/api/instances").json()[0]["cpu_percent"] < min(10, busy / 2))
 
-    wait_for(idle)  # once what follows a request (slot bookkeeping) is done: well below the busy look
+    eventually(idle)  # once what follows a request (slot bookkeeping) is done: well below the busy look
     assert server.http.post("/api/models/gemma3/unload", json={}).status_code == 204
     # the engine's whole process group is gone, and with it every byte it held
     with pytest.raises(ProcessLookupError):
@@ -121,7 +121,7 @@ def test_autoload_and_idle_unload(tmp_path: Path, tiny_models: dict[str, Path]) 
         assert r.json()["model"] == "tiny-chat"
         assert server.runtime.is_loaded("tiny-chat")
         # idle for 1 s: unloaded (tests/runtime/test_runtime.py times it on a fake clock)
-        wait_for(lambda: not server.runtime.is_loaded("tiny-chat"), timeout=15)
+        eventually(lambda: not server.runtime.is_loaded("tiny-chat"), timeout=15)
 
 
 def test_engine_that_fails_to_start(server: RunningServer, tmp_path: Path) -> None:
@@ -152,7 +152,7 @@ def test_deployments_survive_a_server_restart(tmp_path: Path, tiny_models: dict[
             instances = server.http.get("/api/instances").json()
             return bool(instances and instances[0]["state"] == "running")
 
-        wait_for(serving, timeout=60)
+        eventually(serving, timeout=60)
         r = server.http.post("/v1/completions", json={"model": "tiny-chat", "prompt": "x", "max_tokens": 2})
         assert r.status_code == 200
 
@@ -191,7 +191,7 @@ def test_requests_waiting_for_an_engine_that_cannot_come_back_get_its_error(tmp_
         (first,) = load(server, "moving")["instances"]  # type: ignore[misc]
         path.rename(path.with_suffix(".moved"))  # the file goes away, then the engine dies
         os.kill(first["pid"], signal.SIGKILL)
-        wait_for(lambda: instance(server)["state"] != "running")
+        eventually(lambda: instance(server)["state"] != "running")
         with httpx.Client(base_url=server.url, timeout=60) as http:  # it waits for the restart
             r = http.post("/v1/completions", json={"model": "moving", "prompt": "x", "max_tokens": 2})
         assert r.status_code == 502
@@ -226,7 +226,7 @@ def test_restart_backoff_starts_over_after_healthy_service(
             """The delay of the restart that follows a crash, as the instance's history says."""
             before = instance(server)["restarts"]
             os.kill(instance(server)["pid"], signal.SIGKILL)
-            wait_for(
+            eventually(
                 lambda: instance(server)["restarts"] == before + 1 and instance(server)["state"] == "running"
             )
             notes = [h.get("note", "") for h in instance(server)["history"] if h["state"] == "restarting"]

@@ -16,19 +16,12 @@ import pytest
 
 from conftest import RunningServer, serve
 from runtime.conftest import add, generating, load
+from waiting import eventually
 
 pytestmark = pytest.mark.engine
 
 
 LONG = {"prompt": "One, two, three,", "max_tokens": 400, "stream": True, "temperature": 0}
-
-
-def wait_for(predicate: object, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -140,4 +133,4 @@ def test_replicas_share_the_load(server: RunningServer, gemma: Path) -> None:
                 assert sorted(s.in_flight for s in queue.slots.values()) == [1, 1]
 
     asyncio.run(scenario())
-    wait_for(lambda: queue.in_flight == 0)
+    eventually(lambda: queue.in_flight == 0, what="no request in flight")
