@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import modelyard
 from modelyard.config import Settings
@@ -372,11 +372,15 @@ class InEnvironment:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
-        return cls(
-            settings.envs_dir,
-            managed_only=settings.python_envs == "managed",
-            torch_index=settings.torch_index or None,
-        )
+        return cls(settings.envs_dir, **cls.configured(settings))
+
+    @classmethod
+    def configured(cls, settings: Settings) -> dict[str, Any]:
+        """Its constructor's arguments besides the environments' folder, from the settings."""
+        return {
+            "managed_only": settings.python_envs == "managed",
+            "torch_index": settings.torch_index or None,
+        }
 
     def interpreter(self) -> Interpreter:
         return interpreter_for(self.name, self.envs, managed_only=self.managed_only)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
@@ -135,13 +135,8 @@ class RunnerBackend(environments.InEnvironment):
         self.outputs = outputs  # where image answers as url are written
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Self:
-        return cls(
-            settings.envs_dir,
-            managed_only=settings.python_envs == "managed",
-            torch_index=settings.torch_index or None,
-            outputs=settings.home / "outputs" / "images",
-        )
+    def configured(cls, settings: Settings) -> dict[str, Any]:
+        return {**super().configured(settings), "outputs": settings.home / "outputs" / "images"}
 
     @classmethod
     def rank(cls, model: Model) -> int | None:
