@@ -359,11 +359,11 @@ async def test_memory_pressure_unloads_the_least_recently_used_idle_model(tmp_pa
             queue.release(slot)
             await h.advance(5)
         queue, held = await h.acquire("chat")  # now the most recent, and busy
-        assert await h.runtime.relieve_pressure() == (
+        assert await h.runtime.watching.relieve_pressure() == (
             "unloaded 'embed', the least recently used idle model, to relieve memory pressure; "
             "its deployment stays, and it loads again when memory frees"
         )
-        assert await h.runtime.relieve_pressure() is None  # the other is busy
+        assert await h.runtime.watching.relieve_pressure() is None  # the other is busy
         assert h.runtime.is_loaded("chat")
         queue.release(held)
         # the wish outlives its instances: recorded, visible, and back after a while
@@ -382,7 +382,7 @@ async def test_a_deployment_loaded_on_demand_is_forgotten_under_pressure(tmp_pat
     async with harness(tmp_path) as h:
         h.add("m", autoload=True)
         await h.runtime.load("m", jit=True)
-        assert await h.runtime.relieve_pressure() is not None
+        assert await h.runtime.watching.relieve_pressure() is not None
         assert h.library.store.deployments() == []  # a request loads it again
 
 
@@ -427,7 +427,7 @@ async def test_an_unload_forgets_a_held_back_deployment(tmp_path: Path) -> None:
         await h.runtime.load("n", replicas=1)
         h.script("m", fail_start=True)
         (dep,) = [d for d in h.library.store.deployments() if d.model == "m"]
-        await h.runtime.relieve_pressure()  # m: the least recently used
+        await h.runtime.watching.relieve_pressure()  # m: the least recently used
         assert h.runtime.wish_state(dep)[0] == "evicted"
         await h.runtime.unload("m")
         assert [d.model for d in h.library.store.deployments()] == ["n"]

@@ -79,7 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.monitor = Monitor(
             interval=settings.monitor_interval,
             pressure=settings.memory_pressure,
-            on_pressure=runtime.relieve_pressure if settings.pressure_unload else None,
+            on_pressure=runtime.watching.relieve_pressure if settings.pressure_unload else None,
         )
         app.state.monitor.start()
         app.state.downloads = Downloads(settings, library)

@@ -11,8 +11,9 @@ Each instance has a supervisor task (supervisor.py, which sees the runtime throu
 ``Port``) that starts its engine through the executor (chosen where the app is composed:
 executors.py), waits until it is healthy, hears of its exit at once, and restarts it with
 exponential backoff. Requests are admitted by admission.py and wait in each model's bounded
-queue (queue.py); what the API reads of the runtime is ``serving()`` (serving.py). Time comes
-from a Clock, so tests run the rules on a FakeClock with a FakeExecutor.
+queue (queue.py); what the API reads of the runtime is ``serving()`` (serving.py); idle and
+pressure unloads are watching.py's. Time comes from a Clock, so tests run the rules on a
+FakeClock with a FakeExecutor.
 """
 
 from __future__ import annotations
@@ -53,11 +54,11 @@ from modelyard.runtime.rules import Loaded, LoadPolicy
 from modelyard.runtime.scheduler import Held
 from modelyard.runtime.serving import Serving
 from modelyard.runtime.supervisor import Live, Setup, State, Supervisor
+from modelyard.runtime.watching import Watching
 from modelyard.usage.quotas import Quotas
 
 log = logging.getLogger(__name__)
 Offload = Callable[..., Awaitable[Any]]  # asyncio.to_thread, or a test's inline call
-WATCH_EVERY = 0.25  # seconds between looks for idle models
 
 
 @dataclass
@@ -114,6 +115,7 @@ class Runtime:
         self.running: dict[str, Running] = {}
         self.queues: dict[str, Queue] = {}
         self.supervisor = Supervisor(self)
+        self.watching = Watching(self)
         self._lock = asyncio.Lock()
         self._placing = asyncio.Lock()  # one instance without a place is placed at a time
         self._jit: dict[str, asyncio.Task[None]] = {}
@@ -139,7 +141,7 @@ class Runtime:
                 self.store.delete_deployment(dep.model)
             elif not dep.stopped:
                 self.spawn(self._restore(dep))
-        self._watcher = asyncio.create_task(self._watch())
+        self._watcher = asyncio.create_task(self.watching.run())
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """A background task, referenced until it ends."""
@@ -773,17 +775,7 @@ class Runtime:
         if remove:
             self.store.delete_instance(live.id)
 
-    # -- watching: idle unload, memory pressure, unreachable engines ----------------------------
-
-    async def _watch(self) -> None:
-        while True:
-            await self.clock.sleep(WATCH_EVERY)
-            try:
-                for name in list(self.running):
-                    if self._idle(name) and not self._lock.locked():
-                        self.spawn(self._idle_unload(name))
-            except Exception:
-                log.exception("runtime watch")
+    # -- keep-alive, unreachable engines (the watching itself: watching.py) ----------------------
 
     def keep(self, name: str, seconds: float | None) -> None:
         """Keep ``name`` loaded ``seconds`` after its last request (0: unload it once idle; None:
@@ -796,46 +788,15 @@ class Runtime:
             return self.keep_alive[name]
         return self.settings.idle_unload or None
 
-    def _idle(self, name: str) -> bool:
-        ttl = self.kept_for(name)
-        queue = self.queues.get(name)
-        if ttl is None or queue is None or queue.in_flight or queue.waiting:
-            return False
-        running = self.running.get(name)
-        if running is not None and any(live.state == State.PENDING for live in running.instances.values()):
-            return False  # waiting for a place: not idle
-        return ttl == 0 or self.clock.now() - queue.last_used > ttl
+    def changing(self) -> bool:
+        """Whether a load, an unload or another change is under way (they take one lock)."""
+        return self._lock.locked()
 
-    async def _idle_unload(self, name: str) -> None:
-        with contextlib.suppress(ModelyardError):
-            log.info("unloading %s: idle", name)
-            await self.unload(name)
-
-    async def relieve_pressure(self, _sample: object = None) -> str | None:
-        """Unload the least recently used model that is serving (not loading) and has no request
-        in flight or waiting. Returns what it did, or None when there is none."""
-        idle = []
-        for name, running in self.running.items():
-            queue = self.queues.get(name)
-            serving = all(live.state == State.RUNNING for live in running.instances.values())
-            if serving and queue is not None and not queue.in_flight and not queue.waiting:
-                idle.append((queue.last_used, name))
-        if not idle or self._lock.locked():
-            return None
-        _, name = min(idle)
-        done = f"unloaded {name!r}, the least recently used idle model, to relieve memory pressure"
-        dep = self.store.deployment(name)
-        try:
-            if dep is None or dep.jit:  # loaded on demand: forgotten, a request loads it again
-                await self.unload(name)
-                return done
-            async with self._lock:
-                await self._take_down(name, force=False)
-        except ModelyardError as e:
-            log.warning("could not unload %s under memory pressure: %s", name, e)
-            return None
-        self._hold_back(dep, "unloaded to relieve memory pressure", evicted=True)
-        return f"{done}; its deployment stays, and it loads again when memory frees"
+    async def evict(self, dep: Deployment, reason: str) -> None:
+        """Stop a deployment's instances and keep it, held back (evicted): it loads again later."""
+        async with self._lock:
+            await self._take_down(dep.model, force=False)
+        self._hold_back(dep, reason, evicted=True)
 
     def wish_state(self, dep: Deployment) -> tuple[str, str | None, float | None]:
         """Where a deployment stands: running, starting, stopped, or held back (retrying,
