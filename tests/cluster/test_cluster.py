@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import psutil
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 import builders as b
 from cluster.conftest import ray_cluster

@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from openai import OpenAI
-from typer.testing import CliRunner
 
 from conftest import RunningServer, serve
 from modelyard.cli.main import app

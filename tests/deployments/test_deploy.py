@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from conftest import RunningServer, llama_server, serve
 from fakehub import FakeHub

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
-from typer.testing import CliRunner
 
 from conftest import RunningServer, serve
 from fake_engine import USAGE, FakeEngine

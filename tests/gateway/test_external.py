@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from conftest import RunningServer, free_port, llama_server, serve
 from fake_tgi import FakeTgi

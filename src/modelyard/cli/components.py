@@ -4,29 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import typer
+import click
 
-from modelyard.cli.common import client, friendly
+from modelyard.cli.common import Group, client
 from modelyard.cli.render import console
 
-app = typer.Typer(help="Components of a model (mmproj, vae, clip_l, clip_g, t5xxl).", no_args_is_help=True)
+app = Group("component", help="Components of a model (mmproj, vae, clip_l, clip_g, t5xxl).")
 
 
 @app.command("set")
-@friendly
-def set_(
-    model: str = typer.Argument(...),
-    role: str = typer.Argument(..., help="mmproj, vae, clip_l, clip_g or t5xxl"),
-    path: str = typer.Argument(...),
-) -> None:
+@click.argument("model")
+@click.argument("role", help="mmproj, vae, clip_l, clip_g or t5xxl")
+@click.argument("path")
+def set_(model: str, role: str, path: str) -> None:
     """Attach or replace a component."""
     client().put(f"/api/models/{model}/components/{role}", {"path": str(Path(path).expanduser().absolute())})
     console.print(f"{model}: {role} set", highlight=False)
 
 
 @app.command("rm")
-@friendly
-def rm(model: str = typer.Argument(...), role: str = typer.Argument(...)) -> None:
+@click.argument("model")
+@click.argument("role")
+def rm(model: str, role: str) -> None:
     """Detach a component (its file stays)."""
     client().delete(f"/api/models/{model}/components/{role}")
     console.print(f"{model}: {role} removed", highlight=False)

@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import typer
+import click
 
-from modelyard.cli.common import client, friendly
+from modelyard.cli.common import Command, client
 from modelyard.cli.render import console, err_console, human_count, human_size, print_json
 from modelyard.errors import InvalidRequest
 
@@ -19,24 +19,45 @@ DESIGN_FIELDS = (
 )  # fmt: skip
 
 
-@friendly
+@click.command("create", cls=Command)
+@click.option("--out", "out", default="", help="the new model's folder (new or empty)")
+@click.option("--preset", "preset", default="small", show_default=True, help="small, medium, large or free")
+@click.option("--set", "values", multiple=True, help="a design field: k=v (layers=6, heads=8, dtype=float32)")
+@click.option("--tokenizer", "tokenizer", help="a library model whose tokenizer to take")
+@click.option("--train-tokenizer", "corpus", help="train one from this .txt file")
+@click.option(
+    "--tokenizer-type", "kind", default="sentencepiece", show_default=True, help="sentencepiece or bpe"
+)
+@click.option(
+    "--vocab",
+    "vocab",
+    default=16_000,
+    show_default=True,
+    type=int,
+    help="the trained tokenizer's size (8,000-50,000)",
+)
+@click.option("--name", "name", help="its library name (default: the folder's name)")
+@click.option("--gguf", "gguf", help="also write a GGUF: F16 or Q8_0")
+@click.option("--seed", "seed", default=0, show_default=True, type=int)
+@click.option("--ctx", "n_ctx", type=int, help="the context the memory estimate is for")
+@click.option("--dry-run", "dry_run", is_flag=True, help="show the preview and the problems only")
+@click.option("--list", "listing", is_flag=True, help="list the creations of this server run")
+@click.option("--json", "as_json", is_flag=True)
 def create(
-    out: str = typer.Option("", "--out", help="the new model's folder (new or empty)"),
-    preset: str = typer.Option("small", "--preset", help="small, medium, large or free"),
-    values: list[str] = typer.Option(
-        [], "--set", help="a design field: k=v (layers=6, heads=8, dtype=float32)"
-    ),
-    tokenizer: str | None = typer.Option(None, "--tokenizer", help="a library model whose tokenizer to take"),
-    corpus: str | None = typer.Option(None, "--train-tokenizer", help="train one from this .txt file"),
-    kind: str = typer.Option("sentencepiece", "--tokenizer-type", help="sentencepiece or bpe"),
-    vocab: int = typer.Option(16_000, "--vocab", help="the trained tokenizer's size (8,000-50,000)"),
-    name: str | None = typer.Option(None, "--name", help="its library name (default: the folder's name)"),
-    gguf: str | None = typer.Option(None, "--gguf", help="also write a GGUF: F16 or Q8_0"),
-    seed: int = typer.Option(0, "--seed"),
-    n_ctx: int | None = typer.Option(None, "--ctx", help="the context the memory estimate is for"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="show the preview and the problems only"),
-    listing: bool = typer.Option(False, "--list", help="list the creations of this server run"),
-    as_json: bool = typer.Option(False, "--json"),
+    out: str,
+    preset: str,
+    values: tuple[str, ...],
+    tokenizer: str | None,
+    corpus: str | None,
+    kind: str,
+    vocab: int,
+    name: str | None,
+    gguf: str | None,
+    seed: int,
+    n_ctx: int | None,
+    dry_run: bool,
+    listing: bool,
+    as_json: bool,
 ) -> None:
     """Create a new model (random weights, for experiments and pre-training)."""
     api = client()
@@ -66,11 +87,11 @@ def create(
         else:
             _show(shown)
         if shown["problems"]:
-            raise typer.Exit(1)
+            raise click.exceptions.Exit(1)
         return
     if shown["problems"]:
         _show(shown)
-        raise typer.Exit(1)
+        raise click.exceptions.Exit(1)
     job = api.post("/api/create", body)
     job = _follow(api, job)
     if as_json:
@@ -82,10 +103,10 @@ def create(
         err_console.print(f"[red]error:[/] {job['error'] or job['state']}", highlight=False)
         if job.get("hint"):
             err_console.print(f"[dim]{job['hint']}[/]", highlight=False)
-        raise typer.Exit(1)
+        raise click.exceptions.Exit(1)
 
 
-def _design(values: list[str]) -> dict[str, Any]:
+def _design(values: tuple[str, ...]) -> dict[str, Any]:
     design: dict[str, Any] = {}
     for item in values:
         key, sep, value = item.partition("=")

@@ -5,27 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
-import typer
+import click
 
 from modelyard.cli.client import ApiError, Client
 from modelyard.cli.common import (
-    CPU_OFFLOAD,
-    DISTRIBUTED,
-    GPUS,
-    PLACEMENT,
-    SELECTOR,
+    Command,
+    Group,
     client,
-    friendly,
     parse_assignments,
     parse_pairs,
     scheduling,
+    scheduling_options,
 )
 from modelyard.cli.downloads import SOURCE_HELP, follow
 from modelyard.cli.render import Column, console, fitted, human_size, print_json
 from modelyard.errors import EngineError
 from modelyard.hub.refs import is_local
-
-app = typer.Typer(help="Deployments: models kept running, with their engines' setup.")
 
 
 def _held(dep: dict[str, Any]) -> str | None:
@@ -63,29 +58,50 @@ def _model_exists(api: Client, name: str) -> bool:
     return True
 
 
-@friendly
+@click.command("deploy", cls=Command)
+@click.argument("ref", help="a library model, a local path (/, ./, ../, ~), or anything `pull` takes")
+@click.option("--name", "name", help="the name an imported or downloaded model gets")
+@click.option(
+    "--replicas",
+    "-r",
+    "replicas",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1, max=64),
+    help="engine processes",
+)
+@click.option("--backend", "backend", default="", help="a backend that takes the model (default: the best)")
+@click.option("--backend-version", "version", help="a build of the backend")
+@click.option("--arg", "arg", multiple=True, help="an engine argument: --arg=--flag (repeatable)")
+@click.option("--env", "-e", "env", multiple=True, help="NAME=VALUE for its engines (repeatable)")
+@click.option("--set", "-s", "set_", multiple=True, help="a setting KEY=VALUE (repeatable)")
+@click.option("--no-restart", "no_restart", is_flag=True, help="leave an engine that exits stopped")
+@click.option("--lora", "lora", help="one of the model's LoRA adapters")
+@click.option("--source", "source", help=SOURCE_HELP)
+@click.option("--quant", "-q", "quant", help="a GGUF quantization, such as Q4_K_M")
+@click.option("--file", "-f", "file", multiple=True, help="a file or glob pattern of the repo")
+@click.option("--force", "force", is_flag=True, help="start even if the estimate says it will not fit")
+@scheduling_options
 def deploy(
-    ref: str = typer.Argument(
-        ..., help="a library model, a local path (/, ./, ../, ~), or anything `pull` takes"
-    ),
-    name: str | None = typer.Option(None, "--name", help="the name an imported or downloaded model gets"),
-    replicas: int = typer.Option(1, "--replicas", "-r", min=1, max=64, help="engine processes"),
-    backend: str = typer.Option("", "--backend", help="a backend that takes the model (default: the best)"),
-    version: str | None = typer.Option(None, "--backend-version", help="a build of the backend"),
-    arg: list[str] = typer.Option([], "--arg", help="an engine argument: --arg=--flag (repeatable)"),
-    env: list[str] = typer.Option([], "--env", "-e", help="NAME=VALUE for its engines (repeatable)"),
-    set_: list[str] = typer.Option([], "--set", "-s", help="a setting KEY=VALUE (repeatable)"),
-    no_restart: bool = typer.Option(False, "--no-restart", help="leave an engine that exits stopped"),
-    lora: str | None = typer.Option(None, "--lora", help="one of the model's LoRA adapters"),
-    source: str | None = typer.Option(None, "--source", help=SOURCE_HELP),
-    quant: str | None = typer.Option(None, "--quant", "-q", help="a GGUF quantization, such as Q4_K_M"),
-    file: list[str] = typer.Option([], "--file", "-f", help="a file or glob pattern of the repo"),
-    force: bool = typer.Option(False, "--force", help="start even if the estimate says it will not fit"),
-    placement: str | None = PLACEMENT,
-    selector: list[str] | None = SELECTOR,
-    gpus: str | None = GPUS,
-    cpu_offload: bool | None = CPU_OFFLOAD,
-    distributed: bool | None = DISTRIBUTED,
+    ref: str,
+    name: str | None,
+    replicas: int,
+    backend: str,
+    version: str | None,
+    arg: tuple[str, ...],
+    env: tuple[str, ...],
+    set_: tuple[str, ...],
+    no_restart: bool,
+    lora: str | None,
+    source: str | None,
+    quant: str | None,
+    file: tuple[str, ...],
+    force: bool,
+    placement: str | None,
+    selector: tuple[str, ...],
+    gpus: str | None,
+    cpu_offload: bool | None,
+    distributed: bool | None,
 ) -> None:
     """Deploy in one step: download what is missing, import it, save the settings, start it."""
     api = client()
@@ -118,26 +134,27 @@ def deploy(
     _print(done["deployment"])
 
 
-@friendly
-def reload(
-    name: str = typer.Argument(..., help="a running deployment"),
-) -> None:
+@click.command("reload", cls=Command)
+@click.argument("name", help="a running deployment")
+def reload(name: str) -> None:
     """Start its engines again with the model's settings, one instance at a time (no request fails)."""
     with console.status(f"reloading {name}..."):
         dep = client().post(f"/api/deployments/{name}/reload", {})
     _print(dep)
 
 
-@app.callback(invoke_without_command=True)
-def deployments(ctx: typer.Context) -> None:
-    """Deployments: `modelyard deployments` lists them."""
+@click.group("deployments", cls=Group, invoke_without_command=True)
+@click.pass_context
+def app(ctx: click.Context) -> None:
+    """Deployments: models kept running, with their engines' setup. `modelyard deployments`
+    lists them."""
     if ctx.invoked_subcommand is None:
-        ls(as_json=False)
+        ctx.invoke(ls)
 
 
 @app.command("ls")
-@friendly
-def ls(as_json: bool = typer.Option(False, "--json")) -> None:
+@click.option("--json", "as_json", is_flag=True)
+def ls(as_json: bool) -> None:
     """List the deployments."""
     found = client().get("/api/deployments")
     if as_json:
@@ -172,8 +189,9 @@ def ls(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @app.command("show")
-@friendly
-def show(name: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def show(name: str, as_json: bool) -> None:
     """A deployment's setup and its instances."""
     dep = client().get(f"/api/deployments/{name}")
     if as_json:
@@ -192,23 +210,33 @@ def show(name: str = typer.Argument(...), as_json: bool = typer.Option(False, "-
 
 
 @app.command("edit")
-@friendly
+@click.argument("name")
+@click.option("--replicas", "-r", "replicas", type=click.IntRange(min=1, max=64))
+@click.option("--backend", "backend", help="a backend; '' lets the registry choose")
+@click.option("--backend-version", "version", help="a build; '' for the default one")
+@click.option("--arg", "arg", multiple=True, help="the engine arguments (replace them)")
+@click.option("--clear-args", "clear_args", is_flag=True, help="no engine arguments")
+@click.option("--env", "-e", "env", multiple=True, help="the variables (replace them)")
+@click.option("--set", "-s", "set_", multiple=True, help="a setting KEY=VALUE (repeatable)")
+@click.option("--restart/--no-restart", "restart", default=None)
+@click.option("--force", "force", is_flag=True, help="roll even if the estimate says it will not fit")
+@scheduling_options
 def edit(
-    name: str = typer.Argument(...),
-    replicas: int | None = typer.Option(None, "--replicas", "-r", min=1, max=64),
-    backend: str | None = typer.Option(None, "--backend", help="a backend; '' lets the registry choose"),
-    version: str | None = typer.Option(None, "--backend-version", help="a build; '' for the default one"),
-    arg: list[str] | None = typer.Option(None, "--arg", help="the engine arguments (replace them)"),
-    clear_args: bool = typer.Option(False, "--clear-args", help="no engine arguments"),
-    env: list[str] | None = typer.Option(None, "--env", "-e", help="the variables (replace them)"),
-    set_: list[str] = typer.Option([], "--set", "-s", help="a setting KEY=VALUE (repeatable)"),
-    restart: bool | None = typer.Option(None, "--restart/--no-restart"),
-    force: bool = typer.Option(False, "--force", help="roll even if the estimate says it will not fit"),
-    placement: str | None = PLACEMENT,
-    selector: list[str] | None = SELECTOR,
-    gpus: str | None = GPUS,
-    cpu_offload: bool | None = CPU_OFFLOAD,
-    distributed: bool | None = DISTRIBUTED,
+    name: str,
+    replicas: int | None,
+    backend: str | None,
+    version: str | None,
+    arg: tuple[str, ...],
+    clear_args: bool,
+    env: tuple[str, ...],
+    set_: tuple[str, ...],
+    restart: bool | None,
+    force: bool,
+    placement: str | None,
+    selector: tuple[str, ...],
+    gpus: str | None,
+    cpu_offload: bool | None,
+    distributed: bool | None,
 ) -> None:
     """Change a deployment; a running one rolls: each new instance serves before an old one stops."""
     body: dict[str, Any] = {
@@ -223,11 +251,9 @@ def edit(
 
 
 @app.command("stop")
-@friendly
-def stop(
-    name: str = typer.Argument(...),
-    force: bool = typer.Option(False, "--force", help="stop at once, even with requests in flight"),
-) -> None:
+@click.argument("name")
+@click.option("--force", "force", is_flag=True, help="stop at once, even with requests in flight")
+def stop(name: str, force: bool) -> None:
     """Stop its instances; the deployment is kept for a start."""
     with console.status(f"stopping {name}..."):
         client().post(f"/api/deployments/{name}/stop", {"force": force})
@@ -235,8 +261,8 @@ def stop(
 
 
 @app.command("start")
-@friendly
-def start(name: str = typer.Argument(...)) -> None:
+@click.argument("name")
+def start(name: str) -> None:
     """Start a stopped deployment as it was."""
     with console.status(f"starting {name}..."):
         dep = client().post(f"/api/deployments/{name}/start", {})
@@ -244,19 +270,17 @@ def start(name: str = typer.Argument(...)) -> None:
 
 
 @app.command("rm")
-@friendly
-def rm(
-    name: str = typer.Argument(...),
-    force: bool = typer.Option(False, "--force", help="stop at once, even with requests in flight"),
-) -> None:
+@click.argument("name")
+@click.option("--force", "force", is_flag=True, help="stop at once, even with requests in flight")
+def rm(name: str, force: bool) -> None:
     """Stop a deployment and forget it (the model stays in the library)."""
     client().request("DELETE", f"/api/deployments/{name}", json={"force": force})
     console.print(f"deleted the deployment of {name}", highlight=False)
 
 
 @app.command("rm-instance")
-@friendly
-def rm_instance(instance: int = typer.Argument(..., min=1, help="an instance id (`modelyard ps`)")) -> None:
+@click.argument("instance", type=click.IntRange(min=1), help="an instance id (`modelyard ps`)")
+def rm_instance(instance: int) -> None:
     """Delete an instance: a new one takes its place, serving before the old one stops."""
     with console.status(f"replacing instance {instance}..."):
         done = client().delete(f"/api/instances/{instance}")

@@ -5,33 +5,31 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-import typer
+import click
 from rich.markup import escape
 from rich.table import Table
 
 from modelyard.cli.client import Client
-from modelyard.cli.common import client, friendly
+from modelyard.cli.common import Command, Group, client
 from modelyard.cli.render import console, err_console, human_count, human_size, print_json
 from modelyard.errors import HubError
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-app = typer.Typer(help="Download jobs: list, pause, resume, cancel.", invoke_without_command=True)
 
 ENDED = ("completed", "failed", "cancelled")
 SOURCE_HELP = "hf, modelscope or ollama (when the reference does not say)"
 
 
-@friendly
-def search(
-    query: str = typer.Argument("", help="words in the repo name"),
-    source: str = typer.Option("hf", "--source", "-s", help="hf or modelscope"),
-    category: str | None = typer.Option(None, "--category", "-c", help="chat, embedding, rerank, image, ..."),
-    gguf: bool = typer.Option(False, "--gguf", help="only repos with GGUF files"),
-    limit: int = typer.Option(20, "--limit", "-n"),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
+@click.command("search", cls=Command)
+@click.argument("query", default="", required=False, help="words in the repo name")
+@click.option("--source", "-s", "source", default="hf", show_default=True, help="hf or modelscope")
+@click.option("--category", "-c", "category", help="chat, embedding, rerank, image, ...")
+@click.option("--gguf", "gguf", is_flag=True, help="only repos with GGUF files")
+@click.option("--limit", "-n", "limit", default=20, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True)
+def search(query: str, source: str, category: str | None, gguf: bool, limit: int, as_json: bool) -> None:
     """Search a hub for models."""
     params: dict[str, Any] = {"q": query, "source": source, "gguf": gguf, "limit": limit}
     if category:
@@ -57,12 +55,11 @@ def search(
     console.print(table)
 
 
-@friendly
-def files(
-    ref: str = typer.Argument(..., help="org/model, a URL, or ollama:name:tag"),
-    source: str | None = typer.Option(None, "--source", "-s", help=SOURCE_HELP),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
+@click.command("files", cls=Command)
+@click.argument("ref", help="org/model, a URL, or ollama:name:tag")
+@click.option("--source", "-s", "source", help=SOURCE_HELP)
+@click.option("--json", "as_json", is_flag=True)
+def files(ref: str, source: str | None, as_json: bool) -> None:
     """A repo's files: GGUF files grouped by quantization (shards together), with sizes."""
     params = {"ref": ref} | ({"source": source} if source else {})
     repo = client().get("/api/hub/files", params=params)
@@ -89,21 +86,26 @@ def files(
             )
 
 
-@friendly
+@click.command("pull", cls=Command)
+@click.argument("ref", help="org/model[:quant|:branch], a URL, hf.co/org/model:Q4_K_M, ollama:name:tag")
+@click.option("--source", "-s", "source", help=SOURCE_HELP)
+@click.option("--quant", "-q", "quant", help="a GGUF quantization, such as Q4_K_M")
+@click.option("--file", "-f", "file", multiple=True, help="a file or a glob pattern (repeatable)")
+@click.option("--all", "everything", is_flag=True, help="every file of the repo")
+@click.option("--base", "base", help="a LoRA repo: the library model it binds to")
+@click.option("--name", "name", help="the name the imported model gets")
+@click.option("--dir", "directory", help="save into DIR/<repo name> (an absolute path on the server)")
+@click.option("--detach", "-d", "detach", is_flag=True, help="start it and return; the server carries on")
 def pull(
-    ref: str = typer.Argument(
-        ..., help="org/model[:quant|:branch], a URL, hf.co/org/model:Q4_K_M, ollama:name:tag"
-    ),
-    source: str | None = typer.Option(None, "--source", "-s", help=SOURCE_HELP),
-    quant: str | None = typer.Option(None, "--quant", "-q", help="a GGUF quantization, such as Q4_K_M"),
-    file: list[str] = typer.Option([], "--file", "-f", help="a file or a glob pattern (repeatable)"),
-    everything: bool = typer.Option(False, "--all", help="every file of the repo"),
-    base: str | None = typer.Option(None, "--base", help="a LoRA repo: the library model it binds to"),
-    name: str | None = typer.Option(None, "--name", help="the name the imported model gets"),
-    directory: str | None = typer.Option(
-        None, "--dir", help="save into DIR/<repo name> (an absolute path on the server)"
-    ),
-    detach: bool = typer.Option(False, "--detach", "-d", help="start it and return; the server carries on"),
+    ref: str,
+    source: str | None,
+    quant: str | None,
+    file: tuple[str, ...],
+    everything: bool,
+    base: str | None,
+    name: str | None,
+    directory: str | None,
+    detach: bool,
 ) -> None:
     """Download a model into the library (resumable, verified, imported when done)."""
     api = client()
@@ -165,7 +167,7 @@ def follow(api: Client, job: dict[str, Any]) -> dict[str, Any]:
             f"\nthe download goes on in the server; stop it with `modelyard downloads pause {job_id}`",
             highlight=False,
         )
-        raise typer.Exit(130) from None
+        raise click.exceptions.Exit(130) from None
     _report(last)
     return last
 
@@ -204,22 +206,23 @@ def _report(job: dict[str, Any]) -> None:
     if job["state"] == "failed":
         raise HubError(f"download {job['id']} failed: {job['error']}", hint=job["hint"])
     err_console.print(f"download {job['id']} is {job['state']}", highlight=False)
-    raise typer.Exit(1)
+    raise click.exceptions.Exit(1)
 
 
 # -- modelyard downloads ... ------------------------------------------------------------------
 
 
-@app.callback()
-def downloads(ctx: typer.Context) -> None:
-    """Download jobs: `modelyard downloads` lists them."""
+@click.group("downloads", cls=Group, invoke_without_command=True)
+@click.pass_context
+def app(ctx: click.Context) -> None:
+    """Download jobs: list, watch, pause, resume, cancel. `modelyard downloads` lists them."""
     if ctx.invoked_subcommand is None:
-        ls(as_json=False)
+        ctx.invoke(ls)
 
 
 @app.command()
-@friendly
-def ls(as_json: bool = typer.Option(False, "--json")) -> None:
+@click.option("--json", "as_json", is_flag=True)
+def ls(as_json: bool) -> None:
     """List download jobs with their state, progress, speed and ETA."""
     jobs = client().get("/api/downloads")
     if as_json:
@@ -257,8 +260,8 @@ def _eta(seconds: float | None) -> str:
 
 
 @app.command()
-@friendly
-def watch(job: int = typer.Argument(..., help="a download id")) -> None:
+@click.argument("job", type=int, help="a download id")
+def watch(job: int) -> None:
     """Follow a download with a progress bar."""
     api = client()
     current = api.get(f"/api/downloads/{job}")
@@ -269,29 +272,29 @@ def watch(job: int = typer.Argument(..., help="a download id")) -> None:
 
 
 @app.command()
-@friendly
-def pause(job: int = typer.Argument(..., help="a download id")) -> None:
+@click.argument("job", type=int, help="a download id")
+def pause(job: int) -> None:
     """Pause a download; `resume` goes on from where it stopped."""
     _show(client().post(f"/api/downloads/{job}/pause", {}))
 
 
 @app.command()
-@friendly
-def resume(job: int = typer.Argument(..., help="a download id")) -> None:
+@click.argument("job", type=int, help="a download id")
+def resume(job: int) -> None:
     """Resume a paused or failed download."""
     _show(client().post(f"/api/downloads/{job}/resume", {}))
 
 
 @app.command()
-@friendly
-def cancel(job: int = typer.Argument(..., help="a download id")) -> None:
+@click.argument("job", type=int, help="a download id")
+def cancel(job: int) -> None:
     """Stop a download and delete its partial files."""
     _show(client().post(f"/api/downloads/{job}/cancel", {}))
 
 
 @app.command()
-@friendly
-def rm(job: int = typer.Argument(..., help="a download id")) -> None:
+@click.argument("job", type=int, help="a download id")
+def rm(job: int) -> None:
     """Remove an ended download from the list (the files it imported stay)."""
     client().request("DELETE", f"/api/downloads/{job}")
     console.print(f"removed download {job}")

@@ -7,17 +7,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-import typer
+import click
 from rich.table import Table
 
 from modelyard.access.scopes import Scope
-from modelyard.cli.common import friendly
+from modelyard.cli.common import Group
 from modelyard.cli.render import console, err_console, print_json
 
 if TYPE_CHECKING:
     from modelyard.access.keys import Keys
 
-app = typer.Typer(help="API keys for /v1 and /api.", no_args_is_help=True)
+app = Group("keys", help="API keys for /v1 and /api.")
 
 
 @contextmanager
@@ -37,16 +37,20 @@ def catalog() -> Iterator[Keys]:
 
 
 @app.command("create")
-@friendly
-def create(
-    name: str = typer.Argument(..., help="what the key is for: a person, an app"),
-    scope: Scope = typer.Option(Scope.INFERENCE, "--scope", help="inference: /v1 only; admin: everything"),
-    models: list[str] = typer.Option([], "--models", "-m", help="model names or globs it may use (/v1)"),
-    expires: str | None = typer.Option(None, "--expires", help="12h, 30d, 2w, a date, or never"),
-) -> None:
+@click.argument("name", help="what the key is for: a person, an app")
+@click.option(
+    "--scope",
+    type=click.Choice(list(Scope), case_sensitive=False),
+    default=Scope.INFERENCE,
+    show_default=True,
+    help="inference: /v1 only; admin: everything",
+)
+@click.option("--models", "-m", "models", multiple=True, help="model names or globs it may use (/v1)")
+@click.option("--expires", "expires", help="12h, 30d, 2w, a date, or never")
+def create(name: str, scope: Scope, models: tuple[str, ...], expires: str | None) -> None:
     """Make a key. Its secret is printed once, here: it is not kept anywhere."""
     with catalog() as keys:
-        key, secret = keys.create(name, scope, models, expires)
+        key, secret = keys.create(name, Scope(scope), list(models), expires)
     err_console.print(
         f"[bold]{key.name}[/] ({key.scope}) made; its secret, shown this once:", highlight=False
     )
@@ -56,8 +60,8 @@ def create(
 
 
 @app.command("ls")
-@friendly
-def ls(as_json: bool = typer.Option(False, "--json")) -> None:
+@click.option("--json", "as_json", is_flag=True)
+def ls(as_json: bool) -> None:
     """List the keys (never their secrets)."""
     with catalog() as keys:
         listed = keys.list()
@@ -95,8 +99,8 @@ def ls(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @app.command("rm")
-@friendly
-def rm(name: str = typer.Argument(...)) -> None:
+@click.argument("name")
+def rm(name: str) -> None:
     """Remove a key: requests with it are refused within seconds."""
     with catalog() as keys:
         keys.remove(name)

@@ -2,77 +2,85 @@
 
 from __future__ import annotations
 
-import typer
+import importlib
+from typing import Any
+
+import click
 
 from modelyard import __version__
-from modelyard.cli import (
-    adapters,
-    backends,
-    cluster,
-    components,
-    create,
-    deployments,
-    downloads,
-    keys,
-    models,
-    runtime,
-    specs,
-    usage,
-)
-from modelyard.cli.common import friendly
+from modelyard.cli.common import Command, Group
 from modelyard.cli.render import console, err_console
 
-app = typer.Typer(
+# Every command and group, in the order `modelyard --help` lists them: the module under
+# modelyard.cli that defines it, and its name there. A command's module is imported when the
+# command runs (or when --help lists them all), so that each command pays only for what it uses.
+COMMANDS = {
+    "import": "models:import_",
+    "scan": "models:scan",
+    "inspect": "models:inspect",
+    "ls": "models:ls",
+    "show": "models:show",
+    "rm": "models:rm",
+    "edit": "models:edit",
+    "settings": "models:settings",
+    "load": "runtime:load",
+    "unload": "runtime:unload",
+    "ps": "runtime:ps",
+    "logs": "runtime:logs",
+    "run": "runtime:run",
+    "estimate": "runtime:estimate",
+    "deploy": "deployments:deploy",
+    "reload": "deployments:reload",
+    "apply": "specs:apply",
+    "export": "specs:export",
+    "schema": "specs:schema",
+    "search": "downloads:search",
+    "files": "downloads:files",
+    "pull": "downloads:pull",
+    "usage": "usage:usage",
+    "create": "create:create",
+    "lora": "adapters:app",
+    "backends": "backends:app",
+    "component": "components:app",
+    "downloads": "downloads:app",
+    "deployments": "deployments:app",
+    "keys": "keys:app",
+    "quotas": "usage:app",
+    "cluster": "cluster:cluster_app",
+    "worker": "cluster:worker_app",
+    "workers": "cluster:workers_app",
+}
+
+
+class Modelyard(Group):
+    """The modelyard command: the commands of this module, then those of COMMANDS."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*COMMANDS, *self.commands]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            module, _, name = COMMANDS[cmd_name].partition(":")
+            found: Any = getattr(importlib.import_module(f"modelyard.cli.{module}"), name)
+            return found  # type: ignore[no-any-return]
+        return super().get_command(ctx, cmd_name)
+
+
+app = Modelyard(
+    "modelyard",
     help="modelyard: a library of local AI models that runs them and serves them.",
     no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-app.command("import")(models.import_)
-app.command()(models.scan)
-app.command()(models.inspect)
-app.command()(models.ls)
-app.command()(models.show)
-app.command()(models.rm)
-app.command()(models.edit)
-app.command()(models.settings)
-app.command()(runtime.load)
-app.command()(runtime.unload)
-app.command()(runtime.ps)
-app.command()(runtime.logs)
-app.command()(runtime.run)
-app.command()(runtime.estimate)
-app.command()(deployments.deploy)
-app.command()(deployments.reload)
-app.command()(specs.apply)
-app.command()(specs.export)
-app.command()(specs.schema)
-app.command()(downloads.search)
-app.command()(downloads.files)
-app.command()(downloads.pull)
-app.command()(usage.usage)
-app.command()(create.create)
-app.add_typer(adapters.app, name="lora")
-app.add_typer(backends.app, name="backends")
-app.add_typer(components.app, name="component")
-app.add_typer(downloads.app, name="downloads")
-app.add_typer(deployments.app, name="deployments")
-app.add_typer(keys.app, name="keys")
-app.add_typer(usage.app, name="quotas")
-app.add_typer(cluster.cluster_app, name="cluster")
-app.add_typer(cluster.worker_app, name="worker")
-app.add_typer(cluster.workers_app, name="workers")
 
 
-@app.command()
-@friendly
-def serve(
-    host: str | None = typer.Option(None, help="address to listen on (default 127.0.0.1)"),
-    port: int | None = typer.Option(None, help="port (default 11480)"),
-    insecure: bool = typer.Option(
-        False, "--insecure", help="listen on a network address without an API key (not recommended)"
-    ),
-) -> None:
+@app.command(cls=Command)
+@click.option("--host", help="address to listen on (default 127.0.0.1)")
+@click.option("--port", type=int, help="port (default 11480)")
+@click.option(
+    "--insecure", is_flag=True, help="listen on a network address without an API key (not recommended)"
+)
+def serve(host: str | None, port: int | None, insecure: bool) -> None:
     """Run the modelyard server (API under /api, docs at /docs)."""
     from modelyard.access.network import check_listen
     from modelyard.api.app import create_app, server_of
@@ -98,7 +106,7 @@ def serve(
     server.run(sockets=sockets)
 
 
-@app.command()
+@app.command(cls=Command)
 def version() -> None:
     """Print the version."""
     console.print(f"modelyard {__version__}")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import typer
+import click
 
-from modelyard.cli.common import client, friendly, parse_assignments
+from modelyard.cli.common import Command, client, parse_assignments
 from modelyard.cli.render import console, human_count, human_size, model_detail, models_table, print_json
 
 
@@ -16,40 +16,50 @@ def _abs(path: str) -> str:
     return str(Path(path).expanduser().absolute())
 
 
-@friendly
+@click.command("import", cls=Command)
+@click.argument("path", default=None, required=False, help="a model file or folder")
+@click.option("--url", "url", help="or a server that already runs: OpenAI-compatible (or TGI) at this URL")
+@click.option("--api-key", "api_key", help="that server's API key")
+@click.option("--model", "remote_model", help="which of that server's models (default: its first)")
+@click.option("--name", "-n", "name", help="name in the library (default: from the file)")
+@click.option("--description", "-d", "description", default="")
+@click.option(
+    "--category", "-c", "category", help="chat, embedding, rerank, multimodal, image (default: detected)"
+)
+@click.option("--template", "-t", "template", help="image models: sd_official, flux, video")
+@click.option("--mmproj", "mmproj", help="multimodal projector (default: the one beside the model)")
+@click.option("--vae", "vae", help="image models: VAE file")
+@click.option("--clip-l", "clip_l", help="image models: CLIP-L text encoder")
+@click.option("--clip-g", "clip_g", help="image models: CLIP-G text encoder")
+@click.option("--t5xxl", "t5xxl", help="image models: T5-XXL text encoder")
+@click.option(
+    "--capability",
+    "capability",
+    multiple=True,
+    help="image models: text-to-image, image-to-image, video (repeatable)",
+)
+@click.option("--json", "as_json", is_flag=True, help="print the record as JSON")
 def import_(
-    path: str | None = typer.Argument(None, help="a model file or folder"),
-    url: str | None = typer.Option(
-        None, "--url", help="or a server that already runs: OpenAI-compatible (or TGI) at this URL"
-    ),
-    api_key: str | None = typer.Option(None, "--api-key", help="that server's API key"),
-    remote_model: str | None = typer.Option(
-        None, "--model", help="which of that server's models (default: its first)"
-    ),
-    name: str | None = typer.Option(
-        None, "--name", "-n", help="name in the library (default: from the file)"
-    ),
-    description: str = typer.Option("", "--description", "-d"),
-    category: str | None = typer.Option(
-        None, "--category", "-c", help="chat, embedding, rerank, multimodal, image (default: detected)"
-    ),
-    template: str | None = typer.Option(
-        None, "--template", "-t", help="image models: sd_official, flux, video"
-    ),
-    mmproj: str | None = typer.Option(None, help="multimodal projector (default: the one beside the model)"),
-    vae: str | None = typer.Option(None, help="image models: VAE file"),
-    clip_l: str | None = typer.Option(None, "--clip-l", help="image models: CLIP-L text encoder"),
-    clip_g: str | None = typer.Option(None, "--clip-g", help="image models: CLIP-G text encoder"),
-    t5xxl: str | None = typer.Option(None, help="image models: T5-XXL text encoder"),
-    capability: list[str] | None = typer.Option(
-        None, "--capability", help="image models: text-to-image, image-to-image, video (repeatable)"
-    ),
-    as_json: bool = typer.Option(False, "--json", help="print the record as JSON"),
+    path: str | None,
+    url: str | None,
+    api_key: str | None,
+    remote_model: str | None,
+    name: str | None,
+    description: str,
+    category: str | None,
+    template: str | None,
+    mmproj: str | None,
+    vae: str | None,
+    clip_l: str | None,
+    clip_g: str | None,
+    t5xxl: str | None,
+    capability: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Import a model file or folder into the library (the files stay where they are), or
     register a server that already runs (--url): its requests go there through the gateway."""
     if (path is None) == (url is None):
-        raise typer.BadParameter("give a PATH or --url")
+        raise click.UsageError("give a PATH or --url")
     if url is not None:
         remote: dict[str, Any] = {"url": url, "api_key": api_key, "remote_model": remote_model, "name": name,
                 "description": description, "category": category}  # fmt: skip
@@ -93,11 +103,10 @@ def import_(
         console.print(f"  [yellow]warning:[/] {w}", highlight=False)
 
 
-@friendly
-def scan(
-    folder: str = typer.Argument(..., help="a folder to search for models"),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
+@click.command("scan", cls=Command)
+@click.argument("folder", help="a folder to search for models")
+@click.option("--json", "as_json", is_flag=True)
+def scan(folder: str, as_json: bool) -> None:
     """Import every recognisable model under a folder; scanning again changes nothing."""
     with console.status(f"scanning {folder}..."):
         report = client().post("/api/scan", {"path": _abs(folder)})
@@ -116,11 +125,10 @@ def scan(
     )
 
 
-@friendly
-def inspect(
-    path: str = typer.Argument(..., help="a model file or folder"),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
+@click.command("inspect", cls=Command)
+@click.argument("path", help="a model file or folder")
+@click.option("--json", "as_json", is_flag=True)
+def inspect(path: str, as_json: bool) -> None:
     """Show what a file or folder is, without importing it (works without the server)."""
     from modelyard.api.schemas import InspectionOut
     from modelyard.formats.detect import inspect_path
@@ -146,11 +154,10 @@ def inspect(
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
 
 
-@friendly
-def ls(
-    category: str | None = typer.Option(None, "--category", "-c", help="only this category"),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
+@click.command("ls", cls=Command)
+@click.option("--category", "-c", "category", help="only this category")
+@click.option("--json", "as_json", is_flag=True)
+def ls(category: str | None, as_json: bool) -> None:
     """List the models in the library."""
     models = client().get("/api/models", params={"category": category} if category else None)
     if as_json:
@@ -161,8 +168,10 @@ def ls(
         console.print(models_table(models))
 
 
-@friendly
-def show(name: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
+@click.command("show", cls=Command)
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def show(name: str, as_json: bool) -> None:
     """Show every detected fact of a model."""
     model = client().get(f"/api/models/{name}")
     if as_json:
@@ -171,31 +180,38 @@ def show(name: str = typer.Argument(...), as_json: bool = typer.Option(False, "-
         console.print(model_detail(model))
 
 
-@friendly
-def rm(
-    name: str = typer.Argument(...),
-    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask"),
-) -> None:
+@click.command("rm", cls=Command)
+@click.argument("name")
+@click.option("--yes", "-y", "yes", is_flag=True, help="do not ask")
+def rm(name: str, yes: bool) -> None:
     """Delete a model's record with its adapters and components. Files are never deleted."""
     api = client()
     model = api.get(f"/api/models/{name}")
     if not yes:
         extra = f" and its {len(model['adapters'])} adapter(s)" if model["adapters"] else ""
-        typer.confirm(f"delete {name}{extra} from the library (files stay on disk)?", abort=True)
+        click.confirm(f"delete {name}{extra} from the library (files stay on disk)?", abort=True)
     api.delete(f"/api/models/{name}")
     console.print(f"deleted {name} (files kept at {model['path']})", highlight=False)
 
 
-@friendly
+@click.command("edit", cls=Command)
+@click.argument("name")
+@click.option("--name", "-n", "new_name", help="rename")
+@click.option("--description", "-d", "description")
+@click.option("--category", "-c", "category")
+@click.option("--capability", "capability", multiple=True, help="image models (repeatable)")
+@click.option("--autoload/--no-autoload", "autoload", default=None, help="load on the first request")
+@click.option("--alias", "alias", multiple=True, help="another name for the gateway (repeatable)")
+@click.option("--json", "as_json", is_flag=True)
 def edit(
-    name: str = typer.Argument(...),
-    new_name: str | None = typer.Option(None, "--name", "-n", help="rename"),
-    description: str | None = typer.Option(None, "--description", "-d"),
-    category: str | None = typer.Option(None, "--category", "-c"),
-    capability: list[str] | None = typer.Option(None, "--capability", help="image models (repeatable)"),
-    autoload: bool | None = typer.Option(None, "--autoload/--no-autoload", help="load on the first request"),
-    alias: list[str] | None = typer.Option(None, "--alias", help="another name for the gateway (repeatable)"),
-    as_json: bool = typer.Option(False, "--json"),
+    name: str,
+    new_name: str | None,
+    description: str | None,
+    category: str | None,
+    capability: tuple[str, ...],
+    autoload: bool | None,
+    alias: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Rename a model; change its description, category, capabilities, autoload or aliases."""
     body = {
@@ -211,7 +227,7 @@ def edit(
         if v is not None
     }
     if not body:
-        raise typer.BadParameter("nothing to change: see `modelyard edit --help`")
+        raise click.UsageError("nothing to change: see `modelyard edit --help`")
     model = client().patch(f"/api/models/{name}", body)
     if as_json:
         print_json(model)
@@ -219,18 +235,17 @@ def edit(
         console.print(f"updated {model['name']}", highlight=False)
 
 
-@friendly
+@click.command("settings", cls=Command)
+@click.argument("name")
+@click.option("--set", "-s", "set_", multiple=True, help="KEY=VALUE, e.g. n_ctx=8192 (repeatable)")
+@click.option("--unset", "unset", multiple=True, help="KEY back to its default (repeatable)")
+@click.option("--reset", "reset", is_flag=True, help="forget every saved option")
+@click.option(
+    "--backend", "backend", help="save them for this backend (vllm, llama-cpp-python, ...): its options"
+)
+@click.option("--json", "as_json", is_flag=True)
 def settings(
-    name: str = typer.Argument(...),
-    set_: list[str] | None = typer.Option(
-        None, "--set", "-s", help="KEY=VALUE, e.g. n_ctx=8192 (repeatable)"
-    ),
-    unset: list[str] | None = typer.Option(None, "--unset", help="KEY back to its default (repeatable)"),
-    reset: bool = typer.Option(False, "--reset", help="forget every saved option"),
-    backend: str | None = typer.Option(
-        None, "--backend", help="save them for this backend (vllm, llama-cpp-python, ...): its options"
-    ),
-    as_json: bool = typer.Option(False, "--json"),
+    name: str, set_: tuple[str, ...], unset: tuple[str, ...], reset: bool, backend: str | None, as_json: bool
 ) -> None:
     """Show or change a model's saved settings (validated by its backend; n_ctx 0 = the model's own)."""
     api = client()

@@ -5,34 +5,43 @@ from __future__ import annotations
 import json
 import sys
 
-import typer
+import click
 
 from modelyard.cli.client import ApiError, Client
 from modelyard.cli.common import (
-    CPU_OFFLOAD,
-    DISTRIBUTED,
-    GPUS,
-    PLACEMENT,
-    SELECTOR,
+    Command,
     client,
-    friendly,
     scheduling,
+    scheduling_options,
 )
 from modelyard.cli.render import Column, console, err_console, fitted, human_size, print_json
 from modelyard.errors import ModelNotLoaded
 
 
-@friendly
+@click.command("load", cls=Command)
+@click.argument("name", help="a model in the library")
+@click.option("--lora", "lora", help="one of the model's LoRA adapters")
+@click.option(
+    "--replicas",
+    "-r",
+    "replicas",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="engine processes serving it",
+)
+@click.option("--force", "force", is_flag=True, help="load even if the estimate says it will not fit")
+@scheduling_options
 def load(
-    name: str = typer.Argument(..., help="a model in the library"),
-    lora: str | None = typer.Option(None, "--lora", help="one of the model's LoRA adapters"),
-    replicas: int = typer.Option(1, "--replicas", "-r", min=1, help="engine processes serving it"),
-    force: bool = typer.Option(False, "--force", help="load even if the estimate says it will not fit"),
-    placement: str | None = PLACEMENT,
-    selector: list[str] | None = SELECTOR,
-    gpus: str | None = GPUS,
-    cpu_offload: bool | None = CPU_OFFLOAD,
-    distributed: bool | None = DISTRIBUTED,
+    name: str,
+    lora: str | None,
+    replicas: int,
+    force: bool,
+    placement: str | None,
+    selector: tuple[str, ...],
+    gpus: str | None,
+    cpu_offload: bool | None,
+    distributed: bool | None,
 ) -> None:
     """Load a model (unloading what the load rules say it replaces) and wait until it serves."""
     body = {
@@ -55,19 +64,19 @@ def load(
             )
 
 
-@friendly
-def unload(
-    name: str = typer.Argument(...),
-    force: bool = typer.Option(False, "--force", help="stop at once, even with requests in flight"),
-) -> None:
+@click.command("unload", cls=Command)
+@click.argument("name")
+@click.option("--force", "force", is_flag=True, help="stop at once, even with requests in flight")
+def unload(name: str, force: bool) -> None:
     """Unload a model; its requests in flight finish first unless --force."""
     with console.status(f"unloading {name}..."):
         client().post(f"/api/models/{name}/unload", {"force": force})
     console.print(f"unloaded {name}", highlight=False)
 
 
-@friendly
-def ps(as_json: bool = typer.Option(False, "--json")) -> None:
+@click.command("ps", cls=Command)
+@click.option("--json", "as_json", is_flag=True)
+def ps(as_json: bool) -> None:
     """List running instances."""
     instances = client().get("/api/instances")
     if as_json:
@@ -105,12 +114,11 @@ def ps(as_json: bool = typer.Option(False, "--json")) -> None:
             console.print(f"[red]{i['id']}:[/] {i['error']}", highlight=False)
 
 
-@friendly
-def logs(
-    target: str = typer.Argument(..., help="an instance id, or a model name (its first instance)"),
-    follow: bool = typer.Option(False, "--follow", "-f", help="keep printing new lines"),
-    lines: int = typer.Option(100, "--lines", "-n", help="lines from the end"),
-) -> None:
+@click.command("logs", cls=Command)
+@click.argument("target", help="an instance id, or a model name (its first instance)")
+@click.option("--follow", "-f", "follow", is_flag=True, help="keep printing new lines")
+@click.option("--lines", "-n", "lines", default=100, show_default=True, type=int, help="lines from the end")
+def logs(target: str, follow: bool, lines: int) -> None:
     """Print an instance's log (one file per start; -f follows across restarts)."""
     api = client()
     instance_id = target if target.isdigit() else _first_instance(api.get("/api/instances"), target)
@@ -131,14 +139,15 @@ def _first_instance(instances: list[dict[str, object]], model: str) -> str:
     raise ModelNotLoaded(model)
 
 
-@friendly
+@click.command("run", cls=Command)
+@click.argument("name", help="a model (name, alias or base:adapter)")
+@click.argument("prompt", default=None, required=False, help="one prompt; without it, an interactive chat")
+@click.option("--raw", "raw", is_flag=True, help="plain text completion instead of chat")
+@click.option("--system", "system", help="a system prompt")
+@click.option("--max-tokens", "max_tokens", default=512, show_default=True, type=int)
+@click.option("--temperature", "temperature", default=0.7, show_default=True, type=float)
 def run(
-    name: str = typer.Argument(..., help="a model (name, alias or base:adapter)"),
-    prompt: str | None = typer.Argument(None, help="one prompt; without it, an interactive chat"),
-    raw: bool = typer.Option(False, "--raw", help="plain text completion instead of chat"),
-    system: str | None = typer.Option(None, "--system", help="a system prompt"),
-    max_tokens: int = typer.Option(512, "--max-tokens"),
-    temperature: float = typer.Option(0.7, "--temperature"),
+    name: str, prompt: str | None, raw: bool, system: str | None, max_tokens: int, temperature: float
 ) -> None:
     """Chat with a model in the terminal, streaming (loads it first if it is not loaded)."""
     api = client()
@@ -203,15 +212,22 @@ def _stream(api: Client, path: str, body: dict[str, object], *, chat: bool) -> s
     return "".join(parts)
 
 
-@friendly
+@click.command("estimate", cls=Command)
+@click.argument("name")
+@click.option("--n-ctx", "n_ctx", type=int, help="context size (0 = the model's own)")
+@click.option("--n-gpu-layers", "n_gpu_layers", type=int)
+@click.option("--parallel", "parallel", type=int)
+@click.option("--cache-type-k", "cache_type_k")
+@click.option("--cache-type-v", "cache_type_v")
+@click.option("--json", "as_json", is_flag=True)
 def estimate(
-    name: str = typer.Argument(...),
-    n_ctx: int | None = typer.Option(None, "--n-ctx", help="context size (0 = the model's own)"),
-    n_gpu_layers: int | None = typer.Option(None, "--n-gpu-layers"),
-    parallel: int | None = typer.Option(None, "--parallel"),
-    cache_type_k: str | None = typer.Option(None, "--cache-type-k"),
-    cache_type_v: str | None = typer.Option(None, "--cache-type-v"),
-    as_json: bool = typer.Option(False, "--json"),
+    name: str,
+    n_ctx: int | None,
+    n_gpu_layers: int | None,
+    parallel: int | None,
+    cache_type_k: str | None,
+    cache_type_v: str | None,
+    as_json: bool,
 ) -> None:
     """How much memory a model needs with its settings (and these overrides), without loading it."""
     params = {

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from pathlib import Path
 from typing import Any
 
-import typer
+import click
 from rich.markup import escape
 
 from modelyard.cli.client import Client
-from modelyard.cli.common import client, friendly
+from modelyard.cli.common import Command, client
 from modelyard.cli.render import console
 from modelyard.errors import InvalidSpec, PathNotFound
 
@@ -26,7 +27,7 @@ STYLE = {
 
 def _read(file: str) -> tuple[str, str, Path]:
     if file == "-":
-        return typer.get_text_stream("stdin").read(), "<stdin>", Path.cwd()
+        return sys.stdin.read(), "<stdin>", Path.cwd()
     path = Path(file).expanduser()
     if not path.is_file():
         raise PathNotFound(path)
@@ -71,11 +72,10 @@ def _applied(api: Client, body: dict[str, Any]) -> list[dict[str, Any]]:
     return outcomes
 
 
-@friendly
-def apply(
-    file: str = typer.Option(..., "--file", "-f", help="a spec YAML file (- reads stdin)"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="say what would change, change nothing"),
-) -> None:
+@click.command("apply", cls=Command)
+@click.option("--file", "-f", "file", required=True, help="a spec YAML file (- reads stdin)")
+@click.option("--dry-run", "dry_run", is_flag=True, help="say what would change, change nothing")
+def apply(file: str, dry_run: bool) -> None:
     """Make the library and the deployments what a spec says (models named in it only)."""
     from modelyard.deployments.spec import load
 
@@ -92,18 +92,18 @@ def apply(
                 console.print(f"  {escape(line)}", highlight=False)
 
 
-@friendly
+@click.command("export", cls=Command)
 def export() -> None:
     """Print the library and its deployments as a spec (YAML): `modelyard apply -f` makes them again."""
     from modelyard.deployments.spec import Spec, dump
 
     data = client().get("/api/specs/export")
-    typer.echo(dump(Spec.model_validate(data)), nl=False)
+    click.echo(dump(Spec.model_validate(data)), nl=False)
 
 
-@friendly
+@click.command("schema", cls=Command)
 def schema() -> None:
     """Print the JSON Schema of the spec format, for editor completion."""
     from modelyard.deployments.spec import json_schema
 
-    typer.echo(json.dumps(json_schema(), indent=2))
+    click.echo(json.dumps(json_schema(), indent=2))

@@ -5,27 +5,28 @@ from __future__ import annotations
 
 from typing import Any
 
-import typer
+import click
 
-from modelyard.cli.common import client, friendly
+from modelyard.cli.common import Command, Group, client
 from modelyard.cli.render import Column, console, fitted, human_count, print_json
 
-app = typer.Typer(
-    help="Quotas on loads of embedding, rerank, multimodal and image models.", no_args_is_help=True
+app = Group(
+    "quotas", help="Quotas on loads of embedding, rerank, multimodal and image models.", no_args_is_help=True
 )
 PERIODS = ("day", "week", "month", "total")
 
 
-@friendly
-def usage(
-    since: str = typer.Option("7d", "--since", help="a span back from now (24h, 7d, 2w) or a date"),
-    by: str = typer.Option("model", "--by", help="model or key"),
-    key: str | None = typer.Option(None, "--key", help="only this key's usage"),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
+@click.command("usage", cls=Command)
+@click.option(
+    "--since", "since", default="7d", show_default=True, help="a span back from now (24h, 7d, 2w) or a date"
+)
+@click.option("--by", "by", default="model", show_default=True, help="model or key")
+@click.option("--key", "key", help="only this key's usage")
+@click.option("--json", "as_json", is_flag=True)
+def usage(since: str, by: str, key: str | None, as_json: bool) -> None:
     """What was used: requests, tokens in and out, images and quota-counted loads."""
     if by not in ("model", "key"):
-        raise typer.BadParameter("model or key", param_hint="--by")
+        raise click.BadParameter("model or key", param_hint="--by")
     params = {"since": since, "by": by} | ({"key": key} if key else {})
     answer = client().get("/api/usage", params=params)
     if as_json:
@@ -46,8 +47,8 @@ def _cells(r: dict[str, Any]) -> list[str]:
 
 
 @app.command("ls")
-@friendly
-def ls(as_json: bool = typer.Option(False, "--json")) -> None:
+@click.option("--json", "as_json", is_flag=True)
+def ls(as_json: bool) -> None:
     """The quotas, and where each key stands against the one that applies to it."""
     answer = client().get("/api/quotas")
     if as_json:
@@ -73,15 +74,21 @@ def ls(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @app.command("set")
-@friendly
-def set_(
-    loads: int = typer.Option(..., "--loads", min=0, help="loads allowed per period (0: none)"),
-    per: str = typer.Option("day", "--per", help="day, week, month or total"),
-    key: str = typer.Option("*", "--key", help='a key\'s name; "*" (default): every key without its own'),
-) -> None:
+@click.option(
+    "--loads", "loads", required=True, type=click.IntRange(min=0), help="loads allowed per period (0: none)"
+)
+@click.option("--per", "per", default="day", show_default=True, help="day, week, month or total")
+@click.option(
+    "--key",
+    "key",
+    default="*",
+    show_default=True,
+    help='a key\'s name; "*" (default): every key without its own',
+)
+def set_(loads: int, per: str, key: str) -> None:
     """Set a quota: loads of embedding, rerank, multimodal and image models (chat loads are free)."""
     if per not in PERIODS:
-        raise typer.BadParameter(", ".join(PERIODS), param_hint="--per")
+        raise click.BadParameter(", ".join(PERIODS), param_hint="--per")
     q = client().put(f"/api/quotas/{key}", {"loads": loads, "period": per})
     who = "every key without its own" if q["key"] == "*" else f"the key {q['key']}"
     console.print(
@@ -90,10 +97,14 @@ def set_(
 
 
 @app.command("rm")
-@friendly
-def rm(
-    key: str = typer.Option("*", "--key", help='a key\'s name; "*" (default): the quota for every key'),
-) -> None:
+@click.option(
+    "--key",
+    "key",
+    default="*",
+    show_default=True,
+    help='a key\'s name; "*" (default): the quota for every key',
+)
+def rm(key: str) -> None:
     """Remove a quota."""
     client().delete(f"/api/quotas/{key}")
     console.print(f"removed the quota of {'every key' if key == '*' else key}", highlight=False)
