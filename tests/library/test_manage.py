@@ -99,6 +99,35 @@ def test_settings_of_other_backends(library: Library, zoo: Path) -> None:
         library.put_settings("tiny-6.5bpw-exl2", {"cache_4bit": True})
 
 
+def test_a_draft_model_is_checked_by_the_backend_its_settings_are_for(
+    library: Library, zoo: Path, tmp_path: Path
+) -> None:
+    library.import_model(ImportRequest(path=str(zoo / "chat/tiny-llama-f32.gguf")))
+    draft = zoo / "chat/tiny-llama-q8.gguf"  # the same vocabulary, smaller weights
+    library.import_model(ImportRequest(path=str(draft), name="tiny-draft"))
+    # llama.cpp: a library model's name is saved as its file
+    library.put_settings("tiny-llama-f32", {"draft_model": "tiny-draft", "draft_max": 4})
+    assert library.settings("tiny-llama-f32")[1]["draft_model"] == str(draft)
+    projector = zoo / "vision/mmproj-tiny-vl-f16.gguf"  # a GGUF without a vocabulary
+    with pytest.raises(InvalidSettings, match=r"the draft model's vocabulary \(None, None tokens\)"):
+        library.put_settings("tiny-llama-f32", {"draft_model": str(projector)})
+    with pytest.raises(InvalidSettings, match="the draft model is safetensors; 'tiny-llama-f32' is gguf"):
+        library.put_settings("tiny-llama-f32", {"draft_model": str(zoo / "hf/tiny-llama-hf")})
+    with pytest.raises(InvalidSettings, match="neither a library model nor a model file"):
+        library.put_settings("tiny-llama-f32", {"draft_model": "nothing-of-that-name"})
+    assert library.settings("tiny-llama-f32")[1]["draft_model"] == str(draft)  # refusals change nothing
+    # transformers takes a draft folder; the same model's folder is one with its vocabulary
+    library.import_model(ImportRequest(path=str(zoo / "hf/tiny-llama-hf")))
+    hf_draft = b.write_hf_llama(tmp_path / "hf-draft", hidden=32, layers=1)
+    library.put_settings("tiny-llama-hf", {"draft_model": str(hf_draft)})
+    assert library.settings("tiny-llama-hf")[1]["draft_model"] == str(hf_draft)
+    with pytest.raises(InvalidSettings, match="the draft model is gguf"):
+        library.put_settings("tiny-llama-hf", {"draft_model": "tiny-draft"})
+    # a backend whose options name no other model saves them as they are
+    library.put_settings("tiny-llama-hf", {"draft_model": None}, backend="vllm")
+    assert "draft_model" not in library.settings("tiny-llama-hf")[1]
+
+
 def test_gguf_lora_compatibility(library: Library, zoo: Path, tmp_path: Path) -> None:
     library.import_model(ImportRequest(path=str(zoo / "chat-lora/tiny-base.gguf")))
     m = library.add_adapter("tiny-base", str(zoo / "chat-lora/tiny-lora.gguf"))

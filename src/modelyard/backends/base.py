@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, TypeVar
 
 from pydantic import BaseModel
 
@@ -72,10 +72,28 @@ class EngineSpec:
 Progress = Callable[[str, float, float], None]
 
 
-class Backend(Protocol):
+@dataclass(frozen=True)
+class Found:
+    """Another model that a model's options name (a draft model): its file or folder, format and
+    facts, from the library or from the file itself."""
+
+    path: str
+    format: str
+    facts: dict[str, Any]
+
+
+# a library model's name, or a path -> Found (ModelyardError when it is neither)
+Find = Callable[[str], Found]
+
+Opts = TypeVar("Opts", bound=BaseModel, contravariant=True)  # taken, never given back
+
+
+class Backend(Protocol[Opts]):
+    """A backend whose engines take options of type ``Opts`` (its ``options`` model)."""
+
     name: ClassVar[str]
     loader: ClassVar[str]  # the loader of the manuals it implements (a Model's ``loaders``)
-    options: ClassVar[type[BaseModel]]
+    options: ClassVar[type[BaseModel]]  # Opts itself (a class variable cannot be generic)
     merges_embeddings: ClassVar[bool]  # its engine reports each input's tokens (see gateway/coalesce)
     anthropic_messages: ClassVar[bool]  # its engine serves Anthropic's /v1/messages itself
     distributable: ClassVar[bool]  # one engine can spread its layers over nodes (Placement.peers)
@@ -93,6 +111,12 @@ class Backend(Protocol):
         quantization, category, components) each time it is asked: 0 is the manuals' first
         choice, a higher rank a later one; None: it cannot serve it."""
 
+    @classmethod
+    def settle(cls, model: Model, options: dict[str, Any], find: Find) -> dict[str, Any]:
+        """``options`` as they are saved for ``model``: where one names another model (a draft
+        model), that model's file, once it is checked to go with ``model`` (InvalidSettings if
+        not)."""
+
     def endpoints(self, model: Model) -> frozenset[str]:
         """The OpenAI endpoints it serves for this model: chat, completions, embeddings, ..."""
 
@@ -105,7 +129,7 @@ class Backend(Protocol):
     def engine(
         self,
         model: Model,
-        options: Any,
+        options: Opts,
         placement: Placement,
         adapter: Adapter | None,
         version: str | None = None,
@@ -115,7 +139,7 @@ class Backend(Protocol):
         default one)."""
 
     def fit(
-        self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
+        self, model: Model, options: Opts, adapter: Adapter | None, free_ram: int, free_vram: list[int]
     ) -> Fit | None:
         """Its memory estimate against what is free; None when it has none for this model."""
 
@@ -136,3 +160,6 @@ class Backend(Protocol):
     def install(self, variant: str, progress: Progress, version: str | None = None) -> str:
         """Install its engine (a build, a managed environment), or build ``version`` beside it;
         where it went."""
+
+
+AnyBackend = Backend[Any]  # one of the registry's backends, whatever its options

@@ -64,7 +64,7 @@ def cache_tokens(n_ctx: int, cfg_cache: bool) -> int:
     return -(-wanted // PAGE) * PAGE
 
 
-class ExLlamaV2(RunnerBackend):
+class ExLlamaV2(RunnerBackend[ExLlamaV2Options]):
     name: ClassVar[str] = EXLLAMAV2
     loader: ClassVar[str] = EXLLAMAV2
     options: ClassVar[type[BaseModel]] = ExLlamaV2Options
@@ -96,7 +96,9 @@ class ExLlamaV2(RunnerBackend):
             )
         return super().install(variant, progress, version)
 
-    def adapters(self, model: Model, options: Any, adapter: Adapter | None) -> list[dict[str, Any]] | None:
+    def adapters(
+        self, model: Model, options: ExLlamaV2Options, adapter: Adapter | None
+    ) -> list[dict[str, Any]] | None:
         if adapter is not None:
             raise Unsupported(
                 "the exllamav2 backend takes no LoRA adapters yet",
@@ -105,7 +107,12 @@ class ExLlamaV2(RunnerBackend):
         return None
 
     def fit(
-        self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
+        self,
+        model: Model,
+        options: ExLlamaV2Options,
+        adapter: Adapter | None,
+        free_ram: int,
+        free_vram: list[int],
     ) -> Fit | None:
         if model.format != "safetensors" or not Path(model.path).is_dir():
             return None

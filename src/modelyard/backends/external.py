@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal, Self
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelyard.backends.base import EngineSpec, Placement, Progress
+from modelyard.backends.base import EngineSpec, Find, Placement, Progress
 from modelyard.catalog.records import Adapter, Model
 from modelyard.config import Settings
 from modelyard.errors import EngineUnavailable, InvalidImport, Unsupported
@@ -95,8 +95,17 @@ class External:
             "an external server is not installed by modelyard", hint="register it: `modelyard import --url`"
         )
 
+    @classmethod
+    def settle(cls, model: Model, options: dict[str, Any], find: Find) -> dict[str, Any]:
+        return options
+
     def fit(
-        self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
+        self,
+        model: Model,
+        options: ExternalOptions,
+        adapter: Adapter | None,
+        free_ram: int,
+        free_vram: list[int],
     ) -> Fit | None:
         return None  # its memory is another machine's
 

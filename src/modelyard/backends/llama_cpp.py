@@ -9,12 +9,13 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelyard.backends import flags
-from modelyard.backends.base import FOLDER, HOST, PEERS, PORT, EngineSpec, Placement, Progress
+from modelyard.backends.base import FOLDER, HOST, PEERS, PORT, EngineSpec, Find, Placement, Progress
+from modelyard.backends.drafts import with_draft
 from modelyard.backends.install import rpc_server_name
 from modelyard.catalog.records import Adapter, Model
 from modelyard.categories import DIFFUSION
@@ -132,6 +133,10 @@ class LlamaCppFamily:
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
         return cls()
+
+    @classmethod
+    def settle(cls, model: Model, options: dict[str, Any], find: Find) -> dict[str, Any]:
+        return with_draft(model, options, find)
 
     def endpoints(self, model: Model) -> frozenset[str]:
         return endpoints_of(model)

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from modelyard.backends.base import Backend
+from modelyard.backends.base import AnyBackend
 from modelyard.backends.environments import VARIANTS
 from modelyard.backends.exllamav2 import ExLlamaV2
 from modelyard.backends.external import External, ExternalTgi
@@ -35,8 +35,8 @@ from modelyard.catalog.records import Model
 from modelyard.config import Settings
 from modelyard.errors import EngineUnavailable, InvalidSettings, Unsupported
 
-B = TypeVar("B", Backend, type[Backend])
-KINDS: tuple[type[Backend], ...] = (
+B = TypeVar("B", AnyBackend, type[AnyBackend])
+KINDS: tuple[type[AnyBackend], ...] = (
     LlamaServer,
     LlamaCppPython,
     SentenceTransformers,
@@ -60,12 +60,12 @@ def best_first(backends: Iterable[B], model: Model) -> list[B]:
     return [b for _, _, b in sorted(ranked, key=lambda r: r[:2])]
 
 
-def kinds_for(model: Model) -> list[type[Backend]]:
+def kinds_for(model: Model) -> list[type[AnyBackend]]:
     """The kinds of backend that take ``model``, best first."""
     return best_first(KINDS, model)
 
 
-def kind_named(name: str) -> type[Backend]:
+def kind_named(name: str) -> type[AnyBackend]:
     """The kind of backend called ``name``."""
     found = next((k for k in KINDS if k.name == name), None)
     if found is None:
@@ -109,7 +109,7 @@ class Backends:
     up at most every ``ttl`` seconds (the gateway asks on every request)."""
 
     def __init__(
-        self, backends: Sequence[Backend], *, ttl: float = 5.0, now: Callable[[], float] = time.monotonic
+        self, backends: Sequence[AnyBackend], *, ttl: float = 5.0, now: Callable[[], float] = time.monotonic
     ) -> None:
         self._backends = {b.name: b for b in backends}
         self._ttl = ttl
@@ -120,17 +120,17 @@ class Backends:
     def from_settings(cls, settings: Settings) -> Backends:
         return cls([kind.from_settings(settings) for kind in KINDS])
 
-    def __iter__(self) -> Iterator[Backend]:
+    def __iter__(self) -> Iterator[AnyBackend]:
         return iter(self._backends.values())
 
-    def get(self, name: str) -> Backend:
+    def get(self, name: str) -> AnyBackend:
         backend = self._backends.get(name)
         if backend is None:
             raise Unsupported(f"no backend named {name!r}", hint=f"one of {', '.join(self._backends)}")
         return backend
 
     @staticmethod
-    def variants(backend: Backend) -> tuple[str, ...]:
+    def variants(backend: AnyBackend) -> tuple[str, ...]:
         """The builds a backend installs: cpu and cuda, and vulkan for llama.cpp."""
         return tuple(getattr(backend, "variants", VARIANTS))
 
@@ -138,7 +138,7 @@ class Backends:
         """Look at whether ``name`` is installed again next time (it was just installed)."""
         self._seen.pop(name, None)
 
-    def installed(self, backend: Backend) -> bool:
+    def installed(self, backend: AnyBackend) -> bool:
         now = self._now()
         seen = self._seen.get(backend.name)
         if seen is None or now - seen[0] > self._ttl:
@@ -150,7 +150,7 @@ class Backends:
             seen = self._seen[backend.name] = (now, ok)
         return seen[1]
 
-    def for_model(self, model: Model) -> Backend:
+    def for_model(self, model: Model) -> AnyBackend:
         """The backend that serves ``model``: the one its settings were saved for where it is
         installed, else the first installed one that takes it, else the first that takes it (its
         preflight says what to install)."""

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic
 
 from pydantic import BaseModel
 
 from modelyard.backends import environments
-from modelyard.backends.base import HOST, PORT, EngineSpec, Placement
+from modelyard.backends.base import HOST, PORT, EngineSpec, Find, Opts, Placement
 from modelyard.backends.diffusers import DiffusersOptions
+from modelyard.backends.drafts import with_draft
 from modelyard.backends.faster_whisper import FasterWhisperOptions
 from modelyard.backends.insightface import InsightFaceOptions
 from modelyard.backends.piper import PiperOptions
@@ -117,9 +118,9 @@ def _folder_bytes(folder: str | None) -> int:
     return sum(p.stat().st_size for p in Path(folder).glob("*.safetensors"))
 
 
-class RunnerBackend(environments.InEnvironment):
+class RunnerBackend(environments.InEnvironment, Generic[Opts]):
     """A backend whose engine is modelyard's runner, in the server's interpreter when it has the
-    backend's packages, else in a managed environment."""
+    backend's packages, else in a managed environment; its options are an ``Opts``."""
 
     name: ClassVar[str]
     loader: ClassVar[str]
@@ -142,6 +143,10 @@ class RunnerBackend(environments.InEnvironment):
     def rank(cls, model: Model) -> int | None:
         raise NotImplementedError
 
+    @classmethod
+    def settle(cls, model: Model, options: dict[str, Any], find: Find) -> dict[str, Any]:
+        return options
+
     def endpoints(self, model: Model) -> frozenset[str]:
         return TASKS.get(model.category, ("", frozenset[str]()))[1]
 
@@ -159,7 +164,7 @@ class RunnerBackend(environments.InEnvironment):
             )
 
     def fit(
-        self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
+        self, model: Model, options: Opts, adapter: Adapter | None, free_ram: int, free_vram: list[int]
     ) -> Fit | None:
         if model.format != "safetensors" or not Path(model.path).is_dir():
             return None
@@ -168,8 +173,8 @@ class RunnerBackend(environments.InEnvironment):
             free_ram,
             free_vram,
             n_ctx=getattr(options, "n_ctx", 0),
-            precision=options.precision,
-            device=options.device,
+            precision=getattr(options, "precision", "auto"),
+            device=getattr(options, "device", "auto"),
             batch_size=getattr(options, "batch_size", 1),
             quantization=getattr(options, "quantization", "none"),
             extra_bytes=_folder_bytes(getattr(options, "draft_model", None)),
@@ -177,7 +182,7 @@ class RunnerBackend(environments.InEnvironment):
             process_ram=GPTQMODEL_RAM if model.facts.get("quant_method") in GPTQMODEL_METHODS else 0,
         )
 
-    def adapters(self, model: Model, options: Any, adapter: Adapter | None) -> list[dict[str, Any]] | None:
+    def adapters(self, model: Model, options: Opts, adapter: Adapter | None) -> list[dict[str, Any]] | None:
         """What --adapters gets: None when this backend takes none."""
         return None
 
@@ -188,7 +193,7 @@ class RunnerBackend(environments.InEnvironment):
     def engine(
         self,
         model: Model,
-        options: Any,
+        options: Opts,
         placement: Placement,
         adapter: Adapter | None,
         version: str | None = None,
@@ -228,7 +233,7 @@ class RunnerBackend(environments.InEnvironment):
         )
 
 
-class SentenceTransformers(RunnerBackend):
+class SentenceTransformers(RunnerBackend[SentenceTransformersOptions]):
     name: ClassVar[str] = SENTENCE_TRANSFORMERS
     loader: ClassVar[str] = SENTENCE_TRANSFORMERS
     options: ClassVar[type[BaseModel]] = SentenceTransformersOptions
@@ -240,7 +245,7 @@ class SentenceTransformers(RunnerBackend):
         return 0 if wanted and _plain(model) else None
 
 
-class Transformers(RunnerBackend):
+class Transformers(RunnerBackend[TransformersOptions]):
     name: ClassVar[str] = TRANSFORMERS
     loader: ClassVar[str] = TRANSFORMERS
     options: ClassVar[type[BaseModel]] = TransformersOptions
@@ -259,13 +264,19 @@ class Transformers(RunnerBackend):
             return {"bitsandbytes": 0, "awq": 1, "gptq": 2}.get(method)
         return 1 if model.category in ("embedding", "rerank") else 0
 
-    def adapters(self, model: Model, options: Any, adapter: Adapter | None) -> list[dict[str, Any]] | None:
+    @classmethod
+    def settle(cls, model: Model, options: dict[str, Any], find: Find) -> dict[str, Any]:
+        return with_draft(model, options, find)
+
+    def adapters(
+        self, model: Model, options: TransformersOptions, adapter: Adapter | None
+    ) -> list[dict[str, Any]] | None:
         if model.category not in ("chat", "multimodal"):
             return None
         return chosen_adapters(model, options.peft_adapters, adapter)
 
 
-class Diffusers(RunnerBackend):
+class Diffusers(RunnerBackend[DiffusersOptions]):
     name: ClassVar[str] = DIFFUSERS
     loader: ClassVar[str] = DIFFUSERS
     options: ClassVar[type[BaseModel]] = DiffusersOptions
@@ -278,11 +289,13 @@ class Diffusers(RunnerBackend):
         image = model.category in DIFFUSION or model.format == "diffusers"
         return 0 if image and model.category in TASKS and _plain(model) else None
 
-    def adapters(self, model: Model, options: Any, adapter: Adapter | None) -> list[dict[str, Any]] | None:
+    def adapters(
+        self, model: Model, options: DiffusersOptions, adapter: Adapter | None
+    ) -> list[dict[str, Any]] | None:
         return chosen_adapters(model, options.loras, adapter)
 
 
-class FileBackend(RunnerBackend):
+class FileBackend(RunnerBackend[Opts]):
     """A backend whose engine holds its files' weights as they are (no safetensors folder to
     read the tensors of): the estimate is the files, the engine's working memory and its
     process (``fit_files``)."""
@@ -294,19 +307,19 @@ class FileBackend(RunnerBackend):
     def task(self, model: Model) -> str:
         return self.runner_task or super().task(model)
 
-    def working(self, model: Model, options: Any) -> int:
+    def working(self, model: Model, options: Opts) -> int:
         """The bytes it needs besides its weights while it runs."""
         raise NotImplementedError
 
     def fit(
-        self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
+        self, model: Model, options: Opts, adapter: Adapter | None, free_ram: int, free_vram: list[int]
     ) -> Fit | None:
-        gpu = options.device in self.gpu_when
+        gpu = getattr(options, "device", "cpu") in self.gpu_when
         working = self.working(model, options)
         return fit_files(model, free_ram, free_vram, gpu=gpu, working=working, overhead=self.overhead)
 
 
-class Spandrel(FileBackend):
+class Spandrel(FileBackend[SpandrelOptions]):
     """Upscalers: one weights file, whose size is what it needs besides a tile's activations."""
 
     name: ClassVar[str] = SPANDREL
@@ -319,14 +332,14 @@ class Spandrel(FileBackend):
     def rank(cls, model: Model) -> int | None:
         return 0 if model.category == "upscale" and _plain(model) else None
 
-    def working(self, model: Model, options: Any) -> int:
+    def working(self, model: Model, options: SpandrelOptions) -> int:
         # the activations are the most of it: an ESRGAN's 64 channels at the output's size,
         # twice, for a tile (or a 1024-pixel image) at 4x
         side = 4 * (options.tile_size or 1024)
         return 2 * 64 * side * side * 4
 
 
-class InsightFace(FileBackend):
+class InsightFace(FileBackend[InsightFaceOptions]):
     """Face packs: ONNX models a few hundred MB at most, run by onnxruntime."""
 
     name: ClassVar[str] = INSIGHTFACE
@@ -337,12 +350,12 @@ class InsightFace(FileBackend):
     def rank(cls, model: Model) -> int | None:
         return 0 if model.category == "face" and model.format not in NOT_OURS else None
 
-    def working(self, model: Model, options: Any) -> int:
+    def working(self, model: Model, options: InsightFaceOptions) -> int:
         # onnxruntime's arenas: the detector's feature maps at det_size, a few hundred MB at 640
         return int(64 * options.det_size * options.det_size * 4 * 4)
 
 
-class Piper(FileBackend):
+class Piper(FileBackend[PiperOptions]):
     """Piper voices: an ONNX model of tens of MB and its phoneme map."""
 
     name: ClassVar[str] = PIPER
@@ -354,11 +367,11 @@ class Piper(FileBackend):
     def rank(cls, model: Model) -> int | None:
         return 0 if model.format == "onnx" and model.category == "text-to-speech" else None
 
-    def working(self, model: Model, options: Any) -> int:
+    def working(self, model: Model, options: PiperOptions) -> int:
         return 2 * model.size + (64 << 20)  # a sentence's activations and its audio
 
 
-class FasterWhisper(FileBackend):
+class FasterWhisper(FileBackend[FasterWhisperOptions]):
     """Whisper on CTranslate2: a converted folder whose model.bin is its weights."""
 
     name: ClassVar[str] = FASTER_WHISPER
@@ -371,5 +384,5 @@ class FasterWhisper(FileBackend):
     def rank(cls, model: Model) -> int | None:
         return 0 if model.format == "ctranslate2" and model.category in TASKS else None
 
-    def working(self, model: Model, options: Any) -> int:
+    def working(self, model: Model, options: FasterWhisperOptions) -> int:
         return int((256 << 20) * options.batch_size)  # a 30 s chunk's encoder states and cache, per chunk

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelyard.backends import amx, environments, flags
-from modelyard.backends.base import HOST, PORT, EngineSpec, Placement
+from modelyard.backends.base import HOST, PORT, EngineSpec, Find, Placement
 from modelyard.catalog.records import Adapter, Model
 from modelyard.errors import InvalidSettings
 from modelyard.estimate import Fit
@@ -99,6 +99,10 @@ class Vllm(environments.InEnvironment):
             return 1
         return 2 if model.category == "embedding" else 0
 
+    @classmethod
+    def settle(cls, model: Model, options: dict[str, Any], find: Find) -> dict[str, Any]:
+        return options
+
     def endpoints(self, model: Model) -> frozenset[str]:
         return ENDPOINTS.get(model.category, frozenset())
 
@@ -127,7 +131,7 @@ class Vllm(environments.InEnvironment):
         )
 
     def fit(
-        self, model: Model, options: Any, adapter: Adapter | None, free_ram: int, free_vram: list[int]
+        self, model: Model, options: VllmOptions, adapter: Adapter | None, free_ram: int, free_vram: list[int]
     ) -> Fit | None:
         if model.format != "safetensors" or not Path(model.path).is_dir():
             return None

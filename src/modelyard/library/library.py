@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from modelyard.backends.base import Found
+from modelyard.backends.registry import kind_named
 from modelyard.catalog.records import Adapter, Component, Model, ModelFile, ModelSettings
 from modelyard.catalog.store import Store
 from modelyard.categories import (
@@ -24,7 +26,6 @@ from modelyard.categories import (
 )
 from modelyard.errors import (
     InvalidImport,
-    InvalidSettings,
     ModelExists,
     ModelLoaded,
     ModelNotFound,
@@ -408,39 +409,14 @@ class Library:
         chosen = check_name(adapter_name, "adapter") if adapter_name else default_name(insp.path)
         return self._bind(base, insp, chosen, description)
 
-    def _draft(self, model: Model, wanted: str) -> str:
-        """The file of the draft model ``wanted`` (a library model's name, or a file) for
-        ``model``'s speculative decoding; InvalidSettings unless both have one vocabulary."""
+    def _found(self, wanted: str) -> Found:
+        """A model that options name: a library model, else the file or folder ``wanted``."""
         try:
-            found = self.store.get_model(wanted)
-            path, fmt, facts = found.path, found.format, found.facts
+            model = self.store.get_model(wanted)
+            return Found(model.path, model.format, model.facts)
         except ModelNotFound:
-            try:
-                insp = inspect_path(wanted)
-            except ModelyardError as e:
-                raise InvalidSettings(
-                    f"draft_model {wanted!r} is neither a library model nor a model file: {e.message}",
-                    hint="`modelyard ls` lists the models",
-                ) from None
-            path, fmt, facts = str(insp.path), insp.format, insp.facts
-        if fmt != model.format:
-            raise InvalidSettings(
-                f"the draft model is {fmt}; {model.name!r} is {model.format}: they must match"
-            )
-        mine = (model.facts.get("tokenizer"), model.facts.get("vocab_size"))
-        theirs = (facts.get("tokenizer"), facts.get("vocab_size"))
-        sizes = (mine[1], theirs[1])
-        if (
-            not all(isinstance(v, int) for v in sizes)
-            or mine[0] != theirs[0]
-            or abs(int(mine[1] or 0) - int(theirs[1] or 0)) > VOCAB_SLACK
-        ):
-            raise InvalidSettings(
-                f"the draft model's vocabulary ({theirs[0]}, {theirs[1]} tokens) is not {model.name!r}'s "
-                f"({mine[0]}, {mine[1]} tokens)",
-                hint="a draft must come from the same family: a smaller model with the same tokenizer",
-            )
-        return path
+            insp = inspect_path(wanted)
+            return Found(str(insp.path), insp.format, insp.facts)
 
     def _bind(self, base: Model, insp: Inspection, name: str, description: str) -> Model:
         adapter = Adapter(
@@ -471,10 +447,11 @@ class Library:
         """Merge ``options`` into the saved ones (or replace them); None removes an option. Atomic:
         settings saved at the same moment all stay. ``backend``: the backend they are for (one
         that takes the model), when not the one they follow now: the saved options its schema
-        shares carry over. A draft model is saved as its file, once its vocabulary is checked
-        against the model's."""
-        if options.get("draft_model"):
-            options = {**options, "draft_model": self._draft(self.get(name), str(options["draft_model"]))}
+        shares carry over. What names another model (a draft model) is saved as that model's
+        file, once the backend has checked that it goes with this one."""
+        model = self.get(name)
+        target, _ = settings.schema_for(model, backend)
+        options = kind_named(target).settle(model, options, self._found)
 
         def change(model: Model) -> ModelSettings:
             target, schema = settings.schema_for(model, backend)
@@ -488,9 +465,6 @@ class Library:
             return ModelSettings(backend=target, options=saved)
 
         return self.store.change_settings(name, change)
-
-
-VOCAB_SLACK = 128  # tokens a draft's vocabulary may differ by (llama.cpp's own allowance)
 
 
 def _component_of(role: ComponentRole, insp: Inspection) -> Component:

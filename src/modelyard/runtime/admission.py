@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from modelyard.access.keys import Caller
-from modelyard.backends.base import Backend
+from modelyard.backends.base import AnyBackend
 from modelyard.catalog.records import Model
 from modelyard.errors import ModelyardError, Unsupported
 from modelyard.runtime.queue import Queue, Slot
@@ -32,7 +32,7 @@ async def stays() -> bool:
     return False
 
 
-def check(backend: Backend, model: Model, endpoint: str, capability: str | None = None) -> None:
+def check(backend: AnyBackend, model: Model, endpoint: str, capability: str | None = None) -> None:
     """Refuse, before it waits, a request ``model`` cannot answer on ``backend``."""
     if endpoint not in backend.endpoints(model):
         raise Unsupported(f"{model.name!r} is a {model.category} model: it does not serve /v1/{endpoint}")
@@ -81,7 +81,7 @@ class Ticket:
 
     model: Model
     adapter: str | None
-    backend: Backend
+    backend: AnyBackend
     context: int | None
     account: str | None  # the key that asks (None: the local user): a load on demand counts for it
     load: bool  # load the model when it is not, whether or not its autoload is on (Ollama's way)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from modelyard.backends.base import Backend, Placement
+from modelyard.backends.base import AnyBackend, Placement
 from modelyard.catalog.records import GPU_REF, Adapter, Model, Scheduling
 from modelyard.errors import InvalidSettings, Unsupported, WontFit
 from modelyard.estimate import Fit, GiB
@@ -45,7 +45,7 @@ def budget(node: Node, replicas: int) -> Budget:
     return Budget(ram=node.ram_free // n, vram=[g.vram_free // n for g in node.gpus])
 
 
-def estimate(backend: Backend, model: Model, options: Any, adapter: Adapter | None, node: Node) -> Fit:
+def estimate(backend: AnyBackend, model: Model, options: Any, adapter: Adapter | None, node: Node) -> Fit:
     """The backend's estimate of one instance on ``node``; Unsupported when it has none."""
     found = backend.fit(model, options, adapter, node.ram_free, [g.vram_free for g in node.gpus])
     if found is None:
@@ -53,7 +53,7 @@ def estimate(backend: Backend, model: Model, options: Any, adapter: Adapter | No
     return found
 
 
-def demand(backend: Backend, model: Model, options: Any, adapter: Adapter | None) -> Demand:
+def demand(backend: AnyBackend, model: Model, options: Any, adapter: Adapter | None) -> Demand:
     """What one instance needs on the CPU alone and with every layer on GPUs, from the backend's
     estimate (with no limit on memory)."""
     cpu = backend.fit(model, options, adapter, ROOMY, [])
@@ -108,7 +108,7 @@ def check(scheduling: Scheduling) -> None:
 
 
 def place(
-    backend: Backend,
+    backend: AnyBackend,
     model: Model,
     options: Any,
     adapter: Adapter | None,
@@ -131,7 +131,7 @@ def place(
 
 
 def place_some(
-    backend: Backend,
+    backend: AnyBackend,
     model: Model,
     options: Any,
     adapter: Adapter | None,
@@ -174,7 +174,7 @@ def place_some(
 
 
 def _placement(
-    d: Decision, backend: Backend, model: Model, options: Any, adapter: Adapter | None, node: Node
+    d: Decision, backend: AnyBackend, model: Model, options: Any, adapter: Adapter | None, node: Node
 ) -> Placement:
     layers = d.gpu_layers
     if d.way == "offload":  # the estimate's own count for these GPUs, not the scheduler's linear one
@@ -187,7 +187,7 @@ def _placement(
 
 
 def _refusal(
-    backend: Backend,
+    backend: AnyBackend,
     model: Model,
     options: Any,
     adapter: Adapter | None,

@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from modelyard.backends.base import Backend, Placement
+from modelyard.backends.base import AnyBackend, Placement
 from modelyard.backends.registry import Backends, kinds_for
 from modelyard.catalog.records import Deployment, Instance, Model, Scheduling, WorkerNote
 from modelyard.config import Settings
@@ -304,7 +304,7 @@ class Runtime:
     async def read_log(self, ref: LogRef, offset: int = 0) -> bytes | None:
         return await self.executor.read_log(ref, offset)
 
-    def backend_for(self, model: Model) -> Backend:
+    def backend_for(self, model: Model) -> AnyBackend:
         """The backend that serves ``model``: its deployment's, else the registry's choice."""
         running = self.running.get(model.name)
         if running is not None:
@@ -590,7 +590,7 @@ class Runtime:
 
     async def _fit(
         self,
-        backend: Backend,
+        backend: AnyBackend,
         model: Model,
         options: BaseModel,
         adapter: Any,

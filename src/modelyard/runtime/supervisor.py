@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from modelyard.backends import flags
-from modelyard.backends.base import Backend, Placement
+from modelyard.backends.base import AnyBackend, Placement
 from modelyard.catalog.records import Model
 from modelyard.config import Settings
 from modelyard.errors import EngineError, ModelyardError
@@ -49,7 +49,7 @@ class Setup:
     """How a deployment's engines start. Each instance keeps the one it was made with, so that
     while a deployment rolls to a new setup its old instances restart as they were."""
 
-    backend: Backend
+    backend: AnyBackend
     options: BaseModel  # the backend's options model, validated, n_ctx resolved
     version: str | None = None  # a build of the backend; None: the default one
     args: tuple[str, ...] = ()  # more engine arguments, after the backend's own
