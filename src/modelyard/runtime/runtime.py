@@ -11,8 +11,8 @@ Each instance has a supervisor task (supervisor.py, which sees the runtime throu
 ``Port``) that starts its engine through the executor (chosen where the app is composed:
 executors.py), waits until it is healthy, hears of its exit at once, and restarts it with
 exponential backoff. Requests are admitted by admission.py and wait in each model's bounded
-queue (queue.py); what the API reads of the runtime is ``serving()`` (serving.py); idle and
-pressure unloads are watching.py's. Time comes from a Clock, so tests run the rules on a
+queue (queue.py); the state these changes change, and every read of it (``serving()``), is the
+Fleet (fleet.py) the Runtime extends; idle and pressure unloads are watching.py's. Time comes from a Clock, so tests run the rules on a
 FakeClock with a FakeExecutor.
 """
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -30,7 +29,7 @@ from pydantic import BaseModel
 
 from modelyard.backends.base import AnyBackend, Placement
 from modelyard.backends.registry import Backends, kinds_for
-from modelyard.catalog.records import Deployment, Instance, Model, Scheduling, WorkerNote
+from modelyard.catalog.records import Deployment, Model, Scheduling
 from modelyard.config import Settings
 from modelyard.errors import (
     AdapterNotFound,
@@ -47,28 +46,18 @@ from modelyard.library.settings import effective
 from modelyard.runtime import comeback, placement
 from modelyard.runtime.clock import Clock, SystemClock
 from modelyard.runtime.comeback import HeldBack, HeldState
-from modelyard.runtime.executor import Engine, Executor, LogRef, Node, Usage
+from modelyard.runtime.executor import Executor, Node
+from modelyard.runtime.fleet import Fleet, Running
 from modelyard.runtime.placement import Spot, files_of
 from modelyard.runtime.queue import Queue, Slot
 from modelyard.runtime.rules import Loaded, LoadPolicy
 from modelyard.runtime.scheduler import Held
-from modelyard.runtime.serving import Serving
 from modelyard.runtime.supervisor import Live, Setup, State, Supervisor
 from modelyard.runtime.watching import Watching
 from modelyard.usage.quotas import Quotas
 
 log = logging.getLogger(__name__)
 Offload = Callable[..., Awaitable[Any]]  # asyncio.to_thread, or a test's inline call
-
-
-@dataclass
-class Running:
-    """A deployment the runtime serves: how its new instances start, and its instances."""
-
-    deployment: Deployment
-    setup: Setup
-    category: str
-    instances: dict[int, Live] = field(default_factory=dict)
 
 
 @dataclass
@@ -86,7 +75,7 @@ class Change:
     waiting: list[Live] = field(default_factory=list)  # fit nowhere yet: pending (a cluster)
 
 
-class Runtime:
+class Runtime(Fleet):
     def __init__(
         self,
         settings: Settings,
@@ -99,31 +88,22 @@ class Runtime:
         quotas: Quotas | None = None,
         offload: Offload | None = None,
     ) -> None:
-        self.settings = settings
+        super().__init__(settings, library, executor, clock or SystemClock())
         # blocking work (placement, asking an engine for its flags) goes to a thread; tests on a
         # FakeClock run it inline, so that time moves only when they say
         self.offload: Offload = offload or asyncio.to_thread
         self.quotas = quotas
-        self.library = library
-        self.store = library.store
-        self.clock: Clock = clock or SystemClock()
         self.backends = backends
-        self.executor = executor
         self.policy = policy or LoadPolicy.from_settings(
             settings.one_per_category, settings.exclusive, settings.max_loras
         )
-        self.running: dict[str, Running] = {}
-        self.queues: dict[str, Queue] = {}
         self.supervisor = Supervisor(self)
         self.watching = Watching(self)
         self._lock = asyncio.Lock()
         self._placing = asyncio.Lock()  # one instance without a place is placed at a time
         self._jit: dict[str, asyncio.Task[None]] = {}
-        self.keep_alive: dict[str, float | None] = {}  # model -> its own idle time (see keep)
         self._watcher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.restarts: dict[str, int] = {}  # model -> restarts of its instances since the server started
-        self.held_back: dict[str, HeldBack] = {}  # deployments wished for with no instances now
         self._comebacks: dict[str, asyncio.Task[None]] = {}
         library.is_loaded = self.is_loaded
 
@@ -194,115 +174,6 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*(self._stop_model(name, forget=False) for name in list(self.running)))
         await self.executor.close()
-
-    # -- queries -------------------------------------------------------------------------------
-
-    def is_loaded(self, name: str) -> bool:
-        return name in self.running
-
-    def queue(self, name: str) -> Queue:
-        queue = self.queues.get(name)
-        if queue is None:
-            queue = self.queues[name] = Queue(
-                name=name,
-                max_waiting=self.settings.queue_size,
-                timeout=self.settings.queue_timeout,
-                clock=self.clock,
-            )
-        return queue
-
-    def model(self, name: str) -> Model:
-        return self.library.get(name)
-
-    def record(self, instance_id: int, **fields: Any) -> None:
-        self.store.update_instance(instance_id, **fields)
-
-    def restarted(self, name: str) -> None:
-        self.restarts[name] = self.restarts.get(name, 0) + 1
-
-    def serving(self) -> list[Serving]:
-        """What it serves now, and the models whose queues hold requests, by name."""
-        out = []
-        for name in sorted({*self.running, *self.queues}):
-            running, queue = self.running.get(name), self.queues.get(name)
-            lives = running.instances.values() if running is not None else ()
-            model = running.deployment if running is not None else None
-            out.append(
-                Serving(
-                    model=name,
-                    adapter=model.adapter if model is not None else None,
-                    backend=running.setup.backend.name if running is not None else None,
-                    instances=dict(Counter(str(live.state) for live in lives)),
-                    waiting=queue.waiting if queue else 0,
-                    in_flight=queue.in_flight if queue else 0,
-                    affinity_hits=queue.affinity_hits if queue else 0,
-                    affinity_misses=queue.affinity_misses if queue else 0,
-                    idle=self.clock.now() - queue.last_used if queue else 0.0,
-                    kept_for=self.kept_for(name),
-                    context=self._context(running) if running is not None else None,
-                )
-            )
-        return out
-
-    def deployment(self, name: str) -> Deployment | None:
-        """The deployment kept for ``name``, running or not."""
-        return self.store.deployment(name)
-
-    def deployments(self) -> list[Deployment]:
-        return self.store.deployments()
-
-    def worker_notes(self) -> dict[str, WorkerNote]:
-        """What people said of the cluster's workers (labels, a note), by name."""
-        return self.store.worker_notes()
-
-    def note_worker(self, note: WorkerNote) -> None:
-        self.store.put_worker_note(note)
-
-    def live(self, instance_id: int) -> Live | None:
-        for r in self.running.values():
-            if instance_id in r.instances:
-                return r.instances[instance_id]
-        return None
-
-    def engine(self, instance_id: int) -> Engine | None:
-        live = self.live(instance_id)
-        return live.engine if live else None
-
-    async def usage(self, instance_id: int) -> Usage:
-        engine = self.engine(instance_id)
-        if engine is None or engine.returncode() is not None:
-            return Usage(memory=0, cpu_percent=0.0)
-        return await engine.usage()
-
-    def instances(self) -> list[Instance]:
-        return self.store.instances()
-
-    def context_of(self, model: Model) -> int | None:
-        """The context a request to ``model`` gets: the loaded deployment's, else its settings'
-        (n_ctx 0: the model's own)."""
-        running = self.running.get(model.name)
-        if running is not None:
-            return self._context(running) or model.context_length
-        saved = model.settings.options.get("n_ctx") if model.settings else None
-        return saved or model.context_length
-
-    @staticmethod
-    def _context(running: Running) -> int | None:
-        return getattr(running.setup.options, "n_ctx", None) or None
-
-    def adapter_of(self, instance_id: int) -> str | None:
-        live = self.live(instance_id)
-        return live.adapter if live else None
-
-    def log_ref(self, instance_id: int, start: int | None = None) -> LogRef | None:
-        """The log of a start of an instance (the latest by default)."""
-        for inst in self.store.instances():
-            if inst.id == instance_id:
-                return LogRef(inst.node or "local", instance_id, start or max(inst.starts, 1))
-        return None
-
-    async def read_log(self, ref: LogRef, offset: int = 0) -> bytes | None:
-        return await self.executor.read_log(ref, offset)
 
     def backend_for(self, model: Model) -> AnyBackend:
         """The backend that serves ``model``: its deployment's, else the registry's choice."""
@@ -775,18 +646,7 @@ class Runtime:
         if remove:
             self.store.delete_instance(live.id)
 
-    # -- keep-alive, unreachable engines (the watching itself: watching.py) ----------------------
-
-    def keep(self, name: str, seconds: float | None) -> None:
-        """Keep ``name`` loaded ``seconds`` after its last request (0: unload it once idle; None:
-        until it is unloaded), instead of MODELYARD_IDLE_UNLOAD (the Ollama API's keep_alive)."""
-        self.keep_alive[name] = seconds
-
-    def kept_for(self, name: str) -> float | None:
-        """Seconds ``name`` stays loaded after its last request; None: until it is unloaded."""
-        if name in self.keep_alive:
-            return self.keep_alive[name]
-        return self.settings.idle_unload or None
+    # -- what the watching and the gateway report ---------------------------------------------
 
     def changing(self) -> bool:
         """Whether a load, an unload or another change is under way (they take one lock)."""
@@ -797,19 +657,6 @@ class Runtime:
         async with self._lock:
             await self._take_down(dep.model, force=False)
         self._hold_back(dep, reason, evicted=True)
-
-    def wish_state(self, dep: Deployment) -> tuple[str, str | None, float | None]:
-        """Where a deployment stands: running, starting, stopped, or held back (retrying,
-        evicted, failed) with the reason, and the seconds until its next try."""
-        if dep.model in self.running:
-            return "running", None, None
-        if dep.stopped:
-            return "stopped", None, None
-        held = self.held_back.get(dep.model)
-        if held is None:
-            return "starting", None, None
-        retry_in = max(0.0, held.next_try - self.clock.now()) if held.next_try is not None else None
-        return held.state.value, held.reason, retry_in
 
     def unreachable(self, name: str, slot: Slot) -> None:
         """The gateway could not connect to an instance: it leaves the rotation at once, and
@@ -856,11 +703,6 @@ class Runtime:
         queue = self.queue(name)
         slot = await queue.acquire(adapter, disconnected=disconnected, prefix=prefix)
         return queue, slot
-
-    def replicated(self, name: str) -> bool:
-        """Whether ``name`` has more than one instance to choose from."""
-        queue = self.queues.get(name)
-        return queue is not None and len(queue.slots) > 1
 
     def _jit_load(self, name: str, adapter: str | None, by: str | None) -> None:
         task = self._jit.get(name)

@@ -4,22 +4,52 @@ monitor's samples) the least recently used model that serves and is idle."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
+from modelyard.catalog.records import Deployment
 from modelyard.errors import ModelyardError
+from modelyard.runtime.clock import Clock
+from modelyard.runtime.serving import Serving
 from modelyard.runtime.supervisor import State
-
-if TYPE_CHECKING:
-    from modelyard.runtime.runtime import Runtime
 
 log = logging.getLogger(__name__)
 WATCH_EVERY = 0.25  # seconds between looks for idle models
 
 
+class Port(Protocol):
+    """What the watching sees of the runtime: what it serves (snapshots), whether a change is
+    under way, and the two changes it makes."""
+
+    clock: Clock
+
+    def serving(self) -> list[Serving]: ...
+
+    def changing(self) -> bool: ...
+
+    def deployment(self, name: str) -> Deployment | None: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
+
+    async def unload(self, name: str, *, force: bool = False) -> None: ...
+
+    async def evict(self, dep: Deployment, reason: str) -> None: ...
+
+
+def idle(s: Serving) -> bool:
+    """Whether a model has had no request for longer than it is kept loaded."""
+    if not s.loaded or s.kept_for is None or s.in_flight or s.waiting:
+        return False
+    if s.instances.get(State.PENDING):
+        return False  # waiting for a place: not idle
+    return s.kept_for == 0 or s.idle > s.kept_for
+
+
 class Watching:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Port) -> None:
         self.rt = runtime
 
     async def run(self) -> None:
@@ -28,23 +58,11 @@ class Watching:
         while True:
             await rt.clock.sleep(WATCH_EVERY)
             try:
-                for name in list(rt.running):
-                    if self.idle(name) and not rt.changing():
-                        rt.spawn(self._idle_unload(name))
+                for s in rt.serving():
+                    if idle(s) and not rt.changing():
+                        rt.spawn(self._idle_unload(s.model))
             except Exception:
                 log.exception("runtime watch")
-
-    def idle(self, name: str) -> bool:
-        """Whether ``name`` has had no request for longer than it is kept loaded."""
-        rt = self.rt
-        ttl = rt.kept_for(name)
-        queue = rt.queues.get(name)
-        if ttl is None or queue is None or queue.in_flight or queue.waiting:
-            return False
-        running = rt.running.get(name)
-        if running is not None and any(live.state == State.PENDING for live in running.instances.values()):
-            return False  # waiting for a place: not idle
-        return ttl == 0 or rt.clock.now() - queue.last_used > ttl
 
     async def _idle_unload(self, name: str) -> None:
         with contextlib.suppress(ModelyardError):
@@ -55,15 +73,14 @@ class Watching:
         """Unload the least recently used model that is serving (not loading) and has no request
         in flight or waiting. Returns what it did, or None when there is none."""
         rt = self.rt
-        idle = []
-        for name, running in rt.running.items():
-            queue = rt.queues.get(name)
-            serving = all(live.state == State.RUNNING for live in running.instances.values())
-            if serving and queue is not None and not queue.in_flight and not queue.waiting:
-                idle.append((queue.last_used, name))
+        idle = [
+            (-s.idle, s.model)
+            for s in rt.serving()
+            if s.loaded and set(s.instances) == {State.RUNNING} and not s.in_flight and not s.waiting
+        ]
         if not idle or rt.changing():
             return None
-        _, name = min(idle)
+        _, name = min(idle)  # the longest idle (then by name)
         done = f"unloaded {name!r}, the least recently used idle model, to relieve memory pressure"
         dep = rt.deployment(name)
         try:
