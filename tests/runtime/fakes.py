@@ -74,12 +74,13 @@ async def stays() -> bool:
 
 
 async def until(predicate: Callable[[], bool], rounds: int = 200) -> None:
-    """Until ``predicate`` holds, letting tasks (and threads) run; fails if it never does."""
+    """Until ``predicate`` holds, letting the ready tasks run (no thread runs beside them: the
+    runtime's blocking work is ``inline``, and time moves only by ``advance``); fails if it never
+    does."""
     for _ in range(rounds):
         if predicate():
             return
         await settle()
-        await asyncio.sleep(0.005)
     raise AssertionError("condition not reached")
 
 
