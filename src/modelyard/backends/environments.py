@@ -335,7 +335,10 @@ def _pip(
         if m:
             progress(f"{stage}: {m.group(1)[:40]}", step, steps)
 
-    _run([python, "-m", "pip", "install", "--disable-pip-version-check", *args], log, stage, seen)
+    # --no-compile: no bytecode for every module at install (torch alone: 17 s of 22 here); the
+    # modules an engine imports are compiled on its first start, and kept
+    argv = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-compile", *args]
+    _run(argv, log, stage, seen)
 
 
 def _run(
