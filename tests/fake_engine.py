@@ -14,22 +14,30 @@ USAGE = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
 
 
 class FakeEngine(Background):
-    """/v1/models lists ``fake``; /v1/chat/completions answers "hi there" (usage: 5 in, 2 out),
+    """/v1/models lists ``served`` (``fake``); /v1/chat/completions answers "hi there" (usage: 5 in, 2 out),
     after doing, to each request in turn, what ``plan`` says: "drop" (close the connection before
     any byte), "cut" (stream one chunk, then close), "ok"; "ok" once the plan runs out. An error
-    in ``errors`` is answered first, as it is."""
+    in ``errors`` is answered first, as it is. /v1/completions answers "hi there" too, and
+    /v1/embeddings each input's ``vector_of``. Every body it gets is in ``posts``."""
 
-    def __init__(self, plan: list[str] | None = None) -> None:
+    def __init__(self, plan: list[str] | None = None, served: tuple[str, ...] = ("fake",)) -> None:
         super().__init__()
         self.plan = list(plan or [])
+        self.served = served  # the models /v1/models lists
         self.posts: list[dict[str, Any]] = []
         self.errors: list[tuple[int, bytes]] = []  # answers to give first: (status, body)
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.get("/v1/models", self.models), web.post("/v1/chat/completions", self.chat)]
+        return [
+            web.get("/v1/models", self.models),
+            web.post("/v1/chat/completions", self.chat),
+            web.post("/v1/completions", self.completions),
+            web.post("/v1/embeddings", self.embeddings),
+        ]
 
     async def models(self, _r: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+        listed = [{"id": name, "object": "model"} for name in self.served]
+        return web.json_response({"object": "list", "data": listed})
 
     async def chat(self, r: web.Request) -> web.StreamResponse:
         body = await r.json()
@@ -62,3 +70,37 @@ class FakeEngine(Background):
             await out.write(b"data: " + json.dumps({"choices": [], "usage": USAGE}).encode() + b"\n\n")
         await out.write(b"data: [DONE]\n\n")
         return out
+
+    async def completions(self, r: web.Request) -> web.StreamResponse:
+        body = await r.json()
+        self.posts.append(body)
+        if not body.get("stream"):
+            choice = {"index": 0, "text": "hi there", "finish_reason": "length"}
+            return web.json_response({"object": "text_completion", "model": "fake", "usage": USAGE,
+                                      "choices": [choice]})  # fmt: skip
+        out = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await out.prepare(r)
+        for piece, end in (("hi", None), (" there", "length")):
+            chunk = {
+                "object": "text_completion",
+                "choices": [{"index": 0, "text": piece, "finish_reason": end}],
+            }
+            await out.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await out.write(b"data: " + json.dumps({"choices": [], "usage": USAGE}).encode() + b"\n\n")
+        await out.write(b"data: [DONE]\n\n")
+        return out
+
+    async def embeddings(self, r: web.Request) -> web.Response:
+        body = await r.json()
+        self.posts.append(body)
+        texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+        data = [{"object": "embedding", "index": i, "embedding": vector_of(t)} for i, t in enumerate(texts)]
+        tokens = sum(len(t.split()) for t in texts)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return web.json_response({"object": "list", "model": "fake", "data": data, "usage": usage})
+
+
+def vector_of(text: str) -> list[float]:
+    """The fake engine's embedding of ``text``: its length and word count, not of unit length."""
+    return [float(len(text)), float(len(text.split())), 0.0, 1.0]

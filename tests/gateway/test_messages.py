@@ -1,6 +1,7 @@
-"""Anthropic's Messages API on /v1/messages with the official `anthropic` client: passed through
-to llama-server, which serves it, and translated onto the chat completions of the transformers
-runner, which does not; streaming and not, errors in Anthropic's shape."""
+"""Anthropic's Messages API on /v1/messages with the official `anthropic` client, passed through
+to llama-server, which serves it itself: streaming and not, errors in Anthropic's shape. The
+translation onto the chat completions of engines that do not serve it runs on a fake engine
+(tests/gateway/test_dialects.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from pathlib import Path
 import anthropic
 import pytest
 
-import torch_models as tm
 from conftest import RunningServer, serve
 
 pytestmark = pytest.mark.engine
@@ -22,12 +22,11 @@ GREEDY = {"temperature": 0}  # the client has no argument for it any more
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path]) -> Iterator[RunningServer]:
     root = tmp_path_factory.mktemp("messages")
-    chat = tm.write_chat_model(root / "tiny-hf-chat")
-    with serve(root / "home", one_per_category=False, exclusive=[]) as running:
-        for path, name in ((tiny_models["tiny-chat"], "gguf-chat"), (chat, "hf-chat")):
-            assert running.http.post("/api/models", json={"path": str(path), "name": name}).status_code == 201
-            r = running.http.post(f"/api/models/{name}/load", json={}, timeout=300)
-            assert r.status_code == 200, r.text
+    with serve(root / "home") as running:
+        body = {"path": str(tiny_models["tiny-chat"]), "name": "gguf-chat"}
+        assert running.http.post("/api/models", json=body).status_code == 201
+        r = running.http.post("/api/models/gguf-chat/load", json={}, timeout=300)
+        assert r.status_code == 200, r.text
         yield running
 
 
@@ -40,8 +39,8 @@ def client(server: RunningServer) -> Iterator[anthropic.Anthropic]:
         c.close()
 
 
-@pytest.mark.parametrize("model", ["gguf-chat", "hf-chat"])
-def test_messages_answer_streaming_and_not(client: anthropic.Anthropic, model: str) -> None:
+def test_messages_answer_streaming_and_not(client: anthropic.Anthropic) -> None:
+    model = "gguf-chat"
     asked = [{"role": "user", "content": "hello world"}]
     answer = client.messages.create(
         model=model, max_tokens=4, messages=asked, system="be brief", extra_body=GREEDY
@@ -61,8 +60,6 @@ def test_messages_answer_streaming_and_not(client: anthropic.Anthropic, model: s
     assert final.stop_reason == "max_tokens"
     assert final.usage.output_tokens == 4
     assert streamed == "".join(b.text for b in final.content if b.type == "text")
-    if model == "hf-chat":  # the tiny GGUF's random weights make byte tokens that are no text
-        assert streamed == block.text  # greedy: the same text either way
 
 
 def test_errors_in_anthropics_shape(client: anthropic.Anthropic) -> None:
@@ -71,4 +68,4 @@ def test_errors_in_anthropics_shape(client: anthropic.Anthropic) -> None:
     assert e.value.body["type"] == "error"  # type: ignore[index]
     assert e.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
     with pytest.raises(anthropic.BadRequestError):
-        client.messages.create(model="hf-chat", max_tokens=0, messages=[{"role": "user", "content": "x"}])
+        client.messages.create(model="gguf-chat", max_tokens=0, messages=[{"role": "user", "content": "x"}])

@@ -13,13 +13,13 @@ import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelyard.backends import flags
-from modelyard.backends.base import HOST, PORT, EngineSpec, Placement, Progress
+from modelyard.backends.base import HOST, PORT, EngineSpec, Find, Placement, Progress
 from modelyard.catalog.records import Adapter, Model
 from modelyard.config import Settings
 from modelyard.errors import EngineUnavailable
@@ -258,6 +258,10 @@ class FakeBackend:
     @classmethod
     def rank(cls, model: Model) -> int | None:
         return 0
+
+    @classmethod
+    def settle(cls, model: Model, options: dict[str, Any], find: Find) -> dict[str, Any]:
+        return options
 
     def endpoints(self, model: Model) -> frozenset[str]:
         return frozenset({"chat", "completions", "embeddings"})
