@@ -1,7 +1,7 @@
 """The LocalExecutor: engines as children of the server on this machine.
 
 Each engine runs in its own process group (stopping it reaches its children too) and, on Linux,
-dies with the server (PR_SET_PDEATHSIG). Its environment holds only what an engine needs (PATH,
+dies with the server (PR_SET_PDEATHSIG, set by util-linux's setpriv before it execs the engine). Its environment holds only what an engine needs (PATH,
 locale, GPU driver variables), the backend's variables and the deployment's: never the server's
 secrets. Every engine carries a marker of the server's home, so the engines a crashed server left
 behind are found and stopped on the next start, whatever their command line.
@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,6 +39,7 @@ START_VAR = "MODELYARD_ENGINE_START"  # <instance>.<start>
 PASSED = {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "LD_LIBRARY_PATH"}
 PASSED_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "HIP_", "ROCR_", "HSA_", "GGML_", "OMP_", "MKL_", "OPENBLAS_")
 PR_SET_PDEATHSIG = 1
+SETPRIV = shutil.which("setpriv")
 
 
 def engine_env(launch: Launch, owner: str) -> dict[str, str]:
@@ -68,10 +70,20 @@ def fill(argv: list[str], host: str, port: int, folder: Path) -> list[str]:
     return out
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """A preexec_fn that makes the child get SIGKILL when this process ends (Linux)."""
+def dying_with_parent(argv: list[str]) -> tuple[list[str], Callable[[], None] | None]:
+    """``argv`` made to get SIGKILL when this process ends (Linux), and the preexec_fn that
+    needs, if any: util-linux's setpriv sets it and execs the engine, so that the child is
+    spawned without running Python in it (a preexec_fn forces a fork of the whole server, 5-10
+    ms that block its event loop, and is unsafe beside threads); without setpriv, a preexec_fn."""
     if not sys.platform.startswith("linux"):
-        return None
+        return argv, None
+    if SETPRIV is not None:
+        return [SETPRIV, "--pdeathsig", "KILL", "--", *argv], None
+    return argv, _die_with_parent()
+
+
+def _die_with_parent() -> Callable[[], None]:
+    """A preexec_fn that makes the child get SIGKILL when this process ends (Linux)."""
     prctl = ctypes.CDLL(None, use_errno=True).prctl
     parent = os.getpid()
 
@@ -260,7 +272,6 @@ class LocalExecutor:
         self.owner = owner
         self.host = host
         self._http = httpx.AsyncClient(timeout=5.0)
-        self._preexec = _die_with_parent()
 
     async def nodes(self, paths: Sequence[str] = ()) -> list[Node]:
         def look() -> Node:
@@ -304,6 +315,7 @@ class LocalExecutor:
             command = shlex.join(argv).replace("\n", "\\n")  # one line
             log.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {command}\n".encode())
             log.flush()
+            argv, preexec = dying_with_parent(argv)
             popen = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
@@ -312,7 +324,7 @@ class LocalExecutor:
                 env=env,
                 cwd=folder,
                 start_new_session=True,  # its own process group: stop() reaches its children
-                preexec_fn=self._preexec,
+                preexec_fn=preexec,
             )
         auth = {"Authorization": f"Bearer {launch.key}"} if launch.key else {}
         return LocalEngine(popen, f"http://{self.host}:{port}", spec.health_path, ref, self._http, auth)
