@@ -51,7 +51,13 @@ def main(argv: list[str] | None = None) -> None:
     from modelyard.runners.app import build_app
 
     app = build_app(args.name, routes, info, stats, key=os.environ.pop(ENGINE_KEY, None))
-    sys.exit(_serve(app, args.host, args.port))
+    code = _serve(app, args.host, args.port)
+    # Nothing is left to write once the server has stopped; the interpreter's own finalization
+    # (torch's, mostly) would take another second of every unload, so the process ends at once.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _serve(app: Any, host: str, port: int) -> int:
