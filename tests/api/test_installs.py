@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from conftest import RunningServer
+from waiting import eventually
 
 
 def test_installs_that_cannot_start_are_refused_at_once(server: RunningServer) -> None:
@@ -22,18 +25,17 @@ def test_installs_that_cannot_start_are_refused_at_once(server: RunningServer) -
 
 
 def test_a_failed_install_says_why_and_leaves_nothing(server: RunningServer) -> None:
-    import time
-
     r = server.http.post("/api/backends/llama.cpp/install", json={"variant": "cpu", "version": "0.0.1"})
     assert r.status_code == 202, r.text
     job = r.json()
     again = server.http.post("/api/backends/llama.cpp/install", json={"variant": "cpu", "version": "0.0.1"})
     assert again.status_code == 409  # one install of a backend at a time
-    deadline = time.monotonic() + 120
-    while job["state"] == "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-        job = server.http.get(f"/api/installs/{job['id']}").json()
+
+    def ended() -> dict[str, Any] | None:
+        found: dict[str, Any] = server.http.get(f"/api/installs/{job['id']}").json()
+        return None if found["state"] == "running" else found
+
+    job = eventually(ended, timeout=120, every=0.2, what="the install ended")
     assert job["state"] == "failed"
     assert job["error"].startswith("download failed")
     assert "the log" in job["hint"]

@@ -6,7 +6,6 @@ llama-server through the gateway, cancel, a missing environment, and the CLI."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from openai import OpenAI
 from conftest import RunningServer, serve
 from modelyard.cli.main import app
 from torch_models import write_chat_model
+from waiting import eventually
 
 pytestmark = pytest.mark.engine
 
@@ -44,13 +44,14 @@ def problems(server: RunningServer, plan: dict[str, Any]) -> dict[str, str]:
 def create(server: RunningServer, plan: dict[str, Any], *, timeout: float = 300) -> dict[str, Any]:
     r = server.http.post("/api/create", json=plan)
     assert r.status_code == 202, r.text
-    job: dict[str, Any] = r.json()
-    deadline = time.monotonic() + timeout
-    while job["state"] == "running":
-        assert time.monotonic() < deadline, job
-        time.sleep(0.2)
-        job = server.http.get(f"/api/create/jobs/{job['id']}").json()
-    return job
+    started: dict[str, Any] = r.json()
+
+    def ended() -> dict[str, Any] | None:
+        job: dict[str, Any] = server.http.get(f"/api/create/jobs/{started['id']}").json()
+        return None if job["state"] == "running" else job
+
+    found: dict[str, Any] = eventually(ended, timeout=timeout, every=0.2, what="the creation ended")
+    return found
 
 
 def client(server: RunningServer) -> OpenAI:
@@ -274,11 +275,14 @@ def test_cancel_leaves_nothing_behind(server: RunningServer, corpus: Path, tmp_p
     r = server.http.post("/api/create", json=plan)
     assert r.status_code == 202, r.text
     job = r.json()
-    deadline = time.monotonic() + 60
-    while job["stage"] in ("starting", "tokenizer"):  # into the model's initialisation
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-        job = server.http.get(f"/api/create/jobs/{job['id']}").json()
+    eventually(  # into the model's initialisation
+        lambda: (
+            server.http.get(f"/api/create/jobs/{job['id']}").json()["stage"] not in ("starting", "tokenizer")
+        ),
+        timeout=60,
+        every=0.1,
+        what="the creation past its tokenizer",
+    )
     cancelled = server.http.delete(f"/api/create/jobs/{job['id']}").json()
     assert cancelled["state"] == "cancelled"
     assert not out.exists()

@@ -279,15 +279,17 @@ def test_a_download_survives_a_kill_9_of_the_server(tmp_path: Path, hub: FakeHub
 
     def start() -> subprocess.Popen[bytes]:
         proc = subprocess.Popen([sys.executable, "-m", "modelyard.cli.main", "serve"], env=env)
-        deadline = time.monotonic() + 30
-        while True:
+
+        def up() -> bool:
             try:
                 httpx.get(f"{url}/api/health", timeout=1)
-                return proc
+                return True
             except httpx.TransportError:
-                assert proc.poll() is None
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+                assert proc.poll() is None, "the server exited"
+                return False
+
+        eventually(up, timeout=30, every=0.1, what="the server answering")
+        return proc
 
     proc = start()
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
@@ -16,6 +17,7 @@ from browser import Shots, browsing_with_shots
 from conftest import RunningServer, serve
 from fake_tgi import FakeTgi
 from fakehub import FakeHub
+from waiting import eventually
 
 pytestmark = pytest.mark.browser
 
@@ -205,10 +207,12 @@ def test_download_from_the_hub_with_pause_and_resume(
     expect(job.locator(".state")).to_have_text("running")
     expect(job).to_contain_text("files 0/1")
     expect(job).to_contain_text("ETA")
-    deadline = time.monotonic() + 30
-    while float(job.get_by_test_id("percent").inner_text().rstrip("%")) < 10:
-        assert time.monotonic() < deadline, "the download did not move"
-        time.sleep(0.2)
+    eventually(
+        lambda: float(job.get_by_test_id("percent").inner_text().rstrip("%")) >= 10,
+        timeout=30,
+        every=0.2,
+        what="the download at 10%",
+    )
     shots("download-running")
 
     # Minimise: the button keeps the progress while the dialog is away.
@@ -561,12 +565,13 @@ def test_resources_page_and_placement_of_a_deployment(
     card.get_by_label("selector of tiny").press("Enter")
     expect(card).to_contain_text("zone=a", timeout=60_000)
     card.get_by_label("Placement of tiny", exact=True).select_option("binpack")  # a roll
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        dep = server.http.get("/api/deployments/tiny").json()
-        if dep["placement"] == "binpack" and [i["state"] for i in dep["instances"]] == ["running"]:
-            break
-        time.sleep(0.2)
+
+    def rolled() -> dict[str, Any] | None:
+        dep: dict[str, Any] = server.http.get("/api/deployments/tiny").json()
+        done = dep["placement"] == "binpack" and [i["state"] for i in dep["instances"]] == ["running"]
+        return dep if done else None
+
+    dep = eventually(rolled, timeout=60, every=0.2, what="the roll to binpack")
     assert (dep["placement"], dep["selector"]) == ("binpack", {"zone": "a"})
     assert [i["state"] for i in dep["instances"]] == ["running"]
     expect(card.get_by_label("Placement of tiny", exact=True)).to_have_value("binpack", timeout=10_000)

@@ -9,8 +9,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err_console = Console(stderr=True)
+# no :emoji: codes: a model's name is printed as it is (and their table is not loaded)
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 
 def human_size(n: int | None) -> str:

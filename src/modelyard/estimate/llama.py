@@ -70,13 +70,6 @@ class Config:
     engine_overhead: int = ENGINE_OVERHEAD
 
 
-def _layer_of(name: str) -> int | None:
-    if name.startswith("blk."):
-        part = name.split(".", 2)[1]
-        return int(part) if part.isdigit() else None
-    return None
-
-
 def _per_layer(value: int | tuple[int, ...] | None, n_layer: int, default: int) -> list[int]:
     if isinstance(value, tuple):
         return [int(v) for v in value[:n_layer]] + [default] * max(0, n_layer - len(value))
@@ -141,16 +134,17 @@ def estimate(shards: list[GGUFFile], cfg: Config) -> Estimate:
 
     ram = Breakdown()
     for shard in shards:
-        for t in shard.tensors:
-            layer = _layer_of(t.name)
-            on_gpu = cfg.n_gpus > 0 and (
-                (layer is not None and layer >= first_gpu_layer and offload > 0)
-                or (layer is None and offload > n_layer and not t.name.startswith("token_embd"))
+        if cfg.n_gpus == 0:  # every tensor in RAM
+            ram.weights += sum(nbytes for _, nbytes, _ in shard.layout)
+            continue
+        for layer, nbytes, token_embd in shard.layout:
+            on_gpu = (layer is not None and layer >= first_gpu_layer and offload > 0) or (
+                layer is None and offload > n_layer and not token_embd
             )
             if on_gpu:
-                gpu_for(layer if layer is not None else n_layer - 1).weights += t.nbytes
+                gpu_for(layer if layer is not None else n_layer - 1).weights += nbytes
             else:
-                ram.weights += t.nbytes
+                ram.weights += nbytes
 
     cells = kv_cells(g, n_layer, cfg.n_ctx, cfg.parallel, swa_full=cfg.swa_full)
     per_cell = CACHE_BYTES[cfg.cache_type_k] * k_len + CACHE_BYTES[cfg.cache_type_v] * v_len

@@ -8,6 +8,7 @@ raises MalformedFile quickly and never makes the reader allocate more than the f
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from dataclasses import dataclass, field
@@ -84,6 +85,13 @@ class TensorInfo:
         return self.n_elements // t.block_size * t.type_size
 
 
+def _block_of(name: str) -> int | None:
+    if name.startswith("blk."):
+        part = name.split(".", 2)[1]
+        return int(part) if part.isdigit() else None
+    return None
+
+
 @dataclass
 class GGUFFile:
     """What one GGUF file says about itself."""
@@ -96,6 +104,13 @@ class GGUFFile:
     alignment: int
     data_offset: int
     arrays: dict[str, ArrayInfo] = field(default_factory=dict)
+
+    @functools.cached_property
+    def layout(self) -> list[tuple[int | None, int, bool]]:
+        """Each tensor's block (``blk.N.``; None outside the blocks), its bytes, and whether it
+        is the token embedding: worked out once per file (an estimate goes over them many
+        times)."""
+        return [(_block_of(t.name), t.nbytes, t.name.startswith("token_embd")) for t in self.tensors]
 
     # -- typed access ------------------------------------------------------------------------
 

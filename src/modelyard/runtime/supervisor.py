@@ -28,8 +28,11 @@ from modelyard.runtime.executor import LOST, Claim, Engine, Executor, Launch
 from modelyard.runtime.queue import Queue, Slot
 
 log = logging.getLogger(__name__)
-HEALTH_EVERY = 0.1  # seconds between health checks while an engine starts
-FAST_EVERY, FAST_FOR = 0.02, 5.0  # in its first seconds, more often: a quick engine serves at once
+HEALTH_EVERY = 0.1  # the longest wait between health checks while an engine starts
+# While an engine starts, its health is checked every 1% of the time it has taken so far (from
+# 5 ms, up to HEALTH_EVERY): a quick engine serves within a few ms of being ready, a slow one is
+# not asked hundreds of times, and the wait a check adds is 1% of the start at most.
+FIRST_EVERY, SHARE = 0.005, 0.01
 REPLACE_EVERY = 2.0  # seconds between tries to place an instance that has no place
 RECHECKS = 3  # health checks of an instance the gateway could not reach, HEALTH_EVERY x 3 apart
 
@@ -232,7 +235,7 @@ class Supervisor:
         timeout = rt.settings.health_timeout
         deadline = rt.clock.now() + timeout
         exited = asyncio.ensure_future(engine.wait())
-        fast_until = rt.clock.now() + FAST_FOR
+        started = rt.clock.now()
         try:
             while True:
                 code = engine.returncode()
@@ -251,7 +254,7 @@ class Supervisor:
                         hint=f"`modelyard logs {live.model}` shows its log",
                         log=await rt.executor.tail_log(engine.log, 15),
                     )
-                every = FAST_EVERY if rt.clock.now() < fast_until else HEALTH_EVERY
+                every = min(HEALTH_EVERY, max(FIRST_EVERY, SHARE * (rt.clock.now() - started)))
                 pause = asyncio.ensure_future(rt.clock.sleep(every))
                 await asyncio.wait({exited, pause}, return_when=asyncio.FIRST_COMPLETED)
                 pause.cancel()
