@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.table import Table
+
+if TYPE_CHECKING:  # loaded by the commands that print tables, when they do
+    from rich.table import Table
 
 # no :emoji: codes: a model's name is printed as it is (and their table is not loaded)
 console = Console(emoji=False)
@@ -69,6 +71,8 @@ def fitted(columns: list[Column], rows: list[list[str]], width: int | None = Non
         if total() <= width:
             break
         kept.remove(i)
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, GAP, 0, 0), expand=False)
     for i in kept:
         c = columns[i]
@@ -110,6 +114,8 @@ def models_table(models: list[dict[str, Any]]) -> Table:
 
 
 def model_detail(m: dict[str, Any]) -> Table:
+    from rich.table import Table
+
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
