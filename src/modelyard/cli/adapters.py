@@ -15,8 +15,8 @@ app = Group("lora", help="LoRA adapters of a base model.")
 @app.command("add")
 @click.argument("base", help="the base model")
 @click.argument("path", help="a GGUF LoRA, a PEFT folder, or an SD LoRA file or folder")
-@click.option("--name", "-n", "name")
-@click.option("--description", "-d", "description", default="")
+@click.option("--name", "-n")
+@click.option("--description", "-d", default="")
 def add(base: str, path: str, name: str | None, description: str) -> None:
     """Bind a LoRA adapter to a base model, after checking that it fits."""
     body = {"path": str(Path(path).expanduser().absolute()), "name": name, "description": description}

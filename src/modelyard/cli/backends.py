@@ -34,12 +34,9 @@ def ls() -> None:
 
 @app.command("install")
 @click.argument("name", help="llama.cpp, sentence-transformers, transformers, diffusers or vllm")
-@click.option(
-    "--variant", "variant", help="cpu or cuda (default: cuda with an NVIDIA GPU); llama.cpp: vulkan too"
-)
+@click.option("--variant", help="cpu or cuda (default: cuda with an NVIDIA GPU); llama.cpp: vulkan too")
 @click.option(
     "--version",
-    "version",
     help="llama.cpp: build the llama.cpp of this llama-cpp-python release, beside the default",
 )
 def install(name: str, variant: str | None, version: str | None) -> None:

@@ -108,8 +108,8 @@ def worker_options(fn: F) -> F:
 
 
 @cluster_app.command("start")
-@click.option("--port", "port", default=6379, show_default=True, type=int, help="the head's port (Ray's GCS)")
-@click.option("--worker/--no-worker", "worker", default=True, help="run engines on the head too")
+@click.option("--port", default=6379, show_default=True, type=int, help="the head's port (Ray's GCS)")
+@click.option("--worker/--no-worker", default=True, help="run engines on the head too")
 @worker_options
 def start(
     port: int,

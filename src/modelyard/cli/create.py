@@ -20,27 +20,26 @@ DESIGN_FIELDS = (
 
 
 @click.command("create", cls=Command)
-@click.option("--out", "out", default="", help="the new model's folder (new or empty)")
-@click.option("--preset", "preset", default="small", show_default=True, help="small, medium, large or free")
+@click.option("--out", default="", help="the new model's folder (new or empty)")
+@click.option("--preset", default="small", show_default=True, help="small, medium, large or free")
 @click.option("--set", "values", multiple=True, help="a design field: k=v (layers=6, heads=8, dtype=float32)")
-@click.option("--tokenizer", "tokenizer", help="a library model whose tokenizer to take")
+@click.option("--tokenizer", help="a library model whose tokenizer to take")
 @click.option("--train-tokenizer", "corpus", help="train one from this .txt file")
 @click.option(
     "--tokenizer-type", "kind", default="sentencepiece", show_default=True, help="sentencepiece or bpe"
 )
 @click.option(
     "--vocab",
-    "vocab",
     default=16_000,
     show_default=True,
     type=int,
     help="the trained tokenizer's size (8,000-50,000)",
 )
-@click.option("--name", "name", help="its library name (default: the folder's name)")
-@click.option("--gguf", "gguf", help="also write a GGUF: F16 or Q8_0")
-@click.option("--seed", "seed", default=0, show_default=True, type=int)
+@click.option("--name", help="its library name (default: the folder's name)")
+@click.option("--gguf", help="also write a GGUF: F16 or Q8_0")
+@click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--ctx", "n_ctx", type=int, help="the context the memory estimate is for")
-@click.option("--dry-run", "dry_run", is_flag=True, help="show the preview and the problems only")
+@click.option("--dry-run", is_flag=True, help="show the preview and the problems only")
 @click.option("--list", "listing", is_flag=True, help="list the creations of this server run")
 @click.option("--json", "as_json", is_flag=True)
 def create(

@@ -60,27 +60,26 @@ def _model_exists(api: Client, name: str) -> bool:
 
 @click.command("deploy", cls=Command)
 @click.argument("ref", help="a library model, a local path (/, ./, ../, ~), or anything `pull` takes")
-@click.option("--name", "name", help="the name an imported or downloaded model gets")
+@click.option("--name", help="the name an imported or downloaded model gets")
 @click.option(
     "--replicas",
     "-r",
-    "replicas",
     default=1,
     show_default=True,
     type=click.IntRange(min=1, max=64),
     help="engine processes",
 )
-@click.option("--backend", "backend", default="", help="a backend that takes the model (default: the best)")
+@click.option("--backend", default="", help="a backend that takes the model (default: the best)")
 @click.option("--backend-version", "version", help="a build of the backend")
-@click.option("--arg", "arg", multiple=True, help="an engine argument: --arg=--flag (repeatable)")
-@click.option("--env", "-e", "env", multiple=True, help="NAME=VALUE for its engines (repeatable)")
+@click.option("--arg", multiple=True, help="an engine argument: --arg=--flag (repeatable)")
+@click.option("--env", "-e", multiple=True, help="NAME=VALUE for its engines (repeatable)")
 @click.option("--set", "-s", "set_", multiple=True, help="a setting KEY=VALUE (repeatable)")
-@click.option("--no-restart", "no_restart", is_flag=True, help="leave an engine that exits stopped")
-@click.option("--lora", "lora", help="one of the model's LoRA adapters")
-@click.option("--source", "source", help=SOURCE_HELP)
-@click.option("--quant", "-q", "quant", help="a GGUF quantization, such as Q4_K_M")
-@click.option("--file", "-f", "file", multiple=True, help="a file or glob pattern of the repo")
-@click.option("--force", "force", is_flag=True, help="start even if the estimate says it will not fit")
+@click.option("--no-restart", is_flag=True, help="leave an engine that exits stopped")
+@click.option("--lora", help="one of the model's LoRA adapters")
+@click.option("--source", help=SOURCE_HELP)
+@click.option("--quant", "-q", help="a GGUF quantization, such as Q4_K_M")
+@click.option("--file", "-f", multiple=True, help="a file or glob pattern of the repo")
+@click.option("--force", is_flag=True, help="start even if the estimate says it will not fit")
 @scheduling_options
 def deploy(
     ref: str,
@@ -211,15 +210,15 @@ def show(name: str, as_json: bool) -> None:
 
 @app.command("edit")
 @click.argument("name")
-@click.option("--replicas", "-r", "replicas", type=click.IntRange(min=1, max=64))
-@click.option("--backend", "backend", help="a backend; '' lets the registry choose")
+@click.option("--replicas", "-r", type=click.IntRange(min=1, max=64))
+@click.option("--backend", help="a backend; '' lets the registry choose")
 @click.option("--backend-version", "version", help="a build; '' for the default one")
-@click.option("--arg", "arg", multiple=True, help="the engine arguments (replace them)")
-@click.option("--clear-args", "clear_args", is_flag=True, help="no engine arguments")
-@click.option("--env", "-e", "env", multiple=True, help="the variables (replace them)")
+@click.option("--arg", multiple=True, help="the engine arguments (replace them)")
+@click.option("--clear-args", is_flag=True, help="no engine arguments")
+@click.option("--env", "-e", multiple=True, help="the variables (replace them)")
 @click.option("--set", "-s", "set_", multiple=True, help="a setting KEY=VALUE (repeatable)")
-@click.option("--restart/--no-restart", "restart", default=None)
-@click.option("--force", "force", is_flag=True, help="roll even if the estimate says it will not fit")
+@click.option("--restart/--no-restart", default=None)
+@click.option("--force", is_flag=True, help="roll even if the estimate says it will not fit")
 @scheduling_options
 def edit(
     name: str,
@@ -252,7 +251,7 @@ def edit(
 
 @app.command("stop")
 @click.argument("name")
-@click.option("--force", "force", is_flag=True, help="stop at once, even with requests in flight")
+@click.option("--force", is_flag=True, help="stop at once, even with requests in flight")
 def stop(name: str, force: bool) -> None:
     """Stop its instances; the deployment is kept for a start."""
     with console.status(f"stopping {name}..."):
@@ -271,7 +270,7 @@ def start(name: str) -> None:
 
 @app.command("rm")
 @click.argument("name")
-@click.option("--force", "force", is_flag=True, help="stop at once, even with requests in flight")
+@click.option("--force", is_flag=True, help="stop at once, even with requests in flight")
 def rm(name: str, force: bool) -> None:
     """Stop a deployment and forget it (the model stays in the library)."""
     client().request("DELETE", f"/api/deployments/{name}", json={"force": force})

@@ -24,10 +24,10 @@ SOURCE_HELP = "hf, modelscope or ollama (when the reference does not say)"
 
 @click.command("search", cls=Command)
 @click.argument("query", default="", required=False, help="words in the repo name")
-@click.option("--source", "-s", "source", default="hf", show_default=True, help="hf or modelscope")
-@click.option("--category", "-c", "category", help="chat, embedding, rerank, image, ...")
-@click.option("--gguf", "gguf", is_flag=True, help="only repos with GGUF files")
-@click.option("--limit", "-n", "limit", default=20, show_default=True, type=int)
+@click.option("--source", "-s", default="hf", show_default=True, help="hf or modelscope")
+@click.option("--category", "-c", help="chat, embedding, rerank, image, ...")
+@click.option("--gguf", is_flag=True, help="only repos with GGUF files")
+@click.option("--limit", "-n", default=20, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True)
 def search(query: str, source: str, category: str | None, gguf: bool, limit: int, as_json: bool) -> None:
     """Search a hub for models."""
@@ -57,7 +57,7 @@ def search(query: str, source: str, category: str | None, gguf: bool, limit: int
 
 @click.command("files", cls=Command)
 @click.argument("ref", help="org/model, a URL, or ollama:name:tag")
-@click.option("--source", "-s", "source", help=SOURCE_HELP)
+@click.option("--source", "-s", help=SOURCE_HELP)
 @click.option("--json", "as_json", is_flag=True)
 def files(ref: str, source: str | None, as_json: bool) -> None:
     """A repo's files: GGUF files grouped by quantization (shards together), with sizes."""
@@ -88,14 +88,14 @@ def files(ref: str, source: str | None, as_json: bool) -> None:
 
 @click.command("pull", cls=Command)
 @click.argument("ref", help="org/model[:quant|:branch], a URL, hf.co/org/model:Q4_K_M, ollama:name:tag")
-@click.option("--source", "-s", "source", help=SOURCE_HELP)
-@click.option("--quant", "-q", "quant", help="a GGUF quantization, such as Q4_K_M")
-@click.option("--file", "-f", "file", multiple=True, help="a file or a glob pattern (repeatable)")
+@click.option("--source", "-s", help=SOURCE_HELP)
+@click.option("--quant", "-q", help="a GGUF quantization, such as Q4_K_M")
+@click.option("--file", "-f", multiple=True, help="a file or a glob pattern (repeatable)")
 @click.option("--all", "everything", is_flag=True, help="every file of the repo")
-@click.option("--base", "base", help="a LoRA repo: the library model it binds to")
-@click.option("--name", "name", help="the name the imported model gets")
+@click.option("--base", help="a LoRA repo: the library model it binds to")
+@click.option("--name", help="the name the imported model gets")
 @click.option("--dir", "directory", help="save into DIR/<repo name> (an absolute path on the server)")
-@click.option("--detach", "-d", "detach", is_flag=True, help="start it and return; the server carries on")
+@click.option("--detach", "-d", is_flag=True, help="start it and return; the server carries on")
 def pull(
     ref: str,
     source: str | None,

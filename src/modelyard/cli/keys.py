@@ -45,8 +45,8 @@ def catalog() -> Iterator[Keys]:
     show_default=True,
     help="inference: /v1 only; admin: everything",
 )
-@click.option("--models", "-m", "models", multiple=True, help="model names or globs it may use (/v1)")
-@click.option("--expires", "expires", help="12h, 30d, 2w, a date, or never")
+@click.option("--models", "-m", multiple=True, help="model names or globs it may use (/v1)")
+@click.option("--expires", help="12h, 30d, 2w, a date, or never")
 def create(name: str, scope: Scope, models: tuple[str, ...], expires: str | None) -> None:
     """Make a key. Its secret is printed once, here: it is not kept anywhere."""
     with catalog() as keys:

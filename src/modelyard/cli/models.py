@@ -18,23 +18,20 @@ def _abs(path: str) -> str:
 
 @click.command("import", cls=Command)
 @click.argument("path", default=None, required=False, help="a model file or folder")
-@click.option("--url", "url", help="or a server that already runs: OpenAI-compatible (or TGI) at this URL")
-@click.option("--api-key", "api_key", help="that server's API key")
+@click.option("--url", help="or a server that already runs: OpenAI-compatible (or TGI) at this URL")
+@click.option("--api-key", help="that server's API key")
 @click.option("--model", "remote_model", help="which of that server's models (default: its first)")
-@click.option("--name", "-n", "name", help="name in the library (default: from the file)")
-@click.option("--description", "-d", "description", default="")
-@click.option(
-    "--category", "-c", "category", help="chat, embedding, rerank, multimodal, image (default: detected)"
-)
-@click.option("--template", "-t", "template", help="image models: sd_official, flux, video")
-@click.option("--mmproj", "mmproj", help="multimodal projector (default: the one beside the model)")
-@click.option("--vae", "vae", help="image models: VAE file")
-@click.option("--clip-l", "clip_l", help="image models: CLIP-L text encoder")
-@click.option("--clip-g", "clip_g", help="image models: CLIP-G text encoder")
-@click.option("--t5xxl", "t5xxl", help="image models: T5-XXL text encoder")
+@click.option("--name", "-n", help="name in the library (default: from the file)")
+@click.option("--description", "-d", default="")
+@click.option("--category", "-c", help="chat, embedding, rerank, multimodal, image (default: detected)")
+@click.option("--template", "-t", help="image models: sd_official, flux, video")
+@click.option("--mmproj", help="multimodal projector (default: the one beside the model)")
+@click.option("--vae", help="image models: VAE file")
+@click.option("--clip-l", help="image models: CLIP-L text encoder")
+@click.option("--clip-g", help="image models: CLIP-G text encoder")
+@click.option("--t5xxl", help="image models: T5-XXL text encoder")
 @click.option(
     "--capability",
-    "capability",
     multiple=True,
     help="image models: text-to-image, image-to-image, video (repeatable)",
 )
@@ -155,7 +152,7 @@ def inspect(path: str, as_json: bool) -> None:
 
 
 @click.command("ls", cls=Command)
-@click.option("--category", "-c", "category", help="only this category")
+@click.option("--category", "-c", help="only this category")
 @click.option("--json", "as_json", is_flag=True)
 def ls(category: str | None, as_json: bool) -> None:
     """List the models in the library."""
@@ -182,7 +179,7 @@ def show(name: str, as_json: bool) -> None:
 
 @click.command("rm", cls=Command)
 @click.argument("name")
-@click.option("--yes", "-y", "yes", is_flag=True, help="do not ask")
+@click.option("--yes", "-y", is_flag=True, help="do not ask")
 def rm(name: str, yes: bool) -> None:
     """Delete a model's record with its adapters and components. Files are never deleted."""
     api = client()
@@ -197,11 +194,11 @@ def rm(name: str, yes: bool) -> None:
 @click.command("edit", cls=Command)
 @click.argument("name")
 @click.option("--name", "-n", "new_name", help="rename")
-@click.option("--description", "-d", "description")
-@click.option("--category", "-c", "category")
-@click.option("--capability", "capability", multiple=True, help="image models (repeatable)")
-@click.option("--autoload/--no-autoload", "autoload", default=None, help="load on the first request")
-@click.option("--alias", "alias", multiple=True, help="another name for the gateway (repeatable)")
+@click.option("--description", "-d")
+@click.option("--category", "-c")
+@click.option("--capability", multiple=True, help="image models (repeatable)")
+@click.option("--autoload/--no-autoload", default=None, help="load on the first request")
+@click.option("--alias", multiple=True, help="another name for the gateway (repeatable)")
 @click.option("--json", "as_json", is_flag=True)
 def edit(
     name: str,
@@ -238,11 +235,9 @@ def edit(
 @click.command("settings", cls=Command)
 @click.argument("name")
 @click.option("--set", "-s", "set_", multiple=True, help="KEY=VALUE, e.g. n_ctx=8192 (repeatable)")
-@click.option("--unset", "unset", multiple=True, help="KEY back to its default (repeatable)")
-@click.option("--reset", "reset", is_flag=True, help="forget every saved option")
-@click.option(
-    "--backend", "backend", help="save them for this backend (vllm, llama-cpp-python, ...): its options"
-)
+@click.option("--unset", multiple=True, help="KEY back to its default (repeatable)")
+@click.option("--reset", is_flag=True, help="forget every saved option")
+@click.option("--backend", help="save them for this backend (vllm, llama-cpp-python, ...): its options")
 @click.option("--json", "as_json", is_flag=True)
 def settings(
     name: str, set_: tuple[str, ...], unset: tuple[str, ...], reset: bool, backend: str | None, as_json: bool

@@ -20,17 +20,16 @@ from modelyard.errors import ModelNotLoaded
 
 @click.command("load", cls=Command)
 @click.argument("name", help="a model in the library")
-@click.option("--lora", "lora", help="one of the model's LoRA adapters")
+@click.option("--lora", help="one of the model's LoRA adapters")
 @click.option(
     "--replicas",
     "-r",
-    "replicas",
     default=1,
     show_default=True,
     type=click.IntRange(min=1),
     help="engine processes serving it",
 )
-@click.option("--force", "force", is_flag=True, help="load even if the estimate says it will not fit")
+@click.option("--force", is_flag=True, help="load even if the estimate says it will not fit")
 @scheduling_options
 def load(
     name: str,
@@ -66,7 +65,7 @@ def load(
 
 @click.command("unload", cls=Command)
 @click.argument("name")
-@click.option("--force", "force", is_flag=True, help="stop at once, even with requests in flight")
+@click.option("--force", is_flag=True, help="stop at once, even with requests in flight")
 def unload(name: str, force: bool) -> None:
     """Unload a model; its requests in flight finish first unless --force."""
     with console.status(f"unloading {name}..."):
@@ -116,8 +115,8 @@ def ps(as_json: bool) -> None:
 
 @click.command("logs", cls=Command)
 @click.argument("target", help="an instance id, or a model name (its first instance)")
-@click.option("--follow", "-f", "follow", is_flag=True, help="keep printing new lines")
-@click.option("--lines", "-n", "lines", default=100, show_default=True, type=int, help="lines from the end")
+@click.option("--follow", "-f", is_flag=True, help="keep printing new lines")
+@click.option("--lines", "-n", default=100, show_default=True, type=int, help="lines from the end")
 def logs(target: str, follow: bool, lines: int) -> None:
     """Print an instance's log (one file per start; -f follows across restarts)."""
     api = client()
@@ -142,10 +141,10 @@ def _first_instance(instances: list[dict[str, object]], model: str) -> str:
 @click.command("run", cls=Command)
 @click.argument("name", help="a model (name, alias or base:adapter)")
 @click.argument("prompt", default=None, required=False, help="one prompt; without it, an interactive chat")
-@click.option("--raw", "raw", is_flag=True, help="plain text completion instead of chat")
-@click.option("--system", "system", help="a system prompt")
-@click.option("--max-tokens", "max_tokens", default=512, show_default=True, type=int)
-@click.option("--temperature", "temperature", default=0.7, show_default=True, type=float)
+@click.option("--raw", is_flag=True, help="plain text completion instead of chat")
+@click.option("--system", help="a system prompt")
+@click.option("--max-tokens", default=512, show_default=True, type=int)
+@click.option("--temperature", default=0.7, show_default=True, type=float)
 def run(
     name: str, prompt: str | None, raw: bool, system: str | None, max_tokens: int, temperature: float
 ) -> None:
@@ -214,11 +213,11 @@ def _stream(api: Client, path: str, body: dict[str, object], *, chat: bool) -> s
 
 @click.command("estimate", cls=Command)
 @click.argument("name")
-@click.option("--n-ctx", "n_ctx", type=int, help="context size (0 = the model's own)")
-@click.option("--n-gpu-layers", "n_gpu_layers", type=int)
-@click.option("--parallel", "parallel", type=int)
-@click.option("--cache-type-k", "cache_type_k")
-@click.option("--cache-type-v", "cache_type_v")
+@click.option("--n-ctx", type=int, help="context size (0 = the model's own)")
+@click.option("--n-gpu-layers", type=int)
+@click.option("--parallel", type=int)
+@click.option("--cache-type-k")
+@click.option("--cache-type-v")
 @click.option("--json", "as_json", is_flag=True)
 def estimate(
     name: str,

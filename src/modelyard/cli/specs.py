@@ -73,8 +73,8 @@ def _applied(api: Client, body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @click.command("apply", cls=Command)
-@click.option("--file", "-f", "file", required=True, help="a spec YAML file (- reads stdin)")
-@click.option("--dry-run", "dry_run", is_flag=True, help="say what would change, change nothing")
+@click.option("--file", "-f", required=True, help="a spec YAML file (- reads stdin)")
+@click.option("--dry-run", is_flag=True, help="say what would change, change nothing")
 def apply(file: str, dry_run: bool) -> None:
     """Make the library and the deployments what a spec says (models named in it only)."""
     from modelyard.deployments.spec import load

@@ -17,11 +17,9 @@ PERIODS = ("day", "week", "month", "total")
 
 
 @click.command("usage", cls=Command)
-@click.option(
-    "--since", "since", default="7d", show_default=True, help="a span back from now (24h, 7d, 2w) or a date"
-)
-@click.option("--by", "by", default="model", show_default=True, help="model or key")
-@click.option("--key", "key", help="only this key's usage")
+@click.option("--since", default="7d", show_default=True, help="a span back from now (24h, 7d, 2w) or a date")
+@click.option("--by", default="model", show_default=True, help="model or key")
+@click.option("--key", help="only this key's usage")
 @click.option("--json", "as_json", is_flag=True)
 def usage(since: str, by: str, key: str | None, as_json: bool) -> None:
     """What was used: requests, tokens in and out, images and quota-counted loads."""
@@ -74,13 +72,10 @@ def ls(as_json: bool) -> None:
 
 
 @app.command("set")
-@click.option(
-    "--loads", "loads", required=True, type=click.IntRange(min=0), help="loads allowed per period (0: none)"
-)
-@click.option("--per", "per", default="day", show_default=True, help="day, week, month or total")
+@click.option("--loads", required=True, type=click.IntRange(min=0), help="loads allowed per period (0: none)")
+@click.option("--per", default="day", show_default=True, help="day, week, month or total")
 @click.option(
     "--key",
-    "key",
     default="*",
     show_default=True,
     help='a key\'s name; "*" (default): every key without its own',
@@ -99,7 +94,6 @@ def set_(loads: int, per: str, key: str) -> None:
 @app.command("rm")
 @click.option(
     "--key",
-    "key",
     default="*",
     show_default=True,
     help='a key\'s name; "*" (default): the quota for every key',
