@@ -54,22 +54,11 @@ class FakeEngine(Background):
             message = {"role": "assistant", "content": "hi there"}
             return web.json_response({"object": "chat.completion", "model": "fake", "usage": USAGE,
                                       "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})  # fmt: skip
-        out = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await out.prepare(r)
-        for piece in ("hi", " there"):
-            chunk = {
-                "object": "chat.completion.chunk",
-                "choices": [{"index": 0, "delta": {"content": piece}}],
-            }
-            await out.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-            if step == "cut":
-                assert r.transport is not None
-                r.transport.abort()
-                return out
-        if (body.get("stream_options") or {}).get("include_usage"):
-            await out.write(b"data: " + json.dumps({"choices": [], "usage": USAGE}).encode() + b"\n\n")
-        await out.write(b"data: [DONE]\n\n")
-        return out
+        chunks = [
+            {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": piece}}]}
+            for piece in ("hi", " there")
+        ]
+        return await _stream(r, body, chunks, cut=step == "cut")
 
     async def completions(self, r: web.Request) -> web.StreamResponse:
         body = await r.json()
@@ -78,18 +67,11 @@ class FakeEngine(Background):
             choice = {"index": 0, "text": "hi there", "finish_reason": "length"}
             return web.json_response({"object": "text_completion", "model": "fake", "usage": USAGE,
                                       "choices": [choice]})  # fmt: skip
-        out = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await out.prepare(r)
-        for piece, end in (("hi", None), (" there", "length")):
-            chunk = {
-                "object": "text_completion",
-                "choices": [{"index": 0, "text": piece, "finish_reason": end}],
-            }
-            await out.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-        if (body.get("stream_options") or {}).get("include_usage"):
-            await out.write(b"data: " + json.dumps({"choices": [], "usage": USAGE}).encode() + b"\n\n")
-        await out.write(b"data: [DONE]\n\n")
-        return out
+        chunks = [
+            {"object": "text_completion", "choices": [{"index": 0, "text": piece, "finish_reason": end}]}
+            for piece, end in (("hi", None), (" there", "length"))
+        ]
+        return await _stream(r, body, chunks)
 
     async def embeddings(self, r: web.Request) -> web.Response:
         body = await r.json()
@@ -99,6 +81,25 @@ class FakeEngine(Background):
         tokens = sum(len(t.split()) for t in texts)
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         return web.json_response({"object": "list", "model": "fake", "data": data, "usage": usage})
+
+
+async def _stream(
+    r: web.Request, body: dict[str, Any], chunks: list[dict[str, Any]], *, cut: bool = False
+) -> web.StreamResponse:
+    """``chunks`` as server-sent events, the usage if the request asks for it, then [DONE]; with
+    ``cut``, the connection closes after the first chunk."""
+    out = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await out.prepare(r)
+    for chunk in chunks:
+        await out.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        if cut:
+            assert r.transport is not None
+            r.transport.abort()
+            return out
+    if (body.get("stream_options") or {}).get("include_usage"):
+        await out.write(b"data: " + json.dumps({"choices": [], "usage": USAGE}).encode() + b"\n\n")
+    await out.write(b"data: [DONE]\n\n")
+    return out
 
 
 def vector_of(text: str) -> list[float]:

@@ -110,13 +110,15 @@ def scheduling_options(fn: F) -> F:
 
 
 def scheduling(
+    *,
     placement: str | None,
     selector: tuple[str, ...],
     gpus: str | None,
     cpu_offload: bool | None,
     distributed: bool | None,
 ) -> dict[str, Any]:
-    """The scheduling fields given on the command line (the API keeps the others)."""
+    """The scheduling fields given on the command line (``scheduling_options``'s, which a command
+    takes as ``**where``); the API keeps the others."""
     given: dict[str, Any] = {
         "placement": placement,
         "selector": parse_pairs(selector, "KEY=VALUE") if selector else None,

@@ -96,11 +96,7 @@ def deploy(
     quant: str | None,
     file: tuple[str, ...],
     force: bool,
-    placement: str | None,
-    selector: tuple[str, ...],
-    gpus: str | None,
-    cpu_offload: bool | None,
-    distributed: bool | None,
+    **where: Any,
 ) -> None:
     """Deploy in one step: download what is missing, import it, save the settings, start it."""
     api = client()
@@ -108,7 +104,7 @@ def deploy(
         "name": name, "replicas": replicas, "backend": backend, "backend_version": version,
         "args": arg, "env": parse_pairs(env), "settings": parse_assignments(set_), "restart": not no_restart,
         "adapter": lora, "force": force,
-        **scheduling(placement, selector, gpus, cpu_offload, distributed),
+        **scheduling(**where),
     }  # fmt: skip
     if is_local(ref):
         body["path"] = ref
@@ -231,18 +227,14 @@ def edit(
     set_: tuple[str, ...],
     restart: bool | None,
     force: bool,
-    placement: str | None,
-    selector: tuple[str, ...],
-    gpus: str | None,
-    cpu_offload: bool | None,
-    distributed: bool | None,
+    **where: Any,
 ) -> None:
     """Change a deployment; a running one rolls: each new instance serves before an old one stops."""
     body: dict[str, Any] = {
         "replicas": replicas, "backend": backend, "backend_version": version,
         "args": [] if clear_args else arg or None, "env": parse_pairs(env) if env is not None else None,
         "settings": parse_assignments(set_) or None, "restart": restart, "force": force,
-        **scheduling(placement, selector, gpus, cpu_offload, distributed),
+        **scheduling(**where),
     }  # fmt: skip
     with console.status(f"updating {name}..."):
         dep = client().patch(f"/api/deployments/{name}", {k: v for k, v in body.items() if v is not None})

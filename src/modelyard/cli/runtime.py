@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 
@@ -36,16 +37,12 @@ def load(
     lora: str | None,
     replicas: int,
     force: bool,
-    placement: str | None,
-    selector: tuple[str, ...],
-    gpus: str | None,
-    cpu_offload: bool | None,
-    distributed: bool | None,
+    **where: Any,
 ) -> None:
     """Load a model (unloading what the load rules say it replaces) and wait until it serves."""
     body = {
         "adapter": lora, "replicas": replicas, "force": force,
-        **scheduling(placement, selector, gpus, cpu_offload, distributed),
+        **scheduling(**where),
     }  # fmt: skip
     with console.status(f"loading {name}..."):
         dep = client().post(f"/api/models/{name}/load", body)
