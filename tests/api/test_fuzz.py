@@ -20,7 +20,7 @@ from fuzzing import Endpoint, endpoints, fuzz, sandbox
 from modelyard.api.app import create_app
 from modelyard.config import Settings
 
-CASES = int(os.environ.get("MODELYARD_FUZZ_CASES", "1000"))
+CASES = int(os.environ.get("MODELYARD_FUZZ_CASES", "500"))
 SEED = int(os.environ.get("MODELYARD_FUZZ_SEED") or random.randrange(2**32))
 
 
