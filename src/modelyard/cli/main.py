@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 import click
 
@@ -53,7 +52,8 @@ COMMANDS = {
 
 
 class Modelyard(Group):
-    """The modelyard command: the commands of this module, then those of COMMANDS."""
+    """The modelyard command: those of COMMANDS, imported when asked for, then this module's
+    own (serve, version)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [*COMMANDS, *self.commands]
@@ -61,8 +61,8 @@ class Modelyard(Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in COMMANDS:
             module, _, name = COMMANDS[cmd_name].partition(":")
-            found: Any = getattr(importlib.import_module(f"modelyard.cli.{module}"), name)
-            return found  # type: ignore[no-any-return]
+            command: click.Command = getattr(importlib.import_module(f"modelyard.cli.{module}"), name)
+            return command
         return super().get_command(ctx, cmd_name)
 
 

@@ -32,6 +32,8 @@ class Running:
 
 
 class Fleet:
+    """What runs now, and every read of it; changed by the Runtime only."""
+
     def __init__(self, settings: Settings, library: Library, executor: Executor, clock: Clock) -> None:
         self.settings = settings
         self.library = library
