@@ -1,5 +1,5 @@
-"""The CLI's HTTP client (the standard library's): what a user sees when the server is away,
-slow, or says no."""
+"""The CLI's HTTP client (HTTP/1.1 on a socket of its own): answers with a length, chunked or
+ending with the connection; what a user sees when the server is away, slow, or says no."""
 
 from __future__ import annotations
 
@@ -24,6 +24,19 @@ class Answers(BaseHTTPRequestHandler):
             self._send(200, b"<html>a proxy's page</html>")
         elif self.path.startswith("/events"):
             self._send(200, b"data: 1\n\ndata: 2\n\n")
+        elif self.path.startswith("/chunked"):  # as uvicorn streams: a line cut across chunks
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in (b"data: 1\n\nda", b"ta: 2\n", b"\n"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+        elif self.path.startswith("/until-closed"):  # no length: the body ends with the connection
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b'{"whole": true}')
+            self.close_connection = True
         else:
             self._send(200, json.dumps({"query": self.path}).encode())
 
@@ -59,6 +72,9 @@ def test_answers_errors_and_streams(url: str) -> None:
         api.get("/text")
     with api.stream("GET", "/events") as answer:
         assert [line for line in answer.lines() if line] == ["data: 1", "data: 2"]
+    with api.stream("GET", "/chunked") as answer:
+        assert [line for line in answer.lines() if line] == ["data: 1", "data: 2"]
+    assert api.get("/until-closed") == {"whole": True}
 
 
 def test_a_server_away_or_silent_is_said_so() -> None:
