@@ -9,12 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import free_port
+from waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.engine]
 MODELYARD = str(Path(sys.executable).parent / "modelyard")
@@ -47,33 +47,27 @@ def test_a_head_and_a_worker_join_with_labels_and_memory(tmp_path: Path) -> None
                 head, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
             )
         )
-        deadline = time.monotonic() + 60
-        nodes: list[dict[str, dict[str, object]]] = []
-        while time.monotonic() < deadline:
-            if len(started) == 1:
-                probe = subprocess.run(
-                    [sys.executable, "-c", READ, address], env=env, capture_output=True, text=True
-                )
-                if probe.returncode == 0:
-                    started.append(
-                        subprocess.Popen(
-                            worker,
-                            env=env,
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT,
-                            start_new_session=True,
-                        )
-                    )
-            else:
-                probe = subprocess.run(
-                    [sys.executable, "-c", READ, address], env=env, capture_output=True, text=True
-                )
-                nodes = json.loads(probe.stdout.splitlines()[-1]) if probe.returncode == 0 else []
-                if len(nodes) == 2:
-                    break
-            time.sleep(1)
+
+        def read() -> list[dict[str, dict[str, object]]]:
+            probe = subprocess.run(
+                [sys.executable, "-c", READ, address], env=env, capture_output=True, text=True
+            )
+            return json.loads(probe.stdout.splitlines()[-1]) if probe.returncode == 0 else []
+
+        eventually(read, timeout=60, every=1, what="the head answering")
+        started.append(
+            subprocess.Popen(
+                worker, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        )
+
+        def both() -> list[dict[str, dict[str, object]]] | None:
+            found = read()
+            return found if len(found) == 2 else None
+
+        nodes = eventually(both, timeout=60, every=1, what="the worker joined")
         by_name = {n["labels"].get("modelyard/worker", "?"): n for n in nodes}
-        assert sorted(by_name) == ["box2", "head"], (nodes, probe.stderr[-2000:])
+        assert sorted(by_name) == ["box2", "head"], nodes
         assert by_name["head"]["labels"]["zone"] == "a"
         assert by_name["box2"]["labels"]["zone"] == "b"
         assert by_name["head"]["resources"]["modelyard_ram"] == 2048
