@@ -88,3 +88,27 @@ def test_a_server_away_or_silent_is_said_so() -> None:
         silent.listen()
         with pytest.raises(ModelyardError, match=r"did not answer within 0\.3 s"):
             Client(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=0.3).get("/x")
+
+
+def test_an_answer_that_is_not_http_is_said_so() -> None:
+    answers = [
+        b"garbage\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nx\r\n0\r\n\r\n",  # no chunk size
+        b"HTTP/1.1 200 OK\r\nContent-Length: lots\r\n\r\n{}",
+    ]
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+
+        def answer() -> None:
+            for raw in answers:
+                conn, _ = server.accept()
+                with conn:
+                    conn.recv(1 << 16)
+                    conn.sendall(raw)
+
+        threading.Thread(target=answer, daemon=True).start()
+        api = Client(f"http://127.0.0.1:{server.getsockname()[1]}")
+        for _ in answers:
+            with pytest.raises(ModelyardError, match="the server's answer is not HTTP"):
+                api.get("/x")

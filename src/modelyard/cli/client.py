@@ -44,7 +44,7 @@ class Answer:
             return
         if self.headers.get("transfer-encoding", "").lower() == "chunked":
             while True:
-                size = int(reader.readline(LINE).split(b";", 1)[0], 16)
+                size = _number(reader.readline(LINE).split(b";", 1)[0], 16)
                 if size == 0:
                     while reader.readline(LINE) not in (b"\r\n", b"\n", b""):
                         pass  # trailers
@@ -55,7 +55,7 @@ class Answer:
                 reader.readline(LINE)
                 yield data
         elif "content-length" in self.headers:
-            left = int(self.headers["content-length"])
+            left = _number(self.headers["content-length"].encode(), 10)
             while left > 0:
                 data = reader.read1(min(left, 1 << 16))
                 if not data:
@@ -210,6 +210,18 @@ class Client:
         return self.request("DELETE", path)
 
 
+def _number(text: bytes, base: int) -> int:
+    """A chunk's size or a Content-Length; an answer that has none is no HTTP answer."""
+    try:
+        return int(text.strip(), base)
+    except ValueError:
+        raise _not_http() from None
+
+
+def _not_http() -> ModelyardError:
+    return ModelyardError("the server's answer is not HTTP", hint="is MODELYARD_URL a modelyard server?")
+
+
 def _answer(reader: io.BufferedReader) -> Answer:
     """The status line and headers of an answer; its body is left to read."""
     status_line = reader.readline(LINE)
@@ -217,7 +229,7 @@ def _answer(reader: io.BufferedReader) -> Answer:
     if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
         if not status_line:
             raise ConnectionError("the server closed the connection without an answer")
-        raise ModelyardError("the server's answer is not HTTP", hint="is MODELYARD_URL a modelyard server?")
+        raise _not_http()
     headers: dict[str, str] = {}
     while (line := reader.readline(LINE)) not in (b"\r\n", b"\n", b""):
         name, _, value = line.decode("latin-1").partition(":")
