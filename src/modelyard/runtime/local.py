@@ -3,8 +3,9 @@
 Each engine runs in its own process group (stopping it reaches its children too) and, on Linux,
 dies with the server (PR_SET_PDEATHSIG, set by util-linux's setpriv before it execs the engine).
 Its environment holds only what an engine needs (PATH, locale, GPU driver variables), the
-backend's variables and the deployment's: never the server's secrets. Every engine carries a marker of the server's home, so the engines a crashed server left
-behind are found and stopped on the next start, whatever their command line.
+backend's variables and the deployment's: never the server's secrets. Every engine carries a
+marker of the server's home, so the engines a crashed server left behind are found and stopped
+on the next start, whatever their command line.
 """
 
 from __future__ import annotations
