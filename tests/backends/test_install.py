@@ -100,13 +100,15 @@ def test_an_environment_of_the_same_inputs_is_kept(tmp_path: Path, monkeypatch: 
     def run(argv: list[str], log: Path, stage: str, *rest: object) -> None:  # python -m venv
         folder = Path(argv[-1])
         (folder / "bin").mkdir(parents=True, exist_ok=True)
-        (folder / "bin" / "python").symlink_to(sys.executable)
+        python = folder / "bin" / "python"  # this interpreter, with its environment's packages
+        python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+        python.chmod(0o755)
 
     monkeypatch.setattr(environments, "_pip", pip)
     monkeypatch.setattr(environments, "_run", run)
     # what the environment must import: modules this interpreter has
     spec = environments.PACKAGES["spandrel"]
-    monkeypatch.setitem(environments.PACKAGES, "spandrel", replace(spec, modules=("json", "sqlite3")))
+    monkeypatch.setitem(environments.PACKAGES, "spandrel", replace(spec, modules=("json", "torch")))
     envs = tmp_path / "envs"
     environments.install_env(envs, "spandrel", "cpu", torch_index=None)
     done = len(installs)
@@ -125,3 +127,20 @@ def test_an_environment_of_the_same_inputs_is_kept(tmp_path: Path, monkeypatch: 
     monkeypatch.setitem(environments.PACKAGES, "spandrel", replace(spec, modules=("no_such_module_here",)))
     environments.install_env(envs, "spandrel", "cpu", torch_index="https://example.invalid/whl")
     assert len(installs) > again
+
+
+def test_an_environment_without_torch_installs_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Piper's voices run on onnxruntime: its environment gets no torch, and the torch index is
+    none of its inputs."""
+    installs: list[list[str]] = []
+    monkeypatch.setattr(environments, "_pip", lambda python, args, *rest: installs.append(args))
+    monkeypatch.setattr(environments, "_run", lambda argv, *rest: Path(argv[-1]).mkdir(parents=True))
+    environments.install_env(tmp_path / "envs", "piper", "cpu", torch_index=None)
+    assert installs
+    assert not [arg for args in installs for arg in args if arg.startswith("torch")]
+    assert environments.env_key("piper", "cpu", torch_index=None) == environments.env_key(
+        "piper", "cpu", torch_index="https://example.invalid/whl"
+    )
+    assert environments.env_key("spandrel", "cpu", torch_index=None) != environments.env_key(
+        "spandrel", "cpu", torch_index="https://example.invalid/whl"
+    )

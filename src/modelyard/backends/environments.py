@@ -38,7 +38,7 @@ RUNNER = (
 @dataclass(frozen=True)
 class Packages:
     modules: tuple[str, ...]  # what must import for the backend to run in an interpreter
-    requirements: tuple[str, ...]  # what a managed environment installs (after torch)
+    requirements: tuple[str, ...]  # what a managed environment installs (after torch, if it needs it)
     by_variant: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (variant, more requirements)
     runner: bool = True  # its engine is modelyard's runner (whose packages it needs too)
     # what the installs bring but breaks an import in this variant: uninstalled afterwards
@@ -49,6 +49,11 @@ class Packages:
 
     def for_variant(self, variant: str) -> tuple[str, ...]:
         return self.requirements + dict(self.by_variant).get(variant, ())
+
+    @property
+    def torch(self) -> bool:
+        """Whether its environment needs torch (installed first, from the torch index)."""
+        return "torch" in self.modules
 
 
 # Structured output on the runner (runners/constrain.py). xgrammar's metadata asks for triton
@@ -242,8 +247,8 @@ def env_key(backend: str, variant: str, *, torch_index: str | None) -> str:
     inputs = {
         "backend": backend,
         "variant": variant,
-        "torch": TORCH,
-        "torch_index": torch_index or "",
+        "torch": TORCH if spec.torch else "",
+        "torch_index": (torch_index or "") if spec.torch else "",
         "requirements": spec.for_variant(variant),
         "runner": RUNNER if spec.runner else (),
         "no_deps": spec.no_deps,
@@ -294,21 +299,23 @@ def install_env(
     folder.parent.mkdir(parents=True, exist_ok=True)
     log = folder.parent / f"{folder.name}.log"
     log.write_text("")
-    steps = 3
+    steps = 3 if spec.torch else 2
     progress("virtualenv", 0, steps)
     if not (folder / "bin" / "python").exists():
         _run([sys.executable, "-m", "venv", str(folder)], log, "creating the virtualenv")
     python = str(folder / "bin" / "python")
-    progress("torch", 1, steps)
-    torch_args = [TORCH]
-    if variant == "cpu" and torch_index:
-        torch_args += ["--extra-index-url", torch_index]
-    _pip(python, torch_args, log, "installing torch", progress, 1, steps)
-    progress(backend, 2, steps)
+    if spec.torch:
+        progress("torch", 1, steps)
+        torch_args = [TORCH]
+        if variant == "cpu" and torch_index:
+            torch_args += ["--extra-index-url", torch_index]
+        _pip(python, torch_args, log, "installing torch", progress, 1, steps)
+    step = steps - 1
+    progress(backend, step, steps)
     runner = RUNNER if spec.runner else ()
-    _pip(python, [*spec.for_variant(variant), *runner], log, f"installing {backend}", progress, 2, steps)
+    _pip(python, [*spec.for_variant(variant), *runner], log, f"installing {backend}", progress, step, steps)
     if spec.no_deps:
-        _pip(python, ["--no-deps", *spec.no_deps], log, f"installing {backend}", progress, 2, steps)
+        _pip(python, ["--no-deps", *spec.no_deps], log, f"installing {backend}", progress, step, steps)
     broken = dict(spec.broken).get(variant, ())
     if broken:
         _run([python, "-m", "pip", "uninstall", "-y", *broken], log, "removing builds that do not import")
