@@ -17,8 +17,10 @@ class FakeEngine(Background):
     """/v1/models lists ``served`` (``fake``); /v1/chat/completions answers "hi there" (usage: 5 in, 2 out),
     after doing, to each request in turn, what ``plan`` says: "drop" (close the connection before
     any byte), "cut" (stream one chunk, then close), "ok"; "ok" once the plan runs out. An error
-    in ``errors`` is answered first, as it is. /v1/completions answers "hi there" too, and
-    /v1/embeddings each input's ``vector_of``. Every body it gets is in ``posts``."""
+    in ``errors`` is answered first, as it is; a chat message in ``replies`` (with its finish
+    reason) is answered before "hi there": its reasoning, text and tool calls, streamed in
+    pieces when asked. /v1/completions answers "hi there" too, and /v1/embeddings each input's
+    ``vector_of``. Every body it gets is in ``posts``."""
 
     def __init__(self, plan: list[str] | None = None, served: tuple[str, ...] = ("fake",)) -> None:
         super().__init__()
@@ -26,6 +28,7 @@ class FakeEngine(Background):
         self.served = served  # the models /v1/models lists
         self.posts: list[dict[str, Any]] = []
         self.errors: list[tuple[int, bytes]] = []  # answers to give first: (status, body)
+        self.replies: list[tuple[dict[str, Any], str]] = []  # chat messages to answer: (message, finish)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -50,15 +53,13 @@ class FakeEngine(Background):
             assert r.transport is not None
             r.transport.abort()
             raise web.HTTPInternalServerError()  # never sent: the connection is gone
+        message, finish = (
+            self.replies.pop(0) if self.replies else ({"role": "assistant", "content": "hi there"}, "stop")
+        )
         if not body.get("stream"):
-            message = {"role": "assistant", "content": "hi there"}
             return web.json_response({"object": "chat.completion", "model": "fake", "usage": USAGE,
-                                      "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})  # fmt: skip
-        chunks = [
-            {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": piece}}]}
-            for piece in ("hi", " there")
-        ]
-        return await _stream(r, body, chunks, cut=step == "cut")
+                                      "choices": [{"index": 0, "message": message, "finish_reason": finish}]})  # fmt: skip
+        return await _stream(r, body, _chunks(message, finish), cut=step == "cut")
 
     async def completions(self, r: web.Request) -> web.StreamResponse:
         body = await r.json()
@@ -100,6 +101,27 @@ async def _stream(
         await out.write(b"data: " + json.dumps({"choices": [], "usage": USAGE}).encode() + b"\n\n")
     await out.write(b"data: [DONE]\n\n")
     return out
+
+
+def _chunks(message: dict[str, Any], finish: str) -> list[dict[str, Any]]:
+    """A chat message as stream chunks: its reasoning and text word by word, each tool call's
+    name with the first half of its arguments, then the rest."""
+    deltas: list[dict[str, Any]] = []
+    for key in ("reasoning_content", "content"):
+        words = (message.get(key) or "").split(" ")
+        deltas += [{key: word if n == 0 else " " + word} for n, word in enumerate(words) if message.get(key)]
+    for n, call in enumerate(message.get("tool_calls") or []):
+        args = call["function"]["arguments"]
+        half = len(args) // 2
+        first = {"index": n, "id": call["id"], "type": "function",
+                 "function": {"name": call["function"]["name"], "arguments": args[:half]}}  # fmt: skip
+        deltas += [
+            {"tool_calls": [first]},
+            {"tool_calls": [{"index": n, "function": {"arguments": args[half:]}}]},
+        ]
+    chunks = [{"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": d}]} for d in deltas]
+    chunks[-1]["choices"][0]["finish_reason"] = finish
+    return chunks
 
 
 def vector_of(text: str) -> list[float]:

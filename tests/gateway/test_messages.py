@@ -1,7 +1,8 @@
 """Anthropic's Messages API on /v1/messages with the official `anthropic` client, passed through
-to llama-server, which serves it itself: streaming and not, errors in Anthropic's shape. The
-translation onto the chat completions of engines that do not serve it runs on a fake engine
-(tests/gateway/test_dialects.py)."""
+to llama-server, which serves it itself: streaming and not, errors in Anthropic's shape; and
+OpenAI's Responses API on /v1/responses with the official `openai` client, translated onto
+llama-server's chat completions. Both translations run in full on a fake engine
+(tests/gateway/test_dialects.py, tests/gateway/test_responses.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
+import openai
 import pytest
 
 from conftest import RunningServer, serve
@@ -69,3 +71,23 @@ def test_errors_in_anthropics_shape(client: anthropic.Anthropic) -> None:
     assert e.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
     with pytest.raises(anthropic.BadRequestError):
         client.messages.create(model="gguf-chat", max_tokens=0, messages=[{"role": "user", "content": "x"}])
+
+
+def test_responses_answer_as_chat_completions_do(server: RunningServer) -> None:
+    """Greedy: the same words as the chat route for the same messages, streamed or not."""
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+    asked = {"instructions": "be brief", "input": "hello world", "max_output_tokens": 4, "temperature": 0}
+    chat = client.chat.completions.create(
+        model="gguf-chat", max_tokens=4, temperature=0,
+        messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello world"}],
+    )  # fmt: skip
+    answer = client.responses.create(model="gguf-chat", **asked)  # type: ignore[arg-type]
+    assert answer.output_text == chat.choices[0].message.content
+    assert (answer.status, answer.incomplete_details.reason) == ("incomplete", "max_output_tokens")  # type: ignore[union-attr]
+    assert answer.usage is not None
+    assert answer.usage.output_tokens == 4
+    with client.responses.stream(model="gguf-chat", **asked) as stream:  # type: ignore[arg-type]
+        events = list(stream)  # the client parses each: no event it does not know
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == answer.output_text
+    assert events[-1].type == "response.incomplete"
+    assert events[-1].response.usage.output_tokens == 4  # type: ignore[union-attr]

@@ -40,7 +40,7 @@ from modelyard.config import Settings
 from modelyard.create.jobs import Creations
 from modelyard.deployments.apply import Applier
 from modelyard.deployments.deployer import Deployer
-from modelyard.gateway import messages
+from modelyard.gateway import messages, responses
 from modelyard.gateway import routes as gateway
 from modelyard.gateway.coalesce import Coalescer
 from modelyard.gateway.upstream import Upstream
@@ -125,6 +125,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.router.routes.extend(gateway.hot_routes())  # first: routes match in order; /v1 is the hot path
     app.include_router(gateway.router)
     app.include_router(messages.router)
+    app.include_router(responses.router)
     app.include_router(models.router)
     app.include_router(runtime.router)
     app.include_router(deployments.router)

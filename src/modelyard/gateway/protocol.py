@@ -121,6 +121,41 @@ class MessagesRequest(OpenAIRequest):
     messages: list[dict[str, Any]] = Field(min_length=1)
 
 
+class ResponsesRequest(OpenAIRequest):
+    """OpenAI's Responses API (gateway/items.py maps it onto chat completions)."""
+
+    input: str | list[dict[str, Any]] = Field(description="a string, or a list of items")
+    instructions: str | None = None
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    text: dict[str, Any] | None = None
+    reasoning: dict[str, Any] | None = None
+    metadata: dict[str, str] | None = None
+    store: bool = True
+    background: bool = False
+    previous_response_id: str | None = None
+
+    @model_validator(mode="after")
+    def _served(self) -> ResponsesRequest:
+        if isinstance(self.input, list) and not self.input:
+            raise ValueError("input holds no item: give it a string or a list of items")
+        if self.previous_response_id is not None:
+            raise ValueError(
+                "previous_response_id is not supported yet: responses are not kept; "
+                "send the conversation's items as input"
+            )
+        if self.background:
+            raise ValueError("background responses are not supported yet: leave background out")
+        for name in ("conversation", "prompt"):
+            if (self.model_extra or {}).get(name) is not None:
+                raise ValueError(f"{name} is not supported: send the conversation's items as input")
+        return self
+
+
 class RerankRequest(OpenAIRequest):
     query: str = Field(min_length=1)
     documents: list[str | dict[str, Any]] = Field(min_length=1)
