@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     restart_reset: float = Field(
         default=600.0, gt=0, description="seconds an instance serves before its restart delay starts over"
     )
+    responses_keep: float = Field(
+        default=30, ge=0, description="days a stored response of the Responses API is kept; 0: none is stored"
+    )
     idle_unload: float = Field(default=0.0, ge=0, description="unload a model idle this long (s); 0 = never")
     # resource monitor
     monitor_interval: float = Field(default=1.0, gt=0, description="seconds between samples")

@@ -126,6 +126,14 @@ class InstallNotFound(NotFound):
         super().__init__(f"no install with id {job}", hint="GET /api/installs lists them")
 
 
+class ResponseNotFound(NotFound):
+    def __init__(self, rid: str) -> None:
+        super().__init__(
+            f"no stored response {rid!r}",
+            hint="responses are kept only when stored, for the key that made them, for MODELYARD_RESPONSES_KEEP days",
+        )
+
+
 class KeyNotFound(NotFound):
     def __init__(self, name: str) -> None:
         super().__init__(f"no API key named {name!r}", hint="`modelyard keys ls` lists them")

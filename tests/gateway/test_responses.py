@@ -184,8 +184,8 @@ def test_what_is_not_served_is_refused_clearly(fake: tuple[RunningServer, FakeEn
     server, engine, client = fake
     with pytest.raises(openai.BadRequestError, match="a tool of type 'web_search' is not supported"):
         client.responses.create(model="fake", input="news?", tools=[{"type": "web_search"}])
-    with pytest.raises(openai.BadRequestError, match="previous_response_id is not supported yet"):
-        client.responses.create(model="fake", input="and then?", previous_response_id="resp_1")
+    with pytest.raises(openai.BadRequestError, match="background responses are not supported yet"):
+        client.responses.create(model="fake", input="later", background=True)
     with pytest.raises(openai.BadRequestError, match=r"input\[0\]: an item of type 'file_search_call'"):
         client.responses.create(model="fake", input=[{"type": "file_search_call", "id": "x"}])  # type: ignore[list-item]
     with pytest.raises(openai.NotFoundError):
@@ -207,3 +207,71 @@ def test_an_engine_that_stops_mid_stream_fails_the_response(
     assert events[-1].type == "response.failed"
     assert events[-1].response.error is not None
     assert "the engine stopped" in events[-1].response.error.message
+
+
+def test_stored_responses_chain_by_previous_response_id(
+    fake: tuple[RunningServer, FakeEngine, openai.OpenAI],
+) -> None:
+    _, engine, client = fake
+    first = client.responses.create(model="fake", input="my name is Ann")
+    second = client.responses.create(model="fake", input="what is my name?", previous_response_id=first.id)
+    assert engine.posts[-1]["messages"] == [
+        {"role": "user", "content": "my name is Ann"},
+        {"role": "assistant", "content": "hi there"},
+        {"role": "user", "content": "what is my name?"},
+    ]
+    assert second.previous_response_id == first.id
+    assert client.responses.retrieve(first.id).output_text == "hi there"
+    (item,) = client.responses.input_items.list(second.id).data
+    assert item.type == "message"
+    assert [c.text for c in item.content] == ["what is my name?"]  # type: ignore[union-attr]
+
+    _, third = streamed(client, model="fake", input="and again?", previous_response_id=second.id)
+    assert len(engine.posts[-1]["messages"]) == 5
+    assert client.responses.retrieve(third.id).output_text == "hi there"  # a stream is kept too
+
+    unkept = client.responses.create(model="fake", input="forget this", store=False)
+    assert unkept.store is False
+    with pytest.raises(openai.NotFoundError, match="no stored response"):
+        client.responses.retrieve(unkept.id)
+    deleted = client.responses.delete(first.id)
+    assert deleted is None  # the client returns nothing for a deletion that went through
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(first.id)
+    with pytest.raises(openai.NotFoundError, match=first.id):  # the chain lost its start
+        client.responses.create(model="fake", input="and now?", previous_response_id=third.id)
+
+
+def test_a_stored_response_belongs_to_its_key(tmp_path: Path) -> None:
+    from modelyard.access.keys import Keys
+    from modelyard.catalog.store import Store
+
+    home = tmp_path / "home"
+    home.mkdir()
+    store = Store(f"sqlite:///{home / 'catalog.db'}")
+    secrets = {name: Keys(store).create(name, "admin", [])[1] for name in ("ann", "bob")}
+    store.close()
+    engine = FakeEngine()
+    url = engine.start()
+    try:
+        with serve(home, one_per_category=False, exclusive=[]) as server:
+            body = {"url": url, "remote_model": "fake", "name": "fake", "category": "chat"}
+            made = server.http.post(
+                "/api/models", json=body, headers={"Authorization": f"Bearer {secrets['ann']}"}
+            )
+            assert made.status_code == 201
+            ann, bob = (
+                openai.OpenAI(base_url=server.url + "/v1", api_key=secrets[name], max_retries=0)
+                for name in ("ann", "bob")
+            )
+            mine = ann.responses.create(model="fake", input="a secret")
+            assert ann.responses.retrieve(mine.id).id == mine.id
+            with pytest.raises(openai.NotFoundError):
+                bob.responses.retrieve(mine.id)
+            with pytest.raises(openai.NotFoundError):
+                bob.responses.create(model="fake", input="tell me", previous_response_id=mine.id)
+            with pytest.raises(openai.NotFoundError):
+                bob.responses.delete(mine.id)
+            assert ann.responses.retrieve(mine.id).output_text == "hi there"
+    finally:
+        engine.stop()

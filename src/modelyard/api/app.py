@@ -37,6 +37,7 @@ from modelyard.backends.installs import Installs
 from modelyard.backends.registry import Backends
 from modelyard.catalog.store import Store
 from modelyard.config import Settings
+from modelyard.conversations import Conversations
 from modelyard.create.jobs import Creations
 from modelyard.deployments.apply import Applier
 from modelyard.deployments.deployer import Deployer
@@ -110,6 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.folders = Folders(settings, store, keys)
     app.state.client_files = ClientFiles(app.state.folders, keys_may_name_paths=settings.client_paths)
     app.state.coalescer = Coalescer()
+    app.state.conversations = Conversations(store, settings.responses_keep)
     app.state.meter = meter
     app.state.quotas = quotas
     app.state.metrics = metrics

@@ -204,3 +204,16 @@ class WorkerNote:
     name: str
     labels: dict[str, str] = field(default_factory=dict)
     note: str = ""
+
+
+@dataclass
+class StoredResponse:
+    """A response of the Responses API as kept: its input items and the response itself."""
+
+    id: str
+    account: str  # a key's name, or "" for the local user
+    model: str
+    previous: str | None
+    input: list[dict[str, Any]]
+    response: dict[str, Any]
+    created_at: datetime | None = None

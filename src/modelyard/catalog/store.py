@@ -13,7 +13,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, delete, event, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -29,6 +29,7 @@ from modelyard.catalog.records import (
     ModelSettings,
     Quota,
     Scheduling,
+    StoredResponse,
     Usage,
     WorkerNote,
 )
@@ -42,6 +43,7 @@ from modelyard.catalog.tables import (
     ModelFileRow,
     ModelRow,
     QuotaRow,
+    ResponseRow,
     SettingsRow,
     UsageRow,
     WorkerRow,
@@ -525,6 +527,31 @@ class Store:
                 row.labels, row.note = dict(note.labels), note.note
         return note
 
+    def put_response(self, stored: StoredResponse) -> None:
+        with self.session() as s:
+            s.add(ResponseRow(id=stored.id, account=stored.account, model=stored.model, previous=stored.previous,
+                              input=stored.input, response=stored.response, created_at=stored.created_at or utcnow()))  # fmt: skip
+
+    def get_response(self, rid: str, account: str) -> StoredResponse | None:
+        """The stored response ``rid`` of ``account``; None when there is none (or another's)."""
+        with self.session() as s:
+            row = s.get(ResponseRow, rid)
+            return _response(row) if row is not None and row.account == account else None
+
+    def delete_response(self, rid: str, account: str) -> bool:
+        with self.session() as s:
+            row = s.get(ResponseRow, rid)
+            if row is None or row.account != account:
+                return False
+            s.delete(row)
+            return True
+
+    def delete_responses_before(self, at: datetime) -> int:
+        """Forget the responses stored before ``at``; how many."""
+        with self.session() as s:
+            done = s.execute(delete(ResponseRow).where(ResponseRow.created_at < at))
+            return int(done.rowcount)  # type: ignore[attr-defined]
+
     def delete_quota(self, key: str) -> bool:
         """Remove ``key``'s quota; whether it had one."""
         with self.session() as s:
@@ -532,6 +559,13 @@ class Store:
             if row is not None:
                 s.delete(row)
             return row is not None
+
+
+def _response(r: ResponseRow) -> StoredResponse:
+    return StoredResponse(
+        id=r.id, account=r.account, model=r.model, previous=r.previous, input=r.input,
+        response=r.response, created_at=_aware(r.created_at),
+    )  # fmt: skip
 
 
 def _usage(r: UsageRow) -> Usage:

@@ -260,3 +260,18 @@ class WorkerRow(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
     labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class ResponseRow(Base):
+    """A stored response of the Responses API: its input items and the response, for
+    previous_response_id, GET and input_items; only the key that made it reads it."""
+
+    __tablename__ = "responses"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))  # a key's name, or "" for the local user
+    model: Mapped[str] = mapped_column(String(128))
+    previous: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    input: Mapped[list[Any]] = mapped_column(JSON)
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)

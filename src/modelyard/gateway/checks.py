@@ -12,6 +12,7 @@ from starlette.datastructures import State
 from modelyard.access.files import ClientFiles
 from modelyard.access.keys import OPEN, Caller
 from modelyard.catalog.records import Model
+from modelyard.conversations import Conversations
 from modelyard.errors import RequestTooLarge
 from modelyard.library import Library
 from modelyard.runtime.admission import Admission
@@ -44,6 +45,11 @@ def admission_of(request: Request) -> Admission:
 def library_of(request: Request) -> Library:
     library: Library = state_of(request).library
     return library
+
+
+def conversations_of(request: Request) -> Conversations:
+    conversations: Conversations = state_of(request).conversations
+    return conversations
 
 
 def caller_of(request: Request) -> Caller:

@@ -143,11 +143,6 @@ class ResponsesRequest(OpenAIRequest):
     def _served(self) -> ResponsesRequest:
         if isinstance(self.input, list) and not self.input:
             raise ValueError("input holds no item: give it a string or a list of items")
-        if self.previous_response_id is not None:
-            raise ValueError(
-                "previous_response_id is not supported yet: responses are not kept; "
-                "send the conversation's items as input"
-            )
         if self.background:
             raise ValueError("background responses are not supported yet: leave background out")
         for name in ("conversation", "prompt"):

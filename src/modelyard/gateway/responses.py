@@ -1,21 +1,25 @@
-"""POST /v1/responses: OpenAI's Responses API on every engine that chats, translated onto its
-chat completions (items.py) through the gateway's one upstream path, streamed or not; a
-tool_choice that forces calls is forced as on the chat route (tools.py)."""
+"""/v1/responses: OpenAI's Responses API on every engine that chats, translated onto its chat
+completions (items.py) through the gateway's one upstream path, streamed or not; a tool_choice
+that forces calls is forced as on the chat route (tools.py). Responses are stored unless asked
+not to (conversations.py): previous_response_id opens a request with its chain's items, and
+GET, DELETE and input_items read them, for the key that made them only."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 
+from modelyard.conversations import Conversations, input_items
 from modelyard.errors import InvalidRequest, ModelyardError
 from modelyard.gateway import items, tools
 from modelyard.gateway.calls import admit, begun, engine_call
-from modelyard.gateway.checks import caller_of, client_files_of
+from modelyard.gateway.checks import caller_of, client_files_of, conversations_of
 from modelyard.gateway.media import inline_files
 from modelyard.gateway.protocol import ResponsesRequest, documented
 from modelyard.http_errors import OPENAI
@@ -25,17 +29,42 @@ from modelyard.validation import describe
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 
+@dataclass
+class Turn:
+    """One request's place in its conversation: who asks, the items it gave, whether its
+    response is stored."""
+
+    conversations: Conversations
+    account: str | None
+    given: list[dict[str, Any]]
+    store: bool
+
+    async def kept(self, response: dict[str, Any]) -> dict[str, Any]:
+        if self.store:
+            await self.conversations.keep(self.account, self.given, response)
+        return response
+
+
 @router.post("/responses", openapi_extra=documented(ResponsesRequest))
 async def create(request: Request) -> Response:
     """OpenAI's Responses: {model, input, instructions?, tools?, tool_choice?, text?,
-    reasoning?, max_output_tokens?, stream?, ...}."""
+    reasoning?, max_output_tokens?, previous_response_id?, store?, stream?, ...}."""
     raw = await request.body()
     try:
         body = ResponsesRequest.model_validate_json(raw)
         payload = orjson.loads(raw)
         ticket = admit(request, body.model, "chat")
-        chat = items.chat_request(payload)
-        await inline_files(chat, "chat", ticket.model.category, client_files_of(request), caller_of(request))
+        conversations = conversations_of(request)
+        caller = caller_of(request)
+        turn = Turn(
+            conversations, caller.account, input_items(payload["input"]), body.store and conversations.keeps
+        )
+        payload["store"] = turn.store
+        earlier = []
+        if body.previous_response_id is not None:
+            earlier = await conversations.history(body.previous_response_id, caller.account)
+        chat = items.chat_request({**payload, "input": earlier + turn.given})
+        await inline_files(chat, "chat", ticket.model.category, client_files_of(request), caller)
         rid = items.new_id("resp")
         force = tools.forced(chat)
         if force is not None:
@@ -43,15 +72,16 @@ async def create(request: Request) -> Response:
             async with engine_call(request, ticket, "chat", "/v1/chat/completions", constrained) as up:
                 answer = tools.answer_with_calls(await up.json(), force)
             if not body.stream:
-                return _json(items.response(answer, rid, body.model, payload))
+                return _json(await turn.kept(items.response(answer, rid, body.model, payload)))
             out = items.StreamTranslator(rid, body.model, payload)
             chunks = tools.stream_chunks(answer, usage=True)
             events = [out.start(), *(out.feed(c) for c in chunks), out.end()]
+            await turn.kept(out.response)
             return Response(b"".join(events), media_type="text/event-stream")
         if not body.stream:
             async with engine_call(request, ticket, "chat", "/v1/chat/completions", chat) as up:
                 answer = await up.json()
-            return _json(items.response(answer, rid, body.model, payload))
+            return _json(await turn.kept(items.response(answer, rid, body.model, payload)))
     except ValidationError as e:
         return OPENAI.answer(InvalidRequest(describe(e.errors())))
     except ClientGone:
@@ -71,7 +101,9 @@ async def create(request: Request) -> Response:
                 async for chunk in chunks:
                     if piece := out.feed(chunk):
                         yield piece
-        yield out.end()
+        end = out.end()
+        await turn.kept(out.response)
+        yield end
 
     def failed(e: ModelyardError) -> bytes:
         return out.failed("server_error", e.message)
@@ -87,3 +119,38 @@ async def create(request: Request) -> Response:
 
 def _json(answer: dict[str, Any]) -> Response:
     return Response(orjson.dumps(answer), media_type="application/json")
+
+
+@router.get("/responses/{rid}")
+async def retrieve(request: Request, rid: str) -> dict[str, Any]:
+    """A stored response, as it was answered."""
+    stored = await conversations_of(request).get(rid, caller_of(request).account)
+    return stored.response
+
+
+@router.delete("/responses/{rid}")
+async def delete(request: Request, rid: str) -> dict[str, Any]:
+    await conversations_of(request).delete(rid, caller_of(request).account)
+    return {"id": rid, "object": "response", "deleted": True}
+
+
+@router.get("/responses/{rid}/input_items")
+async def input_items_of(
+    request: Request,
+    rid: str,
+    order: Literal["asc", "desc"] = "desc",
+    limit: int = Query(default=20, ge=1, le=100),
+    after: str | None = None,
+) -> dict[str, Any]:
+    """The input items a stored response was made from (its own, not its chain's), a page at a
+    time."""
+    stored = await conversations_of(request).get(rid, caller_of(request).account)
+    found = stored.input if order == "asc" else list(reversed(stored.input))
+    if after is not None:
+        ids = [item.get("id") for item in found]
+        if after not in ids:
+            raise InvalidRequest(f"response {rid!r} has no input item {after!r}", param="after")
+        found = found[ids.index(after) + 1 :]
+    page = found[:limit]
+    return {"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None, "has_more": len(found) > limit}  # fmt: skip
