@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
+import httpx
+import openai
 import pytest
 
 import ollama
@@ -138,3 +140,24 @@ def test_ollama_embed_and_errors(fake: tuple[RunningServer, FakeEngine], llama: 
     with pytest.raises(ollama.ResponseError) as e:
         llama.generate(model="fake", prompt="x", keep_alive="soon")
     assert "keep_alive" in e.value.error
+
+
+def test_the_ollama_port_serves_the_openai_api_too(fake: tuple[RunningServer, FakeEngine]) -> None:
+    """As Ollama does: an agent that finds "Ollama" on its port uses its /v1 there, the Responses
+    API included where /api/version is recent enough (0.13.3 added it)."""
+    server, _ = fake
+    base = f"http://127.0.0.1:{server.app.state.settings.ollama_port}"
+    version = httpx.get(base + "/api/version").json()["version"]
+    assert tuple(int(n) for n in version.split(".")) >= (0, 13, 3)
+    client = openai.OpenAI(base_url=base + "/v1", api_key="ollama", max_retries=0)
+    try:
+        assert {m.id for m in client.models.list().data} == {"fake", "fake-embed"}
+        chat = client.chat.completions.create(model="fake", messages=[{"role": "user", "content": "hi"}])
+        assert chat.choices[0].message.content == "hi there"
+        assert client.responses.create(model="fake", input="hi").output_text == "hi there"
+    finally:
+        client.close()
+    missing = httpx.get(base + "/v1/no-such-route")
+    assert missing.status_code == 404
+    assert set(missing.json()["error"]) == {"message", "type", "code", "param", "hint"}  # modelyard's shape
+    assert "error" in httpx.get(base + "/api/no-such-route").json()  # Ollama's, beside it

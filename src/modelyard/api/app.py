@@ -156,8 +156,9 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 class Listeners:
-    """One server, two listeners: what comes in on the Ollama port goes to the Ollama API; the
-    rest (and the lifespan, which starts the runtime both use) to modelyard's app."""
+    """One server, two listeners: what comes in on the Ollama port goes to the Ollama API, but
+    for its OpenAI API (/v1, as Ollama serves it there too); the rest (and the lifespan, which
+    starts the runtime both use) to modelyard's app."""
 
     def __init__(self, main: ASGIApp, ollama: ASGIApp, ollama_port: int) -> None:
         self.main = main
@@ -166,7 +167,9 @@ class Listeners:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         server = scope.get("server")
-        if scope["type"] != "lifespan" and server is not None and server[1] == self.ollama_port:
+        on_ollama = scope["type"] != "lifespan" and server is not None and server[1] == self.ollama_port
+        path: str = scope.get("path", "")
+        if on_ollama and not (path == "/v1" or path.startswith("/v1/")):
             await self.ollama(scope, receive, send)
         else:
             await self.main(scope, receive, send)

@@ -1,5 +1,6 @@
 """The Ollama-compatible listener: /api/tags, /api/show, /api/ps, /api/chat, /api/generate,
-/api/embed, /api/embeddings and /api/version over the library and the gateway's engines.
+/api/embed, /api/embeddings and /api/version over the library and the gateway's engines; its
+/v1 is modelyard's OpenAI API (api/app.py's Listeners), as Ollama serves one there too.
 
 As Ollama does, a request loads its model when it is not loaded (``keep_alive`` says how long it
 stays: MODELYARD_IDLE_UNLOAD otherwise), chat and generate stream NDJSON unless ``stream`` is
@@ -35,8 +36,9 @@ from modelyard.runtime.runtime import Runtime
 from modelyard.validation import describe
 
 log = logging.getLogger(__name__)
-# The Ollama API version this listener answers as (its clients check for features by it).
-OLLAMA_VERSION = "0.12.0"
+# The Ollama API version this listener answers as: its clients check for features by it (0.13.3
+# added /v1/responses, which agents use where the version says it is there).
+OLLAMA_VERSION = "0.13.5"
 Body = TypeVar("Body", bound=BaseModel)
 
 
