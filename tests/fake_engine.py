@@ -3,6 +3,7 @@ it drops a connection before answering, or cuts a stream after its first chunk."
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -16,8 +17,8 @@ USAGE = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
 class FakeEngine(Background):
     """/v1/models lists ``served`` (``fake``); /v1/chat/completions answers "hi there" (usage: 5 in, 2 out),
     after doing, to each request in turn, what ``plan`` says: "drop" (close the connection before
-    any byte), "cut" (stream one chunk, then close), "ok"; "ok" once the plan runs out. An error
-    in ``errors`` is answered first, as it is; a chat message in ``replies`` (with its finish
+    any byte), "cut" (stream one chunk, then close), "hang" (answer nothing), "ok"; "ok" once
+    the plan runs out. An error in ``errors`` is answered first, as it is; a chat message in ``replies`` (with its finish
     reason) is answered before "hi there": its reasoning, text and tool calls, streamed in
     pieces when asked. /v1/completions answers "hi there" too, and /v1/embeddings each input's
     ``vector_of``. Every body it gets is in ``posts``."""
@@ -49,6 +50,10 @@ class FakeEngine(Background):
             status, answer = self.errors.pop(0)
             return web.Response(status=status, body=answer, content_type="application/json")
         step = self.plan.pop(0) if self.plan else "ok"
+        if step == "hang":  # an answer that never comes, until the caller gives up
+            while r.transport is not None and not r.transport.is_closing():
+                await asyncio.sleep(0.02)
+            raise web.HTTPInternalServerError()  # never sent: the connection is gone
         if step == "drop":
             assert r.transport is not None
             r.transport.abort()

@@ -18,7 +18,13 @@ pytestmark = pytest.mark.unit
 
 def answer(rid: str, previous: str | None = None) -> dict[str, object]:
     output = [{"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": rid}]}]
-    return {"id": rid, "model": "m", "previous_response_id": previous, "output": output}
+    return {
+        "id": rid,
+        "model": "m",
+        "status": "completed",
+        "previous_response_id": previous,
+        "output": output,
+    }
 
 
 def test_responses_past_their_days_are_gone(tmp_path: Path) -> None:
@@ -48,3 +54,26 @@ def test_responses_past_their_days_are_gone(tmp_path: Path) -> None:
     finally:
         store.close()
     assert not Conversations(store, keep_days=0).keeps
+
+
+def test_a_background_response_a_stopped_server_left_has_failed(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'catalog.db'}")
+    kept = Conversations(store, keep_days=30)
+
+    async def run() -> None:
+        never: asyncio.Future[dict[str, object]] = asyncio.get_running_loop().create_future()
+        queued = {**answer("resp_bg"), "status": "queued", "background": True}
+        await kept.in_background("ann", input_items("slow"), queued, lambda: never)
+        await kept.close()  # the server stops while it runs
+        assert (await kept.get("resp_bg", "ann")).response["status"] == "failed"
+        left = {**answer("resp_left"), "status": "in_progress", "background": True}
+        await kept.keep("ann", input_items("left"), left)  # as a killed server leaves one
+        await Conversations(store, keep_days=30).recover()  # the next start
+        found = (await kept.get("resp_left", "ann")).response
+        assert found["status"] == "failed"
+        assert "the server stopped" in found["error"]["message"]
+
+    try:
+        asyncio.run(run())
+    finally:
+        store.close()

@@ -16,6 +16,7 @@ import pytest
 
 from conftest import RunningServer, serve
 from fake_engine import USAGE, FakeEngine
+from waiting import eventually
 
 pytestmark = pytest.mark.unit
 
@@ -184,8 +185,8 @@ def test_what_is_not_served_is_refused_clearly(fake: tuple[RunningServer, FakeEn
     server, engine, client = fake
     with pytest.raises(openai.BadRequestError, match="a tool of type 'web_search' is not supported"):
         client.responses.create(model="fake", input="news?", tools=[{"type": "web_search"}])
-    with pytest.raises(openai.BadRequestError, match="background responses are not supported yet"):
-        client.responses.create(model="fake", input="later", background=True)
+    with pytest.raises(openai.BadRequestError, match="a background response is not streamed here"):
+        client.responses.create(model="fake", input="later", background=True, stream=True)
     with pytest.raises(openai.BadRequestError, match=r"input\[0\]: an item of type 'file_search_call'"):
         client.responses.create(model="fake", input=[{"type": "file_search_call", "id": "x"}])  # type: ignore[list-item]
     with pytest.raises(openai.NotFoundError):
@@ -275,3 +276,31 @@ def test_a_stored_response_belongs_to_its_key(tmp_path: Path) -> None:
             assert ann.responses.retrieve(mine.id).output_text == "hi there"
     finally:
         engine.stop()
+
+
+def test_background_responses_are_polled_and_cancelled(
+    fake: tuple[RunningServer, FakeEngine, openai.OpenAI],
+) -> None:
+    server, engine, client = fake
+    queued = client.responses.create(model="fake", input="take your time", background=True)
+    assert queued.status in ("queued", "in_progress")
+    assert queued.background is True
+    done = eventually(
+        lambda: (r := client.responses.retrieve(queued.id)).status == "completed" and r, what="the response"
+    )
+    assert done.output_text == "hi there"
+
+    engine.plan = ["hang"]
+    stuck = client.responses.create(model="fake", input="never answered", background=True)
+    eventually(
+        lambda: client.responses.retrieve(stuck.id).status == "in_progress", what="the response's start"
+    )
+    cancelled = client.responses.cancel(stuck.id)
+    assert cancelled.status == "cancelled"
+    assert client.responses.retrieve(stuck.id).status == "cancelled"
+    with pytest.raises(openai.BadRequestError, match="is not a background response"):
+        client.responses.cancel(client.responses.create(model="fake", input="now").id)
+    with pytest.raises(openai.BadRequestError, match="a background response is stored"):
+        client.responses.create(model="fake", input="later", background=True, store=False)
+    r = server.http.get("/api/instances")
+    assert r.status_code == 200  # the server goes on

@@ -77,6 +77,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.admission = Admission(runtime)
         meter.start()
         await runtime.start()
+        await app.state.conversations.recover()
         app.state.monitor = Monitor(
             interval=settings.monitor_interval,
             pressure=settings.memory_pressure,
@@ -95,6 +96,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.conversations.close()
             await app.state.creations.close()
             await app.state.installs.close()
             await app.state.downloads.close()

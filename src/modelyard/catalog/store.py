@@ -530,7 +530,21 @@ class Store:
     def put_response(self, stored: StoredResponse) -> None:
         with self.session() as s:
             s.add(ResponseRow(id=stored.id, account=stored.account, model=stored.model, previous=stored.previous,
-                              input=stored.input, response=stored.response, created_at=stored.created_at or utcnow()))  # fmt: skip
+                              input=stored.input, response=stored.response, status=stored.response["status"],
+                              created_at=stored.created_at or utcnow()))  # fmt: skip
+
+    def update_response(self, rid: str, response: dict[str, Any]) -> None:
+        """The stored response ``rid`` as it is now (a background one, as it goes)."""
+        with self.session() as s:
+            row = s.get(ResponseRow, rid)
+            if row is not None:
+                row.response, row.status = response, response["status"]
+
+    def unfinished_responses(self) -> list[StoredResponse]:
+        """The responses still queued or in progress (background ones)."""
+        with self.session() as s:
+            query = select(ResponseRow).where(ResponseRow.status.in_(("queued", "in_progress")))
+            return [_response(r) for r in s.scalars(query)]
 
     def get_response(self, rid: str, account: str) -> StoredResponse | None:
         """The stored response ``rid`` of ``account``; None when there is none (or another's)."""

@@ -272,6 +272,7 @@ class ResponseRow(Base):
     account: Mapped[str] = mapped_column(String(64))  # a key's name, or "" for the local user
     model: Mapped[str] = mapped_column(String(128))
     previous: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # the response's: queued, in_progress, completed, ...
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     input: Mapped[list[Any]] = mapped_column(JSON)
     response: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -19,7 +19,7 @@ from modelyard.gateway.checks import admission_of, caller_of, fits_context
 from modelyard.gateway.exchange import TAIL, Exchange
 from modelyard.gateway.upstream import send
 from modelyard.http_errors import engine_refusal, status_of
-from modelyard.runtime.admission import Ticket
+from modelyard.runtime.admission import Disconnected, Ticket
 from modelyard.runtime.queue import ClientGone
 
 log = logging.getLogger(__name__)
@@ -102,17 +102,19 @@ async def engine_call(
     payload: dict[str, Any],
     *,
     named: bool = True,
+    disconnected: Disconnected | None = None,
 ) -> AsyncIterator[Answer]:
     """POST ``payload`` (its model set to the served name, unless ``named`` is off: an API with
     no such field) to an instance of ``ticket``'s model and hold the answer open; the slot is
-    freed when the block ends, and the request is counted in the metrics and the usage."""
+    freed when the block ends, and the request is counted in the metrics and the usage.
+    ``disconnected``: whether the client has gone (its connection's, unless given)."""
     exchange = Exchange.of(request, ticket.model.name, endpoint)
     status = 502
     try:
         body = orjson.dumps({**payload, "model": ticket.served} if named else payload)
         if endpoint in ("chat", "completions"):
             fits_context(body, ticket.model, ticket.context)
-        sent = await send(request, ticket, path, body, exchange=exchange)
+        sent = await send(request, ticket, path, body, exchange=exchange, disconnected=disconnected)
         try:
             status = 499  # unless the block ends: the client left
             yield Answer(sent.response, exchange)

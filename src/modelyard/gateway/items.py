@@ -213,7 +213,7 @@ def echo(body: dict[str, Any]) -> dict[str, Any]:
         "top_p": body.get("top_p"),
         "truncation": "disabled",
         "user": body.get("user"),
-        "background": False,
+        "background": body.get("background", False),
     }
 
 

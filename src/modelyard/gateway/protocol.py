@@ -143,8 +143,12 @@ class ResponsesRequest(OpenAIRequest):
     def _served(self) -> ResponsesRequest:
         if isinstance(self.input, list) and not self.input:
             raise ValueError("input holds no item: give it a string or a list of items")
-        if self.background:
-            raise ValueError("background responses are not supported yet: leave background out")
+        if self.background and not self.store:
+            raise ValueError(
+                "a background response is stored: leave store on, then poll GET /v1/responses/{id}"
+            )
+        if self.background and self.stream:
+            raise ValueError("a background response is not streamed here: poll GET /v1/responses/{id}")
         for name in ("conversation", "prompt"):
             if (self.model_extra or {}).get(name) is not None:
                 raise ValueError(f"{name} is not supported: send the conversation's items as input")

@@ -23,6 +23,7 @@ from modelyard.gateway.checks import caller_of, client_files_of, conversations_o
 from modelyard.gateway.media import inline_files
 from modelyard.gateway.protocol import ResponsesRequest, documented
 from modelyard.http_errors import OPENAI
+from modelyard.runtime.admission import Disconnected, stays
 from modelyard.runtime.queue import ClientGone
 from modelyard.validation import describe
 
@@ -67,21 +68,32 @@ async def create(request: Request) -> Response:
         await inline_files(chat, "chat", ticket.model.category, client_files_of(request), caller)
         rid = items.new_id("resp")
         force = tools.forced(chat)
-        if force is not None:
-            constrained = tools.constrained(chat, force)
-            async with engine_call(request, ticket, "chat", "/v1/chat/completions", constrained) as up:
-                answer = tools.answer_with_calls(await up.json(), force)
-            if not body.stream:
-                return _json(await turn.kept(items.response(answer, rid, body.model, payload)))
+
+        async def answered(disconnected: Disconnected | None = None) -> dict[str, Any]:
+            """The engine's whole answer, as a chat completion (with the calls forced)."""
+            sent = chat if force is None else tools.constrained(chat, force)
+            async with engine_call(
+                request, ticket, "chat", "/v1/chat/completions", sent, disconnected=disconnected
+            ) as up:
+                answer = await up.json()
+            return answer if force is None else tools.answer_with_calls(answer, force)
+
+        if body.background:
+            queued = items.shell(rid, body.model, payload, "queued")
+
+            async def work() -> dict[str, Any]:  # the client does not wait for it
+                return items.response(await answered(stays), rid, body.model, payload)
+
+            await conversations.in_background(caller.account, turn.given, queued, work)
+            return _json(queued)
+        if force is not None and body.stream:  # the calls, whole, as a stream
             out = items.StreamTranslator(rid, body.model, payload)
-            chunks = tools.stream_chunks(answer, usage=True)
+            chunks = tools.stream_chunks(await answered(), usage=True)
             events = [out.start(), *(out.feed(c) for c in chunks), out.end()]
             await turn.kept(out.response)
             return Response(b"".join(events), media_type="text/event-stream")
         if not body.stream:
-            async with engine_call(request, ticket, "chat", "/v1/chat/completions", chat) as up:
-                answer = await up.json()
-            return _json(await turn.kept(items.response(answer, rid, body.model, payload)))
+            return _json(await turn.kept(items.response(await answered(), rid, body.model, payload)))
     except ValidationError as e:
         return OPENAI.answer(InvalidRequest(describe(e.errors())))
     except ClientGone:
@@ -126,6 +138,12 @@ async def retrieve(request: Request, rid: str) -> dict[str, Any]:
     """A stored response, as it was answered."""
     stored = await conversations_of(request).get(rid, caller_of(request).account)
     return stored.response
+
+
+@router.post("/responses/{rid}/cancel")
+async def cancel(request: Request, rid: str) -> dict[str, Any]:
+    """Stop a background response; it is stored as cancelled."""
+    return await conversations_of(request).cancel(rid, caller_of(request).account)
 
 
 @router.delete("/responses/{rid}")

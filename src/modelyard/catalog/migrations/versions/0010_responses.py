@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("account", sa.String(length=64), nullable=False),
         sa.Column("model", sa.String(length=128), nullable=False),
         sa.Column("previous", sa.String(length=64), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("input", sa.JSON(), nullable=False),
         sa.Column("response", sa.JSON(), nullable=False),
