@@ -146,7 +146,7 @@ def test_agents_on_vllm(served: RunningServer) -> None:
 
     import jsonschema
 
-    from agents import ASK, PERSON, TOOLS, valid_calls
+    from agent_requests import ASK, PERSON, TOOLS, valid_calls
 
     client = openai.OpenAI(base_url=served.url + "/v1", api_key="unused", max_retries=0)
     named = client.chat.completions.create(

@@ -6,18 +6,29 @@ which is the point."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import anthropic
 import jsonschema
 import openai
 import pytest
+from agents import (
+    Agent,
+    ModelSettings,
+    OpenAIResponsesModel,
+    Runner,
+    RunResult,
+    function_tool,
+    set_tracing_disabled,
+)
+from pydantic import BaseModel, Field
 
-from agents import ASK, PERSON, TOOLS, WEATHER, valid_calls
+from agent_requests import ASK, PERSON, TOOLS, WEATHER, valid_calls
 from conftest import RunningServer, serve
 from torch_models import CHATML, write_chat_model
 
@@ -260,3 +271,44 @@ def test_anthropic_thinking_blocks(server: RunningServer, engine: str) -> None:
     kinds = [block.type for block in message.content]
     assert kinds[0] == "thinking"
     assert message.content[0].thinking  # type: ignore[union-attr]
+
+
+class Forecast(BaseModel):
+    summary: Annotated[str, Field(max_length=24)]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_openai_agents_loop_calls_a_local_tool(server: RunningServer, engine: str) -> None:
+    """An agent of the `openai-agents` SDK on modelyard's Responses API: the model must call the
+    tool (the gateway forces it), the SDK runs it, and the next turn, with the tool's output,
+    ends in the agent's output type (a JSON schema the engine's constrained decoding keeps)."""
+    set_tracing_disabled(True)
+    called: list[tuple[str, int]] = []
+
+    @function_tool
+    def get_weather(
+        city: Annotated[str, Field(max_length=20)], days: Annotated[int, Field(ge=1, le=7)]
+    ) -> str:
+        """The forecast for a city."""
+        called.append((city, days))
+        return f"sunny in {city} for {days} days"
+
+    async def run() -> RunResult:
+        async with openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0) as client:
+            agent = Agent(
+                name="forecaster",
+                instructions="Give the forecast.",
+                tools=[get_weather],
+                output_type=Forecast,
+                model=OpenAIResponsesModel(model=engine, openai_client=client),
+                model_settings=ModelSettings(tool_choice="get_weather", max_tokens=200, temperature=0),
+            )
+            return await Runner.run(agent, "The weather in Paris for two days?", max_turns=3)
+
+    result = asyncio.run(run())
+    assert len(called) == 1  # once: the SDK lets the model choose after the call (reset_tool_choice)
+    outputs = [item for item in result.new_items if item.type == "tool_call_output_item"]
+    assert [item.output for item in outputs] == [f"sunny in {called[0][0]} for {called[0][1]} days"]
+    assert isinstance(result.final_output, Forecast)
+    stored = server.http.get(f"/v1/responses/{result.last_response_id}").json()
+    assert stored["output"][-1]["type"] == "message"  # the last turn answered in text
