@@ -304,3 +304,24 @@ def test_background_responses_are_polled_and_cancelled(
         client.responses.create(model="fake", input="later", background=True, store=False)
     r = server.http.get("/api/instances")
     assert r.status_code == 200  # the server goes on
+
+
+def test_a_server_that_keeps_no_responses(tmp_path: Path) -> None:
+    """MODELYARD_RESPONSES_KEEP=0: responses are answered, none is stored, and a background one,
+    which could never be read, is refused."""
+    engine = FakeEngine()
+    url = engine.start()
+    try:
+        with serve(tmp_path / "home", one_per_category=False, exclusive=[], responses_keep=0) as server:
+            body = {"url": url, "remote_model": "fake", "name": "fake", "category": "chat"}
+            assert server.http.post("/api/models", json=body).status_code == 201
+            client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+            answer = client.responses.create(model="fake", input="hi")
+            assert (answer.output_text, answer.store) == ("hi there", False)
+            with pytest.raises(openai.NotFoundError):
+                client.responses.retrieve(answer.id)
+            with pytest.raises(openai.BadRequestError, match="keeps no responses"):
+                client.responses.create(model="fake", input="later", background=True)
+            client.close()
+    finally:
+        engine.stop()

@@ -60,6 +60,10 @@ async def create(request: Request) -> Response:
         turn = Turn(
             conversations, caller.account, input_items(payload["input"]), body.store and conversations.keeps
         )
+        if body.background and not turn.store:
+            raise InvalidRequest(
+                "this server keeps no responses (MODELYARD_RESPONSES_KEEP is 0), so a background one could not be read"
+            )
         payload["store"] = turn.store
         earlier = []
         if body.previous_response_id is not None:
