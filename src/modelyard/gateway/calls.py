@@ -8,7 +8,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -129,6 +129,31 @@ async def engine_call(
         raise
     finally:
         exchange.finish(status)
+
+
+class Translator(Protocol):
+    """A dialect's stream made from chat completion chunks (anthropic.py, items.py)."""
+
+    def start(self) -> bytes: ...
+
+    def feed(self, chunk: dict[str, Any]) -> bytes: ...
+
+
+async def translated_chat(
+    request: Request, ticket: Ticket, chat: dict[str, Any], out: Translator
+) -> AsyncIterator[bytes]:
+    """The engine's chat completion stream for ``chat`` as ``out``'s events: its opening once the
+    answer has begun (an error answer raises before it), then each chunk's; the caller writes
+    the end."""
+    async with engine_call(request, ticket, "chat", "/v1/chat/completions", chat) as up:
+        chunks = up.events()
+        first = await anext(chunks, None)
+        yield out.start()
+        if first is not None:
+            yield out.feed(first)
+            async for chunk in chunks:
+                if piece := out.feed(chunk):
+                    yield piece
 
 
 async def begun(

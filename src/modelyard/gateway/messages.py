@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from modelyard.errors import InvalidRequest, ModelyardError
 from modelyard.gateway import anthropic, tools
-from modelyard.gateway.calls import admit, begun, engine_call
+from modelyard.gateway.calls import admit, begun, engine_call, translated_chat
 from modelyard.gateway.protocol import MessagesRequest, documented
 from modelyard.http_errors import ANTHROPIC, engine_refusal
 from modelyard.runtime.admission import Ticket
@@ -94,15 +94,8 @@ async def _translated(
 
     async def translate() -> AsyncIterator[bytes]:
         out = anthropic.StreamTranslator(name)
-        async with engine_call(request, target, "chat", "/v1/chat/completions", chat) as up:
-            chunks = up.events()
-            first = await anext(chunks, None)  # an error answer raises before the stream begins
-            yield out.start()
-            if first is not None:
-                yield out.feed(first)
-                async for chunk in chunks:
-                    if piece := out.feed(chunk):
-                        yield piece
+        async for piece in translated_chat(request, target, chat, out):
+            yield piece
         yield out.end()
 
     return StreamingResponse(await begun(translate(), ANTHROPIC.piece), media_type="text/event-stream")

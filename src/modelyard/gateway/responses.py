@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from modelyard.conversations import Conversations, input_items
 from modelyard.errors import InvalidRequest, ModelyardError
 from modelyard.gateway import items, tools
-from modelyard.gateway.calls import admit, begun, engine_call
+from modelyard.gateway.calls import admit, begun, engine_call, translated_chat
 from modelyard.gateway.checks import caller_of, client_files_of, conversations_of
 from modelyard.gateway.media import inline_files
 from modelyard.gateway.protocol import ResponsesRequest, documented
@@ -108,15 +108,8 @@ async def create(request: Request) -> Response:
     out = items.StreamTranslator(rid, body.model, payload)
 
     async def translate() -> AsyncIterator[bytes]:
-        async with engine_call(request, ticket, "chat", "/v1/chat/completions", chat) as up:
-            chunks = up.events()
-            first = await anext(chunks, None)  # an error answer raises before the stream begins
-            yield out.start()
-            if first is not None:
-                yield out.feed(first)
-                async for chunk in chunks:
-                    if piece := out.feed(chunk):
-                        yield piece
+        async for piece in translated_chat(request, ticket, chat, out):
+            yield piece
         end = out.end()
         await turn.kept(out.response)
         yield end
