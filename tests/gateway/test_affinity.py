@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from modelyard.gateway.routes import prefix_of
+from modelyard.gateway.upstream import prefix_of
 
 
 def body(**kw: object) -> bytes:

@@ -17,7 +17,7 @@ from fastapi import Request
 from modelyard.errors import EngineError, ModelyardError
 from modelyard.gateway.checks import admission_of, caller_of, fits_context
 from modelyard.gateway.exchange import TAIL, Exchange
-from modelyard.gateway.upstream import send
+from modelyard.gateway.upstream import prefix_of, send
 from modelyard.http_errors import engine_refusal, status_of
 from modelyard.runtime.admission import Disconnected, Ticket
 from modelyard.runtime.queue import ClientGone
@@ -112,9 +112,13 @@ async def engine_call(
     status = 502
     try:
         body = orjson.dumps({**payload, "model": ticket.served} if named else payload)
-        if endpoint in ("chat", "completions"):
+        text = endpoint in ("chat", "completions")
+        if text:
             fits_context(body, ticket.model, ticket.context)
-        sent = await send(request, ticket, path, body, exchange=exchange, disconnected=disconnected)
+        prefix = prefix_of(body) if text and ticket.replicated else None  # to the replica that has it cached
+        sent = await send(
+            request, ticket, path, body, exchange=exchange, prefix=prefix, disconnected=disconnected
+        )
         try:
             status = 499  # unless the block ends: the client left
             yield Answer(sent.response, exchange)

@@ -55,7 +55,7 @@ from modelyard.gateway.protocol import (
 )
 from modelyard.gateway.proxy import relay
 from modelyard.gateway.upscaling import STEP, generate_then_upscale
-from modelyard.gateway.upstream import send, upstream_of
+from modelyard.gateway.upstream import prefix_of, send, upstream_of
 from modelyard.http_errors import OPENAI
 from modelyard.runtime.admission import Ticket, stays
 from modelyard.runtime.queue import ClientGone
@@ -393,25 +393,6 @@ async def _route(
         if exchange is not None:
             exchange.finish(answer.status_code)
         return answer
-
-
-PREFIX = 4096  # characters of a conversation's opening that name it for session affinity
-
-
-def prefix_of(raw: bytes) -> int | None:
-    """A hash of what opens a request's conversation: its system prompt and first user message
-    (which stay as the conversation grows), or its prompt's beginning; for the queue's session
-    affinity. None when it has neither."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    messages = body.get("messages") if isinstance(body, dict) else None
-    if isinstance(messages, list) and messages and isinstance(messages[0], dict):
-        opening = messages[:2] if messages[0].get("role") in ("system", "developer") else messages[:1]
-        return hash(orjson.dumps(opening)[:PREFIX])
-    prompt = body.get("prompt") if isinstance(body, dict) else None
-    return hash(prompt[:PREFIX]) if isinstance(prompt, str) and prompt else None
 
 
 def _asking_usage(content: bytes) -> bytes:

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 
 import aiohttp
+import orjson
 from fastapi import Request
 
 from modelyard.errors import EngineError
@@ -126,3 +127,22 @@ async def send(
             log.warning("engine at %s failed: %s", url, e)
             raise EngineError(f"the engine did not answer: {e.__class__.__name__}") from None
         return Sent(response, lease)
+
+
+PREFIX = 4096  # characters of a conversation's opening that name it for session affinity
+
+
+def prefix_of(raw: bytes) -> int | None:
+    """A hash of what opens a request's conversation: its system prompt and first user message
+    (which stay as the conversation grows), or its prompt's beginning; for the queue's session
+    affinity. None when it has neither."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if isinstance(messages, list) and messages and isinstance(messages[0], dict):
+        opening = messages[:2] if messages[0].get("role") in ("system", "developer") else messages[:1]
+        return hash(orjson.dumps(opening)[:PREFIX])
+    prompt = body.get("prompt") if isinstance(body, dict) else None
+    return hash(prompt[:PREFIX]) if isinstance(prompt, str) and prompt else None
