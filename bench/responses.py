@@ -1,7 +1,8 @@
 """The Responses API against chat completions, both through modelyard's gateway on the same
 llama-server: single-stream decode tokens/s and time to first token with the same prompts
-(alternating), then a conversation of about 2,000 tokens continued by previous_response_id,
-whose second turn's prefix the engine's prompt cache holds. gemma-3-270m Q4_K_M, 2 threads.
+(alternating), then conversations of about 2,000 tokens on a model of two replicas, each
+continued by previous_response_id: its second turn must go back to the replica whose prompt cache
+holds it. gemma-3-270m Q4_K_M, 2 threads an instance.
 
     .venv/bin/python bench/responses.py [--runs 15] [--tokens 128]
 
@@ -81,20 +82,25 @@ def main() -> None:
         added = statistics.median(
             (r.ttft - c.ttft) * 1000 for c, r in zip(results["chat"], results["responses"], strict=True)
         )
-        # a conversation: ~2,000 tokens, then one more question on it by previous_response_id
+        # conversations of ~2,000 tokens on two replicas, two at a time: each opens, then each
+        # asks one more question by previous_response_id, which must go back to the replica
+        # whose prompt cache holds its conversation
+        pair = {"path": str(gemma), "name": "gemma3-pair"}
+        http.post(url + "/api/models", json=pair).raise_for_status()
+        http.put(url + "/api/models/gemma3-pair/settings", json={"options": options}).raise_for_status()
+        http.post(url + "/api/models/gemma3-pair/load", json={"replicas": 2}).raise_for_status()
         turns = []
         for n in range(3):
-            opening = {
-                "model": "gemma3",
-                "temperature": 0,
-                "max_output_tokens": 16,
-                "input": long_prompt(f"shelf {n}"),
-            }
-            first, rid = stream(http, url + "/v1/responses", opening)
-            follow = {"model": "gemma3", "temperature": 0, "max_output_tokens": 16, "previous_response_id": rid,
-                      "input": "Which box holds the most stones?"}  # fmt: skip
-            second, _ = stream(http, url + "/v1/responses", follow)
-            turns.append((first.ttft * 1000, second.ttft * 1000))
+            opened = []
+            for topic in (f"shelf {n}", f"cellar {n}"):
+                opening = {"model": "gemma3-pair", "temperature": 0, "max_output_tokens": 16,
+                           "input": long_prompt(topic)}  # fmt: skip
+                opened.append(stream(http, url + "/v1/responses", opening))
+            for first, rid in opened:
+                follow = {"model": "gemma3-pair", "temperature": 0, "max_output_tokens": 16,
+                          "previous_response_id": rid, "input": "Which box holds the most stones?"}  # fmt: skip
+                second, _ = stream(http, url + "/v1/responses", follow)
+                turns.append((first.ttft * 1000, second.ttft * 1000))
     print(
         f"runs {a.runs} x {a.tokens} tokens, gemma-3-270m Q4_K_M, llama-server, 2 threads, through the gateway"
     )
