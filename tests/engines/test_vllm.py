@@ -79,6 +79,13 @@ def test_a_deployment_on_vllm_answers_through_the_gateway(served: RunningServer)
         temperature=0,
     )
     assert streamed == again.choices[0].message.content  # greedy: the same either way
+    # the Responses API, translated onto vLLM's chat completions
+    answer = client.responses.create(
+        model="tiny", input="the quick brown fox", max_output_tokens=6, temperature=0
+    )
+    assert answer.output_text == streamed
+    assert answer.usage is not None
+    assert answer.usage.output_tokens == 6
 
 
 def test_greedy_tokens_equal_vllm_called_directly(served: RunningServer) -> None:
