@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from typing import Any
@@ -85,7 +86,9 @@ def main() -> None:
         # conversations of ~2,000 tokens on two replicas, two at a time: each opens, then each
         # asks one more question by previous_response_id, which must go back to the replica
         # whose prompt cache holds its conversation
-        pair = {"path": str(gemma), "name": "gemma3-pair"}
+        twin = gemma.with_name("gemma3-pair.gguf")  # the same file, once more in the library
+        os.link(gemma, twin)
+        pair = {"path": str(twin), "name": "gemma3-pair"}
         http.post(url + "/api/models", json=pair).raise_for_status()
         http.put(url + "/api/models/gemma3-pair/settings", json={"options": options}).raise_for_status()
         http.post(url + "/api/models/gemma3-pair/load", json={"replicas": 2}).raise_for_status()

@@ -72,6 +72,15 @@ async def test_a_conversation_goes_back_to_the_instance_that_holds_its_prefix(tm
         queue.release(moved)
         _, back = await h.runtime.acquire(model, None, stays, prefix=111)
         assert back.instance_id == b.instance_id
+        queue.release(back)
+        # new conversations one after another, each while both are idle: each goes to the
+        # instance home to fewer (b is to 111 and 222, a to none), the first of them on a tie
+        homes = []
+        for prefix in (333, 444, 555, 666):
+            _, slot = await h.runtime.acquire(model, None, stays, prefix=prefix)
+            queue.release(slot)
+            homes.append(slot.instance_id)
+        assert homes == [a.instance_id, a.instance_id, a.instance_id, b.instance_id]
 
 
 @run

@@ -4,8 +4,9 @@ Requests wait here (up to ``max_waiting`` of them, each up to ``timeout`` second
 instance has room (its slots, and for an engine with a queue of its own as many again, so that a
 freed slot starts its next request at once); a request goes to the ready instance with the fewest
 requests in flight; of those as free, the one that served the request's prompt prefix before,
-whose prompt cache holds it (session affinity, which never unbalances the load). A freed place goes straight to the first waiter that can use it: first come
-first served, and no waiter wakes for nothing.
+whose prompt cache holds it (session affinity, which never unbalances the load), and for a new
+prefix the one whose cache holds the fewest conversations. A freed place goes straight to the
+first waiter that can use it: first come first served, and no waiter wakes for nothing.
 Beyond ``max_waiting`` the caller gets QueueFull at once, past ``timeout`` QueueTimeout. A start
 that fails while requests wait hands them its error (``fail``); a waiter whose client disconnects
 leaves the queue. Slots of instances being drained (an unload, a switch) take nothing new.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,7 @@ class Queue:
     _dispatching: bool = False
     # prompt prefix -> the instance that last served it (its prompt cache holds it)
     _homes: OrderedDict[int, int] = field(default_factory=OrderedDict)
+    _held: Counter[int] = field(default_factory=Counter)  # instance -> the prefixes it is home to
     affinity_hits: int = 0  # requests that went to their prefix's instance
     affinity_misses: int = 0  # requests whose prefix's instance was busy or gone
 
@@ -150,11 +152,22 @@ class Queue:
 
     def _pick(self, adapter: str | None, prefix: int | None = None) -> Slot | None:
         """The free instance with the fewest requests in flight; of those as free, the one that
-        served the request's prefix before (its prompt cache holds it): affinity never unbalances."""
+        served the request's prefix before (its prompt cache holds it): affinity never unbalances.
+        A new prefix goes to the one home to the fewest, so conversations spread over the caches."""
         best: Slot | None = None
+        new = prefix is not None and prefix not in self._homes
         for s in self.slots.values():
-            free = s.in_flight < s.capacity and s.adapter == adapter and not s.draining
-            if free and (best is None or s.in_flight < best.in_flight):
+            if not (s.in_flight < s.capacity and s.adapter == adapter and not s.draining):
+                continue
+            if (
+                best is None
+                or s.in_flight < best.in_flight
+                or (
+                    new
+                    and s.in_flight == best.in_flight
+                    and self._held[s.instance_id] < self._held[best.instance_id]
+                )
+            ):
                 best = s
         if prefix is None or best is None or prefix not in self._homes:
             return best
@@ -175,10 +188,15 @@ class Queue:
         slot.in_flight += 1
         self.last_used = self.clock.now()
         if prefix is not None:
+            before = self._homes.get(prefix)
+            if before != slot.instance_id:
+                if before is not None:
+                    self._held[before] -= 1
+                self._held[slot.instance_id] += 1
             self._homes[prefix] = slot.instance_id
             self._homes.move_to_end(prefix)
             if len(self._homes) > HOMES:
-                self._homes.popitem(last=False)
+                self._held[self._homes.popitem(last=False)[1]] -= 1
         return slot
 
     async def acquire(
