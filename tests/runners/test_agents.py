@@ -17,15 +17,6 @@ import anthropic
 import jsonschema
 import openai
 import pytest
-from agents import (
-    Agent,
-    ModelSettings,
-    OpenAIResponsesModel,
-    Runner,
-    RunResult,
-    function_tool,
-    set_tracing_disabled,
-)
 from pydantic import BaseModel, Field
 
 from agent_requests import ASK, PERSON, TOOLS, WEATHER, valid_calls
@@ -282,6 +273,17 @@ def test_an_openai_agents_loop_calls_a_local_tool(server: RunningServer, engine:
     """An agent of the `openai-agents` SDK on modelyard's Responses API: the model must call the
     tool (the gateway forces it), the SDK runs it, and the next turn, with the tool's output,
     ends in the agent's output type (a JSON schema the engine's constrained decoding keeps)."""
+    # the SDK takes a second to import: only here
+    from agents import (
+        Agent,
+        ModelSettings,
+        OpenAIResponsesModel,
+        Runner,
+        RunResult,
+        function_tool,
+        set_tracing_disabled,
+    )
+
     set_tracing_disabled(True)
     called: list[tuple[str, int]] = []
 
