@@ -38,8 +38,9 @@ def main() -> None:
         http.put(url + "/api/models/gemma3/settings", json={"options": options}).raise_for_status()
         loaded = http.post(url + "/api/models/gemma3/load", json={"replicas": 2}).json()
         first, _second = loaded["instances"]
-        tokens = http.post(first["url"] + "/tokenize", json={"content": long_prompt("peer")},
-                           headers=engine_headers(first["pid"])).json()["tokens"]  # fmt: skip
+        # on a connection of its own: llama-server may close it after this answer
+        tokens = httpx.post(first["url"] + "/tokenize", json={"content": long_prompt("peer")},
+                            headers=engine_headers(first["pid"])).json()["tokens"]  # fmt: skip
         print(f"prompt: {len(tokens)} tokens")
 
         def ask(target: str, prompt: str, headers: dict[str, str] | None = None) -> float:
@@ -48,7 +49,9 @@ def main() -> None:
 
         # the peer: one llama-server, the same prompt twice
         direct = first["url"] + "/v1/completions"
-        headers = engine_headers(first["pid"])
+        # each on a new connection: here llama-server closed the kept-alive one after the first
+        # answer, and httpx does not send again on a new one
+        headers = {**engine_headers(first["pid"]), "Connection": "close"}
         peer = [ask(direct, long_prompt("peer"), headers) for _ in range(2)]
         # modelyard: two conversations at once (one on each replica), then both again at once
         gateway = url + "/v1/completions"
