@@ -63,12 +63,10 @@ def _parts(content: Any, where: str) -> str | list[dict[str, Any]]:
     return parts
 
 
-def messages_of(items: Any) -> list[dict[str, Any]]:
-    """A request's input (a string or a list of items) as chat messages. Function calls that
-    follow each other are one assistant turn; reasoning items are the model's own and are left
-    out, as chat templates leave out earlier turns' reasoning."""
-    if isinstance(items, str):
-        return [{"role": "user", "content": items}]
+def messages_of(items: list[Any]) -> list[dict[str, Any]]:
+    """A request's input items (conversations.input_items) as chat messages. Function calls
+    that follow each other are one assistant turn; reasoning items are the model's own and are
+    left out, as chat templates leave out earlier turns' reasoning."""
     out: list[dict[str, Any]] = []
     for n, item in enumerate(items):
         where = f"input[{n}]"
@@ -84,11 +82,8 @@ def messages_of(items: Any) -> list[dict[str, Any]]:
         elif kind == "function_call":
             call = {"id": str(item.get("call_id", "")), "type": "function",
                     "function": {"name": str(item.get("name", "")), "arguments": str(item.get("arguments", ""))}}  # fmt: skip
-            last = out[-1] if out else None
-            if last is not None and last["role"] == "assistant" and "tool_calls" in last:
-                last["tool_calls"].append(call)
-            elif last is not None and last["role"] == "assistant" and not last.get("tool_calls"):
-                last["tool_calls"] = [call]  # the text the model wrote before its calls
+            if out and out[-1]["role"] == "assistant":  # its text, or its calls, before this call
+                out[-1].setdefault("tool_calls", []).append(call)
             else:
                 out.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif kind == "function_call_output":
@@ -148,8 +143,8 @@ def _format(text: Any) -> dict[str, Any] | None:
 
 
 def chat_request(body: dict[str, Any]) -> dict[str, Any]:
-    """A Responses request (checked by ResponsesRequest) as a chat completion request; the
-    model is set by the caller."""
+    """A Responses request (checked by ResponsesRequest, its input as items) as a chat
+    completion request; the model is set by the caller."""
     messages: list[dict[str, Any]] = []
     if body.get("instructions"):
         messages.append({"role": "system", "content": body["instructions"]})
