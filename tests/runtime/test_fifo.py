@@ -81,3 +81,42 @@ def test_a_newcomer_takes_a_free_slot_while_the_one_before_it_is_being_handed_it
         assert (await first).instance_id == second.instance_id == 1
 
     asyncio.run(scenario())
+
+
+def test_a_batch_request_waits_for_every_interactive_one_and_leaves_a_slot_free() -> None:
+    async def scenario() -> None:
+        queue = Queue("m", max_waiting=1)
+        slot = Slot(1, "http://a", capacity=4, slots=2)
+        queue.set_slot(slot)
+        first = await queue.acquire(low=True)
+        # the engine's second slot stays for an interactive request: a second low one waits
+        second = asyncio.create_task(queue.acquire(low=True))
+        third = asyncio.create_task(queue.acquire(low=True))  # low waiters are not held to max_waiting
+        await asyncio.sleep(0.01)
+        assert not second.done()
+        assert not third.done()
+        assert queue.waiting == 0
+        interactive = await queue.acquire()  # at once, beside the batch's request
+        assert slot.in_flight == 2
+        assert slot.low == 1
+        queue.release(first, low=True)
+        await asyncio.sleep(0.01)
+        assert not second.done(), "a low request started beside an interactive one"
+        busy = [await queue.acquire() for _ in range(3)]  # the instance is full
+        waiting = asyncio.create_task(queue.acquire())
+        await asyncio.sleep(0.01)
+        queue.release(interactive)  # the place goes to the interactive request in line
+        await asyncio.sleep(0.01)
+        assert waiting.done()
+        assert not second.done()
+        for held in (*busy, await waiting):
+            queue.release(held)
+        await asyncio.sleep(0.01)
+        assert second.done()
+        assert not third.done()
+        queue.release(await second, low=True)
+        await asyncio.sleep(0.01)
+        assert third.done()
+        assert slot.low == 1
+
+    asyncio.run(scenario())

@@ -55,9 +55,11 @@ def expiry(text: str | None, now: datetime) -> datetime | None:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who sent a request: a key, or nobody on an open server (which may do everything)."""
+    """Who sent a request: a key, or nobody on an open server (which may do everything).
+    ``low``: a batch's request, made for the key, served after every interactive one."""
 
     key: ApiKey | None = None
+    low: bool = False
 
     @property
     def name(self) -> str:
@@ -157,9 +159,24 @@ class Keys:
         key = seen[1]
         if key is None:
             raise Unauthenticated("this API key is not known here (removed, or mistyped)")
-        if key.expires_at is not None and key.expires_at <= datetime.now(UTC):
-            raise Unauthenticated(f"the API key {key.name!r} expired on {key.expires_at:%Y-%m-%d %H:%M} UTC")
+        _check_expiry(key)
         if now - self._used.get(hashed, -USE_EVERY) >= USE_EVERY:
             self._used[hashed] = now
             self.store.key_used(hashed, datetime.now(UTC))
         return Caller(key)
+
+    def acting_for(self, account: str | None) -> Caller:
+        """The caller that a batch made by ``account`` (None: the local user) acts as, at low
+        priority; Unauthenticated once that key is removed or expired."""
+        if account is None:
+            return Caller(low=True)
+        key = next((k for k in self.list() if k.name == account), None)
+        if key is None:
+            raise Unauthenticated(f"the API key {account!r} that made this batch was removed")
+        _check_expiry(key)
+        return Caller(key, low=True)
+
+
+def _check_expiry(key: ApiKey) -> None:
+    if key.expires_at is not None and key.expires_at <= datetime.now(UTC):
+        raise Unauthenticated(f"the API key {key.name!r} expired on {key.expires_at:%Y-%m-%d %H:%M} UTC")

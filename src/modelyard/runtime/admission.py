@@ -52,6 +52,7 @@ class Lease:
     queue: Queue
     slot: Slot
     runtime: Runtime = field(repr=False)
+    low: bool = False  # a low-priority request's (a batch's)
     released: bool = False
 
     @property
@@ -66,7 +67,7 @@ class Lease:
     def release(self) -> None:
         if not self.released:
             self.released = True
-            self.queue.release(self.slot)
+            self.queue.release(self.slot, self.low)
 
     def unreachable(self) -> None:
         """No connection could be made: the instance leaves the rotation (see Runtime)."""
@@ -86,6 +87,7 @@ class Ticket:
     account: str | None  # the key that asks (None: the local user): a load on demand counts for it
     load: bool  # load the model when it is not, whether or not its autoload is on (Ollama's way)
     runtime: Runtime = field(repr=False)
+    low: bool = False  # of low priority (a batch's): served after every interactive request
 
     @property
     def served(self) -> str:
@@ -101,9 +103,15 @@ class Ticket:
         """A slot on a ready instance; waits in the model's bounded queue. ``prefix``: the
         prompt's beginning, hashed: the instance that served it before is preferred."""
         queue, slot = await self.runtime.acquire(
-            self.model, self.adapter, disconnected, load=self.load, by=self.account, prefix=prefix
+            self.model,
+            self.adapter,
+            disconnected,
+            load=self.load,
+            by=self.account,
+            prefix=prefix,
+            low=self.low,
         )
-        return Lease(self.model.name, queue, slot, self.runtime)
+        return Lease(self.model.name, queue, slot, self.runtime, self.low)
 
 
 class Admission:
@@ -126,4 +134,4 @@ class Admission:
         except ModelyardError as e:
             e.model = model.name
             raise
-        return Ticket(model, adapter, backend, rt.context_of(model), caller.account, load, rt)
+        return Ticket(model, adapter, backend, rt.context_of(model), caller.account, load, rt, caller.low)

@@ -10,6 +10,12 @@ first waiter that can use it: first come first served, and no waiter wakes for n
 Beyond ``max_waiting`` the caller gets QueueFull at once, past ``timeout`` QueueTimeout. A start
 that fails while requests wait hands them its error (``fail``); a waiter whose client disconnects
 leaves the queue. Slots of instances being drained (an unload, a switch) take nothing new.
+
+A low-priority request (a batch's) is served after every interactive one: it takes a slot only
+while no interactive request waits for one, on an instance serving no interactive request, and
+leaves one of its engine slots free for the next interactive request to start at once (an engine
+of one slot runs one low request at a time). Low requests count against neither ``max_waiting``
+nor ``timeout``: a batch bounds its own requests in flight, and may wait for as long as it takes.
 """
 
 from __future__ import annotations
@@ -41,8 +47,18 @@ class Slot:
     capacity: int  # requests it takes at once: its slots, and those its own queue holds
     adapter: str | None = None  # the LoRA the instance was started with
     headers: dict[str, str] = field(default_factory=dict)  # what requests to it carry: its key
+    slots: int = 0  # the engine's slots (requests it runs at once, not queued); 0: its capacity
     in_flight: int = 0
+    low: int = 0  # of those in flight, the low-priority ones
     draining: bool = False
+
+    def takes(self, adapter: str | None, low: bool) -> bool:
+        """Whether it has room for a request for ``adapter`` (of low priority)."""
+        if self.draining or self.adapter != adapter or self.in_flight >= self.capacity:
+            return False
+        return not low or (
+            self.in_flight == self.low and self.low < max(1, (self.slots or self.capacity) - 1)
+        )
 
 
 @dataclass(eq=False)
@@ -52,6 +68,7 @@ class _Waiter:
     adapter: Any
     future: asyncio.Future[Slot]
     prefix: int | None = None
+    low: bool = False
 
 
 HOMES = 4096  # prompt prefixes remembered per model, the least recently used forgotten first
@@ -92,25 +109,29 @@ class Queue:
 
     def _dispatch(self) -> None:
         """Each waiter in turn gets a free slot serving its adapter, or the failure that says
-        none is coming; once an adapter has no free slot, its later waiters keep waiting. No
-        waiter wakes for nothing, so a release costs the same with 1 or 1,000 waiting."""
+        none is coming; once an adapter has no free slot, its later waiters keep waiting. The
+        interactive waiters go first; a low one only when none of its adapter is left waiting.
+        No waiter wakes for nothing, so a release costs the same with 1 or 1,000 waiting."""
         self._dispatching = False
-        blocked: set[Any] = set()
-        for w in self._line:
-            if w.future.done() or w.adapter in blocked:
-                continue
-            slot = self._pick(w.adapter, w.prefix)
-            if slot is not None:
-                w.future.set_result(self._take(slot, w.prefix))
-            elif (failed := self.failure(w.adapter)) is not None:
-                w.future.set_exception(failed)
-            else:
-                blocked.add(w.adapter)
+        blocked: set[Any] = set()  # adapters an interactive waiter still waits for
+        for low in (False, True):
+            skip = set(blocked)
+            for w in self._line:
+                if w.low != low or w.future.done() or w.adapter in skip:
+                    continue
+                slot = self._pick(w.adapter, w.prefix, low)
+                if slot is not None:
+                    w.future.set_result(self._take(slot, w.prefix, low))
+                elif (failed := self.failure(w.adapter)) is not None:
+                    w.future.set_exception(failed)
+                else:
+                    skip.add(w.adapter)
+            blocked = skip
 
     def set_slot(self, slot: Slot) -> None:
         old = self.slots.get(slot.instance_id)
         if old is not None:
-            slot.in_flight = old.in_flight
+            slot.in_flight, slot.low = old.in_flight, old.low
         self.slots[slot.instance_id] = slot
         self.failures.pop(slot.adapter, None)
         self.failures.pop(EVERY, None)
@@ -150,14 +171,14 @@ class Queue:
     def in_flight_of(self, ids: Iterable[int]) -> int:
         return sum(self.slots[i].in_flight for i in ids if i in self.slots)
 
-    def _pick(self, adapter: str | None, prefix: int | None = None) -> Slot | None:
+    def _pick(self, adapter: str | None, prefix: int | None = None, low: bool = False) -> Slot | None:
         """The free instance with the fewest requests in flight; of those as free, the one that
         served the request's prefix before (its prompt cache holds it): affinity never unbalances.
         A new prefix goes to the one home to the fewest, so conversations spread over the caches."""
         best: Slot | None = None
         new = prefix is not None and prefix not in self._homes
         for s in self.slots.values():
-            if not (s.in_flight < s.capacity and s.adapter == adapter and not s.draining):
+            if not s.takes(adapter, low):
                 continue
             if (
                 best is None
@@ -172,20 +193,15 @@ class Queue:
         if prefix is None or best is None or prefix not in self._homes:
             return best
         home = self.slots.get(self._homes[prefix])
-        if (
-            home is not None
-            and home.in_flight < home.capacity
-            and home.adapter == adapter
-            and not home.draining
-            and home.in_flight <= best.in_flight
-        ):
+        if home is not None and home.takes(adapter, low) and home.in_flight <= best.in_flight:
             self.affinity_hits += 1
             return home
         self.affinity_misses += 1
         return best
 
-    def _take(self, slot: Slot, prefix: int | None = None) -> Slot:
+    def _take(self, slot: Slot, prefix: int | None = None, low: bool = False) -> Slot:
         slot.in_flight += 1
+        slot.low += low
         self.last_used = self.clock.now()
         if prefix is not None:
             before = self._homes.get(prefix)
@@ -205,22 +221,24 @@ class Queue:
         *,
         disconnected: Callable[[], Awaitable[bool]] | None = None,
         prefix: int | None = None,
+        low: bool = False,
     ) -> Slot:
         """Wait for a free slot on an instance serving ``adapter``, first come first served among
-        the requests for it. ``disconnected`` is polled so that a client who left stops waiting.
-        ``prefix``: a hash of the prompt's beginning, for session affinity."""
-        if not any(w.adapter == adapter and not w.future.done() for w in self._line):
-            slot = self._pick(adapter, prefix)
-            if slot is not None:
-                return self._take(slot, prefix)  # nobody waits for it (those handed one have theirs)
+        the requests for it (of its priority: ``low``, after the others). ``disconnected`` is
+        polled so that a client who left stops waiting. ``prefix``: a hash of the prompt's
+        beginning, for session affinity."""
+        if not any(w.adapter == adapter and not w.future.done() and (low or not w.low) for w in self._line):
+            slot = self._pick(adapter, prefix, low)
+            if slot is not None:  # nobody waits for it (those handed one have theirs)
+                return self._take(slot, prefix, low)
         if (failed := self.failure(adapter)) is not None:
             raise failed
-        if self.waiting >= self.max_waiting:
+        if not low and self.waiting >= self.max_waiting:
             raise QueueFull(self.name, self.max_waiting)
-        waiter = _Waiter(adapter, asyncio.get_running_loop().create_future(), prefix)
+        waiter = _Waiter(adapter, asyncio.get_running_loop().create_future(), prefix, low)
         self._line.append(waiter)
-        self.waiting += 1
-        deadline = self.clock.now() + self.timeout if self.timeout else None
+        self.waiting += not low
+        deadline = self.clock.now() + self.timeout if self.timeout and not low else None
         served = False
         try:
             while True:
@@ -235,12 +253,12 @@ class Queue:
                 if disconnected is not None and await disconnected():
                     raise ClientGone(self.name)
         finally:
-            self.waiting -= 1
+            self.waiting -= not low
             self._line.remove(waiter)
             if not waiter.future.done():
                 waiter.future.cancel()
             elif not waiter.future.cancelled() and waiter.future.exception() is None and not served:
-                self.release(waiter.future.result())  # handed over as it gave up: the next may have it
+                self.release(waiter.future.result(), low)  # handed over as it gave up: the next may have it
 
     async def _changes(self, remaining: float | None) -> None:
         """Until something changes, the deadline passes, or it is time to look at the client."""
@@ -256,8 +274,9 @@ class Queue:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*waits, return_exceptions=True)
 
-    def release(self, slot: Slot) -> None:
+    def release(self, slot: Slot, low: bool = False) -> None:
         slot.in_flight = max(0, slot.in_flight - 1)
+        slot.low = max(0, slot.low - low)
         self.last_used = self.clock.now()
         self.notify()
 

@@ -680,11 +680,13 @@ class Runtime(Fleet):
         load: bool = False,
         by: str | None = None,
         prefix: int | None = None,
+        low: bool = False,
     ) -> tuple[Queue, Slot]:
         """A slot on a ready instance of ``model`` (+ ``adapter``), loading it first when its
         autoload is on (or ``load`` asks for it: a load ``by`` this key); waits in the model's
         bounded queue. ``prefix``: the prompt's beginning, hashed: the instance that served it
-        before is preferred (its prompt cache holds it)."""
+        before is preferred (its prompt cache holds it). ``low``: a batch's request, served after
+        every interactive one (see queue.py)."""
         name = model.name
         if adapter is not None and model.adapter(adapter) is None:
             raise AdapterNotFound(name, adapter)
@@ -701,7 +703,7 @@ class Runtime(Fleet):
                 raise ModelNotLoaded(name)
             self._jit_load(name, adapter, by)
         queue = self.queue(name)
-        slot = await queue.acquire(adapter, disconnected=disconnected, prefix=prefix)
+        slot = await queue.acquire(adapter, disconnected=disconnected, prefix=prefix, low=low)
         return queue, slot
 
     def _jit_load(self, name: str, adapter: str | None, by: str | None) -> None:
