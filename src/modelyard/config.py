@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         default_factory=list, description="web origins allowed to call the API from a browser (CORS)"
     )
     max_body: int = Field(default=32 << 20, ge=1024, description="largest request body in bytes")
+    max_file: int = Field(
+        default=200 << 20,
+        ge=1024,
+        description="largest file uploaded to /v1/files (a batch's input), in bytes",
+    )
     allowed_dirs: list[Path] | None = Field(
         default=None, description="folders the server may import from and download to (JSON list)"
     )
@@ -160,6 +165,11 @@ class Settings(BaseSettings):
     @property
     def downloads_dir(self) -> Path:
         return self.home / "downloads"
+
+    @property
+    def files_dir(self) -> Path:
+        """The Files API's files (batches' inputs and outputs), and the results of running batches."""
+        return self.home / "files"
 
     def ensure_home(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)

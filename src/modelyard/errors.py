@@ -134,6 +134,21 @@ class ResponseNotFound(NotFound):
         )
 
 
+class FileNotFound(NotFound):
+    def __init__(self, fid: str) -> None:
+        super().__init__(
+            f"no file {fid!r}", hint="files belong to the key that uploaded them: GET /v1/files lists yours"
+        )
+
+
+class BatchNotFound(NotFound):
+    def __init__(self, bid: str) -> None:
+        super().__init__(
+            f"no batch {bid!r}",
+            hint="batches belong to the key that made them: `modelyard batches` lists them",
+        )
+
+
 class KeyNotFound(NotFound):
     def __init__(self, name: str) -> None:
         super().__init__(f"no API key named {name!r}", hint="`modelyard keys ls` lists them")
@@ -215,6 +230,10 @@ class LastKey(Conflict):
 
 
 class DownloadActive(Conflict):
+    pass
+
+
+class FileInUse(Conflict):
     pass
 
 

@@ -18,6 +18,7 @@ from modelyard.access.folders import Folders
 from modelyard.access.keys import Keys
 from modelyard.api import (
     backends,
+    batches,
     create,
     deployments,
     downloads,
@@ -35,12 +36,15 @@ from modelyard.api.guard import Guard
 from modelyard.api.hot import HotPath
 from modelyard.backends.installs import Installs
 from modelyard.backends.registry import Backends
+from modelyard.batches.files import Files
+from modelyard.batches.jobs import Batches
 from modelyard.catalog.store import Store
 from modelyard.config import Settings
 from modelyard.conversations import Conversations
 from modelyard.create.jobs import Creations
 from modelyard.deployments.apply import Applier
 from modelyard.deployments.deployer import Deployer
+from modelyard.gateway import batches as batch_routes
 from modelyard.gateway import messages, responses
 from modelyard.gateway import routes as gateway
 from modelyard.gateway.coalesce import Coalescer
@@ -78,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
         meter.start()
         await runtime.start()
         await app.state.conversations.recover()
+        await app.state.batches.recover()
         app.state.monitor = Monitor(
             interval=settings.monitor_interval,
             pressure=settings.memory_pressure,
@@ -96,6 +101,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.batches.close()
             await app.state.conversations.close()
             await app.state.creations.close()
             await app.state.installs.close()
@@ -114,6 +120,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.client_files = ClientFiles(app.state.folders, keys_may_name_paths=settings.client_paths)
     app.state.coalescer = Coalescer()
     app.state.conversations = Conversations(store, settings.responses_keep)
+    app.state.files = Files(store, settings.files_dir, settings.max_file)
+    app.state.batches = Batches(store, app.state.files, batch_routes.sender(app, keys))
     app.state.meter = meter
     app.state.quotas = quotas
     app.state.metrics = metrics
@@ -130,6 +138,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(gateway.router)
     app.include_router(messages.router)
     app.include_router(responses.router)
+    app.include_router(batch_routes.router)
     app.include_router(models.router)
     app.include_router(runtime.router)
     app.include_router(deployments.router)
@@ -139,6 +148,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(downloads.router)
     app.include_router(keys_api.router)
     app.include_router(usage.router)
+    app.include_router(batches.router)
     app.include_router(create.router)
     app.include_router(backends.router)
     app.include_router(workers.router)

@@ -10,7 +10,8 @@ gateway's hot path).
 4. Once any API key exists, /api, /v1 and /metrics need one (``Authorization: Bearer KEY``,
    or ``X-Api-Key``); /api and /metrics take admin keys only. /api/health, the web UI's files and the API docs
    stay open. The caller goes to the route as ``request.state.caller``.
-5. A body must be JSON (multipart for images and audio sent as files) and no larger than MODELYARD_MAX_BODY.
+5. A body must be JSON (multipart for images and audio sent as files, and for /v1/files) and no
+   larger than MODELYARD_MAX_BODY (a file for /v1/files: MODELYARD_MAX_FILE).
 
 Refusals answer in the one error shape (http_errors.py).
 """
@@ -44,8 +45,10 @@ MULTIPART = frozenset(
         "/v1/images/upscale",
         "/v1/audio/transcriptions",
         "/v1/audio/translations",
+        "/v1/files",
     }
 )
+UPLOADS = "/v1/files"  # its bodies are held to max_file, not max_body
 
 
 def _protected(path: str, public: frozenset[str] = PUBLIC) -> bool:
@@ -79,6 +82,7 @@ class Guard:
         self.hosts = frozenset(h.lower() for h in settings.allowed_hosts)
         self.origins = frozenset(o.rstrip("/") for o in settings.cors_origins)
         self.max_body = settings.max_body
+        self.max_file = settings.max_file
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -142,8 +146,9 @@ class Guard:
             size = int(length) if length is not None else None
         except ValueError:
             raise InvalidRequest("the Content-Length header is not a number") from None
-        if size is not None and size > self.max_body:
-            raise self._too_large(size)
+        limit = self.max_file + (64 << 10) if path == UPLOADS else self.max_body  # the form's own fields
+        if size is not None and size > limit:
+            raise self._too_large(size, path)
         if not size and "transfer-encoding" not in headers:
             return receive  # no body
         kind = headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -160,13 +165,18 @@ class Guard:
             nonlocal counted
             message = await receive()
             counted += len(message.get("body", b""))
-            if counted > self.max_body:
-                raise self._too_large(counted)
+            if counted > limit:
+                raise self._too_large(counted, path)
             return message
 
         return counting
 
-    def _too_large(self, size: int) -> RequestTooLarge:
+    def _too_large(self, size: int, path: str) -> RequestTooLarge:
+        if path == UPLOADS:
+            return RequestTooLarge(
+                f"the upload has {size} bytes or more; this server takes files of {self.max_file} at most",
+                hint="MODELYARD_MAX_FILE sets the limit; split a larger batch into several files",
+            )
         return RequestTooLarge(
             f"the body has {size} bytes or more; this server takes {self.max_body} at most",
             hint="MODELYARD_MAX_BODY sets the limit",

@@ -217,3 +217,25 @@ class StoredResponse:
     input: list[dict[str, Any]]
     response: dict[str, Any]
     created_at: datetime | None = None
+
+
+@dataclass
+class StoredFile:
+    """A file of the Files API as kept (its content lies under the home's files folder)."""
+
+    id: str
+    account: str  # a key's name, or "" for the local user
+    filename: str
+    purpose: str  # batch (an upload), batch_output (what a batch wrote)
+    bytes: int
+    created_at: datetime
+    expires_at: datetime | None = None
+
+
+@dataclass
+class StoredBatch:
+    """A batch job as kept: the batch object of the Batches API as it stands."""
+
+    id: str
+    account: str
+    batch: dict[str, Any]

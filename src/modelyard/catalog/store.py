@@ -29,6 +29,8 @@ from modelyard.catalog.records import (
     ModelSettings,
     Quota,
     Scheduling,
+    StoredBatch,
+    StoredFile,
     StoredResponse,
     Usage,
     WorkerNote,
@@ -36,9 +38,11 @@ from modelyard.catalog.records import (
 from modelyard.catalog.tables import (
     AdapterRow,
     ApiKeyRow,
+    BatchRow,
     ComponentRow,
     DeploymentRow,
     DownloadRow,
+    FileRow,
     InstanceRow,
     ModelFileRow,
     ModelRow,
@@ -566,6 +570,62 @@ class Store:
             done = s.execute(delete(ResponseRow).where(ResponseRow.created_at < at))
             return int(done.rowcount)  # type: ignore[attr-defined]
 
+    def put_file(self, stored: StoredFile) -> None:
+        with self.session() as s:
+            s.add(FileRow(**asdict(stored)))
+
+    def get_file(self, fid: str, account: str | None) -> StoredFile | None:
+        """The file ``fid`` of ``account`` (None: of anyone); None when there is none."""
+        with self.session() as s:
+            row = s.get(FileRow, fid)
+            return _file(row) if row is not None and account in (None, row.account) else None
+
+    def files(self, account: str, purpose: str | None = None) -> list[StoredFile]:
+        """``account``'s files (of ``purpose``), the newest first."""
+        with self.session() as s:
+            query = select(FileRow).where(FileRow.account == account)
+            if purpose is not None:
+                query = query.where(FileRow.purpose == purpose)
+            return [_file(r) for r in s.scalars(query.order_by(FileRow.created_at.desc(), FileRow.id))]
+
+    def delete_file(self, fid: str, account: str) -> bool:
+        with self.session() as s:
+            row = s.get(FileRow, fid)
+            if row is None or row.account != account:
+                return False
+            s.delete(row)
+            return True
+
+    def put_batch(self, stored: StoredBatch) -> None:
+        with self.session() as s:
+            s.add(BatchRow(id=stored.id, account=stored.account, status=stored.batch["status"],
+                           created_at=datetime.fromtimestamp(stored.batch["created_at"], UTC), batch=stored.batch))  # fmt: skip
+
+    def update_batch(self, bid: str, batch: dict[str, Any]) -> None:
+        """The batch ``bid`` as it stands now."""
+        with self.session() as s:
+            row = s.get(BatchRow, bid)
+            if row is not None:
+                row.batch, row.status = batch, batch["status"]
+
+    def get_batch(self, bid: str, account: str | None) -> StoredBatch | None:
+        """The batch ``bid`` of ``account`` (None: of anyone); None when there is none."""
+        with self.session() as s:
+            row = s.get(BatchRow, bid)
+            return _batch(row) if row is not None and account in (None, row.account) else None
+
+    def batches(self, account: str | None, statuses: tuple[str, ...] | None = None) -> list[StoredBatch]:
+        """The batches of ``account`` (None: everyone's; of these ``statuses``), newest first."""
+        with self.session() as s:
+            query = select(BatchRow)
+            if account is not None:
+                query = query.where(BatchRow.account == account)
+            if statuses is not None:
+                query = query.where(BatchRow.status.in_(statuses))
+            return [
+                _batch(r) for r in s.scalars(query.order_by(BatchRow.created_at.desc(), BatchRow.id.desc()))
+            ]
+
     def delete_quota(self, key: str) -> bool:
         """Remove ``key``'s quota; whether it had one."""
         with self.session() as s:
@@ -580,6 +640,16 @@ def _response(r: ResponseRow) -> StoredResponse:
         id=r.id, account=r.account, model=r.model, previous=r.previous, input=r.input,
         response=r.response, created_at=_aware(r.created_at),
     )  # fmt: skip
+
+
+def _file(r: FileRow) -> StoredFile:
+    created = _aware(r.created_at)
+    assert created is not None
+    return StoredFile(r.id, r.account, r.filename, r.purpose, r.bytes, created, _aware(r.expires_at))
+
+
+def _batch(r: BatchRow) -> StoredBatch:
+    return StoredBatch(r.id, r.account, r.batch)
 
 
 def _usage(r: UsageRow) -> Usage:
