@@ -1,11 +1,14 @@
 """Anthropic's Messages API on /v1/messages with the official `anthropic` client, passed through
 to llama-server, which serves it itself: streaming and not, errors in Anthropic's shape; and
 OpenAI's Responses API on /v1/responses with the official `openai` client, translated onto
-llama-server's chat completions. Both translations run in full on a fake engine
-(tests/gateway/test_dialects.py, tests/gateway/test_responses.py)."""
+llama-server's chat completions; a batch of chat completions through /v1/files and /v1/batches.
+The translations and batches run in full on a fake engine (tests/gateway/test_dialects.py,
+tests/gateway/test_responses.py, tests/gateway/test_batches.py)."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,3 +94,42 @@ def test_responses_answer_as_chat_completions_do(server: RunningServer) -> None:
     assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == answer.output_text
     assert events[-1].type == "response.incomplete"
     assert events[-1].response.usage.output_tokens == 4  # type: ignore[union-attr]
+
+
+def test_a_batch_answers_as_chat_completions_do(server: RunningServer) -> None:
+    """Greedy: each request of the batch gets the words the chat route gives it."""
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+    asked = {
+        f"q{i}": [{"role": "user", "content": text}] for i, text in enumerate(("hello", "one two", "why"))
+    }
+    lines = [
+        {"custom_id": cid, "method": "POST", "url": "/v1/chat/completions",
+         "body": {"model": "gguf-chat", "messages": messages, "max_tokens": 4, "temperature": 0}}
+        for cid, messages in asked.items()
+    ]  # fmt: skip
+    uploaded = client.files.create(
+        file=("q.jsonl", "".join(json.dumps(line) + "\n" for line in lines).encode()), purpose="batch"
+    )
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    deadline = time.monotonic() + 120
+    while (batch := client.batches.retrieve(batch.id)).status != "completed":
+        assert batch.status in ("validating", "in_progress", "finalizing"), batch
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert batch.error_file_id is None
+    assert batch.output_file_id is not None
+    out = {
+        r["custom_id"]: r
+        for r in map(json.loads, client.files.content(batch.output_file_id).text.splitlines())
+    }
+    assert sorted(out) == sorted(asked)
+    for cid, messages in asked.items():
+        chat = client.chat.completions.create(
+            model="gguf-chat", messages=messages, max_tokens=4, temperature=0
+        )  # type: ignore[arg-type]
+        assert (
+            out[cid]["response"]["body"]["choices"][0]["message"]["content"]
+            == chat.choices[0].message.content
+        )
