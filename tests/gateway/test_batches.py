@@ -242,3 +242,34 @@ def test_files_and_batches_belong_to_their_key(tmp_path: Path) -> None:
             bob.close()
     finally:
         engine.stop()
+
+
+def test_the_cli_runs_follows_lists_and_reads_a_batch(
+    fake: tuple[RunningServer, FakeEngine, openai.OpenAI], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from modelyard.cli.main import app
+
+    server, _, _ = fake
+    monkeypatch.setenv("MODELYARD_URL", server.url)
+    monkeypatch.setenv("COLUMNS", "200")
+    cli = CliRunner()
+    given = tmp_path / "questions.jsonl"
+    given.write_bytes(jsonl([chat("a"), chat("b"), chat("c", model="nope")]))
+    ran = cli.invoke(app, ["batches", "run", str(given)])
+    assert ran.exit_code == 0, ran.output
+    bid = ran.output.split("batch ")[-1].split()[0]
+    assert f"batch {bid} completed: 2 answered, 1 failed" in ran.output
+    listed = cli.invoke(app, ["batches", "ls"])
+    assert [line.split()[:5] for line in listed.output.splitlines()[1:]] == [
+        [bid, "local", "/v1/chat/completions", "completed", "3/3"]
+    ]
+    out = cli.invoke(app, ["batches", "output", bid])
+    assert sorted(json.loads(line)["custom_id"] for line in out.output.splitlines()) == ["a", "b"]
+    errors = cli.invoke(app, ["batches", "output", bid, "--errors", "-o", str(tmp_path / "errors.jsonl")])
+    assert "1 line written" in errors.output
+    assert json.loads((tmp_path / "errors.jsonl").read_text())["custom_id"] == "c"
+    again = cli.invoke(app, ["batches", "cancel", bid])
+    assert again.exit_code == 1
+    assert "only a batch that runs can be cancelled" in again.output

@@ -527,6 +527,20 @@ def test_usage_page_with_its_chart_and_quotas(
     expect(standing).to_contain_text("3 per week")
     expect(standing.locator("td").nth(3)).to_have_text("3")  # left
     assert server.http.get("/api/quotas").json()["quotas"] == [{"key": "*", "loads": 3, "period": "week"}]
+    line = json.dumps({"custom_id": "a", "method": "POST", "url": "/v1/completions",
+                       "body": {"model": "tiny-chat", "prompt": "hi", "max_tokens": 2}})  # fmt: skip
+    lines = (line + "\n" + line.replace('"a"', '"b"') + "\n").encode()
+    uploaded = server.http.post(
+        "/v1/files", files={"file": ("b.jsonl", lines)}, data={"purpose": "batch"}
+    ).json()
+    batch = server.http.post(
+        "/v1/batches",
+        json={"input_file_id": uploaded["id"], "endpoint": "/v1/completions", "completion_window": "24h"},
+    ).json()
+    row = page.get_by_label("Batches").locator(f'tr[data-batch="{batch["id"]}"]')
+    expect(row).to_contain_text("completed")  # polled as it runs
+    expect(row.get_by_label(f"Progress of {batch['id']}")).to_have_attribute("value", "2")
+    expect(row.locator("td").nth(4)).to_have_text("2/2")
     shots("usage")
 
 

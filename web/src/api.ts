@@ -28,6 +28,7 @@ export type BackendInfo = schema.BackendOut;
 export type UsageReport = schema.UsageOut;
 export type UsageTotal = schema.TotalOut;
 export type Quotas = schema.QuotasOut;
+export type Batch = schema.BatchOut;
 export type CreatePlan = schema.PlanIn;
 export type CreatePreview = schema.PreviewOut;
 export type Creation = schema.CreationOut;
@@ -212,6 +213,8 @@ export const api = {
   setQuota: (key: string, loads: number, period: string) =>
     request<unknown>("PUT", `/api/quotas/${q(key)}`, { loads, period }),
   removeQuota: (key: string) => request<void>("DELETE", `/api/quotas/${q(key)}`),
+  batches: () => get<Batch[]>("/api/batches"),
+  cancelBatch: (id: string) => post<Batch>(`/api/batches/${q(id)}/cancel`),
   install: (backend: string, variant: string) => post<InstallJob>(`/api/backends/${q(backend)}/install`, { variant }),
   installs: () => get<InstallJob[]>("/api/installs"),
   presets: () => get<Preset[]>("/api/create/presets"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -117,7 +118,13 @@ class Client:
         return sock
 
     def _send(
-        self, method: str, path: str, json_body: Any, params: dict[str, Any] | None, timeout: float | None
+        self,
+        method: str,
+        path: str,
+        json_body: Any,
+        params: dict[str, Any] | None,
+        timeout: float | None,
+        form: tuple[bytes, str] | None = None,
     ) -> tuple[socket.socket, Answer]:
         query = {k: _text(v) for k, v in (params or {}).items() if v is not None}
         target = self._prefix + path + (f"?{urlencode(query)}" if query else "")
@@ -126,6 +133,8 @@ class Client:
         if json_body is not None:
             body = json.dumps(json_body).encode()
             headers["Content-Type"] = "application/json"
+        elif form is not None:
+            body, headers["Content-Type"] = form
         if body or method in ("POST", "PUT", "PATCH"):
             headers["Content-Length"] = str(len(body))
         head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
@@ -149,10 +158,11 @@ class Client:
         json: Any = None,
         params: dict[str, Any] | None = None,
         wait: bool = False,
+        form: tuple[bytes, str] | None = None,
     ) -> Any:
         """The JSON answer (None for none); an ApiError for an error answer. ``wait``: for as
-        long as the server works on it (no read timeout)."""
-        sock, answer = self._send(method, path, json, params, None if wait else self.timeout)
+        long as the server works on it (no read timeout). ``form``: a body and its type."""
+        sock, answer = self._send(method, path, json, params, None if wait else self.timeout, form)
         try:
             raw = answer.read()
         except OSError as e:
@@ -208,6 +218,16 @@ class Client:
 
     def delete(self, path: str) -> Any:
         return self.request("DELETE", path)
+
+    def upload(self, path: str, name: str, content: bytes, fields: dict[str, str]) -> Any:
+        """POST a multipart form: ``fields``, and ``content`` as its file ``name``."""
+        boundary = f"modelyard-{secrets.token_hex(12)}"
+        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+                 for k, v in fields.items()]  # fmt: skip
+        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n")  # fmt: skip
+        body = b"".join(parts) + head.encode() + content + f"\r\n--{boundary}--\r\n".encode()
+        return self.request("POST", path, form=(body, f"multipart/form-data; boundary={boundary}"), wait=True)
 
 
 def _number(text: bytes, base: int) -> int:

@@ -42,6 +42,7 @@ COMMANDS = {
     "backends": "backends:app",
     "component": "components:app",
     "downloads": "downloads:app",
+    "batches": "batches:app",
     "deployments": "deployments:app",
     "keys": "keys:app",
     "quotas": "usage:app",

@@ -65,7 +65,68 @@ export function Usage() {
           </tbody>
         </table>
       )}
+      <BatchPanel />
       <QuotaPanel />
+    </section>
+  );
+}
+
+const RUNNING = ["validating", "in_progress", "finalizing", "cancelling"];
+
+/** Every key's batch jobs, with their progress; one that runs can be cancelled. */
+function BatchPanel() {
+  const [version, setVersion] = useState(0);
+  const { data } = usePolled(api.batches, [version], 2000);
+  const { error, busy, attempt } = useAttempt();
+  const cancel = (id: string) =>
+    attempt(async () => {
+      await api.cancelBatch(id);
+      setVersion(version + 1);
+    });
+  return (
+    <section class="batches" aria-label="Batches">
+      <h2>Batches</h2>
+      {data && data.length === 0 && (
+        <p class="muted">No batch: POST /v1/batches, or `modelyard batches run FILE`, runs one after the interactive requests.</p>
+      )}
+      {data && data.length > 0 && (
+        <table class="totals">
+          <thead>
+            <tr>
+              <th>Batch</th>
+              <th>Key</th>
+              <th>Endpoint</th>
+              <th>Status</th>
+              <th>Progress</th>
+              <th>Failed</th>
+              <th />
+            </tr>
+          </thead>
+          <tbody>
+            {data.map((b) => (
+              <tr key={b.id} data-batch={b.id}>
+                <td title={`created ${new Date(b.created_at * 1000).toLocaleString()}`}>{b.id}</td>
+                <td>{b.key}</td>
+                <td>{b.endpoint}</td>
+                <td title={b.errors.join("\n")}>{b.status.replace("_", " ")}</td>
+                <td>
+                  <progress max={b.total || 1} value={b.completed + b.failed} aria-label={`Progress of ${b.id}`} />{" "}
+                  {b.completed + b.failed}/{b.total}
+                </td>
+                <td>{b.failed}</td>
+                <td>
+                  {RUNNING.includes(b.status) && b.status !== "cancelling" && (
+                    <button class="danger small" disabled={busy} onClick={() => void cancel(b.id)}>
+                      Cancel
+                    </button>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {error && <p class="error" role="alert">{error}</p>}
     </section>
   );
 }
