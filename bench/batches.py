@@ -20,17 +20,14 @@ import argparse
 import json
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import httpx
 
-from common import free_port, gemma_file, stream_completion, wait_http
+from common import free_port, gemma_file, start_server, stream_completion
 
 ENDED = ("completed", "failed", "expired", "cancelled")
 
@@ -38,19 +35,6 @@ ENDED = ("completed", "failed", "expired", "cancelled")
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-def start(home: str, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "MODELYARD_HOME": home, "MODELYARD_PORT": str(port)}
-    llama = Path.home() / ".modelyard" / "bin" / "llama-server"
-    if llama.exists():
-        env["MODELYARD_LLAMA_SERVER"] = str(llama)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modelyard.cli.main", "serve"], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    wait_http(f"http://127.0.0.1:{port}/api/health")
-    return proc
 
 
 def interactive(url: str, count: int, every: float) -> list[float]:
@@ -95,7 +79,7 @@ def main() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with gemma_file() as gemma, tempfile.TemporaryDirectory() as home, httpx.Client(timeout=600) as http:
-        proc = start(home, port)
+        proc = start_server(home, port, start_new_session=True)
         try:
             http.post(url + "/api/models", json={"path": str(gemma), "name": "gemma3"}).raise_for_status()
             options = {"n_ctx": 1024, "threads": 2, "threads_batch": 2, "parallel": 2}
@@ -129,7 +113,7 @@ def main() -> None:
             os.killpg(proc.pid, signal.SIGKILL)  # the server and its engine, as a crash would
             proc.wait()
         killed_at = counts["completed"] + counts["failed"]
-        proc = start(home, port)
+        proc = start_server(home, port, start_new_session=True)
         try:
             while (status := batch_status(http, url, bid))["status"] not in ENDED:
                 time.sleep(1)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -47,6 +48,20 @@ def gemma_file() -> Iterator[Path]:
         yield path
 
 
+def start_server(home: str, port: int, **popen: Any) -> subprocess.Popen[bytes]:
+    """`modelyard serve` as a user runs it, on ``home``, once it answers."""
+    env = {**os.environ, "MODELYARD_HOME": home, "MODELYARD_PORT": str(port)}
+    llama = Path.home() / ".modelyard" / "bin" / "llama-server"
+    if llama.exists():
+        env["MODELYARD_LLAMA_SERVER"] = str(llama)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelyard.cli.main", "serve"], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen,
+    )  # fmt: skip
+    wait_http(f"http://127.0.0.1:{port}/api/health")
+    return proc
+
+
 @contextmanager
 def modelyard_server(envs: Path | None = None) -> Iterator[str]:
     """`modelyard serve` as a user runs it, with a fresh home (sharing the managed Python
@@ -55,18 +70,9 @@ def modelyard_server(envs: Path | None = None) -> Iterator[str]:
         if envs is not None:
             (Path(home) / "envs").symlink_to(envs)
         port = free_port()
-        env = {**os.environ, "MODELYARD_HOME": home, "MODELYARD_PORT": str(port)}
-        llama = Path.home() / ".modelyard" / "bin" / "llama-server"
-        if llama.exists():
-            env["MODELYARD_LLAMA_SERVER"] = str(llama)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "modelyard.cli.main", "serve"], env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
+        proc = start_server(home, port)
         try:
-            wait_http(url + "/api/health")
-            yield url
+            yield f"http://127.0.0.1:{port}"
         finally:
             proc.terminate()
             proc.wait(timeout=60)

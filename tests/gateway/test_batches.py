@@ -273,3 +273,51 @@ def test_the_cli_runs_follows_lists_and_reads_a_batch(
     again = cli.invoke(app, ["batches", "cancel", bid])
     assert again.exit_code == 1
     assert "only a batch that runs can be cancelled" in again.output
+
+
+def test_a_batch_request_is_answered_as_the_chat_route_answers_it_whole(
+    fake: tuple[RunningServer, FakeEngine, openai.OpenAI],
+) -> None:
+    """A batch asks for a stream (an interactive request can stop it at once) and writes the
+    answer whole: the same message, reasoning and tool calls as a request not streamed."""
+    _, engine, client = fake
+    message = {"role": "assistant", "content": "let me look", "reasoning_content": "the user wants weather",
+               "tool_calls": [{"id": "call_1", "type": "function",
+                               "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]}  # fmt: skip
+    engine.replies += [(message, "tool_calls"), (message, "tool_calls")]
+    direct = client.chat.completions.create(model="fake", messages=[{"role": "user", "content": "weather?"}])
+    uploaded = client.files.create(file=("q.jsonl", jsonl([chat("w", text="weather?")])), purpose="batch")
+    batch = finished(client, client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h").id)  # fmt: skip
+    assert engine.posts[-1]["stream"] is True
+    (record,) = records(client, batch.output_file_id)
+    answer = record["response"]["body"]
+    assert answer["object"] == "chat.completion"
+    assert answer["choices"] == [c.model_dump(exclude_none=True) | {"logprobs": None} for c in direct.choices]
+    assert answer["usage"] == {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+
+
+def test_an_interactive_request_preempts_a_batch_request_which_goes_again(
+    fake: tuple[RunningServer, FakeEngine, openai.OpenAI],
+) -> None:
+    """On an engine of one slot, a batch's generation gives way to an interactive request
+    that waits for the slot: it is stopped, the interactive request served, and it is sent
+    again, answered once."""
+    _, engine, client = fake
+    engine.plan = ["hang"]  # the batch's first try would never end
+    uploaded = client.files.create(file=("q.jsonl", jsonl([chat("slow", text="batch")])), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    deadline = time.monotonic() + 10
+    while not engine.posts:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    asked = client.chat.completions.create(model="fake", messages=[{"role": "user", "content": "now"}])
+    assert asked.choices[0].message.content == "hi there"
+    batch = finished(client, batch.id)
+    assert [p["messages"][0]["content"] for p in engine.posts] == ["batch", "now", "batch"]
+    (record,) = records(client, batch.output_file_id)
+    assert record["custom_id"] == "slow"
+    assert batch.request_counts is not None
+    assert (batch.request_counts.completed, batch.request_counts.failed) == (1, 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from modelyard.runtime.queue import Queue, Slot
+from modelyard.runtime.queue import Queue, Slot, Yielding
 
 
 def test_waiters_are_served_in_the_order_they_came() -> None:
@@ -83,23 +83,25 @@ def test_a_newcomer_takes_a_free_slot_while_the_one_before_it_is_being_handed_it
     asyncio.run(scenario())
 
 
-def test_a_batch_request_waits_for_every_interactive_one_and_leaves_a_slot_free() -> None:
+def test_a_batch_request_waits_for_every_interactive_one_and_gives_way_to_one() -> None:
     async def scenario() -> None:
         queue = Queue("m", max_waiting=1)
         slot = Slot(1, "http://a", capacity=4, slots=2)
         queue.set_slot(slot)
-        first = await queue.acquire(low=True)
+        lows = [Yielding(), Yielding(), Yielding(preemptible=False)]
+        first = await queue.acquire(low=lows[0])
         # the engine's second slot stays for an interactive request: a second low one waits
-        second = asyncio.create_task(queue.acquire(low=True))
-        third = asyncio.create_task(queue.acquire(low=True))  # low waiters are not held to max_waiting
+        second = asyncio.create_task(queue.acquire(low=lows[1]))
+        third = asyncio.create_task(queue.acquire(low=lows[2]))  # low waiters are not held to max_waiting
         await asyncio.sleep(0.01)
         assert not second.done()
         assert not third.done()
         assert queue.waiting == 0
-        interactive = await queue.acquire()  # at once, beside the batch's request
+        assert not lows[0].preempted.is_set()
+        interactive = await queue.acquire()  # at once, beside the batch's request, which gives way
         assert slot.in_flight == 2
-        assert slot.low == 1
-        queue.release(first, low=True)
+        assert lows[0].preempted.is_set()
+        queue.release(first, low=lows[0])
         await asyncio.sleep(0.01)
         assert not second.done(), "a low request started beside an interactive one"
         busy = [await queue.acquire() for _ in range(3)]  # the instance is full
@@ -114,9 +116,34 @@ def test_a_batch_request_waits_for_every_interactive_one_and_leaves_a_slot_free(
         await asyncio.sleep(0.01)
         assert second.done()
         assert not third.done()
-        queue.release(await second, low=True)
+        queue.release(await second, low=lows[1])
         await asyncio.sleep(0.01)
         assert third.done()
-        assert slot.low == 1
+        assert slot.yielding == {lows[2]}
+        other = await queue.acquire()
+        assert not lows[2].preempted.is_set()  # not preemptible: it runs on
+        queue.release(other)
+
+    asyncio.run(scenario())
+
+
+def test_an_interactive_request_that_waits_for_a_batch_request_preempts_it() -> None:
+    async def scenario() -> None:
+        queue = Queue("m", max_waiting=1)
+        queue.set_slot(Slot(1, "http://a", capacity=1, slots=1))
+        low = Yielding()
+        held = await queue.acquire(low=low)
+        interactive = asyncio.create_task(queue.acquire())
+        await asyncio.sleep(0.01)
+        assert low.preempted.is_set()  # its sender stops it, which frees the slot
+        assert not interactive.done()
+        again = asyncio.create_task(queue.acquire(low=Yielding()))  # sent again: after the interactive one
+        queue.release(held, low=low)
+        await asyncio.sleep(0.01)
+        assert interactive.done()
+        assert not again.done()
+        queue.release(await interactive)
+        await asyncio.sleep(0.01)
+        assert again.done()
 
     asyncio.run(scenario())

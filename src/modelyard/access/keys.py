@@ -23,6 +23,7 @@ from modelyard.catalog.store import Store
 from modelyard.errors import InvalidInput, InvalidName, ScopeDenied, Unauthenticated
 from modelyard.library.naming import check_name
 from modelyard.periods import duration, moment
+from modelyard.runtime.queue import Yielding
 from modelyard.usage.meter import LOCAL
 
 PREFIX = "my-"  # every secret starts so: easy to spot in a leaked file
@@ -59,7 +60,7 @@ class Caller:
     ``low``: a batch's request, made for the key, served after every interactive one."""
 
     key: ApiKey | None = None
-    low: bool = False
+    low: Yielding | None = None
 
     @property
     def name(self) -> str:
@@ -165,16 +166,16 @@ class Keys:
             self.store.key_used(hashed, datetime.now(UTC))
         return Caller(key)
 
-    def acting_for(self, account: str | None) -> Caller:
+    def acting_for(self, account: str | None, low: Yielding) -> Caller:
         """The caller that a batch made by ``account`` (None: the local user) acts as, at low
         priority; Unauthenticated once that key is removed or expired."""
         if account is None:
-            return Caller(low=True)
+            return Caller(low=low)
         key = next((k for k in self.list() if k.name == account), None)
         if key is None:
             raise Unauthenticated(f"the API key {account!r} that made this batch was removed")
         _check_expiry(key)
-        return Caller(key, low=True)
+        return Caller(key, low=low)
 
 
 def _check_expiry(key: ApiKey) -> None:

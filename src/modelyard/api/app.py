@@ -82,7 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
         meter.start()
         await runtime.start()
         await app.state.conversations.recover()
-        await app.state.batches.recover()
+        await app.state.batches.recover(after=runtime.restored())
         app.state.monitor = Monitor(
             interval=settings.monitor_interval,
             pressure=settings.memory_pressure,

@@ -209,8 +209,8 @@ class Batches:
         self._start(account or "", batch)
         return _shown(batch)
 
-    def _start(self, account: str, batch: dict[str, Any]) -> None:
-        self.running[batch["id"]] = asyncio.create_task(self._run(account, batch))
+    def _start(self, account: str, batch: dict[str, Any], after: Awaitable[None] | None = None) -> None:
+        self.running[batch["id"]] = asyncio.create_task(self._run(account, batch, after))
 
     async def get(self, bid: str, account: str | None, *, anyone: bool = False) -> dict[str, Any]:
         """The batch ``bid`` of ``account`` (``anyone``: of any key, for an admin)."""
@@ -262,14 +262,16 @@ class Batches:
     def _batch_of(self, task: asyncio.Task[None]) -> dict[str, Any] | None:
         return getattr(task, "batch", None)
 
-    async def recover(self) -> None:
-        """Go on with the batches a stopped server left unfinished."""
+    async def recover(self, after: Awaitable[None] | None = None) -> None:
+        """Go on with the batches a stopped server left unfinished, once ``after`` is done (the
+        models they ask for are loaded again)."""
+        ready = None if after is None else asyncio.ensure_future(after)
         for stored in await asyncio.to_thread(self.store.batches, None, UNFINISHED):
             log.info("resuming batch %s (%s)", stored.id, stored.batch["status"])
             if stored.batch["status"] == "cancelling":
                 await self._finish(stored.account, stored.batch, "cancelled")
             else:
-                self._start(stored.account, stored.batch)
+                self._start(stored.account, stored.batch, ready)
 
     async def close(self) -> None:
         """Stop the running batches where they are: they go on when the server starts again."""
@@ -282,10 +284,12 @@ class Batches:
     async def _save(self, batch: dict[str, Any]) -> None:
         await asyncio.to_thread(self.store.update_batch, batch["id"], batch)
 
-    async def _run(self, account: str, batch: dict[str, Any]) -> None:
+    async def _run(self, account: str, batch: dict[str, Any], after: Awaitable[None] | None) -> None:
         task = asyncio.current_task()
         task.batch = batch  # type: ignore[union-attr]  # cancel reads the batch as it stands
         try:
+            if after is not None:
+                await asyncio.shield(after)
             await self._go(account, batch)
         except asyncio.CancelledError:
             if not self.closing:  # cancelled by its owner: done with what it has

@@ -21,6 +21,7 @@ from modelyard.gateway import items, tools
 from modelyard.gateway.calls import admit, begun, engine_call, translated_chat
 from modelyard.gateway.checks import caller_of, client_files_of, conversations_of
 from modelyard.gateway.media import inline_files
+from modelyard.gateway.pages import page
 from modelyard.gateway.protocol import ResponsesRequest, documented
 from modelyard.http_errors import OPENAI
 from modelyard.runtime.admission import Disconnected, stays
@@ -161,11 +162,4 @@ async def input_items_of(
     time."""
     stored = await conversations_of(request).get(rid, caller_of(request).account)
     found = stored.input if order == "asc" else list(reversed(stored.input))
-    if after is not None:
-        ids = [item.get("id") for item in found]
-        if after not in ids:
-            raise InvalidRequest(f"response {rid!r} has no input item {after!r}", param="after")
-        found = found[ids.index(after) + 1 :]
-    page = found[:limit]
-    return {"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
-            "last_id": page[-1]["id"] if page else None, "has_more": len(found) > limit}  # fmt: skip
+    return page(found, after, limit, of=f"response {rid!r}")

@@ -19,7 +19,7 @@ from modelyard.access.keys import Caller
 from modelyard.backends.base import AnyBackend
 from modelyard.catalog.records import Model
 from modelyard.errors import ModelyardError, Unsupported
-from modelyard.runtime.queue import Queue, Slot
+from modelyard.runtime.queue import Queue, Slot, Yielding
 
 if TYPE_CHECKING:
     from modelyard.runtime.runtime import Runtime
@@ -52,7 +52,7 @@ class Lease:
     queue: Queue
     slot: Slot
     runtime: Runtime = field(repr=False)
-    low: bool = False  # a low-priority request's (a batch's)
+    low: Yielding | None = None  # a low-priority request's (a batch's)
     released: bool = False
 
     @property
@@ -87,7 +87,7 @@ class Ticket:
     account: str | None  # the key that asks (None: the local user): a load on demand counts for it
     load: bool  # load the model when it is not, whether or not its autoload is on (Ollama's way)
     runtime: Runtime = field(repr=False)
-    low: bool = False  # of low priority (a batch's): served after every interactive request
+    low: Yielding | None = None  # of low priority (a batch's): served after every interactive request
 
     @property
     def served(self) -> str:

@@ -11,11 +11,15 @@ Beyond ``max_waiting`` the caller gets QueueFull at once, past ``timeout`` Queue
 that fails while requests wait hands them its error (``fail``); a waiter whose client disconnects
 leaves the queue. Slots of instances being drained (an unload, a switch) take nothing new.
 
-A low-priority request (a batch's) is served after every interactive one: it takes a slot only
-while no interactive request waits for one, on an instance serving no interactive request, and
-leaves one of its engine slots free for the next interactive request to start at once (an engine
-of one slot runs one low request at a time). Low requests count against neither ``max_waiting``
-nor ``timeout``: a batch bounds its own requests in flight, and may wait for as long as it takes.
+A low-priority request (a batch's: its ``Yielding``) is served after every interactive one: it
+takes a slot only while no interactive request waits for one, on an instance serving no
+interactive request, and leaves one of its engine slots free for the next interactive request to
+start at once (an engine of one slot runs one low request at a time). An interactive request
+that takes a slot on an instance running low ones, or waits while they hold places it could use,
+preempts them: their ``preempted`` is set, and
+whoever sent them stops them (an engine shares its compute between the sequences it runs) and
+sends them again later. Low requests count against neither ``max_waiting`` nor ``timeout``: a
+batch bounds its own requests in flight, and may wait for as long as it takes.
 """
 
 from __future__ import annotations
@@ -38,6 +42,16 @@ class ClientGone(Exception):
     """The client disconnected while its request waited."""
 
 
+@dataclass(eq=False)
+class Yielding:
+    """A low-priority request, which yields to the interactive ones: ``preempted`` is set when
+    one takes a slot on its instance (``preemptible``: when stopping it saves the engine's work,
+    as for a streamed generation)."""
+
+    preemptible: bool = True
+    preempted: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 @dataclass
 class Slot:
     """One ready instance as the queue sees it."""
@@ -49,16 +63,15 @@ class Slot:
     headers: dict[str, str] = field(default_factory=dict)  # what requests to it carry: its key
     slots: int = 0  # the engine's slots (requests it runs at once, not queued); 0: its capacity
     in_flight: int = 0
-    low: int = 0  # of those in flight, the low-priority ones
+    yielding: set[Yielding] = field(default_factory=set)  # of those in flight, the low-priority ones
     draining: bool = False
 
     def takes(self, adapter: str | None, low: bool) -> bool:
         """Whether it has room for a request for ``adapter`` (of low priority)."""
         if self.draining or self.adapter != adapter or self.in_flight >= self.capacity:
             return False
-        return not low or (
-            self.in_flight == self.low and self.low < max(1, (self.slots or self.capacity) - 1)
-        )
+        lows = len(self.yielding)
+        return not low or (self.in_flight == lows and lows < max(1, (self.slots or self.capacity) - 1))
 
 
 @dataclass(eq=False)
@@ -68,7 +81,13 @@ class _Waiter:
     adapter: Any
     future: asyncio.Future[Slot]
     prefix: int | None = None
-    low: bool = False
+    low: Yielding | None = None
+
+
+def _preempt(slot: Slot) -> None:
+    for low in slot.yielding:
+        if low.preemptible:
+            low.preempted.set()
 
 
 HOMES = 4096  # prompt prefixes remembered per model, the least recently used forgotten first
@@ -117,11 +136,11 @@ class Queue:
         for low in (False, True):
             skip = set(blocked)
             for w in self._line:
-                if w.low != low or w.future.done() or w.adapter in skip:
+                if (w.low is not None) != low or w.future.done() or w.adapter in skip:
                     continue
                 slot = self._pick(w.adapter, w.prefix, low)
                 if slot is not None:
-                    w.future.set_result(self._take(slot, w.prefix, low))
+                    w.future.set_result(self._take(slot, w.prefix, w.low))
                 elif (failed := self.failure(w.adapter)) is not None:
                     w.future.set_exception(failed)
                 else:
@@ -131,7 +150,7 @@ class Queue:
     def set_slot(self, slot: Slot) -> None:
         old = self.slots.get(slot.instance_id)
         if old is not None:
-            slot.in_flight, slot.low = old.in_flight, old.low
+            slot.in_flight, slot.yielding = old.in_flight, old.yielding
         self.slots[slot.instance_id] = slot
         self.failures.pop(slot.adapter, None)
         self.failures.pop(EVERY, None)
@@ -199,9 +218,12 @@ class Queue:
         self.affinity_misses += 1
         return best
 
-    def _take(self, slot: Slot, prefix: int | None = None, low: bool = False) -> Slot:
+    def _take(self, slot: Slot, prefix: int | None = None, low: Yielding | None = None) -> Slot:
         slot.in_flight += 1
-        slot.low += low
+        if low is not None:
+            slot.yielding.add(low)
+        else:  # the low requests there give way
+            _preempt(slot)
         self.last_used = self.clock.now()
         if prefix is not None:
             before = self._homes.get(prefix)
@@ -221,24 +243,31 @@ class Queue:
         *,
         disconnected: Callable[[], Awaitable[bool]] | None = None,
         prefix: int | None = None,
-        low: bool = False,
+        low: Yielding | None = None,
     ) -> Slot:
         """Wait for a free slot on an instance serving ``adapter``, first come first served among
         the requests for it (of its priority: ``low``, after the others). ``disconnected`` is
         polled so that a client who left stops waiting. ``prefix``: a hash of the prompt's
         beginning, for session affinity."""
-        if not any(w.adapter == adapter and not w.future.done() and (low or not w.low) for w in self._line):
-            slot = self._pick(adapter, prefix, low)
+        lows = low is not None
+        if not any(
+            w.adapter == adapter and not w.future.done() and (lows or w.low is None) for w in self._line
+        ):
+            slot = self._pick(adapter, prefix, lows)
             if slot is not None:  # nobody waits for it (those handed one have theirs)
                 return self._take(slot, prefix, low)
         if (failed := self.failure(adapter)) is not None:
             raise failed
-        if not low and self.waiting >= self.max_waiting:
+        if not lows and self.waiting >= self.max_waiting:
             raise QueueFull(self.name, self.max_waiting)
         waiter = _Waiter(adapter, asyncio.get_running_loop().create_future(), prefix, low)
         self._line.append(waiter)
-        self.waiting += not low
-        deadline = self.clock.now() + self.timeout if self.timeout and not low else None
+        if not lows:  # low requests hold the places it waits for: they give way
+            for slot in self.slots.values():
+                if slot.adapter == adapter:
+                    _preempt(slot)
+        self.waiting += not lows
+        deadline = self.clock.now() + self.timeout if self.timeout and not lows else None
         served = False
         try:
             while True:
@@ -253,7 +282,7 @@ class Queue:
                 if disconnected is not None and await disconnected():
                     raise ClientGone(self.name)
         finally:
-            self.waiting -= not low
+            self.waiting -= not lows
             self._line.remove(waiter)
             if not waiter.future.done():
                 waiter.future.cancel()
@@ -274,9 +303,10 @@ class Queue:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*waits, return_exceptions=True)
 
-    def release(self, slot: Slot, low: bool = False) -> None:
+    def release(self, slot: Slot, low: Yielding | None = None) -> None:
         slot.in_flight = max(0, slot.in_flight - 1)
-        slot.low = max(0, slot.low - low)
+        if low is not None:
+            slot.yielding.discard(low)
         self.last_used = self.clock.now()
         self.notify()
 

@@ -49,7 +49,7 @@ from modelyard.runtime.comeback import HeldBack, HeldState
 from modelyard.runtime.executor import Executor, Node
 from modelyard.runtime.fleet import Fleet, Running
 from modelyard.runtime.placement import Spot, files_of
-from modelyard.runtime.queue import Queue, Slot
+from modelyard.runtime.queue import Queue, Slot, Yielding
 from modelyard.runtime.rules import Loaded, LoadPolicy
 from modelyard.runtime.scheduler import Held
 from modelyard.runtime.supervisor import Live, Setup, State, Supervisor
@@ -104,6 +104,7 @@ class Runtime(Fleet):
         self._jit: dict[str, asyncio.Task[None]] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._restoring: list[asyncio.Task[Any]] = []  # the deployments start() brings back
         self._comebacks: dict[str, asyncio.Task[None]] = {}
         library.is_loaded = self.is_loaded
 
@@ -120,8 +121,12 @@ class Runtime(Fleet):
             if dep.jit:
                 self.store.delete_deployment(dep.model)
             elif not dep.stopped:
-                self.spawn(self._restore(dep))
+                self._restoring.append(self.spawn(self._restore(dep)))
         self._watcher = asyncio.create_task(self.watching.run())
+
+    async def restored(self) -> None:
+        """Once the deployments an earlier server left have come back (or been held back)."""
+        await asyncio.gather(*self._restoring, return_exceptions=True)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """A background task, referenced until it ends."""
@@ -680,7 +685,7 @@ class Runtime(Fleet):
         load: bool = False,
         by: str | None = None,
         prefix: int | None = None,
-        low: bool = False,
+        low: Yielding | None = None,
     ) -> tuple[Queue, Slot]:
         """A slot on a ready instance of ``model`` (+ ``adapter``), loading it first when its
         autoload is on (or ``load`` asks for it: a load ``by`` this key); waits in the model's
