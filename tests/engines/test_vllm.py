@@ -86,6 +86,8 @@ def test_a_deployment_on_vllm_answers_through_the_gateway(served: RunningServer)
     assert answer.output_text == streamed
     assert answer.usage is not None
     assert answer.usage.output_tokens == 6
+    counted = client.responses.input_tokens.count(model="tiny", input="the quick brown fox")
+    assert counted.input_tokens == answer.usage.input_tokens  # vLLM's own /tokenize
 
 
 def test_greedy_tokens_equal_vllm_called_directly(served: RunningServer) -> None:

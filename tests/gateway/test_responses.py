@@ -191,6 +191,8 @@ def test_what_is_not_served_is_refused_clearly(fake: tuple[RunningServer, FakeEn
         client.responses.create(model="fake", input=[{"type": "file_search_call", "id": "x"}])  # type: ignore[list-item]
     with pytest.raises(openai.NotFoundError):
         client.responses.create(model="nope", input="hi")
+    with pytest.raises(openai.BadRequestError, match="whose engine does not count tokens"):
+        client.responses.input_tokens.count(model="fake", input="hi")  # a server that already runs
     posts = len(engine.posts)
     r = server.http.post("/v1/responses", json={"model": "fake", "input": []})
     assert r.status_code == 400

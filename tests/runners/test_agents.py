@@ -314,3 +314,21 @@ def test_an_openai_agents_loop_calls_a_local_tool(server: RunningServer, engine:
     assert isinstance(result.final_output, Forecast)
     stored = server.http.get(f"/v1/responses/{result.last_response_id}").json()
     assert stored["output"][-1]["type"] == "message"  # the last turn answered in text
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_input_tokens_are_counted_as_the_model_reads_them(client: openai.OpenAI, engine: str) -> None:
+    """/v1/responses/input_tokens counts with the model's template and tokenizer: as many as
+    the response's usage says its input had, tools and a conversation's chain included."""
+    tools: Any = [
+        {"type": "function", "name": "get_weather", "description": "the weather", "parameters": WEATHER}
+    ]
+    first = client.responses.create(model=engine, input="my name is Ann", max_output_tokens=2)
+    asked: dict[str, Any] = {"instructions": "be brief", "input": "what is my name?", "tools": tools,
+                             "previous_response_id": first.id}  # fmt: skip
+    counted = client.responses.input_tokens.count(model=engine, **asked)
+    answer = client.responses.create(model=engine, max_output_tokens=1, **asked)
+    assert answer.usage is not None
+    assert counted.input_tokens == answer.usage.input_tokens
+    alone = client.responses.input_tokens.count(model=engine, input="what is my name?")
+    assert 0 < alone.input_tokens < counted.input_tokens

@@ -98,6 +98,9 @@ class Backend(Protocol[Opts]):
     anthropic_messages: ClassVar[bool]  # its engine serves Anthropic's /v1/messages itself
     distributable: ClassVar[bool]  # one engine can spread its layers over nodes (Placement.peers)
     dialect: ClassVar[str]  # the API its engine speaks: "openai", or "tgi" (the gateway translates)
+    # how its engine counts a chat's tokens: "llama.cpp" (/apply-template, then /tokenize),
+    # "vllm" (/tokenize with the messages); None: it does not
+    tokenizer_api: ClassVar[str | None]
     lora_option: ClassVar[str | None]  # its option that lists LoRAs to load with; None: it has none
 
     @classmethod

@@ -56,6 +56,7 @@ class External:
     anthropic_messages: ClassVar[bool] = False
     distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"
+    tokenizer_api: ClassVar[str | None] = None
     lora_option: ClassVar[str | None] = None
 
     @classmethod

@@ -128,6 +128,7 @@ class LlamaCppFamily:
     anthropic_messages: ClassVar[bool] = False
     distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"
+    tokenizer_api: ClassVar[str | None] = None
     lora_option: ClassVar[str | None] = None  # one LoRA, the deployment's (base:adapter)
 
     @classmethod
@@ -244,6 +245,7 @@ class LlamaServer(LlamaCppFamily):
 
     name: ClassVar[str] = "llama.cpp"
     anthropic_messages: ClassVar[bool] = True  # llama-server has /v1/messages
+    tokenizer_api: ClassVar[str | None] = "llama.cpp"
     distributable: ClassVar[bool] = True  # llama-server --rpc, rpc-server on the other workers
 
     def __init__(self, configured: Path | None, bin_dir: Path) -> None:

@@ -129,6 +129,7 @@ class RunnerBackend(environments.InEnvironment, Generic[Opts]):
     anthropic_messages: ClassVar[bool] = False
     distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"
+    tokenizer_api: ClassVar[str | None] = None
     lora_option: ClassVar[str | None] = None
 
     def __init__(self, envs: Path, *, managed_only: bool, torch_index: str | None, outputs: Path) -> None:
@@ -249,6 +250,7 @@ class Transformers(RunnerBackend[TransformersOptions]):
     name: ClassVar[str] = TRANSFORMERS
     loader: ClassVar[str] = TRANSFORMERS
     options: ClassVar[type[BaseModel]] = TransformersOptions
+    tokenizer_api: ClassVar[str | None] = "vllm"  # the runner's /tokenize (text models)
     lora_option: ClassVar[str | None] = "peft_adapters"
 
     @classmethod

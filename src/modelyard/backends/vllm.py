@@ -84,6 +84,7 @@ class Vllm(environments.InEnvironment):
     anthropic_messages: ClassVar[bool] = False  # translated onto its chat completions
     distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"
+    tokenizer_api: ClassVar[str | None] = "vllm"
     lora_option: ClassVar[str | None] = None  # LoRAs by request (base:adapter)
 
     @classmethod

@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 from fastapi import Request
 
-from modelyard.errors import EngineError, ModelyardError
+from modelyard.errors import EngineError, ModelyardError, Unsupported
 from modelyard.gateway.checks import admission_of, caller_of, fits_context
 from modelyard.gateway.exchange import TAIL, Exchange
 from modelyard.gateway.upstream import prefix_of, send
@@ -133,6 +133,26 @@ async def engine_call(
         raise
     finally:
         exchange.finish(status)
+
+
+async def count_tokens(request: Request, ticket: Ticket, chat: dict[str, Any]) -> int:
+    """The tokens of the prompt ``chat`` (a chat completion request) makes, as the model's own
+    engine counts them: its chat template, its tokenizer."""
+    asked = {k: chat[k] for k in ("messages", "tools", "chat_template_kwargs") if chat.get(k)}
+    api = ticket.backend.tokenizer_api
+    if api == "vllm":  # one call: the messages in, the count out
+        async with engine_call(request, ticket, "tokenize", "/tokenize", asked) as up:
+            return int((await up.json())["count"])
+    if api == "llama.cpp":  # llama-server: the template's prompt, then its tokens
+        async with engine_call(request, ticket, "tokenize", "/apply-template", asked) as up:
+            prompt = (await up.json())["prompt"]
+        tokenize = {"content": prompt, "add_special": True, "parse_special": True}
+        async with engine_call(request, ticket, "tokenize", "/tokenize", tokenize) as up:
+            return len((await up.json())["tokens"])
+    raise Unsupported(
+        f"{ticket.model.name!r} runs on {ticket.backend.name}, whose engine does not count tokens",
+        hint="llama.cpp, vLLM and the transformers runner count them",
+    )
 
 
 class Translator(Protocol):

@@ -155,6 +155,26 @@ class ResponsesRequest(OpenAIRequest):
         return self
 
 
+class InputTokensRequest(OpenAIRequest):
+    """What a Responses request would put before the model, to count its tokens."""
+
+    input: str | list[dict[str, Any]] | None = Field(default=None, description="a string, or a list of items")
+    instructions: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    text: dict[str, Any] | None = None
+    reasoning: dict[str, Any] | None = None
+    previous_response_id: str | None = None
+    truncation: Literal["auto", "disabled"] | None = None
+
+    @model_validator(mode="after")
+    def _served(self) -> InputTokensRequest:
+        if (self.model_extra or {}).get("conversation") is not None:
+            raise ValueError("conversation is not supported: send the conversation's items as input")
+        return self
+
+
 class RerankRequest(OpenAIRequest):
     query: str = Field(min_length=1)
     documents: list[str | dict[str, Any]] = Field(min_length=1)

@@ -18,11 +18,11 @@ from pydantic import ValidationError
 from modelyard.conversations import Conversations, input_items
 from modelyard.errors import InvalidRequest, ModelyardError
 from modelyard.gateway import items, tools
-from modelyard.gateway.calls import admit, begun, engine_call, translated_chat
+from modelyard.gateway.calls import admit, begun, count_tokens, engine_call, translated_chat
 from modelyard.gateway.checks import caller_of, client_files_of, conversations_of
 from modelyard.gateway.media import inline_files
 from modelyard.gateway.pages import page
-from modelyard.gateway.protocol import ResponsesRequest, documented
+from modelyard.gateway.protocol import InputTokensRequest, ResponsesRequest, documented
 from modelyard.http_errors import OPENAI
 from modelyard.runtime.admission import Disconnected, stays
 from modelyard.runtime.queue import ClientGone
@@ -125,6 +125,32 @@ async def create(request: Request) -> Response:
     except ModelyardError as e:
         return OPENAI.answer(e)
     return StreamingResponse(lines, media_type="text/event-stream")
+
+
+@router.post("/responses/input_tokens", openapi_extra=documented(InputTokensRequest))
+async def input_tokens(request: Request) -> Response:
+    """How many tokens a Responses request would put before the model (its instructions, the
+    chain of ``previous_response_id``, its input, its tools), counted by the model's engine."""
+    raw = await request.body()
+    try:
+        body = InputTokensRequest.model_validate_json(raw)
+        payload = orjson.loads(raw)
+        ticket = admit(request, body.model, "chat")
+        earlier = []
+        if body.previous_response_id is not None:
+            earlier = await conversations_of(request).history(
+                body.previous_response_id, caller_of(request).account
+            )
+        given = input_items(payload["input"]) if body.input is not None else []
+        chat = items.chat_request({**payload, "input": earlier + given})
+        counted = await count_tokens(request, ticket, chat)
+    except ValidationError as e:
+        return OPENAI.answer(InvalidRequest(describe(e.errors())))
+    except ClientGone:
+        return Response(status_code=499)
+    except ModelyardError as e:
+        return OPENAI.answer(e)
+    return _json({"object": "response.input_tokens", "input_tokens": counted})
 
 
 def _json(answer: dict[str, Any]) -> Response:

@@ -17,7 +17,7 @@ from modelyard.errors import InvalidRequest, ModelyardError
 from modelyard.http_errors import OPENAI
 from modelyard.runners.reasoning import Splitter as ReasoningSplitter
 from modelyard.runners.reasoning import split as split_reasoning
-from modelyard.runners.requests import ChatBody, CompletionBody, GenerationBody
+from modelyard.runners.requests import ChatBody, CompletionBody, GenerationBody, TokenizeBody
 from modelyard.runners.toolcalls import Holder
 from modelyard.runners.toolcalls import parse as parse_calls
 
@@ -114,6 +114,18 @@ async def chat(gen: Generator, body: ChatBody, name: str) -> Answer | AsyncItera
     # a constrained answer is the caller's JSON (a forced call's too: the gateway reads it)
     family = gen.tool_family if body.calls_tools() and body.response_format is None else None
     return await _answer(gen, body, name, prompt, chat=True, tools=family)
+
+
+async def tokenize(gen: Generator, body: TokenizeBody, name: str) -> dict[str, Any]:
+    """The tokens of a chat (its messages as the template makes them a prompt) or of a prompt,
+    as vLLM's /tokenize counts them."""
+    if body.messages is not None:
+        prompt = await asyncio.to_thread(
+            gen.chat_prompt, body.messages, body.tools, body.chat_template_kwargs or {}
+        )
+    else:
+        prompt = gen.text_prompt(body.prompt or "")
+    return {"count": len(prompt.ids), "max_model_len": gen.n_ctx, "tokens": prompt.ids}
 
 
 async def complete(gen: Generator, body: CompletionBody, name: str) -> Answer | AsyncIterator[bytes]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Body(BaseModel):
@@ -120,6 +120,21 @@ class ChatBody(GenerationBody):
     def calls_tools(self) -> bool:
         """Whether the answer may call the tools it is shown (not with tool_choice "none")."""
         return bool(self.tools) and self.tool_choice != "none"
+
+
+class TokenizeBody(Body):
+    """vLLM's /tokenize: a chat's messages (as the template makes them a prompt) or a prompt."""
+
+    messages: list[dict[str, Any]] | None = None
+    prompt: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> TokenizeBody:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("give messages or a prompt")
+        return self
 
 
 class CompletionBody(GenerationBody):

@@ -76,6 +76,7 @@ def _text_routes(gen: Any) -> Routes:
     return {
         "/v1/chat/completions": Endpoint(requests.ChatBody, partial(completions.chat, gen)),
         "/v1/completions": Endpoint(requests.CompletionBody, partial(completions.complete, gen)),
+        "/tokenize": Endpoint(requests.TokenizeBody, partial(completions.tokenize, gen)),
     }
 
 
