@@ -303,8 +303,9 @@ def test_an_interactive_request_preempts_a_batch_request_which_goes_again(
     """On an engine of one slot, a batch's generation gives way to an interactive request
     that waits for the slot: it is stopped, the interactive request served, and it is sent
     again, answered once."""
-    _, engine, client = fake
-    engine.plan = ["hang"]  # the batch's first try would never end
+    server, engine, client = fake
+    assert server.http.put("/api/models/fake/settings", json={"options": {"slots": 1}}).status_code == 200
+    engine.plan = ["hang"]  # the batch's first try would never end, not even begin
     uploaded = client.files.create(file=("q.jsonl", jsonl([chat("slow", text="batch")])), purpose="batch")
     batch = client.batches.create(
         input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
@@ -313,7 +314,9 @@ def test_an_interactive_request_preempts_a_batch_request_which_goes_again(
     while not engine.posts:
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    asked = client.chat.completions.create(model="fake", messages=[{"role": "user", "content": "now"}])
+    asked = client.with_options(timeout=20).chat.completions.create(
+        model="fake", messages=[{"role": "user", "content": "now"}]
+    )  # at once: the batch's request gives its place
     assert asked.choices[0].message.content == "hi there"
     batch = finished(client, batch.id)
     assert [p["messages"][0]["content"] for p in engine.posts] == ["batch", "now", "batch"]

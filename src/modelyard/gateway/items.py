@@ -11,10 +11,10 @@ from typing import Any
 import orjson
 
 from modelyard.errors import InvalidRequest
+from modelyard.gateway.fields import thinking
 
 # what a request may carry that no chat engine does: refused by name
 HOSTED_TOOLS = ("web_search", "file_search", "computer", "code_interpreter", "image_generation", "mcp")
-EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 
 
 def new_id(prefix: str) -> str:
@@ -164,16 +164,8 @@ def chat_request(body: dict[str, Any]) -> dict[str, Any]:
     if (shape := _format(body.get("text"))) is not None:
         out["response_format"] = shape
     effort = (body.get("reasoning") or {}).get("effort")
-    if effort is not None:
-        if effort not in EFFORTS:
-            raise InvalidRequest(f"reasoning.effort is one of {', '.join(EFFORTS)}")
-        # the chat templates' variables, which every engine that chats takes: their thinking
-        # switch, and the effort for the templates that read it (gpt-oss's)
-        thinking = effort not in ("none", "minimal")
-        out["chat_template_kwargs"] = {
-            "enable_thinking": thinking,
-            **({"reasoning_effort": effort} if thinking else {}),
-        }
+    if effort is not None:  # the chat templates' thinking switch, which every engine that chats takes
+        out["chat_template_kwargs"] = thinking(effort, "reasoning.effort")
     if body.get("stream"):
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from fastapi.responses import Response
@@ -81,7 +81,11 @@ async def relay(sent: Sent, *, stream: bool, exchange: Exchange, quiet_usage: bo
                 exchange.answered(b"".join(tail))
                 exchange.finish(status)
 
-    return EventStream(relayed())
+    def unread() -> None:  # the stream never began (its relay was stopped first)
+        sent.close()
+        exchange.finish(499)
+
+    return EventStream(relayed(), unread)
 
 
 def without_usage(chunk: bytes) -> bytes:
@@ -96,9 +100,10 @@ def without_usage(chunk: bytes) -> bytes:
 class EventStream(Response):
     """Server-sent events relayed chunk by chunk. Leaner than Starlette's StreamingResponse on
     the first chunk (no task group per response); a client that disconnects stops the relay,
-    which closes the engine's stream."""
+    which closes the engine's stream. ``unread``: what ends it when its relay is stopped before
+    the first chunk is asked for (the chunks' own cleanup never runs then)."""
 
-    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+    def __init__(self, chunks: AsyncIterator[bytes], unread: Callable[[], None] | None = None) -> None:
         self.status_code = 200
         self.background = None
         self.raw_headers = [
@@ -107,6 +112,8 @@ class EventStream(Response):
             (b"x-accel-buffering", b"no"),
         ]
         self.chunks = chunks
+        self.unread = unread
+        self.begun = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def gone() -> None:
@@ -124,11 +131,14 @@ class EventStream(Response):
                 await relay
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            if not self.begun and self.unread is not None:
+                self.unread()
         if relay.done() and not relay.cancelled() and relay.exception() is not None:
             raise relay.exception()  # type: ignore[misc]
 
     async def _relay(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        self.begun = True  # the chunks' own cleanup runs from here on (aclose below)
         try:
             async for chunk in self.chunks:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from starlette.routing import Route
 
 from modelyard.errors import EngineError, InvalidRequest, ModelNotLoaded, ModelyardError, Unsupported
-from modelyard.gateway import tgi, tools
+from modelyard.gateway import fields, tgi, tools
 from modelyard.gateway.answers import (
     CaptionAnswer,
     ClassifyAnswer,
@@ -305,10 +305,16 @@ async def _serve(
     """The hot path of every request: parse and check the body (pydantic-core straight from the
     bytes), resolve the model, wait for a slot, forward the bytes as they came."""
     raw = await request.body()
+    cache_key = None
     try:
+        if endpoint in TEXT:
+            ready = fields.prepared(raw)
+            raw, cache_key = ready.raw, ready.cache_key
         body = schema.model_validate_json(raw)
     except ValidationError as e:
         return OPENAI.answer(InvalidRequest(describe(e.errors())))
+    except ModelyardError as e:
+        return OPENAI.answer(e)
     if endpoint == "chat" and b'"tool_choice"' in raw:
         try:
             forced = await _forced(request, body.model, orjson.loads(raw), stream=body.stream)
@@ -323,7 +329,7 @@ async def _serve(
     quiet = body.stream and endpoint in TEXT and "stream_options" not in (body.model_extra or ())
     return await _route(
         request, raw, body.model, endpoint, path, stream=body.stream, coalesce=coalesce,
-        capability=capability, quiet_usage=quiet,
+        capability=capability, quiet_usage=quiet, cache_key=cache_key,
     )  # fmt: skip
 
 
@@ -357,6 +363,7 @@ async def _route(
     capability: str | None = None,
     form: bool = False,
     quiet_usage: bool = False,
+    cache_key: str | None = None,
 ) -> Response:
     """Admit the request, send it (upstream.py: a slot, retries), relay the answer: JSON bodies
     with the model's own name and local images inlined where needed; a multipart form as it
@@ -378,7 +385,9 @@ async def _route(
         content = raw if form else await _payload(request, raw, ticket.served, name, endpoint, model.category)
         if quiet_usage:
             content = _asking_usage(content)
-        prefix = prefix_of(raw) if endpoint in TEXT and ticket.replicated else None
+        prefix = None
+        if endpoint in TEXT and ticket.replicated:  # to the replica whose cache holds it
+            prefix = hash(("prompt_cache_key", cache_key)) if cache_key else prefix_of(raw)
         kind = request.headers["content-type"] if form else "application/json"
         sent = await send(request, ticket, path, content, exchange=exchange, content_type=kind, prefix=prefix)
         return await relay(sent, stream=stream, exchange=exchange, quiet_usage=quiet_usage)

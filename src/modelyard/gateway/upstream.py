@@ -8,6 +8,7 @@ costs a fraction of what a pure-Python client does, which shows in the time to f
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 from dataclasses import dataclass
@@ -126,6 +127,9 @@ async def send(
             lease.release()
             log.warning("engine at %s failed: %s", url, e)
             raise EngineError(f"the engine did not answer: {e.__class__.__name__}") from None
+        except asyncio.CancelledError:  # stopped before the answer began (a preempted batch request)
+            lease.release()
+            raise
         return Sent(response, lease)
 
 
