@@ -185,3 +185,34 @@ def test_agents_on_vllm(served: RunningServer) -> None:
     # maxLength (the gateway's forced calls take them and write them out escaped; the runner
     # masks them); the schema holds
     jsonschema.validate(json.loads(answer.choices[0].message.content or "", strict=False), PERSON)
+
+
+def test_chat_fields_on_vllm(served: RunningServer) -> None:
+    """The README's table, vLLM's column: what it honours and what it refuses by name."""
+    client = openai.OpenAI(base_url=served.url + "/v1", api_key="unused", max_retries=0)
+    ask: Any = [{"role": "user", "content": "count from one to twenty"}]
+
+    def create(**fields: Any) -> Any:
+        return client.chat.completions.create(model="tiny", messages=ask, **fields)
+
+    capped = create(max_completion_tokens=3, temperature=0, extra_body={"ignore_eos": True})
+    assert capped.usage.completion_tokens == 3
+    scored = create(max_tokens=2, logprobs=True, top_logprobs=3, extra_body={"ignore_eos": True})
+    assert [len(t.top_logprobs) for t in scored.choices[0].logprobs.content] == [3, 3]
+    assert len(create(max_tokens=2, n=2, temperature=1).choices) == 2
+    seeded = [create(max_tokens=6, temperature=1.5, seed=11).choices[0].message.content for _ in range(2)]
+    assert seeded[0] == seeded[1]
+    chunks = list(
+        create(
+            max_tokens=2, stream=True, stream_options={"include_usage": True}, extra_body={"ignore_eos": True}
+        )
+    )
+    assert chunks[-1].usage.completion_tokens == 2
+    kept = create(
+        max_tokens=2, user="u1", metadata={"run": "1"}, prompt_cache_key="c1", reasoning_effort="none"
+    )
+    assert kept.choices
+    with pytest.raises(openai.BadRequestError, match="suffix"):
+        client.completions.create(
+            model="tiny", prompt="def add(a, b):", suffix="\nprint(add(1, 2))", max_tokens=4
+        )

@@ -21,3 +21,11 @@ def test_a_conversation_keeps_its_prefix_as_it_grows() -> None:
     assert prefix_of(body(prompt="Once upon a time")) == prefix_of(body(prompt="Once upon a time", n=1))
     assert prefix_of(body(input="no prompt here")) is None
     assert prefix_of(b"not json") is None
+
+
+def test_a_prompt_cache_key_names_the_conversation_instead() -> None:
+    one = body(messages=[{"role": "user", "content": "hi"}])
+    other = body(messages=[{"role": "user", "content": "something else"}])
+    assert prefix_of(one, "conv-7") == prefix_of(other, "conv-7")  # the key, not the words, routes
+    assert prefix_of(one, "conv-7") != prefix_of(one, "conv-8")
+    assert prefix_of(one, None) == prefix_of(one)

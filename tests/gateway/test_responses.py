@@ -327,3 +327,34 @@ def test_a_server_that_keeps_no_responses(tmp_path: Path) -> None:
             client.close()
     finally:
         engine.stop()
+
+
+def test_the_gateways_own_chat_fields_reach_the_engine_as_it_takes_them(
+    fake: tuple[RunningServer, FakeEngine, openai.OpenAI],
+) -> None:
+    _, engine, client = fake
+    allowed: Any = {"type": "allowed_tools", "allowed_tools": {"mode": "auto",
+                    "tools": [{"type": "function", "function": {"name": "get_weather"}}]}}  # fmt: skip
+    other = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}
+    weather = {"type": "function", "function": {k: WEATHER[k] for k in ("name", "description", "parameters")}}
+    client.chat.completions.create(
+        model="fake", messages=[{"role": "user", "content": "hi"}], max_completion_tokens=7,
+        reasoning_effort="low", prompt_cache_key="conv-1", metadata={"run": "1"}, safety_identifier="s1",
+        tools=[weather, other], tool_choice=allowed,  # type: ignore[list-item]
+    )  # fmt: skip
+    sent = engine.posts[-1]
+    assert sent["max_tokens"] == 7
+    assert sent["chat_template_kwargs"] == {"enable_thinking": True, "reasoning_effort": "low"}
+    assert [t["function"]["name"] for t in sent["tools"]] == ["get_weather"]
+    assert sent["tool_choice"] == "auto"
+    assert not {
+        "max_completion_tokens",
+        "reasoning_effort",
+        "prompt_cache_key",
+        "metadata",
+        "safety_identifier",
+    } & set(sent)
+    with pytest.raises(openai.BadRequestError, match="reasoning_effort is one of"):
+        client.chat.completions.create(
+            model="fake", messages=[{"role": "user", "content": "hi"}], reasoning_effort="huge"
+        )  # type: ignore[arg-type]

@@ -332,3 +332,58 @@ def test_input_tokens_are_counted_as_the_model_reads_them(client: openai.OpenAI,
     assert counted.input_tokens == answer.usage.input_tokens
     alone = client.responses.input_tokens.count(model=engine, input="what is my name?")
     assert 0 < alone.input_tokens < counted.input_tokens
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_chat_fields_are_honoured_or_refused_by_name(client: openai.OpenAI, engine: str) -> None:
+    """The README's table of what each engine honours, asked of each with the official client."""
+    ask: Any = [{"role": "user", "content": "Count from one to twenty"}]
+
+    def create(**fields: Any) -> Any:
+        return client.chat.completions.create(model=engine, messages=ask, **fields)
+
+    capped = create(max_completion_tokens=3, temperature=0)
+    assert (capped.usage.completion_tokens, capped.choices[0].finish_reason) == (3, "length")
+    chunks = list(create(max_tokens=2, stream=True, stream_options={"include_usage": True}))
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage.completion_tokens == 2
+    seeded = [create(max_tokens=8, temperature=1.5, seed=11).choices[0].message.content for _ in range(2)]
+    assert seeded[0] == seeded[1]
+    kept = create(
+        max_tokens=2, user="u1", safety_identifier="s1", metadata={"run": "1"}, prompt_cache_key="c1"
+    )
+    assert kept.choices[0].finish_reason == "length"
+    with pytest.raises(openai.BadRequestError, match="chat completions are not stored here"):
+        create(max_tokens=2, store=True)
+    with pytest.raises(openai.BadRequestError, match="suffix"):
+        client.completions.create(
+            model=engine, prompt="def add(a, b):", suffix="\nprint(add(1, 2))", max_tokens=4
+        )
+    if engine == "llama.cpp":
+        scored = create(max_tokens=2, logprobs=True, top_logprobs=3)
+        assert [len(t.top_logprobs) for t in scored.choices[0].logprobs.content] == [3, 3]
+        with pytest.raises(openai.BadRequestError, match="'n'"):  # up to its parallel slots: 1 here
+            create(max_tokens=2, n=2)
+    else:  # the runner says which field it does not take
+        with pytest.raises(openai.BadRequestError, match="logprobs"):
+            create(max_tokens=2, logprobs=True)
+        with pytest.raises(openai.BadRequestError, match=r"\bn\b"):
+            create(max_tokens=2, n=2)
+
+    allowed: Any = {"type": "allowed_tools", "allowed_tools": {"mode": "required",
+                    "tools": [{"type": "function", "function": {"name": "get_time"}}]}}  # fmt: skip
+    called = create(tools=TOOLS, tool_choice=allowed, max_tokens=200, parallel_tool_calls=False)
+    calls = called.choices[0].message.tool_calls
+    assert [c.function.name for c in calls] == ["get_time"]  # one call, of the one allowed
+    with pytest.raises(openai.BadRequestError, match="tool_choice allows tools the request does not give"):
+        create(tools=TOOLS[:1], tool_choice=allowed)
+
+    thinking = f"{engine}-thinking"
+    off = client.chat.completions.create(
+        model=thinking, messages=ask, max_tokens=10, temperature=0, reasoning_effort="none"
+    )
+    assert not (off.choices[0].message.model_extra or {}).get("reasoning_content")
+    on = client.chat.completions.create(
+        model=thinking, messages=ask, max_tokens=10, temperature=0, reasoning_effort="high"
+    )
+    assert (on.choices[0].message.model_extra or {}).get("reasoning_content")

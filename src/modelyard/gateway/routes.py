@@ -385,9 +385,7 @@ async def _route(
         content = raw if form else await _payload(request, raw, ticket.served, name, endpoint, model.category)
         if quiet_usage:
             content = _asking_usage(content)
-        prefix = None
-        if endpoint in TEXT and ticket.replicated:  # to the replica whose cache holds it
-            prefix = hash(("prompt_cache_key", cache_key)) if cache_key else prefix_of(raw)
+        prefix = prefix_of(raw, cache_key) if endpoint in TEXT and ticket.replicated else None
         kind = request.headers["content-type"] if form else "application/json"
         sent = await send(request, ticket, path, content, exchange=exchange, content_type=kind, prefix=prefix)
         return await relay(sent, stream=stream, exchange=exchange, quiet_usage=quiet_usage)

@@ -136,10 +136,13 @@ async def send(
 PREFIX = 4096  # characters of a conversation's opening that name it for session affinity
 
 
-def prefix_of(raw: bytes) -> int | None:
+def prefix_of(raw: bytes, cache_key: str | None = None) -> int | None:
     """A hash of what opens a request's conversation: its system prompt and first user message
     (which stay as the conversation grows), or its prompt's beginning; for the queue's session
-    affinity. None when it has neither."""
+    affinity. ``cache_key`` (the client's prompt_cache_key) names it instead, when given. None
+    when it has neither."""
+    if cache_key:
+        return hash(("prompt_cache_key", cache_key))
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
