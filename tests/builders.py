@@ -46,6 +46,9 @@ def _rand(*shape: int, dtype: Any = np.float32) -> np.ndarray:
 TINY = {"n_embd": 64, "n_head": 4, "n_head_kv": 2, "n_layer": 2, "n_ff": 128, "ctx": 512}
 
 
+FIM = ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"]
+
+
 def _spm_vocab() -> tuple[list[str], list[float], list[int]]:
     """A small SentencePiece-style vocabulary llama.cpp accepts: specials, bytes, a few pieces."""
     tokens = ["<unk>", "<s>", "</s>"]
@@ -111,13 +114,17 @@ def write_llama_gguf(
     chat_template: str | None = None,
     pooling: int | None = None,
     shards: int = 1,
+    fim: bool = False,
 ) -> list[Path]:
     """A small llama-architecture GGUF with random weights that llama.cpp can load.
 
     quant: F32, F16 or Q8_0 (2D weights are stored that way, norms stay F32).
     shards > 1 writes name-0000i-of-0000N.gguf files and returns them all.
+    fim: with fill-in-the-middle tokens (prefix, suffix, middle), as code models have.
     """
     tokens, scores, types = _spm_vocab()
+    if fim:
+        tokens, scores, types = tokens + FIM, scores + [0.0] * 3, types + [3] * 3  # control tokens
     tensors = _llama_tensors(n_embd, TINY["n_head"], TINY["n_head_kv"], n_layer, TINY["n_ff"], len(tokens))
     file_type = {"F32": 0, "F16": 1, "Q8_0": 7}[quant]
     names = list(tensors)
@@ -154,6 +161,9 @@ def write_llama_gguf(
             w.add_unk_token_id(0)
             if chat_template:
                 w.add_chat_template(chat_template)
+            if fim:
+                for role, token in zip(("pre", "suf", "mid"), FIM, strict=True):
+                    w.add_uint32(f"tokenizer.ggml.fim_{role}_token_id", tokens.index(token))
             if pooling is not None:
                 w.add_pooling_type(gguf.PoolingType(pooling))
         for tname in group:

@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import openai
@@ -133,3 +134,35 @@ def test_a_batch_answers_as_chat_completions_do(server: RunningServer) -> None:
             out[cid]["response"]["body"]["choices"][0]["message"]["content"]
             == chat.choices[0].message.content
         )
+
+
+def test_a_completion_with_a_suffix_fills_in_the_middle(server: RunningServer, tmp_path: Path) -> None:
+    """A suffix goes to llama-server's /infill, which wraps the prompt and the suffix in the
+    model's FIM tokens; the answer, whole or streamed, is OpenAI's text completion."""
+    import builders
+
+    (fim,) = builders.write_llama_gguf(tmp_path / "tiny-fim.gguf", fim=True)
+    assert server.http.post("/api/models", json={"path": str(fim), "name": "tiny-fim"}).status_code == 201
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+    asked: Any = {"prompt": "hello the", "suffix": " world model", "max_tokens": 4, "temperature": 0}
+    with pytest.raises(openai.BadRequestError, match="has no fill-in-the-middle tokens"):
+        client.completions.create(model="gguf-chat", **asked)
+    r = server.http.post("/api/models/tiny-fim/load", json={}, timeout=300)
+    assert r.status_code == 200, r.text
+    filled = client.completions.create(model="tiny-fim", **asked)
+    assert filled.object == "text_completion"
+    assert filled.choices[0].finish_reason == "length"
+    assert filled.usage is not None
+    assert filled.usage.completion_tokens == 4
+    alone = client.completions.create(model="tiny-fim", prompt="hello the", max_tokens=1)
+    assert alone.usage is not None
+    assert filled.usage.prompt_tokens > alone.usage.prompt_tokens  # the suffix and the FIM tokens too
+    chunks = list(
+        client.completions.create(
+            model="tiny-fim", stream=True, stream_options={"include_usage": True}, **asked
+        )
+    )
+    # (the random model writes bytes that are no UTF-8: the engine streams them otherwise)
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == 4

@@ -355,7 +355,7 @@ def test_chat_fields_are_honoured_or_refused_by_name(client: openai.OpenAI, engi
     assert kept.choices[0].finish_reason == "length"
     with pytest.raises(openai.BadRequestError, match="chat completions are not stored here"):
         create(max_tokens=2, store=True)
-    with pytest.raises(openai.BadRequestError, match="suffix"):
+    with pytest.raises(openai.BadRequestError, match="before a suffix"):
         client.completions.create(
             model=engine, prompt="def add(a, b):", suffix="\nprint(add(1, 2))", max_tokens=4
         )

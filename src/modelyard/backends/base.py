@@ -101,6 +101,7 @@ class Backend(Protocol[Opts]):
     # how its engine counts a chat's tokens: "llama.cpp" (/apply-template, then /tokenize),
     # "vllm" (/tokenize with the messages); None: it does not
     tokenizer_api: ClassVar[str | None]
+    fills_in_middle: ClassVar[bool]  # its engine completes between a prompt and a suffix (/infill)
     lora_option: ClassVar[str | None]  # its option that lists LoRAs to load with; None: it has none
 
     @classmethod

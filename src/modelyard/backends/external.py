@@ -57,6 +57,7 @@ class External:
     distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"
     tokenizer_api: ClassVar[str | None] = None
+    fills_in_middle: ClassVar[bool] = False
     lora_option: ClassVar[str | None] = None
 
     @classmethod

@@ -129,6 +129,7 @@ class LlamaCppFamily:
     distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"
     tokenizer_api: ClassVar[str | None] = None
+    fills_in_middle: ClassVar[bool] = False
     lora_option: ClassVar[str | None] = None  # one LoRA, the deployment's (base:adapter)
 
     @classmethod
@@ -246,6 +247,7 @@ class LlamaServer(LlamaCppFamily):
     name: ClassVar[str] = "llama.cpp"
     anthropic_messages: ClassVar[bool] = True  # llama-server has /v1/messages
     tokenizer_api: ClassVar[str | None] = "llama.cpp"
+    fills_in_middle: ClassVar[bool] = True  # /infill, for models with FIM tokens
     distributable: ClassVar[bool] = True  # llama-server --rpc, rpc-server on the other workers
 
     def __init__(self, configured: Path | None, bin_dir: Path) -> None:

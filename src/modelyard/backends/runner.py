@@ -130,6 +130,7 @@ class RunnerBackend(environments.InEnvironment, Generic[Opts]):
     distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"
     tokenizer_api: ClassVar[str | None] = None
+    fills_in_middle: ClassVar[bool] = False
     lora_option: ClassVar[str | None] = None
 
     def __init__(self, envs: Path, *, managed_only: bool, torch_index: str | None, outputs: Path) -> None:

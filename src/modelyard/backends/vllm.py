@@ -85,6 +85,7 @@ class Vllm(environments.InEnvironment):
     distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"
     tokenizer_api: ClassVar[str | None] = "vllm"
+    fills_in_middle: ClassVar[bool] = False  # vLLM refuses suffix
     lora_option: ClassVar[str | None] = None  # LoRAs by request (base:adapter)
 
     @classmethod

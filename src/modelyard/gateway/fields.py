@@ -8,8 +8,9 @@ engine takes before the request is checked and sent:
 - ``prompt_cache_key``: the key of the request's prompt cache, which routes it to the replica
   that served the key before (the queue's session affinity), not sent on;
 - ``metadata``, ``safety_identifier``: accepted, not sent on (``store`` is refused: chat
-  completions are not kept here);
-- a completion's ``suffix`` (fill-in-the-middle) is refused: llama-server would leave it out.
+  completions are not kept here).
+
+A completion's ``suffix`` (fill-in-the-middle) goes to infill.py.
 
 A request with none of them goes on as it came, unparsed (the hot path).
 """
@@ -25,7 +26,7 @@ from modelyard.errors import InvalidRequest
 
 MARKERS = (
     b'"max_completion_tokens"', b'"reasoning_effort"', b'"allowed_tools"', b'"prompt_cache_key"',
-    b'"metadata"', b'"safety_identifier"', b'"store"', b'"suffix"',
+    b'"metadata"', b'"safety_identifier"', b'"store"',
 )  # fmt: skip
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 
@@ -56,13 +57,6 @@ def prepared(raw: bytes) -> Prepared:
         return Prepared(raw)  # the schema says what is wrong with it
     if not isinstance(body, dict):
         return Prepared(raw)
-    if body.get("suffix"):
-        raise InvalidRequest(
-            "suffix (fill-in-the-middle) is not served here",
-            hint="send the text before the cursor as the prompt",
-            param="suffix",
-        )
-    body.pop("suffix", None)
     if body.pop("store", None):
         raise InvalidRequest(
             "chat completions are not stored here",

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from starlette.routing import Route
 
 from modelyard.errors import EngineError, InvalidRequest, ModelNotLoaded, ModelyardError, Unsupported
-from modelyard.gateway import fields, tgi, tools
+from modelyard.gateway import fields, infill, tgi, tools
 from modelyard.gateway.answers import (
     CaptionAnswer,
     ClassifyAnswer,
@@ -374,6 +374,8 @@ async def _route(
         model = ticket.model
         if ticket.backend.dialect == "tgi":
             return await tgi.completion(request, ticket, orjson.loads(raw), name)
+        if endpoint == "completions" and b'"suffix"' in raw and (asked := orjson.loads(raw)).get("suffix"):
+            return await infill.completion(request, ticket, asked, name)  # fill-in-the-middle
         exchange = Exchange.of(request, model.name, endpoint)
         if endpoint in TEXT:
             fits_context(raw, model, ticket.context)
