@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     queue_timeout: float = Field(
         default=300.0, ge=0, description="seconds a request may wait for an instance; 0 = no limit"
     )
+    batch_idle: float = Field(
+        default=1.0,
+        ge=0,
+        description="seconds an instance serves no interactive request before a batch request starts on it; "
+        "0: beside them (preempted as they come)",
+    )
     health_timeout: float = Field(default=120.0, gt=0, description="seconds an engine has to become ready")
     stop_grace: float = Field(default=10.0, ge=0, description="seconds between SIGTERM and SIGKILL")
     switch_timeout: float = Field(

@@ -147,3 +147,24 @@ def test_an_interactive_request_that_waits_for_a_batch_request_preempts_it() -> 
         assert again.done()
 
     asyncio.run(scenario())
+
+
+def test_a_batch_request_waits_until_the_instance_has_been_idle() -> None:
+    from runtime.fake_clock import FakeClock, settle
+
+    async def scenario() -> None:
+        clock = FakeClock()
+        queue = Queue("m", max_waiting=1, clock=clock, idle=1.0)
+        queue.set_slot(Slot(1, "http://a", capacity=4, slots=4))
+        queue.release(await queue.acquire())  # an interactive request, just finished
+        low = asyncio.create_task(queue.acquire(low=Yielding()))
+        await clock.advance(0.6)
+        assert not low.done()
+        queue.release(await queue.acquire())  # another: the wait starts over
+        await clock.advance(0.6)
+        assert not low.done()
+        await clock.advance(0.5)  # idle for 1.1 s now: its turn
+        await settle()
+        assert low.done()
+
+    asyncio.run(scenario())

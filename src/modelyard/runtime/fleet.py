@@ -57,6 +57,7 @@ class Fleet:
                 max_waiting=self.settings.queue_size,
                 timeout=self.settings.queue_timeout,
                 clock=self.clock,
+                idle=self.settings.batch_idle,
             )
         return queue
 

@@ -14,7 +14,10 @@ leaves the queue. Slots of instances being drained (an unload, a switch) take no
 A low-priority request (a batch's: its ``Yielding``) is served after every interactive one: it
 takes a slot only while no interactive request waits for one, on an instance serving no
 interactive request, and leaves one of its engine slots free for the next interactive request to
-start at once (an engine of one slot runs one low request at a time). An interactive request
+start at once (an engine of one slot runs one low request at a time); and with ``idle`` set,
+only once the instance has served no interactive request for that long (a batch fills the pauses
+of the interactive traffic: on an engine whose compute both would share, a batch request beside
+an interactive one slows it). An interactive request
 that takes a slot on an instance running low ones, or waits while they hold places it could use,
 preempts them: their ``preempted`` is set, and
 whoever sent them stops them (an engine shares its compute between the sequences it runs) and
@@ -65,6 +68,7 @@ class Slot:
     in_flight: int = 0
     yielding: set[Yielding] = field(default_factory=set)  # of those in flight, the low-priority ones
     draining: bool = False
+    interactive_at: float = float("-inf")  # when it last took or finished an interactive request
 
     def takes(self, adapter: str | None, low: bool) -> bool:
         """Whether it has room for a request for ``adapter`` (of low priority)."""
@@ -99,6 +103,8 @@ class Queue:
     max_waiting: int
     timeout: float = 0.0  # seconds a request may wait; 0 = no limit
     clock: Clock = field(default_factory=SystemClock)
+    idle: float = 0.0  # seconds an instance serves no interactive request before a low one starts
+    _waking: asyncio.Task[None] | None = None  # the wake-up of the low waiters once an instance idles
     slots: dict[int, Slot] = field(default_factory=dict)
     waiting: int = 0
     failures: dict[Any, ModelyardError] = field(default_factory=dict)  # adapter -> why none is coming
@@ -146,11 +152,36 @@ class Queue:
                 else:
                     skip.add(w.adapter)
             blocked = skip
+        self._wake_when_idle()
+
+    def _wake_when_idle(self) -> None:
+        """Low waiters held back only by an instance's recent interactive request: look again
+        once it has been idle long enough (no release comes to say so)."""
+        if not self.idle or (self._waking is not None and not self._waking.done()):
+            return
+        if not any(w.low is not None and not w.future.done() for w in self._line):
+            return
+        now = self.clock.now()
+        due = [
+            s.interactive_at + self.idle - now
+            for s in self.slots.values()
+            if s.takes(s.adapter, True) and s.interactive_at + self.idle > now
+        ]
+        if due:
+            self._waking = asyncio.ensure_future(self._wake_after(min(due)))
+
+    async def _wake_after(self, seconds: float) -> None:
+        await self.clock.sleep(seconds)
+        self.notify()
 
     def set_slot(self, slot: Slot) -> None:
         old = self.slots.get(slot.instance_id)
         if old is not None:
-            slot.in_flight, slot.yielding = old.in_flight, old.yielding
+            slot.in_flight, slot.yielding, slot.interactive_at = (
+                old.in_flight,
+                old.yielding,
+                old.interactive_at,
+            )
         self.slots[slot.instance_id] = slot
         self.failures.pop(slot.adapter, None)
         self.failures.pop(EVERY, None)
@@ -196,8 +227,13 @@ class Queue:
         A new prefix goes to the one home to the fewest, so conversations spread over the caches."""
         best: Slot | None = None
         new = prefix is not None and prefix not in self._homes
+        now = self.clock.now()
+
+        def fits(s: Slot) -> bool:
+            return s.takes(adapter, low) and not (low and now - s.interactive_at < self.idle)
+
         for s in self.slots.values():
-            if not s.takes(adapter, low):
+            if not fits(s):
                 continue
             if (
                 best is None
@@ -212,7 +248,7 @@ class Queue:
         if prefix is None or best is None or prefix not in self._homes:
             return best
         home = self.slots.get(self._homes[prefix])
-        if home is not None and home.takes(adapter, low) and home.in_flight <= best.in_flight:
+        if home is not None and fits(home) and home.in_flight <= best.in_flight:
             self.affinity_hits += 1
             return home
         self.affinity_misses += 1
@@ -224,6 +260,7 @@ class Queue:
             slot.yielding.add(low)
         else:  # the low requests there give way
             _preempt(slot)
+            slot.interactive_at = self.clock.now()
         self.last_used = self.clock.now()
         if prefix is not None:
             before = self._homes.get(prefix)
@@ -266,6 +303,8 @@ class Queue:
             for slot in self.slots.values():
                 if slot.adapter == adapter:
                     _preempt(slot)
+        else:
+            self._wake_when_idle()
         self.waiting += not lows
         deadline = self.clock.now() + self.timeout if self.timeout and not lows else None
         served = False
@@ -307,6 +346,8 @@ class Queue:
         slot.in_flight = max(0, slot.in_flight - 1)
         if low is not None:
             slot.yielding.discard(low)
+        else:
+            slot.interactive_at = self.clock.now()
         self.last_used = self.clock.now()
         self.notify()
 
