@@ -538,7 +538,7 @@ def test_usage_page_with_its_chart_and_quotas(
         json={"input_file_id": uploaded["id"], "endpoint": "/v1/completions", "completion_window": "24h"},
     ).json()
     row = page.get_by_label("Batches").locator(f'tr[data-batch="{batch["id"]}"]')
-    expect(row).to_contain_text("completed")  # polled as it runs
+    expect(row).to_contain_text("completed", timeout=30_000)  # polled as it runs, after the idle wait
     expect(row.get_by_label(f"Progress of {batch['id']}")).to_have_attribute("value", "2")
     expect(row.locator("td").nth(4)).to_have_text("2/2")
     shots("usage")
