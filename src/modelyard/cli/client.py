@@ -224,7 +224,8 @@ class Client:
         boundary = f"modelyard-{secrets.token_hex(12)}"
         parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
                  for k, v in fields.items()]  # fmt: skip
-        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        quoted = name.replace('"', "%22").replace("\r", "").replace("\n", "")
+        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{quoted}"\r\n'
                 "Content-Type: application/octet-stream\r\n\r\n")  # fmt: skip
         body = b"".join(parts) + head.encode() + content + f"\r\n--{boundary}--\r\n".encode()
         return self.request("POST", path, form=(body, f"multipart/form-data; boundary={boundary}"), wait=True)
