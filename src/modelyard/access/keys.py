@@ -103,6 +103,7 @@ class Keys:
         self._checked: dict[str, tuple[float, ApiKey | None]] = {}
         self._any: tuple[float, bool] | None = None
         self._used: dict[str, float] = {}
+        self._named: dict[str, tuple[float, ApiKey | None]] = {}  # batches' keys, by name
 
     def create(
         self,
@@ -137,6 +138,7 @@ class Keys:
     def remove(self, name: str) -> None:
         self.store.delete_key(name)
         self._checked.clear()
+        self._named.clear()
         self._any = None
 
     def required(self) -> bool:
@@ -171,7 +173,11 @@ class Keys:
         priority; Unauthenticated once that key is removed or expired."""
         if account is None:
             return Caller(low=low)
-        key = next((k for k in self.list() if k.name == account), None)
+        now = self._now()
+        seen = self._named.get(account)
+        if seen is None or now - seen[0] > REMEMBER:  # a batch asks for each of its requests
+            seen = self._named[account] = (now, next((k for k in self.list() if k.name == account), None))
+        key = seen[1]
         if key is None:
             raise Unauthenticated(f"the API key {account!r} that made this batch was removed")
         _check_expiry(key)

@@ -167,7 +167,8 @@ class Batches:
         self.files = files
         self.send = send
         self.now = now
-        self.running: dict[str, asyncio.Task[None]] = {}
+        # the batches that run, by id: the task that runs each, and the batch as it stands
+        self.running: dict[str, tuple[asyncio.Task[None], dict[str, Any]]] = {}
         self.closing = False
 
     @property
@@ -210,7 +211,7 @@ class Batches:
         return _shown(batch)
 
     def _start(self, account: str, batch: dict[str, Any], after: Awaitable[None] | None = None) -> None:
-        self.running[batch["id"]] = asyncio.create_task(self._run(account, batch, after))
+        self.running[batch["id"]] = (asyncio.create_task(self._run(account, batch, after)), batch)
 
     async def get(self, bid: str, account: str | None, *, anyone: bool = False) -> dict[str, Any]:
         """The batch ``bid`` of ``account`` (``anyone``: of any key, for an admin)."""
@@ -245,9 +246,7 @@ class Batches:
             raise InvalidRequest(
                 f"the batch {bid!r} is {batch['status']}: only a batch that runs can be cancelled"
             )
-        task = self.running.get(bid)
-        if task is not None:
-            batch = self._batch_of(task) or batch
+        task, batch = self.running.get(bid, (None, batch))
         if batch["status"] != "cancelling":
             batch.update(status="cancelling", cancelling_at=int(self.now()))
             await self._save(batch)
@@ -258,9 +257,6 @@ class Batches:
         else:
             await self._finish(stored.account, batch, "cancelled")
         return _shown((await self._stored(bid, None)).batch)
-
-    def _batch_of(self, task: asyncio.Task[None]) -> dict[str, Any] | None:
-        return getattr(task, "batch", None)
 
     async def recover(self, after: Awaitable[None] | None = None) -> None:
         """Go on with the batches a stopped server left unfinished, once ``after`` is done (the
@@ -276,7 +272,7 @@ class Batches:
     async def close(self) -> None:
         """Stop the running batches where they are: they go on when the server starts again."""
         self.closing = True
-        tasks = list(self.running.values())
+        tasks = [task for task, _ in self.running.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -285,8 +281,6 @@ class Batches:
         await asyncio.to_thread(self.store.update_batch, batch["id"], batch)
 
     async def _run(self, account: str, batch: dict[str, Any], after: Awaitable[None] | None) -> None:
-        task = asyncio.current_task()
-        task.batch = batch  # type: ignore[union-attr]  # cancel reads the batch as it stands
         try:
             if after is not None:
                 await asyncio.shield(after)
