@@ -48,9 +48,12 @@ def gemma_file() -> Iterator[Path]:
         yield path
 
 
-def start_server(home: str, port: int, **popen: Any) -> subprocess.Popen[bytes]:
-    """`modelyard serve` as a user runs it, on ``home``, once it answers."""
-    env = {**os.environ, "MODELYARD_HOME": home, "MODELYARD_PORT": str(port)}
+def start_server(
+    home: str, port: int, settings: dict[str, str] | None = None, **popen: Any
+) -> subprocess.Popen[bytes]:
+    """`modelyard serve` as a user runs it, on ``home`` (with ``settings``: MODELYARD_*
+    variables), once it answers."""
+    env = {**os.environ, **(settings or {}), "MODELYARD_HOME": home, "MODELYARD_PORT": str(port)}
     llama = Path.home() / ".modelyard" / "bin" / "llama-server"
     if llama.exists():
         env["MODELYARD_LLAMA_SERVER"] = str(llama)
@@ -63,14 +66,14 @@ def start_server(home: str, port: int, **popen: Any) -> subprocess.Popen[bytes]:
 
 
 @contextmanager
-def modelyard_server(envs: Path | None = None) -> Iterator[str]:
+def modelyard_server(envs: Path | None = None, settings: dict[str, str] | None = None) -> Iterator[str]:
     """`modelyard serve` as a user runs it, with a fresh home (sharing the managed Python
-    environments in ``envs``, such as vLLM's)."""
+    environments in ``envs``, such as vLLM's), and ``settings`` (MODELYARD_* variables)."""
     with tempfile.TemporaryDirectory() as home:
         if envs is not None:
             (Path(home) / "envs").symlink_to(envs)
         port = free_port()
-        proc = start_server(home, port)
+        proc = start_server(home, port, settings)
         try:
             yield f"http://127.0.0.1:{port}"
         finally:

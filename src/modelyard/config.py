@@ -87,6 +87,11 @@ class Settings(BaseSettings):
         description="seconds an instance serves no interactive request before a batch request starts on it; "
         "0: beside them (preempted as they come)",
     )
+    routing: Literal["prefix", "least-loaded"] = Field(
+        default="prefix",
+        description="how a text request picks a replica: prefix (where its prompt is cached, waiting "
+        "for it when that saves time) or least-loaded (the fewest requests in flight)",
+    )
     health_timeout: float = Field(default=120.0, gt=0, description="seconds an engine has to become ready")
     stop_grace: float = Field(default=10.0, ge=0, description="seconds between SIGTERM and SIGKILL")
     switch_timeout: float = Field(

@@ -18,6 +18,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from modelyard.runtime.routing import REASONS
+
 if TYPE_CHECKING:
     from modelyard.hub.jobs import Downloads
     from modelyard.monitor.sampler import Monitor
@@ -170,20 +172,35 @@ class _State(Collector):
         flight = GaugeMetricFamily(
             "modelyard_requests_in_flight", "Requests an engine works on", labels=["model"]
         )
-        affinity = CounterMetricFamily(
-            "modelyard_affinity_routes",
-            "Requests with a prompt prefix seen before: sent to the instance that served it (hit), or not",
-            labels=["model", "outcome"],
+        hits = CounterMetricFamily(
+            "modelyard_prefix_hits",
+            "Text requests sent to a replica holding the most of their prompt that any held",
+            labels=["model"],
+        )
+        misses = CounterMetricFamily(
+            "modelyard_prefix_misses",
+            "Text requests that missed: no replica held their prompt (cold), the one that did was "
+            "busy (busy), held less than thought (evicted), or their session's left (gone)",
+            labels=["model", "reason"],
+        )
+        saved = CounterMetricFamily(
+            "modelyard_prefix_saved_tokens",
+            "Prompt tokens the hits did not prefill again, as estimated when routed",
+            labels=["model"],
         )
         serving = rt.serving()
         for s in serving:
             waiting.add_metric([s.model], s.waiting)
             flight.add_metric([s.model], s.in_flight)
-            affinity.add_metric([s.model, "hit"], s.affinity_hits)
-            affinity.add_metric([s.model, "miss"], s.affinity_misses)
+            hits.add_metric([s.model], s.prefix_hits)
+            for reason in REASONS:
+                misses.add_metric([s.model, reason], s.prefix_misses.get(reason, 0))
+            saved.add_metric([s.model], s.prefix_saved)
         yield waiting
         yield flight
-        yield affinity
+        yield hits
+        yield misses
+        yield saved
         instances = GaugeMetricFamily(
             "modelyard_instances", "Engine instances by state", labels=["model", "state"]
         )

@@ -1,5 +1,6 @@
 """The bounded queue: overflow gets 503 + Retry-After at once, a client that leaves the queue is
-gone from it, and requests spread over replicas by fewest in flight. An instance of llama-server
+gone from it, requests spread over replicas by fewest in flight, and conversations go back to
+the replica that caches them. An instance of llama-server
 takes its slot's request and one more, which waits in its own queue (so that the slot starts it
 the moment it frees); llama-cpp-python's server takes one: ``full()`` takes what it takes."""
 
@@ -134,3 +135,26 @@ def test_replicas_share_the_load(server: RunningServer, gemma: Path) -> None:
 
     asyncio.run(scenario())
     eventually(lambda: queue.in_flight == 0, what="no request in flight")
+
+    # two conversations at once go to different replicas; their next turns, at once again, each
+    # to the replica whose prompt cache holds it: the engine says it computed only the new words
+    def notes(topic: str) -> str:
+        return "".join(f"{topic} note {i}: box {i} holds {i * 7 % 101} stones.\n" for i in range(30))
+
+    async def turns(prompts: list[str]) -> list[dict[str, int]]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
+            answers = await asyncio.gather(*(
+                http.post("/v1/completions", json={"model": "gemma3", "prompt": p, "max_tokens": 1})
+                for p in prompts
+            ))  # fmt: skip
+        return [a.json()["timings"] for a in answers]
+
+    first = asyncio.run(turns([notes("apple"), notes("river")]))
+    again = asyncio.run(turns([notes("apple") + "Count them:", notes("river") + "Count them:"]))
+    for cold, warm in zip(first, again, strict=True):
+        # (its last tokens may be cut otherwise once words follow: computed again)
+        assert warm["cache_n"] >= cold["prompt_n"] - 8
+        assert warm["prompt_n"] < 16
+    metrics = server.http.get("/metrics").text
+    assert 'modelyard_prefix_hits_total{model="gemma3"} 2.0' in metrics
+    assert 'modelyard_prefix_misses_total{model="gemma3",reason="cold"} 2.0' in metrics

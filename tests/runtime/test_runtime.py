@@ -19,6 +19,7 @@ from modelyard.errors import (
     QueueTimeout,
 )
 from modelyard.runtime.queue import ClientGone
+from modelyard.runtime.routing import Prompt, Route
 from modelyard.runtime.runtime import Runtime
 from runtime.fake_clock import settle
 from runtime.fakes import harness, run, stays, until
@@ -45,42 +46,26 @@ async def test_requests_go_to_the_least_busy_instance_and_overflow_is_refused_at
 
 
 @run
-async def test_a_conversation_goes_back_to_the_instance_that_holds_its_prefix(tmp_path: Path) -> None:
-    """Session affinity: a prompt prefix seen before goes to its instance while that one has
-    room (its prompt cache holds the prefix), elsewhere when it is full."""
+async def test_a_conversation_goes_back_to_the_replica_that_caches_it(tmp_path: Path) -> None:
+    """The runtime hands a request's route to its model's queue (routing: test_routing.py)."""
     async with harness(tmp_path) as h:
         h.add("m")
         await h.runtime.load("m", replicas=2)
         model = h.library.get("m")
         assert h.runtime.replicated("m")
-        queue, a = await h.runtime.acquire(model, None, stays, prefix=111)
-        _, b = await h.runtime.acquire(model, None, stays, prefix=222)
-        assert a.instance_id != b.instance_id  # new prefixes: the least busy
-        queue.release(a)
-        queue.release(b)
-        # prefix 111 again: its own instance (the other one is as idle)
-        _, again = await h.runtime.acquire(model, None, stays, prefix=222)
-        _, first = await h.runtime.acquire(model, None, stays, prefix=111)
-        assert (again.instance_id, first.instance_id) == (b.instance_id, a.instance_id)
-        assert (queue.affinity_hits, queue.affinity_misses) == (2, 0)
-        queue.release(again)
-        # its instance full (one slot each here): the other takes it, and it lives there now
-        _, moved = await h.runtime.acquire(model, None, stays, prefix=111)
-        assert moved.instance_id == b.instance_id
-        assert queue.affinity_misses == 1
-        queue.release(first)
-        queue.release(moved)
-        _, back = await h.runtime.acquire(model, None, stays, prefix=111)
-        assert back.instance_id == b.instance_id
-        queue.release(back)
-        # new conversations one after another, each while both are idle: each goes to the
-        # instance home to fewer (b is to 111 and 222, a to none), the first of them on a tie
-        homes = []
-        for prefix in (333, 444, 555, 666):
-            _, slot = await h.runtime.acquire(model, None, stays, prefix=prefix)
-            queue.release(slot)
-            homes.append(slot.instance_id)
-        assert homes == [a.instance_id, a.instance_id, a.instance_id, b.instance_id]
+        opening = "You answer in rhymes. " * 100
+
+        async def turn(text: str) -> int:
+            route = Route(Prompt.of(text))
+            queue, slot = await h.runtime.acquire(model, None, stays, route=route)
+            queue.release(slot, route=route)
+            return slot.instance_id
+
+        first, other = await turn(opening + "hi"), await turn("Another opening. " * 100)
+        assert first != other  # new prompts: spread over the replicas
+        assert await turn(opening + "hi, and more") == first
+        routing = h.runtime.queues["m"].routing
+        assert (routing.hits, routing.misses["cold"]) == (1, 2)
 
 
 @run

@@ -55,6 +55,9 @@ class EngineSpec:
     # Requests it may hold beyond its slots, in its own first-come-first-served queue, each
     # started the moment a slot frees: a slot never idles for the gateway's round trip.
     queued: int = 0
+    # Prompt tokens it keeps for reuse (its KV cache, and a prompt cache beside it), for routing
+    # by what each replica holds; None: not known.
+    cache_tokens: int | None = None
     files: dict[str, str] = field(default_factory=dict)  # name -> text, written into FOLDER
     runtime: str = ""  # which program runs it, for people
     # The variable the engine reads its API key from: each start gets a key of its own, which

@@ -185,11 +185,8 @@ class LlamaCppFamily:
         return fit_gguf(model, self.config(model, options, adapter, len(free_vram)), free_ram, free_vram)
 
 
-def prompt_cache_mib(model: Model, o: LlamaCppOptions) -> int:
-    """The size of llama-server's prompt cache: as set, else room for one full context's KV
-    cache (at least 64 MiB, at most llama.cpp's own default of 8 GiB)."""
-    if o.cache_ram is not None:
-        return o.cache_ram
+def kv_bytes_per_token(model: Model, o: LlamaCppOptions) -> float:
+    """Bytes of KV cache a token takes (0: the model's facts do not say)."""
     f = model.facts
 
     def num(key: str) -> int:
@@ -199,15 +196,33 @@ def prompt_cache_mib(model: Model, o: LlamaCppOptions) -> int:
     heads = num("head_count")
     k_len = num("key_length") or (num("embedding_length") // heads if heads else 0)
     v_len = num("value_length") or k_len
-    per_token = (
+    return (
         num("block_count")
         * (num("head_count_kv") or heads)
         * (CACHE_BYTES[o.cache_type_k] * k_len + CACHE_BYTES[o.cache_type_v] * v_len)
     )
+
+
+def prompt_cache_mib(model: Model, o: LlamaCppOptions) -> int:
+    """The size of llama-server's prompt cache: as set, else room for one full context's KV
+    cache (at least 64 MiB, at most llama.cpp's own default of 8 GiB)."""
+    if o.cache_ram is not None:
+        return o.cache_ram
+    per_token = kv_bytes_per_token(model, o)
     if not per_token:
         return 256
     n_ctx = o.n_ctx or model.context_length or 4096
     return max(64, min(8192, math.ceil(per_token * n_ctx / MiB)))
+
+
+def cached_tokens(model: Model, o: LlamaCppOptions) -> int | None:
+    """Prompt tokens llama-server keeps for reuse: its slots' context, and its prompt cache
+    (None: the model's facts do not say how big a token is)."""
+    per_token = kv_bytes_per_token(model, o)
+    if not per_token:
+        return None
+    n_ctx = o.n_ctx or model.context_length or 4096
+    return n_ctx + int(prompt_cache_mib(model, o) * MiB // per_token)
 
 
 def speculation_args(o: LlamaCppOptions) -> list[str]:
@@ -441,6 +456,7 @@ class LlamaServer(LlamaCppFamily):
             health_path="/health",
             slots=o.parallel,
             queued=o.parallel,
+            cache_tokens=cached_tokens(model, o),
             files=files,
             runtime="llama-server",
             key_env="LLAMA_API_KEY",

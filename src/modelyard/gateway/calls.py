@@ -17,7 +17,7 @@ from fastapi import Request
 from modelyard.errors import EngineError, ModelyardError, Unsupported
 from modelyard.gateway.checks import admission_of, caller_of, fits_context
 from modelyard.gateway.exchange import TAIL, Exchange
-from modelyard.gateway.upstream import prefix_of, send
+from modelyard.gateway.upstream import SESSION, prompt_of, send
 from modelyard.http_errors import engine_refusal, status_of
 from modelyard.runtime.admission import Disconnected, Ticket
 from modelyard.runtime.queue import ClientGone
@@ -103,11 +103,13 @@ async def engine_call(
     *,
     named: bool = True,
     disconnected: Disconnected | None = None,
+    session: str | None = None,
 ) -> AsyncIterator[Answer]:
     """POST ``payload`` (its model set to the served name, unless ``named`` is off: an API with
     no such field) to an instance of ``ticket``'s model and hold the answer open; the slot is
     freed when the block ends, and the request is counted in the metrics and the usage.
-    ``disconnected``: whether the client has gone (its connection's, unless given)."""
+    ``disconnected``: whether the client has gone (its connection's, unless given); ``session``:
+    the conversation it belongs to, for routing (the X-Session-Id header's, unless given)."""
     exchange = Exchange.of(request, ticket.model.name, endpoint)
     status = 502
     try:
@@ -115,9 +117,11 @@ async def engine_call(
         text = endpoint in ("chat", "completions")
         if text:
             fits_context(body, ticket.model, ticket.context)
-        prefix = prefix_of(body) if text and ticket.replicated else None  # to the replica that has it cached
+        # to the replica that has it cached
+        session = session or request.headers.get(SESSION)
+        prompt = prompt_of(body, session) if text and ticket.replicated else None
         sent = await send(
-            request, ticket, path, body, exchange=exchange, prefix=prefix, disconnected=disconnected
+            request, ticket, path, body, exchange=exchange, prompt=prompt, disconnected=disconnected
         )
         try:
             status = 499  # unless the block ends: the client left
@@ -164,12 +168,12 @@ class Translator(Protocol):
 
 
 async def translated_chat(
-    request: Request, ticket: Ticket, chat: dict[str, Any], out: Translator
+    request: Request, ticket: Ticket, chat: dict[str, Any], out: Translator, session: str | None = None
 ) -> AsyncIterator[bytes]:
     """The engine's chat completion stream for ``chat`` as ``out``'s events: its opening once the
     answer has begun (an error answer raises before it), then each chunk's; the caller writes
-    the end."""
-    async with engine_call(request, ticket, "chat", "/v1/chat/completions", chat) as up:
+    the end. ``session``: see engine_call."""
+    async with engine_call(request, ticket, "chat", "/v1/chat/completions", chat, session=session) as up:
         chunks = up.events()
         first = await anext(chunks, None)
         yield out.start()

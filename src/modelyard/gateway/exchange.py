@@ -14,6 +14,7 @@ from fastapi import Request
 
 from modelyard.gateway.checks import caller_of, state_of
 from modelyard.metrics import Metrics, Series
+from modelyard.runtime.admission import Lease
 from modelyard.usage.meter import Meter
 
 # a "usage" object, with at most one level of objects inside (prompt_tokens_details)
@@ -38,9 +39,12 @@ def counted(answer: bytes) -> tuple[int, int]:
 @dataclass(frozen=True, slots=True)
 class Timings:
     """What llama-server (and modelyard's runner) report beside the usage: prompt tokens its
-    cache held, tokens drafted and accepted, and the decode (tokens, milliseconds)."""
+    cache held and those it computed (in milliseconds), tokens drafted and accepted, and the
+    decode (tokens, milliseconds)."""
 
     cached: int = 0
+    prompt: int = 0
+    prompt_ms: float = 0.0
     drafted: int = 0
     accepted: int = 0
     decoded: int = 0
@@ -55,6 +59,8 @@ def timings_of(answer: bytes) -> Timings:
     t = orjson.loads(m.group(1))
     return Timings(
         cached=int(t.get("cache_n") or 0),
+        prompt=int(t.get("prompt_n") or 0),
+        prompt_ms=float(t.get("prompt_ms") or 0.0),
         drafted=int(t.get("draft_n") or 0),
         accepted=int(t.get("draft_n_accepted") or 0),
         decoded=int(t.get("predicted_n") or 0),
@@ -107,6 +113,9 @@ class Exchange:
     images: int = 0
     timings: Timings = Timings()  # cached prompt tokens, drafts, the decode, as the engine says
     placed: bool = False  # it had a slot once (a retry waits again, not counted again)
+    lease: Lease | None = None  # its slot (the last one, after retries)
+    leased: float = 0.0  # when it had that slot
+    first: float = 0.0  # when its answer's first chunk went out
     done: bool = False
 
     @classmethod
@@ -119,18 +128,20 @@ class Exchange:
             metrics, state.meter, model, endpoint, caller_of(request).account, metrics.series(model, endpoint)
         )
 
-    def waited(self) -> None:
+    def waited(self, lease: Lease) -> None:
         """It has a slot now."""
+        self.lease, self.leased = lease, time.perf_counter()
         if not self.placed:
             self.placed = True
-            self.series.wait.observe(time.perf_counter() - self.start)
+            self.series.wait.observe(self.leased - self.start)
 
     def retried(self) -> None:
         self.series.retries.inc()
 
     def began(self) -> None:
         """Its answer's first chunk went out."""
-        self.series.ttft.observe(time.perf_counter() - self.start)
+        self.first = time.perf_counter()
+        self.series.ttft.observe(self.first - self.start)
 
     def answered(self, answer: bytes) -> None:
         """Count what the engine reports in ``answer`` (a body, or a stream's last chunks)."""
@@ -170,3 +181,9 @@ class Exchange:
             self.model, self.key, requests=1, tokens_in=self.tokens_in, tokens_out=self.tokens_out,
             images=self.images,
         )  # fmt: skip
+        if self.lease is not None and status in (200, 499):  # what routing learns of the engine
+            if t.prompt_ms > 0:  # the engine's own count and time of its prefill
+                self.lease.report(t.prompt + t.cached, t.cached, t.prompt_ms / 1000)
+            else:  # from the usage, and the time to a stream's first chunk
+                prefill = self.first - self.leased if self.first > self.leased else None
+                self.lease.report(self.tokens_in, None, prefill)

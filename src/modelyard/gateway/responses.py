@@ -73,12 +73,20 @@ async def create(request: Request) -> Response:
         await inline_files(chat, "chat", ticket.model.category, client_files_of(request), caller)
         rid = items.new_id("resp")
         force = tools.forced(chat)
+        key = payload.get("prompt_cache_key")
+        session = key if isinstance(key, str) and key else None  # routes the conversation
 
         async def answered(disconnected: Disconnected | None = None) -> dict[str, Any]:
             """The engine's whole answer, as a chat completion (with the calls forced)."""
             sent = chat if force is None else tools.constrained(chat, force)
             async with engine_call(
-                request, ticket, "chat", "/v1/chat/completions", sent, disconnected=disconnected
+                request,
+                ticket,
+                "chat",
+                "/v1/chat/completions",
+                sent,
+                disconnected=disconnected,
+                session=session,
             ) as up:
                 answer = await up.json()
             return answer if force is None else tools.answer_with_calls(answer, force)
@@ -109,7 +117,7 @@ async def create(request: Request) -> Response:
     out = items.StreamTranslator(rid, body.model, payload)
 
     async def translate() -> AsyncIterator[bytes]:
-        async for piece in translated_chat(request, ticket, chat, out):
+        async for piece in translated_chat(request, ticket, chat, out, session):
             yield piece
         end = out.end()
         await turn.kept(out.response)

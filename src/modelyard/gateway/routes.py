@@ -55,7 +55,7 @@ from modelyard.gateway.protocol import (
 )
 from modelyard.gateway.proxy import relay
 from modelyard.gateway.upscaling import STEP, generate_then_upscale
-from modelyard.gateway.upstream import prefix_of, send, upstream_of
+from modelyard.gateway.upstream import SESSION, prompt_of, send, upstream_of
 from modelyard.http_errors import OPENAI
 from modelyard.runtime.admission import Ticket, stays
 from modelyard.runtime.queue import ClientGone
@@ -387,9 +387,10 @@ async def _route(
         content = raw if form else await _payload(request, raw, ticket.served, name, endpoint, model.category)
         if quiet_usage:
             content = _asking_usage(content)
-        prefix = prefix_of(raw, cache_key) if endpoint in TEXT and ticket.replicated else None
+        session = request.headers.get(SESSION) or cache_key
+        prompt = prompt_of(raw, session) if endpoint in TEXT and ticket.replicated else None
         kind = request.headers["content-type"] if form else "application/json"
-        sent = await send(request, ticket, path, content, exchange=exchange, content_type=kind, prefix=prefix)
+        sent = await send(request, ticket, path, content, exchange=exchange, content_type=kind, prompt=prompt)
         return await relay(sent, stream=stream, exchange=exchange, quiet_usage=quiet_usage)
     except ClientGone:
         if exchange is not None:

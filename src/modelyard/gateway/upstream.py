@@ -21,6 +21,7 @@ from modelyard.errors import EngineError
 from modelyard.gateway.checks import state_of
 from modelyard.gateway.exchange import Exchange
 from modelyard.runtime.admission import Disconnected, Lease, Ticket
+from modelyard.runtime.routing import Prompt, Route
 
 log = logging.getLogger(__name__)
 LARGE = 1 << 20  # bytes of a body above which aiohttp wants a file-like object (audio, images)
@@ -87,19 +88,21 @@ async def send(
     *,
     exchange: Exchange | None = None,
     content_type: str = "application/json",
-    prefix: int | None = None,
+    prompt: Prompt | None = None,
     disconnected: Disconnected | None = None,
 ) -> Sent:
     """POST ``body`` to ``path`` on an instance of ``ticket``'s model and wait for the answer to
     begin. An engine that dropped the connection before answering gets it once more, on a new
     connection; one that could not be reached at all leaves the rotation, and the request goes to
     another instance (or waits for its restart). ``exchange`` hears of the wait and each retry;
-    ``disconnected`` (the client's, unless given) stops the wait for a slot."""
+    ``prompt`` (a text request's) routes it where it is cached; ``disconnected`` (the client's,
+    unless given) stops the wait for a slot."""
     dropped = refused = 0
     while True:
-        lease = await ticket.lease(disconnected or request.is_disconnected, prefix=prefix)
+        route = Route(prompt) if prompt is not None else None
+        lease = await ticket.lease(disconnected or request.is_disconnected, route=route)
         if exchange is not None:
-            exchange.waited()
+            exchange.waited(lease)
         url = lease.url + path
         data = body if len(body) <= LARGE else io.BytesIO(body)  # a big one goes in pieces
         session = upstream_of(request).session(fresh=dropped > 0)
@@ -133,23 +136,26 @@ async def send(
         return Sent(response, lease)
 
 
-PREFIX = 4096  # characters of a conversation's opening that name it for session affinity
+SESSION = "x-session-id"  # the header that names a conversation, for routing
 
 
-def prefix_of(raw: bytes, cache_key: str | None = None) -> int | None:
-    """A hash of what opens a request's conversation: its system prompt and first user message
-    (which stay as the conversation grows), or its prompt's beginning; for the queue's session
-    affinity. ``cache_key`` (the client's prompt_cache_key) names it instead, when given. None
-    when it has neither."""
-    if cache_key:
-        return hash(("prompt_cache_key", cache_key))
+def prompt_of(raw: bytes, session: str | None = None) -> Prompt | None:
+    """What routing reads of a text request (see routing.py): its prompt as text, the tools and
+    messages of a chat in their order (so that a conversation's next turn begins as its last
+    did), or a completion's prompt; and its session (X-Session-Id, or prompt_cache_key). None
+    when it has no prompt."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-    messages = body.get("messages") if isinstance(body, dict) else None
-    if isinstance(messages, list) and messages and isinstance(messages[0], dict):
-        opening = messages[:2] if messages[0].get("role") in ("system", "developer") else messages[:1]
-        return hash(orjson.dumps(opening)[:PREFIX])
-    prompt = body.get("prompt") if isinstance(body, dict) else None
-    return hash(prompt[:PREFIX]) if isinstance(prompt, str) and prompt else None
+    if not isinstance(body, dict):
+        return None
+    messages = body.get("messages")
+    if isinstance(messages, list) and messages:
+        tools = body.get("tools")
+        text = (orjson.dumps(tools) if tools else b"") + orjson.dumps(messages)
+        return Prompt.of(text, session)
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and prompt and isinstance(prompt[0], str):
+        prompt = prompt[0]
+    return Prompt.of(prompt, session) if isinstance(prompt, str) and prompt else None

@@ -20,6 +20,7 @@ from modelyard.backends.base import AnyBackend
 from modelyard.catalog.records import Model
 from modelyard.errors import ModelyardError, Unsupported
 from modelyard.runtime.queue import Queue, Slot, Yielding
+from modelyard.runtime.routing import Route
 
 if TYPE_CHECKING:
     from modelyard.runtime.runtime import Runtime
@@ -53,6 +54,7 @@ class Lease:
     slot: Slot
     runtime: Runtime = field(repr=False)
     low: Yielding | None = None  # a low-priority request's (a batch's)
+    route: Route | None = None  # a text request's way, by its prompt
     released: bool = False
 
     @property
@@ -67,7 +69,12 @@ class Lease:
     def release(self) -> None:
         if not self.released:
             self.released = True
-            self.queue.release(self.slot, self.low)
+            self.queue.release(self.slot, self.low, self.route)
+
+    def report(self, tokens: int, cached: int | None, prefill: float | None) -> None:
+        """What the engine said of the prompt (see Routing.learn): routing learns from it."""
+        if self.route is not None:
+            self.queue.routing.learn(self.route, tokens, cached, prefill)
 
     def unreachable(self) -> None:
         """No connection could be made: the instance leaves the rotation (see Runtime)."""
@@ -96,22 +103,22 @@ class Ticket:
 
     @property
     def replicated(self) -> bool:
-        """Whether it has more than one instance to choose from (the prompt's prefix then picks)."""
+        """Whether it has more than one instance to choose from (its prompt then picks)."""
         return self.runtime.replicated(self.model.name)
 
-    async def lease(self, disconnected: Disconnected = stays, *, prefix: int | None = None) -> Lease:
-        """A slot on a ready instance; waits in the model's bounded queue. ``prefix``: the
-        prompt's beginning, hashed: the instance that served it before is preferred."""
+    async def lease(self, disconnected: Disconnected = stays, *, route: Route | None = None) -> Lease:
+        """A slot on a ready instance; waits in the model's bounded queue. ``route``: a text
+        request's prompt, which routing sends where it is cached (routing.py)."""
         queue, slot = await self.runtime.acquire(
             self.model,
             self.adapter,
             disconnected,
             load=self.load,
             by=self.account,
-            prefix=prefix,
+            route=route,
             low=self.low,
         )
-        return Lease(self.model.name, queue, slot, self.runtime, self.low)
+        return Lease(self.model.name, queue, slot, self.runtime, self.low, route)
 
 
 class Admission:

@@ -17,6 +17,7 @@ from modelyard.runtime.clock import Clock
 from modelyard.runtime.comeback import HeldBack
 from modelyard.runtime.executor import Engine, Executor, LogRef, Usage
 from modelyard.runtime.queue import Queue
+from modelyard.runtime.routing import Routing
 from modelyard.runtime.serving import Serving
 from modelyard.runtime.supervisor import Live, Setup
 
@@ -58,6 +59,7 @@ class Fleet:
                 timeout=self.settings.queue_timeout,
                 clock=self.clock,
                 idle=self.settings.batch_idle,
+                routing=Routing(policy=self.settings.routing),
             )
         return queue
 
@@ -85,8 +87,9 @@ class Fleet:
                     instances=dict(Counter(str(live.state) for live in lives)),
                     waiting=queue.waiting if queue else 0,
                     in_flight=queue.in_flight if queue else 0,
-                    affinity_hits=queue.affinity_hits if queue else 0,
-                    affinity_misses=queue.affinity_misses if queue else 0,
+                    prefix_hits=queue.routing.hits if queue else 0,
+                    prefix_misses=dict(queue.routing.misses) if queue else {},
+                    prefix_saved=round(queue.routing.saved) if queue else 0,
                     idle=self.clock.now() - queue.last_used if queue else 0.0,
                     kept_for=self.kept_for(name),
                     context=self._context(running) if running is not None else None,

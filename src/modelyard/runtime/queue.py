@@ -2,11 +2,11 @@
 
 Requests wait here (up to ``max_waiting`` of them, each up to ``timeout`` seconds) until an
 instance has room (its slots, and for an engine with a queue of its own as many again, so that a
-freed slot starts its next request at once); a request goes to the ready instance with the fewest
-requests in flight; of those as free, the one that served the request's prompt prefix before,
-whose prompt cache holds it (session affinity, which never unbalances the load), and for a new
-prefix the one whose cache holds the fewest conversations. A freed place goes straight to the
-first waiter that can use it: first come first served, and no waiter wakes for nothing.
+freed slot starts its next request at once). Which instance a request goes to is routing's
+choice (routing.py): for a text request, the one where its prefill and wait cost least, given
+what each replica's prompt cache holds, and it may wait for a busy replica that holds its
+prompt; for the others, the one with the fewest requests in flight. A freed place goes straight
+to the first waiter that can use it: first come first served, and no waiter wakes for nothing.
 Beyond ``max_waiting`` the caller gets QueueFull at once, past ``timeout`` QueueTimeout. A start
 that fails while requests wait hands them its error (``fail``); a waiter whose client disconnects
 leaves the queue. Slots of instances being drained (an unload, a switch) take nothing new.
@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter, OrderedDict, deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from modelyard.errors import ModelyardError, QueueFull, QueueTimeout
 from modelyard.runtime.clock import Clock, SystemClock
+from modelyard.runtime.routing import Choice, Route, Routing
 
 POLL = 0.25  # seconds between looks at whether a waiting client is still there (and the deadline)
 EVERY: Any = object()  # as an adapter: the waiters of every adapter
@@ -69,6 +70,8 @@ class Slot:
     yielding: set[Yielding] = field(default_factory=set)  # of those in flight, the low-priority ones
     draining: bool = False
     interactive_at: float = float("-inf")  # when it last took or finished an interactive request
+    cache_tokens: int | None = None  # prompt tokens its engine keeps for reuse; None: not known
+    routes: set[Route] = field(default_factory=set)  # of those in flight, the routed ones
 
     def takes(self, adapter: str | None, low: bool) -> bool:
         """Whether it has room for a request for ``adapter`` (of low priority)."""
@@ -84,17 +87,16 @@ class _Waiter:
 
     adapter: Any
     future: asyncio.Future[Slot]
-    prefix: int | None = None
+    route: Route | None = None
     low: Yielding | None = None
+    since: float = 0.0  # when it came
+    until: float | None = None  # how long it may wait for the busy replica that holds its prompt
 
 
 def _preempt(slot: Slot) -> None:
     for low in slot.yielding:
         if low.preemptible:
             low.preempted.set()
-
-
-HOMES = 4096  # prompt prefixes remembered per model, the least recently used forgotten first
 
 
 @dataclass
@@ -104,7 +106,8 @@ class Queue:
     timeout: float = 0.0  # seconds a request may wait; 0 = no limit
     clock: Clock = field(default_factory=SystemClock)
     idle: float = 0.0  # seconds an instance serves no interactive request before a low one starts
-    _waking: asyncio.Task[None] | None = None  # the wake-up of the low waiters once an instance idles
+    _waking: asyncio.Task[None] | None = None  # the next look at waiters held back (see _wake_later)
+    _waking_at: float = 0.0
     slots: dict[int, Slot] = field(default_factory=dict)
     waiting: int = 0
     failures: dict[Any, ModelyardError] = field(default_factory=dict)  # adapter -> why none is coming
@@ -113,11 +116,7 @@ class Queue:
     # the waiters in the order they came; a freed slot goes straight to the first that can use it
     _line: deque[_Waiter] = field(default_factory=deque)
     _dispatching: bool = False
-    # prompt prefix -> the instance that last served it (its prompt cache holds it)
-    _homes: OrderedDict[int, int] = field(default_factory=OrderedDict)
-    _held: Counter[int] = field(default_factory=Counter)  # instance -> the prefixes it is home to
-    affinity_hits: int = 0  # requests that went to their prefix's instance
-    affinity_misses: int = 0  # requests whose prefix's instance was busy or gone
+    routing: Routing = field(default_factory=Routing)
 
     def __post_init__(self) -> None:
         self.last_used = self.clock.now()
@@ -133,42 +132,52 @@ class Queue:
             asyncio.get_running_loop().call_soon(self._dispatch)
 
     def _dispatch(self) -> None:
-        """Each waiter in turn gets a free slot serving its adapter, or the failure that says
-        none is coming; once an adapter has no free slot, its later waiters keep waiting. The
-        interactive waiters go first; a low one only when none of its adapter is left waiting.
-        No waiter wakes for nothing, so a release costs the same with 1 or 1,000 waiting."""
+        """Each waiter in turn gets a free slot serving its adapter (where routing sends it), or
+        the failure that says none is coming; once an adapter has no free slot, its later
+        waiters keep waiting (a waiter held for a busy replica that holds its prompt lets those
+        behind it have the free ones). The interactive waiters go first; a low one only when
+        none of its adapter is left waiting. No waiter wakes for nothing, so a release costs the
+        same with 1 or 1,000 waiting."""
         self._dispatching = False
+        now = self.clock.now()
         blocked: set[Any] = set()  # adapters an interactive waiter still waits for
         for low in (False, True):
             skip = set(blocked)
+            held: Counter[int] = Counter()  # waiters held for each busy replica, in line so far
             for w in self._line:
                 if (w.low is not None) != low or w.future.done() or w.adapter in skip:
                     continue
-                slot = self._pick(w.adapter, w.prefix, low)
-                if slot is not None:
-                    w.future.set_result(self._take(slot, w.prefix, w.low))
+                choice = self._pick(w.adapter, w.route, low, now - w.since, held)
+                w.until = choice.until
+                if choice.slot is not None:
+                    w.future.set_result(self._take(choice.slot, w.route, w.low))
                 elif (failed := self.failure(w.adapter)) is not None:
                     w.future.set_exception(failed)
+                elif choice.home is not None:
+                    held[choice.home] += 1
                 else:
                     skip.add(w.adapter)
             blocked = skip
-        self._wake_when_idle()
+        self._wake_later()
 
-    def _wake_when_idle(self) -> None:
-        """Low waiters held back only by an instance's recent interactive request: look again
-        once it has been idle long enough (no release comes to say so)."""
-        if not self.idle or (self._waking is not None and not self._waking.done()):
-            return
-        if not any(w.low is not None and not w.future.done() for w in self._line):
-            return
+    def _wake_later(self) -> None:
+        """Waiters that a free slot may take later with no release to say so: low ones held back
+        by an instance's recent interactive request (until it has idled long enough), and those
+        held for a busy replica (until that is no longer worth it). Look again then."""
         now = self.clock.now()
-        due = [
-            s.interactive_at + self.idle - now
-            for s in self.slots.values()
-            if s.takes(s.adapter, True) and s.interactive_at + self.idle > now
-        ]
-        if due:
-            self._waking = asyncio.ensure_future(self._wake_after(min(due)))
+        due = [w.until for w in self._line if w.until is not None and not w.future.done()]
+        if self.idle and any(w.low is not None and not w.future.done() for w in self._line):
+            due += [s.interactive_at + self.idle for s in self.slots.values() if s.takes(s.adapter, True)]
+        due = [d for d in due if d > now]
+        if not due:
+            return
+        at = min(due)
+        if self._waking is not None and not self._waking.done():
+            if self._waking_at <= at:
+                return
+            self._waking.cancel()
+        self._waking_at = at
+        self._waking = asyncio.ensure_future(self._wake_after(at - now))
 
     async def _wake_after(self, seconds: float) -> None:
         await self.clock.sleep(seconds)
@@ -177,10 +186,11 @@ class Queue:
     def set_slot(self, slot: Slot) -> None:
         old = self.slots.get(slot.instance_id)
         if old is not None:
-            slot.in_flight, slot.yielding, slot.interactive_at = (
+            slot.in_flight, slot.yielding, slot.interactive_at, slot.routes = (
                 old.in_flight,
                 old.yielding,
                 old.interactive_at,
+                old.routes,
             )
         self.slots[slot.instance_id] = slot
         self.failures.pop(slot.adapter, None)
@@ -189,6 +199,7 @@ class Queue:
 
     def drop_slot(self, instance_id: int) -> None:
         self.slots.pop(instance_id, None)
+        self.routing.gone(instance_id)
         self.notify()
 
     def fail(self, error: ModelyardError | None, adapter: Any = EVERY) -> None:
@@ -221,57 +232,36 @@ class Queue:
     def in_flight_of(self, ids: Iterable[int]) -> int:
         return sum(self.slots[i].in_flight for i in ids if i in self.slots)
 
-    def _pick(self, adapter: str | None, prefix: int | None = None, low: bool = False) -> Slot | None:
-        """The free instance with the fewest requests in flight; of those as free, the one that
-        served the request's prefix before (its prompt cache holds it): affinity never unbalances.
-        A new prefix goes to the one home to the fewest, so conversations spread over the caches."""
-        best: Slot | None = None
-        new = prefix is not None and prefix not in self._homes
+    def _pick(
+        self, adapter: str | None, route: Route | None = None, low: bool = False, waited: float = 0.0,
+        held: Counter[int] | None = None,
+    ) -> Choice:  # fmt: skip
+        """Where routing sends a request for ``adapter`` now (see Routing.choose): of the
+        instances with room for it, or None to wait. ``waited``: seconds it has waited so far;
+        ``held``: the waiters before it held for each busy instance."""
         now = self.clock.now()
-
-        def fits(s: Slot) -> bool:
-            return s.takes(adapter, low) and not (low and now - s.interactive_at < self.idle)
-
+        free: list[Slot] = []
+        busy: list[Slot] = []
         for s in self.slots.values():
-            if not fits(s):
-                continue
-            if (
-                best is None
-                or s.in_flight < best.in_flight
-                or (
-                    new
-                    and s.in_flight == best.in_flight
-                    and self._held[s.instance_id] < self._held[best.instance_id]
-                )
-            ):
-                best = s
-        if prefix is None or best is None or prefix not in self._homes:
-            return best
-        home = self.slots.get(self._homes[prefix])
-        if home is not None and fits(home) and home.in_flight <= best.in_flight:
-            self.affinity_hits += 1
-            return home
-        self.affinity_misses += 1
-        return best
+            if s.takes(adapter, low) and not (low and now - s.interactive_at < self.idle):
+                free.append(s)
+            elif not low and not s.draining and s.adapter == adapter:
+                busy.append(s)
+        prompt = route.prompt if route is not None else None
+        return self.routing.choose(free, busy, prompt, now, waited, held or Counter())
 
-    def _take(self, slot: Slot, prefix: int | None = None, low: Yielding | None = None) -> Slot:
+    def _take(self, slot: Slot, route: Route | None = None, low: Yielding | None = None) -> Slot:
+        now = self.clock.now()
+        if route is not None:
+            serving = [s for s in self.slots.values() if s.adapter == slot.adapter and not s.draining]
+            self.routing.took(slot, route, serving, now)
         slot.in_flight += 1
         if low is not None:
             slot.yielding.add(low)
         else:  # the low requests there give way
             _preempt(slot)
-            slot.interactive_at = self.clock.now()
-        self.last_used = self.clock.now()
-        if prefix is not None:
-            before = self._homes.get(prefix)
-            if before != slot.instance_id:
-                if before is not None:
-                    self._held[before] -= 1
-                self._held[slot.instance_id] += 1
-            self._homes[prefix] = slot.instance_id
-            self._homes.move_to_end(prefix)
-            if len(self._homes) > HOMES:
-                self._held[self._homes.popitem(last=False)[1]] -= 1
+            slot.interactive_at = now
+        self.last_used = now
         return slot
 
     async def acquire(
@@ -279,32 +269,36 @@ class Queue:
         adapter: str | None = None,
         *,
         disconnected: Callable[[], Awaitable[bool]] | None = None,
-        prefix: int | None = None,
+        route: Route | None = None,
         low: Yielding | None = None,
     ) -> Slot:
         """Wait for a free slot on an instance serving ``adapter``, first come first served among
         the requests for it (of its priority: ``low``, after the others). ``disconnected`` is
-        polled so that a client who left stops waiting. ``prefix``: a hash of the prompt's
-        beginning, for session affinity."""
+        polled so that a client who left stops waiting. ``route``: a text request's prompt, for
+        routing by what each replica's prompt cache holds (the same Route is handed to
+        ``release``)."""
         lows = low is not None
-        if not any(
-            w.adapter == adapter and not w.future.done() and (lows or w.low is None) for w in self._line
+        now = self.clock.now()
+        until = None
+        if not any(  # (a waiter held for a busy replica does not wait for the free ones)
+            w.adapter == adapter and not w.future.done() and (lows or w.low is None) and w.until is None
+            for w in self._line
         ):
-            slot = self._pick(adapter, prefix, lows)
-            if slot is not None:  # nobody waits for it (those handed one have theirs)
-                return self._take(slot, prefix, low)
+            choice = self._pick(adapter, route, lows)
+            if choice.slot is not None:  # nobody waits for it (those handed one have theirs)
+                return self._take(choice.slot, route, low)
+            until = choice.until
         if (failed := self.failure(adapter)) is not None:
             raise failed
         if not lows and self.waiting >= self.max_waiting:
             raise QueueFull(self.name, self.max_waiting)
-        waiter = _Waiter(adapter, asyncio.get_running_loop().create_future(), prefix, low)
+        waiter = _Waiter(adapter, asyncio.get_running_loop().create_future(), route, low, now, until)
         self._line.append(waiter)
         if not lows:  # low requests hold the places it waits for: they give way
             for slot in self.slots.values():
                 if slot.adapter == adapter:
                     _preempt(slot)
-        else:
-            self._wake_when_idle()
+        self._wake_later()
         self.waiting += not lows
         deadline = self.clock.now() + self.timeout if self.timeout and not lows else None
         served = False
@@ -326,7 +320,9 @@ class Queue:
             if not waiter.future.done():
                 waiter.future.cancel()
             elif not waiter.future.cancelled() and waiter.future.exception() is None and not served:
-                self.release(waiter.future.result(), low)  # handed over as it gave up: the next may have it
+                self.release(
+                    waiter.future.result(), low, route
+                )  # handed over as it gave up: the next may have it
 
     async def _changes(self, remaining: float | None) -> None:
         """Until something changes, the deadline passes, or it is time to look at the client."""
@@ -342,8 +338,10 @@ class Queue:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*waits, return_exceptions=True)
 
-    def release(self, slot: Slot, low: Yielding | None = None) -> None:
+    def release(self, slot: Slot, low: Yielding | None = None, route: Route | None = None) -> None:
         slot.in_flight = max(0, slot.in_flight - 1)
+        if route is not None:
+            self.routing.done(slot, route, self.clock.now())
         if low is not None:
             slot.yielding.discard(low)
         else:

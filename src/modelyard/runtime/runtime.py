@@ -50,6 +50,7 @@ from modelyard.runtime.executor import Executor, Node
 from modelyard.runtime.fleet import Fleet, Running
 from modelyard.runtime.placement import Spot, files_of
 from modelyard.runtime.queue import Queue, Slot, Yielding
+from modelyard.runtime.routing import Route
 from modelyard.runtime.rules import Loaded, LoadPolicy
 from modelyard.runtime.scheduler import Held
 from modelyard.runtime.supervisor import Live, Setup, State, Supervisor
@@ -684,14 +685,14 @@ class Runtime(Fleet):
         *,
         load: bool = False,
         by: str | None = None,
-        prefix: int | None = None,
+        route: Route | None = None,
         low: Yielding | None = None,
     ) -> tuple[Queue, Slot]:
         """A slot on a ready instance of ``model`` (+ ``adapter``), loading it first when its
         autoload is on (or ``load`` asks for it: a load ``by`` this key); waits in the model's
-        bounded queue. ``prefix``: the prompt's beginning, hashed: the instance that served it
-        before is preferred (its prompt cache holds it). ``low``: a batch's request, served after
-        every interactive one (see queue.py)."""
+        bounded queue. ``route``: a text request's prompt, which routing sends where it is
+        cached (routing.py). ``low``: a batch's request, served after every interactive one
+        (see queue.py)."""
         name = model.name
         if adapter is not None and model.adapter(adapter) is None:
             raise AdapterNotFound(name, adapter)
@@ -708,7 +709,7 @@ class Runtime(Fleet):
                 raise ModelNotLoaded(name)
             self._jit_load(name, adapter, by)
         queue = self.queue(name)
-        slot = await queue.acquire(adapter, disconnected=disconnected, prefix=prefix, low=low)
+        slot = await queue.acquire(adapter, disconnected=disconnected, route=route, low=low)
         return queue, slot
 
     def _jit_load(self, name: str, adapter: str | None, by: str | None) -> None:

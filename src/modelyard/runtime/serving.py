@@ -17,8 +17,9 @@ class Serving:
     instances: dict[str, int] = field(default_factory=dict)  # state -> instances
     waiting: int = 0
     in_flight: int = 0
-    affinity_hits: int = 0
-    affinity_misses: int = 0
+    prefix_hits: int = 0  # text requests sent to the replica holding most of their prompt
+    prefix_misses: dict[str, int] = field(default_factory=dict)  # the others, by reason (routing.py)
+    prefix_saved: int = 0  # prompt tokens the hits spared, as estimated
     idle: float = 0.0  # seconds since its last request ended
     kept_for: float | None = None
     context: int | None = None  # the context its instances run with; None: the model's own

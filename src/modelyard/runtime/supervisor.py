@@ -226,7 +226,9 @@ class Supervisor:
         live.ready_at = rt.clock.now()
         self._set(live, State.RUNNING)
         headers = {"Authorization": f"Bearer {key}"} if key else dict(spec.headers)
-        queue.set_slot(Slot(live.id, engine.url, spec.slots + spec.queued, live.adapter, headers, spec.slots))
+        slot = Slot(live.id, engine.url, spec.slots + spec.queued, live.adapter, headers, spec.slots)
+        slot.cache_tokens = spec.cache_tokens
+        queue.set_slot(slot)
         if not live.ready.done():
             live.ready.set_result(None)
 

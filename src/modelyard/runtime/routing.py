@@ -1,0 +1,265 @@
+"""Cache-aware routing: which replica a text request goes to, and whether it waits for one.
+
+What each replica's prompt cache holds is guessed from the requests sent there, with no help from
+the engines: a prompt is a chain of block hashes (each block's hash covers every block before
+it, so equal hashes mean equal beginnings), and a replica holds the blocks of the prompts it
+served lately, the least recently used forgotten first, up to what its engine keeps
+(``Slot.cache_tokens``). A request costs, on each replica, the prefill of what that replica
+does not hold plus its wait there for a slot of the engine; it goes to the cheapest free
+replica, or waits for a busy one while the prefill it saves there is worth more than its wait
+(and never longer than the prefill it saves). A session id (the X-Session-Id header, or
+``prompt_cache_key``) pins a conversation to the replica that served it last.
+
+The rates are learned as the engines answer: seconds of prefill per character (from
+llama-server's and the runner's timings, else the time to a stream's first chunk), characters
+per token, and how long a request runs on after its prefill. The engine's own count of cached
+tokens corrects the guess: a replica that held less than thought forgets the rest (a miss, for
+the reason "evicted"). Routing "least-loaded" sends each request to the free replica with the
+fewest in flight, and on a tie to the one holding most of its prompt (the routing before this).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from modelyard.runtime.queue import Slot
+
+BLOCK = 256  # characters a block of a prompt holds (about 64 tokens)
+MOST = 1024  # blocks of a prompt that count (its first 256 KiB)
+UNKNOWN_CACHE = 1 << 18  # tokens an engine that does not say how many it keeps is thought to keep
+SESSIONS = 4096  # sessions remembered per model, the least recently used forgotten first
+WEIGHT = 0.2  # of each new observation in a learned rate
+MEASURED = 16  # tokens of prefill at least, for its time to say anything of the rate
+UNSEEN = 1000  # characters thought to be in the prompt of a request routing did not see
+Policy = Literal["prefix", "least-loaded"]
+REASONS = ("cold", "busy", "evicted", "gone")  # why a request missed the cache (see Routing.took)
+
+
+def _blend(old: float, new: float) -> float:
+    return old + WEIGHT * (new - old)
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """What routing knows of a request's prompt: the chained hashes of its whole blocks, its
+    length in characters (or bytes, as it came), and the session it belongs to."""
+
+    blocks: tuple[int, ...]
+    chars: int
+    session: str | None = None
+
+    @classmethod
+    def of(cls, text: str | bytes, session: str | None = None) -> Prompt:
+        blocks: list[int] = []
+        chained = 0
+        for at in range(0, min(len(text), BLOCK * MOST) - BLOCK + 1, BLOCK):
+            chained = hash((chained, text[at : at + BLOCK]))
+            blocks.append(chained)
+        return cls(tuple(blocks), len(text), session)
+
+
+@dataclass(eq=False)
+class Route:
+    """One request's way to a replica: its prompt, and (once it has a slot) where it went, how
+    much of its prompt that replica was thought to hold, and when it should be done."""
+
+    prompt: Prompt
+    instance: int | None = None
+    held: int = 0  # characters of the prompt the replica was thought to hold
+    hit: bool = False  # counted as a hit (see Routing.took)
+    prefill: float = 0.0  # its prefill there, expected, in seconds
+    start: float = 0.0  # when its prefill was expected to begin
+    end: float = 0.0  # when it is expected to be done
+
+
+class Cache:
+    """The prompt blocks one replica is thought to hold, the least recently used first."""
+
+    def __init__(self) -> None:
+        self.blocks: OrderedDict[int, None] = OrderedDict()
+
+    def held(self, prompt: Prompt) -> int:
+        """How many of the prompt's first blocks it holds."""
+        n = 0
+        for block in prompt.blocks:
+            if block not in self.blocks:
+                break
+            n += 1
+        return n
+
+    def add(self, prompt: Prompt, most: int) -> None:
+        """The prompt is held now; beyond ``most`` blocks, the least recently used go."""
+        for block in reversed(prompt.blocks):  # its beginning touched last: kept longest, as engines do
+            self.blocks[block] = None
+            self.blocks.move_to_end(block)
+        while len(self.blocks) > most:
+            self.blocks.popitem(last=False)
+
+    def forget(self, prompt: Prompt, keep: int) -> None:
+        """The prompt's blocks after its first ``keep`` are not held after all."""
+        for block in prompt.blocks[keep:]:
+            self.blocks.pop(block, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """Where a request goes now (``slot``), or None: it waits, for a busy replica that holds
+    more of its prompt (``home``, until ``until``: as long as that is worth it) or for any slot."""
+
+    slot: Slot | None
+    until: float | None = None
+    home: int | None = None
+
+
+@dataclass
+class Routing:
+    """The routing of one model's requests over its replicas (see the module's text)."""
+
+    policy: Policy = "prefix"
+    caches: dict[int, Cache] = field(default_factory=dict)
+    sessions: OrderedDict[str, int] = field(default_factory=OrderedDict)  # session -> its replica
+    per_char: float = 1e-4  # seconds of prefill per character of prompt (learned)
+    chars_per_token: float = 4.0  # (learned)
+    after: float = 0.0  # seconds a request runs after its prefill (learned)
+    hits: int = 0  # requests sent to a replica holding the most of their prompt there was
+    misses: Counter[str] = field(default_factory=Counter)  # the others, by reason
+    saved: float = 0.0  # prompt tokens the hits did not prefill again, as estimated
+
+    def cache(self, instance: int) -> Cache:
+        cache = self.caches.get(instance)
+        if cache is None:
+            cache = self.caches[instance] = Cache()
+        return cache
+
+    def gone(self, instance: int) -> None:
+        """A replica left: what it held is gone with it."""
+        self.caches.pop(instance, None)
+
+    def held(self, slot: Slot, prompt: Prompt) -> int:
+        """Characters of ``prompt`` that ``slot``'s replica is thought to hold."""
+        if prompt.session is not None and self.sessions.get(prompt.session) == slot.instance_id:
+            return prompt.chars  # its session's replica: the conversation so far
+        cache = self.caches.get(slot.instance_id)
+        return min(prompt.chars, cache.held(prompt) * BLOCK) if cache is not None else 0
+
+    def wait(self, slot: Slot, now: float, ahead: int = 0) -> float:
+        """Seconds until ``slot``'s engine starts a request sent now, behind ``ahead`` others
+        that wait for it: none while a slot of the engine is free, else until enough of those
+        it runs are done (as each was expected to take)."""
+        slots = slot.slots or slot.capacity
+        needed = slot.in_flight + ahead - slots + 1
+        if needed <= 0:
+            return 0.0
+        ends = sorted(max(0.0, r.end - now) for r in slot.routes)
+        typical = self.after + self.per_char * UNSEEN
+        ends += [typical] * max(0, slot.in_flight - len(ends))
+        if needed <= len(ends):
+            return ends[needed - 1]
+        return (ends[-1] if ends else 0.0) + (needed - len(ends)) * typical / slots
+
+    def choose(
+        self, free: list[Slot], busy: list[Slot], prompt: Prompt | None, now: float, waited: float,
+        ahead: Counter[int],
+    ) -> Choice:  # fmt: skip
+        """Where a request goes: of the ``free`` replicas (those with room), the one where it costs
+        least, unless one of the ``busy`` ones holds enough more of its prompt to wait for (it
+        has waited ``waited`` seconds already; ``ahead``: requests waiting for each replica)."""
+        if not free and not busy:
+            return Choice(None)
+        if prompt is None:
+            return Choice(min(free, key=lambda s: s.in_flight, default=None))
+        if self.policy == "least-loaded":
+            return Choice(min(free, key=lambda s: (s.in_flight, -self.held(s, prompt)), default=None))
+
+        def cost(s: Slot) -> float:
+            return self.per_char * (prompt.chars - self.held(s, prompt)) + self.wait(
+                s, now, ahead[s.instance_id]
+            )
+
+        def rank(s: Slot) -> tuple[float, int, int]:  # a tie: the less busy, then the emptier cache
+            cache = self.caches.get(s.instance_id)
+            return cost(s), s.in_flight, len(cache.blocks) if cache is not None else 0
+
+        best = min(free, key=rank, default=None)
+        held_best = self.held(best, prompt) if best is not None else 0
+        holders = [s for s in busy if self.held(s, prompt) > held_best]
+        if not holders:
+            return Choice(best)
+        home = min(holders, key=rank)
+        if best is None:
+            return Choice(None)
+        saves = self.per_char * (self.held(home, prompt) - held_best)  # seconds of prefill
+        if cost(home) < cost(best) and waited < saves:
+            return Choice(None, until=now - waited + saves, home=home.instance_id)
+        return Choice(best)
+
+    def took(self, slot: Slot, route: Route, serving: Iterable[Slot], now: float) -> None:
+        """``route``'s request got a slot on ``slot``'s replica: count a hit or a miss, and its
+        prompt is held there from now on."""
+        prompt = route.prompt
+        route.instance = slot.instance_id
+        route.held = self.held(slot, prompt)
+        route.prefill = self.per_char * (prompt.chars - route.held)
+        route.start = now + self.wait(slot, now)  # when its prefill should begin
+        route.end = route.start + route.prefill + self.after
+        slot.routes.add(route)
+        most = max(route.held, *(self.held(s, prompt) for s in serving))
+        pinned = self.sessions.get(prompt.session) if prompt.session is not None else None
+        route.hit = bool(route.held) and route.held >= most
+        if route.hit:
+            self.hits += 1
+            self.saved += route.held / self.chars_per_token
+        elif (
+            pinned is not None
+            and pinned != slot.instance_id
+            and all(s.instance_id != pinned for s in serving)
+        ):
+            self.misses["gone"] += 1
+        elif prompt.blocks or prompt.session is not None:  # (a prompt shorter than a block: neither)
+            self.misses["busy" if most else "cold"] += 1
+        tokens = slot.cache_tokens or UNKNOWN_CACHE
+        self.cache(slot.instance_id).add(prompt, max(1, int(tokens * self.chars_per_token) // BLOCK))
+        if prompt.session is not None:
+            self.sessions[prompt.session] = slot.instance_id
+            self.sessions.move_to_end(prompt.session)
+            if len(self.sessions) > SESSIONS:
+                self.sessions.popitem(last=False)
+
+    def done(self, slot: Slot, route: Route, now: float) -> None:
+        """``route``'s request ended: how long it ran after its prefill is learned."""
+        if route in slot.routes:
+            slot.routes.discard(route)
+            self.after = _blend(self.after, max(0.0, now - route.start - route.prefill))
+
+    def learn(self, route: Route, tokens: int, cached: int | None, prefill: float | None) -> None:
+        """The engine answered ``route``'s request: its prompt was ``tokens`` long (0: not known),
+        ``cached`` of them from its cache (None: it does not say), prefilled in ``prefill``
+        seconds (None: not known)."""
+        prompt = route.prompt
+        if route.instance is None:
+            return
+        if tokens > 0:
+            self.chars_per_token = _blend(self.chars_per_token, prompt.chars / tokens)
+        if cached is not None and tokens > 0:
+            computed = (tokens - cached) * self.chars_per_token
+        else:  # as routing thought
+            computed = prompt.chars - route.held
+        if prefill is not None and prefill > 0 and computed >= MEASURED * self.chars_per_token:
+            self.per_char = _blend(self.per_char, prefill / computed)
+        if cached is None or not route.held:
+            return
+        thought = route.held / self.chars_per_token
+        if cached < thought / 2 and thought - cached >= BLOCK / self.chars_per_token:
+            keep = int(cached * self.chars_per_token) // BLOCK
+            self.cache(route.instance).forget(prompt, keep)
+            if prompt.session is not None and self.sessions.get(prompt.session) == route.instance:
+                del self.sessions[prompt.session]
+            if route.hit:
+                self.hits -= 1
+                self.saved -= thought
+                self.misses["evicted"] += 1
+            route.held, route.hit = 0, False
