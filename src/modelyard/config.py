@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     queue_timeout: float = Field(
         default=300.0, ge=0, description="seconds a request may wait for an instance; 0 = no limit"
     )
+    queue_timeout_flex: float | None = Field(
+        default=None,
+        ge=0,
+        description="the same for the flex tier (keys or requests); default: queue_timeout",
+    )
+    queue_timeout_priority: float | None = Field(
+        default=None, ge=0, description="the same for the priority tier; default: queue_timeout"
+    )
     batch_idle: float = Field(
         default=1.0,
         ge=0,

@@ -198,13 +198,29 @@ class QueueFull(Conflict):
         self.retry_after = 5
 
 
-class QueueTimeout(Conflict):
-    def __init__(self, name: str, seconds: float) -> None:
-        super().__init__(
-            f"no instance of {name!r} was free within {seconds:g} s",
-            hint="retry later, add replicas, or raise MODELYARD_QUEUE_TIMEOUT",
+class OverShare(QueueFull):
+    """A key holds its share of a queue's places while other keys wait too."""
+
+    def __init__(self, name: str, account: str | None, waiting: int, limit: int, keys: int) -> None:
+        who = f"the key {account!r}" if account is not None else "the local user"
+        ModelyardError.__init__(
+            self,
+            f"{who} has {waiting} requests waiting for {name!r}: its share of the {limit} places "
+            f"while {keys} keys wait",
+            hint="send fewer at once; retry in a few seconds",
         )
         self.retry_after = 5
+
+
+class QueueTimeout(Conflict):
+    def __init__(self, name: str, seconds: float, expected: float | None = None) -> None:
+        message = (
+            f"no instance of {name!r} was free within {seconds:g} s"
+            if expected is None
+            else f"{name!r} is busy: a slot would be free in about {expected:.0f} s, past the {seconds:g} s limit"
+        )
+        super().__init__(message, hint="retry later, add replicas, or raise MODELYARD_QUEUE_TIMEOUT")
+        self.retry_after = 5 if expected is None else max(1, min(60, round(expected - seconds)))
 
 
 class QuotaExceeded(Conflict):
@@ -340,6 +356,16 @@ class EngineError(ModelyardError):
 
 class EngineUnavailable(EngineError):
     pass
+
+
+class NoWorker(EngineUnavailable):
+    """No instance of a model has a place: none can serve it until a worker takes one."""
+
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(
+            f"no instance of {name!r} can serve: {why}",
+            hint="join a worker it fits on (`modelyard worker join`), or free memory on one",
+        )
 
 
 class Unsupported(ModelyardError):

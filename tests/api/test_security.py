@@ -68,10 +68,13 @@ def test_a_network_address_needs_a_key(tmp_path: Path, tiny_models: dict[str, Pa
     admin = made.stdout.strip()
     assert admin.startswith("my-")
     assert "shown this once" in made.stderr
-    app = cli("keys", "create", "app", "--models", "tiny-*").stdout.strip()
+    app = cli("keys", "create", "app", "--models", "tiny-*", "--priority", "flex").stdout.strip()
     listed = cli("keys", "ls").stdout
     assert admin not in listed  # never shown again
     assert admin[:10] in listed
+    assert re.search(r"app .* flex ", listed)
+    assert cli("keys", "edit", "app", "--priority", "priority").stdout.strip() == "app: priority priority"
+    assert re.search(r"app .* priority ", cli("keys", "ls").stdout)
     llama = os.environ.get("MODELYARD_LLAMA_SERVER")
     server_env = {**env, "MODELYARD_LLAMA_SERVER": llama} if llama else env
     with subprocess.Popen(
@@ -185,6 +188,17 @@ def test_keys_through_the_api(keyed: tuple[RunningServer, dict[str, str]]) -> No
         past = http.post("/api/keys", json={"name": "old", "expires": "2020-01-01"})
         assert past.status_code == 400
         assert "already past" in past.json()["error"]["message"]
+        # a key's priority: its requests' tier, which a request may lower, never raise
+        made = http.post("/api/keys", json={"name": "bulk", "priority": "flex"})
+        assert made.json()["priority"] == "flex"
+        assert http.patch("/api/keys/bulk", json={"priority": "priority"}).json()["priority"] == "priority"
+        assert http.patch("/api/keys/bulk", json={"priority": "urgent"}).status_code == 400
+        assert http.patch("/api/keys/nokey", json={"priority": "flex"}).status_code == 404
+        bulk = bearer(made.json()["secret"])
+        assert http.get("/v1/models", headers={**bulk, "X-Priority": "flex"}).status_code == 200
+        wrong = http.get("/v1/models", headers={**bulk, "X-Priority": "urgent"})
+        assert wrong.status_code == 400
+        assert "unknown priority 'urgent'" in wrong.json()["error"]["message"]
 
 
 def test_an_inference_key_reaches_only_its_models(tmp_path: Path, tiny_models: dict[str, Path]) -> None:

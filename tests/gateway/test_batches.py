@@ -173,8 +173,9 @@ def test_cancelling_a_batch_keeps_what_it_answered(
     fake: tuple[RunningServer, FakeEngine, openai.OpenAI],
 ) -> None:
     _, engine, client = fake
-    engine.plan = ["ok", "hang"]  # the first answers, the second never does
-    uploaded = client.files.create(file=("q.jsonl", jsonl([chat("one"), chat("two")])), purpose="batch")
+    engine.plan = ["ok", "hang"]  # the first to reach it is answered, the second never is
+    lines = [chat("one", text="first"), chat("two", text="second")]
+    uploaded = client.files.create(file=("q.jsonl", jsonl(lines)), purpose="batch")
     batch = client.batches.create(
         input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
     )
@@ -190,7 +191,8 @@ def test_cancelling_a_batch_keeps_what_it_answered(
     assert cancelled.request_counts is not None
     assert (cancelled.request_counts.completed, cancelled.request_counts.failed) == (1, 0)
     (answered,) = records(client, cancelled.output_file_id)
-    assert answered["custom_id"] == "one"
+    first = engine.posts[0]["messages"][0]["content"]  # the batch sends its requests side by side
+    assert answered["custom_id"] == {"first": "one", "second": "two"}[first]
     with pytest.raises(openai.BadRequestError, match="only a batch that runs can be cancelled"):
         client.batches.cancel(batch.id)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from modelyard.runtime.queue import Queue, Slot, Yielding
+from modelyard.runtime.queue import Ask, Queue, Slot, Yielding
 
 
 def test_waiters_are_served_in_the_order_they_came() -> None:
@@ -89,10 +89,11 @@ def test_a_batch_request_waits_for_every_interactive_one_and_gives_way_to_one() 
         slot = Slot(1, "http://a", capacity=4, slots=2)
         queue.set_slot(slot)
         lows = [Yielding(), Yielding(), Yielding(preemptible=False)]
-        first = await queue.acquire(low=lows[0])
+        asks = [Ask(low=low) for low in lows]
+        first = await queue.acquire(ask=asks[0])
         # the engine's second slot stays for an interactive request: a second low one waits
-        second = asyncio.create_task(queue.acquire(low=lows[1]))
-        third = asyncio.create_task(queue.acquire(low=lows[2]))  # low waiters are not held to max_waiting
+        second = asyncio.create_task(queue.acquire(ask=asks[1]))
+        third = asyncio.create_task(queue.acquire(ask=asks[2]))  # low waiters are not held to max_waiting
         await asyncio.sleep(0.01)
         assert not second.done()
         assert not third.done()
@@ -101,7 +102,7 @@ def test_a_batch_request_waits_for_every_interactive_one_and_gives_way_to_one() 
         interactive = await queue.acquire()  # at once, beside the batch's request, which gives way
         assert slot.in_flight == 2
         assert lows[0].preempted.is_set()
-        queue.release(first, low=lows[0])
+        queue.release(first, asks[0])
         await asyncio.sleep(0.01)
         assert not second.done(), "a low request started beside an interactive one"
         busy = [await queue.acquire() for _ in range(3)]  # the instance is full
@@ -116,7 +117,7 @@ def test_a_batch_request_waits_for_every_interactive_one_and_gives_way_to_one() 
         await asyncio.sleep(0.01)
         assert second.done()
         assert not third.done()
-        queue.release(await second, low=lows[1])
+        queue.release(await second, asks[1])
         await asyncio.sleep(0.01)
         assert third.done()
         assert slot.yielding == {lows[2]}
@@ -132,13 +133,13 @@ def test_an_interactive_request_that_waits_for_a_batch_request_preempts_it() -> 
         queue = Queue("m", max_waiting=1)
         queue.set_slot(Slot(1, "http://a", capacity=1, slots=1))
         low = Yielding()
-        held = await queue.acquire(low=low)
+        held = await queue.acquire(ask=Ask(low=low))
         interactive = asyncio.create_task(queue.acquire())
         await asyncio.sleep(0.01)
         assert low.preempted.is_set()  # its sender stops it, which frees the slot
         assert not interactive.done()
-        again = asyncio.create_task(queue.acquire(low=Yielding()))  # sent again: after the interactive one
-        queue.release(held, low=low)
+        again = asyncio.create_task(queue.acquire(ask=Ask(low=Yielding())))  # sent again: after it
+        queue.release(held, next(iter(held.asks)))
         await asyncio.sleep(0.01)
         assert interactive.done()
         assert not again.done()
@@ -157,7 +158,7 @@ def test_a_batch_request_waits_until_the_instance_has_been_idle() -> None:
         queue = Queue("m", max_waiting=1, clock=clock, idle=1.0)
         queue.set_slot(Slot(1, "http://a", capacity=4, slots=4))
         queue.release(await queue.acquire())  # an interactive request, just finished
-        low = asyncio.create_task(queue.acquire(low=Yielding()))
+        low = asyncio.create_task(queue.acquire(ask=Ask(low=Yielding())))
         await clock.advance(0.6)
         assert not low.done()
         queue.release(await queue.acquire())  # another: the wait starts over

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from modelyard.catalog.records import Scheduling
-from modelyard.errors import InvalidSettings, WontFit
+from modelyard.errors import InvalidSettings, NoWorker, WontFit
 from modelyard.runtime.executor import Gpu, Node
-from runtime.fake_clock import settle
 from runtime.fakes import Harness, harness, run, until
 
 GiB = 1 << 30
@@ -104,19 +103,24 @@ async def test_on_a_cluster_what_fits_nowhere_waits_for_a_worker(tmp_path: Path)
 
 
 @run
-async def test_a_request_waits_for_a_pending_instance(tmp_path: Path) -> None:
+async def test_a_request_for_a_model_no_worker_can_take_is_answered_at_once(tmp_path: Path) -> None:
     async with harness(tmp_path, nodes=nodes(), elastic=True) as h:
         h.add("m")
         await h.runtime.load("m", scheduling=lambda s: replace(s, selector={"zone": "z"}))
         (inst,) = h.runtime.instances()
         assert inst.state == "pending"
-        assert inst.error == "'m' does not fit: no node may take it; 3 nodes left out by the selector zone=z"
-        request = h.request("m")
-        await h.advance(2)
-        await settle()
-        assert not request.done()  # nothing to serve it yet: it waits in the queue
+        why = "'m' does not fit: no node may take it; 3 nodes left out by the selector zone=z"
+        assert inst.error == why
+        with pytest.raises(NoWorker) as refused:  # not after the queue's time limit: now
+            await h.acquire("m")
+        assert refused.value.message == f"no instance of 'm' can serve: {why}"
+        await h.advance(2)  # another try to place it, which fails again
+        with pytest.raises(NoWorker):
+            await h.acquire("m")
         h.executor.inventory.append(replace(nodes()[0], id="d", labels={"zone": "z"}))
-        for _ in range(100):  # the next tries to place it, its start and health, in fake time
+        await h.advance(2)  # placed: requests wait for its start again
+        request = h.request("m")
+        for _ in range(100):  # its start and health, in fake time
             if request.done():
                 break
             await h.advance(0.5)

@@ -1,4 +1,4 @@
-"""The bounded queue: overflow gets 503 + Retry-After at once, a client that leaves the queue is
+"""The bounded queue: overflow gets 429 + Retry-After at once, a client that leaves the queue is
 gone from it, requests spread over replicas by fewest in flight, and conversations go back to
 the replica that caches them. An instance of llama-server
 takes its slot's request and one more, which waits in its own queue (so that the slot starts it
@@ -57,7 +57,7 @@ async def full(
             await asyncio.gather(*held, return_exceptions=True)
 
 
-def test_overflow_gets_503_with_retry_after(small_queue: RunningServer) -> None:
+def test_overflow_gets_429_with_retry_after(small_queue: RunningServer) -> None:
     server = small_queue
     queue = server.runtime.queues["gemma3"]
 
@@ -74,7 +74,7 @@ def test_overflow_gets_503_with_retry_after(small_queue: RunningServer) -> None:
                 # refused at once: the first still generates, the second still waits
                 (slot,) = queue.slots.values()
                 assert (queue.in_flight, queue.waiting) == (slot.capacity, 1)
-                assert third.status_code == 503
+                assert third.status_code == 429
                 assert third.headers["Retry-After"] == "5"
                 error = third.json()["error"]
                 assert error["code"] == "queue_full"

@@ -9,8 +9,8 @@ import asyncio
 
 import pytest
 
-from modelyard.runtime.queue import Queue, Slot
-from modelyard.runtime.routing import BLOCK, Prompt, Route, Routing
+from modelyard.runtime.queue import Ask, Queue, Slot
+from modelyard.runtime.routing import BLOCK, Prompt, Routing
 from runtime.fake_clock import FakeClock, settle
 from runtime.fakes import run
 
@@ -48,21 +48,21 @@ def test_a_prompt_is_a_chain_of_blocks_that_a_next_turn_begins_with() -> None:
 @run
 async def test_a_conversation_goes_back_to_the_replica_that_caches_it() -> None:
     queue, clock = replicas()
-    a = Route(conversation("hi"))
-    one = await queue.acquire(route=a)
-    b = Route(conversation("hello", system="You are a pirate. " * 300))
-    two = await queue.acquire(route=b)
+    a = Ask(conversation("hi"))
+    one = await queue.acquire(ask=a)
+    b = Ask(conversation("hello", system="You are a pirate. " * 300))
+    two = await queue.acquire(ask=b)
     assert one.instance_id != two.instance_id  # new conversations: the free replica
     await clock.advance(5)
-    queue.release(one, route=a)
-    queue.release(two, route=b)
+    queue.release(one, a)
+    queue.release(two, b)
     # each next turn to the replica holding its conversation, though both are as free
     for turn, home in ((conversation("hi", "more"), one), (conversation("hi", "more", "again"), one)):
-        route = Route(turn)
-        slot = await queue.acquire(route=route)
+        ask = Ask(turn)
+        slot = await queue.acquire(ask=ask)
         assert slot.instance_id == home.instance_id
-        assert route.held >= len(conversation("hi").blocks) * BLOCK
-        queue.release(slot, route=route)
+        assert ask.held >= len(conversation("hi").blocks) * BLOCK
+        queue.release(slot, ask)
     r = queue.routing
     assert (r.hits, dict(r.misses)) == (2, {"cold": 2})
     assert r.saved > 0
@@ -74,22 +74,22 @@ async def test_a_request_waits_for_the_busy_replica_that_holds_its_prompt_when_t
     still finishes the second; the other replica is free but would prefill it all again."""
     queue, clock = replicas()
     prompt = conversation("hi")
-    first = Route(prompt)
-    home = await queue.acquire(route=first)
+    first = Ask(prompt)
+    home = await queue.acquire(ask=first)
     await clock.advance(40)  # a cold prefill: 40 s
-    queue.release(home, route=first)
-    second = Route(prompt)
-    assert (await queue.acquire(route=second)).instance_id == home.instance_id
-    third = Route(prompt)
-    waiting = asyncio.create_task(queue.acquire(route=third))
+    queue.release(home, first)
+    second = Ask(prompt)
+    assert (await queue.acquire(ask=second)).instance_id == home.instance_id
+    third = Ask(prompt)
+    waiting = asyncio.create_task(queue.acquire(ask=third))
     await settle()
     assert not waiting.done()
     assert queue.waiting == 1
     await clock.advance(0.05)
-    queue.release(home, route=second)  # a few milliseconds later its home is free
+    queue.release(home, second)  # a few milliseconds later its home is free
     slot = await waiting
     assert slot.instance_id == home.instance_id
-    queue.release(slot, route=third)
+    queue.release(slot, third)
     assert (queue.routing.hits, sum(queue.routing.misses.values())) == (2, 1)
 
 
@@ -97,12 +97,12 @@ async def test_a_request_waits_for_the_busy_replica_that_holds_its_prompt_when_t
 async def test_it_waits_no_longer_than_the_prefill_it_would_save() -> None:
     queue, clock = replicas()
     prompt = conversation("hi")
-    first = Route(prompt)
-    home = await queue.acquire(route=first)
-    queue.release(home, route=first)
-    busy = Route(prompt)
-    await queue.acquire(route=busy)  # and it goes on and on
-    waiting = asyncio.create_task(queue.acquire(route=Route(prompt)))
+    first = Ask(prompt)
+    home = await queue.acquire(ask=first)
+    queue.release(home, first)
+    busy = Ask(prompt)
+    await queue.acquire(ask=busy)  # and it goes on and on
+    waiting = asyncio.create_task(queue.acquire(ask=Ask(prompt)))
     saves = queue.routing.per_char * (len(prompt.blocks) * BLOCK)  # seconds of prefill it saves
     await clock.advance(saves * 0.9)
     assert not waiting.done()
@@ -116,16 +116,16 @@ async def test_it_waits_no_longer_than_the_prefill_it_would_save() -> None:
 async def test_it_does_not_wait_when_the_replica_holding_its_prompt_has_a_long_line() -> None:
     queue, _clock = replicas(queued=4)
     prompt = conversation("hi")
-    first = Route(prompt)
-    home = await queue.acquire(route=first)
-    queue.release(home, route=first)
+    first = Ask(prompt)
+    home = await queue.acquire(ask=first)
+    queue.release(home, first)
     cold = queue.routing.per_char * prompt.chars  # its prefill where nothing of it is held
     queue.routing.after = cold / 2.5  # how long each request runs after its prefill
     for _ in range(3):  # its home takes them (the wait there is shorter than a cold prefill)...
-        assert (await queue.acquire(route=Route(prompt))).instance_id == home.instance_id
+        assert (await queue.acquire(ask=Ask(prompt))).instance_id == home.instance_id
     # ...until the wait behind them costs more than prefilling it all on the free one
-    late = Route(prompt)
-    slot = await queue.acquire(route=late)
+    late = Ask(prompt)
+    slot = await queue.acquire(ask=late)
     assert slot.instance_id != home.instance_id
     assert late.held == 0
 
@@ -135,9 +135,9 @@ async def test_new_conversations_spread_over_the_caches() -> None:
     queue, _clock = replicas()
     homes = []
     for topic in ("pirate", "clerk", "poet", "judge"):
-        route = Route(conversation("hi", system=f"You are a {topic}. " * 300))
-        slot = await queue.acquire(route=route)
-        queue.release(slot, route=route)
+        ask = Ask(conversation("hi", system=f"You are a {topic}. " * 300))
+        slot = await queue.acquire(ask=ask)
+        queue.release(slot, ask)
         homes.append(slot.instance_id)
     assert sorted(homes) == [1, 1, 2, 2]  # each to the replica that holds less
 
@@ -145,22 +145,22 @@ async def test_new_conversations_spread_over_the_caches() -> None:
 @run
 async def test_a_session_pins_its_conversation_and_misses_when_its_replica_is_gone() -> None:
     queue, _clock = replicas()
-    opening = Route(Prompt.of("a" * 3000, session="s1"))
-    first = await queue.acquire(route=opening)
-    queue.release(first, route=opening)
+    opening = Ask(Prompt.of("a" * 3000, session="s1"))
+    first = await queue.acquire(ask=opening)
+    queue.release(first, opening)
     other = await queue.acquire()  # an unrelated request on the session's replica
     assert other.instance_id == first.instance_id
     # the session's replica is busy: its next turn, whatever its words, waits for it
-    follow = Route(Prompt.of("b" * 5000, session="s1"))
-    waiting = asyncio.create_task(queue.acquire(route=follow))
+    follow = Ask(Prompt.of("b" * 5000, session="s1"))
+    waiting = asyncio.create_task(queue.acquire(ask=follow))
     await settle()
     assert not waiting.done()
     queue.release(other)
     assert (await waiting).instance_id == first.instance_id
-    queue.release(first, route=follow)
+    queue.release(first, follow)
     queue.drop_slot(first.instance_id)  # its replica goes away
-    moved = Route(Prompt.of("c" * 6000, session="s1"))
-    slot = await queue.acquire(route=moved)
+    moved = Ask(Prompt.of("c" * 6000, session="s1"))
+    slot = await queue.acquire(ask=moved)
     assert slot.instance_id != first.instance_id
     assert queue.routing.misses["gone"] == 1
 
@@ -170,26 +170,26 @@ async def test_what_the_engine_reports_corrects_the_guesses() -> None:
     queue, _clock = replicas()
     r = queue.routing
     prompt = conversation("hi")
-    cold = Route(prompt)
-    slot = await queue.acquire(route=cold)
-    queue.release(slot, route=cold)
+    cold = Ask(prompt)
+    slot = await queue.acquire(ask=cold)
+    queue.release(slot, cold)
     tokens = prompt.chars // 3
     r.learn(cold, tokens, 0, prefill=tokens * 0.002)  # 3 characters a token, 2 ms a token
     assert r.chars_per_token == pytest.approx(4.0 + 0.2 * (3.0 - 4.0), rel=1e-2)
     assert r.per_char < 0.01  # learned toward the engine's rate
     # the engine says it had nothing cached where routing thought it had it all: evicted
-    again = Route(prompt)
-    slot = await queue.acquire(route=again)
+    again = Ask(prompt)
+    slot = await queue.acquire(ask=again)
     assert again.hit
-    queue.release(slot, route=again)
+    queue.release(slot, again)
     r.learn(again, tokens, 0, prefill=tokens * 0.002)
     assert (r.hits, r.misses["evicted"]) == (0, 1)
     assert queue.routing.caches[slot.instance_id].held(prompt) == 0  # forgotten there
     # an engine that kept it says so, and nothing changes
-    for route in (Route(prompt), Route(prompt)):  # cold again, then held
-        slot = await queue.acquire(route=route)
-        queue.release(slot, route=route)
-    r.learn(route, tokens, tokens - 10, prefill=0.02)
+    for ask in (Ask(prompt), Ask(prompt)):  # cold again, then held
+        slot = await queue.acquire(ask=ask)
+        queue.release(slot, ask)
+    r.learn(ask, tokens, tokens - 10, prefill=0.02)
     assert r.hits == 1
     assert queue.routing.caches[slot.instance_id].held(prompt) == len(prompt.blocks)
 
@@ -198,20 +198,20 @@ async def test_what_the_engine_reports_corrects_the_guesses() -> None:
 async def test_least_loaded_routing_sends_to_the_fewest_in_flight() -> None:
     queue, _clock = replicas("least-loaded", queued=1)
     prompt = conversation("hi")
-    first = Route(prompt)
-    home = await queue.acquire(route=first)
-    queue.release(home, route=first)
-    busy = Route(prompt)
-    await queue.acquire(route=busy)
+    first = Ask(prompt)
+    home = await queue.acquire(ask=first)
+    queue.release(home, first)
+    busy = Ask(prompt)
+    await queue.acquire(ask=busy)
     # its home has room (in the engine's own queue) and holds it, yet the idle one takes it
     more = "tell me more. " * 20  # its own blocks beyond the first turn's
-    longer = Route(conversation("hi", more))
-    slot = await queue.acquire(route=longer)
+    longer = Ask(conversation("hi", more))
+    slot = await queue.acquire(ask=longer)
     assert slot.instance_id != home.instance_id
     # as free as each other: the one that holds more of it
-    queue.release(home, route=busy)
-    queue.release(slot, route=longer)
-    again = await queue.acquire(route=Route(conversation("hi", more, "again")))
+    queue.release(home, busy)
+    queue.release(slot, longer)
+    again = await queue.acquire(ask=Ask(conversation("hi", more, "again")))
     assert again.instance_id == slot.instance_id
 
 
@@ -219,15 +219,15 @@ async def test_least_loaded_routing_sends_to_the_fewest_in_flight() -> None:
 async def test_a_request_held_for_its_replica_lets_the_next_take_a_free_one() -> None:
     queue, _clock = replicas()
     prompt = conversation("hi")
-    first = Route(prompt)
-    home = await queue.acquire(route=first)
-    queue.release(home, route=first)
-    await queue.acquire(route=Route(prompt))  # its replica is busy now
-    held = asyncio.create_task(queue.acquire(route=Route(prompt)))
+    first = Ask(prompt)
+    home = await queue.acquire(ask=first)
+    queue.release(home, first)
+    await queue.acquire(ask=Ask(prompt))  # its replica is busy now
+    held = asyncio.create_task(queue.acquire(ask=Ask(prompt)))
     await settle()
     assert not held.done()
-    other = Route(conversation("hi", system="You are a pirate. " * 300))
-    taking = asyncio.create_task(queue.acquire(route=other))
+    other = Ask(conversation("hi", system="You are a pirate. " * 300))
+    taking = asyncio.create_task(queue.acquire(ask=other))
     await settle()
     assert taking.done()  # at once, on the free replica
     slot = taking.result()

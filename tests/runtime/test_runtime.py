@@ -18,8 +18,8 @@ from modelyard.errors import (
     QueueFull,
     QueueTimeout,
 )
-from modelyard.runtime.queue import ClientGone
-from modelyard.runtime.routing import Prompt, Route
+from modelyard.runtime.queue import Ask, ClientGone
+from modelyard.runtime.routing import Prompt
 from modelyard.runtime.runtime import Runtime
 from runtime.fake_clock import settle
 from runtime.fakes import harness, run, stays, until
@@ -56,9 +56,9 @@ async def test_a_conversation_goes_back_to_the_replica_that_caches_it(tmp_path: 
         opening = "You answer in rhymes. " * 100
 
         async def turn(text: str) -> int:
-            route = Route(Prompt.of(text))
-            queue, slot = await h.runtime.acquire(model, None, stays, route=route)
-            queue.release(slot, route=route)
+            ask = Ask(Prompt.of(text))
+            queue, slot = await h.runtime.acquire(model, None, stays, ask=ask)
+            queue.release(slot, ask)
             return slot.instance_id
 
         first, other = await turn(opening + "hi"), await turn("Another opening. " * 100)

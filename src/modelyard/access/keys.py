@@ -23,13 +23,23 @@ from modelyard.catalog.store import Store
 from modelyard.errors import InvalidInput, InvalidName, ScopeDenied, Unauthenticated
 from modelyard.library.naming import check_name
 from modelyard.periods import duration, moment
-from modelyard.runtime.queue import Yielding
+from modelyard.runtime.queue import Tier, Yielding
 from modelyard.usage.meter import LOCAL
 
 PREFIX = "my-"  # every secret starts so: easy to spot in a leaked file
 SHOWN = 10  # characters of a secret kept to tell keys apart
 REMEMBER = 5.0  # seconds a checked key (or a refused secret) is trusted without the catalog
 USE_EVERY = 60.0  # seconds between two records of a key's last use
+
+
+def tier_of(name: str) -> Tier:
+    """The tier called ``name``; InvalidInput for another."""
+    try:
+        return Tier.named(name)
+    except KeyError:
+        raise InvalidInput(
+            f"unknown priority {name!r}", hint=f"one of {', '.join(str(t) for t in Tier)}"
+        ) from None
 
 
 def digest(secret: str) -> str:
@@ -57,10 +67,19 @@ def expiry(text: str | None, now: datetime) -> datetime | None:
 @dataclass(frozen=True)
 class Caller:
     """Who sent a request: a key, or nobody on an open server (which may do everything).
-    ``low``: a batch's request, made for the key, served after every interactive one."""
+    ``low``: a batch's request, made for the key, served after every interactive one; ``asked``:
+    the tier the request asked for (X-Priority), which lowers the key's."""
 
     key: ApiKey | None = None
     low: Yielding | None = None
+    asked: Tier = Tier.PRIORITY
+
+    @property
+    def tier(self) -> Tier:
+        """The tier its requests are served at: its key's (default for the local user), or the
+        lower one it asked for."""
+        own = tier_of(self.key.priority) if self.key is not None else Tier.DEFAULT
+        return min(own, self.asked)
 
     @property
     def name(self) -> str:
@@ -111,14 +130,17 @@ class Keys:
         scope: str = Scope.INFERENCE,
         models: list[str] | None = None,
         expires: str | None = None,
+        priority: str = "default",
     ) -> tuple[ApiKey, str]:
-        """A new key and its secret, which is not kept: the caller shows it once."""
+        """A new key and its secret, which is not kept: the caller shows it once. ``priority``:
+        the tier of its requests (flex, default, priority)."""
         check_name(name, "key")
         if name == LOCAL:
             raise InvalidName(f"{LOCAL!r} names the local user in usage and quotas", hint="pick another name")
         if scope not in tuple(Scope):
             raise InvalidInput(f"unknown scope {scope!r}", hint="admin or inference")
         globs = [g for g in models or [] if g]
+        tier_of(priority)
         secret = new_secret()
         key = ApiKey(
             name=name,
@@ -127,6 +149,7 @@ class Keys:
             scope=scope,
             models=globs,
             expires_at=expiry(expires, datetime.now(UTC)),
+            priority=priority,
         )
         key = self.store.add_key(key)
         self._any = None
@@ -134,6 +157,14 @@ class Keys:
 
     def list(self) -> list[ApiKey]:
         return self.store.keys()
+
+    def prioritize(self, name: str, priority: str) -> ApiKey:
+        """Set the tier of ``name``'s requests (a running server sees it within seconds)."""
+        tier_of(priority)
+        key = self.store.set_key_priority(name, priority)
+        self._checked.clear()
+        self._named.clear()
+        return key
 
     def remove(self, name: str) -> None:
         self.store.delete_key(name)

@@ -18,10 +18,12 @@ Refusals answer in the one error shape (http_errors.py).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modelyard.access.keys import OPEN, Caller, Keys
+from modelyard.access.keys import OPEN, Caller, Keys, tier_of
 from modelyard.access.network import host_name, is_loopback
 from modelyard.config import Settings
 from modelyard.errors import (
@@ -132,6 +134,8 @@ class Guard:
                     f"the key {caller.name!r} is an inference key: it reaches /v1 only",
                     hint="use an admin key for /api and the web UI",
                 )
+        if (asked := headers.get("x-priority")) is not None:  # a request may lower its own tier
+            caller = replace(caller, asked=tier_of(asked))
         scope.setdefault("state", {})["caller"] = caller
         if method in SAFE:
             return receive

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
@@ -19,6 +20,7 @@ from modelyard.errors import LastKey
 from modelyard.http_errors import ErrorBody
 
 log = logging.getLogger(__name__)
+Priority = Literal["flex", "default", "priority"]  # runtime.queue.Tier
 router = APIRouter(
     route_class=StrictRoute,
     prefix="/api/keys",
@@ -32,6 +34,11 @@ class KeyIn(BaseModel):
     scope: Scope = Scope.INFERENCE
     models: list[str] = Field(default_factory=list, description="globs of model names; none: every model")
     expires: str | None = Field(None, description="12h, 30d, 2w, a date, or never")
+    priority: Priority = Field("default", description="its requests' tier: the higher is served first")
+
+
+class KeyEdit(BaseModel):
+    priority: Priority = Field(description="its requests' tier: the higher is served first")
 
 
 class KeyOut(BaseModel):
@@ -39,6 +46,7 @@ class KeyOut(BaseModel):
     prefix: str = Field(description="the secret's first characters")
     scope: Scope
     models: list[str]
+    priority: Priority
     expires_at: datetime | None
     created_at: datetime | None
     last_used_at: datetime | None
@@ -50,6 +58,7 @@ class KeyOut(BaseModel):
             prefix=k.prefix,
             scope=Scope(k.scope),
             models=k.models,
+            priority=k.priority,
             expires_at=k.expires_at,
             created_at=k.created_at,
             last_used_at=k.last_used_at,
@@ -72,9 +81,17 @@ def list_keys(request: Request) -> list[KeyOut]:
 
 @router.post("", status_code=201)
 def create_key(request: Request, body: KeyIn) -> NewKeyOut:
-    key, secret = keys_of(request).create(body.name, body.scope, body.models, body.expires)
+    key, secret = keys_of(request).create(body.name, body.scope, body.models, body.expires, body.priority)
     log.warning("%s created the %s key %r", request.state.caller.name, key.scope, key.name)
     return NewKeyOut(**KeyOut.of(key).model_dump(), secret=secret)
+
+
+@router.patch("/{name}")
+def edit_key(request: Request, name: str, body: KeyEdit) -> KeyOut:
+    """Change a key's priority (its requests' tier)."""
+    key = keys_of(request).prioritize(name, body.priority)
+    log.warning("%s set the key %r to priority %s", request.state.caller.name, name, key.priority)
+    return KeyOut.of(key)
 
 
 @router.delete("/{name}", status_code=204)

@@ -167,6 +167,7 @@ class ApiKey:
     scope: str  # admin or inference
     models: list[str] = field(default_factory=list)  # globs of model names; empty: every model
     expires_at: datetime | None = None
+    priority: str = "default"  # its requests' tier: flex, default or priority
     created_at: datetime | None = None
     last_used_at: datetime | None = None
     id: int | None = None

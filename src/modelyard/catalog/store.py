@@ -437,6 +437,7 @@ class Store:
                     scope=key.scope,
                     models=key.models,
                     expires_at=key.expires_at,
+                    priority=key.priority,
                 )
                 s.add(row)
                 s.flush()
@@ -462,6 +463,15 @@ class Store:
             row = s.scalar(select(ApiKeyRow).where(ApiKeyRow.digest == digest))
             if row is not None:
                 row.last_used_at = at
+
+    def set_key_priority(self, name: str, priority: str) -> ApiKey:
+        with self.session() as s:
+            row = s.scalar(select(ApiKeyRow).where(ApiKeyRow.name == name))
+            if row is None:
+                raise KeyNotFound(name)
+            row.priority = priority
+            s.flush()
+            return _key(row)
 
     def delete_key(self, name: str) -> None:
         with self.session() as s:
@@ -666,6 +676,7 @@ def _key(row: ApiKeyRow) -> ApiKey:
         scope=row.scope,
         models=list(row.models),
         expires_at=_aware(row.expires_at),
+        priority=row.priority,
         created_at=_aware(row.created_at),
         last_used_at=_aware(row.last_used_at),
         id=row.id,

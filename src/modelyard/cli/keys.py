@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from modelyard.access.keys import Keys
 
 app = Group("keys", help="API keys for /v1 and /api.")
+TIERS = ["flex", "default", "priority"]  # runtime.queue.Tier, without importing the runtime
 
 
 @contextmanager
@@ -47,10 +48,17 @@ def catalog() -> Iterator[Keys]:
 )
 @click.option("--models", "-m", multiple=True, help="model names or globs it may use (/v1)")
 @click.option("--expires", help="12h, 30d, 2w, a date, or never")
-def create(name: str, scope: Scope, models: tuple[str, ...], expires: str | None) -> None:
+@click.option(
+    "--priority",
+    type=click.Choice(TIERS, case_sensitive=False),
+    default="default",
+    show_default=True,
+    help="its requests' tier: the higher is served first",
+)
+def create(name: str, scope: Scope, models: tuple[str, ...], expires: str | None, priority: str) -> None:
     """Make a key. Its secret is printed once, here: it is not kept anywhere."""
     with catalog() as keys:
-        key, secret = keys.create(name, Scope(scope), list(models), expires)
+        key, secret = keys.create(name, Scope(scope), list(models), expires, priority.lower())
     err_console.print(
         f"[bold]{key.name}[/] ({key.scope}) made; its secret, shown this once:", highlight=False
     )
@@ -73,6 +81,7 @@ def ls(as_json: bool) -> None:
                     "prefix": k.prefix,
                     "scope": k.scope,
                     "models": k.models,
+                    "priority": k.priority,
                     "expires_at": k.expires_at.isoformat() if k.expires_at else None,
                     "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
                 }
@@ -84,7 +93,7 @@ def ls(as_json: bool) -> None:
         console.print("no API key: the server is open on loopback. `modelyard keys create NAME`")
         return
     table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 2, 0, 0))
-    for col in ("NAME", "SECRET", "SCOPE", "MODELS", "EXPIRES", "LAST USED"):
+    for col in ("NAME", "SECRET", "SCOPE", "MODELS", "PRIORITY", "EXPIRES", "LAST USED"):
         table.add_column(col, overflow="fold")
     for k in listed:
         table.add_row(
@@ -92,10 +101,23 @@ def ls(as_json: bool) -> None:
             f"{k.prefix}…",
             k.scope,
             ", ".join(k.models) or "all",
+            k.priority,
             f"{k.expires_at:%Y-%m-%d %H:%M}" if k.expires_at else "never",
             f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never",
         )
     console.print(table)
+
+
+@app.command("edit")
+@click.argument("name")
+@click.option(
+    "--priority", type=click.Choice(TIERS, case_sensitive=False), required=True, help="its requests' tier"
+)
+def edit(name: str, priority: str) -> None:
+    """Change a key's priority: a running server serves its requests so within seconds."""
+    with catalog() as keys:
+        key = keys.prioritize(name, priority.lower())
+    console.print(f"{key.name}: priority {key.priority}", highlight=False)
 
 
 @app.command("rm")

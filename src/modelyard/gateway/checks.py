@@ -3,6 +3,7 @@ whether the prompt can fit the model's context (runtime/admission.py checks the 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from modelyard.conversations import Conversations
 from modelyard.errors import RequestTooLarge
 from modelyard.library import Library
 from modelyard.runtime.admission import Admission
+from modelyard.runtime.queue import Tier
 from modelyard.runtime.runtime import Runtime
 
 
@@ -55,6 +57,12 @@ def conversations_of(request: Request) -> Conversations:
 def caller_of(request: Request) -> Caller:
     caller: Caller = getattr(request.state, "caller", OPEN)
     return caller
+
+
+def lower(request: Request, tier: Tier) -> None:
+    """Serve the request at ``tier`` at most (a request may lower its own, never raise it)."""
+    caller = caller_of(request)
+    request.state.caller = replace(caller, asked=min(caller.asked, tier))
 
 
 # No tokenizer puts more bytes than this in one token: a prompt of more bytes than this many

@@ -5,8 +5,10 @@ engine takes before the request is checked and sent:
 - ``reasoning_effort``: the chat template's thinking switch (``enable_thinking``, and the
   effort for the templates that read it), as the Responses API's ``reasoning.effort``;
 - ``tool_choice`` ``allowed_tools``: the tools cut to the allowed ones, the choice its mode;
-- ``prompt_cache_key``: the key of the request's prompt cache, which routes it to the replica
-  that served the key before (the queue's session affinity), not sent on;
+- ``prompt_cache_key``: the request's session, which routes it to the replica that served the
+  session before (routing.py), not sent on;
+- ``service_tier``: flex lowers the request's tier below its key's (flow control: see
+  runtime/queue.py); priority and default keep the key's; not sent on;
 - ``metadata``, ``safety_identifier``: accepted, not sent on (``store`` is refused: chat
   completions are not kept here).
 
@@ -23,20 +25,30 @@ from typing import Any
 import orjson
 
 from modelyard.errors import InvalidRequest
+from modelyard.runtime.queue import Tier
 
 MARKERS = (
     b'"max_completion_tokens"', b'"reasoning_effort"', b'"allowed_tools"', b'"prompt_cache_key"',
-    b'"metadata"', b'"safety_identifier"', b'"store"',
+    b'"metadata"', b'"safety_identifier"', b'"store"', b'"service_tier"',
 )  # fmt: skip
+TIERS = {
+    "auto": None,
+    "default": Tier.DEFAULT,
+    "scale": Tier.DEFAULT,
+    "flex": Tier.FLEX,
+    "priority": Tier.PRIORITY,
+}
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 
 
 @dataclass
 class Prepared:
-    """A request as the engines take it, and the affinity key it named (prompt_cache_key)."""
+    """A request as the engines take it, the session it named (prompt_cache_key), and the tier
+    it asked for (service_tier; None: its key's)."""
 
     raw: bytes
     cache_key: str | None = None
+    tier: Tier | None = None
 
 
 def thinking(effort: str, param: str) -> dict[str, Any]:
@@ -45,6 +57,15 @@ def thinking(effort: str, param: str) -> dict[str, Any]:
         raise InvalidRequest(f"{param} is one of {', '.join(EFFORTS)}", param=param)
     on = effort not in ("none", "minimal")
     return {"enable_thinking": on, **({"reasoning_effort": effort} if on else {})}
+
+
+def service_tier(value: Any) -> Tier | None:
+    """The tier a request's ``service_tier`` asks for (None: its key's)."""
+    if value is None:
+        return None
+    if value not in TIERS:
+        raise InvalidRequest(f"service_tier is one of {', '.join(TIERS)}", param="service_tier")
+    return TIERS[value]
 
 
 def prepared(raw: bytes) -> Prepared:
@@ -77,7 +98,8 @@ def prepared(raw: bytes) -> Prepared:
     if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
         _allow(body, choice.get("allowed_tools") or {})
     key = body.pop("prompt_cache_key", None)
-    return Prepared(orjson.dumps(body), key if isinstance(key, str) and key else None)
+    tier = service_tier(body.pop("service_tier", None))
+    return Prepared(orjson.dumps(body), key if isinstance(key, str) and key else None, tier)
 
 
 def _allow(body: dict[str, Any], allowed: dict[str, Any]) -> None:

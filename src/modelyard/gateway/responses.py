@@ -19,7 +19,8 @@ from modelyard.conversations import Conversations, input_items
 from modelyard.errors import InvalidRequest, ModelyardError
 from modelyard.gateway import items, tools
 from modelyard.gateway.calls import admit, begun, count_tokens, engine_call, translated_chat
-from modelyard.gateway.checks import caller_of, client_files_of, conversations_of
+from modelyard.gateway.checks import caller_of, client_files_of, conversations_of, lower
+from modelyard.gateway.fields import service_tier
 from modelyard.gateway.media import inline_files
 from modelyard.gateway.pages import page
 from modelyard.gateway.protocol import InputTokensRequest, ResponsesRequest, documented
@@ -55,6 +56,8 @@ async def create(request: Request) -> Response:
     try:
         body = ResponsesRequest.model_validate_json(raw)
         payload = orjson.loads(raw)
+        if (tier := service_tier(payload.get("service_tier"))) is not None:
+            lower(request, tier)
         ticket = admit(request, body.model, "chat")
         conversations = conversations_of(request)
         caller = caller_of(request)

@@ -28,6 +28,7 @@ from modelyard.gateway.checks import (
     client_files_of,
     fits_context,
     library_of,
+    lower,
     runtime_of,
 )
 from modelyard.gateway.coalesce import Coalescer
@@ -310,6 +311,8 @@ async def _serve(
         if endpoint in TEXT:
             ready = fields.prepared(raw)
             raw, cache_key = ready.raw, ready.cache_key
+            if ready.tier is not None:
+                lower(request, ready.tier)
         body = schema.model_validate_json(raw)
     except ValidationError as e:
         return OPENAI.answer(InvalidRequest(describe(e.errors())))

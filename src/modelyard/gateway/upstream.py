@@ -21,7 +21,7 @@ from modelyard.errors import EngineError
 from modelyard.gateway.checks import state_of
 from modelyard.gateway.exchange import Exchange
 from modelyard.runtime.admission import Disconnected, Lease, Ticket
-from modelyard.runtime.routing import Prompt, Route
+from modelyard.runtime.routing import Prompt
 
 log = logging.getLogger(__name__)
 LARGE = 1 << 20  # bytes of a body above which aiohttp wants a file-like object (audio, images)
@@ -99,8 +99,7 @@ async def send(
     unless given) stops the wait for a slot."""
     dropped = refused = 0
     while True:
-        route = Route(prompt) if prompt is not None else None
-        lease = await ticket.lease(disconnected or request.is_disconnected, route=route)
+        lease = await ticket.lease(disconnected or request.is_disconnected, prompt=prompt)
         if exchange is not None:
             exchange.waited(lease)
         url = lease.url + path

@@ -19,8 +19,8 @@ from modelyard.access.keys import Caller
 from modelyard.backends.base import AnyBackend
 from modelyard.catalog.records import Model
 from modelyard.errors import ModelyardError, Unsupported
-from modelyard.runtime.queue import Queue, Slot, Yielding
-from modelyard.runtime.routing import Route
+from modelyard.runtime.queue import Ask, Queue, Slot, Tier, Yielding
+from modelyard.runtime.routing import Prompt
 
 if TYPE_CHECKING:
     from modelyard.runtime.runtime import Runtime
@@ -53,8 +53,7 @@ class Lease:
     queue: Queue
     slot: Slot
     runtime: Runtime = field(repr=False)
-    low: Yielding | None = None  # a low-priority request's (a batch's)
-    route: Route | None = None  # a text request's way, by its prompt
+    ask: Ask = field(default_factory=Ask)  # who asked it, how, with which prompt
     released: bool = False
 
     @property
@@ -69,12 +68,11 @@ class Lease:
     def release(self) -> None:
         if not self.released:
             self.released = True
-            self.queue.release(self.slot, self.low, self.route)
+            self.queue.release(self.slot, self.ask)
 
     def report(self, tokens: int, cached: int | None, prefill: float | None) -> None:
         """What the engine said of the prompt (see Routing.learn): routing learns from it."""
-        if self.route is not None:
-            self.queue.routing.learn(self.route, tokens, cached, prefill)
+        self.queue.routing.learn(self.ask, tokens, cached, prefill)
 
     def unreachable(self) -> None:
         """No connection could be made: the instance leaves the rotation (see Runtime)."""
@@ -95,6 +93,7 @@ class Ticket:
     load: bool  # load the model when it is not, whether or not its autoload is on (Ollama's way)
     runtime: Runtime = field(repr=False)
     low: Yielding | None = None  # of low priority (a batch's): served after every interactive request
+    tier: Tier = Tier.DEFAULT  # its priority class (see queue.py)
 
     @property
     def served(self) -> str:
@@ -106,19 +105,14 @@ class Ticket:
         """Whether it has more than one instance to choose from (its prompt then picks)."""
         return self.runtime.replicated(self.model.name)
 
-    async def lease(self, disconnected: Disconnected = stays, *, route: Route | None = None) -> Lease:
-        """A slot on a ready instance; waits in the model's bounded queue. ``route``: a text
-        request's prompt, which routing sends where it is cached (routing.py)."""
+    async def lease(self, disconnected: Disconnected = stays, *, prompt: Prompt | None = None) -> Lease:
+        """A slot on a ready instance; waits in the model's bounded queue. ``prompt``: a text
+        request's, which routing sends where it is cached (routing.py)."""
+        ask = Ask(prompt, self.account, self.tier, self.low)
         queue, slot = await self.runtime.acquire(
-            self.model,
-            self.adapter,
-            disconnected,
-            load=self.load,
-            by=self.account,
-            route=route,
-            low=self.low,
+            self.model, self.adapter, disconnected, load=self.load, by=self.account, ask=ask
         )
-        return Lease(self.model.name, queue, slot, self.runtime, self.low, route)
+        return Lease(self.model.name, queue, slot, self.runtime, ask)
 
 
 class Admission:
@@ -131,7 +125,8 @@ class Admission:
         self, name: str, endpoint: str, caller: Caller, *, capability: str | None = None, load: bool = False
     ) -> Ticket:
         """The ticket of a request for ``name`` on ``endpoint`` (chat, embeddings, ...) by
-        ``caller``; ``capability``: a tag the model must have (image-to-image, video)."""
+        ``caller`` (at its tier); ``capability``: a tag the model must have (image-to-image,
+        video)."""
         rt = self._runtime
         model, adapter = rt.library.resolve(name)
         caller.check_model(model.name)
@@ -141,4 +136,5 @@ class Admission:
         except ModelyardError as e:
             e.model = model.name
             raise
-        return Ticket(model, adapter, backend, rt.context_of(model), caller.account, load, rt, caller.low)
+        context = rt.context_of(model)
+        return Ticket(model, adapter, backend, context, caller.account, load, rt, caller.low, caller.tier)

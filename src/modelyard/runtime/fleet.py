@@ -16,7 +16,7 @@ from modelyard.library import Library
 from modelyard.runtime.clock import Clock
 from modelyard.runtime.comeback import HeldBack
 from modelyard.runtime.executor import Engine, Executor, LogRef, Usage
-from modelyard.runtime.queue import Queue
+from modelyard.runtime.queue import Queue, Tier
 from modelyard.runtime.routing import Routing
 from modelyard.runtime.serving import Serving
 from modelyard.runtime.supervisor import Live, Setup
@@ -57,11 +57,18 @@ class Fleet:
                 name=name,
                 max_waiting=self.settings.queue_size,
                 timeout=self.settings.queue_timeout,
+                limits=self._limits(),
                 clock=self.clock,
                 idle=self.settings.batch_idle,
                 routing=Routing(policy=self.settings.routing),
             )
         return queue
+
+    def _limits(self) -> dict[Tier, float]:
+        """The tiers' own time limits in the queues, where they are set."""
+        s = self.settings
+        given = {Tier.FLEX: s.queue_timeout_flex, Tier.PRIORITY: s.queue_timeout_priority}
+        return {tier: seconds for tier, seconds in given.items() if seconds is not None}
 
     def model(self, name: str) -> Model:
         return self.library.get(name)
@@ -180,6 +187,11 @@ class Fleet:
             return "starting", None, None
         retry_in = max(0.0, held.next_try - self.clock.now()) if held.next_try is not None else None
         return held.state.value, held.reason, retry_in
+
+    def placed(self, name: str) -> bool:
+        """Whether an instance of ``name`` has a place (it serves, starts or restarts there)."""
+        running = self.running.get(name)
+        return running is not None and any(live.placement is not None for live in running.instances.values())
 
     def replicated(self, name: str) -> bool:
         """Whether ``name`` has more than one instance to choose from."""

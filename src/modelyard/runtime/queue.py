@@ -1,15 +1,25 @@
 """The bounded queue in front of each model's instances.
 
-Requests wait here (up to ``max_waiting`` of them, each up to ``timeout`` seconds) until an
+Requests wait here (up to ``max_waiting`` of them, each up to its tier's time limit) until an
 instance has room (its slots, and for an engine with a queue of its own as many again, so that a
 freed slot starts its next request at once). Which instance a request goes to is routing's
 choice (routing.py): for a text request, the one where its prefill and wait cost least, given
 what each replica's prompt cache holds, and it may wait for a busy replica that holds its
 prompt; for the others, the one with the fewest requests in flight. A freed place goes straight
-to the first waiter that can use it: first come first served, and no waiter wakes for nothing.
-Beyond ``max_waiting`` the caller gets QueueFull at once, past ``timeout`` QueueTimeout. A start
-that fails while requests wait hands them its error (``fail``); a waiter whose client disconnects
-leaves the queue. Slots of instances being drained (an unload, a switch) take nothing new.
+to the first waiter that can use it, and no waiter wakes for nothing.
+
+Flow control: each request comes with its key (``Ask.account``) and tier (``Tier``: a key's,
+which a request may lower). The higher tier is served first; within a tier the keys take turns
+(start-time fair queuing: each request is tagged after its key's requests before it, and never
+before the request served last, so one key with 200 requests cannot starve five others, and a
+quiet key saves up no turns); first come first served within a key. When ``max_waiting`` wait, a newcomer whose key holds its share of the places
+(``max_waiting`` over the keys waiting) is refused (OverShare, 429), and one whose key holds
+less takes the place of the latest waiter of the key most over its share (which gets
+OverShare). A request whose wait can be seen to exceed its tier's limit (from the requests
+before it and how long requests take here) is refused at once, and one that waits past it gets
+QueueTimeout (429 both). A start that fails while requests wait hands them its error (``fail``:
+no instance can serve, 503); a waiter whose client disconnects leaves the queue. Slots of
+instances being drained (an unload, a switch) take nothing new.
 
 A low-priority request (a batch's: its ``Yielding``) is served after every interactive one: it
 takes a slot only while no interactive request waits for one, on an instance serving no
@@ -29,14 +39,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any
 
-from modelyard.errors import ModelyardError, QueueFull, QueueTimeout
+from modelyard.errors import ModelyardError, OverShare, QueueFull, QueueTimeout
 from modelyard.runtime.clock import Clock, SystemClock
-from modelyard.runtime.routing import Choice, Route, Routing
+from modelyard.runtime.routing import Choice, Prompt, Routing
 
 POLL = 0.25  # seconds between looks at whether a waiting client is still there (and the deadline)
 EVERY: Any = object()  # as an adapter: the waiters of every adapter
@@ -56,6 +68,43 @@ class Yielding:
     preempted: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+class Tier(IntEnum):
+    """Priority classes, OpenAI's service tiers: each key has one (default), and a request may
+    lower its own (``service_tier``, or the X-Priority header)."""
+
+    FLEX = 0
+    DEFAULT = 1
+    PRIORITY = 2
+
+    @classmethod
+    def named(cls, name: str) -> Tier:
+        """The tier called ``name`` (flex, default, priority); ValueError for another."""
+        return cls[name.upper()]
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(eq=False)
+class Ask:
+    """One request's ask for a slot: who asks (``account``: a key's name; None: the local user),
+    at which tier, at low priority (a batch's ``Yielding``) or not, with which prompt (a text
+    request's, for routing); then where it went, and what routing expected of it there."""
+
+    prompt: Prompt | None = None
+    account: str | None = None
+    tier: Tier = Tier.DEFAULT
+    low: Yielding | None = None
+    tag: float = 0.0  # its place in its tier's fair order (see Queue._tag)
+    instance: int | None = None
+    taken: float = 0.0  # when it had its slot
+    held: int = 0  # characters of its prompt the replica was thought to hold
+    hit: bool = False  # counted as a hit (see Routing.took)
+    prefill: float = 0.0  # its prefill there, expected, in seconds
+    start: float = 0.0  # when its prefill was expected to begin
+    end: float = 0.0  # when it is expected to be done
+
+
 @dataclass
 class Slot:
     """One ready instance as the queue sees it."""
@@ -71,7 +120,7 @@ class Slot:
     draining: bool = False
     interactive_at: float = float("-inf")  # when it last took or finished an interactive request
     cache_tokens: int | None = None  # prompt tokens its engine keeps for reuse; None: not known
-    routes: set[Route] = field(default_factory=set)  # of those in flight, the routed ones
+    asks: set[Ask] = field(default_factory=set)  # those in flight (of the queue's acquire)
 
     def takes(self, adapter: str | None, low: bool) -> bool:
         """Whether it has room for a request for ``adapter`` (of low priority)."""
@@ -87,10 +136,14 @@ class _Waiter:
 
     adapter: Any
     future: asyncio.Future[Slot]
-    route: Route | None = None
-    low: Yielding | None = None
+    ask: Ask
+    seq: int  # its place in the order of arrival
     since: float = 0.0  # when it came
     until: float | None = None  # how long it may wait for the busy replica that holds its prompt
+
+    @property
+    def low(self) -> Yielding | None:
+        return self.ask.low
 
 
 def _preempt(slot: Slot) -> None:
@@ -104,6 +157,7 @@ class Queue:
     name: str
     max_waiting: int
     timeout: float = 0.0  # seconds a request may wait; 0 = no limit
+    limits: dict[Tier, float] = field(default_factory=dict)  # a tier's own time limit, if not timeout
     clock: Clock = field(default_factory=SystemClock)
     idle: float = 0.0  # seconds an instance serves no interactive request before a low one starts
     _waking: asyncio.Task[None] | None = None  # the next look at waiters held back (see _wake_later)
@@ -117,6 +171,10 @@ class Queue:
     _line: deque[_Waiter] = field(default_factory=deque)
     _dispatching: bool = False
     routing: Routing = field(default_factory=Routing)
+    _arrivals: itertools.count[int] = field(default_factory=itertools.count)
+    _virtual: float = 0.0  # the fair order's clock: the tag of the latest request served
+    _finish: dict[str | None, float] = field(default_factory=dict)  # each key's latest tag, plus one
+    service: float = 0.0  # seconds an interactive request holds its slot (learned; 0: not yet)
 
     def __post_init__(self) -> None:
         self.last_used = self.clock.now()
@@ -132,25 +190,24 @@ class Queue:
             asyncio.get_running_loop().call_soon(self._dispatch)
 
     def _dispatch(self) -> None:
-        """Each waiter in turn gets a free slot serving its adapter (where routing sends it), or
-        the failure that says none is coming; once an adapter has no free slot, its later
-        waiters keep waiting (a waiter held for a busy replica that holds its prompt lets those
-        behind it have the free ones). The interactive waiters go first; a low one only when
-        none of its adapter is left waiting. No waiter wakes for nothing, so a release costs the
-        same with 1 or 1,000 waiting."""
+        """Each waiter in its turn (``_order``) gets a free slot serving its adapter (where
+        routing sends it), or the failure that says none is coming; once an adapter has no free
+        slot, its later waiters keep waiting (a waiter held for a busy replica that holds its
+        prompt lets those behind it have the free ones). The interactive waiters go first; a low
+        one only when none of its adapter is left waiting. No waiter wakes for nothing."""
         self._dispatching = False
         now = self.clock.now()
         blocked: set[Any] = set()  # adapters an interactive waiter still waits for
         for low in (False, True):
             skip = set(blocked)
             held: Counter[int] = Counter()  # waiters held for each busy replica, in line so far
-            for w in self._line:
-                if (w.low is not None) != low or w.future.done() or w.adapter in skip:
+            for w in self._order(low):
+                if w.future.done() or w.adapter in skip:
                     continue
-                choice = self._pick(w.adapter, w.route, low, now - w.since, held)
+                choice = self._pick(w.adapter, w.ask, now - w.since, held)
                 w.until = choice.until
                 if choice.slot is not None:
-                    w.future.set_result(self._take(choice.slot, w.route, w.low))
+                    w.future.set_result(self._take(choice.slot, w.ask))
                 elif (failed := self.failure(w.adapter)) is not None:
                     w.future.set_exception(failed)
                 elif choice.home is not None:
@@ -159,6 +216,20 @@ class Queue:
                     skip.add(w.adapter)
             blocked = skip
         self._wake_later()
+
+    def _order(self, low: bool) -> list[_Waiter]:
+        """The waiters of one priority in the order they are served: the higher tier first, then
+        by their tags (the keys in turns), then the earlier."""
+        line = [w for w in self._line if (w.low is not None) == low]
+        if low or len({(w.ask.account, w.ask.tier) for w in line}) < 2:
+            return line  # one key, one tier: the order they came in
+        return sorted(line, key=lambda w: (-w.ask.tier, w.ask.tag, w.seq))
+
+    def _tag(self, account: str | None) -> float:
+        """Where a request of ``account`` coming now goes in the fair order (start-time fair
+        queuing): after the key's own requests before it, and never before the request served
+        last (a key that was quiet does not save up turns)."""
+        return max(self._virtual, self._finish.get(account, 0.0))
 
     def _wake_later(self) -> None:
         """Waiters that a free slot may take later with no release to say so: low ones held back
@@ -186,11 +257,11 @@ class Queue:
     def set_slot(self, slot: Slot) -> None:
         old = self.slots.get(slot.instance_id)
         if old is not None:
-            slot.in_flight, slot.yielding, slot.interactive_at, slot.routes = (
+            slot.in_flight, slot.yielding, slot.interactive_at, slot.asks = (
                 old.in_flight,
                 old.yielding,
                 old.interactive_at,
-                old.routes,
+                old.asks,
             )
         self.slots[slot.instance_id] = slot
         self.failures.pop(slot.adapter, None)
@@ -233,13 +304,13 @@ class Queue:
         return sum(self.slots[i].in_flight for i in ids if i in self.slots)
 
     def _pick(
-        self, adapter: str | None, route: Route | None = None, low: bool = False, waited: float = 0.0,
-        held: Counter[int] | None = None,
-    ) -> Choice:  # fmt: skip
-        """Where routing sends a request for ``adapter`` now (see Routing.choose): of the
-        instances with room for it, or None to wait. ``waited``: seconds it has waited so far;
-        ``held``: the waiters before it held for each busy instance."""
+        self, adapter: str | None, ask: Ask, waited: float = 0.0, held: Counter[int] | None = None
+    ) -> Choice:
+        """Where routing sends ``ask`` for ``adapter`` now (see Routing.choose): of the instances
+        with room for it, or None to wait. ``waited``: seconds it has waited so far; ``held``:
+        the waiters before it held for each busy instance."""
         now = self.clock.now()
+        low = ask.low is not None
         free: list[Slot] = []
         busy: list[Slot] = []
         for s in self.slots.values():
@@ -247,20 +318,20 @@ class Queue:
                 free.append(s)
             elif not low and not s.draining and s.adapter == adapter:
                 busy.append(s)
-        prompt = route.prompt if route is not None else None
-        return self.routing.choose(free, busy, prompt, now, waited, held or Counter())
+        return self.routing.choose(free, busy, ask.prompt, now, waited, held or Counter())
 
-    def _take(self, slot: Slot, route: Route | None = None, low: Yielding | None = None) -> Slot:
+    def _take(self, slot: Slot, ask: Ask) -> Slot:
         now = self.clock.now()
-        if route is not None:
-            serving = [s for s in self.slots.values() if s.adapter == slot.adapter and not s.draining]
-            self.routing.took(slot, route, serving, now)
+        serving = [s for s in self.slots.values() if s.adapter == slot.adapter and not s.draining]
+        self.routing.took(slot, ask, serving, now)
+        ask.taken = now
         slot.in_flight += 1
-        if low is not None:
-            slot.yielding.add(low)
+        if ask.low is not None:
+            slot.yielding.add(ask.low)
         else:  # the low requests there give way
             _preempt(slot)
             slot.interactive_at = now
+            self._virtual = max(self._virtual, ask.tag)
         self.last_used = now
         return slot
 
@@ -269,30 +340,38 @@ class Queue:
         adapter: str | None = None,
         *,
         disconnected: Callable[[], Awaitable[bool]] | None = None,
-        route: Route | None = None,
-        low: Yielding | None = None,
+        ask: Ask | None = None,
     ) -> Slot:
-        """Wait for a free slot on an instance serving ``adapter``, first come first served among
-        the requests for it (of its priority: ``low``, after the others). ``disconnected`` is
-        polled so that a client who left stops waiting. ``route``: a text request's prompt, for
-        routing by what each replica's prompt cache holds (the same Route is handed to
-        ``release``)."""
-        lows = low is not None
+        """Wait for a free slot on an instance serving ``adapter``, in the order of flow control
+        (``ask``: who asks, at which tier and priority, with which prompt; the same Ask is
+        handed to ``release``). ``disconnected`` is polled so that a client who left stops
+        waiting."""
+        ask = ask if ask is not None else Ask()
+        lows = ask.low is not None
         now = self.clock.now()
+        if not lows:
+            ask.tag = self._tag(ask.account)
         until = None
         if not any(  # (a waiter held for a busy replica does not wait for the free ones)
             w.adapter == adapter and not w.future.done() and (lows or w.low is None) and w.until is None
             for w in self._line
         ):
-            choice = self._pick(adapter, route, lows)
+            choice = self._pick(adapter, ask)
             if choice.slot is not None:  # nobody waits for it (those handed one have theirs)
-                return self._take(choice.slot, route, low)
+                if not lows:
+                    self._finish[ask.account] = ask.tag + 1
+                return self._take(choice.slot, ask)
             until = choice.until
         if (failed := self.failure(adapter)) is not None:
             raise failed
-        if not lows and self.waiting >= self.max_waiting:
-            raise QueueFull(self.name, self.max_waiting)
-        waiter = _Waiter(adapter, asyncio.get_running_loop().create_future(), route, low, now, until)
+        limit = self.limits.get(ask.tier, self.timeout)
+        if not lows:
+            self._make_room(ask)
+            self._refuse_a_long_wait(ask, limit)
+            self._finish[ask.account] = ask.tag + 1
+        waiter = _Waiter(
+            adapter, asyncio.get_running_loop().create_future(), ask, next(self._arrivals), now, until
+        )
         self._line.append(waiter)
         if not lows:  # low requests hold the places it waits for: they give way
             for slot in self.slots.values():
@@ -300,7 +379,7 @@ class Queue:
                     _preempt(slot)
         self._wake_later()
         self.waiting += not lows
-        deadline = self.clock.now() + self.timeout if self.timeout and not lows else None
+        deadline = now + limit if limit and not lows else None
         served = False
         try:
             while True:
@@ -311,7 +390,7 @@ class Queue:
                     served = True
                     return slot
                 if deadline is not None and self.clock.now() >= deadline:
-                    raise QueueTimeout(self.name, self.timeout)
+                    raise QueueTimeout(self.name, limit)
                 if disconnected is not None and await disconnected():
                     raise ClientGone(self.name)
         finally:
@@ -320,9 +399,42 @@ class Queue:
             if not waiter.future.done():
                 waiter.future.cancel()
             elif not waiter.future.cancelled() and waiter.future.exception() is None and not served:
-                self.release(
-                    waiter.future.result(), low, route
-                )  # handed over as it gave up: the next may have it
+                self.release(waiter.future.result(), ask)  # handed over as it gave up: the next may have it
+
+    def _make_room(self, ask: Ask) -> None:
+        """With ``max_waiting`` interactive requests waiting: refuse ``ask`` if its key holds its
+        share of the places (OverShare), else make room by refusing the latest waiter of the
+        key most over its share."""
+        line = [w for w in self._line if w.low is None and not w.future.done()]
+        if len(line) < self.max_waiting:
+            return
+        per_key = Counter(w.ask.account for w in line)
+        keys = len(per_key | Counter({ask.account: 1}))
+        share = self.max_waiting / keys
+        heaviest, most = max(per_key.items(), key=lambda kv: kv[1], default=(None, 0))
+        if per_key[ask.account] >= share or most <= share or not line:
+            if keys == 1:
+                raise QueueFull(self.name, self.max_waiting)
+            raise OverShare(self.name, ask.account, per_key[ask.account], self.max_waiting, keys)
+        latest = max((w for w in line if w.ask.account == heaviest), key=lambda w: w.seq)
+        latest.future.set_exception(OverShare(self.name, heaviest, most, self.max_waiting, keys))
+
+    def _refuse_a_long_wait(self, ask: Ask, limit: float) -> None:
+        """Refuse at once a request whose wait can be seen to exceed ``limit``: the requests
+        served before it (by ``_order``), each holding a slot for as long as requests do here,
+        over the slots of the instances."""
+        places = sum(s.capacity for s in self.slots.values() if not s.draining)
+        if not limit or not self.service or not places:
+            return
+        mine = (-ask.tier, ask.tag)
+        ahead = sum(
+            1
+            for w in self._line
+            if w.low is None and not w.future.done() and (-w.ask.tier, w.ask.tag) <= mine
+        )
+        wait = (ahead + 1) * self.service / places
+        if wait > limit:
+            raise QueueTimeout(self.name, limit, expected=wait)
 
     async def _changes(self, remaining: float | None) -> None:
         """Until something changes, the deadline passes, or it is time to look at the client."""
@@ -338,15 +450,22 @@ class Queue:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*waits, return_exceptions=True)
 
-    def release(self, slot: Slot, low: Yielding | None = None, route: Route | None = None) -> None:
+    def release(self, slot: Slot, ask: Ask | None = None) -> None:
+        """A request on ``slot`` ended (``ask``: the one acquire took it with; None: any one)."""
+        now = self.clock.now()
+        if ask is None:
+            ask = next((a for a in slot.asks if a.low is None), None)
         slot.in_flight = max(0, slot.in_flight - 1)
-        if route is not None:
-            self.routing.done(slot, route, self.clock.now())
-        if low is not None:
-            slot.yielding.discard(low)
+        if ask is not None:
+            self.routing.done(slot, ask, now)
+        if ask is not None and ask.low is not None:
+            slot.yielding.discard(ask.low)
         else:
-            slot.interactive_at = self.clock.now()
-        self.last_used = self.clock.now()
+            slot.interactive_at = now
+            if ask is not None:
+                taken = now - ask.taken
+                self.service = taken if not self.service else self.service + 0.2 * (taken - self.service)
+        self.last_used = now
         self.notify()
 
     async def settled(self, ids: Iterable[int], seconds: float) -> bool:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from modelyard.runtime.queue import Slot
+    from modelyard.runtime.queue import Ask, Slot
 
 BLOCK = 256  # characters a block of a prompt holds (about 64 tokens)
 MOST = 1024  # blocks of a prompt that count (its first 256 KiB)
@@ -60,20 +60,6 @@ class Prompt:
             chained = hash((chained, text[at : at + BLOCK]))
             blocks.append(chained)
         return cls(tuple(blocks), len(text), session)
-
-
-@dataclass(eq=False)
-class Route:
-    """One request's way to a replica: its prompt, and (once it has a slot) where it went, how
-    much of its prompt that replica was thought to hold, and when it should be done."""
-
-    prompt: Prompt
-    instance: int | None = None
-    held: int = 0  # characters of the prompt the replica was thought to hold
-    hit: bool = False  # counted as a hit (see Routing.took)
-    prefill: float = 0.0  # its prefill there, expected, in seconds
-    start: float = 0.0  # when its prefill was expected to begin
-    end: float = 0.0  # when it is expected to be done
 
 
 class Cache:
@@ -154,7 +140,7 @@ class Routing:
         needed = slot.in_flight + ahead - slots + 1
         if needed <= 0:
             return 0.0
-        ends = sorted(max(0.0, r.end - now) for r in slot.routes)
+        ends = sorted(max(0.0, a.end - now) for a in slot.asks)
         typical = self.after + self.per_char * UNSEEN
         ends += [typical] * max(0, slot.in_flight - len(ends))
         if needed <= len(ends):
@@ -197,22 +183,24 @@ class Routing:
             return Choice(None, until=now - waited + saves, home=home.instance_id)
         return Choice(best)
 
-    def took(self, slot: Slot, route: Route, serving: Iterable[Slot], now: float) -> None:
-        """``route``'s request got a slot on ``slot``'s replica: count a hit or a miss, and its
-        prompt is held there from now on."""
-        prompt = route.prompt
-        route.instance = slot.instance_id
-        route.held = self.held(slot, prompt)
-        route.prefill = self.per_char * (prompt.chars - route.held)
-        route.start = now + self.wait(slot, now)  # when its prefill should begin
-        route.end = route.start + route.prefill + self.after
-        slot.routes.add(route)
-        most = max(route.held, *(self.held(s, prompt) for s in serving))
+    def took(self, slot: Slot, ask: Ask, serving: Iterable[Slot], now: float) -> None:
+        """``ask``'s request got a slot on ``slot``'s replica: when it should be done there; for
+        a prompt, a hit or a miss, and the prompt is held there from now on."""
+        prompt = ask.prompt
+        ask.instance = slot.instance_id
+        ask.held = self.held(slot, prompt) if prompt is not None else 0
+        ask.prefill = self.per_char * ((prompt.chars if prompt is not None else UNSEEN) - ask.held)
+        ask.start = now + self.wait(slot, now)  # when its prefill should begin
+        ask.end = ask.start + ask.prefill + self.after
+        slot.asks.add(ask)
+        if prompt is None:
+            return
+        most = max(ask.held, *(self.held(s, prompt) for s in serving))
         pinned = self.sessions.get(prompt.session) if prompt.session is not None else None
-        route.hit = bool(route.held) and route.held >= most
-        if route.hit:
+        ask.hit = bool(ask.held) and ask.held >= most
+        if ask.hit:
             self.hits += 1
-            self.saved += route.held / self.chars_per_token
+            self.saved += ask.held / self.chars_per_token
         elif (
             pinned is not None
             and pinned != slot.instance_id
@@ -229,37 +217,38 @@ class Routing:
             if len(self.sessions) > SESSIONS:
                 self.sessions.popitem(last=False)
 
-    def done(self, slot: Slot, route: Route, now: float) -> None:
-        """``route``'s request ended: how long it ran after its prefill is learned."""
-        if route in slot.routes:
-            slot.routes.discard(route)
-            self.after = _blend(self.after, max(0.0, now - route.start - route.prefill))
+    def done(self, slot: Slot, ask: Ask, now: float) -> None:
+        """``ask``'s request ended: how long a request runs after its prefill is learned."""
+        if ask in slot.asks:
+            slot.asks.discard(ask)
+            if ask.prompt is not None:
+                self.after = _blend(self.after, max(0.0, now - ask.start - ask.prefill))
 
-    def learn(self, route: Route, tokens: int, cached: int | None, prefill: float | None) -> None:
-        """The engine answered ``route``'s request: its prompt was ``tokens`` long (0: not known),
+    def learn(self, ask: Ask, tokens: int, cached: int | None, prefill: float | None) -> None:
+        """The engine answered ``ask``'s request: its prompt was ``tokens`` long (0: not known),
         ``cached`` of them from its cache (None: it does not say), prefilled in ``prefill``
         seconds (None: not known)."""
-        prompt = route.prompt
-        if route.instance is None:
+        prompt = ask.prompt
+        if prompt is None or ask.instance is None:
             return
         if tokens > 0:
             self.chars_per_token = _blend(self.chars_per_token, prompt.chars / tokens)
         if cached is not None and tokens > 0:
             computed = (tokens - cached) * self.chars_per_token
         else:  # as routing thought
-            computed = prompt.chars - route.held
+            computed = prompt.chars - ask.held
         if prefill is not None and prefill > 0 and computed >= MEASURED * self.chars_per_token:
             self.per_char = _blend(self.per_char, prefill / computed)
-        if cached is None or not route.held:
+        if cached is None or not ask.held:
             return
-        thought = route.held / self.chars_per_token
+        thought = ask.held / self.chars_per_token
         if cached < thought / 2 and thought - cached >= BLOCK / self.chars_per_token:
             keep = int(cached * self.chars_per_token) // BLOCK
-            self.cache(route.instance).forget(prompt, keep)
-            if prompt.session is not None and self.sessions.get(prompt.session) == route.instance:
+            self.cache(ask.instance).forget(prompt, keep)
+            if prompt.session is not None and self.sessions.get(prompt.session) == ask.instance:
                 del self.sessions[prompt.session]
-            if route.hit:
+            if ask.hit:
                 self.hits -= 1
                 self.saved -= thought
                 self.misses["evicted"] += 1
-            route.held, route.hit = 0, False
+            ask.held, ask.hit = 0, False

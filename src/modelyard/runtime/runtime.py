@@ -49,8 +49,7 @@ from modelyard.runtime.comeback import HeldBack, HeldState
 from modelyard.runtime.executor import Executor, Node
 from modelyard.runtime.fleet import Fleet, Running
 from modelyard.runtime.placement import Spot, files_of
-from modelyard.runtime.queue import Queue, Slot, Yielding
-from modelyard.runtime.routing import Route
+from modelyard.runtime.queue import Ask, Queue, Slot
 from modelyard.runtime.rules import Loaded, LoadPolicy
 from modelyard.runtime.scheduler import Held
 from modelyard.runtime.supervisor import Live, Setup, State, Supervisor
@@ -324,11 +323,11 @@ class Runtime(Fleet):
         running.instances = {live.id: live for live in kept}
         starting = [self._new_live(running, spot) for spot in spots]
         waiting = [self._new_live(running, None) for _ in range(new - len(spots))]
+        self.running[name] = running
+        self.queue(name).fail(None, adapter)
         for live in waiting:
             assert short is not None
             self.supervisor.waits(live, short.message)
-        self.running[name] = running
-        self.queue(name).fail(None, adapter)
         return Change(name, running, starting, leaving, stop_first, before, record, waiting)
 
     def _new_live(self, running: Running, spot: Spot | None) -> Live:
@@ -685,14 +684,12 @@ class Runtime(Fleet):
         *,
         load: bool = False,
         by: str | None = None,
-        route: Route | None = None,
-        low: Yielding | None = None,
+        ask: Ask | None = None,
     ) -> tuple[Queue, Slot]:
         """A slot on a ready instance of ``model`` (+ ``adapter``), loading it first when its
         autoload is on (or ``load`` asks for it: a load ``by`` this key); waits in the model's
-        bounded queue. ``route``: a text request's prompt, which routing sends where it is
-        cached (routing.py). ``low``: a batch's request, served after every interactive one
-        (see queue.py)."""
+        bounded queue. ``ask``: who asks, at which tier and priority, with which prompt (see
+        queue.py)."""
         name = model.name
         if adapter is not None and model.adapter(adapter) is None:
             raise AdapterNotFound(name, adapter)
@@ -709,7 +706,7 @@ class Runtime(Fleet):
                 raise ModelNotLoaded(name)
             self._jit_load(name, adapter, by)
         queue = self.queue(name)
-        slot = await queue.acquire(adapter, disconnected=disconnected, route=route, low=low)
+        slot = await queue.acquire(adapter, disconnected=disconnected, ask=ask)
         return queue, slot
 
     def _jit_load(self, name: str, adapter: str | None, by: str | None) -> None:

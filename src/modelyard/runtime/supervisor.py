@@ -22,7 +22,7 @@ from modelyard.backends import flags
 from modelyard.backends.base import AnyBackend, Placement
 from modelyard.catalog.records import Model
 from modelyard.config import Settings
-from modelyard.errors import EngineError, ModelyardError
+from modelyard.errors import EngineError, ModelyardError, NoWorker
 from modelyard.runtime.clock import Clock
 from modelyard.runtime.executor import LOST, Claim, Engine, Executor, Launch
 from modelyard.runtime.queue import Queue, Slot
@@ -104,6 +104,9 @@ class Port(Protocol):
     def queue(self, name: str) -> Queue:
         """The queue of ``name``'s requests, where an instance's slot goes once it serves."""
 
+    def placed(self, name: str) -> bool:
+        """Whether an instance of ``name`` has a place (it serves, starts or restarts there)."""
+
     def record(self, instance_id: int, **fields: Any) -> None:
         """Write what changed of an instance (state, url, error, ...) where the API reads it."""
 
@@ -153,6 +156,13 @@ class Supervisor:
         """A new instance that fits on no worker yet: `pending`, with the reason, until one takes
         it (see _place)."""
         self._set(live, State.PENDING, error=why, note=f"waiting for a worker: {why}")
+        self._unplaced(live, why)
+
+    def _unplaced(self, live: Live, why: str) -> None:
+        """While no instance of its model has a place, its requests are answered at once with
+        ``why`` (503), not left to wait."""
+        if not self.rt.placed(live.model):
+            self.rt.queue(live.model).fail(NoWorker(live.model, why), live.adapter)
 
     def _lost(self, live: Live) -> None:
         """An instance whose node is gone: out of the rotation, `unreachable`, without a place."""
@@ -176,12 +186,14 @@ class Supervisor:
                 await self.rt.clock.sleep(REPLACE_EVERY)
             try:
                 await self.rt.relocate(live)
+                self.rt.queue(live.model).fail(None, live.adapter)  # requests may wait for it again
                 return
             except ModelyardError as e:
                 why = f"{first}; {e.message}" if first else e.message
                 if why != live.error:
                     live.error = why
                     self.rt.record(live.id, error=why)
+                self._unplaced(live, why)
 
     def backoff(self, live: Live) -> float:
         """The delay before the next start: doubling per restart, from the first again once the
