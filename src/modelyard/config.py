@@ -95,6 +95,12 @@ class Settings(BaseSettings):
         description="seconds an instance serves no interactive request before a batch request starts on it; "
         "0: beside them (preempted as they come)",
     )
+    swap_bound: float = Field(
+        default=30.0,
+        ge=0,
+        description="seconds a request for a model loaded on demand may wait for other models' turns "
+        "before its model displaces theirs (the load rules); 0: at once",
+    )
     routing: Literal["prefix", "least-loaded"] = Field(
         default="prefix",
         description="how a text request picks a replica: prefix (where its prompt is cached, waiting "

@@ -215,6 +215,9 @@ class _State(Collector):
             restarts.add_metric([name], n)
         yield restarts
         yield CounterMetricFamily(
+            "modelyard_model_swaps", "Loads on demand that unloaded another model", value=rt.turns.swaps
+        )
+        yield CounterMetricFamily(
             "modelyard_download_bytes", "Bytes downloaded from the hubs", value=self.downloads.received
         )
         jobs = GaugeMetricFamily("modelyard_downloads", "Download jobs by state", labels=["state"])

@@ -300,6 +300,13 @@ class Queue:
     def in_flight(self) -> int:
         return sum(s.in_flight for s in self.slots.values())
 
+    def oldest(self) -> tuple[str | None, float] | None:
+        """The key of the interactive request that has waited longest, and when it came (None:
+        none waits)."""
+        waiters = [w for w in self._line if w.low is None and not w.future.done()]
+        first = min(waiters, key=lambda w: w.since, default=None)
+        return (first.ask.account, first.since) if first is not None else None
+
     def in_flight_of(self, ids: Iterable[int]) -> int:
         return sum(self.slots[i].in_flight for i in ids if i in self.slots)
 

@@ -53,6 +53,7 @@ from modelyard.runtime.queue import Ask, Queue, Slot
 from modelyard.runtime.rules import Loaded, LoadPolicy
 from modelyard.runtime.scheduler import Held
 from modelyard.runtime.supervisor import Live, Setup, State, Supervisor
+from modelyard.runtime.turns import LOOK, Turns, prefetch
 from modelyard.runtime.watching import Watching
 from modelyard.usage.quotas import Quotas
 
@@ -102,6 +103,7 @@ class Runtime(Fleet):
         self._lock = asyncio.Lock()
         self._placing = asyncio.Lock()  # one instance without a place is placed at a time
         self._jit: dict[str, asyncio.Task[None]] = {}
+        self.turns = Turns(self.clock, settings.swap_bound)
         self._watcher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._restoring: list[asyncio.Task[Any]] = []  # the deployments start() brings back
@@ -574,7 +576,17 @@ class Runtime(Fleet):
                 for live in lives:
                     change.running.instances.pop(live.id, None)
             else:
-                await self._stop_model(name)
+                await self._displace(name)
+
+    async def _displace(self, name: str) -> None:
+        """Unload ``name`` for another model. Requests that still wait for it (on demand) keep
+        waiting, for its next turn."""
+        running, oldest = self.running.get(name), self.queue(name).oldest()
+        on_demand = running is not None and (running.deployment.jit or self.library.get(name).autoload)
+        again = (running.deployment.adapter, *oldest) if on_demand and running and oldest else None
+        await self._stop_model(name, keep_waiters=again is not None)
+        if again is not None:
+            self._jit_load(name, *again)
 
     async def _undo(self, change: Change) -> None:
         """A load whose new instances all failed: stop them. What it was to replace serves on;
@@ -621,8 +633,9 @@ class Runtime(Fleet):
             await self._stop_model(name)
             self._held_no_more(name)
 
-    async def _stop_model(self, name: str, *, forget: bool = True) -> None:
-        """Stop all instances of ``name``; forget the deployment unless ``forget`` is False."""
+    async def _stop_model(self, name: str, *, forget: bool = True, keep_waiters: bool = False) -> None:
+        """Stop all instances of ``name``; forget the deployment unless ``forget`` is False. The
+        requests waiting for it are told it is not loaded, unless ``keep_waiters``."""
         running = self.running.get(name)
         if running is not None:
             await asyncio.gather(
@@ -631,7 +644,8 @@ class Runtime(Fleet):
         if forget:
             self.running.pop(name, None)
             self.store.delete_deployment(name)
-            self.queue(name).fail(ModelNotLoaded(name))
+            if not keep_waiters:
+                self.queue(name).fail(ModelNotLoaded(name))
 
     async def _stop_instance(self, name: str, live: Live, *, remove: bool = False) -> None:
         if live.task and not live.task.done():
@@ -709,7 +723,9 @@ class Runtime(Fleet):
         slot = await queue.acquire(adapter, disconnected=disconnected, ask=ask)
         return queue, slot
 
-    def _jit_load(self, name: str, adapter: str | None, by: str | None) -> None:
+    def _jit_load(self, name: str, adapter: str | None, by: str | None, since: float | None = None) -> None:
+        """Load ``name`` for the requests that wait for it, in its turn (turns.py); ``since``:
+        when the oldest of them came (now, unless given)."""
         task = self._jit.get(name)
         if task is not None and not task.done():
             return
@@ -718,6 +734,7 @@ class Runtime(Fleet):
 
         async def load() -> None:
             try:
+                await self._turn(name, adapter, self.clock.now() if since is None else since)
                 await self.load(name, adapter=adapter, jit=True, by=by)
             except ModelyardError as e:
                 queue.fail(e, adapter)
@@ -726,3 +743,37 @@ class Runtime(Fleet):
                 queue.fail(EngineError(f"{name!r} could not be loaded: {e}"), adapter)
 
         self._jit[name] = asyncio.create_task(load())
+
+    def _rivals(self, name: str, adapter: str | None) -> list[str]:
+        """The loaded models a load of ``name`` would unload, and the models waiting for their
+        turn whose loads would unload it or that it would unload."""
+        category = self.library.get(name).category
+        loaded = [Loaded(n, r.category, r.deployment.adapter) for n, r in self.running.items() if n != name]
+        waiting = [Loaded(n, self.library.get(n).category, None) for n in self.turns.waiting if n != name]
+        return self.policy.displaced(name, category, [adapter] if adapter else [], loaded + waiting)
+
+    async def _warm(self, name: str) -> None:
+        await self.offload(prefetch, files_of(self.library.get(name)))
+
+    async def _turn(self, name: str, adapter: str | None, since: float) -> None:
+        """Until ``name`` may load: once no model it would unload is busy (its turn has ended),
+        or its oldest request has been passed over for the swap bound; and never before a
+        rival that waits longer."""
+        turns = self.turns
+        turns.waiting[name] = since
+        try:
+            warmed = False
+            while True:
+                rivals = self._rivals(name, adapter)
+                busy = [r for r in rivals if r in self.running and turns.busy(self.queue(r))]
+                due = turns.passed_over(name) >= turns.bound
+                if turns.first(name, rivals) and (not busy or due):
+                    if any(r in self.running for r in rivals):
+                        turns.swaps += 1
+                    return
+                if not warmed:  # its engine will start from RAM
+                    warmed = True
+                    self.spawn(self._warm(name))
+                await self.clock.sleep(LOOK)
+        finally:
+            turns.waiting.pop(name, None)
