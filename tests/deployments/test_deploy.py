@@ -180,6 +180,15 @@ def test_a_deleted_instance_is_recreated_and_stop_start_keep_the_deployment(
     r = server.http.post("/v1/completions", json={"model": "tiny-chat", "prompt": "x", "max_tokens": 1})
     assert r.status_code == 409, r.text
     assert "2/2 instances" in cli("deployments", "start", "tiny-chat")
+    # its replicas follow its requests from now on, between 1 and 3 (runtime: test_scaling.py)
+    assert "2/2 (1-3) instances" in cli("deployments", "edit", "tiny-chat", "--autoscale", "1:3")
+    shown = server.http.get("/api/deployments/tiny-chat").json()
+    assert shown["autoscale"] == {"least": 1, "most": 3, "wait": 2.0, "idle": 300.0}
+    assert "write LEAST:MOST" in cli("deployments", "edit", "tiny-chat", "--autoscale", "3", code=2)
+    bad = server.http.patch("/api/deployments/tiny-chat", json={"autoscale": {"least": 4, "most": 3}})
+    assert bad.status_code == 400
+    cli("deployments", "edit", "tiny-chat", "--autoscale", "off")
+    assert server.http.get("/api/deployments/tiny-chat").json()["autoscale"] is None
     cli("deployments", "rm", "tiny-chat")
     assert server.http.get("/api/deployments/tiny-chat").status_code == 404
     assert server.http.get("/api/models/tiny-chat").status_code == 200  # the model stays

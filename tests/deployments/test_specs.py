@@ -14,6 +14,7 @@ import builders as b
 from conftest import RunningServer, serve
 from fake_tgi import FakeTgi
 from fakehub import TOKEN, FakeHub
+from modelyard.catalog.records import Autoscale
 from modelyard.cli.main import app
 from modelyard.deployments.spec import json_schema, load
 from modelyard.errors import InvalidSpec
@@ -92,9 +93,19 @@ models:
 
 
 def test_errors_name_the_file_line_and_field(tmp_path: Path) -> None:
-    bad = "models:\n  - name: a\n    model: /x.gguf\n    deployment:\n      replicas: 0\n"
-    with pytest.raises(InvalidSpec, match=r"^m\.yaml:5: models\[0\]\.deployment\.replicas: .*greater than"):
+    bad = "models:\n  - name: a\n    model: /x.gguf\n    deployment:\n      replicas: 65\n"
+    with pytest.raises(InvalidSpec, match=r"^m\.yaml:5: models\[0\]\.deployment\.replicas: .*less than"):
         load(bad, "m.yaml")
+    scaled = (
+        "models:\n  - name: a\n    model: /x.gguf\n    deployment:\n      autoscale: {least: 3, most: 2}\n"
+    )
+    with pytest.raises(
+        InvalidSpec, match=r"^m\.yaml:5: models\[0\]\.deployment\.autoscale: .*least \(3\) is more"
+    ):
+        load(scaled, "m.yaml")
+    good = load(scaled.replace("least: 3", "least: 0"), "m.yaml").models[0].deployment
+    assert good is not None
+    assert good.record_fields()["autoscale"] == Autoscale(least=0, most=2)
     with pytest.raises(InvalidSpec, match=r"^m\.yaml:3: models\[0\]\.precison: .*not permitted"):
         load("models:\n  - name: a\n    precison: fp16\n    model: /x\n", "m.yaml")
     with pytest.raises(InvalidSpec, match=r"^m\.yaml:3: models\[0\]\.task: .*text-to-speech"):

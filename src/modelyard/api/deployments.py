@@ -4,7 +4,7 @@ delete; delete an instance (a new one takes its place)."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi import Path as ApiPath
@@ -16,7 +16,7 @@ from modelyard.api.models import paths_in
 from modelyard.api.routing import StrictRoute
 from modelyard.api.runtime import DeploymentOut, deployment_out
 from modelyard.deployments.deployer import Deployer, DeployRequest
-from modelyard.deployments.spec import DeploymentFields, SchedulingChanges
+from modelyard.deployments.spec import AutoscaleFields, DeploymentFields, SchedulingChanges
 from modelyard.errors import NotFound
 from modelyard.gateway.checks import caller_of, library_of, runtime_of
 from modelyard.http_errors import ErrorBody
@@ -54,7 +54,10 @@ class DeploymentPatch(SchedulingChanges):
 
     model_config = ConfigDict(extra="forbid")
 
-    replicas: int | None = Field(None, ge=1, le=64)
+    replicas: int | None = Field(None, ge=0, le=64)
+    autoscale: AutoscaleFields | Literal[False] | None = Field(
+        None, description="its replicas follow its requests, between least and most; false: off"
+    )
     backend: str | None = None
     backend_version: str | None = Field(None, description="empty: the default build")
     args: list[str] | None = None
@@ -135,9 +138,11 @@ async def show(request: Request, name: str) -> DeploymentOut:
 async def edit(request: Request, name: str, body: DeploymentPatch) -> DeploymentOut:
     """Change a deployment. A running one rolls: a new instance serves before an old one stops."""
     _check_paths(request, body)
-    changes = body.model_dump(exclude={"settings", "force"}, exclude_none=True)
+    changes = body.model_dump(exclude={"settings", "force", "autoscale"}, exclude_none=True)
     if body.backend_version == "":
         changes["backend_version"] = None
+    if body.autoscale is not None:
+        changes["autoscale"] = body.autoscale.record() if body.autoscale else None
     dep = await deployer_of(request).edit(name, changes, body.settings, force=body.force)
     return await deployment_out(runtime_of(request), dep)
 

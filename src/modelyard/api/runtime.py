@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as ApiPath
@@ -13,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from modelyard.api.routing import StrictRoute
 from modelyard.catalog.records import Deployment
-from modelyard.deployments.spec import SchedulingChanges, SchedulingFields, scheduling_fields
+from modelyard.deployments.spec import AutoscaleFields, SchedulingChanges, SchedulingFields, scheduling_fields
 from modelyard.errors import NotFound
 from modelyard.estimate.llama import Breakdown
 from modelyard.gateway.checks import caller_of, library_of, runtime_of
@@ -75,6 +76,7 @@ class DeploymentOut(SchedulingFields):
     model: str
     adapter: str | None
     replicas: int
+    autoscale: AutoscaleFields | None = Field(description="its replicas follow its requests; null: off")
     backend: str = Field(description="the backend asked for; empty: the one the registry chooses")
     serving_backend: str | None = Field(description="the backend its instances run on, while they run")
     backend_version: str | None = Field(description="the build of the backend; null: the default one")
@@ -104,6 +106,7 @@ async def deployment_out(runtime: Runtime, dep: Deployment) -> DeploymentOut:
         model=dep.model,
         adapter=dep.adapter,
         replicas=dep.replicas,
+        autoscale=AutoscaleFields(**asdict(dep.autoscale)) if dep.autoscale is not None else None,
         backend=dep.backend,
         serving_backend=serving.backend if serving is not None else None,
         backend_version=dep.backend_version,

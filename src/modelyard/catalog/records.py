@@ -98,6 +98,18 @@ class Scheduling:
 
 
 @dataclass
+class Autoscale:
+    """A deployment's replicas between ``least`` and ``most``: one more while a request has
+    waited ``wait`` seconds for a slot (at once from none), one fewer once the others could
+    have served all its requests for ``idle`` seconds."""
+
+    least: int = 1
+    most: int = 1
+    wait: float = 2.0
+    idle: float = 300.0
+
+
+@dataclass
 class Deployment:
     """The wish that a model runs: with which adapter and backend (a version of it, more
     arguments, variables), how many replicas, restarted after a crash or not; ``stopped``: no
@@ -115,6 +127,7 @@ class Deployment:
     restart: bool = True
     stopped: bool = False
     scheduling: Scheduling = field(default_factory=Scheduling)
+    autoscale: Autoscale | None = None  # None: ``replicas``, as set
     id: int | None = None
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from modelyard.catalog.records import (
     Adapter,
     ApiKey,
+    Autoscale,
     Component,
     Deployment,
     Download,
@@ -320,6 +321,7 @@ class Store:
             row.options, row.jit, row.env = d.options, d.jit, d.env
             row.backend_version, row.args, row.restart = d.backend_version, d.args, d.restart
             row.stopped, row.scheduling = d.stopped, asdict(d.scheduling)
+            row.autoscale = asdict(d.autoscale) if d.autoscale is not None else None
             s.flush()
             return _deployment(row, d.model)
 
@@ -713,6 +715,7 @@ def _deployment(row: DeploymentRow, model: str) -> Deployment:
         restart=row.restart,
         stopped=row.stopped,
         scheduling=Scheduling(**row.scheduling),
+        autoscale=Autoscale(**row.autoscale) if row.autoscale is not None else None,
         id=row.id,
     )
 

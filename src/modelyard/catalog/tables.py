@@ -147,6 +147,7 @@ class DeploymentRow(Base):
     restart: Mapped[bool] = mapped_column(Boolean, default=True)  # start again after a crash
     stopped: Mapped[bool] = mapped_column(Boolean, default=False)  # no instances; the rest kept
     scheduling: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # records.Scheduling's fields
+    autoscale: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # records.Autoscale's fields; None: off
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

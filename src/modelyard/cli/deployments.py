@@ -32,11 +32,29 @@ def _held(dep: dict[str, Any]) -> str | None:
     return f"{dep['state']}{reason}"
 
 
+def _replicas(dep: dict[str, Any]) -> str:
+    """Its replicas, and their range when they follow its requests: 2 (1-4)."""
+    a = dep.get("autoscale")
+    return f"{dep['replicas']} ({a['least']}-{a['most']})" if a else str(dep["replicas"])
+
+
+def _autoscale(text: str | None, off: bool = False) -> dict[str, int] | bool | None:
+    """--autoscale LEAST:MOST as the API takes it (``off``: 'off' turns it off)."""
+    if text is None:
+        return None
+    if off and text == "off":
+        return False
+    least, sep, most = text.partition(":")
+    if not sep or not least.isdigit() or not most.isdigit():
+        raise click.BadParameter(f"{text!r}: write LEAST:MOST, such as 0:4" + (", or off" if off else ""))
+    return {"least": int(least), "most": int(most)}
+
+
 def _print(dep: dict[str, Any]) -> None:
     name = dep["model"] + (f":{dep['adapter']}" if dep["adapter"] else "")
     backend = dep["serving_backend"] or dep["backend"] or "auto"
     version = f" {dep['backend_version']}" if dep["backend_version"] else ""
-    state = _held(dep) or f"{len(dep['instances'])}/{dep['replicas']} instances"
+    state = _held(dep) or f"{len(dep['instances'])}/{_replicas(dep)} instances"
     console.print(f"[bold]{name}[/] on {backend}{version}: {state}", highlight=False)
     for inst in dep["instances"]:
         memory = f", {human_size(inst['memory'])}" if inst["memory"] else ""
@@ -69,6 +87,7 @@ def _model_exists(api: Client, name: str) -> bool:
     type=click.IntRange(min=1, max=64),
     help="engine processes",
 )
+@click.option("--autoscale", metavar="LEAST:MOST", help="replicas that follow its requests, such as 0:4")
 @click.option("--backend", default="", help="a backend that takes the model (default: the best)")
 @click.option("--backend-version", "version", help="a build of the backend")
 @click.option("--arg", multiple=True, help="an engine argument: --arg=--flag (repeatable)")
@@ -85,6 +104,7 @@ def deploy(
     ref: str,
     name: str | None,
     replicas: int,
+    autoscale: str | None,
     backend: str,
     version: str | None,
     arg: tuple[str, ...],
@@ -103,7 +123,7 @@ def deploy(
     body: dict[str, Any] = {
         "name": name, "replicas": replicas, "backend": backend, "backend_version": version,
         "args": arg, "env": parse_pairs(env), "settings": parse_assignments(set_), "restart": not no_restart,
-        "adapter": lora, "force": force,
+        "adapter": lora, "force": force, "autoscale": _autoscale(autoscale),
         **scheduling(**where),
     }  # fmt: skip
     if is_local(ref):
@@ -175,7 +195,7 @@ def ls(as_json: bool) -> None:
                 d["model"] + (f":{d['adapter']}" if d["adapter"] else ""),
                 d["serving_backend"] or d["backend"] or "auto",
                 d["backend_version"] or "-",
-                str(d["replicas"]),
+                _replicas(d),
                 state,
                 "on" if d["restart"] else "off",
             ]
@@ -206,7 +226,8 @@ def show(name: str, as_json: bool) -> None:
 
 @app.command("edit")
 @click.argument("name")
-@click.option("--replicas", "-r", type=click.IntRange(min=1, max=64))
+@click.option("--replicas", "-r", type=click.IntRange(min=0, max=64))
+@click.option("--autoscale", metavar="LEAST:MOST", help="replicas that follow its requests (0:4), or off")
 @click.option("--backend", help="a backend; '' lets the registry choose")
 @click.option("--backend-version", "version", help="a build; '' for the default one")
 @click.option("--arg", multiple=True, help="the engine arguments (replace them)")
@@ -219,6 +240,7 @@ def show(name: str, as_json: bool) -> None:
 def edit(
     name: str,
     replicas: int | None,
+    autoscale: str | None,
     backend: str | None,
     version: str | None,
     arg: tuple[str, ...],
@@ -231,8 +253,8 @@ def edit(
 ) -> None:
     """Change a deployment; a running one rolls: each new instance serves before an old one stops."""
     body: dict[str, Any] = {
-        "replicas": replicas, "backend": backend, "backend_version": version,
-        "args": [] if clear_args else arg or None, "env": parse_pairs(env) if env is not None else None,
+        "replicas": replicas, "autoscale": _autoscale(autoscale, off=True), "backend": backend,
+        "backend_version": version, "args": [] if clear_args else arg or None, "env": parse_pairs(env) if env is not None else None,
         "settings": parse_assignments(set_) or None, "restart": restart, "force": force,
         **scheduling(**where),
     }  # fmt: skip

@@ -357,8 +357,11 @@ def _saved(model: Model) -> dict[str, Any]:
 
 
 def _compared(d: Deployment) -> dict[str, Any]:
-    """A record's fields that a spec says."""
-    return deployment_fields(d, DeploymentSpec.model_fields)
+    """A record's fields that a spec says (the replicas of one that scales itself are its own)."""
+    fields = deployment_fields(d, DeploymentSpec.model_fields)
+    if d.autoscale is not None:
+        fields.pop("replicas")
+    return fields
 
 
 def _spec_of(d: Deployment) -> DeploymentSpec:

@@ -9,7 +9,7 @@ import os
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from modelyard.catalog.records import Deployment, Download, Model, Scheduling
+from modelyard.catalog.records import Autoscale, Deployment, Download, Model, Scheduling
 from modelyard.deployments.spec import SchedulingChanges
 from modelyard.errors import InvalidInput, ModelyardError, NotFound
 from modelyard.formats.files import usable_path
@@ -43,6 +43,7 @@ class DeployRequest:
     restart: bool = True
     adapter: str | None = None
     scheduling: Scheduling = field(default_factory=Scheduling)
+    autoscale: Autoscale | None = None
 
     def deployment(self, model: str) -> Deployment:
         return Deployment(
@@ -55,6 +56,7 @@ class DeployRequest:
             args=list(self.args),
             restart=self.restart,
             scheduling=replace(self.scheduling),
+            autoscale=self.autoscale,
         )
 
 

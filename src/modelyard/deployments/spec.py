@@ -10,13 +10,14 @@ import functools
 import os
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from modelyard.catalog.records import GPU_REF, Deployment, Scheduling
+from modelyard.catalog.records import GPU_REF, Autoscale, Deployment, Scheduling
 from modelyard.categories import Category
 from modelyard.errors import InvalidRef, InvalidSpec
 from modelyard.hub.refs import Source as HubSource
@@ -186,10 +187,33 @@ def scheduling_fields(s: Scheduling) -> dict[str, Any]:
     }  # fmt: skip
 
 
+class AutoscaleFields(BaseModel):
+    """A deployment's replicas between ``least`` and ``most`` (records.Autoscale)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    least: int = Field(1, ge=0, le=64, description="replicas at least (0: none while it is idle)")
+    most: int = Field(ge=1, le=64, description="replicas at most")
+    wait: float = Field(2.0, gt=0, description="seconds a request waits for a slot before one more starts")
+    idle: float = Field(
+        300.0, gt=0, description="seconds one fewer could have served it all before one stops"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AutoscaleFields:
+        if self.least > self.most:
+            raise ValueError(f"least ({self.least}) is more than most ({self.most})")
+        return self
+
+    def record(self) -> Autoscale:
+        return Autoscale(self.least, self.most, self.wait, self.idle)
+
+
 class DeploymentFields(SchedulingFields):
     """A deployment as the deployment manual has it (a spec's and the API's)."""
 
-    replicas: int = Field(1, ge=1, le=64)
+    replicas: int = Field(1, ge=0, le=64, description="its instances (autoscale: those it starts with)")
+    autoscale: AutoscaleFields | None = Field(None, description="its replicas follow its requests")
     backend: str = Field("", description="a backend that takes the model; empty: the registry chooses")
     backend_version: str | None = Field(None, description="a build installed beside the default one")
     args: list[str] = Field(default_factory=list, description="more engine arguments: --flag, --key=value")
@@ -199,13 +223,16 @@ class DeploymentFields(SchedulingFields):
 
     def record_fields(self, exclude: set[str] | None = None) -> dict[str, Any]:
         """The fields as a Deployment record has them (the scheduling ones in one)."""
-        flat = set(SchedulingFields.model_fields)
-        return {**self.model_dump(exclude=flat | (exclude or set())), "scheduling": self.scheduling()}
+        flat = set(SchedulingFields.model_fields) | {"autoscale"}
+        autoscale = self.autoscale.record() if self.autoscale is not None else None
+        fields = {**self.model_dump(exclude=flat | (exclude or set())), "scheduling": self.scheduling()}
+        return fields if "autoscale" in (exclude or set()) else {**fields, "autoscale": autoscale}
 
 
 def deployment_fields(d: Deployment, names: Iterable[str]) -> dict[str, Any]:
     """A record's fields by the flat names of DeploymentFields."""
     flat = scheduling_fields(d.scheduling)
+    flat["autoscale"] = asdict(d.autoscale) if d.autoscale is not None else None
     return {name: flat[name] if name in flat else getattr(d, name) for name in names}
 
 

@@ -100,6 +100,10 @@ class Fleet:
                     idle=self.clock.now() - queue.last_used if queue else 0.0,
                     kept_for=self.kept_for(name),
                     context=self._context(running) if running is not None else None,
+                    replicas=model.replicas if model is not None else 0,
+                    autoscale=model.autoscale if model is not None else None,
+                    places=sum(s.capacity for s in queue.slots.values()) if queue else 0,
+                    waited=self.clock.now() - oldest[1] if queue and (oldest := queue.oldest()) else 0.0,
                 )
             )
         return out

@@ -225,7 +225,14 @@ class Runtime(Fleet):
         elsewhere (its scheduling) rolls:
         one instance at a time, a new one serves before an old one drains and stops. ``roll``
         rolls it even when nothing changed (a reload). A model that was not loaded counts against
-        the quota of ``by`` (the key that asks) once it serves."""
+        the quota of ``by`` (the key that asks) once it serves. One that scales itself starts
+        with its replicas held between its least and most."""
+        if (a := wish.autoscale) is not None:
+            if not 0 <= a.least <= a.most or a.most < 1:
+                raise InvalidSettings(
+                    f"autoscaling from {a.least} to {a.most} replicas", hint="0 <= least <= most, most >= 1"
+                )
+            wish = replace(wish, replicas=min(max(wish.replicas, a.least), a.most))
         async with self._lock:
             model = self.library.get(wish.model)
             setup = await self._setup(model, wish)
@@ -670,6 +677,14 @@ class Runtime(Fleet):
     def changing(self) -> bool:
         """Whether a load, an unload or another change is under way (they take one lock)."""
         return self._lock.locked()
+
+    async def scale(self, name: str, replicas: int) -> None:
+        """Give a running deployment ``replicas`` instances (its autoscaling's choice): new ones
+        start where the placement allows; the newest leave first, drained."""
+        running = self.running.get(name)
+        if running is None or running.deployment.replicas == replicas:
+            return
+        await self.deploy(replace(running.deployment, replicas=replicas))
 
     async def evict(self, dep: Deployment, reason: str) -> None:
         """Stop a deployment's instances and keep it, held back (evicted): it loads again later."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from modelyard.catalog.records import Autoscale
+
 
 @dataclass(frozen=True)
 class Serving:
@@ -23,6 +25,10 @@ class Serving:
     idle: float = 0.0  # seconds since its last request ended
     kept_for: float | None = None
     context: int | None = None  # the context its instances run with; None: the model's own
+    replicas: int = 0  # those its deployment asks for
+    autoscale: Autoscale | None = None  # its deployment's, if it scales itself
+    places: int = 0  # requests its ready instances take at once
+    waited: float = 0.0  # seconds its oldest waiting request has waited
 
     @property
     def loaded(self) -> bool:

@@ -1,6 +1,7 @@
 """What the runtime does unasked: every WATCH_EVERY seconds it unloads the models idle past their
-keep-alive (the Ollama API's keep_alive, else MODELYARD_IDLE_UNLOAD), and on memory pressure (the
-monitor's samples) the least recently used model that serves and is idle."""
+keep-alive (the Ollama API's keep_alive, else MODELYARD_IDLE_UNLOAD) and scales the deployments
+that scale themselves (scaling.py); on memory pressure (the monitor's samples) it unloads the
+least recently used model that serves and is idle."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any, Protocol
 from modelyard.catalog.records import Deployment
 from modelyard.errors import ModelyardError
 from modelyard.runtime.clock import Clock
+from modelyard.runtime.scaling import Scaling
 from modelyard.runtime.serving import Serving
 from modelyard.runtime.supervisor import State
 
@@ -38,6 +40,8 @@ class Port(Protocol):
 
     async def evict(self, dep: Deployment, reason: str) -> None: ...
 
+    async def scale(self, name: str, replicas: int) -> None: ...
+
 
 def idle(s: Serving) -> bool:
     """Whether a model has had no request for longer than it is kept loaded."""
@@ -51,18 +55,35 @@ def idle(s: Serving) -> bool:
 class Watching:
     def __init__(self, runtime: Port) -> None:
         self.rt = runtime
+        self.scaling = Scaling()
+        self._scaling: set[str] = set()  # models being scaled now
 
     async def run(self) -> None:
-        """Look for idle models until cancelled."""
+        """Look for idle models and deployments to scale until cancelled."""
         rt = self.rt
         while True:
             await rt.clock.sleep(WATCH_EVERY)
             try:
+                now = rt.clock.now()
                 for s in rt.serving():
                     if idle(s) and not rt.changing():
                         rt.spawn(self._idle_unload(s.model))
+                    replicas = self.scaling.wanted(s, now)
+                    if replicas is not None and s.model not in self._scaling:
+                        self._scaling.add(s.model)
+                        rt.spawn(self._scale(s.model, replicas))
             except Exception:
                 log.exception("runtime watch")
+
+    async def _scale(self, name: str, replicas: int) -> None:
+        try:
+            log.info("scaling %s to %d replica(s)", name, replicas)
+            await self.rt.scale(name, replicas)
+        except ModelyardError as e:
+            log.warning("could not scale %s to %d replica(s): %s", name, replicas, e)
+            self.scaling.refused(name, self.rt.clock.now())
+        finally:
+            self._scaling.discard(name)
 
     async def _idle_unload(self, name: str) -> None:
         with contextlib.suppress(ModelyardError):
