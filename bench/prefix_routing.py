@@ -31,7 +31,8 @@ SUBJECTS = ("harbour", "orchard", "library", "foundry", "observatory", "vineyard
 WORDS = ("amber", "copper", "slate", "willow", "cinder", "harrow", "quartz", "lantern", "meadow", "tidal")
 QUESTIONS = ("What comes first?", "Which rule matters most?", "Summarise rule 12.", "Who keeps the keys?",
              "What happens at dusk?", "Name two exceptions.")  # fmt: skip
-OPTIONS = {"n_ctx": 4096, "threads": 1, "threads_batch": 1, "parallel": 2, "cache_ram": 64}
+OPTIONS = {"n_ctx": 4096, "threads": 1, "threads_batch": 1, "parallel": 2, "cache_ram": 64,
+           "chat_template": "gemma"}  # fmt: skip
 
 
 def system_prompt(subject: str) -> str:

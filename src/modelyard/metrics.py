@@ -215,7 +215,7 @@ class _State(Collector):
             restarts.add_metric([name], n)
         yield restarts
         yield CounterMetricFamily(
-            "modelyard_model_swaps", "Loads on demand that unloaded another model", value=rt.turns.swaps
+            "modelyard_model_swaps", "Models unloaded for another (the load rules)", value=rt.turns.swaps
         )
         yield CounterMetricFamily(
             "modelyard_download_bytes", "Bytes downloaded from the hubs", value=self.downloads.received

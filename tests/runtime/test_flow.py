@@ -64,6 +64,27 @@ async def test_keys_share_the_slots_fairly_within_a_tier() -> None:
 
 
 @run
+async def test_while_keys_wait_side_by_side_no_request_goes_to_an_engines_own_queue() -> None:
+    queue = Queue("m", max_waiting=10, clock=FakeClock())
+    queue.set_slot(Slot(1, "http://a", capacity=2, slots=1))  # one slot, one more in its queue
+    running = [Ask(account="heavy"), Ask(account="heavy")]
+    slot = await queue.acquire(ask=running[0])
+    await queue.acquire(ask=running[1])  # nobody waits: into the engine's queue, to start at once
+    heavy = asyncio.create_task(queue.acquire(ask=Ask(account="heavy")))
+    light = asyncio.create_task(queue.acquire(ask=Ask(account="light")))
+    await settle()
+    queue.release(slot, running[0])  # the engine starts the one in its queue
+    await settle()
+    assert not heavy.done()
+    assert not light.done()  # not behind it in the engine's queue: it waits for the slot
+    queue.release(slot, running[1])
+    await settle()
+    assert light.done()  # its turn, before heavy's next
+    assert not heavy.done()
+    heavy.cancel()
+
+
+@run
 async def test_a_key_over_its_share_of_a_full_queue_gets_429_and_never_keeps_others_out() -> None:
     queue, _ = one_slot(max_waiting=4)
     await queue.acquire(ask=Ask(account="heavy"))

@@ -12,7 +12,9 @@ Flow control: each request comes with its key (``Ask.account``) and tier (``Tier
 which a request may lower). The higher tier is served first; within a tier the keys take turns
 (start-time fair queuing: each request is tagged after its key's requests before it, and never
 before the request served last, so one key with 200 requests cannot starve five others, and a
-quiet key saves up no turns); first come first served within a key. When ``max_waiting`` wait, a newcomer whose key holds its share of the places
+quiet key saves up no turns); first come first served within a key. While several keys wait, a
+request goes to an instance only when one of its engine slots is free, not into the engine's
+own first-come-first-served queue, so that each freed slot goes to the next in the fair order. When ``max_waiting`` wait, a newcomer whose key holds its share of the places
 (``max_waiting`` over the keys waiting) is refused (OverShare, 429), and one whose key holds
 less takes the place of the latest waiter of the key most over its share (which gets
 OverShare). A request whose wait can be seen to exceed its tier's limit (from the requests
@@ -197,6 +199,9 @@ class Queue:
         one only when none of its adapter is left waiting. No waiter wakes for nothing."""
         self._dispatching = False
         now = self.clock.now()
+        # keys that wait side by side: the engines' own queues (first come first served) take
+        # none of their requests, so that each freed slot goes to the next in the fair order
+        shared = len({w.ask.account for w in self._line if w.low is None and not w.future.done()}) > 1
         blocked: set[Any] = set()  # adapters an interactive waiter still waits for
         for low in (False, True):
             skip = set(blocked)
@@ -204,7 +209,7 @@ class Queue:
             for w in self._order(low):
                 if w.future.done() or w.adapter in skip:
                     continue
-                choice = self._pick(w.adapter, w.ask, now - w.since, held)
+                choice = self._pick(w.adapter, w.ask, now - w.since, held, shared)
                 w.until = choice.until
                 if choice.slot is not None:
                     w.future.set_result(self._take(choice.slot, w.ask))
@@ -311,17 +316,20 @@ class Queue:
         return sum(self.slots[i].in_flight for i in ids if i in self.slots)
 
     def _pick(
-        self, adapter: str | None, ask: Ask, waited: float = 0.0, held: Counter[int] | None = None
-    ) -> Choice:
+        self, adapter: str | None, ask: Ask, waited: float = 0.0, held: Counter[int] | None = None,
+        shared: bool = False,
+    ) -> Choice:  # fmt: skip
         """Where routing sends ``ask`` for ``adapter`` now (see Routing.choose): of the instances
         with room for it, or None to wait. ``waited``: seconds it has waited so far; ``held``:
-        the waiters before it held for each busy instance."""
+        the waiters before it held for each busy instance; ``shared``: keys wait side by side,
+        and only a free engine slot counts as room (not the engine's own queue)."""
         now = self.clock.now()
         low = ask.low is not None
         free: list[Slot] = []
         busy: list[Slot] = []
         for s in self.slots.values():
-            if s.takes(adapter, low) and not (low and now - s.interactive_at < self.idle):
+            room = not shared or s.in_flight < (s.slots or s.capacity)
+            if room and s.takes(adapter, low) and not (low and now - s.interactive_at < self.idle):
                 free.append(s)
             elif not low and not s.draining and s.adapter == adapter:
                 busy.append(s)

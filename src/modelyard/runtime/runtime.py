@@ -588,12 +588,16 @@ class Runtime(Fleet):
     async def _displace(self, name: str) -> None:
         """Unload ``name`` for another model. Requests that still wait for it (on demand) keep
         waiting, for its next turn."""
-        running, oldest = self.running.get(name), self.queue(name).oldest()
-        on_demand = running is not None and (running.deployment.jit or self.library.get(name).autoload)
-        again = (running.deployment.adapter, *oldest) if on_demand and running and oldest else None
-        await self._stop_model(name, keep_waiters=again is not None)
-        if again is not None:
-            self._jit_load(name, *again)
+        running = self.running.get(name)
+        if running is None:  # another load displaced it already
+            return
+        self.turns.swaps += 1
+        await self._stop_model(name, keep_waiters=True)
+        oldest = self.queue(name).oldest()  # (requests may have come while it stopped)
+        if not (running.deployment.jit or self.library.get(name).autoload):
+            self.queue(name).fail(ModelNotLoaded(name))  # loaded by hand: its requests are told
+        elif oldest is not None:
+            self._jit_load(name, running.deployment.adapter, *oldest)
 
     async def _undo(self, change: Change) -> None:
         """A load whose new instances all failed: stop them. What it was to replace serves on;
@@ -741,21 +745,27 @@ class Runtime(Fleet):
     def _jit_load(self, name: str, adapter: str | None, by: str | None, since: float | None = None) -> None:
         """Load ``name`` for the requests that wait for it, in its turn (turns.py); ``since``:
         when the oldest of them came (now, unless given)."""
+        queue = self.queue(name)
+        queue.fail(None, adapter)  # a load is coming (what failed before is past)
         task = self._jit.get(name)
         if task is not None and not task.done():
             return
-        queue = self.queue(name)
-        queue.fail(None, adapter)
 
         async def load() -> None:
             try:
                 await self._turn(name, adapter, self.clock.now() if since is None else since)
-                await self.load(name, adapter=adapter, jit=True, by=by)
+                try:
+                    await self.load(name, adapter=adapter, jit=True, by=by)
+                finally:
+                    self.turns.loading.discard(name)
             except ModelyardError as e:
                 queue.fail(e, adapter)
             except Exception as e:  # a bug: the waiters still get an answer
                 log.exception("loading %s on demand", name)
                 queue.fail(EngineError(f"{name!r} could not be loaded: {e}"), adapter)
+            else:  # displaced as its load ended, with requests that came meanwhile: once more
+                if name not in self.running and (oldest := queue.oldest()) is not None:
+                    asyncio.get_running_loop().call_soon(self._jit_load, name, adapter, *oldest)
 
         self._jit[name] = asyncio.create_task(load())
 
@@ -771,20 +781,21 @@ class Runtime(Fleet):
         await self.offload(prefetch, files_of(self.library.get(name)))
 
     async def _turn(self, name: str, adapter: str | None, since: float) -> None:
-        """Until ``name`` may load: once no model it would unload is busy (its turn has ended),
-        or its oldest request has been passed over for the swap bound; and never before a
-        rival that waits longer."""
+        """Until ``name`` may load: once no model it would unload is loading (its requests wait
+        for it), nor busy (its turn has ended) unless ``name``'s oldest request has been passed
+        over for the swap bound; and never before a rival that waits longer. With no bound,
+        each load goes as soon as no rival is loading (first come first served)."""
         turns = self.turns
         turns.waiting[name] = since
         try:
             warmed = False
             while True:
                 rivals = self._rivals(name, adapter)
+                loading = [r for r in rivals if r in turns.loading]
                 busy = [r for r in rivals if r in self.running and turns.busy(self.queue(r))]
                 due = turns.passed_over(name) >= turns.bound
-                if turns.first(name, rivals) and (not busy or due):
-                    if any(r in self.running for r in rivals):
-                        turns.swaps += 1
+                if not loading and (not turns.bound or (turns.first(name, rivals) and (not busy or due))):
+                    turns.loading.add(name)
                     return
                 if not warmed:  # its engine will start from RAM
                     warmed = True

@@ -7,10 +7,11 @@ turn lasts while its requests keep coming: a load on demand that would displace 
 requests in flight or waiting, or one that had a request within GRACE seconds, waits until that
 model's turn ends, or until its own oldest request has been passed over for ``bound`` seconds
 (MODELYARD_SWAP_BOUND). The loads that wait go in the order of their oldest requests, one at a
-time. So each model's waiting requests are served together (AABBCC). A model displaced while
+time, and none unloads a model whose own load is under way (``loading``: its requests wait for
+it). So each model's waiting requests are served together (AABBCC). A model displaced while
 requests still wait for it asks for its turn again (they keep waiting). While a load waits, its
 model's files are read into the page cache where memory allows, so that its engine starts from
-RAM.
+RAM. With no bound, each load goes as soon as no rival is loading (first come first served).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ class Turns:
     clock: Clock
     bound: float  # seconds a request may be passed over for other models' turns
     waiting: dict[str, float] = field(default_factory=dict)
-    swaps: int = 0  # loads that unloaded another model
+    loading: set[str] = field(default_factory=set)  # the loads on demand under way
+    swaps: int = 0  # models unloaded for another
 
     def busy(self, queue: Queue) -> bool:
         """Whether a loaded model's turn goes on: requests in flight, waiting, or just now."""
