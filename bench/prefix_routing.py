@@ -32,7 +32,7 @@ WORDS = ("amber", "copper", "slate", "willow", "cinder", "harrow", "quartz", "la
 QUESTIONS = ("What comes first?", "Which rule matters most?", "Summarise rule 12.", "Who keeps the keys?",
              "What happens at dusk?", "Name two exceptions.")  # fmt: skip
 OPTIONS = {"n_ctx": 4096, "threads": 1, "threads_batch": 1, "parallel": 2, "cache_ram": 64,
-           "chat_template": "gemma"}  # fmt: skip
+           "chat_template": "chatml"}  # fmt: skip
 
 
 def system_prompt(subject: str) -> str:
@@ -42,7 +42,7 @@ def system_prompt(subject: str) -> str:
         f"Rule {i} of the {subject}: the {rng.choice(WORDS)} {rng.choice(WORDS)} door stays "
         f"{rng.choice(('open', 'shut', 'locked'))} until {rng.randint(1, 12)} o'clock, "
         f"and {rng.randint(2, 99)} {rng.choice(WORDS)} crates go to bay {rng.randint(1, 40)}."
-        for i in range(60)
+        for i in range(42)
     ]
     return f"You are the keeper of the {subject}. Answer briefly.\n" + "\n".join(lines)
 

@@ -91,3 +91,22 @@ async def test_with_no_bound_each_load_goes_at_once(tmp_path: Path) -> None:
         queue_a.release(slot_a)
         await served(h, b)
         assert loaded(h) == ["b"]
+
+
+@run
+async def test_no_load_unloads_a_model_whose_own_load_is_under_way(tmp_path: Path) -> None:
+    async with harness(tmp_path, swap_bound=0) as h:
+        for name in ("a", "b"):
+            h.add(name, autoload=True)
+        a = h.request("a")
+        await h.advance(0.1)  # a's engine starts
+        b = h.request("b")  # first come first served, yet not over a's start
+        queue_a, slot_a = await served(h, a)  # a's request is answered, not cut off
+        assert loaded(h) == ["a"]
+        queue_a.release(slot_a)
+        again = h.request("a")  # comes while b's load displaces a: waits for a's next load
+        await served(h, b)
+        assert loaded(h) == ["b"]
+        queue, slot = await served(h, again)
+        queue.release(slot)
+        assert loaded(h) == ["a"]
