@@ -10,7 +10,7 @@ import asyncio
 import pytest
 
 from modelyard.runtime.queue import Ask, Queue, Slot
-from modelyard.runtime.routing import BLOCK, Prompt, Routing
+from modelyard.runtime.routing import BLOCK, Cache, Prompt, Routing
 from runtime.fake_clock import FakeClock, settle
 from runtime.fakes import run
 
@@ -43,6 +43,28 @@ def test_a_prompt_is_a_chain_of_blocks_that_a_next_turn_begins_with() -> None:
     shifted = Prompt.of("x" * BLOCK + SYSTEM)
     assert not set(shifted.blocks[1:]) & set(first.blocks)
     assert Prompt.of("short").blocks == ()
+
+
+def test_a_replica_holds_whole_prompts_the_least_recently_used_going_first() -> None:
+    first, grown = conversation("hi"), conversation("hi", "tell me more. " * 30)
+    other = conversation("hi", "ask another thing. " * 30)  # the same opening, another turn
+    pirate = conversation("hi", system="You are a pirate. " * 300)
+    n = len(first.blocks)
+    most = len(grown.blocks) + len(other.blocks) + len(pirate.blocks) - 1  # room for two of them
+    cache = Cache()
+    cache.add(first, most)
+    cache.add(grown, most)  # its next turn: the same state, grown
+    assert list(cache.prompts) == [grown.blocks[-1]]
+    assert cache.size == len(grown.blocks)
+    cache.add(other, most)  # its opening is counted again: the engine keeps each state whole
+    assert cache.size == len(grown.blocks) + len(other.blocks)
+    assert cache.held(grown) == len(grown.blocks)
+    cache.add(pirate, most)  # no room for three: the least recently used goes
+    assert cache.held(grown) == n  # its opening stays, with the other prompt that has it
+    assert cache.held(other) == len(other.blocks)
+    cache.forget(other, n)  # the engine held less of it than thought
+    assert cache.held(other) == 0  # nothing else has its opening now
+    assert cache.held(pirate) == len(pirate.blocks)
 
 
 @run

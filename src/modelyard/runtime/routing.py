@@ -2,8 +2,8 @@
 
 What each replica's prompt cache holds is guessed from the requests sent there, with no help from
 the engines: a prompt is a chain of block hashes (each block's hash covers every block before
-it, so equal hashes mean equal beginnings), and a replica holds the blocks of the prompts it
-served lately, the least recently used forgotten first, up to what its engine keeps
+it, so equal hashes mean equal beginnings), and a replica holds the prompts it served lately,
+each counted whole, the least recently used forgotten first, up to what its engine keeps
 (``Slot.cache_tokens``). A request costs, on each replica, the prefill of what that replica
 does not hold plus its wait there for a slot of the engine; it goes to the cheapest free
 replica, or waits for a busy one while the prefill it saves there is worth more than its wait
@@ -63,10 +63,15 @@ class Prompt:
 
 
 class Cache:
-    """The prompt blocks one replica is thought to hold, the least recently used first."""
+    """The prompts one replica's engine is thought to hold, the least recently used forgotten
+    first. Each counts whole against what the engine keeps, its beginning shared with others
+    too: an engine keeps each prompt's state whole (llama-server's slots and prompt cache). A
+    conversation's next turn takes the place of the turn before it (the same state, grown)."""
 
     def __init__(self) -> None:
-        self.blocks: OrderedDict[int, None] = OrderedDict()
+        self.prompts: OrderedDict[int, tuple[int, ...]] = OrderedDict()  # its last block -> its blocks
+        self.blocks: Counter[int] = Counter()  # block -> the prompts held that have it
+        self.size = 0  # blocks of the prompts held, each counted whole
 
     def held(self, prompt: Prompt) -> int:
         """How many of the prompt's first blocks it holds."""
@@ -78,17 +83,36 @@ class Cache:
         return n
 
     def add(self, prompt: Prompt, most: int) -> None:
-        """The prompt is held now; beyond ``most`` blocks, the least recently used go."""
-        for block in reversed(prompt.blocks):  # its beginning touched last: kept longest, as engines do
-            self.blocks[block] = None
-            self.blocks.move_to_end(block)
-        while len(self.blocks) > most:
-            self.blocks.popitem(last=False)
+        """The prompt is held now (in place of those it begins with); beyond ``most`` blocks,
+        the least recently used prompts go."""
+        if not prompt.blocks:
+            return
+        for block in prompt.blocks:  # the turns before it, held as prompts of their own
+            if block in self.prompts:
+                self._drop(block)
+        self.prompts[prompt.blocks[-1]] = prompt.blocks
+        self.blocks.update(prompt.blocks)
+        self.size += len(prompt.blocks)
+        while self.size > most and len(self.prompts) > 1:
+            self._drop(next(iter(self.prompts)))
 
     def forget(self, prompt: Prompt, keep: int) -> None:
-        """The prompt's blocks after its first ``keep`` are not held after all."""
-        for block in prompt.blocks[keep:]:
-            self.blocks.pop(block, None)
+        """The prompt's blocks after its first ``keep`` are not held after all: nor any prompt
+        that has them."""
+        if keep >= len(prompt.blocks):
+            return
+        lost = prompt.blocks[keep]
+        for last, blocks in list(self.prompts.items()):
+            if len(blocks) > keep and blocks[keep] == lost:
+                self._drop(last)
+
+    def _drop(self, last: int) -> None:
+        blocks = self.prompts.pop(last)
+        self.blocks.subtract(blocks)
+        for block in blocks:
+            if self.blocks[block] <= 0:
+                del self.blocks[block]
+        self.size -= len(blocks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +192,7 @@ class Routing:
 
         def rank(s: Slot) -> tuple[float, int, int]:  # a tie: the less busy, then the emptier cache
             cache = self.caches.get(s.instance_id)
-            return cost(s), s.in_flight, len(cache.blocks) if cache is not None else 0
+            return cost(s), s.in_flight, cache.size if cache is not None else 0
 
         best = min(free, key=rank, default=None)
         held_best = self.held(best, prompt) if best is not None else 0
