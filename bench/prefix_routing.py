@@ -3,9 +3,9 @@ with one of 8 system prompts of ~1,500 tokens (5 users share each), then sending
 carry the conversation so far. The same clients run against modelyard with the least-loaded
 routing (MODELYARD_ROUTING=least-loaded: the fewest requests in flight, the replica holding the
 prompt on a tie) and with the cache-aware routing (the default), each on a fresh server with
-the same replicas. Each replica's engine keeps about four of the eight prompts (its slots and a
-64 MiB prompt cache), so where a conversation goes decides whether its prompt is computed again.
-gemma-3-270m Q4_K_M, 1 thread per replica, 2 slots each.
+the same replicas. Each replica's engine keeps about five prompts (its two slots and a 128 MiB
+prompt cache), so where a conversation goes decides whether its prompt is computed again.
+gemma-3-270m Q4_K_M, 1 thread per replica, 2 slots each, --swa-full (see ARGS).
 
     .venv/bin/python bench/prefix_routing.py [--users 40] [--turns 3]
 
@@ -33,6 +33,9 @@ QUESTIONS = ("What comes first?", "Which rule matters most?", "Summarise rule 12
              "What happens at dusk?", "Name two exceptions.")  # fmt: skip
 OPTIONS = {"n_ctx": 4096, "threads": 1, "threads_batch": 1, "parallel": 2, "cache_ram": 64,
            "chat_template": "chatml"}  # fmt: skip
+# gemma-3's sliding-window layers keep only their window: without a full-size cache for them,
+# llama-server can reuse a cached prompt only whole, never the system prompt it shares with others
+ARGS = ["--swa-full"]
 
 
 def system_prompt(subject: str) -> str:
@@ -104,8 +107,8 @@ def phase(routing: str, users: int, turns: int) -> tuple[Run, float, str]:
     settings = {"MODELYARD_ROUTING": routing, "MODELYARD_QUEUE_TIMEOUT": "0", "MODELYARD_QUEUE_SIZE": "200"}
     with gemma_file() as gemma, modelyard_server(settings=settings) as url, httpx.Client(timeout=600) as http:
         http.post(url + "/api/models", json={"path": str(gemma), "name": "gemma3"}).raise_for_status()
-        http.put(url + "/api/models/gemma3/settings", json={"options": OPTIONS}).raise_for_status()
-        http.post(url + "/api/models/gemma3/load", json={"replicas": 2}).raise_for_status()
+        deployment = {"model": "gemma3", "replicas": 2, "settings": OPTIONS, "args": ARGS}
+        http.post(url + "/api/deployments", json=deployment).raise_for_status()
         run = Run()
         start = time.perf_counter()
         threads = [threading.Thread(target=user, args=(url, i, turns, run)) for i in range(users)]

@@ -255,3 +255,23 @@ async def test_a_request_held_for_its_replica_lets_the_next_take_a_free_one() ->
     slot = taking.result()
     assert slot.instance_id != home.instance_id
     held.cancel()
+
+
+@run
+async def test_a_long_wait_in_a_full_queue_does_not_count_against_waiting_for_its_replica() -> None:
+    queue, clock = replicas()
+    prompt = conversation("hi")
+    first = Ask(prompt)
+    home = await queue.acquire(ask=first)
+    queue.release(home, first)
+    held = [Ask(prompt), Ask(conversation("hi", system="You are a pirate. " * 300))]
+    slots = [await queue.acquire(ask=a) for a in held]  # both replicas busy
+    assert slots[0].instance_id == home.instance_id
+    waiting = asyncio.create_task(queue.acquire(ask=Ask(prompt)))
+    await clock.advance(100)  # a full queue: it waits, whatever the routing
+    other = slots[1]
+    queue.release(other, held[1])  # the other replica frees first
+    await settle()
+    assert not waiting.done()  # its own replica will be free soon, and saves the prefill
+    queue.release(home, held[0])
+    assert (await waiting).instance_id == home.instance_id

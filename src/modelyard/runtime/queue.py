@@ -142,6 +142,7 @@ class _Waiter:
     seq: int  # its place in the order of arrival
     since: float = 0.0  # when it came
     until: float | None = None  # how long it may wait for the busy replica that holds its prompt
+    passed: float | None = None  # when it first let a free slot go, for that replica
 
     @property
     def low(self) -> Yielding | None:
@@ -209,8 +210,11 @@ class Queue:
             for w in self._order(low):
                 if w.future.done() or w.adapter in skip:
                     continue
-                choice = self._pick(w.adapter, w.ask, now - w.since, held, shared)
+                waited = now - w.passed if w.passed is not None else 0.0  # for its replica only
+                choice = self._pick(w.adapter, w.ask, waited, held, shared)
                 w.until = choice.until
+                if choice.home is not None and w.passed is None:
+                    w.passed = now
                 if choice.slot is not None:
                     w.future.set_result(self._take(choice.slot, w.ask))
                 elif (failed := self.failure(w.adapter)) is not None:
@@ -385,8 +389,9 @@ class Queue:
             self._refuse_a_long_wait(ask, limit)
             self._finish[ask.account] = ask.tag + 1
         waiter = _Waiter(
-            adapter, asyncio.get_running_loop().create_future(), ask, next(self._arrivals), now, until
-        )
+            adapter, asyncio.get_running_loop().create_future(), ask, next(self._arrivals), now, until,
+            now if until is not None else None,
+        )  # fmt: skip
         self._line.append(waiter)
         if not lows:  # low requests hold the places it waits for: they give way
             for slot in self.slots.values():

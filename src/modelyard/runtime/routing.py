@@ -177,7 +177,8 @@ class Routing:
     ) -> Choice:  # fmt: skip
         """Where a request goes: of the ``free`` replicas (those with room), the one where it costs
         least, unless one of the ``busy`` ones holds enough more of its prompt to wait for (it
-        has waited ``waited`` seconds already; ``ahead``: requests waiting for each replica)."""
+        has let free slots go for ``waited`` seconds already, for that replica: its wait in a
+        full queue does not count; ``ahead``: requests waiting for each replica)."""
         if not free and not busy:
             return Choice(None)
         if prompt is None:
