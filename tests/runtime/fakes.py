@@ -67,6 +67,16 @@ class Harness:
     async def advance(self, seconds: float) -> None:
         await self.clock.advance(seconds)
 
+    async def served(self, request: asyncio.Task[Any], seconds: float = 30) -> Any:
+        """The request's slot, once its model serves (time moving by half seconds, at most
+        ``seconds``); fails if it is not served by then."""
+        for _ in range(int(seconds / 0.5)):
+            if request.done():
+                break
+            await self.advance(0.5)
+        assert request.done(), "not served"
+        return request.result()
+
 
 async def stays() -> bool:
     """The client is still there."""

@@ -4,10 +4,8 @@ one scaled to zero holds its first request until an instance serves it."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,15 +15,6 @@ from modelyard.runtime.executor import Node
 from runtime.fakes import Harness, harness, run
 
 GiB = 1 << 30
-
-
-async def served(h: Harness, request: asyncio.Task[Any], seconds: float = 20) -> Any:
-    for _ in range(int(seconds / 0.5)):
-        if request.done():
-            break
-        await h.advance(0.5)
-    assert request.done(), "not served"
-    return request.result()
 
 
 def running(h: Harness, name: str = "m") -> int:
@@ -43,15 +32,15 @@ async def test_replicas_follow_the_waiting_requests_between_least_and_most(tmp_p
         waiting = [h.request("m"), h.request("m"), h.request("m")]
         await h.advance(1)
         assert running(h) == 1  # they have not waited 2 s yet
-        held.append(await served(h, waiting[0]))  # a second replica took the first
-        held.append(await served(h, waiting[1]))  # and a third the next
+        held.append(await h.served(waiting[0]))  # a second replica took the first
+        held.append(await h.served(waiting[1]))  # and a third the next
         assert running(h) == 3
         await h.advance(10)
         assert running(h) == 3  # at its most: the last one waits for a slot
         assert not waiting[2].done()
         for queue, slot in held:
             queue.release(slot)
-        queue, slot = await served(h, waiting[2])
+        queue, slot = await h.served(waiting[2])
         queue.release(slot)
         await h.advance(59)
         assert running(h) == 3
@@ -74,7 +63,7 @@ async def test_scaled_to_zero_it_holds_the_first_request_until_an_instance_serve
         assert h.state("m") == []  # no instance now; the deployment stays
         assert h.runtime.deployment("m").replicas == 0  # type: ignore[union-attr]
         request = h.request("m")
-        queue, slot = await served(h, request)  # held, then served by a new instance
+        queue, slot = await h.served(request)  # held, then served by a new instance
         assert running(h) == 1
         queue.release(slot)
 
@@ -88,13 +77,13 @@ async def test_it_grows_only_as_far_as_the_memory_allows(tmp_path: Path) -> None
         await h.runtime.deploy(Deployment(model="m", autoscale=Autoscale(least=1, most=4, wait=1)))
         held = [await h.acquire("m")]
         waiting = [h.request("m"), h.request("m")]
-        held.append(await served(h, waiting[0]))
+        held.append(await h.served(waiting[0]))
         await h.advance(10)
         assert running(h) == 2  # a third does not fit: asked for again later, the request waits
         assert not waiting[1].done()
         for queue, slot in held:
             queue.release(slot)
-        await served(h, waiting[1])
+        await h.served(waiting[1])
 
 
 @run

@@ -5,23 +5,9 @@ for them."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
 
 from runtime.fakes import Harness, harness, run
-
-Request = asyncio.Task[Any]
-
-
-async def served(h: Harness, request: Request, seconds: float = 30) -> Any:
-    """The request's slot, once its model has loaded (in fake time)."""
-    for _ in range(int(seconds / 0.5)):
-        if request.done():
-            break
-        await h.advance(0.5)
-    assert request.done(), "not served"
-    return request.result()
 
 
 def loaded(h: Harness) -> list[str]:
@@ -33,7 +19,7 @@ async def test_a_load_waits_for_the_loaded_models_turn_then_the_oldest_goes_firs
     async with harness(tmp_path) as h:
         for name in ("a", "b", "c"):
             h.add(name, autoload=True)
-        queue_a, slot_a = await served(h, h.request("a"))
+        queue_a, slot_a = await h.served(h.request("a"))
         b = h.request("b")
         await h.advance(1)
         c = h.request("c")
@@ -42,11 +28,11 @@ async def test_a_load_waits_for_the_loaded_models_turn_then_the_oldest_goes_firs
         assert not b.done()
         assert not c.done()
         queue_a.release(slot_a)
-        queue_b, slot_b = await served(h, b)  # b waited longer than c: b goes first
+        queue_b, slot_b = await h.served(b)  # b waited longer than c: b goes first
         assert loaded(h) == ["b"]
         assert not c.done()
         queue_b.release(slot_b)
-        await served(h, c)
+        await h.served(c)
         assert loaded(h) == ["c"]
         assert h.runtime.turns.swaps == 2
 
@@ -56,7 +42,7 @@ async def test_no_request_is_passed_over_longer_than_the_bound(tmp_path: Path) -
     async with harness(tmp_path, swap_bound=20) as h:
         for name in ("a", "b"):
             h.add(name, autoload=True)
-        first = await served(h, h.request("a"))
+        first = await h.served(h.request("a"))
         b = h.request("b")
         again = h.request("a")  # a's turn goes on while its requests keep coming
         await h.advance(10)
@@ -70,11 +56,11 @@ async def test_no_request_is_passed_over_longer_than_the_bound(tmp_path: Path) -
         queue_a, slot_a = again.result()
         assert queue_a.slots[slot_a.instance_id].draining  # what it runs finishes
         queue_a.release(slot_a)
-        queue_b, slot_b = await served(h, b)
+        queue_b, slot_b = await h.served(b)
         assert loaded(h) == ["b"]
         assert not more.done()  # a's request waits on, for a's next turn, instead of failing
         queue_b.release(slot_b)
-        await served(h, more)
+        await h.served(more)
         assert loaded(h) == ["a"]
         assert h.runtime.turns.swaps == 2
 
@@ -84,12 +70,12 @@ async def test_with_no_bound_each_load_goes_at_once(tmp_path: Path) -> None:
     async with harness(tmp_path, swap_bound=0) as h:
         for name in ("a", "b"):
             h.add(name, autoload=True)
-        queue_a, slot_a = await served(h, h.request("a"))
+        queue_a, slot_a = await h.served(h.request("a"))
         b = h.request("b")
         await h.advance(0.5)
         assert queue_a.slots[slot_a.instance_id].draining  # a answers still, yet b's load began
         queue_a.release(slot_a)
-        await served(h, b)
+        await h.served(b)
         assert loaded(h) == ["b"]
 
 
@@ -102,8 +88,8 @@ async def test_no_load_unloads_a_model_whose_own_load_is_under_way(tmp_path: Pat
         a = h.request("a")
         await h.advance(1)  # a's engine starts
         b = h.request("b")  # first come first served, yet not over a's start
-        queue_a, slot_a = await served(h, a)  # a's request is answered, not cut off
+        queue_a, slot_a = await h.served(a)  # a's request is answered, not cut off
         assert loaded(h) == ["a"]
         queue_a.release(slot_a)
-        await served(h, b)  # then b's load
+        await h.served(b)  # then b's load
         assert loaded(h) == ["b"]
