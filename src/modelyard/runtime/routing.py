@@ -220,7 +220,7 @@ class Routing:
         slot.asks.add(ask)
         if prompt is None:
             return
-        most = max(ask.held, *(self.held(s, prompt) for s in serving))
+        most = max([ask.held, *(self.held(s, prompt) for s in serving)])
         pinned = self.sessions.get(prompt.session) if prompt.session is not None else None
         ask.hit = bool(ask.held) and ask.held >= most
         if ask.hit:
