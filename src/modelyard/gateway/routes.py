@@ -390,7 +390,7 @@ async def _route(
         content = raw if form else await _payload(request, raw, ticket.served, name, endpoint, model.category)
         if quiet_usage:
             content = _asking_usage(content)
-        session = request.headers.get(SESSION) or cache_key
+        session = cache_key or request.headers.get(SESSION)
         prompt = prompt_of(raw, session) if endpoint in TEXT and ticket.replicated else None
         kind = request.headers["content-type"] if form else "application/json"
         sent = await send(request, ticket, path, content, exchange=exchange, content_type=kind, prompt=prompt)

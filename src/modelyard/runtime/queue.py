@@ -14,8 +14,9 @@ which a request may lower). The higher tier is served first; within a tier the k
 before the request served last, so one key with 200 requests cannot starve five others, and a
 quiet key saves up no turns); first come first served within a key. While several keys wait, a
 request goes to an instance only when one of its engine slots is free, not into the engine's
-own first-come-first-served queue, so that each freed slot goes to the next in the fair order. When ``max_waiting`` wait, a newcomer whose key holds its share of the places
-(``max_waiting`` over the keys waiting) is refused (OverShare, 429), and one whose key holds
+own first-come-first-served queue, so that each freed slot goes to the next in the fair order.
+When ``max_waiting`` wait, a newcomer whose key holds its share of the places (``max_waiting``
+over the keys waiting) is refused (OverShare, 429), and one whose key holds
 less takes the place of the latest waiter of the key most over its share (which gets
 OverShare). A request whose wait can be seen to exceed its tier's limit (from the requests
 before it and how long requests take here) is refused at once, and one that waits past it gets
@@ -80,7 +81,7 @@ class Tier(IntEnum):
 
     @classmethod
     def named(cls, name: str) -> Tier:
-        """The tier called ``name`` (flex, default, priority); ValueError for another."""
+        """The tier called ``name`` (flex, default, priority); KeyError for another."""
         return cls[name.upper()]
 
     def __str__(self) -> str:

@@ -769,12 +769,11 @@ class Runtime(Fleet):
 
         self._jit[name] = asyncio.create_task(load())
 
-    def _rivals(self, name: str, adapter: str | None) -> list[str]:
+    def _rivals(self, name: str, category: str, adapter: str | None) -> list[str]:
         """The loaded models a load of ``name`` would unload, and the models waiting for their
         turn whose loads would unload it or that it would unload."""
-        category = self.library.get(name).category
         loaded = [Loaded(n, r.category, r.deployment.adapter) for n, r in self.running.items() if n != name]
-        waiting = [Loaded(n, self.library.get(n).category, None) for n in self.turns.waiting if n != name]
+        waiting = [Loaded(n, kind, None) for n, (_, kind) in self.turns.waiting.items() if n != name]
         return self.policy.displaced(name, category, [adapter] if adapter else [], loaded + waiting)
 
     async def _warm(self, name: str) -> None:
@@ -786,11 +785,12 @@ class Runtime(Fleet):
         over for the swap bound; and never before a rival that waits longer. With no bound,
         each load goes as soon as no rival is loading (first come first served)."""
         turns = self.turns
-        turns.waiting[name] = since
+        category = self.library.get(name).category  # read once: the loop looks every LOOK seconds
+        turns.waiting[name] = (since, category)
         try:
             warmed = False
             while True:
-                rivals = self._rivals(name, adapter)
+                rivals = self._rivals(name, category, adapter)
                 loading = [r for r in rivals if r in turns.loading]
                 busy = [r for r in rivals if r in self.running and turns.busy(self.queue(r))]
                 due = turns.passed_over(name) >= turns.bound

@@ -34,11 +34,12 @@ LOOK = 0.1  # seconds between looks at whether a turn ended
 
 @dataclass
 class Turns:
-    """The loads on demand waiting for their turn, by model: since when (their oldest request)."""
+    """The loads on demand waiting for their turn, by model: since when (their oldest request),
+    and the model's category (for the load rules)."""
 
     clock: Clock
     bound: float  # seconds a request may be passed over for other models' turns
-    waiting: dict[str, float] = field(default_factory=dict)
+    waiting: dict[str, tuple[float, str]] = field(default_factory=dict)
     loading: set[str] = field(default_factory=set)  # the loads on demand under way
     swaps: int = 0  # models unloaded for another
 
@@ -49,12 +50,12 @@ class Turns:
     def first(self, name: str, rivals: Iterable[str]) -> bool:
         """Whether ``name`` waits longer than each of the ``rivals`` that wait (whose loads would
         displace it, or it them)."""
-        since = self.waiting[name]
-        return all(self.waiting[r] > since for r in rivals if r in self.waiting and r != name)
+        since = self.waiting[name][0]
+        return all(self.waiting[r][0] > since for r in rivals if r in self.waiting and r != name)
 
     def passed_over(self, name: str) -> float:
         """Seconds its oldest request has waited for other models' turns."""
-        return self.clock.now() - self.waiting[name]
+        return self.clock.now() - self.waiting[name][0]
 
 
 def prefetch(paths: Iterable[str]) -> None:
