@@ -137,7 +137,8 @@ def test_replicas_share_the_load(server: RunningServer, gemma: Path) -> None:
     eventually(lambda: queue.in_flight == 0, what="no request in flight")
 
     # two conversations at once go to different replicas; their next turns, at once again, each
-    # to the replica whose prompt cache holds it: the engine says it computed only the new words
+    # to the replica whose prompt cache holds it: llama-server says it computed only the new words
+    # (llama-cpp-python's server reports no timings: there the gateway's metrics say it alone)
     def notes(topic: str) -> str:
         return "".join(f"{topic} note {i}: box {i} holds {i * 7 % 101} stones.\n" for i in range(30))
 
@@ -147,11 +148,14 @@ def test_replicas_share_the_load(server: RunningServer, gemma: Path) -> None:
                 http.post("/v1/completions", json={"model": "gemma3", "prompt": p, "max_tokens": 1})
                 for p in prompts
             ))  # fmt: skip
-        return [a.json()["timings"] for a in answers]
+        assert [a.status_code for a in answers] == [200] * len(prompts)
+        return [a.json().get("timings", {}) for a in answers]
 
     first = asyncio.run(turns([notes("apple"), notes("river")]))
     again = asyncio.run(turns([notes("apple") + "Count them:", notes("river") + "Count them:"]))
-    for cold, warm in zip(first, again, strict=True):
+    reported = [t for t in first + again if t]
+    assert len(reported) in (0, 4)
+    for cold, warm in zip(first, again, strict=True) if reported else ():
         # (its last tokens may be cut otherwise once words follow: computed again)
         assert warm["cache_n"] >= cold["prompt_n"] - 8
         assert warm["prompt_n"] < 16
