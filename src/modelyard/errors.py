@@ -154,6 +154,11 @@ class KeyNotFound(NotFound):
         super().__init__(f"no API key named {name!r}", hint="`modelyard keys ls` lists them")
 
 
+class RouteNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no route named {name!r}", hint="`modelyard routes` lists them")
+
+
 class Conflict(ModelyardError):
     pass
 

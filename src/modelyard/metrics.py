@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -23,6 +23,7 @@ from modelyard.runtime.routing import REASONS
 if TYPE_CHECKING:
     from modelyard.hub.jobs import Downloads
     from modelyard.monitor.sampler import Monitor
+    from modelyard.runtime.routes import Routes
     from modelyard.runtime.runtime import Runtime
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -145,9 +146,9 @@ class Metrics:
             child = series.statuses[status] = self._requests.labels(model, endpoint, str(status))
         return child
 
-    def watch(self, runtime: Runtime, monitor: Monitor, downloads: Downloads) -> None:
+    def watch(self, runtime: Runtime, monitor: Monitor, downloads: Downloads, routes: Routes) -> None:
         """Read these at every scrape."""
-        self.registry.register(_State(runtime, monitor, downloads))
+        self.registry.register(_State(runtime, monitor, downloads, routes))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -156,10 +157,11 @@ class Metrics:
 class _State(Collector):
     """What is read, not counted: queues, instances, restarts, downloads, the machine."""
 
-    def __init__(self, runtime: Runtime, monitor: Monitor, downloads: Downloads) -> None:
+    def __init__(self, runtime: Runtime, monitor: Monitor, downloads: Downloads, routes: Routes) -> None:
         self.runtime = runtime
         self.monitor = monitor
         self.downloads = downloads
+        self.routes = routes
 
     def describe(self) -> list[Metric]:
         return []  # read at each scrape; nothing to check at registration
@@ -214,6 +216,15 @@ class _State(Collector):
         for name, n in sorted(rt.restarts.items()):
             restarts.add_metric([name], n)
         yield restarts
+        targets = CounterMetricFamily(
+            "modelyard_route_requests",
+            "Requests of a route by target and outcome: served, or passed over for the next target "
+            "(overloaded, unavailable, failed)",
+            labels=["route", "target", "outcome"],
+        )
+        for c, n in sorted(self.routes.counts.items(), key=lambda item: astuple(item[0])):
+            targets.add_metric([c.route, c.target, c.outcome], n)
+        yield targets
         yield CounterMetricFamily(
             "modelyard_model_swaps", "Models unloaded for another (the load rules)", value=rt.turns.swaps
         )

@@ -119,7 +119,7 @@ def test_errors_name_the_file_line_and_field(tmp_path: Path) -> None:
         load("models:\n  - name: a\n    model: 'ollama:Bad Name'\n", "m.yaml")
     with pytest.raises(InvalidSpec, match=r"^m\.yaml:2: not YAML"):
         load("models:\n\t- name: a\n", "m.yaml")  # a tab
-    with pytest.raises(InvalidSpec, match="models named twice: a"):
+    with pytest.raises(InvalidSpec, match="named twice: a"):
         load("models:\n  - {name: a, model: /x}\n  - {name: a, model: /y}\n", "m.yaml")
 
 

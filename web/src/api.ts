@@ -36,6 +36,8 @@ export type Preset = schema.PresetOut;
 export type Worker = schema.WorkerOut;
 export type TokenizerChoice = schema.TokenizerOut;
 export type InstallJob = schema.InstallOut;
+export type ModelRoute = schema.RouteOut;
+export type RouteTarget = schema.TargetIn;
 // the /v1 answers that are not OpenAI's own (gateway/answers.py)
 export type RerankAnswer = schema.RerankAnswer;
 export type ClassifyAnswer = schema.ClassifyAnswer;
@@ -224,6 +226,12 @@ export const api = {
   create: (plan: CreatePlan) => post<Creation>("/api/create", plan),
   creation: (id: number) => get<Creation>(`/api/create/jobs/${id}`),
   cancelCreation: (id: number) => request<Creation>("DELETE", `/api/create/jobs/${id}`),
+  routes: () => get<ModelRoute[]>("/api/routes"),
+  createRoute: (body: { name: string; description: string; targets: RouteTarget[] }) =>
+    post<ModelRoute>("/api/routes", body),
+  editRoute: (name: string, body: { description: string; targets: RouteTarget[] }) =>
+    request<ModelRoute>("PUT", `/api/routes/${q(name)}`, body),
+  removeRoute: (name: string) => request<void>("DELETE", `/api/routes/${q(name)}`),
   workers: () => get<Worker[]>("/api/workers"),
   editWorker: (name: string, body: Record<string, unknown>) => request<Worker>("PUT", `/api/workers/${q(name)}`, body),
   removeInstance: (id: number) => request<{ removed: number; instance: number }>("DELETE", `/api/instances/${id}`),

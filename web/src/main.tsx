@@ -7,6 +7,7 @@ import { Deployments } from "./pages/Deployments";
 import { Library } from "./pages/Library";
 import { Playground } from "./pages/Playground";
 import { Resources } from "./pages/Resources";
+import { Routes } from "./pages/Routes";
 import { Running } from "./pages/Running";
 import { Settings } from "./pages/Settings";
 import { SignIn } from "./pages/SignIn";
@@ -16,6 +17,7 @@ import "./style.css";
 const PAGES = {
   library: "Library",
   deployments: "Deployments",
+  routes: "Routes",
   running: "Running models",
   resources: "Resources",
   playground: "Playground",
@@ -63,6 +65,7 @@ function App() {
       <main>
         {page === "library" && <Library openDownloader={() => setDownloader("open")} />}
         {page === "deployments" && <Deployments />}
+        {page === "routes" && <Routes />}
         {page === "running" && <Running />}
         {page === "resources" && <Resources />}
         {page === "playground" && <Playground />}

@@ -23,6 +23,7 @@ from modelyard.api import (
     deployments,
     downloads,
     errors,
+    model_routes,
     models,
     monitor,
     runtime,
@@ -56,6 +57,7 @@ from modelyard.monitor.sampler import Monitor
 from modelyard.ollama.app import create_ollama_app
 from modelyard.runtime.admission import Admission
 from modelyard.runtime.executors import executor_for
+from modelyard.runtime.routes import Routes
 from modelyard.runtime.runtime import Runtime
 from modelyard.usage.meter import Meter
 from modelyard.usage.quotas import Quotas
@@ -69,6 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
     meter = Meter(store)
     quotas = Quotas(meter)
     metrics = Metrics()
+    routes = Routes(store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,7 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.runtime = runtime = Runtime(
             settings, library, executor=executor, backends=backends, quotas=quotas
         )
-        app.state.admission = Admission(runtime)
+        app.state.admission = Admission(runtime, routes)
         meter.start()
         await runtime.start()
         await app.state.conversations.recover()
@@ -91,13 +94,13 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.monitor.start()
         app.state.downloads = Downloads(settings, library)
         app.state.deployer = Deployer(library, runtime, app.state.downloads)
-        app.state.applier = Applier(library, runtime, app.state.downloads, app.state.deployer)
+        app.state.applier = Applier(library, runtime, app.state.downloads, app.state.deployer, routes)
         await app.state.downloads.start()
         app.state.installs = Installs(runtime.backends)
         app.state.creations = Creations(
             settings, library, app.state.folders, lambda: create.memory_now(app.state.monitor)
         )
-        metrics.watch(runtime, app.state.monitor, app.state.downloads)
+        metrics.watch(runtime, app.state.monitor, app.state.downloads, routes)
         try:
             yield
         finally:
@@ -115,6 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="modelyard", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.library = library
+    app.state.routes = routes
     app.state.keys = keys
     app.state.folders = Folders(settings, store, keys)
     app.state.client_files = ClientFiles(app.state.folders, keys_may_name_paths=settings.client_paths)
@@ -147,6 +151,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(downloads.hub_router)
     app.include_router(downloads.router)
     app.include_router(keys_api.router)
+    app.include_router(model_routes.router)
     app.include_router(usage.router)
     app.include_router(batches.router)
     app.include_router(create.router)

@@ -3,7 +3,7 @@ one, and the JSON Schema of the format."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,6 +32,7 @@ class ApplyIn(BaseModel):
 
 class OutcomeOut(BaseModel):
     name: str
+    kind: Literal["model", "route"]
     action: str = Field(description="created, updated, unchanged, would create, would change")
     changes: list[str] = Field(description="one line per difference: field: before -> after")
 
@@ -57,12 +58,12 @@ async def apply(request: Request, body: ApplyIn) -> list[OutcomeOut]:
     spec = resolved(body.spec, None)
     _check_paths(request, spec)
     outcomes = await applier_of(request).apply(spec, dry_run=body.dry_run)
-    return [OutcomeOut(name=o.name, action=o.action, changes=o.changes) for o in outcomes]
+    return [OutcomeOut(name=o.name, kind=o.kind, action=o.action, changes=o.changes) for o in outcomes]
 
 
 @router.get("/specs/export")
 async def export(request: Request) -> Spec:
-    """The library and its deployments as a spec."""
+    """The library, its deployments and the routes as a spec."""
     return applier_of(request).export()
 
 

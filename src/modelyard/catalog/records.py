@@ -210,6 +210,27 @@ class Quota:
     period: str
 
 
+@dataclass(frozen=True)
+class Target:
+    """One model a route sends requests to, with its share of them (``weight``; 0: only when
+    the targets before it cannot answer)."""
+
+    model: str
+    weight: int = 1
+
+
+@dataclass
+class Route:
+    """A name clients ask for that sends each request to one of its ``targets`` (library models,
+    servers that already run, remote providers registered as models), by weight, falling back to
+    the next where one cannot answer."""
+
+    name: str
+    targets: list[Target]
+    description: str = ""
+    created_at: datetime | None = None
+
+
 @dataclass
 class WorkerNote:
     """What people keep about a worker of a cluster: labels of their own (over those it joined

@@ -29,10 +29,12 @@ from modelyard.catalog.records import (
     ModelFile,
     ModelSettings,
     Quota,
+    Route,
     Scheduling,
     StoredBatch,
     StoredFile,
     StoredResponse,
+    Target,
     Usage,
     WorkerNote,
 )
@@ -49,6 +51,7 @@ from modelyard.catalog.tables import (
     ModelRow,
     QuotaRow,
     ResponseRow,
+    RouteRow,
     SettingsRow,
     UsageRow,
     WorkerRow,
@@ -63,6 +66,7 @@ from modelyard.errors import (
     KeyNotFound,
     ModelExists,
     ModelNotFound,
+    RouteNotFound,
 )
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -160,6 +164,7 @@ class Store:
     def add_model(self, model: Model) -> Model:
         try:
             with self.session() as s:
+                _not_a_route(s, model.name)
                 row = ModelRow(**{f: getattr(model, f) for f in _FIELDS})
                 row.files = [ModelFileRow(path=f.path, size=f.size, sha256=f.sha256) for f in model.files]
                 row.components = [
@@ -197,6 +202,10 @@ class Store:
         with self.session() as s:
             return s.scalar(select(ModelRow.id).where(ModelRow.name == name)) is not None
 
+    def name_taken(self, name: str) -> bool:
+        """Whether ``name`` names a model, an alias or a route (what a new name may not be)."""
+        return self.has_name(name) or self.find_by_alias(name) is not None or self.has_route(name)
+
     def list_models(self, category: str | None = None) -> list[Model]:
         with self.session() as s:
             q = select(ModelRow).order_by(ModelRow.category, ModelRow.name).options(*_WHOLE)
@@ -208,6 +217,9 @@ class Store:
         try:
             with self.session() as s:
                 row = self._row(s, current)
+                if changes.get("name", current) != current:
+                    _not_a_route(s, changes["name"])
+                    _renamed_in_routes(s, current, changes["name"])
                 for key, value in changes.items():
                     if key not in _FIELDS:
                         raise AttributeError(key)
@@ -530,6 +542,36 @@ class Store:
                 row.loads, row.period = quota.loads, quota.period
         return quota
 
+    # -- routes ------------------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        with self.session() as s:
+            return [_route(r) for r in s.scalars(select(RouteRow).order_by(RouteRow.name))]
+
+    def has_route(self, name: str) -> bool:
+        with self.session() as s:
+            return s.scalar(select(RouteRow.id).where(RouteRow.name == name)) is not None
+
+    def put_route(self, route: Route) -> Route:
+        """Add ``route``, or replace the one of its name."""
+        targets = [asdict(t) for t in route.targets]
+        with self.session() as s:
+            row = s.scalar(select(RouteRow).where(RouteRow.name == route.name))
+            if row is None:
+                row = RouteRow(name=route.name, targets=targets, description=route.description)
+                s.add(row)
+            else:
+                row.targets, row.description = targets, route.description
+            s.flush()
+            return _route(row)
+
+    def delete_route(self, name: str) -> None:
+        with self.session() as s:
+            row = s.scalar(select(RouteRow).where(RouteRow.name == name))
+            if row is None:
+                raise RouteNotFound(name)
+            s.delete(row)
+
     def worker_notes(self) -> dict[str, WorkerNote]:
         with self.session() as s:
             return {r.name: WorkerNote(r.name, dict(r.labels), r.note) for r in s.scalars(select(WorkerRow))}
@@ -645,6 +687,22 @@ class Store:
             if row is not None:
                 s.delete(row)
             return row is not None
+
+
+def _not_a_route(s: Session, name: str) -> None:
+    if s.scalar(select(RouteRow.id).where(RouteRow.name == name)) is not None:
+        raise ModelExists(f"{name!r} names a route", hint="pick another name, or delete the route")
+
+
+def _renamed_in_routes(s: Session, old: str, new: str) -> None:
+    for row in s.scalars(select(RouteRow)):
+        if any(t["model"] == old for t in row.targets):
+            row.targets = [{**t, "model": new} if t["model"] == old else t for t in row.targets]
+
+
+def _route(r: RouteRow) -> Route:
+    targets = [Target(str(t["model"]), int(t.get("weight", 1))) for t in r.targets]
+    return Route(r.name, targets, r.description or "", _aware(r.created_at))
 
 
 def _response(r: ResponseRow) -> StoredResponse:

@@ -264,6 +264,18 @@ class WorkerRow(Base):
     note: Mapped[str] = mapped_column(Text, default="")
 
 
+class RouteRow(Base):
+    """A model route: its targets in order, each ``{"model": name, "weight": n}``."""
+
+    __tablename__ = "routes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    targets: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class ResponseRow(Base):
     """A stored response of the Responses API: its input items and the response, for
     previous_response_id, GET and input_items; only the key that made it reads it."""

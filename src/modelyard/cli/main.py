@@ -45,6 +45,7 @@ COMMANDS = {
     "batches": "batches:app",
     "deployments": "deployments:app",
     "keys": "keys:app",
+    "routes": "routes:app",
     "quotas": "usage:app",
     "cluster": "cluster:cluster_app",
     "worker": "cluster:worker_app",

@@ -76,7 +76,7 @@ def _applied(api: Client, body: dict[str, Any]) -> list[dict[str, Any]]:
 @click.option("--file", "-f", required=True, help="a spec YAML file (- reads stdin)")
 @click.option("--dry-run", is_flag=True, help="say what would change, change nothing")
 def apply(file: str, dry_run: bool) -> None:
-    """Make the library and the deployments what a spec says (models named in it only)."""
+    """Make the library, the deployments and the routes what a spec says (those named in it only)."""
     from modelyard.deployments.spec import load
 
     text, origin, base = _read(file)
@@ -86,7 +86,8 @@ def apply(file: str, dry_run: bool) -> None:
     outcomes = api.post("/api/specs/apply", body) if dry_run else _applied(api, body)
     for o in outcomes:
         style = STYLE.get(o["action"], "")
-        console.print(f"{escape(o['name'])}: [{style}]{o['action']}[/]", highlight=False)
+        named = f"route {o['name']}" if o.get("kind") == "route" else o["name"]
+        console.print(f"{escape(named)}: [{style}]{o['action']}[/]", highlight=False)
         if dry_run or o["action"] != "unchanged":
             for line in o["changes"]:
                 console.print(f"  {escape(line)}", highlight=False)
@@ -94,7 +95,7 @@ def apply(file: str, dry_run: bool) -> None:
 
 @click.command("export", cls=Command)
 def export() -> None:
-    """Print the library and its deployments as a spec (YAML): `modelyard apply -f` makes them again."""
+    """Print the library, its deployments and the routes as a spec (YAML): `modelyard apply -f` makes them again."""
     from modelyard.deployments.spec import Spec, dump
 
     data = client().get("/api/specs/export")

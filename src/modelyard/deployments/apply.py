@@ -1,9 +1,11 @@
-"""`modelyard apply`: make the library and the deployments what a spec says, and `export`: the
-spec of what they are now. Apply is idempotent: a second apply of the same spec changes nothing.
+"""`modelyard apply`: make the library, the deployments and the routes what a spec says, and
+`export`: the spec of what they are now. Apply is idempotent: a second apply of the same spec
+changes nothing.
 
 Each model of the spec is planned first (what is missing, what differs, every check that does
 not need a download), then changed: created from its path or pulled from its hub, its fields,
-settings and adapters set, its deployment made so. What a spec leaves out is left as it is."""
+settings and adapters set, its deployment made so; then each route is made so (its targets are
+models of the library, those of the spec included). What a spec leaves out is left as it is."""
 
 from __future__ import annotations
 
@@ -14,14 +16,16 @@ from typing import Any, Literal
 
 from modelyard.backends.external import probe, url_of
 from modelyard.backends.registry import kind_named
-from modelyard.catalog.records import Deployment, Model
+from modelyard.catalog.records import Deployment, Model, Target
 from modelyard.deployments.deployer import Deployer
 from modelyard.deployments.spec import (
     AdapterSpec,
     DeploymentSpec,
     ModelSpec,
+    RouteSpec,
     Source,
     Spec,
+    TargetSpec,
     deployment_fields,
     ref_of,
     source_of,
@@ -32,6 +36,7 @@ from modelyard.hub.jobs import ACTIVE, Downloads, PullRequest
 from modelyard.hub.refs import parse_ref
 from modelyard.library import Library, settings
 from modelyard.library.requests import ImportRequest, RemoteRequest
+from modelyard.runtime.routes import Routes
 from modelyard.runtime.runtime import Runtime
 
 Action = Literal["created", "updated", "unchanged", "would create", "would change"]
@@ -39,11 +44,13 @@ Action = Literal["created", "updated", "unchanged", "would create", "would chang
 
 @dataclass
 class Outcome:
-    """What apply did (or would do) to one model; ``changes``: one line per difference."""
+    """What apply did (or would do) to one model or route; ``changes``: one line per
+    difference."""
 
     name: str
     action: Action
     changes: list[str] = field(default_factory=list)
+    kind: Literal["model", "route"] = "model"
 
 
 @dataclass
@@ -70,16 +77,20 @@ def _diff(prefix: str, before: dict[str, Any], after: dict[str, Any]) -> list[st
 
 
 class Applier:
-    def __init__(self, library: Library, runtime: Runtime, downloads: Downloads, deployer: Deployer) -> None:
+    def __init__(
+        self, library: Library, runtime: Runtime, downloads: Downloads, deployer: Deployer, routes: Routes
+    ) -> None:
         self.library = library
         self.runtime = runtime
         self.downloads = downloads
         self.deployer = deployer
+        self.routes = routes
 
     # -- apply ---------------------------------------------------------------------------------
 
     async def apply(self, spec: Spec, *, dry_run: bool = False) -> list[Outcome]:
         plans = [self._plan(i, m) for i, m in enumerate(spec.models)]
+        routes = [self._route_plan(i, r, spec) for i, r in enumerate(spec.routes)]
         if dry_run:
             return [
                 Outcome(
@@ -88,7 +99,11 @@ class Applier:
                     p.changes,
                 )
                 for p in plans
-            ]
+            ] + [
+                Outcome(r.name, "would create" if new else ("would change" if changes else "unchanged"),
+                        changes, "route")
+                for r, new, changes in routes
+            ]  # fmt: skip
         outcomes = []
         for i, plan in enumerate(plans):
             try:
@@ -96,7 +111,36 @@ class Applier:
             except ModelyardError as e:
                 e.message = f"models[{i}] ({plan.spec.name}): {e.message}"
                 raise
+        for i, (r, new, changes) in enumerate(routes):
+            if not new and not changes:
+                outcomes.append(Outcome(r.name, "unchanged", kind="route"))
+                continue
+            try:
+                self.routes.put(r.name, _targets(r), r.description or "", new=new)
+            except ModelyardError as e:
+                e.message = f"routes[{i}] ({r.name}): {e.message}"
+                raise
+            outcomes.append(Outcome(r.name, "created" if new else "updated", changes, "route"))
         return outcomes
+
+    def _route_plan(self, i: int, r: RouteSpec, spec: Spec) -> tuple[RouteSpec, bool, list[str]]:
+        """A route of the spec: whether it is new, and what differs; its targets are models of
+        the library or of the spec."""
+        named = {m.name for m in spec.models}
+        for j, t in enumerate(r.targets):
+            if t.model not in named and not self.library.store.has_name(t.model):
+                raise InvalidSpec(
+                    f"routes[{i}] ({r.name}): targets[{j}]: no model named {t.model!r}",
+                    hint="name a model of the library or of this spec",
+                )
+        if r.name not in self.routes:
+            if self.library.store.has_name(r.name):
+                raise InvalidSpec(f"routes[{i}] ({r.name}): a model of the library has this name")
+            return r, True, [f"targets: {_shown(_targets(r))}"]
+        have = self.routes.get(r.name)
+        before = {"targets": _shown(have.targets), "description": have.description}
+        after = {"targets": _shown(_targets(r)), "description": r.description or ""}
+        return r, False, _diff("", before, after)
 
     def _plan(self, i: int, m: ModelSpec) -> _Plan:
         """What differs between the spec of a model and the library; what cannot be done fails
@@ -340,7 +384,23 @@ class Applier:
                     deployment=kept,
                 )
             )
-        return Spec(models=models)
+        routes = [
+            RouteSpec(
+                name=r.name,
+                targets=[TargetSpec(model=t.model, weight=t.weight) for t in r.targets],
+                description=r.description or None,
+            )
+            for r in self.routes.all()
+        ]
+        return Spec(models=models, routes=routes)
+
+
+def _targets(r: RouteSpec) -> list[Target]:
+    return [Target(t.model, t.weight) for t in r.targets]
+
+
+def _shown(targets: list[Target]) -> str:
+    return ", ".join(f"{t.model}={t.weight}" for t in targets)
 
 
 def _where(model: Model) -> str | Source:

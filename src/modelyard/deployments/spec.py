@@ -322,19 +322,39 @@ class ModelSpec(BaseModel):
         return {k: v for k, v in fields.items() if v is not None}
 
 
+class TargetSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="a model of the library or of this spec (a server: provider server)")
+    weight: int = Field(1, ge=0, le=1000, description="its share of the requests; 0: a fallback only")
+
+
+class RouteSpec(BaseModel):
+    """A model route: a name clients ask for, sent to its targets by weight, falling back to
+    the next in order where one cannot answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="what clients ask for, as a model")
+    targets: list[TargetSpec] = Field(min_length=1)
+    description: str | None = None
+
+
 class Spec(BaseModel):
-    """A modelyard spec: `modelyard apply -f FILE` makes the library and the deployments so."""
+    """A modelyard spec: `modelyard apply -f FILE` makes the library, the deployments and the
+    routes so."""
 
     model_config = ConfigDict(extra="forbid", title="modelyard spec")
 
     models: list[ModelSpec] = Field(default_factory=list)
+    routes: list[RouteSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique(self) -> Spec:
-        names = [m.name for m in self.models]
+        names = [m.name for m in self.models] + [r.name for r in self.routes]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
-            raise ValueError(f"models named twice: {', '.join(twice)}")
+            raise ValueError(f"named twice: {', '.join(twice)}")
         return self
 
 
@@ -484,7 +504,7 @@ def resolved(spec: Spec, base: Path | None, fail: Any = None) -> Spec:
                 }
             )
         )
-    return Spec(models=out)
+    return Spec(models=out, routes=spec.routes)
 
 
 def _pruned(value: Any) -> Any:

@@ -128,6 +128,10 @@ class Exchange:
             metrics, state.meter, model, endpoint, caller_of(request).account, metrics.series(model, endpoint)
         )
 
+    def moved(self, model: str) -> None:
+        """It goes to ``model`` now (a route's next target): counted for that model."""
+        self.model, self.series = model, self.metrics.series(model, self.endpoint)
+
     def waited(self, lease: Lease) -> None:
         """It has a slot now."""
         self.lease, self.leased = lease, time.perf_counter()

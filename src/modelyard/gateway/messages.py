@@ -33,7 +33,7 @@ async def messages(request: Request) -> Response:
         target = admit(request, body.model, "chat")
         payload = orjson.loads(raw)
         force = tools.forced(anthropic.chat_request(payload))
-        if target.backend.anthropic_messages and force is None:
+        if target.native_messages and force is None:
             return await _native(request, target, payload, body.stream)
         return await _translated(request, target, payload, body.stream, force)
     except ValidationError as e:

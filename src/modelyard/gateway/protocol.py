@@ -261,6 +261,7 @@ class ModelCard(BaseModel):
     owned_by: str = "modelyard"
     category: str
     loaded: bool
+    targets: list[str] | None = Field(None, description="a route's: the models it sends requests to")
 
 
 class VoiceList(BaseModel):

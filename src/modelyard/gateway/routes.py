@@ -66,21 +66,35 @@ router = APIRouter(prefix="/v1", tags=["openai"])
 TEXT = ("chat", "completions")  # the endpoints that generate text from a prompt
 
 
-@router.get("/models")
+@router.get("/models", response_model_exclude_none=True)
 def list_models(request: Request) -> ModelList:
-    """The models this caller may use."""
+    """The models this caller may use, and the routes (with their targets)."""
     caller = caller_of(request)
+    runtime = runtime_of(request)
     cards = []
+    categories: dict[str, str] = {}
     for m in library_of(request).models():
+        categories[m.name] = m.category
         if not caller.may_use(m.name):
             continue
         created = int(m.created_at.timestamp()) if m.created_at else 0
-        loaded = runtime_of(request).is_loaded(m.name)
+        loaded = runtime.is_loaded(m.name)
         cards.append(ModelCard(id=m.name, created=created, category=m.category, loaded=loaded))
         cards += [
             ModelCard(id=f"{m.name}:{a.name}", created=created, category=m.category, loaded=False)
             for a in m.adapters
         ]
+    for route in admission_of(request).routes.all():
+        targets = [t.model for t in route.targets]
+        if not caller.may_use(route.name) or not targets:
+            continue
+        created = int(route.created_at.timestamp()) if route.created_at else 0
+        cards.append(
+            ModelCard(
+                id=route.name, created=created, category=categories.get(targets[0], "chat"),
+                loaded=any(runtime.is_loaded(t) for t in targets), targets=targets,
+            )
+        )  # fmt: skip
     return ModelList(data=cards)
 
 

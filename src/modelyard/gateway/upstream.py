@@ -17,10 +17,11 @@ import aiohttp
 import orjson
 from fastapi import Request
 
-from modelyard.errors import EngineError
+from modelyard.errors import EngineError, ModelyardError
 from modelyard.gateway.checks import state_of
 from modelyard.gateway.exchange import Exchange
 from modelyard.runtime.admission import Disconnected, Lease, Ticket
+from modelyard.runtime.routes import answered_badly, passed_over
 from modelyard.runtime.routing import Prompt
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,61 @@ async def send(
     connection; one that could not be reached at all leaves the rotation, and the request goes to
     another instance (or waits for its restart). ``exchange`` hears of the wait and each retry;
     ``prompt`` (a text request's) routes it where it is cached; ``disconnected`` (the client's,
-    unless given) stops the wait for a slot."""
+    unless given) stops the wait for a slot.
+
+    A route's ticket goes on to the route's next target (``ticket.then``, those that answer
+    ``path``) where one is overloaded, cannot be loaded or reached, or answers 429 or a server
+    error before its first byte; the last one's answer is the client's, whatever it is."""
+    if ticket.route is None:
+        return await _send(request, ticket, path, body, exchange, content_type, prompt, disconnected)
+    routes = state_of(request).admission.routes
+    chain = [ticket, *(t for t in ticket.then if t.stands_in(ticket, path))]
+    for i, target in enumerate(chain):
+        last = i == len(chain) - 1
+        name = target.model.name
+        if i > 0:
+            body = renamed(body, target.served) if content_type == "application/json" else body
+            if exchange is not None:
+                exchange.moved(name)
+        try:
+            sent = await _send(request, target, path, body, exchange, content_type, prompt, disconnected)
+        except ModelyardError as e:
+            why = passed_over(e)
+            if why is None or last:
+                routes.count(ticket.route, name, why or "failed")
+                raise
+            log.info("route %s: %s passed over (%s): %s", ticket.route, name, why, e.message)
+            routes.count(ticket.route, name, why)
+            continue
+        why = answered_badly(sent.response.status)
+        routes.count(ticket.route, name, why or "served")
+        if why is None or last:
+            return sent
+        log.info("route %s: %s passed over: it answered %d", ticket.route, name, sent.response.status)
+        sent.close()
+    raise AssertionError("a route's last target answers or raises")
+
+
+def renamed(body: bytes, served: str) -> bytes:
+    """A JSON body with ``model`` set to ``served`` (a route's next target's name)."""
+    payload = orjson.loads(body)
+    if isinstance(payload, dict) and "model" in payload:
+        payload["model"] = served
+        return orjson.dumps(payload)
+    return body
+
+
+async def _send(
+    request: Request,
+    ticket: Ticket,
+    path: str,
+    body: bytes,
+    exchange: Exchange | None,
+    content_type: str,
+    prompt: Prompt | None,
+    disconnected: Disconnected | None,
+) -> Sent:
+    """``send`` to one model."""
     dropped = refused = 0
     while True:
         lease = await ticket.lease(disconnected or request.is_disconnected, prompt=prompt)

@@ -455,7 +455,7 @@ class Downloads:
             model = self.library.get(name)
             new_name = None
             if model.path == str(dest) or (job.name and len(imported) == 1):
-                new_name = job.name or unique_name(_repo_name(job.repo), self.store.has_name)
+                new_name = job.name or unique_name(_repo_name(job.repo), self.store.name_taken)
             updated = self.library.update(name, new_name=new_name, description=model.description or origin)
             imported[i] = updated.name
         notes = [f"{Path(p).name}: {why}" for p, why in report.skipped + report.failed]

@@ -25,6 +25,7 @@ from modelyard.categories import (
     diffusion_category,
 )
 from modelyard.errors import (
+    Conflict,
     InvalidImport,
     ModelExists,
     ModelLoaded,
@@ -143,7 +144,7 @@ class Library:
         if explicit_name and request.name:
             name = check_name(request.name)
         else:
-            name = unique_name(default_name(insp.path), self.store.has_name)
+            name = unique_name(default_name(insp.path), self.store.name_taken)
 
         components = self._components(insp, category, request)
         template: Template | None = None
@@ -207,7 +208,7 @@ class Library:
         name = (
             check_name(request.name)
             if request.name
-            else unique_name(default_name(Path(base)), self.store.has_name)
+            else unique_name(default_name(Path(base)), self.store.name_taken)
         )
         facts: dict[str, Any] = {
             "api": request.api,
@@ -370,6 +371,8 @@ class Library:
             owner = self.store.find_by_alias(alias)
             if self.store.has_name(alias) or (owner is not None and owner.name != name):
                 raise ModelExists(f"{alias!r} already names another model", hint="pick another alias")
+            if self.store.has_route(alias):
+                raise ModelExists(f"{alias!r} names a route", hint="pick another alias")
         return sorted(set(aliases))
 
     def delete(self, name: str) -> None:
@@ -377,6 +380,12 @@ class Library:
         self.get(name)
         if self.is_loaded(name):
             raise ModelLoaded(name)
+        routes = [r.name for r in self.store.routes() if any(t.model == name for t in r.targets)]
+        if routes:
+            raise Conflict(
+                f"{name!r} is a target of the route {', '.join(routes)}",
+                hint="take it out of the route first: `modelyard routes edit`",
+            )
         self.store.delete_model(name)
 
     # -- components and adapters ---------------------------------------------------------------

@@ -7,12 +7,16 @@ the request is served with. ``Ticket.lease`` then waits for a slot on a ready in
 the model on demand where that is allowed) and hands back a Lease: where to send the request, and
 what to call when it ends (``release``) or the instance could not be reached (``unreachable``).
 A request that is tried again takes a new lease on the same ticket.
+
+A route's name (routes.py) is admitted as the ticket of the target it picked, with the targets
+that follow it in ``then``: the upstream path (gateway/upstream.py) goes on to them where one
+cannot answer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from modelyard.access.keys import Caller
@@ -20,6 +24,7 @@ from modelyard.backends.base import AnyBackend
 from modelyard.catalog.records import Model
 from modelyard.errors import ModelyardError, Unsupported
 from modelyard.runtime.queue import Ask, Queue, Slot, Tier, Yielding
+from modelyard.runtime.routes import Routes
 from modelyard.runtime.routing import Prompt
 
 if TYPE_CHECKING:
@@ -94,6 +99,25 @@ class Ticket:
     runtime: Runtime = field(repr=False)
     low: Yielding | None = None  # of low priority (a batch's): served after every interactive request
     tier: Tier = Tier.DEFAULT  # its priority class (see queue.py)
+    route: str | None = None  # the route it was asked for by
+    then: tuple[Ticket, ...] = ()  # the route's targets to try next, in order
+
+    def stands_in(self, first: Ticket, path: str) -> bool:
+        """Whether this ticket (a route's next target) answers ``path`` as ``first`` would: every
+        OpenAI-compatible engine answers /v1 (the ticket serves the endpoint), only those that
+        speak it /v1/messages, and an engine's own paths (/infill, /tokenize, TGI's /generate)
+        only one of the same backend."""
+        if path == "/v1/messages":
+            return self.backend.anthropic_messages
+        if path.startswith("/v1/"):
+            return self.backend.dialect == "openai"
+        return self.backend.name == first.backend.name
+
+    @property
+    def native_messages(self) -> bool:
+        """Whether Anthropic's Messages go to the engine as they are: it (and every target after
+        it) speaks them."""
+        return all(t.backend.anthropic_messages for t in (self, *self.then))
 
     @property
     def served(self) -> str:
@@ -118,18 +142,47 @@ class Ticket:
 class Admission:
     """The gateway's port to the runtime for requests."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, routes: Routes) -> None:
         self._runtime = runtime
+        self.routes = routes
 
     def admit(
         self, name: str, endpoint: str, caller: Caller, *, capability: str | None = None, load: bool = False
     ) -> Ticket:
         """The ticket of a request for ``name`` on ``endpoint`` (chat, embeddings, ...) by
         ``caller`` (at its tier); ``capability``: a tag the model must have (image-to-image,
-        video)."""
+        video). A route's: its first target's, with the others to try next."""
+        targets = self.routes.choose(name)
+        if targets is None:
+            return self._ticket(name, endpoint, caller, capability, load)
+        caller.check_model(name)  # the route's name: its targets are reached through it
+        tickets: list[Ticket] = []
+        refused: ModelyardError | None = None
+        for target in targets:
+            try:
+                tickets.append(self._ticket(target, endpoint, caller, capability, load, route=name))
+            except ModelyardError as e:  # gone from the library, or not for this endpoint
+                refused = refused or e
+        if not tickets:
+            assert refused is not None
+            refused.message = f"route {name!r}: {refused.message}"
+            raise refused
+        return replace(tickets[0], then=tuple(tickets[1:]))
+
+    def _ticket(
+        self,
+        name: str,
+        endpoint: str,
+        caller: Caller,
+        capability: str | None,
+        load: bool,
+        *,
+        route: str | None = None,
+    ) -> Ticket:
         rt = self._runtime
         model, adapter = rt.library.resolve(name)
-        caller.check_model(model.name)
+        if route is None:
+            caller.check_model(model.name)
         backend = rt.backend_for(model)
         try:
             check(backend, model, endpoint, capability)
@@ -137,4 +190,6 @@ class Admission:
             e.model = model.name
             raise
         context = rt.context_of(model)
-        return Ticket(model, adapter, backend, context, caller.account, load, rt, caller.low, caller.tier)
+        return Ticket(
+            model, adapter, backend, context, caller.account, load, rt, caller.low, caller.tier, route
+        )

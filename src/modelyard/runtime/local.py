@@ -221,13 +221,27 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 class RemoteEngine(Answering):
     """A server that already runs: nothing to start or stop. It "exits" (and so leaves the
     rotation, and is tried again after the restart backoff) when its health fails
-    ``REMOTE_FAILURES`` times in a row, looked at every ``REMOTE_EVERY`` seconds."""
+    ``REMOTE_FAILURES`` times in a row, looked at every ``REMOTE_EVERY`` seconds; or at once
+    when nothing has ever answered at its address (a load fails now, not after a timeout)."""
 
     def __init__(
         self, url: str, health: str, log: LogRef, http: httpx.AsyncClient, auth: dict[str, str]
     ) -> None:
         super().__init__(url.rstrip("/"), health, log, http, auth)
         self._watch: asyncio.Task[None] | None = None
+        self._answered = False
+
+    async def healthy(self) -> bool:
+        try:
+            ok = (await self._http.get(self._health, headers=self._auth)).status_code == 200
+        except httpx.ConnectError:
+            if not self._answered and not self._exit.done():
+                self._exit.set_result(1)
+            return False
+        except httpx.HTTPError:
+            return False
+        self._answered = self._answered or ok
+        return ok
 
     @property
     def pid(self) -> int | None:

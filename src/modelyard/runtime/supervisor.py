@@ -22,7 +22,7 @@ from modelyard.backends import flags
 from modelyard.backends.base import AnyBackend, Placement
 from modelyard.catalog.records import Model
 from modelyard.config import Settings
-from modelyard.errors import EngineError, ModelyardError, NoWorker
+from modelyard.errors import EngineError, EngineUnavailable, ModelyardError, NoWorker
 from modelyard.runtime.clock import Clock
 from modelyard.runtime.executor import LOST, Claim, Engine, Executor, Launch
 from modelyard.runtime.queue import Queue, Slot
@@ -234,7 +234,7 @@ class Supervisor:
             raise EngineError(f"the engine of {live.model!r} could not be started: {e}") from e
         live.engine = engine
         rt.record(live.id, url=engine.url)
-        await self._healthy(live, engine)
+        await self._healthy(live, engine, spec.remote)
         live.ready_at = rt.clock.now()
         self._set(live, State.RUNNING)
         headers = {"Authorization": f"Bearer {key}"} if key else dict(spec.headers)
@@ -244,7 +244,9 @@ class Supervisor:
         if not live.ready.done():
             live.ready.set_result(None)
 
-    async def _healthy(self, live: Live, engine: Engine) -> None:
+    async def _healthy(self, live: Live, engine: Engine, remote: str | None = None) -> None:
+        """Wait for ``engine`` to answer; EngineError if it exits first or is not ready in
+        time (a server elsewhere, ``remote``, exits when nothing answers at its address)."""
         rt = self.rt
         timeout = rt.settings.health_timeout
         deadline = rt.clock.now() + timeout
@@ -253,6 +255,10 @@ class Supervisor:
         try:
             while True:
                 code = engine.returncode()
+                if code is not None and remote is not None:
+                    raise EngineUnavailable(
+                        f"no server answers at {remote} ({live.model!r})", hint="is it running?"
+                    )
                 if code is not None:
                     raise EngineError(
                         f"the engine of {live.model!r} exited with status {code} while starting",
