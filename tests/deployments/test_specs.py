@@ -256,9 +256,13 @@ def test_the_readme_example_is_a_valid_spec(tmp_path: Path) -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     section = readme[readme.index("## Specs") :]
     example = section[section.index("```yaml\n") + 8 : section.index("```\n", section.index("```yaml"))]
-    spec = load(example, "README.md", environ={"HF_TOKEN": "hf_x"}, base=tmp_path)
-    assert [m.name for m in spec.models] == ["qwen", "phi", "writer", "nomic"]
-    qwen, phi, writer, nomic = spec.models
+    spec = load(example, "README.md", environ={"HF_TOKEN": "hf_x", "CLOUD_KEY": "sk-x"}, base=tmp_path)
+    assert [m.name for m in spec.models] == ["qwen", "phi", "writer", "nomic", "cloud"]
+    qwen, phi, writer, nomic, cloud = spec.models
+    assert not isinstance(cloud.model, str)
+    assert (cloud.model.provider, cloud.model.token) == ("server", "sk-x")
+    ((route, targets),) = [(r.name, [(t.model, t.weight) for t in r.targets]) for r in spec.routes]
+    assert (route, targets) == ("chat", [("qwen", 3), ("phi", 1), ("cloud", 0)])
     assert qwen.model == str(tmp_path / "models/qwen2.5-0.5b-instruct-q4_k_m.gguf")
     assert qwen.backend() == "llama.cpp"
     assert qwen.deployment is not None
