@@ -7,7 +7,7 @@ the same replicas. Each replica's engine keeps about five prompts (its two slots
 prompt cache), so where a conversation goes decides whether its prompt is computed again.
 gemma-3-270m Q4_K_M, 1 thread per replica, 2 slots each, --swa-full (see ARGS).
 
-    .venv/bin/python bench/prefix_routing.py [--users 40] [--turns 3]
+    .venv/bin/python bench/prefix_routing.py [--users 40] [--turns 3] [--apart 0.25] [--think 0.5,2]
 
 Goal: p90 time to first token >= 5x better with the cache-aware routing. The last line is
 that ratio (least-loaded p90 / cache-aware p90).
@@ -63,11 +63,20 @@ class Run:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def user(url: str, index: int, turns: int, run: Run) -> None:
+@dataclass(frozen=True)
+class Pace:
+    """Users arrive ``apart`` seconds after one another and read each answer for ``think``
+    (least, most) seconds."""
+
+    apart: float = 0.25
+    think: tuple[float, float] = (0.5, 2.0)
+
+
+def user(url: str, index: int, turns: int, run: Run, pace: Pace) -> None:
     """One user: a conversation of ``turns`` questions, a pause to read each answer."""
     rng = random.Random(index)
     messages = [{"role": "system", "content": system_prompt(SUBJECTS[index % len(SUBJECTS)])}]
-    time.sleep(index * 0.25)  # users arrive over ten seconds
+    time.sleep(index * pace.apart)
     with httpx.Client(timeout=1800) as http:
         for _ in range(turns):
             messages.append({"role": "user", "content": rng.choice(QUESTIONS)})
@@ -98,10 +107,10 @@ def user(url: str, index: int, turns: int, run: Run) -> None:
             with run.lock:
                 run.ttfts.append((first or time.perf_counter()) - start)
             messages.append({"role": "assistant", "content": "".join(text)})
-            time.sleep(rng.uniform(0.5, 2.0))
+            time.sleep(rng.uniform(*pace.think))
 
 
-def phase(routing: str, users: int, turns: int) -> tuple[Run, float, str]:
+def phase(routing: str, users: int, turns: int, pace: Pace) -> tuple[Run, float, str]:
     """The clients against a fresh server routing by ``routing``: what they saw, the time it
     took, and the server's routing metrics."""
     settings = {"MODELYARD_ROUTING": routing, "MODELYARD_QUEUE_TIMEOUT": "0", "MODELYARD_QUEUE_SIZE": "200"}
@@ -111,7 +120,7 @@ def phase(routing: str, users: int, turns: int) -> tuple[Run, float, str]:
         http.post(url + "/api/deployments", json=deployment).raise_for_status()
         run = Run()
         start = time.perf_counter()
-        threads = [threading.Thread(target=user, args=(url, i, turns, run)) for i in range(users)]
+        threads = [threading.Thread(target=user, args=(url, i, turns, run, pace)) for i in range(users)]
         for t in threads:
             t.start()
         for t in threads:
@@ -130,10 +139,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--users", type=int, default=40)
     parser.add_argument("--turns", type=int, default=3)
+    parser.add_argument("--apart", type=float, default=0.25, help="seconds between users' arrivals")
+    parser.add_argument("--think", default="0.5,2", help="LEAST,MOST seconds a user reads an answer")
     a = parser.parse_args()
+    least, most = (float(x) for x in a.think.split(","))
+    pace = Pace(a.apart, (least, most))
     p90 = {}
     for routing in ("least-loaded", "prefix"):
-        run, took, metrics = phase(routing, a.users, a.turns)
+        run, took, metrics = phase(routing, a.users, a.turns, pace)
         if run.errors:
             raise SystemExit(f"{routing}: {len(run.errors)} requests failed: {run.errors[0]}")
         t = run.ttfts

@@ -110,7 +110,13 @@ class Routes:
 
     def put(self, name: str, targets: list[Target], description: str = "", *, new: bool) -> Route:
         """Make the route ``name`` (``new``) or change its targets; each target must be a model of
-        the library (not a route: a route does not lead to another)."""
+        the library (not a route: a route does not lead to another). One change at a time: two
+        makers of one name get a route and a refusal."""
+        with self._lock:
+            self._check(name, targets, new=new)
+            return self._store.put_route(Route(name, list(targets), description))
+
+    def _check(self, name: str, targets: list[Target], *, new: bool) -> None:
         check_name(name, "route")
         if new and name in self._routes:
             raise ModelExists(f"a route named {name!r} exists", hint=f"`modelyard routes edit {name}`")
@@ -140,8 +146,6 @@ class Routes:
                 )
         if not any(t.weight > 0 for t in targets):
             raise InvalidInput(f"route {name!r} has no target of weight above 0", hint="give one a weight")
-        with self._lock:
-            return self._store.put_route(Route(name, list(targets), description))
 
     def delete(self, name: str) -> None:
         self._store.delete_route(name)
