@@ -10,7 +10,7 @@ import asyncio
 import pytest
 
 from modelyard.runtime.queue import Ask, Queue, Slot
-from modelyard.runtime.routing import BLOCK, Cache, Prompt, Routing
+from modelyard.runtime.routing import BLOCK, STICK, Cache, Prompt, Routing
 from runtime.fake_clock import FakeClock, settle
 from runtime.fakes import run
 
@@ -116,7 +116,7 @@ async def test_a_request_waits_for_the_busy_replica_that_holds_its_prompt_when_t
 
 
 @run
-async def test_it_waits_no_longer_than_the_prefill_it_would_save() -> None:
+async def test_it_waits_no_longer_than_the_prefill_it_would_save_counted_as_a_miss_costs() -> None:
     queue, clock = replicas()
     prompt = conversation("hi")
     first = Ask(prompt)
@@ -125,7 +125,8 @@ async def test_it_waits_no_longer_than_the_prefill_it_would_save() -> None:
     busy = Ask(prompt)
     await queue.acquire(ask=busy)  # and it goes on and on
     waiting = asyncio.create_task(queue.acquire(ask=Ask(prompt)))
-    saves = queue.routing.per_char * (len(prompt.blocks) * BLOCK)  # seconds of prefill it saves
+    # seconds of prefill it saves, counted STICK times (a miss elsewhere puts out another prompt)
+    saves = STICK * queue.routing.per_char * (len(prompt.blocks) * BLOCK)
     await clock.advance(saves * 0.9)
     assert not waiting.done()
     await clock.advance(saves * 0.2)  # waiting is no longer worth it: the free replica takes it
@@ -141,11 +142,11 @@ async def test_it_does_not_wait_when_the_replica_holding_its_prompt_has_a_long_l
     first = Ask(prompt)
     home = await queue.acquire(ask=first)
     queue.release(home, first)
-    cold = queue.routing.per_char * prompt.chars  # its prefill where nothing of it is held
+    cold = STICK * queue.routing.per_char * prompt.chars  # a cold prefill, as a miss is costed
     queue.routing.after = cold / 2.5  # how long each request runs after its prefill
-    for _ in range(3):  # its home takes them (the wait there is shorter than a cold prefill)...
+    for _ in range(3):  # its home takes them (the wait there costs less than a miss)...
         assert (await queue.acquire(ask=Ask(prompt))).instance_id == home.instance_id
-    # ...until the wait behind them costs more than prefilling it all on the free one
+    # ...until the wait behind them costs more than a miss on the free one
     late = Ask(prompt)
     slot = await queue.acquire(ask=late)
     assert slot.instance_id != home.instance_id

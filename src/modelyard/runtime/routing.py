@@ -36,6 +36,10 @@ WEIGHT = 0.2  # of each new observation in a learned rate
 MEASURED = 16  # tokens of prefill at least, for its time to say anything of the rate
 UNSEEN = 1000  # characters thought to be in the prompt of a request routing did not see
 Policy = Literal["prefix", "least-loaded"]
+# A prompt prefilled on a replica that did not hold it costs more than its prefill: it takes the
+# place of another prompt there, whose next request misses. A miss counts this many times its
+# prefill when a request weighs it against waiting for the replica that holds its prompt.
+STICK = 3.0
 REASONS = ("cold", "busy", "evicted", "gone")  # why a request missed the cache (see Routing.took)
 
 
@@ -186,8 +190,8 @@ class Routing:
         if self.policy == "least-loaded":
             return Choice(min(free, key=lambda s: (s.in_flight, -self.held(s, prompt)), default=None))
 
-        def cost(s: Slot) -> float:
-            return self.per_char * (prompt.chars - self.held(s, prompt)) + self.wait(
+        def cost(s: Slot) -> float:  # a miss costs its prefill, and STICK times that elsewhere
+            return STICK * self.per_char * (prompt.chars - self.held(s, prompt)) + self.wait(
                 s, now, ahead[s.instance_id]
             )
 
@@ -203,7 +207,7 @@ class Routing:
         home = min(holders, key=rank)
         if best is None:
             return Choice(None)
-        saves = self.per_char * (self.held(home, prompt) - held_best)  # seconds of prefill
+        saves = STICK * self.per_char * (self.held(home, prompt) - held_best)  # seconds, as costed
         if cost(home) < cost(best) and waited < saves:
             return Choice(None, until=now - waited + saves, home=home.instance_id)
         return Choice(best)
