@@ -7,7 +7,8 @@ each counted whole, the least recently used forgotten first, up to what its engi
 (``Slot.cache_tokens``). A request costs, on each replica, the prefill of what that replica
 does not hold plus its wait there for a slot of the engine; it goes to the cheapest free
 replica, or waits for a busy one while the prefill it saves there is worth more than its wait
-(and never longer than the prefill it saves). A session id (the X-Session-Id header, or
+(and never longer than that), a miss counted ``STICK`` times its prefill: the prompt it brings
+puts out another one there. A session id (the X-Session-Id header, or
 ``prompt_cache_key``) pins a conversation to the replica that served it last.
 
 The rates are learned as the engines answer: seconds of prefill per character (from
