@@ -135,6 +135,13 @@ def test_lora_mmproj_templates_and_categories(server: LlamaServer) -> None:
     assert flag(argv, "--lora") == "/l.gguf"
     assert flag(argv, "--mmproj") == "/models/mmproj.gguf"
     assert flag(argv, "--chat-template") == "chatml"
+    assert "--no-jinja" not in argv  # llama-server has chatml as Jinja: tool calls still work
+    # any other name, with Jinja on, would be read as a template that says its own name
+    gemma = spec(server, {"chat_template": "gemma"}).argv
+    assert gemma[gemma.index("--no-jinja") + 1 : gemma.index("--no-jinja") + 3] == [
+        "--chat-template",
+        "gemma",
+    ]
     jinja = spec(server, {"chat_template": "{{ messages }}"})
     # a Jinja template is a file the executor writes into the engine's own folder
     assert flag(jinja.argv, "--chat-template-file") == f"{FOLDER}/chat-template.jinja"

@@ -70,7 +70,11 @@ class LlamaCppOptions(BaseModel):
     cache_type_k: CacheType = "f16"
     cache_type_v: CacheType = "f16"
     parallel: int = Field(1, ge=1, le=256, description="parallel slots (concurrent sequences)")
-    chat_template: str | None = Field(None, description="a Jinja chat template or a llama.cpp template name")
+    chat_template: str | None = Field(
+        None,
+        description="a Jinja chat template, or a llama.cpp template name (any but chatml turns Jinja "
+        "off: no tool calls)",
+    )
     reasoning_format: Literal["auto", "deepseek", "none"] = Field(
         "auto",
         description="a thinking model's thoughts: in reasoning_content (deepseek; auto: the same where "
@@ -107,6 +111,7 @@ class LlamaCppOptions(BaseModel):
 
 
 CHAT_TEMPLATE_FILE = "chat-template.jinja"
+JINJA_BUILT_IN = "chatml"  # the one built-in template name llama-server also has as Jinja
 
 
 def endpoints_of(model: Model) -> frozenset[str]:
@@ -440,8 +445,10 @@ class LlamaServer(LlamaCppFamily):
             if "{" in o.chat_template:  # a Jinja template goes as a file; a built-in name as it is
                 files[CHAT_TEMPLATE_FILE] = o.chat_template
                 args += ["--chat-template-file", f"{FOLDER}/{CHAT_TEMPLATE_FILE}"]
-            else:
+            elif o.chat_template == JINJA_BUILT_IN:  # llama-server has it as Jinja too: tools work
                 args += ["--chat-template", o.chat_template]
+            else:  # with Jinja on, llama-server reads any other name as a template of one word
+                args += ["--no-jinja", "--chat-template", o.chat_template]
         if adapter is not None:
             args += ["--lora", adapter.path]
         mmproj = model.component("mmproj")
