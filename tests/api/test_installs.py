@@ -15,7 +15,14 @@ def test_installs_that_cannot_start_are_refused_at_once(server: RunningServer) -
     outside = server.http.post("/api/backends/llama-cpp-python/install", json={"variant": "cpu"})
     assert outside.status_code == 400
     assert "modelyard does not install llama-cpp-python" in outside.json()["error"]["message"]
-    assert server.http.post("/api/backends/transformers/install", json={"variant": "rocm"}).status_code == 400
+    rocm = server.http.post("/api/backends/transformers/install", json={"variant": "rocm"})
+    assert rocm.status_code == 400
+    assert (rocm.json()["error"]["message"], rocm.json()["error"]["hint"]) == (
+        "unknown variant 'rocm'",
+        "cpu or cuda",
+    )
+    vulkan = server.http.post("/api/backends/transformers/install", json={"variant": "vulkan"})
+    assert vulkan.json()["error"]["message"] == "unknown variant 'vulkan'"  # llama.cpp's alone
     assert server.http.get("/api/installs").json() == []
     assert server.http.get("/api/installs/7").status_code == 404
     listed = {b["name"]: b for b in server.http.get("/api/backends").json()}
@@ -44,3 +51,10 @@ def test_a_failed_install_says_why_and_leaves_nothing(server: RunningServer) -> 
     assert '"state": "failed"' in events
     llama = next(b for b in server.http.get("/api/backends").json() if b["name"] == "llama.cpp")
     assert "0.0.1" not in llama["versions"]
+    # the Vulkan build the Settings page offers where a Vulkan driver is found is taken too
+    r = server.http.post("/api/backends/llama.cpp/install", json={"variant": "vulkan", "version": "0.0.1"})
+    assert r.status_code == 202, r.text
+    assert r.json()["variant"] == "vulkan"
+    job = eventually(lambda: (j := server.http.get(f"/api/installs/{r.json()['id']}").json())["state"] != "running"
+                     and j, timeout=120, every=0.2, what="the Vulkan install ended")  # fmt: skip
+    assert job["error"].startswith("download failed")

@@ -43,12 +43,16 @@ class BackendOut(BaseModel):
     versions: list[str] = Field(description="builds installed beside the default one")
     environments: list[EnvironmentOut] = Field(description="its managed Python environments")
     installable: bool = Field(description="modelyard can install it (POST .../install)")
-    variants: list[str] = Field(description="what this machine can use: cpu, and cuda with an NVIDIA GPU")
+    variants: list[str] = Field(
+        description="what this machine can use: cpu, cuda with an NVIDIA GPU, vulkan with a GPU's driver"
+    )
 
 
 class InstallIn(BaseModel):
-    variant: Literal["cpu", "cuda"] | None = Field(
-        default=None, description="default: cuda with an NVIDIA GPU"
+    variant: str | None = Field(
+        default=None,
+        description="one of the backend's variants (cpu, cuda; vulkan for llama.cpp); default: cuda "
+        "with an NVIDIA GPU, else cpu",
     )
     version: str | None = Field(
         default=None, description="llama.cpp: a llama-cpp-python release, built beside"
