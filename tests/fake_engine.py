@@ -21,13 +21,14 @@ class FakeEngine(Background):
     the plan runs out. An error in ``errors`` is answered first, as it is; a chat message in ``replies`` (with its finish
     reason) is answered before "hi there": its reasoning, text and tool calls, streamed in
     pieces when asked. /v1/completions answers "hi there" too, and /v1/embeddings each input's
-    ``vector_of``. Every body it gets is in ``posts``."""
+    ``vector_of``. Every body it gets is in ``posts`` (a chat's headers in ``headers``)."""
 
     def __init__(self, plan: list[str] | None = None, served: tuple[str, ...] = ("fake",)) -> None:
         super().__init__()
         self.plan = list(plan or [])
         self.served = served  # the models /v1/models lists
         self.posts: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []  # each chat request's headers
         self.errors: list[tuple[int, bytes]] = []  # answers to give first: (status, body)
         self.replies: list[tuple[dict[str, Any], str]] = []  # chat messages to answer: (message, finish)
 
@@ -46,6 +47,7 @@ class FakeEngine(Background):
     async def chat(self, r: web.Request) -> web.StreamResponse:
         body = await r.json()
         self.posts.append(body)
+        self.headers.append(dict(r.headers))
         if self.errors:
             status, answer = self.errors.pop(0)
             return web.Response(status=status, body=answer, content_type="application/json")

@@ -106,6 +106,17 @@ class Settings(BaseSettings):
         description="how a text request picks a replica: prefix (where its prompt is cached, waiting "
         "for it when that saves time) or least-loaded (the fewest requests in flight)",
     )
+    otel_endpoint: str | None = Field(
+        default=None,
+        description="an OTLP/HTTP receiver (http://127.0.0.1:4318) that gets a trace of each request; "
+        "unset: no traces",
+    )
+    otel_sample: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="the share of requests traced (a client's traced request always is)",
+    )
     health_timeout: float = Field(default=120.0, gt=0, description="seconds an engine has to become ready")
     stop_grace: float = Field(default=10.0, ge=0, description="seconds between SIGTERM and SIGKILL")
     switch_timeout: float = Field(

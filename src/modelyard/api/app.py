@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -59,6 +60,7 @@ from modelyard.runtime.admission import Admission
 from modelyard.runtime.executors import executor_for
 from modelyard.runtime.routes import Routes
 from modelyard.runtime.runtime import Runtime
+from modelyard.tracing import Tracing
 from modelyard.usage.meter import Meter
 from modelyard.usage.quotas import Quotas
 
@@ -72,6 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
     quotas = Quotas(meter)
     metrics = Metrics()
     routes = Routes(store)
+    tracing = Tracing(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -113,6 +116,7 @@ def create_app(settings: Settings) -> FastAPI:
             await runtime.close()
             await meter.close()
             await app.state.upstream.close()
+            await asyncio.to_thread(app.state.tracing.close)  # the last spans go out
             store.close()
 
     app = FastAPI(title="modelyard", version=__version__, lifespan=lifespan)
@@ -129,6 +133,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.meter = meter
     app.state.quotas = quotas
     app.state.metrics = metrics
+    app.state.tracing = tracing
     errors.install(app)
     app.add_middleware(Guard, settings=settings, keys=keys)
     if settings.cors_origins:  # outside the guard: it answers browsers' preflight requests

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import Request
@@ -15,7 +15,11 @@ from fastapi import Request
 from modelyard.gateway.checks import caller_of, state_of
 from modelyard.metrics import Metrics, Series
 from modelyard.runtime.admission import Lease
+from modelyard.tracing import Tracing, now_pair, ns_at, traceparent
 from modelyard.usage.meter import Meter
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 # a "usage" object, with at most one level of objects inside (prompt_tokens_details)
 USAGE = re.compile(rb'"usage"\s*:\s*(\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\})')
@@ -117,6 +121,7 @@ class Exchange:
     leased: float = 0.0  # when it had that slot
     first: float = 0.0  # when its answer's first chunk went out
     done: bool = False
+    trace: Trace | None = None  # its span, where the server traces requests
 
     @classmethod
     def of(cls, request: Request, model: str, endpoint: str) -> Exchange:
@@ -124,9 +129,12 @@ class Exchange:
         Ollama listener's, which holds modelyard's as ``main``)."""
         state = state_of(request)
         metrics: Metrics = state.metrics
-        return cls(
-            metrics, state.meter, model, endpoint, caller_of(request).account, metrics.series(model, endpoint)
-        )
+        key = caller_of(request).account
+        exchange = cls(metrics, state.meter, model, endpoint, key, metrics.series(model, endpoint))
+        tracing: Tracing = state.tracing
+        if tracing.enabled:
+            exchange.trace = Trace.of(tracing, request, exchange)
+        return exchange
 
     def moved(self, model: str) -> None:
         """It goes to ``model`` now (a route's next target): counted for that model."""
@@ -185,9 +193,57 @@ class Exchange:
             self.model, self.key, requests=1, tokens_in=self.tokens_in, tokens_out=self.tokens_out,
             images=self.images,
         )  # fmt: skip
+        if self.trace is not None:
+            self.trace.end(self, status)
         if self.lease is not None and status in (200, 499):  # what routing learns of the engine
             if t.prompt_ms > 0:  # the engine's own count and time of its prefill
                 self.lease.report(t.prompt + t.cached, t.cached, t.prompt_ms / 1000)
             else:  # from the usage, and the time to a stream's first chunk
                 prefill = self.first - self.leased if self.first > self.leased else None
                 self.lease.report(self.tokens_in, None, prefill)
+
+
+@dataclass(slots=True)
+class Trace:
+    """A traced request's span, and the clock readings that place its parts."""
+
+    tracing: Tracing
+    span: Span
+    parent: str | None  # the traceparent its engine gets
+    perf: float  # perf_counter() and time_ns() read together as it began
+    ns: int
+
+    @classmethod
+    def of(cls, tracing: Tracing, request: Request, exchange: Exchange) -> Trace | None:
+        attributes = {
+            "modelyard.model": exchange.model,
+            "modelyard.endpoint": exchange.endpoint,
+            "modelyard.key": exchange.key or "local",
+        }
+        span = tracing.begin(f"{request.method} {request.url.path}", request.headers, attributes)
+        if span is None:
+            return None
+        perf, ns = now_pair()
+        return cls(tracing, span, traceparent(span), perf, ns)
+
+    def end(self, exchange: Exchange, status: int) -> None:
+        """The request ended with ``status``: its parts as child spans, then its own end."""
+        now = time.perf_counter()
+
+        def at(perf: float) -> int:
+            return ns_at(perf, self.perf, self.ns)
+
+        e, parts = exchange, self.tracing.child
+        if e.placed:
+            parts(self.span, "queue", at(max(e.start, self.perf)), at(e.leased), {"modelyard.model": e.model})
+            upstream = {"modelyard.model": e.model, "modelyard.instance": e.lease.url if e.lease else ""}
+            parts(self.span, "upstream", at(e.leased), at(e.first or now), upstream)
+            if e.first:
+                parts(self.span, "answer", at(e.first), at(now), {"modelyard.model": e.model})
+        self.span.set_attributes({
+            "modelyard.model": e.model,  # the one that served it (a route's target)
+            "http.response.status_code": status,
+            "modelyard.tokens_in": e.tokens_in,
+            "modelyard.tokens_out": e.tokens_out,
+        })  # fmt: skip
+        self.span.end(end_time=at(now))

@@ -160,10 +160,11 @@ async def _send(
         url = lease.url + path
         data = body if len(body) <= LARGE else io.BytesIO(body)  # a big one goes in pieces
         session = upstream_of(request).session(fresh=dropped > 0)
+        headers = {**lease.headers, "Content-Type": content_type}
+        if exchange is not None and exchange.trace is not None and exchange.trace.parent is not None:
+            headers["traceparent"] = exchange.trace.parent  # the engine's spans under the request's
         try:
-            response = await session.post(
-                url, data=data, headers={**lease.headers, "Content-Type": content_type}
-            )
+            response = await session.post(url, data=data, headers=headers)
         except aiohttp.ClientConnectionError as e:  # refused, reset, dropped: no answer began
             dead = isinstance(e, aiohttp.ClientConnectorError)
             log.log(

@@ -1,0 +1,98 @@
+"""OpenTelemetry traces of the gateway's requests, off unless MODELYARD_OTEL_ENDPOINT names an
+OTLP/HTTP receiver: one trace per request (a client's ``traceparent`` continues its own), with
+the wait for a slot, the upstream call until its first byte and after it as child spans, and the
+``traceparent`` sent on to the engine so that an engine that traces (vLLM, the runner) adds its
+spans under it. Spans carry metadata only (model, endpoint, key name, instance, status, tokens),
+never a prompt or an answer.
+
+A request's timings are taken as it runs (gateway/exchange.py); the child spans are made when it
+ends, with those times, so a request pays nothing for tracing but its span's start and end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from modelyard.config import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.trace import Span, Tracer
+
+SERVICE = "modelyard"
+
+
+class Tracing:
+    """The server's tracer; ``enabled`` is False (and every call a no-op) without an endpoint or
+    an exporter (the tests' in-memory one)."""
+
+    def __init__(self, settings: Settings, exporter: SpanExporter | None = None) -> None:
+        self.enabled = exporter is not None or bool(settings.otel_endpoint)
+        self._tracer: Tracer | None = None
+        self._provider: Any = None
+        if not self.enabled:
+            return
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+        from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+        sampler = ParentBased(TraceIdRatioBased(settings.otel_sample))
+        provider = TracerProvider(resource=Resource.create({"service.name": SERVICE}), sampler=sampler)
+        if exporter is None:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            endpoint = f"{str(settings.otel_endpoint).rstrip('/')}/v1/traces"
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+        else:
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
+        self._provider = provider
+        self._tracer = provider.get_tracer("modelyard.gateway")
+
+    def begin(self, name: str, headers: Mapping[str, str], attributes: dict[str, Any]) -> Span | None:
+        """A request's span, begun now: under the client's trace when its headers carry one."""
+        if self._tracer is None:
+            return None
+        from opentelemetry.trace import SpanKind
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        parent = TraceContextTextMapPropagator().extract(dict(headers)) if "traceparent" in headers else None
+        span: Span = self._tracer.start_span(
+            name, context=parent, kind=SpanKind.SERVER, attributes=attributes
+        )
+        return span
+
+    def child(self, parent: Span, name: str, start: int, end: int, attributes: dict[str, Any]) -> None:
+        """A finished part of ``parent``'s request, from ``start`` to ``end`` (ns since the epoch)."""
+        if self._tracer is None:
+            return
+        from opentelemetry import trace
+
+        context = trace.set_span_in_context(parent)
+        span = self._tracer.start_span(name, context=context, start_time=start, attributes=attributes)
+        span.end(end_time=end)
+
+    def close(self) -> None:
+        """Send what is left and stop."""
+        if self._provider is not None:
+            self._provider.shutdown()
+
+
+def traceparent(span: Span) -> str | None:
+    """The W3C ``traceparent`` that puts an engine's spans under ``span`` (None: not sampled)."""
+    ctx = span.get_span_context()
+    if not ctx.is_valid or not ctx.trace_flags.sampled:
+        return None
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-01"
+
+
+def ns_at(perf: float, base_perf: float, base_ns: int) -> int:
+    """A ``time.perf_counter()`` reading as ns since the epoch, from one pair read together."""
+    return base_ns + int((perf - base_perf) * 1e9)
+
+
+def now_pair() -> tuple[float, int]:
+    """``perf_counter()`` and ``time_ns()`` read together."""
+    return time.perf_counter(), time.time_ns()
