@@ -86,8 +86,12 @@ def test_unload_gives_the_memory_back(server: RunningServer, gemma: Path) -> Non
     server.http.post(
         "/v1/completions", json={"model": "gemma3", "prompt": "Hello", "max_tokens": 4}
     ).raise_for_status()
-    rss = server.http.get("/api/instances").json()[0]["memory"]
+    (listed,) = server.http.get("/api/instances").json()
+    rss = listed["memory"]
     assert rss > 250 * 2**20  # weights (mapped from the file) + what the engine allocated
+    # beside what it uses, what the placement claimed for it: the estimate it was placed by
+    estimate = server.http.get("/api/models/gemma3/estimate").json()
+    assert listed["claimed"] == [{"node": "local", "ram": estimate["ram"]["total"], "vram": []}]
     assert anon_rss(inst["pid"]) > 50 * 2**20
     # CPU use is measured between two looks: high across a generation, near nothing once idle
     server.http.get("/api/instances")  # the first look

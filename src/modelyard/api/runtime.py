@@ -48,6 +48,17 @@ class UnloadIn(BaseModel):
     force: bool = Field(False, description="stop at once, even with requests in flight")
 
 
+class GpuClaimOut(BaseModel):
+    gpu: int
+    bytes: int
+
+
+class ClaimOut(BaseModel):
+    node: str
+    ram: int = Field(description="bytes of RAM the placement claimed for it there")
+    vram: list[GpuClaimOut] = Field(description="bytes of each GPU's memory it claimed there")
+
+
 class InstanceOut(BaseModel):
     id: int
     model: str
@@ -59,6 +70,9 @@ class InstanceOut(BaseModel):
     starts: int
     restarts: int
     memory: int = Field(description="resident memory of the engine and its children, bytes")
+    claimed: list[ClaimOut] = Field(
+        description="the memory the placement claimed for it, per node (none: it was not estimated)"
+    )
     cpu_percent: float = Field(description="CPU use since the last look, % of one core")
     error: str | None
     history: list[dict[str, object]]
@@ -131,6 +145,7 @@ async def instances_of(
         if model is not None and i.model != model:
             continue
         engine = runtime.engine(i.id)
+        live = runtime.live(i.id)
         usage = await runtime.usage(i.id)
         acceptance, rate = metrics.engine_report(i.model) if metrics is not None else (None, None)
         out.append(
@@ -145,6 +160,10 @@ async def instances_of(
                 starts=i.starts,
                 restarts=i.restarts,
                 memory=usage.memory,
+                claimed=[
+                    ClaimOut(node=c.node, ram=c.ram, vram=[GpuClaimOut(gpu=g, bytes=b) for g, b in c.vram])
+                    for c in (live.claims if live is not None else ())
+                ],
                 cpu_percent=usage.cpu_percent,
                 error=i.error,
                 history=i.history,

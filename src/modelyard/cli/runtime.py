@@ -89,6 +89,7 @@ def ps(as_json: bool) -> None:
         Column("URL", drop=1),
         Column("PID"),
         Column("MEMORY", drop=3),
+        Column("CLAIMED", drop=3),
         Column("CPU", drop=2),
         Column("RESTARTS"),
         Column("TOK/S", drop=4),
@@ -98,6 +99,7 @@ def ps(as_json: bool) -> None:
         [
             str(i["id"]), i["model"] + (f":{i['adapter']}" if i["adapter"] else ""), i["state"],
             i["node"] or "-", i["url"] or "-", str(i["pid"] or "-"), human_size(i["memory"]) if i["memory"] else "-",
+            _claimed(i.get("claimed") or []),
             f"{i['cpu_percent']:.0f}%", str(i["restarts"]),
             "-" if i.get("tokens_per_second") is None else f"{i['tokens_per_second']:.1f}",
             "-" if i.get("draft_acceptance") is None else f"{i['draft_acceptance']:.0%} accepted",
@@ -108,6 +110,15 @@ def ps(as_json: bool) -> None:
     for i in instances:
         if i["error"] and i["state"] != "running":
             console.print(f"[red]{i['id']}:[/] {i['error']}", highlight=False)
+
+
+def _claimed(claims: list[dict[str, Any]]) -> str:
+    """What the placement claimed for an instance: its RAM, and its VRAM where it has some."""
+    if not claims:
+        return "-"
+    ram = sum(c["ram"] for c in claims)
+    vram = sum(g["bytes"] for c in claims for g in c["vram"])
+    return human_size(ram) + (f" + {human_size(vram)} VRAM" if vram else "")
 
 
 @click.command("logs", cls=Command)

@@ -1,11 +1,19 @@
 import { useState } from "preact/hooks";
-import { api } from "../api";
+import { api, type Instance } from "../api";
 import { Confirm } from "../components/Dialog";
 import { Editable } from "../components/Editable";
 import { DeployDialog } from "../dialogs/DeployDialog";
 import { labelText, selectorOf, size } from "../format";
 import { useAttempt, usePolled } from "../hooks";
 import { libraryChanged, useLibraryVersion } from "../store";
+
+/** What the placement claimed for an instance: its RAM, and its VRAM where it has some. */
+function claimed(claims: Instance["claimed"]): string {
+  if (claims.length === 0) return "-";
+  const ram = claims.reduce((n, c) => n + c.ram, 0);
+  const vram = claims.reduce((n, c) => n + c.vram.reduce((m, g) => m + g.bytes, 0), 0);
+  return size(ram) + (vram ? ` + ${size(vram)} VRAM` : "");
+}
 
 /** A deployment with no instances now: stopped, or held back (retrying, evicted, failed). */
 const held = (state: string) => state !== "running" && state !== "starting";
@@ -144,6 +152,7 @@ export function Deployments() {
                   <th>State</th>
                   <th>Worker</th>
                   <th>Memory</th>
+                  <th>Claimed</th>
                   <th>PID</th>
                   <th>Restarts</th>
                   <th>Endpoint</th>
@@ -160,6 +169,7 @@ export function Deployments() {
                     </td>
                     <td>{i.node ?? ""}</td>
                     <td>{size(i.memory)}</td>
+                    <td data-claimed>{claimed(i.claimed)}</td>
                     <td>{i.pid ?? ""}</td>
                     <td>{i.restarts}</td>
                     <td>
