@@ -560,6 +560,10 @@ def test_resources_page_and_placement_of_a_deployment(
     row = page.locator('tr[data-worker="local"]')
     expect(row).to_contain_text("local")
     expect(row.locator(f'[data-instance="{inst["id"]}"]')).to_contain_text("tiny")
+    # beside what it uses, what its placement claimed there
+    assert inst["claimed"][0]["node"] == "local"
+    assert inst["claimed"][0]["ram"] > 0
+    expect(row.locator(f'[data-instance="{inst["id"]}"]')).to_contain_text("claimed ")
     row.get_by_role("button", name="Edit labels of local").click()
     row.get_by_label("labels of local").fill("zone=a, disk=ssd")
     row.get_by_label("labels of local").press("Enter")
@@ -571,6 +575,7 @@ def test_resources_page_and_placement_of_a_deployment(
     page.goto("/#/deployments")
     card = page.locator('article[data-deployment="tiny"]')
     expect(card.locator(f'tr[data-instance="{inst["id"]}"]')).to_contain_text("local")  # its worker
+    expect(card.locator(f'tr[data-instance="{inst["id"]}"] [data-claimed]')).to_contain_text("MB")
     card.get_by_role("button", name="Edit selector of tiny").click()
     card.get_by_label("selector of tiny").fill("zone=b")
     card.get_by_label("selector of tiny").press("Enter")

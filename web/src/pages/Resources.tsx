@@ -10,7 +10,14 @@ export function Resources() {
   const [changed, setChanged] = useState(0);
   const { data: workers, error } = usePolled(api.workers, [changed]);
   const { data: instances } = usePolled(api.instances, [changed]);
-  const modelOf = new Map(instances?.map((i) => [i.id, i.model]) ?? []);
+  const byId = new Map(instances?.map((i) => [i.id, i]) ?? []);
+  /** What the placement claimed for an instance on this worker, beside what it uses. */
+  const claimedHere = (id: number, node: string): string => {
+    const claim = byId.get(id)?.claimed.find((c) => c.node === node);
+    if (!claim) return "";
+    const vram = claim.vram.reduce((n, g) => n + g.bytes, 0);
+    return ` · claimed ${size(claim.ram)}${vram ? ` + ${size(vram)} VRAM` : ""}, uses ${size(byId.get(id)?.memory)}`;
+  };
 
   const edit = async (w: Worker, body: Record<string, unknown>) => {
     await api.editWorker(w.name, body);
@@ -75,7 +82,8 @@ export function Resources() {
                 {w.instances.length === 0 && <span class="muted">nothing</span>}
                 {w.instances.map((id) => (
                   <div key={id} data-instance={id}>
-                    #{id} {modelOf.get(id) ?? ""}
+                    #{id} {byId.get(id)?.model ?? ""}
+                    <small class="muted">{claimedHere(id, w.name)}</small>
                   </div>
                 ))}
               </td>
