@@ -276,3 +276,22 @@ async def test_a_long_wait_in_a_full_queue_does_not_count_against_waiting_for_it
     assert not waiting.done()  # its own replica will be free soon, and saves the prefill
     queue.release(home, held[0])
     assert (await waiting).instance_id == home.instance_id
+
+
+@run
+async def test_prompts_of_one_opening_go_home_after_routing_forgot_them() -> None:
+    """A replica's cache took other prompts in place of a system prompt's conversation: the next
+    conversation with that system prompt goes back to the replica the last one went to, not to
+    the emptier one, so the other replica's cache keeps its own prompts."""
+    queue, _clock = replicas()
+    r = queue.routing
+    first = Ask(conversation("hi"))
+    home = await queue.acquire(ask=first)
+    queue.release(home, first)
+    most = len(first.prompt.blocks) + 1 if first.prompt else 1  # room for one such prompt
+    r.cache(home.instance_id).add(Prompt.of("You are a pirate. " * 300), most)  # it took another's place
+    assert r.cache(home.instance_id).held(conversation("and now?")) == 0
+    again = Ask(conversation("and now?"))
+    slot = await queue.acquire(ask=again)
+    assert slot.instance_id == home.instance_id
+    assert (again.hit, r.misses["cold"]) == (False, 2)  # counted as what routing knew: cold

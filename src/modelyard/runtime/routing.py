@@ -137,6 +137,8 @@ class Routing:
     policy: Policy = "prefix"
     caches: dict[int, Cache] = field(default_factory=dict)
     sessions: OrderedDict[str, int] = field(default_factory=OrderedDict)  # session -> its replica
+    # a prompt's first block -> the replica the last prompt opening with it went to, and its blocks
+    roots: OrderedDict[int, tuple[int, tuple[int, ...]]] = field(default_factory=OrderedDict)
     per_char: float = 1e-4  # seconds of prefill per character of prompt (learned)
     chars_per_token: float = 4.0  # (learned)
     after: float = 0.0  # seconds a request runs after its prefill (learned)
@@ -153,6 +155,8 @@ class Routing:
     def gone(self, instance: int) -> None:
         """A replica left: what it held is gone with it."""
         self.caches.pop(instance, None)
+        for root in [r for r, (i, _) in self.roots.items() if i == instance]:
+            del self.roots[root]
 
     def held(self, slot: Slot, prompt: Prompt) -> int:
         """Characters of ``prompt`` that ``slot``'s replica is thought to hold."""
@@ -160,6 +164,23 @@ class Routing:
             return prompt.chars  # its session's replica: the conversation so far
         cache = self.caches.get(slot.instance_id)
         return min(prompt.chars, cache.held(prompt) * BLOCK) if cache is not None else 0
+
+    def at_home(self, slot: Slot, prompt: Prompt) -> int:
+        """Where no replica is thought to hold any of ``prompt``: the characters it shares with
+        the last prompt of the same opening if ``slot``'s replica is where that one went (its
+        home), else 0. Routing counts them as held there: prompts of one opening stay on one
+        replica, and the other replicas' caches keep theirs."""
+        home = self.roots.get(prompt.blocks[0]) if prompt.blocks else None
+        if home is None or home[0] != slot.instance_id:
+            return 0
+        if any(cache.held(prompt) for cache in self.caches.values()):
+            return 0
+        shared = 0
+        for mine, theirs in zip(prompt.blocks, home[1], strict=False):
+            if mine != theirs:
+                break
+            shared += 1
+        return min(prompt.chars, shared * BLOCK)
 
     def wait(self, slot: Slot, now: float, ahead: int = 0) -> float:
         """Seconds until ``slot``'s engine starts a request sent now, behind ``ahead`` others
@@ -191,24 +212,25 @@ class Routing:
         if self.policy == "least-loaded":
             return Choice(min(free, key=lambda s: (s.in_flight, -self.held(s, prompt)), default=None))
 
+        def have(s: Slot) -> int:
+            return self.held(s, prompt) or self.at_home(s, prompt)
+
         def cost(s: Slot) -> float:  # a miss costs its prefill, and STICK times that elsewhere
-            return STICK * self.per_char * (prompt.chars - self.held(s, prompt)) + self.wait(
-                s, now, ahead[s.instance_id]
-            )
+            return STICK * self.per_char * (prompt.chars - have(s)) + self.wait(s, now, ahead[s.instance_id])
 
         def rank(s: Slot) -> tuple[float, int, int]:  # a tie: the less busy, then the emptier cache
             cache = self.caches.get(s.instance_id)
             return cost(s), s.in_flight, cache.size if cache is not None else 0
 
         best = min(free, key=rank, default=None)
-        held_best = self.held(best, prompt) if best is not None else 0
-        holders = [s for s in busy if self.held(s, prompt) > held_best]
+        held_best = have(best) if best is not None else 0
+        holders = [s for s in busy if have(s) > held_best]
         if not holders:
             return Choice(best)
         home = min(holders, key=rank)
         if best is None:
             return Choice(None)
-        saves = STICK * self.per_char * (self.held(home, prompt) - held_best)  # seconds, as costed
+        saves = STICK * self.per_char * (have(home) - held_best)  # seconds, as costed
         if cost(home) < cost(best) and waited < saves:
             return Choice(None, until=now - waited + saves, home=home.instance_id)
         return Choice(best)
@@ -241,6 +263,11 @@ class Routing:
             self.misses["busy" if most else "cold"] += 1
         tokens = slot.cache_tokens or UNKNOWN_CACHE
         self.cache(slot.instance_id).add(prompt, max(1, int(tokens * self.chars_per_token) // BLOCK))
+        if prompt.blocks:
+            self.roots[prompt.blocks[0]] = (slot.instance_id, prompt.blocks)
+            self.roots.move_to_end(prompt.blocks[0])
+            if len(self.roots) > SESSIONS:
+                self.roots.popitem(last=False)
         if prompt.session is not None:
             self.sessions[prompt.session] = slot.instance_id
             self.sessions.move_to_end(prompt.session)
