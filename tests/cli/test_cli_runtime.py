@@ -31,6 +31,13 @@ def run(cli: CliRunner, *args: str, code: int = 0) -> str:
 def test_load_ps_logs_run_unload(cli: CliRunner, server: RunningServer, gemma: Path) -> None:
     add(server, gemma, name="gemma3")
     run(cli, "settings", "gemma3", "--set", "n_ctx=1024", "--set", "threads=2")
+    # a check before deploying: where it would run, and why not (nothing starts)
+    checked = run(cli, "deploy", "gemma3", "-r", "2", "--selector", "zone=a", "--dry-run", code=1)
+    assert "gemma3 on llama.cpp: 0 of 2 would be placed" in checked
+    assert "its labels do not match the selector zone=a" in checked
+    assert "gemma3 on llama.cpp: 1 instance would be placed" in run(cli, "deploy", "gemma3", "--dry-run")
+    assert "'nope' is not in the library" in run(cli, "deploy", "nope", "--dry-run", code=1)
+    assert json.loads(run(cli, "ps", "--json")) == []
     # where it may go: this machine has no labels and no GPU 0 of a worker w1
     refused = run(cli, "load", "gemma3", "-r", "3", "--placement", "spread", "--selector", "zone=a", code=1)
     assert "1 node left out by the selector zone=a" in refused
@@ -45,6 +52,12 @@ def test_load_ps_logs_run_unload(cli: CliRunner, server: RunningServer, gemma: P
     assert "gemma3" in table
     assert "running" in table
     assert "local" in table  # its worker: this machine
+    # a drain with no other worker: the instance stays, and the drain says why
+    drained = run(cli, "workers", "drain", "local", code=1)
+    assert f"gemma3: instance {inst['id']} stays: " in drained
+    assert "local drained: 0 instances moved, 1 stayed" in drained
+    assert "local (drained)" in run(cli, "workers")
+    assert "takes new instances again" in run(cli, "workers", "undrain", "local")
     assert "--ctx-size 1024" in run(cli, "logs", "gemma3", "-n", "100000") or "--n_ctx 1024" in run(
         cli, "logs", str(inst["id"]), "-n", "100000"
     )

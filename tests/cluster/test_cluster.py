@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,9 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+import ray
 from click.testing import CliRunner
+from openai import OpenAI
 
 import builders as b
 from cluster.conftest import ray_cluster
@@ -87,8 +90,6 @@ def test_spread_binpack_selector_and_a_chosen_gpu(server: RunningServer, tiny: P
     assert len(set(nodes_of(server))) == 1
     load(server, "tiny", replicas=2, placement="spread", selector={"zone": "b"})
     assert nodes_of(server) == ["w2", "w3"]
-    from openai import OpenAI
-
     with OpenAI(base_url=server.url + "/v1", api_key="none") as client:
         answer = client.completions.create(model="tiny", prompt="hello", max_tokens=4, temperature=0)
     assert answer.usage is not None
@@ -169,6 +170,70 @@ def test_workers_listed_and_labelled(
     assert str(instances(server)[0]["id"]) in line.split()[-1]
     assert cli.invoke(app, ["workers", "label", "w3", "disk="]).exit_code == 0
     assert "disk" not in {k for w in server.http.get("/api/workers").json() for k in w["labels"]}
+
+
+def test_a_drain_under_streaming_traffic_moves_every_instance_and_fails_no_request(
+    cluster: Any, server: RunningServer, tiny: Path
+) -> None:
+    add(server, tiny, name="tiny")
+    server.http.put("/api/models/tiny/settings", json={"options": {"n_ctx": 256, "cpu_only": True}})
+    load(server, "tiny", replicas=2)
+    assert nodes_of(server) == ["w1", "w2"]
+    # what each instance's placement claimed is what Ray holds of the workers' memory
+    ray.init(address=cluster.address)
+    try:
+        held, left = ray.cluster_resources(), ray.available_resources()
+    finally:
+        ray.shutdown()
+    claimed = [c for i in instances(server) for c in i["claimed"]]
+    assert sorted(c["node"] for c in claimed) == ["w1", "w2"]
+    assert all(c["ram"] > 0 for c in claimed)
+    assert held["modelyard_ram"] - left.get("modelyard_ram", 0) == sum(-(-c["ram"] // MiB) for c in claimed)
+
+    failures: list[BaseException] = []
+    answered = 0
+    stop = threading.Event()
+
+    def traffic() -> None:  # streaming requests back to back until told to stop
+        nonlocal answered
+        with OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0) as client:
+            while not stop.is_set():
+                try:
+                    stream = client.completions.create(
+                        model="tiny", prompt="count", max_tokens=12, temperature=0, stream=True
+                    )
+                    assert [c for c in stream]
+                    answered += 1
+                except Exception as e:  # every failure counts
+                    failures.append(e)
+
+    users = [threading.Thread(target=traffic) for _ in range(3)]
+    for u in users:
+        u.start()
+    try:
+        eventually(lambda: answered >= 6, timeout=60, what="traffic")
+        r = server.http.post("/api/workers/w1/drain", timeout=300)
+        assert r.status_code == 200, r.text
+        drained = r.json()
+        before = answered
+        eventually(lambda: answered >= before + 6, timeout=60, what="traffic after the drain")
+    finally:
+        stop.set()
+        for u in users:
+            u.join()
+    assert failures == []
+    (moved,) = drained["moved"]
+    assert (drained["stayed"], drained["worker"]["drained"]) == ([], True)
+    assert moved["worker"] == "w3"  # spread: the worker without one
+    assert nodes_of(server) == ["w2", "w3"]
+    print(f"{answered} streams answered, none failed, while w1 drained")
+
+    found = server.http.post("/api/deployments/check", json={"model": "tiny", "replicas": 3}).json()
+    assert (found["placed"], found["fits"]) == (2, False)  # w1 takes nothing new
+    assert {w["worker"]: w["kind"] for w in found["workers"]} == {"w1": "drained", "w2": None, "w3": None}
+    assert server.http.post("/api/workers/w1/undrain").json()["drained"] is False
+    load(server, "tiny", replicas=3)
+    assert nodes_of(server) == ["w1", "w2", "w3"]
 
 
 def test_a_server_killed_leaves_no_engine_behind(cluster: Any, tiny: Path, tmp_path: Path) -> None:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from modelyard.catalog.records import Scheduling
-from modelyard.errors import InvalidSettings, NoWorker, WontFit
+from modelyard.catalog.records import Deployment, Scheduling
+from modelyard.errors import InvalidSettings, NotFound, NoWorker, WontFit
 from modelyard.runtime.executor import Gpu, Node
 from runtime.fakes import Harness, harness, run, until
 
@@ -137,3 +138,93 @@ async def test_a_load_on_demand_is_refused_at_once_even_on_a_cluster(tmp_path: P
         with pytest.raises(WontFit, match="'m' does not fit"):
             await h.acquire("m")  # a request does not wait for a worker that may never come
         assert h.runtime.instances() == []
+
+
+@run
+async def test_a_drained_worker_takes_nothing_new_and_its_instances_move_before_they_stop(
+    tmp_path: Path,
+) -> None:
+    async with harness(tmp_path, nodes=nodes()) as h:
+        h.backend.need, h.backend.vram = 14 * GiB, 20 * GiB  # one per GPU: two per node
+        h.add("m")
+        await h.runtime.load("m", replicas=3, scheduling=lambda s: replace(s, cpu_offload=False))
+        on_a = next(i.id for i in h.runtime.instances() if i.node == "a")
+        queue, slot = await h.acquire("m")  # a request in flight on each instance
+        held = [slot] + [(await h.acquire("m"))[1] for _ in range(2)]
+        drain = asyncio.ensure_future(h.runtime.drain("a"))
+        await until(lambda: len(h.engines("m")) == 4)  # the new one started beside the old
+        assert not drain.done()  # the old one still answers its request
+        for s in held:
+            queue.release(s)
+        drained = await drain
+        (moved,) = drained.moved
+        assert (moved.model, moved.instance, drained.stayed) == ("m", on_a, [])
+        assert moved.node in ("b", "c")
+        assert sorted(n for n, _ in where(h, "m")) in (["b", "b", "c"], ["b", "c", "c"])
+        assert [w.drained for w in h.runtime.worker_notes().values()] == [True]
+
+        with pytest.raises(WontFit, match="1 node left out drained for maintenance"):
+            await h.runtime.load("m", replicas=5, scheduling=lambda s: replace(s, cpu_offload=False))
+        await h.runtime.load("m", replicas=4, scheduling=lambda s: replace(s, cpu_offload=False))
+        stuck = sorted(i.id for i in h.runtime.instances() if i.node == "b")
+        drained = await h.runtime.drain("b")  # c is full: its two stay, and say why
+        assert drained.moved == []
+        assert [(s.instance, "drained for maintenance" in s.reason) for s in drained.stayed] == [
+            (i, True) for i in stuck
+        ]
+        assert "needs 20.0 GiB of VRAM on one GPU" in drained.stayed[0].reason
+
+        await h.runtime.undrain("a")
+        await h.runtime.load("m", replicas=5, scheduling=lambda s: replace(s, cpu_offload=False))
+        assert [n for n, _ in where(h, "m")].count("a") == 1
+        with pytest.raises(NotFound, match="no worker 'z'"):
+            await h.runtime.drain("z")
+
+
+@run
+async def test_a_check_says_where_a_deployment_would_run_and_why_not_elsewhere(tmp_path: Path) -> None:
+    four = [
+        *nodes(),
+        Node("d", "127.0.0.1", 32 * GiB, 32 * GiB, (), {"zone": "y"}, backends=frozenset({"llama.cpp"})),
+        Node("e", "127.0.0.1", 32 * GiB, 32 * GiB, (), {"zone": "y"}, paths=frozenset()),
+    ]
+    async with harness(tmp_path, nodes=list(four)) as h:
+        h.backend.need, h.backend.vram = 14 * GiB, 20 * GiB
+        h.add("m")
+        await h.runtime.drain("a")
+        wish = Deployment(
+            model="m", replicas=2, scheduling=Scheduling(selector={"zone": "y"}, cpu_offload=False)
+        )
+        found = await h.runtime.check(wish, h.library.get("m"))
+        assert (found.backend, found.replicas, found.placed) == ("fake", 2, 2)
+        assert found.reason is None
+        verdicts = {v.node: (v.way, v.kind, v.reason) for v in found.workers}
+        assert verdicts == {
+            "a": ("", "drained", "drained for maintenance"),
+            "b": ("gpu", "", ""),
+            "c": ("gpu", "", ""),
+            "d": ("", "backend", "fake is not installed there"),
+            "e": ("", "files", "the model's files are not there (/models/m.gguf)"),
+        }
+        assert h.runtime.instances() == []  # a check starts nothing
+
+        h.executor.inventory[1:3] = [replace(n, labels={"zone": "x"}) for n in four[1:3]]
+        found = await h.runtime.check(wish, h.library.get("m"))
+        assert found.placed == 0
+        assert "2 nodes left out by the selector zone=y" in (found.reason or "")
+        assert {v.node: v.kind for v in found.workers}["b"] == "selector"
+        assert {v.node: v.reason for v in found.workers}["b"] == "its labels do not match the selector zone=y"
+
+        h.executor.inventory[1:3] = four[1:3]
+        await h.runtime.load("m", replicas=2, scheduling=lambda s: wish.scheduling)  # b:0 and c:0
+        found = await h.runtime.check(replace(wish, model="n", replicas=3), h.add("n"))
+        assert found.placed == 2  # a GPU each on b:1 and c:1
+        await h.runtime.unload("m")
+        h.backend.need, h.backend.vram = 40 * GiB, 30 * GiB  # more than any GPU or node has
+        found = await h.runtime.check(replace(wish, model="n"), h.library.get("n"))
+        (b,) = [v for v in found.workers if v.node == "b"]
+        assert (b.kind, b.reason) == (
+            "memory",
+            "needs 30.0 GiB of VRAM on one GPU (24.0 GiB available: 6.0 GiB short) "
+            "or 40.0 GiB of RAM (32.0 GiB available: 8.0 GiB short)",
+        )

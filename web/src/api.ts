@@ -34,6 +34,8 @@ export type CreatePreview = schema.PreviewOut;
 export type Creation = schema.CreationOut;
 export type Preset = schema.PresetOut;
 export type Worker = schema.WorkerOut;
+export type Drain = schema.DrainOut;
+export type Fits = schema.CheckOut;
 export type TokenizerChoice = schema.TokenizerOut;
 export type InstallJob = schema.InstallOut;
 export type ModelRoute = schema.RouteOut;
@@ -205,6 +207,7 @@ export const api = {
   backends: () => get<BackendInfo[]>("/api/backends"),
   deployments: () => get<Deployment[]>("/api/deployments"),
   deploy: (body: Record<string, unknown>) => post<Deployed>("/api/deployments", body),
+  checkDeployment: (body: Record<string, unknown>) => post<Fits>("/api/deployments/check", body),
   editDeployment: (name: string, patch: Record<string, unknown>) =>
     request<Deployment>("PATCH", `/api/deployments/${q(name)}`, patch),
   deploymentAction: (name: string, action: "stop" | "start" | "reload") =>
@@ -234,6 +237,8 @@ export const api = {
   removeRoute: (name: string) => request<void>("DELETE", `/api/routes/${q(name)}`),
   workers: () => get<Worker[]>("/api/workers"),
   editWorker: (name: string, body: Record<string, unknown>) => request<Worker>("PUT", `/api/workers/${q(name)}`, body),
+  drainWorker: (name: string) => request<Drain>("POST", `/api/workers/${q(name)}/drain`),
+  undrainWorker: (name: string) => request<Worker>("POST", `/api/workers/${q(name)}/undrain`),
   removeInstance: (id: number) => request<{ removed: number; instance: number }>("DELETE", `/api/instances/${id}`),
 };
 

@@ -119,6 +119,49 @@ async def deploy(request: Request, response: Response, body: DeployIn) -> Deploy
     return Deployed(deployment=await deployment_out(runtime_of(request), done.deployment), download=None)
 
 
+class CheckIn(DeploymentBody):
+    """A deployment to check: of a model of the library (or a path it holds), with settings
+    that are checked and not saved."""
+
+    model: str | None = Field(None, description="a model of the library")
+    path: str | None = Field(None, description="a model file or folder the library holds")
+
+
+class VerdictOut(BaseModel):
+    worker: str
+    fits: bool = Field(description="whether one instance fits there now, beside what runs")
+    way: str | None = Field(description="how it would run there: gpu, gpus, offload, cpu, unestimated")
+    kind: str | None = Field(description="why not: gone, drained, selector, backend, files, gpus, memory")
+    reason: str | None = Field(description="why not, with the memory it is short by")
+
+
+class CheckOut(BaseModel):
+    model: str
+    backend: str = Field(description="the backend that would run it")
+    replicas: int
+    placed: int = Field(description="how many of its instances would be placed now")
+    fits: bool = Field(description="whether all would")
+    reason: str | None = Field(description="why the others would not")
+    workers: list[VerdictOut]
+
+
+@router.post("/deployments/check")
+async def check(request: Request, body: CheckIn) -> CheckOut:
+    """Whether a deployment would run now, and where, without starting or saving anything: the
+    deploy's own checks and the scheduler's placement, and for each worker why not."""
+    _check_paths(request, body, body.path)
+    fields = body.record_fields(exclude={"force"})
+    found = await deployer_of(request).check(DeployRequest(**fields))
+    return CheckOut(
+        model=found.model, backend=found.backend, replicas=found.replicas, placed=found.placed,
+        fits=found.placed == found.replicas, reason=found.reason,
+        workers=[
+            VerdictOut(worker=v.node, fits=not v.kind, way=v.way or None, kind=v.kind or None, reason=v.reason or None)
+            for v in found.workers
+        ],
+    )  # fmt: skip
+
+
 def _found(request: Request, name: str) -> None:
     library_of(request).get(name)
     if runtime_of(request).deployment(name) is None:

@@ -3,6 +3,8 @@ has free, what runs there, and the labels and note people keep about each."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
@@ -35,6 +37,7 @@ class WorkerOut(BaseModel):
     alive: bool
     labels: dict[str, str] = Field(description="those it joined with, and people's over them")
     note: str
+    drained: bool = Field(description="taken out for maintenance: nothing new is placed there")
     ram_total: int
     ram_free: int
     gpus: list[WorkerGpuOut]
@@ -58,7 +61,7 @@ async def workers(request: Request) -> list[WorkerOut]:
     return [
         WorkerOut(
             name=n.id, address=n.address, alive=n.alive, labels=n.labels,
-            note=notes[n.id].note if n.id in notes else "",
+            note=notes[n.id].note if n.id in notes else "", drained=n.drained,
             ram_total=n.ram_total, ram_free=n.ram_free,
             gpus=[
                 WorkerGpuOut(index=g.index, name=g.name, vram_total=g.vram_total, vram_free=g.vram_free,
@@ -80,5 +83,50 @@ async def edit(request: Request, name: str, body: WorkerIn) -> WorkerOut:
         raise NotFound(f"no worker {name!r}", hint="`modelyard workers` lists them")
     kept = runtime.worker_notes().get(name, WorkerNote(name))
     labels = {k: v for k, v in {**kept.labels, **(body.labels or {})}.items() if v}
-    runtime.note_worker(WorkerNote(name, labels, kept.note if body.note is None else body.note))
-    return next(w for w in await workers(request) if w.name == name)
+    runtime.note_worker(replace(kept, labels=labels, note=kept.note if body.note is None else body.note))
+    return await _worker(request, name)
+
+
+class MovedOut(BaseModel):
+    model: str
+    instance: int = Field(description="the instance that stopped")
+    to: int = Field(description="the instance that serves in its place")
+    worker: str = Field(description="where the new one runs")
+
+
+class StayedOut(BaseModel):
+    model: str
+    instance: int
+    reason: str = Field(description="why no other worker takes it")
+
+
+class DrainOut(BaseModel):
+    worker: WorkerOut
+    moved: list[MovedOut]
+    stayed: list[StayedOut] = Field(description="instances still there: the drain could not place them")
+
+
+@router.post("/workers/{name}/drain")
+async def drain(request: Request, name: str) -> DrainOut:
+    """Take a worker out for maintenance: nothing new is placed there, and each of its
+    instances is replaced elsewhere (the new one serves before the old one drains and stops)."""
+    done = await runtime_of(request).drain(name)
+    return DrainOut(
+        worker=await _worker(request, name),
+        moved=[MovedOut(model=m.model, instance=m.instance, to=m.to, worker=m.node) for m in done.moved],
+        stayed=[StayedOut(model=s.model, instance=s.instance, reason=s.reason) for s in done.stayed],
+    )
+
+
+@router.post("/workers/{name}/undrain")
+async def undrain(request: Request, name: str) -> WorkerOut:
+    """Bring a drained worker back: new instances may go there again."""
+    await runtime_of(request).undrain(name)
+    return await _worker(request, name)
+
+
+async def _worker(request: Request, name: str) -> WorkerOut:
+    found = next((w for w in await workers(request) if w.name == name), None)
+    if found is None:
+        raise NotFound(f"worker {name!r} is not in the cluster now", hint="`modelyard workers` lists them")
+    return found

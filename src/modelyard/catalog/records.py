@@ -234,11 +234,13 @@ class Route:
 @dataclass
 class WorkerNote:
     """What people keep about a worker of a cluster: labels of their own (over those it joined
-    with) and a note. Ray knows the rest."""
+    with), a note, and whether it is drained for maintenance (nothing new is placed there). Ray
+    knows the rest."""
 
     name: str
     labels: dict[str, str] = field(default_factory=dict)
     note: str = ""
+    drained: bool = False
 
 
 @dataclass

@@ -574,15 +574,20 @@ class Store:
 
     def worker_notes(self) -> dict[str, WorkerNote]:
         with self.session() as s:
-            return {r.name: WorkerNote(r.name, dict(r.labels), r.note) for r in s.scalars(select(WorkerRow))}
+            return {
+                r.name: WorkerNote(r.name, dict(r.labels), r.note, r.drained)
+                for r in s.scalars(select(WorkerRow))
+            }
 
     def put_worker_note(self, note: WorkerNote) -> WorkerNote:
         with self.session() as s:
             row = s.scalar(select(WorkerRow).where(WorkerRow.name == note.name))
             if row is None:
-                s.add(WorkerRow(name=note.name, labels=dict(note.labels), note=note.note))
+                s.add(
+                    WorkerRow(name=note.name, labels=dict(note.labels), note=note.note, drained=note.drained)
+                )
             else:
-                row.labels, row.note = dict(note.labels), note.note
+                row.labels, row.note, row.drained = dict(note.labels), note.note, note.drained
         return note
 
     def put_response(self, stored: StoredResponse) -> None:

@@ -262,6 +262,7 @@ class WorkerRow(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
     labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     note: Mapped[str] = mapped_column(Text, default="")
+    drained: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class RouteRow(Base):

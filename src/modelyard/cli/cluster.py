@@ -1,4 +1,5 @@
-"""Cluster commands: start the head, join workers (both wrap `ray start`), list and label workers.
+"""Cluster commands: start the head, join workers (both wrap `ray start`), list, label and drain
+workers.
 
 A worker joins with its name and labels as Ray node labels, and with the memory engines may use
 as Ray custom resources: its RAM, and each GPU's VRAM (NVML), in MiB. The scheduler's placements
@@ -182,7 +183,7 @@ def _list(as_json: bool) -> None:
     ]
     rows = [
         [
-            w["name"] + ("" if w["alive"] else " (gone)"),
+            w["name"] + ("" if w["alive"] else " (gone)") + (" (drained)" if w["drained"] else ""),
             w["address"],
             ",".join(f"{k}={v}" for k, v in w["labels"].items()) or "-",
             " ".join(
@@ -217,3 +218,34 @@ def note(name: str, text: str) -> None:
     """Keep a note about a worker."""
     client().put(f"/api/workers/{name}", {"note": text})
     console.print(f"{name}: noted", highlight=False)
+
+
+@workers_app.command("drain")
+@click.argument("name", help="a worker")
+def drain(name: str) -> None:
+    """Take a worker out for maintenance: nothing new goes there, and each of its instances is
+    replaced elsewhere (the new one serves before the old one stops). `undrain` brings it back."""
+    with console.status(f"draining {name}..."):
+        done = client().request("POST", f"/api/workers/{name}/drain", wait=True)
+    for m in done["moved"]:
+        console.print(
+            f"{m['model']}: instance {m['instance']} -> {m['to']} on {m['worker']}", highlight=False
+        )
+    for s in done["stayed"]:
+        console.print(f"{s['model']}: instance {s['instance']} stays: {s['reason']}", highlight=False)
+    moved, stayed = len(done["moved"]), len(done["stayed"])
+    console.print(
+        f"{name} drained: {moved} instance{'s' * (moved != 1)} moved"
+        + (f", {stayed} stayed" if stayed else ""),
+        highlight=False,
+    )
+    if stayed:
+        raise SystemExit(1)
+
+
+@workers_app.command("undrain")
+@click.argument("name", help="a worker")
+def undrain(name: str) -> None:
+    """Bring a drained worker back: new instances may go there again."""
+    client().post(f"/api/workers/{name}/undrain", None)
+    console.print(f"{name}: takes new instances again", highlight=False)

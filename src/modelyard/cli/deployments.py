@@ -19,7 +19,7 @@ from modelyard.cli.common import (
 )
 from modelyard.cli.downloads import SOURCE_HELP, follow
 from modelyard.cli.render import Column, console, fitted, human_size, print_json
-from modelyard.errors import EngineError
+from modelyard.errors import EngineError, InvalidInput
 from modelyard.hub.refs import is_local
 
 
@@ -99,6 +99,7 @@ def _model_exists(api: Client, name: str) -> bool:
 @click.option("--quant", "-q", help="a GGUF quantization, such as Q4_K_M")
 @click.option("--file", "-f", multiple=True, help="a file or glob pattern of the repo")
 @click.option("--force", is_flag=True, help="start even if the estimate says it will not fit")
+@click.option("--dry-run", is_flag=True, help="only say whether it would run now, and where (starts nothing)")
 @scheduling_options
 def deploy(
     ref: str,
@@ -116,9 +117,12 @@ def deploy(
     quant: str | None,
     file: tuple[str, ...],
     force: bool,
+    dry_run: bool,
     **where: Any,
 ) -> None:
-    """Deploy in one step: download what is missing, import it, save the settings, start it."""
+    """Deploy in one step: download what is missing, import it, save the settings, start it.
+    With --dry-run, only check a model of the library: which workers could take it, and why
+    the others cannot."""
     api = client()
     body: dict[str, Any] = {
         "name": name, "replicas": replicas, "backend": backend, "backend_version": version,
@@ -130,8 +134,15 @@ def deploy(
         body["path"] = ref
     elif _model_exists(api, ref):
         body["model"] = ref
+    elif dry_run:
+        raise InvalidInput(f"{ref!r} is not in the library", hint="a dry run checks a model of the library")
     else:
         body.update(ref=ref, source=source, quantization=quant, files=file)
+    if dry_run:
+        _dry_run(
+            api.post("/api/deployments/check", {k: v for k, v in body.items() if k not in ("name", "force")})
+        )
+        return
     with console.status(f"deploying {ref}..."):
         done = api.post("/api/deployments", body)
     if done["download"] is not None:
@@ -147,6 +158,22 @@ def deploy(
                 f"{job['models'][0]} was imported, but not deployed", hint=job["note"]
             ) from None
     _print(done["deployment"])
+
+
+def _dry_run(found: dict[str, Any]) -> None:
+    """What a check answered: whether it would run, and each worker's verdict."""
+    n, replicas = found["placed"], found["replicas"]
+    head = f"{found['model']} on {found['backend']}: "
+    if found["fits"]:
+        console.print(head + f"{replicas} instance{'s' * (replicas != 1)} would be placed", highlight=False)
+    else:
+        console.print(head + f"{n} of {replicas} would be placed: {found['reason']}", highlight=False)
+    rows = [
+        [v["worker"], f"yes ({v['way']})" if v["fits"] else "no", v["reason"] or ""] for v in found["workers"]
+    ]
+    console.print(fitted([Column("WORKER"), Column("FITS"), Column("WHY NOT", fold=True)], rows))
+    if not found["fits"]:
+        raise SystemExit(1)
 
 
 @click.command("reload", cls=Command)

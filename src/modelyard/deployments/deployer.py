@@ -17,7 +17,7 @@ from modelyard.hub.jobs import Downloads, JobView, PullRequest
 from modelyard.hub.refs import Source, is_local
 from modelyard.library import Library
 from modelyard.library.requests import ImportRequest
-from modelyard.runtime.runtime import Runtime
+from modelyard.runtime.runtime import Fits, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,20 @@ class Deployer:
                 return Deployed(download=job)  # after_download deploys it
             model = self.library.get(job.models[0])
         return Deployed(deployment=await self.start(model, request, force=force, by=by))
+
+    async def check(self, request: DeployRequest) -> Fits:
+        """Whether deploying ``request`` would run now, and where, with its settings as given:
+        nothing is saved or started. It checks a model of the library (or a path it holds)."""
+        name = request.model
+        if name is None and request.path is not None:
+            known = self.library.store.find_by_path(os.path.abspath(usable_path(request.path)))
+            name = known.name if known is not None else None
+        if name is None:
+            raise InvalidInput(
+                "a check takes a model of the library", hint="import or pull it first, then check it by name"
+            )
+        model = self.library.with_settings(name, request.settings, backend=request.backend or None)
+        return await self.runtime.check(request.deployment(name), model)
 
     def imported(self, path: str, name: str | None) -> Model:
         """The model at ``path``: the library's, else imported now."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 from collections.abc import Callable
@@ -461,19 +462,30 @@ class Library:
         model = self.get(name)
         target, _ = settings.schema_for(model, backend)
         options = kind_named(target).settle(model, options, self._found)
+        return self.store.change_settings(name, lambda model: _merged(model, options, merge, backend))
 
-        def change(model: Model) -> ModelSettings:
-            target, schema = settings.schema_for(model, backend)
-            current = model.settings.options if model.settings and merge else {}
-            if model.settings and model.settings.backend != target:
-                current = {k: v for k, v in current.items() if k in schema.model_fields}
-            combined = {**current, **options}
-            combined = {k: v for k, v in combined.items() if v is not None}
-            parsed = settings.validate(model, combined, schema)
-            saved = parsed.model_dump(include=set(combined))
-            return ModelSettings(backend=target, options=saved)
+    def with_settings(self, name: str, options: dict[str, Any], *, backend: str | None = None) -> Model:
+        """The model as it would be with ``options`` merged into its settings: checked as
+        ``put_settings`` checks them, and not saved."""
+        model = self.get(name)
+        if not options and backend is None:
+            return model
+        target, _ = settings.schema_for(model, backend)
+        options = kind_named(target).settle(model, options, self._found)
+        return dataclasses.replace(model, settings=_merged(model, options, True, backend))
 
-        return self.store.change_settings(name, change)
+
+def _merged(model: Model, options: dict[str, Any], merge: bool, backend: str | None) -> ModelSettings:
+    """``model``'s settings with ``options`` merged in (or instead, without ``merge``), checked."""
+    target, schema = settings.schema_for(model, backend)
+    current = model.settings.options if model.settings and merge else {}
+    if model.settings and model.settings.backend != target:
+        current = {k: v for k, v in current.items() if k in schema.model_fields}
+    combined = {**current, **options}
+    combined = {k: v for k, v in combined.items() if v is not None}
+    parsed = settings.validate(model, combined, schema)
+    saved = parsed.model_dump(include=set(combined))
+    return ModelSettings(backend=target, options=saved)
 
 
 def _component_of(role: ComponentRole, insp: Inspection) -> Component:

@@ -42,6 +42,7 @@ class Node:
     alive: bool = True
     backends: frozenset[str] | None = None  # the backends installed there; None: not reported
     paths: frozenset[str] | None = None  # the model paths found there; None: not looked for
+    drained: bool = False  # taken out for maintenance: what runs there stays, nothing new goes
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from modelyard.catalog.records import GPU_REF, Adapter, Model, Scheduling
 from modelyard.errors import InvalidSettings, Unsupported, WontFit
 from modelyard.estimate import Fit, GiB
 from modelyard.runtime.executor import Claim, Node
-from modelyard.runtime.scheduler import POLICIES, Decision, Demand, Held, Wish, schedule
+from modelyard.runtime.scheduler import POLICIES, Decision, Demand, Held, Verdict, Wish, schedule, verdicts
 
 ROOMY = 1 << 50  # memory no estimate reaches: what the model needs when nothing limits it
 
@@ -148,20 +148,8 @@ def place_some(
     scheduling = scheduling or Scheduling()
     if freed:
         nodes = [replace(n, ram_free=n.ram_free + freed.get(n.id, 0)) for n in nodes]
-    need = demand(backend, model, options, adapter)
     own = sum(1 for h in held if h.wish == model.name)
-    wish = Wish(
-        model.name,
-        own + replicas,
-        need,
-        scheduling.policy,
-        dict(scheduling.selector),
-        chosen_gpus(scheduling, nodes),
-        scheduling.cpu_offload,
-        scheduling.distributed,
-        backend.name,
-        (files_of(model) or [""])[0],
-    )
+    wish = _wish(backend, model, options, adapter, own + replicas, nodes, scheduling)
     plan = schedule([wish], held, nodes)
     short = None
     if plan.pending:
@@ -171,6 +159,45 @@ def place_some(
         Spot(_placement(d, backend, model, options, adapter, by_id[d.node]), d.claims) for d in plan.decisions
     ]
     return spots, short
+
+
+def where_it_fits(
+    backend: AnyBackend,
+    model: Model,
+    options: Any,
+    adapter: Adapter | None,
+    nodes: Sequence[Node],
+    *,
+    scheduling: Scheduling,
+    held: Sequence[Held] = (),
+) -> list[Verdict]:
+    """For each node, whether an instance of ``model`` fits there beside the ``held`` ones, and
+    why not: the scheduler's own check, node by node."""
+    wish = _wish(backend, model, options, adapter, 1, nodes, scheduling)
+    return verdicts(wish, held, nodes)
+
+
+def _wish(
+    backend: AnyBackend,
+    model: Model,
+    options: Any,
+    adapter: Adapter | None,
+    replicas: int,
+    nodes: Sequence[Node],
+    scheduling: Scheduling,
+) -> Wish:
+    return Wish(
+        model.name,
+        replicas,
+        demand(backend, model, options, adapter),
+        scheduling.policy,
+        dict(scheduling.selector),
+        chosen_gpus(scheduling, nodes),
+        scheduling.cpu_offload,
+        scheduling.distributed,
+        backend.name,
+        (files_of(model) or [""])[0],
+    )
 
 
 def _placement(

@@ -29,7 +29,7 @@ from pydantic import BaseModel
 
 from modelyard.backends.base import AnyBackend, Placement
 from modelyard.backends.registry import Backends, kinds_for
-from modelyard.catalog.records import Deployment, Model, Scheduling
+from modelyard.catalog.records import Deployment, Model, Scheduling, WorkerNote
 from modelyard.config import Settings
 from modelyard.errors import (
     AdapterNotFound,
@@ -51,7 +51,7 @@ from modelyard.runtime.fleet import Fleet, Running
 from modelyard.runtime.placement import Spot, files_of
 from modelyard.runtime.queue import Ask, Queue, Slot
 from modelyard.runtime.rules import Loaded, LoadPolicy
-from modelyard.runtime.scheduler import Held
+from modelyard.runtime.scheduler import Held, Verdict
 from modelyard.runtime.supervisor import Live, Setup, State, Supervisor
 from modelyard.runtime.turns import LOOK, Turns, prefetch
 from modelyard.runtime.watching import Watching
@@ -74,6 +74,45 @@ class Change:
     before: dict[str, Running]  # what ran before, to bring back if the load fails
     kept: Deployment | None = None  # the deployment's record before (a stopped one), to keep
     waiting: list[Live] = field(default_factory=list)  # fit nowhere yet: pending (a cluster)
+
+
+@dataclass(frozen=True)
+class Moved:
+    """An instance a drain replaced: the new one serves on ``node``."""
+
+    model: str
+    instance: int
+    to: int
+    node: str
+
+
+@dataclass(frozen=True)
+class Stayed:
+    """An instance a drain could not move, and why."""
+
+    model: str
+    instance: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Drained:
+    worker: str
+    moved: list[Moved]
+    stayed: list[Stayed]
+
+
+@dataclass(frozen=True)
+class Fits:
+    """What a deploy would do now, done as a check: how many of its instances would be placed,
+    why the others not, and for each worker whether one fits there and why not."""
+
+    model: str
+    backend: str
+    replicas: int
+    placed: int
+    reason: str | None  # why the others would not be placed; None: all would
+    workers: list[Verdict]
 
 
 class Runtime(Fleet):
@@ -378,12 +417,14 @@ class Runtime(Fleet):
         log.info("%s: rolled %d instance(s) to its new setup", name, rolled)
         return running.deployment
 
-    async def _replace(self, running: Running, model: Model, old: Live | None, force: bool) -> Live:
+    async def _replace(
+        self, running: Running, model: Model, old: Live | None, force: bool, *, keep_old: bool = False
+    ) -> Live:
         """Start a new instance with the deployment's setup and, once it serves, drain and stop
-        ``old``. When both do not fit, ``old`` goes first."""
+        ``old``. When both do not fit, ``old`` goes first, unless ``keep_old``: then WontFit."""
         dep = running.deployment
         chosen = model.adapter(dep.adapter) if dep.adapter else None
-        leaving = {model.name: [old]} if old is not None else {}
+        leaving = {model.name: [old]} if old is not None and not keep_old else {}
         spots, stop_first, _ = await self._fit(
             running.setup.backend, model, running.setup.options, chosen, 1, leaving, force, dep.scheduling
         )
@@ -470,6 +511,58 @@ class Runtime(Fleet):
                     return (await self._replace(running, model, old, force)).id
         raise NotFound(f"no instance {instance_id}", hint="`modelyard ps` lists the instances")
 
+    async def check(self, wish: Deployment, model: Model) -> Fits:
+        """Whether ``wish`` (of ``model``, its settings as given) would run now, and where: the
+        checks a deploy makes first (backend, engine, settings) and the scheduler's own placement,
+        beside what runs (its own instances counted as replaced). Nothing starts or is saved;
+        what no worker could run is refused as a deploy would refuse it."""
+        setup = await self._setup(model, wish)
+        chosen = model.adapter(wish.adapter) if wish.adapter else None
+        nodes = await self.nodes(files_of(model))
+        running = self.running.get(model.name)
+        held = self._held(set(running.instances) if running is not None else set())
+        args = (setup.backend, model, setup.options, chosen)
+        spots, short = await self.offload(
+            placement.place_some, *args, wish.replicas, nodes, scheduling=wish.scheduling, held=held
+        )
+        workers = await self.offload(
+            placement.where_it_fits, *args, nodes, scheduling=wish.scheduling, held=held
+        )
+        reason = short.message if short is not None else None
+        return Fits(model.name, setup.backend.name, wish.replicas, len(spots), reason, workers)
+
+    async def drain(self, worker: str) -> Drained:
+        """Take ``worker`` out for maintenance: nothing new is placed there, and each instance
+        there is replaced elsewhere, the new one serving before the old one drains (its requests
+        finish) and stops. What fits nowhere else stays, with why; `undrain` brings it back."""
+        self._mark(worker, drained=True, known={n.id for n in await self.nodes()})
+        moved: list[Moved] = []
+        stayed: list[Stayed] = []
+        async with self._lock:
+            for running in list(self.running.values()):
+                name = running.deployment.model
+                there = [live for live in running.instances.values() if live.on(worker)]
+                for old in sorted(there, key=lambda live: live.id):
+                    try:
+                        new = await self._replace(running, self.library.get(name), old, False, keep_old=True)
+                    except ModelyardError as e:
+                        stayed.append(Stayed(name, old.id, e.message))
+                        continue
+                    assert new.placement is not None
+                    moved.append(Moved(name, old.id, new.id, new.placement.node))
+        log.info("worker %s drained: %d instance(s) moved, %d stayed", worker, len(moved), len(stayed))
+        return Drained(worker, moved, stayed)
+
+    async def undrain(self, worker: str) -> None:
+        """Bring a drained worker back: new instances may go there again (none move back)."""
+        self._mark(worker, drained=False, known={n.id for n in await self.nodes()})
+
+    def _mark(self, worker: str, *, drained: bool, known: set[str]) -> None:
+        notes = self.store.worker_notes()
+        if worker not in known and worker not in notes:
+            raise NotFound(f"no worker {worker!r}", hint="`modelyard workers` lists them")
+        self.store.put_worker_note(replace(notes.get(worker, WorkerNote(worker)), drained=drained))
+
     def _future(self) -> asyncio.Future[None]:
         return asyncio.get_running_loop().create_future()
 
@@ -527,7 +620,12 @@ class Runtime(Fleet):
         """The executor's nodes, with the labels people gave them over those they joined with."""
         found = await self.executor.nodes(paths)
         notes = self.store.worker_notes()
-        return [replace(n, labels={**n.labels, **notes[n.id].labels}) if n.id in notes else n for n in found]
+        return [
+            replace(n, labels={**n.labels, **notes[n.id].labels}, drained=notes[n.id].drained)
+            if n.id in notes
+            else n
+            for n in found
+        ]
 
     def _held(self, without: set[int]) -> list[Held]:
         """The instances that hold memory, as the scheduler sees them."""

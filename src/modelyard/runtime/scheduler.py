@@ -14,6 +14,10 @@ For each new instance, in this order, the first way that fits on some node wins:
 4. part of the layers on the node's GPUs and the rest on its CPU (where allowed);
 5. the CPU.
 
+A node drained for maintenance takes nothing new (chosen GPUs there included); selectors, the
+backend installed and the model's files decide the others. ``verdicts`` asks the same of each
+node alone: whether one instance fits there, and if not why (with the memory it is short by).
+
 Among the nodes where a way fits, ``binpack`` takes the most used one and ``spread`` the one with
 the fewest instances of this deployment, then of all, then the most free memory. Chosen GPUs
 (``gpus``: worker and index) are used as chosen and never swapped for others.
@@ -25,11 +29,14 @@ free less what the claims not yet running will take: memory used outside modelya
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from modelyard.runtime.executor import Claim, Node
 
 SPREAD, BINPACK = "spread", "binpack"
+# why a node cannot take an instance (Verdict.kind)
+GONE, DRAINED, SELECTOR, BACKEND, FILES = "gone", "drained", "selector", "backend", "files"
+GPUS, MEMORY = "gpus", "memory"
 POLICIES = (SPREAD, BINPACK)
 GiB = 1 << 30
 
@@ -148,6 +155,36 @@ class _Node:
 def schedule(wishes: Sequence[Wish], held: Iterable[Held], nodes: Sequence[Node]) -> Plan:
     """Decisions for the instances each wish lacks, or Pending with why."""
     plan = Plan()
+    state, have = _state(held, nodes, plan.displaced)
+    for wish in wishes:
+        missing = wish.replicas - have.get(wish.name, 0)
+        if missing <= 0:
+            continue
+        eligible, excluded = _eligible(wish, state)
+        undrained = {n.id: n for n in state.values() if not n.node.drained}
+        for placed in range(missing):
+            decision = _manual(wish, undrained) if wish.gpus else _auto(wish, eligible)
+            if decision is None:
+                reason = _why(wish, eligible, excluded, state)
+                plan.pending.append(Pending(wish.name, missing - placed, reason))
+                break
+            for i, claim in enumerate(decision.claims):
+                node = state[claim.node]
+                if i == 0:
+                    node.take(claim, wish.name)
+                else:  # a peer's share: memory, not an instance
+                    node.ram_avail -= claim.ram
+                    for index, amount in claim.vram:
+                        next(g for g in node.gpus if g.index == index).avail -= amount
+            plan.decisions.append(decision)
+    return plan
+
+
+def _state(
+    held: Iterable[Held], nodes: Sequence[Node], displaced: list[int]
+) -> tuple[dict[str, _Node], dict[str, int]]:
+    """Each live node with what its claims leave available, and each wish's instances held;
+    the held instances on nodes that are gone go to ``displaced``."""
     alive = {n.id: n for n in nodes if n.alive}
     unstarted: dict[str, int] = {}
     kept: list[Held] = []
@@ -155,7 +192,7 @@ def schedule(wishes: Sequence[Wish], held: Iterable[Held], nodes: Sequence[Node]
         if all(c.node in alive for c in h.claims):
             kept.append(h)
         else:
-            plan.displaced.append(h.instance)
+            displaced.append(h.instance)
     claimed_ram: dict[str, int] = {}
     claimed_vram: dict[tuple[str, int], int] = {}
     unstarted_vram: dict[tuple[str, int], int] = {}
@@ -191,27 +228,7 @@ def schedule(wishes: Sequence[Wish], held: Iterable[Held], nodes: Sequence[Node]
             node = state[h.claims[0].node]
             node.count += 1
             node.by_wish[h.wish] = node.by_wish.get(h.wish, 0) + 1
-    for wish in wishes:
-        missing = wish.replicas - have.get(wish.name, 0)
-        if missing <= 0:
-            continue
-        eligible, excluded = _eligible(wish, state)
-        for placed in range(missing):
-            decision = _manual(wish, state) if wish.gpus else _auto(wish, eligible)
-            if decision is None:
-                reason = _why(wish, eligible, excluded, state)
-                plan.pending.append(Pending(wish.name, missing - placed, reason))
-                break
-            for i, claim in enumerate(decision.claims):
-                node = state[claim.node]
-                if i == 0:
-                    node.take(claim, wish.name)
-                else:  # a peer's share: memory, not an instance
-                    node.ram_avail -= claim.ram
-                    for index, amount in claim.vram:
-                        next(g for g in node.gpus if g.index == index).avail -= amount
-            plan.decisions.append(decision)
-    return plan
+    return state, have
 
 
 # -- filters ----------------------------------------------------------------------------------
@@ -222,24 +239,39 @@ def _eligible(wish: Wish, state: dict[str, _Node]) -> tuple[list[_Node], dict[st
     ok: list[_Node] = []
     excluded: dict[str, list[str]] = {}
     for node in state.values():
-        why = _excluded_by(wish, node.node)
-        if why:
-            excluded.setdefault(why, []).append(node.id)
+        kind = _excluded_by(wish, node.node)
+        if kind:
+            excluded.setdefault(_left_out(wish, kind), []).append(node.id)
         else:
             ok.append(node)
     return ok, excluded
 
 
 def _excluded_by(wish: Wish, node: Node) -> str:
-    labels = node.labels
-    for key, value in wish.selector.items():
-        if labels.get(key) != value:
-            return "by the selector " + ",".join(f"{k}={v}" for k, v in sorted(wish.selector.items()))
+    """Why ``node`` may not take the wish at all (a kind of Verdict), or ""."""
+    if node.drained:
+        return DRAINED
+    if any(node.labels.get(key) != value for key, value in wish.selector.items()):
+        return SELECTOR
     if wish.backend and node.backends is not None and wish.backend not in node.backends:
-        return f"without {wish.backend}"
+        return BACKEND
     if wish.path and node.paths is not None and wish.path not in node.paths:
-        return "without the model's files"
+        return FILES
     return ""
+
+
+def _selector(wish: Wish) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(wish.selector.items()))
+
+
+def _left_out(wish: Wish, kind: str) -> str:
+    """Why nodes were left out, as a group."""
+    return {
+        DRAINED: "drained for maintenance",
+        SELECTOR: f"by the selector {_selector(wish)}",
+        BACKEND: f"without {wish.backend}",
+        FILES: "without the model's files",
+    }[kind]
 
 
 # -- automatic placement ----------------------------------------------------------------------
@@ -494,6 +526,76 @@ def _claims(
     return tuple(claims.values()), split
 
 
+# -- one node at a time --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether one more instance of a wish fits on a node, and if not why."""
+
+    node: str
+    way: str = ""  # how it would run there (gpu, gpus, offload, cpu, unestimated); "": it cannot
+    kind: str = ""  # why not: gone, drained, selector, backend, files, gpus, memory
+    reason: str = ""
+
+
+def verdicts(wish: Wish, held: Iterable[Held], nodes: Sequence[Node]) -> list[Verdict]:
+    """For each node, whether one more instance of ``wish`` fits there alone, by the same
+    filters and ways ``schedule`` uses, and for each that cannot, why (with the memory it is
+    short by)."""
+    state, _ = _state(held, nodes, [])
+    out = []
+    for n in sorted(nodes, key=lambda n: n.id):
+        kind = GONE if not n.alive else _excluded_by(wish, n)
+        if kind:
+            out.append(Verdict(n.id, kind=kind, reason=_alone(wish, kind)))
+            continue
+        node = state[n.id]
+        if wish.gpus:
+            mine = tuple((i, x) for i, x in wish.gpus if i == n.id)
+            if not mine:
+                out.append(Verdict(n.id, kind=GPUS, reason="none of the chosen GPUs is there"))
+                continue
+            decision = _manual(replace(wish, gpus=mine, distributed=False), {n.id: node})
+        else:
+            decision = _auto(replace(wish, distributed=False), [node])
+        if decision is not None:
+            out.append(Verdict(n.id, way=decision.way))
+        else:
+            out.append(Verdict(n.id, kind=GPUS if wish.gpus else MEMORY, reason=_short(wish, node)))
+    return out
+
+
+def _alone(wish: Wish, kind: str) -> str:
+    """Why one node may not take the wish at all."""
+    return {
+        GONE: "the worker is gone",
+        DRAINED: "drained for maintenance",
+        SELECTOR: f"its labels do not match the selector {_selector(wish)}",
+        BACKEND: f"{wish.backend} is not installed there",
+        FILES: f"the model's files are not there ({wish.path})",
+    }[kind]
+
+
+def _short(wish: Wish, node: _Node) -> str:
+    """What one instance needs beside what ``node`` has available, and by how much it is short."""
+    d = wish.demand
+    if wish.gpus:
+        room = sum(max(0, g.avail - d.vram_fixed) for g in node.gpus if (node.id, g.index) in wish.gpus)
+        if room < d.vram_split:
+            need = d.vram_fixed + d.vram_split
+            return f"needs {_gib(need)} of VRAM on the chosen GPUs: {_gib(d.vram_split - room)} short"
+        return f"needs {_gib(d.ram_gpu)} of RAM beside its GPUs ({_gib(node.ram_avail)} available)"
+    parts = []
+    if d.vram_split and node.gpus:
+        need, most = d.vram_fixed + d.vram_split, node.max_gpu()
+        parts.append(f"{_gib(need)} of VRAM on one GPU ({_gib(most)} available: {_gib(need - most)} short)")
+    parts.append(
+        f"{_gib(d.ram_cpu)} of RAM ({_gib(node.ram_avail)} available: {_gib(d.ram_cpu - node.ram_avail)} short)"
+    )
+    return "needs " + " or ".join(parts)
+
+
 # -- why not ----------------------------------------------------------------------------------
 
 
@@ -502,8 +604,11 @@ def _why(wish: Wish, eligible: list[_Node], excluded: dict[str, list[str]], stat
     parts: list[str] = []
     if wish.gpus:
         gone = sorted({n for n, _ in wish.gpus if n not in state})
+        drained = sorted({n for n, _ in wish.gpus if n in state and state[n].node.drained})
         if gone:
             parts.append(f"the chosen GPUs' worker {', '.join(gone)} is not in the cluster")
+        elif drained:
+            parts.append(f"the chosen GPUs' worker {', '.join(drained)} is drained for maintenance")
         else:
             rooms = []
             for node_id, index in wish.gpus:

@@ -90,6 +90,13 @@ class Live:
     task: asyncio.Task[None] | None = None
     error: str | None = None  # its last error, as recorded
 
+    def on(self, node: str) -> bool:
+        """Whether it runs on ``node``, or holds a share there (distributed)."""
+        where = self.placement
+        return any(c.node == node for c in self.claims) or (
+            where is not None and (where.node == node or node in where.peers)
+        )
+
 
 class Port(Protocol):
     """What a supervisor needs of the runtime, and all it may touch."""

@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { api, type BackendInfo, type Model } from "../api";
+import { api, type BackendInfo, type Fits, type Model } from "../api";
 import { Dialog } from "../components/Dialog";
 import { FileGroups, HubSearch, chosenFiles, useRepo } from "../components/HubSearch";
 import { PathInput } from "../components/PathInput";
@@ -69,21 +69,50 @@ export function DeployDialog({ onClose, onDeployed }: { onClose: () => void; onD
   const hub = source === "hf" || source === "modelscope" || source === "ollama";
   const versions = backends.find((b) => b.name === backend)?.versions ?? [];
 
+  /** The deployment's fields as the form has them (not where the model comes from). */
+  const fields = (): Record<string, unknown> => ({
+    replicas,
+    backend,
+    backend_version: version || null,
+    args: args.split(/\s+/).filter(Boolean),
+    env: assignments(env, false),
+    settings: assignments(settings, true),
+    restart,
+    placement,
+    selector: selectorOf(selector),
+    gpus: gpus.split(",").map((g) => g.trim()).filter(Boolean),
+  });
+
+  // Whether it would run, and where, checked as the form changes (a model of the library)
+  const [fits, setFits] = useState<Fits | null>(null);
+  const [misfit, setMisfit] = useState<string | null>(null);
+  useEffect(() => {
+    setFits(null);
+    setMisfit(null);
+    if (source !== "library" || !model) return;
+    let body: Record<string, unknown>;
+    try {
+      body = { ...fields(), model };
+    } catch (e) {
+      setMisfit(String(e instanceof Error ? e.message : e));
+      return;
+    }
+    let current = true;
+    const timer = setTimeout(() => {
+      api.checkDeployment(body).then(
+        (found) => current && setFits(found),
+        (e: unknown) => current && setMisfit(String(e instanceof Error ? e.message : e)),
+      );
+    }, 300);
+    return () => {
+      current = false;
+      clearTimeout(timer);
+    };
+  }, [source, model, replicas, backend, version, args, env, settings, restart, placement, selector, gpus]);
+
   const deploy = () =>
     run(async () => {
-      const body: Record<string, unknown> = {
-        name: name.trim() || null,
-        replicas,
-        backend,
-        backend_version: version || null,
-        args: args.split(/\s+/).filter(Boolean),
-        env: assignments(env, false),
-        settings: assignments(settings, true),
-        restart,
-        placement,
-        selector: selectorOf(selector),
-        gpus: gpus.split(",").map((g) => g.trim()).filter(Boolean),
-      };
+      const body: Record<string, unknown> = { ...fields(), name: name.trim() || null };
       if (hub) {
         if (!repo) throw new Error("pick a model first");
         Object.assign(body, { ref, source, ...chosenFiles(repo.groups, pick) });
@@ -263,6 +292,27 @@ export function DeployDialog({ onClose, onDeployed }: { onClose: () => void; onD
             </label>
           </div>
         </details>
+        {(fits || misfit) && (
+          <div class="fits" data-fits={fits ? String(fits.fits) : "error"} aria-live="polite">
+            {misfit && <p class="error">Would not run: {misfit}</p>}
+            {fits && (
+              <>
+                <p class={fits.fits ? "ok" : "error"}>
+                  {fits.fits
+                    ? `Would run: ${fits.replicas} instance${fits.replicas === 1 ? "" : "s"} on ${fits.backend}`
+                    : `${fits.placed} of ${fits.replicas} would be placed: ${fits.reason}`}
+                </p>
+                <ul class="verdicts">
+                  {fits.workers.map((w) => (
+                    <li key={w.worker} data-worker={w.worker} class={w.fits ? "ok" : "muted"}>
+                      {w.worker}: {w.fits ? `fits (${w.way})` : w.reason}
+                    </li>
+                  ))}
+                </ul>
+              </>
+            )}
+          </div>
+        )}
         {error && (
           <p class="error" role="alert">
             {error}

@@ -1,11 +1,12 @@
 import { useState } from "preact/hooks";
-import { api, type Worker } from "../api";
+import { api, type Drain, type Worker } from "../api";
 import { Editable } from "../components/Editable";
 import { labelText, parseLabels, size } from "../format";
 import { usePolled } from "../hooks";
 
 /** Resources: the workers engines run on (one, "local", without a cluster): their GPUs and
- * memory, labels (editable: selectors match them), a note, and which instances run there. */
+ * memory, labels (editable: selectors match them), a note, which instances run there, and a
+ * button that drains a worker for maintenance (or brings it back). */
 export function Resources() {
   const [changed, setChanged] = useState(0);
   const { data: workers, error } = usePolled(api.workers, [changed]);
@@ -17,6 +18,25 @@ export function Resources() {
     if (!claim) return "";
     const vram = claim.vram.reduce((n, g) => n + g.bytes, 0);
     return ` · claimed ${size(claim.ram)}${vram ? ` + ${size(vram)} VRAM` : ""}, uses ${size(byId.get(id)?.memory)}`;
+  };
+
+  const [draining, setDraining] = useState<string | null>(null);
+  const [drained, setDrained] = useState<Drain | null>(null);
+  const [failed, setFailed] = useState<string | null>(null);
+  /** Drain a worker (its instances move before they stop), or bring a drained one back. */
+  const toggleDrain = async (w: Worker) => {
+    setDraining(w.name);
+    setFailed(null);
+    setDrained(null);
+    try {
+      if (w.drained) await api.undrainWorker(w.name);
+      else setDrained(await api.drainWorker(w.name));
+    } catch (e) {
+      setFailed(String(e instanceof Error ? e.message : e));
+    } finally {
+      setDraining(null);
+      setChanged((n) => n + 1);
+    }
   };
 
   const edit = async (w: Worker, body: Record<string, unknown>) => {
@@ -32,10 +52,30 @@ export function Resources() {
   return (
     <section class="resources">
       <h1>Resources</h1>
-      {error && (
+      {(error || failed) && (
         <p class="error" role="alert">
-          {error}
+          {error || failed}
         </p>
+      )}
+      {drained && (
+        <div class="drained" role="status">
+          <p>
+            {drained.worker.name} drained: {drained.moved.length} instance{drained.moved.length === 1 ? "" : "s"}{" "}
+            moved{drained.stayed.length > 0 && `, ${drained.stayed.length} stayed`}
+          </p>
+          <ul>
+            {drained.moved.map((m) => (
+              <li key={m.instance}>
+                {m.model}: #{m.instance} → #{m.to} on {m.worker}
+              </li>
+            ))}
+            {drained.stayed.map((s) => (
+              <li key={s.instance} class="error">
+                {s.model}: #{s.instance} stays: {s.reason}
+              </li>
+            ))}
+          </ul>
+        </div>
       )}
       <table class="workers">
         <thead>
@@ -54,7 +94,17 @@ export function Resources() {
               <td>
                 <strong>{w.name}</strong>
                 {!w.alive && <span class="status error"> gone</span>}
+                {w.drained && <span class="status"> drained</span>}
                 <small class="muted block">{w.address}</small>
+                <button
+                  type="button"
+                  class="small"
+                  disabled={draining !== null}
+                  title={w.drained ? "let new instances go here again" : "move its instances elsewhere, place nothing new here"}
+                  onClick={() => toggleDrain(w)}
+                >
+                  {draining === w.name ? "Draining…" : w.drained ? "Undrain" : "Drain"}
+                </button>
               </td>
               <td>
                 <Editable
