@@ -16,16 +16,18 @@ def test_migrations_match_the_tables(store: Store) -> None:
     assert diff == []
 
 
-def test_sqlite_in_wal_mode_with_foreign_keys(store: Store) -> None:
+def test_sqlite_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
     with store.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    store.close()
 
 
-def test_reopening_keeps_the_records(tmp_path: Path, zoo: Path) -> None:
+def test_reopening_keeps_the_records(catalog_url: str, zoo: Path) -> None:
     from modelyard.library import ImportRequest, Library
 
-    url = f"sqlite:///{tmp_path / 'c.db'}"
+    url = catalog_url
     first = Store(url)
     Library(first).import_model(ImportRequest(path=str(zoo / "chat/tiny-llama-f32.gguf")))
     first.close()

@@ -13,7 +13,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, select
+from sqlalchemy import Engine, create_engine, delete, event, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -84,8 +86,18 @@ _FIELDS = (
 )  # fmt: skip
 
 
+def database_url(url: str) -> str:
+    """``url`` as SQLAlchemy takes it: postgresql:// (and postgres://) through psycopg 3."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
+
+
 def make_engine(url: str) -> Engine:
-    """An engine; for SQLite: WAL journal, foreign keys on, and a busy timeout."""
+    """An engine; for SQLite: WAL journal, foreign keys on, and a busy timeout; PostgreSQL
+    through psycopg 3."""
+    url = database_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -153,6 +165,11 @@ class Store:
             yield s
 
     def _row(self, s: Session, name: str, *, lock: bool = False) -> ModelRow:
+        """A model's row; ``lock``: held until the session ends, so that a change read from it
+        is written back before another server reads it (a row lock; SQLite, which has none,
+        takes its write lock before the read)."""
+        if lock and self.engine.dialect.name == "sqlite":
+            s.execute(text("BEGIN IMMEDIATE"))
         query = select(ModelRow).where(ModelRow.name == name).options(*_WHOLE)
         row = s.scalar(query.with_for_update() if lock else query)
         if row is None:
@@ -498,24 +515,24 @@ class Store:
 
     def add_usage(self, tallies: list[Usage]) -> None:
         """Add ``tallies`` to what the catalog holds for their hours, models and keys."""
+        if not tallies:
+            return
+        counts = ("requests", "tokens_in", "tokens_out", "images", "loads")
+        # one statement per tally, added up in the database: writers at once (two servers on
+        # one PostgreSQL) lose nothing, where a read and a write back would
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
         with self.session() as s:
             for t in tallies:
-                row = s.scalar(
-                    select(UsageRow).where(
-                        UsageRow.hour == t.hour, UsageRow.model == t.model, UsageRow.key == t.key
+                fresh = insert(UsageRow).values(
+                    hour=t.hour, model=t.model, key=t.key, **{c: getattr(t, c) for c in counts}
+                )
+                table = UsageRow.__table__.c
+                s.execute(
+                    fresh.on_conflict_do_update(
+                        index_elements=["hour", "model", "key"],
+                        set_={c: table[c] + fresh.excluded[c] for c in counts},
                     )
                 )
-                if row is None:
-                    row = UsageRow(
-                        hour=t.hour, model=t.model, key=t.key, requests=0, tokens_in=0, tokens_out=0,
-                        images=0, loads=0,
-                    )  # fmt: skip
-                    s.add(row)
-                row.requests += t.requests
-                row.tokens_in += t.tokens_in
-                row.tokens_out += t.tokens_out
-                row.images += t.images
-                row.loads += t.loads
 
     def usage(self, since: datetime | None = None, key: str | None = None) -> list[Usage]:
         """The hourly rows from ``since`` on (of ``key`` only, when given), oldest first."""

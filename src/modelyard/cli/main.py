@@ -50,6 +50,7 @@ COMMANDS = {
     "cluster": "cluster:cluster_app",
     "worker": "cluster:worker_app",
     "workers": "cluster:workers_app",
+    "catalog": "catalog:app",
 }
 
 
