@@ -180,11 +180,8 @@ def test_a_drain_under_streaming_traffic_moves_every_instance_and_fails_no_reque
     load(server, "tiny", replicas=2)
     assert nodes_of(server) == ["w1", "w2"]
     # what each instance's placement claimed is what Ray holds of the workers' memory
-    ray.init(address=cluster.address)
-    try:
-        held, left = ray.cluster_resources(), ray.available_resources()
-    finally:
-        ray.shutdown()
+    assert ray.is_initialized()  # the server runs in this process, a driver of the cluster
+    held, left = ray.cluster_resources(), ray.available_resources()
     claimed = [c for i in instances(server) for c in i["claimed"]]
     assert sorted(c["node"] for c in claimed) == ["w1", "w2"]
     assert all(c["ram"] > 0 for c in claimed)
@@ -229,8 +226,15 @@ def test_a_drain_under_streaming_traffic_moves_every_instance_and_fails_no_reque
     print(f"{answered} streams answered, none failed, while w1 drained")
 
     found = server.http.post("/api/deployments/check", json={"model": "tiny", "replicas": 3}).json()
-    assert (found["placed"], found["fits"]) == (2, False)  # w1 takes nothing new
+    assert (found["placed"], found["fits"]) == (3, True)  # two fit on w2 and w3 each
     assert {w["worker"]: w["kind"] for w in found["workers"]} == {"w1": "drained", "w2": None, "w3": None}
+    found = server.http.post(
+        "/api/deployments/check", json={"model": "tiny", "selector": {"zone": "a"}}
+    ).json()  # only w1 is in zone a
+    assert (found["placed"], found["fits"]) == (0, False)
+    assert found["reason"].endswith(
+        "2 nodes left out by the selector zone=a; 1 node left out drained for maintenance"
+    )
     assert server.http.post("/api/workers/w1/undrain").json()["drained"] is False
     load(server, "tiny", replicas=3)
     assert nodes_of(server) == ["w1", "w2", "w3"]

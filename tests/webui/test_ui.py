@@ -5,6 +5,7 @@ and the resource monitor."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -615,7 +616,7 @@ def test_resources_page_and_placement_of_a_deployment(
     page.get_by_role("button", name="Deploy a model").click()
     form = dialog(page)
     form.get_by_label("Source").select_option("library")
-    form.get_by_label("Model", exact=True).select_option("tiny")
+    form.get_by_label(re.compile(r"^Model")).select_option("tiny")
     fits = form.locator(".fits")
     expect(fits).to_contain_text("0 of 1 would be placed")
     expect(fits.locator('[data-worker="local"]')).to_contain_text("local: drained for maintenance")
@@ -628,6 +629,6 @@ def test_resources_page_and_placement_of_a_deployment(
     page.get_by_role("button", name="Deploy a model").click()
     form = dialog(page)
     form.get_by_label("Source").select_option("library")
-    form.get_by_label("Model", exact=True).select_option("tiny")
+    form.get_by_label(re.compile(r"^Model")).select_option("tiny")
     expect(form.locator(".fits")).to_contain_text("Would run: 1 instance on llama.cpp")
     expect(form.locator('.fits [data-worker="local"]')).to_contain_text("local: fits (cpu)")
