@@ -1,6 +1,6 @@
-"""A throwaway PostgreSQL server for the tests: Debian's postgresql package (scripts/
-system-packages --test installs it), a cluster in a temporary folder listening on 127.0.0.1 at a
-free port, stopped and removed afterwards. PostgreSQL refuses to run as root: as root, the
+"""A throwaway PostgreSQL server for the tests (and bench/catalog.py): Debian's postgresql
+package (scripts/system-packages --test installs it), a cluster in a temporary folder listening
+on 127.0.0.1 at a free port, stopped and removed afterwards. PostgreSQL refuses to run as root: as root, the
 cluster belongs to the package's `postgres` user."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import itertools
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -18,11 +19,16 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import free_port
 from modelyard.catalog.store import Store
 
 USER = "modelyard"
 _names = itertools.count(1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def programs() -> Path:
