@@ -1,8 +1,9 @@
 """OpenTelemetry traces of the gateway's requests, off unless MODELYARD_OTEL_ENDPOINT names an
 OTLP/HTTP receiver: one trace per request (a client's ``traceparent`` continues its own), with
 the wait for a slot, the upstream call until its first byte and after it as child spans, and the
-``traceparent`` sent on to the engine so that an engine that traces (vLLM, the runner) adds its
-spans under it. Spans carry metadata only (model, endpoint, key name, instance, status, tokens),
+``traceparent`` sent on to the engine so that an engine that traces adds its spans under it: the
+runner (runners/app.py: a span per request, as service modelyard-runner) and vLLM (its own, with
+--otlp-traces-endpoint), told where to send them by their backends. Spans carry metadata only (model, endpoint, key name, instance, status, tokens),
 never a prompt or an answer.
 
 A request's timings are taken as it runs (gateway/exchange.py); the child spans are made when it
@@ -21,15 +22,24 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.trace import Span, Tracer
 
-SERVICE = "modelyard"
+SERVICE, RUNNER_SERVICE = "modelyard", "modelyard-runner"
+ENDPOINT_VAR = "MODELYARD_OTEL_ENDPOINT"  # the runner's, set by its backend: where its spans go
 
 
 class Tracing:
-    """The server's tracer; ``enabled`` is False (and every call a no-op) without an endpoint or
-    an exporter (the tests' in-memory one)."""
+    """A process's tracer; ``enabled`` is False (and every call a no-op) without an endpoint or
+    an exporter (the tests' in-memory one). ``sample``: the share of requests traced that come
+    with no trace of their own (a traced parent's choice is always followed)."""
 
-    def __init__(self, settings: Settings, exporter: SpanExporter | None = None) -> None:
-        self.enabled = exporter is not None or bool(settings.otel_endpoint)
+    def __init__(
+        self,
+        endpoint: str | None,
+        sample: float = 1.0,
+        *,
+        exporter: SpanExporter | None = None,
+        service: str = SERVICE,
+    ) -> None:
+        self.enabled = exporter is not None or bool(endpoint)
         self._tracer: Tracer | None = None
         self._provider: Any = None
         if not self.enabled:
@@ -39,20 +49,25 @@ class Tracing:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
         from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-        sampler = ParentBased(TraceIdRatioBased(settings.otel_sample))
-        provider = TracerProvider(resource=Resource.create({"service.name": SERVICE}), sampler=sampler)
+        sampler = ParentBased(TraceIdRatioBased(sample))
+        provider = TracerProvider(resource=Resource.create({"service.name": service}), sampler=sampler)
         if exporter is None:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            endpoint = f"{str(settings.otel_endpoint).rstrip('/')}/v1/traces"
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+            provider.add_span_processor(
+                BatchSpanProcessor(OTLPSpanExporter(endpoint=traces_url(str(endpoint))))
+            )
         else:
             provider.add_span_processor(SimpleSpanProcessor(exporter))
         self._provider = provider
-        self._tracer = provider.get_tracer("modelyard.gateway")
+        self._tracer = provider.get_tracer(service)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Tracing:
+        return cls(settings.otel_endpoint, settings.otel_sample)
 
     def begin(self, name: str, headers: Mapping[str, str], attributes: dict[str, Any]) -> Span | None:
-        """A request's span, begun now: under the client's trace when its headers carry one."""
+        """A request's span, begun now: under the caller's trace when its headers carry one."""
         if self._tracer is None:
             return None
         from opentelemetry.trace import SpanKind
@@ -78,6 +93,11 @@ class Tracing:
         """Send what is left and stop."""
         if self._provider is not None:
             self._provider.shutdown()
+
+
+def traces_url(endpoint: str) -> str:
+    """Where an OTLP/HTTP receiver at ``endpoint`` takes spans."""
+    return f"{endpoint.rstrip('/')}/v1/traces"
 
 
 def traceparent(span: Span) -> str | None:

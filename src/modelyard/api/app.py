@@ -74,7 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
     quotas = Quotas(meter)
     metrics = Metrics()
     routes = Routes(store)
-    tracing = Tracing(settings)
+    tracing = Tracing.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -32,6 +32,9 @@ RUNNER = (
     "numpy>=1.26",
     "pillow>=10",
     "orjson>=3.9",
+    # its spans, under the gateway's (tracing.py)
+    "opentelemetry-sdk>=1.30",
+    "opentelemetry-exporter-otlp-proto-http>=1.30",
 )
 
 
@@ -375,10 +378,13 @@ class InEnvironment:
 
     name: ClassVar[str]
 
-    def __init__(self, envs: Path, *, managed_only: bool, torch_index: str | None) -> None:
+    def __init__(
+        self, envs: Path, *, managed_only: bool, torch_index: str | None, otel_endpoint: str | None = None
+    ) -> None:
         self.envs = envs
         self.managed_only = managed_only
         self.torch_index = torch_index
+        self.otel_endpoint = otel_endpoint  # where its engine sends its spans (None: it does not)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -390,6 +396,7 @@ class InEnvironment:
         return {
             "managed_only": settings.python_envs == "managed",
             "torch_index": settings.torch_index or None,
+            "otel_endpoint": settings.otel_endpoint,
         }
 
     def interpreter(self) -> Interpreter:

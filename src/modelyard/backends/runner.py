@@ -38,6 +38,7 @@ from modelyard.formats.loaders import (
     quant_method,
 )
 from modelyard.runners import ENGINE_KEY
+from modelyard.tracing import ENDPOINT_VAR
 
 # category -> (runner task, OpenAI endpoints)
 TASKS: dict[str, tuple[str, frozenset[str]]] = {
@@ -133,8 +134,18 @@ class RunnerBackend(environments.InEnvironment, Generic[Opts]):
     fills_in_middle: ClassVar[bool] = False
     lora_option: ClassVar[str | None] = None
 
-    def __init__(self, envs: Path, *, managed_only: bool, torch_index: str | None, outputs: Path) -> None:
-        super().__init__(envs, managed_only=managed_only, torch_index=torch_index)
+    def __init__(
+        self,
+        envs: Path,
+        *,
+        managed_only: bool,
+        torch_index: str | None,
+        outputs: Path,
+        otel_endpoint: str | None = None,
+    ) -> None:
+        super().__init__(
+            envs, managed_only=managed_only, torch_index=torch_index, otel_endpoint=otel_endpoint
+        )
         self.outputs = outputs  # where image answers as url are written
 
     @classmethod
@@ -224,6 +235,8 @@ class RunnerBackend(environments.InEnvironment, Generic[Opts]):
             "TOKENIZERS_PARALLELISM": "false",
             "PYTHONUNBUFFERED": "1",
         }
+        if self.otel_endpoint:
+            env[ENDPOINT_VAR] = self.otel_endpoint
         where = "server python" if python.where == "server" else python.where
         return EngineSpec(
             argv=argv,

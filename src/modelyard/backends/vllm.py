@@ -17,6 +17,7 @@ from modelyard.errors import InvalidSettings
 from modelyard.estimate import Fit
 from modelyard.estimate.vllm import VllmConfig, fit_vllm
 from modelyard.formats.loaders import VLLM, quant_method
+from modelyard.tracing import traces_url
 
 # category -> the OpenAI endpoints vLLM serves for it
 ENDPOINTS = {
@@ -202,6 +203,9 @@ class Vllm(environments.InEnvironment):
         }
         if on_gpu:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in placement.gpus[: max(gpus, 1)])
+        if self.otel_endpoint:  # its own spans, under the gateway's (OTLP over HTTP, as ours)
+            args += ["--otlp-traces-endpoint", traces_url(self.otel_endpoint)]
+            env |= {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf", "OTEL_SERVICE_NAME": "vllm"}
         return EngineSpec(
             argv=args,
             env=env,

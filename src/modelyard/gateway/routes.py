@@ -289,7 +289,9 @@ async def _coalesced(
 
     async def merged(batch: list[str], extras: dict[str, Any]) -> tuple[int, Any]:
         payload = orjson.dumps({"model": name, "input": batch, **extras, "modelyard_tokens": True})
-        sent = await send(request, ticket, path, payload, disconnected=stays)  # many clients' request
+        traced = exchange.trace.parent if exchange.trace is not None else None
+        # many clients' request, traced as the first one's
+        sent = await send(request, ticket, path, payload, disconnected=stays, traced=traced)
         try:
             answer = await sent.response.read()
         except (aiohttp.ClientError, OSError) as e:

@@ -91,19 +91,21 @@ async def send(
     content_type: str = "application/json",
     prompt: Prompt | None = None,
     disconnected: Disconnected | None = None,
+    traced: str | None = None,
 ) -> Sent:
     """POST ``body`` to ``path`` on an instance of ``ticket``'s model and wait for the answer to
     begin. An engine that dropped the connection before answering gets it once more, on a new
     connection; one that could not be reached at all leaves the rotation, and the request goes to
     another instance (or waits for its restart). ``exchange`` hears of the wait and each retry;
     ``prompt`` (a text request's) routes it where it is cached; ``disconnected`` (the client's,
-    unless given) stops the wait for a slot.
+    unless given) stops the wait for a slot; ``traced``: the traceparent the engine gets where
+    no ``exchange`` gives one (a merged request's: its first client's).
 
     A route's ticket goes on to the route's next target (``ticket.then``, those that answer
     ``path``) where one is overloaded, cannot be loaded or reached, or answers 429 or a server
     error before its first byte; the last one's answer is the client's, whatever it is."""
     if ticket.route is None:
-        return await _send(request, ticket, path, body, exchange, content_type, prompt, disconnected)
+        return await _send(request, ticket, path, body, exchange, content_type, prompt, disconnected, traced)
     routes = state_of(request).admission.routes
     chain = [ticket, *(t for t in ticket.then if t.stands_in(ticket, path))]
     for i, target in enumerate(chain):
@@ -114,7 +116,9 @@ async def send(
             if exchange is not None:
                 exchange.moved(name)
         try:
-            sent = await _send(request, target, path, body, exchange, content_type, prompt, disconnected)
+            sent = await _send(
+                request, target, path, body, exchange, content_type, prompt, disconnected, traced
+            )
         except ModelyardError as e:
             why = passed_over(e)
             if why is None or last:
@@ -150,6 +154,7 @@ async def _send(
     content_type: str,
     prompt: Prompt | None,
     disconnected: Disconnected | None,
+    traced: str | None = None,
 ) -> Sent:
     """``send`` to one model."""
     dropped = refused = 0
@@ -161,8 +166,10 @@ async def _send(
         data = body if len(body) <= LARGE else io.BytesIO(body)  # a big one goes in pieces
         session = upstream_of(request).session(fresh=dropped > 0)
         headers = {**lease.headers, "Content-Type": content_type}
-        if exchange is not None and exchange.trace is not None and exchange.trace.parent is not None:
-            headers["traceparent"] = exchange.trace.parent  # the engine's spans under the request's
+        if exchange is not None and exchange.trace is not None:
+            traced = exchange.trace.parent
+        if traced is not None:
+            headers["traceparent"] = traced  # the engine's spans under the request's
         try:
             response = await session.post(url, data=data, headers=headers)
         except aiohttp.ClientConnectionError as e:  # refused, reset, dropped: no answer began

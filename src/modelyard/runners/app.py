@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from modelyard.errors import InvalidRequest, ModelyardError, Unauthenticated
 from modelyard.http_errors import OPENAI, internal_error
+from modelyard.tracing import Tracing
 from modelyard.validation import describe, first_field
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,12 @@ def build_app(
     info: dict[str, Any],
     stats: Callable[[], dict[str, Any]] = dict,
     key: str | None = None,
+    tracing: Tracing | None = None,
 ) -> Starlette:
     """``routes`` maps paths (/v1/embeddings, ...) to endpoints. /health also reports
     ``stats()`` (how many batches ran, ...). With ``key``, every route but /health wants it
-    (``Authorization: Bearer KEY``): only the gateway has it."""
+    (``Authorization: Bearer KEY``): only the gateway has it. With ``tracing``, a request
+    the gateway traced gets a span of its own under the gateway's."""
 
     async def health(_request: Request) -> Response:
         return _json({"status": "ok", "model": name, **info, "stats": stats()})
@@ -69,7 +72,7 @@ def build_app(
         return checked
 
     table = [Route("/health", health), Route("/v1/models", keyed(models))]
-    table += [Route(path, keyed(_route(e, name)), methods=["POST"]) for path, e in routes.items()]
+    table += [Route(path, keyed(_route(e, name, tracing)), methods=["POST"]) for path, e in routes.items()]
     return Starlette(routes=table)
 
 
@@ -79,7 +82,38 @@ def refusal(e: ValidationError) -> Response:
     return OPENAI.answer(InvalidRequest(message, param=first_field(e.errors())))
 
 
-def _route(endpoint: Endpoint, name: str) -> Callable[[Request], Awaitable[Response]]:
+def _route(
+    endpoint: Endpoint, name: str, tracing: Tracing | None
+) -> Callable[[Request], Awaitable[Response]]:
+    async def traced(request: Request) -> Response:
+        """The answer, in a span under the gateway's when the request carries its traceparent
+        (and the runner traces): from the body's arrival to the answer's last byte."""
+        if tracing is None or "traceparent" not in request.headers:
+            return await serve(request)
+        span = tracing.begin(f"runner {request.url.path}", request.headers, {"modelyard.model": name})
+        if span is None:
+            return await serve(request)
+        try:
+            response = await serve(request)
+        except BaseException:
+            span.end()
+            raise
+        span.set_attribute("http.response.status_code", response.status_code)
+        if not isinstance(response, StreamingResponse):
+            span.end()
+            return response
+        body = response.body_iterator
+
+        async def streamed() -> AsyncIterator[Any]:
+            try:
+                async for chunk in body:
+                    yield chunk
+            finally:
+                span.end()
+
+        response.body_iterator = streamed()
+        return response
+
     async def serve(request: Request) -> Response:
         try:
             if request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -104,7 +138,7 @@ def _route(endpoint: Endpoint, name: str) -> Callable[[Request], Awaitable[Respo
             result, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
 
-    return serve
+    return traced
 
 
 async def _form(request: Request) -> dict[str, Any]:

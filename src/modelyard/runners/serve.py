@@ -17,6 +17,7 @@ from typing import Any
 from modelyard.errors import ModelyardError
 from modelyard.runners import ENGINE_KEY
 from modelyard.runners.tasks import TASKS
+from modelyard.tracing import ENDPOINT_VAR, RUNNER_SERVICE, Tracing
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,14 +51,29 @@ def main(argv: list[str] | None = None) -> None:
 
     from modelyard.runners.app import build_app
 
-    app = build_app(args.name, routes, info, stats, key=os.environ.pop(ENGINE_KEY, None))
+    tracing = _tracing(log)
+    app = build_app(args.name, routes, info, stats, key=os.environ.pop(ENGINE_KEY, None), tracing=tracing)
     code = _serve(app, args.host, args.port)
+    if tracing is not None:
+        tracing.close()  # what is left goes out before the process ends
     # Nothing is left to write once the server has stopped; the interpreter's own finalization
     # (torch's, mostly) would take another second of every unload, so the process ends at once.
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _tracing(log: logging.Logger) -> Tracing | None:
+    """Spans of the requests the gateway traced, where its backend said to send them."""
+    endpoint = os.environ.get(ENDPOINT_VAR)
+    if not endpoint:
+        return None
+    try:  # roots are never sampled here: a span only under the gateway's
+        return Tracing(endpoint, 0.0, service=RUNNER_SERVICE)
+    except ImportError as e:  # an environment made before the runner traced
+        log.warning("no traces: %s (install this environment again)", e)
+        return None
 
 
 def _serve(app: Any, host: str, port: int) -> int:
