@@ -27,8 +27,8 @@ import httpx
 from common import ROOT, modelyard_server
 
 sys.path.insert(0, str(ROOT / "tests"))
-import builders  # noqa: E402
-from postgres import database, postgres_server  # noqa: E402
+import builders
+from postgres import database, postgres_server
 
 MODELS = 10
 OPTIONS = ("n_ctx", "n_batch", "threads", "threads_batch", "cache_reuse")  # 10 x 5 = 50 owners
@@ -53,7 +53,9 @@ async def client(
             r = await http.patch(f"/api/models/{model}", json={"description": f"client {me}, op {n}"})
         else:
             route = f"r{me}"
-            r = await http.post("/api/routes", json={"name": route, "targets": [{"model": model, "weight": 1}]})
+            r = await http.post(
+                "/api/routes", json={"name": route, "targets": [{"model": model, "weight": 1}]}
+            )
             if r.status_code == 201:
                 r = await http.delete(f"/api/routes/{route}")
         if r.status_code >= 400:
@@ -73,7 +75,9 @@ async def run(url: str, ops: int, clients: int) -> tuple[float, int, int]:
         lost = 0
         for m in range(MODELS):
             saved = (await http.get(f"/api/models/m{m}/settings")).json()["saved"]
-            lost += sum(1 for (model, option), v in last.items() if model == f"m{m}" and saved.get(option) != v)
+            lost += sum(
+                1 for (model, option), v in last.items() if model == f"m{m}" and saved.get(option) != v
+            )
     for e in errors[:5]:
         print("  error:", e)
     return took, lost, len(errors)

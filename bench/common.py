@@ -126,3 +126,37 @@ def stream_completion(
                 last = now
                 tokens += 1
     return StreamResult(ttft=first - start, tokens=tokens, decode_seconds=last - first)
+
+
+@contextmanager
+def otlp_receiver() -> Iterator[tuple[str, list[int]]]:
+    """An OTLP/HTTP receiver on 127.0.0.1 that takes spans and counts them: its URL, and a
+    list whose one item is the count so far."""
+    import asyncio
+    import threading
+
+    from aiohttp import web
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    count = [0]
+
+    async def traces(request: web.Request) -> web.Response:
+        export = ExportTraceServiceRequest.FromString(await request.read())
+        count[0] += sum(len(s.spans) for r in export.resource_spans for s in r.scope_spans)
+        return web.Response(content_type="application/x-protobuf", body=b"")
+
+    port = free_port()
+    loop = asyncio.new_event_loop()
+    app = web.Application()
+    app.router.add_post("/v1/traces", traces)
+    runner = web.AppRunner(app, access_log=None)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}", count
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)

@@ -6,7 +6,10 @@ gateway, direct, ...) so the machine's drift hits both alike; the best round of 
 Also the gateway's own CPU time (its process, user + system) per 1,000 relayed chunks and per
 1,000 requests.
 
-    .venv/bin/python bench/throughput.py [--rounds 3] [--tokens 64] [--requests 256]
+    .venv/bin/python bench/throughput.py [--rounds 3] [--tokens 64] [--requests 256] [--trace 0.1]
+
+With --trace SHARE the gateway traces that share of its requests (OpenTelemetry, to an OTLP/HTTP
+receiver the benchmark runs on 127.0.0.1).
 
 Goal: >= 0.95 of direct at every point. The last line is the lowest ratio.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -29,7 +33,7 @@ import httpx
 import orjson
 import psutil
 
-from common import engine_headers, gemma_file, modelyard_server
+from common import engine_headers, gemma_file, modelyard_server, otlp_receiver
 
 SLOTS = 8
 
@@ -130,10 +134,44 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=512, help="non-streaming requests per round")
     parser.add_argument("--only", help="one load point, such as '64 clients'")
     parser.add_argument("--profile", help="py-spy's collapsed stacks of the gateway's runs into this file")
+    parser.add_argument(
+        "--trace", type=float, help="the gateway traces this share of requests (to a receiver here)"
+    )
     a = parser.parse_args()
     points = [a.only] if a.only else ["1 stream", "8 streams", "32 streams", "64 clients"]
     os.environ["MODELYARD_QUEUE_SIZE"] = "256"  # 64 clients on 8 slots: 56 wait
-    with gemma_file() as gemma, modelyard_server() as url, httpx.Client(timeout=300) as http:
+    with contextlib.ExitStack() as stack:
+        settings: dict[str, str] = {}
+        spans = [0]
+        if a.trace is not None:
+            receiver, spans = stack.enter_context(otlp_receiver())
+            settings = {"MODELYARD_OTEL_ENDPOINT": receiver, "MODELYARD_OTEL_SAMPLE": str(a.trace)}
+        url = stack.enter_context(modelyard_server(settings=settings))
+        best = run_points(a, points, url)
+    print(
+        f"gemma-3-270m Q4_K_M on llama-server, {SLOTS} slots, 2 threads; best of {a.rounds} alternating rounds"
+        + (
+            f"; the gateway traced {a.trace:.0%} of requests ({spans[0]} spans sent)"
+            if a.trace is not None
+            else ""
+        )
+    )
+    print(f"{'load':<12}{'direct':>14}{'gateway':>14}{'ratio':>8}   gateway CPU")
+    ratios = []
+    for point in points:
+        d, g = best[(point, "direct")], best[(point, "gateway")]
+        unit = "req/s" if point == "64 clients" else "tok/s"
+        ratio = g.rate / d.rate
+        ratios.append(ratio)
+        per = (f"{g.cpu / g.units * 1000:.2f} s per 1,000 requests" if point == "64 clients"
+               else f"{g.cpu / max(g.chunks, 1) * 1000:.3f} s per 1,000 chunks")  # fmt: skip
+        print(f"{point:<12}{d.rate:>8.1f} {unit}{g.rate:>8.1f} {unit}{ratio:>8.3f}   {per}")
+    print(f"lowest ratio (goal >= 0.95): {min(ratios):.3f}")
+
+
+def run_points(a: argparse.Namespace, points: list[str], url: str) -> dict[tuple[str, str], Run]:
+    """The best round of each load point on each side."""
+    with gemma_file() as gemma, httpx.Client(timeout=300) as http:
         http.post(url + "/api/models", json={"path": str(gemma), "name": "gemma3"}).raise_for_status()
         options = {"n_ctx": 512 * SLOTS, "threads": 2, "threads_batch": 2, "parallel": SLOTS}
         http.put(url + "/api/models/gemma3/settings", json={"options": options}).raise_for_status()
@@ -153,20 +191,7 @@ def main() -> None:
                         spy.wait(60)
                     if (point, name) not in best or run.rate > best[(point, name)].rate:
                         best[(point, name)] = run
-    print(
-        f"gemma-3-270m Q4_K_M on llama-server, {SLOTS} slots, 2 threads; best of {a.rounds} alternating rounds"
-    )
-    print(f"{'load':<12}{'direct':>14}{'gateway':>14}{'ratio':>8}   gateway CPU")
-    ratios = []
-    for point in points:
-        d, g = best[(point, "direct")], best[(point, "gateway")]
-        unit = "req/s" if point == "64 clients" else "tok/s"
-        ratio = g.rate / d.rate
-        ratios.append(ratio)
-        per = (f"{g.cpu / g.units * 1000:.2f} s per 1,000 requests" if point == "64 clients"
-               else f"{g.cpu / max(g.chunks, 1) * 1000:.3f} s per 1,000 chunks")  # fmt: skip
-        print(f"{point:<12}{d.rate:>8.1f} {unit}{g.rate:>8.1f} {unit}{ratio:>8.3f}   {per}")
-    print(f"lowest ratio (goal >= 0.95): {min(ratios):.3f}")
+    return best
 
 
 if __name__ == "__main__":

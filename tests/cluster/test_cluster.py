@@ -4,8 +4,12 @@ engines placed on them by the scheduler, through the gateway with the official o
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -308,3 +312,57 @@ def test_what_fits_nowhere_waits_until_a_worker_joins(
     print(f"serving on w4 {took:.1f} s after it joined")
     server.http.post("/api/models/tiny/unload", json={})
     cluster.remove_node(cluster.workers.pop("w4"))  # last in the module: others count three workers
+
+
+# A worker node as join() makes one (ray.cluster_utils' way), in a process of its own: w5, zone d.
+ALONE = """
+import sys, time
+import ray._private.node, ray._private.parameter
+params = ray._private.parameter.RayParams(
+    node_ip_address="127.0.0.1", num_cpus=2, num_gpus=0, object_store_memory=150 << 20,
+    min_worker_port=0, max_worker_port=0, gcs_address=sys.argv[1], include_log_monitor=False,
+    node_manager_port=0, labels={"modelyard/worker": "w5", "zone": "d"}, resources={"modelyard_ram": 4096.0},
+)
+params.dashboard_agent_listen_port = None
+ray._private.node.Node(params, head=False, shutdown_at_exit=True, spawn_reaper=True)
+while True:
+    time.sleep(3600)
+"""
+
+
+def test_a_path_only_a_worker_holds_is_inspected_and_deployed_there(
+    cluster: Any, server: RunningServer, tiny: Path, tmp_path: Path
+) -> None:
+    """w5 joins in a mount namespace of its own, where a folder holds the model: neither the
+    server nor the other workers can read that path. The import inspects it on w5, the estimate
+    reads its header there, and the deployment runs there."""
+    folder = Path(tempfile.mkdtemp(prefix="modelyard-only-w5-"))  # empty here, for good
+    only = folder / tiny.name
+    node = [sys.executable, "-c", ALONE, cluster.address]
+    script = f"mount -t tmpfs none {folder} && cp {tiny} {folder}/ && exec {shlex.join(node)}"
+    w5 = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        names = lambda: {w["name"] for w in server.http.get("/api/workers").json() if w["alive"]}  # noqa: E731
+        eventually(lambda: "w5" in names(), timeout=60, every=0.5, what="w5 joined")
+        assert not only.exists()
+        r = server.http.post("/api/models", json={"path": str(only), "name": "alone"})
+        assert r.status_code == 201, r.text
+        model = r.json()
+        assert (model["format"], model["architecture"], model["facts"]["found_on"]) == ("gguf", "llama", "w5")
+        server.http.put("/api/models/alone/settings", json={"options": {"n_ctx": 256, "cpu_only": True}})
+        load(server, "alone", replicas=1)
+        (inst,) = instances(server)
+        assert inst["node"] == "w5"  # the only worker with its files
+        assert inst["claimed"][0]["ram"] > 0  # estimated from the header read on w5
+        answer = server.http.post("/v1/completions", json={"model": "alone", "prompt": "hi", "max_tokens": 2})
+        assert answer.status_code == 200, answer.text
+        assert server.http.post("/api/models/alone/unload", json={}).status_code in (200, 204)
+        gone = server.http.post("/api/models", json={"path": str(folder / "nowhere.gguf")})
+        assert gone.status_code == 404  # no worker holds it either
+    finally:
+        os.killpg(w5.pid, signal.SIGKILL)
+        w5.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -25,6 +25,7 @@ from modelyard.config import Settings
 from modelyard.errors import EngineUnavailable
 from modelyard.estimate import Fit
 from modelyard.estimate.llama import Breakdown, Estimate
+from modelyard.formats.inspection import Inspection
 from modelyard.runtime.clock import Clock, SystemClock
 from modelyard.runtime.executor import Launch, LogRef, Node, Usage
 from modelyard.runtime.local import free_port
@@ -215,6 +216,9 @@ class FakeExecutor:
 
     async def tail_log(self, ref: LogRef, lines: int = 40) -> str:
         return "\n".join(bytes(self.logs.get(ref, b"")).decode().splitlines()[-lines:])
+
+    async def inspect(self, path: str) -> tuple[str, Inspection] | None:
+        return None
 
     async def stop_orphans(self) -> list[int]:
         stopped, self.orphans = self.orphans, []

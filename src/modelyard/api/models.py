@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Annotated, Any
@@ -27,10 +28,10 @@ from modelyard.api.schemas import (
 from modelyard.backends.external import probe
 from modelyard.catalog.records import Model
 from modelyard.categories import DEFAULT_CAPABILITIES, TEMPLATE_COMPONENTS, Template
-from modelyard.errors import InvalidInput
+from modelyard.errors import InvalidInput, PathNotFound
 from modelyard.formats.detect import inspect_path
 from modelyard.formats.files import usable_path
-from modelyard.gateway.checks import library_of
+from modelyard.gateway.checks import library_of, runtime_of
 from modelyard.http_errors import ErrorBody
 from modelyard.library import ImportRequest, Library
 from modelyard.library.paths import complete
@@ -76,24 +77,33 @@ def list_models(
 
 
 @router.post("/models", status_code=201, tags=["models"])
-def import_model(lib: Lib, dirs: Dirs, body: ImportIn) -> ModelOut:
-    """Import a model file or folder from the server's disk (the files stay where they are), or
-    register a model of a server that already runs (``url``)."""
+async def import_model(request: Request, lib: Lib, dirs: Dirs, body: ImportIn) -> ModelOut:
+    """Import a model file or folder from the server's disk (the files stay where they are; on a
+    cluster, a path only workers hold is inspected on one of them), or register a model of a
+    server that already runs (``url``)."""
     if body.url is not None:
         url = body.url.rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise InvalidInput(f"{body.url!r} is not an http(s) URL")
-        api, served = probe(url, body.api_key)
+        api, served = await asyncio.to_thread(probe, url, body.api_key)
         remote = RemoteRequest(
             url=url, api=api, served=served, remote_model=body.remote_model or served[0], name=body.name,
             description=body.description, category=body.category, api_key=body.api_key,
         )  # fmt: skip
-        return out(lib, lib.add_remote(remote))
+        return out(lib, await asyncio.to_thread(lib.add_remote, remote))
     assert body.path is not None
     for path in (body.path, *body.components.values()):
         dirs.check(path)
-    request = ImportRequest(**body.model_dump(exclude={"url", "api_key", "remote_model"}))
-    return out(lib, lib.import_model(request))
+    wanted = ImportRequest(**body.model_dump(exclude={"url", "api_key", "remote_model"}))
+    try:
+        return out(lib, await asyncio.to_thread(lib.import_model, wanted))
+    except PathNotFound:
+        found = await runtime_of(request).executor.inspect(os.path.abspath(body.path))
+        if found is None:  # no worker holds it either
+            raise
+    worker, inspection = found
+    log.info("%s: inspected on worker %s, the only place it is", body.path, worker)
+    return out(lib, await asyncio.to_thread(lib.import_found, inspection, wanted, worker))
 
 
 @router.get("/models/{name}", tags=["models"])

@@ -36,13 +36,22 @@ def _shards(model: Model) -> list[GGUFFile]:
     return [_header(Path(f.path)) for f in model.files]
 
 
+# Where a GGUF file is not on this machine (only a cluster's workers hold it), its header comes
+# from a worker that does: the cluster's executor (runtime/cluster.py) sets this.
+elsewhere: Callable[[Path], GGUFFile] | None = None
+
+
 def _header(path: Path) -> GGUFFile:
     """A shard's header, read once while the file stays as it is (a load estimates its model
     several times: its demand, then each placement)."""
     try:
         info = os.stat(path)
+    except FileNotFoundError:
+        if elsewhere is not None:
+            return elsewhere(path)
+        return read_gguf(path)  # its own error: not found
     except OSError:
-        return read_gguf(path)  # its own error: not found, unreadable
+        return read_gguf(path)  # its own error: unreadable
     return _read(path, info.st_ino, info.st_size, info.st_mtime_ns)
 
 

@@ -115,6 +115,12 @@ class Library:
         insp = inspect_path(request.path)
         return self._import(insp, request, explicit_name=request.name is not None)
 
+    def import_found(self, insp: Inspection, request: ImportRequest, worker: str) -> Model:
+        """Import a model inspected on a cluster's ``worker`` (only the workers hold its files):
+        its facts say where it was found; it runs where its path is."""
+        insp.facts = {**insp.facts, "found_on": worker}
+        return self._import(insp, request, explicit_name=request.name is not None)
+
     def _import(self, insp: Inspection, request: ImportRequest, *, explicit_name: bool) -> Model:
         if insp.kind == ADAPTER:
             raise InvalidImport(

@@ -2,12 +2,13 @@
 
 - ``Agent``: one per node. Reports the node's memory (RAM, and each GPU's VRAM from NVML, or the
   VRAM the worker declared when it joined), the backends installed there, which model paths
-  exist there; reads the logs kept there; stops the engines an earlier server left.
+  exist there; inspects the model files there (and reads GGUF headers, for the estimates) where
+  only the workers hold them; reads the logs kept there; stops the engines an earlier server left.
 - ``Instance``: one per start of one instance (and one per peer of a distributed one, its log
   in a folder of its own). Starts the engine on its node through a LocalExecutor (its own
   process group, dead with the actor), and reports its exit and usage.
 
-Only plain data crosses: Launch, LogRef, Usage and dicts.
+Only plain data crosses: Launch, LogRef, Usage, Inspection, GGUFFile and dicts.
 """
 
 from __future__ import annotations
@@ -69,6 +70,27 @@ class Agent:
             "backends": [name for name, program in backends if _installed(program)],
             "paths": [p for p in paths if os.path.exists(p)],
         }
+
+    def inspect(self, path: str) -> dict[str, Any]:
+        """What a model path here is (``{"found": Inspection}``), or why it is not a model
+        (``{"error": message, "hint": hint}``): files that only this node holds."""
+        from modelyard.errors import ModelyardError
+        from modelyard.formats.detect import inspect_path
+
+        try:
+            return {"found": inspect_path(path)}
+        except ModelyardError as e:
+            return {"error": e.message, "hint": e.hint}
+
+    def gguf_header(self, path: str) -> dict[str, Any]:
+        """A GGUF file's header here (``{"found": GGUFFile}``), for the estimates, or why not."""
+        from modelyard.errors import ModelyardError
+        from modelyard.formats.gguf import read_gguf
+
+        try:
+            return {"found": read_gguf(path)}
+        except ModelyardError as e:
+            return {"error": e.message, "hint": e.hint}
 
     def read_log(self, instance: int, start: int, offset: int, limit: int) -> bytes | None:
         try:

@@ -19,6 +19,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,8 +27,11 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from modelyard import estimate
 from modelyard.backends.base import PEERS, Placement
-from modelyard.errors import EngineError
+from modelyard.errors import EngineError, InvalidImport, PathNotFound
+from modelyard.formats.gguf import GGUFFile
+from modelyard.formats.inspection import Inspection
 from modelyard.runtime import actors
 from modelyard.runtime.executor import LOST, Claim, Gpu, Launch, LogRef, Node, Usage
 from modelyard.runtime.local import Answering
@@ -160,7 +164,9 @@ class RayExecutor:
         self.programs = programs or (lambda: [])
         self._agents: dict[str, Any] = {}  # Ray node id -> its agent
         self._ids: dict[str, str] = {}  # worker name -> Ray node id
+        self._holders: dict[str, list[str]] = {}  # model path -> the workers that last had it
         self._http = httpx.AsyncClient(timeout=5.0)
+        estimate.elsewhere = self.gguf_header  # the headers of files only workers hold
 
     # -- the inventory ---------------------------------------------------------------------------
 
@@ -221,7 +227,29 @@ class RayExecutor:
                     backends=frozenset(inv["backends"]), paths=frozenset(inv["paths"]),
                 )
             )  # fmt: skip
+        for path in paths:
+            self._holders[path] = [n.id for n in out if n.paths is not None and path in n.paths]
         return sorted(out, key=lambda node: node.id)
+
+    # -- files only the workers hold ------------------------------------------------------------
+
+    async def inspect(self, path: str) -> tuple[str, Inspection] | None:
+        for node in await self.nodes([path]):
+            if node.alive and node.paths is not None and path in node.paths:
+                answer = await asyncio.wait_for(self._agent_of(node.id).inspect.remote(path), 120)
+                found: Inspection = _found(answer, path)
+                return node.id, found
+        return None
+
+    def gguf_header(self, path: Path) -> GGUFFile:
+        """A GGUF header read on a worker that holds the file (the one the last look at the
+        nodes found), for an estimate made here; from a thread, never the event loop."""
+        for node in self._holders.get(str(path), []):
+            agent = self._agent_of(node)
+            if agent is not None:
+                header: GGUFFile = _found(ray.get(agent.gguf_header.remote(str(path)), timeout=60), str(path))
+                return header
+        raise PathNotFound(path)
 
     # -- engines ---------------------------------------------------------------------------------
 
@@ -332,4 +360,13 @@ class RayExecutor:
         return stopped
 
     async def close(self) -> None:
+        if estimate.elsewhere == self.gguf_header:
+            estimate.elsewhere = None
         await self._http.aclose()
+
+
+def _found(answer: dict[str, Any], path: str) -> Any:
+    """What an agent found at ``path``, or its refusal as the error it was there."""
+    if "error" in answer:
+        raise InvalidImport(f"{path} on its worker: {answer['error']}", hint=answer.get("hint"))
+    return answer["found"]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from modelyard.backends.base import EngineSpec, Placement
+from modelyard.formats.inspection import Inspection
 
 
 @dataclass(frozen=True)
@@ -133,5 +134,9 @@ class Executor(Protocol):
 
     async def stop_orphans(self) -> list[int]:
         """Stop every engine an earlier run of this server left running; their pids."""
+
+    async def inspect(self, path: str) -> tuple[str, Inspection] | None:
+        """A model path this machine does not have, inspected on a node that holds it: that
+        node and what the files are; None when no other node holds it."""
 
     async def close(self) -> None: ...

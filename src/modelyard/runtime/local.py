@@ -30,6 +30,7 @@ import psutil
 
 from modelyard.backends.base import FOLDER, HOST, PORT
 from modelyard.errors import EngineError
+from modelyard.formats.inspection import Inspection
 from modelyard.monitor.gpus import nvidia
 from modelyard.runtime.executor import Gpu, Launch, LogRef, Node, Usage
 
@@ -371,6 +372,9 @@ class LocalExecutor:
 
     async def tail_log(self, ref: LogRef, lines: int = 40) -> str:
         return await asyncio.to_thread(tail, self.log_path(ref), lines)
+
+    async def inspect(self, path: str) -> tuple[str, Inspection] | None:
+        return None  # this machine is the only node
 
     async def stop_orphans(self) -> list[int]:
         return await asyncio.to_thread(_stop_marked, self.owner)
