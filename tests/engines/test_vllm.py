@@ -16,6 +16,8 @@ import pytest
 
 import torch_models as tm
 from conftest import RunningServer, serve
+from otlp import Receiver
+from waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.engine]
 
@@ -24,7 +26,16 @@ SETTINGS = {"n_ctx": 512, "precision": "float32", "enforce_eager": True, "kv_cac
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def receiver() -> Iterator[Receiver]:
+    """Where the module's server and its vLLM engine send their spans."""
+    found = Receiver()
+    found.url = found.start()
+    yield found
+    found.stop()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Iterator[RunningServer]:
     assert (ENVS / "vllm-cpu-1" / "modelyard-env.json").is_file(), (
         f"scripts/test installs vLLM into {ENVS}: `modelyard backends install vllm --variant cpu`"
     )
@@ -33,7 +44,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     home = root / "home"
     home.mkdir()
     (home / "envs").symlink_to(ENVS)
-    with serve(home, one_per_category=False, exclusive=[]) as server:
+    with serve(home, one_per_category=False, exclusive=[], otel_endpoint=receiver.url) as server:
         r = server.http.post(
             "/api/deployments",
             json={"path": str(model), "name": "tiny", "backend": "vllm", "settings": SETTINGS},
@@ -216,3 +227,26 @@ def test_chat_fields_on_vllm(served: RunningServer) -> None:
         client.completions.create(
             model="tiny", prompt="def add(a, b):", suffix="\nprint(add(1, 2))", max_tokens=4
         )
+
+
+def test_vllm_adds_its_spans_under_the_gateways(served: RunningServer, receiver: Receiver) -> None:
+    """The gateway's trace of a request goes on into vLLM: its own span of the request (sent to
+    the same OTLP/HTTP receiver) is a child of the gateway's."""
+    trace = "5bf92f3577b34da6a3ce929d0e0e4737"
+    client = openai.OpenAI(base_url=served.url + "/v1", api_key="none", max_retries=0)
+    answer = client.chat.completions.create(
+        model="tiny",
+        messages=[{"role": "user", "content": "hello"}],
+        max_tokens=4,
+        extra_headers={"traceparent": f"00-{trace}-00f067aa0ba902b7-01"},
+    )
+    assert answer.choices[0].message.content is not None
+
+    def spans() -> dict[str, tuple[str, str, str, str, str]] | None:
+        mine = {(s[0], s[1]): s for s in receiver.traced if s[2] == trace}
+        return mine if len({service for service, _ in mine}) == 2 else None
+
+    found = eventually(spans, timeout=30, what="spans of the gateway and of vLLM")
+    gateway = found["modelyard", "POST /v1/chat/completions"]
+    (engine,) = [s for (service, _), s in found.items() if service == "vllm"]
+    assert engine[4] == gateway[3]  # its parent: the gateway's span of the request

@@ -6,20 +6,17 @@ MODELYARD_OTEL_ENDPOINT."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import openai
 import pytest
-from aiohttp import web
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from background import Background
 from conftest import RunningServer, serve
 from fake_engine import FakeEngine
 from modelyard.tracing import Tracing
+from otlp import Receiver
 from waiting import eventually
 
 HELLO = [{"role": "user", "content": "a secret question"}]
@@ -98,31 +95,6 @@ def test_sampling_and_the_clients_choice(fake: tuple[RunningServer, FakeEngine])
     finished = eventually(lambda: spans.get_finished_spans() or None)
     assert {f"{s.context.trace_id:032x}" for s in finished} == {CLIENT_TRACE}
     assert engine.headers[-1]["traceparent"].startswith(f"00-{CLIENT_TRACE}-")
-
-
-class Receiver(Background):
-    """An OTLP/HTTP receiver: the spans of every POST /v1/traces (protobuf)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.spans: list[tuple[str, str]] = []  # (service, span name)
-        self.ids: dict[str, tuple[str, str, str]] = {}  # span name -> (trace, span, parent), hex
-
-    def routes(self) -> list[web.RouteDef]:
-        return [web.post("/v1/traces", self.traces)]
-
-    async def traces(self, r: web.Request) -> web.Response:
-        export = ExportTraceServiceRequest.FromString(await r.read())
-        for resource in export.resource_spans:
-            service = next(
-                a.value.string_value for a in resource.resource.attributes if a.key == "service.name"
-            )
-            for scope in resource.scope_spans:
-                for span in scope.spans:
-                    self.spans.append((service, span.name))
-                    self.ids[span.name] = (span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex())
-        await asyncio.sleep(0)
-        return web.Response(status=200, content_type="application/x-protobuf", body=b"")
 
 
 def test_spans_reach_a_real_otlp_receiver(tmp_path: Path) -> None:
