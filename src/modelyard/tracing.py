@@ -12,6 +12,7 @@ ends, with those times, so a request pays nothing for tracing but its span's sta
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,7 @@ class Tracing:
         service: str = SERVICE,
     ) -> None:
         self.enabled = exporter is not None or bool(endpoint)
+        self.sample = sample
         self._tracer: Tracer | None = None
         self._provider: Any = None
         if not self.enabled:
@@ -47,9 +49,9 @@ class Tracing:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-        from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+        from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 
-        sampler = ParentBased(TraceIdRatioBased(sample))
+        sampler = ParentBased(ALWAYS_ON)  # a new trace is begun only where ``wants`` said so
         provider = TracerProvider(resource=Resource.create({"service.name": service}), sampler=sampler)
         if exporter is None:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -66,8 +68,14 @@ class Tracing:
     def from_settings(cls, settings: Settings) -> Tracing:
         return cls(settings.otel_endpoint, settings.otel_sample)
 
+    def wants(self, headers: Mapping[str, str]) -> bool:
+        """Whether a request is traced: always under a caller's trace, else by the sample (the
+        others cost nothing more than this)."""
+        return self._tracer is not None and ("traceparent" in headers or random.random() < self.sample)
+
     def begin(self, name: str, headers: Mapping[str, str], attributes: dict[str, Any]) -> Span | None:
-        """A request's span, begun now: under the caller's trace when its headers carry one."""
+        """A request's span, begun now (where ``wants`` said so): under the caller's trace when
+        its headers carry one."""
         if self._tracer is None:
             return None
         from opentelemetry.trace import SpanKind

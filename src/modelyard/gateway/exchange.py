@@ -132,7 +132,7 @@ class Exchange:
         key = caller_of(request).account
         exchange = cls(metrics, state.meter, model, endpoint, key, metrics.series(model, endpoint))
         tracing: Tracing = state.tracing
-        if tracing.enabled:
+        if tracing.enabled and tracing.wants(request.headers):
             exchange.trace = Trace.of(tracing, request, exchange)
         return exchange
 

@@ -88,7 +88,7 @@ def _route(
     async def traced(request: Request) -> Response:
         """The answer, in a span under the gateway's when the request carries its traceparent
         (and the runner traces): from the body's arrival to the answer's last byte."""
-        if tracing is None or "traceparent" not in request.headers:
+        if tracing is None or not tracing.wants(request.headers):  # only under the gateway's
             return await serve(request)
         span = tracing.begin(f"runner {request.url.path}", request.headers, {"modelyard.model": name})
         if span is None:
