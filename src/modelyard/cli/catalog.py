@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from sqlalchemy import make_url
 
-from modelyard.catalog.copy import copy_catalog
-from modelyard.catalog.store import database_url
 from modelyard.cli.common import Group
 from modelyard.cli.render import console
-from modelyard.config import Settings
 
 
 @click.group("catalog", cls=Group)
@@ -24,6 +20,12 @@ def app() -> None:
 def copy(target: str, source: str | None) -> None:
     """Copy every record into a new, empty catalog (stop the server first), then serve from it
     with MODELYARD_DATABASE_URL set to the new URL."""
+    from sqlalchemy import make_url  # the catalog's code, when the command runs (not for --help)
+
+    from modelyard.catalog.copy import copy_catalog
+    from modelyard.catalog.store import database_url
+    from modelyard.config import Settings
+
     source = source or Settings().catalog_url
     with Progress(
         TextColumn("[bold]{task.description:<16}"), BarColumn(), MofNCompleteColumn(), console=console
