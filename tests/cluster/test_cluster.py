@@ -239,6 +239,16 @@ def test_a_drain_under_streaming_traffic_moves_every_instance_and_fails_no_reque
     assert found["reason"].endswith(
         "2 nodes left out by the selector zone=a; 1 node left out drained for maintenance"
     )
+    assert {w["worker"]: w["kind"] for w in found["workers"]} == {
+        "w1": "drained", "w2": "selector", "w3": "selector",
+    }  # fmt: skip
+    found = server.http.post("/api/deployments/check", json={"model": "tiny", "gpus": ["w2:0"]}).json()
+    assert found["fits"] is True  # the chosen GPU's worker takes it; the others say why not
+    assert {w["worker"]: (w["kind"], w["reason"]) for w in found["workers"]} == {
+        "w1": ("drained", "drained for maintenance"),
+        "w2": (None, None),
+        "w3": ("gpus", "none of the chosen GPUs is there"),
+    }
     assert server.http.post("/api/workers/w1/undrain").json()["drained"] is False
     load(server, "tiny", replicas=3)
     assert nodes_of(server) == ["w1", "w2", "w3"]
@@ -353,6 +363,11 @@ def test_a_path_only_a_worker_holds_is_inspected_and_deployed_there(
         model = r.json()
         assert (model["format"], model["architecture"], model["facts"]["found_on"]) == ("gguf", "llama", "w5")
         server.http.put("/api/models/alone/settings", json={"options": {"n_ctx": 256, "cpu_only": True}})
+        found = server.http.post("/api/deployments/check", json={"model": "alone"}).json()
+        assert {w["worker"]: w["kind"] for w in found["workers"]} == {
+            "w1": "files", "w2": "files", "w3": "files", "w5": None,
+        }  # fmt: skip
+        assert found["workers"][0]["reason"] == f"the model's files are not there ({only})"
         load(server, "alone", replicas=1)
         (inst,) = instances(server)
         assert inst["node"] == "w5"  # the only worker with its files
