@@ -252,6 +252,7 @@ class FakeBackend:
     def __init__(self, need: int = 1 * GiB, slots: int = 1, vram: int = 0) -> None:
         self.need = need  # RAM one instance needs, for the fit
         self.vram = vram  # VRAM it needs on a GPU (0: it runs on the CPU only)
+        self.beside: int | None = None  # RAM it needs beside a GPU (None: ``need``)
         self.slots = slots
         self.builds: set[str] = set()  # versions installed beside the default
 
@@ -292,10 +293,12 @@ class FakeBackend:
     def fit(
         self, model: Model, options: FakeOptions, adapter: Adapter | None, free_ram: int, free_vram: list[int]
     ) -> Fit | None:
-        e = Estimate(n_ctx=options.n_ctx or 2048, n_gpu_layers=0, ram=Breakdown(weights=self.need))
-        if self.vram and free_vram:
+        on_gpu = bool(self.vram and free_vram)
+        ram = self.beside if on_gpu and self.beside is not None else self.need
+        e = Estimate(n_ctx=options.n_ctx or 2048, n_gpu_layers=0, ram=Breakdown(weights=ram))
+        if on_gpu:
             e.vram = [Breakdown(weights=self.vram)] + [Breakdown() for _ in free_vram[1:]]
-        fits = self.need <= free_ram and all(v.total <= f for v, f in zip(e.vram, free_vram, strict=False))
+        fits = ram <= free_ram and all(v.total <= f for v, f in zip(e.vram, free_vram, strict=False))
         return Fit(e, free_ram, fits, max_ctx=None, rule_of_thumb=self.need)
 
     def executable(self) -> str:

@@ -228,3 +228,31 @@ async def test_a_check_says_where_a_deployment_would_run_and_why_not_elsewhere(t
             "needs 30.0 GiB of VRAM on one GPU (24.0 GiB available: 6.0 GiB short) "
             "or 40.0 GiB of RAM (32.0 GiB available: 8.0 GiB short)",
         )
+
+
+@run
+async def test_a_cpu_build_uses_no_gpu_and_the_check_says_so(tmp_path: Path) -> None:
+    three = nodes()
+    three[1] = replace(three[1], builds={"fake": "cpu"})  # b: its build of the backend is the CPU one
+    async with harness(tmp_path, nodes=three) as h:
+        h.backend.need, h.backend.vram, h.backend.beside = (
+            40 * GiB,
+            20 * GiB,
+            2 * GiB,
+        )  # on a GPU, or not at all
+        h.add("m")
+        wish = Deployment(model="m", scheduling=Scheduling(selector={"zone": "y"}, cpu_offload=False))
+        found = await h.runtime.check(wish, h.library.get("m"))
+        assert (found.placed, found.reason) == (1, None)
+        verdicts = {v.node: (v.way, v.kind, v.reason) for v in found.workers}
+        assert verdicts["c"] == ("gpu", "", "")
+        assert verdicts["b"] == (
+            "",
+            "variant",
+            "its fake is the CPU build, which uses none of its GPUs; on the CPU it needs 40.0 GiB of RAM "
+            "(32.0 GiB available)",
+        )
+        await h.runtime.load("m", replicas=1, scheduling=lambda s: wish.scheduling)
+        assert where(h, "m") == [("c", (0,))]  # never b, whose GPUs its build cannot use
+        with pytest.raises(WontFit, match="the chosen GPUs' worker b has the CPU build of fake"):
+            await h.runtime.load("m", scheduling=lambda s: Scheduling(gpus=["b:0"]))

@@ -44,6 +44,9 @@ class Node:
     backends: frozenset[str] | None = None  # the backends installed there; None: not reported
     paths: frozenset[str] | None = None  # the model paths found there; None: not looked for
     drained: bool = False  # taken out for maintenance: what runs there stays, nothing new goes
+    # the build of each backend there where it says (llama.cpp: cpu, cuda, vulkan); a CPU build
+    # uses none of the node's GPUs. None: not reported
+    builds: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)

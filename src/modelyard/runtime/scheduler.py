@@ -15,7 +15,8 @@ For each new instance, in this order, the first way that fits on some node wins:
 5. the CPU.
 
 A node drained for maintenance takes nothing new (chosen GPUs there included); selectors, the
-backend installed and the model's files decide the others. ``verdicts`` asks the same of each
+backend installed and the model's files decide the others, and a node whose build of the backend
+is its CPU build (where the node says) is not asked to put the instance on its GPUs. ``verdicts`` asks the same of each
 node alone: whether one instance fits there, and if not why (with the memory it is short by).
 
 Among the nodes where a way fits, ``binpack`` takes the most used one and ``spread`` the one with
@@ -36,7 +37,7 @@ from modelyard.runtime.executor import Claim, Node
 SPREAD, BINPACK = "spread", "binpack"
 # why a node cannot take an instance (Verdict.kind)
 GONE, DRAINED, SELECTOR, BACKEND, FILES = "gone", "drained", "selector", "backend", "files"
-GPUS, MEMORY = "gpus", "memory"
+GPUS, MEMORY, VARIANT = "gpus", "memory", "variant"
 POLICIES = (SPREAD, BINPACK)
 GiB = 1 << 30
 
@@ -260,6 +261,11 @@ def _excluded_by(wish: Wish, node: Node) -> str:
     return ""
 
 
+def _gpu_build(wish: Wish, node: Node) -> bool:
+    """Whether the wish's backend there may use the node's GPUs: not its CPU build."""
+    return node.builds is None or node.builds.get(wish.backend) != "cpu"
+
+
 def _selector(wish: Wish) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(wish.selector.items()))
 
@@ -287,12 +293,13 @@ def _auto(wish: Wish, nodes: list[_Node]) -> Decision | None:
             return None
         gpus = tuple(g.index for g in node.gpus)
         return Decision(wish.name, "unestimated", node.id, gpus, (Claim(node.id, 0),))
-    if d.vram_split:
-        found = _one_gpu(wish, nodes) or _node_gpus(wish, nodes)
+    on_gpus = [n for n in nodes if _gpu_build(wish, n.node)]
+    if d.vram_split and on_gpus:
+        found = _one_gpu(wish, on_gpus) or _node_gpus(wish, on_gpus)
         if found is None and wish.distributed and d.distributable:
-            found = _across_nodes(wish, nodes, gpu=True)
+            found = _across_nodes(wish, on_gpus, gpu=True)
         if found is None and wish.cpu_offload and d.layers:
-            found = _offload(wish, nodes)
+            found = _offload(wish, on_gpus)
         if found is not None:
             return found
     node = _best(wish, nodes, lambda n: n.ram_avail >= d.ram_cpu, ram=True)
@@ -474,7 +481,7 @@ def _manual(wish: Wish, state: dict[str, _Node]) -> Decision | None:
     groups: dict[str, list[int]] = {}
     for node_id, index in wish.gpus:
         groups.setdefault(node_id, []).append(index)
-    if any(node_id not in state for node_id in groups):
+    if any(node_id not in state or not _gpu_build(wish, state[node_id].node) for node_id in groups):
         return None
     if wish.distributed and len(groups) > 1:
         return _manual_group(wish, [(state[n], ix) for n, ix in groups.items()])
@@ -535,7 +542,7 @@ class Verdict:
 
     node: str
     way: str = ""  # how it would run there (gpu, gpus, offload, cpu, unestimated); "": it cannot
-    kind: str = ""  # why not: gone, drained, selector, backend, files, gpus, memory
+    kind: str = ""  # why not: gone, drained, selector, backend, files, gpus, memory, variant
     reason: str = ""
 
 
@@ -561,6 +568,12 @@ def verdicts(wish: Wish, held: Iterable[Held], nodes: Sequence[Node]) -> list[Ve
             decision = _auto(replace(wish, distributed=False), [node])
         if decision is not None:
             out.append(Verdict(n.id, way=decision.way))
+        elif not _gpu_build(wish, n) and n.gpus and (wish.gpus or wish.demand.vram_split):
+            why = f"its {wish.backend} is the CPU build, which uses none of its GPUs"
+            if not wish.gpus:
+                d = wish.demand
+                why += f"; on the CPU it needs {_gib(d.ram_cpu)} of RAM ({_gib(node.ram_avail)} available)"
+            out.append(Verdict(n.id, kind=VARIANT, reason=why))
         else:
             out.append(Verdict(n.id, kind=GPUS if wish.gpus else MEMORY, reason=_short(wish, node)))
     return out
@@ -605,10 +618,13 @@ def _why(wish: Wish, eligible: list[_Node], excluded: dict[str, list[str]], stat
     if wish.gpus:
         gone = sorted({n for n, _ in wish.gpus if n not in state})
         drained = sorted({n for n, _ in wish.gpus if n in state and state[n].node.drained})
+        cpu = sorted({n for n, _ in wish.gpus if n in state and not _gpu_build(wish, state[n].node)})
         if gone:
             parts.append(f"the chosen GPUs' worker {', '.join(gone)} is not in the cluster")
         elif drained:
             parts.append(f"the chosen GPUs' worker {', '.join(drained)} is drained for maintenance")
+        elif cpu:
+            parts.append(f"the chosen GPUs' worker {', '.join(cpu)} has the CPU build of {wish.backend}")
         else:
             rooms = []
             for node_id, index in wish.gpus:
