@@ -37,6 +37,10 @@ def test_load_ps_logs_run_unload(cli: CliRunner, server: RunningServer, gemma: P
     assert "its labels do not match the selector zone=a" in checked
     assert "gemma3 on llama.cpp: 1 instance would be placed" in run(cli, "deploy", "gemma3", "--dry-run")
     assert "'nope' is not in the library" in run(cli, "deploy", "nope", "--dry-run", code=1)
+    # a backend that does not run its architecture: refused for every worker, with those that do
+    refused = run(cli, "deploy", "gemma3", "--backend", "vllm", "--dry-run", code=1)
+    assert "the vllm backend does not run 'gemma3'" in refused
+    assert "backends that do: llama.cpp, llama-cpp-python" in refused
     assert json.loads(run(cli, "ps", "--json")) == []
     # where it may go: this machine has no labels and no GPU 0 of a worker w1
     refused = run(cli, "load", "gemma3", "-r", "3", "--placement", "spread", "--selector", "zone=a", code=1)
