@@ -17,11 +17,11 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from modelyard.config import Settings
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the runner imports this module in environments without the server's packages
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.trace import Span, Tracer
+
+    from modelyard.config import Settings
 
 SERVICE, RUNNER_SERVICE = "modelyard", "modelyard-runner"
 ENDPOINT_VAR = "MODELYARD_OTEL_ENDPOINT"  # the runner's, set by its backend: where its spans go
