@@ -224,7 +224,7 @@ class RayExecutor:
             out.append(
                 Node(
                     name, address, inv["ram_total"], inv["ram_free"], gpus, labels,
-                    backends=frozenset(inv["backends"]), paths=frozenset(inv["paths"]), builds=inv["builds"],
+                    backends=frozenset(inv["backends"]), paths=frozenset(inv["paths"]), builds=inv.get("builds"),
                 )
             )  # fmt: skip
         for path in paths:
