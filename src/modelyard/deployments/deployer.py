@@ -108,7 +108,7 @@ class Deployer:
         nothing is saved or started. It checks a model of the library (or a path it holds)."""
         name = request.model
         if name is None and request.path is not None:
-            known = self.library.store.find_by_path(os.path.abspath(usable_path(request.path)))
+            known = self._known(request.path)
             name = known.name if known is not None else None
         if name is None:
             raise InvalidInput(
@@ -119,11 +119,14 @@ class Deployer:
 
     def imported(self, path: str, name: str | None) -> Model:
         """The model at ``path``: the library's, else imported now."""
-        where = usable_path(path)  # a path no file system could hold is refused here
-        known = self.library.store.find_by_path(os.path.abspath(where))
+        known = self._known(path)
         if known is not None:
             return known
-        return self.library.import_model(ImportRequest(path=str(where), name=name))
+        return self.library.import_model(ImportRequest(path=str(usable_path(path)), name=name))
+
+    def _known(self, path: str) -> Model | None:
+        """The library's model at ``path``; a path no file system could hold is refused here."""
+        return self.library.store.find_by_path(os.path.abspath(usable_path(path)))
 
     async def start(
         self, model: Model, request: DeployRequest, *, force: bool = False, by: str | None = None
