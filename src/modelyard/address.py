@@ -8,6 +8,10 @@ from collections.abc import Mapping
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11480
+# How long the gateway and the engines keep an idle keep-alive connection open: longer than the
+# clients' pools keep one (httpx 5 s, aiohttp 15 s), so that the client always closes it first
+# and a request never goes out on a connection the server is closing (a reset).
+IDLE_CONNECTION_S = 75
 
 
 def server_url(url: str | None, host: str, port: int) -> str:

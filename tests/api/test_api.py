@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import builders as b
 from conftest import RunningServer
@@ -13,6 +16,20 @@ def test_health_and_docs(server: RunningServer) -> None:
     assert server.http.get("/docs").status_code == 200
     paths = server.http.get("/openapi.json").json()["paths"]
     assert {"/api/models", "/api/models/{name}", "/api/scan", "/api/inspect"} <= set(paths)
+
+
+def test_a_connection_left_idle_as_long_as_clients_pools_keep_one_still_answers(
+    server: RunningServer,
+) -> None:
+    """A client's pool keeps an idle connection for 5 s (httpx) and sends its next request on
+    it: the server keeps it open longer, so that the request is answered, not reset."""
+    address = urlsplit(server.url)
+    request = f"GET /api/health HTTP/1.1\r\nHost: {address.netloc}\r\n\r\n".encode()
+    with socket.create_connection((address.hostname, address.port), timeout=10) as connection:
+        for pause in (0.0, 6.0):
+            time.sleep(pause)
+            connection.sendall(request)
+            assert connection.recv(4096).startswith(b"HTTP/1.1 200 OK")
 
 
 def test_import_list_show_edit_delete(server: RunningServer, zoo: Path) -> None:

@@ -4,6 +4,7 @@ order they came, whichever wakes first; a client that leaves gives its turn to t
 from __future__ import annotations
 
 import asyncio
+import random
 
 from modelyard.runtime.queue import Ask, Queue, Slot, Yielding
 
@@ -167,5 +168,38 @@ def test_a_batch_request_waits_until_the_instance_has_been_idle() -> None:
         await clock.advance(0.5)  # idle for 1.1 s now: its turn
         await settle()
         assert low.done()
+
+    asyncio.run(scenario())
+
+
+class _RunningClock:
+    """A clock as the server's runs under uvloop: every read finds it a little further on (by
+    chance), and a sleep may end up to a millisecond early (libuv counts its timers in ms)."""
+
+    def __init__(self) -> None:
+        self._now = 1000.0
+        self._steps = random.Random(7)
+
+    def now(self) -> float:
+        self._now += self._steps.uniform(0.0, 2e-5)
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0)
+        self._now += max(0.0, seconds - 0.001)
+
+
+def test_a_batch_request_held_back_is_served_once_the_instance_has_idled_whatever_the_reads() -> None:
+    """The next look at the held-back waiters is planned from the time they were looked at: a
+    clock read later, already past the time they wait for, would plan none (they would wait
+    forever)."""
+
+    async def scenario() -> None:
+        queue = Queue("m", max_waiting=1, clock=_RunningClock(), idle=0.01)
+        queue.set_slot(Slot(1, "http://a", capacity=4, slots=4))
+        for _ in range(20):  # each crosses the moment the instance has idled at another read
+            queue.release(await queue.acquire())  # an interactive request, just finished
+            low = Ask(low=Yielding())
+            queue.release(await asyncio.wait_for(queue.acquire(ask=low), timeout=10), low)
 
     asyncio.run(scenario())

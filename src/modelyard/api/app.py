@@ -17,6 +17,7 @@ from modelyard import __version__
 from modelyard.access.files import ClientFiles
 from modelyard.access.folders import Folders
 from modelyard.access.keys import Keys
+from modelyard.address import IDLE_CONNECTION_S
 from modelyard.api import (
     backends,
     batches,
@@ -202,16 +203,18 @@ def server_of(app: FastAPI) -> tuple[uvicorn.Server, list[socket.socket]]:
     the Ollama port when set."""
     settings: Settings = app.state.settings
     served = asgi_app(app)
-    config = uvicorn.Config(
-        served, host=settings.host, port=settings.port, log_level="warning", access_log=False
-    )
-    sockets = [config.bind_socket()]
+
+    def config(port: int) -> uvicorn.Config:
+        return uvicorn.Config(
+            served, host=settings.host, port=port, log_level="warning", access_log=False,
+            timeout_keep_alive=IDLE_CONNECTION_S,
+        )  # fmt: skip
+
+    main = config(settings.port)
+    sockets = [main.bind_socket()]
     if settings.ollama_port is not None:  # the same server on a second socket
-        second = uvicorn.Config(
-            served, host=settings.host, port=settings.ollama_port, log_level="warning", access_log=False
-        )
-        sockets.append(second.bind_socket())
-    return uvicorn.Server(config), sockets
+        sockets.append(config(settings.ollama_port).bind_socket())
+    return uvicorn.Server(main), sockets
 
 
 def asgi_app(app: FastAPI) -> ASGIApp:

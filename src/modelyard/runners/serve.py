@@ -14,6 +14,7 @@ import sys
 import threading
 from typing import Any
 
+from modelyard.address import IDLE_CONNECTION_S
 from modelyard.errors import ModelyardError
 from modelyard.runners import ENGINE_KEY
 from modelyard.runners.tasks import TASKS
@@ -83,7 +84,10 @@ def _serve(app: Any, host: str, port: int) -> int:
 
     from modelyard.runners.compute import MAIN
 
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, timeout_keep_alive=IDLE_CONNECTION_S
+    )
+    server = uvicorn.Server(config)
 
     def http() -> None:
         try:

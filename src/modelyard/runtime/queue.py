@@ -225,7 +225,7 @@ class Queue:
                 else:
                     skip.add(w.adapter)
             blocked = skip
-        self._wake_later()
+        self._wake_later(now)
 
     def _order(self, low: bool) -> list[_Waiter]:
         """The waiters of one priority in the order they are served: the higher tier first, then
@@ -241,11 +241,12 @@ class Queue:
         last (a key that was quiet does not save up turns)."""
         return max(self._virtual, self._finish.get(account, 0.0))
 
-    def _wake_later(self) -> None:
+    def _wake_later(self, now: float) -> None:
         """Waiters that a free slot may take later with no release to say so: low ones held back
         by an instance's recent interactive request (until it has idled long enough), and those
-        held for a busy replica (until that is no longer worth it). Look again then."""
-        now = self.clock.now()
+        held for a busy replica (until that is no longer worth it). Look again then. ``now``: the
+        time read before the waiters were looked at (a later one could pass a time they were
+        held to, and no look would come)."""
         due = [w.until for w in self._line if w.until is not None and not w.future.done()]
         if self.idle and any(w.low is not None and not w.future.done() for w in self._line):
             due += [s.interactive_at + self.idle for s in self.slots.values() if s.takes(s.adapter, True)]
@@ -334,7 +335,7 @@ class Queue:
         busy: list[Slot] = []
         for s in self.slots.values():
             room = not shared or s.in_flight < (s.slots or s.capacity)
-            if room and s.takes(adapter, low) and not (low and now - s.interactive_at < self.idle):
+            if room and s.takes(adapter, low) and not (low and now < s.interactive_at + self.idle):
                 free.append(s)
             elif not low and not s.draining and s.adapter == adapter:
                 busy.append(s)
@@ -398,7 +399,7 @@ class Queue:
             for slot in self.slots.values():
                 if slot.adapter == adapter:
                     _preempt(slot)
-        self._wake_later()
+        self._wake_later(now)
         self.waiting += not lows
         deadline = now + limit if limit and not lows else None
         served = False
