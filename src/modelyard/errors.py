@@ -421,6 +421,10 @@ class InsecureListen(ModelyardError):
     pass
 
 
+class ServiceError(ModelyardError):
+    """systemd refused to install or start the service."""
+
+
 class ServerUnavailable(ModelyardError):
     def __init__(self, url: str) -> None:
         super().__init__(

@@ -261,12 +261,18 @@ def env_key(backend: str, variant: str, *, torch_index: str | None) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def installed_key(folder: Path) -> str | None:
+    """The key (env_key) the environment in ``folder`` was installed with; None: not installed."""
+    try:
+        key = json.loads((folder / "modelyard-env.json").read_text()).get("key")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(key) if key is not None else None
+
+
 def _up_to_date(folder: Path, key: str, modules: tuple[str, ...]) -> bool:
     """Whether the environment in ``folder`` was installed with ``key`` and its modules are there."""
-    try:
-        if json.loads((folder / "modelyard-env.json").read_text()).get("key") != key:
-            return False
-    except (OSError, ValueError, AttributeError):
+    if installed_key(folder) != key:
         return False
     check = "import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in sys.argv[1:]))"
     try:

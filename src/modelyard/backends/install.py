@@ -117,6 +117,16 @@ def stamp_path(bin_dir: Path, name: str) -> Path:
     return bin_dir / f".{name}.build.json"
 
 
+def installed_variant(program: str) -> str:
+    """The variant of a build modelyard installed (cpu, cuda, vulkan), from the key it keeps
+    beside the program; "" when it keeps none (another program, or none installed)."""
+    stamp = stamp_path(Path(program).parent, Path(program).name)
+    try:
+        return str(json.loads(stamp.read_text())["inputs"]["variant"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
 def _runs(program: Path) -> bool:
     """Whether an installed binary starts (`--version` loads no model)."""
     if not (program.is_file() and os.access(program, os.X_OK)):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -14,7 +14,23 @@ from modelyard.cli.client import Client
 from modelyard.cli.render import err_console
 from modelyard.errors import ModelyardError
 
+if TYPE_CHECKING:
+    from modelyard.config import Settings
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def served_settings(host: str | None, port: int | None, insecure: bool) -> Settings:
+    """The server's settings, with the host, port and --insecure of a command's options."""
+    from modelyard.config import Settings
+
+    settings = Settings()
+    if host is not None:
+        settings.host = host
+    if port is not None:
+        settings.port = port
+    settings.insecure = settings.insecure or insecure
+    return settings
 
 
 def client() -> Client:

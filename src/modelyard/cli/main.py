@@ -7,7 +7,7 @@ import importlib
 import click
 
 from modelyard import __version__
-from modelyard.cli.common import Command, Group
+from modelyard.cli.common import Command, Group, served_settings
 from modelyard.cli.render import console, err_console
 
 # Every command and group, in the order `modelyard --help` lists them: the module under
@@ -51,6 +51,8 @@ COMMANDS = {
     "worker": "cluster:worker_app",
     "workers": "cluster:workers_app",
     "catalog": "catalog:app",
+    "service": "service:app",
+    "doctor": "doctor:doctor",
 }
 
 
@@ -75,6 +77,7 @@ app = Modelyard(
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
+app = click.version_option(__version__, "--version", "-V", message="modelyard %(version)s")(app)
 
 
 @app.command(cls=Command)
@@ -87,14 +90,8 @@ def serve(host: str | None, port: int | None, insecure: bool) -> None:
     """Run the modelyard server (API under /api, docs at /docs)."""
     from modelyard.access.network import check_listen
     from modelyard.api.app import create_app, server_of
-    from modelyard.config import Settings
 
-    settings = Settings()
-    if host is not None:
-        settings.host = host
-    if port is not None:
-        settings.port = port
-    settings.insecure = settings.insecure or insecure
+    settings = served_settings(host, port, insecure)
     app_ = create_app(settings)
     warning = check_listen(settings.host, has_keys=app_.state.keys.required(), insecure=settings.insecure)
     if warning:

@@ -19,6 +19,7 @@ from typing import Any
 
 import psutil
 
+from modelyard.backends.install import installed_variant
 from modelyard.monitor.gpus import nvidia
 from modelyard.runtime.executor import Launch, LogRef, Usage
 from modelyard.runtime.local import LocalExecutor, tail
@@ -69,7 +70,9 @@ class Agent:
             "gpus": gpus,
             "backends": [name for name, program in backends if _installed(program)],
             # which builds use the GPUs NVML sees here; declared ones are taken at their word
-            "builds": {name: v for name, program in backends if (v := _build(program))} if found else {},
+            "builds": {name: v for name, program in backends if (v := installed_variant(program))}
+            if found
+            else {},
             "paths": [p for p in paths if os.path.exists(p)],
         }
 
@@ -112,20 +115,6 @@ class Agent:
 
     def _log(self, instance: int, start: int) -> Path:
         return self.home / "logs" / "instances" / f"{instance}.{start}.log"
-
-
-def _build(program: str) -> str:
-    """The variant of a build modelyard installed (cpu, cuda, vulkan), from the key it keeps
-    beside the program; "" when it keeps none (another program, or none installed)."""
-    import json
-
-    from modelyard.backends.install import stamp_path
-
-    stamp = stamp_path(Path(program).parent, Path(program).name)
-    try:
-        return str(json.loads(stamp.read_text())["inputs"]["variant"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return ""
 
 
 def _installed(program: str) -> bool:
