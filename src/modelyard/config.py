@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     llama_server: Path | None = Field(
         default=None, description="llama-server binary; else MODELYARD_HOME/bin, PATH, then llama_cpp.server"
     )
+    build_on_first_use: bool = Field(
+        default=True,
+        description="when a GGUF model is loaded and no llama-server is installed, build one into HOME/bin "
+        "(cmake and a C++ compiler, a few minutes); the load says so and is tried again once it is built",
+    )
     queue_size: int = Field(default=50, ge=0, description="requests that may wait per deployment")
     queue_timeout: float = Field(
         default=300.0, ge=0, description="seconds a request may wait for an instance; 0 = no limit"

@@ -363,6 +363,17 @@ class EngineUnavailable(EngineError):
     pass
 
 
+class EngineBuilding(EngineUnavailable):
+    """A backend's engine was not installed, and the load started its install (``job``)."""
+
+    def __init__(self, backend: str, job: int) -> None:
+        super().__init__(
+            f"{backend} is not installed yet: modelyard is installing it now (install job {job}, a few minutes)",
+            hint=f"load it again once that is done (`modelyard load` waits for it); its progress: GET /api/installs/{job}",
+        )
+        self.job = job
+
+
 class NoWorker(EngineUnavailable):
     """No instance of a model has a place: none can serve it until a worker takes one."""
 

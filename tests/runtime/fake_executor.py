@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
@@ -248,6 +249,7 @@ class FakeBackend:
     distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"
     lora_option: ClassVar[str | None] = None
+    installs_on_first_use: ClassVar[bool] = False
 
     def __init__(self, need: int = 1 * GiB, slots: int = 1, vram: int = 0) -> None:
         self.need = need  # RAM one instance needs, for the fit
@@ -255,6 +257,9 @@ class FakeBackend:
         self.beside: int | None = None  # RAM it needs beside a GPU (None: ``need``)
         self.slots = slots
         self.builds: set[str] = set()  # versions installed beside the default
+        self.missing = False  # the default build is not installed (until ``install``)
+        self.building = threading.Event()  # an install of the default build ends once it is set
+        self.building.set()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -307,6 +312,8 @@ class FakeBackend:
     def preflight(self, version: str | None = None) -> str:
         if version is not None and version not in self.builds:
             raise EngineUnavailable(f"fake-engine {version} is not installed")
+        if version is None and self.missing:
+            raise EngineUnavailable("fake-engine is not installed", hint="`modelyard backends install fake`")
         return f"fake-engine-{version}" if version else "fake-engine"
 
     def versions(self) -> list[str]:
@@ -318,4 +325,8 @@ class FakeBackend:
     def install(self, variant: str, progress: Progress, version: str | None = None) -> str:
         if version is not None:
             self.builds.add(version)
+        else:
+            progress("building", 1, 2)
+            assert self.building.wait(10)
+            self.missing = False
         return self.preflight(version)

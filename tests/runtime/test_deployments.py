@@ -9,8 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from modelyard.backends.environments import default_variant
 from modelyard.catalog.records import Deployment, ModelSettings
-from modelyard.errors import EngineError, EngineUnavailable, InvalidSettings, ModelNotLoaded, NotFound
+from modelyard.errors import (
+    EngineBuilding,
+    EngineError,
+    EngineUnavailable,
+    InvalidSettings,
+    ModelNotLoaded,
+    NotFound,
+)
 from modelyard.runtime.supervisor import State
 from runtime.fakes import Harness, harness, run, until
 
@@ -194,6 +202,51 @@ async def test_versions_are_pinned_per_deployment(tmp_path: Path) -> None:
         assert [argv[0] for argv in argv_of(h, "m")] == ["fake-engine-2.0"]
         await h.runtime.deploy(Deployment(model="m", backend="fake"))  # back to the default: a roll
         assert [argv[0] for argv in argv_of(h, "m")] == ["fake-engine"]
+
+
+@run
+async def test_a_load_with_no_engine_installed_starts_installing_the_one_that_installs_on_first_use(
+    tmp_path: Path,
+) -> None:
+    """llama-server is built on its first use: the load that finds none starts the install (one,
+    however many loads ask) and says so; once it is done, the load goes through. Another
+    backend's missing engine only says how to install it."""
+    async with harness(tmp_path) as h:
+        h.add("m")
+        h.backend.missing = True
+        with pytest.raises(EngineUnavailable, match="fake-engine is not installed") as refused:
+            await h.runtime.deploy(Deployment(model="m"))
+        assert not isinstance(refused.value, EngineBuilding)
+        assert h.runtime.installs.all() == []
+
+        h.backend.installs_on_first_use = True  # type: ignore[misc]
+        h.backend.building.clear()  # the build takes a while
+        with pytest.raises(EngineBuilding) as building:
+            await h.runtime.deploy(Deployment(model="m"))
+        assert h.library.store.deployment("m") is None  # nothing half-written
+        (job,) = h.runtime.installs.all()
+        assert (job.backend, job.variant, building.value.job) == ("fake", default_variant(), job.id)
+        assert f"install job {job.id}" in building.value.message
+        with pytest.raises(EngineBuilding) as again:  # the same install, not a second one
+            await h.runtime.deploy(Deployment(model="m"))
+        assert again.value.job == job.id
+        h.backend.building.set()
+        states = [event["state"] async for event in h.runtime.installs.events(job.id)]
+        assert states[-1] == "done"
+        await h.runtime.deploy(Deployment(model="m"))
+        assert [argv[0] for argv in argv_of(h, "m")] == ["fake-engine"]
+
+
+@run
+async def test_without_build_on_first_use_a_missing_engine_is_only_refused(tmp_path: Path) -> None:
+    async with harness(tmp_path, build_on_first_use=False) as h:
+        h.add("m")
+        h.backend.missing = True
+        h.backend.installs_on_first_use = True  # type: ignore[misc]
+        with pytest.raises(EngineUnavailable, match="fake-engine is not installed") as refused:
+            await h.runtime.deploy(Deployment(model="m"))
+        assert not isinstance(refused.value, EngineBuilding)
+        assert h.runtime.installs.all() == []
 
 
 @run

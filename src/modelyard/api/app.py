@@ -37,7 +37,6 @@ from modelyard.api import (
 from modelyard.api import keys as keys_api
 from modelyard.api.guard import Guard
 from modelyard.api.hot import HotPath
-from modelyard.backends.installs import Installs
 from modelyard.backends.registry import Backends
 from modelyard.batches.files import Files
 from modelyard.batches.jobs import Batches
@@ -100,7 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.deployer = Deployer(library, runtime, app.state.downloads)
         app.state.applier = Applier(library, runtime, app.state.downloads, app.state.deployer, routes)
         await app.state.downloads.start()
-        app.state.installs = Installs(runtime.backends)
+        app.state.installs = runtime.installs
         app.state.creations = Creations(
             settings, library, app.state.folders, lambda: create.memory_now(app.state.monitor)
         )

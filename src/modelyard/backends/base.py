@@ -106,6 +106,7 @@ class Backend(Protocol[Opts]):
     tokenizer_api: ClassVar[str | None]
     fills_in_middle: ClassVar[bool]  # its engine completes between a prompt and a suffix (/infill)
     lora_option: ClassVar[str | None]  # its option that lists LoRAs to load with; None: it has none
+    installs_on_first_use: ClassVar[bool]  # a load with none installed starts its install (llama-server)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:

@@ -88,6 +88,11 @@ class Installs:
         task.add_done_callback(self._tasks.discard)
         return job
 
+    async def ensure(self, name: str, variant: str) -> Install:
+        """The install of ``name`` that runs now, else a new one of ``variant``."""
+        running = next((j for j in self.all() if j.backend == name and j.state == RUNNING), None)
+        return running or await self.start(name, variant)
+
     def _update(self, job: Install, stage: str, step: float, steps: float) -> None:
         if job.state == RUNNING:
             job.stage, job.step, job.steps = stage, step, max(1, steps)

@@ -135,6 +135,7 @@ class LlamaCppFamily:
     dialect: ClassVar[str] = "openai"
     tokenizer_api: ClassVar[str | None] = None
     fills_in_middle: ClassVar[bool] = False
+    installs_on_first_use: ClassVar[bool] = False
     lora_option: ClassVar[str | None] = None  # one LoRA, the deployment's (base:adapter)
 
     @classmethod
@@ -269,6 +270,7 @@ class LlamaServer(LlamaCppFamily):
     tokenizer_api: ClassVar[str | None] = "llama.cpp"
     fills_in_middle: ClassVar[bool] = True  # /infill, for models with FIM tokens
     distributable: ClassVar[bool] = True  # llama-server --rpc, rpc-server on the other workers
+    installs_on_first_use: ClassVar[bool] = True  # built from source into HOME/bin: a few minutes
 
     def __init__(self, configured: Path | None, bin_dir: Path) -> None:
         self.configured = configured

@@ -19,6 +19,7 @@ from modelyard.cli.common import (
 )
 from modelyard.cli.downloads import SOURCE_HELP, follow
 from modelyard.cli.render import Column, console, fitted, human_size, print_json
+from modelyard.cli.runtime import loading
 from modelyard.errors import EngineError, InvalidInput
 from modelyard.hub.refs import is_local
 
@@ -143,8 +144,7 @@ def deploy(
             api.post("/api/deployments/check", {k: v for k, v in body.items() if k not in ("name", "force")})
         )
         return
-    with console.status(f"deploying {ref}..."):
-        done = api.post("/api/deployments", body)
+    done = loading(f"deploying {ref}", lambda: api.post("/api/deployments", body))
     if done["download"] is not None:
         job = follow(api, done["download"])
         if not job["models"]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -17,6 +18,28 @@ from modelyard.cli.common import (
 )
 from modelyard.cli.render import Column, console, err_console, fitted, human_size, print_json
 from modelyard.errors import ModelNotLoaded
+
+T = TypeVar("T")
+
+
+def loading(what: str, send: Callable[[], T]) -> T:
+    """``send`` (a load, a deployment) under a spinner; when the server answers that it started
+    installing the engine (llama-server on its first use), follow that install with a progress
+    bar, then send it again."""
+    try:
+        with console.status(f"{what}..."):
+            return send()
+    except ApiError as e:
+        if e.code != "engine_building":
+            raise
+        console.print(e.message, highlight=False)
+    from modelyard.cli.backends import follow_install
+
+    for job in client().get("/api/installs"):
+        if job["state"] == "running":
+            follow_install(job["id"])
+    with console.status(f"{what}..."):
+        return send()
 
 
 @click.command("load", cls=Command)
@@ -44,8 +67,7 @@ def load(
         "adapter": lora, "replicas": replicas, "force": force,
         **scheduling(**where),
     }  # fmt: skip
-    with console.status(f"loading {name}..."):
-        dep = client().post(f"/api/models/{name}/load", body)
+    dep = loading(f"loading {name}", lambda: client().post(f"/api/models/{name}/load", body))
     label = f"{name}{':' + lora if lora else ''}"
     for inst in dep["instances"]:
         if inst["state"] == "running":
@@ -166,8 +188,8 @@ def run(
         model = None  # an inference key: /v1 only; the model loads itself if its autoload is on
     if model is not None and not model["loaded"]:
         adapter = name.split(":", 1)[1] if ":" in name else None
-        with console.status(f"loading {name}..."):
-            api.post(f"/api/models/{model['name']}/load", {"adapter": adapter, "replicas": 1})
+        load = {"adapter": adapter, "replicas": 1}
+        loading(f"loading {name}", lambda: api.post(f"/api/models/{model['name']}/load", load))
     messages: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
     interactive = prompt is None
     if interactive:

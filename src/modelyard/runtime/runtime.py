@@ -27,13 +27,17 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from modelyard.backends import environments
 from modelyard.backends.base import AnyBackend, Placement
+from modelyard.backends.installs import Installs
 from modelyard.backends.registry import Backends, kinds_for
 from modelyard.catalog.records import Deployment, Model, Scheduling, WorkerNote
 from modelyard.config import Settings
 from modelyard.errors import (
     AdapterNotFound,
+    EngineBuilding,
     EngineError,
+    EngineUnavailable,
     InvalidSettings,
     LoadRefused,
     ModelNotLoaded,
@@ -134,6 +138,7 @@ class Runtime(Fleet):
         self.offload: Offload = offload or asyncio.to_thread
         self.quotas = quotas
         self.backends = backends
+        self.installs = Installs(backends)  # engines installed in the background
         self.policy = policy or LoadPolicy.from_settings(
             settings.one_per_category, settings.exclusive, settings.max_loras
         )
@@ -324,13 +329,25 @@ class Runtime(Fleet):
             backend = self.backends.for_model(model)
         placement.check(wish.scheduling)
         version = wish.backend_version
-        backend.preflight(version)  # a missing engine fails now, with the command that installs it
+        await self._installed(backend, version)
         options = effective(model, backend.options)
         chosen = model.adapter(wish.adapter) if wish.adapter else None
         backend.engine(model, options, Placement(), chosen, version)  # refuses what it cannot do
         if wish.args:
             await self.offload(backend.check_args, wish.args, version)
         return Setup(backend, options, version, tuple(wish.args), dict(wish.env), wish.restart)
+
+    async def _installed(self, backend: AnyBackend, version: str | None) -> None:
+        """A missing engine fails now, with the command that installs it; one that installs on
+        its first use (llama-server, where MODELYARD_BUILD_ON_FIRST_USE is on) starts installing
+        and says so (EngineBuilding, whose install job the client can follow)."""
+        try:
+            backend.preflight(version)
+        except EngineUnavailable:
+            if not (version is None and self.settings.build_on_first_use and backend.installs_on_first_use):
+                raise
+            job = await self.installs.ensure(backend.name, environments.default_variant())
+            raise EngineBuilding(backend.name, job.id) from None
 
     def _record(self, setup: Setup, wish: Deployment) -> Deployment:
         return self.store.put_deployment(
