@@ -23,7 +23,7 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=_default_home, description="where modelyard keeps its data")
     host: str = Field(default=DEFAULT_HOST, description="address the server listens on")
-    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
+    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535, description="port the server listens on")
     ollama_port: int | None = Field(
         default=None,
         ge=1,
@@ -161,9 +161,12 @@ class Settings(BaseSettings):
     modelscope_endpoint: str = Field(
         default="https://modelscope.cn",
         validation_alias=AliasChoices("MODELYARD_MODELSCOPE_ENDPOINT", "MODELSCOPE_ENDPOINT"),
+        description="ModelScope's address, or a mirror's",
     )
     modelscope_token: str | None = Field(
-        default=None, validation_alias=AliasChoices("MODELYARD_MODELSCOPE_TOKEN", "MODELSCOPE_API_TOKEN")
+        default=None,
+        validation_alias=AliasChoices("MODELYARD_MODELSCOPE_TOKEN", "MODELSCOPE_API_TOKEN"),
+        description="a ModelScope token, for private models",
     )
     ollama_registry: str = Field(default="https://registry.ollama.ai", description="the Ollama registry")
     max_downloads: int = Field(default=2, ge=1, description="downloads that run at once; the rest wait")

@@ -1,6 +1,6 @@
 """The exllamav2 backend without a GPU: which models go to it, how its options map onto
 exllamav2's own load and sampler arguments, its memory estimate, and that without an NVIDIA GPU
-a load fails at once saying why. (Loading a model needs CUDA: see the README's GPU notes.)"""
+a load fails at once saying why. (Loading a model needs CUDA: see docs/engines.md.)"""
 
 from __future__ import annotations
 

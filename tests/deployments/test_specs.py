@@ -252,11 +252,10 @@ def test_apply_refuses_what_cannot_be_done(server: RunningServer, files: Path) -
     assert schema == json.loads(json.dumps(json_schema()))
 
 
-def test_the_readme_example_is_a_valid_spec(tmp_path: Path) -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    section = readme[readme.index("## Specs") :]
+def test_the_documented_example_is_a_valid_spec(tmp_path: Path) -> None:
+    section = (Path(__file__).parents[2] / "docs" / "specs.md").read_text()
     example = section[section.index("```yaml\n") + 8 : section.index("```\n", section.index("```yaml"))]
-    spec = load(example, "README.md", environ={"HF_TOKEN": "hf_x", "CLOUD_KEY": "sk-x"}, base=tmp_path)
+    spec = load(example, "specs.md", environ={"HF_TOKEN": "hf_x", "CLOUD_KEY": "sk-x"}, base=tmp_path)
     assert [m.name for m in spec.models] == ["qwen", "phi", "writer", "nomic", "cloud"]
     qwen, phi, writer, nomic, cloud = spec.models
     assert not isinstance(cloud.model, str)

@@ -199,7 +199,7 @@ def test_agents_on_vllm(served: RunningServer) -> None:
 
 
 def test_chat_fields_on_vllm(served: RunningServer) -> None:
-    """The README's table, vLLM's column: what it honours and what it refuses by name."""
+    """The table in docs/api.md, vLLM's column: what it honours and what it refuses by name."""
     client = openai.OpenAI(base_url=served.url + "/v1", api_key="unused", max_retries=0)
     ask: Any = [{"role": "user", "content": "count from one to twenty"}]
 

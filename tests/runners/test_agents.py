@@ -336,7 +336,7 @@ def test_input_tokens_are_counted_as_the_model_reads_them(client: openai.OpenAI,
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_chat_fields_are_honoured_or_refused_by_name(client: openai.OpenAI, engine: str) -> None:
-    """The README's table of what each engine honours, asked of each with the official client."""
+    """The table in docs/api.md of what each engine honours, asked of each with the official client."""
     ask: Any = [{"role": "user", "content": "Count from one to twenty"}]
 
     def create(**fields: Any) -> Any:
