@@ -39,6 +39,12 @@ class Settings(BaseSettings):
 
     # access
     api_key: str | None = Field(default=None, description="the key the CLI sends (Authorization: Bearer)")
+    admin_key: str | None = Field(
+        default=None,
+        repr=False,
+        description="an admin key's secret the server keeps, as the key env-admin (from a secret store, such "
+        "as a Kubernetes Secret); a new value replaces the old",
+    )
     insecure: bool = Field(
         default=False, description="listen on a non-loopback address without an API key (a warning at start)"
     )

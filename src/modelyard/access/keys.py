@@ -28,6 +28,8 @@ from modelyard.usage.meter import LOCAL
 
 PREFIX = "my-"  # every secret starts so: easy to spot in a leaked file
 SHOWN = 10  # characters of a secret kept to tell keys apart
+ADOPTED_LENGTH = 24  # characters an admin key's secret given to the server has at least
+ADOPTED_KEY = "env-admin"  # the name of the key MODELYARD_ADMIN_KEY gives
 REMEMBER = 5.0  # seconds a checked key (or a refused secret) is trusted without the catalog
 USE_EVERY = 60.0  # seconds between two records of a key's last use
 
@@ -154,6 +156,27 @@ class Keys:
         key = self.store.add_key(key)
         self._any = None
         return key, secret
+
+    def adopt(self, name: str, secret: str) -> ApiKey:
+        """An admin key ``name`` whose secret is ``secret`` (given by a secret store, such as a
+        Kubernetes Secret): kept as it is when it already has that secret, else made anew."""
+        if len(secret) < ADOPTED_LENGTH or secret != secret.strip():
+            raise InvalidInput(
+                f"an admin key's secret needs {ADOPTED_LENGTH} characters at least, without spaces around",
+                hint="make one with `openssl rand -hex 24`",
+            )
+        check_name(name, "key")
+        found = next((k for k in self.store.keys() if k.name == name), None)
+        if found is not None and found.digest == digest(secret) and found.scope == Scope.ADMIN:
+            return found
+        if found is not None:
+            self.store.delete_key(name)
+        key = ApiKey(name=name, prefix=secret[:SHOWN], digest=digest(secret), scope=Scope.ADMIN, models=[])
+        key = self.store.add_key(key)
+        self._checked.clear()
+        self._named.clear()
+        self._any = None
+        return key
 
     def list(self) -> list[ApiKey]:
         return self.store.keys()

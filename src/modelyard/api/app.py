@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from modelyard import __version__
 from modelyard.access.files import ClientFiles
 from modelyard.access.folders import Folders
-from modelyard.access.keys import Keys
+from modelyard.access.keys import ADOPTED_KEY, Keys
 from modelyard.address import IDLE_CONNECTION_S
 from modelyard.api import (
     backends,
@@ -70,6 +70,8 @@ def create_app(settings: Settings) -> FastAPI:
     store = Store(settings.catalog_url)
     library = Library(store)
     keys = Keys(store)
+    if settings.admin_key:
+        keys.adopt(ADOPTED_KEY, settings.admin_key)
     meter = Meter(store)
     quotas = Quotas(meter)
     metrics = Metrics()
