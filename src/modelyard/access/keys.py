@@ -166,7 +166,7 @@ class Keys:
                 hint="make one with `openssl rand -hex 24`",
             )
         check_name(name, "key")
-        found = next((k for k in self.store.keys() if k.name == name), None)
+        found = next((k for k in self.list() if k.name == name), None)
         if found is not None and found.digest == digest(secret) and found.scope == Scope.ADMIN:
             return found
         if found is not None:
