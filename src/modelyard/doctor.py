@@ -90,7 +90,7 @@ def _backends(settings: Settings) -> Iterator[Finding]:
                 yield from _build_tools()
             continue
         if backend.name == "llama.cpp":
-            yield from _llama_builds(settings, what, backend.versions())
+            yield from _llama_builds(what, backend.versions())
             continue
         yield Finding("backend", backend.name, "ok", what)
         for variant, folder in environments.installed(settings.envs_dir, backend.name):
@@ -106,7 +106,7 @@ def _backends(settings: Settings) -> Iterator[Finding]:
                 )  # fmt: skip
 
 
-def _llama_builds(settings: Settings, program: str, versions: list[str]) -> Iterator[Finding]:
+def _llama_builds(program: str, versions: list[str]) -> Iterator[Finding]:
     variant = installed_variant(program)
     built = f" ({variant} build)" if variant else ""
     versions_shown = f"; versions beside it: {', '.join(versions)}" if versions else ""

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from modelyard.backends.base import HOST, PORT, Placement
+from modelyard.backends.llama_cpp import LlamaServer
 from modelyard.backends.registry import Backends, options_model
 from modelyard.backends.runner import ENCODER_SLOTS
 from modelyard.backends.transformers import TransformersOptions
@@ -42,6 +43,13 @@ def test_which_backend_serves_a_model(tmp_path: Path, monkeypatch: pytest.Monkey
     assert chosen.name == "llama.cpp"
     with pytest.raises(EngineUnavailable, match="llama-server is not installed"):
         chosen.preflight()
+    assert chosen.installs_on_first_use  # a load builds it (Runtime._installed)
+    # a binary the settings name is never built over
+    named = LlamaServer(tmp_path / "not-there", tmp_path / "bin")
+    with pytest.raises(EngineUnavailable, match="is not an executable file"):
+        named.preflight()
+    assert not named.installs_on_first_use
+    assert not without.get("sentence-transformers").installs_on_first_use  # GBs: asked for
     embed = model(category="embedding")
     assert without.for_model(embed).name == "sentence-transformers"  # the model's loaders, best first
     assert without.for_model(model()).name == "transformers"

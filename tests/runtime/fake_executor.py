@@ -249,7 +249,7 @@ class FakeBackend:
     distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"
     lora_option: ClassVar[str | None] = None
-    installs_on_first_use: ClassVar[bool] = False
+    installs_on_first_use = False
 
     def __init__(self, need: int = 1 * GiB, slots: int = 1, vram: int = 0) -> None:
         self.need = need  # RAM one instance needs, for the fit

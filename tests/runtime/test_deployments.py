@@ -219,7 +219,7 @@ async def test_a_load_with_no_engine_installed_starts_installing_the_one_that_in
         assert not isinstance(refused.value, EngineBuilding)
         assert h.runtime.installs.all() == []
 
-        h.backend.installs_on_first_use = True  # type: ignore[misc]
+        h.backend.installs_on_first_use = True
         h.backend.building.clear()  # the build takes a while
         with pytest.raises(EngineBuilding) as building:
             await h.runtime.deploy(Deployment(model="m"))
@@ -242,7 +242,7 @@ async def test_without_build_on_first_use_a_missing_engine_is_only_refused(tmp_p
     async with harness(tmp_path, build_on_first_use=False) as h:
         h.add("m")
         h.backend.missing = True
-        h.backend.installs_on_first_use = True  # type: ignore[misc]
+        h.backend.installs_on_first_use = True
         with pytest.raises(EngineUnavailable, match="fake-engine is not installed") as refused:
             await h.runtime.deploy(Deployment(model="m"))
         assert not isinstance(refused.value, EngineBuilding)

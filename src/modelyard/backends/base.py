@@ -106,7 +106,8 @@ class Backend(Protocol[Opts]):
     tokenizer_api: ClassVar[str | None]
     fills_in_middle: ClassVar[bool]  # its engine completes between a prompt and a suffix (/infill)
     lora_option: ClassVar[str | None]  # its option that lists LoRAs to load with; None: it has none
-    installs_on_first_use: ClassVar[bool]  # a load with none installed starts its install (llama-server)
+    # a load that finds its engine not installed starts its install (llama-server, not configured)
+    installs_on_first_use: bool
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:

@@ -135,7 +135,7 @@ class LlamaCppFamily:
     dialect: ClassVar[str] = "openai"
     tokenizer_api: ClassVar[str | None] = None
     fills_in_middle: ClassVar[bool] = False
-    installs_on_first_use: ClassVar[bool] = False
+    installs_on_first_use = False
     lora_option: ClassVar[str | None] = None  # one LoRA, the deployment's (base:adapter)
 
     @classmethod
@@ -270,11 +270,12 @@ class LlamaServer(LlamaCppFamily):
     tokenizer_api: ClassVar[str | None] = "llama.cpp"
     fills_in_middle: ClassVar[bool] = True  # /infill, for models with FIM tokens
     distributable: ClassVar[bool] = True  # llama-server --rpc, rpc-server on the other workers
-    installs_on_first_use: ClassVar[bool] = True  # built from source into HOME/bin: a few minutes
 
     def __init__(self, configured: Path | None, bin_dir: Path) -> None:
         self.configured = configured
         self.bin_dir = bin_dir
+        # built from source into HOME/bin (a few minutes); never over a binary the settings name
+        self.installs_on_first_use = configured is None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
