@@ -153,13 +153,16 @@ def install(service: Service, settings: Settings, environ: Mapping[str, str] = o
 
 
 def uninstall(service: Service) -> bool:
-    """Stop and disable the service, and remove its unit and environment file; whether there
-    was one."""
+    """Stop and disable the service, and remove its unit and the environment file it names;
+    whether there was one."""
     if not service.unit_path.exists():
         return False
+    text = service.unit_path.read_text()
     subprocess.run(service.systemctl("disable", "--now", NAME), capture_output=True, check=False)
     service.unit_path.unlink()
-    service.env_path.unlink(missing_ok=True)
+    for line in text.splitlines():  # the unit's own, whatever MODELYARD_HOME says now
+        if line.startswith("EnvironmentFile=-"):
+            Path(line.removeprefix("EnvironmentFile=-")).unlink(missing_ok=True)
     subprocess.run(service.systemctl("daemon-reload"), capture_output=True, check=False)
     return True
 

@@ -41,7 +41,9 @@ def test_the_unit_passes_systemd_analyze_verify(tmp_path: Path, system: bool) ->
     assert verify(text.replace("Restart=on-failure", "Restart=sometimes"), tmp_path).stderr
 
 
-def run(tmp_path: Path, *args: str, refuse: bool = False) -> subprocess.CompletedProcess[str]:
+def run(
+    tmp_path: Path, *args: str, refuse: bool = False, home: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     fake = tmp_path / "bin"
     fake.mkdir(exist_ok=True)
     systemctl = fake / "systemctl"
@@ -59,7 +61,7 @@ def run(tmp_path: Path, *args: str, refuse: bool = False) -> subprocess.Complete
         **{k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")},
         "PATH": f"{fake}:{os.environ['PATH']}",
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "MODELYARD_HOME": str(tmp_path / "home"),
+        "MODELYARD_HOME": str(home or tmp_path / "home"),
         "MODELYARD_HF_TOKEN": 'hf_"secret"',
         "SYSTEMCTL_LOG": str(tmp_path / "systemctl.log"),
     }
@@ -88,7 +90,7 @@ def test_install_writes_the_unit_and_its_settings_then_starts_it(tmp_path: Path)
     assert "exists" in again.stderr
     assert "service uninstall" in again.stderr
 
-    gone = run(tmp_path, "uninstall")
+    gone = run(tmp_path, "uninstall", home=tmp_path / "another home")  # the unit says where its file is
     assert gone.returncode == 0, gone.stderr
     assert not unit_path.exists()
     assert not env_file.exists()
