@@ -55,7 +55,7 @@ def cli(app: click.Group) -> str:
         if command.help:
             out += [inspect.cleandoc(command.help.split("\f")[0]), ""]
         if not isinstance(command, click.Group):
-            out += ["    " + " ".join(command.collect_usage_pieces(ctx)).join([f"{name} ", ""]), ""]
+            out += [f"    {name} {' '.join(command.collect_usage_pieces(ctx))}", ""]
         options = [p for p in command.params if isinstance(p, click.Option) and not p.hidden]
         if options:
             out += ["| option | what it does |", "| --- | --- |"]
