@@ -262,6 +262,24 @@ export function events<T>(path: string, onData: (data: T) => void): () => void {
   return () => abort.abort();
 }
 
+/** The installs that run now, followed to their end (each state to ``onProgress``); an
+ * ApiError when one fails. What a load the server answered with `engine_building` waits for. */
+export async function installsEnded(onProgress: (job: InstallJob) => void): Promise<void> {
+  for (const job of (await api.installs()).filter((j) => j.state === "running")) {
+    const last = await new Promise<InstallJob>((resolve) => {
+      const stop = events<InstallJob>(`/api/installs/${job.id}/events`, (j) => {
+        onProgress(j);
+        if (j.state !== "running") {
+          stop();
+          resolve(j);
+        }
+      });
+    });
+    if (last.state === "failed")
+      throw new ApiError(500, "install_failed", `installing ${last.backend} failed: ${last.error}`, last.hint ?? null);
+  }
+}
+
 /** Calls ``onData`` with each event's data lines; resolves when the stream ends. */
 async function dataLines(body: NonNullable<Response["body"]>, onData: (data: string) => boolean | void): Promise<void> {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
