@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from modelyard.access.network import is_loopback
 from modelyard.address import DEFAULT_HOST, DEFAULT_PORT, server_url
 
 
@@ -83,10 +84,11 @@ class Settings(BaseSettings):
     llama_server: Path | None = Field(
         default=None, description="llama-server binary; else MODELYARD_HOME/bin, PATH, then llama_cpp.server"
     )
-    build_on_first_use: bool = Field(
-        default=True,
-        description="when a GGUF model is loaded and no llama-server is installed, build one into HOME/bin "
-        "(cmake and a C++ compiler, a few minutes); the load says so and is tried again once it is built",
+    auto_install: bool | None = Field(
+        default=None,
+        description="a load (or a model's creation) whose engine is not installed installs it, with progress: "
+        "llama-server built into HOME/bin, a Python environment into HOME/envs; unset: on when the server "
+        "listens on loopback only",
     )
     queue_size: int = Field(default=50, ge=0, description="requests that may wait per deployment")
     queue_timeout: float = Field(
@@ -187,6 +189,13 @@ class Settings(BaseSettings):
     torch_index: str = Field(
         default="https://download.pytorch.org/whl/cpu", description="extra index for the cpu variant's torch"
     )
+
+    @property
+    def installs_missing(self) -> bool:
+        """Whether a missing engine is installed when a load needs it (``auto_install``)."""
+        if self.auto_install is not None:
+            return self.auto_install
+        return is_loopback(self.host)
 
     @property
     def catalog_url(self) -> str:

@@ -49,7 +49,7 @@ def test_which_backend_serves_a_model(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(EngineUnavailable, match="is not an executable file"):
         named.preflight()
     assert not named.installs_on_first_use
-    assert not without.get("sentence-transformers").installs_on_first_use  # GBs: asked for
+    assert without.get("sentence-transformers").installs_on_first_use  # its managed environment
     embed = model(category="embedding")
     assert without.for_model(embed).name == "sentence-transformers"  # the model's loaders, best first
     assert without.for_model(model()).name == "transformers"

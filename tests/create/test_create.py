@@ -259,7 +259,8 @@ def test_presets_list_their_computed_sizes(server: RunningServer) -> None:
 
 
 def test_a_missing_environment_says_how_to_install_it(tmp_path: Path, corpus: Path) -> None:
-    with serve(tmp_path / "home", python_envs="managed") as server:
+    """Where the server installs nothing by itself (MODELYARD_AUTO_INSTALL=false)."""
+    with serve(tmp_path / "home", python_envs="managed", auto_install=False) as server:
         plan = body(tmp_path / "new", tokenizer={"corpus": str(corpus), "kind": "bpe", "vocab_size": 8000})
         r = server.http.post("/api/create", json=plan)
         assert r.status_code == 503

@@ -347,9 +347,10 @@ def test_bad_requests_and_settings_get_clear_errors(
 
 
 def test_a_missing_environment_fails_at_once_with_the_command(tmp_path: Path, minilm: Path) -> None:
+    """Where the server installs nothing by itself (MODELYARD_AUTO_INSTALL=false)."""
     from conftest import serve
 
-    with serve(tmp_path / "home", python_envs="managed") as server:
+    with serve(tmp_path / "home", python_envs="managed", auto_install=False) as server:
         add(server, minilm, "minilm")
         r = server.http.post("/api/models/minilm/load", json={})
         assert r.status_code == 503

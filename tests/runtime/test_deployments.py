@@ -238,8 +238,8 @@ async def test_a_load_with_no_engine_installed_starts_installing_the_one_that_in
 
 
 @run
-async def test_without_build_on_first_use_a_missing_engine_is_only_refused(tmp_path: Path) -> None:
-    async with harness(tmp_path, build_on_first_use=False) as h:
+async def test_without_auto_install_a_missing_engine_is_only_refused(tmp_path: Path) -> None:
+    async with harness(tmp_path, auto_install=False) as h:
         h.add("m")
         h.backend.missing = True
         h.backend.installs_on_first_use = True

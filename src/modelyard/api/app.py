@@ -103,7 +103,11 @@ def create_app(settings: Settings) -> FastAPI:
         await app.state.downloads.start()
         app.state.installs = runtime.installs
         app.state.creations = Creations(
-            settings, library, app.state.folders, lambda: create.memory_now(app.state.monitor)
+            settings,
+            library,
+            app.state.folders,
+            lambda: create.memory_now(app.state.monitor),
+            runtime.installs,
         )
         metrics.watch(runtime, app.state.monitor, app.state.downloads, routes)
         try:

@@ -132,7 +132,7 @@ class RunnerBackend(environments.InEnvironment, Generic[Opts]):
     dialect: ClassVar[str] = "openai"
     tokenizer_api: ClassVar[str | None] = None
     fills_in_middle: ClassVar[bool] = False
-    installs_on_first_use = False  # a managed environment is GBs: asked for
+    installs_on_first_use = True  # its managed environment
     lora_option: ClassVar[str | None] = None
 
     def __init__(

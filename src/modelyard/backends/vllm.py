@@ -87,7 +87,7 @@ class Vllm(environments.InEnvironment):
     dialect: ClassVar[str] = "openai"
     tokenizer_api: ClassVar[str | None] = "vllm"
     fills_in_middle: ClassVar[bool] = False  # vLLM refuses suffix
-    installs_on_first_use = False  # a managed environment is GBs: asked for
+    installs_on_first_use = True  # its managed environment
     lora_option: ClassVar[str | None] = None  # LoRAs by request (base:adapter)
 
     @classmethod

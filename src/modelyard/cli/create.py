@@ -11,6 +11,7 @@ import click
 
 from modelyard.cli.common import Command, client
 from modelyard.cli.render import console, err_console, human_count, human_size, print_json
+from modelyard.cli.runtime import loading
 from modelyard.errors import InvalidRequest
 
 DESIGN_FIELDS = (
@@ -91,8 +92,7 @@ def create(
     if shown["problems"]:
         _show(shown)
         raise click.exceptions.Exit(1)
-    job = api.post("/api/create", body)
-    job = _follow(api, job)
+    job = _follow(api, loading("starting the creation", lambda: api.post("/api/create", body)))
     if as_json:
         print_json(job)
     elif job["state"] == "done":

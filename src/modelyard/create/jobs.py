@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.access.folders import Folders
-from modelyard.backends.environments import has_modules, interpreter_for
+from modelyard.backends.environments import Interpreter, default_variant, has_modules, interpreter_for
+from modelyard.backends.installs import Installs
 from modelyard.config import Settings
 from modelyard.create.plan import Memory, Plan, Preview, gguf_record, preview
 from modelyard.create.vocab import tokenizer_of
 from modelyard.errors import (
     CreationNotFound,
+    EngineBuilding,
     EngineError,
     EngineUnavailable,
     InvalidDesign,
@@ -60,9 +62,15 @@ class Creation:
 
 class Creations:
     def __init__(
-        self, settings: Settings, library: Library, folders: Folders, memory: Callable[[], Memory]
+        self,
+        settings: Settings,
+        library: Library,
+        folders: Folders,
+        memory: Callable[[], Memory],
+        installs: Installs | None = None,
     ) -> None:
         self.settings = settings
+        self.installs = installs  # where a missing environment is installed (MODELYARD_AUTO_INSTALL)
         self.library = library
         self.folders = folders
         self.memory = memory
@@ -91,9 +99,7 @@ class Creations:
             raise InvalidDesign([(p.field, p.message) for p in shown.problems])
         if any(c.state == RUNNING and c.out == plan.out for c in self.jobs.values()):
             raise InvalidDesign([("out", "a creation into this folder is running")])
-        python = interpreter_for(
-            "transformers", self.settings.envs_dir, managed_only=self.settings.python_envs == "managed"
-        )
+        python = await self._interpreter()
         if python.where == "server":
             self._check_modules(plan)
         out = Path(plan.out)
@@ -153,6 +159,19 @@ class Creations:
         self._procs[job.id] = proc
         self._tasks[job.id] = asyncio.create_task(self._follow(job, proc, work, plan))
         return job
+
+    async def _interpreter(self) -> Interpreter:
+        """The Python the export runs in: the transformers environment's. Where it is missing
+        and the settings install what is, its install starts (EngineBuilding says so)."""
+        try:
+            return interpreter_for(
+                "transformers", self.settings.envs_dir, managed_only=self.settings.python_envs == "managed"
+            )
+        except EngineUnavailable:
+            if self.installs is None or not self.settings.installs_missing:
+                raise
+            job = await self.installs.ensure("transformers", default_variant())
+            raise EngineBuilding("transformers", job.id) from None
 
     @staticmethod
     def _check_modules(plan: Plan) -> None:

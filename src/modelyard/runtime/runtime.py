@@ -338,15 +338,21 @@ class Runtime(Fleet):
         return Setup(backend, options, version, tuple(wish.args), dict(wish.env), wish.restart)
 
     async def _installed(self, backend: AnyBackend, version: str | None) -> None:
-        """A missing engine fails now, with the command that installs it; one that installs on
-        its first use (llama-server, where MODELYARD_BUILD_ON_FIRST_USE is on) starts installing
-        and says so (EngineBuilding, whose install job the client can follow)."""
+        """A missing engine fails now, with the command that installs it; where the settings
+        install what is missing (MODELYARD_AUTO_INSTALL), one that installs on first use starts
+        installing and says so (EngineBuilding, whose install job the client follows)."""
         try:
             backend.preflight(version)
         except EngineUnavailable:
-            if not (version is None and self.settings.build_on_first_use and backend.installs_on_first_use):
+            variant = environments.default_variant()  # this machine's build: cuda with an NVIDIA GPU
+            if not (
+                version is None
+                and self.settings.installs_missing
+                and backend.installs_on_first_use
+                and variant in self.backends.variants(backend)
+            ):
                 raise
-            job = await self.installs.ensure(backend.name, environments.default_variant())
+            job = await self.installs.ensure(backend.name, variant)
             raise EngineBuilding(backend.name, job.id) from None
 
     def _record(self, setup: Setup, wish: Deployment) -> Deployment:

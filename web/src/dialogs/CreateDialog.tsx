@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { api, type CreatePlan, type CreatePreview, type Creation, type Preset, type TokenizerChoice } from "../api";
+import { api, ApiError, installsEnded, type CreatePlan, type CreatePreview, type Creation, type Preset, type TokenizerChoice } from "../api";
 import { Dialog } from "../components/Dialog";
 import { PathInput } from "../components/PathInput";
 import { count, size } from "../format";
@@ -110,7 +110,24 @@ export function CreateDialog({ onClose, onCreated }: Props) {
     setDesign({ ...design, ...patch });
     setPreset("free"); // edited: the numbers are the user's now
   };
-  const start = () => attempt(async () => setJob(await api.create(plan())));
+  const [installing, setInstalling] = useState<string | null>(null);
+  const start = () =>
+    attempt(async () => {
+      try {
+        setJob(await api.create(plan()));
+      } catch (e) {
+        if (!(e instanceof ApiError && e.code === "engine_building")) throw e;
+        // the export's environment was missing, and the server is installing it: follow, then start
+        try {
+          await installsEnded((j) =>
+            setInstalling(`Installing ${j.backend}: ${j.stage} (${Math.round((100 * j.step) / j.steps)}%)…`),
+          );
+        } finally {
+          setInstalling(null);
+        }
+        setJob(await api.create(plan()));
+      }
+    });
   const running = job?.state === "running";
   const field = ([key, label, help]: [NumberField, string, string]) => (
     <label key={key}>
@@ -148,6 +165,11 @@ export function CreateDialog({ onClose, onCreated }: Props) {
       }
     >
       <p class="warning">{shown?.warning ?? "A new model has random weights: for experiments and pre-training."}</p>
+      {installing && (
+        <p class="muted" role="status">
+          {installing}
+        </p>
+      )}
       <div class="create-summary">
       {shown && m && (
         <dl class="facts" aria-label="Preview">
