@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 def loading(what: str, send: Callable[[], T]) -> T:
     """``send`` (a load, a deployment) under a spinner; when the server answers that it started
-    installing the engine (llama-server on its first use), follow that install with a progress
+    installing the engine (MODELYARD_AUTO_INSTALL), follow that install with a progress
     bar, then send it again."""
     try:
         with console.status(f"{what}..."):
