@@ -91,6 +91,8 @@ def test_estimate(cli: CliRunner, server: RunningServer, gemma: Path) -> None:
     out = run(cli, "estimate", "gemma3", "--n-ctx", "8192")
     assert "gemma3 at n_ctx 8192" in out
     assert "kv cache" in out
+    assert "prompt cache" in out  # its own line: a ceiling, filled as prompts are cached
+    assert "at most, as prompts are cached" in out
     assert "fits" in out
     e = json.loads(run(cli, "estimate", "gemma3", "--n-ctx", "2048", "--cache-type-k", "q8_0", "--json"))
     assert e["n_ctx"] == 2048

@@ -45,8 +45,11 @@ def test_gemma_estimate_matches_the_engine(server: RunningServer, gemma: Path, n
     options = {"n_ctx": n_ctx, "threads": 2, "cache_ram": 0}
     server.http.put("/api/models/gemma3/settings", json={"options": options})
     e = server.http.get("/api/models/gemma3/estimate").json()
-    cache = with_cache["ram"]["kv_cache"] - e["ram"]["kv_cache"]
-    assert cache == max(64, -(-18 * 1024 * n_ctx // MiB)) * MiB
+    # the prompt cache is its own line, beside the context's KV cache, which it leaves as it is
+    assert with_cache["ram"]["kv_cache"] == e["ram"]["kv_cache"]
+    assert with_cache["ram"]["prompt_cache"] == max(64, -(-18 * 1024 * n_ctx // MiB)) * MiB
+    assert e["ram"]["prompt_cache"] == 0
+    assert with_cache["ram"]["total"] - e["ram"]["total"] == with_cache["ram"]["prompt_cache"]
     assert e["n_ctx"] == n_ctx
     load(server, "gemma3")
     real = measured(server, "gemma3")

@@ -256,9 +256,13 @@ async def _stream(
 
 class BreakdownOut(BaseModel):
     weights: int
-    kv_cache: int
+    kv_cache: int = Field(description="the context's KV cache")
     compute: int
     overhead: int
+    prompt_cache: int = Field(
+        description="llama-server's reserve for earlier prompts' KV states (--cache-ram): its ceiling, "
+        "filled only as prompts are cached"
+    )
     total: int
 
 
@@ -279,8 +283,9 @@ class EstimateOut(BaseModel):
 
 def _breakdown(b: Breakdown) -> BreakdownOut:
     return BreakdownOut(
-        weights=b.weights, kv_cache=b.kv_cache, compute=b.compute, overhead=b.overhead, total=b.total
-    )
+        weights=b.weights, kv_cache=b.kv_cache, compute=b.compute, overhead=b.overhead,
+        prompt_cache=b.prompt_cache, total=b.total,
+    )  # fmt: skip
 
 
 @router.get("/models/{name}/estimate")

@@ -271,13 +271,16 @@ def estimate(
         return
     ram = e["ram"]
     console.print(f"[bold]{name}[/] at n_ctx {e['n_ctx']} on {e['runtime']}", highlight=False)
-    for part in ("weights", "kv_cache", "compute", "overhead"):
-        console.print(f"  {part.replace('_', ' '):<10} {human_size(ram[part]):>10}", highlight=False)
+    for part in ("weights", "kv_cache", "compute", "overhead", "prompt_cache"):
+        if part == "prompt_cache" and not ram[part]:
+            continue
+        note = "   at most, as prompts are cached" if part == "prompt_cache" else ""
+        console.print(f"  {part.replace('_', ' '):<12} {human_size(ram[part]):>10}{note}", highlight=False)
     console.print(
-        f"  [bold]{'RAM':<10} {human_size(ram['total']):>10}[/]   free now {human_size(e['free_ram'])}"
+        f"  [bold]{'RAM':<12} {human_size(ram['total']):>10}[/]   free now {human_size(e['free_ram'])}"
     )
     for i, v in enumerate(e["vram"]):
-        console.print(f"  GPU {i:<6} {human_size(v['total']):>10}", highlight=False)
+        console.print(f"  GPU {i:<8} {human_size(v['total']):>10}", highlight=False)
     verdict = "[green]fits[/]" if e["fits"] else "[red]does not fit[/]"
     largest = f"; the largest context that fits: {e['max_ctx']}" if e["max_ctx"] else ""
     if e["max_gpu_layers"] is not None:

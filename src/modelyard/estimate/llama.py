@@ -40,10 +40,11 @@ class Breakdown:
     kv_cache: int = 0
     compute: int = 0
     overhead: int = 0
+    prompt_cache: int = 0  # llama-server's reserve for earlier prompts' KV states, filled as they are cached
 
     @property
     def total(self) -> int:
-        return self.weights + self.kv_cache + self.compute + self.overhead
+        return self.weights + self.kv_cache + self.compute + self.overhead + self.prompt_cache
 
 
 @dataclass
@@ -170,7 +171,7 @@ def estimate(shards: list[GGUFFile], cfg: Config) -> Estimate:
         ram.compute += compute + logits
     ram.overhead = cfg.engine_overhead + VOCAB_BYTES_PER_TOKEN * n_vocab
     ram.weights += cfg.extra_bytes
-    ram.kv_cache += cfg.prompt_cache_bytes  # the KV states of earlier prompts, kept in RAM
+    ram.prompt_cache = cfg.prompt_cache_bytes  # the KV states of earlier prompts, kept in RAM
     return Estimate(n_ctx=cfg.n_ctx, n_gpu_layers=offload, ram=ram, vram=gpus)
 
 

@@ -248,8 +248,9 @@ def wont_fit(model: Model, report: Fit, replicas: int, free_ram: int, free_vram:
     options += ["a smaller quantization", "`modelyard load --force` to try anyway"]
     needs = [
         f"{e.ram.total * replicas / GiB:.2f} GiB of RAM (weights {e.ram.weights / GiB:.2f}, "
-        f"KV cache {e.ram.kv_cache / GiB:.2f}, compute and overhead "
-        f"{(e.ram.compute + e.ram.overhead) / GiB:.2f}) with {free_ram / GiB:.2f} GiB free"
+        f"KV cache {e.ram.kv_cache / GiB:.2f}, compute and overhead {(e.ram.compute + e.ram.overhead) / GiB:.2f}"
+        + (f", prompt cache {e.ram.prompt_cache / GiB:.2f}" if e.ram.prompt_cache else "")
+        + f") with {free_ram / GiB:.2f} GiB free"
     ]
     needs += [
         f"GPU {i}: {v.total * replicas / GiB:.2f} GiB with {f / GiB:.2f} GiB free"

@@ -31,7 +31,9 @@ export function LoadConfirm(props: {
           <meter min={0} max={Math.max(e.free_ram, e.ram.total)} value={e.ram.total} high={e.free_ram * 0.9} />
           <p class="muted">
             weights {size(e.ram.weights)} · KV cache {size(e.ram.kv_cache)} ({e.n_ctx.toLocaleString()} tokens) · compute{" "}
-            {size(e.ram.compute)} · {e.runtime}
+            {size(e.ram.compute)}
+            {e.ram.prompt_cache > 0 && ` · prompt cache ${size(e.ram.prompt_cache)} at most, as prompts are cached`} ·{" "}
+            {e.runtime}
           </p>
           {!fits && (
             <p class="error">
