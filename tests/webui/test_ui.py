@@ -103,6 +103,7 @@ def test_import_rename_load_chat_unload_delete(
     expect(estimate).to_contain_text("Needs")
     expect(estimate).to_contain_text("free")
     expect(estimate).to_contain_text("256 tokens")
+    expect(estimate).to_contain_text(re.compile(r"prompt cache [\d.]+ MB at most, as prompts are cached"))
     shots("load-estimate")
     dialog(page).get_by_role("button", name="Load", exact=True).click()
     expect(row(page, "my-chat").locator(".status")).to_have_text("loaded", timeout=120_000)
