@@ -222,6 +222,11 @@ def test_every_problem_is_on_its_field(server: RunningServer, tmp_path: Path, co
         "no model named 'nope'"
         in problems(server, body(tmp_path / "x", tokenizer={"model": "nope"}))["tokenizer.model"]
     )
+    empty = body(tmp_path / "x", tokenizer={"corpus": " ", "kind": "bpe", "vocab_size": 8000})
+    assert (
+        problems(server, empty)["tokenizer.corpus"]
+        == "the corpus is required: a .txt file to train the tokenizer on"
+    )
 
     def trained(**tok: Any) -> dict[str, str]:
         return problems(server, body(tmp_path / "x", tokenizer={"corpus": str(corpus), **tok}))

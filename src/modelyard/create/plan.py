@@ -167,11 +167,14 @@ def _tokenizer(
             )
         elif tok.vocab_size > plan.design.vocab_size:
             found.append(Problem("vocab_size", f"must be at least the tokenizer's {tok.vocab_size:,} tokens"))
-        try:
-            folders.check(tok.corpus)
-            why = vocab.corpus_problem(tok.corpus)
-        except ModelyardError as e:
-            why = e.message
+        if not tok.corpus.strip():
+            why: str | None = "the corpus is required: a .txt file to train the tokenizer on"
+        else:
+            try:
+                folders.check(tok.corpus)
+                why = vocab.corpus_problem(tok.corpus)
+            except ModelyardError as e:
+                why = e.message
         if why is not None:
             found.append(Problem("tokenizer.corpus", why))
         return f"{tok.kind} trained on {Path(tok.corpus).name}, {tok.vocab_size:,} tokens", None
