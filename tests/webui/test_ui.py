@@ -91,8 +91,20 @@ def test_import_rename_load_chat_unload_delete(
     expect(about).to_contain_text("bits per weight (measured)")
     expect(about).to_contain_text("llama.cpp: GGUF: runs on the CPU, the GPUs or both")
     page.get_by_role("button", name="Import LoRA", exact=True).click()
+    compatibility = dialog(page).get_by_label("Compatibility")
+    dialog(page).get_by_label("LoRA path").fill(str(gguf))  # a model, not a LoRA: refused as typed
+    expect(compatibility).to_contain_text("Does not fit my-chat")
+    expect(compatibility).to_contain_text("is not a LoRA adapter")
+    expect(dialog(page).get_by_role("button", name="Import", exact=True)).to_be_disabled()
     dialog(page).get_by_label("LoRA path").fill(str(folder / "tiny-lora.gguf"))
+    expect(compatibility).to_contain_text("Fits my-chat: gguf-lora")
+    expect(dialog(page).get_by_label("LoRA name")).to_have_attribute("placeholder", "tiny-lora")
+    dialog(page).get_by_label("LoRA description").fill("a tiny test LoRA")
+    shots("lora-import-checked")
     dialog(page).get_by_role("button", name="Import", exact=True).click()
+    expect(dialog(page)).to_have_count(0)
+    (adapter,) = api.get("/api/models/my-chat").json()["adapters"]
+    assert (adapter["name"], adapter["description"]) == ("tiny-lora", "a tiny test LoRA")
     page.get_by_role("radio", name="tiny-lora").check()
     shots("library-with-adapter")
 

@@ -38,6 +38,7 @@ export type Drain = schema.DrainOut;
 export type Fits = schema.CheckOut;
 export type TokenizerChoice = schema.TokenizerOut;
 export type InstallJob = schema.InstallOut;
+export type AdapterCheck = schema.AdapterCheckOut;
 export type ModelRoute = schema.RouteOut;
 export type RouteTarget = schema.TargetIn;
 // the /v1 answers that are not OpenAI's own (gateway/answers.py)
@@ -180,7 +181,10 @@ export const api = {
   settings: (name: string) => get<Settings>(`/api/models/${q(name)}/settings`),
   saveSettings: (name: string, options: Record<string, unknown>) =>
     request<Settings>("PUT", `/api/models/${q(name)}/settings`, { options }),
-  addAdapter: (name: string, path: string) => post<Model>(`/api/models/${q(name)}/adapters`, { path }),
+  addAdapter: (name: string, path: string, adapter: string, description: string) =>
+    post<Model>(`/api/models/${q(name)}/adapters`, { path, name: adapter || null, description }),
+  checkAdapter: (name: string, path: string, signal?: AbortSignal) =>
+    request<AdapterCheck>("POST", `/api/models/${q(name)}/adapters/check`, { path }, signal),
   removeAdapter: (name: string, adapter: string) =>
     request<Model>("DELETE", `/api/models/${q(name)}/adapters/${q(adapter)}`),
   setComponent: (name: string, role: string, path: string) =>

@@ -12,7 +12,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from modelyard.access.folders import Folders
 from modelyard.api.routing import StrictRoute
 from modelyard.api.schemas import (
+    AdapterCheckOut,
     AdapterIn,
+    AdapterPathIn,
     ImportIn,
     InspectionOut,
     ModelOut,
@@ -34,6 +36,8 @@ from modelyard.formats.files import usable_path
 from modelyard.gateway.checks import library_of, runtime_of
 from modelyard.http_errors import ErrorBody
 from modelyard.library import ImportRequest, Library
+from modelyard.library.lora import adapter_format
+from modelyard.library.naming import default_name
 from modelyard.library.paths import complete
 from modelyard.library.requests import RemoteRequest
 
@@ -155,6 +159,20 @@ def put_settings(request: Request, lib: Lib, dirs: Dirs, name: str, body: Settin
     if privileged:  # who lets a model run its own code, or read files: on the record
         log.warning("%s set %s on %r", request.state.caller.name, ", ".join(privileged), name)
     return get_settings(lib, name)
+
+
+@router.post("/models/{name}/adapters/check", tags=["adapters"])
+def check_adapter(lib: Lib, dirs: Dirs, name: str, body: AdapterPathIn) -> AdapterCheckOut:
+    """Whether the LoRA at a path fits the model, and the name it would get, importing nothing."""
+    dirs.check(body.path)
+    insp, reason = lib.adapter_fit(name, body.path)
+    return AdapterCheckOut(
+        fits=reason is None,
+        reason=reason,
+        name=default_name(insp.path),
+        format=adapter_format(insp),
+        size=insp.size,
+    )
 
 
 @router.post("/models/{name}/adapters", status_code=201, tags=["adapters"])

@@ -177,6 +177,20 @@ class AdapterIn(BaseModel):
     description: str = ""
 
 
+class AdapterPathIn(BaseModel):
+    path: str = Field(description="a LoRA file or folder on the server")
+
+
+class AdapterCheckOut(BaseModel):
+    """Whether a LoRA fits a base model, before it is imported."""
+
+    fits: bool
+    reason: str | None = Field(description="why it does not fit (None: it does)")
+    name: str = Field(description="the name it gets unless one is given")
+    format: str = Field(description="gguf-lora, peft or sd-lora")
+    size: int
+
+
 class SettingsIn(BaseModel):
     options: dict[str, Any]
     replace: bool = Field(False, description="replace the saved options instead of merging into them")

@@ -27,6 +27,7 @@ from modelyard.categories import (
 )
 from modelyard.errors import (
     Conflict,
+    IncompatibleAdapter,
     InvalidImport,
     ModelExists,
     ModelLoaded,
@@ -424,6 +425,16 @@ class Library:
         lora.check_adapter(base, insp)
         chosen = check_name(adapter_name, "adapter") if adapter_name else default_name(insp.path)
         return self._bind(base, insp, chosen, description)
+
+    def adapter_fit(self, name: str, path: str) -> tuple[Inspection, str | None]:
+        """The LoRA at ``path``, and why it does not fit model ``name`` (None: it does)."""
+        base = self.get(name)
+        insp = inspect_path(path)
+        try:
+            lora.check_adapter(base, insp)
+        except IncompatibleAdapter as e:
+            return insp, e.message
+        return insp, None
 
     def _found(self, wanted: str) -> Found:
         """A model that options name: a library model, else the file or folder ``wanted``."""

@@ -1,8 +1,9 @@
 /** The library's dialogs that edit one model: its context, its components, a LoRA to import. */
 import { useEffect, useState } from "preact/hooks";
-import { api, DIFFUSION, type Model } from "../api";
+import { type AdapterCheck, api, DIFFUSION, type Model } from "../api";
 import { Confirm } from "../components/Dialog";
 import { PathInput } from "../components/PathInput";
+import { size } from "../format";
 import { useAttempt } from "../hooks";
 import { message, useTemplates } from "../store";
 
@@ -100,15 +101,62 @@ export function ComponentsDialog({ model, onClose, onSaved }: EditProps) {
 
 export function AdapterDialog({ model, onClose, onSaved }: EditProps) {
   const [path, setPath] = useState("");
+  const [name, setName] = useState("");
+  const [description, setDescription] = useState("");
+  const [check, setCheck] = useState<AdapterCheck | null>(null);
+  const [pathError, setPathError] = useState<string | null>(null);
   const { error, busy, attempt } = useAttempt();
-  const save = () => void attempt(async () => (await api.addAdapter(model.name, path.trim()), onSaved()));
+  useEffect(() => {
+    // the compatibility check as the path is typed: whether it fits this base, and its name
+    setCheck(null);
+    setPathError(null);
+    const trimmed = path.trim();
+    if (!trimmed || trimmed.endsWith("/")) return;
+    const abort = new AbortController();
+    const timer = window.setTimeout(() => {
+      api
+        .checkAdapter(model.name, trimmed, abort.signal)
+        .then(setCheck)
+        .catch((e: unknown) => abort.signal.aborted || setPathError(message(e)));
+    }, 300);
+    return () => {
+      window.clearTimeout(timer);
+      abort.abort();
+    };
+  }, [path]);
+  const save = () =>
+    void attempt(async () => (await api.addAdapter(model.name, path.trim(), name.trim(), description.trim()), onSaved()));
   return (
-    <Confirm title={`Import a LoRA for ${model.name}`} confirm="Import" busy={busy || !path.trim()} error={error} onCancel={onClose} onConfirm={save}>
+    <Confirm
+      title={`Import a LoRA for ${model.name}`}
+      confirm="Import"
+      busy={busy || !check?.fits}
+      error={error}
+      onCancel={onClose}
+      onConfirm={save}
+    >
       <label>
         LoRA file or folder
         <PathInput label="LoRA path" value={path} onInput={setPath} placeholder="/home/me/loras/adapter.gguf" />
       </label>
-      <p class="muted">It is checked against {model.name}: a LoRA made for another base is refused.</p>
+      <div aria-label="Compatibility" role="status">
+        {pathError && <p class="error">{pathError}</p>}
+        {check && !check.fits && <p class="error">Does not fit {model.name}: {check.reason}</p>}
+        {check?.fits && (
+          <p class="ok">
+            Fits {model.name}: {check.format}, {size(check.size)}
+          </p>
+        )}
+        {!check && !pathError && <p class="muted">It is checked against {model.name}: a LoRA made for another base is refused.</p>}
+      </div>
+      <label>
+        Name
+        <input aria-label="LoRA name" value={name} placeholder={check?.name ?? "from the file"} onInput={(e) => setName(e.currentTarget.value)} />
+      </label>
+      <label>
+        Description
+        <input aria-label="LoRA description" value={description} onInput={(e) => setDescription(e.currentTarget.value)} />
+      </label>
     </Confirm>
   );
 }
