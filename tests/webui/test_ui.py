@@ -645,3 +645,29 @@ def test_resources_page_and_placement_of_a_deployment(
     form.get_by_label(re.compile(r"^Model")).select_option("tiny")
     expect(form.locator(".fits")).to_contain_text("Would run: 1 instance on llama.cpp")
     expect(form.locator('.fits [data-worker="local"]')).to_contain_text("local: fits (cpu)")
+
+
+def test_the_playground_loads_a_model_when_selected_with_autoload_on(
+    page: Page, shots: Shots, server: RunningServer, tmp_path: Path
+) -> None:
+    """The playground's "Autoload when selected" (kept in the browser): picking a model that is
+    not loaded loads it, in place of the chat model loaded before (the load rules)."""
+    api = server.http
+    for name in ("first", "second"):
+        gguf = b.write_llama_gguf(tmp_path / name / f"{name}.gguf", chat_template=b.CHAT_TEMPLATE)[0]
+        assert api.post("/api/models", json={"path": str(gguf)}).status_code == 201
+    assert api.post("/api/models/first/load", json={}).status_code == 200
+    page.goto("/")
+    page.get_by_role("link", name="Playground").click()
+    model = page.get_by_label("Model", exact=True)
+    expect(model).to_have_value("first")
+    model.select_option("second")  # the switch is off: nothing loads
+    expect(page.get_by_text("second is not loaded")).to_be_visible()
+    assert [i["model"] for i in api.get("/api/instances").json()] == ["first"]
+    page.get_by_label("Autoload when selected").check()
+    expect(model.locator("option[value=second]")).to_have_text("second", timeout=60_000)  # loaded
+    assert [i["model"] for i in api.get("/api/instances").json()] == ["second"]
+    shots("autoloaded")
+    page.reload()
+    page.get_by_role("link", name="Playground").click()
+    expect(page.get_by_label("Autoload when selected")).to_be_checked()  # kept in this browser

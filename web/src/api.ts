@@ -284,6 +284,25 @@ export async function installsEnded(onProgress: (job: InstallJob) => void): Prom
   }
 }
 
+/** Load a model; when the server answers that it started installing the engine, follow the
+ * install (its progress, in words, to ``onProgress``), then load again. */
+export async function loadModel(
+  name: string,
+  adapter: string | null,
+  force: boolean,
+  onProgress: (text: string) => void,
+): Promise<void> {
+  try {
+    await api.load(name, adapter, force);
+  } catch (e) {
+    if (!(e instanceof ApiError && e.code === "engine_building")) throw e;
+    await installsEnded((j) =>
+      onProgress(`installing ${j.backend}, ${j.stage} (${Math.round((100 * j.step) / j.steps)}%)`),
+    );
+    await api.load(name, adapter, force);
+  }
+}
+
 /** Calls ``onData`` with each event's data lines; resolves when the stream ends. */
 async function dataLines(body: NonNullable<Response["body"]>, onData: (data: string) => boolean | void): Promise<void> {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();

@@ -1,6 +1,6 @@
 import { Fragment } from "preact";
 import { useCallback, useEffect, useState } from "preact/hooks";
-import { api, ApiError, installsEnded, CATEGORIES, CATEGORY_LABELS, type Category, DIFFUSION, type Estimate, type Model } from "../api";
+import { api, ApiError, loadModel, CATEGORIES, CATEGORY_LABELS, type Category, DIFFUSION, type Estimate, type Model } from "../api";
 import { AdapterRows } from "../components/AdapterRows";
 import { Confirm } from "../components/Dialog";
 import { Editable } from "../components/Editable";
@@ -79,17 +79,7 @@ export function Library({ openDownloader }: { openDownloader: () => void }) {
     close();
     setBusy(`Loading ${m.name}…`);
     try {
-      try {
-        await api.load(m.name, adapter, force);
-      } catch (e) {
-        if (!(e instanceof ApiError && e.code === "engine_building")) throw e;
-        // the load started installing its engine (llama-server on its first use): follow it, then load
-        await installsEnded((j) =>
-          setBusy(`Loading ${m.name}: installing ${j.backend}, ${j.stage} (${Math.round((100 * j.step) / j.steps)}%)…`),
-        );
-        setBusy(`Loading ${m.name}…`);
-        await api.load(m.name, adapter, force);
-      }
+      await loadModel(m.name, adapter, force, (text) => setBusy(`Loading ${m.name}: ${text}…`));
       libraryChanged.emit();
     } catch (e) {
       if (e instanceof ApiError && e.code === "engine_unavailable") setModal({ kind: "environment", model: m, error: e });

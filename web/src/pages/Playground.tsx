@@ -1,11 +1,13 @@
 import { useEffect, useState } from "preact/hooks";
-import { api, type Category, type Model } from "../api";
+import { api, type Category, loadModel, type Model } from "../api";
 import { Chat } from "../playground/Chat";
 import { Images } from "../playground/Images";
 import { Speech, Voice } from "../playground/Speech";
 import { Classify, Embeddings, Rerank } from "../playground/Texts";
 import { Caption, Faces, Upscale } from "../playground/Vision";
-import { useLibraryVersion } from "../store";
+import { libraryChanged, message, useLibraryVersion } from "../store";
+
+const AUTOLOAD = "modelyard.playground.autoload"; // the switch, kept in this browser
 
 const MODES = {
   chat: "Chat",
@@ -56,6 +58,24 @@ export function Playground() {
     if (!fitting.some((m) => m.name === model)) setModel(fitting.find((m) => m.loaded)?.name ?? fitting[0]?.name ?? "");
   }, [mode, models]);
   const chosen = fitting.find((m) => m.name === model);
+  // "autoload when selected": a model picked here that is not loaded is loaded at once
+  const [autoload, setAutoload] = useState(() => localStorage.getItem(AUTOLOAD) === "true");
+  const [loading, setLoading] = useState<string | null>(null);
+  const [loadError, setLoadError] = useState<string | null>(null);
+  const switchAutoload = (on: boolean) => {
+    localStorage.setItem(AUTOLOAD, String(on));
+    setAutoload(on);
+  };
+  useEffect(() => {
+    setLoadError(null);
+    if (!autoload || !chosen || chosen.loaded || loading) return;
+    const name = chosen.name;
+    setLoading(`Loading ${name}…`);
+    loadModel(name, null, false, (text) => setLoading(`Loading ${name}: ${text}…`))
+      .then(() => libraryChanged.emit())
+      .catch((e: unknown) => setLoadError(message(e)))
+      .finally(() => setLoading(null));
+  }, [autoload, chosen?.name, chosen?.loaded]);
   // the gateway's name for what is loaded: base:adapter when a LoRA is on
   const target = model && adapters[model] ? `${model}:${adapters[model]}` : model;
 
@@ -80,9 +100,26 @@ export function Playground() {
             ))}
           </select>
         </label>
+        <label class="inline">
+          <input type="checkbox" checked={autoload} onChange={(e) => switchAutoload(e.currentTarget.checked)} />
+          Autoload when selected
+        </label>
       </div>
-      {chosen && !chosen.loaded && (
-        <p class="muted">{chosen.name} is not loaded: load it in the library (or the first request loads it when autoload is on).</p>
+      {loading && (
+        <p class="muted" role="status">
+          {loading}
+        </p>
+      )}
+      {loadError && (
+        <p class="error" role="alert">
+          {loadError}
+        </p>
+      )}
+      {chosen && !chosen.loaded && !loading && !loadError && (
+        <p class="muted">
+          {chosen.name} is not loaded: load it in the library, or switch on "Autoload when selected" (or the model's own
+          autoload, which loads it on the first request).
+        </p>
       )}
       {mode === "chat" && <Chat model={target} />}
       {mode === "embeddings" && <Embeddings model={target} />}
