@@ -671,3 +671,22 @@ def test_the_playground_loads_a_model_when_selected_with_autoload_on(
     page.reload()
     page.get_by_role("link", name="Playground").click()
     expect(page.get_by_label("Autoload when selected")).to_be_checked()  # kept in this browser
+
+
+def test_a_low_memory_notice_names_what_was_unloaded(browser: Browser, tmp_path: Path) -> None:
+    """Past the memory pressure threshold (here one every machine is past) the footer says so, and
+    names the model unloaded to relieve it."""
+    gguf = b.write_llama_gguf(tmp_path / "chat" / "tiny-chat.gguf", chat_template=b.CHAT_TEMPLATE)[0]
+    with serve(
+        tmp_path / "home", monitor_interval=0.2, memory_pressure=0.001, pressure_unload=True
+    ) as server:
+        assert server.http.post("/api/models", json={"path": str(gguf)}).status_code == 201
+        with browsing_with_shots(browser, server.url, "low-memory") as (page, shots):
+            page.goto("/")
+            notice = page.get_by_role("alert", name="Low memory")
+            expect(notice).to_contain_text("pressure from 0%")
+            assert server.http.post("/api/models/tiny-chat/load", json={}).status_code == 200
+            expect(notice).to_contain_text(
+                "unloaded 'tiny-chat', the least recently used idle model", timeout=30_000
+            )
+            shots("low-memory-notice")

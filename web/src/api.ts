@@ -39,6 +39,7 @@ export type Fits = schema.CheckOut;
 export type TokenizerChoice = schema.TokenizerOut;
 export type InstallJob = schema.InstallOut;
 export type AdapterCheck = schema.AdapterCheckOut;
+export type MonitorEvent = schema.EventOut;
 export type ModelRoute = schema.RouteOut;
 export type RouteTarget = schema.TargetIn;
 // the /v1 answers that are not OpenAI's own (gateway/answers.py)
@@ -226,6 +227,7 @@ export const api = {
   cancelBatch: (id: string) => post<Batch>(`/api/batches/${q(id)}/cancel`),
   install: (backend: string, variant: string) => post<InstallJob>(`/api/backends/${q(backend)}/install`, { variant }),
   installs: () => get<InstallJob[]>("/api/installs"),
+  monitorEvents: () => get<MonitorEvent[]>("/api/monitor/events"),
   presets: () => get<Preset[]>("/api/create/presets"),
   tokenizers: () => get<TokenizerChoice[]>("/api/create/tokenizers"),
   previewCreate: (plan: CreatePlan, signal?: AbortSignal) =>

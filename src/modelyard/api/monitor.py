@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from modelyard.api.routing import StrictRoute
 from modelyard.api.sse import event_stream
@@ -37,6 +37,7 @@ class SampleOut(BaseModel):
     memory_total: int
     memory_percent: float
     gpus: list[GpuOut] | None = None
+    pressure_percent: float = Field(description="memory_percent at and above which it is memory pressure")
 
 
 class EventOut(BaseModel):

@@ -27,6 +27,7 @@ class Sample:
     memory_total: int
     memory_percent: float
     gpus: list[gpu_probe.Gpu] = field(default_factory=list)
+    pressure_percent: float = 90.0  # the share of memory at which it is pressure (MODELYARD_MEMORY_PRESSURE)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -70,6 +71,7 @@ class Monitor:
             memory_total=mem.total,
             memory_percent=round(100 * used / mem.total, 1),
             gpus=gpu_probe.nvidia() + self._static_gpus,
+            pressure_percent=round(100 * self.pressure, 1),
         )
 
     @property

@@ -1,15 +1,43 @@
 import { useEffect, useState } from "preact/hooks";
-import { events, type Sample } from "../api";
+import { api, events, type MonitorEvent, type Sample } from "../api";
 import { size } from "../format";
 import { Ring } from "./Ring";
 
-/** The resource monitor along the bottom: CPU and memory rings, a card per GPU when there is one. */
+const RECENT = 120; // seconds an unload to relieve memory pressure stays in the notice
+
+/** The resource monitor along the bottom: CPU and memory rings, a card per GPU when there is one,
+ * and a notice while memory is under pressure (at or past MODELYARD_MEMORY_PRESSURE), naming
+ * what was unloaded to relieve it. */
 export function Monitor() {
   const [sample, setSample] = useState<Sample | null>(null);
+  const [unloaded, setUnloaded] = useState<MonitorEvent[]>([]);
   useEffect(() => events<Sample>("/api/monitor/stream", setSample), []);
+  const pressed = !!sample && sample.memory_percent >= sample.pressure_percent;
+  useEffect(() => {
+    // what was unloaded lately: looked at while under pressure, and a while after
+    const look = () =>
+      void api
+        .monitorEvents()
+        .then((all) => setUnloaded(all.filter((e) => e.kind === "unloaded" && Date.now() / 1000 - e.at < RECENT)))
+        .catch(() => setUnloaded([]));
+    look();
+    const timer = window.setInterval(look, 5000);
+    return () => window.clearInterval(timer);
+  }, [pressed]);
   if (!sample) return <footer class="monitor">Resource monitor: waiting for the first sample…</footer>;
   return (
     <footer class="monitor" aria-label="Resource monitor">
+      {(pressed || unloaded.length > 0) && (
+        <div class="pressure" role="alert" aria-label="Low memory">
+          <strong>Low memory</strong>
+          <small>
+            {sample.memory_percent.toFixed(0)}% used; pressure from {sample.pressure_percent.toFixed(0)}%
+          </small>
+          {unloaded.map((e) => (
+            <small key={e.at}>{e.message}</small>
+          ))}
+        </div>
+      )}
       <Ring label="CPU" percent={sample.cpu_percent} detail={`${sample.cpu_percent.toFixed(0)}% of all cores`} />
       <Ring
         label="Memory"
