@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
-from browser import Shots
-from conftest import RunningServer
+from browser import Shots, browsing_with_shots
+from conftest import RunningServer, serve
 from modelyard.create.design import Design, parameters
 from modelyard.create.presets import presets
 
@@ -75,3 +75,27 @@ def test_create_a_small_model_end_to_end(
     assert (tmp_path / "ui-model" / "ui-model.F16.gguf").is_file()
     names = [m["name"] for m in server.http.get("/api/models").json()]
     assert sorted(names) == ["ui-model", "ui-model-gguf"]
+
+
+def test_a_creation_whose_environment_is_missing_leads_to_settings(browser: Browser, tmp_path: Path) -> None:
+    """On a server that installs nothing by itself, a creation whose transformers environment is
+    missing says so, as a load does, with the way to Settings."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(f"line {i} of a small corpus\n" for i in range(200)))
+    with serve(tmp_path / "home", python_envs="managed", auto_install=False) as server:
+        with browsing_with_shots(browser, server.url, "create-environment-missing") as (page, shots):
+            page.goto("/")
+            page.get_by_role("toolbar").get_by_role("button", name="Create model").click()
+            drawer = page.get_by_role("dialog", name="Create a model")
+            drawer.get_by_label("Output folder").fill(str(tmp_path / "new"))
+            drawer.get_by_label("Corpus").fill(str(corpus))
+            drawer.get_by_label("Tokenizer type").select_option("bpe")
+            drawer.get_by_label("Tokenizer vocabulary").fill("8000")
+            drawer.get_by_role("button", name="Create model").click()
+            missing = page.get_by_role("dialog", name="An engine is missing")
+            expect(missing).to_contain_text("Creating a model needs an engine that is not installed")
+            expect(missing).to_contain_text("the transformers environment is not installed")
+            shots("environment-missing")
+            missing.get_by_role("button", name="Open Settings").click()
+            expect(page.locator("tr[data-backend='transformers']")).to_contain_text("not installed")
+        assert not (tmp_path / "new").exists()

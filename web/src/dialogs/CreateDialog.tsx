@@ -1,6 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, ApiError, installsEnded, type CreatePlan, type CreatePreview, type Creation, type Preset, type TokenizerChoice } from "../api";
 import { Dialog } from "../components/Dialog";
+import { EngineMissing } from "./EngineMissing";
 import { PathInput } from "../components/PathInput";
 import { count, size } from "../format";
 import { useAttempt } from "../hooks";
@@ -111,11 +112,13 @@ export function CreateDialog({ onClose, onCreated }: Props) {
     setPreset("free"); // edited: the numbers are the user's now
   };
   const [installing, setInstalling] = useState<string | null>(null);
+  const [missing, setMissing] = useState<ApiError | null>(null); // its environment, not installed
   const start = () =>
     attempt(async () => {
       try {
         setJob(await api.create(plan()));
       } catch (e) {
+        if (e instanceof ApiError && e.code === "engine_unavailable") return setMissing(e);
         if (!(e instanceof ApiError && e.code === "engine_building")) throw e;
         // the export's environment was missing, and the server is installing it: follow, then start
         try {
@@ -165,6 +168,7 @@ export function CreateDialog({ onClose, onCreated }: Props) {
       }
     >
       <p class="warning">{shown?.warning ?? "A new model has random weights: for experiments and pre-training."}</p>
+      {missing && <EngineMissing needs="Creating a model" error={missing} onClose={() => setMissing(null)} />}
       {installing && (
         <p class="muted" role="status">
           {installing}

@@ -5,6 +5,7 @@ import { AdapterRows } from "../components/AdapterRows";
 import { Confirm } from "../components/Dialog";
 import { Editable } from "../components/Editable";
 import { CreateDialog } from "../dialogs/CreateDialog";
+import { EngineMissing } from "../dialogs/EngineMissing";
 import { ImportDialog } from "../dialogs/ImportDialog";
 import { LoadConfirm } from "../dialogs/LoadDialog";
 import { AdapterDialog, ComponentsDialog, ContextDialog } from "../dialogs/ModelDialogs";
@@ -293,23 +294,7 @@ export function Library({ openDownloader }: { openDownloader: () => void }) {
           }}
         />
       )}
-      {modal?.kind === "environment" && (
-        <Confirm
-          title="An engine is missing"
-          confirm="Open Settings"
-          onCancel={close}
-          onConfirm={() => {
-            close();
-            location.hash = "#/settings";
-          }}
-        >
-          <p>
-            {modal.model.name} needs an engine that is not installed: {modal.error.message}.
-          </p>
-          {modal.error.hint && <p class="muted">{modal.error.hint}</p>}
-          <p>Install it from Settings, with its progress shown there.</p>
-        </Confirm>
-      )}
+      {modal?.kind === "environment" && <EngineMissing needs={modal.model.name} error={modal.error} onClose={close} />}
       {modal?.kind === "context" && <ContextDialog model={modal.model} onClose={close} onSaved={changed} />}
       {modal?.kind === "components" && <ComponentsDialog model={modal.model} onClose={close} onSaved={changed} />}
       {modal?.kind === "adapter" && <AdapterDialog model={modal.model} onClose={close} onSaved={changed} />}
