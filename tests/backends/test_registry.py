@@ -10,7 +10,7 @@ import pytest
 
 from modelyard.backends.base import HOST, PORT, Placement
 from modelyard.backends.llama_cpp import LlamaServer
-from modelyard.backends.registry import Backends, options_model
+from modelyard.backends.registry import Backends, kinds_for, options_model
 from modelyard.backends.runner import ENCODER_SLOTS
 from modelyard.backends.transformers import TransformersOptions
 from modelyard.catalog.records import Adapter, Model, ModelSettings
@@ -61,6 +61,13 @@ def test_which_backend_serves_a_model(tmp_path: Path, monkeypatch: pytest.Monkey
     with_llama_server = backends(tmp_path, llama_server=True)
     saved = model(format="gguf", settings=ModelSettings("llama-cpp-python", {}))
     assert with_llama_server.for_model(saved).name == "llama-cpp-python"
+    # transformers reads a GGUF (dequantized) when the settings ask for it, never by itself
+    llama = model(format="gguf", architecture="llama")
+    assert [k.name for k in kinds_for(llama)] == ["llama.cpp", "llama-cpp-python", "transformers"]
+    assert with_llama_server.for_model(llama).name == "llama.cpp"
+    asked = model(format="gguf", architecture="llama", settings=ModelSettings("transformers", {}))
+    assert with_llama_server.for_model(asked).name == "transformers"
+    assert "transformers" not in [k.name for k in kinds_for(model(format="gguf", architecture="clip"))]
 
 
 def test_runner_engines_take_requests_as_their_task_does(tmp_path: Path) -> None:

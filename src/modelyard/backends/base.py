@@ -31,6 +31,11 @@ FOLDER = "{dir}"
 PEERS = "{peers}"  # the peers' host:port, comma-separated (a distributed engine's own argument)
 
 
+# A rank from here on: the backend runs the model when asked (the settings' backend, --backend),
+# never as the one a load picks by itself (transformers for a GGUF, dequantized)
+ON_REQUEST = 100
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where an instance runs: a node, and the GPUs it may use there (empty: none)."""

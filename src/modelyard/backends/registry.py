@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from modelyard.backends.base import AnyBackend
+from modelyard.backends.base import ON_REQUEST, AnyBackend
 from modelyard.backends.environments import VARIANTS
 from modelyard.backends.exllamav2 import ExLlamaV2
 from modelyard.backends.external import External, ExternalTgi
@@ -36,6 +36,7 @@ from modelyard.config import Settings
 from modelyard.errors import EngineUnavailable, InvalidSettings, Unsupported
 
 B = TypeVar("B", AnyBackend, type[AnyBackend])
+
 KINDS: tuple[type[AnyBackend], ...] = (
     LlamaServer,
     LlamaCppPython,
@@ -153,10 +154,12 @@ class Backends:
     def for_model(self, model: Model) -> AnyBackend:
         """The backend that serves ``model``: the one its settings were saved for where it is
         installed, else the first installed one that takes it, else the first that takes it (its
-        preflight says what to install)."""
+        preflight says what to install); one that takes it only on request (ON_REQUEST) only
+        when its settings name it."""
         candidates = best_first(self, model)
         if not candidates:
             raise _none_runs(model)
         saved_for = model.settings.backend if model.settings else None
         chosen = next((b for b in candidates if b.name == saved_for and self.installed(b)), None)
-        return chosen or next((b for b in candidates if self.installed(b)), candidates[0])
+        picked = [b for b in candidates if (b.rank(model) or 0) < ON_REQUEST] or candidates
+        return chosen or next((b for b in picked if self.installed(b)), picked[0])

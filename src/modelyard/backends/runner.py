@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Generic
 from pydantic import BaseModel
 
 from modelyard.backends import environments
-from modelyard.backends.base import HOST, PORT, EngineSpec, Find, Opts, Placement
+from modelyard.backends.base import HOST, ON_REQUEST, PORT, EngineSpec, Find, Opts, Placement
 from modelyard.backends.diffusers import DiffusersOptions
 from modelyard.backends.drafts import with_draft
 from modelyard.backends.faster_whisper import FasterWhisperOptions
@@ -72,6 +72,11 @@ SLOTS = {
 
 # formats the Python backends never read: llama.cpp's, and a server that runs elsewhere
 NOT_OURS = ("gguf", "ggml", "remote")
+# the GGUF architectures transformers reads (transformers.integrations.ggml), chat models of them
+GGUF_ARCHITECTURES = frozenset(
+    {"llama", "mistral", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3", "falcon",
+     "stablelm", "starcoder2", "gpt2", "bloom", "nemotron", "lfm2"}
+)  # fmt: skip
 
 
 def _plain(model: Model) -> bool:
@@ -274,6 +279,9 @@ class Transformers(RunnerBackend[TransformersOptions]):
         # no better engine; GPTQ and AWQ on gptqmodel's kernels, after vLLM (and ExLlamaV2)
         if model.category not in TASKS or model.category in (*DIFFUSION, "upscale", "face"):
             return None
+        if model.format == "gguf":  # read by transformers (dequantized): its samplers on a GGUF
+            takes = model.category == "chat" and model.architecture in GGUF_ARCHITECTURES
+            return ON_REQUEST if takes else None
         if model.format in (*NOT_OURS, "onnx", "ctranslate2", "diffusers"):
             return None
         method = quant_method(model.format, model.facts)

@@ -9,6 +9,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from modelyard.backends.transformers import TransformersOptions
@@ -83,8 +84,19 @@ class Sampling:
         return kwargs
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+
+
+def gguf_parts(path: str) -> tuple[str, str | None]:
+    """A model's folder and, for a GGUF file (which transformers reads dequantized), its name."""
+    if path.endswith(".gguf") and Path(path).is_file():
+        return str(Path(path).parent), Path(path).name
+    return path, None
+
+
 class Generator:
-    """A causal LM: chat through the tokenizer's chat template, and plain completions."""
+    """A causal LM: chat through the tokenizer's chat template, and plain completions (a GGUF
+    too, read by transformers, with the tokenizer files beside it where there are some)."""
 
     def __init__(self, path: str, options: TransformersOptions, adapters: list[AdapterSpec]) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -94,11 +106,14 @@ class Generator:
             log.warning("trust_remote_code is on: the model's own Python code runs in this process")
         if not options.use_fast:
             log.warning("use_fast is off, but transformers 5 has only fast tokenizers: the fast one loads")
+        folder, gguf = gguf_parts(path)
+        beside = gguf is not None and any((Path(folder) / f).is_file() for f in TOKENIZER_FILES)
         self.tokenizer = AutoTokenizer.from_pretrained(
-            path,
+            folder,
             local_files_only=True,
             trust_remote_code=options.trust_remote_code,
             use_fast=options.use_fast,
+            **({"gguf_file": gguf} if gguf is not None and not beside else {}),  # else the files beside it
         )
         self._setup(AutoModelForCausalLM, path, options, adapters)
 
@@ -129,10 +144,16 @@ class Generator:
                 kwargs["offload_folder"] = options.disk_offload
         elif quant is not None:
             kwargs["device_map"] = "auto" if self.device == "cuda" else {"": self.device}
+        path, gguf = gguf_parts(path)  # a GGUF: read (dequantized) from the file in its folder
+        if gguf is not None:
+            kwargs["gguf_file"] = gguf
         config = AutoConfig.from_pretrained(
-            path, local_files_only=True, trust_remote_code=options.trust_remote_code
+            path,
+            local_files_only=True,
+            trust_remote_code=options.trust_remote_code,
+            **({"gguf_file": gguf} if gguf is not None else {}),
         )
-        gptq = gptq_config(path, options)
+        gptq = gptq_config(path, options) if gguf is None else None
         if gptq is not None:  # an old GPTQ checkpoint: loaded as if its config held the settings
             config.quantization_config = gptq.to_dict()
             kwargs["config"] = config
