@@ -14,12 +14,13 @@ import pytest
 from conftest import llama_server
 from modelyard.backends import install
 from modelyard.backends.llama_cpp_python import LlamaCppPython
-from modelyard.errors import EngineUnavailable
+from modelyard.errors import EngineError, EngineUnavailable
 
 STAGES = (("download", 0), ("configure", 10), ("build llama-server", 50), ("build llama-server", 90))
 
 
-def no_gguf_engine(monkeypatch: pytest.MonkeyPatch, pause: float = 0.3) -> None:
+def no_gguf_engine(monkeypatch: pytest.MonkeyPatch, pause: float = 0.3, fails: str | None = None) -> None:
+    """``fails``: the build ends with this error instead (after its first stage)."""
     program = llama_server()
     assert program is not None, "set MODELYARD_LLAMA_SERVER (scripts/test does)"
 
@@ -30,6 +31,8 @@ def no_gguf_engine(monkeypatch: pytest.MonkeyPatch, pause: float = 0.3) -> None:
         for stage, pct in STAGES:
             progress(stage, pct)
             time.sleep(pause)
+            if fails is not None:
+                raise EngineError(fails, hint="see the build's log")
         bin_dir.mkdir(parents=True, exist_ok=True)
         return Path(shutil.copy2(program, bin_dir / name))
 

@@ -51,3 +51,23 @@ def test_load_follows_the_build_it_started_then_serves(
             model="tiny-chat", messages=[{"role": "user", "content": "hello"}], max_tokens=4
         )
         assert answer.choices[0].finish_reason in ("stop", "length")
+
+
+def test_a_build_that_fails_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    no_gguf_engine(monkeypatch, fails="cmake failed to configure llama.cpp")
+    gguf = b.write_llama_gguf(tmp_path / "models" / "tiny-chat.gguf", chat_template=b.CHAT_TEMPLATE)[0]
+    with serve(tmp_path / "home", llama_server=None) as server:
+        assert server.http.post("/api/models", json={"path": str(gguf)}).status_code == 201
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")} | {
+            "MODELYARD_URL": server.url
+        }
+        loaded = subprocess.run(
+            [sys.executable, "-m", "modelyard.cli.main", "load", "tiny-chat"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert loaded.returncode == 1
+        assert "installing llama.cpp failed: cmake failed to configure llama.cpp" in loaded.stderr
+        assert "see the build's log" in loaded.stderr
+        assert server.http.get("/api/instances").json() == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -33,11 +34,16 @@ def loading(what: str, send: Callable[[], T]) -> T:
         if e.code != "engine_building":
             raise
         console.print(e.message, highlight=False)
+        named = re.search(r"install job (\d+)", e.message)  # EngineBuilding names it
     from modelyard.cli.backends import follow_install
 
-    for job in client().get("/api/installs"):
-        if job["state"] == "running":
-            follow_install(job["id"])
+    jobs = (
+        [int(named.group(1))]
+        if named
+        else [j["id"] for j in client().get("/api/installs") if j["state"] == "running"]
+    )
+    for job in jobs:
+        follow_install(job)  # its error, if it fails
     with console.status(f"{what}..."):
         return send()
 
