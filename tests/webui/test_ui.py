@@ -119,6 +119,10 @@ def test_import_rename_load_chat_unload_delete(
     shots("load-estimate")
     dialog(page).get_by_role("button", name="Load", exact=True).click()
     expect(row(page, "my-chat").locator(".status")).to_have_text("loaded", timeout=120_000)
+    # the load has answered (it answers once the model serves): "loaded" shows from its start
+    expect(page.get_by_role("toolbar").get_by_role("button", name="Load", exact=True)).to_be_enabled(
+        timeout=120_000
+    )
     [instance] = api.get("/api/instances").json()
     assert (instance["model"], instance["adapter"], instance["state"]) == ("my-chat", "tiny-lora", "running")
 

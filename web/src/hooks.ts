@@ -44,3 +44,28 @@ export function usePolled<T>(load: () => Promise<T>, deps: unknown[], ms = 2000)
   }, deps);
   return { data, error, setError };
 }
+
+/** ``look(path)`` for a path as it is typed (300 ms after the last key; nothing for an empty path
+ * or a folder with its slash, whose entries the path field lists): its answer, or the message of
+ * its failure. */
+export function usePathLook<T>(path: string, look: (path: string, signal: AbortSignal) => Promise<T>) {
+  const [found, setFound] = useState<T | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    setFound(null);
+    setError(null);
+    const trimmed = path.trim();
+    if (!trimmed || trimmed.endsWith("/")) return;
+    const abort = new AbortController();
+    const timer = window.setTimeout(() => {
+      look(trimmed, abort.signal)
+        .then(setFound)
+        .catch((e: unknown) => abort.signal.aborted || setError(message(e)));
+    }, 300);
+    return () => {
+      window.clearTimeout(timer);
+      abort.abort();
+    };
+  }, [path]);
+  return { found, error };
+}

@@ -1,11 +1,11 @@
 import { useEffect, useState } from "preact/hooks";
-import { api, type Inspection, type Model, type Template, TEMPLATES } from "../api";
+import { api, type Model, type Template, TEMPLATES } from "../api";
 import { CategorySelect } from "../components/CategorySelect";
 import { Dialog } from "../components/Dialog";
 import { PathInput } from "../components/PathInput";
 import { count, size } from "../format";
-import { useAttempt } from "../hooks";
-import { message, useTemplates } from "../store";
+import { useAttempt, usePathLook } from "../hooks";
+import { useTemplates } from "../store";
 
 interface Props {
   onClose: () => void;
@@ -15,8 +15,6 @@ interface Props {
 /** Import a file or folder from the server's disk: what it is shows as you type the path. */
 export function ImportDialog({ onClose, onImported }: Props) {
   const [path, setPath] = useState("");
-  const [found, setFound] = useState<Inspection | null>(null);
-  const [pathError, setPathError] = useState<string | null>(null);
   const [category, setCategory] = useState("");
   const [name, setName] = useState("");
   const [description, setDescription] = useState("");
@@ -30,32 +28,16 @@ export function ImportDialog({ onClose, onImported }: Props) {
   const [components, setComponents] = useState<Record<string, string>>({});
   const { error, busy, attempt } = useAttempt();
 
+  const { found, error: pathError } = usePathLook(path, (p, signal) => api.inspect(p, signal));
   useEffect(() => {
-    setFound(null);
-    setPathError(null);
-    const trimmed = path.trim();
-    if (!trimmed || trimmed.endsWith("/")) return;
-    const abort = new AbortController();
-    const timer = window.setTimeout(() => {
-      api
-        .inspect(trimmed, abort.signal)
-        .then((i) => {
-          setFound(i);
-          setCategory(i.category ?? "");
-          if (i.template) {
-            setTemplate(i.template);
-            setCapabilities(null);
-          }
-        })
-        .catch((e: unknown) => {
-          if (!abort.signal.aborted) setPathError(message(e));
-        });
-    }, 300);
-    return () => {
-      window.clearTimeout(timer);
-      abort.abort();
-    };
-  }, [path]);
+    // what was found fills the fields it decides
+    if (!found) return;
+    setCategory(found.category ?? "");
+    if (found.template) {
+      setTemplate(found.template);
+      setCapabilities(null);
+    }
+  }, [found]);
 
   const image = category === "image" || category === "video";
   const submit = () =>

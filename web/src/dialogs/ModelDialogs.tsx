@@ -1,10 +1,10 @@
 /** The library's dialogs that edit one model: its context, its components, a LoRA to import. */
 import { useEffect, useState } from "preact/hooks";
-import { type AdapterCheck, api, DIFFUSION, type Model } from "../api";
+import { api, DIFFUSION, type Model } from "../api";
 import { Confirm } from "../components/Dialog";
 import { PathInput } from "../components/PathInput";
 import { size } from "../format";
-import { useAttempt } from "../hooks";
+import { useAttempt, usePathLook } from "../hooks";
 import { message, useTemplates } from "../store";
 
 const CONTEXT_PRESETS = [0, 2048, 4096, 8192, 16384, 32768, 131072];
@@ -103,27 +103,9 @@ export function AdapterDialog({ model, onClose, onSaved }: EditProps) {
   const [path, setPath] = useState("");
   const [name, setName] = useState("");
   const [description, setDescription] = useState("");
-  const [check, setCheck] = useState<AdapterCheck | null>(null);
-  const [pathError, setPathError] = useState<string | null>(null);
   const { error, busy, attempt } = useAttempt();
-  useEffect(() => {
-    // the compatibility check as the path is typed: whether it fits this base, and its name
-    setCheck(null);
-    setPathError(null);
-    const trimmed = path.trim();
-    if (!trimmed || trimmed.endsWith("/")) return;
-    const abort = new AbortController();
-    const timer = window.setTimeout(() => {
-      api
-        .checkAdapter(model.name, trimmed, abort.signal)
-        .then(setCheck)
-        .catch((e: unknown) => abort.signal.aborted || setPathError(message(e)));
-    }, 300);
-    return () => {
-      window.clearTimeout(timer);
-      abort.abort();
-    };
-  }, [path]);
+  // the compatibility check as the path is typed: whether it fits this base, and its name
+  const { found: check, error: pathError } = usePathLook(path, (p, signal) => api.checkAdapter(model.name, p, signal));
   const save = () =>
     void attempt(async () => (await api.addAdapter(model.name, path.trim(), name.trim(), description.trim()), onSaved()));
   return (
