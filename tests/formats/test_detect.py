@@ -58,7 +58,11 @@ def loaders(insp: Inspection) -> list[str]:
 
 
 def test_loaders_follow_quantization(zoo: Path) -> None:
-    assert loaders(inspect_path(zoo / "chat/tiny-llama-q8.gguf")) == ["llama.cpp"]
+    assert loaders(inspect_path(zoo / "chat/tiny-llama-q8.gguf")) == [
+        "llama.cpp",
+        "transformers",
+    ]  # on request
+    assert loaders(inspect_path(zoo / "embed-gguf/tiny-embed.gguf")) == ["llama.cpp"]  # not a chat model
     assert loaders(inspect_path(zoo / "hf/tiny-6.5bpw-exl2")) == ["exllamav2"]
     assert loaders(inspect_path(zoo / "hf/tiny-gptq")) == ["vllm", "exllamav2", "transformers"]
     assert loaders(inspect_path(zoo / "hf/tiny-llama-hf")) == ["transformers", "vllm"]

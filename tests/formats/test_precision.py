@@ -99,7 +99,11 @@ def test_show_explains_the_quantization_and_the_loaders(
         {
             "name": "llama.cpp",
             "why": "GGUF: runs on the CPU, the GPUs or both (layers offloaded as memory allows)",
-        }
+        },
+        {
+            "name": "transformers",
+            "why": "GGUF read dequantized, for transformers' samplers, when the model's settings ask for it",
+        },
     ]
     gptq = server.http.get("/api/models/tiny-gptq").json()
     assert [x["name"] for x in gptq["loaders_why"]] == ["vllm", "exllamav2", "transformers"]

@@ -220,7 +220,10 @@ class ScanOut(BaseModel):
 def _as_model(i: Inspection) -> Model:
     """What the backends would see of the model ``i`` describes, were it imported."""
     category = (i.category or Category.CHAT).value
-    return Model(name=i.path.name, category=category, format=i.format, path=str(i.path), facts=i.facts)
+    return Model(
+        name=i.path.name, category=category, format=i.format, path=str(i.path), facts=i.facts,
+        architecture=i.architecture, quantization=i.quantization,
+    )  # fmt: skip
 
 
 class InspectionOut(BaseModel):

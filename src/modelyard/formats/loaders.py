@@ -52,6 +52,8 @@ def why(loader: str, fmt: str, quant_method: str | None, category: str | None) -
             return f"{quant_method.upper()} on gptqmodel's kernels: the CPU too, one request at a time"
         if quant_method == "bitsandbytes":
             return "bitsandbytes 8/4-bit loads through transformers"
+        if fmt == "gguf":
+            return "GGUF read dequantized, for transformers' samplers, when the model's settings ask for it"
         return "any Hugging Face model, at the precision you choose; the widest support, not the fastest"
     if loader == EXTERNAL:
         return "a server that already runs: modelyard proxies it"
