@@ -1,9 +1,12 @@
 """MkDocs hook: the reference pages made from the code (modelyard.reference) go where a page
-says <!-- reference: cli -->, <!-- reference: api --> or <!-- reference: settings -->."""
+says <!-- reference: cli -->, <!-- reference: api --> or <!-- reference: settings -->, and the
+README (its text after the title, its links to docs/ made the site's) where one says
+<!-- reference: readme -->: the getting started page is the README, never a copy of it."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 MARK = re.compile(r"<!-- reference: (\w+) -->")
@@ -22,6 +25,9 @@ def _made(name: str) -> str:
         return reference.api(schema())
     if name == "settings":
         return reference.settings()
+    if name == "readme":
+        text = (Path(__file__).parents[1] / "README.md").read_text()
+        return text.split("\n", 1)[1].replace("](docs/", "](")
     raise ValueError(f"no reference named {name!r}: cli, api or settings")
 
 
