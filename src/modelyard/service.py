@@ -16,9 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelyard.access.network import is_loopback
 from modelyard.config import Settings
-from modelyard.errors import InsecureListen, ServiceError
+from modelyard.errors import ServiceError
 
 NAME = "modelyard.service"
 SYSTEM_UNITS = Path("/etc/systemd/system")
@@ -112,15 +111,6 @@ def environment_file(environ: Mapping[str, str]) -> str:
         (k, v) for k, v in environ.items() if k.upper().startswith("MODELYARD_") and k.upper() not in IN_UNIT
     )
     return "".join(f"{k}={_quoted(v, in_unit=False)}\n" for k, v in kept)
-
-
-def check_keys(settings: Settings, has_keys: bool) -> None:
-    """A service on the network needs a key, as `modelyard serve` does."""
-    if not is_loopback(settings.host) and not has_keys and not settings.insecure:
-        raise InsecureListen(
-            f"the service would listen on {settings.host} without an API key, and modelyard refuses that",
-            hint="create one first: `modelyard keys create admin --scope admin`, or use --host 127.0.0.1",
-        )
 
 
 def install(service: Service, settings: Settings, environ: Mapping[str, str] = os.environ) -> None:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from modelyard.backends.registry import Backends
-from modelyard.errors import InstallNotFound, InstallRunning, ModelyardError, Unsupported
+from modelyard.errors import EngineBuilding, InstallNotFound, InstallRunning, ModelyardError, Unsupported
 
 RUNNING, DONE, FAILED = "running", "done", "failed"
 
@@ -88,10 +88,12 @@ class Installs:
         task.add_done_callback(self._tasks.discard)
         return job
 
-    async def ensure(self, name: str, variant: str) -> Install:
-        """The install of ``name`` that runs now, else a new one of ``variant``."""
+    async def building(self, name: str, variant: str) -> EngineBuilding:
+        """What a load (or a creation) that needs ``name`` answers once it is installing: the
+        install that runs now, else a new one of ``variant``, named in EngineBuilding."""
         running = next((j for j in self.all() if j.backend == name and j.state == RUNNING), None)
-        return running or await self.start(name, variant)
+        job = running or await self.start(name, variant)
+        return EngineBuilding(name, job.id)
 
     def _update(self, job: Install, stage: str, step: float, steps: float) -> None:
         if job.state == RUNNING:

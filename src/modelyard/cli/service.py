@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from modelyard.cli.common import Group, served_settings
-from modelyard.cli.render import console
+from modelyard.cli.render import console, err_console
 
 app = Group("service", help="Run the server as a systemd service (a user unit; --system: at boot).")
 
@@ -24,6 +24,7 @@ def install(
     other MODELYARD_* settings of this shell, in HOME/service.env, readable by its owner only),
     then enable and start it."""
     from modelyard import service as services
+    from modelyard.access.network import check_listen
     from modelyard.catalog.store import Store
 
     settings = served_settings(host, port, insecure)
@@ -34,9 +35,12 @@ def install(
     settings.ensure_home()
     store = Store(settings.catalog_url)
     try:
-        services.check_keys(settings, store.count_keys() > 0)
+        # as `serve` refuses: a network address without a key (--insecure: a warning)
+        warning = check_listen(settings.host, has_keys=store.count_keys() > 0, insecure=settings.insecure)
     finally:
         store.close()
+    if warning:
+        err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
     services.install(service, settings)
     console.print(
         f"installed {service.unit_path} and started it: http://{settings.host}:{settings.port}",

@@ -26,7 +26,6 @@ from modelyard.create.plan import Memory, Plan, Preview, gguf_record, preview
 from modelyard.create.vocab import tokenizer_of
 from modelyard.errors import (
     CreationNotFound,
-    EngineBuilding,
     EngineError,
     EngineUnavailable,
     InvalidDesign,
@@ -170,8 +169,7 @@ class Creations:
         except EngineUnavailable:
             if self.installs is None or not self.settings.installs_missing:
                 raise
-            job = await self.installs.ensure("transformers", default_variant())
-            raise EngineBuilding("transformers", job.id) from None
+            raise await self.installs.building("transformers", default_variant()) from None
 
     @staticmethod
     def _check_modules(plan: Plan) -> None:

@@ -35,7 +35,6 @@ from modelyard.catalog.records import Deployment, Model, Scheduling, WorkerNote
 from modelyard.config import Settings
 from modelyard.errors import (
     AdapterNotFound,
-    EngineBuilding,
     EngineError,
     EngineUnavailable,
     InvalidSettings,
@@ -352,8 +351,7 @@ class Runtime(Fleet):
                 and variant in self.backends.variants(backend)
             ):
                 raise
-            job = await self.installs.ensure(backend.name, variant)
-            raise EngineBuilding(backend.name, job.id) from None
+            raise await self.installs.building(backend.name, variant) from None
 
     def _record(self, setup: Setup, wish: Deployment) -> Deployment:
         return self.store.put_deployment(
