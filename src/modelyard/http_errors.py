@@ -53,6 +53,8 @@ TABLE: dict[type[errors.ModelyardError], tuple[int, str]] = {
     errors.ServerUnavailable: (503, SERVER),
 }
 INTERNAL = (500, SERVER)
+# how engines say a prompt is longer than their context (llama-server, vLLM, the runner)
+OVER_CONTEXT = re.compile(r"context (?:size|length)|the context is", re.IGNORECASE)
 
 
 class ErrorDetail(BaseModel):
@@ -217,7 +219,12 @@ def engine_refusal(status: int, raw: bytes) -> errors.ModelyardError:
     if status == 413:
         return errors.RequestTooLarge(f"the engine refused the request as too large: {message}")
     if 400 <= status < 500 and status not in (401, 403, 408, 429):
-        return errors.InvalidRequest(f"the engine refused the request: {message}", param=param)
+        refused = errors.InvalidRequest(f"the engine refused the request: {message}", param=param)
+        if OVER_CONTEXT.search(message):
+            refused.hint = (
+                "shorten it, load the model with a larger n_ctx, or turn truncation on (its setting)"
+            )
+        return refused
     return errors.EngineError(f"the engine answered {status}: {message}")
 
 

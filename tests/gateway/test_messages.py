@@ -166,3 +166,64 @@ def test_a_completion_with_a_suffix_fills_in_the_middle(server: RunningServer, t
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
     assert chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens == 4
+
+
+def test_a_chat_longer_than_the_context_is_cut_when_its_setting_says_so(server: RunningServer) -> None:
+    """Refused by default; with the model's truncation on (no reload), or a Responses request's
+    truncation auto, the oldest turns go and the system prompt stays: the engine's prompt is
+    exactly the system prompt and the latest turns that fit (counted by its own tokenizer)."""
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+    system = "you answer in one short sentence, and you never use the letter z in it"
+    turns: list[dict[str, Any]] = []
+    for i in range(8):
+        turns += [
+            {"role": "user", "content": f"question {i}: " + "tell me more about the cat " * 3},
+            {"role": "assistant", "content": f"answer {i}: " + "the cat sat on the mat " * 3},
+        ]
+    question = {"role": "user", "content": "and the dog?"}
+    asked = [{"role": "system", "content": system}, *turns, question]
+
+    def counted(messages: list[dict[str, Any]]) -> int:
+        return client.responses.input_tokens.count(
+            model="gguf-chat",
+            instructions=system,
+            input=messages,  # type: ignore[arg-type]
+        ).input_tokens
+
+    context = 512  # the tiny model's, on one slot
+    room = context - 4  # max_tokens 4
+    assert counted([*turns, question]) > context
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model="gguf-chat", messages=asked, max_tokens=4)  # type: ignore[arg-type]
+    assert "truncation" in str(refused.value.body)
+
+    # the fewest whole turns (a question and its answer) to drop, as a user would work it out
+    dropped = next(k for k in range(0, len(turns) + 1, 2) if counted([*turns[k:], question]) <= room)
+    expected = counted([*turns[dropped:], question])
+
+    answer = client.responses.create(
+        model="gguf-chat", instructions=system, input=[*turns, question], max_output_tokens=4,  # type: ignore[arg-type]
+        truncation="auto", store=False, temperature=0,
+    )  # fmt: skip
+    assert answer.truncation == "auto"
+    assert answer.usage is not None
+    assert answer.usage.input_tokens == expected
+
+    r = server.http.put("/api/models/gguf-chat/settings", json={"options": {"truncation": "auto"}})
+    assert r.status_code == 200, r.text
+    try:
+        chat = client.chat.completions.create(model="gguf-chat", messages=asked, max_tokens=4, temperature=0)  # type: ignore[arg-type]
+        assert chat.usage is not None
+        assert chat.usage.prompt_tokens == expected
+        with pytest.raises(openai.BadRequestError):  # a request may still ask to be refused
+            client.responses.create(
+                model="gguf-chat", instructions=system, input=[*turns, question], max_output_tokens=4,  # type: ignore[arg-type]
+                truncation="disabled", store=False,
+            )  # fmt: skip
+        alone = [{"role": "system", "content": system}, {"role": "user", "content": "why? " * 600}]
+        with pytest.raises(openai.APIStatusError) as too_long:  # nothing left to drop
+            client.chat.completions.create(model="gguf-chat", messages=alone, max_tokens=4)  # type: ignore[arg-type]
+        assert "with only the system prompt and the latest turn" in too_long.value.message
+        assert server.http.get("/api/models/gguf-chat").json()["loaded"]  # no reload was needed
+    finally:
+        server.http.put("/api/models/gguf-chat/settings", json={"options": {"truncation": None}})

@@ -249,6 +249,7 @@ class FakeBackend:
     distributable: ClassVar[bool] = False
     dialect: ClassVar[str] = "openai"
     lora_option: ClassVar[str | None] = None
+    slots_share_context: ClassVar[bool] = False
     installs_on_first_use = False
 
     def __init__(self, need: int = 1 * GiB, slots: int = 1, vram: int = 0) -> None:

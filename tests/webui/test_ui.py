@@ -77,12 +77,15 @@ def test_import_rename_load_chat_unload_delete(
     assert saved["description"] == "a tiny test model"
     assert api.get("/api/models/tiny-chat").status_code == 404
 
-    # Context size, saved as the model's setting.
+    # Context size and truncation, saved as the model's settings.
     row(page, "my-chat").get_by_role("button", name="Context", exact=True).click()
     dialog(page).get_by_label("Context size").fill("256")
+    dialog(page).get_by_label("Cut a longer chat from the front instead of refusing it").check()
+    expect(dialog(page)).to_contain_text("the system prompt and the latest turn stay")
     dialog(page).get_by_role("button", name="Save", exact=True).click()
     expect(dialog(page)).to_have_count(0)
-    assert api.get("/api/models/my-chat/settings").json()["saved"]["n_ctx"] == 256
+    saved = api.get("/api/models/my-chat/settings").json()["saved"]
+    assert (saved["n_ctx"], saved["truncation"]) == (256, "auto")
 
     # The expanded row: the quantization explained, the loaders with why; a LoRA imported there,
     # then picked for the load.

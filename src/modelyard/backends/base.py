@@ -110,6 +110,7 @@ class Backend(Protocol[Opts]):
     # "vllm" (/tokenize with the messages); None: it does not
     tokenizer_api: ClassVar[str | None]
     fills_in_middle: ClassVar[bool]  # its engine completes between a prompt and a suffix (/infill)
+    slots_share_context: ClassVar[bool]  # its slots (``parallel``) split n_ctx: a request holds a share
     lora_option: ClassVar[str | None]  # its option that lists LoRAs to load with; None: it has none
     # a load that finds its engine not installed starts its install (llama-server, not configured)
     installs_on_first_use: bool

@@ -58,6 +58,7 @@ class External:
     dialect: ClassVar[str] = "openai"
     tokenizer_api: ClassVar[str | None] = None
     fills_in_middle: ClassVar[bool] = False
+    slots_share_context: ClassVar[bool] = False
     installs_on_first_use = False
     lora_option: ClassVar[str | None] = None
 

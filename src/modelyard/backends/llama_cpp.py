@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from modelyard.backends import flags
 from modelyard.backends.base import FOLDER, HOST, PEERS, PORT, EngineSpec, Find, Placement, Progress
+from modelyard.backends.common import Truncation, truncation_field
 from modelyard.backends.drafts import with_draft
 from modelyard.backends.install import rpc_server_name
 from modelyard.catalog.records import Adapter, Model
@@ -57,6 +58,7 @@ class LlamaCppOptions(BaseModel):
         le=1 << 16,
         description="reuse cached prompt chunks of at least this many tokens, shifted into place (0: off)",
     )
+    truncation: Truncation = truncation_field()
     n_batch: int = Field(512, ge=1, le=1 << 16, description="prompt tokens per batch")
     threads: int | None = Field(None, ge=1, le=1024, description="generation threads; default: all cores")
     threads_batch: int | None = Field(None, ge=1, le=1024, description="prompt-processing threads")
@@ -135,6 +137,7 @@ class LlamaCppFamily:
     dialect: ClassVar[str] = "openai"
     tokenizer_api: ClassVar[str | None] = None
     fills_in_middle: ClassVar[bool] = False
+    slots_share_context: ClassVar[bool] = False  # llama-cpp-python: one sequence at a time
     installs_on_first_use = False
     lora_option: ClassVar[str | None] = None  # one LoRA, the deployment's (base:adapter)
 
@@ -269,6 +272,7 @@ class LlamaServer(LlamaCppFamily):
     anthropic_messages: ClassVar[bool] = True  # llama-server has /v1/messages
     tokenizer_api: ClassVar[str | None] = "llama.cpp"
     fills_in_middle: ClassVar[bool] = True  # /infill, for models with FIM tokens
+    slots_share_context: ClassVar[bool] = True  # --parallel N: each slot has n_ctx / N
     distributable: ClassVar[bool] = True  # llama-server --rpc, rpc-server on the other workers
 
     def __init__(self, configured: Path | None, bin_dir: Path) -> None:

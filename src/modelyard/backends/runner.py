@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from modelyard.backends import environments
 from modelyard.backends.base import HOST, ON_REQUEST, PORT, EngineSpec, Find, Opts, Placement
+from modelyard.backends.common import GATEWAY_OPTIONS
 from modelyard.backends.diffusers import DiffusersOptions
 from modelyard.backends.drafts import with_draft
 from modelyard.backends.faster_whisper import FasterWhisperOptions
@@ -137,6 +138,7 @@ class RunnerBackend(environments.InEnvironment, Generic[Opts]):
     dialect: ClassVar[str] = "openai"
     tokenizer_api: ClassVar[str | None] = None
     fills_in_middle: ClassVar[bool] = False
+    slots_share_context: ClassVar[bool] = False
     installs_on_first_use = True  # its managed environment
     lora_option: ClassVar[str | None] = None
 
@@ -221,7 +223,7 @@ class RunnerBackend(environments.InEnvironment, Generic[Opts]):
             self.preflight(version)
         python = self.interpreter()
         task = self.task(model)
-        listed = {"peft_adapters", "loras"}
+        listed = {"peft_adapters", "loras", *GATEWAY_OPTIONS}
         argv = [python.python, "-m", "modelyard.runners", "--task", task, "--model", model.path]
         argv += ["--name", model.name, "--host", HOST, "--port", PORT]
         argv += ["--options", options.model_dump_json(exclude=listed)]

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from modelyard.backends.common import Device, Precision
+from modelyard.backends.common import Device, Precision, Truncation, truncation_field
 
 
 class PeftAdapter(BaseModel):
@@ -56,6 +56,7 @@ class TransformersOptions(BaseModel):
     rope_freq_base: float | None = Field(
         None, gt=0, description="the RoPE base (theta); default: the model's"
     )
+    truncation: Truncation = truncation_field()
     use_fast: bool = Field(True, description="the fast (Rust) tokenizer; transformers 5 has no other")
     wbits: Literal[2, 3, 4, 8] | None = Field(None, description="GPTQ without a quantize config: its bits")
     groupsize: int | None = Field(

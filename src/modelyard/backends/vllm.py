@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from modelyard.backends import amx, environments, flags
 from modelyard.backends.base import HOST, PORT, EngineSpec, Find, Placement
+from modelyard.backends.common import Truncation, truncation_field
 from modelyard.catalog.records import Adapter, Model
 from modelyard.errors import InvalidSettings
 from modelyard.estimate import Fit
@@ -36,6 +37,7 @@ class VllmOptions(BaseModel):
     n_ctx: int = Field(
         0, ge=0, le=1 << 21, description="context size (vLLM's max_model_len); 0 = the model's own"
     )
+    truncation: Truncation = truncation_field()
     precision: Literal["auto", "float32", "float16", "bfloat16"] = Field("auto", description="vLLM's --dtype")
     tensor_parallel_size: int = Field(1, ge=1, le=64, description="GPUs each layer is split across")
     pipeline_parallel_size: int = Field(1, ge=1, le=64, description="GPUs the layers are spread over")
@@ -87,6 +89,7 @@ class Vllm(environments.InEnvironment):
     dialect: ClassVar[str] = "openai"
     tokenizer_api: ClassVar[str | None] = "vllm"
     fills_in_middle: ClassVar[bool] = False  # vLLM refuses suffix
+    slots_share_context: ClassVar[bool] = False  # max_model_len is each sequence's
     installs_on_first_use = True  # its managed environment
     lora_option: ClassVar[str | None] = None  # LoRAs by request (base:adapter)
 

@@ -15,6 +15,7 @@ import orjson
 from fastapi import Request
 
 from modelyard.errors import EngineError, ModelyardError, Unsupported
+from modelyard.gateway import truncation
 from modelyard.gateway.checks import admission_of, caller_of, fits_context
 from modelyard.gateway.exchange import TAIL, Exchange
 from modelyard.gateway.upstream import SESSION, prompt_of, send
@@ -104,19 +105,21 @@ async def engine_call(
     named: bool = True,
     disconnected: Disconnected | None = None,
     session: str | None = None,
+    truncate: str | None = None,
 ) -> AsyncIterator[Answer]:
     """POST ``payload`` (its model set to the served name, unless ``named`` is off: an API with
     no such field) to an instance of ``ticket``'s model and hold the answer open; the slot is
     freed when the block ends, and the request is counted in the metrics and the usage.
     ``disconnected``: whether the client has gone (its connection's, unless given); ``session``:
-    the conversation it belongs to, for routing (the X-Session-Id header's, unless given)."""
+    the conversation it belongs to, for routing (the X-Session-Id header's, unless given);
+    ``truncate``: a chat's truncation as the request asks it (see fitted)."""
     exchange = Exchange.of(request, ticket.model.name, endpoint)
     status = 502
     try:
         body = orjson.dumps({**payload, "model": ticket.served} if named else payload)
         text = endpoint in ("chat", "completions")
         if text:
-            fits_context(body, ticket.model, ticket.context)
+            body = await fitted(request, ticket, endpoint, body, truncate)
         # to the replica that has it cached
         session = session or request.headers.get(SESSION)
         prompt = prompt_of(body, session) if text and ticket.replicated else None
@@ -137,6 +140,46 @@ async def engine_call(
         raise
     finally:
         exchange.finish(status)
+
+
+def truncates(ticket: Ticket, asked: str | None = None) -> bool:
+    """Whether a chat for ``ticket`` is cut to fit its context: as the request asks (``asked``,
+    a Responses request's ``truncation``), else as the model's settings say."""
+    settings = ticket.model.settings
+    return truncation.wanted(settings.options.get("truncation") if settings else None, asked)
+
+
+async def fitted(
+    request: Request, ticket: Ticket, endpoint: str, raw: bytes, asked: str | None = None
+) -> bytes:
+    """The text request ``raw`` as it goes to the engine: refused when its prompt is far beyond
+    the context; a chat cut to fit when truncation is on (``asked``: as the request asks it,
+    else as the model's settings say; see truncation.py)."""
+    context = ticket.context
+    if endpoint != "chat" or not context or not truncates(ticket, asked):
+        fits_context(raw, ticket.model, context)
+        return raw
+    chat = orjson.loads(raw)
+    budget = context - truncation.answer_room(chat, context)
+    if not truncation.may_overflow(len(raw), budget):
+        return raw
+
+    async def count(asked: dict[str, Any]) -> int:
+        try:
+            return await count_tokens(request, ticket, asked)
+        except Unsupported as e:
+            e.hint = (
+                "truncation needs an engine that counts tokens: llama.cpp, vLLM or the transformers runner"
+            )
+            raise
+
+    cut = await truncation.truncated(chat, budget, count)
+    if cut is not chat:
+        dropped = len(chat["messages"]) - len(cut["messages"])
+        log.info(
+            "%s: a chat cut by its %d oldest messages to fit %d tokens", ticket.model.name, dropped, budget
+        )
+    return raw if cut is chat else orjson.dumps(cut)
 
 
 async def count_tokens(request: Request, ticket: Ticket, chat: dict[str, Any]) -> int:
@@ -168,12 +211,18 @@ class Translator(Protocol):
 
 
 async def translated_chat(
-    request: Request, ticket: Ticket, chat: dict[str, Any], out: Translator, session: str | None = None
+    request: Request,
+    ticket: Ticket,
+    chat: dict[str, Any],
+    out: Translator,
+    session: str | None = None,
+    truncate: str | None = None,
 ) -> AsyncIterator[bytes]:
     """The engine's chat completion stream for ``chat`` as ``out``'s events: its opening once the
     answer has begun (an error answer raises before it), then each chunk's; the caller writes
-    the end. ``session``: see engine_call."""
-    async with engine_call(request, ticket, "chat", "/v1/chat/completions", chat, session=session) as up:
+    the end. ``session``, ``truncate``: see engine_call."""
+    path = "/v1/chat/completions"
+    async with engine_call(request, ticket, "chat", path, chat, session=session, truncate=truncate) as up:
         chunks = up.events()
         first = await anext(chunks, None)
         yield out.start()

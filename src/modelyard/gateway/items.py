@@ -198,7 +198,7 @@ def echo(body: dict[str, Any]) -> dict[str, Any]:
         "tool_choice": body.get("tool_choice", "auto"),
         "tools": body.get("tools") or [],
         "top_p": body.get("top_p"),
-        "truncation": "disabled",
+        "truncation": body.get("truncation") or "disabled",
         "user": body.get("user"),
         "background": body.get("background", False),
     }

@@ -138,6 +138,10 @@ class ResponsesRequest(OpenAIRequest):
     store: bool = True
     background: bool = False
     previous_response_id: str | None = None
+    truncation: Literal["auto", "disabled"] | None = Field(
+        default=None,
+        description="auto: the oldest turns are dropped to fit the context; default: the model's setting",
+    )
 
     @model_validator(mode="after")
     def _served(self) -> ResponsesRequest:

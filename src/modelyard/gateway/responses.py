@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from modelyard.conversations import Conversations, input_items
 from modelyard.errors import InvalidRequest, ModelyardError
 from modelyard.gateway import items, tools
-from modelyard.gateway.calls import admit, begun, count_tokens, engine_call, translated_chat
+from modelyard.gateway.calls import admit, begun, count_tokens, engine_call, translated_chat, truncates
 from modelyard.gateway.checks import caller_of, client_files_of, conversations_of, lower
 from modelyard.gateway.fields import service_tier
 from modelyard.gateway.media import inline_files
@@ -69,6 +69,7 @@ async def create(request: Request) -> Response:
                 "this server keeps no responses (MODELYARD_RESPONSES_KEEP is 0), so a background one could not be read"
             )
         payload["store"] = turn.store
+        payload["truncation"] = cut = "auto" if truncates(ticket, body.truncation) else "disabled"
         earlier = []
         if body.previous_response_id is not None:
             earlier = await conversations.history(body.previous_response_id, caller.account)
@@ -90,6 +91,7 @@ async def create(request: Request) -> Response:
                 sent,
                 disconnected=disconnected,
                 session=session,
+                truncate=cut,
             ) as up:
                 answer = await up.json()
             return answer if force is None else tools.answer_with_calls(answer, force)
@@ -120,7 +122,7 @@ async def create(request: Request) -> Response:
     out = items.StreamTranslator(rid, body.model, payload)
 
     async def translate() -> AsyncIterator[bytes]:
-        async for piece in translated_chat(request, ticket, chat, out, session):
+        async for piece in translated_chat(request, ticket, chat, out, session, cut):
             yield piece
         end = out.end()
         await turn.kept(out.response)

@@ -21,12 +21,11 @@ from modelyard.gateway.answers import (
     FaceAnswer,
     RerankAnswer,
 )
-from modelyard.gateway.calls import admit, engine_call
+from modelyard.gateway.calls import admit, engine_call, fitted
 from modelyard.gateway.checks import (
     admission_of,
     caller_of,
     client_files_of,
-    fits_context,
     library_of,
     lower,
     runtime_of,
@@ -397,7 +396,7 @@ async def _route(
             return await infill.completion(request, ticket, asked, name)  # fill-in-the-middle
         exchange = Exchange.of(request, model.name, endpoint)
         if endpoint in TEXT:
-            fits_context(raw, model, ticket.context)
+            raw = await fitted(request, ticket, endpoint, raw)
         if coalesce and ticket.backend.merges_embeddings:
             parsed = orjson.loads(raw)
             texts = Coalescer.texts_of(parsed)

@@ -28,6 +28,7 @@ from modelyard.errors import InvalidRequest, ModelyardError, ScopeDenied
 from modelyard.gateway.calls import admit, begun, engine_call
 from modelyard.gateway.checks import caller_of, library_of
 from modelyard.http_errors import OLLAMA
+from modelyard.library.settings import effective
 from modelyard.ollama import translate as t
 from modelyard.ollama.protocol import ChatIn, EmbeddingsIn, EmbedIn, GenerateIn, OllamaRequest, ShowIn
 from modelyard.runtime.admission import Ticket
@@ -202,18 +203,23 @@ async def _prepare(request: Request, body: OllamaRequest, endpoint: str) -> Tick
             runtime.keep(name, ttl)
     n_ctx = body.options.get("num_ctx")
     if isinstance(n_ctx, int) and n_ctx > (target.context or 0):
-        await _grow_context(request, runtime, target.model, n_ctx, loaded)
+        await _grow_context(request, runtime, target, n_ctx, loaded)
         target = admit(request, asked, endpoint, load=True)  # with its new context
     return target
 
 
-async def _grow_context(request: Request, runtime: Runtime, model: Model, n_ctx: int, loaded: bool) -> None:
+async def _grow_context(request: Request, runtime: Runtime, target: Ticket, n_ctx: int, loaded: bool) -> None:
+    """Give each request to ``target``'s model ``n_ctx`` tokens (num_ctx is a request's, as
+    Ollama's: where the slots split the context, it is theirs together)."""
+    model = target.model
+    slots = getattr(effective(model), "parallel", 1) if target.backend.slots_share_context else 1
+    total = n_ctx * slots
     if not _caller(request).admin:
         raise ScopeDenied(
             f"num_ctx {n_ctx} is beyond the context {model.name!r} runs with",
-            hint=f"an admin sets it: `modelyard settings {model.name} --set n_ctx={n_ctx}`",
+            hint=f"an admin sets it: `modelyard settings {model.name} --set n_ctx={total}`",
         )
-    library_of(request).put_settings(model.name, {"n_ctx": n_ctx})
+    library_of(request).put_settings(model.name, {"n_ctx": total})
     if loaded:
         await runtime.reload(model.name)
 

@@ -142,17 +142,22 @@ class Fleet:
         return self.store.instances()
 
     def context_of(self, model: Model) -> int | None:
-        """The context a request to ``model`` gets: the loaded deployment's, else its settings'
-        (n_ctx 0: the model's own)."""
+        """The context a request to ``model`` gets: the loaded deployment's (its slot's share,
+        where the slots split it), else its settings' (n_ctx 0: the model's own)."""
         running = self.running.get(model.name)
         if running is not None:
-            return self._context(running) or model.context_length
+            return self._context(running, model.context_length)
         saved = model.settings.options.get("n_ctx") if model.settings else None
         return saved or model.context_length
 
     @staticmethod
-    def _context(running: Running) -> int | None:
-        return getattr(running.setup.options, "n_ctx", None) or None
+    def _context(running: Running, own: int | None = None) -> int | None:
+        """The context one request to ``running`` gets (``own``: the model's, where the options
+        give none)."""
+        setup = running.setup
+        n_ctx = getattr(setup.options, "n_ctx", None) or own
+        slots = getattr(setup.options, "parallel", 1) if setup.backend.slots_share_context else 1
+        return n_ctx // slots if n_ctx else None
 
     def adapter_of(self, instance_id: int) -> str | None:
         live = self.live(instance_id)

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from modelyard.backends import flags
 from modelyard.backends.base import AnyBackend, Placement
+from modelyard.backends.common import GATEWAY_OPTIONS
 from modelyard.catalog.records import Model
 from modelyard.config import Settings
 from modelyard.errors import EngineError, EngineUnavailable, ModelyardError, NoWorker
@@ -60,14 +61,19 @@ class Setup:
     restart: bool = True  # start again after an exit
 
     def same(self, other: Setup) -> bool:
-        """Whether the engines would start the same way (``restart`` aside)."""
+        """Whether the engines would start the same way (``restart`` and the options only the
+        gateway reads aside)."""
         return (
             self.backend is other.backend
-            and self.options == other.options
+            and self.engine_options() == other.engine_options()
             and self.version == other.version
             and self.args == other.args
             and dict(self.env) == dict(other.env)
         )
+
+    def engine_options(self) -> dict[str, Any]:
+        """The options the engine starts with (those only the gateway reads left out)."""
+        return self.options.model_dump(exclude=set(GATEWAY_OPTIONS))
 
 
 @dataclass

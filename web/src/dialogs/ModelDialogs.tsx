@@ -13,17 +13,23 @@ type EditProps = { model: Model; onClose: () => void; onSaved: () => void };
 
 export function ContextDialog({ model, onClose, onSaved }: EditProps) {
   const [value, setValue] = useState<string | null>(null); // null until the saved one arrives
+  // truncation: null where the model's backend cannot cut a prompt (it counts no tokens)
+  const [cut, setCut] = useState<boolean | null>(null);
   const { error, setError, busy, attempt } = useAttempt();
   useEffect(() => {
     api
       .settings(model.name)
-      .then((s) => setValue(String(s.saved.n_ctx ?? 0)))
+      .then((s) => {
+        setValue(String(s.saved.n_ctx ?? 0));
+        if ("truncation" in s.effective) setCut(s.effective.truncation === "auto");
+      })
       .catch((e: unknown) => (setValue("0"), setError(message(e))));
   }, [model.name]);
   const save = () => {
     const n = Number(value);
     if (!Number.isInteger(n) || n < 0) return setError("A whole number of tokens, or 0 for the model's own.");
-    void attempt(async () => (await api.saveSettings(model.name, { n_ctx: n }), onSaved()));
+    const options = cut === null ? { n_ctx: n } : { n_ctx: n, truncation: cut ? "auto" : "disabled" };
+    void attempt(async () => (await api.saveSettings(model.name, options), onSaved()));
   };
   return (
     <Confirm title={`Context size of ${model.name}`} confirm="Save" busy={busy || value === null} error={error} onCancel={onClose} onConfirm={save}>
@@ -47,6 +53,13 @@ export function ContextDialog({ model, onClose, onSaved }: EditProps) {
         0 uses the model's own{model.context_length ? ` (${model.context_length.toLocaleString()} tokens)` : ""}. A larger context
         takes more memory. {model.loaded && "Reload the model to apply it."}
       </p>
+      {cut !== null && (
+        <label class="check">
+          <input type="checkbox" checked={cut} onChange={(e) => setCut(e.currentTarget.checked)} />
+          Cut a longer chat from the front instead of refusing it
+        </label>
+      )}
+      {cut && <p class="muted">The oldest turns go; the system prompt and the latest turn stay. This applies at once.</p>}
     </Confirm>
   );
 }
