@@ -115,8 +115,10 @@ def write_llama_gguf(
     pooling: int | None = None,
     shards: int = 1,
     fim: bool = False,
+    ctx: int = TINY["ctx"],
 ) -> list[Path]:
-    """A small llama-architecture GGUF with random weights that llama.cpp can load.
+    """A small llama-architecture GGUF with random weights that llama.cpp can load (trained
+    for a context of ``ctx``).
 
     quant: F32, F16 or Q8_0 (2D weights are stored that way, norms stay F32).
     shards > 1 writes name-0000i-of-0000N.gguf files and returns them all.
@@ -144,7 +146,7 @@ def write_llama_gguf(
         if i == 0:
             w.add_name(name)
             w.add_file_type(file_type)
-            w.add_context_length(TINY["ctx"])
+            w.add_context_length(ctx)
             w.add_embedding_length(n_embd)
             w.add_block_count(n_layer)
             w.add_feed_forward_length(TINY["n_ff"])

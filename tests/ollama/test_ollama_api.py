@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import builders as b
 import ollama
 from conftest import RunningServer, free_port, serve
 
@@ -92,3 +93,26 @@ def test_keys_on_the_ollama_listener(server: RunningServer, c: ollama.Client) ->
             keyed.embed(model="tiny-embed", input="x")
         assert e.value.status_code == 403
     assert httpx.get(server.ollama_url + "/api/version").status_code == 200  # type: ignore[attr-defined]
+
+
+def test_num_ctx_is_each_requests_context(server: RunningServer, c: ollama.Client, tmp_path: Path) -> None:
+    """num_ctx is what one request may hold, as in Ollama: on llama-server's two slots, which
+    split n_ctx, asking 512 grows n_ctx to 1024 (the admin's request reloads it), and the
+    running model reports 512; a chat of about 300 tokens, refused before, then fits."""
+    path = b.write_llama_gguf(tmp_path / "long-chat.gguf", chat_template=b.CHAT_TEMPLATE, ctx=2048)[0]
+    assert server.http.post("/api/models", json={"path": str(path), "name": "long-chat"}).status_code == 201
+    r = server.http.put("/api/models/long-chat/settings", json={"options": {"n_ctx": 512, "parallel": 2}})
+    assert r.status_code == 200, r.text
+    long = [{"role": "user", "content": "the cat sat on the mat " * 13}]
+    with pytest.raises(ollama.ResponseError) as refused:  # each slot holds 256
+        c.chat("long-chat", messages=long, options={"num_predict": 2})
+    assert refused.value.status_code == 400
+    (running,) = c.ps().models
+    assert running.context_length == 256
+    answer = c.chat("long-chat", messages=long, options={"num_predict": 2, "num_ctx": 512})
+    assert answer.done
+    assert answer.prompt_eval_count is not None
+    assert 256 < answer.prompt_eval_count < 512
+    assert server.http.get("/api/models/long-chat/settings").json()["saved"]["n_ctx"] == 1024
+    (running,) = c.ps().models
+    assert running.context_length == 512
