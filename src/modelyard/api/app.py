@@ -21,6 +21,7 @@ from modelyard.address import IDLE_CONNECTION_S
 from modelyard.api import (
     backends,
     batches,
+    compose,
     create,
     deployments,
     downloads,
@@ -158,6 +159,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(runtime.router)
     app.include_router(deployments.router)
     app.include_router(specs.router)
+    app.include_router(compose.router)
     app.include_router(monitor.router)
     app.include_router(downloads.hub_router)
     app.include_router(downloads.router)

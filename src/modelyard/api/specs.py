@@ -42,7 +42,7 @@ def applier_of(request: Request) -> Applier:
     return applier
 
 
-def _check_paths(request: Request, spec: Spec) -> None:
+def check_paths(request: Request, spec: Spec) -> None:
     folders: Folders = request.app.state.folders
     for m in spec.models:
         for where in [m.model, *(a.model for a in [*(m.peft_adapters or []), *(m.adapters or [])])]:
@@ -56,7 +56,7 @@ def _check_paths(request: Request, spec: Spec) -> None:
 async def apply(request: Request, body: ApplyIn) -> list[OutcomeOut]:
     """Make the library and the deployments what the spec says; hub models are pulled first."""
     spec = resolved(body.spec, None)
-    _check_paths(request, spec)
+    check_paths(request, spec)
     outcomes = await applier_of(request).apply(spec, dry_run=body.dry_run)
     return [OutcomeOut(name=o.name, kind=o.kind, action=o.action, changes=o.changes) for o in outcomes]
 

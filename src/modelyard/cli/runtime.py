@@ -175,16 +175,32 @@ def _first_instance(instances: list[dict[str, object]], model: str) -> str:
 
 
 @click.command("run", cls=Command)
-@click.argument("name", help="a model (name, alias or base:adapter)")
+@click.argument("name", help="a model (name, alias or base:adapter), or a model-compose file")
 @click.argument("prompt", default=None, required=False, help="one prompt; without it, an interactive chat")
 @click.option("--raw", is_flag=True, help="plain text completion instead of chat")
 @click.option("--system", help="a system prompt")
 @click.option("--max-tokens", default=512, show_default=True, type=int)
 @click.option("--temperature", default=0.7, show_default=True, type=float)
+@click.option("--input", "-i", "inputs", multiple=True, metavar="KEY=VALUE", help="a file's ${input.KEY}")
+@click.option("--component", "component", default=None, help="which of a file's components")
 def run(
-    name: str, prompt: str | None, raw: bool, system: str | None, max_tokens: int, temperature: float
+    name: str,
+    prompt: str | None,
+    raw: bool,
+    system: str | None,
+    max_tokens: int,
+    temperature: float,
+    inputs: tuple[str, ...],
+    component: str | None,
 ) -> None:
-    """Chat with a model in the terminal, streaming (loads it first if it is not loaded)."""
+    """Chat with a model in the terminal, streaming (loads it first if it is not loaded); or run
+    a model-compose file's component once with its --input values and print its output."""
+    from modelyard.cli.compose import is_compose_file, run_file
+
+    if is_compose_file(name):
+        return run_file(name, inputs, component)
+    if inputs or component:
+        raise click.UsageError("--input and --component take a model-compose file (.yaml)")
     api = client()
     try:
         model = api.get(f"/api/models/{name.split(':')[0]}")

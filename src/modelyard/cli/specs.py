@@ -25,7 +25,7 @@ STYLE = {
 }
 
 
-def _read(file: str) -> tuple[str, str, Path]:
+def read(file: str) -> tuple[str, str, Path]:
     if file == "-":
         return sys.stdin.read(), "<stdin>", Path.cwd()
     path = Path(file).expanduser()
@@ -79,7 +79,7 @@ def apply(file: str, dry_run: bool) -> None:
     """Make the library, the deployments and the routes what a spec says (those named in it only)."""
     from modelyard.deployments.spec import load
 
-    text, origin, base = _read(file)
+    text, origin, base = read(file)
     spec = load(text, origin, base=base)
     api = client()
     body = {"spec": spec.model_dump(mode="json"), "dry_run": dry_run}

@@ -9,10 +9,10 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -413,11 +413,15 @@ def _substitute(value: Any, loc: Loc, environ: Mapping[str, str], fail: Any) -> 
     return value
 
 
-def load(
-    text: str, origin: str = "<spec>", *, environ: Mapping[str, str] | None = None, base: Path | None = None
-) -> Spec:
-    """A spec from YAML: ``${env.NAME}`` filled from ``environ``, relative paths resolved against
-    ``base`` (the file's folder), ``~`` expanded. InvalidSpec names the file, line and field."""
+Fail = Callable[[Loc, str], NoReturn]
+Schema = TypeVar("Schema", bound=BaseModel)
+
+
+def read_yaml(
+    text: str, origin: str, schema: type[Schema], *, environ: Mapping[str, str] | None = None, empty: str = ""
+) -> tuple[Schema, Fail]:
+    """``text`` (YAML) read as ``schema``, ``${env.NAME}`` filled from ``environ``; InvalidSpec
+    names the file (``origin``), the line and the field. Also the way to fail at a field later."""
     environ = os.environ if environ is None else environ
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -427,17 +431,17 @@ def load(
         where = f"{origin}:{mark.line + 1}" if mark is not None else origin
         raise InvalidSpec(f"{where}: not YAML: {getattr(e, 'problem', None) or e}") from None
     if node is None or data is None:
-        raise InvalidSpec(f"{origin}: the spec is empty", hint="it lists models: under `models:`")
+        raise InvalidSpec(f"{origin}: the file is empty", hint=empty or None)
     lines: dict[Loc, int] = {}
     _lines(node, (), lines)
 
-    def fail(loc: Loc, message: str) -> None:
+    def fail(loc: Loc, message: str) -> NoReturn:
         line = _line(lines, loc)
-        raise InvalidSpec(f"{origin}:{line}: {_field(loc) or 'the spec'}: {message}")
+        raise InvalidSpec(f"{origin}:{line}: {_field(loc) or 'the file'}: {message}")
 
     data = _substitute(data, (), environ, fail)
     try:
-        spec = Spec.model_validate(data)
+        return schema.model_validate(data), fail
     except ValidationError as e:
         first = max(e.errors(), key=lambda err: len(err["loc"]))  # the most precise
         loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p in ("str", "Source")))
@@ -446,7 +450,14 @@ def load(
         if named and (*loc, named.group(1)) in lines:
             loc, message = (*loc, named.group(1)), named.group(2)
         fail(loc, message)
-        raise  # fail raised
+
+
+def load(
+    text: str, origin: str = "<spec>", *, environ: Mapping[str, str] | None = None, base: Path | None = None
+) -> Spec:
+    """A spec from YAML: ``${env.NAME}`` filled from ``environ``, relative paths resolved against
+    ``base`` (the file's folder), ``~`` expanded. InvalidSpec names the file, line and field."""
+    spec, fail = read_yaml(text, origin, Spec, environ=environ, empty="it lists models: under `models:`")
     return resolved(spec, base, lambda i, field, why: fail(("models", i, field), why))
 
 

@@ -1,0 +1,171 @@
+"""A model-compose component of type model, as its files write it (the model-compose chapter):
+the model and how it loads (which become a library entry, its settings and adapters: a
+ModelSpec), and what one run asks of it (``text``, ``messages``, ``params``, with ``${input.*}``
+expressions) and gives back (``output``, with ``${result.*}``).
+
+A run is one request to the model's engine through the gateway: ``Call`` says which endpoint
+and body; the engine's answer gives the task's ``result`` (the generated text; a label and a
+score; an embedding), which ``output`` maps (the whole result when it has no output)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from modelyard.compose import expressions
+from modelyard.deployments.spec import TASKS, AdapterSpec, ModelSpec, Source, source_of
+from modelyard.errors import InvalidInput, Unsupported
+
+# the tasks a run can ask of a model here, and the endpoint each asks
+RUNS = {
+    "text-generation": "completions",
+    "chat-completion": "chat",
+    "text-classification": "classify",
+    "text-embedding": "embeddings",
+}
+PATHS = {
+    "completions": "/v1/completions",
+    "chat": "/v1/chat/completions",
+    "classify": "/v1/classify",
+    "embeddings": "/v1/embeddings",
+}
+# model-compose's generation params -> OpenAI's fields (repetition_penalty: see Call.body)
+PARAMS = {
+    "max_output_length": "max_tokens",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "repetition_penalty": "repetition_penalty",
+    "seed": "seed",
+    "stop": "stop",
+}
+NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class ModelComponent(BaseModel):
+    """``component:`` of ``type: model``, every field as model-compose writes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(None, description="its name in a file of several components")
+    type: Literal["model"]
+    task: str = Field(description=f"one of {', '.join(TASKS)}")
+    model: str | Source = Field(description="a hub repo, a local path, or a mapping with its provider")
+    driver: str | None = None
+    architecture: str | None = None
+    device: str | None = None
+    device_mode: Literal["single", "auto"] | None = Field(
+        None, description="auto: spread over the GPUs and the CPU (transformers' auto_devices)"
+    )
+    precision: str | None = None
+    quantization: str | None = None
+    batch_size: int | None = Field(None, ge=1)
+    low_cpu_mem_usage: bool | None = None
+    peft_adapters: list[AdapterSpec] | None = None
+    text: Any = Field(None, description="the text it is given (generation, classification, embedding)")
+    messages: Any = Field(None, description="the messages it is given (chat-completion)")
+    prompt: Any = None
+    image: Any = None
+    params: dict[str, Any] = Field(default_factory=dict, description="generation parameters")
+    output: Any = Field(None, description="what a run gives, from ${result.*}; absent: the whole result")
+
+    @model_validator(mode="after")
+    def _readable(self) -> ModelComponent:
+        if self.task not in TASKS:
+            raise ValueError(f"task: {self.task!r} is not one modelyard runs: {', '.join(TASKS)}")
+        for field in ("text", "messages", "prompt", "image", "params", "output"):
+            try:
+                expressions.expressions(getattr(self, field))
+            except InvalidInput as e:
+                raise ValueError(f"{field}: {e.message}") from None
+        return self
+
+    def name(self) -> str:
+        """Its library name: its id, else its model's (the repo's or the file's own name)."""
+        if self.id:
+            return self.id
+        source = source_of(self.model)
+        where = source.path or source.repository or source.url or "model"
+        base = os.path.basename(where.rstrip("/")) or "model"
+        if source.path and os.path.splitext(base)[1] in (".gguf", ".safetensors", ".bin", ".pt", ".onnx"):
+            base = os.path.splitext(base)[0]
+        return NAME.sub("-", base).strip("-.") or "model"
+
+    def spec(self, name: str) -> ModelSpec:
+        """The library entry, settings and adapters it asks for."""
+        settings = {"auto_devices": True} if self.device_mode == "auto" else None
+        return ModelSpec(
+            name=name, model=self.model, task=self.task, driver=self.driver, device=self.device,
+            precision=self.precision, quantization=self.quantization, batch_size=self.batch_size,
+            low_cpu_mem_usage=self.low_cpu_mem_usage, peft_adapters=self.peft_adapters, settings=settings,
+        )  # fmt: skip
+
+    def endpoint(self) -> str:
+        """The gateway endpoint a run asks (Unsupported for a task no run takes yet)."""
+        endpoint = RUNS.get(self.task)
+        if endpoint is None:
+            raise Unsupported(
+                f"a component of task {self.task} cannot be run yet",
+                hint=f"runs take {', '.join(RUNS)}",
+            )
+        return endpoint
+
+    def call(self, given: Mapping[str, Any], served: str, backend: str) -> Call:
+        """The request a run with the input ``given`` makes of the model (``served``: its name
+        at the gateway; ``backend``: the one that serves it)."""
+        endpoint = self.endpoint()
+        scope = {"input": dict(given), "env": os.environ}
+        body: dict[str, Any] = {"model": served}
+        if endpoint == "chat":
+            body["messages"] = _required(self.messages, "messages", scope)
+        else:
+            text = _required(self.text if self.text is not None else self.prompt, "text", scope)
+            body["prompt" if endpoint == "completions" else "input"] = text
+        for name, value in expressions.render(self.params, scope).items():
+            if name not in PARAMS:
+                raise Unsupported(f"params.{name} is not a parameter modelyard sends", hint=", ".join(PARAMS))
+            field = PARAMS[name]
+            if field == "repetition_penalty" and backend in ("llama.cpp", "llama-cpp-python"):
+                field = "repeat_penalty"  # llama.cpp's name for it
+            body[field] = value
+        return Call(endpoint, PATHS[endpoint], body)
+
+    def result(self, answer: dict[str, Any]) -> Any:
+        """The task's result from the engine's answer (OpenAI's shape for the endpoint)."""
+        endpoint = RUNS[self.task]
+        if endpoint == "completions":
+            return answer["choices"][0]["text"]
+        if endpoint == "chat":
+            return answer["choices"][0]["message"].get("content") or ""
+        (first, *_) = answer["data"]
+        if endpoint == "classify":
+            return {"label": first["label"], "score": first["score"]}
+        return {"embedding": first["embedding"]}
+
+    def output_of(self, result: Any, given: Mapping[str, Any]) -> Any:
+        """What the run gives: ``output`` with ``${result.*}`` filled, else the result."""
+        if self.output is None:
+            return result
+        return expressions.render(self.output, {"result": result, "input": dict(given), "env": os.environ})
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request to the model's engine: the endpoint admitted, its path and body."""
+
+    endpoint: str
+    path: str
+    body: dict[str, Any]
+
+
+def _required(value: Any, field: str, scope: Mapping[str, Any]) -> Any:
+    if value is None:
+        raise InvalidInput(
+            f"the component has no {field}", hint=f"give it one, e.g. {field}: ${{input.{field}}}"
+        )
+    return expressions.render(value, scope)
