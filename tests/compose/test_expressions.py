@@ -96,7 +96,32 @@ def test_a_wrong_file_names_its_line_and_field(tmp_path: Path) -> None:
         load(CLASSIFIER.replace("${result.label}", "${results.label}"), "c.yaml", base=tmp_path)
     assert "c.yaml:6: component.output" in wrong.value.message
     assert "'results' is no source" in wrong.value.message
+    server = "component:\n  type: http-server\n  manage:\n    port: 8000\n"
+    with pytest.raises(InvalidSpec, match=r"s\.yaml:1: component: type 'http-server' is not a component"):
+        load(server, "s.yaml", base=tmp_path)
     with pytest.raises(InvalidSpec, match="it has no component"):
         load("components: []\n", "w.yaml", base=tmp_path)
-    with pytest.raises(InvalidSpec, match=r"w.yaml:1: workflow: modelyard runs a file's components, not its"):
-        load("workflow:\n  title: Document Search\n", "w.yaml", base=tmp_path)
+    search = """\
+components:
+  - id: embedder
+    type: model
+    task: text-embedding
+    model: ./minilm
+workflow:
+  title: Document Search
+  jobs:
+    - id: embed-query
+      component: embedder
+    - id: search
+      component: vector-store
+      action: search
+"""
+    with pytest.raises(InvalidSpec, match="job search runs 'vector-store', which the file does not have"):
+        load(search, "w.yaml", base=tmp_path)
+    looped = (
+        search.replace("      action: search\n", "      depends_on: [embed-query]\n")
+        .replace("      component: embedder\n", "      component: embedder\n      depends_on: [search]\n")
+        .replace("component: vector-store", "component: embedder")
+    )
+    with pytest.raises(InvalidSpec, match="embed-query, search depend on each other"):
+        load(looped, "w.yaml", base=tmp_path)

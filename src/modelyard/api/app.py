@@ -42,6 +42,7 @@ from modelyard.backends.registry import Backends
 from modelyard.batches.files import Files
 from modelyard.batches.jobs import Batches
 from modelyard.catalog.store import Store
+from modelyard.compose.vectors import VectorStores
 from modelyard.config import Settings
 from modelyard.conversations import Conversations
 from modelyard.create.jobs import Creations
@@ -134,6 +135,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.folders = Folders(settings, store, keys)
     app.state.client_files = ClientFiles(app.state.folders, keys_may_name_paths=settings.client_paths)
     app.state.coalescer = Coalescer()
+    app.state.vector_stores = VectorStores(settings.home / "vector-stores")
     app.state.conversations = Conversations(store, settings.responses_keep)
     app.state.files = Files(store, settings.files_dir, settings.max_file)
     app.state.batches = Batches(store, app.state.files, batch_routes.sender(app, keys))

@@ -1,9 +1,11 @@
-"""Running a model-compose component (compose/): its model applied to the library as a spec
-would apply it, loaded on demand, asked once through the gateway with the run's input, its
-answer mapped to the component's output."""
+"""Running a model-compose file (compose/): a component, or a workflow of jobs over its
+components. A model component's model is applied to the library as a spec would apply it,
+loaded on demand and asked once through the gateway with the job's input, its answer mapped to
+the component's output; a vector store's action runs on its embedded index."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,7 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from modelyard.api.routing import StrictRoute
 from modelyard.api.specs import applier_of, check_paths
+from modelyard.compose import workflows
 from modelyard.compose.component import ModelComponent
+from modelyard.compose.files import ComposeFile
+from modelyard.compose.vectors import VectorStoreComponent, VectorStores
 from modelyard.deployments.spec import Spec, ref_of, source_of
 from modelyard.gateway.calls import admit, engine_call
 from modelyard.gateway.checks import library_of
@@ -29,30 +34,65 @@ router = APIRouter(
 class RunIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    component: ModelComponent = Field(description="a component of type model, its paths absolute")
+    file: ComposeFile = Field(description="the file, its paths absolute and ${env.NAME} filled in")
+    component: str | None = Field(
+        None, description="run this component (default: the workflow, else the one component)"
+    )
+    workflow: str | None = Field(None, description="which of the file's workflows")
     input: dict[str, Any] = Field(default_factory=dict, description="what ${input.NAME} reads")
 
 
 class RunOut(BaseModel):
-    model: str = Field(description="the library model it ran on")
-    output: Any = Field(description="the component's output (its whole result when it maps none)")
+    output: Any = Field(description="the component's or the workflow's last job's output")
+    models: list[str] = Field(description="the library models it ran on")
 
 
 @router.post("/compose/run")
 async def run(request: Request, body: RunIn) -> RunOut:
-    """Apply the component's model (import or pull it, its settings and adapters), then run the
-    component once with ``input``."""
-    component = body.component
-    endpoint = component.endpoint()
-    name = _library_name(request, component)
-    spec = Spec(models=[component.spec(name)])
-    check_paths(request, spec)
-    await applier_of(request).apply(spec)
-    ticket = admit(request, name, endpoint, load=True)
-    call = component.call(body.input, ticket.served, ticket.backend.name)
-    async with engine_call(request, ticket, call.endpoint, call.path, call.body) as up:
-        answer = await up.json()
-    return RunOut(model=name, output=component.output_of(component.result(answer), body.input))
+    """Run the file's workflow (or the component asked for) once with ``input``."""
+    file = body.file
+    flow = None if body.component is not None else file.chosen_workflow(body.workflow)
+    runner = Runner(request, file)
+    if flow is None:
+        output = await runner.component(file.chosen(body.component), None, body.input)
+    else:
+        output = await workflows.run(flow, body.input, runner.job)
+    return RunOut(output=output, models=list(runner.applied.values()))
+
+
+class Runner:
+    """The components of one run, their models applied once each."""
+
+    def __init__(self, request: Request, file: ComposeFile) -> None:
+        self.request = request
+        self.file = file
+        self.applied: dict[int, str] = {}  # component (by identity) -> its library name
+
+    async def job(self, name: str, action: str | None, given: dict[str, Any]) -> Any:
+        return await self.component(self.file.by_id(name), action, given)
+
+    async def component(
+        self, component: ModelComponent | VectorStoreComponent, action: str | None, given: dict[str, Any]
+    ) -> Any:
+        if isinstance(component, VectorStoreComponent):
+            stores: VectorStores = self.request.app.state.vector_stores
+            return await asyncio.to_thread(stores.run, component, action, given)
+        endpoint = component.endpoint()
+        name = await self._applied(component)
+        ticket = admit(self.request, name, endpoint, load=True)
+        call = component.call(given, ticket.served, ticket.backend.name)
+        async with engine_call(self.request, ticket, call.endpoint, call.path, call.body) as up:
+            answer = await up.json()
+        return component.output_of(component.result(answer), given)
+
+    async def _applied(self, component: ModelComponent) -> str:
+        if id(component) not in self.applied:
+            name = _library_name(self.request, component)
+            spec = Spec(models=[component.spec(name)])
+            check_paths(self.request, spec)
+            await applier_of(self.request).apply(spec)
+            self.applied[id(component)] = name
+        return self.applied[id(component)]
 
 
 def _library_name(request: Request, component: ModelComponent) -> str:

@@ -19,19 +19,27 @@ def is_compose_file(name: str) -> bool:
     return name.endswith(SUFFIXES) and Path(name).expanduser().is_file()
 
 
-def run_file(file: str, inputs: tuple[str, ...], component: str | None) -> None:
+def run_file(file: str, inputs: tuple[str, ...], component: str | None, workflow: str | None) -> None:
     """Read the file here (its ${env.*} from this shell, its paths from its folder), then have
-    the server apply and run the component; print its output: text as it is, the rest as JSON."""
+    the server run its workflow or the component asked for; print its output: text as it is,
+    the rest as JSON."""
     from modelyard.cli.specs import read
     from modelyard.compose.files import load
 
     text, origin, base = read(file)
-    chosen = load(text, origin, base=base).chosen(component)
-    given = dict(_pair(item) for item in inputs)
-    body = {"component": chosen.model_dump(mode="json", exclude_none=True), "input": given}
+    read_file = load(text, origin, base=base)
+    running = (
+        read_file.chosen(component).name() if component or not read_file.every_workflow() else "workflow"
+    )
+    body = {
+        "file": read_file.model_dump(mode="json", exclude_none=True),
+        "component": component,
+        "workflow": workflow,
+        "input": dict(_pair(item) for item in inputs),
+    }
     api = client()
     answer: dict[str, Any] = loading(
-        f"running {chosen.name()}", lambda: api.request("POST", "/api/compose/run", json=body, wait=True)
+        f"running {running}", lambda: api.request("POST", "/api/compose/run", json=body, wait=True)
     )
     output = answer["output"]
     if isinstance(output, str):

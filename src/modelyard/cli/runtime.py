@@ -182,7 +182,8 @@ def _first_instance(instances: list[dict[str, object]], model: str) -> str:
 @click.option("--max-tokens", default=512, show_default=True, type=int)
 @click.option("--temperature", default=0.7, show_default=True, type=float)
 @click.option("--input", "-i", "inputs", multiple=True, metavar="KEY=VALUE", help="a file's ${input.KEY}")
-@click.option("--component", "component", default=None, help="which of a file's components")
+@click.option("--component", "component", default=None, help="run this component of the file")
+@click.option("--workflow", "workflow", default=None, help="which of the file's workflows")
 def run(
     name: str,
     prompt: str | None,
@@ -192,15 +193,17 @@ def run(
     temperature: float,
     inputs: tuple[str, ...],
     component: str | None,
+    workflow: str | None,
 ) -> None:
     """Chat with a model in the terminal, streaming (loads it first if it is not loaded); or run
-    a model-compose file's component once with its --input values and print its output."""
+    a model-compose file's workflow (or one component) once with its --input values and print
+    its output."""
     from modelyard.cli.compose import is_compose_file, run_file
 
     if is_compose_file(name):
-        return run_file(name, inputs, component)
-    if inputs or component:
-        raise click.UsageError("--input and --component take a model-compose file (.yaml)")
+        return run_file(name, inputs, component, workflow)
+    if inputs or component or workflow:
+        raise click.UsageError("--input, --component and --workflow take a model-compose file (.yaml)")
     api = client()
     try:
         model = api.get(f"/api/models/{name.split(':')[0]}")

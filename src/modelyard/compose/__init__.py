@@ -1,3 +1,5 @@
-"""model-compose's files (the model-compose chapter): a component of type model, read as written,
-applied to the library and run with its input and output mappings (component.py); the
-``${...}`` expressions they use (expressions.py); reading a file (files.py)."""
+"""model-compose's files (the model-compose chapter), read as written (files.py) and run once:
+a component of type model, applied to the library and asked through the gateway with its input
+and output mappings (component.py); a vector store's actions on an embedded index
+(vectors.py); workflows of jobs over them (workflows.py); the ``${...}`` expressions they use
+(expressions.py)."""

@@ -1,18 +1,35 @@
-"""model-compose's files: ``component:`` (one), or ``components:`` (each with its ``id``), read
-as written, with the line of each field in an error; ``${env.NAME}`` filled from the reader's
-environment and relative paths resolved against the file's folder, where the file is read."""
+"""model-compose's files: ``component:`` (one), or ``components:`` (each with its ``id``), and a
+``workflow:`` (or ``workflows:``, each with its ``id``) of jobs over them, read as written,
+with the line of each field in an error; ``${env.NAME}`` filled from the reader's environment
+and relative paths resolved against the file's folder, where the file is read."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from modelyard.compose.component import ModelComponent
+from modelyard.compose.vectors import VectorStoreComponent
+from modelyard.compose.workflows import Workflow
 from modelyard.deployments.spec import Spec, read_yaml, resolved
 from modelyard.errors import InvalidSpec
+
+KINDS = ("model", "vector-store")
+
+
+def _kind(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return f"type {kind}"
+
+
+# by its type; the tag names the type in an error's location, which reading the file leaves out
+Component = Annotated[
+    Annotated[ModelComponent, Tag("type model")] | Annotated[VectorStoreComponent, Tag("type vector-store")],
+    Discriminator(_kind),
+]
 
 
 class ComposeFile(BaseModel):
@@ -20,14 +37,28 @@ class ComposeFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="model-compose file")
 
-    component: ModelComponent | None = None
-    components: list[ModelComponent] | None = Field(None, description="each with its id")
-    workflow: Any = Field(None, description="not run yet")
+    component: Component | None = None
+    components: list[Component] | None = Field(None, description="each with its id")
+    workflow: Workflow | None = None
+    workflows: list[Workflow] | None = Field(None, description="each with its id")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kinds(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        given = [("component", data.get("component"))]
+        given += [(f"components: item {i + 1}", c) for i, c in enumerate(data.get("components") or [])]
+        for where, c in given:
+            kind = c.get("type") if isinstance(c, dict) else None
+            if c is not None and kind not in KINDS:
+                raise ValueError(
+                    f"{where}: type {kind!r} is not a component modelyard runs: {', '.join(KINDS)}"
+                )
+        return data
 
     @model_validator(mode="after")
-    def _some(self) -> ComposeFile:
-        if self.workflow is not None:
-            raise ValueError("workflow: modelyard runs a file's components, not its workflows yet")
+    def _whole(self) -> ComposeFile:
         if self.component is None and not self.components:
             raise ValueError("it has no component: write `component:` with its type, task and model")
         ids = [c.id for c in self.components or []]
@@ -35,11 +66,33 @@ class ComposeFile(BaseModel):
             raise ValueError("components: each has an id")
         if len(set(ids)) != len(ids):
             raise ValueError("components: an id is given twice")
+        if self.workflow is not None and self.workflows:
+            raise ValueError("workflows: a file has a workflow or workflows, not both")
+        names = [w.id for w in self.workflows or []]
+        if None in names or len(set(names)) != len(names):
+            raise ValueError("workflows: each has an id of its own")
+        named = {c.id for c in self.every() if c.id}
+        for w in self.every_workflow():
+            for job in w.steps():
+                if job.component not in named:
+                    raise ValueError(
+                        f"workflow: job {job.id} runs {job.component!r}, which the file does not have"
+                    )
         return self
 
-    def chosen(self, name: str | None) -> ModelComponent:
+    def every(self) -> list[ModelComponent | VectorStoreComponent]:
+        return [*([self.component] if self.component else []), *(self.components or [])]
+
+    def every_workflow(self) -> list[Workflow]:
+        return [*([self.workflow] if self.workflow else []), *(self.workflows or [])]
+
+    def by_id(self, name: str) -> ModelComponent | VectorStoreComponent:
+        """The component a job names."""
+        return next(c for c in self.every() if c.id == name)  # checked when read
+
+    def chosen(self, name: str | None) -> ModelComponent | VectorStoreComponent:
         """The component named ``name``, or the file's only one."""
-        every = [*([self.component] if self.component else []), *(self.components or [])]
+        every = self.every()
         if name is None:
             if len(every) == 1:
                 return every[0]
@@ -53,6 +106,22 @@ class ComposeFile(BaseModel):
             f"the file has no component {name!r}", hint=", ".join(c.id or c.name() for c in every)
         )
 
+    def chosen_workflow(self, name: str | None) -> Workflow | None:
+        """The workflow named ``name``, or the file's only one; None for a file with none."""
+        flows = self.every_workflow()
+        if name is None:
+            if len(flows) > 1:
+                raise InvalidSpec(
+                    "the file has several workflows", hint=f"name one: {', '.join(str(w.id) for w in flows)}"
+                )
+            return flows[0] if flows else None
+        for w in flows:
+            if w.id == name:
+                return w
+        raise InvalidSpec(
+            f"the file has no workflow {name!r}", hint=", ".join(str(w.id) for w in flows) or "it has none"
+        )
+
 
 def load(
     text: str, origin: str, *, base: Path | None, environ: Mapping[str, str] | None = None
@@ -61,7 +130,12 @@ def load(
     line and the field."""
     read, fail = read_yaml(text, origin, ComposeFile, environ=environ, empty="it holds `component:`")
 
-    def placed(c: ModelComponent, where: tuple[str | int, ...]) -> ModelComponent:
+    def placed(
+        c: ModelComponent | VectorStoreComponent, where: tuple[str | int, ...]
+    ) -> ModelComponent | VectorStoreComponent:
+        if not isinstance(c, ModelComponent):
+            return c
+
         def failed(_i: int, field: str, why: str) -> None:
             fail((*where, field), why)
 

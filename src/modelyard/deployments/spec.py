@@ -444,7 +444,10 @@ def read_yaml(
         return schema.model_validate(data), fail
     except ValidationError as e:
         first = max(e.errors(), key=lambda err: len(err["loc"]))  # the most precise
-        loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p in ("str", "Source")))
+        # not a field: which of a union's kinds was tried ("str", "Source", a tag such as "type model")
+        loc = tuple(
+            p for p in first["loc"] if not (isinstance(p, str) and (p in ("str", "Source") or " " in p))
+        )
         message = first["msg"].removeprefix("Value error, ")
         named = re.match(r"(\w+): (.*)", message, re.S)
         if named and (*loc, named.group(1)) in lines:
