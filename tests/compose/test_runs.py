@@ -141,10 +141,10 @@ def test_a_run_gives_what_the_engine_answers(server: RunningServer, tiny_models:
     body = {"model": "tiny-chat", "prompt": "x y", "max_tokens": 6, "temperature": 0}
     direct = server.http.post("/v1/completions", json=body).json()["choices"][0]["text"]
     assert ran["output"] == direct
-    wrong = {**component, "task": "image-to-text"}
+    wrong = {**component, "task": "text-rerank"}
     r = server.http.post("/api/compose/run", json={"file": {"component": wrong}, "input": {"prompt": "x"}})
     assert r.status_code == 400
-    assert r.json()["error"]["message"] == "a component of task image-to-text cannot be run yet"
+    assert r.json()["error"]["message"] == "a component of task text-rerank cannot be run"
 
 
 COMPONENTS = """\
@@ -243,3 +243,93 @@ def test_the_document_search_workflow_runs_on_a_vector_store(
     # one component of the file, instead of its workflow
     embedder = run(cli, "run", str(search), "--component", "embedder", "--input", "text=hello")
     assert len(json.loads(embedder)["embedding"]) == 384
+
+
+IMAGE_TO_TEXT = """\
+component:
+  type: model
+  task: image-to-text
+  model: Salesforce/blip-image-captioning-large
+  architecture: blip
+  image: ${input.image as image}
+  prompt: ${input.prompt as text}
+"""
+IMAGE_UPSCALE = """\
+component:
+  type: model
+  task: image-upscale
+  architecture: real-esrgan
+  model: RealESRGAN_x4plus
+  image: ${input.image as image}
+  params:
+    scale: 4
+"""
+FACE_EMBEDDING = """\
+component:
+  type: model
+  task: face-embedding
+  model: buffalo_l
+  image: ${input.image as image}
+"""
+
+
+def test_the_chapters_image_components_run_as_written(
+    cli: CliRunner, server: RunningServer, tmp_path: Path
+) -> None:
+    """Captions (BLIP), an upscale (ESRGAN) and faces (an insightface pack), each a tiny one,
+    the picture given as --input image=@FILE; a caption as /v1 gives it, a picture four times
+    as big, a face where the picture has one."""
+    from PIL import Image
+
+    from torch_models import faces_picture, write_tiny_blip, write_tiny_esrgan, write_tiny_face_pack
+
+    picture = tmp_path / "picture.png"
+    faces_picture(3, [(64, 64)]).save(picture)
+
+    blip = write_tiny_blip(tmp_path / "tiny-blip")
+    captions = written(
+        tmp_path, "caption.yaml", IMAGE_TO_TEXT, "Salesforce/blip-image-captioning-large", blip
+    )
+    caption = run(cli, "run", str(captions), "--input", f"image=@{picture}", "--input", "prompt=a photo of")
+    body = {"model": "tiny-blip", "image": str(picture), "prompt": "a photo of"}
+    direct = server.http.post("/v1/images/captions", json=body)
+    assert direct.status_code == 200, direct.text
+    assert caption.rstrip("\n") == direct.json()["data"][0]["caption"]
+
+    esrgan = write_tiny_esrgan(tmp_path / "4x-tiny.safetensors", scale=4)
+    upscale = written(tmp_path, "upscale.yaml", IMAGE_UPSCALE, "RealESRGAN_x4plus", esrgan)
+    small = tmp_path / "small.png"
+    with Image.open(picture) as whole:
+        whole.resize((32, 24)).save(small)
+    out = tmp_path / "big.png"
+    assert f"wrote {out}" in run(cli, "run", str(upscale), "--input", f"image=@{small}", "--out", str(out))
+    with Image.open(out) as big:
+        assert big.size == (128, 96)
+
+    pack = write_tiny_face_pack(tmp_path / "faces")
+    faces = written(tmp_path, "faces.yaml", FACE_EMBEDDING, "buffalo_l", pack)
+    (face,) = json.loads(run(cli, "run", str(faces), "--input", f"image=@{picture}"))
+    x1, y1, x2, y2 = face["bbox"]
+    assert x1 < 96 < x2
+    assert y1 < 96 < y2  # around the bright square at (64, 64)-(128, 128)
+    assert len(face["embedding"]) > 0
+
+
+def test_an_image_generation_gives_the_size_asked(cli: CliRunner, tmp_path: Path) -> None:
+    """The chapter's image-generation component (FLUX) with a tiny FLUX and a small size (the
+    chapter's 1024x1024 in 50 steps takes minutes on two cores): a PNG of that size."""
+    from PIL import Image
+
+    from torch_models import write_tiny_flux
+
+    flux = write_tiny_flux(tmp_path / "tiny-flux")
+    file = tmp_path / "flux.yaml"
+    file.write_text(
+        "component:\n  type: model\n  task: image-generation\n  architecture: flux\n"
+        f"  model: {flux}\n  prompt: ${{input.prompt as text}}\n"
+        "  params:\n    width: 64\n    height: 48\n    num_inference_steps: 2\n"
+    )
+    out = tmp_path / "cat.png"
+    assert f"wrote {out}" in run(cli, "run", str(file), "--input", "prompt=a cat", "--out", str(out))
+    with Image.open(out) as made:
+        assert made.size == (64, 48)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import mimetypes
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +15,20 @@ from modelyard.cli.render import console
 from modelyard.cli.runtime import loading
 
 SUFFIXES = (".yaml", ".yml")
+IMAGE = "data:image/png;base64,"
 
 
 def is_compose_file(name: str) -> bool:
     return name.endswith(SUFFIXES) and Path(name).expanduser().is_file()
 
 
-def run_file(file: str, inputs: tuple[str, ...], component: str | None, workflow: str | None) -> None:
-    """Read the file here (its ${env.*} from this shell, its paths from its folder), then have
-    the server run its workflow or the component asked for; print its output: text as it is,
-    the rest as JSON."""
+def run_file(
+    file: str, inputs: tuple[str, ...], component: str | None, workflow: str | None, out: str | None
+) -> None:
+    """Read the file here (its ${env.*} from this shell, its paths from its folder, an input's
+    @FILE from this disk), then have the server run its workflow or the component asked for;
+    print its output: text as it is, an image into ``out`` (default: NAME.png), the rest as
+    JSON."""
     from modelyard.cli.specs import read
     from modelyard.compose.files import load
 
@@ -42,14 +48,25 @@ def run_file(file: str, inputs: tuple[str, ...], component: str | None, workflow
         f"running {running}", lambda: api.request("POST", "/api/compose/run", json=body, wait=True)
     )
     output = answer["output"]
-    if isinstance(output, str):
+    if isinstance(output, str) and output.startswith(IMAGE):
+        target = Path(out or f"{running}.png")
+        target.write_bytes(base64.b64decode(output[len(IMAGE) :]))
+        console.print(f"wrote {target}", highlight=False)
+    elif isinstance(output, str):
         console.print(output, markup=False, highlight=False)
     else:
         console.print_json(json.dumps(output, ensure_ascii=False))
 
 
 def _pair(item: str) -> tuple[str, str]:
+    """KEY=VALUE; KEY=@FILE: the file's content as a data URL (an image for ``as image``)."""
     key, eq, value = item.partition("=")
     if not eq or not key:
-        raise click.BadParameter(f"{item!r}: write KEY=VALUE", param_hint="--input")
+        raise click.BadParameter(f"{item!r}: write KEY=VALUE or KEY=@FILE", param_hint="--input")
+    if value.startswith("@"):
+        path = Path(value[1:]).expanduser()
+        if not path.is_file():
+            raise click.BadParameter(f"{value[1:]}: no such file", param_hint="--input")
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return key, f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
     return key, value

@@ -184,6 +184,7 @@ def _first_instance(instances: list[dict[str, object]], model: str) -> str:
 @click.option("--input", "-i", "inputs", multiple=True, metavar="KEY=VALUE", help="a file's ${input.KEY}")
 @click.option("--component", "component", default=None, help="run this component of the file")
 @click.option("--workflow", "workflow", default=None, help="which of the file's workflows")
+@click.option("--out", "out", default=None, help="where a file's image output goes (default: NAME.png)")
 def run(
     name: str,
     prompt: str | None,
@@ -194,6 +195,7 @@ def run(
     inputs: tuple[str, ...],
     component: str | None,
     workflow: str | None,
+    out: str | None,
 ) -> None:
     """Chat with a model in the terminal, streaming (loads it first if it is not loaded); or run
     a model-compose file's workflow (or one component) once with its --input values and print
@@ -201,9 +203,9 @@ def run(
     from modelyard.cli.compose import is_compose_file, run_file
 
     if is_compose_file(name):
-        return run_file(name, inputs, component, workflow)
-    if inputs or component or workflow:
-        raise click.UsageError("--input, --component and --workflow take a model-compose file (.yaml)")
+        return run_file(name, inputs, component, workflow, out)
+    if inputs or component or workflow or out:
+        raise click.UsageError("--input, --component, --workflow and --out take a model-compose file (.yaml)")
     api = client()
     try:
         model = api.get(f"/api/models/{name.split(':')[0]}")

@@ -4,8 +4,9 @@ ModelSpec), and what one run asks of it (``text``, ``messages``, ``params``, wit
 expressions) and gives back (``output``, with ``${result.*}``).
 
 A run is one request to the model's engine through the gateway: ``Call`` says which endpoint
-and body; the engine's answer gives the task's ``result`` (the generated text; a label and a
-score; an embedding), which ``output`` maps (the whole result when it has no output)."""
+and body; the engine's answer gives the task's ``result`` (the text made; a label and a score;
+an embedding; a caption; an image as a PNG data URL; the faces found), which ``output`` maps
+(the whole result when it has no output)."""
 
 from __future__ import annotations
 
@@ -21,21 +22,28 @@ from modelyard.compose import expressions
 from modelyard.deployments.spec import TASKS, AdapterSpec, ModelSpec, Source, source_of
 from modelyard.errors import InvalidInput, Unsupported
 
-# the tasks a run can ask of a model here, and the endpoint each asks
+# the tasks a run can ask of a model, and the gateway endpoint each asks
 RUNS = {
     "text-generation": "completions",
     "chat-completion": "chat",
     "text-classification": "classify",
     "text-embedding": "embeddings",
+    "image-to-text": "images/captions",
+    "image-generation": "images",
+    "image-upscale": "images/upscale",
+    "face-embedding": "embeddings",
 }
 PATHS = {
     "completions": "/v1/completions",
     "chat": "/v1/chat/completions",
     "classify": "/v1/classify",
     "embeddings": "/v1/embeddings",
+    "images/captions": "/v1/images/captions",
+    "images": "/v1/images/generations",
+    "images/upscale": "/v1/images/upscale",
 }
-# model-compose's generation params -> OpenAI's fields (repetition_penalty: see Call.body)
-PARAMS = {
+# model-compose's params -> the gateway's fields, per kind of task (repetition_penalty: see call)
+TEXT_PARAMS = {
     "max_output_length": "max_tokens",
     "temperature": "temperature",
     "top_p": "top_p",
@@ -44,6 +52,18 @@ PARAMS = {
     "seed": "seed",
     "stop": "stop",
 }
+PARAMS = {
+    "completions": TEXT_PARAMS,
+    "chat": TEXT_PARAMS,
+    "classify": {},
+    "embeddings": {},
+    "images/captions": {"max_output_length": "max_tokens"},
+    "images": {
+        "width": "width", "height": "height", "num_inference_steps": "steps",
+        "guidance_scale": "guidance_scale", "negative_prompt": "negative_prompt", "seed": "seed",
+    },
+    "images/upscale": {"scale": "scale", "tile_size": "tile_size"},
+}  # fmt: skip
 NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -106,12 +126,11 @@ class ModelComponent(BaseModel):
         )  # fmt: skip
 
     def endpoint(self) -> str:
-        """The gateway endpoint a run asks (Unsupported for a task no run takes yet)."""
+        """The gateway endpoint a run asks (Unsupported for a task no run takes)."""
         endpoint = RUNS.get(self.task)
         if endpoint is None:
             raise Unsupported(
-                f"a component of task {self.task} cannot be run yet",
-                hint=f"runs take {', '.join(RUNS)}",
+                f"a component of task {self.task} cannot be run", hint=f"runs take {', '.join(RUNS)}"
             )
         return endpoint
 
@@ -123,28 +142,50 @@ class ModelComponent(BaseModel):
         body: dict[str, Any] = {"model": served}
         if endpoint == "chat":
             body["messages"] = _required(self.messages, "messages", scope)
+        elif endpoint == "images":
+            body["prompt"] = _required(self.prompt if self.prompt is not None else self.text, "prompt", scope)
+        elif endpoint in ("images/captions", "images/upscale") or self.task == "face-embedding":
+            image = _required(self.image, "image", scope)
+            body["input" if endpoint == "embeddings" else "image"] = image
+            if endpoint == "images/captions" and self.prompt is not None:
+                body["prompt"] = expressions.render(self.prompt, scope)
         else:
             text = _required(self.text if self.text is not None else self.prompt, "text", scope)
             body["prompt" if endpoint == "completions" else "input"] = text
+        known = PARAMS[endpoint] if self.task != "face-embedding" else {}
         for name, value in expressions.render(self.params, scope).items():
-            if name not in PARAMS:
-                raise Unsupported(f"params.{name} is not a parameter modelyard sends", hint=", ".join(PARAMS))
-            field = PARAMS[name]
+            if name not in known:
+                raise Unsupported(
+                    f"params.{name} is not a parameter of {self.task} here",
+                    hint=", ".join(known) or "it takes none",
+                )
+            field = known[name]
             if field == "repetition_penalty" and backend in ("llama.cpp", "llama-cpp-python"):
                 field = "repeat_penalty"  # llama.cpp's name for it
             body[field] = value
+        if "width" in body or "height" in body:  # an image's size, as the images API writes it
+            width, height = body.pop("width", None), body.pop("height", None)
+            body["size"] = f"{width or height}x{height or width}"
         return Call(endpoint, PATHS[endpoint], body)
 
     def result(self, answer: dict[str, Any]) -> Any:
-        """The task's result from the engine's answer (OpenAI's shape for the endpoint)."""
+        """The task's result from the engine's answer (the endpoint's shape): the text made;
+        a label and a score; an embedding; an image (a PNG data URL); the faces found."""
         endpoint = RUNS[self.task]
         if endpoint == "completions":
             return answer["choices"][0]["text"]
         if endpoint == "chat":
             return answer["choices"][0]["message"].get("content") or ""
-        (first, *_) = answer["data"]
+        data = answer["data"]
+        if self.task == "face-embedding":
+            return [{k: face[k] for k in ("embedding", "bbox", "landmarks", "score")} for face in data]
+        (first, *_) = data
         if endpoint == "classify":
             return {"label": first["label"], "score": first["score"]}
+        if endpoint == "images/captions":
+            return first["caption"]
+        if endpoint in ("images", "images/upscale"):
+            return f"data:image/png;base64,{first['b64_json']}"
         return {"embedding": first["embedding"]}
 
     def output_of(self, result: Any, given: Mapping[str, Any]) -> Any:
