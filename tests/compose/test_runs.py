@@ -333,3 +333,40 @@ def test_an_image_generation_gives_the_size_asked(cli: CliRunner, tmp_path: Path
     assert f"wrote {out}" in run(cli, "run", str(file), "--input", "prompt=a cat", "--out", str(out))
     with Image.open(out) as made:
         assert made.size == (64, 48)
+
+
+OFFLINE = """\
+component:
+  type: model
+  task: text-generation
+  model:
+    provider: huggingface
+    repository: gpt2
+    local_files_only: true
+"""
+
+
+def test_a_repo_is_taken_from_the_hugging_face_cache(
+    cli: CliRunner, server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chapter's offline example as written: gpt2 (a tiny model the test puts in a Hugging
+    Face cache, as huggingface-cli lays it out) is imported from that cache, never downloaded;
+    a repo the cache lacks is refused, saying where it looked."""
+    from torch_models import write_chat_model
+
+    cache = tmp_path / "hf-cache"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    write_chat_model(cache / "models--gpt2" / "snapshots" / commit)
+    (cache / "models--gpt2" / "refs").mkdir()
+    (cache / "models--gpt2" / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    offline = tmp_path / "offline.yaml"
+    offline.write_text(OFFLINE)
+    assert isinstance(run(cli, "run", str(offline), "--input", "text=once upon a time"), str)
+    model = server.http.get("/api/models/gpt2").json()
+    assert (model["source_repo"], model["source_revision"]) == ("gpt2", commit)
+    assert model["path"] == str(cache / "models--gpt2" / "snapshots" / commit)
+    missing = tmp_path / "missing.yaml"
+    missing.write_text(OFFLINE.replace("gpt2", "distilgpt2"))
+    refused = run(cli, "run", str(missing), "--input", "text=hello", code=1)
+    assert f"distilgpt2 is not in the Hugging Face cache at {cache}, and local_files_only is set" in refused

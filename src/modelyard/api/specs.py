@@ -3,6 +3,7 @@ one, and the JSON Schema of the format."""
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -46,8 +47,10 @@ def check_paths(request: Request, spec: Spec) -> None:
     folders: Folders = request.app.state.folders
     for m in spec.models:
         for where in [m.model, *(a.model for a in [*(m.peft_adapters or []), *(m.adapters or [])])]:
-            if where is not None and (path := source_of(where).path) is not None:
-                folders.check(path)
+            source = source_of(where) if where is not None else None
+            for path in (source.path, source.cache_dir) if source is not None else ():
+                if path is not None:
+                    folders.check(os.path.expanduser(path))
         for path in paths_in(m.settings or {}):
             folders.check(path)
 

@@ -205,8 +205,5 @@ class Call:
 
 
 def _required(value: Any, field: str, scope: Mapping[str, Any]) -> Any:
-    if value is None:
-        raise InvalidInput(
-            f"the component has no {field}", hint=f"give it one, e.g. {field}: ${{input.{field}}}"
-        )
-    return expressions.render(value, scope)
+    """``value`` filled from ``scope``; a component that maps none reads ``${input.FIELD}``."""
+    return expressions.render(value if value is not None else f"${{input.{field}}}", scope)

@@ -30,8 +30,9 @@ from modelyard.deployments.spec import (
     ref_of,
     source_of,
 )
-from modelyard.errors import InvalidSpec, ModelyardError
+from modelyard.errors import InvalidSpec, ModelyardError, RepoNotFound
 from modelyard.formats.loaders import REMOTE
+from modelyard.hub.cache import cached_snapshot, hub_cache
 from modelyard.hub.jobs import ACTIVE, Downloads, PullRequest
 from modelyard.hub.refs import parse_ref
 from modelyard.library import Library, settings
@@ -307,6 +308,8 @@ class Applier:
                 description=m.description or "", category=kind.value if kind else None, api_key=source.token,
             )  # fmt: skip
             return self.library.add_remote(remote)
+        if source.provider == "huggingface" and (cached := await self._from_cache(m, source)) is not None:
+            return cached
         job = await self._pull(
             PullRequest(
                 ref=ref_of(m.model), quantization=m.file_quantization(), name=m.name, token=source.token
@@ -316,6 +319,36 @@ class Applier:
         if kind is not None and model.category != kind.value:
             model = self.library.update(model.name, category=kind.value)
         return model
+
+    async def _from_cache(self, m: ModelSpec, source: Source) -> Model | None:
+        """The repo imported from Hugging Face's cache, where the spec asks for that and the
+        cache holds it (None: not asked, not there); NotFound where only the cache may serve."""
+        if not (source.cache_dir or source.local_files_only):
+            return None
+        assert source.repository is not None
+        cache = hub_cache(source.cache_dir)
+        found = cached_snapshot(source.repository, source.revision, cache)
+        if found is None:
+            if not source.local_files_only:
+                return None  # downloaded as usual
+            at = f"{source.repository}@{source.revision}" if source.revision else source.repository
+            raise RepoNotFound(
+                f"{at} is not in the Hugging Face cache at {cache}, and local_files_only is set",
+                hint="download it there first (huggingface-cli download), or leave local_files_only out",
+            )
+        snapshot, commit = found
+        path = snapshot / source.filename if source.filename else snapshot
+        kind = m.kind()
+        request = ImportRequest(
+            path=str(path),
+            name=m.name,
+            description=m.description or "",
+            category=kind.value if kind else None,
+        )
+        model = await asyncio.to_thread(self.library.import_model, request)
+        return self.library.store.update_model(
+            model.name, source_repo=source.repository, source_revision=commit
+        )
 
     async def _bind(self, model: Model, a: AdapterSpec) -> Model:
         assert a.model is not None

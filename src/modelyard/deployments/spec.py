@@ -71,6 +71,14 @@ class Source(BaseModel):
     )
     path: str | None = Field(None, description="local: the model file or folder")
     format: str | None = Field(None, description="local: gguf, safetensors, ... (detected anyway)")
+    cache_dir: str | None = Field(
+        None,
+        description="huggingface: a Hugging Face cache to take the repo from when it holds it "
+        "(default: HF_HUB_CACHE, else ~/.cache/huggingface)",
+    )
+    local_files_only: bool = Field(
+        False, description="huggingface: take the repo from that cache only, never download it"
+    )
 
     @model_validator(mode="after")
     def _where(self) -> Source:
@@ -82,6 +90,8 @@ class Source(BaseModel):
                 raise ValueError("a server takes a url (and no path)")
         elif not self.repository or self.path:
             raise ValueError(f"a {self.provider} model takes a repository (and no path)")
+        if (self.cache_dir or self.local_files_only) and self.provider != "huggingface":
+            raise ValueError("cache_dir and local_files_only are a huggingface model's")
         return self
 
     def ref(self) -> str:

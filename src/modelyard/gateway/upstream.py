@@ -95,8 +95,8 @@ async def send(
 ) -> Sent:
     """POST ``body`` to ``path`` on an instance of ``ticket``'s model and wait for the answer to
     begin. An engine that dropped the connection before answering gets it once more, on a new
-    connection; one that could not be reached at all leaves the rotation, and the request goes to
-    another instance (or waits for its restart). ``exchange`` hears of the wait and each retry;
+    connection; one that could not be reached at all, or whose process has ended, leaves the
+    rotation, and the request goes to another instance (or waits for its restart). ``exchange`` hears of the wait and each retry;
     ``prompt`` (a text request's) routes it where it is cached; ``disconnected`` (the client's,
     unless given) stops the wait for a slot; ``traced``: the traceparent the engine gets where
     no ``exchange`` gives one (a merged request's: its first client's).
@@ -173,7 +173,8 @@ async def _send(
         try:
             response = await session.post(url, data=data, headers=headers)
         except aiohttp.ClientConnectionError as e:  # refused, reset, dropped: no answer began
-            dead = isinstance(e, aiohttp.ClientConnectorError)
+            # not connected, or dropped by an engine that has ended (its restart serves it)
+            dead = isinstance(e, aiohttp.ClientConnectorError) or lease.engine_exited()
             log.log(
                 logging.WARNING if dead else logging.INFO, "engine at %s did not take the request: %s", url, e
             )

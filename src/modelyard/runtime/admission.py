@@ -84,6 +84,11 @@ class Lease:
         self.release()
         self.runtime.unreachable(self.model, self.slot)
 
+    def engine_exited(self) -> bool:
+        """Whether the instance's engine process has ended (it crashed, or was killed)."""
+        engine = self.runtime.engine(self.slot.instance_id)
+        return engine is not None and engine.returncode() is not None
+
 
 @dataclass(frozen=True)
 class Ticket:
