@@ -104,6 +104,7 @@ def test_a_chat_that_opens_with_the_assistant() -> None:
 
 def test_the_room_for_the_answer() -> None:
     assert truncation.answer_room({"max_tokens": 100}, 4096) == 100
+    assert truncation.answer_room({"max_tokens": 32768}, 4096) == 2048  # half the context at most
     assert truncation.answer_room({"max_completion_tokens": 64}, 4096) == 64
     assert truncation.answer_room({}, 4096) == truncation.ANSWER_ROOM
     assert truncation.answer_room({}, 512) == 128  # a quarter of a small context

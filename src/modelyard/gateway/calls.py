@@ -164,9 +164,9 @@ async def fitted(
     if not truncation.may_overflow(len(raw), budget):
         return raw
 
-    async def count(asked: dict[str, Any]) -> int:
+    async def count(candidate: dict[str, Any]) -> int:
         try:
-            return await count_tokens(request, ticket, asked)
+            return await count_tokens(request, ticket, candidate)
         except Unsupported as e:
             e.hint = (
                 "truncation needs an engine that counts tokens: llama.cpp, vLLM or the transformers runner"

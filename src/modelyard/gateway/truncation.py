@@ -26,11 +26,12 @@ def wanted(settings_value: Any, asked: str | None) -> bool:
 
 
 def answer_room(chat: dict[str, Any], context: int) -> int:
-    """The tokens kept free for the answer: the request's max_tokens, else ANSWER_ROOM (a
-    quarter of the context at most)."""
+    """The tokens kept free for the answer: the request's max_tokens (half the context at most:
+    a larger one is cut short by the context's end, as it is without truncation), else
+    ANSWER_ROOM (a quarter of the context at most)."""
     asked = chat.get("max_tokens") or chat.get("max_completion_tokens")
     if isinstance(asked, int) and asked > 0:
-        return asked
+        return min(asked, context // 2)
     return min(ANSWER_ROOM, context // 4)
 
 

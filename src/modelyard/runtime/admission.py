@@ -194,7 +194,7 @@ class Admission:
         except ModelyardError as e:
             e.model = model.name
             raise
-        context = rt.context_of(model)
+        context = rt.context_of(model, backend)
         return Ticket(
             model, adapter, backend, context, caller.account, load, rt, caller.low, caller.tier, route
         )

@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelyard.backends.base import AnyBackend
 from modelyard.catalog.records import Deployment, Instance, Model, WorkerNote
 from modelyard.config import Settings
 from modelyard.library import Library
@@ -141,14 +142,16 @@ class Fleet:
     def instances(self) -> list[Instance]:
         return self.store.instances()
 
-    def context_of(self, model: Model) -> int | None:
-        """The context a request to ``model`` gets: the loaded deployment's (its slot's share,
-        where the slots split it), else its settings' (n_ctx 0: the model's own)."""
+    def context_of(self, model: Model, backend: AnyBackend) -> int | None:
+        """The context a request to ``model`` gets (a slot's share, where ``backend``'s slots
+        split it): the loaded deployment's, else its settings' (n_ctx 0: the model's own)."""
         running = self.running.get(model.name)
         if running is not None:
             return self._context(running, model.context_length)
-        saved = model.settings.options.get("n_ctx") if model.settings else None
-        return saved or model.context_length
+        saved = model.settings.options if model.settings else {}
+        n_ctx = saved.get("n_ctx") or model.context_length
+        slots = saved.get("parallel", 1) if backend.slots_share_context else 1
+        return n_ctx // slots if n_ctx else None
 
     @staticmethod
     def _context(running: Running, own: int | None = None) -> int | None:
