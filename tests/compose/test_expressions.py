@@ -96,6 +96,11 @@ def test_a_wrong_file_names_its_line_and_field(tmp_path: Path) -> None:
         load(CLASSIFIER.replace("${result.label}", "${results.label}"), "c.yaml", base=tmp_path)
     assert "c.yaml:6: component.output" in wrong.value.message
     assert "'results' is no source" in wrong.value.message
+    unsloth = "component:\n  type: model\n  task: text-generation\n  driver: unsloth\n  model: unsloth/llama-2-7b-bnb-4bit\n"
+    with pytest.raises(
+        InvalidSpec, match=r"u\.yaml:4: component\.driver: 'unsloth' is not one modelyard has"
+    ):
+        load(unsloth, "u.yaml", base=tmp_path)  # the chapter's: Unsloth is a trainer's, not served here
     server = "component:\n  type: http-server\n  manage:\n    port: 8000\n"
     with pytest.raises(InvalidSpec, match=r"s\.yaml:1: component: type 'http-server' is not a component"):
         load(server, "s.yaml", base=tmp_path)

@@ -16,11 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from modelyard.compose import expressions
-from modelyard.deployments.spec import TASKS, AdapterSpec, ModelSpec, Source, source_of
-from modelyard.errors import InvalidInput, Unsupported
+from modelyard.deployments.spec import DRIVERS, TASKS, AdapterSpec, ModelSpec, Source, source_of
+from modelyard.errors import InvalidInput, InvalidSpec, Unsupported
+from modelyard.validation import describe
 
 # the tasks a run can ask of a model, and the gateway endpoint each asks
 RUNS = {
@@ -98,6 +99,8 @@ class ModelComponent(BaseModel):
     def _readable(self) -> ModelComponent:
         if self.task not in TASKS:
             raise ValueError(f"task: {self.task!r} is not one modelyard runs: {', '.join(TASKS)}")
+        if self.driver is not None and self.driver not in DRIVERS:
+            raise ValueError(f"driver: {self.driver!r} is not one modelyard has: {', '.join(DRIVERS)}")
         for field in ("text", "messages", "prompt", "image", "params", "output"):
             try:
                 expressions.expressions(getattr(self, field))
@@ -119,11 +122,14 @@ class ModelComponent(BaseModel):
     def spec(self, name: str) -> ModelSpec:
         """The library entry, settings and adapters it asks for."""
         settings = {"auto_devices": True} if self.device_mode == "auto" else None
-        return ModelSpec(
-            name=name, model=self.model, task=self.task, driver=self.driver, device=self.device,
-            precision=self.precision, quantization=self.quantization, batch_size=self.batch_size,
-            low_cpu_mem_usage=self.low_cpu_mem_usage, peft_adapters=self.peft_adapters, settings=settings,
-        )  # fmt: skip
+        try:
+            return ModelSpec(
+                name=name, model=self.model, task=self.task, driver=self.driver, device=self.device,
+                precision=self.precision, quantization=self.quantization, batch_size=self.batch_size,
+                low_cpu_mem_usage=self.low_cpu_mem_usage, peft_adapters=self.peft_adapters, settings=settings,
+            )  # fmt: skip
+        except ValidationError as e:
+            raise InvalidSpec(f"component {self.name()!r}: {describe(e.errors())}") from None
 
     def endpoint(self) -> str:
         """The gateway endpoint a run asks (Unsupported for a task no run takes)."""
