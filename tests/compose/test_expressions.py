@@ -32,6 +32,8 @@ def test_defaults_indexes_and_each_item() -> None:
     assert expressions.render("${input.temperature as number | 0.7}", scope) == 0.7
     assert expressions.render("${response[].choices[0].delta.content}", scope) == ["a", "b"]
     assert expressions.render("${response[1].choices[0].delta.content}", scope) == "b"
+    usage_too = {"response": [*scope["response"], {"choices": [], "usage": {"total_tokens": 3}}]}
+    assert expressions.render("${response[].choices[0].delta.content}", usage_too) == ["a", "b", None]
     assert expressions.render(
         "${jobs.embed-query.output.query_vector}",
         {"jobs": {"embed-query": {"output": {"query_vector": [1]}}}},

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import RunningServer
+from conftest import RunningServer, free_port
 from modelyard.cli.main import app
 from torch_models import write_bert_classifier
 
@@ -370,3 +370,82 @@ def test_a_repo_is_taken_from_the_hugging_face_cache(
     missing.write_text(OFFLINE.replace("gpt2", "distilgpt2"))
     refused = run(cli, "run", str(missing), "--input", "text=hello", code=1)
     assert f"distilgpt2 is not in the Hugging Face cache at {cache}, and local_files_only is set" in refused
+
+
+TGI = """\
+component:
+  type: http-client
+  endpoint: http://localhost:8080/generate
+  method: POST
+  headers:
+    Content-Type: application/json
+  body:
+    inputs: ${input.prompt as text}
+    parameters:
+      max_new_tokens: 512
+      temperature: 0.7
+      top_p: 0.9
+  output:
+    generated_text: ${response.generated_text}
+"""
+STREAMED = """\
+component:
+  type: http-client
+  endpoint: {url}/v1/chat/completions
+  method: POST
+  headers:
+    Content-Type: application/json
+  body:
+    model: tiny-chat
+    messages:
+      - role: user
+        content: ${{input.prompt as text}}
+    max_tokens: 6
+    temperature: ${{input.temperature as number | 0}}
+    stream: true
+  stream_format: json
+  output: ${{response[].choices[0].delta.content}}
+"""
+
+
+def test_http_clients_ask_servers_that_already_run(
+    cli: CliRunner, server: RunningServer, tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    """The chapter's TGI client as written but for its address (TGI itself cannot run here: a
+    stand-in with TGI's API answers); and a streamed client, as the chapter's vLLM one reads its
+    stream, against modelyard's own /v1 on llama-server: the deltas, as the stream gave them."""
+    from fake_tgi import FakeTgi
+
+    tgi = FakeTgi()
+    url = tgi.start()
+    try:
+        file = tmp_path / "tgi.yaml"
+        file.write_text(TGI.replace("http://localhost:8080", url))
+        answer = json.loads(run(cli, "run", str(file), "--input", "prompt=hello"))
+        assert answer == {"generated_text": " ".join(["word"] * 512)}
+        assert tgi.seen[-1] == {
+            "inputs": "hello",
+            "parameters": {"max_new_tokens": 512, "temperature": 0.7, "top_p": 0.9},
+        }
+    finally:
+        tgi.stop()
+
+    assert server.http.post("/api/models", json={"path": str(tiny_models["tiny-chat"])}).status_code == 201
+    assert server.http.post("/api/models/tiny-chat/load", json={}).status_code == 200
+    streamed = tmp_path / "streamed.yaml"
+    streamed.write_text(STREAMED.format(url=server.url))
+    deltas = json.loads(run(cli, "run", str(streamed), "--input", "prompt=x y"))
+    body = {"model": "tiny-chat", "messages": [{"role": "user", "content": "x y"}], "max_tokens": 6,
+            "temperature": 0, "stream": True}  # fmt: skip
+    direct = []
+    with server.http.stream("POST", "/v1/chat/completions", json=body) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: {"):
+                direct.append(
+                    (json.loads(line[6:]).get("choices") or [{}])[0].get("delta", {}).get("content")
+                )
+    assert deltas == direct
+    assert any(deltas)
+    unreachable = tmp_path / "down.yaml"
+    unreachable.write_text(TGI.replace("http://localhost:8080", f"http://127.0.0.1:{free_port()}"))
+    assert "could not be reached" in run(cli, "run", str(unreachable), "--input", "prompt=hi", code=1)

@@ -1,13 +1,15 @@
 """Running a model-compose file (compose/): a component, or a workflow of jobs over its
 components. A model component's model is applied to the library as a spec would apply it,
 loaded on demand and asked once through the gateway with the job's input, its answer mapped to
-the component's output; a vector store's action runs on its embedded index."""
+the component's output; a vector store's action runs on its embedded index; an http-client's
+request goes to its server."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+import aiohttp
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,9 +17,11 @@ from modelyard.api.routing import StrictRoute
 from modelyard.api.specs import applier_of, check_paths
 from modelyard.compose import workflows
 from modelyard.compose.component import ModelComponent
-from modelyard.compose.files import ComposeFile
+from modelyard.compose.files import AnyComponent, ComposeFile
+from modelyard.compose.http import HttpClientComponent
 from modelyard.compose.vectors import VectorStoreComponent, VectorStores
 from modelyard.deployments.spec import Spec, ref_of, source_of
+from modelyard.errors import EngineError
 from modelyard.gateway.calls import admit, engine_call
 from modelyard.gateway.checks import library_of
 from modelyard.http_errors import ErrorBody
@@ -71,12 +75,12 @@ class Runner:
     async def job(self, name: str, action: str | None, given: dict[str, Any]) -> Any:
         return await self.component(self.file.by_id(name), action, given)
 
-    async def component(
-        self, component: ModelComponent | VectorStoreComponent, action: str | None, given: dict[str, Any]
-    ) -> Any:
+    async def component(self, component: AnyComponent, action: str | None, given: dict[str, Any]) -> Any:
         if isinstance(component, VectorStoreComponent):
             stores: VectorStores = self.request.app.state.vector_stores
             return await asyncio.to_thread(stores.run, component, action, given)
+        if isinstance(component, HttpClientComponent):
+            return component.output_of(await _fetched(component, given), given)
         endpoint = component.endpoint()
         name = await self._applied(component)
         ticket = admit(self.request, name, endpoint, load=True)
@@ -93,6 +97,21 @@ class Runner:
             await applier_of(self.request).apply(spec)
             self.applied[id(component)] = name
         return self.applied[id(component)]
+
+
+async def _fetched(component: HttpClientComponent, given: dict[str, Any]) -> Any:
+    """The http-client component's request made, its answer read (see compose/http.py)."""
+    asked = component.request(given)
+    body = {"json": asked.body} if asked.body is not None else {}
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=10)) as session,
+            session.request(asked.method, asked.url, headers=asked.headers, params=asked.params, **body) as r,
+        ):
+            raw = await r.read()
+    except (aiohttp.ClientError, OSError) as e:
+        raise EngineError(f"{asked.url} could not be reached: {e.__class__.__name__}") from None
+    return component.response(r.status, r.headers.get("Content-Type", ""), raw)
 
 
 def _library_name(request: Request, component: ModelComponent) -> str:

@@ -136,7 +136,8 @@ def _walk(value: Any, steps: tuple[str | int | None, ...]) -> Any:
         if step is None:  # each item
             if not isinstance(value, list):
                 return MISSING
-            return [_walk(item, steps[i + 1 :]) for item in value]
+            found = (_walk(item, steps[i + 1 :]) for item in value)
+            return [None if item is MISSING else item for item in found]  # what an item lacks: null
         if isinstance(step, int):
             value = value[step] if isinstance(value, list) and -len(value) <= step < len(value) else MISSING
         else:

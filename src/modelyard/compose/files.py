@@ -12,12 +12,13 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from modelyard.compose.component import ModelComponent
+from modelyard.compose.http import HttpClientComponent
 from modelyard.compose.vectors import VectorStoreComponent
 from modelyard.compose.workflows import Workflow
 from modelyard.deployments.spec import Spec, read_yaml, resolved
 from modelyard.errors import InvalidSpec
 
-KINDS = ("model", "vector-store")
+KINDS = ("model", "vector-store", "http-client")
 
 
 def _kind(value: Any) -> str:
@@ -27,9 +28,12 @@ def _kind(value: Any) -> str:
 
 # by its type; the tag names the type in an error's location, which reading the file leaves out
 Component = Annotated[
-    Annotated[ModelComponent, Tag("type model")] | Annotated[VectorStoreComponent, Tag("type vector-store")],
+    Annotated[ModelComponent, Tag("type model")]
+    | Annotated[VectorStoreComponent, Tag("type vector-store")]
+    | Annotated[HttpClientComponent, Tag("type http-client")],
     Discriminator(_kind),
 ]
+AnyComponent = ModelComponent | VectorStoreComponent | HttpClientComponent
 
 
 class ComposeFile(BaseModel):
@@ -80,17 +84,17 @@ class ComposeFile(BaseModel):
                     )
         return self
 
-    def every(self) -> list[ModelComponent | VectorStoreComponent]:
+    def every(self) -> list[AnyComponent]:
         return [*([self.component] if self.component else []), *(self.components or [])]
 
     def every_workflow(self) -> list[Workflow]:
         return [*([self.workflow] if self.workflow else []), *(self.workflows or [])]
 
-    def by_id(self, name: str) -> ModelComponent | VectorStoreComponent:
+    def by_id(self, name: str) -> AnyComponent:
         """The component a job names."""
         return next(c for c in self.every() if c.id == name)  # checked when read
 
-    def chosen(self, name: str | None) -> ModelComponent | VectorStoreComponent:
+    def chosen(self, name: str | None) -> AnyComponent:
         """The component named ``name``, or the file's only one."""
         every = self.every()
         if name is None:
@@ -130,9 +134,7 @@ def load(
     line and the field."""
     read, fail = read_yaml(text, origin, ComposeFile, environ=environ, empty="it holds `component:`")
 
-    def placed(
-        c: ModelComponent | VectorStoreComponent, where: tuple[str | int, ...]
-    ) -> ModelComponent | VectorStoreComponent:
+    def placed(c: AnyComponent, where: tuple[str | int, ...]) -> AnyComponent:
         if not isinstance(c, ModelComponent):
             return c
 
