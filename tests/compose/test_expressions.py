@@ -104,7 +104,7 @@ def test_a_wrong_file_names_its_line_and_field(tmp_path: Path) -> None:
     ):
         load(unsloth, "u.yaml", base=tmp_path)  # the chapter's: Unsloth is a trainer's, not served here
     server = "component:\n  type: http-server\n  manage:\n    port: 8000\n"
-    with pytest.raises(InvalidSpec, match=r"s\.yaml:1: component: type 'http-server' is not a component"):
+    with pytest.raises(InvalidSpec, match=r"s\.yaml:1: component: type 'http-server' starts the file's own"):
         load(server, "s.yaml", base=tmp_path)
     with pytest.raises(InvalidSpec, match="it has no component"):
         load("components: []\n", "w.yaml", base=tmp_path)

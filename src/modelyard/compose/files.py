@@ -55,6 +55,11 @@ class ComposeFile(BaseModel):
         given += [(f"components: item {i + 1}", c) for i, c in enumerate(data.get("components") or [])]
         for where, c in given:
             kind = c.get("type") if isinstance(c, dict) else None
+            if kind == "http-server":
+                raise ValueError(
+                    f"{where}: type 'http-server' starts the file's own commands (manage), which modelyard "
+                    "does not run: start that server, then ask it with type http-client"
+                )
             if c is not None and kind not in KINDS:
                 raise ValueError(
                     f"{where}: type {kind!r} is not a component modelyard runs: {', '.join(KINDS)}"
