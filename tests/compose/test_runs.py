@@ -449,3 +449,50 @@ def test_http_clients_ask_servers_that_already_run(
     unreachable = tmp_path / "down.yaml"
     unreachable.write_text(TGI.replace("http://localhost:8080", f"http://127.0.0.1:{free_port()}"))
     assert "could not be reached" in run(cli, "run", str(unreachable), "--input", "prompt=hi", code=1)
+
+
+LORA = """\
+component:
+  type: model
+  task: text-generation
+  model: meta-llama/Llama-2-7b-hf
+  peft_adapters:
+    - type: lora
+      name: alpaca
+      model: tloen/alpaca-lora-7b
+      weight: 1.0
+  text: ${input.prompt as text}
+"""
+PRECISION = """\
+component:
+  type: model
+  task: text-generation
+  model: meta-llama/Llama-2-7b-hf
+  precision: float16  # 'auto', 'float32', 'float16', 'bfloat16'
+"""
+
+
+def test_the_chapters_lora_and_precision_components_run_as_written(
+    cli: CliRunner, server: RunningServer, tmp_path: Path
+) -> None:
+    """A tiny transformers model in place of Llama-2, a tiny PEFT LoRA in place of
+    alpaca-lora: the adapter is bound and applied with its weight when the model loads; the
+    precision becomes the model's setting."""
+    from torch_models import write_chat_model, write_peft_lora
+
+    base = write_chat_model(tmp_path / "llama")
+    lora = write_peft_lora(tmp_path / "alpaca", base)
+    file = tmp_path / "lora.yaml"
+    file.write_text(
+        LORA.replace("meta-llama/Llama-2-7b-hf", str(base)).replace("tloen/alpaca-lora-7b", str(lora))
+    )
+    assert isinstance(run(cli, "run", str(file), "--input", "prompt=once upon a time"), str)
+    model = server.http.get("/api/models/llama").json()
+    assert [a["name"] for a in model["adapters"]] == ["alpaca"]
+    saved = server.http.get("/api/models/llama/settings").json()["saved"]
+    assert saved["peft_adapters"] == [{"name": "alpaca", "weight": 1.0}]
+
+    precision = tmp_path / "precision.yaml"
+    precision.write_text(PRECISION.replace("meta-llama/Llama-2-7b-hf", str(base)))
+    assert isinstance(run(cli, "run", str(precision), "--input", "text=once upon a time"), str)
+    assert server.http.get("/api/models/llama/settings").json()["saved"]["precision"] == "float16"

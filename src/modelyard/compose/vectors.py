@@ -26,7 +26,10 @@ class Action(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str
-    collection: str = Field(min_length=1, max_length=63)
+    collection: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$",
+        description="3 to 512 letters, digits and . _ -, a letter or digit at each end (Chroma's rule)",
+    )
     method: Literal["insert", "update", "search", "delete"]
     vector: Any = None
     vector_id: Any = None
@@ -84,6 +87,14 @@ class VectorStores:
     def run(self, component: VectorStoreComponent, action_name: str | None, given: Mapping[str, Any]) -> Any:
         """One action with the input ``given`` (blocking: call it in a thread)."""
         action = self.action_fields(component.action(action_name), given)
+        try:
+            return self._run(component, action)
+        except Exception as e:  # Chroma's word on what it cannot take (a value, a dimension)
+            if isinstance(e, (ValueError, TypeError)) or type(e).__module__.startswith("chromadb"):
+                raise InvalidInput(f"the vector store {component.name()!r} refused it: {e}") from None
+            raise
+
+    def _run(self, component: VectorStoreComponent, action: dict[str, Any]) -> Any:
         collection = self._collection(component, action["collection"])
         method = action["method"]
         if method == "search":
