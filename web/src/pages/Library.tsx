@@ -118,10 +118,11 @@ export function Library({ openDownloader }: { openDownloader: () => void }) {
       <div class="toolbar" role="toolbar" aria-label="Library actions">
         <button onClick={() => setModal({ kind: "import" })}>Import</button>
         <button onClick={openDownloader}>Download</button>
-        <button class="primary" disabled={!!busy} onClick={() => void askLoad()}>
+        {/* until the list has come, which model is loaded is not known here */}
+        <button class="primary" disabled={!!busy || models === null} onClick={() => void askLoad()}>
           {busy?.startsWith("Loading") ? "Loading…" : "Load"}
         </button>
-        <button disabled={!!busy} onClick={askUnload}>
+        <button disabled={!!busy || models === null} onClick={askUnload}>
           {busy?.startsWith("Unloading") ? "Unloading…" : "Unload"}
         </button>
         <button onClick={() => void refresh()}>Refresh</button>
