@@ -490,7 +490,7 @@ def test_the_chapters_lora_and_precision_components_run_as_written(
     model = server.http.get("/api/models/llama").json()
     assert [a["name"] for a in model["adapters"]] == ["alpaca"]
     saved = server.http.get("/api/models/llama/settings").json()["saved"]
-    assert saved["peft_adapters"] == [{"name": "alpaca", "weight": 1.0}]
+    assert [(a["name"], a["weight"]) for a in saved["peft_adapters"]] == [("alpaca", 1.0)]
 
     precision = tmp_path / "precision.yaml"
     precision.write_text(PRECISION.replace("meta-llama/Llama-2-7b-hf", str(base)))

@@ -172,7 +172,13 @@ def test_a_chat_longer_than_the_context_is_cut_when_its_setting_says_so(server: 
     """Refused by default; with the model's truncation on (no reload), or a Responses request's
     truncation auto, the oldest turns go and the system prompt stays: the engine's prompt is
     exactly the system prompt and the latest turns that fit (counted by its own tokenizer)."""
-    client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+    r = server.http.post("/api/models/gguf-chat/load", json={}, timeout=300)  # the one chat model loaded
+    assert r.status_code == 200, r.text
+    with openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0) as client:
+        cut_to_fit(server, client)
+
+
+def cut_to_fit(server: RunningServer, client: openai.OpenAI) -> None:
     system = "you answer in one short sentence, and you never use the letter z in it"
     turns: list[dict[str, Any]] = []
     for i in range(8):

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from modelyard.compose import expressions
+from modelyard.compose.names import Id
 from modelyard.deployments.spec import DRIVERS, TASKS, AdapterSpec, ModelSpec, Source, source_of
 from modelyard.errors import InvalidInput, InvalidSpec, Unsupported
 from modelyard.validation import describe
@@ -73,7 +74,7 @@ class ModelComponent(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str | None = Field(None, description="its name in a file of several components")
+    id: Id | None = Field(None, description="its name in a file of several components")
     type: Literal["model"]
     task: str = Field(description=f"one of {', '.join(TASKS)}")
     model: str | Source = Field(description="a hub repo, a local path, or a mapping with its provider")

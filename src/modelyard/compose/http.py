@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modelyard.compose import expressions
+from modelyard.compose.names import Id
 from modelyard.errors import InvalidInput
 
 
@@ -24,7 +25,7 @@ class HttpClientComponent(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str | None = None
+    id: Id | None = None
     type: Literal["http-client"]
     endpoint: str | None = Field(None, description="the whole URL")
     base_url: str | None = Field(None, description="or a base URL, with path")

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modelyard.compose import expressions
+from modelyard.compose.names import Id
 from modelyard.errors import EngineUnavailable, InvalidInput
 
 TOP_K = 10
@@ -25,7 +26,7 @@ TOP_K = 10
 class Action(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str
+    id: Id
     collection: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$",
         description="3 to 512 letters, digits and . _ -, a letter or digit at each end (Chroma's rule)",
@@ -44,7 +45,7 @@ class VectorStoreComponent(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str | None = None
+    id: Id | None = None
     type: Literal["vector-store"]
     driver: Literal["chroma"] = Field(description="chroma: an embedded Chroma index on the server's disk")
     actions: list[Action] = Field(min_length=1)

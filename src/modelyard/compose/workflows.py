@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modelyard.compose import expressions
+from modelyard.compose.names import Id
 from modelyard.errors import InvalidInput
 
 # a component run: (component id, action or None, its input) -> its output
@@ -22,25 +23,25 @@ Run = Callable[[str, str | None, dict[str, Any]], Awaitable[Any]]
 class Job(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1)
-    component: str = Field(description="a component's id")
-    action: str | None = Field(None, description="a vector store's action")
+    id: Id
+    component: Id = Field(description="a component's id")
+    action: Id | None = Field(None, description="a vector store's action")
     input: Any = Field(None, description="what the component is given; default: the workflow's input")
     output: Any = Field(
         None, description="what the job gives, from ${result}; default: the component's output"
     )
-    depends_on: list[str] = Field(default_factory=list)
+    depends_on: list[Id] = Field(default_factory=list)
 
 
 class Workflow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str | None = None
+    id: Id | None = None
     title: str | None = None
     description: str | None = None
     jobs: list[Job] | None = None
-    component: str | None = Field(None, description="a workflow of one component: its id")
-    action: str | None = None
+    component: Id | None = Field(None, description="a workflow of one component: its id")
+    action: Id | None = None
     input: Any = None
     output: Any = None
 
