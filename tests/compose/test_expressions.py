@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from compose.chapter import TEXT_CLASSIFICATION
 from modelyard.compose import expressions
 from modelyard.compose.expressions import ExpressionError
 from modelyard.compose.files import load
@@ -53,20 +54,8 @@ def test_what_is_missing_or_wrong_is_named() -> None:
         expressions.render("${input.n as number}", {"input": {"n": "many"}})
 
 
-CLASSIFIER = """\
-component:
-  type: model
-  task: text-classification
-  model: distilbert-base-uncased-finetuned-sst-2-english
-  text: ${input.text as text}
-  output:
-    label: ${result.label}
-    score: ${result.score}
-"""
-
-
 def test_the_chapters_files_read_as_written(tmp_path: Path) -> None:
-    read = load(CLASSIFIER, "c.yaml", base=tmp_path).chosen(None)
+    read = load(TEXT_CLASSIFICATION, "c.yaml", base=tmp_path).chosen(None)
     assert (read.task, read.model, read.name()) == (
         "text-classification",
         "distilbert-base-uncased-finetuned-sst-2-english",
@@ -90,12 +79,12 @@ component:
 
 def test_a_wrong_file_names_its_line_and_field(tmp_path: Path) -> None:
     with pytest.raises(InvalidSpec) as wrong:
-        load(CLASSIFIER.replace("text-classification", "text-sorting"), "c.yaml", base=tmp_path)
+        load(TEXT_CLASSIFICATION.replace("text-classification", "text-sorting"), "c.yaml", base=tmp_path)
     assert wrong.value.message.startswith(
         "c.yaml:3: component.task: 'text-sorting' is not one modelyard runs"
     )
     with pytest.raises(InvalidSpec) as wrong:
-        load(CLASSIFIER.replace("${result.label}", "${results.label}"), "c.yaml", base=tmp_path)
+        load(TEXT_CLASSIFICATION.replace("${result.label}", "${results.label}"), "c.yaml", base=tmp_path)
     assert "c.yaml:6: component.output" in wrong.value.message
     assert "'results' is no source" in wrong.value.message
     unsloth = "component:\n  type: model\n  task: text-generation\n  driver: unsloth\n  model: unsloth/llama-2-7b-bnb-4bit\n"

@@ -11,56 +11,25 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from compose.chapter import (
+    CHAT_COMPLETION,
+    DOCUMENT_SEARCH,
+    FACE_EMBEDDING,
+    IMAGE_TO_TEXT,
+    IMAGE_UPSCALE,
+    LORA,
+    OFFLINE,
+    PRECISION,
+    TEXT_CLASSIFICATION,
+    TEXT_EMBEDDING,
+    TEXT_GENERATION,
+    TGI,
+)
 from conftest import RunningServer, free_port
 from modelyard.cli.main import app
 from torch_models import write_bert_classifier
 
 pytestmark = pytest.mark.engine
-
-TEXT_GENERATION = """\
-component:
-  type: model
-  task: text-generation
-  model: HuggingFaceTB/SmolLM3-3B
-  text: ${input.prompt as text}
-  params:
-    max_output_length: 32768
-    temperature: 0.7
-    top_p: 0.9
-"""
-CHAT_COMPLETION = """\
-component:
-  type: model
-  task: chat-completion
-  model: HuggingFaceTB/SmolLM3-3B
-  messages:
-    - role: system
-      content: ${input.system_prompt}
-    - role: user
-      content: ${input.user_prompt}
-  params:
-    max_output_length: 2048
-    temperature: 0.7
-"""
-TEXT_CLASSIFICATION = """\
-component:
-  type: model
-  task: text-classification
-  model: distilbert-base-uncased-finetuned-sst-2-english
-  text: ${input.text as text}
-  output:
-    label: ${result.label}
-    score: ${result.score}
-"""
-TEXT_EMBEDDING = """\
-component:
-  type: model
-  task: text-embedding
-  model: sentence-transformers/all-MiniLM-L6-v2
-  text: ${input.text as text}
-  output:
-    embedding: ${result.embedding}
-"""
 
 
 @pytest.fixture
@@ -189,24 +158,6 @@ workflow:
           text: ${input.text}
       depends_on: [embed]
 """
-DOCUMENT_SEARCH = """\
-workflow:
-  title: Document Search
-  jobs:
-    - id: embed-query
-      component: embedder
-      input:
-        text: ${input.query}
-      output:
-        query_vector: ${result.embedding}
-
-    - id: search
-      component: vector-store
-      action: search
-      input:
-        vector: ${jobs.embed-query.output.query_vector}
-        top_k: 5
-"""
 DOCUMENTS = [
     "a kitten sleeps on a warm mat",
     "the stock market fell sharply on monday",
@@ -243,34 +194,6 @@ def test_the_document_search_workflow_runs_on_a_vector_store(
     # one component of the file, instead of its workflow
     embedder = run(cli, "run", str(search), "--component", "embedder", "--input", "text=hello")
     assert len(json.loads(embedder)["embedding"]) == 384
-
-
-IMAGE_TO_TEXT = """\
-component:
-  type: model
-  task: image-to-text
-  model: Salesforce/blip-image-captioning-large
-  architecture: blip
-  image: ${input.image as image}
-  prompt: ${input.prompt as text}
-"""
-IMAGE_UPSCALE = """\
-component:
-  type: model
-  task: image-upscale
-  architecture: real-esrgan
-  model: RealESRGAN_x4plus
-  image: ${input.image as image}
-  params:
-    scale: 4
-"""
-FACE_EMBEDDING = """\
-component:
-  type: model
-  task: face-embedding
-  model: buffalo_l
-  image: ${input.image as image}
-"""
 
 
 def test_the_chapters_image_components_run_as_written(
@@ -335,17 +258,6 @@ def test_an_image_generation_gives_the_size_asked(cli: CliRunner, tmp_path: Path
         assert made.size == (64, 48)
 
 
-OFFLINE = """\
-component:
-  type: model
-  task: text-generation
-  model:
-    provider: huggingface
-    repository: gpt2
-    local_files_only: true
-"""
-
-
 def test_a_repo_is_taken_from_the_hugging_face_cache(
     cli: CliRunner, server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -372,22 +284,6 @@ def test_a_repo_is_taken_from_the_hugging_face_cache(
     assert f"distilgpt2 is not in the Hugging Face cache at {cache}, and local_files_only is set" in refused
 
 
-TGI = """\
-component:
-  type: http-client
-  endpoint: http://localhost:8080/generate
-  method: POST
-  headers:
-    Content-Type: application/json
-  body:
-    inputs: ${input.prompt as text}
-    parameters:
-      max_new_tokens: 512
-      temperature: 0.7
-      top_p: 0.9
-  output:
-    generated_text: ${response.generated_text}
-"""
 STREAMED = """\
 component:
   type: http-client
@@ -449,27 +345,6 @@ def test_http_clients_ask_servers_that_already_run(
     unreachable = tmp_path / "down.yaml"
     unreachable.write_text(TGI.replace("http://localhost:8080", f"http://127.0.0.1:{free_port()}"))
     assert "could not be reached" in run(cli, "run", str(unreachable), "--input", "prompt=hi", code=1)
-
-
-LORA = """\
-component:
-  type: model
-  task: text-generation
-  model: meta-llama/Llama-2-7b-hf
-  peft_adapters:
-    - type: lora
-      name: alpaca
-      model: tloen/alpaca-lora-7b
-      weight: 1.0
-  text: ${input.prompt as text}
-"""
-PRECISION = """\
-component:
-  type: model
-  task: text-generation
-  model: meta-llama/Llama-2-7b-hf
-  precision: float16  # 'auto', 'float32', 'float16', 'bfloat16'
-"""
 
 
 def test_the_chapters_lora_and_precision_components_run_as_written(

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from modelyard.compose import expressions
 from modelyard.compose.names import Id
 from modelyard.deployments.spec import DRIVERS, TASKS, AdapterSpec, ModelSpec, Source, source_of
-from modelyard.errors import InvalidInput, InvalidSpec, Unsupported
+from modelyard.errors import InvalidSpec, Unsupported
 from modelyard.validation import describe
 
 # the tasks a run can ask of a model, and the gateway endpoint each asks
@@ -102,11 +102,9 @@ class ModelComponent(BaseModel):
             raise ValueError(f"task: {self.task!r} is not one modelyard runs: {', '.join(TASKS)}")
         if self.driver is not None and self.driver not in DRIVERS:
             raise ValueError(f"driver: {self.driver!r} is not one modelyard has: {', '.join(DRIVERS)}")
-        for field in ("text", "messages", "prompt", "image", "params", "output"):
-            try:
-                expressions.expressions(getattr(self, field))
-            except InvalidInput as e:
-                raise ValueError(f"{field}: {e.message}") from None
+        expressions.readable(
+            {f: getattr(self, f) for f in ("text", "messages", "prompt", "image", "params", "output")}
+        )
         return self
 
     def name(self) -> str:

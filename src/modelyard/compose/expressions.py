@@ -88,6 +88,16 @@ def expressions(value: Any) -> list[Expression]:
     return []
 
 
+def readable(fields: Mapping[str, Any]) -> None:
+    """ValueError (for a validator) naming the first of ``fields`` (a name -> its value) whose
+    expressions cannot be read."""
+    for name, value in fields.items():
+        try:
+            expressions(value)
+        except InvalidInput as e:
+            raise ValueError(f"{name}: {e.message}") from None
+
+
 def render(value: Any, scope: Mapping[str, Any]) -> Any:
     """``value`` with its expressions filled from ``scope``: a string that is one expression
     becomes its value, one with text around them a string; lists and mappings are filled

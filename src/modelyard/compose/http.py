@@ -41,14 +41,10 @@ class HttpClientComponent(BaseModel):
 
     @model_validator(mode="after")
     def _readable(self) -> HttpClientComponent:
-        url = self.endpoint or (self.base_url or "").rstrip("/") + "/" + (self.path or "").lstrip("/")
-        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        url = urlsplit(self.url())
+        if url.scheme not in ("http", "https") or not url.netloc:
             raise ValueError("endpoint: an http(s) URL, or base_url and path")
-        for field in ("headers", "params", "body", "output"):
-            try:
-                expressions.expressions(getattr(self, field))
-            except InvalidInput as e:
-                raise ValueError(f"{field}: {e.message}") from None
+        expressions.readable({f: getattr(self, f) for f in ("headers", "params", "body", "output")})
         return self
 
     def name(self) -> str:

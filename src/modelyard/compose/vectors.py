@@ -55,11 +55,7 @@ class VectorStoreComponent(BaseModel):
         ids = [a.id for a in self.actions]
         if len(set(ids)) != len(ids):
             raise ValueError("actions: an id is given twice")
-        for a in self.actions:
-            try:
-                expressions.expressions(a.model_dump())
-            except InvalidInput as e:
-                raise ValueError(f"actions: {a.id}: {e.message}") from None
+        expressions.readable({f"actions: {a.id}": a.model_dump() for a in self.actions})
         return self
 
     def name(self) -> str:

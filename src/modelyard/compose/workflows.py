@@ -57,10 +57,7 @@ class Workflow(BaseModel):
             unknown = [d for d in j.depends_on if d not in ids]
             if unknown:
                 raise ValueError(f"jobs: {j.id} depends on {', '.join(unknown)}, which it does not have")
-            try:
-                expressions.expressions([j.input, j.output])
-            except InvalidInput as e:
-                raise ValueError(f"jobs: {j.id}: {e.message}") from None
+            expressions.readable({f"jobs: {j.id}": [j.input, j.output]})
         self.ordered()  # a cycle is refused here
         return self
 
