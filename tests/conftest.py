@@ -14,11 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 import builders as b
 from fakehub import FakeHub
 from modelyard.api.app import create_app, server_of
 from modelyard.catalog.store import Store
+from modelyard.cli.main import app as cli_app
 from modelyard.config import Settings
 from modelyard.library import Library
 
@@ -160,6 +162,21 @@ def serve(home: Path, **overrides: Any) -> Iterator[RunningServer]:
 def server(tmp_path: Path) -> Iterator[RunningServer]:
     with serve(tmp_path / "home") as running:
         yield running
+
+
+@pytest.fixture
+def cli(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """The CLI against ``server``, as a user runs it (MODELYARD_URL, a wide terminal)."""
+    monkeypatch.setenv("MODELYARD_URL", server.url)
+    monkeypatch.setenv("COLUMNS", "200")
+    return CliRunner()
+
+
+def cli_run(cli: CliRunner, *args: str, code: int = 0, input: str | None = None) -> str:
+    """The output of ``modelyard ARGS`` (typing ``input``), which must exit with ``code``."""
+    result = cli.invoke(cli_app, list(args), input=input)
+    assert result.exit_code == code, result.output
+    return result.output
 
 
 @pytest.fixture

@@ -8,23 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import RunningServer, free_port
+from conftest import cli_run as run
+from conftest import free_port
 from modelyard.cli.main import app
 
 pytestmark = pytest.mark.engine
-
-
-@pytest.fixture
-def cli(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("MODELYARD_URL", server.url)
-    monkeypatch.setenv("COLUMNS", "200")
-    return CliRunner()
-
-
-def run(cli: CliRunner, *args: str, code: int = 0, input: str | None = None) -> str:
-    result = cli.invoke(app, list(args), input=input)
-    assert result.exit_code == code, result.output
-    return result.output
 
 
 def test_import_ls_show_edit_rm(cli: CliRunner, zoo: Path) -> None:

@@ -9,23 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import RunningServer
-from modelyard.cli.main import app
+from conftest import cli_run as run
 from runtime.conftest import add
 
 pytestmark = pytest.mark.engine
-
-
-@pytest.fixture
-def cli(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("MODELYARD_URL", server.url)
-    monkeypatch.setenv("COLUMNS", "200")
-    return CliRunner()
-
-
-def run(cli: CliRunner, *args: str, code: int = 0) -> str:
-    result = cli.invoke(app, list(args))
-    assert result.exit_code == code, result.output
-    return result.output
 
 
 def test_load_ps_logs_run_unload(cli: CliRunner, server: RunningServer, gemma: Path) -> None:

@@ -26,23 +26,10 @@ from compose.chapter import (
     TGI,
 )
 from conftest import RunningServer, free_port
-from modelyard.cli.main import app
+from conftest import cli_run as run
 from torch_models import write_bert_classifier
 
 pytestmark = pytest.mark.engine
-
-
-@pytest.fixture
-def cli(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("MODELYARD_URL", server.url)
-    monkeypatch.setenv("COLUMNS", "200")
-    return CliRunner()
-
-
-def run(cli: CliRunner, *args: str, code: int = 0) -> str:
-    result = cli.invoke(app, list(args))
-    assert result.exit_code == code, result.output
-    return result.output
 
 
 def written(folder: Path, name: str, text: str, model: str, path: Path) -> Path:
